@@ -1,0 +1,19 @@
+"""The reference-based deblurring network, its checkpoints and the inference API."""
+
+from .config import ModelConfig, load_config
+from .net import RefDeblurNet, count_parameters
+from .restorer import Restorer, images_to_tensor, load_model, tensor_to_images
+from .weights import read_checkpoint, save_checkpoint
+
+__all__ = [
+    "ModelConfig",
+    "RefDeblurNet",
+    "Restorer",
+    "count_parameters",
+    "images_to_tensor",
+    "load_config",
+    "load_model",
+    "read_checkpoint",
+    "save_checkpoint",
+    "tensor_to_images",
+]

@@ -1,0 +1,99 @@
+"""Model configuration: a frozen dataclass, loaded from YAML by name or path."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
+MATCH_MODES = ("local", "global")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the reference-based deblurring network (paper section 3)."""
+
+    name: str = "custom"
+    channels: tuple[int, int, int] = (32, 64, 128)
+    n_resblocks: int = 16
+    ref_channels: tuple[int, int, int] = (32, 64, 128)
+    phi_channels: tuple[int, int, int] = (64, 128, 256)
+    sffm_hidden: tuple[int, int] = (16, 32)
+    match_mode: str = "local"
+    match_radius: int = 8
+    match_memory_mb: int = 1024
+    ref_blur_factor: int = 4
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, size in (("channels", 3), ("ref_channels", 3), ("phi_channels", 3),
+                           ("sffm_hidden", 2)):
+            value = tuple(int(v) for v in getattr(self, name))
+            if len(value) != size or min(value) < 1:
+                raise UserError(f"model config: {name} must be {size} positive integers")
+            object.__setattr__(self, name, value)
+        if self.n_resblocks < 1:
+            raise UserError("model config: n_resblocks must be at least 1")
+        if self.match_mode not in MATCH_MODES:
+            raise UserError(f"model config: match_mode must be one of {', '.join(MATCH_MODES)}")
+        if self.match_radius < 1:
+            raise UserError("model config: match_radius must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that decide the weights' shapes (matching options may differ freely)."""
+        keys = ("channels", "n_resblocks", "ref_channels", "phi_channels", "sffm_hidden")
+        return {k: list(getattr(self, k)) if k != "n_resblocks" else self.n_resblocks for k in keys}
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"model config: unknown keys {', '.join(unknown)}")
+        return cls(**data)
+
+
+def named_configs() -> list[str]:
+    """Names of the model configurations shipped in configs/model/."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_config(name_or_path: str | Path) -> ModelConfig:
+    """Load a model config by shipped name (``lite``, ``paper``) or from a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UserError(
+                f"unknown model config '{name_or_path}' (known: {', '.join(named_configs())})"
+            )
+    if not path.is_file():
+        raise UserError(f"model config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"model config {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"model config {path} must be a mapping")
+    data.setdefault("name", path.stem)
+    return ModelConfig.from_dict(data)

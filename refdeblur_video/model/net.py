@@ -1,0 +1,115 @@
+"""The reference-based deblurring network (paper section 3, Fig. 2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .blocks import ConvGroup, ResGroup, conv3x3
+from .config import ModelConfig
+from .matching import EPS, MatchResult, match
+from .phi import MatchingEncoder
+from .ream import REAM
+from .sffm import SFFM
+
+
+def _resize(image: Tensor, factor: float) -> Tensor:
+    return F.interpolate(image, scale_factor=factor, mode="bilinear", align_corners=False,
+                         antialias=factor < 1)
+
+
+def matched_confidence(query: Tensor, key: Tensor, index: Tensor) -> Tensor:
+    """Cosine similarity of each query patch with its matched key patch, differentiably."""
+    b, _, h, w = query.shape
+    q = F.unfold(query, 3, padding=1)
+    k = F.unfold(key, 3, padding=1)
+    q = q / q.norm(dim=1, keepdim=True).clamp_min(EPS)
+    k = k / k.norm(dim=1, keepdim=True).clamp_min(EPS)
+    picked = torch.gather(k, 2, index.view(b, 1, h * w).expand(-1, k.shape[1], -1))
+    return (q * picked).sum(1).view(b, 1, h, w).clamp(-1.0, 1.0)
+
+
+class RefDeblurNet(nn.Module):
+    """U-Net encoder-decoder with SFFMs and three REAMs; output = input + residual."""
+
+    stride = 4
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c1, c2, c3 = config.channels
+        r1, r2, r3 = config.ref_channels
+        h2, h3 = config.sffm_hidden
+        n = config.n_resblocks
+        # blur encoder
+        self.head = conv3x3(3, c1)
+        self.enc1 = ResGroup(c1, n)
+        self.down1 = conv3x3(c1, c2, stride=2)
+        self.sffm2 = SFFM(c2, h2)
+        self.enc2 = ResGroup(c2, n)
+        self.down2 = conv3x3(c2, c3, stride=2)
+        self.sffm3 = SFFM(c3, h3)
+        self.enc3 = ResGroup(c3, n)
+        # reference encoder (shallow) and matching encoder phi
+        self.ref1 = ConvGroup(3, r1, 1)
+        self.ref2 = ConvGroup(r1, r2, 2)
+        self.ref3 = ConvGroup(r2, r3, 2)
+        self.phi = MatchingEncoder(config.phi_channels)
+        self.ream1 = REAM(c1, r1, scale=4)
+        self.ream2 = REAM(c2, r2, scale=2)
+        self.ream3 = REAM(c3, r3, scale=1)
+        # decoder
+        self.dec3 = ResGroup(c3, n)
+        self.up3 = nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1)
+        self.merge2 = nn.Conv2d(2 * c2, c2, 1)
+        self.dec2 = ResGroup(c2, n)
+        self.up2 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
+        self.merge1 = nn.Conv2d(2 * c1, c1, 1)
+        self.dec1 = ResGroup(c1, n)
+        self.tail = conv3x3(c1, 3)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def match(self, blurry: Tensor, reference: Tensor) -> MatchResult:
+        """Index and confidence maps at 1/4 resolution (inputs already padded)."""
+        cfg = self.config
+        factor = cfg.ref_blur_factor
+        ref_soft = _resize(_resize(reference, 1 / factor), factor) if factor > 1 else reference
+        query = self.phi(blurry)
+        key = self.phi(ref_soft)
+        with torch.no_grad():
+            found = match(query, key, cfg.match_mode, cfg.match_radius, cfg.match_memory_mb)
+        if torch.is_grad_enabled() and query.requires_grad:
+            found = MatchResult(found.index, matched_confidence(query, key, found.index))
+        return found
+
+    def forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size."""
+        if blurry.shape != reference.shape:
+            raise ValueError(f"blurry {tuple(blurry.shape)} and reference "
+                             f"{tuple(reference.shape)} must have the same shape")
+        h, w = blurry.shape[-2:]
+        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
+        if pad_h or pad_w:
+            blurry = F.pad(blurry, (0, pad_w, 0, pad_h), mode="replicate")
+            reference = F.pad(reference, (0, pad_w, 0, pad_h), mode="replicate")
+        x1 = self.enc1(self.head(blurry))
+        x2 = self.enc2(self.sffm2(self.down1(x1), _resize(blurry, 0.5)))
+        x3 = self.enc3(self.sffm3(self.down2(x2), _resize(blurry, 0.25)))
+        f1 = self.ref1(reference)
+        f2 = self.ref2(f1)
+        f3 = self.ref3(f2)
+        found = self.match(blurry, reference)
+        t3 = self.ream3(x3, f3, found)
+        t2 = self.ream2(x2, f2, found)
+        t1 = self.ream1(x1, f1, found)
+        d3 = self.dec3(t3)
+        d2 = self.dec2(self.merge2(torch.cat([self.up3(d3), t2], dim=1)))
+        d1 = self.dec1(self.merge1(torch.cat([self.up2(d2), t1], dim=1)))
+        out = blurry + self.tail(d1)
+        return out[..., :h, :w]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

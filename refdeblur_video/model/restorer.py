@@ -1,0 +1,199 @@
+"""The inference API: ``load_model(...)`` returns a :class:`Restorer`."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from .config import ModelConfig, load_config
+from .device import autocast_dtype, resolve_device
+from .net import RefDeblurNet
+from .tiling import run_tiled
+from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint
+
+UNTRAINED_WARNING = (
+    "no trained weights are installed for this model: it returns its input unchanged "
+    "(train one with refdeblur-train, or pass --model PATH.safetensors)"
+)
+# Rough activation memory per pixel of one frame, per channel of the first scale (bytes).
+BYTES_PER_PIXEL_PER_CHANNEL = 4 * 14
+
+
+@dataclass
+class ModelSource:
+    """Where a model came from: its config, its weights file (None: untrained)."""
+
+    config: ModelConfig
+    weights: Path | None
+
+
+def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
+    """Turn ``default``, ``lite``, ``paper``, a .yaml or a .safetensors path into a source."""
+    if isinstance(spec, ModelConfig):
+        return ModelSource(spec, None)
+    spec = "default" if spec is None else str(spec)
+    if spec == "default":
+        spec = "lite"
+    path = Path(spec)
+    if path.suffix == ".safetensors":
+        config, _, _ = read_checkpoint(path)
+        return ModelSource(config, path)
+    if path.suffix in (".yaml", ".yml"):
+        return ModelSource(load_config(path), None)
+    if path.suffix or "/" in spec:
+        raise UserError(
+            f"--model must be lite, paper, a .yaml config or a .safetensors file: {spec}"
+        )
+    config = load_config(spec)
+    shipped = PACKAGE_WEIGHTS / f"{spec}.safetensors"
+    return ModelSource(config, shipped if shipped.is_file() else None)
+
+
+class Restorer:
+    """Deblurs frames with a :class:`RefDeblurNet` on one device.
+
+    ``restore`` takes batched float tensors in [0, 1]; ``restore_images`` takes lists of
+    H x W x 3 RGB uint8/uint16 arrays. Large frames run in overlapping tiles.
+    """
+
+    def __init__(
+        self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
+        tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.trained = trained
+        self.amp_dtype = autocast_dtype(device, amp)
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.memory_mb = memory_mb if memory_mb is not None else _default_memory_mb(device)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    def tile_size_for(self, height: int, width: int, batch: int = 1) -> int | None:
+        """The tile edge to use for frames of this size (None: whole frame)."""
+        if self.tile is not None:
+            return self.tile if self.tile > 0 and max(height, width) > self.tile else None
+        per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * self.config.channels[0] * batch
+        max_pixels = self.memory_mb * 2**20 / per_pixel
+        if height * width <= max_pixels:
+            return None
+        edge = int(max_pixels**0.5) // 8 * 8
+        return max(edge, 2 * self.tile_overlap + 64)
+
+    def _forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        context = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with context:
+            return self.model(blurry, reference).float()
+
+    @torch.inference_mode()
+    def restore(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        """Deblur a batch (B, 3, H, W) in [0, 1]; returns a tensor on the input's device."""
+        source_device = blurry.device
+        b = blurry.to(self.device, torch.float32)
+        r = reference.to(self.device, torch.float32)
+        tile = self.tile_size_for(b.shape[-2], b.shape[-1], b.shape[0])
+        if tile is None:
+            out = self._forward(b, r)
+        else:
+            out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
+        return out.clamp_(0.0, 1.0).to(source_device)
+
+    def restore_images(
+        self, blurry: list[np.ndarray], references: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Deblur lists of RGB uint8/uint16 images (same sizes within the batch)."""
+        if len(blurry) != len(references):
+            raise ValueError("need one reference per blurry image")
+        if not blurry:
+            return []
+        dtype = blurry[0].dtype
+        for image in (*blurry, *references):
+            if image.shape != blurry[0].shape:
+                raise UserError(
+                    f"image size {image.shape} differs from {blurry[0].shape}: a reference must "
+                    "have the same size as the frame it helps"
+                )
+        restored = self.restore(images_to_tensor(blurry), images_to_tensor(references))
+        return tensor_to_images(restored, dtype)
+
+
+def _peak(dtype: np.dtype) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    raise UserError(f"unsupported image type {dtype} (expected uint8 or uint16)")
+
+
+def images_to_tensor(images: list[np.ndarray]) -> Tensor:
+    """Stack H x W x 3 uint8/uint16 arrays into a float (B, 3, H, W) tensor in [0, 1]."""
+    peak = _peak(images[0].dtype)
+    array = np.stack(images).astype(np.float32) / peak
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+def tensor_to_images(batch: Tensor, dtype: np.dtype = np.uint8) -> list[np.ndarray]:
+    """Inverse of :func:`images_to_tensor`, rounding to the nearest integer."""
+    peak = _peak(np.dtype(dtype))
+    array = (batch.detach().float().cpu().clamp(0, 1) * peak).round().permute(0, 2, 3, 1).numpy()
+    return [frame.astype(dtype) for frame in array]
+
+
+def _default_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 2**20 * 0.6
+    return 4096.0
+
+
+def load_model(
+    config_or_checkpoint: str | Path | ModelConfig | None = "default",
+    device: str | torch.device = "auto",
+    *,
+    amp: bool = True,
+    tile: int | None = None,
+    match_mode: str | None = None,
+    match_radius: int | None = None,
+    memory_mb: float | None = None,
+    warn_untrained: bool = True,
+) -> Restorer:
+    """Build a :class:`Restorer` from a shipped name, a YAML config or a safetensors checkpoint.
+
+    ``default`` (or None) is the shipped lite model. An untrained network (no weights)
+    returns its input unchanged, and a warning says so.
+    """
+    source = resolve_model(config_or_checkpoint)
+    config = source.config
+    overrides = {}
+    if match_mode is not None:
+        overrides["match_mode"] = match_mode
+    if match_radius is not None:
+        overrides["match_radius"] = match_radius
+    if overrides:
+        config = config.replace(**overrides)
+    model = RefDeblurNet(config)
+    if source.weights is not None:
+        load_weights_into(model, config, source.weights)
+    elif warn_untrained:
+        warnings.warn(UNTRAINED_WARNING, UserWarning, stacklevel=2)
+    return Restorer(
+        model, resolve_device(device), trained=source.weights is not None, amp=amp, tile=tile,
+        memory_mb=memory_mb,
+    )
+
+
+__all__ = ["DEFAULT_WEIGHTS", "Restorer", "load_model", "resolve_model"]

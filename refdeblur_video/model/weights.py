@@ -1,0 +1,79 @@
+"""Checkpoints: safetensors files with the model config in their metadata (never pickle)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..errors import UserError
+from .config import ModelConfig
+
+FORMAT = "refdeblur-video/1"
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lite.safetensors"
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    config: ModelConfig,
+    extra: dict[str, str] | None = None,
+    prefix: str = "",
+) -> None:
+    """Write ``model``'s weights and ``config`` to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    state = {prefix + k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "config": config.to_json()}
+    metadata.update(extra or {})
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(
+    path: str | Path, prefix: str = ""
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Return (config, state dict, metadata) of a checkpoint, tensors on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            keys = [k for k in handle.keys() if k.startswith(prefix)]  # noqa: SIM118
+            state = {k[len(prefix):]: handle.get_tensor(k) for k in keys}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a safetensors checkpoint ({exc})") from None
+    if "config" not in metadata:
+        raise UserError(f"{path} has no model config in its metadata")
+    try:
+        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise UserError(f"{path} has an unreadable model config: {exc}") from None
+    return config, state, metadata
+
+
+def load_weights_into(model: nn.Module, config: ModelConfig, path: str | Path) -> ModelConfig:
+    """Load a checkpoint into ``model`` built from ``config``; refuse a disagreeing config."""
+    saved, state, _ = read_checkpoint(path)
+    if saved.architecture() != config.architecture():
+        diff = {
+            k: (v, config.architecture()[k])
+            for k, v in saved.architecture().items()
+            if config.architecture()[k] != v
+        }
+        detail = ", ".join(f"{k}: checkpoint {a} vs model {b}" for k, (a, b) in diff.items())
+        raise UserError(f"checkpoint {path} was saved for a different model ({detail})")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(
+            f"checkpoint {path} does not fit the model "
+            f"(missing {len(missing)} tensors, unexpected {len(unexpected)})"
+        )
+    return saved

@@ -1,0 +1,96 @@
+"""Patch matching and feature transfer against straightforward unfold/fold references."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from refdeblur_video.model.matching import match, match_global, match_local, transfer
+
+
+def full_matrix_match(query, key):
+    """The paper's formulation: every normalised 3x3 patch against every other."""
+    q = F.unfold(query, 3, padding=1)
+    k = F.unfold(key, 3, padding=1)
+    q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    k = k / k.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    sim = torch.einsum("bcn,bcm->bnm", q, k)
+    conf, index = sim.max(dim=2)
+    b, _, h, w = query.shape
+    return index.view(b, h, w), conf.view(b, 1, h, w)
+
+
+def fold_transfer(reference, index, scale):
+    """TTSR-style: unfold 3s x 3s patches at stride s, pick by index, fold, divide by overlap."""
+    b, c, h, w = reference.shape
+    kernel, pad = 3 * scale, scale
+    patches = F.unfold(reference, kernel, padding=pad, stride=scale)
+    picked = torch.gather(patches, 2, index.view(b, 1, -1).expand(-1, patches.shape[1], -1))
+    folded = F.fold(picked, (h, w), kernel, padding=pad, stride=scale)
+    ones = F.fold(F.unfold(torch.ones(1, 1, h, w), kernel, padding=pad, stride=scale),
+                  (h, w), kernel, padding=pad, stride=scale)
+    return folded / ones
+
+
+@pytest.mark.parametrize("memory_mb", [0.05, 1024])
+def test_global_chunked_equals_unchunked(memory_mb):
+    torch.manual_seed(0)
+    query, key = torch.randn(2, 2, 6, 11, 9).unbind(0)
+    expected_index, expected_conf = full_matrix_match(query, key)
+    found = match_global(query, key, memory_mb=memory_mb)
+    assert torch.equal(found.index, expected_index)
+    assert torch.allclose(found.confidence, expected_conf, atol=1e-5)
+
+
+def test_local_with_covering_window_equals_global():
+    torch.manual_seed(1)
+    query, key = torch.randn(2, 1, 5, 9, 12).unbind(0)
+    local = match_local(query, key, radius=12)
+    glob = match_global(query, key)
+    assert torch.equal(local.index, glob.index)
+    assert torch.allclose(local.confidence, glob.confidence, atol=1e-5)
+
+
+def test_local_finds_a_known_shift_with_full_confidence():
+    torch.manual_seed(2)
+    key = torch.randn(1, 4, 20, 24)
+    query = torch.roll(key, shifts=(2, -3), dims=(2, 3))  # query(y, x) = key(y - 2, x + 3)
+    found = match(query, key, "local", radius=4)
+    ys, xs = torch.meshgrid(torch.arange(20), torch.arange(24), indexing="ij")
+    inner = (slice(4, -4), slice(4, -4))
+    expected = (ys - 2) * 24 + (xs + 3)
+    assert torch.equal(found.index[0][inner], expected[inner])
+    assert torch.allclose(found.confidence[0, 0][inner], torch.ones(12, 16), atol=1e-5)
+
+
+def test_index_and_confidence_shapes_and_ranges():
+    query, key = torch.randn(2, 3, 8, 7, 10).unbind(0)
+    for mode in ("local", "global"):
+        found = match(query, key, mode, radius=2)
+        assert found.index.shape == (3, 7, 10) and found.index.dtype == torch.long
+        assert found.confidence.shape == (3, 1, 7, 10)
+        assert found.index.min() >= 0 and found.index.max() < 70
+        assert found.confidence.min() >= -1 and found.confidence.max() <= 1
+
+
+def test_local_search_stays_within_the_window():
+    query, key = torch.randn(2, 1, 4, 16, 16).unbind(0)
+    found = match_local(query, key, radius=2)
+    ys, xs = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    assert (found.index[0] // 16 - ys).abs().max() <= 2
+    assert (found.index[0] % 16 - xs).abs().max() <= 2
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_transfer_equals_unfold_gather_fold(scale):
+    torch.manual_seed(scale)
+    hc, wc = 5, 7
+    reference = torch.randn(2, 3, hc * scale, wc * scale)
+    index = torch.randint(0, hc * wc, (2, hc, wc))
+    assert torch.allclose(transfer(reference, index, scale), fold_transfer(reference, index, scale),
+                          atol=1e-5)
+
+
+def test_transfer_with_identity_index_returns_reference():
+    reference = torch.randn(1, 2, 12, 16)
+    index = torch.arange(3 * 4).view(1, 3, 4)
+    assert torch.allclose(transfer(reference, index, 4), reference, atol=1e-6)

@@ -1,0 +1,165 @@
+"""The network: shapes, identity at initialisation, parameter counts, configs, checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.model import (
+    ModelConfig,
+    RefDeblurNet,
+    count_parameters,
+    load_config,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
+from refdeblur_video.model.phi import MatchingEncoder, load_vgg19_weights
+
+TINY = ModelConfig(
+    name="tiny", channels=(8, 8, 16), n_resblocks=1, ref_channels=(4, 8, 8),
+    phi_channels=(4, 8, 8), sffm_hidden=(4, 4), match_radius=2,
+)
+
+
+def test_paper_config_matches_table1_parameter_count():
+    count = count_parameters(RefDeblurNet(load_config("paper")))
+    assert abs(count / 14.09e6 - 1) < 0.03, count
+
+
+def test_lite_is_much_smaller_than_paper():
+    assert count_parameters(RefDeblurNet(load_config("lite"))) < 2_000_000
+
+
+@pytest.mark.parametrize("size", [(17, 23), (32, 32), (45, 61)])
+def test_any_frame_size_and_identity_at_init(size):
+    net = RefDeblurNet(TINY).eval()
+    blurry = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        out = net(blurry, torch.rand(2, 3, *size))
+    assert out.shape == blurry.shape
+    assert torch.equal(out, blurry)
+
+
+def test_training_changes_output_and_gradients_reach_every_part():
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY)
+    blurry, ref, sharp = torch.rand(3, 2, 3, 24, 24).unbind(0)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = (net(blurry, ref) - sharp).abs().mean()
+        loss.backward()
+        opt.step()
+    for name in ("enc1", "sffm2", "ref1", "ream1", "phi", "dec1", "tail"):
+        grads = [p.grad for p in getattr(net, name).parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+    with torch.no_grad():
+        assert not torch.equal(net(blurry, ref), blurry)
+
+
+def test_global_mode_gives_same_output_when_window_covers_map():
+    torch.manual_seed(1)
+    net = RefDeblurNet(TINY.replace(match_radius=8))
+    for p in net.parameters():
+        p.data.normal_(0, 0.1)
+    net.eval()
+    blurry, ref = torch.rand(2, 1, 3, 20, 28).unbind(0)
+    with torch.no_grad():
+        local = net(blurry, ref)
+        net.config = net.config.replace(match_mode="global")
+        global_ = net(blurry, ref)
+    assert torch.allclose(local, global_, atol=1e-5)
+
+
+def test_yaml_configs_load_and_reject_unknown_keys(tmp_path):
+    assert load_config("lite").name == "lite"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("channels: [8, 8, 8]\nwidth: 3\n")
+    with pytest.raises(UserError, match="unknown keys width"):
+        load_config(bad)
+    with pytest.raises(UserError, match="unknown model config"):
+        load_config("nope")
+
+
+def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):
+    net = RefDeblurNet(TINY)
+    for p in net.parameters():
+        p.data.normal_()
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, net, TINY, extra={"step": "7"})
+    config, state, metadata = read_checkpoint(path)
+    assert config == TINY and metadata["step"] == "7"
+    restorer = load_model(path, "cpu")
+    assert restorer.trained
+    for key, value in net.state_dict().items():
+        assert torch.equal(restorer.model.state_dict()[key], value)
+
+
+def test_checkpoint_with_other_config_is_refused(tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, RefDeblurNet(TINY), TINY)
+    from refdeblur_video.model.weights import load_weights_into
+
+    other = TINY.replace(channels=(8, 8, 8))
+    with pytest.raises(UserError, match="different model"):
+        load_weights_into(RefDeblurNet(other), other, path)
+
+
+def test_non_safetensors_checkpoint_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "model.safetensors"
+    torch.save({"a": torch.zeros(1)}, path)  # a pickle wearing the wrong suffix
+    with pytest.raises(UserError, match="not a safetensors"):
+        load_model(path, "cpu")
+    plain = tmp_path / "plain.safetensors"
+    save_file({"a": torch.zeros(1)}, str(plain))
+    with pytest.raises(UserError, match="no model config"):
+        load_model(plain, "cpu")
+
+
+def test_untrained_model_warns_and_returns_input():
+    with pytest.warns(UserWarning, match="no trained weights"):
+        restorer = load_model(TINY, "cpu")
+    frame = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    assert np.array_equal(restorer.restore_images([frame], [frame])[0], frame)
+    deep = (frame.astype(np.uint16) * 257)
+    assert np.array_equal(restorer.restore_images([deep], [deep])[0], deep)
+
+
+def test_vgg19_initialisation_from_torchvision_layout(tmp_path):
+    torch.manual_seed(0)
+    state = {}
+    shapes = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128)}
+    for index, (out_ch, in_ch) in shapes.items():
+        state[f"features.{index}.weight"] = torch.randn(out_ch, in_ch, 3, 3)
+        state[f"features.{index}.bias"] = torch.randn(out_ch)
+    state["classifier.0.weight"] = torch.randn(4, 4)
+    for suffix in (".pth", ".safetensors"):
+        path = tmp_path / f"vgg19{suffix}"
+        if suffix == ".pth":
+            torch.save(state, path)
+        else:
+            save_file(state, str(path))
+        encoder = MatchingEncoder((64, 128, 256))
+        load_vgg19_weights(encoder, path)
+        assert torch.equal(encoder.features[10].weight, state["features.10.weight"])
+    with pytest.raises(UserError, match="needs"):
+        load_vgg19_weights(MatchingEncoder((8, 16, 16)), tmp_path / "vgg19.safetensors")
+
+
+def test_tiled_restore_matches_whole_frame():
+    torch.manual_seed(3)
+    net = RefDeblurNet(TINY)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    from refdeblur_video.model.restorer import Restorer
+
+    whole = Restorer(net, torch.device("cpu"), trained=True, tile=0)
+    tiled = Restorer(net, torch.device("cpu"), trained=True, tile=48)
+    blurry, ref = torch.rand(2, 1, 3, 64, 100).unbind(0)
+    a, b = whole.restore(blurry, ref), tiled.restore(blurry, ref)
+    assert a.shape == b.shape
+    # tiles see less context at their borders, but blending keeps the result close
+    assert (a - b).abs().mean() < 0.05
+    assert tiled.tile_size_for(64, 100) == 48 and whole.tile_size_for(64, 100) is None
