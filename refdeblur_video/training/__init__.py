@@ -1,0 +1,1 @@
+"""Training: config, data, checkpoints with resume, the loop (single process or DDP)."""

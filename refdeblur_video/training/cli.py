@@ -1,0 +1,59 @@
+"""``refdeblur-train``: argument parsing only; the loop lives in :mod:`.loop`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from ..errors import UserError
+from .config import load_train_config
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="refdeblur-train",
+        description="Train the reference-based deblurring network (single process, or many "
+        "GPUs/machines with torchrun).",
+    )
+    parser.add_argument("--config", required=True, help="training YAML (configs/train/*.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop after this many more steps (the schedule spans train.steps)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.steps=100 --set out=runs/x")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="save and stop after this much wall time (continue with --resume)")
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"--set needs KEY=VALUE, got '{pair}'")
+        result[key] = yaml.safe_load(value)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        from .loop import train
+
+        cfg = load_train_config(args.config, _overrides(args.set))
+        train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
+              time_limit=args.time_limit)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

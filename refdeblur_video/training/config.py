@@ -1,0 +1,114 @@
+"""Training configuration: YAML with ``model``, ``data``, ``train`` and ``out`` sections."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+
+@dataclass
+class DataConfig:
+    """Where triplets come from: a manifest on disk, or videos blurred on the fly."""
+
+    source: str = "videos"  # videos | manifest
+    train_videos: list[str] = field(default_factory=list)
+    val_videos: list[str] = field(default_factory=list)
+    manifest: str | None = None
+    crop: int = 128
+    batch: int = 8
+    workers: int = 2
+    dmin: int = 1
+    dmax: int = 6
+    strength: list[float] = field(default_factory=lambda: [0.3, 1.0])
+    val_strength: float = 0.8
+    unrelated_ref_prob: float = 0.1
+    ref_jitter: int = 4
+    noise_sigma: float = 0.0
+    max_side: int | None = None
+    max_frames: int | None = None
+    blur_on: str = "cpu"  # cpu | gpu
+    val_count: int = 24
+    val_crop: int = 256
+
+
+@dataclass
+class OptimConfig:
+    """The paper's recipe by default: Adam 1e-4, cosine annealing, losses 1 / 0.1 / 5e-3."""
+
+    steps: int = 10000
+    lr: float = 1e-4
+    lr_min: float = 1e-6
+    warmup_steps: int = 0
+    content_weight: float = 1.0
+    frequency_weight: float = 0.1
+    adversarial_weight: float = 5e-3
+    gan_start: int | None = None  # step at which the GAN term starts; None: no GAN
+    grad_clip: float | None = 1.0
+    val_every: int = 500
+    ckpt_every: int = 250
+    log_every: int = 25
+    amp: bool = True
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    model: str = "lite"
+    out: str = "runs/lite"
+    init: str | None = None  # optional checkpoint to start from (weights only)
+    vgg19_weights: str | None = None  # optional torchvision VGG19 state dict for phi
+    data: DataConfig = field(default_factory=DataConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict[str, Any] | None, section: str):
+    values = values or {}
+    if not isinstance(values, dict):
+        raise UserError(f"train config: section '{section}' must be a mapping")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"train config: unknown keys in '{section}': {', '.join(unknown)}")
+    return cls(**values)
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a training YAML; paths inside it are relative to the current directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"train config not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"train config {path} is not valid YAML: {exc}") from None
+    return train_config_from_dict(raw, overrides)
+
+
+def train_config_from_dict(
+    raw: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    raw = dict(raw)
+    for key, value in (overrides or {}).items():
+        section, _, name = key.rpartition(".")
+        target = raw.setdefault(section, {}) if section else raw
+        target[name] = value
+    top = {k: v for k, v in raw.items() if k not in ("data", "train")}
+    config = _build(TrainConfig, top, "top level")
+    config.data = _build(DataConfig, raw.get("data"), "data")
+    config.train = _build(OptimConfig, raw.get("train"), "train")
+    if config.data.source not in ("videos", "manifest"):
+        raise UserError("train config: data.source must be 'videos' or 'manifest'")
+    if config.data.source == "manifest" and not config.data.manifest:
+        raise UserError("train config: data.manifest is required when data.source is manifest")
+    if config.data.source == "videos" and not config.data.train_videos:
+        raise UserError("train config: data.train_videos is empty")
+    return config

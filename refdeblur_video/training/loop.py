@@ -1,0 +1,290 @@
+"""The training loop: single process, or DistributedDataParallel under ``torchrun``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
+from ..errors import UserError
+from ..evaluate.metrics import psnr, ssim
+from ..model.config import load_config
+from ..model.device import autocast_dtype
+from ..model.discriminator import PatchDiscriminator
+from ..model.losses import (
+    LossWeights,
+    discriminator_loss,
+    generator_adversarial_loss,
+    reconstruction_loss,
+)
+from ..model.net import RefDeblurNet
+from ..model.phi import load_vgg19_weights
+from ..model.restorer import resolve_model, tensor_to_images
+from ..model.weights import load_weights_into, save_checkpoint
+from .config import TrainConfig
+from .state import load_training_state, save_training_state
+
+
+@dataclass
+class Rank:
+    """This process's place in a (possibly single-process) job."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> Rank:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Rank()
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def choose_device(rank: Rank) -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", rank.local % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def cosine_lr(step: int, cfg) -> float:
+    """Linear warm-up, then cosine annealing from ``lr`` to ``lr_min`` over ``steps``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, step / max(1, cfg.steps))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tensor]]]:
+    """The training dataset and a fixed list of validation samples."""
+    d = cfg.data
+    if d.source == "manifest":
+        train = TripletDataset(d.manifest, crop=d.crop, split="train", augment=True,
+                               ref_jitter=d.ref_jitter, unrelated_ref_prob=d.unrelated_ref_prob)
+        try:
+            val_set = TripletDataset(d.manifest, crop=d.val_crop, split="val", augment=False,
+                                     seed=1234)
+        except UserError:
+            val_set = TripletDataset(d.manifest, crop=d.val_crop, split="test", augment=False,
+                                     seed=1234)
+    else:
+        common = dict(dmin=d.dmin, dmax=d.dmax, max_side=d.max_side, max_frames=d.max_frames)
+        train = OnlineVideoTriplets(
+            d.train_videos, crop=d.crop, length=max(1000, d.batch * 1000),
+            strength=tuple(d.strength), unrelated_ref_prob=d.unrelated_ref_prob,
+            ref_jitter=d.ref_jitter, noise_sigma=d.noise_sigma, blur_on=d.blur_on, **common,
+        )
+        val_videos = d.val_videos or d.train_videos
+        val_set = OnlineVideoTriplets(
+            val_videos, crop=d.val_crop, length=d.val_count, strength=d.val_strength,
+            unrelated_ref_prob=0.0, augment=False, seed=1234, blur_on="cpu", **common,
+        )
+    count = min(len(val_set), d.val_count)
+    return train, [val_set[i] for i in range(count)]
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: torch.device,
+             amp: torch.dtype | None) -> dict[str, float]:
+    """Mean PSNR/SSIM of the blurry input and of the model on the fixed validation samples."""
+    model.eval()
+    scores = {"psnr_input": [], "psnr_model": [], "ssim_input": [], "ssim_model": []}
+    for sample in samples:
+        blur = sample["blur"][None].to(device)
+        ref = sample["ref"][None].to(device)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            out = model(blur, ref).float().clamp(0, 1)
+        sharp_img = tensor_to_images(sample["sharp"][None])[0]
+        blur_img = tensor_to_images(sample["blur"][None])[0]
+        out_img = tensor_to_images(out)[0]
+        scores["psnr_input"].append(psnr(blur_img, sharp_img))
+        scores["psnr_model"].append(psnr(out_img, sharp_img))
+        scores["ssim_input"].append(ssim(blur_img, sharp_img))
+        scores["ssim_model"].append(ssim(out_img, sharp_img))
+    model.train()
+    finite = {k: [v for v in vals if math.isfinite(v)] for k, vals in scores.items()}
+    return {k: float(np.mean(v)) if v else float("inf") for k, v in finite.items()}
+
+
+def _build_model(cfg: TrainConfig) -> RefDeblurNet:
+    if cfg.init:
+        source = resolve_model(cfg.init)
+        model = RefDeblurNet(source.config)
+        if source.weights is not None:
+            load_weights_into(model, source.config, source.weights)
+        return model
+    model = RefDeblurNet(load_config(cfg.model))
+    if cfg.vgg19_weights:
+        load_vgg19_weights(model.phi, cfg.vgg19_weights)
+    return model
+
+
+def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
+          quiet: bool = False, time_limit: float | None = None) -> dict[str, float]:
+    """Train per ``cfg``; checkpoints go to ``cfg.out``. Returns the last validation scores.
+
+    ``max_steps`` and ``time_limit`` (seconds) end this run early, after saving a state that
+    ``resume=True`` continues from; the learning-rate schedule always spans ``train.steps``.
+    """
+    started = time.monotonic()
+    opt = cfg.train
+    rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device(rank)
+    torch.manual_seed(opt.seed + 1000 * rank.rank)
+    out_dir = Path(cfg.out)
+    if rank.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    model = _build_model(cfg).to(device)
+    model_config = model.config
+    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr, betas=(0.9, 0.999))
+    use_gan = opt.gan_start is not None and opt.adversarial_weight > 0
+    disc = PatchDiscriminator().to(device) if use_gan else None
+    optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
+    step, best = 0, None
+    state_path = out_dir / "last.safetensors"
+    if resume:
+        if not state_path.is_file():
+            raise UserError(f"--resume: no training state at {state_path}")
+        step, best = load_training_state(state_path, model, optimizer, disc, optimizer_d)
+        if rank.main and not quiet:
+            print(f"resumed from {state_path} at step {step}")
+    train_set, val_samples = build_datasets(cfg)
+    net: nn.Module = model
+    if rank.world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
+                                      and device.type == "cuda" else None)
+    sampler = DistributedSampler(train_set, rank.world, rank.rank, shuffle=True,
+                                 seed=opt.seed) if rank.world > 1 else None
+    loader = DataLoader(train_set, batch_size=cfg.data.batch, shuffle=sampler is None,
+                        sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
+                        pin_memory=device.type == "cuda",
+                        persistent_workers=cfg.data.workers > 0)
+    amp = autocast_dtype(device, opt.amp)
+    weights = LossWeights(opt.content_weight, opt.frequency_weight, opt.adversarial_weight)
+    margin = getattr(train_set, "margin", 0)
+    last_step = opt.steps if max_steps is None else min(opt.steps, step + max_steps)
+    scores: dict[str, float] = {}
+    epoch = step // max(1, len(loader))
+    model.train()
+    tick = time.perf_counter()
+    try:
+        while step < last_step:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            for batch in loader:
+                if step >= last_step:
+                    break
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                if "sharp_padded" in batch:
+                    batch = finish_gpu_batch(batch, margin, None, tuple(cfg.data.strength),
+                                             noise_sigma=cfg.data.noise_sigma)
+                lr = cosine_lr(step, opt)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                gan_on = use_gan and step >= (opt.gan_start or 0)
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                    output = net(batch["blur"], batch["ref"])
+                output = output.float()
+                loss_rec = reconstruction_loss(output, batch["sharp"], weights)
+                loss = loss_rec
+                loss_adv = torch.zeros((), device=device)
+                if gan_on:
+                    loss_adv = generator_adversarial_loss(disc(batch["sharp"]), disc(output))
+                    loss = loss + weights.adversarial * loss_adv
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if opt.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), opt.grad_clip)
+                optimizer.step()
+                if gan_on:
+                    for group in optimizer_d.param_groups:
+                        group["lr"] = lr
+                    loss_d = discriminator_loss(disc(batch["sharp"]), disc(output.detach()))
+                    optimizer_d.zero_grad(set_to_none=True)
+                    loss_d.backward()
+                    optimizer_d.step()
+                step += 1
+                if time_limit is not None and _agree(time.monotonic() - started > time_limit,
+                                                     rank, device):
+                    last_step = step
+                if rank.main and (step % opt.log_every == 0 or step == last_step):
+                    elapsed = time.perf_counter() - tick
+                    tick = time.perf_counter()
+                    row = {"step": step, "loss": f"{loss.item():.5f}",
+                           "reconstruction": f"{loss_rec.item():.5f}",
+                           "adversarial": f"{loss_adv.item():.5f}", "lr": f"{lr:.3e}",
+                           "seconds_per_step": f"{elapsed / opt.log_every:.3f}"}
+                    _append_csv(out_dir / "train_log.csv", row)
+                    if not quiet:
+                        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+                if rank.main and (step % opt.val_every == 0 or step == last_step):
+                    scores = validate(model, val_samples, device, amp)
+                    _append_csv(out_dir / "val_log.csv",
+                                {"step": step, **{k: f"{v:.4f}" for k, v in scores.items()}})
+                    if not quiet:
+                        shown = " ".join(f"{k}={v:.3f}" for k, v in scores.items())
+                        print(f"val step={step} {shown}", flush=True)
+                    if best is None or scores["psnr_model"] > best:
+                        best = scores["psnr_model"]
+                        save_checkpoint(out_dir / "best.safetensors", model, model_config,
+                                        extra={"step": str(step), "val_psnr": f"{best:.4f}"})
+                if rank.main and (step % opt.ckpt_every == 0 or step == last_step):
+                    _save(out_dir, model, model_config, optimizer, step, cfg, disc, optimizer_d,
+                          best)
+            epoch += 1
+    except KeyboardInterrupt:
+        if rank.main:
+            _save(out_dir, model, model_config, optimizer, step, cfg, disc, optimizer_d, best)
+            print(f"interrupted: state saved at step {step}; continue with --resume")
+        raise
+    finally:
+        if rank.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    return scores
+
+
+def _agree(flag: bool, rank: Rank, device: torch.device) -> bool:
+    """True on every rank as soon as it is true on rank 0 (so all ranks stop together)."""
+    if rank.world == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def _save(out_dir, model, model_config, optimizer, step, cfg, disc, optimizer_d, best) -> None:
+    save_training_state(out_dir / "last.safetensors", model, model_config, optimizer, step,
+                        cfg.to_dict(), disc, optimizer_d, best)
+    save_checkpoint(out_dir / "model.safetensors", model, model_config,
+                    extra={"step": str(step)})
