@@ -1,0 +1,162 @@
+"""``refdeblur-triplets``: build (blurry, sharp, reference) training triplets.
+
+    refdeblur-triplets gopro ROOT OUT_MANIFEST [--dmin 2 --dmax 6 --seed 0 --val-sequences A,B]
+    refdeblur-triplets hfr SRC [SRC ...] OUTDIR [--min-frames 7 --max-frames 13 ...]
+    refdeblur-triplets video VIDEO [VIDEO ...] OUTDIR [--frames-per-video 20 --val-videos A ...]
+
+Argument parsing only: the work is done by :mod:`refdeblur_video.data.gopro` and
+:mod:`refdeblur_video.data.triplets`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from refdeblur_video.errors import UserError
+
+
+def _names(values: list[str] | None) -> list[str]:
+    """Repeatable, comma-separated name lists."""
+    return [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+
+
+def _int_range(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LOW,HIGH, got {text!r}") from None
+    if len(parts) not in (1, 2) or parts[0] > parts[-1]:
+        raise argparse.ArgumentTypeError(f"expected N or LOW,HIGH, got {text!r}")
+    return parts[0], parts[-1]
+
+
+def _add_split(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(f"--val-{what}", action="append", metavar="NAMES",
+                   help=f"{what} (comma-separated, repeatable) moved from train to val")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help=f"fraction of training {what} drawn (from --seed) for val (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="refdeblur-triplets",
+        description="Build (blurry, sharp, reference) training triplets and their manifest.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gopro", help="manifest of a GoPro-style blur/sharp tree")
+    g.add_argument("root", help="dataset root: ROOT/{train,test}/<seq>/{blur,sharp}/*.png")
+    g.add_argument("manifest", help="output manifest (.jsonl)")
+    g.add_argument("--dmin", type=int, default=2, help="smallest |reference offset| (default 2)")
+    g.add_argument("--dmax", type=int, default=6, help="largest |reference offset| (default 6)")
+    g.add_argument("--blur-dir", default="blur", help="blurry folder name (blur, blur_gamma)")
+    g.add_argument("--default-split", choices=("train", "val", "test"), default="train",
+                   help="split of sequences outside train/test folders (default train)")
+    _add_split(g, "sequences")
+
+    h = sub.add_parser("hfr", help="GoPro-style triplets from high-frame-rate videos/frames")
+    h.add_argument("sources", nargs="+", metavar="SRC", help="video files or frame folders")
+    h.add_argument("outdir", help="output folder")
+    h.add_argument("--min-frames", type=int, default=7, help="fewest frames averaged (7)")
+    h.add_argument("--max-frames", type=int, default=13, help="most frames averaged (13)")
+    h.add_argument("--ref-min", type=int, default=8,
+                   help="smallest reference distance from the middle frame, in source frames (8)")
+    h.add_argument("--ref-max", type=int, default=48, help="largest reference distance (48)")
+    h.add_argument("--gap", type=int, default=0, help="frames skipped between windows (0)")
+    h.add_argument("--max-per-sequence", type=int, help="cap on triplets per sequence")
+    h.add_argument("--default-split", choices=("train", "val", "test"), default="train")
+    h.add_argument("--reader", choices=("auto", "project", "av", "cv2"), default="auto")
+    _add_split(h, "sequences")
+
+    v = sub.add_parser("video", help="synthetic camera-blur triplets from ordinary videos")
+    v.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
+    v.add_argument("outdir", help="output folder")
+    v.add_argument("--frames-per-video", type=int, default=20, help="triplets per video (20)")
+    v.add_argument("--dmin", type=int, default=1, help="smallest |reference offset| (1)")
+    v.add_argument("--dmax", type=int, default=6, help="largest |reference offset| (6)")
+    v.add_argument("--strength", type=float, default=1.0,
+                   help="scales every blur extent below (default 1; 0 = no blur)")
+    v.add_argument("--max-translation", type=float, default=40.0,
+                   help="longest camera path at 720p, pixels (default 40)")
+    v.add_argument("--max-rotation", type=float, default=2.0,
+                   help="largest in-plane rotation sweep, degrees (default 2)")
+    v.add_argument("--max-zoom", type=float, default=0.02, help="largest zoom change (0.02)")
+    v.add_argument("--max-perspective", type=float, default=0.01,
+                   help="largest perspective corner shift, fraction (0.01)")
+    v.add_argument("--min-exposure", type=float, default=0.15,
+                   help="per-sample exposure drawn in [this, 1] (default 0.15)")
+    v.add_argument("--steps", type=_int_range, default=(16, 32), metavar="LOW,HIGH",
+                   help="sub-steps averaged (default 16,32; more for longer paths)")
+    v.add_argument("--noise", type=float, default=0.0,
+                   help="Gaussian noise, sigma drawn in [0, NOISE] 8-bit levels (default off)")
+    v.add_argument("--poisson", type=float, default=0.0,
+                   help="shot noise, photons at white >= this (lower = noisier; default off)")
+    v.add_argument("--jpeg", type=_int_range, metavar="LOW,HIGH",
+                   help="JPEG-compress the blurry frame at a quality in this range (default off)")
+    v.add_argument("--max-side", type=int, help="downsize frames to this longer side first")
+    v.add_argument("--all-frames", action="store_true",
+                   help="do not prefer the sharper of two candidate frames")
+    v.add_argument("--reader", choices=("auto", "project", "av", "cv2"), default="auto")
+    v.add_argument("--progress", action="store_true", help="show a progress bar")
+    _add_split(v, "videos")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> list:
+    if args.command == "gopro":
+        from refdeblur_video.data.gopro import gopro_triplets
+
+        return gopro_triplets(
+            args.root, args.manifest, dmin=args.dmin, dmax=args.dmax, seed=args.seed,
+            val_sequences=_names(args.val_sequences), val_fraction=args.val_fraction,
+            blur_dir=args.blur_dir, default_split=args.default_split,
+        )
+    if args.command == "hfr":
+        from refdeblur_video.data.gopro import build_hfr_triplets
+
+        return build_hfr_triplets(
+            args.sources, args.outdir, min_frames=args.min_frames, max_frames=args.max_frames,
+            ref_min=args.ref_min, ref_max=args.ref_max, gap=args.gap,
+            max_per_sequence=args.max_per_sequence, seed=args.seed,
+            val_sequences=_names(args.val_sequences), val_fraction=args.val_fraction,
+            default_split=args.default_split, reader=args.reader,
+        )
+    from refdeblur_video.data.synth import CameraShake
+    from refdeblur_video.data.triplets import build_video_triplets
+
+    shake = CameraShake(
+        max_translation_px=args.max_translation, min_exposure=args.min_exposure,
+        max_rotation_deg=args.max_rotation, max_zoom=args.max_zoom,
+        max_perspective=args.max_perspective, min_steps=args.steps[0], max_steps=args.steps[1],
+    )
+    return build_video_triplets(
+        args.videos, args.outdir, frames_per_video=args.frames_per_video, dmin=args.dmin,
+        dmax=args.dmax, seed=args.seed, val_videos=_names(args.val_videos),
+        val_fraction=args.val_fraction, strength=args.strength, shake=shake,
+        noise_sigma=args.noise, poisson_peak=args.poisson, jpeg_quality=args.jpeg,
+        pick_sharpest=not args.all_frames, max_side=args.max_side, reader=args.reader,
+        progress=args.progress,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``refdeblur-triplets``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        triplets = _run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = Counter(t.split for t in triplets)
+    where = args.manifest if args.command == "gopro" else f"{args.outdir}/manifest.jsonl"
+    summary = ", ".join(f"{split} {n}" for split, n in sorted(counts.items()))
+    print(f"{len(triplets)} triplets ({summary}) -> {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

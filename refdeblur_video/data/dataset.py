@@ -1,0 +1,339 @@
+"""PyTorch datasets of (blurry, sharp, reference) crops.
+
+- :class:`TripletDataset` reads a triplet manifest (PNG files on disk).
+- :class:`OnlineVideoTriplets` keeps decoded video frames in memory and synthesises the
+  camera blur on the fly, so training sees new blur on every draw.
+
+Both return dicts of float32 ``3 x H x W`` tensors in [0, 1]: ``blur``, ``sharp``, ``ref``.
+Blurry and sharp crops share one random position; the reference (another frame) is cropped
+at the same position, optionally jittered by up to ``ref_jitter`` pixels, or around it with
+a larger ``ref_crop``. One random flip/rot90 is applied to all three.
+
+Randomness: with ``seed=None`` every draw is new (seeded from torch's RNG, which the
+DataLoader seeds per worker); with a ``seed`` the sample of index ``i`` is fixed for a given
+epoch (``set_epoch``), which makes validation and tests repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from refdeblur_video.data.frames_source import load_video_frames, read_image, to_uint8
+from refdeblur_video.data.synth import (
+    DEFAULT_SHAKE,
+    CameraShake,
+    degrade,
+    render_path_blur,
+    sample_camera_path,
+    synthesize_camera_blur_torch,
+)
+from refdeblur_video.data.triplets import choose_offset, read_manifest
+from refdeblur_video.errors import UserError
+
+__all__ = [
+    "OnlineVideoTriplets",
+    "TripletDataset",
+    "augment_same",
+    "finish_gpu_batch",
+    "load_video_frames",
+    "to_tensor",
+]
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``H x W x 3`` uint8/uint16 (or float in [0, 1]) -> float32 ``3 x H x W`` in [0, 1]."""
+    if image.dtype == np.uint8:
+        scale = 255.0
+    elif image.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        scale = 1.0
+    array = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / scale
+    return torch.from_numpy(array)
+
+
+def augment_same(arrays: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Apply one random horizontal flip, vertical flip and rot90 to every array alike
+    (rot90 only when all are square)."""
+    hflip, vflip = rng.random() < 0.5, rng.random() < 0.5
+    square = all(a.shape[0] == a.shape[1] for a in arrays)
+    k = int(rng.integers(4)) if square else 0
+    out = []
+    for a in arrays:
+        if hflip:
+            a = a[:, ::-1]
+        if vflip:
+            a = a[::-1]
+        out.append(np.ascontiguousarray(np.rot90(a, k)))
+    return out
+
+
+def _pad_to(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    dh, dw = max(0, h - image.shape[0]), max(0, w - image.shape[1])
+    if not dh and not dw:
+        return image
+    return cv2.copyMakeBorder(image, 0, dh, 0, dw, cv2.BORDER_REFLECT101)
+
+
+def _window(image: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
+    """``size`` x ``size`` window whose top-left is near (y, x), moved inside the image."""
+    image = _pad_to(image, size, size)
+    y = int(np.clip(y, 0, image.shape[0] - size))
+    x = int(np.clip(x, 0, image.shape[1] - size))
+    return image[y : y + size, x : x + size]
+
+
+def _ref_window(ref: np.ndarray, y: int, x: int, crop: int, ref_crop: int, jitter: int,
+                rng: np.random.Generator) -> np.ndarray:
+    dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0))
+    grow = (ref_crop - crop) // 2
+    return _window(ref, y - grow + int(dy), x - grow + int(dx), ref_crop)
+
+
+class _Seeded:
+    """Per-sample random generator: fresh (torch-seeded) or fixed by seed/epoch/index."""
+
+    seed: int | None = None
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the draws of a seeded dataset (call once per epoch)."""
+        self.epoch = int(epoch)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.seed is None:
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
+class TripletDataset(_Seeded, Dataset):
+    """Triplets of a manifest (see :mod:`refdeblur_video.data.triplets`) as training crops.
+
+    ``crop=None`` returns whole images (validation). ``split=None`` keeps every split.
+    ``unrelated_ref_prob``: probability of swapping in the reference of a triplet from another
+    sequence (teaches the network to ignore references that do not match).
+    """
+
+    def __init__(
+        self,
+        manifest: str | Path,
+        crop: int | None = 120,
+        split: str | None = "train",
+        augment: bool = True,
+        *,
+        ref_jitter: int = 0,
+        ref_crop: int | None = None,
+        unrelated_ref_prob: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        self.items = read_manifest(manifest, split)
+        if not self.items:
+            raise UserError(f"manifest {manifest} has no triplets of split {split!r}")
+        self.crop, self.augment, self.seed = crop, augment, seed
+        self.ref_jitter, self.ref_crop = ref_jitter, ref_crop or crop
+        if crop is not None and self.ref_crop < crop:
+            raise UserError("ref_crop must be at least crop")
+        self.unrelated_ref_prob = unrelated_ref_prob
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = self._rng(index)
+        item = self.items[index]
+        ref_path = item.ref
+        if self.unrelated_ref_prob and rng.random() < self.unrelated_ref_prob:
+            for _ in range(16):  # a triplet of another sequence, if one turns up
+                other = self.items[int(rng.integers(len(self.items)))]
+                if other.sequence != item.sequence:
+                    ref_path = other.ref
+                    break
+        blur, sharp, ref = (read_image(p) for p in (item.blur, item.sharp, ref_path))
+        if blur.shape != sharp.shape:
+            raise UserError(f"blurry and sharp sizes differ: {item.blur}, {item.sharp}")
+        if self.crop is not None:
+            c = self.crop
+            blur, sharp = _pad_to(blur, c, c), _pad_to(sharp, c, c)
+            y = int(rng.integers(0, blur.shape[0] - c + 1))
+            x = int(rng.integers(0, blur.shape[1] - c + 1))
+            blur, sharp = blur[y : y + c, x : x + c], sharp[y : y + c, x : x + c]
+            ref = _ref_window(ref, y, x, c, self.ref_crop, self.ref_jitter, rng)
+        if self.augment:
+            blur, sharp, ref = augment_same((blur, sharp, ref), rng)
+        return {"blur": to_tensor(blur), "sharp": to_tensor(sharp), "ref": to_tensor(ref)}
+
+
+def _padded_crop(frame: np.ndarray, y: int, x: int, size: int, margin: int) -> np.ndarray:
+    """``frame[y - margin : y + size + margin, x - margin : ...]``, reflected past the edges."""
+    h, w = frame.shape[:2]
+    y0, x0, y1, x1 = y - margin, x - margin, y + size + margin, x + size + margin
+    region = frame[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    pads = (max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w))
+    return cv2.copyMakeBorder(region, *pads, cv2.BORDER_REFLECT101) if any(pads) else region
+
+
+def _shake_margin(shake: CameraShake, strength: float, frame_hw: tuple[int, int]) -> int:
+    """Typical largest sampling shift of a blur path (pixels), for GPU-mode padding."""
+    scale = min(frame_hw) / shake.reference_height
+    half_diag = math.hypot(*frame_hw) / 2
+    shift = scale * (shake.max_translation_px * (0.5 + shake.curvature) + 2 * shake.tremor_px)
+    shift += half_diag * (math.radians(shake.max_rotation_deg) / 2 + shake.max_zoom / 2)
+    return int(math.ceil(strength * (shift + half_diag * shake.max_perspective))) + 2
+
+
+class OnlineVideoTriplets(_Seeded, Dataset):
+    """Endless synthetic-blur triplets from videos kept in memory.
+
+    ``videos``: paths (video files or frame folders, decoded with :func:`load_video_frames`)
+    or already decoded frame lists / ``T x H x W x 3`` uint8 arrays. Each draw picks a frame
+    ``i``, a real neighbour ``i + d`` (``dmin <= |d| <= dmax``, in kept frames) as reference,
+    and blurs the crop region of frame ``i`` by a random camera path
+    (:mod:`refdeblur_video.data.synth`), rendered on the crop plus the margin the path needs,
+    then cropped (no border artefacts). ``strength`` is a value or a ``(low, high)`` range
+    drawn per sample. With probability ``unrelated_ref_prob`` the reference comes from another
+    video (or, with a single video, a frame far away), so the network learns to ignore
+    references that do not match. ``length`` is the number of draws per epoch.
+
+    ``blur_on="gpu"``: the blur is left to the training loop; items are ``sharp_padded``
+    (crop plus :attr:`margin` pixels on each side), ``ref`` and ``frame_hw``; call
+    :func:`finish_gpu_batch` on the collated batch on the GPU.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[str | Path | Sequence[np.ndarray] | np.ndarray],
+        crop: int = 120,
+        *,
+        length: int = 10000,
+        dmin: int = 1,
+        dmax: int = 6,
+        strength: float | tuple[float, float] = 1.0,
+        shake: CameraShake = DEFAULT_SHAKE,
+        unrelated_ref_prob: float = 0.1,
+        ref_jitter: int = 0,
+        ref_crop: int | None = None,
+        augment: bool = True,
+        noise_sigma: float = 0.0,
+        poisson_peak: float = 0.0,
+        jpeg_quality: tuple[int, int] | None = None,
+        blur_on: str = "cpu",
+        seed: int | None = None,
+        max_frames: int | None = None,
+        stride: int = 1,
+        max_side: int | None = None,
+        reader: str = "auto",
+    ) -> None:
+        if blur_on not in ("cpu", "gpu"):
+            raise UserError(f"blur_on must be 'cpu' or 'gpu', got {blur_on!r}")
+        self.videos: list[list[np.ndarray]] = []
+        for v in videos:
+            if isinstance(v, (str, Path)):
+                frames = load_video_frames(v, max_frames, reader, stride=stride, max_side=max_side)
+            else:
+                frames = [to_uint8(np.asarray(f)) for f in v]
+            self.videos.append(frames)
+        usable = [len(f) for f in self.videos]
+        if not any(n >= 2 for n in usable):
+            raise UserError("online triplets need at least one video with 2 or more frames")
+        ref_crop = ref_crop or crop
+        smallest = min(min(f.shape[:2]) for frames in self.videos for f in frames[:1])
+        if smallest < max(crop, ref_crop):
+            raise UserError(f"frames ({smallest} px) are smaller than the crop ({crop} px)")
+        weights = np.array([n if n >= 2 else 0 for n in usable], dtype=np.float64)
+        self.video_weights = weights / weights.sum()
+        self.crop, self.ref_crop, self.length = crop, ref_crop, length
+        self.dmin, self.dmax, self.strength, self.shake = dmin, dmax, strength, shake
+        self.unrelated_ref_prob = unrelated_ref_prob
+        self.ref_jitter, self.augment = ref_jitter, augment
+        self.degrade = (noise_sigma, poisson_peak, jpeg_quality)
+        self.blur_on, self.seed = blur_on, seed
+        top = max(strength) if isinstance(strength, tuple) else strength
+        largest = max((f[0].shape[:2] for f in self.videos), key=min)
+        self.margin = _shake_margin(shake, top, largest) if blur_on == "gpu" else 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _draw_strength(self, rng: np.random.Generator) -> float:
+        if isinstance(self.strength, tuple):
+            return float(rng.uniform(*self.strength))
+        return float(self.strength)
+
+    def _reference(self, v: int, i: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        """Reference frame for frame ``i`` of video ``v``; True when it is unrelated."""
+        frames = self.videos[v]
+        if self.unrelated_ref_prob and rng.random() < self.unrelated_ref_prob:
+            if len(self.videos) > 1:
+                other = int(rng.choice([k for k in range(len(self.videos)) if k != v]))
+                return self.videos[other][int(rng.integers(len(self.videos[other])))], True
+            far = [j for j in range(len(frames)) if abs(j - i) > 10 * self.dmax]
+            if far:
+                return frames[int(rng.choice(far))], True
+        d = choose_offset(i, len(frames), self.dmin, self.dmax, rng)
+        return frames[i + (d or 0)], False
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = self._rng(index)
+        v = int(rng.choice(len(self.videos), p=self.video_weights))
+        frames = self.videos[v]
+        i = int(rng.integers(len(frames)))
+        frame = frames[i]
+        h, w = frame.shape[:2]
+        c = self.crop
+        y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+        ref_frame, unrelated = self._reference(v, i, rng)
+        if unrelated:
+            rh, rw = ref_frame.shape[:2]
+            ref = _ref_window(ref_frame, int(rng.integers(0, max(1, rh - c + 1))),
+                              int(rng.integers(0, max(1, rw - c + 1))), c, self.ref_crop, 0, rng)
+        else:
+            ref = _ref_window(ref_frame, y, x, c, self.ref_crop, self.ref_jitter, rng)
+        if self.blur_on == "gpu":
+            sharp_padded = _padded_crop(frame, y, x, c, self.margin)
+            if self.augment:
+                sharp_padded, ref = augment_same((sharp_padded, ref), rng)
+            return {"sharp_padded": to_tensor(sharp_padded), "ref": to_tensor(ref),
+                    "frame_hw": torch.tensor([h, w])}
+        path = sample_camera_path((h, w), rng, self._draw_strength(rng), self.shake)
+        sharp = frame[y : y + c, x : x + c]
+        if path.meta["strength"] > 0:
+            m = int(math.ceil(path.max_shift((y, x, c, c)))) + 2
+            y0, x0 = max(0, y - m), max(0, x - m)
+            region = frame[y0 : min(h, y + c + m), x0 : min(w, x + c + m)]
+            blurred = render_path_blur(region, path, (y0, x0))
+            blur = blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]
+            blur, _ = degrade(np.ascontiguousarray(blur), rng, *self.degrade)
+        else:
+            blur = sharp.copy()
+        if self.augment:
+            blur, sharp, ref = augment_same((blur, sharp, ref), rng)
+        return {"blur": to_tensor(blur), "sharp": to_tensor(sharp), "ref": to_tensor(ref)}
+
+
+def finish_gpu_batch(
+    batch: dict[str, torch.Tensor],
+    margin: int,
+    generator: torch.Generator | None = None,
+    strength: float | Sequence[float] = 1.0,
+    *,
+    shake: CameraShake = DEFAULT_SHAKE,
+    noise_sigma: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Blur a ``blur_on="gpu"`` batch where it lives (e.g. on CUDA) and crop off ``margin``
+    (the dataset's :attr:`OnlineVideoTriplets.margin`): returns ``blur``, ``sharp``, ``ref``."""
+    padded = batch["sharp_padded"]
+    frame_hw = [tuple(int(v) for v in hw) for hw in batch["frame_hw"].tolist()]
+    blur, _ = synthesize_camera_blur_torch(padded, generator, strength, shake=shake,
+                                           frame_hw=frame_hw, margin=margin,
+                                           noise_sigma=noise_sigma)
+    h, w = padded.shape[-2:]
+    sharp = padded[..., margin : h - margin, margin : w - margin]
+    return {"blur": blur, "sharp": sharp, "ref": batch["ref"]}

@@ -1,0 +1,326 @@
+"""Training triplets (blurry, sharp, reference): the manifest format, reference-offset and
+split choices shared by the builders, and the builder for ordinary 24-30 fps videos.
+
+Manifest (JSON Lines, one object per line, see docs/CONVENTIONS.md)::
+
+    {"blur": str, "sharp": str, "ref": str, "sequence": str, "offset": int, "split": str}
+
+Paths are relative to the manifest's folder (absolute paths are accepted when reading).
+``offset`` is the reference's frame index minus the ground truth's.
+
+Ordinary videos (:func:`build_video_triplets`): for each chosen frame ``i`` the ground truth is
+the frame itself, the blurry input is the frame blurred by a synthetic hand-held camera path
+(:mod:`refdeblur_video.data.synth`), and the reference is a real neighbouring frame
+``i + d`` (``dmin <= |d| <= dmax``), so the real scene motion between them is kept. Videos,
+never frames, are split between ``train`` and ``val``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from refdeblur_video.data.frames_source import (
+    count_frames,
+    iter_frames,
+    relative_to,
+    resize_max_side,
+    to_uint8,
+    write_png,
+)
+from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
+from refdeblur_video.errors import UserError
+
+SPLITS = ("train", "val", "test")
+MANIFEST_NAME = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """One training sample: image paths, source sequence, reference offset and split."""
+
+    blur: str
+    sharp: str
+    ref: str
+    sequence: str
+    offset: int
+    split: str
+
+
+def write_manifest(path: str | Path, triplets: Iterable[Triplet]) -> Path:
+    """Write triplets as JSON Lines; image paths become relative to the manifest's folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = path.parent
+    with path.open("w", encoding="utf-8") as out:
+        for t in triplets:
+            row = asdict(t)
+            for key in ("blur", "sharp", "ref"):
+                row[key] = relative_to(row[key], folder)
+            out.write(json.dumps(row) + "\n")
+    return path
+
+
+def read_manifest(path: str | Path, split: str | None = None) -> list[Triplet]:
+    """Read a manifest; image paths come back absolute. ``split`` keeps only that split."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"manifest not found: {path}")
+    folder = path.parent.resolve()
+    triplets = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                files = {k: os.path.normpath(folder / row[k]) for k in ("blur", "sharp", "ref")}
+                t = Triplet(**files, sequence=str(row["sequence"]), offset=int(row["offset"]),
+                            split=str(row["split"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{path}:{number}: not a triplet record ({exc})") from None
+            if split is None or t.split == split:
+                triplets.append(t)
+    return triplets
+
+
+def stable_rng(seed: int, *keys: int | str) -> np.random.Generator:
+    """Generator determined by ``seed`` and keys (strings hashed with CRC-32), so that one
+    sequence's choices do not depend on which other sequences are present."""
+    words = [int(seed) & 0xFFFFFFFF]
+    for key in keys:
+        words.append(zlib.crc32(key.encode()) if isinstance(key, str) else int(key) & 0xFFFFFFFF)
+    return np.random.default_rng(words)
+
+
+def check_offsets(dmin: int, dmax: int) -> None:
+    if dmin < 1 or dmax < dmin:
+        raise UserError(f"need 1 <= dmin <= dmax for reference offsets, got {dmin}..{dmax}")
+
+
+def choose_offset(
+    index: int,
+    length: int,
+    dmin: int,
+    dmax: int,
+    rng: np.random.Generator,
+    exclude: tuple[int, int] | None = None,
+) -> int | None:
+    """Offset ``d`` of a reference frame ``index + d`` in a sequence of ``length`` frames.
+
+    ``dmin <= |d| <= dmax`` and the reference lies outside the inclusive index range
+    ``exclude`` (default: the frame itself). Near short sequences the range is clipped: the
+    largest valid ``|d| < dmin`` is used. ``None`` when no other frame exists.
+    """
+    lo, hi = exclude if exclude is not None else (index, index)
+
+    def valid(d: int) -> bool:
+        j = index + d
+        return d != 0 and 0 <= j < length and not lo <= j <= hi
+
+    span = range(dmin, dmax + 1)
+    candidates = [d for m in span for d in (-m, m) if valid(d)]
+    if not candidates:
+        closer = [d for m in range(dmin - 1, 0, -1) for d in (-m, m) if valid(d)]
+        if not closer:
+            return None
+        candidates = [d for d in closer if abs(d) == abs(closer[0])]
+    return int(candidates[int(rng.integers(len(candidates)))])
+
+
+def split_val(
+    names: Sequence[str], val_names: Iterable[str] = (), val_fraction: float = 0.0, seed: int = 0
+) -> set[str]:
+    """Names that go to ``val``: the listed ones plus ``round(val_fraction * len(names))``
+    others drawn deterministically from ``seed`` (at least one when the fraction is > 0 and
+    more than one name exists; the draw always leaves one name for training)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"val fraction must be in [0, 1), got {val_fraction}")
+    chosen = {n for n in names if n in set(val_names)}
+    rest = sorted(n for n in names if n not in chosen)
+    want = round(val_fraction * len(names))
+    if val_fraction > 0 and len(names) > 1:
+        want = max(want, 1)
+    want = min(want - len(chosen), len(rest) - 1)  # keep at least one name for training
+    if want > 0:
+        order = stable_rng(seed, "val-split").permutation(len(rest))
+        chosen.update(rest[i] for i in order[:want])
+    return chosen
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """Stems of ``paths``, made unique by suffixes ``_2``, ``_3``, ... in order."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        stem = p.stem if p.is_file() else p.name
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return names
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of a grey copy with short side <= 360 (higher = sharper)."""
+    grey = cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2GRAY)
+    scale = 360 / min(grey.shape)
+    if scale < 1:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def _plan_video(
+    length: int, count: int, dmin: int, dmax: int, rng: np.random.Generator, tries: int
+) -> list[dict[int, list[int]]]:
+    """Stratified choice, one sample per equal slice of the video: for each sample, up to
+    ``tries`` candidate frames, each with up to ``tries`` candidate reference offsets."""
+    plans = []
+    edges = np.linspace(0, length, min(count, length) + 1)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        lo, hi = int(a), max(int(a) + 1, int(b))
+        plan: dict[int, list[int]] = {}
+        for _ in range(tries):
+            i = int(rng.integers(lo, hi))
+            offsets = {choose_offset(i, length, dmin, dmax, rng) for _ in range(tries)}
+            plan.setdefault(i, []).extend(sorted(d for d in offsets if d is not None))
+        plans.append({i: ds for i, ds in plan.items() if ds})
+    return plans
+
+
+@dataclass(frozen=True)
+class _VideoJob:
+    outdir: Path
+    count: int
+    dmin: int
+    dmax: int
+    seed: int
+    strength: float
+    shake: CameraShake
+    noise_sigma: float
+    poisson_peak: float
+    jpeg_quality: tuple[int, int] | None
+    pick_sharpest: bool
+    max_side: int | None
+    reader: str
+
+
+def build_video_triplets(
+    videos: Sequence[str | Path],
+    outdir: str | Path,
+    *,
+    frames_per_video: int = 20,
+    dmin: int = 1,
+    dmax: int = 6,
+    seed: int = 0,
+    val_videos: Iterable[str] = (),
+    val_fraction: float = 0.0,
+    strength: float = 1.0,
+    shake: CameraShake = DEFAULT_SHAKE,
+    noise_sigma: float = 0.0,
+    poisson_peak: float = 0.0,
+    jpeg_quality: tuple[int, int] | None = None,
+    pick_sharpest: bool = True,
+    max_side: int | None = None,
+    reader: str = "auto",
+    progress: bool = False,
+) -> list[Triplet]:
+    """Build synthetic-blur triplets from ordinary videos (or frame folders) into ``outdir``.
+
+    Writes ``outdir/<split>/<video>/{blur,sharp,ref}/<frame>.png``, ``outdir/manifest.jsonl``
+    and ``outdir/blur_meta.jsonl`` (the blur parameters of every sample). Up to
+    ``frames_per_video`` frames are taken per video, one per equal slice of it. ``val_videos``
+    (names, file names or paths) and ``val_fraction`` choose whole validation videos. With
+    ``pick_sharpest`` the sharper of two candidate frames is the ground truth (and the sharper
+    of two candidate offsets the reference), which avoids frames already blurry as targets.
+    ``max_side`` downsizes frames first (recommended for 1080p+ sources: it also shrinks
+    compression artefacts and blur already present). Blur settings: see
+    :func:`refdeblur_video.data.synth.synthesize_camera_blur`.
+    """
+    check_offsets(dmin, dmax)
+    if frames_per_video < 1:
+        raise UserError("frames per video must be at least 1")
+    paths = [Path(v) for v in videos]
+    for p in paths:
+        if not p.exists():
+            raise UserError(f"video not found: {p}")
+    names = unique_names(paths)
+    val_videos = set(val_videos)
+    listed = set()
+    for name, p in zip(names, paths, strict=True):
+        aliases = {name, p.name, p.stem, str(p)}
+        if aliases & val_videos:
+            listed.add(name)
+            val_videos -= aliases
+    if val_videos:
+        raise UserError(f"validation videos not among the inputs: {', '.join(sorted(val_videos))}")
+    val = split_val(names, listed, val_fraction, seed)
+    job = _VideoJob(Path(outdir), frames_per_video, dmin, dmax, seed, strength, shake,
+                    noise_sigma, poisson_peak, jpeg_quality, pick_sharpest, max_side, reader)
+    triplets: list[Triplet] = []
+    metas: list[dict[str, Any]] = []
+    bar = _progress(len(paths) * frames_per_video, progress)
+    for name, path in zip(names, paths, strict=True):
+        for t, meta in _video_samples(path, name, "val" if name in val else "train", job, bar):
+            triplets.append(t)
+            metas.append(meta)
+    if bar is not None:
+        bar.close()
+    if not triplets:
+        raise UserError("no triplets could be made: the videos are too short (need 2 frames)")
+    write_manifest(job.outdir / MANIFEST_NAME, triplets)
+    with (job.outdir / "blur_meta.jsonl").open("w", encoding="utf-8") as out:
+        for meta in metas:
+            out.write(json.dumps(meta) + "\n")
+    return triplets
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="triplet")
+
+
+def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
+    """Yield ``(triplet, meta)`` for one video, writing its PNGs."""
+    length = count_frames(path, job.reader)
+    if length < 2:
+        return
+    rng = stable_rng(job.seed, name)
+    tries = 2 if job.pick_sharpest else 1
+    plans = _plan_video(length, job.count, job.dmin, job.dmax, rng, tries)
+    wanted = {j for plan in plans for i, ds in plan.items() for j in (i, *(i + d for d in ds))}
+    frames = {
+        i: resize_max_side(to_uint8(image), job.max_side)
+        for i, image in iter_frames(path, wanted, job.reader)
+    }
+    folder = job.outdir / split / name
+    for k, plan in enumerate(plans):
+        # the frame count from demuxing may exceed what decodes: drop what is missing
+        options = {i: [d for d in ds if i + d in frames] for i, ds in plan.items() if i in frames}
+        options = {i: ds for i, ds in options.items() if ds}
+        if not options:
+            continue
+        i = max(options, key=lambda c: sharpness(frames[c]))
+        d = max(options[i], key=lambda c: sharpness(frames[i + c]))
+        blurred, meta = synthesize_camera_blur(
+            frames[i], stable_rng(job.seed, name, "blur", k), job.strength, shake=job.shake,
+            noise_sigma=job.noise_sigma, poisson_peak=job.poisson_peak,
+            jpeg_quality=job.jpeg_quality,
+        )
+        files = {kind: folder / kind / f"{i:06d}.png" for kind in ("blur", "sharp", "ref")}
+        write_png(files["blur"], blurred)
+        write_png(files["sharp"], frames[i])
+        write_png(files["ref"], frames[i + d])
+        t = Triplet(str(files["blur"]), str(files["sharp"]), str(files["ref"]), name, d, split)
+        if bar is not None:
+            bar.update(1)
+        yield t, {"sequence": name, "frame": i, "offset": d, **meta}
