@@ -206,7 +206,9 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                     break
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 if "sharp_padded" in batch:
-                    batch = finish_gpu_batch(batch, margin, None, tuple(cfg.data.strength),
+                    low, high = cfg.data.strength
+                    strengths = torch.empty(len(batch["ref"])).uniform_(low, high).tolist()
+                    batch = finish_gpu_batch(batch, margin, None, strengths,
                                              noise_sigma=cfg.data.noise_sigma)
                 lr = cosine_lr(step, opt)
                 for group in optimizer.param_groups:
