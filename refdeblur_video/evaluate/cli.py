@@ -1,0 +1,118 @@
+"""``refdeblur-eval``: per-frame evaluation reports (argument parsing only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from refdeblur_video.errors import UserError
+
+DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
+
+
+def _common(parser: argparse.ArgumentParser, *, y_channel: bool = True) -> None:
+    parser.add_argument("--report", required=True, metavar="DIR",
+                        help="folder for frames.csv, summary.json and report.html")
+    parser.add_argument("--examples", type=int, default=1, metavar="N",
+                        help="best and worst frames shown as crops in the HTML (default 1 each)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    if y_channel:
+        parser.add_argument("--y-channel", action="store_true",
+                            help="PSNR/SSIM on BT.601 luma (MATLAB rgb2ycbcr) instead of RGB")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refdeblur-eval", description=DESCRIPTION)
+    modes = parser.add_subparsers(dest="mode", required=True, title="modes", metavar="MODE")
+
+    compare = modes.add_parser(
+        "compare", help="restored video/frames vs ground truth (and the blurry input: the gain)"
+    )
+    compare.add_argument("--output", required=True, metavar="VIDEO|DIR",
+                         help="restored video, folder of frames or image")
+    compare.add_argument("--gt", required=True, metavar="VIDEO|DIR", help="sharp ground truth")
+    compare.add_argument("--input", metavar="VIDEO|DIR",
+                         help="the blurry input, to report the gain of every frame")
+    compare.add_argument("--log", metavar="FRAMES.csv|json",
+                         help="the pipeline's frame log (blurry flags, references used)")
+    _common(compare)
+
+    triplets = modes.add_parser(
+        "triplets", help="run a model on a triplet manifest, optionally with reference ablations"
+    )
+    triplets.add_argument("manifest", metavar="MANIFEST.jsonl")
+    triplets.add_argument("--model", default="lite", metavar="lite|paper|PATH",
+                          help="shipped model name or checkpoint (default: lite)")
+    triplets.add_argument("--split", help="only triplets of this split (default: all)")
+    triplets.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    triplets.add_argument("--batch-size", type=int, default=1, metavar="N",
+                          help="triplets per model call (default 1)")
+    triplets.add_argument("--ablation-self-ref", action="store_true",
+                          help="also run with the blurry frame as its own reference")
+    triplets.add_argument("--ablation-unrelated-ref", action="store_true",
+                          help="also run with a sharp frame of another sequence as reference")
+    _common(triplets)
+
+    noref = modes.add_parser(
+        "noref", help="no ground truth: sharpness before/after and the references the pipeline used"
+    )
+    noref.add_argument("--input", required=True, metavar="VIDEO|DIR", help="the blurry input")
+    noref.add_argument("--output", required=True, metavar="VIDEO|DIR", help="the restored output")
+    noref.add_argument("--log", metavar="FRAMES.csv|json",
+                       help="the pipeline's frame log (blurry flags, references used)")
+    _common(noref, y_channel=False)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace):
+    if args.examples < 0:
+        raise UserError("--examples must be 0 or more")
+    if args.mode == "compare":
+        from refdeblur_video.evaluate.compare import evaluate_compare
+
+        return evaluate_compare(
+            args.output, args.gt, args.input, log=args.log, y_channel=args.y_channel,
+            quiet=args.quiet, examples=args.examples,
+        )
+    if args.mode == "triplets":
+        from refdeblur_video.evaluate.triplets import evaluate_triplets
+
+        return evaluate_triplets(
+            args.manifest, args.model, split=args.split, device=args.device,
+            self_ref=args.ablation_self_ref, unrelated_ref=args.ablation_unrelated_ref,
+            y_channel=args.y_channel, quiet=args.quiet, batch_size=args.batch_size,
+            examples=args.examples,
+        )
+    from refdeblur_video.evaluate.noref import evaluate_noref
+
+    return evaluate_noref(
+        args.input, args.output, log=args.log, quiet=args.quiet, examples=args.examples
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from refdeblur_video.evaluate.report import (
+        format_table,
+        infinite_note,
+        summary_table,
+        write_report,
+    )
+
+    try:
+        evaluation = _evaluate(args)
+        paths = write_report(evaluation, args.report)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{evaluation.title}: {len(evaluation.rows)} frames ({evaluation.convention})")
+    print(format_table(*summary_table(evaluation)))
+    for note in [*evaluation.notes, infinite_note(evaluation)]:
+        if note:
+            print(note)
+    print(f"report: {paths['html']}  (also {paths['csv'].name}, {paths['json'].name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

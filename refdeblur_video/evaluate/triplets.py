@@ -1,0 +1,222 @@
+"""``triplets`` mode: run the model on every (blurry, sharp, reference) triplet of a manifest
+and score input, model output and the optional ablations against the sharp frame.
+
+Ablations (same model, another reference):
+
+- ``self_ref``: the reference is the blurry frame itself -- what the network does without
+  a sharp reference;
+- ``unrelated_ref``: the reference is a sharp frame of another sequence, chosen
+  deterministically (sequences in sorted order; sequence ``k`` borrows from sequence
+  ``(k + n // 2) mod n``, its ``j``-th triplet's reference for our ``j``-th triplet), resized
+  with area interpolation if its size differs -- whether the network really uses the
+  reference's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.evaluate import metrics, plots
+from refdeblur_video.evaluate.crops import focus_map, make_example
+from refdeblur_video.evaluate.manifest import Triplet, read_manifest
+from refdeblur_video.evaluate.report import Evaluation
+from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
+from refdeblur_video.evaluate.sources import load_image
+from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
+
+METRICS = ["psnr", "ssim"]
+LABELS = {
+    "input": "input",
+    "model": "model",
+    "self_ref": "model, self reference",
+    "unrelated_ref": "model, unrelated reference",
+    "gain": "gain (model - input)",
+}
+
+
+def unrelated_partners(triplets: Sequence[Triplet]) -> list[Triplet]:
+    """For each triplet, the triplet of another sequence whose reference it borrows."""
+    by_sequence: dict[str, list[int]] = {}
+    for i, triplet in enumerate(triplets):
+        by_sequence.setdefault(triplet.sequence, []).append(i)
+    names = sorted(by_sequence)
+    if len(names) < 2:
+        raise UserError("the unrelated-reference ablation needs triplets of two or more sequences")
+    partners: list[Triplet | None] = [None] * len(triplets)
+    for k, name in enumerate(names):
+        donor = by_sequence[names[(k + len(names) // 2) % len(names)]]
+        for j, i in enumerate(by_sequence[name]):
+            partners[i] = triplets[donor[j % len(donor)]]
+    return partners  # type: ignore[return-value]
+
+
+def _fit(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    if image.shape == like.shape:
+        return image
+    return cv2.resize(image, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def _load(triplet: Triplet, partner: Triplet | None) -> dict[str, np.ndarray]:
+    images = {
+        "blurry": load_image(triplet.blur),
+        "sharp": load_image(triplet.sharp),
+        "reference": load_image(triplet.ref),
+    }
+    if partner is not None:
+        images["unrelated"] = _fit(load_image(partner.ref), images["blurry"])
+    return images
+
+
+def _restore(restorer, loaded: list[dict[str, np.ndarray]], ablations: Sequence[str]):
+    """Model outputs per variant for a batch of loaded triplets (same-size frames)."""
+    blurry = [item["blurry"] for item in loaded]
+    references = {"model": [item["reference"] for item in loaded]}
+    if "self_ref" in ablations:
+        references["self_ref"] = blurry
+    if "unrelated_ref" in ablations:
+        references["unrelated_ref"] = [item["unrelated"] for item in loaded]
+    return {name: restorer.restore_images(blurry, refs) for name, refs in references.items()}
+
+
+def _batches(triplets: Sequence[Triplet], partners, size: int):
+    """Loaded triplets in runs of at most ``size`` frames of one shape."""
+    batch: list[tuple[int, dict[str, np.ndarray]]] = []
+    for i, triplet in enumerate(triplets):
+        item = _load(triplet, partners[i] if partners else None)
+        if batch and (len(batch) >= size or item["blurry"].shape != batch[0][1]["blurry"].shape):
+            yield batch
+            batch = []
+        batch.append((i, item))
+    if batch:
+        yield batch
+
+
+def evaluate_triplets(
+    manifest: str | Path,
+    model: str | Path,
+    *,
+    split: str | None = None,
+    device: str = "auto",
+    self_ref: bool = False,
+    unrelated_ref: bool = False,
+    y_channel: bool = False,
+    quiet: bool = False,
+    batch_size: int = 1,
+    examples: int = 1,
+    restorer=None,
+) -> Evaluation:
+    """Score input, model and ablations on the manifest's triplets (one row per triplet).
+
+    ``restorer`` replaces ``load_model(model, device)`` (anything with ``restore_images``).
+    """
+    triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)  # stable
+    ablations = [name for name, on in (("self_ref", self_ref), ("unrelated_ref", unrelated_ref))
+                 if on]
+    partners = unrelated_partners(triplets) if unrelated_ref else None
+    if restorer is None:
+        from refdeblur_video.model import load_model
+
+        restorer = load_model(model, device)
+    outputs = ["model", *ablations]
+    variants = ["input", *outputs, "gain"]
+
+    rows: list[dict] = [{} for _ in triplets]
+    bar = progress(len(triplets), "triplets", quiet)
+    for batch in _batches(triplets, partners, max(1, batch_size)):
+        restored = _restore(restorer, [item for _, item in batch], ablations)
+        for k, (i, item) in enumerate(batch):
+            triplet = triplets[i]
+            row = {"triplet": i, "sequence": triplet.sequence, "offset": triplet.offset,
+                   "blur": triplet.name}
+            what = f"triplet {triplet.name}"
+            row["psnr_input"], row["ssim_input"] = score(
+                item["blurry"], item["sharp"], y_channel=y_channel, what=what)
+            for name in outputs:
+                row[f"psnr_{name}"], row[f"ssim_{name}"] = score(
+                    restored[name][k], item["sharp"], y_channel=y_channel, what=f"{what} ({name})")
+            row["psnr_gain"] = gain(row["psnr_model"], row["psnr_input"])
+            row["ssim_gain"] = gain(row["ssim_model"], row["ssim_input"])
+            rows[i] = row
+        bar.update(len(batch))
+    bar.close()
+
+    value_columns = metric_columns(METRICS, variants)
+    chosen = pick_extremes(rows, "psnr_gain", examples)
+    summary = {
+        "mode": "triplets",
+        "convention": metrics.convention_label(y_channel),
+        "y_channel": y_channel,
+        "sources": {"manifest": str(manifest), "model": str(model), "split": split or "all"},
+        "n_frames": len(rows),
+        "model_trained": getattr(restorer, "trained", None),
+        "metrics": summarize(rows, value_columns),
+        "per_sequence": summarize_groups(rows, value_columns, "sequence"),
+        "examples": [{"kind": kind, "blur": rows[i]["blur"], "psnr_gain": rows[i]["psnr_gain"]}
+                     for kind, i in chosen],
+    }
+    evaluation = Evaluation(
+        mode="triplets",
+        title="Model on triplets",
+        convention=metrics.convention_label(y_channel),
+        metrics=METRICS,
+        variants=variants,
+        variant_labels=LABELS,
+        columns=["triplet", "sequence", "offset", "blur", *value_columns],
+        rows=rows,
+        summary=summary,
+        sources={"manifest": str(manifest), "model": str(model), "split": split or "all"},
+    )
+    if getattr(restorer, "trained", True) is False:
+        evaluation.notes.insert(0, "The model has no trained weights: it returns its input "
+                                   "unchanged, so model and input scores are equal.")
+    evaluation.figures = _figures(rows, variants, summary["per_sequence"])
+    evaluation.examples = [
+        _example(kind, rows[i], triplets[i], partners[i] if partners else None, restorer,
+                 ablations)
+        for kind, i in chosen
+    ]
+    return evaluation
+
+
+def _figures(rows, variants, groups):
+    shown = [v for v in variants if v != "gain"]
+    series = {
+        label: {v: [row[f"{metric}_{v}"] for row in rows] for v in shown}
+        for metric, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"))
+    }
+    starts = [(i, row["sequence"]) for i, row in enumerate(rows)
+              if i == 0 or row["sequence"] != rows[i - 1]["sequence"]]
+    curves = plots.metric_curves(
+        list(range(len(rows))), series, xlabel="triplet (grouped by sequence)", labels=LABELS,
+        boundaries=starts if len(starts) > 1 else (),
+    )
+    names = list(groups)
+    means = {v: [groups[g]["metrics"][f"psnr_{v}"]["mean"] for g in names] for v in shown}
+    bars = plots.group_bars(names, means, ylabel="PSNR (dB), mean", labels=LABELS)
+    return [
+        ("PSNR and SSIM per image against the sharp frame, sequences separated by dotted lines.",
+         curves),
+        ("Mean PSNR per sequence.", bars),
+    ]
+
+
+def _example(kind, row, triplet, partner, restorer, ablations):
+    item = _load(triplet, partner)
+    restored = {name: images[0] for name, images in _restore(restorer, [item], ablations).items()}
+    panels = {"input (blurry)": item["blurry"], "model": restored["model"],
+              "ground truth": item["sharp"], "reference": item["reference"]}
+    for name in ablations:
+        panels[LABELS[name]] = restored[name]
+    if "unrelated" in item:
+        panels[f"unrelated reference ({partner.sequence})"] = item["unrelated"]
+    caption = (f"{triplet.name} ({triplet.sequence}): PSNR model {row['psnr_model']:.2f} dB, "
+               f"input {row['psnr_input']:.2f} dB")
+    return make_example(
+        f"{kind.capitalize()} triplet by PSNR gain: {triplet.name}", caption, panels,
+        focus_map(restored["model"], item["blurry"], item["sharp"]), largest=kind == "best",
+    )

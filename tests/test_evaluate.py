@@ -1,0 +1,336 @@
+"""The evaluator end to end: sources, compare / triplets / noref modes and the report files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.evaluate import evaluate_triplets, psnr, ssim
+from refdeblur_video.evaluate.cli import main
+from refdeblur_video.evaluate.framelog import read_frame_log
+from refdeblur_video.evaluate.manifest import read_manifest
+from refdeblur_video.evaluate.sources import iter_frames, load_image, to_uint8
+from refdeblur_video.evaluate.stats import column_stats
+from refdeblur_video.evaluate.triplets import unrelated_partners
+from refdeblur_video.frames.sharpness import sharpness
+from refdeblur_video.video.synthetic import make_clip
+
+N_FRAMES = 8
+SIZE = (64, 48)  # width, height
+BLURRY = {1, 4, 6}
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    assert cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]))
+
+
+def write_folder(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        write_png(folder / f"frame{i}.png", frame)  # natural order: frame2 before frame10
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Sharp and blurry renders of one scene (also encoded as videos) and a fake restoration."""
+    root = tmp_path_factory.mktemp("clip")
+    sharp = make_clip(root / "sharp.mp4", n_frames=N_FRAMES, size=SIZE)
+    blurry = make_clip(root / "blurry.mp4", n_frames=N_FRAMES, size=SIZE, blurry=BLURRY)
+    restored = [
+        ((s.astype(np.uint16) * 3 + b) // 4).astype(np.uint8) if i in BLURRY else b
+        for i, (s, b) in enumerate(zip(sharp, blurry, strict=True))
+    ]
+    return {
+        "root": root, "sharp": sharp, "blurry": blurry, "restored": restored,
+        "sharp_dir": write_folder(root / "sharp", sharp),
+        "blurry_dir": write_folder(root / "blurry", blurry),
+        "restored_dir": write_folder(root / "restored", restored),
+    }
+
+
+def read_rows(report: Path) -> list[dict]:
+    with (report / "frames.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def number(cell: str) -> float | None:
+    return None if cell == "" else float(cell)
+
+
+def assert_self_contained(page: str, min_images: int) -> None:
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page.lower()
+    assert "http://" not in page and "https://" not in page
+    assert "href=" not in page and "url(" not in page and "<link" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) >= min_images
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+
+
+def write_log(path: Path, rows: list[dict]) -> Path:
+    columns = ["index", "pts", "time_s", "sharpness", "blurry", "reference", "seconds"]
+    if path.suffix == ".json":
+        path.write_text(json.dumps({"frames": rows}))
+    else:
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def pipeline_log_rows() -> list[dict]:
+    return [
+        {"index": i, "pts": i, "time_s": i / 25, "sharpness": 0.1, "blurry": int(i in BLURRY),
+         "reference": i - 1 if i in BLURRY else -1, "seconds": 0.01}
+        for i in range(N_FRAMES)
+    ]
+
+
+# --- sources and helpers ---------------------------------------------------------------------
+
+
+def test_folders_are_read_in_natural_order_as_rgb_uint8(tmp_path):
+    colours = {"f10.png": 10, "f2.png": 2, "f1.jpg": 1, "notes.txt": None}
+    for name, value in colours.items():
+        if value is None:
+            (tmp_path / name).write_text("not an image")
+        else:
+            write_png(tmp_path / name, np.full((12, 12, 3), value * 10, np.uint8))
+    frames = list(iter_frames(tmp_path))
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 100]
+    assert all(f.image.dtype == np.uint8 and f.image.shape == (12, 12, 3) for f in frames)
+
+
+def test_sixteen_bit_and_grey_images_become_rgb_uint8(tmp_path):
+    deep = np.array([[[0, 257, 65535]]], np.uint16).repeat(4, 0).repeat(4, 1)
+    assert to_uint8(deep)[0, 0].tolist() == [0, 1, 255]
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    assert load_image(tmp_path / "deep.png")[0, 0].tolist() == [0, 1, 255]
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((4, 4), 7, np.uint8))
+    assert load_image(tmp_path / "grey.png")[0, 0].tolist() == [7, 7, 7]
+    with pytest.raises(UserError, match="no such file"):
+        list(iter_frames(tmp_path / "missing"))
+
+
+def test_statistics_leave_out_infinite_and_missing_values():
+    stats = column_stats([1.0, math.inf, 3.0, None, 8.0])
+    assert stats["n"] == 4 and stats["n_infinite"] == 1
+    assert stats["mean"] == pytest.approx(4.0) and stats["median"] == pytest.approx(3.0)
+    assert column_stats([math.inf])["mean"] is None
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+
+def test_compare_folders_writes_csv_json_html_matching_the_metrics(clip, tmp_path, capsys):
+    report = tmp_path / "report"
+    code = main([
+        "compare", "--output", str(clip["restored_dir"]), "--gt", str(clip["sharp_dir"]),
+        "--input", str(clip["blurry_dir"]), "--report", str(report), "--quiet",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "gain (output - input)" in printed and "PSNR (dB) mean" in printed
+
+    rows = read_rows(report)
+    assert len(rows) == N_FRAMES
+    expected_gains = []
+    for i, row in enumerate(rows):
+        sharp, blurry, restored = clip["sharp"][i], clip["blurry"][i], clip["restored"][i]
+        assert int(row["frame"]) == i
+        assert number(row["psnr_output"]) == pytest.approx(psnr(restored, sharp), abs=1e-6)
+        assert number(row["ssim_output"]) == pytest.approx(ssim(restored, sharp), abs=1e-6)
+        assert number(row["psnr_input"]) == pytest.approx(psnr(blurry, sharp), abs=1e-6)
+        assert number(row["ssim_input"]) == pytest.approx(ssim(blurry, sharp), abs=1e-6)
+        if i in BLURRY:
+            gain = psnr(restored, sharp) - psnr(blurry, sharp)
+            assert number(row["psnr_gain"]) == pytest.approx(gain, abs=1e-5)
+            expected_gains.append(gain)
+        else:  # sharp frames pass through: identical to the ground truth
+            assert row["psnr_output"] == "inf" and row["psnr_gain"] == ""
+            assert number(row["ssim_output"]) == 1.0
+
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["n_frames"] == N_FRAMES
+    gain_stats = summary["metrics"]["psnr_gain"]
+    assert gain_stats["mean"] == pytest.approx(np.mean(expected_gains), abs=1e-9)
+    assert gain_stats["median"] == pytest.approx(np.median(expected_gains), abs=1e-9)
+    assert summary["metrics"]["psnr_output"]["n_infinite"] == N_FRAMES - len(BLURRY)
+    ssim_mean = np.mean([ssim(r, s) for r, s in zip(clip["restored"], clip["sharp"], strict=True)])
+    assert summary["metrics"]["ssim_output"]["mean"] == pytest.approx(ssim_mean, abs=1e-9)
+
+    page = (report / "report.html").read_text()
+    # one plot, best and worst example with input/output/ground truth crops
+    assert_self_contained(page, min_images=1 + 2 * 3)
+    assert "Best frame" in page and "Worst frame" in page
+
+
+def test_compare_video_ground_truth_and_frame_log(clip, tmp_path):
+    report = tmp_path / "report"
+    log = write_log(tmp_path / "frames.csv", pipeline_log_rows())
+    code = main([
+        "compare", "--output", str(clip["restored_dir"]), "--gt", str(clip["root"] / "sharp.mp4"),
+        "--input", str(clip["blurry_dir"]), "--log", str(log), "--report", str(report),
+        "--quiet", "--y-channel",
+    ])
+    assert code == 0
+    decoded = [frame.image for frame in iter_frames(clip["root"] / "sharp.mp4")]
+    rows = read_rows(report)
+    assert len(rows) == len(decoded) == N_FRAMES
+    for row, truth, restored in zip(rows, decoded, clip["restored"], strict=True):
+        expected = psnr(restored, truth, y_channel=True)
+        assert number(row["psnr_output"]) == pytest.approx(expected, abs=1e-6)
+    assert [number(r["reference"]) for r in rows][:2] == [None, 0]
+    assert [r["blurry"] for r in rows][:2] == ["0", "1"]
+    assert number(rows[3]["time_s"]) == pytest.approx(3 / 25)
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["y_channel"] is True and "Y channel" in summary["convention"]
+    page = (report / "report.html").read_text()
+    assert "Y channel" in page and "reference (frame" in page
+    assert_self_contained(page, min_images=1 + 3 + 4)  # the worst frame is a sharp one
+
+
+def test_compare_rejects_different_frame_counts(clip, tmp_path, capsys):
+    short = write_folder(tmp_path / "short", clip["restored"][:-1])
+    code = main(["compare", "--output", str(short), "--gt", str(clip["sharp_dir"]),
+                 "--report", str(tmp_path / "r1"), "--quiet"])
+    assert code == 2
+    assert "error: frame counts differ: output has 7 frames, ground truth has 8" in (
+        capsys.readouterr().err
+    )
+    code = main(["compare", "--output", str(short), "--gt", str(clip["root"] / "sharp.mp4"),
+                 "--report", str(tmp_path / "r2"), "--quiet"])  # video length found by decoding
+    assert code == 2
+    assert "frame counts differ" in capsys.readouterr().err
+    assert not (tmp_path / "r2" / "frames.csv").exists()
+
+
+def test_compare_rejects_different_frame_sizes(clip, tmp_path, capsys):
+    small = write_folder(tmp_path / "small", [f[:32, :32] for f in clip["restored"]])
+    code = main(["compare", "--output", str(small), "--gt", str(clip["sharp_dir"]),
+                 "--report", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    assert "output frame 0: size 32x32 differs from the ground truth's 64x48" in (
+        capsys.readouterr().err
+    )
+
+
+# --- noref -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("log_name", ["frames.csv", "frames.json"])
+def test_noref_reports_sharpness_and_the_logged_references(clip, tmp_path, log_name):
+    log = write_log(tmp_path / log_name, pipeline_log_rows())
+    assert read_frame_log(log)[4].reference == 3
+    report = tmp_path / "report"
+    code = main(["noref", "--input", str(clip["root"] / "blurry.mp4"),
+                 "--output", str(clip["restored_dir"]), "--log", str(log),
+                 "--report", str(report), "--quiet"])
+    assert code == 0
+    decoded = [frame.image for frame in iter_frames(clip["root"] / "blurry.mp4")]
+    rows = read_rows(report)
+    assert len(rows) == N_FRAMES
+    for i, row in enumerate(rows):
+        assert number(row["sharpness_input"]) == pytest.approx(sharpness(decoded[i]), rel=1e-6)
+        assert number(row["sharpness_output"]) == pytest.approx(
+            sharpness(clip["restored"][i]), rel=1e-6)
+        assert row["blurry"] == ("1" if i in BLURRY else "0")
+        assert number(row["reference"]) == (i - 1 if i in BLURRY else None)
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["n_blurry"] == len(BLURRY)
+    restored_blurry = summary["blurry_frames"]["sharpness_output"]["mean"]
+    assert restored_blurry > summary["blurry_frames"]["sharpness_input"]["mean"]
+    page = (report / "report.html").read_text()
+    assert "used as references" in page
+    assert_self_contained(page, min_images=1 + 2 * 3)  # plot; input, output, reference crops
+
+
+def test_frame_log_errors_are_user_errors(tmp_path):
+    bad = tmp_path / "log.csv"
+    bad.write_text("index,pts\n0,0\n")
+    with pytest.raises(UserError, match="lacks the column"):
+        read_frame_log(bad)
+
+
+# --- triplets ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    """Two sequences, two triplets each: blurry frames 2 and 3, the sharp frame 0 as reference."""
+    root = tmp_path_factory.mktemp("triplets")
+    lines = []
+    for seq in range(2):
+        sharp = make_clip(root / f"s{seq}.mp4", n_frames=4, size=SIZE, seed=seq)
+        blurry = make_clip(root / f"b{seq}.mp4", n_frames=4, size=SIZE, blurry={2, 3}, seed=seq)
+        for i in (2, 3):
+            names = {kind: f"seq{seq}/{kind}{i}.png" for kind in ("blur", "sharp", "ref")}
+            (root / f"seq{seq}").mkdir(exist_ok=True)
+            write_png(root / names["blur"], blurry[i])
+            write_png(root / names["sharp"], sharp[i])
+            write_png(root / names["ref"], sharp[0])
+            lines.append(json.dumps({**names, "sequence": f"seq{seq}", "offset": -i,
+                                     "split": "val" if i == 2 else "train"}))
+    path = root / "manifest.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class ReturnsTheReference:
+    """A stand-in restorer whose output is the reference: it shows which reference was used."""
+
+    trained = True
+
+    def restore_images(self, blurry, references):
+        assert all(b.shape == r.shape for b, r in zip(blurry, references, strict=True))
+        return [r.copy() for r in references]
+
+
+def test_unrelated_references_come_from_another_sequence(manifest):
+    triplets = read_manifest(manifest)
+    partners = unrelated_partners(triplets)
+    assert [p.sequence for p in partners] == ["seq1", "seq1", "seq0", "seq0"]
+    assert partners == unrelated_partners(triplets)  # deterministic
+    with pytest.raises(UserError, match="two or more sequences"):
+        unrelated_partners(triplets[:2])
+
+
+def test_triplets_score_model_and_ablations(manifest, tmp_path):
+    evaluation = evaluate_triplets(
+        manifest, "stand-in", self_ref=True, unrelated_ref=True, quiet=True,
+        restorer=ReturnsTheReference(), batch_size=2,
+    )
+    assert len(evaluation.rows) == 4
+    for row, triplet in zip(evaluation.rows, read_manifest(manifest), strict=True):
+        blurry, sharp, ref = (load_image(p) for p in (triplet.blur, triplet.sharp, triplet.ref))
+        assert row["psnr_input"] == pytest.approx(psnr(blurry, sharp))
+        assert row["psnr_model"] == pytest.approx(psnr(ref, sharp))  # output = reference
+        assert row["psnr_self_ref"] == pytest.approx(psnr(blurry, sharp))  # = blurry frame
+        assert row["psnr_unrelated_ref"] != pytest.approx(row["psnr_model"])
+    per_sequence = evaluation.summary["per_sequence"]
+    assert list(per_sequence) == ["seq0", "seq1"] and per_sequence["seq0"]["n"] == 2
+
+
+def test_triplets_cli_with_the_lite_model(manifest, tmp_path, capsys):
+    report = tmp_path / "report"
+    code = main(["triplets", str(manifest), "--model", "lite", "--device", "cpu",
+                 "--split", "val", "--ablation-self-ref", "--ablation-unrelated-ref",
+                 "--report", str(report), "--quiet"])
+    assert code == 0
+    assert "model, unrelated reference" in capsys.readouterr().out
+    rows = read_rows(report)
+    assert [r["sequence"] for r in rows] == ["seq0", "seq1"]  # the val split only
+    summary = json.loads((report / "summary.json").read_text())
+    assert set(summary["per_sequence"]) == {"seq0", "seq1"}
+    assert_self_contained((report / "report.html").read_text(), min_images=2 + 2 * 6)
