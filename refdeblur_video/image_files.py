@@ -1,0 +1,65 @@
+"""Reading and writing still images as RGB arrays (OpenCV underneath)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def natural_key(name: str) -> list:
+    """Sort key ordering embedded numbers by value (``f2.png`` before ``f10.png``)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, in natural order (may be empty)."""
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB (``uint8``, or ``uint16`` for 16-bit files)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise UserError(f"image {path} has unsupported sample type {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an RGB ``uint8``/``uint16`` array; the format follows the suffix."""
+    path = Path(path)
+    if image.dtype == np.uint16 and path.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp"):
+        image = to_uint8(image)
+    ok, data = cv2.imencode(path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UserError(f"cannot encode an image as {path.suffix}")
+    data.tofile(str(path))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint16 (0..65535) to uint8 by rounding ``x * 255 / 65535``; uint8 unchanged."""
+    if image.dtype == np.uint8:
+        return image
+    return np.round(image.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)

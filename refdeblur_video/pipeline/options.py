@@ -1,0 +1,56 @@
+"""Options of the main job, shared by the command line and the Python API."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UserError
+from ..frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+
+
+@dataclass
+class DeblurOptions:
+    """Everything ``refdeblur-video`` can be told; defaults are the command's defaults."""
+
+    model: str = "default"  # default | lite | paper | PATH.safetensors | PATH.yaml
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    fp32: bool = False  # no fp16/bf16 autocast on GPUs
+    batch: int = 2  # blurry frames per model call
+    tile: int | None = None  # tile edge in pixels; None: automatic from the memory budget
+    threshold: float = DEFAULT_THRESHOLD
+    window: int = DEFAULT_WINDOW
+    max_offset: int = DEFAULT_MAX_OFFSET
+    all_frames: bool = False  # run every frame through the network
+    ref: str | None = None  # one reference image for every blurry frame
+    reader: str = "pyav"  # pyav | decord
+    codec: str | None = None  # default: libx264 (libvpx-vp9 for .webm)
+    crf: int | None = 16
+    preset: str | None = "medium"
+    pix_fmt: str | None = None  # default: the input's, where the codec supports it
+    audio: bool = True  # stream-copy audio and subtitles
+    log: str | None = None  # per-frame log, .csv or .json
+    overwrite: bool = False
+    quiet: bool = False
+    queue_size: int = 8  # frames in flight between stages (bounds memory)
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise UserError("--batch must be at least 1")
+        if self.tile is not None and self.tile != 0 and self.tile < 64:
+            raise UserError("--tile must be 0 (off) or at least 64 pixels")
+        if not 0 < self.threshold <= 1:
+            raise UserError("--threshold must be in (0, 1]")
+        if self.window < 0 or self.max_offset < 1:
+            raise UserError("--window must be >= 0 and --max-offset >= 1")
+        if self.log is not None and not self.log.lower().endswith((".csv", ".json")):
+            raise UserError("--log must end in .csv or .json")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> DeblurOptions:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+        return cls(**kwargs)

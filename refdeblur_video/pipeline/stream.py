@@ -1,0 +1,165 @@
+"""The streaming pipeline of one video: three stages joined by bounded queues.
+
+    decode + score + plan  ──►  restore (batched)  ──►  encode + log   (main thread)
+
+The first stage keeps only the frames that a pending decision may still use as reference
+(``max_offset`` back, the planner's look-ahead forward); the queues hold at most
+``queue_size`` frames each, so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..frames.references import FrameDecision, ReferencePlanner
+from ..frames.sharpness import sharpness
+from ..video.reader import Frame
+
+_END = object()
+
+
+@dataclass
+class WorkItem:
+    """One frame on its way to the encoder."""
+
+    frame: Frame
+    decision: FrameDecision
+    reference: np.ndarray | None  # None: pass through untouched
+    output: np.ndarray | None = None
+    seconds: float = 0.0
+
+
+class _Stage(threading.Thread):
+    """A daemon thread that records the first exception instead of dying silently."""
+
+    def __init__(self, target: Callable[[], None], errors: list[BaseException],
+                 stop: threading.Event, name: str) -> None:
+        super().__init__(daemon=True, name=name)
+        self._target_fn, self._errors, self._stop_event = target, errors, stop
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._errors.append(exc)
+            self._stop_event.set()
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put with a timeout loop so that a stopped pipeline never blocks forever."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def plan_frames(
+    frames: Iterable[Frame], planner: ReferencePlanner, forced_reference: np.ndarray | None
+) -> Iterator[WorkItem]:
+    """Score frames, release decisions in order, attach each blurry frame's reference."""
+    buffer: dict[int, Frame] = {}
+
+    def release(decisions: list[FrameDecision]) -> Iterator[WorkItem]:
+        for decision in decisions:
+            frame = buffer[decision.index]
+            reference = None
+            if decision.blurry:
+                if forced_reference is not None:
+                    reference = forced_reference
+                elif decision.reference >= 0:
+                    reference = buffer[decision.reference].image
+                else:  # no sharper neighbour: the frame is its own reference
+                    reference = frame.image
+            keep_from = decision.index + 1 - planner.max_offset
+            for index in [i for i in buffer if i < keep_from]:
+                del buffer[index]
+            yield WorkItem(frame, decision, reference)
+
+    for frame in frames:
+        buffer[frame.index] = frame
+        yield from release(planner.push(sharpness(frame.image)))
+    yield from release(planner.finish())
+
+
+def run_stream(
+    frames: Iterable[Frame],
+    planner: ReferencePlanner,
+    restore: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]],
+    write: Callable[[WorkItem], None],
+    *,
+    batch: int,
+    queue_size: int,
+    forced_reference: np.ndarray | None = None,
+) -> None:
+    """Run the three stages; ``write`` is called in frame order on the calling thread."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    planned: queue.Queue = queue.Queue(maxsize=queue_size)
+    restored: queue.Queue = queue.Queue(maxsize=queue_size)
+
+    def produce() -> None:
+        for item in plan_frames(frames, planner, forced_reference):
+            if not _put(planned, item, stop):
+                return
+        _put(planned, _END, stop)
+
+    def flush(pending: list[WorkItem]) -> bool:
+        blurry = [item for item in pending if item.reference is not None]
+        if blurry:
+            start = time.perf_counter()
+            outputs = restore([i.frame.image for i in blurry], [i.reference for i in blurry])
+            each = (time.perf_counter() - start) / len(blurry)
+            for item, output in zip(blurry, outputs, strict=True):
+                item.output, item.seconds = output, each
+        return all(_put(restored, item, stop) for item in pending)
+
+    def infer() -> None:
+        pending: list[WorkItem] = []
+        while not stop.is_set():
+            try:
+                item = planned.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                if flush(pending):
+                    _put(restored, _END, stop)
+                return
+            pending.append(item)
+            n_blurry = sum(i.reference is not None for i in pending)
+            if n_blurry >= batch or len(pending) >= queue_size:
+                if not flush(pending):
+                    return
+                pending = []
+
+    stages = [_Stage(produce, errors, stop, "refdeblur-decode"),
+              _Stage(infer, errors, stop, "refdeblur-restore")]
+    for stage in stages:
+        stage.start()
+    try:
+        while True:
+            if errors:
+                raise errors[0]
+            try:
+                item = restored.get(timeout=0.1)
+            except queue.Empty:
+                if not any(s.is_alive() for s in stages) and restored.empty():
+                    if errors:
+                        raise errors[0] from None
+                    raise RuntimeError("pipeline stages ended without finishing") from None
+                continue
+            if item is _END:
+                break
+            write(item)
+    finally:
+        stop.set()
+        for stage in stages:
+            stage.join(timeout=5)

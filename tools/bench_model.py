@@ -1,0 +1,200 @@
+#!/usr/bin/env python
+"""Benchmark the network: parameters, GMACs, forward time, peak memory, matching memory.
+
+Prints a table and writes JSON (``--json``). Every measurement runs in a fresh subprocess
+so that CPU peak memory (ru_maxrss growth) belongs to that measurement alone. On a CUDA
+machine the GPU rows (fp32 and bf16/fp16 autocast) are added.
+
+    python tools/bench_model.py                      # lite and paper, 1280x720
+    python tools/bench_model.py --configs lite --size 640x360 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _measure_forward(config: str, device: str, dtype: str, h: int, w: int, repeats: int, q):
+    import torch
+
+    from refdeblur_video.model import RefDeblurNet, count_parameters, load_config
+
+    torch.manual_seed(0)
+    net = RefDeblurNet(load_config(config)).eval().to(device)
+    x = torch.rand(1, 3, h, w, device=device)
+    y = torch.rand(1, 3, h, w, device=device)
+    amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    base = _current_rss_mb()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_gpu = torch.cuda.memory_allocated()
+    times = []
+    with torch.inference_mode(), torch.autocast(device, dtype=amp, enabled=amp is not None):
+        for i in range(repeats + 1):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            net(x, y)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i:  # the first run warms up
+                times.append(time.perf_counter() - start)
+    peak = (
+        (torch.cuda.max_memory_allocated() - base_gpu) / 2**20
+        if device == "cuda"
+        else _rss_mb() - base
+    )
+    q.put({"params": count_parameters(net), "seconds": min(times), "peak_mb": peak})
+
+
+def _measure_flops(config: str, h: int, w: int, q):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from refdeblur_video.model import RefDeblurNet, load_config
+
+    net = RefDeblurNet(load_config(config)).eval()
+    # count on a small frame and scale: the network is fully convolutional
+    sh, sw = 64, 64 * w // h // 4 * 4 or 64
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        net(torch.rand(1, 3, sh, sw), torch.rand(1, 3, sh, sw))
+    q.put({"gmacs": counter.get_total_flops() / 2 / 1e9 * (h * w) / (sh * sw)})
+
+
+def _measure_matching(config: str, mode: str, device: str, h: int, w: int, q):
+    import torch
+
+    from refdeblur_video.model import load_config
+    from refdeblur_video.model.matching import match
+
+    cfg = load_config(config)
+    c = cfg.phi_channels[2]
+    query = torch.randn(1, c, h // 4, w // 4, device=device)
+    key = torch.randn(1, c, h // 4, w // 4, device=device)
+    base = _current_rss_mb()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_gpu = torch.cuda.memory_allocated()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        match(query, key, mode, cfg.match_radius, cfg.match_memory_mb)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = (
+        (torch.cuda.max_memory_allocated() - base_gpu) / 2**20
+        if device == "cuda"
+        else _rss_mb() - base
+    )
+    q.put({"seconds": seconds, "peak_mb": peak, "channels": c})
+
+
+def _measure_matmul(device: str, q):
+    import torch
+
+    n = 2048 if device == "cpu" else 8192
+    a = torch.rand(n, n, device=device)
+    b = torch.rand(n, n, device=device)
+    best = float("inf")
+    for _ in range(4):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    q.put({"gflops": 2 * n**3 / best / 1e9})
+
+
+def run_isolated(fn, *args):
+    """Run ``fn(*args, queue)`` in a fresh process; return what it put in the queue."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(*args, q))
+    proc.start()
+    result = q.get()
+    proc.join()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["lite", "paper"])
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--skip-cpu-paper", action="store_true",
+                        help="skip the (slow) paper forward on CPU")
+    args = parser.parse_args(argv)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    import torch
+
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    results: dict = {"size": [w, h], "threads": torch.get_num_threads(), "rows": [],
+                     "matching": [], "matmul_gflops": {}}
+    for device in devices:
+        results["matmul_gflops"][device] = run_isolated(_measure_matmul, device)["gflops"]
+    for config in args.configs:
+        gmacs = run_isolated(_measure_flops, config, h, w)["gmacs"]
+        for device in devices:
+            dtypes = ["fp32"] if device == "cpu" else ["fp32", "bf16", "fp16"]
+            for dtype in dtypes:
+                if device == "cpu" and config == "paper" and args.skip_cpu_paper:
+                    continue
+                r = run_isolated(_measure_forward, config, device, dtype, h, w, args.repeats)
+                gflops = 2 * gmacs / r["seconds"]
+                results["rows"].append({
+                    "config": config, "device": device, "dtype": dtype, "params": r["params"],
+                    "gmacs": gmacs, "seconds": r["seconds"], "peak_mb": r["peak_mb"],
+                    "gflops": gflops,
+                    "fraction_of_matmul": gflops / results["matmul_gflops"][device],
+                })
+        for mode in ("local", "global"):
+            for device in devices:
+                m = run_isolated(_measure_matching, config, mode, device, h, w)
+                results["matching"].append({"config": config, "mode": mode, "device": device, **m})
+    _print(results)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+def _print(results: dict) -> None:
+    w, h = results["size"]
+    print(f"network forward at {w}x{h} (one frame + reference), torch threads "
+          f"{results['threads']}; dense matmul: " + ", ".join(
+              f"{d} {g:.0f} GFLOP/s" for d, g in results["matmul_gflops"].items()))
+    print(f"{'config':7} {'device':6} {'dtype':5} {'params':>10} {'GMACs':>8} {'seconds':>8} "
+          f"{'peak MB':>8} {'GFLOP/s':>8} {'of matmul':>9}")
+    for r in results["rows"]:
+        print(f"{r['config']:7} {r['device']:6} {r['dtype']:5} {r['params']:>10,} "
+              f"{r['gmacs']:>8.1f} {r['seconds']:>8.3f} {r['peak_mb']:>8.0f} "
+              f"{r['gflops']:>8.1f} {r['fraction_of_matmul']:>9.1%}")
+    print(f"\npatch matching at 1/4 of {w}x{h} (phi features, 3x3 patches)")
+    print(f"{'config':7} {'mode':6} {'device':6} {'channels':>8} {'seconds':>8} {'extra MB':>9}")
+    for m in results["matching"]:
+        print(f"{m['config']:7} {m['mode']:6} {m['device']:6} {m['channels']:>8} "
+              f"{m['seconds']:>8.3f} {m['peak_mb']:>9.0f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
