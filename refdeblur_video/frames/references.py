@@ -1,0 +1,183 @@
+"""Which frames are blurry, and which nearby sharp frame each blurry frame borrows from.
+
+Rules (the same for :func:`plan_references` and the streaming :class:`ReferencePlanner`):
+
+1. **Normalise.** A frame's score is divided by the best score within ``+-window`` frames
+   (itself included). Sharpness scores depend on scene content, so only this local ratio is
+   compared. A window whose best score is 0 (flat frames) gives ratio 1.
+2. **Classify.** Ratio ``>= threshold`` means sharp: the frame passes through untouched.
+   Below it the frame is blurry. ``all_frames=True`` marks every frame blurry.
+   Default threshold 0.8: motion blur of a few pixels typically cuts the variance of the
+   Laplacian by well over half, while sharp frames of one shot vary by roughly 10-20% as the
+   content moves; 0.8 still catches mild blur, and a sharp frame wrongly sent to the model
+   only costs time (it is restored against an even sharper reference).
+3. **Reference.** For a blurry frame, the sharpest frame within ``+-max_offset`` frames,
+   excluding itself. Scores within ``TIE_RATIO`` (90 %) of that best score count as ties
+   (sharp frames of one shot differ by about that much as the content moves), and ties go
+   to the nearer frame, then to the earlier one: a nearer frame shows more of the same
+   content, which is what the reference is for.
+4. **Fallback.** If that frame does not score strictly higher than the blurry frame itself
+   (possible only with ``all_frames=True``, a single-frame video, or ``max_offset <
+   window``), the reference is ``-1``: there is no better frame to borrow from, and the caller
+   restores the frame with itself as reference (or leaves it as it is). With the defaults
+   ``max_offset >= window``, so a frame classified blurry always has a sharper reference.
+
+Defaults: ``window = 5`` and ``max_offset = 5`` (about 0.2 s at 25-30 fps, short enough that
+the reference shows the same content). The streaming planner decides frame ``i`` once frame
+``i + lookahead`` (``lookahead = max(window, max_offset)``) has been scored, and keeps only
+``2 * lookahead + 1`` scores; a caller buffering frames must keep frames ``i - max_offset ..
+i + lookahead`` to have each decision's reference at hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MAX_OFFSET",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_WINDOW",
+    "FrameDecision",
+    "ReferencePlanner",
+    "plan_references",
+]
+
+DEFAULT_WINDOW = 5
+DEFAULT_MAX_OFFSET = 5
+DEFAULT_THRESHOLD = 0.8
+TIE_RATIO = 0.9
+
+
+@dataclass(frozen=True)
+class FrameDecision:
+    """The verdict for one frame. ``reference`` is a frame index, or -1 when there is none."""
+
+    index: int
+    score: float
+    normalised: float
+    blurry: bool
+    reference: int
+
+
+@dataclass(frozen=True)
+class _Params:
+    window: int
+    max_offset: int
+    threshold: float
+    all_frames: bool
+
+    def __post_init__(self) -> None:
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0, got {self.window}")
+        if self.max_offset < 1:
+            raise ValueError(f"max_offset must be >= 1, got {self.max_offset}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+
+    @property
+    def lookahead(self) -> int:
+        return max(self.window, self.max_offset)
+
+
+def _check_score(score: float) -> float:
+    value = float(score)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"sharpness scores must be finite and >= 0, got {score!r}")
+    return value
+
+
+def _decide(i: int, score: Callable[[int], float], last: int, p: _Params) -> FrameDecision:
+    """Decision for frame ``i`` given scores of frames ``0..last`` (only the window is read)."""
+    own = score(i)
+    best = max(score(j) for j in range(max(0, i - p.window), min(last, i + p.window) + 1))
+    normalised = own / best if best > 0 else 1.0
+    blurry = p.all_frames or normalised < p.threshold
+    reference = -1
+    if blurry:
+        candidates = [
+            j for j in range(max(0, i - p.max_offset), min(last, i + p.max_offset) + 1) if j != i
+        ]
+        if candidates:
+            top = max(score(j) for j in candidates)
+            ties = [j for j in candidates if score(j) >= TIE_RATIO * top and score(j) > own]
+            if ties:
+                reference = min(ties, key=lambda j: (abs(j - i), j))
+    return FrameDecision(i, own, normalised, blurry, reference)
+
+
+def plan_references(
+    scores: Sequence[float],
+    *,
+    window: int = DEFAULT_WINDOW,
+    max_offset: int = DEFAULT_MAX_OFFSET,
+    threshold: float = DEFAULT_THRESHOLD,
+    all_frames: bool = False,
+) -> list[FrameDecision]:
+    """Decisions for a whole list of sharpness scores (offline)."""
+    p = _Params(window, max_offset, threshold, all_frames)
+    values = [_check_score(s) for s in scores]
+    last = len(values) - 1
+    return [_decide(i, values.__getitem__, last, p) for i in range(len(values))]
+
+
+class ReferencePlanner:
+    """Streaming version of :func:`plan_references` with memory bounded by the window.
+
+    ``push(score)`` returns the decisions that became final (at most one per push once the
+    look-ahead is filled), ``finish()`` returns the rest. Concatenated, they equal
+    ``plan_references(all_scores)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = DEFAULT_WINDOW,
+        max_offset: int = DEFAULT_MAX_OFFSET,
+        threshold: float = DEFAULT_THRESHOLD,
+        all_frames: bool = False,
+    ) -> None:
+        self._p = _Params(window, max_offset, threshold, all_frames)
+        self._scores: deque[float] = deque(maxlen=2 * self._p.lookahead + 1)
+        self._count = 0  # scores pushed so far
+        self._next = 0  # next index to decide
+        self._finished = False
+
+    @property
+    def lookahead(self) -> int:
+        """How many later frames must be scored before a frame's decision is released."""
+        return self._p.lookahead
+
+    @property
+    def max_offset(self) -> int:
+        """How far back (and ahead) a reference can be."""
+        return self._p.max_offset
+
+    def _score(self, j: int) -> float:
+        first = self._count - len(self._scores)
+        return self._scores[j - first]
+
+    def push(self, score: float) -> list[FrameDecision]:
+        """Add the next frame's score; return decisions that no longer depend on the future."""
+        if self._finished:
+            raise RuntimeError("push() after finish()")
+        self._scores.append(_check_score(score))
+        self._count += 1
+        out = []
+        last = self._count - 1
+        while self._next + self._p.lookahead <= last:
+            out.append(_decide(self._next, self._score, last, self._p))
+            self._next += 1
+        return out
+
+    def finish(self) -> list[FrameDecision]:
+        """No more frames: release every remaining decision."""
+        self._finished = True
+        last = self._count - 1
+        out = []
+        while self._next <= last:
+            out.append(_decide(self._next, self._score, last, self._p))
+            self._next += 1
+        return out

@@ -1,0 +1,80 @@
+"""Write outputs atomically: a temporary file beside the target, renamed only on success.
+
+A crash, an error or Ctrl-C never leaves a half-written video under the output name, and the
+temporary file is removed. The temporary name keeps the output's suffix so muxers that pick
+the container from the file name (``.mp4``, ``.mkv``...) still do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from refdeblur_video.errors import UserError
+
+__all__ = ["atomic_output", "check_not_same_file", "check_output_path"]
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an existing output (unless ``overwrite``), a folder, or an unwritable location."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"output {target} is a folder; give a file name")
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise UserError(f"output {target} already exists (use --overwrite to replace it)")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UserError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {folder} is not writable")
+    return target
+
+
+def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
+    """Refuse writing the output over the input (same path, link or hard link)."""
+    src, dst = Path(input_path), Path(output_path)
+    same = src.resolve() == dst.resolve()
+    if not same and src.exists() and dst.exists():
+        with contextlib.suppress(OSError):
+            same = os.path.samefile(src, dst)
+    if same:
+        raise UserError(f"output {dst} is the input file; choose another output name")
+
+
+def _create_temp(target: Path) -> Path:
+    for _ in range(100):
+        tmp = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"cannot write in {target.parent}: {exc.strerror}") from exc
+        os.close(fd)
+        return tmp
+    raise UserError(f"cannot create a temporary file in {target.parent}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    The temporary file exists (empty) when yielded and has the same suffix as ``path``. On any
+    exception, KeyboardInterrupt included, it is deleted and the exception propagates. Raises
+    UserError when ``path`` exists and ``overwrite`` is false, or its folder is missing or
+    not writable. The existence check is repeated just before the rename.
+    """
+    target = check_output_path(path, overwrite)
+    tmp = _create_temp(target)
+    try:
+        yield tmp
+        if not overwrite and (target.exists() or target.is_symlink()):
+            raise UserError(f"output {target} appeared while writing; not replacing it")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -1,0 +1,196 @@
+"""What a video file holds: :class:`VideoInfo` and :func:`probe`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from refdeblur_video.errors import UserError
+
+__all__ = ["VideoInfo", "probe", "open_container", "pix_fmt_bit_depth", "video_duration_s"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Properties of a file's first video stream.
+
+    ``width``/``height`` are the coded size (before rotation). ``rotation`` is the display
+    rotation in degrees counter-clockwise (PyAV's ``VideoFrame.rotation`` convention, in
+    -180..180); frames are never rotated by the reader, the writer stores the same display
+    matrix again. Colour fields are FFmpeg enum values (``AVColorRange``, ``AVColorPrimaries``,
+    ``AVColorTransferCharacteristic``, ``AVColorSpace``; 2/0 mean unspecified) as PyAV exposes
+    them. ``frame_count`` is ``None`` when the container does not say (e.g. Matroska/WebM).
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction | None
+    time_base: Fraction
+    frame_count: int | None
+    duration_s: float | None
+    rotation: int
+    pix_fmt: str
+    bit_depth: int
+    color_range: int
+    color_primaries: int
+    color_trc: int
+    colorspace: int
+    codec_name: str
+    has_audio: bool
+    has_subtitles: bool
+    container_format: str = ""
+    start_pts: int | None = None
+
+    @classmethod
+    def for_frames(
+        cls, width: int, height: int, fps: int | Fraction = 25, *, bit_depth: int = 8
+    ) -> VideoInfo:
+        """Info for writing frames that come from no video file: constant ``fps``, time base
+        ``1/fps`` (pts = frame number), yuv420p (yuv420p10le above 8 bits), untagged colour."""
+        fps = Fraction(fps)
+        return cls(
+            path="",
+            width=width,
+            height=height,
+            fps=fps,
+            time_base=1 / fps,
+            frame_count=None,
+            duration_s=None,
+            rotation=0,
+            pix_fmt="yuv420p" if bit_depth <= 8 else "yuv420p10le",
+            bit_depth=bit_depth,
+            color_range=0,
+            color_primaries=2,
+            color_trc=2,
+            colorspace=2,
+            codec_name="",
+            has_audio=False,
+            has_subtitles=False,
+        )
+
+    @property
+    def is_high_bit_depth(self) -> bool:
+        """True when frames are delivered as uint16 (sources deeper than 8 bits)."""
+        return self.bit_depth > 8
+
+
+def pix_fmt_bit_depth(pix_fmt: str) -> int:
+    """Bits per colour component of an FFmpeg pixel format (alpha ignored), 8 if unknown."""
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except (ValueError, TypeError):
+        return 8
+    bits = [c.bits for c in fmt.components if not c.is_alpha]
+    return max(bits) if bits else 8
+
+
+def open_container(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open ``path`` for reading with PyAV, turning every user-caused failure into UserError."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"input file not found: {p}")
+    if p.is_dir():
+        raise UserError(f"input is a folder, not a video file: {p}")
+    try:
+        return av.open(str(p), "r")
+    except PermissionError as exc:
+        raise UserError(f"cannot read {p}: permission denied") from exc
+    except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"{p} is not a readable video or media file ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream) -> int | None:
+    """Decode packets until one frame comes out; return its display rotation (None: no frame).
+
+    PyAV >= 14 does not expose a stream's coded side data for reading, but decoders attach the
+    display matrix to every frame, so the first decoded frame tells the rotation.
+    """
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            for frame in frames:
+                return int(round(frame.rotation))
+    except av.FFmpegError:
+        return None
+    return None
+
+
+def video_duration_s(stream) -> float | None:
+    """Duration of the stream itself (not the container, which may include longer audio)."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return _duration_tag(stream.metadata)
+
+
+def _duration_tag(metadata: dict) -> float | None:
+    """Matroska's per-stream ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``) in seconds."""
+    value = metadata.get("DURATION") or metadata.get("duration")
+    if not value:
+        return None
+    try:
+        hours, minutes, seconds = str(value).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read the properties of the first video stream of ``path``.
+
+    Raises UserError for a missing file, a file that is not media, or one without video.
+    """
+    with open_container(path) as container:
+        return _probe_container(container, str(path))
+
+
+def _probe_container(container: av.container.InputContainer, path: str) -> VideoInfo:
+    if not container.streams.video:
+        raise UserError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if ctx is None or not ctx.width or not ctx.height:
+        raise UserError(f"{path}: the video stream cannot be decoded (unknown codec or size)")
+    fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = Fraction(fps) if fps else None
+    time_base = Fraction(stream.time_base) if stream.time_base else (1 / fps if fps else None)
+    if time_base is None:
+        time_base = Fraction(1, 1000)
+    frame_count = int(stream.frames) if stream.frames else None
+    duration_s = video_duration_s(stream)
+    if duration_s is None and container.duration is not None:
+        duration_s = container.duration / av.time_base
+    pix_fmt = ctx.pix_fmt or (ctx.format.name if ctx.format else "") or ""
+    info = dict(
+        path=path,
+        width=int(ctx.width),
+        height=int(ctx.height),
+        fps=fps,
+        time_base=time_base,
+        frame_count=frame_count,
+        duration_s=duration_s,
+        pix_fmt=pix_fmt,
+        bit_depth=pix_fmt_bit_depth(pix_fmt) if pix_fmt else 8,
+        color_range=int(ctx.color_range or 0),
+        color_primaries=int(ctx.color_primaries if ctx.color_primaries is not None else 2),
+        color_trc=int(ctx.color_trc if ctx.color_trc is not None else 2),
+        colorspace=int(ctx.colorspace if ctx.colorspace is not None else 2),
+        codec_name=ctx.name or "",
+        has_audio=bool(container.streams.audio),
+        has_subtitles=bool(container.streams.subtitles),
+        container_format=container.format.name if container.format else "",
+        start_pts=stream.start_time,
+    )
+    info["rotation"] = _first_frame_rotation(container, stream) or 0
+    return VideoInfo(**info)

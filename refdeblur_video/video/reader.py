@@ -1,0 +1,248 @@
+"""Decode a video into :class:`Frame` objects (PyAV, or decord as an optional backend).
+
+Frames come out in presentation order (the order a decoder outputs them), numbered from 0,
+with the stream's own ``pts`` and ``time_base`` so the writer can put them back unchanged.
+Images are ``H x W x 3`` RGB in the coded orientation (the display rotation is metadata, see
+``VideoInfo.rotation``): ``uint8`` for 8-bit sources, ``uint16`` on the full 0..65535 scale for
+deeper ones.
+
+Damaged input: a truncated or partly corrupt stream is *salvaged*. Every frame the decoder
+can still produce is yielded; packets or demux steps that fail are skipped, and once the
+stream ends a single :class:`CorruptVideoWarning` (a ``UserWarning``) says how many frames were
+recovered. The same warning is given when fewer frames decode than the container announced.
+Only a stream with no decodable frame at all is an error (:class:`UserError`). We chose this
+because a long recording with a damaged tail is still worth deblurring, and refusing it would
+force the user to repair the file with other tools first.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.video.metadata import VideoInfo, open_container, probe, video_duration_s
+
+__all__ = ["CorruptVideoWarning", "Frame", "VideoReader", "open_reader", "BACKENDS"]
+
+BACKENDS = ("pyav", "decord")
+_MAX_DEMUX_RETRIES = 16
+
+
+class CorruptVideoWarning(UserWarning):
+    """The input stream was truncated or corrupt; only the decodable frames were read."""
+
+
+@dataclass
+class Frame:
+    """One decoded frame: its position, its timestamp and its RGB pixels."""
+
+    index: int
+    pts: int | None
+    time_base: Fraction
+    image: np.ndarray
+    duration: int | None = None  # in time_base units, when the stream says
+
+    @property
+    def time_s(self) -> float | None:
+        """Presentation time in seconds (None when the stream has no timestamps)."""
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+
+def open_reader(path: str | os.PathLike, backend: str = "pyav") -> VideoReader:
+    """Open ``path`` for decoding; use as ``with open_reader(p) as r: for f in r: ...``."""
+    return VideoReader(path, backend=backend)
+
+
+class VideoReader:
+    """Iterates the frames of the first video stream; ``.info`` describes the stream.
+
+    Each ``iter()`` starts a fresh decoding pass from the beginning. Decoding runs on FFmpeg's
+    own threads (``thread_type = "AUTO"``); memory use does not grow with the video length.
+    """
+
+    def __init__(self, path: str | os.PathLike, backend: str = "pyav") -> None:
+        if backend not in BACKENDS:
+            raise UserError(f"unknown video reader backend {backend!r} (choose pyav or decord)")
+        self.path = str(path)
+        self.backend = backend
+        self.info: VideoInfo = probe(path)
+        self.frames_read = 0
+        self.problems: list[str] = []
+        self._container: av.container.InputContainer | None = None
+        if backend == "decord":
+            _import_decord()
+            if self.info.bit_depth > 8:
+                raise UserError(
+                    f"the decord backend decodes 8-bit only and {self.path} is "
+                    f"{self.info.bit_depth}-bit; use the pyav backend"
+                )
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the decoder (also done at the end of each pass)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.frames_read = 0
+        self.problems = []
+        frames = self._iter_decord() if self.backend == "decord" else self._iter_pyav()
+        for frame in frames:
+            self.frames_read += 1
+            yield frame
+        if self.frames_read == 0:
+            raise UserError(f"{self.path} has no decodable video frames")
+        expected = self.info.frame_count
+        if expected is not None and self.frames_read < expected:
+            self.problems.append(f"{expected} frames announced")
+        if self.problems:
+            warnings.warn(
+                f"{self.path}: the video stream is truncated or corrupt; salvaged "
+                f"{self.frames_read} decodable frames ({'; '.join(self.problems[:3])})",
+                CorruptVideoWarning,
+                stacklevel=2,
+            )
+
+    # -- PyAV ---------------------------------------------------------------------------------
+
+    def _iter_pyav(self) -> Iterator[Frame]:
+        self.close()
+        container = self._container = open_container(self.path)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            out_format = "rgb48le" if self.info.bit_depth > 8 else "rgb24"
+            held: Frame | None = None  # one frame of delay: its duration is the pts gap
+            gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
+            for index, frame in enumerate(self._decoded_frames(container, stream)):
+                if frame.is_corrupt:
+                    self._problem("a corrupt frame was concealed")
+                image = frame.to_ndarray(format=out_format)
+                time_base = Fraction(frame.time_base or stream.time_base or self.info.time_base)
+                duration = int(frame.duration) if frame.duration else None
+                current = Frame(index, frame.pts, time_base, image, duration)
+                if held is not None:
+                    if None not in (held.pts, current.pts) and current.pts > held.pts:
+                        held.duration = current.pts - held.pts
+                        gap_s = float(held.duration * held.time_base)
+                    yield held
+                held = current
+            if held is not None:
+                self._finish_last(stream, held, gap_s)
+                yield held
+        finally:
+            self.close()
+
+    def _finish_last(self, stream, last: Frame, previous_gap_s: float) -> None:
+        """Give the last frame the duration up to the announced stream end when that is
+        plausible (decoded durations follow decode order in MP4); note a truncation when
+        decoding stopped clearly before that end (more than 2.5 frame intervals)."""
+        announced = video_duration_s(stream)
+        if announced is None or last.pts is None:
+            return
+        tb = last.time_base
+        interval = 1 / float(self.info.fps) if self.info.fps else 0.04
+        start = (stream.start_time or 0) * tb
+        gap = float(start + Fraction(announced) - last.pts * tb)  # seconds left for last frame
+        if gap > 2.5 * max(interval, previous_gap_s) + 1e-3:
+            shown = float(last.pts * tb - start)
+            self._problem(f"stream ends at {shown:.3f} s of {announced:.3f} s announced")
+        elif gap > 0:
+            last.duration = max(1, round(Fraction(gap) / tb))
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def _decoded_frames(self, container, stream) -> Iterator[av.VideoFrame]:
+        retries = 0
+        flushed = False
+        while not flushed:
+            packets = container.demux(stream)
+            try:
+                for packet in packets:
+                    retries = 0
+                    if packet.size == 0:
+                        flushed = True
+                    try:
+                        yield from packet.decode()
+                    except av.FFmpegError as exc:
+                        self._problem(f"undecodable packet: {exc.strerror or exc}")
+                break
+            except av.FFmpegError as exc:
+                self._problem(f"demuxing failed: {exc.strerror or exc}")
+                retries += 1
+                if retries > _MAX_DEMUX_RETRIES:
+                    break
+        if not flushed:
+            try:
+                yield from stream.decode(None)
+            except av.FFmpegError as exc:
+                self._problem(f"decoder flush failed: {exc.strerror or exc}")
+
+    # -- decord -------------------------------------------------------------------------------
+
+    def _iter_decord(self) -> Iterator[Frame]:
+        decord = _import_decord()
+        try:
+            vr = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=0)
+        except Exception as exc:  # decord raises its own DECORDError types
+            raise UserError(f"decord could not open {self.path}: {exc}") from exc
+        time_base = self.info.time_base
+        # decord reports float32 seconds; take exact pts from the packets it indexed (it sorts
+        # the video packets by pts and numbers frames in that order).
+        exact = _packet_pts(self.path)
+        start = (self.info.start_pts or 0) * time_base
+        rotation = self.info.rotation
+        turns = (-rotation // 90) % 4 if rotation % 90 == 0 else 0
+        for index in range(len(vr)):
+            try:
+                image = vr[index].asnumpy()
+                start_s, _end_s = vr.get_frame_timestamp(index)
+            except Exception as exc:  # corrupt tail: keep what was decoded
+                self._problem(f"decord stopped: {exc}")
+                break
+            if exact is not None and len(exact) == len(vr):
+                pts = exact[index]
+            else:
+                pts = int(round((Fraction(float(start_s)) + start) / time_base))
+            if turns:  # decord shows frames upright; we keep the coded orientation
+                image = np.rot90(image, turns)
+            yield Frame(index, pts, time_base, np.ascontiguousarray(image))
+        del vr
+
+
+def _packet_pts(path: str) -> list[int] | None:
+    """Sorted pts of the first video stream's packets (no decoding), None if any is missing."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            pts = [p.pts for p in container.demux(stream) if p.size]
+    except av.FFmpegError:
+        return None
+    if any(p is None for p in pts):
+        return None
+    return sorted(pts)
+
+
+def _import_decord():
+    try:
+        import decord
+    except ImportError as exc:
+        raise UserError(
+            "the decord backend is not installed (pip install decord); use backend 'pyav'"
+        ) from exc
+    return decord

@@ -1,0 +1,537 @@
+"""Encode frames back into a video that keeps the input's timing, colour and side streams.
+
+What :class:`VideoWriter` preserves:
+
+- **Timestamps.** The output stream gets the input's ``time_base`` and every frame keeps its
+  ``pts``, so variable frame rate survives. (A muxer may impose its own time base, e.g.
+  Matroska 1/1000; timestamps are then rescaled exactly as FFmpeg does, and times in seconds
+  still match.) Matroska's shift of all streams when a copied audio packet starts before 0
+  (AAC priming) is switched off, so video pts stay as they were.
+- **Pixel format.** By default the input's chroma layout and bit depth are kept when the
+  encoder supports them, otherwise the nearest format it does support (see
+  :func:`choose_pix_fmt`); 10-bit stays 10-bit with libx264.
+- **Colour tags** (range, primaries, transfer, matrix) on the stream and frames; the
+  RGB -> YUV conversion uses the same matrix and range the reader used the other way. (An RGB
+  source encoded as YUV is tagged BT.709 limited range; YUV encoded as RGB is tagged RGB.)
+- **Rotation**: the input's display matrix is written again (MP4/MOV ``tkhd`` matrix;
+  Matroska/WebM projection pose; checked with the FFmpeg 8 libraries in PyAV 18). Frames
+  are not rotated.
+- **Audio and subtitles** are stream-copied packet for packet (bytes and pts unchanged) from
+  ``copy_streams_from`` and interleaved by time with the video. Audio the container cannot
+  hold is a :class:`UserError` (silently losing sound is worse than stopping); subtitles it
+  cannot hold are dropped with a warning (e.g. SRT into MP4).
+
+Not kept: display-matrix flips (only the rotation is read), data streams (e.g. timecode or
+camera telemetry tracks) and attachments (e.g. fonts for ASS subtitles in Matroska).
+Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
+track length matches the input even with B-frames.
+
+Odd frame sizes: chroma-subsampled formats (4:2:0, 4:2:2) need even dimensions, so frames are
+padded to even by replicating the last column/row; the output is then one pixel larger.
+``VideoWriter.padded`` tells whether that happened.
+
+The writer writes ``path`` directly; wrap it in :func:`refdeblur_video.safe_output.atomic_output`
+so that a failure never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.video.metadata import VideoInfo
+from refdeblur_video.video.reader import Frame
+
+__all__ = ["VideoWriter", "choose_pix_fmt", "container_for", "default_codec", "CONTAINERS"]
+
+log = logging.getLogger(__name__)
+
+#: Output suffixes and the FFmpeg muxer each one selects.
+CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+
+_AVCOL_SPC_RGB = 0
+_AVCOL_SPC_BT709 = 1
+_AVCOL_RANGE_MPEG = 1
+_DTS_TIMED_FORMATS = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
+# AVColorSpace -> swscale matrix id (PyAV's reformat takes the latter)
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+_X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
+def container_for(path: str | os.PathLike, container_format: str | None = None) -> str:
+    """FFmpeg muxer name for ``path`` (its suffix) unless ``container_format`` is given."""
+    if container_format:
+        try:
+            av.ContainerFormat(container_format, "w")
+        except (ValueError, av.FFmpegError) as exc:
+            raise UserError(f"unknown output container format {container_format!r}") from exc
+        return container_format
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        known = ", ".join(CONTAINERS)
+        raise UserError(f"cannot tell the container of {Path(path).name!r}; use one of {known}")
+    return CONTAINERS[suffix]
+
+
+def default_codec(container_format: str) -> str:
+    """libvpx-vp9 for WebM, libx264 for everything else."""
+    return "libvpx-vp9" if container_format == "webm" else "libx264"
+
+
+@dataclass(frozen=True)
+class _FormatTraits:
+    name: str
+    bits: int
+    sub_w: int  # log2 horizontal chroma subsampling
+    sub_h: int
+    rgb: bool
+    alpha: bool
+    gray: bool
+    odd: bool  # palette / bayer / bitstream / float: never chosen by default
+
+
+def _traits(name: str) -> _FormatTraits:
+    fmt = av.VideoFormat(name)
+    comps = list(fmt.components)
+    colour = [c for c in comps if not c.is_alpha]
+    return _FormatTraits(
+        name=name,
+        bits=max((c.bits for c in colour), default=8),
+        sub_w=0 if fmt.chroma_width(2) == 2 else 1,
+        sub_h=0 if fmt.chroma_height(2) == 2 else 1,
+        rgb=bool(fmt.is_rgb),
+        alpha=any(c.is_alpha for c in comps),
+        gray=len(colour) == 1,
+        odd=bool(
+            fmt.has_palette or fmt.is_bayer or fmt.is_bit_stream or "f16" in name or "f32" in name
+        ),
+    )
+
+
+def choose_pix_fmt(codec_name: str, source_pix_fmt: str, requested: str | None = None) -> str:
+    """The encoder pixel format: ``requested`` if the codec takes it, else the source's own
+    format if supported, else the nearest supported one (no depth loss > no extra chroma
+    subsampling > same RGB/YUV family > smallest change; alpha, gray and palette avoided)."""
+    codec = av.Codec(codec_name, "w")
+    supported = [f.name for f in codec.video_formats or []]
+    if requested:
+        try:
+            av.VideoFormat(requested)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"unknown pixel format {requested!r}") from exc
+        if supported and requested not in supported:
+            raise UserError(
+                f"encoder {codec_name} cannot take pixel format {requested}; "
+                f"it supports {', '.join(supported)}"
+            )
+        return requested
+    if not supported or source_pix_fmt in supported:
+        return source_pix_fmt or (supported[0] if supported else "yuv420p")
+    try:
+        src = _traits(source_pix_fmt)
+    except (ValueError, TypeError):
+        src = _traits("yuv420p")
+
+    def key(item: tuple[int, str]) -> tuple:
+        index, name = item
+        c = _traits(name)
+        depth_loss = max(0, src.bits - c.bits)
+        chroma_loss = max(0, c.sub_w - src.sub_w) + max(0, c.sub_h - src.sub_h)
+        chroma_excess = max(0, src.sub_w - c.sub_w) + max(0, src.sub_h - c.sub_h)
+        unwanted = (c.alpha and not src.alpha) + (c.gray and not src.gray) + 4 * c.odd
+        legacy = name.startswith(("yuvj", "nv"))
+        return (
+            unwanted,
+            depth_loss > 0,
+            chroma_loss,
+            c.rgb != src.rgb,
+            depth_loss,
+            chroma_excess,
+            max(0, c.bits - src.bits),
+            legacy,
+            index,
+        )
+
+    return min(enumerate(supported), key=key)[1]
+
+
+def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    speed = _X264_PRESETS.index(preset) if preset in _X264_PRESETS else 5
+    if codec_name in ("libx264", "libx264rgb", "libx265"):
+        if crf is not None:
+            opts["crf"] = str(crf)
+        if preset:
+            opts["preset"] = preset
+        if codec_name == "libx265":
+            opts["x265-params"] = "log-level=error"
+    elif codec_name in ("libvpx-vp9", "libvpx"):
+        if crf is not None:
+            opts.update(crf=str(crf), b="0")
+        opts.update({"row-mt": "1", "deadline": "good", "cpu-used": str(max(0, 8 - speed))})
+    elif codec_name == "libsvtav1":
+        if crf is not None:
+            opts["crf"] = str(crf)
+        opts["preset"] = str(min(12, 4 + 8 - speed))
+    elif codec_name == "libaom-av1":
+        if crf is not None:
+            opts.update(crf=str(crf), b="0")
+        opts["cpu-used"] = str(min(8, 8 - speed))
+    return opts
+
+
+class VideoWriter:
+    """Encode :class:`Frame` objects into ``path``; use as a context manager or call close().
+
+    ``info`` describes the input (time base, fps, colour, rotation, pixel format); frames must
+    have its ``width x height``. ``codec`` defaults to libx264 (libvpx-vp9 for WebM).
+    ``crf``/``preset`` are mapped onto the encoder's own options where it has them (x264/x265
+    names; VP9/AV1 get a matching speed), ``options`` adds raw encoder options on top.
+    ``copy_streams_from`` defaults to ``info.path``; ``audio=False`` / ``subtitles=False`` drop
+    those streams. Lossless: ffv1 (e.g. ``pix_fmt="bgr0"`` for 8-bit RGB) or libx264rgb with
+    ``crf=0`` give back the exact RGB frames.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        info: VideoInfo,
+        *,
+        codec: str | None = None,
+        crf: int | None = 16,
+        preset: str | None = "medium",
+        pix_fmt: str | None = None,
+        copy_streams_from: str | os.PathLike | None = None,
+        audio: bool = True,
+        subtitles: bool = True,
+        container_format: str | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.info = info
+        self.format_name = container_for(path, container_format)
+        self.codec_name = codec or default_codec(self.format_name)
+        try:
+            av_codec = av.Codec(self.codec_name, "w")
+        except (ValueError, av.FFmpegError) as exc:
+            raise UserError(f"unknown video encoder {self.codec_name!r}") from exc
+        if av_codec.type != "video":
+            raise UserError(f"{self.codec_name!r} is not a video encoder")
+        self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
+        traits = _traits(self.pix_fmt)
+        self.width = info.width + (info.width % 2 if traits.sub_w else 0)
+        self.height = info.height + (info.height % 2 if traits.sub_h else 0)
+        self.padded = (self.width, self.height) != (info.width, info.height)
+        if self.padded:
+            log.warning(
+                "odd frame size %dx%d padded to %dx%d for %s (last column/row repeated)",
+                info.width,
+                info.height,
+                self.width,
+                self.height,
+                self.pix_fmt,
+            )
+        self.time_base = Fraction(info.time_base)
+        self._colour = self._output_colour(traits.rgb)
+        self._last_pts: int | None = None
+        self._durations: dict[int, int] = {}
+        self._end_pts: int | None = None
+        self._held: av.Packet | None = None
+        self._first_pts: int | None = None
+        self._first_dts: int | None = None
+        self._frames_written = 0
+        self._closed = False
+        self._source: av.container.InputContainer | None = None
+        self._copy_map: dict[int, av.stream.Stream] = {}
+        self._pending: av.Packet | None = None
+        self._packets = None
+
+        try:
+            # Matroska would shift every stream when a copied audio packet starts before 0
+            # (AAC priming from MP4): keep the input's timestamps instead.
+            container_options = (
+                {"avoid_negative_ts": "disabled"}
+                if self.format_name in ("matroska", "webm")
+                else {}
+            )
+            self._out = av.open(self.path, "w", format=self.format_name, options=container_options)
+        except (av.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot create {self.path}: {exc}") from exc
+        try:
+            self._stream = self._add_video_stream(crf, preset, options)
+            source = copy_streams_from if copy_streams_from is not None else info.path
+            if source and (audio or subtitles):
+                self._add_copied_streams(str(source), audio, subtitles)
+            try:
+                self._out.start_encoding()
+            except (av.FFmpegError, ValueError) as exc:
+                raise UserError(
+                    f"cannot encode {self.codec_name} into {self.format_name}: {exc}"
+                ) from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _output_colour(self, out_rgb: bool) -> dict[str, int]:
+        info = self.info
+        colour = {
+            "color_range": info.color_range,
+            "color_primaries": info.color_primaries,
+            "color_trc": info.color_trc,
+            "colorspace": info.colorspace,
+        }
+        in_rgb = info.colorspace == _AVCOL_SPC_RGB or _traits_or_none(info.pix_fmt, "rgb")
+        if out_rgb:  # RGB planes must say so, or decoders read them as YUV
+            colour["colorspace"] = _AVCOL_SPC_RGB
+            if not in_rgb:
+                colour["color_range"] = 0
+        elif in_rgb:  # RGB source into YUV: pick an explicit, common matrix
+            colour.update(colorspace=_AVCOL_SPC_BT709, color_range=_AVCOL_RANGE_MPEG)
+        return colour
+
+    def _add_video_stream(self, crf, preset, options):
+        rate = self.info.fps or Fraction(1, 1) / self.time_base
+        try:
+            stream = self._out.add_stream(self.codec_name, rate=rate)
+        except ValueError as exc:
+            raise UserError(
+                f"the {self.format_name} container cannot hold {self.codec_name} video"
+            ) from exc
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        ctx = stream.codec_context
+        ctx.time_base = self.time_base
+        for key, value in self._colour.items():
+            setattr(ctx, key, value)
+        opts = _encoder_options(self.codec_name, crf, preset)
+        opts.update(options or {})
+        ctx.options = opts
+        if self.info.rotation:
+            stream.set_display_rotation(self.info.rotation)
+        return stream
+
+    def _add_copied_streams(self, source: str, audio: bool, subtitles: bool) -> None:
+        try:
+            self._source = av.open(source, "r")
+        except (av.FFmpegError, OSError) as exc:
+            raise UserError(f"cannot read audio/subtitles from {source}: {exc}") from exc
+        wanted = []
+        for stream in self._source.streams:
+            if (stream.type == "audio" and audio) or (stream.type == "subtitle" and subtitles):
+                codec = stream.codec_context.name if stream.codec_context else "unknown"
+                try:
+                    copied = self._out.add_stream_from_template(stream)
+                except ValueError as exc:
+                    if stream.type == "audio":
+                        raise UserError(
+                            f"the {self.format_name} container cannot hold the input's {codec} "
+                            "audio; choose another output container or drop the audio"
+                        ) from exc
+                    warnings.warn(
+                        f"{codec} subtitles cannot be stored in {self.format_name}; dropped",
+                        stacklevel=3,
+                    )
+                    continue
+                for key in ("language", "title"):  # what players show in track menus
+                    if stream.metadata.get(key):
+                        copied.metadata[key] = stream.metadata[key]
+                self._copy_map[stream.index] = copied
+                wanted.append(stream)
+        if wanted:
+            self._packets = self._source.demux(wanted)
+        else:
+            self._source.close()
+            self._source = None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame, keeping its pts (rescaled only if its time base differs)."""
+        if self._closed:
+            raise ValueError("write() on a closed VideoWriter")
+        image = frame.image
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+        if image.shape[:2] != (self.info.height, self.info.width):
+            raise ValueError(
+                f"frame is {image.shape[1]}x{image.shape[0]}, the video is "
+                f"{self.info.width}x{self.info.height}"
+            )
+        if image.dtype == np.uint8:
+            src_format = "rgb24"
+        elif image.dtype == np.uint16:
+            src_format = "rgb48le"
+        else:
+            raise ValueError(f"frames must be uint8 or uint16, got {image.dtype}")
+        if self.padded:
+            pad = ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0))
+            image = np.pad(image, pad, mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=src_format)
+        colour = self._colour
+        if vf.format.name != self.pix_fmt:
+            vf = vf.reformat(
+                format=self.pix_fmt,
+                dst_colorspace=_SWS_MATRIX.get(colour["colorspace"]),
+                dst_color_range=colour["color_range"] or None,
+            )
+        for key, value in colour.items():
+            setattr(vf, key, value)
+        vf.pts = self._next_pts(frame)
+        if self._first_pts is None:
+            self._first_pts = vf.pts
+        vf.time_base = self.time_base
+        if frame.duration:
+            # encoders such as libx264 drop frame durations; put them back on the packets
+            vf.duration = round(frame.duration * Fraction(frame.time_base) / self.time_base)
+            self._durations[vf.pts] = vf.duration
+            self._end_pts = vf.pts + vf.duration
+        else:
+            self._end_pts = None
+        self._mux_video(self._stream.encode(vf))
+        self._frames_written += 1
+
+    def _next_pts(self, frame: Frame) -> int:
+        if frame.pts is None:
+            step = 1 / (self.info.fps or 25) / self.time_base
+            pts = 0 if self._last_pts is None else self._last_pts + max(1, round(step))
+        elif Fraction(frame.time_base) != self.time_base:
+            pts = round(frame.pts * Fraction(frame.time_base) / self.time_base)
+        else:
+            pts = int(frame.pts)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(
+                f"frame {frame.index}: pts {pts} does not increase (previous {self._last_pts})"
+            )
+        self._last_pts = pts
+        return pts
+
+    def _mux_video(self, packets) -> None:
+        # One packet is held back so that close() can still fix the last one's duration.
+        for packet in packets:
+            if self._first_dts is None:
+                self._first_dts = packet.dts
+            duration = self._durations.pop(packet.pts, None)
+            if duration and not packet.duration:
+                packet.duration = duration
+            self._mux_held()
+            self._held = packet
+
+    def _mux_held(self) -> None:
+        packet, self._held = self._held, None
+        if packet is None:
+            return
+        ts = packet.dts if packet.dts is not None else packet.pts
+        if ts is not None and packet.time_base:
+            self._copy_until(float(ts * packet.time_base))
+        self._out.mux(packet)
+
+    def _fix_last_duration(self) -> None:
+        """ISO BMFF track length is ``last dts + last duration - first dts`` (decode order);
+        with B-frames the last packet is not the last shown and the first dts is shifted
+        below the first pts, so size the last packet's duration to give the real length."""
+        packet = self._held
+        if (
+            packet is None
+            or self.format_name not in _DTS_TIMED_FORMATS
+            or None in (self._end_pts, self._first_pts, self._first_dts, packet.dts)
+        ):
+            return
+        duration = self._end_pts - self._first_pts + self._first_dts - packet.dts
+        if duration > 0:
+            packet.duration = duration
+
+    def _copy_until(self, seconds: float) -> None:
+        """Mux copied audio/subtitle packets that start no later than ``seconds``."""
+        while self._packets is not None:
+            if self._pending is None:
+                self._pending = next(self._packets, None)
+                if self._pending is None:
+                    self._packets = None
+                    break
+            packet = self._pending
+            if packet.size == 0 or packet.stream.index not in self._copy_map:
+                self._pending = None
+                continue
+            ts = packet.dts if packet.dts is not None else packet.pts
+            if ts is not None and float(ts * packet.time_base) > seconds:
+                break
+            packet.stream = self._copy_map[packet.stream.index]
+            self._out.mux(packet)
+            self._pending = None
+
+    # -- finishing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio/subtitles and finalise the file."""
+        if self._closed:
+            return
+        try:
+            self._mux_video(self._stream.encode(None))
+            self._fix_last_duration()
+            self._mux_held()
+            self._copy_until(math.inf)
+        finally:
+            self._closed = True
+            self._release()
+
+    def abort(self) -> None:
+        """Stop without flushing (after an error); the partial file is left to the caller."""
+        self._closed = True
+        try:
+            self._release()
+        except (av.FFmpegError, OSError) as exc:  # keep the original error visible
+            log.debug("ignoring error while aborting %s: %s", self.path, exc)
+
+    def _release(self) -> None:
+        out, self._out = getattr(self, "_out", None), None
+        source, self._source = self._source, None
+        self._packets = self._pending = self._held = None
+        try:
+            if out is not None:
+                out.close()
+        finally:
+            if source is not None:
+                source.close()
+
+    @property
+    def frames_written(self) -> int:
+        return self._frames_written
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _traits_or_none(pix_fmt: str, what: str) -> bool:
+    try:
+        return getattr(_traits(pix_fmt), what)
+    except (ValueError, TypeError):
+        return False

@@ -1,0 +1,48 @@
+"""Shared fixtures: small synthetic clips written on demand into the test's tmp_path.
+
+``make_test_clip(name, **kwargs)`` writes ``tmp_path / name`` with
+:func:`refdeblur_video.video.synthetic.make_clip` (same keyword arguments: n_frames, size,
+fps, blurry, vfr, audio, rotation, codec, pix_fmt, seed, subtitles, color, ...) and returns a
+:class:`SyntheticClip` (path, the RGB frames that were encoded, the blurry indices).
+``lossless_clip`` is an FFV1/bgr0 Matroska clip whose decoded frames equal ``frames`` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refdeblur_video.video.synthetic import make_clip
+
+
+@dataclass
+class SyntheticClip:
+    path: Path
+    frames: list[np.ndarray]
+    blurry: frozenset[int]
+
+
+@pytest.fixture()
+def make_test_clip(tmp_path: Path) -> Callable[..., SyntheticClip]:
+    def factory(name: str = "clip.mp4", **kwargs) -> SyntheticClip:
+        path = tmp_path / name
+        frames = make_clip(path, **kwargs)
+        return SyntheticClip(path, frames, frozenset(kwargs.get("blurry", ())))
+
+    return factory
+
+
+@pytest.fixture()
+def small_clip(make_test_clip) -> SyntheticClip:
+    """12 frames, 96x64, 25 fps H.264 in MP4, frames 3 and 7 motion-blurred."""
+    return make_test_clip("small.mp4", blurry={3, 7})
+
+
+@pytest.fixture()
+def lossless_clip(make_test_clip) -> SyntheticClip:
+    """12 frames, 96x64, FFV1 (bgr0) in Matroska: decodes bit-exactly to ``frames``."""
+    return make_test_clip("lossless.mkv", codec="ffv1", pix_fmt="bgr0", blurry={3, 7})

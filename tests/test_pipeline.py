@@ -1,0 +1,269 @@
+"""The main job end to end on small synthetic clips: timing, streams, references, safety."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from refdeblur_video.cli import main as cli_main
+from refdeblur_video.errors import UserError
+from refdeblur_video.model import ModelConfig, RefDeblurNet
+from refdeblur_video.model.restorer import Restorer
+from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
+from refdeblur_video.video.reader import open_reader
+from refdeblur_video.video.synthetic import make_image
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    """A small network with random weights: it changes every frame it touches."""
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    return Restorer(net, torch.device("cpu"), trained=True)
+
+
+def decoded(path):
+    with open_reader(path) as reader:
+        return [(f.pts, f.image) for f in reader]
+
+
+def read_log(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def packets(path, kind):
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == kind]
+        if not streams:
+            return []
+        return [(p.pts, bytes(p)) for p in container.demux(streams[0]) if p.size]
+
+
+@pytest.mark.parametrize("vfr", [False, True])
+def test_pts_identical_in_and_out(make_test_clip, restorer, tmp_path, vfr):
+    clip = make_test_clip("in.mp4", n_frames=14, blurry={4, 9}, vfr=vfr)
+    out = tmp_path / "out.mp4"
+    summary = deblur_video(clip.path, out, restorer, quiet=True)
+    assert summary.frames == 14
+    assert [p for p, _ in decoded(out)] == [p for p, _ in decoded(clip.path)]
+
+
+def test_audio_packets_copied_bit_exactly(make_test_clip, restorer, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=12, blurry={5}, audio=True)
+    out = tmp_path / "out.mp4"
+    deblur_video(clip.path, out, restorer, quiet=True)
+    source_audio = packets(clip.path, "audio")
+    assert source_audio and packets(out, "audio") == source_audio
+    dropped = tmp_path / "silent.mp4"
+    deblur_video(clip.path, dropped, restorer, quiet=True, audio=False)
+    assert packets(dropped, "audio") == []
+
+
+def test_rotation_kept(make_test_clip, restorer, tmp_path):
+    clip = make_test_clip("in.mp4", rotation=90, blurry={2})
+    out = tmp_path / "out.mp4"
+    deblur_video(clip.path, out, restorer, quiet=True)
+    with open_reader(out) as reader:
+        assert reader.info.rotation == open_reader(clip.path).info.rotation != 0
+
+
+def test_sharp_frames_pass_through_bit_exactly_and_blurry_ones_change(
+        lossless_clip, restorer, tmp_path):
+    out = tmp_path / "out.mkv"
+    log = tmp_path / "frames.csv"
+    deblur_video(lossless_clip.path, out, restorer, quiet=True, codec="ffv1", pix_fmt="bgr0",
+                 log=str(log))
+    rows = read_log(log)
+    blurry = {int(r["index"]) for r in rows if r["blurry"] == "1"}
+    assert blurry == set(lossless_clip.blurry)
+    for index, ((_, before), (_, after)) in enumerate(
+            zip(decoded(lossless_clip.path), decoded(out), strict=True)):
+        if index in blurry:
+            assert not np.array_equal(before, after)
+        else:
+            assert np.array_equal(before, after)
+
+
+def test_expected_reference_on_known_blur_pattern(make_test_clip, restorer, tmp_path):
+    # frames 5, 6 and 7 blurry: 6's nearest sharp neighbours are 4 and 8 (2 away)
+    clip = make_test_clip("in.mp4", n_frames=14, blurry={5, 6, 7})
+    log = tmp_path / "frames.json"
+    deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, log=str(log))
+    rows = {r["index"]: r for r in json.loads(log.read_text())["frames"]}
+    assert {i for i, r in rows.items() if r["blurry"]} == {5, 6, 7}
+    assert rows[5]["reference"] == 4 and rows[7]["reference"] == 8
+    assert rows[6]["reference"] in (4, 8)
+    assert all(r["reference"] == -1 for i, r in rows.items() if i not in (5, 6, 7))
+
+
+def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
+    summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True,
+                           all_frames=True)
+    assert summary.restored == 6
+
+
+def test_forced_reference_image_is_used(make_test_clip, restorer, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=8, blurry={3})
+    ref = tmp_path / "ref.png"
+    make_image(ref, size=(96, 64))
+    log = tmp_path / "frames.csv"
+    deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, ref=str(ref),
+                 log=str(log))
+    assert [r["reference"] for r in read_log(log) if r["blurry"] == "1"] == ["-2"]
+
+
+def test_image_mode(tmp_path, restorer):
+    blurry, sharp = tmp_path / "blurry.png", tmp_path / "sharp.png"
+    make_image(blurry, blurry=True)
+    make_image(sharp, index=1)
+    out = tmp_path / "out.png"
+    deblur_image(blurry, out, restorer, ref=str(sharp))
+    import cv2
+
+    assert cv2.imread(str(out)).shape == cv2.imread(str(blurry)).shape
+
+
+def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch, restorer):
+    a = make_test_clip("a.mp4", n_frames=6, blurry={2})
+    make_test_clip("b.mp4", n_frames=6, blurry={2})
+    outdir = tmp_path / "done"
+    outdir.mkdir()
+    (outdir / "a.mp4").write_bytes(b"finished earlier")
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    results = deblur_many(str(a.path.parent / "*.mp4"), outdir, quiet=True)
+    assert [r.skipped for r in results] == [True, False]
+    assert (outdir / "a.mp4").read_bytes() == b"finished earlier"
+    assert len(decoded(outdir / "b.mp4")) == 6
+
+
+def test_many_files_shard_by_torchrun_rank(make_test_clip, tmp_path, monkeypatch, restorer):
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        make_test_clip(name, n_frames=4, blurry={1})
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    results = deblur_many(str(tmp_path), tmp_path / "out", quiet=True)
+    assert [r.output for r in results] == [str(tmp_path / "out" / "b.mp4")]
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("error", [Boom, KeyboardInterrupt])
+def test_no_partial_output_after_failure(make_test_clip, tmp_path, restorer, error):
+    clip = make_test_clip("in.mp4", n_frames=12, blurry={2, 8})
+    calls = []
+
+    class Failing:
+        def restore_images(self, blurry, refs):
+            calls.append(1)
+            if len(calls) > 1:
+                raise error()
+            return restorer.restore_images(blurry, refs)
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(error):
+        deblur_video(clip.path, out, Failing(), quiet=True, batch=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_existing_output_refused_unless_overwrite(make_test_clip, tmp_path, restorer):
+    clip = make_test_clip("in.mp4", n_frames=4, blurry={1})
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"keep me")
+    with pytest.raises(UserError, match="already exists"):
+        deblur_video(clip.path, out, restorer, quiet=True)
+    assert out.read_bytes() == b"keep me"
+    deblur_video(clip.path, out, restorer, quiet=True, overwrite=True)
+    assert len(decoded(out)) == 4
+
+
+def test_output_same_as_input_refused(make_test_clip, restorer):
+    clip = make_test_clip("in.mp4", n_frames=4)
+    with pytest.raises(UserError):
+        deblur_video(clip.path, clip.path, restorer, quiet=True, overwrite=True)
+
+
+def run_cli(args, capsys):
+    code = cli_main([*args, "--model", "lite", "-q"])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, make_test_clip):
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("this is not a video")
+    audio_only = tmp_path / "audio.m4a"
+    with av.open(str(audio_only), "w") as out:
+        stream = out.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    clip = make_test_clip("ok.mp4", n_frames=4)
+    cases = [
+        [str(tmp_path / "missing.mp4"), str(tmp_path / "o1.mp4")],
+        [str(not_video), str(tmp_path / "o2.mp4")],
+        [str(audio_only), str(tmp_path / "o3.mp4")],
+        [str(clip.path), str(tmp_path / "no" / "such" / "dir" / "o4.mp4")],
+        [str(clip.path), str(tmp_path / "o5.webm"), "--codec", "prores_ks"],
+        [str(clip.path), str(tmp_path / "o6.mp4"), "--codec", "not-a-codec"],
+    ]
+    for args in cases:
+        code, err = run_cli(args, capsys)
+        errors = [line for line in err if not line.startswith("warning:")]
+        assert code == 2, args
+        assert len(errors) == 1 and errors[0].startswith("error: "), (args, err)
+    leftovers = {p.name for p in tmp_path.iterdir()}
+    assert leftovers == {"audio.m4a", "notes.mp4", "ok.mp4"}, leftovers
+
+
+def test_zero_frame_video_is_refused(tmp_path, restorer):
+    empty = tmp_path / "empty.mp4"
+    with av.open(str(empty), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    with pytest.raises(UserError):
+        deblur_video(empty, tmp_path / "out.mp4", restorer, quiet=True)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_truncated_video_is_salvaged_with_a_warning(make_test_clip, tmp_path, restorer):
+    clip = make_test_clip("in.mkv", n_frames=30, blurry={3}, codec="ffv1", pix_fmt="bgr0")
+    data = clip.path.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.warns(UserWarning, match="truncated or corrupt"):
+        summary = deblur_video(cut, tmp_path / "out.mkv", restorer, quiet=True, codec="ffv1")
+    assert 0 < summary.frames < 30
+
+
+def test_odd_frame_size_is_padded_for_420(make_test_clip, tmp_path, restorer):
+    clip = make_test_clip("in.mkv", size=(67, 45), n_frames=4, blurry={1}, codec="ffv1",
+                          pix_fmt="bgr0")
+    out = tmp_path / "out.mp4"
+    deblur_video(clip.path, out, restorer, quiet=True, pix_fmt="yuv420p")
+    with open_reader(out) as reader:
+        assert (reader.info.width, reader.info.height) == (68, 46)
+
+
+def test_dispatch_picks_image_mode(tmp_path, restorer, monkeypatch):
+    make_image(tmp_path / "b.png", blurry=True)
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    [summary] = deblur(str(tmp_path / "b.png"), str(tmp_path / "o.png"))
+    assert summary.restored == 1 and (tmp_path / "o.png").is_file()

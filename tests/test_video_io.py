@@ -1,0 +1,413 @@
+"""Video probing, decoding and encoding: timing, colour, rotation, side streams, damage."""
+
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.frames import plan_references
+from refdeblur_video.frames.sharpness import sharpness
+from refdeblur_video.safe_output import atomic_output
+from refdeblur_video.video.metadata import VideoInfo, probe
+from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
+from refdeblur_video.video.synthetic import make_demo_clip, render_frame
+from refdeblur_video.video.writer import VideoWriter, choose_pix_fmt
+
+BT709 = {"color_range": 1, "color_primaries": 1, "color_trc": 1, "colorspace": 1}
+
+
+def read_all(path) -> tuple:
+    with open_reader(path) as reader:
+        return reader.info, list(reader)
+
+
+def transcode(src, dst, **kwargs) -> list[Frame]:
+    info, frames = read_all(src)
+    with VideoWriter(dst, info, **kwargs) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return frames
+
+
+def packets(path, kind: str) -> list[tuple]:
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == kind]
+        if not streams:
+            return []
+        return [(p.pts, p.dts, bytes(p)) for p in container.demux(streams) if p.size]
+
+
+# -- probing -------------------------------------------------------------------------------------
+
+
+def test_probe_reports_stream_properties(make_test_clip):
+    clip = make_test_clip("p.mp4", n_frames=10, audio=True, rotation=90, color=BT709)
+    info = probe(clip.path)
+    assert (info.width, info.height) == (96, 64)
+    assert info.fps == 25 and info.frame_count == 10
+    assert info.duration_s == pytest.approx(0.4)
+    assert info.rotation == 90
+    assert info.pix_fmt == "yuv420p" and info.bit_depth == 8 and info.codec_name == "h264"
+    assert (info.color_range, info.color_primaries, info.color_trc, info.colorspace) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert info.has_audio and not info.has_subtitles
+
+
+def test_unknown_frame_count_is_none_and_reading_still_works(make_test_clip):
+    clip = make_test_clip("n.mkv", n_frames=9)  # Matroska does not store nb_frames
+    info = probe(clip.path)
+    assert info.frame_count is None
+    assert info.duration_s == pytest.approx(0.36)
+    _, frames = read_all(clip.path)
+    assert [f.index for f in frames] == list(range(9))
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "vfr"), [("cfr.mp4", False), ("vfr.mp4", True), ("vfr.mkv", True)]
+)
+def test_pts_identical_in_and_out(make_test_clip, tmp_path, name, vfr):
+    clip = make_test_clip(name, n_frames=10, vfr=vfr)
+    out = tmp_path / f"out_{name}"
+    frames = transcode(clip.path, out)  # default preset: B-frames reorder the packets
+    in_pts = [f.pts for f in frames]
+    if vfr:
+        assert len(set(np.diff(in_pts))) > 1, "the synthetic clip should be VFR"
+    info_out, back = read_all(out)
+    assert [f.pts for f in back] == in_pts
+    assert info_out.time_base == frames[0].time_base
+    assert probe(out).duration_s == pytest.approx(probe(clip.path).duration_s)
+
+
+def test_frames_carry_index_pts_and_time(small_clip):
+    info, frames = read_all(small_clip.path)
+    assert len(frames) == 12
+    assert frames[0].image.shape == (64, 96, 3) and frames[0].image.dtype == np.uint8
+    assert [f.time_s for f in frames] == pytest.approx([i / 25 for i in range(12)])
+    assert all(f.time_base == info.time_base for f in frames)
+
+
+def test_non_increasing_pts_is_refused(small_clip, tmp_path):
+    info, frames = read_all(small_clip.path)
+    with VideoWriter(tmp_path / "o.mp4", info) as writer:
+        writer.write(frames[1])
+        with pytest.raises(ValueError, match="does not increase"):
+            writer.write(frames[0])
+
+
+# -- streams copied ------------------------------------------------------------------------------
+
+
+def test_audio_packets_are_copied_unchanged(make_test_clip, tmp_path):
+    clip = make_test_clip("a.mp4", n_frames=12, audio=True)
+    out = tmp_path / "out.mp4"
+    transcode(clip.path, out, preset="ultrafast")
+    original = packets(clip.path, "audio")
+    assert len(original) > 10
+    assert packets(out, "audio") == original
+
+    quiet = tmp_path / "quiet.mp4"
+    transcode(clip.path, quiet, audio=False, preset="ultrafast")
+    assert not probe(quiet).has_audio
+
+
+def test_audio_and_subtitles_copied_in_matroska(make_test_clip, tmp_path):
+    clip = make_test_clip("s.mkv", n_frames=8, audio=True, subtitles=True)
+    out = tmp_path / "out.mkv"
+    transcode(clip.path, out, preset="ultrafast")
+    assert probe(out).has_subtitles
+    for kind in ("audio", "subtitle"):
+        assert packets(out, kind) == packets(clip.path, kind)
+
+
+def test_subtitles_the_container_cannot_hold_are_dropped_with_warning(make_test_clip, tmp_path):
+    clip = make_test_clip("s.mkv", n_frames=6, audio=True, subtitles=True)
+    with pytest.warns(UserWarning, match="subtitles"):
+        transcode(clip.path, tmp_path / "out.mp4", preset="ultrafast")
+    info = probe(tmp_path / "out.mp4")
+    assert info.has_audio and not info.has_subtitles
+
+
+def test_audio_the_container_cannot_hold_is_a_user_error(make_test_clip, tmp_path):
+    clip = make_test_clip("a.mp4", n_frames=4, audio=True)  # AAC cannot go into WebM
+    info = probe(clip.path)
+    with pytest.raises(UserError, match="audio"):
+        VideoWriter(tmp_path / "out.webm", info)
+    assert not (tmp_path / "out.webm").exists() or (tmp_path / "out.webm").stat().st_size < 1024
+
+
+def test_webm_defaults_to_vp9_and_copies_opus(make_test_clip, tmp_path):
+    clip = make_test_clip("w.webm", n_frames=6, audio=True)
+    out = tmp_path / "out.webm"
+    transcode(clip.path, out)
+    assert probe(out).codec_name == "vp9"
+    assert packets(out, "audio") == packets(clip.path, "audio")
+
+
+# -- metadata kept -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "rotation"), [("r.mp4", 90), ("r.mov", -90), ("r.mkv", 180)])
+def test_rotation_is_kept(make_test_clip, tmp_path, name, rotation):
+    clip = make_test_clip(name, n_frames=4, rotation=rotation)
+    assert abs(probe(clip.path).rotation) == abs(rotation)
+    out = tmp_path / f"out_{name}"
+    transcode(clip.path, out, preset="ultrafast")
+    assert probe(out).rotation == probe(clip.path).rotation
+
+
+def test_colour_tags_are_kept_and_the_matrix_round_trips(make_test_clip, tmp_path):
+    tags = {"color_range": 2, "color_primaries": 9, "color_trc": 14, "colorspace": 9}
+    clip = make_test_clip("c.mkv", n_frames=4, codec="ffv1", pix_fmt="yuv444p", color=tags)
+    info = probe(clip.path)
+    assert (info.color_range, info.color_primaries, info.color_trc, info.colorspace) == (
+        2,
+        9,
+        14,
+        9,
+    )
+    out = tmp_path / "out.mkv"
+    frames = transcode(clip.path, out, codec="ffv1")
+    out_info, back = read_all(out)
+    assert out_info.pix_fmt == "yuv444p"
+    got = (out_info.color_range, out_info.color_primaries, out_info.color_trc, out_info.colorspace)
+    assert got == (2, 9, 14, 9)
+    # lossless YUV both ways: only RGB<->YUV rounding may differ if the same matrix is used
+    for a, b in zip(frames, back, strict=True):
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+
+    h264 = tmp_path / "out.mp4"
+    transcode(clip.path, h264, preset="ultrafast")
+    h = probe(h264)
+    assert (h.color_range, h.color_primaries, h.color_trc, h.colorspace) == (2, 9, 14, 9)
+
+
+def test_ten_bit_stays_ten_bit(make_test_clip, tmp_path):
+    clip = make_test_clip("t.mp4", n_frames=4, pix_fmt="yuv420p10le")
+    info, frames = read_all(clip.path)
+    assert info.bit_depth == 10
+    assert frames[0].image.dtype == np.uint16
+    assert frames[0].image.max() > 255  # full 16-bit scale
+    out = tmp_path / "out.mp4"
+    transcode(clip.path, out, preset="ultrafast")
+    assert probe(out).pix_fmt == "yuv420p10le"
+    _, back = read_all(out)
+    assert back[0].image.dtype == np.uint16
+    diff = np.abs(back[0].image.astype(int) - frames[0].image.astype(int))
+    assert diff.mean() < 0.05 * 65535
+
+
+def test_ffv1_round_trip_is_bit_exact(lossless_clip, tmp_path):
+    info, frames = read_all(lossless_clip.path)
+    for original, decoded in zip(lossless_clip.frames, frames, strict=True):
+        np.testing.assert_array_equal(decoded.image, original)
+    out = tmp_path / "out.mkv"
+    transcode(lossless_clip.path, out, codec="ffv1")
+    assert probe(out).pix_fmt == "bgr0"
+    _, back = read_all(out)
+    for original, decoded in zip(lossless_clip.frames, back, strict=True):
+        np.testing.assert_array_equal(decoded.image, original)
+
+
+def test_libx264rgb_crf0_round_trip_is_bit_exact(lossless_clip, tmp_path):
+    out = tmp_path / "out.mkv"
+    transcode(lossless_clip.path, out, codec="libx264rgb", crf=0, preset="ultrafast")
+    _, back = read_all(out)
+    for original, decoded in zip(lossless_clip.frames, back, strict=True):
+        np.testing.assert_array_equal(decoded.image, original)
+
+
+def test_odd_size_is_padded_by_repeating_the_edge(make_test_clip, tmp_path):
+    clip = make_test_clip("odd.mkv", n_frames=3, size=(97, 65), codec="ffv1", pix_fmt="bgr0")
+    out = tmp_path / "out.mkv"
+    info, frames = read_all(clip.path)
+    with VideoWriter(out, info, codec="ffv1", pix_fmt="yuv420p") as writer:
+        assert writer.padded and (writer.width, writer.height) == (98, 66)
+        for frame in frames:
+            writer.write(frame)
+    _, back = read_all(out)
+    img = back[0].image
+    assert img.shape == (66, 98, 3)
+    np.testing.assert_array_equal(img[:, 97], img[:, 96])
+    np.testing.assert_array_equal(img[65], img[64])
+
+
+@pytest.mark.parametrize(
+    ("codec", "source", "expected"),
+    [
+        ("libx264", "yuv420p10le", "yuv420p10le"),
+        ("libx264", "yuv420p", "yuv420p"),
+        ("libvpx-vp9", "yuv420p10le", "yuv420p"),
+        ("libx264", "bgr0", "yuv444p"),
+        ("ffv1", "bgr0", "bgr0"),
+        ("libx264rgb", "gbrp", "bgr0"),
+    ],
+)
+def test_default_pixel_format_keeps_chroma_and_depth(codec, source, expected):
+    assert choose_pix_fmt(codec, source) == expected
+
+
+# -- user errors ---------------------------------------------------------------------------------
+
+
+def test_bad_codec_container_and_pixel_format_are_user_errors(small_clip, tmp_path):
+    info = probe(small_clip.path)
+    with pytest.raises(UserError, match="unknown video encoder"):
+        VideoWriter(tmp_path / "a.mp4", info, codec="no-such-codec")
+    with pytest.raises(UserError, match="cannot hold"):
+        VideoWriter(tmp_path / "b.webm", info, codec="libx264", audio=False)
+    with pytest.raises(UserError, match="container"):
+        VideoWriter(tmp_path / "c.avi", info)
+    with pytest.raises(UserError, match="pixel format"):
+        VideoWriter(tmp_path / "d.mp4", info, pix_fmt="bgr0")
+    with pytest.raises(UserError, match="not a video encoder"):
+        VideoWriter(tmp_path / "e.mp4", info, codec="aac")
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        probe(tmp_path / "nope.mp4")
+    with pytest.raises(UserError, match="not found"):
+        open_reader(tmp_path / "nope.mp4")
+
+
+def test_folder_and_non_media_file_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="folder"):
+        probe(tmp_path)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video at all\n" * 40)
+    with pytest.raises(UserError, match="not a readable video"):
+        probe(junk)
+
+
+def test_file_without_video_stream_is_a_user_error(tmp_path):
+    srt = tmp_path / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    with pytest.raises(UserError, match="no video stream"):
+        open_reader(srt)
+
+
+def test_video_stream_without_decodable_frames_is_a_user_error(tmp_path):
+    broken = tmp_path / "garbage.mkv"
+    with av.open(str(broken), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "bgr0"
+        for i in range(3):  # packets of garbage where FFV1 frames should be
+            packet = av.Packet(bytes(range(256)) * 2)
+            packet.stream, packet.time_base = stream, Fraction(1, 25)
+            packet.pts = packet.dts = i
+            out.mux(packet)
+    with open_reader(broken) as reader, pytest.raises(UserError, match="no decodable"):
+        list(reader)
+
+
+@pytest.mark.parametrize(
+    ("name", "muxer_options"), [("long.mkv", None), ("long.mp4", {"movflags": "faststart"})]
+)
+def test_truncated_file_is_salvaged_with_one_warning(make_test_clip, tmp_path, name, muxer_options):
+    clip = make_test_clip(name, n_frames=24, container_options=muxer_options)
+    cut = tmp_path / f"cut_{name}"
+    data = clip.path.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_reader(cut) as reader:
+            frames = list(reader)
+    corrupt = [w for w in caught if issubclass(w.category, CorruptVideoWarning)]
+    assert len(corrupt) == 1
+    assert "salvaged" in str(corrupt[0].message)
+    assert 0 < len(frames) < 24
+    # the salvaged frames are the first ones, with their original timestamps
+    _, full = read_all(clip.path)
+    assert [f.pts for f in frames] == [f.pts for f in full[: len(frames)]]
+
+
+def test_intact_file_gives_no_warning(small_clip):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_all(small_clip.path)
+
+
+# -- optional decord backend ---------------------------------------------------------------------
+
+
+def test_unknown_backend_is_a_user_error(small_clip):
+    with pytest.raises(UserError, match="backend"):
+        open_reader(small_clip.path, backend="opencv")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("d.mp4", {"vfr": True}), ("r.mp4", {"rotation": 90})]
+)
+def test_decord_gives_the_same_frames_as_pyav(make_test_clip, name, kwargs):
+    pytest.importorskip("decord")
+    clip = make_test_clip(name, n_frames=10, **kwargs)
+    _, pyav_frames = read_all(clip.path)
+    with open_reader(clip.path, backend="decord") as reader:
+        decord_frames = list(reader)
+    assert [f.pts for f in decord_frames] == [f.pts for f in pyav_frames]
+    for a, b in zip(pyav_frames, decord_frames, strict=True):
+        assert a.image.shape == b.image.shape  # coded orientation, like PyAV
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize("error", [RuntimeError("model failed"), KeyboardInterrupt()])
+def test_interrupted_write_inside_atomic_output_leaves_nothing(small_clip, tmp_path, error):
+    info, frames = read_all(small_clip.path)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with (
+        pytest.raises(type(error)),
+        atomic_output(folder / "o.mp4") as tmp,
+        VideoWriter(tmp, info) as writer,
+    ):
+        writer.write(frames[0])
+        raise error
+    assert list(folder.iterdir()) == []
+
+
+def test_frames_from_nowhere_can_be_written(tmp_path):
+    info = VideoInfo.for_frames(64, 48, fps=30)
+    image = np.zeros((48, 64, 3), np.uint8)
+    with VideoWriter(tmp_path / "gen.mkv", info, codec="ffv1") as writer:
+        for i in range(3):
+            writer.write(Frame(i, i, info.time_base, image + 40 * i))
+    out, back = read_all(tmp_path / "gen.mkv")
+    assert out.fps == 30 and len(back) == 3
+    assert [f.time_s for f in back] == pytest.approx([0, 1 / 30, 2 / 30], abs=1e-3)
+    assert int(back[2].image.mean()) in (79, 80, 81)
+
+
+# -- synthetic clips and demo sample ------------------------------------------------------------
+
+
+def test_render_frame_gives_the_sharp_ground_truth_of_clip_frames(lossless_clip):
+    for i, frame in enumerate(lossless_clip.frames):
+        truth = render_frame(i, (96, 64))
+        if i in lossless_clip.blurry:
+            assert not np.array_equal(frame, truth)
+            np.testing.assert_array_equal(frame, render_frame(i, (96, 64), blurry=True))
+        else:
+            np.testing.assert_array_equal(frame, truth)
+
+
+def test_demo_clip_has_audio_and_every_third_frame_blurry(tmp_path: Path):
+    frames = make_demo_clip(tmp_path / "demo.mp4")
+    info = probe(tmp_path / "demo.mp4")
+    assert (info.width, info.height, info.frame_count, info.has_audio) == (320, 180, 48, True)
+    assert info.fps == Fraction(25)
+    assert len(frames) == 48
+    decisions = plan_references([sharpness(f) for f in frames])
+    assert {d.index for d in decisions if d.blurry} == set(range(1, 48, 3))
