@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+"""End-to-end pipeline benchmark on a real 720p clip: overhead over the model, and memory.
+
+Measures, on the first N frames of a clip (default ``../shared/data/videos/02_cups.mp4``,
+re-encoded once to H.264 so every run reads the same file):
+
+* end-to-end: ``deblur_video`` with the default model (frames/s, wall time);
+* model-only: the same blurry frames and references, already in memory, through the model
+  with the same batch size;
+* decode-only and encode-only time of those frames;
+* pipeline overhead = (end-to-end - model-only) / model-only (target <= 10 % on CPU);
+* peak RSS of a whole run in a fresh process for ``--frames`` and ``--long-frames``
+  (target: within 10 % of each other, i.e. memory does not grow with the video's length).
+
+    python tools/bench_pipeline.py --frames 30 --long-frames 300 --json bench_pipeline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def trim(source: str, target: Path, frames: int) -> None:
+    """The first ``frames`` frames of ``source`` as H.264 CRF 16 (no audio)."""
+    from refdeblur_video.video.reader import Frame, open_reader
+    from refdeblur_video.video.writer import VideoWriter
+
+    with open_reader(source) as reader:
+        writer = VideoWriter(target, reader.info, audio=False, subtitles=False,
+                             preset="veryfast")
+        for frame in reader:
+            if frame.index >= frames:
+                break
+            writer.write(Frame(frame.index, frame.pts, frame.time_base, frame.image))
+        writer.close()
+
+
+def _end_to_end(clip: str, out: str, model: str, batch: int, log: str, all_frames: bool,
+                q) -> None:
+    import warnings
+
+    from refdeblur_video.pipeline import deblur_video
+
+    warnings.simplefilter("ignore", UserWarning)
+    start = time.perf_counter()
+    summary = deblur_video(clip, out, model=model, batch=batch, quiet=True, overwrite=True,
+                           log=log, all_frames=all_frames)
+    q.put({"seconds": time.perf_counter() - start, "frames": summary.frames,
+           "restored": summary.restored,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def isolated(*args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_end_to_end, args=(*args, q))
+    proc.start()
+    result = q.get()
+    proc.join()
+    return result
+
+
+def stage_times(clip: Path, log: Path, model: str, batch: int, workdir: Path) -> dict:
+    """Decode-only, encode-only and model-only seconds for the frames of ``clip``."""
+    from refdeblur_video.model import load_model
+    from refdeblur_video.video.reader import open_reader
+    from refdeblur_video.video.writer import VideoWriter
+
+    start = time.perf_counter()
+    with open_reader(clip) as reader:
+        frames = list(reader)
+        info = reader.info
+    decode = time.perf_counter() - start
+    start = time.perf_counter()
+    writer = VideoWriter(workdir / "encode_only.mp4", info, audio=False)
+    for frame in frames:
+        writer.write(frame)
+    writer.close()
+    encode = time.perf_counter() - start
+    with log.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["blurry"] == "1"]
+    images = {f.index: f.image for f in frames}
+    pairs = [(images[int(r["index"])],
+              images[int(r["reference"])] if int(r["reference"]) >= 0
+              else images[int(r["index"])]) for r in rows]
+    restorer = load_model(model, "auto", warn_untrained=False)
+    restorer.restore_images([pairs[0][0]], [pairs[0][1]]) if pairs else None  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(pairs), batch):
+        chunk = pairs[i : i + batch]
+        restorer.restore_images([b for b, _ in chunk], [r for _, r in chunk])
+    model_only = time.perf_counter() - start
+    return {"decode_s": decode, "encode_s": encode, "model_only_s": model_only,
+            "model_frames": len(pairs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", default="../shared/data/videos/02_cups.mp4")
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--long-frames", type=int, default=300)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--all-frames", action="store_true",
+                        help="run every frame through the model (a model-bound run)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    if not Path(args.clip).is_file():
+        print(f"error: clip not found: {args.clip}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        short, long = work / "short.mp4", work / "long.mp4"
+        trim(args.clip, short, args.frames)
+        trim(args.clip, long, args.long_frames)
+        e2e = isolated(str(short), str(work / "out.mp4"), args.model, args.batch,
+                       str(work / "frames.csv"), args.all_frames)
+        stages = stage_times(short, work / "frames.csv", args.model, args.batch, work)
+        e2e_long = isolated(str(long), str(work / "out_long.mp4"), args.model, args.batch,
+                            str(work / "frames_long.csv"), args.all_frames)
+    overhead = (e2e["seconds"] - stages["model_only_s"]) / max(stages["model_only_s"], 1e-9)
+    result = {
+        "clip": args.clip, "frames": e2e["frames"], "restored": e2e["restored"],
+        "end_to_end_s": e2e["seconds"], "end_to_end_fps": e2e["frames"] / e2e["seconds"],
+        **stages, "overhead": overhead,
+        "peak_rss_short_mb": e2e["peak_rss_mb"], "long_frames": e2e_long["frames"],
+        "long_restored": e2e_long["restored"], "long_end_to_end_s": e2e_long["seconds"],
+        "peak_rss_long_mb": e2e_long["peak_rss_mb"],
+        "rss_growth": e2e_long["peak_rss_mb"] / e2e["peak_rss_mb"] - 1,
+    }
+    rows = [
+        ("frames (restored)", f"{result['frames']} ({result['restored']})"),
+        ("end-to-end", f"{result['end_to_end_s']:.2f} s, {result['end_to_end_fps']:.2f} frames/s"),
+        ("model only (same frames)", f"{result['model_only_s']:.2f} s "
+                                     f"({result['model_frames']} frames)"),
+        ("decode only", f"{result['decode_s']:.2f} s"),
+        ("encode only", f"{result['encode_s']:.2f} s"),
+        ("pipeline overhead", f"{overhead:+.1%} (target <= 10 %)"),
+        (f"peak RSS, {result['frames']} frames", f"{result['peak_rss_short_mb']:.0f} MB"),
+        (f"peak RSS, {result['long_frames']} frames ({result['long_restored']} restored)",
+         f"{result['peak_rss_long_mb']:.0f} MB ({result['rss_growth']:+.1%}, target within 10 %)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    mode = "every frame through the model" if args.all_frames else "blurry frames only"
+    print(f"pipeline benchmark on {args.clip}, model {args.model}, batch {args.batch}, {mode}")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
