@@ -34,7 +34,10 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # also handles non-ASCII paths
+    except OSError as exc:
+        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
@@ -59,7 +62,12 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """uint16 (0..65535) to uint8 by rounding ``x * 255 / 65535``; uint8 unchanged."""
+    """uint16 (full 0..65535 scale) to uint8 as ``round(x * 255 / 65535)``; uint8 unchanged.
+
+    Computed exactly in integers: ``(x + 128) // 257``. Other sample types: :class:`UserError`.
+    """
     if image.dtype == np.uint8:
         return image
-    return np.round(image.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise UserError(f"unsupported pixel type {image.dtype}: expected 8- or 16-bit images")

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing as mp
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_model import run_isolated  # tools/ is on sys.path when run as a script
 
 
 def trim(source: str, target: Path, frames: int) -> None:
@@ -56,16 +57,6 @@ def _end_to_end(clip: str, out: str, model: str, batch: int, log: str, all_frame
     q.put({"seconds": time.perf_counter() - start, "frames": summary.frames,
            "restored": summary.restored,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-
-
-def isolated(*args):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=_end_to_end, args=(*args, q))
-    proc.start()
-    result = q.get()
-    proc.join()
-    return result
 
 
 def stage_times(clip: Path, log: Path, model: str, batch: int, workdir: Path) -> dict:
@@ -121,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         short, long = work / "short.mp4", work / "long.mp4"
         trim(args.clip, short, args.frames)
         trim(args.clip, long, args.long_frames)
-        e2e = isolated(str(short), str(work / "out.mp4"), args.model, args.batch,
-                       str(work / "frames.csv"), args.all_frames)
+        e2e = run_isolated(_end_to_end, str(short), str(work / "out.mp4"), args.model,
+                           args.batch, str(work / "frames.csv"), args.all_frames)
         stages = stage_times(short, work / "frames.csv", args.model, args.batch, work)
-        e2e_long = isolated(str(long), str(work / "out_long.mp4"), args.model, args.batch,
-                            str(work / "frames_long.csv"), args.all_frames)
+        e2e_long = run_isolated(_end_to_end, str(long), str(work / "out_long.mp4"), args.model,
+                                args.batch, str(work / "frames_long.csv"), args.all_frames)
     overhead = (e2e["seconds"] - stages["model_only_s"]) / max(stages["model_only_s"], 1e-9)
     result = {
         "clip": args.clip, "frames": e2e["frames"], "restored": e2e["restored"],

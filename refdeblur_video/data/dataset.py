@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from refdeblur_video.data.frames_source import load_video_frames, read_image, to_uint8
+from refdeblur_video.data.frames_source import load_video_frames
 from refdeblur_video.data.synth import (
     DEFAULT_SHAKE,
     CameraShake,
@@ -37,6 +37,7 @@ from refdeblur_video.data.synth import (
 )
 from refdeblur_video.data.triplets import choose_offset, read_manifest
 from refdeblur_video.errors import UserError
+from refdeblur_video.image_files import read_image, to_uint8
 
 __all__ = [
     "OnlineVideoTriplets",

@@ -9,7 +9,6 @@ machine may have OpenCV but no PyAV.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -17,51 +16,17 @@ import cv2
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.image_files import list_images, read_image, to_uint8, write_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 READERS = ("auto", "project", "av", "cv2")
 
 
-def natural_key(name: str) -> list:
-    """Sort key ordering embedded numbers by value (``f2.png`` before ``f10.png``)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order (may be empty)."""
-    folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(files, key=lambda p: natural_key(p.name))
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB (``uint8``, or ``uint16`` for 16-bit files)."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if image is None:
-        raise UserError(f"cannot read image {path}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Write an RGB ``uint8``/``uint16`` array as PNG, creating parent folders."""
+    """Write an RGB ``uint8``/``uint16`` array as PNG (``path`` ends in ``.png``), creating
+    parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    data.tofile(str(path))
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """``uint16`` (full 0..65535 scale) -> ``uint8``; ``uint8`` passes through."""
-    if image.dtype == np.uint16:
-        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    return image
+    write_image(path, image)
 
 
 def _iter_project(path: Path) -> Iterator[np.ndarray]:

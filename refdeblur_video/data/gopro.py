@@ -26,14 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.frames_source import (
-    IMAGE_SUFFIXES,
-    count_frames,
-    iter_frames,
-    list_images,
-    natural_key,
-    write_png,
-)
+from refdeblur_video.data.frames_source import count_frames, iter_frames, write_png
 from refdeblur_video.data.synth import from_linear, to_linear
 from refdeblur_video.data.triplets import (
     MANIFEST_NAME,
@@ -46,6 +39,7 @@ from refdeblur_video.data.triplets import (
     write_manifest,
 )
 from refdeblur_video.errors import UserError
+from refdeblur_video.image_files import IMAGE_SUFFIXES, list_images, natural_key
 
 SHARP_DIRS = ("sharp", "gt", "GT")
 _SPLIT_WORDS = {

@@ -33,11 +33,11 @@ from refdeblur_video.data.frames_source import (
     iter_frames,
     relative_to,
     resize_max_side,
-    to_uint8,
     write_png,
 )
 from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
 from refdeblur_video.errors import UserError
+from refdeblur_video.image_files import to_uint8
 
 SPLITS = ("train", "val", "test")
 MANIFEST_NAME = "manifest.jsonl"

@@ -111,13 +111,21 @@ def _gaussian_valid(plane: np.ndarray) -> np.ndarray:
 
 
 def _ssim_plane(x: np.ndarray, y: np.ndarray) -> float:
-    mu_x, mu_y = _gaussian_valid(x), _gaussian_valid(y)
-    var_x = _gaussian_valid(x * x) - mu_x * mu_x
-    var_y = _gaussian_valid(y * y) - mu_y * mu_y
-    cov = _gaussian_valid(x * y) - mu_x * mu_y
+    return float(np.mean(_ssim_map(x, y, _gaussian_valid)))
+
+
+def _ssim_map(x, y, blur):
+    """The SSIM of every window position, given ``blur`` (a 'valid' Gaussian filter).
+
+    Only arithmetic operators, so NumPy arrays and torch tensors both work.
+    """
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    cov = blur(x * y) - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)
     denominator = (mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2)
-    return float(np.mean(numerator / denominator))
+    return numerator / denominator
 
 
 def _describe(image: np.ndarray) -> str:
@@ -164,14 +172,8 @@ def ssim_torch(
     def blur(t: torch.Tensor) -> torch.Tensor:  # 'valid' convolution = filter, then crop
         return F.conv2d(F.conv2d(t, rows, groups=channels), cols, groups=channels)
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x * mu_x
-    var_y = blur(y * y) - mu_y * mu_y
-    cov = blur(x * y) - mu_x * mu_y
-    numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)
-    denominator = (mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2)
     # per channel means, then the channel average (equal sizes -> plain mean over all)
-    return (numerator / denominator).flatten(2).mean(dim=2).mean(dim=1)
+    return _ssim_map(x, y, blur).flatten(2).mean(dim=2).mean(dim=1)
 
 
 def _prepare_torch(

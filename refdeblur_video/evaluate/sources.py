@@ -2,29 +2,27 @@
 
 Every frame comes out as an ``H x W x 3`` RGB ``uint8`` array, because the metrics are
 defined on 8-bit frames: ``uint16`` sources (full 0..65535 scale) are mapped to 8 bits with
-:func:`to_uint8` (``round(x * 255 / 65535)``).
+:func:`~refdeblur_video.image_files.to_uint8` (``round(x * 255 / 65535)``).
 
 - A folder is read in natural order of the file names (``frame2.png`` before
-  ``frame10.png``); ``.png .jpg .jpeg .bmp .tif .tiff`` are read, other files ignored.
-  Frame ``i`` is the ``i``-th image (0-based).
+  ``frame10.png``); the suffixes of :data:`refdeblur_video.image_files.IMAGE_SUFFIXES` are
+  read, other files ignored. Frame ``i`` is the ``i``-th image (0-based).
 - A video is decoded with :func:`refdeblur_video.video.reader.open_reader`; frame numbers are
   the reader's ``index``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from refdeblur_video import image_files
 from refdeblur_video.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from refdeblur_video.image_files import IMAGE_SUFFIXES, is_image_path, read_image, to_uint8
 
 
 @dataclass(frozen=True)
@@ -36,49 +34,17 @@ class Frame:
     time_s: float | None = None
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Map a uint8/uint16 RGB frame to uint8 (uint16: ``round(x * 255 / 65535)``)."""
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    raise UserError(f"unsupported pixel type {image.dtype}: expected 8- or 16-bit images")
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders embedded numbers by value (``a2`` < ``a10``)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
 def list_images(folder: Path) -> list[Path]:
     """Image files of ``folder`` in natural order; a :class:`UserError` if there are none."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = image_files.list_images(folder)
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read one image file as RGB uint8 (grey is repeated, alpha dropped, 16-bit mapped)."""
-    path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # also handles non-ASCII paths
-    except OSError as exc:
-        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise UserError(f"cannot decode image {path}")
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return to_uint8(image)
-
-
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+    return to_uint8(read_image(path))
 
 
 def count_frames(path: str | Path) -> int | None:
@@ -86,7 +52,7 @@ def count_frames(path: str | Path) -> int | None:
     path = _existing(path)
     if path.is_dir():
         return len(list_images(path))
-    if is_image_file(path):
+    if is_image_path(path):
         return 1
     return None
 
@@ -110,7 +76,7 @@ def iter_frames(path: str | Path) -> Iterator[Frame]:
     if path.is_dir():
         for index, file in enumerate(list_images(path)):
             yield Frame(index, load_image(file))
-    elif is_image_file(path):
+    elif is_image_path(path):
         yield Frame(0, load_image(path))
     else:
         yield from _iter_video(path)
