@@ -267,3 +267,21 @@ def test_dispatch_picks_image_mode(tmp_path, restorer, monkeypatch):
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
     [summary] = deblur(str(tmp_path / "b.png"), str(tmp_path / "o.png"))
     assert summary.restored == 1 and (tmp_path / "o.png").is_file()
+
+
+def test_decord_reader_gives_the_same_result(make_test_clip, restorer, tmp_path):
+    pytest.importorskip("decord")
+    clip = make_test_clip("in.mkv", n_frames=10, blurry={4}, codec="ffv1", pix_fmt="bgr0")
+    outputs = {}
+    for reader in ("pyav", "decord"):
+        out = tmp_path / f"{reader}.mkv"
+        deblur_video(clip.path, out, restorer, quiet=True, reader=reader, codec="ffv1",
+                     pix_fmt="bgr0", log=str(tmp_path / f"{reader}.csv"))
+        outputs[reader] = decoded(out)
+    def decisions(name):
+        return [{k: v for k, v in row.items() if k != "seconds"}
+                for row in read_log(tmp_path / name)]
+
+    assert decisions("pyav.csv") == decisions("decord.csv")
+    for (pts_a, a), (pts_b, b) in zip(outputs["pyav"], outputs["decord"], strict=True):
+        assert pts_a == pts_b and np.array_equal(a, b)
