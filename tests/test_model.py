@@ -163,3 +163,22 @@ def test_tiled_restore_matches_whole_frame():
     # tiles see less context at their borders, but blending keeps the result close
     assert (a - b).abs().mean() < 0.05
     assert tiled.tile_size_for(64, 100) == 48 and whole.tile_size_for(64, 100) is None
+
+
+def test_shipped_default_model_is_trained_small_and_matches_lite_yaml():
+    from refdeblur_video.model.weights import DEFAULT_WEIGHTS
+
+    assert DEFAULT_WEIGHTS.stat().st_size <= 10 * 2**20
+    config, _, metadata = read_checkpoint(DEFAULT_WEIGHTS)
+    assert config.architecture() == load_config("lite").architecture()
+    assert "step" in metadata
+    restorer = load_model("default", "cpu")
+    assert restorer.trained
+    torch.manual_seed(0)
+    blurry = torch.rand(1, 3, 48, 64)
+    assert not torch.equal(restorer.restore(blurry, blurry), blurry)
+
+
+def test_paper_config_has_no_shipped_weights_and_warns():
+    with pytest.warns(UserWarning, match="no trained weights"):
+        assert not load_model("paper", "cpu").trained
