@@ -81,9 +81,9 @@ def test_local_search_stays_within_the_window():
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
-def test_transfer_equals_unfold_gather_fold(scale):
+@pytest.mark.parametrize("hc,wc", [(5, 7), (1, 3), (2, 1)])
+def test_transfer_equals_unfold_gather_fold(scale, hc, wc):
     torch.manual_seed(scale)
-    hc, wc = 5, 7
     reference = torch.randn(2, 3, hc * scale, wc * scale)
     index = torch.randint(0, hc * wc, (2, hc, wc))
     assert torch.allclose(transfer(reference, index, scale), fold_transfer(reference, index, scale),

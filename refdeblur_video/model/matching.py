@@ -148,36 +148,53 @@ def transfer(reference: Tensor, index: Tensor, scale: int) -> Tensor:
     coarse position k covers fine pixels [s*k - s, s*k + 2s) (a 3x3 coarse patch); each
     fine pixel averages the values that its (at most nine) covering patches carry, which
     equals unfold (kernel 3s, stride s, padding s) + gather + fold, divided by the overlap.
+
+    Implementation: one row gather per covering position on a channels-last, zero-padded
+    copy of ``reference``; patches hanging over the border read the zero padding, and the
+    covering patches that do not exist at the map's border are cut off by zeroing strips.
     """
     b, c, h, w = reference.shape
     hc, wc = index.shape[-2:]
-    if (h, w) != (hc * scale, wc * scale):
-        raise ValueError(f"reference {h}x{w} does not match index {hc}x{wc} at scale {scale}")
+    s = scale
+    if (h, w) != (hc * s, wc * s):
+        raise ValueError(f"reference {h}x{w} does not match index {hc}x{wc} at scale {s}")
     device = reference.device
+    pad = 2 * s
+    wp = w + 2 * pad
+    rows = F.pad(reference, (pad, pad, pad, pad)).permute(0, 2, 3, 1).reshape(b, -1, c)
     ky = torch.arange(hc, device=device).view(hc, 1)
     kx = torch.arange(wc, device=device).view(1, wc)
-    disp_y = torch.div(index, wc, rounding_mode="floor") - ky
-    disp_x = index % wc - kx
-    fy = torch.arange(h, device=device)
-    fx = torch.arange(w, device=device)
-    flat_ref = reference.flatten(2)
-    out = torch.zeros_like(flat_ref)
-    count = torch.zeros(1, 1, h * w, device=device, dtype=reference.dtype)
+    jy = torch.div(index, wc, rounding_mode="floor")
+    offset = s * ((jy - ky) * wp + (index - jy * wc - kx))  # (B, Hc, Wc), in padded rows
+    offset = offset.repeat_interleave(s, 1).repeat_interleave(s, 2)
+    offset = F.pad(offset, (s, s, s, s))  # the shifted views below read inside this
+    base = ((torch.arange(h, device=device) + pad) * wp).view(h, 1) + (
+        torch.arange(w, device=device) + pad
+    ).view(1, w)
+    out = torch.zeros(b, h * w, c, device=device, dtype=reference.dtype)
     for a in (-1, 0, 1):
-        cy = torch.div(fy, scale, rounding_mode="floor") + a
-        valid_y = (cy >= 0) & (cy < hc)
-        cy = cy.clamp(0, hc - 1)
         for bb in (-1, 0, 1):
-            cx = torch.div(fx, scale, rounding_mode="floor") + bb
-            valid_x = (cx >= 0) & (cx < wc)
-            cx = cx.clamp(0, wc - 1)
-            covered = (valid_y.view(h, 1) & valid_x.view(1, w)).reshape(1, 1, h * w)
-            src_y = fy.view(1, h, 1) + scale * disp_y[:, cy][:, :, cx]
-            src_x = fx.view(1, 1, w) + scale * disp_x[:, cy][:, :, cx]
-            inside = (src_y >= 0) & (src_y < h) & (src_x >= 0) & (src_x < w)
-            flat = (src_y.clamp(0, h - 1) * w + src_x.clamp(0, w - 1)).view(b, 1, h * w)
-            gathered = torch.gather(flat_ref, 2, flat.expand(b, c, h * w))
-            keep = (inside.view(b, 1, h * w) & covered).to(reference.dtype)
-            out += gathered * keep
-            count = count + covered.to(reference.dtype)
-    return (out / count.clamp_min(1)).view(b, c, h, w)
+            shifted = offset[:, s + a * s : s + a * s + h, s + bb * s : s + bb * s + w]
+            source = (base + shifted).reshape(b, h * w, 1).expand(b, h * w, c)
+            picked = torch.gather(rows, 1, source).view(b, h, w, c)
+            if a == -1:
+                picked[:, :s] = 0
+            elif a == 1:
+                picked[:, h - s :] = 0
+            if bb == -1:
+                picked[:, :, :s] = 0
+            elif bb == 1:
+                picked[:, :, w - s :] = 0
+            out += picked.view(b, h * w, c)
+    count_y = torch.full((h,), 3.0, device=device, dtype=reference.dtype)
+    count_x = torch.full((w,), 3.0, device=device, dtype=reference.dtype)
+    if hc > 1:
+        count_y[:s] = count_y[h - s :] = 2.0
+    else:
+        count_y[:] = 1.0
+    if wc > 1:
+        count_x[:s] = count_x[w - s :] = 2.0
+    else:
+        count_x[:] = 1.0
+    out = out.view(b, h, w, c) / (count_y.view(1, h, 1, 1) * count_x.view(1, 1, w, 1))
+    return out.permute(0, 3, 1, 2)
