@@ -19,27 +19,26 @@ def frequency_loss(output: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(spec_out, spec_tgt)
 
 
-def _relativistic_logits(critic_a: Tensor, critic_b: Tensor) -> Tensor:
-    """Logit of D(a, b) = sigmoid(C(a) - E[C(b)])."""
-    return critic_a - critic_b.mean()
+def _relativistic_loss(critic_real: Tensor, critic_fake: Tensor, real_wins: bool) -> Tensor:
+    """BCE of D(real, fake) = sigmoid(C(real) - E[C(fake)]) and D(fake, real) against the
+    labels of the side that should win (real for the discriminator, fake for the generator)."""
+    real = critic_real - critic_fake.mean()
+    fake = critic_fake - critic_real.mean()
+    target_real = torch.full_like(real, 1.0 if real_wins else 0.0)
+    target_fake = torch.full_like(fake, 0.0 if real_wins else 1.0)
+    return F.binary_cross_entropy_with_logits(
+        real, target_real
+    ) + F.binary_cross_entropy_with_logits(fake, target_fake)
 
 
 def discriminator_loss(critic_real: Tensor, critic_fake: Tensor) -> Tensor:
     """Eq. 10: -E[log D(real, fake)] - E[log(1 - D(fake, real))]."""
-    real = _relativistic_logits(critic_real, critic_fake)
-    fake = _relativistic_logits(critic_fake, critic_real)
-    return F.binary_cross_entropy_with_logits(
-        real, torch.ones_like(real)
-    ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    return _relativistic_loss(critic_real, critic_fake, real_wins=True)
 
 
 def generator_adversarial_loss(critic_real: Tensor, critic_fake: Tensor) -> Tensor:
     """Eq. 11: -E[log(1 - D(real, fake))] - E[log D(fake, real)]."""
-    real = _relativistic_logits(critic_real, critic_fake)
-    fake = _relativistic_logits(critic_fake, critic_real)
-    return F.binary_cross_entropy_with_logits(
-        real, torch.zeros_like(real)
-    ) + F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    return _relativistic_loss(critic_real, critic_fake, real_wins=False)
 
 
 class LossWeights:

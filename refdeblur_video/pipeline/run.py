@@ -58,12 +58,19 @@ def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.n
     return reference
 
 
-def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
-                 restorer: Restorer | None = None, **options) -> RunSummary:
-    """Deblur one video file into ``output`` (see :class:`DeblurOptions` for ``options``)."""
+def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
+                     options: dict) -> DeblurOptions:
+    """Options from keywords (or a ready ``options=``), after the input/output checks."""
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
     check_not_same_file(input, output)
     check_output_path(output, opts.overwrite)
+    return opts
+
+
+def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
+                 restorer: Restorer | None = None, **options) -> RunSummary:
+    """Deblur one video file into ``output`` (see :class:`DeblurOptions` for ``options``)."""
+    opts = _checked_options(input, output, options)
     reader = open_reader(input, backend=opts.reader)
     info = reader.info
     restorer = restorer or make_restorer(opts)
@@ -119,9 +126,7 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
 def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                  restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur one photo with ``ref`` (another photo of the same scene) as reference."""
-    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
-    check_not_same_file(input, output)
-    check_output_path(output, opts.overwrite)
+    opts = _checked_options(input, output, options)
     if not is_image_path(output):
         raise UserError(f"output {output} must be an image file (.png, .jpg, .tif, ...)")
     blurry = read_image(input)
