@@ -35,7 +35,11 @@ class MatchResult:
 
 
 def _box3x3_sum(x: Tensor) -> Tensor:
-    return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True) * 9.0
+    """Sum over each zero-padded 3x3 neighbourhood (separable: three rows, three columns)."""
+    h, w = x.shape[-2:]
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = p[..., 0:h, :] + p[..., 1 : h + 1, :] + p[..., 2 : h + 2, :]
+    return rows[..., 0:w] + rows[..., 1 : w + 1] + rows[..., 2 : w + 2]
 
 
 def patch_norms(features: Tensor) -> Tensor:
@@ -149,7 +153,7 @@ def transfer(reference: Tensor, index: Tensor, scale: int) -> Tensor:
     fine pixel averages the values that its (at most nine) covering patches carry, which
     equals unfold (kernel 3s, stride s, padding s) + gather + fold, divided by the overlap.
 
-    Implementation: one row gather per covering position on a channels-last, zero-padded
+    Implementation: one row selection per covering position on a channels-last, zero-padded
     copy of ``reference``; patches hanging over the border read the zero padding, and the
     covering patches that do not exist at the map's border are cut off by zeroing strips.
     """
@@ -161,22 +165,23 @@ def transfer(reference: Tensor, index: Tensor, scale: int) -> Tensor:
     device = reference.device
     pad = 2 * s
     wp = w + 2 * pad
-    rows = F.pad(reference, (pad, pad, pad, pad)).permute(0, 2, 3, 1).reshape(b, -1, c)
+    hp = h + 2 * pad
+    rows = F.pad(reference, (pad, pad, pad, pad)).permute(0, 2, 3, 1).reshape(b * hp * wp, c)
     ky = torch.arange(hc, device=device).view(hc, 1)
     kx = torch.arange(wc, device=device).view(1, wc)
     jy = torch.div(index, wc, rounding_mode="floor")
     offset = s * ((jy - ky) * wp + (index - jy * wc - kx))  # (B, Hc, Wc), in padded rows
     offset = offset.repeat_interleave(s, 1).repeat_interleave(s, 2)
     offset = F.pad(offset, (s, s, s, s))  # the shifted views below read inside this
-    base = ((torch.arange(h, device=device) + pad) * wp).view(h, 1) + (
+    base = ((torch.arange(h, device=device) + pad) * wp).view(1, h, 1) + (
         torch.arange(w, device=device) + pad
-    ).view(1, w)
+    ).view(1, 1, w) + (torch.arange(b, device=device) * hp * wp).view(b, 1, 1)
     out = torch.zeros(b, h * w, c, device=device, dtype=reference.dtype)
     for a in (-1, 0, 1):
         for bb in (-1, 0, 1):
             shifted = offset[:, s + a * s : s + a * s + h, s + bb * s : s + bb * s + w]
-            source = (base + shifted).reshape(b, h * w, 1).expand(b, h * w, c)
-            picked = torch.gather(rows, 1, source).view(b, h, w, c)
+            source = (base + shifted).reshape(-1)
+            picked = rows.index_select(0, source).view(b, h, w, c)
             if a == -1:
                 picked[:, :s] = 0
             elif a == 1:
