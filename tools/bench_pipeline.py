@@ -44,6 +44,14 @@ def trim(source: str, target: Path, frames: int) -> None:
         writer.close()
 
 
+class CopyRestorer:
+    """Stands in for the network (``--model copy``): returns copies of the blurry frames, so
+    the run measures the pipeline's own time and memory."""
+
+    def restore_images(self, blurry, references):
+        return [image.copy() for image in blurry]
+
+
 def _end_to_end(clip: str, out: str, model: str, batch: int, log: str, all_frames: bool,
                 q) -> None:
     import warnings
@@ -51,9 +59,10 @@ def _end_to_end(clip: str, out: str, model: str, batch: int, log: str, all_frame
     from refdeblur_video.pipeline import deblur_video
 
     warnings.simplefilter("ignore", UserWarning)
+    restorer = CopyRestorer() if model == "copy" else None
     start = time.perf_counter()
-    summary = deblur_video(clip, out, model=model, batch=batch, quiet=True, overwrite=True,
-                           log=log, all_frames=all_frames)
+    summary = deblur_video(clip, out, restorer, model=model, batch=batch, quiet=True,
+                           overwrite=True, log=log, all_frames=all_frames)
     q.put({"seconds": time.perf_counter() - start, "frames": summary.frames,
            "restored": summary.restored,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
@@ -82,7 +91,8 @@ def stage_times(clip: Path, log: Path, model: str, batch: int, workdir: Path) ->
     pairs = [(images[int(r["index"])],
               images[int(r["reference"])] if int(r["reference"]) >= 0
               else images[int(r["index"])]) for r in rows]
-    restorer = load_model(model, "auto", warn_untrained=False)
+    restorer = CopyRestorer() if model == "copy" else load_model(model, "auto",
+                                                                  warn_untrained=False)
     restorer.restore_images([pairs[0][0]], [pairs[0][1]]) if pairs else None  # warm-up
     start = time.perf_counter()
     for i in range(0, len(pairs), batch):
@@ -98,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", default="../shared/data/videos/02_cups.mp4")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--long-frames", type=int, default=300)
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default="default",
+                        help="default, lite, paper, PATH, or copy (no network: the "
+                        "pipeline's own cost)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--all-frames", action="store_true",
                         help="run every frame through the model (a model-bound run)")
