@@ -61,6 +61,15 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     data.tofile(str(path))
 
 
+def peak_value(dtype: np.dtype) -> float:
+    """The white level of an image sample type: 255 for uint8, 65535 for uint16."""
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    raise UserError(f"unsupported image type {dtype} (expected uint8 or uint16)")
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """uint16 (full 0..65535 scale) to uint8 as ``round(x * 255 / 65535)``; uint8 unchanged.
 

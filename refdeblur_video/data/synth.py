@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from refdeblur_video.image_files import peak_value
+
 if TYPE_CHECKING:
     import torch
 
@@ -52,24 +54,17 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 _LUT8 = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
-def _peak(dtype: np.dtype) -> float:
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    raise TypeError(f"expected a uint8 or uint16 image, got {dtype}")
-
 
 def to_linear(image: np.ndarray) -> np.ndarray:
     """``uint8``/``uint16`` sRGB image -> float32 linear light in [0, 1]."""
     if image.dtype == np.uint8:
         return _LUT8[image]
-    return srgb_to_linear(image.astype(np.float32) / _peak(image.dtype))
+    return srgb_to_linear(image.astype(np.float32) / peak_value(image.dtype))
 
 
 def from_linear(linear: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
     """Float linear light -> sRGB image of ``dtype`` (rounded, clipped)."""
-    peak = _peak(np.dtype(dtype))
+    peak = peak_value(np.dtype(dtype))
     return np.rint(linear_to_srgb(linear) * peak).astype(dtype)
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..image_files import peak_value
 from .config import ModelConfig, load_config
 from .device import autocast_dtype, resolve_device
 from .net import RefDeblurNet
@@ -134,24 +135,17 @@ class Restorer:
         return tensor_to_images(restored, dtype)
 
 
-def _peak(dtype: np.dtype) -> float:
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    raise UserError(f"unsupported image type {dtype} (expected uint8 or uint16)")
-
 
 def images_to_tensor(images: list[np.ndarray]) -> Tensor:
     """Stack H x W x 3 uint8/uint16 arrays into a float (B, 3, H, W) tensor in [0, 1]."""
-    peak = _peak(images[0].dtype)
+    peak = peak_value(images[0].dtype)
     array = np.stack(images).astype(np.float32) / peak
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
 
 
 def tensor_to_images(batch: Tensor, dtype: np.dtype = np.uint8) -> list[np.ndarray]:
     """Inverse of :func:`images_to_tensor`, rounding to the nearest integer."""
-    peak = _peak(np.dtype(dtype))
+    peak = peak_value(np.dtype(dtype))
     array = (batch.detach().float().cpu().clamp(0, 1) * peak).round().permute(0, 2, 3, 1).numpy()
     return [frame.astype(dtype) for frame in array]
 
