@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -75,8 +76,9 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     info = reader.info
     restorer = restorer or make_restorer(opts)
     forced = None
-    if opts.ref is not None:
-        forced = read_image(opts.ref)
+    if opts.ref is not None:  # fitted once to the stream's size and sample type
+        frame_dtype = np.uint16 if info.bit_depth > 8 else np.uint8
+        forced = _fit_reference(read_image(opts.ref), (info.height, info.width), frame_dtype)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
@@ -88,11 +90,6 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                              pix_fmt=opts.pix_fmt, copy_streams_from=input, audio=opts.audio,
                              subtitles=opts.audio)
         try:
-            def restore(blurry: list[np.ndarray], refs: list[np.ndarray]) -> list[np.ndarray]:
-                if forced is not None:
-                    refs = [_fit_reference(forced, b.shape, b.dtype) for b in blurry]
-                return restorer.restore_images(blurry, refs)
-
             def write(item: WorkItem) -> None:
                 frame = item.frame
                 image = item.output if item.output is not None else frame.image
@@ -109,7 +106,7 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(reader, planner, restore, write, batch=opts.batch,
+            run_stream(reader, planner, restorer.restore_images, write, batch=opts.batch,
                        queue_size=opts.queue_size, forced_reference=forced)
             writer.close()
         except BaseException:
@@ -193,9 +190,8 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
             results.append(RunSummary(str(target), skipped=True))
             continue
         restorer = restorer or make_restorer(opts)
-        per_file = DeblurOptions(**{**opts.__dict__,
-                                    "log": str(outdir / f"{source.stem}{log_suffix}")
-                                    if log_suffix else None})
+        per_file = dataclasses.replace(
+            opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None)
         results.append(deblur_video(source, target, restorer, options=per_file))
     return results
 
