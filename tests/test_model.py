@@ -182,3 +182,46 @@ def test_shipped_default_model_is_trained_small_and_matches_lite_yaml():
 def test_paper_config_has_no_shipped_weights_and_warns():
     with pytest.warns(UserWarning, match="no trained weights"):
         assert not load_model("paper", "cpu").trained
+
+
+def test_fusion_gate_starts_open_and_can_shut_the_reference_out():
+    from refdeblur_video.model.matching import MatchResult
+    from refdeblur_video.model.ream import GATE_INIT_BIAS, REAM
+
+    torch.manual_seed(0)
+    plain, gated = REAM(8, 4, scale=1), REAM(8, 4, scale=1, gate=True)
+    gated.load_state_dict(plain.state_dict(), strict=False)
+    features, ref = torch.rand(1, 8, 6, 6), torch.rand(1, 4, 6, 6)
+    identity = torch.arange(36).view(1, 6, 6)
+    found = MatchResult(identity, torch.rand(1, 1, 6, 6))
+    with torch.no_grad():
+        fused_plain = plain(features, ref, found) - features
+        fused_gated = gated(features, ref, found) - features
+        # starts at sigmoid(bias) times the paper's fusion, everywhere
+        opening = torch.sigmoid(torch.tensor(GATE_INIT_BIAS))
+        assert torch.allclose(fused_gated, fused_plain * opening, atol=1e-6)
+        gated.gate.bias.fill_(-30.0)  # a shut gate leaves the blurry features alone
+        assert torch.allclose(gated(features, ref, found), features, atol=1e-6)
+
+
+def test_warm_start_adds_gates_to_weights_saved_without_them(tmp_path):
+    from refdeblur_video.model.weights import load_weights_into
+
+    path = tmp_path / "plain.safetensors"
+    plain = RefDeblurNet(TINY)
+    for p in plain.parameters():
+        p.data.normal_()
+    save_checkpoint(path, plain, TINY)
+    gated_config = TINY.replace(fusion_gate=True)
+    with pytest.raises(UserError, match="fusion_gate"):
+        load_weights_into(RefDeblurNet(gated_config), gated_config, path)
+    gated = RefDeblurNet(gated_config)
+    load_weights_into(gated, gated_config, path, warm_start=True)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(gated.state_dict()[key], value), key
+    assert gated.ream1.gate is not None and not gated.ream1.gate.weight.detach().any()
+    # the other way round (dropping gates) is never silent
+    back = tmp_path / "gated.safetensors"
+    save_checkpoint(back, gated, gated_config)
+    with pytest.raises(UserError, match="different model"):
+        load_weights_into(RefDeblurNet(TINY), TINY, back, warm_start=True)

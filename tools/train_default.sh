@@ -2,7 +2,7 @@
 # The recipe of the shipped default model (refdeblur_video/weights/lite.safetensors).
 #
 #   bash tools/train_default.sh gpu    # what produced the shipped weights (one H100, ~4.5 min)
-#   bash tools/train_default.sh cpu    # continue on a CPU in the background, across sessions
+#   bash tools/train_default.sh cpu    # stage 2 on a CPU, in the background (resumable)
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
 # Data: ../shared/data/videos (Apache-2.0 clips). Split by video: 01_dog, 02_cups and
@@ -30,15 +30,18 @@ case "$MODE" in
       --set train.val_every=500 --time-limit 265
     echo "ship: cp $RUNS/lite_gpu/best.safetensors refdeblur_video/weights/lite.safetensors"
     ;;
-  cpu)  # fine-tune the shipped weights on this CPU; re-run the same command to resume
+  cpu)  # stage 2, on a 2-core CPU: warm-start from stage 1, add the fusion gates, twice as
+        # many unrelated references, no GAN. Re-run the same command to resume.
     out="$RUNS/lite_cpu"
     resume=()
     [ -f "$out/last.safetensors" ] && resume=(--resume)
+    init=${INIT:-$RUNS/lite_gpu/best.safetensors}
     nohup "$PY" -m refdeblur_video.training.cli "${common[@]}" --set "out=$out" \
-      --set init=refdeblur_video/weights/lite.safetensors --set data.workers=1 \
-      --set data.batch=8 --set data.crop=160 --set train.lr=5.0e-5 --set train.steps=20000 \
-      --set train.warmup_steps=0 --set train.gan_start=15000 --set train.val_every=250 \
-      --set train.ckpt_every=50 "${resume[@]}" >>"$out.log" 2>&1 &
+      --set "init=$init" --set data.workers=1 --set data.batch=8 --set data.crop=192 \
+      --set data.unrelated_ref_prob=0.3 --set train.lr=1.0e-4 --set train.steps=10000 \
+      --set train.warmup_steps=200 --set train.gan_start=null --set train.val_every=500 \
+      --set train.ckpt_every=250 --time-limit "${TIME_LIMIT:-7200}" "${resume[@]}" \
+      >>"$out.log" 2>&1 &
     echo "training in the background (pid $!); log: $out.log, state: $out/last.safetensors"
     ;;
   eval)

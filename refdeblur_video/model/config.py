@@ -30,6 +30,7 @@ class ModelConfig:
     match_radius: int = 8
     match_memory_mb: int = 1024
     ref_blur_factor: int = 4
+    fusion_gate: bool = False  # learned per-pixel switch on each REAM's fusion (not in the paper)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,8 +59,9 @@ class ModelConfig:
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the weights' shapes (matching options may differ freely)."""
-        keys = ("channels", "n_resblocks", "ref_channels", "phi_channels", "sffm_hidden")
-        return {k: list(getattr(self, k)) if k != "n_resblocks" else self.n_resblocks for k in keys}
+        keys = ("channels", "ref_channels", "phi_channels", "sffm_hidden")
+        shapes: dict[str, Any] = {k: list(getattr(self, k)) for k in keys}
+        return {**shapes, "n_resblocks": self.n_resblocks, "fusion_gate": self.fusion_gate}
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)

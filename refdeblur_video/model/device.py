@@ -41,3 +41,19 @@ def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def training_autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """Like :func:`autocast_dtype`, but also bf16 on CPUs with native bf16 (training only:
+    ~1.4x faster steps there, while CPU inference stays in float32)."""
+    if enabled and device.type == "cpu":
+        return torch.bfloat16 if cpu_supports_bf16() else None
+    return autocast_dtype(device, enabled)

@@ -56,9 +56,10 @@ class RefDeblurNet(nn.Module):
         self.ref2 = ConvGroup(r1, r2, 2)
         self.ref3 = ConvGroup(r2, r3, 2)
         self.phi = MatchingEncoder(config.phi_channels)
-        self.ream1 = REAM(c1, r1, scale=4)
-        self.ream2 = REAM(c2, r2, scale=2)
-        self.ream3 = REAM(c3, r3, scale=1)
+        gate = config.fusion_gate
+        self.ream1 = REAM(c1, r1, scale=4, gate=gate)
+        self.ream2 = REAM(c2, r2, scale=2, gate=gate)
+        self.ream3 = REAM(c3, r3, scale=1, gate=gate)
         # decoder
         self.dec3 = ResGroup(c3, n)
         self.up3 = nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1)
@@ -78,10 +79,13 @@ class RefDeblurNet(nn.Module):
         ref_soft = _resize(_resize(reference, 1 / factor), factor) if factor > 1 else reference
         query = self.phi(blurry)
         key = self.phi(ref_soft)
-        with torch.no_grad():
-            found = match(query, key, cfg.match_mode, cfg.match_radius, cfg.match_memory_mb)
-        if torch.is_grad_enabled() and query.requires_grad:
-            found = MatchResult(found.index, matched_confidence(query, key, found.index))
+        # matching always in float32: reduced precision would blur the arg-max
+        with torch.autocast(query.device.type, enabled=False):
+            query, key = query.float(), key.float()
+            with torch.no_grad():
+                found = match(query, key, cfg.match_mode, cfg.match_radius, cfg.match_memory_mb)
+            if torch.is_grad_enabled() and query.requires_grad:
+                found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
 
     def forward(self, blurry: Tensor, reference: Tensor) -> Tensor:

@@ -54,7 +54,10 @@ def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
         )
     config = load_config(spec)
     shipped = PACKAGE_WEIGHTS / f"{spec}.safetensors"
-    return ModelSource(config, shipped if shipped.is_file() else None)
+    if not shipped.is_file():
+        return ModelSource(config, None)
+    # the shipped weights carry their own config (the YAML is the recipe for new training)
+    return ModelSource(read_checkpoint(shipped)[0], shipped)
 
 
 class Restorer:

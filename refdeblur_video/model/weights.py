@@ -59,18 +59,27 @@ def read_checkpoint(
     return config, state, metadata
 
 
-def load_weights_into(model: nn.Module, config: ModelConfig, path: str | Path) -> ModelConfig:
-    """Load a checkpoint into ``model`` built from ``config``; refuse a disagreeing config."""
+def load_weights_into(
+    model: nn.Module, config: ModelConfig, path: str | Path, *, warm_start: bool = False
+) -> ModelConfig:
+    """Load a checkpoint into ``model`` built from ``config``; refuse a disagreeing config.
+
+    ``warm_start=True`` (training from earlier weights) also accepts a checkpoint saved
+    without the fusion gates that ``config`` adds; the gates keep their initial values.
+    """
     saved, state, _ = read_checkpoint(path)
-    if saved.architecture() != config.architecture():
-        diff = {
-            k: (v, config.architecture()[k])
-            for k, v in saved.architecture().items()
-            if config.architecture()[k] != v
-        }
+    expected = config.architecture()
+    found = saved.architecture()
+    adds_gate = warm_start and config.fusion_gate and not saved.fusion_gate
+    if adds_gate:
+        found["fusion_gate"] = True
+    if found != expected:
+        diff = {k: (v, expected[k]) for k, v in found.items() if expected[k] != v}
         detail = ", ".join(f"{k}: checkpoint {a} vs model {b}" for k, (a, b) in diff.items())
         raise UserError(f"checkpoint {path} was saved for a different model ({detail})")
     missing, unexpected = model.load_state_dict(state, strict=False)
+    if adds_gate:
+        missing = [k for k in missing if ".gate." not in k]
     if missing or unexpected:
         raise UserError(
             f"checkpoint {path} does not fit the model "
