@@ -437,3 +437,44 @@ def test_cli_entry_point_exit_code(tmp_path: Path) -> None:
                           str(tmp_path / "m.jsonl")], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and run.stderr.startswith("error: ")
+
+
+def _textured_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.random((h // 8, w // 8, 3)).astype(np.float32)
+    return (cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(
+        np.uint8
+    )
+
+
+def test_photo_pan_clip_moves_smoothly_and_is_repeatable(tmp_path: Path) -> None:
+    from refdeblur_video.data.photo_clips import pan_clip
+
+    photo = _textured_photo(600, 900)
+    clip = pan_clip(photo, 10, size=(120, 200), rng=np.random.default_rng(5))
+    again = pan_clip(photo, 10, size=(120, 200), rng=np.random.default_rng(5))
+    assert len(clip) == 10 and all(f.shape == (120, 200, 3) for f in clip)
+    assert all(np.array_equal(a, b) for a, b in zip(clip, again, strict=True))
+    # consecutive frames: a real but small camera move, measured by phase correlation
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64) for f in clip]
+    pairs = zip(gray[:-1], gray[1:], strict=True)
+    shifts = [np.hypot(*cv2.phaseCorrelate(a, b)[0]) for a, b in pairs]
+    assert 0.05 < np.median(shifts) < 15, shifts
+    assert not np.array_equal(clip[0], clip[-1])
+    # portrait photos give portrait frames
+    assert pan_clip(photo.transpose(1, 0, 2), 2, size=(120, 200))[0].shape == (200, 120, 3)
+
+
+def test_a_photo_path_loads_as_a_clip_and_feeds_online_triplets(tmp_path: Path) -> None:
+    from refdeblur_video.data.frames_source import PHOTO_CLIP_FRAMES
+
+    photo = tmp_path / "still.png"
+    write_png(photo, _textured_photo(400, 640))
+    frames = load_video_frames(photo, max_side=320)
+    assert len(frames) == PHOTO_CLIP_FRAMES and max(frames[0].shape[:2]) == 320
+    assert all(np.array_equal(a, b) for a, b in zip(frames, load_video_frames(photo, max_side=320),
+                                                    strict=True))
+    assert len(load_video_frames(photo, max_frames=6)) == 6
+    data = OnlineVideoTriplets([photo], crop=64, max_side=320, length=3, seed=0)
+    item = data[0]
+    assert item["blur"].shape == item["ref"].shape == (3, 64, 64)

@@ -30,8 +30,13 @@ case "$MODE" in
       --set train.val_every=500 --time-limit 265
     echo "ship: cp $RUNS/lite_gpu/best.safetensors refdeblur_video/weights/lite.safetensors"
     ;;
-  cpu)  # stage 2, on a 2-core CPU: warm-start from stage 1, add the fusion gates, twice as
-        # many unrelated references, no GAN. Re-run the same command to resume.
+  cpu)  # stage 2, on a 2-core CPU: warm-start from stage 1, add the fusion gates and real
+        # photos (tools/get_photos.sh), twice as many unrelated references, no GAN.
+        # Re-run the same command to resume.
+    photos=${PHOTOS:-.data/photos}
+    bash tools/get_photos.sh "$photos"
+    list=$(find "$photos" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
+    common+=(--set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, $list]")
     out="$RUNS/lite_cpu"
     resume=()
     [ -f "$out/last.safetensors" ] && resume=(--resume)

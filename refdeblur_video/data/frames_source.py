@@ -15,10 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from refdeblur_video.data.photo_clips import is_photo, pan_clip, seed_for
 from refdeblur_video.errors import UserError
 from refdeblur_video.image_files import list_images, read_image, to_uint8, write_image
 
 READERS = ("auto", "project", "av", "cv2")
+PHOTO_CLIP_FRAMES = 24
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
@@ -160,12 +162,19 @@ def load_video_frames(
 ) -> list[np.ndarray]:
     """Decode a video (or image folder) into memory as a list of RGB ``uint8`` frames.
 
+    A single photo becomes a short clip filmed by a virtual hand-held camera
+    (:func:`refdeblur_video.data.photo_clips.pan_clip`, ``PHOTO_CLIP_FRAMES`` frames).
+
     ``reader``: ``"auto"`` (project reader, else PyAV, else OpenCV), ``"project"``, ``"av"`` or
     ``"cv2"``. ``stride`` keeps every n-th frame, ``max_frames`` caps how many are kept and
     ``max_side`` downsizes (INTER_AREA) frames whose longer side exceeds it.
     """
     if stride < 1:
         raise UserError("stride must be at least 1")
+    if is_photo(path):  # a still photo: filmed by a drifting virtual camera
+        rng = np.random.default_rng(seed_for(path))
+        clip = pan_clip(to_uint8(read_image(path)), max_frames or PHOTO_CLIP_FRAMES, rng=rng)
+        return [resize_max_side(frame, max_side) for frame in clip[::stride]]
     frames: list[np.ndarray] = []
     for index, image in iter_frames(path, reader=reader):
         if index % stride:

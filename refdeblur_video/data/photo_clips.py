@@ -1,0 +1,82 @@
+"""Short pseudo-videos from still photos, so real photos can serve as training material.
+
+A photo has no neighbouring frames, so :func:`pan_clip` films it with a virtual hand-held
+camera: a window of the output size drifts across the (downsized) photo along a smooth path
+with a little rotation and zoom. Neighbouring frames of the clip then differ by real,
+known-smooth camera motion, like the references of a real video (without scene motion).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from refdeblur_video.errors import UserError
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+# how much larger than the window the photo is made: the room the camera can drift in
+PHOTO_TO_WINDOW = 1.4
+
+
+def is_photo(path: str | Path) -> bool:
+    """True for an image file (a photo to film), False for videos and folders."""
+    path = Path(path)
+    return path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def seed_for(path: str | Path) -> int:
+    """A stable seed from a file name, so a photo always gives the same clip."""
+    return zlib.crc32(Path(path).name.encode())
+
+
+def pan_clip(
+    photo: np.ndarray,
+    n_frames: int = 24,
+    size: tuple[int, int] = (720, 1280),
+    rng: np.random.Generator | None = None,
+    *,
+    max_rotation_deg: float = 1.5,
+    max_zoom: float = 0.04,
+) -> list[np.ndarray]:
+    """Film ``photo`` (H x W x 3) with a slowly drifting virtual camera.
+
+    ``size`` is the (height, width) of the frames; portrait photos get portrait frames. The
+    photo is first resized (INTER_AREA) so the window covers ``1/PHOTO_TO_WINDOW`` of it; the
+    path moves the window centre in a straight line across up to the whole free room, plus a
+    gentle sinusoidal wobble, while the rotation and zoom drift by at most the given amounts
+    over the clip. Frames are rendered with bicubic interpolation and reflected borders.
+    """
+    if n_frames < 2:
+        raise UserError("a photo clip needs at least 2 frames")
+    rng = rng or np.random.default_rng(0)
+    out_h, out_w = size
+    if photo.shape[0] > photo.shape[1]:
+        out_h, out_w = out_w, out_h
+    scale = PHOTO_TO_WINDOW * max(out_h / photo.shape[0], out_w / photo.shape[1])
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    base = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                      interpolation=interpolation)
+    room_y, room_x = (base.shape[0] - out_h) / 2, (base.shape[1] - out_w) / 2
+    start = rng.uniform(-1, 1, 2) * (room_y, room_x) * 0.5
+    end = rng.uniform(-1, 1, 2) * (room_y, room_x) * 0.5
+    wobble = rng.uniform(0.5, 3.0, 2)
+    phase = rng.uniform(0, 2 * math.pi, 2)
+    turn = rng.uniform(-1, 1, 2) * max_rotation_deg
+    zoom = 1 + rng.uniform(-1, 1, 2) * max_zoom
+    centre = np.array([base.shape[0] / 2, base.shape[1] / 2])
+    frames = []
+    for k in range(n_frames):
+        t = k / (n_frames - 1)
+        cy, cx = centre + start + t * (end - start) + wobble * np.sin(2 * math.pi * t + phase)
+        angle = turn[0] + t * (turn[1] - turn[0])
+        magnify = zoom[0] + t * (zoom[1] - zoom[0])
+        # maps output pixels to photo pixels: rotate/zoom about the output centre, then move
+        matrix = cv2.getRotationMatrix2D((out_w / 2, out_h / 2), angle, 1 / magnify)
+        matrix[:, 2] += (cx - out_w / 2, cy - out_h / 2)
+        frames.append(cv2.warpAffine(base, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC
+                                     | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT101))
+    return frames

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Real photos used as extra training material for the default model (tools/train_default.sh).
+# They come from two Debian packages (wallpapers, free licences: see each package's
+# debian/copyright under /usr/share/doc); only the photographs are kept, not the drawings.
+#
+#   bash tools/get_photos.sh [DEST]      # default DEST: .data/photos
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=${1:-${PHOTOS:-.data/photos}}
+mate=(Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops TwoWings Wood YellowFlower)
+plasma=(BytheWater ColdRipple ColorfulCups EveningGlow FallenLeaf Grey OneStandsOut Path)
+count=$(( ${#mate[@]} + ${#plasma[@]} ))
+if [ -d "$dest" ] && [ "$(find "$dest" -maxdepth 1 -type f | wc -l)" -ge "$count" ]; then
+  echo "photos already in $dest"; exit 0
+fi
+work=$(mktemp -d)
+chmod 755 "$work"  # apt downloads as the _apt user when it can
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && apt-get download -q mate-backgrounds plasma-workspace-wallpapers >/dev/null)
+for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
+mkdir -p "$dest"
+for name in "${mate[@]}"; do
+  cp "$work/x/usr/share/backgrounds/mate/nature/$name.jpg" "$dest/$name.jpg"
+done
+for name in "${plasma[@]}"; do
+  # the largest rendition of each wallpaper
+  src=$(ls -S "$work/x/usr/share/wallpapers/$name/contents/images/"* | head -1)
+  cp "$src" "$dest/$name.${src##*.}"
+done
+echo "$count photos in $dest"
