@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="default",
                    help="default (shipped weights), lite, paper, or PATH.safetensors/.yaml")
     m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    m.add_argument("--fp32", action="store_true", help="no fp16/bf16 autocast on the GPU")
+    m.add_argument("--fp32", action="store_true",
+                   help="run in float32 (no bf16/fp16 autocast on GPUs and bf16-capable CPUs)")
     m.add_argument("--batch", type=int, default=2, help="blurry frames per model call (2)")
     m.add_argument("--tile", type=int, default=None,
                    help="tile edge in pixels for large frames (0: never tile; default: "

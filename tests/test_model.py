@@ -225,3 +225,16 @@ def test_warm_start_adds_gates_to_weights_saved_without_them(tmp_path):
     save_checkpoint(back, gated, gated_config)
     with pytest.raises(UserError, match="different model"):
         load_weights_into(RefDeblurNet(TINY), TINY, back, warm_start=True)
+
+
+def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
+    from refdeblur_video.model.device import cpu_supports_bf16
+
+    fast, exact = load_model("default", "cpu"), load_model("default", "cpu", amp=False)
+    assert exact.amp_dtype is None
+    assert fast.amp_dtype == (torch.bfloat16 if cpu_supports_bf16() else None)
+    torch.manual_seed(0)
+    blurry, ref = torch.rand(2, 1, 3, 64, 96).unbind(0)
+    a, b = fast.restore(blurry, ref), exact.restore(blurry, ref)
+    assert a.dtype == b.dtype == torch.float32
+    assert (a - b).abs().max() < 4 / 255 and (a - b).abs().mean() < 0.5 / 255

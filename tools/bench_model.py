@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
     import torch
 
+    from refdeblur_video.model.device import cpu_supports_bf16
+
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     if args.gpu_only:
         devices = [d for d in devices if d != "cpu"]
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.configs:
         gmacs = run_isolated(_measure_flops, config, h, w)["gmacs"]
         for device in devices:
-            dtypes = ["fp32"] if device == "cpu" else ["fp32", "bf16", "fp16"]
+            dtypes = ["fp32", "bf16", "fp16"] if device != "cpu" else (
+                ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"])
             for dtype in dtypes:
                 if device == "cpu" and config == "paper" and args.skip_cpu_paper:
                     continue

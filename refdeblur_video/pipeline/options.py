@@ -16,7 +16,7 @@ class DeblurOptions:
 
     model: str = "default"  # default | lite | paper | PATH.safetensors | PATH.yaml
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    fp32: bool = False  # no fp16/bf16 autocast on GPUs
+    fp32: bool = False  # no bf16/fp16 autocast (GPUs, CPUs with native bf16)
     batch: int = 2  # blurry frames per model call
     tile: int | None = None  # tile edge in pixels; None: automatic from the memory budget
     threshold: float = DEFAULT_THRESHOLD

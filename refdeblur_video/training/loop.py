@@ -21,7 +21,7 @@ from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
 from ..errors import UserError
 from ..evaluate.metrics import psnr, ssim
 from ..model.config import load_config
-from ..model.device import autocast_dtype, training_autocast_dtype
+from ..model.device import autocast_dtype
 from ..model.discriminator import PatchDiscriminator
 from ..model.losses import (
     LossWeights,
@@ -193,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                         sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
                         pin_memory=device.type == "cuda",
                         persistent_workers=cfg.data.workers > 0)
-    amp = training_autocast_dtype(device, opt.amp)
+    amp = autocast_dtype(device, opt.amp)
     weights = LossWeights(opt.content_weight, opt.frequency_weight, opt.adversarial_weight)
     margin = getattr(train_set, "margin", 0)
     last_step = opt.steps if max_steps is None else min(opt.steps, step + max_steps)
@@ -254,8 +254,7 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                     if not quiet:
                         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
                 if rank.main and (step % opt.val_every == 0 or step == last_step):
-                    scores = validate(model, val_samples, device,
-                                      autocast_dtype(device, opt.amp))  # as inference runs
+                    scores = validate(model, val_samples, device, amp)
                     _append_csv(out_dir / "val_log.csv",
                                 {"step": step, **{k: f"{v:.4f}" for k, v in scores.items()}})
                     if not quiet:
