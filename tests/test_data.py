@@ -439,18 +439,10 @@ def test_cli_entry_point_exit_code(tmp_path: Path) -> None:
     assert run.stderr.strip().count("\n") == 0 and run.stderr.startswith("error: ")
 
 
-def _textured_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    noise = rng.random((h // 8, w // 8, 3)).astype(np.float32)
-    return (cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(
-        np.uint8
-    )
-
-
 def test_photo_pan_clip_moves_smoothly_and_is_repeatable(tmp_path: Path) -> None:
     from refdeblur_video.data.photo_clips import pan_clip
 
-    photo = _textured_photo(600, 900)
+    photo = _texture(600, 900, cell=8)
     clip = pan_clip(photo, 10, size=(120, 200), rng=np.random.default_rng(5))
     again = pan_clip(photo, 10, size=(120, 200), rng=np.random.default_rng(5))
     assert len(clip) == 10 and all(f.shape == (120, 200, 3) for f in clip)
@@ -469,7 +461,7 @@ def test_a_photo_path_loads_as_a_clip_and_feeds_online_triplets(tmp_path: Path) 
     from refdeblur_video.data.frames_source import PHOTO_CLIP_FRAMES
 
     photo = tmp_path / "still.png"
-    write_png(photo, _textured_photo(400, 640))
+    write_png(photo, _texture(400, 640, cell=8))
     frames = load_video_frames(photo, max_side=320)
     assert len(frames) == PHOTO_CLIP_FRAMES and max(frames[0].shape[:2]) == 320
     assert all(np.array_equal(a, b) for a, b in zip(frames, load_video_frames(photo, max_side=320),

@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from refdeblur_video.model.device import cpu_supports_bf16
 
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    cpu_dtypes = ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"]
     if args.gpu_only:
         devices = [d for d in devices if d != "cpu"]
     results: dict = {"size": [w, h], "threads": torch.get_num_threads(), "rows": [],
@@ -161,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.configs:
         gmacs = run_isolated(_measure_flops, config, h, w)["gmacs"]
         for device in devices:
-            dtypes = ["fp32", "bf16", "fp16"] if device != "cpu" else (
-                ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"])
+            dtypes = ["fp32", "bf16", "fp16"] if device != "cpu" else cpu_dtypes
             for dtype in dtypes:
                 if device == "cpu" and config == "paper" and args.skip_cpu_paper:
                     continue

@@ -16,16 +16,15 @@ import cv2
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.image_files import is_image_path
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 # how much larger than the window the photo is made: the room the camera can drift in
 PHOTO_TO_WINDOW = 1.4
 
 
 def is_photo(path: str | Path) -> bool:
     """True for an image file (a photo to film), False for videos and folders."""
-    path = Path(path)
-    return path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES
+    return Path(path).is_file() and is_image_path(path)
 
 
 def seed_for(path: str | Path) -> int:

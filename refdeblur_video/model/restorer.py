@@ -17,7 +17,7 @@ from .config import ModelConfig, load_config
 from .device import autocast_dtype, resolve_device
 from .net import RefDeblurNet
 from .tiling import run_tiled
-from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint
+from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint_config
 
 UNTRAINED_WARNING = (
     "no trained weights are installed for this model: it returns its input unchanged "
@@ -44,8 +44,7 @@ def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
         spec = "lite"
     path = Path(spec)
     if path.suffix == ".safetensors":
-        config, _, _ = read_checkpoint(path)
-        return ModelSource(config, path)
+        return ModelSource(read_checkpoint_config(path), path)
     if path.suffix in (".yaml", ".yml"):
         return ModelSource(load_config(path), None)
     if path.suffix or "/" in spec:
@@ -57,7 +56,7 @@ def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
     if not shipped.is_file():
         return ModelSource(config, None)
     # the shipped weights carry their own config (the YAML is the recipe for new training)
-    return ModelSource(read_checkpoint(shipped)[0], shipped)
+    return ModelSource(read_checkpoint_config(shipped), shipped)
 
 
 class Restorer:

@@ -36,6 +36,32 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
+def _open_error(path: Path, exc: Exception) -> UserError:
+    return UserError(f"{path} is not a safetensors checkpoint ({exc})")
+
+
+def _config_of(path: Path, metadata: dict[str, str]) -> ModelConfig:
+    if "config" not in metadata:
+        raise UserError(f"{path} has no model config in its metadata")
+    try:
+        return ModelConfig.from_dict(json.loads(metadata["config"]))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise UserError(f"{path} has an unreadable model config: {exc}") from None
+
+
+def read_checkpoint_config(path: str | Path) -> ModelConfig:
+    """The model config of a checkpoint, from its metadata only (no tensor is read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _open_error(path, exc) from None
+    return _config_of(path, metadata)
+
+
 def read_checkpoint(
     path: str | Path, prefix: str = ""
 ) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
@@ -49,14 +75,8 @@ def read_checkpoint(
             keys = [k for k in handle.keys() if k.startswith(prefix)]  # noqa: SIM118
             state = {k[len(prefix):]: handle.get_tensor(k) for k in keys}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a safetensors checkpoint ({exc})") from None
-    if "config" not in metadata:
-        raise UserError(f"{path} has no model config in its metadata")
-    try:
-        config = ModelConfig.from_dict(json.loads(metadata["config"]))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise UserError(f"{path} has an unreadable model config: {exc}") from None
-    return config, state, metadata
+        raise _open_error(path, exc) from None
+    return _config_of(path, metadata), state, metadata
 
 
 def load_weights_into(
