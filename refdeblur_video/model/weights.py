@@ -36,47 +36,40 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
-def _open_error(path: Path, exc: Exception) -> UserError:
-    return UserError(f"{path} is not a safetensors checkpoint ({exc})")
-
-
-def _config_of(path: Path, metadata: dict[str, str]) -> ModelConfig:
+def _read(
+    path: Path, prefix: str | None
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Config, tensors whose name starts with ``prefix`` (None: no tensor), metadata."""
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    state: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if prefix is not None:
+                keys = [k for k in handle.keys() if k.startswith(prefix)]  # noqa: SIM118
+                state = {k[len(prefix):]: handle.get_tensor(k) for k in keys}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a safetensors checkpoint ({exc})") from None
     if "config" not in metadata:
         raise UserError(f"{path} has no model config in its metadata")
     try:
-        return ModelConfig.from_dict(json.loads(metadata["config"]))
+        config = ModelConfig.from_dict(json.loads(metadata["config"]))
     except (json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path} has an unreadable model config: {exc}") from None
+    return config, state, metadata
 
 
 def read_checkpoint_config(path: str | Path) -> ModelConfig:
     """The model config of a checkpoint, from its metadata only (no tensor is read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise _open_error(path, exc) from None
-    return _config_of(path, metadata)
+    return _read(Path(path), None)[0]
 
 
 def read_checkpoint(
     path: str | Path, prefix: str = ""
 ) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
     """Return (config, state dict, metadata) of a checkpoint, tensors on the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            keys = [k for k in handle.keys() if k.startswith(prefix)]  # noqa: SIM118
-            state = {k[len(prefix):]: handle.get_tensor(k) for k in keys}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise _open_error(path, exc) from None
-    return _config_of(path, metadata), state, metadata
+    return _read(Path(path), prefix)
 
 
 def load_weights_into(
