@@ -227,6 +227,50 @@ def test_warm_start_adds_gates_to_weights_saved_without_them(tmp_path):
         load_weights_into(RefDeblurNet(TINY), TINY, back, warm_start=True)
 
 
+def test_resblocks_per_level_and_old_single_count_configs():
+    assert TINY.n_resblocks == (1, 1, 1)  # one integer: the same count at every level
+    assert ModelConfig.from_dict({**TINY.to_dict(), "n_resblocks": 2}).n_resblocks == (2, 2, 2)
+    net = RefDeblurNet(TINY.replace(n_resblocks=(1, 2, 3)))
+    assert (len(net.enc1), len(net.enc2), len(net.enc3)) == (1, 2, 3)
+    assert (len(net.dec1), len(net.dec2), len(net.dec3)) == (1, 2, 3)
+    for bad in ((1, 2), (1, 0, 1), "many"):
+        with pytest.raises(UserError, match="n_resblocks"):
+            TINY.replace(n_resblocks=bad)
+
+
+def test_warm_start_appends_resblocks_as_identities(tmp_path):
+    from refdeblur_video.model.weights import load_weights_into
+
+    torch.manual_seed(0)
+    path = tmp_path / "shallow.safetensors"
+    shallow = RefDeblurNet(TINY).eval()
+    for p in shallow.parameters():
+        p.data.normal_(0.0, 0.2)
+    save_checkpoint(path, shallow, TINY)
+    deeper_config = TINY.replace(n_resblocks=(1, 2, 3), fusion_gate=True)
+    with pytest.raises(UserError, match="n_resblocks"):
+        load_weights_into(RefDeblurNet(deeper_config), deeper_config, path)
+    deeper = RefDeblurNet(deeper_config).eval()
+    load_weights_into(deeper, deeper_config, path, warm_start=True)
+    for key, value in shallow.state_dict().items():
+        assert torch.equal(deeper.state_dict()[key], value), key
+    added = deeper.enc3[2].body[2]
+    assert not added.weight.detach().any() and not added.bias.detach().any()
+    assert deeper.enc3[2].body[0].weight.detach().any()  # only the last conv is zeroed
+    # the grown model computes what the checkpoint's model computed, up to the gates
+    with torch.no_grad():
+        for ream in (deeper.ream1, deeper.ream2, deeper.ream3):
+            ream.gate.bias.fill_(30.0)  # fully open: the plain fusion
+        blurry, ref = torch.rand(1, 3, 24, 28), torch.rand(1, 3, 24, 28)
+        assert torch.allclose(deeper(blurry, ref), shallow(blurry, ref), atol=1e-5)
+    # removing ResBlocks is never silent
+    back = tmp_path / "deeper.safetensors"
+    save_checkpoint(back, deeper, deeper_config)
+    fewer = deeper_config.replace(n_resblocks=(1, 2, 2))
+    with pytest.raises(UserError, match="different model"):
+        load_weights_into(RefDeblurNet(fewer), fewer, back, warm_start=True)
+
+
 def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
     from refdeblur_video.model.device import cpu_supports_bf16
 

@@ -22,7 +22,9 @@ class ModelConfig:
 
     name: str = "custom"
     channels: tuple[int, int, int] = (32, 64, 128)
-    n_resblocks: int = 16
+    # ResBlocks per group at full, 1/2 and 1/4 resolution (encoder and decoder alike);
+    # one integer means the same count at every level
+    n_resblocks: int | tuple[int, int, int] = (16, 16, 16)
     ref_channels: tuple[int, int, int] = (32, 64, 128)
     phi_channels: tuple[int, int, int] = (64, 128, 256)
     sffm_hidden: tuple[int, int] = (16, 32)
@@ -40,8 +42,14 @@ class ModelConfig:
             if len(value) != size or min(value) < 1:
                 raise UserError(f"model config: {name} must be {size} positive integers")
             object.__setattr__(self, name, value)
-        if self.n_resblocks < 1:
-            raise UserError("model config: n_resblocks must be at least 1")
+        blocks = self.n_resblocks
+        try:
+            blocks = (int(blocks),) * 3 if isinstance(blocks, int) else tuple(map(int, blocks))
+        except (TypeError, ValueError):
+            blocks = ()
+        if len(blocks) != 3 or min(blocks) < 1:
+            raise UserError("model config: n_resblocks must be one or three positive integers")
+        object.__setattr__(self, "n_resblocks", blocks)
         if self.match_mode not in MATCH_MODES:
             raise UserError(f"model config: match_mode must be one of {', '.join(MATCH_MODES)}")
         if self.match_radius < 1:
@@ -59,9 +67,9 @@ class ModelConfig:
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the weights' shapes (matching options may differ freely)."""
-        keys = ("channels", "ref_channels", "phi_channels", "sffm_hidden")
+        keys = ("channels", "ref_channels", "phi_channels", "sffm_hidden", "n_resblocks")
         shapes: dict[str, Any] = {k: list(getattr(self, k)) for k in keys}
-        return {**shapes, "n_resblocks": self.n_resblocks, "fusion_gate": self.fusion_gate}
+        return {**shapes, "fusion_gate": self.fusion_gate}
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)

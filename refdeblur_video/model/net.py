@@ -41,16 +41,16 @@ class RefDeblurNet(nn.Module):
         c1, c2, c3 = config.channels
         r1, r2, r3 = config.ref_channels
         h2, h3 = config.sffm_hidden
-        n = config.n_resblocks
+        n1, n2, n3 = config.n_resblocks
         # blur encoder
         self.head = conv3x3(3, c1)
-        self.enc1 = ResGroup(c1, n)
+        self.enc1 = ResGroup(c1, n1)
         self.down1 = conv3x3(c1, c2, stride=2)
         self.sffm2 = SFFM(c2, h2)
-        self.enc2 = ResGroup(c2, n)
+        self.enc2 = ResGroup(c2, n2)
         self.down2 = conv3x3(c2, c3, stride=2)
         self.sffm3 = SFFM(c3, h3)
-        self.enc3 = ResGroup(c3, n)
+        self.enc3 = ResGroup(c3, n3)
         # reference encoder (shallow) and matching encoder phi
         self.ref1 = ConvGroup(3, r1, 1)
         self.ref2 = ConvGroup(r1, r2, 2)
@@ -61,13 +61,13 @@ class RefDeblurNet(nn.Module):
         self.ream2 = REAM(c2, r2, scale=2, gate=gate)
         self.ream3 = REAM(c3, r3, scale=1, gate=gate)
         # decoder
-        self.dec3 = ResGroup(c3, n)
+        self.dec3 = ResGroup(c3, n3)
         self.up3 = nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1)
         self.merge2 = nn.Conv2d(2 * c2, c2, 1)
-        self.dec2 = ResGroup(c2, n)
+        self.dec2 = ResGroup(c2, n2)
         self.up2 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
         self.merge1 = nn.Conv2d(2 * c1, c1, 1)
-        self.dec1 = ResGroup(c1, n)
+        self.dec1 = ResGroup(c1, n1)
         self.tail = conv3x3(c1, 3)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -77,25 +78,57 @@ def load_weights_into(
 ) -> ModelConfig:
     """Load a checkpoint into ``model`` built from ``config``; refuse a disagreeing config.
 
-    ``warm_start=True`` (training from earlier weights) also accepts a checkpoint saved
-    without the fusion gates that ``config`` adds; the gates keep their initial values.
+    ``warm_start=True`` (training from earlier weights) also accepts a checkpoint of a smaller
+    model that ``config`` grows: fusion gates added (they keep their almost-open initial
+    values) and ResBlocks appended to the groups (they start as identities, their last
+    convolution zeroed), so the grown model begins exactly where the checkpoint left off.
     """
     saved, state, _ = read_checkpoint(path)
     expected = config.architecture()
     found = saved.architecture()
-    adds_gate = warm_start and config.fusion_gate and not saved.fusion_gate
-    if adds_gate:
-        found["fusion_gate"] = True
+    grown = warm_start and _grows(saved, config)
+    if grown:
+        found.update(n_resblocks=expected["n_resblocks"], fusion_gate=expected["fusion_gate"])
     if found != expected:
         diff = {k: (v, expected[k]) for k, v in found.items() if expected[k] != v}
         detail = ", ".join(f"{k}: checkpoint {a} vs model {b}" for k, (a, b) in diff.items())
         raise UserError(f"checkpoint {path} was saved for a different model ({detail})")
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if adds_gate:
-        missing = [k for k in missing if ".gate." not in k]
+    if grown:
+        added = [k for k in missing if _is_added(k, saved)]
+        _start_as_identity(model, added)
+        missing = [k for k in missing if k not in added]
     if missing or unexpected:
         raise UserError(
             f"checkpoint {path} does not fit the model "
             f"(missing {len(missing)} tensors, unexpected {len(unexpected)})"
         )
     return saved
+
+
+# ResBlock groups of RefDeblurNet and the level (full, 1/2, 1/4 resolution) of each
+_GROUP_LEVEL = {"enc1": 0, "dec1": 0, "enc2": 1, "dec2": 1, "enc3": 2, "dec3": 2}
+_BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
+
+
+def _grows(saved: ModelConfig, config: ModelConfig) -> bool:
+    """Whether ``config`` only adds gates and/or ResBlocks to ``saved``."""
+    more_blocks = all(a <= b for a, b in zip(saved.n_resblocks, config.n_resblocks, strict=True))
+    return more_blocks and (config.fusion_gate or not saved.fusion_gate)
+
+
+def _is_added(key: str, saved: ModelConfig) -> bool:
+    """Whether tensor ``key`` belongs to a part that ``saved``'s model does not have."""
+    if ".gate." in key:
+        return not saved.fusion_gate
+    block = _BLOCK_KEY.match(key)
+    return bool(block) and int(block[2]) >= saved.n_resblocks[_GROUP_LEVEL[block[1]]]
+
+
+def _start_as_identity(model: nn.Module, added_keys: list[str]) -> None:
+    """Zero the last convolution of each added ResBlock (``x + body(x)`` is then ``x``)."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key in added_keys:
+            if _BLOCK_KEY.match(key) and ".body.2." in key:
+                params[key].zero_()
