@@ -96,17 +96,19 @@ def test_two_processes_under_torchrun_gloo(train_config, tmp_path):
         assert handle.metadata()["step"] == "2"
 
 
-def test_init_from_weights_without_gates_warm_starts_a_gated_model(train_config, tmp_path):
+def test_init_from_a_smaller_model_warm_starts_the_configured_one(train_config, tmp_path):
     from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
     from refdeblur_video.model.config import ModelConfig
 
     plain = ModelConfig(**TINY_MODEL)
     init = tmp_path / "plain.safetensors"
     save_checkpoint(init, RefDeblurNet(plain), plain)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY_MODEL, "fusion_gate": True}))
+    grown = {**TINY_MODEL, "fusion_gate": True, "n_resblocks": [1, 1, 3]}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(grown))
     out = tmp_path / "warm"
     args = ["--config", str(train_config), "--set", f"init={init}", "--set", f"out={out}",
             "--set", "train.steps=2", "--quiet"]
     assert train_main(args) == 0
     trained = load_model(out / "model.safetensors", "cpu").model
     assert trained.config.fusion_gate and trained.ream2.gate is not None
+    assert trained.config.n_resblocks == (1, 1, 3) and len(trained.dec3) == 3

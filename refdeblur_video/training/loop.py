@@ -136,16 +136,15 @@ def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: t
 
 
 def _build_model(cfg: TrainConfig) -> RefDeblurNet:
+    config = load_config(cfg.model)
+    model = RefDeblurNet(config)
     if cfg.init:
+        # warm start: the init weights may be of a smaller model that `model` grows
         source = resolve_model(cfg.init)
-        config = source.config
-        if load_config(cfg.model).fusion_gate and not config.fusion_gate:
-            config = config.replace(fusion_gate=True)  # warm start: add the gates
-        model = RefDeblurNet(config)
-        if source.weights is not None:
-            load_weights_into(model, config, source.weights, warm_start=True)
+        if source.weights is None:
+            raise UserError(f"init has no weights to start from: {cfg.init}")
+        load_weights_into(model, config, source.weights, warm_start=True)
         return model
-    model = RefDeblurNet(load_config(cfg.model))
     if cfg.vgg19_weights:
         load_vgg19_weights(model.phi, cfg.vgg19_weights)
     return model
