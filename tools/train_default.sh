@@ -6,22 +6,26 @@
 #   bash tools/train_default.sh cpu    # stage 2: a 2-core CPU, 2 h in the background (resumable)
 #                                      #   -> runs/lite_cpu/best.safetensors
 #   bash tools/train_default.sh cpu3   # stage 3: a 2-core CPU, 2 h in the background (resumable)
-#                                      #   -> runs/lite_cpu3/best.safetensors, the shipped weights
-#                                      #   (its best validation comes at step 500: 7 min suffice)
+#                                      #   -> runs/lite_cpu3/best.safetensors
+#   bash tools/train_default.sh cpu4   # stage 4: a 2-core CPU, in the background (resumable)
+#                                      #   -> runs/lite_cpu4/best.safetensors, the shipped weights
+#                                      #   (best at step 500, about 9 min in)
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
 # Each stage starts from the previous stage's output when it exists here, else from the copy
-# kept in tools/ (lite_stage1/2.safetensors), so any stage can be re-run without the others.
+# kept in tools/ (lite_stage1/2/3.safetensors), so any stage can be re-run without the others.
 # Data: ../shared/data/videos (Apache-2.0 clips). Split by video: 01_dog, 02_cups and
 # 03_blocks train; 05_default_juggle and bedroom are never trained on (validation). Stages 2
-# and 3 add 18 real photos (tools/get_photos.sh), filmed as 24-frame clips by a virtual camera.
+# to 4 add 18 real photos (tools/get_photos.sh), filmed as 24-frame clips by a virtual camera.
 # Blur: synthetic hand-held camera shake per sample (paths up to 40 px at 720p and 2 degrees
 # of rotation at strength 1, strengths drawn in [0.3, 1.2]), references are real
-# neighbouring frames 1-4 frames away; 15 % (stage 1) / 30 % (stages 2, 3) of samples get an
+# neighbouring frames 1-4 frames away; 15 % (stage 1) / 30 % (stages 2-4) of samples get an
 # unrelated reference.
-# Models: stage 1 = configs/model/lite.yaml without the fusion gates; stage 2 adds them
-# (they start almost open, so stage 2 begins where stage 1 ended); stage 3 restarts stage 2
-# (a second warm-up and cosine cycle from stage 2's best weights, everything else equal).
+# Models: stage 1 = configs/model/lite.yaml without the fusion gates and with 2 ResBlocks per
+# group; stage 2 adds the gates (they start almost open, so stage 2 begins where stage 1
+# ended); stage 3 restarts stage 2 (a second warm-up and cosine cycle from its best weights);
+# stage 4 deepens the 1/4-resolution groups to lite.yaml's 10 ResBlocks (the new ones start
+# as identities).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-gpu}
@@ -35,19 +39,21 @@ common=(--config configs/train/lite.yaml --set "data.train_videos=$TRAIN"
         --set "data.val_videos=$VAL")
 
 LITE=refdeblur_video/configs/model/lite.yaml
-mkdir -p "$RUNS/stage1"
-sed 's/^fusion_gate: true/fusion_gate: false/' "$LITE" >"$RUNS/stage1/lite.yaml"
+mkdir -p "$RUNS/stage1" "$RUNS/stage2"
+sed -e 's/^fusion_gate: true/fusion_gate: false/' -e 's/^n_resblocks: .*/n_resblocks: 2/' \
+  "$LITE" >"$RUNS/stage1/lite.yaml"
+sed 's/^n_resblocks: .*/n_resblocks: 2/' "$LITE" >"$RUNS/stage2/lite.yaml"
 
-# cpu_stage OUT INIT: stages 2 and 3 on a 2-core CPU, in the background, resumable (re-run
+# cpu_stage OUT INIT MODEL: stages 2 to 4 on a 2-core CPU, in the background, resumable (re-run
 # the same command); photos added, twice as many unrelated references, no GAN
 cpu_stage() {
-  local out=$1 init=$2 photos=${PHOTOS:-.data/photos} list resume=()
+  local out=$1 init=$2 model=$3 photos=${PHOTOS:-.data/photos} list resume=()
   bash tools/get_photos.sh "$photos"
   list=$(find "$photos" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
   common+=(--set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, $list]")
   [ -f "$out/last.safetensors" ] && resume=(--resume)
   nohup "$PY" -m refdeblur_video.training.cli "${common[@]}" --set "out=$out" \
-    --set "model=$LITE" --set "init=$init" --set data.workers=1 --set data.batch=8 \
+    --set "model=$model" --set "init=$init" --set data.workers=1 --set data.batch=8 \
     --set data.crop=192 --set data.unrelated_ref_prob=0.3 --set train.lr=1.0e-4 \
     --set train.steps=10000 --set train.warmup_steps=200 --set train.gan_start=null \
     --set train.val_every=500 --set train.ckpt_every=250 --time-limit "${TIME_LIMIT:-7200}" \
@@ -69,14 +75,23 @@ case "$MODE" in
     ;;
   cpu)  # stage 2: stage 1 + fusion gates; stopped by the time limit at step 8827
     cpu_stage "$RUNS/lite_cpu" \
-      "${INIT:-$(previous "$RUNS/lite_gpu/best.safetensors" tools/lite_stage1.safetensors)}"
+      "${INIT:-$(previous "$RUNS/lite_gpu/best.safetensors" tools/lite_stage1.safetensors)}" \
+      "$RUNS/stage2/lite.yaml"
     echo "when it ends: $0 cpu3"
     ;;
   cpu3)  # stage 3: stage 2 restarted; stopped by hand at step 8600 (validation flat since
          # step 4000), its best checkpoint is step 500's
     cpu_stage "$RUNS/lite_cpu3" \
-      "${INIT:-$(previous "$RUNS/lite_cpu/best.safetensors" tools/lite_stage2.safetensors)}"
-    echo "when it ends: cp $RUNS/lite_cpu3/best.safetensors refdeblur_video/weights/lite.safetensors"
+      "${INIT:-$(previous "$RUNS/lite_cpu/best.safetensors" tools/lite_stage2.safetensors)}" \
+      "$RUNS/stage2/lite.yaml"
+    echo "when it ends: $0 cpu4"
+    ;;
+  cpu4)  # stage 4: stage 3 with 10 ResBlocks per 1/4-resolution group; stopped by hand at
+         # step 1200 (validation falling since step 500), its best checkpoint is step 500's
+    cpu_stage "$RUNS/lite_cpu4" \
+      "${INIT:-$(previous "$RUNS/lite_cpu3/best.safetensors" tools/lite_stage3.safetensors)}" \
+      "$LITE"
+    echo "when it ends: cp $RUNS/lite_cpu4/best.safetensors refdeblur_video/weights/lite.safetensors"
     ;;
   eval)
     model=${MODEL:-refdeblur_video/weights/lite.safetensors}
@@ -86,5 +101,5 @@ case "$MODE" in
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
       --model "$model" --ablation-self-ref --ablation-unrelated-ref --report "$RUNS/eval_lite"
     ;;
-  *) echo "usage: $0 gpu|cpu|cpu3|eval" >&2; exit 2 ;;
+  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|eval" >&2; exit 2 ;;
 esac
