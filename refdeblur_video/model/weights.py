@@ -126,9 +126,10 @@ def _is_added(key: str, saved: ModelConfig) -> bool:
 
 
 def _start_as_identity(model: nn.Module, added_keys: list[str]) -> None:
-    """Zero the last convolution of each added ResBlock (``x + body(x)`` is then ``x``)."""
+    """Zero the last convolution of each added ResBlock (``x + body(x)`` is then ``x``);
+    ``added_keys`` are those ``_is_added`` picked (gate or ResBlock tensors)."""
     params = dict(model.named_parameters())
     with torch.no_grad():
         for key in added_keys:
-            if _BLOCK_KEY.match(key) and ".body.2." in key:
+            if ".body.2." in key:
                 params[key].zero_()
