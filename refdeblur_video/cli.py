@@ -10,6 +10,7 @@ import warnings
 from . import __version__
 from .errors import UserError
 from .frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from .malloc import share_malloc_arenas
 
 EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
@@ -69,6 +70,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    share_malloc_arenas()  # before PyTorch and the codecs start their threads
     args = vars(build_parser().parse_args(argv))
     warnings.showwarning = _show_warning
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

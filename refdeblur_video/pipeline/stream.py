@@ -19,6 +19,7 @@ import numpy as np
 
 from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.sharpness import sharpness
+from ..malloc import share_malloc_arenas
 from ..video.reader import Frame
 
 _END = object()
@@ -100,7 +101,12 @@ def run_stream(
     queue_size: int,
     forced_reference: np.ndarray | None = None,
 ) -> None:
-    """Run the three stages; ``write`` is called in frame order on the calling thread."""
+    """Run the three stages; ``write`` is called in frame order on the calling thread.
+
+    Threads started from here on share one glibc malloc arena (:mod:`refdeblur_video.malloc`;
+    the command line asks for it before anything else starts a thread).
+    """
+    share_malloc_arenas()
     stop = threading.Event()
     errors: list[BaseException] = []
     planned: queue.Queue = queue.Queue(maxsize=queue_size)
