@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tile", type=int, default=None,
                    help="tile edge in pixels for large frames (0: never tile; default: "
                    "automatic from the memory budget)")
+    m.add_argument("--reference-check", type=float, default=None, metavar="R",
+                   help="use a frame as its own reference when the chosen reference matches "
+                   "it less than R times as well as the frame matches itself (a scene cut, a "
+                   "wrong --ref); default: the model's (0.85 for the shipped one), 0: off")
     f = p.add_argument_group("frames and references")
     f.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"sharpness relative to the best of its window below which a frame "

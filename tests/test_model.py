@@ -282,3 +282,36 @@ def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
     a, b = fast.restore(blurry, ref), exact.restore(blurry, ref)
     assert a.dtype == b.dtype == torch.float32
     assert (a - b).abs().max() < 4 / 255 and (a - b).abs().mean() < 0.5 / 255
+
+
+def test_reference_check_drops_a_reference_that_does_not_show_the_scene():
+    torch.manual_seed(0)
+    unchecked = RefDeblurNet(TINY).eval()
+    torch.nn.init.normal_(unchecked.tail.weight, std=0.1)  # not the identity of a fresh net
+    scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12), size=(48, 48),
+                                            mode="bilinear")
+    moved = torch.roll(scene, shifts=(4, 8), dims=(2, 3))  # the same scene, 1-2 cells away
+    other = torch.rand(1, 3, 48, 48)  # another "scene": unrelated texture
+    blurry, references = torch.cat([scene, scene]), torch.cat([moved, other])
+    with torch.no_grad():
+        own = unchecked.match(blurry, blurry).confidence.mean((1, 2, 3))
+        ratio = unchecked.match(blurry, references).confidence.mean((1, 2, 3)) / own
+        assert ratio[0] > ratio[1]  # the moved scene matches better than the other texture
+        check = float(ratio.mean())
+        checked = RefDeblurNet(TINY.replace(reference_check=check)).eval()
+        checked.load_state_dict(unchecked.state_dict())
+        out = checked(blurry, references)
+        assert torch.allclose(out[:1], unchecked(scene, moved), atol=1e-6)  # kept
+        assert torch.allclose(out[1:], unchecked(scene, scene), atol=1e-6)  # replaced
+        assert not torch.allclose(out[1:], unchecked(scene, other), atol=1e-4)
+        checked.train()  # training always sees the reference it was given
+        assert torch.allclose(checked(blurry, references), unchecked(blurry, references),
+                              atol=1e-6)
+
+
+def test_reference_check_is_a_share_and_can_be_overridden():
+    with pytest.raises(UserError, match="reference_check"):
+        TINY.replace(reference_check=1.5)
+    assert load_model("default", "cpu", reference_check=0.0).config.reference_check == 0.0
+    assert load_model("default", "cpu").config.reference_check == (
+        load_config("lite").reference_check)

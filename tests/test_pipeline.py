@@ -223,6 +223,7 @@ def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, make_test_cli
         [str(clip.path), str(tmp_path / "no" / "such" / "dir" / "o4.mp4")],
         [str(clip.path), str(tmp_path / "o5.webm"), "--codec", "prores_ks"],
         [str(clip.path), str(tmp_path / "o6.mp4"), "--codec", "not-a-codec"],
+        [str(clip.path), str(tmp_path / "o7.mp4"), "--reference-check", "1.5"],
     ]
     for args in cases:
         code, err = run_cli(args, capsys)

@@ -11,7 +11,10 @@ re-encoded once to H.264 so every run reads the same file):
 * decode-only and encode-only time of those frames;
 * pipeline overhead = (end-to-end - model-only) / model-only (target <= 10 % on CPU);
 * peak RSS of a whole run in a fresh process for ``--frames`` and ``--long-frames``
-  (target: within 10 % of each other, i.e. memory does not grow with the video's length).
+  (target: within 10 % of each other, i.e. memory does not grow with the video's length),
+  and the highest RSS sampled in the first and in the second half of the long run (the
+  short run ends before the encoder's look-ahead and the queues are full; the halves of
+  the long run compare steady states).
 
     python tools/bench_pipeline.py --frames 30 --long-frames 300 --json bench_pipeline.json
 """
@@ -24,6 +27,7 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,20 +57,48 @@ class CopyRestorer:
         return [image.copy() for image in blurry]
 
 
+class RssSampler(threading.Thread):
+    """Samples this process's resident memory every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.samples, self.done = interval, [], threading.Event()
+
+    def run(self) -> None:
+        page = resource.getpagesize()
+        while not self.done.wait(self.interval):
+            with open("/proc/self/statm") as handle:
+                self.samples.append(int(handle.read().split()[1]) * page / 2**20)
+
+    def halves(self) -> tuple[float, float]:
+        """Highest sample in the first and in the second half of the run (MB)."""
+        self.done.set()
+        self.join()
+        middle = len(self.samples) // 2
+        return max(self.samples[:middle], default=0.0), max(self.samples[middle:], default=0.0)
+
+
 def _end_to_end(clip: str, out: str, model: str, batch: int, log: str, all_frames: bool,
                 q) -> None:
     import warnings
 
+    from refdeblur_video.malloc import share_malloc_arenas
+
+    share_malloc_arenas()  # as the command line does, before any library starts a thread
     from refdeblur_video.pipeline import deblur_video
 
     warnings.simplefilter("ignore", UserWarning)
     restorer = CopyRestorer() if model == "copy" else None
+    sampler = RssSampler()
+    sampler.start()
     start = time.perf_counter()
     summary = deblur_video(clip, out, restorer, model=model, batch=batch, quiet=True,
                            overwrite=True, log=log, all_frames=all_frames)
-    q.put({"seconds": time.perf_counter() - start, "frames": summary.frames,
-           "restored": summary.restored,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    seconds = time.perf_counter() - start
+    first_half, second_half = sampler.halves()
+    q.put({"seconds": seconds, "frames": summary.frames, "restored": summary.restored,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "rss_first_half_mb": first_half, "rss_second_half_mb": second_half})
 
 
 def _model_only(clip: str, log: str, model: str, batch: int, q) -> None:
@@ -151,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         "long_restored": e2e_long["restored"], "long_end_to_end_s": e2e_long["seconds"],
         "peak_rss_long_mb": e2e_long["peak_rss_mb"],
         "rss_growth": e2e_long["peak_rss_mb"] / e2e["peak_rss_mb"] - 1,
+        "long_rss_first_half_mb": e2e_long["rss_first_half_mb"],
+        "long_rss_second_half_mb": e2e_long["rss_second_half_mb"],
+        "long_rss_growth": e2e_long["rss_second_half_mb"] / e2e_long["rss_first_half_mb"] - 1,
     }
     rows = [
         ("frames (restored)", f"{result['frames']} ({result['restored']})"),
@@ -164,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         (f"peak RSS, {result['frames']} frames", f"{result['peak_rss_short_mb']:.0f} MB"),
         (f"peak RSS, {result['long_frames']} frames ({result['long_restored']} restored)",
          f"{result['peak_rss_long_mb']:.0f} MB ({result['rss_growth']:+.1%}, target within 10 %)"),
+        (f"highest RSS, {result['long_frames']}-frame run, 1st / 2nd half",
+         f"{result['long_rss_first_half_mb']:.0f} / {result['long_rss_second_half_mb']:.0f} MB "
+         f"({result['long_rss_growth']:+.1%})"),
     ]
     width = max(len(k) for k, _ in rows)
     mode = "every frame through the model" if args.all_frames else "blurry frames only"

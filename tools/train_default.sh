@@ -107,7 +107,7 @@ case "$MODE" in
     cpu_stage "$RUNS/lite_cpu4" \
       "${INIT:-$(previous "$RUNS/lite_cpu3/best.safetensors" tools/lite_stage3.safetensors)}" \
       "$LITE"
-    echo "when it ends: cp $RUNS/lite_cpu4/best.safetensors refdeblur_video/weights/lite.safetensors"
+    echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu4/best.safetensors"
     ;;
   cpu5)  # stage 5: stage 4 again at a lower learning rate (3e-5, 6000-step cycle) with
          # bikes.mp4 added to the material
@@ -115,6 +115,7 @@ case "$MODE" in
     EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu5" \
       "${INIT:-$(previous "$RUNS/lite_cpu4/best.safetensors" tools/lite_stage4.safetensors)}" \
       "$LITE" --set train.lr=3.0e-5 --set train.steps=6000 --set train.warmup_steps=100
+    echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu5/best.safetensors"
     ;;
   eval)
     model=${MODEL:-refdeblur_video/weights/lite.safetensors}

@@ -108,11 +108,13 @@ def evaluate_triplets(
     quiet: bool = False,
     batch_size: int = 1,
     examples: int = 1,
+    reference_check: float | None = None,
     restorer=None,
 ) -> Evaluation:
     """Score input, model and ablations on the manifest's triplets (one row per triplet).
 
-    ``restorer`` replaces ``load_model(model, device)`` (anything with ``restore_images``).
+    ``restorer`` replaces ``load_model(model, device)`` (anything with ``restore_images``);
+    ``reference_check`` overrides the model's (0: off).
     """
     triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)  # stable
     ablations = [name for name, on in (("self_ref", self_ref), ("unrelated_ref", unrelated_ref))
@@ -121,7 +123,7 @@ def evaluate_triplets(
     if restorer is None:
         from refdeblur_video.model import load_model
 
-        restorer = load_model(model, device)
+        restorer = load_model(model, device, reference_check=reference_check)
     outputs = ["model", *ablations]
     variants = ["input", *outputs, "gain"]
 

@@ -33,6 +33,10 @@ class ModelConfig:
     match_memory_mb: int = 1024
     ref_blur_factor: int = 4
     fusion_gate: bool = False  # learned per-pixel switch on each REAM's fusion (not in the paper)
+    # at inference, a reference whose mean match confidence is below this share of the
+    # frame's own (the frame matched against itself) is replaced by the frame: it does not
+    # show the same scene (0: off; not in the paper)
+    reference_check: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class ModelConfig:
             raise UserError(f"model config: match_mode must be one of {', '.join(MATCH_MODES)}")
         if self.match_radius < 1:
             raise UserError("model config: match_radius must be at least 1")
+        if not 0.0 <= self.reference_check <= 1.0:
+            raise UserError("model config: reference_check must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

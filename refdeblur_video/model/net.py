@@ -72,13 +72,13 @@ class RefDeblurNet(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def match(self, blurry: Tensor, reference: Tensor) -> MatchResult:
-        """Index and confidence maps at 1/4 resolution (inputs already padded)."""
+    def _soften(self, image: Tensor) -> Tensor:
+        """Down- and up-sampled, so a sharp reference looks as soft as the blurry query."""
+        factor = self.config.ref_blur_factor
+        return _resize(_resize(image, 1 / factor), factor) if factor > 1 else image
+
+    def _match_features(self, query: Tensor, key: Tensor) -> MatchResult:
         cfg = self.config
-        factor = cfg.ref_blur_factor
-        ref_soft = _resize(_resize(reference, 1 / factor), factor) if factor > 1 else reference
-        query = self.phi(blurry)
-        key = self.phi(ref_soft)
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
@@ -88,8 +88,35 @@ class RefDeblurNet(nn.Module):
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
 
+    def match(self, blurry: Tensor, reference: Tensor) -> MatchResult:
+        """Index and confidence maps at 1/4 resolution (inputs already padded)."""
+        return self._match_features(self.phi(blurry), self.phi(self._soften(reference)))
+
+    def checked_match(self, blurry: Tensor, reference: Tensor,
+                      check: float) -> tuple[Tensor, MatchResult]:
+        """:meth:`match`, with each reference that does not show the frame's scene replaced.
+
+        A reference is kept when its mean confidence is at least ``check`` times that of the
+        frame matched against (a softened copy of) itself; otherwise the frame becomes its
+        own reference. Returns the references used and their matches.
+        """
+        query = self.phi(blurry)
+        found = self._match_features(query, self.phi(self._soften(reference)))
+        own = self._match_features(query, self.phi(self._soften(blurry)))
+        keep = found.confidence.mean((1, 2, 3)) >= check * own.confidence.mean((1, 2, 3))
+        if bool(keep.all()):
+            return reference, found
+        return (torch.where(keep.view(-1, 1, 1, 1), reference, blurry),
+                MatchResult(torch.where(keep.view(-1, 1, 1), found.index, own.index),
+                            torch.where(keep.view(-1, 1, 1, 1), found.confidence,
+                                        own.confidence)))
+
     def forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
-        """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size."""
+        """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size.
+
+        In eval mode with ``config.reference_check`` set, references that do not match the
+        frame are replaced by the frame itself (see :meth:`checked_match`).
+        """
         if blurry.shape != reference.shape:
             raise ValueError(f"blurry {tuple(blurry.shape)} and reference "
                              f"{tuple(reference.shape)} must have the same shape")
@@ -101,10 +128,13 @@ class RefDeblurNet(nn.Module):
         x1 = self.enc1(self.head(blurry))
         x2 = self.enc2(self.sffm2(self.down1(x1), _resize(blurry, 0.5)))
         x3 = self.enc3(self.sffm3(self.down2(x2), _resize(blurry, 0.25)))
+        if self.config.reference_check > 0 and not self.training:
+            reference, found = self.checked_match(blurry, reference, self.config.reference_check)
+        else:
+            found = self.match(blurry, reference)
         f1 = self.ref1(reference)
         f2 = self.ref2(f1)
         f3 = self.ref3(f2)
-        found = self.match(blurry, reference)
         t3 = self.ream3(x3, f3, found)
         t2 = self.ream2(x2, f2, found)
         t1 = self.ream1(x1, f1, found)

@@ -167,13 +167,15 @@ def load_model(
     tile: int | None = None,
     match_mode: str | None = None,
     match_radius: int | None = None,
+    reference_check: float | None = None,
     memory_mb: float | None = None,
     warn_untrained: bool = True,
 ) -> Restorer:
     """Build a :class:`Restorer` from a shipped name, a YAML config or a safetensors checkpoint.
 
     ``default`` (or None) is the shipped lite model. An untrained network (no weights)
-    returns its input unchanged, and a warning says so.
+    returns its input unchanged, and a warning says so. ``match_mode``, ``match_radius`` and
+    ``reference_check`` override the model config's values.
     """
     source = resolve_model(config_or_checkpoint)
     config = source.config
@@ -182,6 +184,8 @@ def load_model(
         overrides["match_mode"] = match_mode
     if match_radius is not None:
         overrides["match_radius"] = match_radius
+    if reference_check is not None:
+        overrides["reference_check"] = reference_check
     if overrides:
         config = config.replace(**overrides)
     model = RefDeblurNet(config)

@@ -66,6 +66,11 @@ def read_checkpoint_config(path: str | Path) -> ModelConfig:
     return _read(Path(path), None)[0]
 
 
+def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    """A checkpoint's metadata (config, step, scores), without reading any tensor."""
+    return _read(Path(path), None)[2]
+
+
 def read_checkpoint(
     path: str | Path, prefix: str = ""
 ) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:

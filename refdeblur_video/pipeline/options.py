@@ -19,6 +19,7 @@ class DeblurOptions:
     fp32: bool = False  # no bf16/fp16 autocast (GPUs, CPUs with native bf16)
     batch: int = 2  # blurry frames per model call
     tile: int | None = None  # tile edge in pixels; None: automatic from the memory budget
+    reference_check: float | None = None  # None: the model's; 0: keep every reference
     threshold: float = DEFAULT_THRESHOLD
     window: int = DEFAULT_WINDOW
     max_offset: int = DEFAULT_MAX_OFFSET
@@ -40,6 +41,8 @@ class DeblurOptions:
             raise UserError("--batch must be at least 1")
         if self.tile is not None and self.tile != 0 and self.tile < 64:
             raise UserError("--tile must be 0 (off) or at least 64 pixels")
+        if self.reference_check is not None and not 0 <= self.reference_check <= 1:
+            raise UserError("--reference-check must be in [0, 1]")
         if not 0 < self.threshold <= 1:
             raise UserError("--threshold must be in (0, 1]")
         if self.window < 0 or self.max_offset < 1:

@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""Install a trained lite checkpoint as the shipped default model.
+
+Writes SRC's weights to ``refdeblur_video/weights/lite.safetensors`` (or ``--dest``) under
+the config of ``configs/model/lite.yaml``, so the shipped file carries the YAML's inference
+options (matching, reference check) along with the weights. SRC must have the YAML's
+architecture; its other metadata (step, validation scores) is kept.
+
+    python tools/ship_default.py runs/lite_cpu5/best.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.model import RefDeblurNet
+from refdeblur_video.model.config import load_config
+from refdeblur_video.model.weights import (
+    DEFAULT_WEIGHTS,
+    load_weights_into,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
+
+
+def ship(source: str, dest: str = str(DEFAULT_WEIGHTS), config_name: str = "lite") -> None:
+    """Copy ``source``'s weights to ``dest`` with the named YAML config in the metadata."""
+    config = load_config(config_name)
+    model = RefDeblurNet(config)
+    load_weights_into(model, config, source)  # refuses another architecture
+    extra = {k: v for k, v in read_checkpoint_metadata(source).items()
+             if k not in ("format", "config")}
+    save_checkpoint(dest, model, config, extra=extra)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="a training checkpoint (.safetensors)")
+    parser.add_argument("--dest", default=str(DEFAULT_WEIGHTS))
+    parser.add_argument("--config", default="lite", help="model config name or YAML path")
+    args = parser.parse_args(argv)
+    try:
+        ship(args.source, args.dest, args.config)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.source} -> {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
