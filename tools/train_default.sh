@@ -16,7 +16,7 @@
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
 # Each stage starts from the previous stage's output when it exists here, else from the copy
-# kept in tools/ (lite_stage1/2/3.safetensors), so any stage can be re-run without the others.
+# kept in tools/ (lite_stage1..4.safetensors), so any stage can be re-run without the others.
 # Data: ../shared/data/videos (Apache-2.0 clips). Split by video: 01_dog, 02_cups and
 # 03_blocks train; 05_default_juggle and bedroom are never trained on (validation). Stages 2
 # to 4 add 18 real photos (tools/get_photos.sh), filmed as 24-frame clips by a virtual camera.
@@ -113,8 +113,9 @@ case "$MODE" in
       "$LITE"
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu4/best.safetensors"
     ;;
-  cpu5)  # stage 5: stage 4 again at a lower learning rate (3e-5, 6000-step cycle) with
-         # bikes.mp4 added to the material
+  cpu5)  # stage 5: stage 4 again at a lower learning rate (3e-5, 6000-step cycle), with
+         # bikes.mp4 added to the material; run with TIME_LIMIT=5400, which stopped it at
+         # step 5015, its best checkpoint (the shipped weights)
     get_bikes
     EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu5" \
       "${INIT:-$(previous "$RUNS/lite_cpu4/best.safetensors" tools/lite_stage4.safetensors)}" \
