@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if not args["quiet"]:
         for r in results:
+            dropped = (f" ({r.references_dropped} without their reference)"
+                       if r.references_dropped else "")
             state = "already done, skipped" if r.skipped else (
-                f"{r.frames} frames, {r.restored} restored, {r.seconds:.1f} s")
+                f"{r.frames} frames, {r.restored} restored{dropped}, {r.seconds:.1f} s")
             print(f"{r.output}: {state}")
     return 0
 

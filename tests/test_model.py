@@ -9,6 +9,7 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.model import (
     ModelConfig,
     RefDeblurNet,
+    Restorer,
     count_parameters,
     load_config,
     load_model,
@@ -284,29 +285,53 @@ def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
     assert (a - b).abs().max() < 4 / 255 and (a - b).abs().mean() < 0.5 / 255
 
 
+class PooledImage(torch.nn.Module):
+    """A transparent matching encoder: the centred image averaged over 4x4 cells."""
+
+    def forward(self, image):
+        return torch.nn.functional.avg_pool2d(image - 0.5, 4)
+
+
 def test_reference_check_drops_a_reference_that_does_not_show_the_scene():
+    from refdeblur_video.model.matching import match
+
     torch.manual_seed(0)
-    unchecked = RefDeblurNet(TINY).eval()
-    torch.nn.init.normal_(unchecked.tail.weight, std=0.1)  # not the identity of a fresh net
+    net = RefDeblurNet(TINY).eval()
+    net.phi = PooledImage()
+    torch.nn.init.normal_(net.tail.weight, std=0.1)  # not the identity of a fresh net
     scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12), size=(48, 48),
                                             mode="bilinear")
     moved = torch.roll(scene, shifts=(4, 8), dims=(2, 3))  # the same scene, 1-2 cells away
     other = torch.rand(1, 3, 48, 48)  # another "scene": unrelated texture
     blurry, references = torch.cat([scene, scene]), torch.cat([moved, other])
     with torch.no_grad():
-        own = unchecked.match(blurry, blurry).confidence.mean((1, 2, 3))
-        ratio = unchecked.match(blurry, references).confidence.mean((1, 2, 3)) / own
-        assert ratio[0] > ratio[1]  # the moved scene matches better than the other texture
-        check = float(ratio.mean())
-        checked = RefDeblurNet(TINY.replace(reference_check=check)).eval()
-        checked.load_state_dict(unchecked.state_dict())
-        out = checked(blurry, references)
-        assert torch.allclose(out[:1], unchecked(scene, moved), atol=1e-6)  # kept
-        assert torch.allclose(out[1:], unchecked(scene, scene), atol=1e-6)  # replaced
-        assert not torch.allclose(out[1:], unchecked(scene, other), atol=1e-4)
-        checked.train()  # training always sees the reference it was given
-        assert torch.allclose(checked(blurry, references), unchecked(blurry, references),
-                              atol=1e-6)
+        # independently: mean confidence of the match within the radius against the
+        # reference, over that of the match within one cell against the frame itself
+        query = net.phi(blurry)
+        found = match(query, net.phi(net._soften(references)), "local", TINY.match_radius)
+        own = match(query, net.phi(net._soften(blurry)), "local", 1)
+        ratio = found.confidence.mean((1, 2, 3)) / own.confidence.mean((1, 2, 3))
+        agreement = net.reference_agreement(blurry, references)
+        assert torch.allclose(agreement, ratio, atol=1e-6)
+        assert agreement[0] > 0.6 > 0.5 > agreement[1]
+        assert torch.allclose(net.reference_agreement(scene, scene), torch.ones(1), atol=1e-6)
+        checked = Restorer(net, torch.device("cpu"), trained=True, amp=False)
+        checked.model.config = TINY.replace(reference_check=0.55)
+        out, used = checked.restore_checked(blurry, references)
+        assert used.tolist() == [True, False]
+        assert torch.allclose(out[:1], net(scene, moved).clamp(0, 1), atol=1e-6)  # kept
+        assert torch.allclose(out[1:], net(scene, scene).clamp(0, 1), atol=1e-6)  # replaced
+        assert not torch.allclose(out[1:], net(scene, other).clamp(0, 1), atol=1e-4)
+        # one decision per frame, also when the frame runs in tiles
+        tiled = Restorer(net, torch.device("cpu"), trained=True, amp=False, tile=32,
+                         tile_overlap=8)
+        tiled_out, tiled_used = tiled.restore_checked(blurry, references)
+        assert tiled_used.tolist() == [True, False]
+        assert torch.allclose(tiled_out[1:], tiled.restore_checked(scene, scene)[0], atol=1e-6)
+        # the network itself, as trained, uses every reference it is given
+        assert not torch.allclose(net(blurry, references)[1:], net(scene, scene), atol=1e-4)
+        checked.model.config = TINY.replace(reference_check=0.0)  # off: every reference used
+        assert checked.restore_checked(blurry, references)[1].tolist() == [True, True]
 
 
 def test_reference_check_is_a_share_and_can_be_overridden():

@@ -6,6 +6,7 @@ import csv
 import json
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -124,14 +125,47 @@ def test_forced_reference_image_is_used(make_test_clip, restorer, tmp_path):
     assert [r["reference"] for r in read_log(log) if r["blurry"] == "1"] == ["-2"]
 
 
+class PooledImage(torch.nn.Module):
+    """A transparent matching encoder: the centred image averaged over 4x4 cells."""
+
+    def forward(self, image):
+        return torch.nn.functional.avg_pool2d(image - 0.5, 4)
+
+
+def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
+        make_test_clip, tmp_path, caplog):
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY.replace(reference_check=0.55))
+    net.phi = PooledImage()
+    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False)
+    clip = make_test_clip("in.mp4", n_frames=8, blurry={3})
+    log = tmp_path / "frames.csv"
+    summary = deblur_video(clip.path, tmp_path / "a.mp4", checking, quiet=True, log=str(log))
+    rows = read_log(log)
+    [restored] = [r for r in rows if r["blurry"] == "1"]
+    assert restored["reference"] in ("2", "4") and restored["reference_used"] == "1"
+    assert {r["reference_used"] for r in rows if r["blurry"] == "0"} == {""}
+    assert summary.references_dropped == 0
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
+    summary = deblur_video(clip.path, tmp_path / "b.mp4", checking, quiet=True,
+                           ref=str(noise), log=str(log))
+    assert [(r["reference"], r["reference_used"]) for r in read_log(log)
+            if r["blurry"] == "1"] == [("-2", "0")]
+    assert summary.restored == 1 and summary.references_dropped == 1
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(clip.frames[3], cv2.COLOR_RGB2BGR))
+    summary = deblur_image(photo, tmp_path / "out.png", checking, ref=str(noise))
+    assert summary.references_dropped == 1
+    assert "does not show the photo's scene" in caplog.text
+
+
 def test_image_mode(tmp_path, restorer):
     blurry, sharp = tmp_path / "blurry.png", tmp_path / "sharp.png"
     make_image(blurry, blurry=True)
     make_image(sharp, index=1)
     out = tmp_path / "out.png"
     deblur_image(blurry, out, restorer, ref=str(sharp))
-    import cv2
-
     assert cv2.imread(str(out)).shape == cv2.imread(str(blurry)).shape
 
 
@@ -168,11 +202,11 @@ def test_no_partial_output_after_failure(make_test_clip, tmp_path, restorer, err
     calls = []
 
     class Failing:
-        def restore_images(self, blurry, refs):
+        def restore_images_checked(self, blurry, refs):
             calls.append(1)
             if len(calls) > 1:
                 raise error()
-            return restorer.restore_images(blurry, refs)
+            return restorer.restore_images_checked(blurry, refs)
 
     out = tmp_path / "out.mp4"
     with pytest.raises(error):

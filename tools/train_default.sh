@@ -12,6 +12,8 @@
 #                                      #   (best at step 500, about 9 min in)
 #   bash tools/train_default.sh cpu5   # stage 5: a 2-core CPU, in the background (resumable)
 #                                      #   -> runs/lite_cpu5/best.safetensors
+#   bash tools/train_default.sh cpu6   # stage 6: a 2-core CPU, in the background (resumable)
+#                                      #   -> runs/lite_cpu6/best.safetensors
 #   python tools/ship_default.py runs/lite_cpuN/best.safetensors   # install as the default
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
@@ -122,6 +124,14 @@ case "$MODE" in
       "$LITE" --set train.lr=3.0e-5 --set train.steps=6000 --set train.warmup_steps=100
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu5/best.safetensors"
     ;;
+  cpu6)  # stage 6: stage 5 in a second low-rate cycle (4e-5, 6500 steps), same material;
+         # run with TIME_LIMIT=7200
+    get_bikes
+    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu6" \
+      "${INIT:-$(previous "$RUNS/lite_cpu5/best.safetensors" tools/lite_stage5.safetensors)}" \
+      "$LITE" --set train.lr=4.0e-5 --set train.steps=6500 --set train.warmup_steps=100
+    echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu6/best.safetensors"
+    ;;
   eval)
     model=${MODEL:-refdeblur_video/weights/lite.safetensors}
     [ -f "$RUNS/val_triplets/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
@@ -130,5 +140,5 @@ case "$MODE" in
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
       --model "$model" --ablation-self-ref --ablation-unrelated-ref --report "$RUNS/eval_lite"
     ;;
-  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|eval" >&2; exit 2 ;;
+  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|eval" >&2; exit 2 ;;
 esac

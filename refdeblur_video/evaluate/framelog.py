@@ -1,8 +1,8 @@
 """Read the pipeline's per-frame log (``refdeblur-video --log frames.csv|frames.json``).
 
 One row per frame with the columns ``index, pts, time_s, sharpness, blurry, reference,
-seconds`` (docs/CONVENTIONS.md): ``blurry`` is 0/1 and ``reference`` the index of the
-reference frame, -1 when none. JSON logs may be a list of row objects, an object with a
+reference_used, seconds`` (docs/CONVENTIONS.md): ``blurry`` is 0/1 and ``reference`` the
+index of the reference frame, -1 when none. JSON logs may be a list of row objects, an object with a
 ``"frames"`` list, or JSON Lines.
 """
 

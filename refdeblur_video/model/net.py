@@ -77,61 +77,59 @@ class RefDeblurNet(nn.Module):
         factor = self.config.ref_blur_factor
         return _resize(_resize(image, 1 / factor), factor) if factor > 1 else image
 
-    def _match_features(self, query: Tensor, key: Tensor) -> MatchResult:
+    def _match_features(self, query: Tensor, key: Tensor, radius: int | None = None) -> MatchResult:
         cfg = self.config
+        mode = cfg.match_mode if radius is None else "local"
+        radius = cfg.match_radius if radius is None else radius
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
             with torch.no_grad():
-                found = match(query, key, cfg.match_mode, cfg.match_radius, cfg.match_memory_mb)
+                found = match(query, key, mode, radius, cfg.match_memory_mb)
             if torch.is_grad_enabled() and query.requires_grad:
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
+
+    def _pad(self, *images: Tensor) -> list[Tensor]:
+        h, w = images[0].shape[-2:]
+        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
+        if not (pad_h or pad_w):
+            return list(images)
+        return [F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") for image in images]
 
     def match(self, blurry: Tensor, reference: Tensor) -> MatchResult:
         """Index and confidence maps at 1/4 resolution (inputs already padded)."""
         return self._match_features(self.phi(blurry), self.phi(self._soften(reference)))
 
-    def checked_match(self, blurry: Tensor, reference: Tensor,
-                      check: float) -> tuple[Tensor, MatchResult]:
-        """:meth:`match`, with each reference that does not show the frame's scene replaced.
+    def reference_agreement(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        """How well each reference shows its frame's scene: (B,) ratios, about 1 when it does.
 
-        A reference is kept when its mean confidence is at least ``check`` times that of the
-        frame matched against (a softened copy of) itself; otherwise the frame becomes its
-        own reference. Returns the references used and their matches.
+        The mean match confidence of the frame against its reference, over that of the frame
+        against (a softened copy of) itself, which is found at or next to its own position
+        (searched within one cell). A reference of another scene scores well below 1.
         """
+        blurry, reference = self._pad(blurry, reference)
         query = self.phi(blurry)
         found = self._match_features(query, self.phi(self._soften(reference)))
-        own = self._match_features(query, self.phi(self._soften(blurry)))
-        keep = found.confidence.mean((1, 2, 3)) >= check * own.confidence.mean((1, 2, 3))
-        if bool(keep.all()):
-            return reference, found
-        return (torch.where(keep.view(-1, 1, 1, 1), reference, blurry),
-                MatchResult(torch.where(keep.view(-1, 1, 1), found.index, own.index),
-                            torch.where(keep.view(-1, 1, 1, 1), found.confidence,
-                                        own.confidence)))
+        own = self._match_features(query, self.phi(self._soften(blurry)), radius=1)
+        return found.confidence.mean((1, 2, 3)) / own.confidence.mean((1, 2, 3)).clamp_min(EPS)
 
     def forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
         """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size.
 
-        In eval mode with ``config.reference_check`` set, references that do not match the
-        frame are replaced by the frame itself (see :meth:`checked_match`).
+        The network uses every reference it is given; the inference-time reference check
+        (``config.reference_check``) is applied by :class:`~.restorer.Restorer` with
+        :meth:`reference_agreement`.
         """
         if blurry.shape != reference.shape:
             raise ValueError(f"blurry {tuple(blurry.shape)} and reference "
                              f"{tuple(reference.shape)} must have the same shape")
         h, w = blurry.shape[-2:]
-        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
-        if pad_h or pad_w:
-            blurry = F.pad(blurry, (0, pad_w, 0, pad_h), mode="replicate")
-            reference = F.pad(reference, (0, pad_w, 0, pad_h), mode="replicate")
+        blurry, reference = self._pad(blurry, reference)
         x1 = self.enc1(self.head(blurry))
         x2 = self.enc2(self.sffm2(self.down1(x1), _resize(blurry, 0.5)))
         x3 = self.enc3(self.sffm3(self.down2(x2), _resize(blurry, 0.25)))
-        if self.config.reference_check > 0 and not self.training:
-            reference, found = self.checked_match(blurry, reference, self.config.reference_check)
-        else:
-            found = self.match(blurry, reference)
+        found = self.match(blurry, reference)
         f1 = self.ref1(reference)
         f2 = self.ref2(f1)
         f3 = self.ref3(f2)

@@ -16,7 +16,7 @@ from ..image_files import peak_value
 from .config import ModelConfig, load_config
 from .device import autocast_dtype, resolve_device
 from .net import RefDeblurNet
-from .tiling import run_tiled
+from .tiling import run_tiled, tile_regions
 from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint_config
 
 UNTRAINED_WARNING = (
@@ -94,38 +94,65 @@ class Restorer:
         edge = int(max_pixels**0.5) // 8 * 8
         return max(edge, 2 * self.tile_overlap + 64)
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def _forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
-        context = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with context:
+        with self._autocast():
             blurry = blurry.contiguous(memory_format=torch.channels_last)
             reference = reference.contiguous(memory_format=torch.channels_last)
             return self.model(blurry, reference).float().contiguous()
 
+    def _agreement(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        """``model.reference_agreement`` of whole frames, averaged over tiles when tiled."""
+        tile = self.tile_size_for(blurry.shape[-2], blurry.shape[-1], blurry.shape[0])
+        regions = ([(slice(None), slice(None))] if tile is None else
+                   tile_regions(blurry.shape[-2], blurry.shape[-1], tile, self.tile_overlap))
+        with self._autocast():
+            scores = [self.model.reference_agreement(blurry[..., rows, cols],
+                                                     reference[..., rows, cols]).float()
+                      for rows, cols in regions]
+        return torch.stack(scores).mean(0)
+
     @torch.inference_mode()
-    def restore(self, blurry: Tensor, reference: Tensor) -> Tensor:
-        """Deblur a batch (B, 3, H, W) in [0, 1]; returns a tensor on the input's device."""
+    def restore_checked(self, blurry: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+        """Deblur a batch (B, 3, H, W) in [0, 1] after the reference check.
+
+        A reference whose agreement with its frame (:meth:`RefDeblurNet.reference_agreement`)
+        is under ``config.reference_check`` is replaced by the frame itself, one decision per
+        frame (tiles included). Returns the output on the input's device and a (B,) bool
+        tensor: True where the given reference was used.
+        """
         source_device = blurry.device
         b = blurry.to(self.device, torch.float32)
         r = reference.to(self.device, torch.float32)
+        used = torch.ones(b.shape[0], dtype=torch.bool, device=self.device)
+        if self.config.reference_check > 0:
+            used = self._agreement(b, r) >= self.config.reference_check
+            if not bool(used.all()):
+                r = torch.where(used.view(-1, 1, 1, 1), r, b)
         tile = self.tile_size_for(b.shape[-2], b.shape[-1], b.shape[0])
         if tile is None:
             out = self._forward(b, r)
         else:
             out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
-        return out.clamp_(0.0, 1.0).to(source_device)
+        return out.clamp_(0.0, 1.0).to(source_device), used.cpu()
 
-    def restore_images(
+    def restore(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        """Deblur a batch (B, 3, H, W) in [0, 1]; returns a tensor on the input's device."""
+        return self.restore_checked(blurry, reference)[0]
+
+    def restore_images_checked(
         self, blurry: list[np.ndarray], references: list[np.ndarray]
-    ) -> list[np.ndarray]:
-        """Deblur lists of RGB uint8/uint16 images (same sizes within the batch)."""
+    ) -> tuple[list[np.ndarray], list[bool]]:
+        """Deblur lists of RGB uint8/uint16 images (same sizes within the batch); also says,
+        per image, whether its reference passed the check (False: the image was its own)."""
         if len(blurry) != len(references):
             raise ValueError("need one reference per blurry image")
         if not blurry:
-            return []
+            return [], []
         dtype = blurry[0].dtype
         for image in (*blurry, *references):
             if image.shape != blurry[0].shape:
@@ -133,9 +160,15 @@ class Restorer:
                     f"image size {image.shape} differs from {blurry[0].shape}: a reference must "
                     "have the same size as the frame it helps"
                 )
-        restored = self.restore(images_to_tensor(blurry), images_to_tensor(references))
-        return tensor_to_images(restored, dtype)
+        restored, used = self.restore_checked(images_to_tensor(blurry),
+                                              images_to_tensor(references))
+        return tensor_to_images(restored, dtype), used.tolist()
 
+    def restore_images(
+        self, blurry: list[np.ndarray], references: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Deblur lists of RGB uint8/uint16 images (same sizes within the batch)."""
+        return self.restore_images_checked(blurry, references)[0]
 
 
 def images_to_tensor(images: list[np.ndarray]) -> Tensor:

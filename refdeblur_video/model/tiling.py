@@ -18,6 +18,16 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
+def tile_regions(height: int, width: int, tile: int,
+                 overlap: int = 32) -> list[tuple[slice, slice]]:
+    """(rows, columns) of the overlapping tiles that :func:`run_tiled` visits."""
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    overlap = min(overlap, tile // 2)
+    return [(slice(y, y + tile_h), slice(x, x + tile_w))
+            for y in tile_starts(height, tile_h, overlap)
+            for x in tile_starts(width, tile_w, overlap)]
+
+
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool, device) -> Tensor:
     weight = torch.ones(length, device=device)
     ramp = torch.linspace(0, 1, overlap + 2, device=device)[1:-1] if overlap > 0 else None
@@ -34,17 +44,16 @@ def run_tiled(
 ) -> Tensor:
     """Apply ``fn(blurry_tile, reference_tile)`` over tiles; blend overlaps with linear ramps."""
     _, _, h, w = blurry.shape
-    tile_h, tile_w = min(tile, h), min(tile, w)
     overlap = min(overlap, tile // 2)
     out = torch.zeros_like(blurry)
     norm = torch.zeros(1, 1, h, w, device=blurry.device, dtype=blurry.dtype)
-    ys, xs = tile_starts(h, tile_h, overlap), tile_starts(w, tile_w, overlap)
-    for y in ys:
-        wy = _ramp(tile_h, overlap, y == 0, y + tile_h >= h, blurry.device)
-        for x in xs:
-            wx = _ramp(tile_w, overlap, x == 0, x + tile_w >= w, blurry.device)
-            weight = (wy.view(-1, 1) * wx.view(1, -1)).to(blurry.dtype)
-            region = (..., slice(y, y + tile_h), slice(x, x + tile_w))
-            out[region] += fn(blurry[region], reference[region]).to(out.dtype) * weight
-            norm[region] += weight
+    for rows, cols in tile_regions(h, w, tile, overlap):
+        wy = _ramp(rows.stop - rows.start, overlap, rows.start == 0, rows.stop >= h,
+                   blurry.device)
+        wx = _ramp(cols.stop - cols.start, overlap, cols.start == 0, cols.stop >= w,
+                   blurry.device)
+        weight = (wy.view(-1, 1) * wx.view(1, -1)).to(blurry.dtype)
+        region = (..., rows, cols)
+        out[region] += fn(blurry[region], reference[region]).to(out.dtype) * weight
+        norm[region] += weight
     return out / norm.clamp_min(1e-8)

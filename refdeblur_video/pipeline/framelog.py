@@ -8,7 +8,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-COLUMNS = ("index", "pts", "time_s", "sharpness", "blurry", "reference", "seconds")
+COLUMNS = ("index", "pts", "time_s", "sharpness", "blurry", "reference", "reference_used",
+           "seconds")
 
 
 @dataclass
@@ -21,6 +22,7 @@ class FrameRecord:
     sharpness: float
     blurry: int
     reference: int
+    reference_used: int | None  # 1/0: the reference passed/failed the check; None: not restored
     seconds: float
 
 

@@ -37,6 +37,7 @@ class RunSummary:
     output: str
     frames: int = 0
     restored: int = 0
+    references_dropped: int = 0  # restored frames whose reference failed the reference check
     seconds: float = 0.0
     skipped: bool = False
     records: list[FrameRecord] = field(default_factory=list, repr=False)
@@ -98,17 +99,19 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                                    frame.duration))
                 summary.frames += 1
                 summary.restored += item.output is not None
+                summary.references_dropped += item.reference_used is False
                 summary.records.append(FrameRecord(
                     index=frame.index, pts=frame.pts, time_s=frame.time_s,
                     sharpness=round(item.decision.score, 4), blurry=int(item.decision.blurry),
                     reference=-2 if forced is not None and item.decision.blurry
                     else item.decision.reference if item.decision.blurry else -1,
+                    reference_used=_used(item.reference_used),
                     seconds=round(item.seconds, 4)))
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(reader, planner, restorer.restore_images, write, batch=opts.batch,
-                       queue_size=opts.queue_size, forced_reference=forced)
+            run_stream(reader, planner, restorer.restore_images_checked, write,
+                       batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced)
             writer.close()
         except BaseException:
             writer.abort()
@@ -135,15 +138,23 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
-    restored = restorer.restore_images([blurry], [reference])[0]
+    (restored,), (used,) = restorer.restore_images_checked([blurry], [reference])
+    if opts.ref is not None and not used:
+        log.warning("the reference does not show the photo's scene (reference check): "
+                    "the photo was restored with itself as reference")
     with atomic_output(output, opts.overwrite) as tmp:
         write_image(tmp, restored)
     seconds = time.perf_counter() - start
     record = FrameRecord(0, None, None, round(sharpness(blurry), 4), 1,
-                         -2 if opts.ref else -1, round(seconds, 4))
+                         -2 if opts.ref else -1, _used(used), round(seconds, 4))
     if opts.log:
         write_frame_log(opts.log, [record])
-    return RunSummary(str(output), 1, 1, seconds, records=[record])
+    return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
+                      seconds=seconds, records=[record])
+
+
+def _used(reference_used: bool | None) -> int | None:
+    return None if reference_used is None else int(reference_used)
 
 
 def expand_inputs(pattern: str) -> list[Path]:

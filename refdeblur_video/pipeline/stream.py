@@ -33,6 +33,7 @@ class WorkItem:
     decision: FrameDecision
     reference: np.ndarray | None  # None: pass through untouched
     output: np.ndarray | None = None
+    reference_used: bool | None = None  # False: the reference check put the frame in its place
     seconds: float = 0.0
 
 
@@ -94,7 +95,8 @@ def plan_frames(
 def run_stream(
     frames: Iterable[Frame],
     planner: ReferencePlanner,
-    restore: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]],
+    restore: Callable[[list[np.ndarray], list[np.ndarray]],
+                      tuple[list[np.ndarray], list[bool]]],
     write: Callable[[WorkItem], None],
     *,
     batch: int,
@@ -102,6 +104,9 @@ def run_stream(
     forced_reference: np.ndarray | None = None,
 ) -> None:
     """Run the three stages; ``write`` is called in frame order on the calling thread.
+
+    ``restore(frames, references)`` returns the restored frames and, for each, whether its
+    reference was used (:meth:`Restorer.restore_images_checked`).
 
     Threads started from here on share one glibc malloc arena (:mod:`refdeblur_video.malloc`;
     the command line asks for it before anything else starts a thread).
@@ -122,10 +127,11 @@ def run_stream(
         blurry = [item for item in pending if item.reference is not None]
         if blurry:
             start = time.perf_counter()
-            outputs = restore([i.frame.image for i in blurry], [i.reference for i in blurry])
+            outputs, used = restore([i.frame.image for i in blurry],
+                                    [i.reference for i in blurry])
             each = (time.perf_counter() - start) / len(blurry)
-            for item, output in zip(blurry, outputs, strict=True):
-                item.output, item.seconds = output, each
+            for item, output, kept in zip(blurry, outputs, used, strict=True):
+                item.output, item.reference_used, item.seconds = output, kept, each
         return all(_put(restored, item, stop) for item in pending)
 
     def infer() -> None:
