@@ -288,13 +288,17 @@ def manifest(tmp_path_factory):
 
 
 class ReturnsTheReference:
-    """A stand-in restorer whose output is the reference: it shows which reference was used."""
+    """A stand-in restorer whose output is the reference: it shows which reference was used.
+    Its "reference check" drops the reference of every second image of a call (output: the
+    image itself)."""
 
     trained = True
 
-    def restore_images(self, blurry, references):
+    def restore_images_checked(self, blurry, references):
         assert all(b.shape == r.shape for b, r in zip(blurry, references, strict=True))
-        return [r.copy() for r in references]
+        used = [j % 2 == 0 for j in range(len(blurry))]
+        return [(r if u else b).copy() for b, r, u in zip(blurry, references, used,
+                                                          strict=True)], used
 
 
 def test_unrelated_references_come_from_another_sequence(manifest):
@@ -315,9 +319,14 @@ def test_triplets_score_model_and_ablations(manifest, tmp_path):
     for row, triplet in zip(evaluation.rows, read_manifest(manifest), strict=True):
         blurry, sharp, ref = (load_image(p) for p in (triplet.blur, triplet.sharp, triplet.ref))
         assert row["psnr_input"] == pytest.approx(psnr(blurry, sharp))
-        assert row["psnr_model"] == pytest.approx(psnr(ref, sharp))  # output = reference
+        kept = row["triplet"] % 2 == 0  # batches of two: the second one's is dropped
+        assert row["ref_used_model"] == row["ref_used_unrelated_ref"] == int(kept)
+        # output = the reference, or the frame where the check dropped it
+        assert row["psnr_model"] == pytest.approx(psnr(ref if kept else blurry, sharp))
         assert row["psnr_self_ref"] == pytest.approx(psnr(blurry, sharp))  # = blurry frame
-        assert row["psnr_unrelated_ref"] != pytest.approx(row["psnr_model"])
+        assert "ref_used_self_ref" not in row
+    assert evaluation.summary["references_dropped"] == {"model": 2, "unrelated_ref": 2}
+    assert any("2 of 4 references (model)" in note for note in evaluation.notes)
     per_sequence = evaluation.summary["per_sequence"]
     assert list(per_sequence) == ["seq0", "seq1"] and per_sequence["seq0"]["n"] == 2
 

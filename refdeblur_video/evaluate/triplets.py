@@ -73,14 +73,18 @@ def _load(triplet: Triplet, partner: Triplet | None) -> dict[str, np.ndarray]:
 
 
 def _restore(restorer, loaded: list[dict[str, np.ndarray]], ablations: Sequence[str]):
-    """Model outputs per variant for a batch of loaded triplets (same-size frames)."""
+    """Model outputs per variant for a batch of loaded triplets (same-size frames), and per
+    variant whether each reference passed the reference check."""
     blurry = [item["blurry"] for item in loaded]
     references = {"model": [item["reference"] for item in loaded]}
     if "self_ref" in ablations:
         references["self_ref"] = blurry
     if "unrelated_ref" in ablations:
         references["unrelated_ref"] = [item["unrelated"] for item in loaded]
-    return {name: restorer.restore_images(blurry, refs) for name, refs in references.items()}
+    results = {name: restorer.restore_images_checked(blurry, refs)
+               for name, refs in references.items()}
+    return ({name: images for name, (images, _) in results.items()},
+            {name: used for name, (_, used) in results.items()})
 
 
 def _batches(triplets: Sequence[Triplet], partners, size: int):
@@ -113,7 +117,8 @@ def evaluate_triplets(
 ) -> Evaluation:
     """Score input, model and ablations on the manifest's triplets (one row per triplet).
 
-    ``restorer`` replaces ``load_model(model, device)`` (anything with ``restore_images``);
+    ``restorer`` replaces ``load_model(model, device)`` (anything with
+    ``restore_images_checked``, like :class:`~refdeblur_video.model.Restorer`);
     ``reference_check`` overrides the model's (0: off).
     """
     triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)  # stable
@@ -126,11 +131,12 @@ def evaluate_triplets(
         restorer = load_model(model, device, reference_check=reference_check)
     outputs = ["model", *ablations]
     variants = ["input", *outputs, "gain"]
+    checked = [name for name in outputs if name != "self_ref"]  # a frame always passes itself
 
     rows: list[dict] = [{} for _ in triplets]
     bar = progress(len(triplets), "triplets", quiet)
     for batch in _batches(triplets, partners, max(1, batch_size)):
-        restored = _restore(restorer, [item for _, item in batch], ablations)
+        restored, used = _restore(restorer, [item for _, item in batch], ablations)
         for k, (i, item) in enumerate(batch):
             triplet = triplets[i]
             row = {"triplet": i, "sequence": triplet.sequence, "offset": triplet.offset,
@@ -143,6 +149,8 @@ def evaluate_triplets(
                     restored[name][k], item["sharp"], y_channel=y_channel, what=f"{what} ({name})")
             row["psnr_gain"] = gain(row["psnr_model"], row["psnr_input"])
             row["ssim_gain"] = gain(row["ssim_model"], row["ssim_input"])
+            for name in checked:
+                row[f"ref_used_{name}"] = int(used[name][k])
             rows[i] = row
         bar.update(len(batch))
     bar.close()
@@ -160,6 +168,8 @@ def evaluate_triplets(
         "per_sequence": summarize_groups(rows, value_columns, "sequence"),
         "examples": [{"kind": kind, "blur": rows[i]["blur"], "psnr_gain": rows[i]["psnr_gain"]}
                      for kind, i in chosen],
+        "references_dropped": {name: sum(1 - row[f"ref_used_{name}"] for row in rows)
+                               for name in checked},
     }
     evaluation = Evaluation(
         mode="triplets",
@@ -168,7 +178,8 @@ def evaluate_triplets(
         metrics=METRICS,
         variants=variants,
         variant_labels=LABELS,
-        columns=["triplet", "sequence", "offset", "blur", *value_columns],
+        columns=["triplet", "sequence", "offset", "blur", *value_columns,
+                 *(f"ref_used_{name}" for name in checked)],
         rows=rows,
         summary=summary,
         sources={"manifest": str(manifest), "model": str(model), "split": split or "all"},
@@ -176,6 +187,10 @@ def evaluate_triplets(
     if getattr(restorer, "trained", True) is False:
         evaluation.notes.insert(0, "The model has no trained weights: it returns its input "
                                    "unchanged, so model and input scores are equal.")
+    evaluation.notes.append("The reference check replaced " + ", ".join(
+        f"{count} of {len(rows)} references ({LABELS[name]})"
+        for name, count in summary["references_dropped"].items())
+        + " by the frame itself (columns ref_used_*: 0 where it did).")
     evaluation.figures = _figures(rows, variants, summary["per_sequence"])
     evaluation.examples = [
         _example(kind, rows[i], triplets[i], partners[i] if partners else None, restorer,
@@ -209,7 +224,8 @@ def _figures(rows, variants, groups):
 
 def _example(kind, row, triplet, partner, restorer, ablations):
     item = _load(triplet, partner)
-    restored = {name: images[0] for name, images in _restore(restorer, [item], ablations).items()}
+    restored = {name: images[0]
+                for name, images in _restore(restorer, [item], ablations)[0].items()}
     panels = {"input (blurry)": item["blurry"], "model": restored["model"],
               "ground truth": item["sharp"], "reference": item["reference"]}
     for name in ablations:
