@@ -272,6 +272,50 @@ def test_warm_start_appends_resblocks_as_identities(tmp_path):
         load_weights_into(RefDeblurNet(fewer), fewer, back, warm_start=True)
 
 
+def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
+    from refdeblur_video.model.weights import load_weights_into
+
+    torch.manual_seed(0)
+    path = tmp_path / "narrow.safetensors"
+    config = TINY.replace(fusion_gate=True)
+    narrow = RefDeblurNet(config).eval()
+    for p in narrow.parameters():
+        p.data.normal_(0.0, 0.2)
+    save_checkpoint(path, narrow, config)
+    blurry = torch.rand(2, 3, 32, 40)
+    reference = torch.roll(blurry, shifts=(2, 3), dims=(2, 3))
+
+    wide_ref = config.replace(ref_channels=(8, 12, 16))
+    with pytest.raises(UserError, match="ref_channels"):
+        load_weights_into(RefDeblurNet(wide_ref), wide_ref, path)
+    grown = RefDeblurNet(wide_ref).eval()
+    load_weights_into(grown, wide_ref, path, warm_start=True)
+    with torch.no_grad():
+        # the new reference channels add nothing yet: the same output as the narrow model
+        before = narrow(blurry, reference)
+        assert torch.allclose(grown(blurry, reference), before, rtol=1e-4, atol=1e-4)
+        # ... but they are there and take part once their fusion weights move
+        assert grown.ref3[2].weight[8:].abs().sum() > 0
+        grown.ream3.fuse.weight[:, -1].fill_(0.5)
+        assert not torch.allclose(grown(blurry, reference), before, rtol=1e-2, atol=1e-2)
+
+    wide_phi = config.replace(phi_channels=(8, 8, 16))
+    grown = RefDeblurNet(wide_phi).eval()
+    load_weights_into(grown, wide_phi, path, warm_start=True)
+    with torch.no_grad():
+        # the old features are computed as before; the new ones start small
+        old, new = narrow.phi(blurry), grown.phi(blurry)
+        assert torch.allclose(new[:, :8], old, atol=1e-5)
+        assert 0 < new[:, 8:].abs().max() < 0.05 * old.abs().max()
+        assert torch.equal(grown.match(blurry, reference).index,
+                           narrow.match(blurry, reference).index)
+    # narrowing is never silent
+    back = tmp_path / "wide.safetensors"
+    save_checkpoint(back, grown, wide_phi)
+    with pytest.raises(UserError, match="different model"):
+        load_weights_into(RefDeblurNet(config), config, back, warm_start=True)
+
+
 def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
     from refdeblur_video.model.device import cpu_supports_bf16
 

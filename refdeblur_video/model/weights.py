@@ -85,15 +85,17 @@ def load_weights_into(
 
     ``warm_start=True`` (training from earlier weights) also accepts a checkpoint of a smaller
     model that ``config`` grows: fusion gates added (they keep their almost-open initial
-    values) and ResBlocks appended to the groups (they start as identities, their last
-    convolution zeroed), so the grown model begins exactly where the checkpoint left off.
+    values), ResBlocks appended to the groups (they start as identities, their last
+    convolution zeroed) and wider reference or matching features (:func:`_widen`), so the
+    grown model begins where the checkpoint left off.
     """
     saved, state, _ = read_checkpoint(path)
     expected = config.architecture()
     found = saved.architecture()
     grown = warm_start and _grows(saved, config)
     if grown:
-        found.update(n_resblocks=expected["n_resblocks"], fusion_gate=expected["fusion_gate"])
+        found.update({k: expected[k] for k in _GROWABLE})
+        state = _widen(state, model)
     if found != expected:
         diff = {k: (v, expected[k]) for k, v in found.items() if expected[k] != v}
         detail = ", ".join(f"{k}: checkpoint {a} vs model {b}" for k, (a, b) in diff.items())
@@ -116,10 +118,56 @@ _GROUP_LEVEL = {"enc1": 0, "dec1": 0, "enc2": 1, "dec2": 1, "enc3": 2, "dec3": 2
 _BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
 
 
+_GROWABLE = ("n_resblocks", "fusion_gate", "ref_channels", "phi_channels")
+# parts whose channels may grow, and the last layer of phi (its new features start small)
+_WIDENABLE = re.compile(r"^(ref[123]|phi|ream[123])\.")
+_PHI_LAST = "phi.features.10."
+NEW_PHI_FEATURE_SCALE = 0.01
+
+
 def _grows(saved: ModelConfig, config: ModelConfig) -> bool:
-    """Whether ``config`` only adds gates and/or ResBlocks to ``saved``."""
-    more_blocks = all(a <= b for a, b in zip(saved.n_resblocks, config.n_resblocks, strict=True))
-    return more_blocks and (config.fusion_gate or not saved.fusion_gate)
+    """Whether ``config`` only adds gates, ResBlocks and/or reference or matching channels
+    to ``saved``."""
+    def no_smaller(name: str) -> bool:
+        return all(a <= b for a, b in zip(getattr(saved, name), getattr(config, name),
+                                          strict=True))
+
+    return (all(no_smaller(name) for name in ("n_resblocks", "ref_channels", "phi_channels"))
+            and (config.fusion_gate or not saved.fusion_gate))
+
+
+def _widen(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Embed narrower reference-path and phi tensors of ``state`` in ``model``'s wider ones.
+
+    Old channels keep their weights; weights from new input channels into old output
+    channels are zero, so the old features are computed as before; new output channels
+    keep ``model``'s fresh initialisation. The fusion gate's last input (the confidence)
+    stays last. Only phi's new output features change anything at first: they start
+    ``NEW_PHI_FEATURE_SCALE`` times their initial size, so matching is almost unchanged.
+    """
+    fresh = model.state_dict()
+    widened = dict(state)
+    for key, old in state.items():
+        new = fresh.get(key)
+        if new is None or new.shape == old.shape or not _WIDENABLE.match(key):
+            continue
+        if old.dim() != new.dim() or any(a > b for a, b in zip(old.shape, new.shape,
+                                                                strict=True)):
+            continue  # not a widening: load_state_dict reports it
+        grown = new.detach().clone()
+        if key.startswith(_PHI_LAST):
+            grown[old.shape[0]:] *= NEW_PHI_FEATURE_SCALE
+        rows = slice(0, old.shape[0])
+        if old.dim() == 1:
+            grown[rows] = old
+        else:
+            grown[rows] = 0.0
+            columns = list(range(old.shape[1]))
+            if ".gate." in key:  # inputs [features, moved reference, confidence]
+                columns[-1] = new.shape[1] - 1
+            grown[rows, columns] = old
+        widened[key] = grown
+    return widened
 
 
 def _is_added(key: str, saved: ModelConfig) -> bool:
