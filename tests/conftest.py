@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from refdeblur_video.video.synthetic import make_clip
 
@@ -46,3 +47,16 @@ def small_clip(make_test_clip) -> SyntheticClip:
 def lossless_clip(make_test_clip) -> SyntheticClip:
     """12 frames, 96x64, FFV1 (bgr0) in Matroska: decodes bit-exactly to ``frames``."""
     return make_test_clip("lossless.mkv", codec="ffv1", pix_fmt="bgr0", blurry={3, 7})
+
+
+class PooledImage(torch.nn.Module):
+    """A transparent matching encoder: the centred image averaged over 4x4 cells."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(image - 0.5, 4)
+
+
+@pytest.fixture()
+def pooled_phi() -> torch.nn.Module:
+    """A matching encoder whose confidences are easy to predict (for the reference check)."""
+    return PooledImage()

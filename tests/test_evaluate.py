@@ -256,6 +256,19 @@ def test_noref_reports_sharpness_and_the_logged_references(clip, tmp_path, log_n
     assert_self_contained(page, min_images=1 + 2 * 3)  # plot; input, output, reference crops
 
 
+def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
+    from refdeblur_video.pipeline.framelog import FrameRecord, write_frame_log
+
+    records = [FrameRecord(0, 0, 0.0, 0.5, 0, -1, None, 0.0),
+               FrameRecord(1, 1, 0.04, 0.1, 1, 0, 1, 0.2),
+               FrameRecord(2, 2, 0.08, 0.1, 1, 0, 0, 0.2)]
+    for name in ("frames.csv", "frames.json"):
+        write_frame_log(tmp_path / name, records)
+        frames = read_frame_log(tmp_path / name)
+        assert [(f.blurry, f.reference) for f in frames.values()] == [
+            (False, None), (True, 0), (True, None)]
+
+
 def test_frame_log_errors_are_user_errors(tmp_path):
     bad = tmp_path / "log.csv"
     bad.write_text("index,pts\n0,0\n")
@@ -316,7 +329,9 @@ def test_triplets_score_model_and_ablations(manifest, tmp_path):
         restorer=ReturnsTheReference(), batch_size=2,
     )
     assert len(evaluation.rows) == 4
-    for row, triplet in zip(evaluation.rows, read_manifest(manifest), strict=True):
+    triplets = read_manifest(manifest)
+    for row, triplet, partner in zip(evaluation.rows, triplets, unrelated_partners(triplets),
+                                     strict=True):
         blurry, sharp, ref = (load_image(p) for p in (triplet.blur, triplet.sharp, triplet.ref))
         assert row["psnr_input"] == pytest.approx(psnr(blurry, sharp))
         kept = row["triplet"] % 2 == 0  # batches of two: the second one's is dropped
@@ -325,6 +340,8 @@ def test_triplets_score_model_and_ablations(manifest, tmp_path):
         assert row["psnr_model"] == pytest.approx(psnr(ref if kept else blurry, sharp))
         assert row["psnr_self_ref"] == pytest.approx(psnr(blurry, sharp))  # = blurry frame
         assert "ref_used_self_ref" not in row
+        unrelated = load_image(partner.ref) if kept else blurry  # same size here
+        assert row["psnr_unrelated_ref"] == pytest.approx(psnr(unrelated, sharp))
     assert evaluation.summary["references_dropped"] == {"model": 2, "unrelated_ref": 2}
     assert any("2 of 4 references (model)" in note for note in evaluation.notes)
     per_sequence = evaluation.summary["per_sequence"]
@@ -337,9 +354,17 @@ def test_triplets_cli_with_the_lite_model(manifest, tmp_path, capsys):
                  "--split", "val", "--ablation-self-ref", "--ablation-unrelated-ref",
                  "--report", str(report), "--quiet"])
     assert code == 0
-    assert "model, unrelated reference" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model, unrelated reference" in out and "The reference check replaced" in out
     rows = read_rows(report)
     assert [r["sequence"] for r in rows] == ["seq0", "seq1"]  # the val split only
+    assert all(r["ref_used_model"] in ("0", "1") for r in rows)
     summary = json.loads((report / "summary.json").read_text())
     assert set(summary["per_sequence"]) == {"seq0", "seq1"}
+    assert summary["references_dropped"]["model"] == sum(
+        r["ref_used_model"] == "0" for r in rows)
     assert_self_contained((report / "report.html").read_text(), min_images=2 + 2 * 6)
+    assert main(["triplets", str(manifest), "--model", "lite", "--device", "cpu",
+                 "--split", "val", "--reference-check", "0", "--report", str(report),
+                 "--quiet"]) == 0
+    assert "The reference check is off" in capsys.readouterr().out

@@ -329,19 +329,12 @@ def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
     assert (a - b).abs().max() < 4 / 255 and (a - b).abs().mean() < 0.5 / 255
 
 
-class PooledImage(torch.nn.Module):
-    """A transparent matching encoder: the centred image averaged over 4x4 cells."""
-
-    def forward(self, image):
-        return torch.nn.functional.avg_pool2d(image - 0.5, 4)
-
-
-def test_reference_check_drops_a_reference_that_does_not_show_the_scene():
+def test_reference_check_drops_a_reference_that_does_not_show_the_scene(pooled_phi):
     from refdeblur_video.model.matching import match
 
     torch.manual_seed(0)
     net = RefDeblurNet(TINY).eval()
-    net.phi = PooledImage()
+    net.phi = pooled_phi
     torch.nn.init.normal_(net.tail.weight, std=0.1)  # not the identity of a fresh net
     scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12), size=(48, 48),
                                             mode="bilinear")
@@ -366,16 +359,45 @@ def test_reference_check_drops_a_reference_that_does_not_show_the_scene():
         assert torch.allclose(out[:1], net(scene, moved).clamp(0, 1), atol=1e-6)  # kept
         assert torch.allclose(out[1:], net(scene, scene).clamp(0, 1), atol=1e-6)  # replaced
         assert not torch.allclose(out[1:], net(scene, other).clamp(0, 1), atol=1e-4)
-        # one decision per frame, also when the frame runs in tiles
-        tiled = Restorer(net, torch.device("cpu"), trained=True, amp=False, tile=32,
-                         tile_overlap=8)
-        tiled_out, tiled_used = tiled.restore_checked(blurry, references)
-        assert tiled_used.tolist() == [True, False]
-        assert torch.allclose(tiled_out[1:], tiled.restore_checked(scene, scene)[0], atol=1e-6)
+        # the check's match is reused by the network: the same output as matching again
+        assert torch.allclose(net(scene, moved, net.reference_scores(scene, moved).matched),
+                              net(scene, moved), atol=1e-6)
         # the network itself, as trained, uses every reference it is given
         assert not torch.allclose(net(blurry, references)[1:], net(scene, scene), atol=1e-4)
         checked.model.config = TINY.replace(reference_check=0.0)  # off: every reference used
         assert checked.restore_checked(blurry, references)[1].tolist() == [True, True]
+
+
+def test_reference_check_decides_once_per_frame_over_all_tiles(pooled_phi):
+    from refdeblur_video.model.tiling import run_tiled, tile_regions
+
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY).eval()
+    net.phi = pooled_phi
+    torch.nn.init.normal_(net.tail.weight, std=0.1)
+    scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16), size=(48, 64),
+                                            mode="bilinear")
+    half = torch.roll(scene, shifts=(4, 4), dims=(2, 3))
+    half[..., 32:] = torch.rand(1, 3, 48, 32)  # the right half shows something else
+    regions = tile_regions(48, 64, 32, 8)
+    with torch.no_grad():
+        # independently: both confidences summed over the tiles, weighted by tile area
+        scores = [net.reference_scores(scene[..., r, c], half[..., r, c]) for r, c in regions]
+        areas = [(r.stop - r.start) * (c.stop - c.start) for r, c in regions]
+        agreement = float(sum(s.reference * a for s, a in zip(scores, areas, strict=True))
+                          / sum(s.own * a for s, a in zip(scores, areas, strict=True)))
+        per_tile = [float(s.reference / s.own) for s in scores]
+        assert min(per_tile) < agreement - 0.02 and max(per_tile) > agreement + 0.02
+        tiled = Restorer(net, torch.device("cpu"), trained=True, amp=False, tile=32,
+                         tile_overlap=8)
+        for check, expected in ((agreement - 0.01, True), (agreement + 0.01, False)):
+            net.config = TINY.replace(reference_check=check)
+            out, used = tiled.restore_checked(scene, half)
+            assert used.tolist() == [expected]
+            # every tile ran with the same reference: the given one, or the frame itself
+            reference = half if expected else scene
+            assert torch.allclose(out, run_tiled(net, scene, reference, 32, 8).clamp(0, 1),
+                                  atol=1e-6)
 
 
 def test_reference_check_is_a_share_and_can_be_overridden():

@@ -125,18 +125,11 @@ def test_forced_reference_image_is_used(make_test_clip, restorer, tmp_path):
     assert [r["reference"] for r in read_log(log) if r["blurry"] == "1"] == ["-2"]
 
 
-class PooledImage(torch.nn.Module):
-    """A transparent matching encoder: the centred image averaged over 4x4 cells."""
-
-    def forward(self, image):
-        return torch.nn.functional.avg_pool2d(image - 0.5, 4)
-
-
 def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
-        make_test_clip, tmp_path, caplog):
+        make_test_clip, tmp_path, caplog, pooled_phi):
     torch.manual_seed(0)
     net = RefDeblurNet(TINY.replace(reference_check=0.55))
-    net.phi = PooledImage()
+    net.phi = pooled_phi
     checking = Restorer(net, torch.device("cpu"), trained=True, amp=False)
     clip = make_test_clip("in.mp4", n_frames=8, blurry={3})
     log = tmp_path / "frames.csv"
@@ -234,6 +227,21 @@ def test_output_same_as_input_refused(make_test_clip, restorer):
 def run_cli(args, capsys):
     code = cli_main([*args, "--model", "lite", "-q"])
     return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_cli_says_when_the_shipped_models_check_drops_a_wrong_ref(tmp_path, capsys, caplog,
+                                                                   make_test_clip):
+    clip = make_test_clip("in.mp4", n_frames=8, blurry={2, 5})
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
+    code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--ref", str(noise)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "2 restored (2 without their reference)" in captured.out
+    assert "--ref image does not show the video's scene" in caplog.text  # stderr in a shell
+    code = cli_main([str(clip.path), str(tmp_path / "out2.mp4")])  # its own neighbours
+    captured = capsys.readouterr()
+    assert code == 0 and "2 restored," in captured.out and "without" not in captured.out
 
 
 def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, make_test_clip):

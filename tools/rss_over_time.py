@@ -30,7 +30,7 @@ class SamplingCopyRestorer:
     def __init__(self, every: int) -> None:
         self.every, self.frames, self.samples = every, 0, []
 
-    def restore_images(self, blurry, references):
+    def restore_images_checked(self, blurry, references):
         before = self.frames
         self.frames += len(blurry)
         if self.frames // self.every > before // self.every:
@@ -38,7 +38,7 @@ class SamplingCopyRestorer:
             self.samples.append((self.frames, rss_mb(), peak))
             print(f"frame {self.frames:6d}  rss {rss_mb():7.0f} MB  peak {peak:7.0f} MB",
                   flush=True)
-        return [image.copy() for image in blurry]
+        return [image.copy() for image in blurry], [True] * len(blurry)
 
 
 def main(argv: list[str] | None = None) -> int:

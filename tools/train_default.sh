@@ -13,7 +13,7 @@
 #   bash tools/train_default.sh cpu5   # stage 5: a 2-core CPU, in the background (resumable)
 #                                      #   -> runs/lite_cpu5/best.safetensors
 #   bash tools/train_default.sh cpu6   # stage 6: a 2-core CPU, in the background (resumable)
-#                                      #   -> runs/lite_cpu6/best.safetensors
+#                                      #   -> runs/lite_cpu6/best.safetensors (wider model)
 #   python tools/ship_default.py runs/lite_cpuN/best.safetensors   # install as the default
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
@@ -124,12 +124,17 @@ case "$MODE" in
       "$LITE" --set train.lr=3.0e-5 --set train.steps=6000 --set train.warmup_steps=100
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu5/best.safetensors"
     ;;
-  cpu6)  # stage 6: stage 5 in a second low-rate cycle (4e-5, 6500 steps), same material;
-         # run with TIME_LIMIT=7200
+  cpu6)  # stage 6: stage 5 with a wider reference path (reference features 16/16/32, phi's
+         # last layer 32: +5 % MACs; the new channels start silent) at 5e-5 (100-step
+         # warm-up, 5000-step cosine cycle); run with TIME_LIMIT=6000
     get_bikes
+    mkdir -p "$RUNS/stage6"
+    sed -e 's/^ref_channels: .*/ref_channels: [16, 16, 32]/' \
+      -e 's/^phi_channels: .*/phi_channels: [8, 16, 32]/' "$LITE" >"$RUNS/stage6/lite.yaml"
     EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu6" \
       "${INIT:-$(previous "$RUNS/lite_cpu5/best.safetensors" tools/lite_stage5.safetensors)}" \
-      "$LITE" --set train.lr=4.0e-5 --set train.steps=6500 --set train.warmup_steps=100
+      "$RUNS/stage6/lite.yaml" --set train.lr=5.0e-5 --set train.steps=5000 \
+      --set train.warmup_steps=100
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu6/best.safetensors"
     ;;
   eval)

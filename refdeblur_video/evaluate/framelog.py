@@ -2,8 +2,9 @@
 
 One row per frame with the columns ``index, pts, time_s, sharpness, blurry, reference,
 reference_used, seconds`` (docs/CONVENTIONS.md): ``blurry`` is 0/1 and ``reference`` the
-index of the reference frame, -1 when none. JSON logs may be a list of row objects, an object with a
-``"frames"`` list, or JSON Lines.
+index of the reference frame, -1 when none; where ``reference_used`` is 0 the reference
+check put the frame itself in its place, so no reference was used. JSON logs may be a list
+of row objects, an object with a ``"frames"`` list, or JSON Lines.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def _json_rows(text: str, path: Path) -> list[dict]:
 
 def _parse_row(row: dict) -> LoggedFrame:
     reference = _optional_float(row.get("reference"))
+    if _optional_float(row.get("reference_used")) == 0:  # dropped by the reference check
+        reference = None
     return LoggedFrame(
         index=int(float(row["index"])),
         time_s=_optional_float(row.get("time_s")),

@@ -187,7 +187,9 @@ def evaluate_triplets(
     if getattr(restorer, "trained", True) is False:
         evaluation.notes.insert(0, "The model has no trained weights: it returns its input "
                                    "unchanged, so model and input scores are equal.")
-    evaluation.notes.append("The reference check replaced " + ", ".join(
+    check = getattr(getattr(restorer, "config", None), "reference_check", None)
+    evaluation.notes.append("The reference check is off: every reference was used." if check == 0
+                            else "The reference check replaced " + ", ".join(
         f"{count} of {len(rows)} references ({LABELS[name]})"
         for name, count in summary["references_dropped"].items())
         + " by the frame itself (columns ref_used_*: 0 where it did).")

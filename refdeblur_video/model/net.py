@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,6 +30,16 @@ def matched_confidence(query: Tensor, key: Tensor, index: Tensor) -> Tensor:
     k = k / k.norm(dim=1, keepdim=True).clamp_min(EPS)
     picked = torch.gather(k, 2, index.view(b, 1, h * w).expand(-1, k.shape[1], -1))
     return (q * picked).sum(1).view(b, 1, h, w).clamp(-1.0, 1.0)
+
+
+@dataclass
+class ReferenceScores:
+    """Per sample: mean match confidence of the frame against its reference and against (a
+    softened copy of) itself, and the reference match (padded 1/4-resolution maps)."""
+
+    reference: Tensor
+    own: Tensor
+    matched: MatchResult
 
 
 class RefDeblurNet(nn.Module):
@@ -77,15 +89,15 @@ class RefDeblurNet(nn.Module):
         factor = self.config.ref_blur_factor
         return _resize(_resize(image, 1 / factor), factor) if factor > 1 else image
 
-    def _match_features(self, query: Tensor, key: Tensor, radius: int | None = None) -> MatchResult:
+    def _match_features(self, query: Tensor, key: Tensor, mode: str | None = None,
+                        radius: int | None = None) -> MatchResult:
         cfg = self.config
-        mode = cfg.match_mode if radius is None else "local"
-        radius = cfg.match_radius if radius is None else radius
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
             with torch.no_grad():
-                found = match(query, key, mode, radius, cfg.match_memory_mb)
+                found = match(query, key, mode or cfg.match_mode, radius or cfg.match_radius,
+                              cfg.match_memory_mb)
             if torch.is_grad_enabled() and query.requires_grad:
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
@@ -101,25 +113,30 @@ class RefDeblurNet(nn.Module):
         """Index and confidence maps at 1/4 resolution (inputs already padded)."""
         return self._match_features(self.phi(blurry), self.phi(self._soften(reference)))
 
-    def reference_agreement(self, blurry: Tensor, reference: Tensor) -> Tensor:
-        """How well each reference shows its frame's scene: (B,) ratios, about 1 when it does.
-
-        The mean match confidence of the frame against its reference, over that of the frame
-        against (a softened copy of) itself, which is found at or next to its own position
-        (searched within one cell). A reference of another scene scores well below 1.
-        """
+    def reference_scores(self, blurry: Tensor, reference: Tensor) -> ReferenceScores:
+        """How well each reference shows its frame's scene (see :class:`ReferenceScores`)."""
         blurry, reference = self._pad(blurry, reference)
         query = self.phi(blurry)
         found = self._match_features(query, self.phi(self._soften(reference)))
-        own = self._match_features(query, self.phi(self._soften(blurry)), radius=1)
-        return found.confidence.mean((1, 2, 3)) / own.confidence.mean((1, 2, 3)).clamp_min(EPS)
+        # the frame finds itself in place: one cell of search is enough
+        own = self._match_features(query, self.phi(self._soften(blurry)), "local", 1)
+        return ReferenceScores(found.confidence.mean((1, 2, 3)),
+                               own.confidence.mean((1, 2, 3)), found)
 
-    def forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
+    def reference_agreement(self, blurry: Tensor, reference: Tensor) -> Tensor:
+        """(B,) ratios of :meth:`reference_scores`: about 1 for a reference of the same scene,
+        well below 1 for another scene."""
+        scores = self.reference_scores(blurry, reference)
+        return scores.reference / scores.own.clamp_min(EPS)
+
+    def forward(self, blurry: Tensor, reference: Tensor,
+                matched: MatchResult | None = None) -> Tensor:
         """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size.
 
         The network uses every reference it is given; the inference-time reference check
         (``config.reference_check``) is applied by :class:`~.restorer.Restorer` with
-        :meth:`reference_agreement`.
+        :meth:`reference_scores`, whose match of the same inputs may be passed as
+        ``matched`` to save computing it again.
         """
         if blurry.shape != reference.shape:
             raise ValueError(f"blurry {tuple(blurry.shape)} and reference "
@@ -129,7 +146,7 @@ class RefDeblurNet(nn.Module):
         x1 = self.enc1(self.head(blurry))
         x2 = self.enc2(self.sffm2(self.down1(x1), _resize(blurry, 0.5)))
         x3 = self.enc3(self.sffm3(self.down2(x2), _resize(blurry, 0.25)))
-        found = self.match(blurry, reference)
+        found = matched if matched is not None else self.match(blurry, reference)
         f1 = self.ref1(reference)
         f2 = self.ref2(f1)
         f3 = self.ref3(f2)

@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..image_files import peak_value
 from .config import ModelConfig, load_config
 from .device import autocast_dtype, resolve_device
+from .matching import MatchResult
 from .net import RefDeblurNet
 from .tiling import run_tiled, tile_regions
 from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint_config
@@ -99,43 +100,56 @@ class Restorer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _forward(self, blurry: Tensor, reference: Tensor) -> Tensor:
+    def _forward(self, blurry: Tensor, reference: Tensor,
+                 matched: MatchResult | None = None) -> Tensor:
         with self._autocast():
             blurry = blurry.contiguous(memory_format=torch.channels_last)
             reference = reference.contiguous(memory_format=torch.channels_last)
-            return self.model(blurry, reference).float().contiguous()
+            return self.model(blurry, reference, matched).float().contiguous()
 
-    def _agreement(self, blurry: Tensor, reference: Tensor) -> Tensor:
-        """``model.reference_agreement`` of whole frames, averaged over tiles when tiled."""
-        tile = self.tile_size_for(blurry.shape[-2], blurry.shape[-1], blurry.shape[0])
+    def _check_references(self, blurry: Tensor, reference: Tensor,
+                          tile: int | None) -> tuple[Tensor, Tensor, MatchResult | None]:
+        """The reference check: (references to use, (B,) used flags, their match if reusable).
+
+        Tiled frames add up both confidences over their tiles (weighted by area) and decide
+        once per frame.
+        """
         regions = ([(slice(None), slice(None))] if tile is None else
                    tile_regions(blurry.shape[-2], blurry.shape[-1], tile, self.tile_overlap))
+        found = own = 0.0
         with self._autocast():
-            scores = [self.model.reference_agreement(blurry[..., rows, cols],
-                                                     reference[..., rows, cols]).float()
-                      for rows, cols in regions]
-        return torch.stack(scores).mean(0)
+            for rows, cols in regions:
+                b = blurry[..., rows, cols].contiguous(memory_format=torch.channels_last)
+                r = reference[..., rows, cols].contiguous(memory_format=torch.channels_last)
+                scores = self.model.reference_scores(b, r)
+                area = b.shape[-2] * b.shape[-1]
+                found = found + scores.reference.float() * area
+                own = own + scores.own.float() * area
+        used = found >= self.config.reference_check * own
+        matched = scores.matched if tile is None else None
+        if not bool(used.all()):
+            reference, matched = torch.where(used.view(-1, 1, 1, 1), reference, blurry), None
+        return reference, used, matched
 
     @torch.inference_mode()
     def restore_checked(self, blurry: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
         """Deblur a batch (B, 3, H, W) in [0, 1] after the reference check.
 
-        A reference whose agreement with its frame (:meth:`RefDeblurNet.reference_agreement`)
-        is under ``config.reference_check`` is replaced by the frame itself, one decision per
-        frame (tiles included). Returns the output on the input's device and a (B,) bool
-        tensor: True where the given reference was used.
+        A reference matching its frame less than ``config.reference_check`` times as well as
+        the frame matches itself (:meth:`RefDeblurNet.reference_scores`) is replaced by the
+        frame, one decision per frame (tiles included). Returns the output on the input's
+        device and a (B,) bool tensor: True where the given reference was used.
         """
         source_device = blurry.device
         b = blurry.to(self.device, torch.float32)
         r = reference.to(self.device, torch.float32)
-        used = torch.ones(b.shape[0], dtype=torch.bool, device=self.device)
-        if self.config.reference_check > 0:
-            used = self._agreement(b, r) >= self.config.reference_check
-            if not bool(used.all()):
-                r = torch.where(used.view(-1, 1, 1, 1), r, b)
         tile = self.tile_size_for(b.shape[-2], b.shape[-1], b.shape[0])
+        used = torch.ones(b.shape[0], dtype=torch.bool, device=self.device)
+        matched = None
+        if self.config.reference_check > 0:
+            r, used, matched = self._check_references(b, r, tile)
         if tile is None:
-            out = self._forward(b, r)
+            out = self._forward(b, r, matched)
         else:
             out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
         return out.clamp_(0.0, 1.0).to(source_device), used.cpu()

@@ -37,9 +37,9 @@ class RunSummary:
     output: str
     frames: int = 0
     restored: int = 0
-    references_dropped: int = 0  # restored frames whose reference failed the reference check
     seconds: float = 0.0
     skipped: bool = False
+    references_dropped: int = 0  # restored frames whose reference failed the reference check
     records: list[FrameRecord] = field(default_factory=list, repr=False)
 
 
@@ -119,6 +119,10 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         finally:
             bar.close()
     summary.seconds = time.perf_counter() - start
+    if forced is not None and summary.references_dropped:
+        log.warning("the --ref image does not show the video's scene (reference check): %d "
+                    "of %d restored frames were restored with themselves as reference",
+                    summary.references_dropped, summary.restored)
     if opts.log:
         write_frame_log(opts.log, summary.records)
     return summary

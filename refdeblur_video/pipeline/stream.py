@@ -131,7 +131,7 @@ def run_stream(
                                     [i.reference for i in blurry])
             each = (time.perf_counter() - start) / len(blurry)
             for item, output, kept in zip(blurry, outputs, used, strict=True):
-                item.output, item.reference_used, item.seconds = output, kept, each
+                item.output, item.reference_used, item.seconds = output, bool(kept), each
         return all(_put(restored, item, stop) for item in pending)
 
     def infer() -> None:
