@@ -141,8 +141,10 @@ class Restorer:
         device and a (B,) bool tensor: True where the given reference was used.
         """
         source_device = blurry.device
-        b = blurry.to(self.device, torch.float32)
-        r = reference.to(self.device, torch.float32)
+        # channels-last once, for the check and the network alike
+        b = blurry.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+        r = reference.to(self.device, torch.float32).contiguous(
+            memory_format=torch.channels_last)
         tile = self.tile_size_for(b.shape[-2], b.shape[-1], b.shape[0])
         used = torch.ones(b.shape[0], dtype=torch.bool, device=self.device)
         matched = None

@@ -118,7 +118,8 @@ _GROUP_LEVEL = {"enc1": 0, "dec1": 0, "enc2": 1, "dec2": 1, "enc3": 2, "dec3": 2
 _BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
 
 
-_GROWABLE = ("n_resblocks", "fusion_gate", "ref_channels", "phi_channels")
+_WIDENS = ("n_resblocks", "ref_channels", "phi_channels")  # each entry may only grow
+_GROWABLE = (*_WIDENS, "fusion_gate")
 # parts whose channels may grow, and the last layer of phi (its new features start small)
 _WIDENABLE = re.compile(r"^(ref[123]|phi|ream[123])\.")
 _PHI_LAST = "phi.features.10."
@@ -132,7 +133,7 @@ def _grows(saved: ModelConfig, config: ModelConfig) -> bool:
         return all(a <= b for a, b in zip(getattr(saved, name), getattr(config, name),
                                           strict=True))
 
-    return (all(no_smaller(name) for name in ("n_resblocks", "ref_channels", "phi_channels"))
+    return (all(no_smaller(name) for name in _WIDENS)
             and (config.fusion_gate or not saved.fusion_gate))
 
 
