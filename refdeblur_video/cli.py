@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how far a reference may be, frames ({DEFAULT_MAX_OFFSET})")
     f.add_argument("--all-frames", action="store_true",
                    help="run every frame through the network")
+    f.add_argument("--no-cuts", dest="cuts", action="store_false",
+                   help="treat the video as one shot (by default sharpness is not compared, "
+                   "nor a reference taken, across a detected shot cut)")
     f.add_argument("--ref", default=None, help="one reference image for every blurry frame")
     f.add_argument("--reader", choices=("pyav", "decord"), default="pyav")
     e = p.add_argument_group("encoding")
@@ -93,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             dropped = (f" ({r.references_dropped} without their reference)"
                        if r.references_dropped else "")
+            shots = f" in {r.shots} shots" if r.shots > 1 else ""
             state = "already done, skipped" if r.skipped else (
-                f"{r.frames} frames, {r.restored} restored{dropped}, {r.seconds:.1f} s")
+                f"{r.frames} frames{shots}, {r.restored} restored{dropped}, {r.seconds:.1f} s")
             print(f"{r.output}: {state}")
     return 0
 

@@ -31,9 +31,11 @@ from refdeblur_video.data.triplets import (
     build_video_triplets,
     choose_offset,
     read_manifest,
+    shot_ranges,
     write_manifest,
 )
 from refdeblur_video.errors import UserError
+from refdeblur_video.frames.shots import shot_ids
 
 FIELDS = {"blur", "sharp", "ref", "sequence", "offset", "split"}
 FRAME = (480, 640)  # full-frame size the synthetic blur extents refer to (crops of 480p)
@@ -298,6 +300,28 @@ def test_video_triplets_split_by_video(tmp_path: Path) -> None:
         build_video_triplets(videos, tmp_path / "x", val_videos=["nope"])
 
 
+def _two_shots(frames: int = 8) -> list[np.ndarray]:
+    """A clip that cuts to another shot (another texture, in negative) at frame ``frames``."""
+    first = [np.roll(_texture(48, 64, seed=1), k, axis=1) for k in range(frames)]
+    return first + [255 - np.roll(_texture(48, 64, seed=2), k, axis=1) for k in range(frames)]
+
+
+def test_references_never_cross_a_shot_cut(tmp_path: Path) -> None:
+    clip = _two_shots()
+    assert shot_ids(clip) == [0] * 8 + [1] * 8
+    assert shot_ranges(shot_ids(clip))[:9:8] == [(0, 8), (8, 16)]
+    rng = np.random.default_rng(0)
+    assert {choose_offset(7, 16, 1, 3, rng, shot=(0, 8)) for _ in range(50)} == {-1, -2, -3}
+    assert choose_offset(8, 16, 1, 3, rng, shot=(8, 9)) is None  # alone in its shot
+    folder = _frame_folder(tmp_path / "cut", clip)
+    triplets = build_video_triplets([folder], tmp_path / "t", frames_per_video=16, dmax=6)
+    frames = [int(Path(t.sharp).stem) for t in triplets]
+    assert len(triplets) == 16 and {f < 8 for f in frames} == {True, False}
+    assert all((f < 8) == (f + t.offset < 8) for f, t in zip(frames, triplets, strict=True))
+    online = OnlineVideoTriplets([clip], crop=32, length=4, seed=0)
+    assert [len(shot) for shot in online.videos] == [8, 8]
+
+
 def test_load_video_frames_cv2_and_strides(tmp_path: Path) -> None:
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
@@ -386,6 +410,7 @@ def test_triplet_dataset_same_crop_and_flips(tmp_path: Path) -> None:
 def test_online_video_triplets(tmp_path: Path) -> None:
     clips = [[np.roll(_texture(64, 80, seed=s), k, axis=1) for k in range(8)] for s in (0, 1)]
     ds = OnlineVideoTriplets(clips, crop=32, length=6, seed=0, unrelated_ref_prob=0.0)
+    assert [len(shot) for shot in ds.videos] == [8, 8]  # one shot each
     sample = ds[0]
     assert {k: tuple(v.shape) for k, v in sample.items()} == {
         "blur": (3, 32, 32), "sharp": (3, 32, 32), "ref": (3, 32, 32)}

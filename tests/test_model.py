@@ -282,7 +282,8 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
     for p in narrow.parameters():
         p.data.normal_(0.0, 0.2)
     save_checkpoint(path, narrow, config)
-    blurry = torch.rand(2, 3, 32, 40)
+    narrow.double()  # compared in float64: the wider convolutions sum in another order
+    blurry = torch.rand(2, 3, 32, 40, dtype=torch.float64)
     reference = torch.roll(blurry, shifts=(2, 3), dims=(2, 3))
 
     wide_ref = config.replace(ref_channels=(8, 12, 16))
@@ -290,6 +291,7 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
         load_weights_into(RefDeblurNet(wide_ref), wide_ref, path)
     grown = RefDeblurNet(wide_ref).eval()
     load_weights_into(grown, wide_ref, path, warm_start=True)
+    grown.double()
     with torch.no_grad():
         # the new reference channels add nothing yet: the same output as the narrow model
         before = narrow(blurry, reference)
@@ -302,6 +304,7 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
     wide_phi = config.replace(phi_channels=(8, 8, 16))
     grown = RefDeblurNet(wide_phi).eval()
     load_weights_into(grown, wide_phi, path, warm_start=True)
+    grown.double()
     with torch.no_grad():
         # the old features are computed as before; the new ones start small
         old, new = narrow.phi(blurry), grown.phi(blurry)
@@ -311,7 +314,7 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
                            narrow.match(blurry, reference).index)
     # narrowing is never silent
     back = tmp_path / "wide.safetensors"
-    save_checkpoint(back, grown, wide_phi)
+    save_checkpoint(back, grown.float(), wide_phi)
     with pytest.raises(UserError, match="different model"):
         load_weights_into(RefDeblurNet(config), config, back, warm_start=True)
 

@@ -13,6 +13,8 @@ import torch
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
+from refdeblur_video.frames.references import plan_references
+from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
@@ -151,6 +153,54 @@ def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
     summary = deblur_image(photo, tmp_path / "out.png", checking, ref=str(noise))
     assert summary.references_dropped == 1
     assert "does not show the photo's scene" in caplog.text
+
+
+def test_a_reference_from_another_shot_is_replaced_by_one_from_the_same_shot(
+        make_test_clip, tmp_path, pooled_phi):
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY.replace(reference_check=0.55))
+    for p in net.parameters():  # so that the reference changes the output
+        p.data.normal_(0, 0.05)
+    net.phi = pooled_phi
+    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False)
+    # a cut before frame 5, which is blurry: the nearest sharp frames are 4 (the other shot,
+    # first choice on ties) and 6 (this shot)
+    clip = make_test_clip("cut.mkv", n_frames=10, blurry={5}, cut_at=5, codec="ffv1",
+                          pix_fmt="bgr0")  # lossless
+    with open_reader(clip.path) as reader:
+        scores = [sharpness(f.image) for f in reader]
+    decision = plan_references(scores)[5]
+    assert (decision.blurry, decision.reference, decision.second) == (True, 4, 6)
+    log = tmp_path / "frames.csv"
+    summary = deblur_video(clip.path, tmp_path / "out.mkv", checking, quiet=True, log=str(log),
+                           codec="ffv1", pix_fmt="bgr0", cuts=False)  # the check alone
+    [row] = [r for r in read_log(log) if r["blurry"] == "1"]
+    assert (row["index"], row["reference"], row["reference_used"]) == ("5", "6", "1")
+    assert summary.references_dropped == 0 and summary.shots == 1
+    # the output is the network's with frame 6 as reference
+    with_6, without = checking.restore_images([clip.frames[5]] * 2, clip.frames[6:4:-1])
+    out5 = decoded(tmp_path / "out.mkv")[5][1]
+    assert np.array_equal(out5, with_6) and not np.array_equal(out5, without)
+
+
+def test_shot_cuts_are_found_and_not_crossed(make_test_clip, restorer, tmp_path, capsys):
+    # shot 1: frames 0-5, shot 2: frames 6-11; 5, 6 and 7 blurry. Frame 6's sharp
+    # neighbours 4 and 8 are equally near: the earlier one, 4, belongs to the other shot
+    clip = make_test_clip("cut.mkv", n_frames=12, blurry={5, 6, 7}, cut_at=6)
+    log = tmp_path / "frames.json"
+    summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, log=str(log))
+    rows = json.loads(log.read_text())["frames"]
+    assert [r["shot"] for r in rows] == [0] * 6 + [1] * 6 and summary.shots == 2
+    assert {r["index"]: r["reference"] for r in rows if r["blurry"]} == {5: 4, 6: 8, 7: 8}
+    code = cli_main([str(clip.path), str(tmp_path / "cli.mp4"), "--model", "lite"])
+    assert code == 0 and "12 frames in 2 shots, 3 restored" in capsys.readouterr().out
+    # --no-cuts: one shot, and frame 6 borrows from the other shot
+    code = cli_main([str(clip.path), str(tmp_path / "one.mp4"), "--no-cuts", "--log", str(log),
+                     "--model", "lite", "--reference-check", "0"])
+    rows = json.loads(log.read_text())["frames"]
+    assert code == 0 and {r["shot"] for r in rows} == {0}
+    assert [r["index"] for r in rows if r["blurry"]] == [5, 6, 7] and rows[6]["reference"] == 4
+    assert "12 frames, 3 restored" in capsys.readouterr().out
 
 
 def test_image_mode(tmp_path, restorer):

@@ -14,6 +14,8 @@
 #                                      #   -> runs/lite_cpu5/best.safetensors
 #   bash tools/train_default.sh cpu6   # stage 6: a 2-core CPU, in the background (resumable)
 #                                      #   -> runs/lite_cpu6/best.safetensors (wider model)
+#   bash tools/train_default.sh cpu7   # stage 7: a 2-core CPU, in the background (resumable)
+#                                      #   -> runs/lite_cpu7/best.safetensors (wider model)
 #   python tools/ship_default.py runs/lite_cpuN/best.safetensors   # install as the default
 #   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
 #
@@ -139,6 +141,19 @@ case "$MODE" in
       --set train.warmup_steps=100
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu6/best.safetensors"
     ;;
+  cpu7)  # stage 7: stage 6's best (step 2000) continued at 2e-5 (100-step warm-up,
+         # 4000-step cosine cycle), to see whether the wider model settles below stage 6's
+         # learning rate; run with TIME_LIMIT=6000
+    get_bikes
+    mkdir -p "$RUNS/stage6"
+    sed -e 's/^ref_channels: .*/ref_channels: [16, 16, 32]/' \
+      -e 's/^phi_channels: .*/phi_channels: [8, 16, 32]/' "$LITE" >"$RUNS/stage6/lite.yaml"
+    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu7" \
+      "${INIT:-$RUNS/lite_cpu6/best.safetensors}" \
+      "$RUNS/stage6/lite.yaml" --set train.lr=2.0e-5 --set train.steps=4000 \
+      --set train.warmup_steps=100
+    echo "when it ends: MODEL=$RUNS/lite_cpu7/best.safetensors $0 eval"
+    ;;
   eval)
     model=${MODEL:-refdeblur_video/weights/lite.safetensors}
     [ -f "$RUNS/val_triplets/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
@@ -147,5 +162,5 @@ case "$MODE" in
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
       --model "$model" --ablation-self-ref --ablation-unrelated-ref --report "$RUNS/eval_lite"
     ;;
-  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|eval" >&2; exit 2 ;;
+  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|cpu7|eval" >&2; exit 2 ;;
 esac

@@ -37,6 +37,7 @@ from refdeblur_video.data.synth import (
 )
 from refdeblur_video.data.triplets import choose_offset, read_manifest
 from refdeblur_video.errors import UserError
+from refdeblur_video.frames.shots import split_shots
 from refdeblur_video.image_files import read_image, to_uint8
 
 __all__ = [
@@ -194,9 +195,10 @@ class OnlineVideoTriplets(_Seeded, Dataset):
     """Endless synthetic-blur triplets from videos kept in memory.
 
     ``videos``: paths (video files or frame folders, decoded with :func:`load_video_frames`)
-    or already decoded frame lists / ``T x H x W x 3`` uint8 arrays. Each draw picks a frame
-    ``i``, a real neighbour ``i + d`` (``dmin <= |d| <= dmax``, in kept frames) as reference,
-    and blurs the crop region of frame ``i`` by a random camera path
+    or already decoded frame lists / ``T x H x W x 3`` uint8 arrays, each cut into its shots
+    (:func:`refdeblur_video.frames.shots.split_shots`; a shot counts as a video below). Each
+    draw picks a frame ``i``, a real neighbour ``i + d`` (``dmin <= |d| <= dmax``, in kept
+    frames) as reference, and blurs the crop region of frame ``i`` by a random camera path
     (:mod:`refdeblur_video.data.synth`), rendered on the crop plus the margin the path needs,
     then cropped (no border artefacts). ``strength`` is a value or a ``(low, high)`` range
     drawn per sample. With probability ``unrelated_ref_prob`` the reference comes from another
@@ -234,13 +236,13 @@ class OnlineVideoTriplets(_Seeded, Dataset):
     ) -> None:
         if blur_on not in ("cpu", "gpu"):
             raise UserError(f"blur_on must be 'cpu' or 'gpu', got {blur_on!r}")
-        self.videos: list[list[np.ndarray]] = []
+        self.videos: list[list[np.ndarray]] = []  # one list per shot
         for v in videos:
             if isinstance(v, (str, Path)):
                 frames = load_video_frames(v, max_frames, reader, stride=stride, max_side=max_side)
             else:
                 frames = [to_uint8(np.asarray(f)) for f in v]
-            self.videos.append(frames)
+            self.videos.extend(split_shots(frames))
         usable = [len(f) for f in self.videos]
         if not any(n >= 2 for n in usable):
             raise UserError("online triplets need at least one video with 2 or more frames")

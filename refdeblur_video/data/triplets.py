@@ -11,7 +11,8 @@ Paths are relative to the manifest's folder (absolute paths are accepted when re
 Ordinary videos (:func:`build_video_triplets`): for each chosen frame ``i`` the ground truth is
 the frame itself, the blurry input is the frame blurred by a synthetic hand-held camera path
 (:mod:`refdeblur_video.data.synth`), and the reference is a real neighbouring frame
-``i + d`` (``dmin <= |d| <= dmax``), so the real scene motion between them is kept. Videos,
+``i + d`` (``dmin <= |d| <= dmax``, in the same shot: never across a cut found by
+:mod:`refdeblur_video.frames.shots`), so the real scene motion between them is kept. Videos,
 never frames, are split between ``train`` and ``val``.
 """
 
@@ -37,6 +38,7 @@ from refdeblur_video.data.frames_source import (
 )
 from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
 from refdeblur_video.errors import UserError
+from refdeblur_video.frames.shots import shot_ids
 from refdeblur_video.image_files import to_uint8
 
 SPLITS = ("train", "val", "test")
@@ -113,18 +115,21 @@ def choose_offset(
     dmax: int,
     rng: np.random.Generator,
     exclude: tuple[int, int] | None = None,
+    shot: tuple[int, int] | None = None,
 ) -> int | None:
     """Offset ``d`` of a reference frame ``index + d`` in a sequence of ``length`` frames.
 
     ``dmin <= |d| <= dmax`` and the reference lies outside the inclusive index range
-    ``exclude`` (default: the frame itself). Near short sequences the range is clipped: the
-    largest valid ``|d| < dmin`` is used. ``None`` when no other frame exists.
+    ``exclude`` (default: the frame itself) and inside the half-open range ``shot`` (default:
+    the whole sequence). Near short sequences the range is clipped: the largest valid
+    ``|d| < dmin`` is used. ``None`` when no other frame exists.
     """
     lo, hi = exclude if exclude is not None else (index, index)
+    first, end = shot if shot is not None else (0, length)
 
     def valid(d: int) -> bool:
         j = index + d
-        return d != 0 and 0 <= j < length and not lo <= j <= hi
+        return d != 0 and max(0, first) <= j < min(length, end) and not lo <= j <= hi
 
     span = range(dmin, dmax + 1)
     candidates = [d for m in span for d in (-m, m) if valid(d)]
@@ -176,11 +181,22 @@ def sharpness(image: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
+def shot_ranges(shots: Sequence[int]) -> list[tuple[int, int]]:
+    """For each frame, the half-open index range of its shot (``shots``: one number per
+    frame, as :func:`refdeblur_video.frames.shots.shot_ids` gives)."""
+    bounds: dict[int, list[int]] = {}
+    for index, shot in enumerate(shots):
+        bounds.setdefault(shot, [index, index + 1])[1] = index + 1
+    return [(bounds[shot][0], bounds[shot][1]) for shot in shots]
+
+
 def _plan_video(
-    length: int, count: int, dmin: int, dmax: int, rng: np.random.Generator, tries: int
+    length: int, count: int, dmin: int, dmax: int, rng: np.random.Generator, tries: int,
+    shots: Sequence[tuple[int, int]] = (),
 ) -> list[dict[int, list[int]]]:
     """Stratified choice, one sample per equal slice of the video: for each sample, up to
-    ``tries`` candidate frames, each with up to ``tries`` candidate reference offsets."""
+    ``tries`` candidate frames, each with up to ``tries`` candidate reference offsets within
+    the frame's shot (``shots[i]``, :func:`shot_ranges`; default the whole video)."""
     plans = []
     edges = np.linspace(0, length, min(count, length) + 1)
     for a, b in zip(edges[:-1], edges[1:], strict=True):
@@ -188,7 +204,9 @@ def _plan_video(
         plan: dict[int, list[int]] = {}
         for _ in range(tries):
             i = int(rng.integers(lo, hi))
-            offsets = {choose_offset(i, length, dmin, dmax, rng) for _ in range(tries)}
+            shot = shots[min(i, len(shots) - 1)] if shots else None
+            offsets = {choose_offset(i, length, dmin, dmax, rng, shot=shot)
+                       for _ in range(tries)}
             plan.setdefault(i, []).extend(sorted(d for d in offsets if d is not None))
         plans.append({i: ds for i, ds in plan.items() if ds})
     return plans
@@ -296,7 +314,8 @@ def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
         return
     rng = stable_rng(job.seed, name)
     tries = 2 if job.pick_sharpest else 1
-    plans = _plan_video(length, job.count, job.dmin, job.dmax, rng, tries)
+    shots = shot_ranges(shot_ids(image for _, image in iter_frames(path, reader=job.reader)))
+    plans = _plan_video(length, job.count, job.dmin, job.dmax, rng, tries, shots)
     wanted = {j for plan in plans for i, ds in plan.items() for j in (i, *(i + d for d in ds))}
     frames = {
         i: resize_max_side(to_uint8(image), job.max_side)

@@ -1,7 +1,8 @@
 """Read the pipeline's per-frame log (``refdeblur-video --log frames.csv|frames.json``).
 
-One row per frame with the columns ``index, pts, time_s, sharpness, blurry, reference,
-reference_used, seconds`` (docs/CONVENTIONS.md): ``blurry`` is 0/1 and ``reference`` the
+One row per frame with the columns ``index, pts, time_s, shot, sharpness, blurry, reference,
+reference_used, seconds`` (docs/CONVENTIONS.md; only ``index, blurry, reference`` are
+required): ``blurry`` is 0/1 and ``reference`` the
 index of the reference frame, -1 when none; where ``reference_used`` is 0 the reference
 check put the frame itself in its place, so no reference was used. JSON logs may be a list
 of row objects, an object with a ``"frames"`` list, or JSON Lines.

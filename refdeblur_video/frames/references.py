@@ -2,6 +2,10 @@
 
 Rules (the same for :func:`plan_references` and the streaming :class:`ReferencePlanner`):
 
+0. **Shots.** Every window and candidate list below holds only frames of the frame's own
+   shot (the shot numbers come from :mod:`refdeblur_video.frames.shots`; without them the
+   whole video is one shot): sharpness is not comparable across a cut, and a frame of
+   another shot is no reference.
 1. **Normalise.** A frame's score is divided by the best score within ``+-window`` frames
    (itself included). Sharpness scores depend on scene content, so only this local ratio is
    compared. A window whose best score is 0 (flat frames) gives ratio 1.
@@ -16,7 +20,11 @@ Rules (the same for :func:`plan_references` and the streaming :class:`ReferenceP
    (sharp frames of one shot differ by about that much as the content moves), and ties go
    to the nearer frame, then to the earlier one: a nearer frame shows more of the same
    content, which is what the reference is for.
-4. **Fallback.** If that frame does not score strictly higher than the blurry frame itself
+4. **Second choice.** The frame chosen by rule 3 among the candidates on the other side of
+   the blurry frame (those scoring higher than it), or -1: the pipeline tries it when the
+   reference check rejects the first choice, typically across a scene cut, where the
+   nearest sharp frame shows another shot.
+5. **Fallback.** If that frame does not score strictly higher than the blurry frame itself
    (possible only with ``all_frames=True``, a single-frame video, or ``max_offset <
    window``), the reference is ``-1``: there is no better frame to borrow from, and the caller
    restores the frame with itself as reference (or leaves it as it is). With the defaults
@@ -53,13 +61,17 @@ TIE_RATIO = 0.9
 
 @dataclass(frozen=True)
 class FrameDecision:
-    """The verdict for one frame. ``reference`` is a frame index, or -1 when there is none."""
+    """The verdict for one frame. ``reference`` is a frame index, or -1 when there is none;
+    ``second`` is the best frame on the other side of it (rule 4), or -1; ``shot`` is the
+    frame's shot number."""
 
     index: int
     score: float
     normalised: float
     blurry: bool
     reference: int
+    second: int = -1
+    shot: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,23 +101,37 @@ def _check_score(score: float) -> float:
     return value
 
 
-def _decide(i: int, score: Callable[[int], float], last: int, p: _Params) -> FrameDecision:
-    """Decision for frame ``i`` given scores of frames ``0..last`` (only the window is read)."""
-    own = score(i)
-    best = max(score(j) for j in range(max(0, i - p.window), min(last, i + p.window) + 1))
+def _decide(i: int, score: Callable[[int], float], shot: Callable[[int], int], last: int,
+            p: _Params) -> FrameDecision:
+    """Decision for frame ``i`` given the scores and shots of frames ``0..last`` (only the
+    window is read)."""
+    own, own_shot = score(i), shot(i)
+
+    def near(radius: int) -> list[int]:
+        return [j for j in range(max(0, i - radius), min(last, i + radius) + 1)
+                if shot(j) == own_shot]
+
+    best = max(score(j) for j in near(p.window))
     normalised = own / best if best > 0 else 1.0
     blurry = p.all_frames or normalised < p.threshold
-    reference = -1
+    reference = second = -1
     if blurry:
-        candidates = [
-            j for j in range(max(0, i - p.max_offset), min(last, i + p.max_offset) + 1) if j != i
-        ]
-        if candidates:
-            top = max(score(j) for j in candidates)
-            ties = [j for j in candidates if score(j) >= TIE_RATIO * top and score(j) > own]
-            if ties:
-                reference = min(ties, key=lambda j: (abs(j - i), j))
-    return FrameDecision(i, own, normalised, blurry, reference)
+        candidates = [j for j in near(p.max_offset) if j != i]
+        reference = _pick(i, candidates, own, score)
+        if reference >= 0:
+            other_side = [j for j in candidates if (j - i) * (reference - i) < 0]
+            second = _pick(i, other_side, own, score)
+    return FrameDecision(i, own, normalised, blurry, reference, second, own_shot)
+
+
+def _pick(i: int, candidates: list[int], own: float, score: Callable[[int], float]) -> int:
+    """Rule 3 among ``candidates``: the sharpest (ties: nearer, then earlier), if sharper
+    than frame ``i`` itself; else -1."""
+    if not candidates:
+        return -1
+    top = max(score(j) for j in candidates)
+    ties = [j for j in candidates if score(j) >= TIE_RATIO * top and score(j) > own]
+    return min(ties, key=lambda j: (abs(j - i), j)) if ties else -1
 
 
 def plan_references(
@@ -115,20 +141,28 @@ def plan_references(
     max_offset: int = DEFAULT_MAX_OFFSET,
     threshold: float = DEFAULT_THRESHOLD,
     all_frames: bool = False,
+    shots: Sequence[int] | None = None,
 ) -> list[FrameDecision]:
-    """Decisions for a whole list of sharpness scores (offline)."""
+    """Decisions for a whole list of sharpness scores (offline); ``shots`` gives each
+    frame's shot number (non-decreasing; default: one shot)."""
     p = _Params(window, max_offset, threshold, all_frames)
     values = [_check_score(s) for s in scores]
+    shot_of = [0] * len(values) if shots is None else list(shots)
+    steps = zip(shot_of, shot_of[1:], strict=False)
+    if len(shot_of) != len(values) or any(b < a for a, b in steps):
+        raise ValueError("shots needs one non-decreasing number per score")
     last = len(values) - 1
-    return [_decide(i, values.__getitem__, last, p) for i in range(len(values))]
+    return [_decide(i, values.__getitem__, shot_of.__getitem__, last, p)
+            for i in range(len(values))]
 
 
 class ReferencePlanner:
     """Streaming version of :func:`plan_references` with memory bounded by the window.
 
-    ``push(score)`` returns the decisions that became final (at most one per push once the
-    look-ahead is filled), ``finish()`` returns the rest. Concatenated, they equal
-    ``plan_references(all_scores)``.
+    ``push(score, new_shot)`` returns the decisions that became final (at most one per push
+    once the look-ahead is filled), ``finish()`` returns the rest. Concatenated, they equal
+    ``plan_references(all_scores, shots=...)`` with a new shot number wherever ``new_shot``
+    was True.
     """
 
     def __init__(
@@ -141,6 +175,7 @@ class ReferencePlanner:
     ) -> None:
         self._p = _Params(window, max_offset, threshold, all_frames)
         self._scores: deque[float] = deque(maxlen=2 * self._p.lookahead + 1)
+        self._shots: deque[int] = deque(maxlen=2 * self._p.lookahead + 1)
         self._count = 0  # scores pushed so far
         self._next = 0  # next index to decide
         self._finished = False
@@ -156,28 +191,29 @@ class ReferencePlanner:
         return self._p.max_offset
 
     def _score(self, j: int) -> float:
-        first = self._count - len(self._scores)
-        return self._scores[j - first]
+        return self._scores[j - (self._count - len(self._scores))]
 
-    def push(self, score: float) -> list[FrameDecision]:
-        """Add the next frame's score; return decisions that no longer depend on the future."""
+    def _shot(self, j: int) -> int:
+        return self._shots[j - (self._count - len(self._shots))]
+
+    def push(self, score: float, new_shot: bool = False) -> list[FrameDecision]:
+        """Add the next frame's score (``new_shot``: a cut before this frame); return the
+        decisions that no longer depend on the future."""
         if self._finished:
             raise RuntimeError("push() after finish()")
         self._scores.append(_check_score(score))
+        self._shots.append((self._shots[-1] + bool(new_shot)) if self._shots else 0)
         self._count += 1
-        out = []
-        last = self._count - 1
-        while self._next + self._p.lookahead <= last:
-            out.append(_decide(self._next, self._score, last, self._p))
-            self._next += 1
-        return out
+        return self._release(self._count - 1 - self._p.lookahead)
 
     def finish(self) -> list[FrameDecision]:
         """No more frames: release every remaining decision."""
         self._finished = True
-        last = self._count - 1
+        return self._release(self._count - 1)
+
+    def _release(self, up_to: int) -> list[FrameDecision]:
         out = []
-        while self._next <= last:
-            out.append(_decide(self._next, self._score, last, self._p))
+        while self._next <= up_to:
+            out.append(_decide(self._next, self._score, self._shot, self._count - 1, self._p))
             self._next += 1
         return out

@@ -8,8 +8,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-COLUMNS = ("index", "pts", "time_s", "sharpness", "blurry", "reference", "reference_used",
-           "seconds")
+COLUMNS = ("index", "pts", "time_s", "shot", "sharpness", "blurry", "reference",
+           "reference_used", "seconds")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class FrameRecord:
     index: int
     pts: int | None
     time_s: float | None
+    shot: int  # 0, 1, ...: a new number after each detected cut
     sharpness: float
     blurry: int
     reference: int

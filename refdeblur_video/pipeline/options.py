@@ -24,6 +24,7 @@ class DeblurOptions:
     window: int = DEFAULT_WINDOW
     max_offset: int = DEFAULT_MAX_OFFSET
     all_frames: bool = False  # run every frame through the network
+    cuts: bool = True  # find shot cuts; nothing is compared or borrowed across one
     ref: str | None = None  # one reference image for every blurry frame
     reader: str = "pyav"  # pyav | decord
     codec: str | None = None  # default: libx264 (libvpx-vp9 for .webm)

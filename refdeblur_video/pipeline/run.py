@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..frames.references import ReferencePlanner
 from ..frames.sharpness import sharpness
+from ..frames.shots import CutDetector
 from ..image_files import is_image_path, read_image, write_image
 from ..model.restorer import Restorer, load_model
 from ..safe_output import atomic_output, check_not_same_file, check_output_path
@@ -40,6 +41,7 @@ class RunSummary:
     seconds: float = 0.0
     skipped: bool = False
     references_dropped: int = 0  # restored frames whose reference failed the reference check
+    shots: int = 1  # shots found (cuts + 1)
     records: list[FrameRecord] = field(default_factory=list, repr=False)
 
 
@@ -100,18 +102,21 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 summary.frames += 1
                 summary.restored += item.output is not None
                 summary.references_dropped += item.reference_used is False
+                summary.shots = item.decision.shot + 1
                 summary.records.append(FrameRecord(
                     index=frame.index, pts=frame.pts, time_s=frame.time_s,
+                    shot=item.decision.shot,
                     sharpness=round(item.decision.score, 4), blurry=int(item.decision.blurry),
                     reference=-2 if forced is not None and item.decision.blurry
-                    else item.decision.reference if item.decision.blurry else -1,
+                    else item.reference_index,
                     reference_used=_used(item.reference_used),
                     seconds=round(item.seconds, 4)))
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
             run_stream(reader, planner, restorer.restore_images_checked, write,
-                       batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced)
+                       batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
+                       cuts=CutDetector() if opts.cuts else None)
             writer.close()
         except BaseException:
             writer.abort()
@@ -149,7 +154,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     with atomic_output(output, opts.overwrite) as tmp:
         write_image(tmp, restored)
     seconds = time.perf_counter() - start
-    record = FrameRecord(0, None, None, round(sharpness(blurry), 4), 1,
+    record = FrameRecord(0, None, None, 0, round(sharpness(blurry), 4), 1,
                          -2 if opts.ref else -1, _used(used), round(seconds, 4))
     if opts.log:
         write_frame_log(opts.log, [record])

@@ -1,6 +1,6 @@
 """The streaming pipeline of one video: three stages joined by bounded queues.
 
-    decode + score + plan  ──►  restore (batched)  ──►  encode + log   (main thread)
+    decode + score + cuts + plan  ──►  restore (batched)  ──►  encode + log   (main thread)
 
 The first stage keeps only the frames that a pending decision may still use as reference
 (``max_offset`` back, the planner's look-ahead forward); the queues hold at most
@@ -19,6 +19,7 @@ import numpy as np
 
 from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.sharpness import sharpness
+from ..frames.shots import CutDetector
 from ..malloc import share_malloc_arenas
 from ..video.reader import Frame
 
@@ -32,9 +33,18 @@ class WorkItem:
     frame: Frame
     decision: FrameDecision
     reference: np.ndarray | None  # None: pass through untouched
+    second: np.ndarray | None = None  # tried when the reference check rejects ``reference``
     output: np.ndarray | None = None
     reference_used: bool | None = None  # False: the reference check put the frame in its place
+    second_used: bool = False  # the output was restored against ``second``
     seconds: float = 0.0
+
+    @property
+    def reference_index(self) -> int:
+        """The frame the output borrowed from: -1 when none (also not blurry)."""
+        if not self.decision.blurry:
+            return -1
+        return self.decision.second if self.second_used else self.decision.reference
 
 
 class _Stage(threading.Thread):
@@ -65,30 +75,35 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
 
 
 def plan_frames(
-    frames: Iterable[Frame], planner: ReferencePlanner, forced_reference: np.ndarray | None
+    frames: Iterable[Frame], planner: ReferencePlanner, forced_reference: np.ndarray | None,
+    cuts: CutDetector | None = None,
 ) -> Iterator[WorkItem]:
-    """Score frames, release decisions in order, attach each blurry frame's reference."""
+    """Score frames (and find shot cuts, with ``cuts``), release decisions in order, attach
+    each blurry frame's reference."""
     buffer: dict[int, Frame] = {}
 
     def release(decisions: list[FrameDecision]) -> Iterator[WorkItem]:
         for decision in decisions:
             frame = buffer[decision.index]
-            reference = None
+            reference = second = None
             if decision.blurry:
                 if forced_reference is not None:
                     reference = forced_reference
                 elif decision.reference >= 0:
                     reference = buffer[decision.reference].image
+                    if decision.second >= 0:
+                        second = buffer[decision.second].image
                 else:  # no sharper neighbour: the frame is its own reference
                     reference = frame.image
             keep_from = decision.index + 1 - planner.max_offset
             for index in [i for i in buffer if i < keep_from]:
                 del buffer[index]
-            yield WorkItem(frame, decision, reference)
+            yield WorkItem(frame, decision, reference, second)
 
     for frame in frames:
         buffer[frame.index] = frame
-        yield from release(planner.push(sharpness(frame.image)))
+        new_shot = cuts is not None and cuts.push(frame.image)
+        yield from release(planner.push(sharpness(frame.image), new_shot))
     yield from release(planner.finish())
 
 
@@ -102,11 +117,13 @@ def run_stream(
     batch: int,
     queue_size: int,
     forced_reference: np.ndarray | None = None,
+    cuts: CutDetector | None = None,
 ) -> None:
     """Run the three stages; ``write`` is called in frame order on the calling thread.
 
     ``restore(frames, references)`` returns the restored frames and, for each, whether its
-    reference was used (:meth:`Restorer.restore_images_checked`).
+    reference was used (:meth:`Restorer.restore_images_checked`). A frame whose reference
+    was not used is restored again against its planner's second choice, when there is one.
 
     Threads started from here on share one glibc malloc arena (:mod:`refdeblur_video.malloc`;
     the command line asks for it before anything else starts a thread).
@@ -118,7 +135,7 @@ def run_stream(
     restored: queue.Queue = queue.Queue(maxsize=queue_size)
 
     def produce() -> None:
-        for item in plan_frames(frames, planner, forced_reference):
+        for item in plan_frames(frames, planner, forced_reference, cuts):
             if not _put(planned, item, stop):
                 return
         _put(planned, _END, stop)
@@ -129,9 +146,18 @@ def run_stream(
             start = time.perf_counter()
             outputs, used = restore([i.frame.image for i in blurry],
                                     [i.reference for i in blurry])
-            each = (time.perf_counter() - start) / len(blurry)
             for item, output, kept in zip(blurry, outputs, used, strict=True):
-                item.output, item.reference_used, item.seconds = output, bool(kept), each
+                item.output, item.reference_used = output, bool(kept)
+            retry = [i for i in blurry if not i.reference_used and i.second is not None]
+            if retry:  # the first choice was rejected: try the sharp frame on the other side
+                outputs, used = restore([i.frame.image for i in retry],
+                                        [i.second for i in retry])
+                for item, output, kept in zip(retry, outputs, used, strict=True):
+                    if kept:
+                        item.output, item.reference_used, item.second_used = output, True, True
+            each = (time.perf_counter() - start) / len(blurry)
+            for item in blurry:
+                item.seconds = each
         return all(_put(restored, item, stop) for item in pending)
 
     def infer() -> None:

@@ -101,11 +101,17 @@ def _render(scene: _Scene, index: int, blurry: bool) -> np.ndarray:
 
 
 def _render_all(
-    size: tuple[int, int], n_frames: int, blurry: Iterable[int], seed: int
+    size: tuple[int, int], n_frames: int, blurry: Iterable[int], seed: int,
+    cut_at: int | None = None,
 ) -> list[np.ndarray]:
     scene = _Scene(size[0], size[1], n_frames, seed)
     blurry = set(blurry)
-    return [_render(scene, i, i in blurry) for i in range(n_frames)]
+    frames = [_render(scene, i, i in blurry) for i in range(cut_at or n_frames)]
+    if cut_at is not None:  # another shot: the next seed's scene, in negative so that it
+        # differs at every scale (the layout of each scene is the same)
+        shot = _Scene(size[0], size[1], n_frames, seed + 1)
+        frames += [255 - _render(shot, i, i in blurry) for i in range(cut_at, n_frames)]
+    return frames
 
 
 def vfr_pts(n_frames: int, fps: float, seed: int = 0) -> tuple[list[int], Fraction]:
@@ -140,6 +146,7 @@ def make_clip(
     pix_fmt: str | None = None,
     seed: int = 0,
     *,
+    cut_at: int | None = None,
     subtitles: bool = False,
     color: dict[str, int] | None = None,
     container_format: str | None = None,
@@ -149,7 +156,8 @@ def make_clip(
     """Write a synthetic clip and return the RGB uint8 frames that were encoded.
 
     ``size`` is ``(width, height)``. ``blurry`` lists frame indices rendered with strong motion
-    blur. ``vfr=True`` gives irregular pts in a 1/1000 time base; otherwise pts are
+    blur; ``cut_at`` starts another shot (``seed + 1``'s scene in negative) at that frame.
+    ``vfr=True`` gives irregular pts in a 1/1000 time base; otherwise pts are
     ``0, 1, 2, ...`` in ``1/fps`` (the muxer may rescale, e.g. MP4 to 1/12800).
     ``rotation`` (degrees counter-clockwise) is stored as a display matrix. ``color`` may set
     ``color_range``, ``color_primaries``, ``color_trc`` and ``colorspace`` (FFmpeg enum ints);
@@ -164,7 +172,7 @@ def make_clip(
     av_codec = av.Codec(codec_name, "w")
     pix_fmt = pix_fmt or _default_pix_fmt(av_codec)
     fps = Fraction(fps).limit_denominator(1001 * 1000)
-    frames = _render_all(size, n_frames, blurry, seed)
+    frames = _render_all(size, n_frames, blurry, seed, cut_at)
     if vfr:
         pts_list, time_base = vfr_pts(n_frames, float(fps), seed)
     else:
