@@ -31,11 +31,10 @@ from refdeblur_video.data.triplets import (
     build_video_triplets,
     choose_offset,
     read_manifest,
-    shot_ranges,
     write_manifest,
 )
 from refdeblur_video.errors import UserError
-from refdeblur_video.frames.shots import shot_ids
+from refdeblur_video.frames.shots import shot_ids, shot_ranges
 
 FIELDS = {"blur", "sharp", "ref", "sequence", "offset", "split"}
 FRAME = (480, 640)  # full-frame size the synthetic blur extents refer to (crops of 480p)
@@ -319,7 +318,17 @@ def test_references_never_cross_a_shot_cut(tmp_path: Path) -> None:
     assert len(triplets) == 16 and {f < 8 for f in frames} == {True, False}
     assert all((f < 8) == (f + t.offset < 8) for f, t in zip(frames, triplets, strict=True))
     online = OnlineVideoTriplets([clip], crop=32, length=4, seed=0)
-    assert [len(shot) for shot in online.videos] == [8, 8]
+    assert [len(shot) for shot in online.videos] == [8, 8] and online.sources == [0, 0]
+    # unrelated references: from another input when there is one, not the same input's
+    # other shot (an edited video may cut back to the same view)
+    flat = [np.full((48, 64, 3), 200, np.uint8)] * 4
+    mixed = OnlineVideoTriplets([clip, flat], crop=32, length=8, seed=0, strength=0.0,
+                                unrelated_ref_prob=1.0)
+    assert mixed.sources == [0, 0, 1]
+    for k in range(8):
+        item = mixed[k]
+        from_flat = float(item["ref"].std()) < 1e-6
+        assert from_flat == (float(item["sharp"].std()) > 0.1)  # always the other input
 
 
 def test_load_video_frames_cv2_and_strides(tmp_path: Path) -> None:

@@ -259,9 +259,10 @@ def test_noref_reports_sharpness_and_the_logged_references(clip, tmp_path, log_n
 def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
     from refdeblur_video.pipeline.framelog import FrameRecord, write_frame_log
 
-    records = [FrameRecord(0, 0, 0.0, 0, 0.5, 0, -1, None, 0.0),
-               FrameRecord(1, 1, 0.04, 0, 0.1, 1, 0, 1, 0.2),
-               FrameRecord(2, 2, 0.08, 0, 0.1, 1, 0, 0, 0.2)]
+    records = [FrameRecord(index=i, pts=i, time_s=0.04 * i, shot=0, sharpness=s, blurry=b,
+                           reference=r, reference_used=u, seconds=0.2 * b)
+               for i, s, b, r, u in [(0, 0.5, 0, -1, None), (1, 0.1, 1, 0, 1),
+                                     (2, 0.1, 1, 0, 0)]]
     for name in ("frames.csv", "frames.json"):
         write_frame_log(tmp_path / name, records)
         frames = read_frame_log(tmp_path / name)

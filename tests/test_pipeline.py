@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from fractions import Fraction
 
 import av
 import cv2
@@ -13,13 +14,14 @@ import torch
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
-from refdeblur_video.frames.references import plan_references
+from refdeblur_video.frames.references import ReferencePlanner, plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
-from refdeblur_video.video.reader import open_reader
-from refdeblur_video.video.synthetic import make_image
+from refdeblur_video.pipeline.stream import run_stream
+from refdeblur_video.video.reader import Frame, open_reader
+from refdeblur_video.video.synthetic import make_image, render_frames
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
                    phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
@@ -181,6 +183,24 @@ def test_a_reference_from_another_shot_is_replaced_by_one_from_the_same_shot(
     with_6, without = checking.restore_images([clip.frames[5]] * 2, clip.frames[6:4:-1])
     out5 = decoded(tmp_path / "out.mkv")[5][1]
     assert np.array_equal(out5, with_6) and not np.array_equal(out5, without)
+
+
+def test_when_both_choices_fail_the_check_the_first_is_logged_as_unused():
+    images = render_frames((96, 64), 9, {4})
+    frames = [Frame(i, i, Fraction(1, 25), image) for i, image in enumerate(images)]
+    calls = []
+
+    def reject_all(batch, references):
+        calls.append([next(i for i, im in enumerate(images) if im is r) for r in references])
+        return [b.copy() for b in batch], [False] * len(batch)
+
+    written: list = []
+    run_stream(frames, ReferencePlanner(), reject_all, written.append, batch=2, queue_size=8)
+    [item] = [w for w in written if w.decision.blurry]
+    first, second = item.decision.reference, item.decision.second
+    assert {first, second} == {3, 5} and calls == [[first], [second]]
+    assert item.reference_index == first and item.reference_used is False
+    assert item.seconds > 0 and not item.second_used
 
 
 def test_shot_cuts_are_found_and_not_crossed(make_test_clip, restorer, tmp_path, capsys):

@@ -28,6 +28,10 @@
 # of rotation at strength 1, strengths drawn in [0.3, 1.2]), references are real
 # neighbouring frames 1-4 frames away; 15 % (stage 1) / 30 % (stages 2-4) of samples get an
 # unrelated reference.
+# Shots: the training data is cut into shots (refdeblur_video/frames/shots.py), so a
+# reference never comes from across a cut. Stages 1-7 ran before that existed; bikes.mp4
+# (stages 5-7) is an edited montage with five cuts, so about 5 % of its samples then paired
+# a frame with a reference from another shot (the other clips have no cuts: unchanged).
 # Models: stage 1 = configs/model/lite.yaml without the fusion gates and with 2 ResBlocks per
 # group; stage 2 adds the gates (they start almost open, so stage 2 begins where stage 1
 # ended); stage 3 restarts stage 2 (a second warm-up and cosine cycle from its best weights);

@@ -202,8 +202,9 @@ class OnlineVideoTriplets(_Seeded, Dataset):
     (:mod:`refdeblur_video.data.synth`), rendered on the crop plus the margin the path needs,
     then cropped (no border artefacts). ``strength`` is a value or a ``(low, high)`` range
     drawn per sample. With probability ``unrelated_ref_prob`` the reference comes from another
-    video (or, with a single video, a frame far away), so the network learns to ignore
-    references that do not match. ``length`` is the number of draws per epoch.
+    input (with a single input, from another of its shots, else a frame far away), so the
+    network learns to ignore references that do not match. ``length`` is the number of draws
+    per epoch.
 
     ``blur_on="gpu"``: the blur is left to the training loop; items are ``sharp_padded``
     (crop plus :attr:`margin` pixels on each side), ``ref`` and ``frame_hw``; call
@@ -237,12 +238,15 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         if blur_on not in ("cpu", "gpu"):
             raise UserError(f"blur_on must be 'cpu' or 'gpu', got {blur_on!r}")
         self.videos: list[list[np.ndarray]] = []  # one list per shot
-        for v in videos:
+        self.sources: list[int] = []  # the input each shot comes from
+        for source, v in enumerate(videos):
             if isinstance(v, (str, Path)):
                 frames = load_video_frames(v, max_frames, reader, stride=stride, max_side=max_side)
             else:
                 frames = [to_uint8(np.asarray(f)) for f in v]
-            self.videos.extend(split_shots(frames))
+            shots = split_shots(frames)
+            self.videos.extend(shots)
+            self.sources.extend([source] * len(shots))
         usable = [len(f) for f in self.videos]
         if not any(n >= 2 for n in usable):
             raise UserError("online triplets need at least one video with 2 or more frames")
@@ -274,8 +278,12 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         """Reference frame for frame ``i`` of video ``v``; True when it is unrelated."""
         frames = self.videos[v]
         if self.unrelated_ref_prob and rng.random() < self.unrelated_ref_prob:
-            if len(self.videos) > 1:
-                other = int(rng.choice([k for k in range(len(self.videos)) if k != v]))
+            shots = range(len(self.videos))
+            # other inputs first (an edited video may cut back to the same view)
+            others = ([k for k in shots if self.sources[k] != self.sources[v]]
+                      or [k for k in shots if k != v])
+            if others:
+                other = int(rng.choice(others))
                 return self.videos[other][int(rng.integers(len(self.videos[other])))], True
             far = [j for j in range(len(frames)) if abs(j - i) > 10 * self.dmax]
             if far:

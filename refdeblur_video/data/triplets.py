@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from refdeblur_video.data.frames_source import (
 )
 from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
 from refdeblur_video.errors import UserError
-from refdeblur_video.frames.shots import shot_ids
+from refdeblur_video.frames.shots import shot_ids, shot_ranges
 from refdeblur_video.image_files import to_uint8
 
 SPLITS = ("train", "val", "test")
@@ -181,15 +181,6 @@ def sharpness(image: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
-def shot_ranges(shots: Sequence[int]) -> list[tuple[int, int]]:
-    """For each frame, the half-open index range of its shot (``shots``: one number per
-    frame, as :func:`refdeblur_video.frames.shots.shot_ids` gives)."""
-    bounds: dict[int, list[int]] = {}
-    for index, shot in enumerate(shots):
-        bounds.setdefault(shot, [index, index + 1])[1] = index + 1
-    return [(bounds[shot][0], bounds[shot][1]) for shot in shots]
-
-
 def _plan_video(
     length: int, count: int, dmin: int, dmax: int, rng: np.random.Generator, tries: int,
     shots: Sequence[tuple[int, int]] = (),
@@ -307,6 +298,16 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="triplet")
 
 
+def _decodable_frames(path: Path, reader: str) -> Iterator[np.ndarray]:
+    """The frames of a video up to the first that fails to decode (the frame count from
+    demuxing may exceed what decodes; the samples below drop what is missing)."""
+    try:
+        for _, image in iter_frames(path, reader=reader):
+            yield image
+    except UserError:
+        return
+
+
 def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
     """Yield ``(triplet, meta)`` for one video, writing its PNGs."""
     length = count_frames(path, job.reader)
@@ -314,7 +315,7 @@ def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
         return
     rng = stable_rng(job.seed, name)
     tries = 2 if job.pick_sharpest else 1
-    shots = shot_ranges(shot_ids(image for _, image in iter_frames(path, reader=job.reader)))
+    shots = shot_ranges(shot_ids(_decodable_frames(path, job.reader)))
     plans = _plan_video(length, job.count, job.dmin, job.dmax, rng, tries, shots)
     wanted = {j for plan in plans for i, ds in plan.items() for j in (i, *(i + d for d in ds))}
     frames = {

@@ -20,12 +20,11 @@ Rules (the same for :func:`plan_references` and the streaming :class:`ReferenceP
    (sharp frames of one shot differ by about that much as the content moves), and ties go
    to the nearer frame, then to the earlier one: a nearer frame shows more of the same
    content, which is what the reference is for.
-4. **Second choice.** The frame chosen by rule 3 among the candidates on the other side of
-   the blurry frame (those scoring higher than it), or -1: the pipeline tries it when the
-   reference check rejects the first choice, typically across a scene cut, where the
-   nearest sharp frame shows another shot.
-5. **Fallback.** If that frame does not score strictly higher than the blurry frame itself
-   (possible only with ``all_frames=True``, a single-frame video, or ``max_offset <
+4. **Second choice.** Rule 3 applied to the candidates on the other side of the blurry
+   frame only, or -1: the pipeline tries it when the reference check rejects the first
+   choice (a cut the shot detection missed, say, or a flash).
+5. **Fallback.** If rule 3 finds no frame scoring strictly higher than the blurry frame
+   itself (possible only with ``all_frames=True``, a shot of one frame, or ``max_offset <
    window``), the reference is ``-1``: there is no better frame to borrow from, and the caller
    restores the frame with itself as reference (or leaves it as it is). With the defaults
    ``max_offset >= window``, so a frame classified blurry always has a sharper reference.

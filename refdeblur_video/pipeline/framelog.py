@@ -12,7 +12,7 @@ COLUMNS = ("index", "pts", "time_s", "shot", "sharpness", "blurry", "reference",
            "reference_used", "seconds")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FrameRecord:
     """What happened to one frame (docs/CONVENTIONS.md)."""
 

@@ -107,8 +107,7 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                     index=frame.index, pts=frame.pts, time_s=frame.time_s,
                     shot=item.decision.shot,
                     sharpness=round(item.decision.score, 4), blurry=int(item.decision.blurry),
-                    reference=-2 if forced is not None and item.decision.blurry
-                    else item.reference_index,
+                    reference=item.reference_index,
                     reference_used=_used(item.reference_used),
                     seconds=round(item.seconds, 4)))
                 bar.update(1)
@@ -154,8 +153,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     with atomic_output(output, opts.overwrite) as tmp:
         write_image(tmp, restored)
     seconds = time.perf_counter() - start
-    record = FrameRecord(0, None, None, 0, round(sharpness(blurry), 4), 1,
-                         -2 if opts.ref else -1, _used(used), round(seconds, 4))
+    record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
+                         sharpness=round(sharpness(blurry), 4), blurry=1,
+                         reference=-2 if opts.ref else -1, reference_used=_used(used),
+                         seconds=round(seconds, 4))
     if opts.log:
         write_frame_log(opts.log, [record])
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),

@@ -37,13 +37,17 @@ class WorkItem:
     output: np.ndarray | None = None
     reference_used: bool | None = None  # False: the reference check put the frame in its place
     second_used: bool = False  # the output was restored against ``second``
+    forced: bool = False  # ``reference`` is the caller's one image for every frame
     seconds: float = 0.0
 
     @property
     def reference_index(self) -> int:
-        """The frame the output borrowed from: -1 when none (also not blurry)."""
+        """The frame the output borrowed from, as the frame log gives it: -1 when none (or
+        not blurry), -2 for a forced reference image."""
         if not self.decision.blurry:
             return -1
+        if self.forced:
+            return -2
         return self.decision.second if self.second_used else self.decision.reference
 
 
@@ -98,7 +102,8 @@ def plan_frames(
             keep_from = decision.index + 1 - planner.max_offset
             for index in [i for i in buffer if i < keep_from]:
                 del buffer[index]
-            yield WorkItem(frame, decision, reference, second)
+            yield WorkItem(frame, decision, reference, second,
+                           forced=forced_reference is not None)
 
     for frame in frames:
         buffer[frame.index] = frame
@@ -146,18 +151,19 @@ def run_stream(
             start = time.perf_counter()
             outputs, used = restore([i.frame.image for i in blurry],
                                     [i.reference for i in blurry])
+            each = (time.perf_counter() - start) / len(blurry)
             for item, output, kept in zip(blurry, outputs, used, strict=True):
-                item.output, item.reference_used = output, bool(kept)
+                item.output, item.reference_used, item.seconds = output, bool(kept), each
             retry = [i for i in blurry if not i.reference_used and i.second is not None]
-            if retry:  # the first choice was rejected: try the sharp frame on the other side
+            if retry:  # the first choice was rejected: try the planner's second choice
+                start = time.perf_counter()
                 outputs, used = restore([i.frame.image for i in retry],
                                         [i.second for i in retry])
+                each = (time.perf_counter() - start) / len(retry)
                 for item, output, kept in zip(retry, outputs, used, strict=True):
+                    item.seconds += each
                     if kept:
                         item.output, item.reference_used, item.second_used = output, True, True
-            each = (time.perf_counter() - start) / len(blurry)
-            for item in blurry:
-                item.seconds = each
         return all(_put(restored, item, stop) for item in pending)
 
     def infer() -> None:

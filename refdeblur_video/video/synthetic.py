@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["make_clip", "make_demo_clip", "make_image", "render_frame", "vfr_pts"]
+__all__ = ["make_clip", "make_demo_clip", "make_image", "render_frame", "render_frames", "vfr_pts"]
 
 _PAN_PX = 2  # background pan per frame, pixels
 _OBJ_PX = 3  # object speed per frame, pixels
@@ -100,13 +100,16 @@ def _render(scene: _Scene, index: int, blurry: bool) -> np.ndarray:
     return _to_uint8(img)
 
 
-def _render_all(
-    size: tuple[int, int], n_frames: int, blurry: Iterable[int], seed: int,
+def render_frames(
+    size: tuple[int, int], n_frames: int, blurry: Iterable[int] = (), seed: int = 0,
     cut_at: int | None = None,
 ) -> list[np.ndarray]:
+    """The frames :func:`make_clip` encodes (same arguments), as ``H x W x 3`` uint8 RGB."""
+    if cut_at is not None and not 0 < cut_at < n_frames:
+        raise ValueError(f"cut_at must be in 1..{n_frames - 1}, got {cut_at}")
     scene = _Scene(size[0], size[1], n_frames, seed)
     blurry = set(blurry)
-    frames = [_render(scene, i, i in blurry) for i in range(cut_at or n_frames)]
+    frames = [_render(scene, i, i in blurry) for i in range(n_frames if cut_at is None else cut_at)]
     if cut_at is not None:  # another shot: the next seed's scene, in negative so that it
         # differs at every scale (the layout of each scene is the same)
         shot = _Scene(size[0], size[1], n_frames, seed + 1)
@@ -172,7 +175,7 @@ def make_clip(
     av_codec = av.Codec(codec_name, "w")
     pix_fmt = pix_fmt or _default_pix_fmt(av_codec)
     fps = Fraction(fps).limit_denominator(1001 * 1000)
-    frames = _render_all(size, n_frames, blurry, seed, cut_at)
+    frames = render_frames(size, n_frames, blurry, seed, cut_at)
     if vfr:
         pts_list, time_base = vfr_pts(n_frames, float(fps), seed)
     else:
