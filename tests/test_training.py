@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors import safe_open
 
@@ -112,3 +113,26 @@ def test_init_from_a_smaller_model_warm_starts_the_configured_one(train_config, 
     trained = load_model(out / "model.safetensors", "cpu").model
     assert trained.config.fusion_gate and trained.ream2.gate is not None
     assert trained.config.n_resblocks == (1, 1, 3) and len(trained.dec3) == 3
+
+
+def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config, tmp_path):
+    from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
+    from refdeblur_video.model.config import ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY_MODEL)
+    init = tmp_path / "init.safetensors"
+    start = RefDeblurNet(config)
+    save_checkpoint(init, start, config)
+    out = tmp_path / "frozen"
+    args = ["--config", str(train_config), "--set", f"init={init}", "--set", f"out={out}",
+            "--set", "train.steps=3", "--set", "train.freeze_phi=true", "--quiet"]
+    assert train_main(args) == 0
+    trained = load_model(out / "model.safetensors", "cpu").model
+    phi = dict(start.phi.named_parameters())
+    assert all(torch.equal(p, phi[n]) for n, p in trained.phi.named_parameters())
+    assert not torch.equal(trained.ream1.fuse.weight, start.ream1.fuse.weight)
+    assert train_main([*args, "--set", "train.steps=5", "--resume"]) == 0  # resumes frozen
+    resumed = load_model(out / "model.safetensors", "cpu").model
+    assert all(torch.equal(p, phi[n]) for n, p in resumed.phi.named_parameters())
+

@@ -50,6 +50,7 @@ class OptimConfig:
     adversarial_weight: float = 5e-3
     gan_start: int | None = None  # step at which the GAN term starts; None: no GAN
     grad_clip: float | None = 1.0
+    freeze_phi: bool = False  # keep the matching encoder as initialised (init / VGG19 weights)
     val_every: int = 500
     ckpt_every: int = 250
     log_every: int = 25

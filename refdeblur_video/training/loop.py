@@ -169,7 +169,10 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
     model = _build_model(cfg).to(device).to(memory_format=torch.channels_last)
     model_config = model.config
-    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr, betas=(0.9, 0.999))
+    if opt.freeze_phi:  # matching features as initialised: the confidences cannot drift
+        model.phi.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=opt.lr, betas=(0.9, 0.999))
     use_gan = opt.gan_start is not None and opt.adversarial_weight > 0
     disc = PatchDiscriminator().to(device) if use_gan else None
     optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
