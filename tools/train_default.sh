@@ -173,7 +173,9 @@ case "$MODE" in
          # TIME_LIMIT=4500; stopped by hand at step 2050. Validation on the crops: 26.71,
          # 25.92, 26.86 and 26.94 dB (SSIM 0.808) at steps 500 to 2000; step 2000's
          # checkpoint is the shipped model (held-out frames 25.61 / 0.789, stage 5 25.48 /
-         # 0.776)
+         # 0.776): stop it after that validation. Resumed afterwards (TIME_LIMIT=1150) it
+         # read 26.95, 26.81 and 27.03 dB on the crops at steps 2500, 3000 and 3061, but
+         # 25.62 / 0.788 on the held-out frames at step 3061: no better than step 2000
     bikes_stage "$RUNS/lite_cpu8" \
       "${INIT:-$(previous "$RUNS/lite_cpu6/best.safetensors" tools/lite_stage6.safetensors)}" \
       "$LITE" 5.0e-5 4000 --set train.freeze_phi=true
