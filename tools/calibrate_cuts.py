@@ -14,25 +14,19 @@ import itertools
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 
+from refdeblur_video.data.frames_source import iter_frames
 from refdeblur_video.data.synth import synthesize_camera_blur
 from refdeblur_video.frames.shots import (
     CUT_RATIO,
     CUT_THRESHOLD,
+    CutDetector,
     layout_change,
     layout_thumbnail,
-    shot_ids,
 )
 
 BIKES_CUTS = {30, 76, 137, 187, 242}  # first frames of its shots (checked by eye)
-
-
-def decode(path: Path, count: int) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24")
-                for _, f in zip(range(count), container.decode(video=0), strict=False)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     within, blurred, cuts, grids, found = [], [], [], {}, {}
     for clip in clips:
-        frames = decode(clip, args.frames)
-        shots = shot_ids(frames)
-        found[clip.name] = [i for i in range(1, len(frames)) if shots[i] != shots[i - 1]]
+        frames = [image for _, image in iter_frames(clip, range(args.frames))]
         grid = [layout_thumbnail(f) for f in frames]
+        detector = CutDetector()
+        found[clip.name] = [i for i, g in enumerate(grid) if detector.push_layout(g)]
         grids[clip.name] = grid[::60]
         known = BIKES_CUTS if clip.name == "bikes.mp4" else set()
         for i in range(1, len(frames)):

@@ -14,11 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import torch
 
+from refdeblur_video.data.frames_source import iter_frames
 from refdeblur_video.data.synth import synthesize_camera_blur
 from refdeblur_video.model.restorer import images_to_tensor, load_model
 
@@ -26,17 +26,6 @@ GROUPS = {"training clips": ["01_dog", "02_cups", "03_blocks"],
           "held-out clips": ["05_default_juggle", "bedroom"]}
 FRAMES = range(40, 200, 40)
 OFFSET = 2
-
-
-def decode(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
-    frames = {}
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index in wanted:
-                frames[index] = frame.to_ndarray(format="rgb24")
-            if index >= max(wanted):
-                break
-    return frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'clips':<16} {'real neighbour':>16} {'other clip':>16}   threshold "
           f"{net.config.reference_check}")
     for group, names in GROUPS.items():
-        clips = {n: decode(Path(args.videos) / f"{n}.mp4", wanted) for n in names}
+        clips = {n: dict(iter_frames(Path(args.videos) / f"{n}.mp4", wanted)) for n in names}
         real, other = [], []
         for name, frames in clips.items():
             for i in FRAMES:

@@ -58,7 +58,8 @@ def layout_change(before: np.ndarray, after: np.ndarray) -> float:
 
 
 class CutDetector:
-    """``push(frame)`` for each frame in order; True where the frame starts a new shot."""
+    """``push(frame)`` for each frame in order (or ``push_layout`` with its
+    :func:`layout_thumbnail`); True where the frame starts a new shot."""
 
     def __init__(self, threshold: float = CUT_THRESHOLD) -> None:
         self.threshold = threshold
@@ -66,7 +67,9 @@ class CutDetector:
         self._changes: deque[float] = deque(maxlen=HISTORY)
 
     def push(self, image: np.ndarray) -> bool:
-        grid = layout_thumbnail(image)
+        return self.push_layout(layout_thumbnail(image))
+
+    def push_layout(self, grid: np.ndarray) -> bool:
         previous, self._previous = self._previous, grid
         if previous is None:
             return False
