@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use a frame as its own reference when the chosen reference matches "
                    "it less than R times as well as the frame matches itself (a scene cut, a "
                    "wrong --ref); default: the model's (0.85 for the shipped one), 0: off")
+    m.add_argument("--no-transfer", dest="transfer", action="store_false",
+                   help="leave out the flow-guided reference transfer after the network "
+                   "(aligns the reference by optical flow and copies its detail where it is "
+                   "trustworthy; about +1 dB on the validation frames)")
     f = p.add_argument_group("frames and references")
     f.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"sharpness relative to the best of its window below which a frame "

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also run with the blurry frame as its own reference")
     triplets.add_argument("--ablation-unrelated-ref", action="store_true",
                           help="also run with a sharp frame of another sequence as reference")
+    triplets.add_argument("--ablation-network-only", action="store_true",
+                          help="also run without the flow-guided reference transfer after the "
+                          "network")
     triplets.add_argument("--reference-check", type=float, default=None, metavar="R",
                           help="replace references whose match confidence is below R times "
                           "the frame's own (default: the model's; 0: off)")
@@ -83,6 +86,7 @@ def _evaluate(args: argparse.Namespace):
         return evaluate_triplets(
             args.manifest, args.model, split=args.split, device=args.device,
             self_ref=args.ablation_self_ref, unrelated_ref=args.ablation_unrelated_ref,
+            network_only=args.ablation_network_only,
             y_channel=args.y_channel, quiet=args.quiet, batch_size=args.batch_size,
             examples=args.examples, reference_check=args.reference_check,
         )

@@ -20,6 +20,7 @@ COLOURS = {
     "model": "#1f77b4",
     "self_ref": "#ff7f0e",
     "unrelated_ref": "#2ca02c",
+    "network_only": "#9467bd",
 }
 STYLES = {  # line style and marker per variant, so curves that coincide stay visible
     "input": ("-", "o"),
@@ -27,6 +28,7 @@ STYLES = {  # line style and marker per variant, so curves that coincide stay vi
     "model": ("-", "s"),
     "self_ref": ("--", "^"),
     "unrelated_ref": (":", "v"),
+    "network_only": ("-.", "D"),
 }
 DPI = 100
 

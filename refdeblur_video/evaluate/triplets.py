@@ -9,11 +9,14 @@ Ablations (same model, another reference):
   deterministically (sequences in sorted order; sequence ``k`` borrows from sequence
   ``(k + n // 2) mod n``, its ``j``-th triplet's reference for our ``j``-th triplet), resized
   with area interpolation if its size differs -- whether the network really uses the
-  reference's content.
+  reference's content;
+- ``network_only``: the real reference, without the flow-guided reference transfer that
+  follows the network (:mod:`refdeblur_video.model.transfer`) -- what that step adds.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +38,7 @@ LABELS = {
     "model": "model",
     "self_ref": "model, self reference",
     "unrelated_ref": "model, unrelated reference",
+    "network_only": "network only, no reference transfer",
     "gain": "gain (model - input)",
 }
 
@@ -83,8 +87,18 @@ def _restore(restorer, loaded: list[dict[str, np.ndarray]], ablations: Sequence[
         references["unrelated_ref"] = [item["unrelated"] for item in loaded]
     results = {name: restorer.restore_images_checked(blurry, refs)
                for name, refs in references.items()}
+    if "network_only" in ablations:
+        results["network_only"] = _without_transfer(restorer).restore_images_checked(
+            blurry, references["model"])
     return ({name: images for name, (images, _) in results.items()},
             {name: used for name, (_, used) in results.items()})
+
+
+def _without_transfer(restorer):
+    """The same restorer without the reference transfer after the network."""
+    plain = copy.copy(restorer)
+    plain.transfer = None
+    return plain
 
 
 def _batches(triplets: Sequence[Triplet], partners, size: int):
@@ -108,6 +122,7 @@ def evaluate_triplets(
     device: str = "auto",
     self_ref: bool = False,
     unrelated_ref: bool = False,
+    network_only: bool = False,
     y_channel: bool = False,
     quiet: bool = False,
     batch_size: int = 1,
@@ -119,11 +134,14 @@ def evaluate_triplets(
 
     ``restorer`` replaces ``load_model(model, device)`` (anything with
     ``restore_images_checked``, like :class:`~refdeblur_video.model.Restorer`);
-    ``reference_check`` overrides the model's (0: off).
+    ``reference_check`` overrides the model's (0: off). The ablations: ``self_ref`` (the
+    blurry frame as its own reference), ``unrelated_ref`` (a sharp frame of another sequence)
+    and ``network_only`` (the real reference, without the reference transfer after the
+    network).
     """
     triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)  # stable
-    ablations = [name for name, on in (("self_ref", self_ref), ("unrelated_ref", unrelated_ref))
-                 if on]
+    ablations = [name for name, on in (("self_ref", self_ref), ("unrelated_ref", unrelated_ref),
+                                       ("network_only", network_only)) if on]
     partners = unrelated_partners(triplets) if unrelated_ref else None
     if restorer is None:
         from refdeblur_video.model import load_model

@@ -18,6 +18,7 @@ from .device import autocast_dtype, resolve_device
 from .matching import MatchResult
 from .net import RefDeblurNet
 from .tiling import run_tiled, tile_regions
+from .transfer import DEFAULT_TRANSFER, TransferSettings, transfer_reference
 from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint_config
 
 UNTRAINED_WARNING = (
@@ -64,12 +65,15 @@ class Restorer:
     """Deblurs frames with a :class:`RefDeblurNet` on one device.
 
     ``restore`` takes batched float tensors in [0, 1]; ``restore_images`` takes lists of
-    H x W x 3 RGB uint8/uint16 arrays. Large frames run in overlapping tiles.
+    H x W x 3 RGB uint8/uint16 arrays. Large frames run in overlapping tiles. A trained
+    network's output then gets the flow-guided reference transfer (:mod:`.transfer`) unless
+    ``transfer`` is None; it is skipped where the reference is the frame itself.
     """
 
     def __init__(
         self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
+        transfer: TransferSettings | None = None,
     ) -> None:
         # channels-last runs the thin convolutions of this network ~20 % faster (CPU and GPU)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
@@ -79,6 +83,7 @@ class Restorer:
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb if memory_mb is not None else _default_memory_mb(device)
+        self.transfer = transfer
 
     @property
     def config(self) -> ModelConfig:
@@ -154,7 +159,20 @@ class Restorer:
             out = self._forward(b, r, matched)
         else:
             out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
-        return out.clamp_(0.0, 1.0).to(source_device), used.cpu()
+        out = out.clamp_(0.0, 1.0)
+        if self.transfer is not None and self.trained:
+            out = self._transfer(out, b, r)
+        return out.to(source_device), used.cpu()
+
+    def _transfer(self, out: Tensor, blurry: Tensor, reference: Tensor) -> Tensor:
+        """The reference transfer on each frame whose reference is not the frame itself."""
+        for i in range(out.shape[0]):
+            if torch.equal(reference[i], blurry[i]):
+                continue
+            restored, ref = (x[i].float().permute(1, 2, 0).cpu().numpy() for x in (out, reference))
+            fused = transfer_reference(restored, ref, self.transfer)
+            out[i] = torch.from_numpy(fused).permute(2, 0, 1).to(out.device, out.dtype)
+        return out
 
     def restore(self, blurry: Tensor, reference: Tensor) -> Tensor:
         """Deblur a batch (B, 3, H, W) in [0, 1]; returns a tensor on the input's device."""
@@ -219,12 +237,14 @@ def load_model(
     reference_check: float | None = None,
     memory_mb: float | None = None,
     warn_untrained: bool = True,
+    transfer: bool = True,
 ) -> Restorer:
     """Build a :class:`Restorer` from a shipped name, a YAML config or a safetensors checkpoint.
 
     ``default`` (or None) is the shipped lite model. An untrained network (no weights)
     returns its input unchanged, and a warning says so. ``match_mode``, ``match_radius`` and
-    ``reference_check`` override the model config's values.
+    ``reference_check`` override the model config's values. ``transfer=False`` leaves out
+    the flow-guided reference transfer after the network.
     """
     source = resolve_model(config_or_checkpoint)
     config = source.config
@@ -244,7 +264,7 @@ def load_model(
         warnings.warn(UNTRAINED_WARNING, UserWarning, stacklevel=2)
     return Restorer(
         model, resolve_device(device), trained=source.weights is not None, amp=amp, tile=tile,
-        memory_mb=memory_mb,
+        memory_mb=memory_mb, transfer=DEFAULT_TRANSFER if transfer else None,
     )
 
 

@@ -20,6 +20,7 @@ class DeblurOptions:
     batch: int = 2  # blurry frames per model call
     tile: int | None = None  # tile edge in pixels; None: automatic from the memory budget
     reference_check: float | None = None  # None: the model's; 0: keep every reference
+    transfer: bool = True  # flow-guided reference transfer after the network
     threshold: float = DEFAULT_THRESHOLD
     window: int = DEFAULT_WINDOW
     max_offset: int = DEFAULT_MAX_OFFSET

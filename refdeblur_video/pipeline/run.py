@@ -48,7 +48,7 @@ class RunSummary:
 def make_restorer(options: DeblurOptions) -> Restorer:
     """The network named by ``options.model`` on ``options.device``."""
     return load_model(options.model, options.device, amp=not options.fp32, tile=options.tile,
-                      reference_check=options.reference_check)
+                      reference_check=options.reference_check, transfer=options.transfer)
 
 
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -1,0 +1,121 @@
+"""Flow-guided reference transfer: a classical step after the network.
+
+The network's reference matching is local and coarse (1/4 resolution), so it borrows only part
+of what a sharp neighbouring frame holds. This step aligns the reference to the network's
+output with dense optical flow (OpenCV's DIS, computed both ways) and copies the aligned
+reference into the output wherever it is trustworthy. The confidence of a pixel is the
+product of three terms:
+
+- agreement: the low-passed difference between the aligned reference and the output is small
+  (the output is right about the coarse content, the reference adds the fine detail);
+- consistency: forward and backward flows agree (no occlusion, no flow failure);
+- sharpness: the aligned reference has at least as much fine detail as the output there (a
+  blurry reference never makes the output blurrier).
+
+Pixel extents are given for a 720-pixel-high frame and scale with the frame's short side.
+Measured on the held-out validation frames (see the README), it adds about 1 dB to the
+network's output at about a tenth of the network's CPU time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Parameters of :func:`transfer_reference` (tuned on training clips, not on validation)."""
+
+    smoothing_px: float = 8.0  # Gaussian sigma of the agreement low-pass, at 720p
+    tolerance: float = 16.0 / 255.0  # low-passed difference at which agreement falls to 1/e
+    consistency_px: float = 1.0  # forward-backward flow error at which it falls to 1/e, at 720p
+    sharpness_margin: float = 0.25  # full trust when reference detail >= output detail; none
+    # when it is below (1 - margin) times the output's
+    patch_size: int = 16  # DIS patch size (pixels)
+    patch_stride: int = 4  # DIS patch stride (pixels)
+    reference_height: int = 720
+
+
+DEFAULT_TRANSFER = TransferSettings()
+
+
+def _gray8(image: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _flow(target: np.ndarray, source: np.ndarray, settings: TransferSettings) -> np.ndarray:
+    """Dense flow f with target(p) ~ source(p + f(p)); (H, W, 2) float32."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis.setPatchSize(settings.patch_size)
+    dis.setPatchStride(settings.patch_stride)
+    return dis.calc(target, source, None)
+
+
+def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return gx + flow[..., 0], gy + flow[..., 1]
+
+
+def warp_by_flow(source: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``source`` resampled at ``p + flow(p)`` (bilinear, edges replicated)."""
+    map_x, map_y = _sample_grid(flow)
+    return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _detail(image: np.ndarray, scale: float) -> np.ndarray:
+    """Local amount of fine detail: low-passed magnitude of the high-pass of the luma."""
+    luma = image.mean(axis=2)
+    high = np.abs(luma - cv2.GaussianBlur(luma, (0, 0), 1.5 * scale))
+    return cv2.GaussianBlur(high, (0, 0), 4.0 * scale)
+
+
+def transfer_confidence(
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference aligned to ``restored`` and the per-pixel confidence (H, W) in [0, 1].
+
+    Both images are H x W x 3 float32 RGB in [0, 1].
+    """
+    scale = max(min(restored.shape[:2]) / settings.reference_height, 0.25)
+    a, b = _gray8(restored), _gray8(reference)
+    forward = _flow(a, b, settings)
+    backward = _flow(b, a, settings)
+    aligned = warp_by_flow(reference, forward)
+
+    difference = cv2.GaussianBlur(aligned - restored, (0, 0), settings.smoothing_px * scale)
+    agreement = np.exp(-(np.abs(difference).mean(axis=2) / settings.tolerance) ** 2)
+    round_trip = np.linalg.norm(forward + warp_by_flow(backward, forward), axis=2)
+    round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
+    consistency = np.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
+    mine, theirs = _detail(restored, scale), _detail(aligned, scale)
+    sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
+
+    h, w = a.shape
+    map_x, map_y = _sample_grid(forward)
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    confidence = agreement * consistency * sharpness * inside
+    return aligned, confidence.astype(np.float32)
+
+
+def transfer_reference(
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+) -> np.ndarray:
+    """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy
+    (H x W x 3 float32 RGB in [0, 1] in and out)."""
+    aligned, confidence = transfer_confidence(restored, reference, settings)
+    fused = restored + confidence[..., None] * (aligned - restored)
+    return np.clip(fused, 0.0, 1.0)
+
+
+__all__ = [
+    "DEFAULT_TRANSFER",
+    "TransferSettings",
+    "transfer_confidence",
+    "transfer_reference",
+    "warp_by_flow",
+]

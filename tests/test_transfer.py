@@ -1,0 +1,82 @@
+"""The flow-guided reference transfer after the network (refdeblur_video/model/transfer.py)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from refdeblur_video.evaluate.metrics import psnr
+from refdeblur_video.model.transfer import transfer_confidence, transfer_reference
+
+H, W = 144, 192
+SHIFT = (3, -4)  # (dy, dx) of the scene between the reference and the frame
+
+
+def _scene(seed: int, size: tuple[int, int] = (H + 16, W + 16)) -> np.ndarray:
+    """A textured RGB image in [0, 1]: smooth noise at two scales plus hard-edged boxes."""
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.random((*size, 3), dtype=np.float32), (0, 0), 1.2) * 0.6
+    image += cv2.resize(rng.random((size[0] // 16, size[1] // 16, 3), dtype=np.float32),
+                        size[::-1], interpolation=cv2.INTER_CUBIC) * 0.4
+    for _ in range(12):
+        y, x = rng.integers(0, size[0] - 20), rng.integers(0, size[1] - 20)
+        image[y:y + rng.integers(6, 20), x:x + rng.integers(6, 20)] = rng.random(3)
+    return np.clip(image, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, np.ndarray]:
+    big = _scene(0)
+    sharp = big[8:8 + H, 8:8 + W]
+    dy, dx = SHIFT
+    reference = big[8 - dy:8 - dy + H, 8 - dx:8 - dx + W]  # the scene moved by SHIFT
+    soft = cv2.GaussianBlur(sharp, (0, 0), 1.5)  # what a network that half-deblurred gives
+    return {"sharp": sharp, "reference": reference, "soft": soft,
+            "blurrier": cv2.GaussianBlur(reference, (0, 0), 3.0),
+            "unrelated": _scene(1)[8:8 + H, 8:8 + W]}
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return psnr(np.round(a * 255).astype(np.uint8), np.round(b * 255).astype(np.uint8))
+
+
+def test_aligned_reference_restores_the_detail(frames):
+    aligned, confidence = transfer_confidence(frames["soft"], frames["reference"])
+    inner = (slice(12, -12), slice(12, -12))
+    # the flow undoes the shift: the aligned reference is the sharp frame
+    assert _psnr(aligned[inner], frames["sharp"][inner]) > 35
+    assert confidence[inner].mean() > 0.8
+    fused = transfer_reference(frames["soft"], frames["reference"])
+    assert _psnr(fused, frames["sharp"]) > _psnr(frames["soft"], frames["sharp"]) + 6
+
+
+def test_blurrier_or_unrelated_reference_changes_little(frames):
+    soft, sharp = frames["soft"], frames["sharp"]
+    before = _psnr(soft, sharp)
+    for name in ("blurrier", "unrelated"):
+        aligned, confidence = transfer_confidence(soft, frames[name])
+        assert confidence.mean() < 0.1, name
+        fused = transfer_reference(soft, frames[name])
+        assert _psnr(fused, sharp) > before - 0.3, name
+
+
+def test_identical_images_are_a_fixed_point(frames):
+    fused = transfer_reference(frames["sharp"], frames["sharp"])
+    assert np.abs(fused - frames["sharp"]).max() < 1e-3
+
+
+def test_restorer_applies_it_only_with_a_real_reference(frames):
+    from refdeblur_video.model import load_model
+
+    with_transfer = load_model("default", "cpu", amp=False)
+    without = load_model("default", "cpu", amp=False, transfer=False)
+    blurry = torch.from_numpy(cv2.GaussianBlur(frames["sharp"], (0, 0), 2.0)).permute(2, 0, 1)[None]
+    reference = torch.from_numpy(np.ascontiguousarray(frames["reference"])).permute(2, 0, 1)[None]
+    # the frame as its own reference: nothing to transfer, the network's output is kept
+    assert torch.equal(with_transfer.restore(blurry, blurry), without.restore(blurry, blurry))
+    sharp = frames["sharp"]
+    a = with_transfer.restore(blurry, reference)[0].permute(1, 2, 0).numpy()
+    b = without.restore(blurry, reference)[0].permute(1, 2, 0).numpy()
+    assert _psnr(a, sharp) > _psnr(b, sharp) + 3
