@@ -304,15 +304,17 @@ def manifest(tmp_path_factory):
 class ReturnsTheReference:
     """A stand-in restorer whose output is the reference: it shows which reference was used.
     Its "reference check" drops the reference of every second image of a call (output: the
-    image itself)."""
+    image itself). Without its reference transfer (``transfer = None``) it returns the
+    image itself."""
 
     trained = True
+    transfer = "on"
 
     def restore_images_checked(self, blurry, references):
         assert all(b.shape == r.shape for b, r in zip(blurry, references, strict=True))
         used = [j % 2 == 0 for j in range(len(blurry))]
-        return [(r if u else b).copy() for b, r, u in zip(blurry, references, used,
-                                                          strict=True)], used
+        return [(r if u and self.transfer else b).copy()
+                for b, r, u in zip(blurry, references, used, strict=True)], used
 
 
 def test_unrelated_references_come_from_another_sequence(manifest):
@@ -325,10 +327,12 @@ def test_unrelated_references_come_from_another_sequence(manifest):
 
 
 def test_triplets_score_model_and_ablations(manifest, tmp_path):
+    restorer = ReturnsTheReference()
     evaluation = evaluate_triplets(
-        manifest, "stand-in", self_ref=True, unrelated_ref=True, quiet=True,
-        restorer=ReturnsTheReference(), batch_size=2,
+        manifest, "stand-in", self_ref=True, unrelated_ref=True, network_only=True, quiet=True,
+        restorer=restorer, batch_size=2,
     )
+    assert restorer.transfer == "on"  # the network-only run used a copy
     assert len(evaluation.rows) == 4
     triplets = read_manifest(manifest)
     for row, triplet, partner in zip(evaluation.rows, triplets, unrelated_partners(triplets),
@@ -343,7 +347,9 @@ def test_triplets_score_model_and_ablations(manifest, tmp_path):
         assert "ref_used_self_ref" not in row
         unrelated = load_image(partner.ref) if kept else blurry  # same size here
         assert row["psnr_unrelated_ref"] == pytest.approx(psnr(unrelated, sharp))
-    assert evaluation.summary["references_dropped"] == {"model": 2, "unrelated_ref": 2}
+        assert row["psnr_network_only"] == pytest.approx(psnr(blurry, sharp))
+    assert evaluation.summary["references_dropped"] == {
+        "model": 2, "unrelated_ref": 2, "network_only": 2}
     assert any("2 of 4 references (model)" in note for note in evaluation.notes)
     per_sequence = evaluation.summary["per_sequence"]
     assert list(per_sequence) == ["seq0", "seq1"] and per_sequence["seq0"]["n"] == 2

@@ -80,3 +80,22 @@ def test_restorer_applies_it_only_with_a_real_reference(frames):
     a = with_transfer.restore(blurry, reference)[0].permute(1, 2, 0).numpy()
     b = without.restore(blurry, reference)[0].permute(1, 2, 0).numpy()
     assert _psnr(a, sharp) > _psnr(b, sharp) + 3
+
+
+def test_cli_transfers_by_default_and_no_transfer_leaves_it_out(frames, tmp_path):
+    from refdeblur_video.cli import main
+    from refdeblur_video.image_files import read_image, write_image
+
+    def save(name: str, image: np.ndarray):
+        write_image(tmp_path / name, np.round(image * 255).astype(np.uint8))
+        return str(tmp_path / name)
+
+    blurry = save("blurry.png", cv2.GaussianBlur(frames["sharp"], (0, 0), 2.0))
+    reference = save("reference.png", frames["reference"])
+    truth = np.round(frames["sharp"] * 255).astype(np.uint8)
+    scores = {}
+    for name, extra in (("with", []), ("without", ["--no-transfer"])):
+        out = tmp_path / f"{name}.png"
+        assert main([blurry, str(out), "--ref", reference, "--quiet", "--fp32", *extra]) == 0
+        scores[name] = psnr(read_image(out), truth)
+    assert scores["with"] > scores["without"] + 3

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark the network: parameters, GMACs, forward time, peak memory, matching memory.
+"""Benchmark the network: parameters, GMACs, forward time, peak memory, matching memory, and
+the flow-guided reference transfer that follows the network.
 
 Prints a table and writes JSON (``--json``). Every measurement runs in a fresh subprocess
 so that CPU peak memory (ru_maxrss growth) belongs to that measurement alone. On a CUDA
@@ -146,6 +147,29 @@ def _measure_matmul(device: str, q):
     q.put({"gflops": 2 * n**3 / best / 1e9})
 
 
+def _measure_transfer(h: int, w: int, repeats: int, q):
+    """The reference transfer (``model/transfer.py``) on a textured frame and a moved copy."""
+    import cv2
+    import numpy as np
+
+    from refdeblur_video.model.transfer import transfer_reference
+
+    rng = np.random.default_rng(0)
+    scene = cv2.resize(rng.random((h // 8 + 2, w // 8 + 2, 3), dtype=np.float32),
+                       (w + 16, h + 16), interpolation=cv2.INTER_CUBIC)
+    scene += cv2.GaussianBlur(rng.random(scene.shape, dtype=np.float32), (0, 0), 1.0)
+    scene = np.clip(scene / 2, 0, 1)
+    frame, reference = scene[8:8 + h, 8:8 + w], scene[5:5 + h, 12:12 + w]
+    restored = cv2.GaussianBlur(frame, (0, 0), 1.5)
+    base = _current_rss_mb()
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        transfer_reference(restored, reference)
+        best = min(best, time.perf_counter() - start)
+    q.put({"seconds": best, "peak_mb": _rss_mb() - base})
+
+
 def run_isolated(fn, *args):
     """Run ``fn(*args, queue)`` in a fresh process; return what it put in the queue."""
     ctx = mp.get_context("spawn")
@@ -199,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             for device in devices:
                 m = run_isolated(_measure_matching, config, mode, device, h, w)
                 results["matching"].append({"config": config, "mode": mode, "device": device, **m})
+    if not args.gpu_only:
+        results["transfer"] = run_isolated(_measure_transfer, h, w, args.repeats)
     _print(results)
     if args.json:
         with open(args.json, "w") as handle:
@@ -222,6 +248,10 @@ def _print(results: dict) -> None:
     for m in results["matching"]:
         print(f"{m['config']:7} {m['mode']:6} {m['device']:6} {m['channels']:>8} "
               f"{m['seconds']:>8.3f} {m['peak_mb']:>9.0f}")
+    if "transfer" in results:
+        t = results["transfer"]
+        print(f"\nreference transfer at {w}x{h} (CPU, OpenCV threads): {t['seconds']:.3f} s, "
+              f"{t['peak_mb']:.0f} MB extra")
 
 
 if __name__ == "__main__":
