@@ -187,7 +187,8 @@ case "$MODE" in
       "$V/05_default_juggle.mp4" "$V/bedroom.mp4" "$RUNS/val_triplets" --frames-per-video 16 \
       --val-videos 05_default_juggle,bedroom --seed 7
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
-      --model "$model" --ablation-self-ref --ablation-unrelated-ref --report "$RUNS/eval_lite"
+      --model "$model" --ablation-self-ref --ablation-unrelated-ref --ablation-network-only \
+      --report "$RUNS/eval_lite"
     ;;
   *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|cpu7|cpu8|eval" >&2; exit 2 ;;
 esac

@@ -34,8 +34,9 @@ class TransferSettings:
     consistency_px: float = 1.0  # forward-backward flow error at which it falls to 1/e, at 720p
     sharpness_margin: float = 0.25  # full trust when reference detail >= output detail; none
     # when it is below (1 - margin) times the output's
-    patch_size: int = 16  # DIS patch size (pixels)
-    patch_stride: int = 4  # DIS patch stride (pixels)
+    patch_size: int = 32  # DIS patch size (pixels): large patches match through blur
+    patch_stride: int = 8  # DIS patch stride (pixels)
+    refinement_iterations: int = 15  # DIS variational refinement iterations per scale
     reference_height: int = 720
 
 
@@ -52,6 +53,7 @@ def _flow(target: np.ndarray, source: np.ndarray, settings: TransferSettings) ->
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setPatchSize(settings.patch_size)
     dis.setPatchStride(settings.patch_stride)
+    dis.setVariationalRefinementIterations(settings.refinement_iterations)
     return dis.calc(target, source, None)
 
 

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Score settings of the reference transfer (refdeblur_video/model/transfer.py) on triplets.
+
+The network runs once per triplet (its outputs are cached in ``--cache``); each ``--try``
+then blends the flow-aligned reference into those outputs and reports the PSNR gain over the
+network alone, in all and per sequence, and the seconds per frame. Prints a table, writes
+JSON with ``--json``. The shipped settings were chosen on training clips, never on the
+validation clips:
+
+    python -m refdeblur_video.data.cli video ../shared/data/videos/01_dog.mp4 \\
+        ../shared/data/videos/02_cups.mp4 ../shared/data/videos/03_blocks.mp4 \\
+        .data/bikes.mp4 runs/tune_triplets --frames-per-video 10 --seed 11 --val-fraction 0
+    python tools/tune_transfer.py runs/tune_triplets/manifest.jsonl \\
+        --try patch_size=16,patch_stride=4 --try patch_size=32,patch_stride=8
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _settings(spec: str):
+    """``key=value,...`` over the shipped :class:`TransferSettings` (empty: the shipped)."""
+    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
+
+    fields = {f.name: f.type for f in dataclasses.fields(DEFAULT_TRANSFER)}
+    changes = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"error: unknown setting {key!r} (known: {', '.join(fields)})")
+        changes[key] = int(value) if fields[key] == "int" else float(value)
+    return dataclasses.replace(DEFAULT_TRANSFER, **changes)
+
+
+def _network_outputs(manifest: Path, model: str, cache: Path):
+    """(sequence, sharp, reference, network output) per triplet, as float32 RGB in [0, 1]."""
+    from refdeblur_video.evaluate.manifest import read_manifest
+    from refdeblur_video.evaluate.sources import load_image
+    from refdeblur_video.image_files import read_image, write_image
+
+    restorer = None
+    cache.mkdir(parents=True, exist_ok=True)
+    for i, triplet in enumerate(read_manifest(manifest)):
+        blurry, sharp, ref = (load_image(p) for p in (triplet.blur, triplet.sharp, triplet.ref))
+        path = cache / f"{i:04d}.png"
+        if not path.exists():
+            if restorer is None:
+                from refdeblur_video.model import load_model
+
+                restorer = load_model(model, "cpu", amp=False, transfer=False)
+            write_image(path, restorer.restore_images([blurry], [ref])[0])
+        yield triplet.sequence, sharp, ref, read_image(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="network outputs (default: MANIFEST's folder/network_outputs)")
+    parser.add_argument("--try", dest="tries", action="append", default=None,
+                        metavar="KEY=VALUE,...", help="settings to score (repeatable; "
+                        "default: the shipped ones)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from refdeblur_video.evaluate.metrics import psnr
+    from refdeblur_video.model.transfer import transfer_reference
+
+    cache = args.cache or args.manifest.parent / "network_outputs"
+    data = list(_network_outputs(args.manifest, args.model, cache))
+    rows = []
+    for spec in args.tries or [""]:
+        settings = _settings(spec)
+        gains: dict[str, list[float]] = {}
+        start = time.perf_counter()
+        for sequence, sharp, ref, restored in data:
+            fused = transfer_reference(restored.astype(np.float32) / 255,
+                                       ref.astype(np.float32) / 255, settings)
+            fused = np.round(fused * 255).astype(np.uint8)
+            gains.setdefault(sequence, []).append(psnr(fused, sharp) - psnr(restored, sharp))
+        seconds = (time.perf_counter() - start) / len(data)
+        every = [g for values in gains.values() for g in values]
+        rows.append({"settings": spec or "shipped", "gain_db": float(np.mean(every)),
+                     "per_sequence": {k: float(np.mean(v)) for k, v in gains.items()},
+                     "seconds_per_frame": seconds})
+    print(f"{len(data)} triplets; PSNR gain of the transfer over the network alone (dB)")
+    for row in rows:
+        per = "  ".join(f"{k} {v:+.2f}" for k, v in row["per_sequence"].items())
+        print(f"{row['settings']:40} {row['gain_db']:+.3f}  {row['seconds_per_frame']:.2f} s"
+              f"  ({per})")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
