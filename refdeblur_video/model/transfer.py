@@ -37,6 +37,9 @@ class TransferSettings:
     patch_size: int = 32  # DIS patch size (pixels): large patches match through blur
     patch_stride: int = 8  # DIS patch stride (pixels)
     refinement_iterations: int = 15  # DIS variational refinement iterations per scale
+    # the backward flow only serves the consistency check: sparser and coarser is as good
+    backward_stride: int = 16
+    backward_refinement_iterations: int = 5
     reference_height: int = 720
 
 
@@ -48,12 +51,13 @@ def _gray8(image: np.ndarray) -> np.ndarray:
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _flow(target: np.ndarray, source: np.ndarray, settings: TransferSettings) -> np.ndarray:
+def _flow(target: np.ndarray, source: np.ndarray, patch: int, stride: int,
+          refinement: int) -> np.ndarray:
     """Dense flow f with target(p) ~ source(p + f(p)); (H, W, 2) float32."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    dis.setPatchSize(settings.patch_size)
-    dis.setPatchStride(settings.patch_stride)
-    dis.setVariationalRefinementIterations(settings.refinement_iterations)
+    dis.setPatchSize(patch)
+    dis.setPatchStride(stride)
+    dis.setVariationalRefinementIterations(refinement)
     return dis.calc(target, source, None)
 
 
@@ -85,8 +89,10 @@ def transfer_confidence(
     """
     scale = max(min(restored.shape[:2]) / settings.reference_height, 0.25)
     a, b = _gray8(restored), _gray8(reference)
-    forward = _flow(a, b, settings)
-    backward = _flow(b, a, settings)
+    forward = _flow(a, b, settings.patch_size, settings.patch_stride,
+                    settings.refinement_iterations)
+    backward = _flow(b, a, settings.patch_size, settings.backward_stride,
+                     settings.backward_refinement_iterations)
     aligned = warp_by_flow(reference, forward)
 
     difference = cv2.GaussianBlur(aligned - restored, (0, 0), settings.smoothing_px * scale)
