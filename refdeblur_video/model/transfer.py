@@ -13,8 +13,8 @@ product of three terms:
   blurry reference never makes the output blurrier).
 
 Pixel extents are given for a 720-pixel-high frame and scale with the frame's short side.
-Measured on the held-out validation frames (see the README), it adds about 1 dB to the
-network's output at about a tenth of the network's CPU time.
+On the held-out validation frames (see the README) it adds 1.3 dB to the network's output,
+for about a third of the network's bf16 time on a CPU (0.4 s per 720p frame).
 """
 
 from __future__ import annotations
