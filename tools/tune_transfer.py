@@ -40,8 +40,9 @@ def _settings(spec: str):
     return dataclasses.replace(DEFAULT_TRANSFER, **changes)
 
 
-def _network_outputs(manifest: Path, model: str, cache: Path):
-    """(sequence, sharp, reference, network output) per triplet, as float32 RGB in [0, 1]."""
+def network_outputs(manifest: Path, model: str, cache: Path, amp: bool = False):
+    """(sequence, sharp, reference, network output) per triplet, RGB uint8; the network's
+    outputs are cached as PNG files in ``cache`` (fp32 unless ``amp``)."""
     from refdeblur_video.evaluate.manifest import read_manifest
     from refdeblur_video.evaluate.sources import load_image
     from refdeblur_video.image_files import read_image, write_image
@@ -55,7 +56,7 @@ def _network_outputs(manifest: Path, model: str, cache: Path):
             if restorer is None:
                 from refdeblur_video.model import load_model
 
-                restorer = load_model(model, "cpu", amp=False, transfer=False)
+                restorer = load_model(model, "cpu", amp=amp, transfer=False)
             write_image(path, restorer.restore_images([blurry], [ref])[0])
         yield triplet.sequence, sharp, ref, read_image(path)
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from refdeblur_video.model.transfer import transfer_reference
 
     cache = args.cache or args.manifest.parent / "network_outputs"
-    data = list(_network_outputs(args.manifest, args.model, cache))
+    data = list(network_outputs(args.manifest, args.model, cache))
     rows = []
     for spec in args.tries or [""]:
         settings = _settings(spec)

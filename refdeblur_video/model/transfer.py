@@ -81,10 +81,30 @@ def _detail(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.GaussianBlur(high, (0, 0), 4.0 * scale)
 
 
-def transfer_confidence(
+@dataclass
+class TransferCues:
+    """The reference aligned to the network's output, and the confidence cues, (H, W) each."""
+
+    aligned: np.ndarray  # H x W x 3 float32
+    agreement: np.ndarray
+    consistency: np.ndarray
+    sharpness: np.ndarray
+    inside: np.ndarray  # 1 where the flow samples inside the reference
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The hand-made confidence: the product of the cues."""
+        return self.agreement * self.consistency * self.sharpness * self.inside
+
+    def stack(self) -> np.ndarray:
+        """The cues as an H x W x 4 float32 array (the refiner's input order)."""
+        return np.stack([self.agreement, self.consistency, self.sharpness, self.inside], axis=2)
+
+
+def transfer_cues(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
-) -> tuple[np.ndarray, np.ndarray]:
-    """The reference aligned to ``restored`` and the per-pixel confidence (H, W) in [0, 1].
+) -> TransferCues:
+    """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel.
 
     Both images are H x W x 3 float32 RGB in [0, 1].
     """
@@ -107,23 +127,52 @@ def transfer_confidence(
     h, w = a.shape
     map_x, map_y = _sample_grid(forward)
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    confidence = agreement * consistency * sharpness * inside
-    return aligned, confidence.astype(np.float32)
+    return TransferCues(aligned, *(x.astype(np.float32) for x in
+                                   (agreement, consistency, sharpness, inside)))
+
+
+def transfer_confidence(
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference aligned to ``restored`` and the hand-made confidence (H, W) in [0, 1]."""
+    cues = transfer_cues(restored, reference, settings)
+    return cues.aligned, cues.confidence
+
+
+def refined_confidence(refiner, restored: np.ndarray, cues: TransferCues) -> np.ndarray:
+    """The confidence corrected by a :class:`~.transfer_net.ConfidenceRefiner` (H, W)."""
+    import torch
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        x = x if x.ndim == 3 else x[..., None]
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()
+
+    with torch.inference_mode():
+        alpha = refiner(tensor(restored), tensor(cues.aligned), tensor(cues.stack()),
+                        tensor(cues.confidence))
+    return alpha[0, 0].numpy() * cues.inside
 
 
 def transfer_reference(
-    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER,
+    refiner=None,
 ) -> np.ndarray:
     """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy
-    (H x W x 3 float32 RGB in [0, 1] in and out)."""
-    aligned, confidence = transfer_confidence(restored, reference, settings)
-    fused = restored + confidence[..., None] * (aligned - restored)
+    (H x W x 3 float32 RGB in [0, 1] in and out); ``refiner`` (a
+    :class:`~.transfer_net.ConfidenceRefiner`) corrects the hand-made confidence."""
+    cues = transfer_cues(restored, reference, settings)
+    confidence = (cues.confidence if refiner is None
+                  else refined_confidence(refiner, restored, cues))
+    fused = restored + confidence[..., None] * (cues.aligned - restored)
     return np.clip(fused, 0.0, 1.0)
 
 
 __all__ = [
     "DEFAULT_TRANSFER",
+    "TransferCues",
     "TransferSettings",
+    "refined_confidence",
+    "transfer_cues",
     "transfer_confidence",
     "transfer_reference",
     "warp_by_flow",
