@@ -127,3 +127,30 @@ def test_a_refiner_file_that_is_not_one_is_a_user_error(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match="not a safetensors"):
         load_refiner(tmp_path / "junk.safetensors")
+
+
+def _dis_coarsest_scale(height: int, width: int, patch: int) -> int:
+    """OpenCV DIS's own choice of its coarsest pyramid level (dis_flow.cpp)."""
+    import math
+
+    return min(int(math.log2(max(height, width) / (4.0 * patch)) + 0.5),
+               int(math.log2(min(height, width) / patch)))
+
+
+@pytest.mark.parametrize("height,width", [(720, 1280), (272, 408), (400, 600), (144, 192),
+                                          (64, 96), (30, 200), (20, 20)])
+def test_patch_sizes_fit_the_flow_pyramid_of_any_frame(height, width):
+    from refdeblur_video.model.transfer import DEFAULT_TRANSFER, usable_patch_sizes
+
+    sizes = usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, height, width)
+    assert all(size % 4 == 0 and size >= 8 for size in sizes)
+    # DIS (finest scale 1) must have a level at or below half resolution for each of them
+    assert all(_dis_coarsest_scale(height, width, size) >= 1 for size in sizes)
+    if (height, width) == (720, 1280):
+        assert sizes == [32, 64, 96]
+    rng = np.random.default_rng(0)
+    restored, reference = rng.random((2, height, width, 3), dtype=np.float32)
+    fused = transfer_reference(restored, reference)  # no crash, no memory corruption
+    assert fused.shape == restored.shape
+    if not sizes:  # too small to align: the output is kept
+        assert np.array_equal(fused, restored)

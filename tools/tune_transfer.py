@@ -11,7 +11,7 @@ validation clips:
         ../shared/data/videos/02_cups.mp4 ../shared/data/videos/03_blocks.mp4 \\
         .data/bikes.mp4 runs/tune_triplets --frames-per-video 10 --seed 11 --val-fraction 0
     python tools/tune_transfer.py runs/tune_triplets/manifest.jsonl \\
-        --try patch_size=16,patch_stride=4 --try patch_size=32,patch_stride=8
+        --try patch_sizes=32 --try patch_sizes=32/64 --try patch_sizes=32/64/96
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def _settings(spec: str):
         key, _, value = item.partition("=")
         if key not in fields:
             raise SystemExit(f"error: unknown setting {key!r} (known: {', '.join(fields)})")
-        changes[key] = int(value) if fields[key] == "int" else float(value)
+        if fields[key].startswith("tuple"):  # patch_sizes=32/64/96
+            changes[key] = tuple(int(v) for v in value.split("/"))
+        else:
+            changes[key] = int(value) if fields[key] == "int" else float(value)
     return dataclasses.replace(DEFAULT_TRANSFER, **changes)
 
 

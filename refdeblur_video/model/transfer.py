@@ -35,11 +35,12 @@ class TransferSettings:
     consistency_px: float = 1.0  # forward-backward flow error at which it falls to 1/e, at 720p
     sharpness_margin: float = 0.25  # full trust when reference detail >= output detail; none
     # when it is below (1 - margin) times the output's
-    patch_size: int = 32  # DIS patch size (pixels): large patches match through blur
-    patch_stride: int = 8  # DIS patch stride (pixels)
+    # one flow per DIS patch size (pixels; large patches match through blur, small ones follow
+    # small motions); per pixel the most trusted one wins. Stride: a quarter of the patch
+    patch_sizes: tuple[int, ...] = (32, 64, 96)
     refinement_iterations: int = 15  # DIS variational refinement iterations per scale
-    # the backward flow only serves the consistency check: sparser and coarser is as good
-    backward_stride: int = 16
+    # the backward flow only serves the consistency check: a stride of half the patch and
+    # fewer refinement iterations are as good
     backward_refinement_iterations: int = 5
     reference_height: int = 720
 
@@ -50,6 +51,18 @@ DEFAULT_TRANSFER = TransferSettings()
 def _gray8(image: np.ndarray) -> np.ndarray:
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def usable_patch_sizes(sizes: tuple[int, ...], height: int, width: int) -> list[int]:
+    """The DIS patch sizes that fit a frame, shrunk (to multiples of 4) where needed.
+
+    OpenCV's DIS (finest scale 1) needs a pyramid level at or below half resolution whose
+    short side holds a patch and whose long side holds four; smaller frames corrupt its
+    memory. Frames too small for an 8-pixel patch get none (no transfer).
+    """
+    limit = min(max(height, width) / (4 * 2**0.5), min(height, width) / 2)
+    usable = sorted({min(size, int(limit) // 4 * 4) for size in sizes})
+    return [size for size in usable if size >= 8]
 
 
 def _flow(target: np.ndarray, source: np.ndarray, patch: int, stride: int,
@@ -101,19 +114,12 @@ class TransferCues:
         return np.stack([self.agreement, self.consistency, self.sharpness, self.inside], axis=2)
 
 
-def transfer_cues(
-    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
-) -> TransferCues:
-    """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel.
-
-    Both images are H x W x 3 float32 RGB in [0, 1].
-    """
+def _cues_for_patch(restored: np.ndarray, reference: np.ndarray, patch: int,
+                    settings: TransferSettings) -> TransferCues:
     scale = max(min(restored.shape[:2]) / settings.reference_height, 0.25)
     a, b = _gray8(restored), _gray8(reference)
-    forward = _flow(a, b, settings.patch_size, settings.patch_stride,
-                    settings.refinement_iterations)
-    backward = _flow(b, a, settings.patch_size, settings.backward_stride,
-                     settings.backward_refinement_iterations)
+    forward = _flow(a, b, patch, patch // 4, settings.refinement_iterations)
+    backward = _flow(b, a, patch, patch // 2, settings.backward_refinement_iterations)
     aligned = warp_by_flow(reference, forward)
 
     difference = cv2.GaussianBlur(aligned - restored, (0, 0), settings.smoothing_px * scale)
@@ -129,6 +135,33 @@ def transfer_cues(
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
     return TransferCues(aligned, *(x.astype(np.float32) for x in
                                    (agreement, consistency, sharpness, inside)))
+
+
+def transfer_cues(
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+) -> TransferCues:
+    """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel: one
+    flow per patch size, and per pixel the alignment with the highest confidence.
+
+    Both images are H x W x 3 float32 RGB in [0, 1].
+    """
+    h, w = restored.shape[:2]
+    sizes = usable_patch_sizes(settings.patch_sizes, h, w)
+    if not sizes:  # too small to align: nothing is trusted
+        zero = np.zeros((h, w), np.float32)
+        return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
+    candidates = [_cues_for_patch(restored, reference, size, settings) for size in sizes]
+    if len(candidates) == 1:
+        return candidates[0]
+    best = np.argmax(np.stack([c.confidence for c in candidates]), axis=0)[None]
+
+    def pick(name: str) -> np.ndarray:
+        stacked = np.stack([getattr(c, name) for c in candidates])
+        index = best if stacked.ndim == 3 else best[..., None]
+        return np.take_along_axis(stacked, index, axis=0)[0]
+
+    return TransferCues(*(pick(name) for name in
+                          ("aligned", "agreement", "consistency", "sharpness", "inside")))
 
 
 def transfer_confidence(
@@ -175,5 +208,6 @@ __all__ = [
     "transfer_cues",
     "transfer_confidence",
     "transfer_reference",
+    "usable_patch_sizes",
     "warp_by_flow",
 ]
