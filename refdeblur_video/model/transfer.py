@@ -32,7 +32,7 @@ class TransferSettings:
 
     smoothing_px: float = 8.0  # Gaussian sigma of the agreement low-pass, at 720p
     tolerance: float = 16.0 / 255.0  # low-passed difference at which agreement falls to 1/e
-    consistency_px: float = 1.0  # forward-backward flow error at which it falls to 1/e, at 720p
+    consistency_px: float = 0.7  # forward-backward flow error at which it falls to 1/e, at 720p
     sharpness_margin: float = 0.25  # full trust when reference detail >= output detail; none
     # when it is below (1 - margin) times the output's
     # one flow per DIS patch size (pixels; large patches match through blur, small ones follow
