@@ -3,7 +3,8 @@
 
 An experiment, not shipped: the refiner it trained (2026-11-26, a 2-core CPU, about 20
 minutes) matched the hand-made confidence on training-clip triplets (+1.93 dB over the
-network alone) and did worse on the held-out frames (+1.22 against +1.31 dB). To repeat it:
+network alone) and did worse on the held-out frames (+1.22 against +1.31 dB), both with the
+one-flow transfer of that day (patch 32). To repeat it:
 
     V=../shared/data/videos
     python -m refdeblur_video.data.cli video $V/01_dog.mp4 $V/02_cups.mp4 $V/03_blocks.mp4 \

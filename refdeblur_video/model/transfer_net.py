@@ -11,7 +11,8 @@ pixels of the full frame).
 
 Status: an experiment, not used by default. Trained on training-clip triplets
 (``tools/train_transfer.py``), it matched the hand-made confidence there (+1.93 dB over the
-network alone) but did worse on the held-out frames (+1.22 against +1.31 dB), so
+network alone) but did worse on the held-out frames (+1.22 against +1.31 dB, with the
+one-flow transfer), so
 ``refdeblur-video`` uses the hand-made confidence. ``transfer_reference(..., refiner=)``
 applies one.
 """
