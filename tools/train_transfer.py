@@ -28,6 +28,7 @@ import argparse
 import math
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tune_transfer import network_outputs  # noqa: E402
+
+from refdeblur_video.evaluate.metrics import psnr_torch  # noqa: E402
 
 
 def _arrays(manifest: Path, model: str):
@@ -73,21 +76,15 @@ def _blend(refiner, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return restored + alpha * (aligned - restored), sharp
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    a = (a.clamp(0, 1) * 255).round()
-    b = (b * 255).round()
-    return float(10 * torch.log10(255**2 / ((a - b) ** 2).mean()))
-
-
 def _monitor(refiner, frames: list[torch.Tensor]) -> tuple[float, float]:
     """Mean PSNR gain over the network alone: hand-made confidence, refined."""
     gains = {None: [], "refined": []}
     with torch.inference_mode():
         for frame in frames:
             batch = frame.float()[None]
-            base = _psnr(batch[:, 0:3], batch[:, 6:9])
+            base = float(psnr_torch(batch[:, 0:3], batch[:, 6:9])[0])
             for key, net in ((None, None), ("refined", refiner)):
-                gains[key].append(_psnr(*_blend(net, batch)) - base)
+                gains[key].append(float(psnr_torch(*_blend(net, batch))[0]) - base)
     return float(np.mean(gains[None])), float(np.mean(gains["refined"]))
 
 
@@ -106,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss", choices=("l1", "mse"), default="mse")
     args = parser.parse_args(argv)
+    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
     from refdeblur_video.model.transfer_net import ConfidenceRefiner, save_refiner
 
     torch.manual_seed(args.seed)
     start = time.time()
-    cached = args.manifest.parent / f"refiner_crops_{args.crop}_{args.crops_per_frame}.safetensors"
+    # the crops hold the transfer's cues: their file names the settings they were made with
+    key = zlib.crc32(repr((DEFAULT_TRANSFER, args.crop, args.crops_per_frame)).encode())
+    cached = args.manifest.parent / f"refiner_crops_{key:08x}.safetensors"
     if cached.is_file():  # the crops of an earlier run (safetensors: nothing is unpickled)
         crops = load_file(str(cached))["crops"]
     else:

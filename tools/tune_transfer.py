@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Score settings of the reference transfer (refdeblur_video/model/transfer.py) on triplets.
 
-The network runs once per triplet (its outputs are cached in ``--cache``); each ``--try``
+The network runs once per triplet (its outputs are cached in ``--cache``: delete it when the
+model changes); each ``--try``
 then blends the flow-aligned reference into those outputs and reports the PSNR gain over the
 network alone, in all and per sequence, and the seconds per frame. Prints a table, writes
 JSON with ``--json``. The shipped settings were chosen on training clips, never on the

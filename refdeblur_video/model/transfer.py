@@ -77,16 +77,18 @@ def _flow(target: np.ndarray, source: np.ndarray, patch: int, stride: int,
     return dis.calc(target, source, None)
 
 
-def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return gx + flow[..., 0], gy + flow[..., 1]
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+
+
+def _remap(source: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp_by_flow(source: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``source`` resampled at ``p + flow(p)`` (bilinear, edges replicated)."""
-    map_x, map_y = _sample_grid(flow)
-    return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gx, gy = _pixel_grid(*flow.shape[:2])
+    return _remap(source, gx + flow[..., 0], gy + flow[..., 1])
 
 
 def _detail(image: np.ndarray, scale: float) -> np.ndarray:
@@ -116,24 +118,38 @@ class TransferCues:
         return np.stack([self.agreement, self.consistency, self.sharpness, self.inside], axis=2)
 
 
-def _cues_for_patch(restored: np.ndarray, reference: np.ndarray, patch: int,
-                    settings: TransferSettings) -> TransferCues:
-    scale = max(min(restored.shape[:2]) / settings.reference_height, 0.25)
-    a, b = _gray8(restored), _gray8(reference)
+@dataclass
+class _Pair:
+    """What every alignment of one (output, reference) pair shares, computed once."""
+
+    restored: np.ndarray
+    reference: np.ndarray
+    settings: TransferSettings
+
+    def __post_init__(self) -> None:
+        h, w = self.restored.shape[:2]
+        self.scale = max(min(h, w) / self.settings.reference_height, 0.25)
+        self.grey = _gray8(self.restored), _gray8(self.reference)
+        self.grid = _pixel_grid(h, w)
+        self.detail = _detail(self.restored, self.scale)  # the output's fine detail
+
+
+def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
+    settings, scale, (a, b), (gx, gy) = pair.settings, pair.scale, pair.grey, pair.grid
     forward = _flow(a, b, patch, patch // 4, settings.refinement_iterations)
     backward = _flow(b, a, patch, patch // 2, settings.backward_refinement_iterations)
-    aligned = warp_by_flow(reference, forward)
+    map_x, map_y = gx + forward[..., 0], gy + forward[..., 1]
+    aligned = _remap(pair.reference, map_x, map_y)
 
-    difference = cv2.GaussianBlur(aligned - restored, (0, 0), settings.smoothing_px * scale)
+    difference = cv2.GaussianBlur(aligned - pair.restored, (0, 0), settings.smoothing_px * scale)
     agreement = np.exp(-(np.abs(difference).mean(axis=2) / settings.tolerance) ** 2)
-    round_trip = np.linalg.norm(forward + warp_by_flow(backward, forward), axis=2)
+    round_trip = np.linalg.norm(forward + _remap(backward, map_x, map_y), axis=2)
     round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
     consistency = np.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
-    mine, theirs = _detail(restored, scale), _detail(aligned, scale)
+    mine, theirs = pair.detail, _detail(aligned, scale)
     sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
 
     h, w = a.shape
-    map_x, map_y = _sample_grid(forward)
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
     return TransferCues(aligned, *(x.astype(np.float32) for x in
                                    (agreement, consistency, sharpness, inside)))
@@ -152,7 +168,8 @@ def transfer_cues(
     if not sizes:  # too small to align: nothing is trusted
         zero = np.zeros((h, w), np.float32)
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
-    candidates = [_cues_for_patch(restored, reference, size, settings) for size in sizes]
+    pair = _Pair(restored, reference, settings)
+    candidates = [_cues_for_patch(pair, size) for size in sizes]
     if len(candidates) == 1:
         return candidates[0]
     best = np.argmax(np.stack([c.confidence for c in candidates]), axis=0)[None]

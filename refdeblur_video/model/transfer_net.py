@@ -20,16 +20,14 @@ applies one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .weights import read_safetensors, write_safetensors
 
 REFINER_FORMAT = "refdeblur-video/confidence-refiner/1"
 CUES = 4  # agreement, consistency, sharpness, inside (transfer.TransferCues.stack)
@@ -71,24 +69,14 @@ class ConfidenceRefiner(nn.Module):
 
 def save_refiner(path: str | Path, refiner: ConfidenceRefiner, extra: dict | None = None) -> None:
     """Write the refiner's weights and config to a safetensors file (atomically)."""
-    path = Path(path)
-    state = {k: v.detach().contiguous().cpu() for k, v in refiner.state_dict().items()}
     metadata = {"format": REFINER_FORMAT, "config": json.dumps(refiner.config())}
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    write_safetensors(path, refiner.state_dict(), metadata)
 
 
 def load_refiner(path: str | Path) -> ConfidenceRefiner:
     """A refiner from a file written by :func:`save_refiner` (never unpickles)."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a safetensors confidence refiner ({exc})") from None
+    state, metadata = read_safetensors(path, what="confidence refiner")
     if metadata.get("format") != REFINER_FORMAT:
         raise UserError(f"{path} is not a confidence refiner (format {metadata.get('format')})")
     config = json.loads(metadata["config"])

@@ -20,29 +20,22 @@ PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lite.safetensors"
 
 
-def save_checkpoint(
-    path: str | Path,
-    model: nn.Module,
-    config: ModelConfig,
-    extra: dict[str, str] | None = None,
-    prefix: str = "",
-) -> None:
-    """Write ``model``'s weights and ``config`` to ``path`` atomically (temp file + rename)."""
+def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor],
+                      metadata: dict[str, str]) -> None:
+    """Write ``tensors`` and ``metadata`` to ``path`` atomically (temp file + rename)."""
     path = Path(path)
-    state = {prefix + k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "config": config.to_json()}
-    metadata.update(extra or {})
     tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
+              metadata=metadata)
     os.replace(tmp, path)
 
 
-def _read(
-    path: Path, prefix: str | None
-) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
-    """Config, tensors whose name starts with ``prefix`` (None: no tensor), metadata."""
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+def read_safetensors(
+    path: str | Path, prefix: str | None = "", what: str = "checkpoint"
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors whose name starts with ``prefix`` (without it; None: no tensor is read)
+    and the metadata of a safetensors file; anything unreadable is a :class:`UserError`
+    naming ``what`` the file should have been."""
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -51,7 +44,31 @@ def _read(
                 keys = [k for k in handle.keys() if k.startswith(prefix)]  # noqa: SIM118
                 state = {k[len(prefix):]: handle.get_tensor(k) for k in keys}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a safetensors checkpoint ({exc})") from None
+        raise UserError(f"{path} is not a safetensors {what} ({exc})") from None
+    return state, metadata
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    config: ModelConfig,
+    extra: dict[str, str] | None = None,
+    prefix: str = "",
+) -> None:
+    """Write ``model``'s weights and ``config`` to ``path`` atomically (temp file + rename)."""
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "config": config.to_json()}
+    metadata.update(extra or {})
+    write_safetensors(path, state, metadata)
+
+
+def _read(
+    path: Path, prefix: str | None
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Config, tensors whose name starts with ``prefix`` (None: no tensor), metadata."""
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    state, metadata = read_safetensors(path, prefix)
     if "config" not in metadata:
         raise UserError(f"{path} has no model config in its metadata")
     try:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import UserError
 from ..model.config import ModelConfig
-from ..model.weights import FORMAT
+from ..model.weights import FORMAT, write_safetensors
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
@@ -61,9 +59,7 @@ def save_training_state(
         "train_config": json.dumps(train_config, sort_keys=True),
         "best_psnr": "" if best_psnr is None else repr(best_psnr),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    write_safetensors(path, tensors, metadata)
 
 
 def load_training_state(
