@@ -1,0 +1,72 @@
+"""Split a checkpoint into fp16 parts small enough to come back from a GPU session, and
+join them again (tools/gpu_session.sh).
+
+    python tools/gpu_session.py split runs/gpu/paper/best.safetensors out/paper_fp16
+        -> out/paper_fp16_1.safetensors, out/paper_fp16_2.safetensors (metadata kept)
+    python tools/gpu_session.py join out/paper_fp16_1.safetensors out/paper_fp16_2.safetensors \
+        runs/paper_gpu.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
+
+
+def split(checkpoint: Path, prefix: Path, parts: int = 2) -> list[Path]:
+    """Write ``checkpoint``'s floating tensors as fp16 into ``parts`` files of about equal
+    size, each with the checkpoint's metadata."""
+    state, metadata = read_safetensors(checkpoint)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    total = sum(v.numel() * v.element_size() for v in half.values())
+    groups: list[dict[str, torch.Tensor]] = [{} for _ in range(parts)]
+    written = 0
+    for key in sorted(half):
+        index = min(parts - 1, written * parts // max(total, 1))
+        groups[index][key] = half[key]
+        written += half[key].numel() * half[key].element_size()
+    paths = []
+    for index, group in enumerate(groups, start=1):
+        path = prefix.with_name(f"{prefix.name}_{index}.safetensors")
+        write_safetensors(path, group, {**metadata, "part": f"{index}/{parts}"})
+        paths.append(path)
+    return paths
+
+
+def join(parts: list[Path], out: Path) -> None:
+    """Merge split parts back into one fp32 checkpoint with the original metadata."""
+    state: dict[str, torch.Tensor] = {}
+    metadata: dict[str, str] = {}
+    for path in parts:
+        tensors, metadata = read_safetensors(path)
+        state.update({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    metadata.pop("part", None)
+    write_safetensors(out, state, metadata)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("split")
+    s.add_argument("checkpoint", type=Path)
+    s.add_argument("prefix", type=Path)
+    s.add_argument("--parts", type=int, default=2)
+    j = sub.add_parser("join")
+    j.add_argument("paths", type=Path, nargs="+", help="the parts, then the output")
+    args = parser.parse_args()
+    if args.command == "split":
+        for path in split(args.checkpoint, args.prefix, args.parts):
+            print(path)
+    else:
+        join(args.paths[:-1], args.paths[-1])
+        print(args.paths[-1])
+
+
+if __name__ == "__main__":
+    main()
