@@ -62,6 +62,28 @@ def test_blurrier_or_unrelated_reference_changes_little(frames):
         assert _psnr(fused, sharp) > before - 0.3, name
 
 
+def test_blurred_confidence_stays_local_and_inside_the_reference(frames):
+    from dataclasses import replace
+
+    from refdeblur_video.model.transfer import DEFAULT_TRANSFER, transfer_cues
+
+    soft, sharp = frames["soft"], frames["sharp"]
+    half = W // 2
+    reference = frames["reference"].copy()
+    reference[:, half:] = frames["unrelated"][:, half:]  # the right half matches nothing
+    assert DEFAULT_TRANSFER.confidence_blur_px > 0
+    fused = transfer_reference(soft, reference)
+    unblurred = transfer_reference(soft, reference,
+                                   replace(DEFAULT_TRANSFER, confidence_blur_px=0))
+    left, right = (slice(12, -12), slice(12, half - 40)), (slice(12, -12), slice(half + 40, -12))
+    assert _psnr(fused[left], sharp[left]) > _psnr(soft[left], sharp[left]) + 5
+    assert _psnr(fused[right], sharp[right]) > _psnr(soft[right], sharp[right]) - 0.3
+    assert not np.array_equal(fused, unblurred)  # the blur is applied
+    outside = transfer_cues(soft, reference).inside == 0
+    assert outside.any()  # the shift moves some pixels out of the reference
+    assert np.array_equal(fused[outside], soft[outside])
+
+
 def test_identical_images_are_a_fixed_point(frames):
     fused = transfer_reference(frames["sharp"], frames["sharp"])
     assert np.abs(fused - frames["sharp"]).max() < 1e-3
@@ -154,3 +176,21 @@ def test_patch_sizes_fit_the_flow_pyramid_of_any_frame(height, width):
     assert fused.shape == restored.shape
     if not sizes:  # too small to align: the output is kept
         assert np.array_equal(fused, restored)
+
+
+@pytest.mark.parametrize("height,width,level", [(720, 1280, 0), (1080, 1920, 0),
+                                                (1440, 2560, 1), (2160, 3840, 1),
+                                                (4320, 7680, 2), (272, 640, 0)])
+def test_forward_flows_run_at_full_resolution_up_to_1080_lines(height, width, level):
+    from refdeblur_video.model.transfer import (
+        DEFAULT_TRANSFER,
+        forward_finest_scale,
+        usable_patch_sizes,
+    )
+
+    finest = forward_finest_scale(min(height, width), DEFAULT_TRANSFER.flow_max_lines)
+    assert finest == level
+    assert min(height, width) / 2**finest <= DEFAULT_TRANSFER.flow_max_lines
+    # DIS needs a pyramid level at or below its finest scale for every patch size
+    for size in usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, height, width):
+        assert _dis_coarsest_scale(height, width, size) >= finest
