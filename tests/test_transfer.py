@@ -79,6 +79,9 @@ def test_blurred_confidence_stays_local_and_inside_the_reference(frames):
     assert _psnr(fused[left], sharp[left]) > _psnr(soft[left], sharp[left]) + 5
     assert _psnr(fused[right], sharp[right]) > _psnr(soft[right], sharp[right]) - 0.3
     assert not np.array_equal(fused, unblurred)  # the blur is applied
+    # ... and stays local: well inside either half it changes next to nothing
+    assert np.abs(fused[left] - unblurred[left]).mean() < 0.01
+    assert np.abs(fused[right] - unblurred[right]).mean() < 0.01
     outside = transfer_cues(soft, reference).inside == 0
     assert outside.any()  # the shift moves some pixels out of the reference
     assert np.array_equal(fused[outside], soft[outside])
@@ -194,3 +197,23 @@ def test_forward_flows_run_at_full_resolution_up_to_1080_lines(height, width, le
     # DIS needs a pyramid level at or below its finest scale for every patch size
     for size in usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, height, width):
         assert _dis_coarsest_scale(height, width, size) >= finest
+
+
+def test_forward_finest_scale_is_capped_by_the_pyramid_of_large_square_frames():
+    """1081 x 1081 with flows at most 540 lines: finest scale 2 would be past DIS's
+    coarsest level for patch 96 (1), which crashes OpenCV; the transfer caps it."""
+    from dataclasses import replace
+
+    from refdeblur_video.model.transfer import (
+        DEFAULT_TRANSFER,
+        dis_coarsest_scale,
+        forward_finest_scale,
+    )
+
+    settings = replace(DEFAULT_TRANSFER, flow_max_lines=540, patch_sizes=(96,))
+    assert forward_finest_scale(1081, 540) == 2
+    assert dis_coarsest_scale(1081, 1081, 96) == _dis_coarsest_scale(1081, 1081, 96) == 1
+    big = cv2.resize(_scene(3), (1081, 1081), interpolation=cv2.INTER_CUBIC)
+    moved = np.roll(big, (2, -3), axis=(0, 1))
+    fused = transfer_reference(big, moved, settings)  # no crash, no memory corruption
+    assert fused.shape == big.shape

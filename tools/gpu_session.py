@@ -24,6 +24,9 @@ def split(checkpoint: Path, prefix: Path, parts: int = 2) -> list[Path]:
     size, each with the checkpoint's metadata."""
     state, metadata = read_safetensors(checkpoint)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    overflow = [k for k, v in half.items() if v.is_floating_point() and not v.isfinite().all()]
+    if overflow:
+        raise SystemExit(f"error: {checkpoint}: {overflow[0]} does not fit in fp16")
     total = sum(v.numel() * v.element_size() for v in half.values())
     groups: list[dict[str, torch.Tensor]] = [{} for _ in range(parts)]
     written = 0
@@ -43,9 +46,15 @@ def join(parts: list[Path], out: Path) -> None:
     """Merge split parts back into one fp32 checkpoint with the original metadata."""
     state: dict[str, torch.Tensor] = {}
     metadata: dict[str, str] = {}
+    seen = set()
     for path in parts:
         tensors, metadata = read_safetensors(path)
+        seen.add(metadata.get("part", "?"))
         state.update({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    count = metadata.get("part", "?/0").split("/")[1]
+    expected = {f"{i}/{count}" for i in range(1, int(count) + 1)} if count.isdigit() else set()
+    if not expected or seen != expected:
+        raise SystemExit(f"error: parts {sorted(seen)} given, {sorted(expected)} needed")
     metadata.pop("part", None)
     write_safetensors(out, state, metadata)
 

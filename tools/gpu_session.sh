@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One short GPU session (about 9 minutes on one H100), in one command:
+# One short GPU session (about 8 minutes on one H100), in one command:
 #  1. the held-out validation triplets (the same seed-7 set as `train_default.sh eval`);
 #  2. side by side, for TRAIN_SECONDS: the paper configuration from scratch, and the shipped
 #     lite model fine-tuned at GPU batch sizes (phi frozen, as stage 8; "stage 9");
@@ -9,6 +9,7 @@
 # Everything lands in $RESULTS: logs, reports, the fine-tuned lite weights, and the paper
 # weights in fp16, split in two files of under 16 MB (join with tools/gpu_session.py join).
 #   VIDEOS=../shared/data/videos RESULTS=out bash tools/gpu_session.sh
+# (relative paths in VIDEOS, PHOTOS, BIKES, RUNS and RESULTS are from the repository root)
 # On a lent machine without PyAV (2026-11-26): copy the clips into an ignored .data/videos,
 # download PyAV's cp312 manylinux wheel into .whl, carry both (the tracked
 # tools/lite_stage*.safetensors were moved aside for that call to stay under 64 MiB), and run
@@ -29,11 +30,16 @@ mkdir -p "$RUNS" "$RESULTS"
 started=$SECONDS
 stamp() { echo "[gpu_session $((SECONDS - started)) s] $*"; }
 pack() { tar -czf "$RESULTS/results.tar.gz" -C "$RUNS" --exclude='*.safetensors' \
-  --exclude='val_triplets/val' --exclude="$(basename "$RESULTS")" . 2>/dev/null; }
+  --exclude='val_triplets/val' --exclude="$(basename "$RESULTS")" . \
+  || echo "gpu_session: could not pack $RUNS" >&2; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$RUNS/gpu.txt" 2>&1
 "$PY" -c 'import torch, cv2, av; print("torch", torch.__version__, "cuda",
 torch.cuda.is_available(), "cv2", cv2.__version__, "av", av.__version__)' | tee -a "$RUNS/gpu.txt"
+if [ "${DEVICE:-cuda}" = cuda ] && ! "$PY" -c 'import sys, torch
+sys.exit(not torch.cuda.is_available())'; then
+  echo "gpu_session: no CUDA device (set DEVICE=cpu to try the script without one)" >&2; exit 1
+fi
 
 stamp "validation triplets"
 val=$RUNS/val_triplets
@@ -41,11 +47,12 @@ val=$RUNS/val_triplets
   "$V/05_default_juggle.mp4" "$V/bedroom.mp4" "$val" --frames-per-video 16 \
   --val-videos 05_default_juggle,bedroom --seed 7 >"$RUNS/triplets.log" 2>&1
 manifest=${EVAL_MANIFEST:-$val/manifest.jsonl}
+[ -f "$manifest" ] || { echo "gpu_session: no $manifest (see $RUNS/triplets.log)" >&2; exit 1; }
 
 stamp "training for $TRAIN_SECONDS s"
 photos=$(find "$PHOTOS" -maxdepth 1 -type f 2>/dev/null | sort | paste -sd, | sed 's/,/, /g')
-material="[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4${photos:+, $photos}]"
-[ -f "$BIKES" ] && material="[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, $BIKES${photos:+, $photos}]"
+bikes=; [ -f "$BIKES" ] && bikes=", $BIKES"
+material="[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4$bikes${photos:+, $photos}]"
 common=(--set "data.val_videos=[$V/05_default_juggle.mp4, $V/bedroom.mp4]"
         --set "data.blur_on=${BLUR_ON:-gpu}" --set data.workers=6 --time-limit "$TRAIN_SECONDS")
 train() {  # NAME CONFIG [--set ...]
@@ -94,7 +101,8 @@ for variant in transfer no-transfer; do
   timeout 40 "$PY" -m refdeblur_video.cli "$V/02_cups.mp4" "$RUNS/cups_$variant.mp4" \
     --device "${DEVICE:-cuda}" --quiet --log "$RUNS/cups_$variant.csv" "${flag[@]}" \
     >"$RUNS/cups_$variant.log" 2>&1
-  echo "rc $? wall $(awk "BEGIN {print $(date +%s.%N) - $begin}") s" >>"$RUNS/cups_$variant.log"
+  rc=$?
+  echo "rc $rc wall $(awk "BEGIN {print $(date +%s.%N) - $begin}") s" >>"$RUNS/cups_$variant.log"
   rm -f "$RUNS/cups_$variant.mp4"
 done
 pack

@@ -23,6 +23,7 @@ about twice the network's bf16 time on a CPU (2.2 s per 720p frame).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -68,13 +69,21 @@ def usable_patch_sizes(sizes: tuple[int, ...], height: int, width: int) -> list[
 
     OpenCV's DIS needs a pyramid level at or below its finest scale whose short side holds
     a patch and whose long side holds four; smaller frames corrupt its memory. This keeps a
-    level at half resolution or below (the backward flows' finest scale is 1; the forward
-    flows' is 0 up to ``flow_max_lines`` and only grows on frames far larger than that).
+    level at half resolution or below, which the backward flows (finest scale 1) need; the
+    forward flows' finest scale (0 up to ``flow_max_lines``, more above) is capped at the
+    coarsest level in :func:`_cues_for_patch`.
     Frames too small for an 8-pixel patch get none (no transfer).
     """
     limit = min(max(height, width) / (4 * 2**0.5), min(height, width) / 2)
     usable = sorted({min(size, int(limit) // 4 * 4) for size in sizes})
     return [size for size in usable if size >= 8]
+
+
+def dis_coarsest_scale(height: int, width: int, patch: int) -> int:
+    """The coarsest pyramid level OpenCV's DIS uses for a frame and patch size (as in its
+    dis_flow.cpp); a finest scale above it corrupts DIS's memory."""
+    return min(int(math.log2(max(height, width) / (4.0 * patch)) + 0.5),
+               int(math.log2(min(height, width) / patch)))
 
 
 def forward_finest_scale(short_side: int, max_lines: int) -> int:
@@ -162,8 +171,8 @@ class _Pair:
 
 def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
     settings, scale, (a, b), (gx, gy) = pair.settings, pair.scale, pair.grey, pair.grid
-    forward = _flow(a, b, patch, patch // 4, settings.refinement_iterations,
-                    pair.finest_scale)
+    finest = min(pair.finest_scale, dis_coarsest_scale(*a.shape, patch))
+    forward = _flow(a, b, patch, patch // 4, settings.refinement_iterations, finest)
     backward = _flow(b, a, patch, patch // 2, settings.backward_refinement_iterations)
     map_x, map_y = gx + forward[..., 0], gy + forward[..., 1]
     aligned = _remap(pair.reference, map_x, map_y)
@@ -210,12 +219,23 @@ def transfer_cues(
                           ("aligned", "agreement", "consistency", "sharpness", "inside")))
 
 
+def blend_weight(confidence: np.ndarray, cues: TransferCues,
+                 settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
+    """The per-pixel weight the blend uses: ``confidence`` smoothed by
+    ``confidence_blur_px`` and kept at 0 where the flow leaves the reference."""
+    if settings.confidence_blur_px <= 0:
+        return confidence * cues.inside
+    sigma = settings.confidence_blur_px * _scale(confidence, settings)
+    return cv2.GaussianBlur(confidence, (0, 0), sigma) * cues.inside
+
+
 def transfer_confidence(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The reference aligned to ``restored`` and the hand-made confidence (H, W) in [0, 1]."""
+    """The reference aligned to ``restored`` and the weight (H, W) in [0, 1] with which
+    :func:`transfer_reference` blends it in (the hand-made confidence, smoothed)."""
     cues = transfer_cues(restored, reference, settings)
-    return cues.aligned, cues.confidence
+    return cues.aligned, blend_weight(cues.confidence, cues, settings)
 
 
 def refined_confidence(refiner, restored: np.ndarray, cues: TransferCues) -> np.ndarray:
@@ -238,13 +258,12 @@ def transfer_reference(
 ) -> np.ndarray:
     """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy
     (H x W x 3 float32 RGB in [0, 1] in and out); ``refiner`` (a
-    :class:`~.transfer_net.ConfidenceRefiner`) corrects the hand-made confidence."""
+    :class:`~.transfer_net.ConfidenceRefiner`) corrects the hand-made confidence, which is
+    then smoothed like it (:func:`blend_weight`)."""
     cues = transfer_cues(restored, reference, settings)
     confidence = (cues.confidence if refiner is None
                   else refined_confidence(refiner, restored, cues))
-    if settings.confidence_blur_px > 0:
-        sigma = settings.confidence_blur_px * _scale(restored, settings)
-        confidence = cv2.GaussianBlur(confidence, (0, 0), sigma) * cues.inside
+    confidence = blend_weight(confidence, cues, settings)
     fused = restored + confidence[..., None] * (cues.aligned - restored)
     return np.clip(fused, 0.0, 1.0)
 
@@ -253,6 +272,9 @@ __all__ = [
     "DEFAULT_TRANSFER",
     "TransferCues",
     "TransferSettings",
+    "blend_weight",
+    "dis_coarsest_scale",
+    "forward_finest_scale",
     "refined_confidence",
     "transfer_cues",
     "transfer_confidence",
