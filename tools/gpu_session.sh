@@ -42,11 +42,8 @@ sys.exit(not torch.cuda.is_available())'; then
 fi
 
 stamp "validation triplets"
-val=$RUNS/val_triplets
-[ -f "$val/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
-  "$V/05_default_juggle.mp4" "$V/bedroom.mp4" "$val" --frames-per-video 16 \
-  --val-videos 05_default_juggle,bedroom --seed 7 >"$RUNS/triplets.log" 2>&1
-manifest=${EVAL_MANIFEST:-$val/manifest.jsonl}
+VIDEOS=$V RUNS=$RUNS PY=$PY bash tools/train_default.sh val_triplets >"$RUNS/triplets.log" 2>&1
+manifest=${EVAL_MANIFEST:-$RUNS/val_triplets/manifest.jsonl}
 [ -f "$manifest" ] || { echo "gpu_session: no $manifest (see $RUNS/triplets.log)" >&2; exit 1; }
 
 stamp "training for $TRAIN_SECONDS s"

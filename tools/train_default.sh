@@ -19,7 +19,8 @@
 #   bash tools/train_default.sh cpu8   # stage 8: from stage 6, matching encoder phi frozen
 #                                      #   -> runs/lite_cpu8/best.safetensors (shipped)
 #   python tools/ship_default.py runs/lite_cpuN/best.safetensors   # install as the default
-#   bash tools/train_default.sh eval   # validation table on held-out videos (both ablations)
+#   bash tools/train_default.sh eval   # validation table on held-out videos (all ablations)
+#   bash tools/train_default.sh val_triplets   # only its triplets -> runs/val_triplets
 #
 # Each stage starts from the previous stage's output when it exists here, else from the copy
 # kept in tools/ (lite_stage1..6.safetensors), so any stage can be re-run without the others.
@@ -107,6 +108,13 @@ get_bikes() {
   rm -rf "$tmp"
 }
 
+# $RUNS/val_triplets: 16 frames of each held-out clip with strong synthetic blur (seed 7)
+val_triplets() {
+  [ -f "$RUNS/val_triplets/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
+    "$V/05_default_juggle.mp4" "$V/bedroom.mp4" "$RUNS/val_triplets" --frames-per-video 16 \
+    --val-videos 05_default_juggle,bedroom --seed 7
+}
+
 # the previous stage's output if it was run here, else its copy kept in tools/
 previous() { if [ -f "$1" ]; then echo "$1"; else echo "$2"; fi; }
 
@@ -181,14 +189,15 @@ case "$MODE" in
       "$LITE" 5.0e-5 4000 --set train.freeze_phi=true
     echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu8/best.safetensors"
     ;;
+  val_triplets)  # the held-out set of the validation table (also tools/gpu_session.sh)
+    val_triplets
+    ;;
   eval)
     model=${MODEL:-refdeblur_video/weights/lite.safetensors}
-    [ -f "$RUNS/val_triplets/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
-      "$V/05_default_juggle.mp4" "$V/bedroom.mp4" "$RUNS/val_triplets" --frames-per-video 16 \
-      --val-videos 05_default_juggle,bedroom --seed 7
+    val_triplets
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
       --model "$model" --ablation-self-ref --ablation-unrelated-ref --ablation-network-only \
       --report "$RUNS/eval_lite"
     ;;
-  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|cpu7|cpu8|eval" >&2; exit 2 ;;
+  *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|cpu7|cpu8|val_triplets|eval" >&2; exit 2 ;;
 esac

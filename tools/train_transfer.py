@@ -19,7 +19,8 @@ computed on whole frames (the flow needs the context), then random crops (cached
 the manifest as safetensors) train the refiner on the blended output against the sharp
 frame. ``--monitor`` prints the PSNR gain of the transfer over the network alone on another
 manifest, with the hand-made confidence and with the refiner, every ``--every`` steps; the
-last step is saved.
+last step is saved. Both blend with the confidence as is: the shipped transfer smooths its
+weight afterwards (``transfer.blend_weight``), which this experiment predates.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tune_transfer import network_outputs  # noqa: E402
 
 from refdeblur_video.evaluate.metrics import psnr_torch  # noqa: E402
+from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
 
 
 def _arrays(manifest: Path, model: str):
@@ -112,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     key = zlib.crc32(repr((DEFAULT_TRANSFER, args.crop, args.crops_per_frame)).encode())
     cached = args.manifest.parent / f"refiner_crops_{key:08x}.safetensors"
     if cached.is_file():  # the crops of an earlier run (safetensors: nothing is unpickled)
-        crops = load_file(str(cached))["crops"]
+        crops = read_safetensors(cached, what="crop cache")[0]["crops"]
     else:
         crops = _crops(args.manifest, args.model, args.crops_per_frame, args.crop, args.seed)
-        save_file({"crops": crops}, str(cached))
+        write_safetensors(cached, {"crops": crops}, {})
     print(f"{len(crops)} crops of {args.crop}x{args.crop} ({time.time() - start:.0f} s)",
           flush=True)
     monitor = []

@@ -64,26 +64,30 @@ def _gray8(image: np.ndarray) -> np.ndarray:
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def usable_patch_sizes(sizes: tuple[int, ...], height: int, width: int) -> list[int]:
-    """The DIS patch sizes that fit a frame, shrunk (to multiples of 4) where needed.
-
-    OpenCV's DIS needs a pyramid level at or below its finest scale whose short side holds
-    a patch and whose long side holds four; smaller frames corrupt its memory. This keeps a
-    level at half resolution or below, which the backward flows (finest scale 1) need; the
-    forward flows' finest scale (0 up to ``flow_max_lines``, more above) is capped at the
-    coarsest level in :func:`_cues_for_patch`.
-    Frames too small for an 8-pixel patch get none (no transfer).
-    """
-    limit = min(max(height, width) / (4 * 2**0.5), min(height, width) / 2)
-    usable = sorted({min(size, int(limit) // 4 * 4) for size in sizes})
-    return [size for size in usable if size >= 8]
-
-
 def dis_coarsest_scale(height: int, width: int, patch: int) -> int:
     """The coarsest pyramid level OpenCV's DIS uses for a frame and patch size (as in its
     dis_flow.cpp); a finest scale above it corrupts DIS's memory."""
     return min(int(math.log2(max(height, width) / (4.0 * patch)) + 0.5),
                int(math.log2(min(height, width) / patch)))
+
+
+def usable_patch_sizes(sizes: tuple[int, ...], height: int, width: int) -> list[int]:
+    """The DIS patch sizes that fit a frame, shrunk (to multiples of 4) where needed.
+
+    OpenCV's DIS corrupts its memory when its coarsest pyramid level
+    (:func:`dis_coarsest_scale`) is finer than its finest scale. Each size shrinks until
+    that level is at half resolution or below, which the backward flows (finest scale 1)
+    need; the forward flows' finest scale (0 up to ``flow_max_lines``, more above) is capped
+    at it in :func:`_cues_for_patch`. Frames too small for an 8-pixel patch get none (no
+    transfer).
+    """
+    usable = set()
+    for size in sizes:
+        while size >= 8 and dis_coarsest_scale(height, width, size) < 1:
+            size = (size - 1) // 4 * 4
+        if size >= 8:
+            usable.add(size)
+    return sorted(usable)
 
 
 def forward_finest_scale(short_side: int, max_lines: int) -> int:
