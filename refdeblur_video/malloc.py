@@ -3,9 +3,9 @@
 glibc gives threads that allocate their own malloc arenas (up to 8 per core), and every
 arena keeps its own freed blocks. The pipeline's decode, restore and encode threads, and
 the codecs' and PyTorch's worker threads, pass frames and tensors of several MB around, so
-each arena ends up holding its own pool of them. Sharing one arena between all threads cut
-the peak RSS of a 300-frame 720p run with the default model from 1595-1700 MB to 1390 MB
-on a 2-core CPU, at no measurable cost in speed (``tools/bench_pipeline.py``).
+each arena ends up holding its own pool of them. Sharing one arena between all threads
+lowers the pipeline's peak RSS by hundreds of MB at 720p, at no measurable cost in speed
+(``tools/bench/bench_pipeline.py``; figures in docs/RESULTS.md).
 """
 
 from __future__ import annotations

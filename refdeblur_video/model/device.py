@@ -47,7 +47,8 @@ def cpu_supports_bf16() -> bool:
 def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     """The mixed-precision type: bf16 on GPUs and CPUs that support it natively, fp16 on
     other GPUs, none on other CPUs or when disabled. On a CPU with AVX512-BF16 the network
-    runs about twice as fast in bf16 (``tools/bench_model.py``), within 1/255 of float32."""
+    runs much faster in bf16 than in float32, with differences an 8-bit output hardly shows
+    (``tools/bench/bench_model.py``; docs/RESULTS.md)."""
     if not enabled:
         return None
     if device.type == "cpu":

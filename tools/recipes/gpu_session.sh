@@ -5,19 +5,20 @@
 #     lite model fine-tuned at GPU batch sizes (phi frozen, as stage 8; "stage 9");
 #  3. the validation table of both, with the reference transfer and every ablation, and of
 #     the shipped model on the GPU;
-#  4. tools/bench_model.py on the GPU and the main job on a real clip (cuda).
+#  4. tools/bench/bench_model.py on the GPU and the main job on a real clip (cuda).
 # Everything lands in $RESULTS: logs, reports, the fine-tuned lite weights, and the paper
-# weights in fp16, split in two files of under 16 MB (join with tools/gpu_session.py join).
-#   VIDEOS=../shared/data/videos RESULTS=out bash tools/gpu_session.sh
+# weights in fp16, split in two files of under 16 MB (join with
+# tools/recipes/gpu_session.py join).
+#   VIDEOS=../shared/data/videos RESULTS=out bash tools/recipes/gpu_session.sh
 # (relative paths in VIDEOS, PHOTOS, BIKES, RUNS and RESULTS are from the repository root)
 # On a lent machine without PyAV (2026-11-26): copy the clips into an ignored .data/videos,
-# download PyAV's cp312 manylinux wheel into .whl, carry both (the tracked
-# tools/lite_stage*.safetensors were moved aside for that call to stay under 64 MiB), and run
+# download PyAV's cp312 manylinux wheel into .whl, carry both (the stage checkpoints then
+# tracked in tools/ were moved aside for that call to stay under 64 MiB), and run
 #   pip install --no-index --no-deps --target /tmp/site .whl/*.whl; export \
-#   PYTHONPATH=/tmp/site:$PWD; VIDEOS=.data/videos RESULTS=$OUT bash tools/gpu_session.sh
+#   PYTHONPATH=/tmp/site:$PWD; VIDEOS=.data/videos RESULTS=$OUT bash tools/recipes/gpu_session.sh
 # The timeouts below keep the whole command under 10 minutes (it ran 461 s).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 V=${VIDEOS:-../shared/data/videos}
 PHOTOS=${PHOTOS:-.data/photos}
 BIKES=${BIKES:-.data/bikes.mp4}
@@ -42,7 +43,8 @@ sys.exit(not torch.cuda.is_available())'; then
 fi
 
 stamp "validation triplets"
-VIDEOS=$V RUNS=$RUNS PY=$PY bash tools/train_default.sh val_triplets >"$RUNS/triplets.log" 2>&1
+VIDEOS=$V RUNS=$RUNS PY=$PY bash tools/recipes/train_default.sh val_triplets \
+  >"$RUNS/triplets.log" 2>&1
 manifest=${EVAL_MANIFEST:-$RUNS/val_triplets/manifest.jsonl}
 [ -f "$manifest" ] || { echo "gpu_session: no $manifest (see $RUNS/triplets.log)" >&2; exit 1; }
 
@@ -84,11 +86,11 @@ wait
 pack
 [ -f "$RUNS/lite_stage9/best.safetensors" ] && cp "$RUNS/lite_stage9/best.safetensors" \
   "$RESULTS/lite_stage9.safetensors"
-[ -f "$RUNS/paper/best.safetensors" ] && "$PY" tools/gpu_session.py split \
+[ -f "$RUNS/paper/best.safetensors" ] && "$PY" tools/recipes/gpu_session.py split \
   "$RUNS/paper/best.safetensors" "$RESULTS/paper_fp16"
 
 stamp "benchmarks"
-timeout 120 "$PY" tools/bench_model.py --gpu-only --json "$RUNS/bench_model.json" \
+timeout 120 "$PY" tools/bench/bench_model.py --gpu-only --json "$RUNS/bench_model.json" \
   >"$RUNS/bench_model.log" 2>&1
 pack
 stamp "the main job on 02_cups (cuda)"

@@ -2,7 +2,7 @@
 """Make a test clip with known ground truth: blur some frames of a real video by synthetic
 hand-held camera shake, and keep the untouched frames as the sharp reference video.
 
-    python tools/make_shaky_clip.py ../shared/data/videos/02_cups.mp4 shaky.mp4 gt.mp4 \\
+    python tools/bench/make_shaky_clip.py ../shared/data/videos/02_cups.mp4 shaky.mp4 gt.mp4 \\
         --frames 60 --every 3 --strength 1.0
 
 Then: refdeblur-video shaky.mp4 out.mp4 --log frames.csv

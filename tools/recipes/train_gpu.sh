@@ -2,7 +2,7 @@
 # Train the lite and paper configurations side by side on one GPU for BUDGET seconds,
 # resuming where a previous run stopped. With FINAL=1 the cosine schedule is shortened
 # so that it ends with this run (measured seconds per step from the log).
-#   VIDEOS=../shared/data/videos RUNS=runs bash tools/train_gpu.sh 540
+#   VIDEOS=../shared/data/videos RUNS=runs bash tools/recipes/train_gpu.sh 540
 set -euo pipefail
 BUDGET=${1:-540}
 VIDEOS=${VIDEOS:-../shared/data/videos}

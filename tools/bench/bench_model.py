@@ -6,9 +6,9 @@ Prints a table and writes JSON (``--json``). Every measurement runs in a fresh s
 so that CPU peak memory (ru_maxrss growth) belongs to that measurement alone. On a CUDA
 machine the GPU rows (fp32 and bf16/fp16 autocast) are added.
 
-    python tools/bench_model.py                      # lite and paper, 1280x720
-    python tools/bench_model.py --configs lite --size 640x360 --json out.json
-    python tools/bench_model.py --configs lite lite:nocheck   # the reference check's cost
+    python tools/bench/bench_model.py                      # lite and paper, 1280x720
+    python tools/bench/bench_model.py --configs lite --size 640x360 --json out.json
+    python tools/bench/bench_model.py --configs lite lite:nocheck   # the reference check's cost
 
 A config is a name or YAML path; ``NAME:nocheck`` is that config with its reference check
 off (``reference_check: 0``).

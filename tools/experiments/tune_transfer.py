@@ -11,7 +11,7 @@ validation clips:
     python -m refdeblur_video.data.cli video ../shared/data/videos/01_dog.mp4 \\
         ../shared/data/videos/02_cups.mp4 ../shared/data/videos/03_blocks.mp4 \\
         .data/bikes.mp4 runs/tune_triplets --frames-per-video 10 --seed 11 --val-fraction 0
-    python tools/tune_transfer.py runs/tune_triplets/manifest.jsonl \\
+    python tools/experiments/tune_transfer.py runs/tune_triplets/manifest.jsonl \\
         --try patch_sizes=32 --try patch_sizes=32/64 --try patch_sizes=32/64/96
 """
 

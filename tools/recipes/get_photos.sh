@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Real photos used as extra training material for the default model (tools/train_default.sh).
+# Real photos used as extra training material for the default model
+# (tools/recipes/train_default.sh).
 # They come from two Debian packages (wallpapers, free licences: see each package's
 # debian/copyright under /usr/share/doc); only the photographs are kept, not the drawings.
 #
-#   bash tools/get_photos.sh [DEST]      # default DEST: .data/photos
+#   bash tools/recipes/get_photos.sh [DEST]      # default DEST: .data/photos
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 dest=${1:-${PHOTOS:-.data/photos}}
 mate=(Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops TwoWings Wood YellowFlower)
 plasma=(BytheWater ColdRipple ColorfulCups EveningGlow FallenLeaf Grey OneStandsOut Path)

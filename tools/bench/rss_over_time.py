@@ -2,10 +2,10 @@
 """Resident memory of the pipeline over a long video, sampled while it runs.
 
 Runs ``deblur_video`` with every frame sent to a stand-in restorer that copies the frame
-(the network's own memory is measured by tools/bench_model.py), and prints the RSS every
+(the network's own memory is measured by tools/bench/bench_model.py), and prints the RSS every
 ``--every`` frames: flat numbers mean memory does not grow with the video's length.
 
-    python tools/rss_over_time.py long.mp4 --every 150
+    python tools/bench/rss_over_time.py long.mp4 --every 150
 """
 
 from __future__ import annotations

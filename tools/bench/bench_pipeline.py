@@ -16,7 +16,7 @@ re-encoded once to H.264 so every run reads the same file):
   short run ends before the encoder's look-ahead and the queues are full; the halves of
   the long run compare steady states).
 
-    python tools/bench_pipeline.py --frames 30 --long-frames 300 --json bench_pipeline.json
+    python tools/bench/bench_pipeline.py --frames 30 --long-frames 300 --json bench_pipeline.json
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_model import run_isolated  # tools/ is on sys.path when run as a script
+from bench_model import run_isolated  # tools/bench/ is on sys.path when run as a script
 
 
 def trim(source: str, target: Path, frames: int) -> None:

@@ -1,10 +1,10 @@
 """Split a checkpoint into fp16 parts small enough to come back from a GPU session, and
-join them again (tools/gpu_session.sh).
+join them again (tools/recipes/gpu_session.sh).
 
-    python tools/gpu_session.py split runs/gpu/paper/best.safetensors out/paper_fp16
+    python tools/recipes/gpu_session.py split runs/gpu/paper/best.safetensors out/paper_fp16
         -> out/paper_fp16_1.safetensors, out/paper_fp16_2.safetensors (metadata kept)
-    python tools/gpu_session.py join out/paper_fp16_1.safetensors out/paper_fp16_2.safetensors \
-        runs/paper_gpu.safetensors
+    python tools/recipes/gpu_session.py join out/paper_fp16_1.safetensors \
+        out/paper_fp16_2.safetensors runs/paper_gpu.safetensors
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
 
 
