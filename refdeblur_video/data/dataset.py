@@ -27,6 +27,13 @@ import torch
 from torch.utils.data import Dataset
 
 from refdeblur_video.data.frames_source import load_video_frames
+from refdeblur_video.data.mixed_blur import (
+    BlurMix,
+    average_frames,
+    average_window,
+    defocus,
+    moving_object,
+)
 from refdeblur_video.data.synth import (
     DEFAULT_SHAKE,
     CameraShake,
@@ -206,6 +213,10 @@ class OnlineVideoTriplets(_Seeded, Dataset):
     network learns to ignore references that do not match. ``length`` is the number of draws
     per epoch.
 
+    ``mix``: draw each sample's blur from several generators (:class:`BlurMix`: camera
+    shake, averaged real frames, a moving object; defocus, random noise and JPEG mixed in;
+    some samples with no reference). ``None``: camera shake only.
+
     ``blur_on="gpu"``: the blur is left to the training loop; items are ``sharp_padded``
     (crop plus :attr:`margin` pixels on each side), ``ref`` and ``frame_hw``; call
     :func:`finish_gpu_batch` on the collated batch on the GPU.
@@ -234,6 +245,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         stride: int = 1,
         max_side: int | None = None,
         reader: str = "auto",
+        mix: BlurMix | None = None,
     ) -> None:
         if blur_on not in ("cpu", "gpu"):
             raise UserError(f"blur_on must be 'cpu' or 'gpu', got {blur_on!r}")
@@ -262,6 +274,9 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         self.ref_jitter, self.augment = ref_jitter, augment
         self.degrade = (noise_sigma, poisson_peak, jpeg_quality)
         self.blur_on, self.seed = blur_on, seed
+        if mix is not None and blur_on == "gpu":
+            raise UserError("mixed blur generators are rendered on the CPU (blur_on: cpu)")
+        self.mix = mix
         top = max(strength) if isinstance(strength, tuple) else strength
         largest = max((f[0].shape[:2] for f in self.videos), key=min)
         self.margin = _shake_margin(shake, top, largest) if blur_on == "gpu" else 0
@@ -274,8 +289,10 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             return float(rng.uniform(*self.strength))
         return float(self.strength)
 
-    def _reference(self, v: int, i: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-        """Reference frame for frame ``i`` of video ``v``; True when it is unrelated."""
+    def _reference(self, v: int, i: int, rng: np.random.Generator,
+                   exclude: tuple[int, int] | None = None) -> tuple[np.ndarray, bool]:
+        """Reference frame for frame ``i`` of video ``v`` (a neighbour outside ``exclude``);
+        True when it is unrelated."""
         frames = self.videos[v]
         if self.unrelated_ref_prob and rng.random() < self.unrelated_ref_prob:
             shots = range(len(self.videos))
@@ -288,7 +305,11 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             far = [j for j in range(len(frames)) if abs(j - i) > 10 * self.dmax]
             if far:
                 return frames[int(rng.choice(far))], True
-        d = choose_offset(i, len(frames), self.dmin, self.dmax, rng)
+        dmin, dmax = self.dmin, self.dmax
+        if exclude is not None:  # beyond the averaged frames
+            reach = max(i - exclude[0], exclude[1] - i)
+            dmin, dmax = dmin + reach, dmax + reach
+        d = choose_offset(i, len(frames), dmin, dmax, rng, exclude=exclude)
         return frames[i + (d or 0)], False
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -296,34 +317,92 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         v = int(rng.choice(len(self.videos), p=self.video_weights))
         frames = self.videos[v]
         i = int(rng.integers(len(frames)))
-        frame = frames[i]
-        h, w = frame.shape[:2]
+        h, w = frames[i].shape[:2]
         c = self.crop
         y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
-        ref_frame, unrelated = self._reference(v, i, rng)
-        if unrelated:
-            rh, rw = ref_frame.shape[:2]
-            ref = _ref_window(ref_frame, int(rng.integers(0, max(1, rh - c + 1))),
-                              int(rng.integers(0, max(1, rw - c + 1))), c, self.ref_crop, 0, rng)
-        else:
-            ref = _ref_window(ref_frame, y, x, c, self.ref_crop, self.ref_jitter, rng)
+        if self.mix is not None:
+            return self._mixed_item(v, i, y, x, rng)
+        frame = frames[i]
+        ref = self._ref_crop(v, i, y, x, rng)
         if self.blur_on == "gpu":
             sharp_padded = _padded_crop(frame, y, x, c, self.margin)
             if self.augment:
                 sharp_padded, ref = augment_same((sharp_padded, ref), rng)
             return {"sharp_padded": to_tensor(sharp_padded), "ref": to_tensor(ref),
                     "frame_hw": torch.tensor([h, w])}
+        blur, sharp = self._shake_blur(frame, y, x, rng)
+        if blur is not sharp:  # zero strength leaves the frame as it is, noise included
+            blur, _ = degrade(blur, rng, *self.degrade)
+        return self._finish(blur, sharp, ref, rng)
+
+    def _ref_crop(self, v: int, i: int, y: int, x: int, rng: np.random.Generator,
+                  exclude: tuple[int, int] | None = None) -> np.ndarray:
+        """The reference crop for frame ``i`` of shot ``v`` at (y, x): a real neighbour
+        (outside ``exclude``), or an unrelated frame's crop anywhere."""
+        c = self.crop
+        ref_frame, unrelated = self._reference(v, i, rng, exclude)
+        if unrelated:
+            rh, rw = ref_frame.shape[:2]
+            return _ref_window(ref_frame, int(rng.integers(0, max(1, rh - c + 1))),
+                               int(rng.integers(0, max(1, rw - c + 1))), c, self.ref_crop, 0,
+                               rng)
+        return _ref_window(ref_frame, y, x, c, self.ref_crop, self.ref_jitter, rng)
+
+    def _shake_blur(self, frame: np.ndarray, y: int, x: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(blurry, sharp) crops of ``frame`` at (y, x) under a random camera path; the same
+        array twice when the drawn strength is zero."""
+        h, w = frame.shape[:2]
+        c = self.crop
         path = sample_camera_path((h, w), rng, self._draw_strength(rng), self.shake)
         sharp = frame[y : y + c, x : x + c]
-        if path.meta["strength"] > 0:
-            m = int(math.ceil(path.max_shift((y, x, c, c)))) + 2
-            y0, x0 = max(0, y - m), max(0, x - m)
-            region = frame[y0 : min(h, y + c + m), x0 : min(w, x + c + m)]
-            blurred = render_path_blur(region, path, (y0, x0))
-            blur = blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]
-            blur, _ = degrade(np.ascontiguousarray(blur), rng, *self.degrade)
+        if path.meta["strength"] <= 0:
+            return sharp, sharp
+        m = int(math.ceil(path.max_shift((y, x, c, c)))) + 2
+        y0, x0 = max(0, y - m), max(0, x - m)
+        region = frame[y0 : min(h, y + c + m), x0 : min(w, x + c + m)]
+        blurred = render_path_blur(region, path, (y0, x0))
+        return np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]), sharp
+
+    def _mixed_item(self, v: int, i: int, y: int, x: int,
+                    rng: np.random.Generator) -> dict[str, Any]:
+        """A sample whose blur comes from a generator drawn from :attr:`mix`."""
+        mix, frames, c = self.mix, self.videos[v], self.crop
+        assert mix is not None
+        generator = mix.draw(rng)
+        exclude = None
+        if generator == "average" and len(frames) >= 3:
+            low, high = mix.average_frames
+            k = int(rng.integers(low // 2, high // 2 + 1)) * 2 + 1
+            k = min(k, len(frames) - (1 - len(frames) % 2))
+            first, last = average_window(i, len(frames), k)
+            i, exclude = (first + last) // 2, (first, last)
+            blur = average_frames(frames[first : last + 1], (y, x, c, c))
+            sharp = frames[i][y : y + c, x : x + c]
+        elif generator == "object":
+            other = self.videos[int(rng.integers(len(self.videos)))]
+            source = other[int(rng.integers(len(other)))]
+            size = int(rng.uniform(0.25, 0.6) * c)
+            sy = int(rng.integers(0, source.shape[0] - size + 1))
+            sx = int(rng.integers(0, source.shape[1] - size + 1))
+            patch = source[sy : sy + size, sx : sx + size]
+            blur, sharp = moving_object(frames[i][y : y + c, x : x + c], patch, rng,
+                                        mix.object_travel)
         else:
-            blur = sharp.copy()
+            blur, sharp = self._shake_blur(frames[i], y, x, rng)
+        if rng.random() < mix.defocus_prob:
+            blur = defocus(blur, float(rng.uniform(0.5, mix.defocus_radius)))
+        noise_sigma, poisson_peak, jpeg = self.degrade
+        blur, _ = degrade(np.ascontiguousarray(blur), rng, noise_sigma, poisson_peak,
+                          jpeg if rng.random() < 0.5 else None)
+        if rng.random() < mix.self_ref_prob and self.ref_crop == c:
+            ref = blur.copy()
+        else:
+            ref = self._ref_crop(v, i, y, x, rng, exclude)
+        return self._finish(blur, sharp, ref, rng)
+
+    def _finish(self, blur: np.ndarray, sharp: np.ndarray, ref: np.ndarray,
+                rng: np.random.Generator) -> dict[str, Any]:
         if self.augment:
             blur, sharp, ref = augment_same((blur, sharp, ref), rng)
         return {"blur": to_tensor(blur), "sharp": to_tensor(sharp), "ref": to_tensor(ref)}

@@ -29,7 +29,12 @@ class DataConfig:
     val_strength: float = 0.8
     unrelated_ref_prob: float = 0.1
     ref_jitter: int = 4
-    noise_sigma: float = 0.0
+    noise_sigma: float = 0.0  # Gaussian noise, sigma drawn in [0, noise_sigma] (8-bit levels)
+    poisson_peak: float = 0.0  # shot noise (photons at white, lower = noisier; 0: off)
+    jpeg_quality: list[int] | None = None  # (low, high) JPEG quality, half the samples
+    # mixed blur generators (data.mixed_blur.BlurMix fields, e.g. {generators: {shake: 0.6,
+    # average: 0.25, object: 0.15}}); null: camera shake only
+    mix: dict[str, Any] | None = None
     max_side: int | None = None
     max_frames: int | None = None
     blur_on: str = "cpu"  # cpu | gpu

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
+from ..data.mixed_blur import BlurMix
 from ..errors import UserError
 from ..evaluate.metrics import psnr, ssim
 from ..model.config import load_config
@@ -75,6 +78,21 @@ def cosine_lr(step: int, cfg) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
 
 
+def blur_mix(values: dict[str, Any] | None) -> BlurMix | None:
+    """The config's ``data.mix`` section as a :class:`BlurMix` (None: shake only)."""
+    if values is None:
+        return None
+    known = {f.name for f in dataclasses.fields(BlurMix)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"train config: unknown keys in 'data.mix': {', '.join(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return BlurMix(**values)
+    except ValueError as exc:
+        raise UserError(f"train config: data.mix: {exc}") from None
+
+
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tensor]]]:
     """The training dataset and a fixed list of validation samples."""
     d = cfg.data
@@ -92,7 +110,9 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
         train = OnlineVideoTriplets(
             d.train_videos, crop=d.crop, length=max(1000, d.batch * 1000),
             strength=tuple(d.strength), unrelated_ref_prob=d.unrelated_ref_prob,
-            ref_jitter=d.ref_jitter, noise_sigma=d.noise_sigma, blur_on=d.blur_on, **common,
+            ref_jitter=d.ref_jitter, noise_sigma=d.noise_sigma, poisson_peak=d.poisson_peak,
+            jpeg_quality=tuple(d.jpeg_quality) if d.jpeg_quality else None,
+            mix=blur_mix(d.mix), blur_on=d.blur_on, **common,
         )
         val_videos = d.val_videos or d.train_videos
         val_set = OnlineVideoTriplets(

