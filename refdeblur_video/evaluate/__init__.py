@@ -3,31 +3,33 @@
 - :mod:`.metrics` -- ``psnr``, ``ssim`` (NumPy) and ``psnr_torch``, ``ssim_torch`` (batched).
 - :mod:`.compare`, :mod:`.triplets`, :mod:`.noref` -- the three evaluation modes, each
   returning an :class:`Evaluation` that :func:`write_report` turns into a report folder.
+
+The names below load on first use, so that a module needing only a metric (training, for
+one) does not import the report's plotting library.
 """
 
-from refdeblur_video.evaluate.compare import evaluate_compare
-from refdeblur_video.evaluate.metrics import (
-    convention_label,
-    psnr,
-    psnr_torch,
-    rgb_to_y,
-    ssim,
-    ssim_torch,
-)
-from refdeblur_video.evaluate.noref import evaluate_noref
-from refdeblur_video.evaluate.report import Evaluation, write_report
-from refdeblur_video.evaluate.triplets import evaluate_triplets
+from __future__ import annotations
 
-__all__ = [
-    "Evaluation",
-    "convention_label",
-    "evaluate_compare",
-    "evaluate_noref",
-    "evaluate_triplets",
-    "psnr",
-    "psnr_torch",
-    "rgb_to_y",
-    "ssim",
-    "ssim_torch",
-    "write_report",
-]
+from importlib import import_module
+
+_WHERE = {
+    "Evaluation": "report",
+    "convention_label": "metrics",
+    "evaluate_compare": "compare",
+    "evaluate_noref": "noref",
+    "evaluate_triplets": "triplets",
+    "psnr": "metrics",
+    "psnr_torch": "metrics",
+    "rgb_to_y": "metrics",
+    "ssim": "metrics",
+    "ssim_torch": "metrics",
+    "write_report": "report",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -170,14 +170,29 @@ def _build_model(cfg: TrainConfig) -> RefDeblurNet:
     return model
 
 
-def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
-          quiet: bool = False, time_limit: float | None = None) -> dict[str, float]:
-    """Train per ``cfg``; checkpoints go to ``cfg.out``. Returns the last validation scores.
+@dataclass
+class _Run:
+    """What one training run works on: the model, its optimisers and where it stands."""
 
-    ``max_steps`` and ``time_limit`` (seconds) end this run early, after saving a state that
-    ``resume=True`` continues from; the learning-rate schedule always spans ``train.steps``.
-    """
-    started = time.monotonic()
+    cfg: TrainConfig
+    rank: Rank
+    device: torch.device
+    model: RefDeblurNet
+    optimizer: torch.optim.Optimizer
+    disc: nn.Module | None
+    optimizer_d: torch.optim.Optimizer | None
+    out_dir: Path
+    step: int = 0
+    best: float | None = None
+
+    def save(self) -> None:
+        """The resumable state (last.safetensors) and the weights (model.safetensors)."""
+        _save(self.out_dir, self.model, self.model.config, self.optimizer, self.step,
+              self.cfg, self.disc, self.optimizer_d, self.best)
+
+
+def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
+    """Model, optimisers and output folder of a run, resumed from its state if asked."""
     opt = cfg.train
     rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     device = choose_device(rank)
@@ -188,7 +203,6 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
         (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
     model = _build_model(cfg).to(device).to(memory_format=torch.channels_last)
-    model_config = model.config
     if opt.freeze_phi:  # matching features as initialised: the confidences cannot drift
         model.phi.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -196,39 +210,118 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     use_gan = opt.gan_start is not None and opt.adversarial_weight > 0
     disc = PatchDiscriminator().to(device) if use_gan else None
     optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
-    step, best = 0, None
-    state_path = out_dir / "last.safetensors"
+    run = _Run(cfg, rank, device, model, optimizer, disc, optimizer_d, out_dir)
     if resume:
+        state_path = out_dir / "last.safetensors"
         if not state_path.is_file():
             raise UserError(f"--resume: no training state at {state_path}")
-        step, best = load_training_state(state_path, model, optimizer, disc, optimizer_d)
+        run.step, run.best = load_training_state(state_path, model, optimizer, disc,
+                                                 optimizer_d)
         if rank.main and not quiet:
-            print(f"resumed from {state_path} at step {step}")
-    train_set, val_samples = build_datasets(cfg)
-    net: nn.Module = model
-    if rank.world > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
-                                      and device.type == "cuda" else None)
+            print(f"resumed from {state_path} at step {run.step}")
+    return run
+
+
+def _make_loader(run: _Run, train_set: Dataset) -> tuple[DataLoader, DistributedSampler | None]:
+    """Batches of the training set; under torchrun each rank draws its own share."""
+    cfg, rank = run.cfg, run.rank
     sampler = DistributedSampler(train_set, rank.world, rank.rank, shuffle=True,
-                                 seed=opt.seed) if rank.world > 1 else None
+                                 seed=cfg.train.seed) if rank.world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.data.batch, shuffle=sampler is None,
                         sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
-                        pin_memory=device.type == "cuda",
+                        pin_memory=run.device.type == "cuda",
                         persistent_workers=cfg.data.workers > 0)
+    return loader, sampler
+
+
+def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: float,
+                amp: torch.dtype | None, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """One optimiser step of the network (and of the discriminator once the GAN is on)."""
+    opt, device = run.cfg.train, run.device
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    gan_on = run.disc is not None and run.step >= (opt.gan_start or 0)
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        output = net(batch["blur"], batch["ref"])
+    output = output.float()
+    loss_rec = reconstruction_loss(output, batch["sharp"], weights)
+    loss = loss_rec
+    loss_adv = torch.zeros((), device=device)
+    if gan_on:
+        loss_adv = generator_adversarial_loss(run.disc(batch["sharp"]), run.disc(output))
+        loss = loss + weights.adversarial * loss_adv
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if opt.grad_clip:
+        nn.utils.clip_grad_norm_(run.model.parameters(), opt.grad_clip)
+    run.optimizer.step()
+    if gan_on:
+        for group in run.optimizer_d.param_groups:
+            group["lr"] = lr
+        loss_d = discriminator_loss(run.disc(batch["sharp"]), run.disc(output.detach()))
+        run.optimizer_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        run.optimizer_d.step()
+    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv}
+
+
+def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: float,
+              quiet: bool) -> None:
+    row = {"step": run.step, **{k: f"{v.item():.5f}" for k, v in losses.items()},
+           "lr": f"{lr:.3e}", "seconds_per_step": f"{seconds / run.cfg.train.log_every:.3f}"}
+    _append_csv(run.out_dir / "train_log.csv", row)
+    if not quiet:
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+
+
+def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]],
+                            amp: torch.dtype | None, quiet: bool) -> dict[str, float]:
+    """Score the validation samples; a new best is saved as best.safetensors."""
+    scores = validate(run.model, val_samples, run.device, amp)
+    _append_csv(run.out_dir / "val_log.csv",
+                {"step": run.step, **{k: f"{v:.4f}" for k, v in scores.items()}})
+    if not quiet:
+        shown = " ".join(f"{k}={v:.3f}" for k, v in scores.items())
+        print(f"val step={run.step} {shown}", flush=True)
+    if run.best is None or scores["psnr_model"] > run.best:
+        run.best = scores["psnr_model"]
+        save_checkpoint(run.out_dir / "best.safetensors", run.model, run.model.config,
+                        extra={"step": str(run.step), "val_psnr": f"{run.best:.4f}"})
+    return scores
+
+
+def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
+          quiet: bool = False, time_limit: float | None = None) -> dict[str, float]:
+    """Train per ``cfg``; checkpoints go to ``cfg.out``. Returns the last validation scores.
+
+    ``max_steps`` and ``time_limit`` (seconds) end this run early, after saving a state that
+    ``resume=True`` continues from; the learning-rate schedule always spans ``train.steps``.
+    """
+    started = time.monotonic()
+    opt = cfg.train
+    run = _start_run(cfg, resume, quiet)
+    rank, device = run.rank, run.device
+    train_set, val_samples = build_datasets(cfg)
+    net: nn.Module = run.model
+    if rank.world > 1:
+        net = DistributedDataParallel(run.model, device_ids=[device.index]
+                                      if device.index is not None and device.type == "cuda"
+                                      else None)
+    loader, sampler = _make_loader(run, train_set)
     amp = autocast_dtype(device, opt.amp)
     weights = LossWeights(opt.content_weight, opt.frequency_weight, opt.adversarial_weight)
     margin = getattr(train_set, "margin", 0)
-    last_step = opt.steps if max_steps is None else min(opt.steps, step + max_steps)
+    last_step = opt.steps if max_steps is None else min(opt.steps, run.step + max_steps)
     scores: dict[str, float] = {}
-    epoch = step // max(1, len(loader))
-    model.train()
+    epoch = run.step // max(1, len(loader))
+    run.model.train()
     tick = time.perf_counter()
     try:
-        while step < last_step:
+        while run.step < last_step:
             if sampler is not None:
                 sampler.set_epoch(epoch)
             for batch in loader:
-                if step >= last_step:
+                if run.step >= last_step:
                     break
                 batch = {k: _to_device(v, device) for k, v in batch.items()}
                 if "sharp_padded" in batch:
@@ -236,64 +329,27 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                     strengths = torch.empty(len(batch["ref"])).uniform_(low, high).tolist()
                     batch = finish_gpu_batch(batch, margin, None, strengths,
                                              noise_sigma=cfg.data.noise_sigma)
-                lr = cosine_lr(step, opt)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                gan_on = use_gan and step >= (opt.gan_start or 0)
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                    output = net(batch["blur"], batch["ref"])
-                output = output.float()
-                loss_rec = reconstruction_loss(output, batch["sharp"], weights)
-                loss = loss_rec
-                loss_adv = torch.zeros((), device=device)
-                if gan_on:
-                    loss_adv = generator_adversarial_loss(disc(batch["sharp"]), disc(output))
-                    loss = loss + weights.adversarial * loss_adv
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if opt.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), opt.grad_clip)
-                optimizer.step()
-                if gan_on:
-                    for group in optimizer_d.param_groups:
-                        group["lr"] = lr
-                    loss_d = discriminator_loss(disc(batch["sharp"]), disc(output.detach()))
-                    optimizer_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    optimizer_d.step()
-                step += 1
+                lr = cosine_lr(run.step, opt)
+                losses = _train_step(run, net, batch, lr, amp, weights)
+                run.step += 1
                 if time_limit is not None and _agree(time.monotonic() - started > time_limit,
                                                      rank, device):
-                    last_step = step
-                if rank.main and (step % opt.log_every == 0 or step == last_step):
-                    elapsed = time.perf_counter() - tick
-                    tick = time.perf_counter()
-                    row = {"step": step, "loss": f"{loss.item():.5f}",
-                           "reconstruction": f"{loss_rec.item():.5f}",
-                           "adversarial": f"{loss_adv.item():.5f}", "lr": f"{lr:.3e}",
-                           "seconds_per_step": f"{elapsed / opt.log_every:.3f}"}
-                    _append_csv(out_dir / "train_log.csv", row)
-                    if not quiet:
-                        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-                if rank.main and (step % opt.val_every == 0 or step == last_step):
-                    scores = validate(model, val_samples, device, amp)
-                    _append_csv(out_dir / "val_log.csv",
-                                {"step": step, **{k: f"{v:.4f}" for k, v in scores.items()}})
-                    if not quiet:
-                        shown = " ".join(f"{k}={v:.3f}" for k, v in scores.items())
-                        print(f"val step={step} {shown}", flush=True)
-                    if best is None or scores["psnr_model"] > best:
-                        best = scores["psnr_model"]
-                        save_checkpoint(out_dir / "best.safetensors", model, model_config,
-                                        extra={"step": str(step), "val_psnr": f"{best:.4f}"})
-                if rank.main and (step % opt.ckpt_every == 0 or step == last_step):
-                    _save(out_dir, model, model_config, optimizer, step, cfg, disc, optimizer_d,
-                          best)
+                    last_step = run.step
+                if not rank.main:
+                    continue
+                if run.step % opt.log_every == 0 or run.step == last_step:
+                    now = time.perf_counter()
+                    _log_step(run, losses, lr, now - tick, quiet)
+                    tick = now
+                if run.step % opt.val_every == 0 or run.step == last_step:
+                    scores = _validate_and_keep_best(run, val_samples, amp, quiet)
+                if run.step % opt.ckpt_every == 0 or run.step == last_step:
+                    run.save()
             epoch += 1
     except KeyboardInterrupt:
         if rank.main:
-            _save(out_dir, model, model_config, optimizer, step, cfg, disc, optimizer_d, best)
-            print(f"interrupted: state saved at step {step}; continue with --resume")
+            run.save()
+            print(f"interrupted: state saved at step {run.step}; continue with --resume")
         raise
     finally:
         if rank.world > 1 and dist.is_initialized():

@@ -5,6 +5,8 @@
 #
 #   bash tools/recipes/train_general.sh          # start or resume (TIME_LIMIT seconds, 8000)
 #   tail -f runs/general.log                     # progress
+#   THREADS=1 bash tools/recipes/train_general.sh   # on a machine busy with other work: one
+#                                                   # thread wastes no time waiting for the other
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -33,6 +35,7 @@ bash "$here/get_bikes.sh"
 photos=$(find "$PHOTOS" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
 resume=()
 [ -f "$OUT/last.safetensors" ] && resume=(--resume)
+[ -n "${THREADS:-}" ] && export OMP_NUM_THREADS=$THREADS
 nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --config configs/train/lite.yaml --set "out=$OUT" \
   --set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, .data/bikes.mp4, $photos]" \
@@ -44,6 +47,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
   --set "data.mix={generators: {shake: 0.55, average: 0.25, object: 0.2}, self_ref_prob: 0.2, defocus_prob: 0.15}" \
   --set train.lr=1.0e-4 --set train.steps=30000 --set train.warmup_steps=200 \
-  --set train.gan_start=null --set train.val_every=500 --set train.ckpt_every=250 \
+  --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
+  --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}" >>"$OUT.log" 2>&1 &
 echo "training in the background (pid $!); log: $OUT.log, state: $OUT/last.safetensors"
