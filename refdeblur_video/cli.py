@@ -1,16 +1,29 @@
-"""``refdeblur-video``: argument parsing only; the work is done by :mod:`.pipeline`."""
+"""``refdeblur-video``: argument parsing only; the work is done by :mod:`.pipeline`.
+
+The arguments, paths and output container are checked before PyTorch and the model are
+imported (:mod:`.pipeline.preflight`), so a mistake is reported at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import shlex
+import signal
 import sys
 import warnings
+from pathlib import Path
 
 from . import __version__
 from .errors import UserError
 from .frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from .interrupts import Interrupted, handle_signals
 from .malloc import share_malloc_arenas
+from .pipeline.options import DeblurOptions
+from .pipeline.preflight import preflight
+from .pipeline.resume import UnfinishedRun, kept_frames, state_dir
 
 EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
@@ -46,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-transfer", dest="transfer", action="store_false",
                    help="leave out the flow-guided reference transfer after the network "
                    "(aligns the reference by optical flow and copies its detail where it is "
-                   "trustworthy; +2.1 dB on the validation frames, 2.2 s per 720p frame on "
-                   "a 2-core CPU)")
+                   "trustworthy, where the network's own matching borrows only coarsely; it "
+                   "runs on the CPU and takes longer per frame than the lite network)")
     f = p.add_argument_group("frames and references")
     f.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"sharpness relative to the best of its window below which a frame "
@@ -74,37 +87,128 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--log", default=None, help="per-frame log, frames.csv or frames.json")
     o.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    o.add_argument("--resume", action="store_true",
+                   help="go on from the work an interrupted run of the same command kept "
+                   "(in .OUTPUT.refdeblur/ beside the output)")
+    o.add_argument("--segment-seconds", type=float, default=5.0, metavar="S",
+                   help="commit finished work every S seconds of video, each part starting "
+                   "with a keyframe (5)")
+    a = p.add_argument_group("adaptation")
+    a.add_argument("--adapt", action="store_true",
+                   help="before restoring, fine-tune a copy of the network on this video's own "
+                   "sharp frames, blurred as strongly as its blurry ones (they show this "
+                   "camera, scene, noise and compression); some sharp frames are held back "
+                   "and the copy is used only if it restores them better than the original")
+    a.add_argument("--adapt-seconds", type=float, default=None, metavar="S",
+                   help="time for --adapt, reading pass included (default: 300 on a CPU, 60 "
+                   "on a GPU); more time, more training steps")
+    a.add_argument("--save-adapted", default=None, metavar="PATH",
+                   help="keep the weights the video was restored with (.safetensors, with the "
+                   "video's name and the adaptation settings in its metadata), to reuse with "
+                   "--model PATH; with many inputs a folder, one file per video")
     return p
 
 
+def say(line: str) -> None:
+    """Print one message line to stderr; above the progress bar, never on its line."""
+    if "tqdm" in sys.modules:  # a bar can only be showing once tqdm is loaded
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    say(f"warning: {message}")
+
+
+class _LineHandler(logging.Handler):
+    """Log records as ``warning: ...`` lines, the style of the command's own messages."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(f"{record.levelname.lower()}: {record.getMessage()}")
+        except Exception:  # logging's convention: report the failure, never raise
+            self.handleError(record)
+
+
+def _route_messages() -> None:
+    warnings.showwarning = _show_warning
+    logging.basicConfig(level=logging.WARNING, handlers=[_LineHandler()])
+
+
+def _resume_command(argv: list[str] | None) -> str:
+    """The command line that continues this one's run."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join(["refdeblur-video", *words, "--resume"])
+
+
+def _interrupted(exc: KeyboardInterrupt, target: str) -> str:
+    """The one line an interrupted run ends with: what is left, and how to go on."""
+    head = "interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else (
+        f"interrupted ({exc.name})")
+    if Path(target).is_dir() or target.endswith(os.sep):
+        return (f"{head}: the video in progress was not written; the same command with "
+                "--resume goes on with it")
+    kept = kept_frames(target)
+    if not kept:
+        return f"{head}: no output was written"
+    return (f"{head}: no output was written; {kept} finished frames are kept in "
+            f"{state_dir(target)}: the same command with --resume goes on from there")
+
+
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's shutdown: a model call still running in a worker
+    thread would make a C++ runtime abort there (``terminate called without an active
+    exception``, exit 134). The output files are closed and removed by now."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _report(results, quiet: bool) -> None:
+    if quiet:
+        return
+    for r in results:
+        dropped = (f" ({r.references_dropped} without their reference)"
+                   if r.references_dropped else "")
+        shots = f" in {r.shots} shots" if r.shots > 1 else ""
+        resumed = f", resumed at frame {r.resumed}" if r.resumed else ""
+        adapted = f"; {r.adaptation}" if getattr(r, "adaptation", None) else ""
+        state = "already done, skipped" if r.skipped else (
+            f"{r.frames} frames{shots}, {r.restored} restored{dropped}, "
+            f"{r.seconds:.1f} s{resumed}{adapted}")
+        print(f"{r.output}: {state}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; SIGINT, SIGTERM and SIGHUP stop it alike (exit 130, one line)."""
     share_malloc_arenas()  # before PyTorch and the codecs start their threads
-    args = vars(build_parser().parse_args(argv))
-    warnings.showwarning = _show_warning
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    source, target = args.pop("input"), args.pop("output")
-    try:
-        from .pipeline import deblur
+    with handle_signals():
+        args = vars(build_parser().parse_args(argv))
+        _route_messages()
+        source, target = args.pop("input"), args.pop("output")
+        try:
+            options = DeblurOptions.from_kwargs(**args)
+            preflight(source, target, options)  # before the slow imports below
+            from .pipeline.run import deblur
 
-        results = deblur(source, target, **args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no output was written", file=sys.stderr)
-        return 130
-    if not args["quiet"]:
-        for r in results:
-            dropped = (f" ({r.references_dropped} without their reference)"
-                       if r.references_dropped else "")
-            shots = f" in {r.shots} shots" if r.shots > 1 else ""
-            state = "already done, skipped" if r.skipped else (
-                f"{r.frames} frames{shots}, {r.restored} restored{dropped}, {r.seconds:.1f} s")
-            print(f"{r.output}: {state}")
+            results = deblur(source, target, options=options)
+        except UnfinishedRun as exc:
+            say(f"error: {exc.describe(_resume_command(argv))}")
+            return 2
+        except UserError as exc:
+            say(f"error: {exc}")
+            return 2
+        except KeyboardInterrupt as exc:
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                say(_interrupted(exc, target))
+            if isinstance(exc, Interrupted):
+                _exit_now(exc.exit_code)
+            return 130
+        _report(results, args["quiet"])
     return 0
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from refdeblur_video.errors import UserError
 
-__all__ = ["atomic_output", "check_not_same_file", "check_output_path"]
+__all__ = ["atomic_output", "check_not_same_file", "check_output_path", "remove_stale_temps"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -44,9 +45,29 @@ def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.Pat
         raise UserError(f"output {dst} is the input file; choose another output name")
 
 
+def _temp_name(target: Path, token: str) -> str:
+    return f".{target.stem}.{token}.part{target.suffix}"
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete the temporary files of ``path`` that a killed run left (SIGKILL, power loss);
+    only for a caller that knows no other run is writing ``path``. Returns how many."""
+    target = Path(path)
+    head, tail = _temp_name(target, "\0").split("\0")
+    pattern = re.compile(re.escape(head) + "[0-9a-f]{8}" + re.escape(tail))
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
 def _create_temp(target: Path) -> Path:
     for _ in range(100):
-        tmp = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}")
+        tmp = target.with_name(_temp_name(target, secrets.token_hex(4)))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
         except FileExistsError:
@@ -58,6 +79,12 @@ def _create_temp(target: Path) -> Path:
     raise UserError(f"cannot create a temporary file in {target.parent}")
 
 
+def _named_for_user(exc: UserError, tmp: Path, target: Path) -> UserError:
+    """``exc`` with the temporary file's path or name replaced by the user's output."""
+    message = str(exc).replace(str(tmp), str(target)).replace(tmp.name, target.name)
+    return exc if message == str(exc) else UserError(message)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
@@ -65,7 +92,8 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     The temporary file exists (empty) when yielded and has the same suffix as ``path``. On any
     exception, KeyboardInterrupt included, it is deleted and the exception propagates. Raises
     UserError when ``path`` exists and ``overwrite`` is false, or its folder is missing or
-    not writable. The existence check is repeated just before the rename.
+    not writable. The existence check is repeated just before the rename. A UserError from
+    inside names ``path``, never the temporary file.
     """
     target = check_output_path(path, overwrite)
     tmp = _create_temp(target)
@@ -74,7 +102,11 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         if not overwrite and (target.exists() or target.is_symlink()):
             raise UserError(f"output {target} appeared while writing; not replacing it")
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, UserError):
+            named = _named_for_user(exc, tmp, target)
+            if named is not exc:
+                raise named from exc
         raise

@@ -5,6 +5,7 @@
 fps, blurry, vfr, audio, rotation, codec, pix_fmt, seed, subtitles, color, ...) and returns a
 :class:`SyntheticClip` (path, the RGB frames that were encoded, the blurry indices).
 ``lossless_clip`` is an FFV1/bgr0 Matroska clip whose decoded frames equal ``frames`` exactly.
+``planes_of(path)`` gives every frame's decoded planes, read with plain PyAV (not the reader).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,24 @@ def small_clip(make_test_clip) -> SyntheticClip:
 def lossless_clip(make_test_clip) -> SyntheticClip:
     """12 frames, 96x64, FFV1 (bgr0) in Matroska: decodes bit-exactly to ``frames``."""
     return make_test_clip("lossless.mkv", codec="ffv1", pix_fmt="bgr0", blurry={3, 7})
+
+
+def _planes_of(path: Path) -> list[list[np.ndarray]]:
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
+            frames.append([
+                np.frombuffer(p, dtype).reshape(p.height, -1)[:, : p.width].copy()
+                for p in frame.planes
+            ])
+    return frames
+
+
+@pytest.fixture()
+def planes_of() -> Callable[[Path], list[list[np.ndarray]]]:
+    """Every frame's decoded planes (2-D arrays, line padding removed), with plain PyAV."""
+    return _planes_of
 
 
 class PooledImage(torch.nn.Module):

@@ -100,6 +100,33 @@ def test_sharp_frames_pass_through_bit_exactly_and_blurry_ones_change(
             assert np.array_equal(before, after)
 
 
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "size"),
+    [
+        ("ffv1", "yuv420p", (96, 64)),
+        ("ffv1", "yuv420p", (67, 45)),  # odd: kept, not padded
+        ("ffv1", "yuv422p10le", (96, 64)),
+        ("ffv1", "yuv444p", (96, 64)),
+        ("libx264", "yuv420p", (96, 64)),
+        ("libx264", "yuv444p10le", (96, 64)),
+    ],
+)
+def test_untouched_yuv_frames_pass_through_bit_exactly(make_test_clip, restorer, tmp_path,
+                                                       planes_of, codec, pix_fmt, size):
+    clip = make_test_clip("in.mkv", size=size, blurry={3, 7}, codec=codec, pix_fmt=pix_fmt)
+    out = tmp_path / "out.mkv"
+    log = tmp_path / "frames.csv"
+    deblur_video(clip.path, out, restorer, quiet=True, codec=codec, crf=0, preset="ultrafast",
+                 log=str(log))
+    blurry = {int(r["index"]) for r in read_log(log) if r["blurry"] == "1"}
+    assert blurry == set(clip.blurry)
+    before, after = planes_of(clip.path), planes_of(out)
+    assert after[0][0].shape == (size[1], size[0])
+    for index, (a, b) in enumerate(zip(before, after, strict=True)):
+        unchanged = all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+        assert unchanged == (index not in blurry), index
+
+
 def test_expected_reference_on_known_blur_pattern(make_test_clip, restorer, tmp_path):
     # frames 5, 6 and 7 blurry: 6's nearest sharp neighbours are 4 and 8 (2 away)
     clip = make_test_clip("in.mp4", n_frames=14, blurry={5, 6, 7})
@@ -348,12 +375,43 @@ def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, make_test_cli
 
 def test_zero_frame_video_is_refused(tmp_path, restorer):
     empty = tmp_path / "empty.mp4"
-    with av.open(str(empty), "w") as out:
+    # A fragmented MP4 writes its track at the start: a video stream with no frame at all
+    # (a plain MP4 without samples keeps no track, and PyAV writes nothing unless asked).
+    with av.open(str(empty), "w", options={"movflags": "frag_keyframe+empty_moov"}) as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    with pytest.raises(UserError):
+        out.start_encoding()
+    with av.open(str(empty)) as container:
+        video = container.streams.video[0]
+        assert (video.width, video.height) == (64, 48)
+        assert not [p for p in container.demux(video) if p.size]
+    with pytest.raises(UserError, match="no decodable video frames"):
         deblur_video(empty, tmp_path / "out.mp4", restorer, quiet=True)
-    assert not (tmp_path / "out.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
+
+
+def test_many_files_into_their_own_folder_are_refused(make_test_clip, tmp_path, restorer,
+                                                       monkeypatch):
+    make_test_clip("a.mp4", n_frames=4)
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for pattern, outdir in [(str(tmp_path / "*.mp4"), tmp_path), (str(tmp_path), tmp_path),
+                            (str(tmp_path / "*.mp4"), tmp_path / ".." / tmp_path.name)]:
+        for overwrite in (False, True):
+            with pytest.raises(UserError, match="holds the input videos"):
+                deblur_many(pattern, outdir, quiet=True, overwrite=overwrite)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_non_finite_restored_photo_is_not_written(tmp_path):
+    net = RefDeblurNet(TINY)
+    with torch.no_grad():
+        net.tail.bias.fill_(float("inf"))
+    broken = Restorer(net, torch.device("cpu"), trained=True)
+    make_image(tmp_path / "b.png", blurry=True)
+    with pytest.raises(UserError, match="NaN or infinite"):
+        deblur_image(tmp_path / "b.png", tmp_path / "o.png", broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png"]
 
 
 def test_truncated_video_is_salvaged_with_a_warning(make_test_clip, tmp_path, restorer):

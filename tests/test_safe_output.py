@@ -91,3 +91,11 @@ def test_same_file_is_refused(tmp_path: Path):
     with pytest.raises(UserError):
         check_not_same_file(src, hard)
     check_not_same_file(src, tmp_path / "other.mp4")  # fine
+
+
+def test_errors_from_inside_name_the_output_not_the_temporary_file(tmp_path: Path):
+    target = tmp_path / "out.xyz"
+    with pytest.raises(UserError) as caught, atomic_output(target) as tmp:
+        raise UserError(f"cannot tell the container of {tmp.name!r}; cannot create {tmp}")
+    assert str(caught.value) == f"cannot tell the container of 'out.xyz'; cannot create {target}"
+    assert list(tmp_path.iterdir()) == []

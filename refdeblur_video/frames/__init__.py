@@ -13,7 +13,6 @@ from refdeblur_video.frames.references import (
     ReferencePlanner,
     plan_references,
 )
-from refdeblur_video.frames.sharpness import sharpness_scores
 
 __all__ = [
     "DEFAULT_MAX_OFFSET",
@@ -24,3 +23,13 @@ __all__ = [
     "plan_references",
     "sharpness_scores",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # sharpness needs OpenCV; the command line imports this package before checking its
+    # arguments, so OpenCV is loaded only when the scores are asked for.
+    if name == "sharpness_scores":
+        from refdeblur_video.frames.sharpness import sharpness_scores
+
+        return sharpness_scores
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,10 @@ UNTRAINED_WARNING = (
     "no trained weights are installed for this model: it returns its input unchanged "
     "(train one with refdeblur-train, or pass --model PATH.safetensors)"
 )
+NON_FINITE_OUTPUT = (
+    "the model restored a frame to NaN or infinite values (broken weights, or a float16 "
+    "overflow: try --fp32); stopped without writing the output"
+)
 # Rough activation memory per pixel of one frame, per channel of the first scale (bytes).
 BYTES_PER_PIXEL_PER_CHANNEL = 4 * 14
 
@@ -75,7 +79,7 @@ class Restorer:
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
         transfer: TransferSettings | None = None,
     ) -> None:
-        # channels-last runs the thin convolutions of this network ~20 % faster (CPU and GPU)
+        # channels-last runs the thin convolutions of this network faster (CPU and GPU)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         self.device = device
         self.trained = trained
@@ -143,7 +147,8 @@ class Restorer:
         A reference matching its frame less than ``config.reference_check`` times as well as
         the frame matches itself (:meth:`RefDeblurNet.reference_scores`) is replaced by the
         frame, one decision per frame (tiles included). Returns the output on the input's
-        device and a (B,) bool tensor: True where the given reference was used.
+        device and a (B,) bool tensor: True where the given reference was used. A non-finite
+        output is a :class:`UserError`: written out it would be black.
         """
         source_device = blurry.device
         # channels-last once, for the check and the network alike
@@ -159,9 +164,11 @@ class Restorer:
             out = self._forward(b, r, matched)
         else:
             out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
+        _require_finite(out)  # before the clamp, which would turn infinities into 0 or 1
         out = out.clamp_(0.0, 1.0)
         if self.transfer is not None and self.trained:
             out = self._transfer(out, b, r)
+            _require_finite(out)
         return out.to(source_device), used.cpu()
 
     def _transfer(self, out: Tensor, blurry: Tensor, reference: Tensor) -> Tensor:
@@ -203,6 +210,11 @@ class Restorer:
     ) -> list[np.ndarray]:
         """Deblur lists of RGB uint8/uint16 images (same sizes within the batch)."""
         return self.restore_images_checked(blurry, references)[0]
+
+
+def _require_finite(batch: Tensor) -> None:
+    if not bool(batch.isfinite().all()):
+        raise UserError(NON_FINITE_OUTPUT)
 
 
 def images_to_tensor(images: list[np.ndarray]) -> Tensor:

@@ -117,6 +117,7 @@ def load_weights_into(
         diff = {k: (v, expected[k]) for k, v in found.items() if expected[k] != v}
         detail = ", ".join(f"{k}: checkpoint {a} vs model {b}" for k, (a, b) in diff.items())
         raise UserError(f"checkpoint {path} was saved for a different model ({detail})")
+    _check_tensors(path, state, model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if grown:
         added = [k for k in missing if _is_added(k, saved)]
@@ -128,6 +129,23 @@ def load_weights_into(
             f"(missing {len(missing)} tensors, unexpected {len(unexpected)})"
         )
     return saved
+
+
+def _check_tensors(path: str | Path, state: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """Refuse tensors whose shapes do not fit ``model`` (a config that is not the weights'),
+    and NaN or infinite weights (they would restore every frame to black)."""
+    expected = model.state_dict()
+    wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise UserError(
+            f"checkpoint {path} does not fit its model config: shapes differ in {len(wrong)} of "
+            f"{len(state)} tensors (e.g. {k}: {list(state[k].shape)} in the file, "
+            f"{list(expected[k].shape)} for the config)")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise UserError(f"checkpoint {path} has NaN or infinite weights in {len(bad)} of "
+                        f"{len(state)} tensors (e.g. {bad[0]}); it cannot restore anything")
 
 
 # ResBlock groups of RefDeblurNet and the level (full, 1/2, 1/4 resolution) of each

@@ -37,6 +37,11 @@ class DeblurOptions:
     overwrite: bool = False
     quiet: bool = False
     queue_size: int = 8  # frames in flight between stages (bounds memory)
+    resume: bool = False  # go on from the finished work an interrupted run left
+    segment_seconds: float = 5.0  # video committed at a time (each part starts a new GOP)
+    adapt: bool = False  # fine-tune a copy of the network on the video's own sharp frames
+    adapt_seconds: float | None = None  # its budget; None: the device's default
+    save_adapted: str | None = None  # keep the weights used (.safetensors; many files: a folder)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -51,6 +56,12 @@ class DeblurOptions:
             raise UserError("--window must be >= 0 and --max-offset >= 1")
         if self.log is not None and not self.log.lower().endswith((".csv", ".json")):
             raise UserError("--log must end in .csv or .json")
+        if not 0 < self.segment_seconds <= 86400:
+            raise UserError("--segment-seconds must be in (0, 86400]")
+        if self.adapt_seconds is not None and not 0 < self.adapt_seconds <= 86400:
+            raise UserError("--adapt-seconds must be in (0, 86400]")
+        if not self.adapt and (self.adapt_seconds is not None or self.save_adapted):
+            raise UserError("--adapt-seconds and --save-adapted need --adapt")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> DeblurOptions:

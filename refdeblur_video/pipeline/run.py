@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,16 +20,27 @@ from ..frames.references import ReferencePlanner
 from ..frames.sharpness import sharpness
 from ..frames.shots import CutDetector
 from ..image_files import is_image_path, read_image, write_image
-from ..model.restorer import Restorer, load_model
-from ..safe_output import atomic_output, check_not_same_file, check_output_path
-from ..video.reader import Frame, open_reader
+from ..interrupts import finishing
+from ..safe_output import atomic_output
+from ..video.reader import open_reader
 from ..video.writer import VideoWriter
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
+from .preflight import check_outdir, check_single, expand_inputs, is_many
+from .resume import (
+    RunState,
+    SegmentedOutput,
+    model_identity,
+    open_state,
+    run_manifest,
+    segment_frames,
+)
 from .stream import WorkItem, run_stream
 
+if TYPE_CHECKING:
+    from ..model.restorer import Restorer
+
 log = logging.getLogger("refdeblur_video")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
 
 
 @dataclass
@@ -42,11 +54,15 @@ class RunSummary:
     skipped: bool = False
     references_dropped: int = 0  # restored frames whose reference failed the reference check
     shots: int = 1  # shots found (cuts + 1)
+    resumed: int = 0  # frames taken from an interrupted run's state (--resume)
+    adaptation: str | None = None  # what --adapt did (for the closing line)
     records: list[FrameRecord] = field(default_factory=list, repr=False)
 
 
 def make_restorer(options: DeblurOptions) -> Restorer:
     """The network named by ``options.model`` on ``options.device``."""
+    from ..model.restorer import load_model  # PyTorch: only once the arguments are checked
+
     return load_model(options.model, options.device, amp=not options.fp32, tile=options.tile,
                       reference_check=options.reference_check, transfer=options.transfer)
 
@@ -67,8 +83,7 @@ def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
                      options: dict) -> DeblurOptions:
     """Options from keywords (or a ready ``options=``), after the input/output checks."""
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
-    check_not_same_file(input, output)
-    check_output_path(output, opts.overwrite)
+    check_single(input, output, opts)
     return opts
 
 
@@ -76,52 +91,69 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                  restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur one video file into ``output`` (see :class:`DeblurOptions` for ``options``)."""
     opts = _checked_options(input, output, options)
+    ref_image = read_image(opts.ref) if opts.ref is not None else None
     reader = open_reader(input, backend=opts.reader)
     info = reader.info
-    restorer = restorer or make_restorer(opts)
     forced = None
-    if opts.ref is not None:  # fitted once to the stream's size and sample type
+    if ref_image is not None:  # fitted once to the stream's size and sample type
         frame_dtype = np.uint16 if info.bit_depth > 8 else np.uint8
-        forced = _fit_reference(read_image(opts.ref), (info.height, info.width), frame_dtype)
+        forced = _fit_reference(ref_image, (info.height, info.width), frame_dtype)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
-    bar = tqdm(total=info.frame_count, unit="frame", desc=Path(input).name,
-               disable=opts.quiet, dynamic_ncols=True, leave=True)
-    start = time.perf_counter()
-    with reader, atomic_output(output, opts.overwrite) as tmp:
+    size = segment_frames(opts.segment_seconds, float(info.fps) if info.fps else None)
+    with (finishing() as finish_now, reader,
+          open_state(output, opts, info.frame_count) as state,
+          atomic_output(output, opts.overwrite) as tmp):
+        state.check_run(run_manifest(input, info, opts, size))
+        # the writer checks the encoder and pixel format: before the model's slow start
         writer = VideoWriter(tmp, info, codec=opts.codec, crf=opts.crf, preset=opts.preset,
                              pix_fmt=opts.pix_fmt, copy_streams_from=input, audio=opts.audio,
                              subtitles=opts.audio)
+        bar = tqdm(total=info.frame_count, unit="frame", desc=Path(input).name,
+                   disable=opts.quiet, dynamic_ncols=True, leave=True)
+        segments: SegmentedOutput | None = None
         try:
+            restorer = restorer or make_restorer(opts)
+            if opts.adapt:  # a copy, fine-tuned on this video (the original is left as it is)
+                restorer, summary.adaptation = _adapt(restorer, input, opts, state)
+                bar.reset()  # the frames' rate and ETA start now
+            state.check_model(model_identity(restorer))
+            start = time.perf_counter()
+            summary.resumed = _replay(state, writer, summary)
+            bar.update(summary.resumed)
+            segments = SegmentedOutput(state, writer, size, summary.resumed)
+
             def write(item: WorkItem) -> None:
                 frame = item.frame
-                image = item.output if item.output is not None else frame.image
-                writer.write(Frame(frame.index, frame.pts, frame.time_base, image,
-                                   frame.duration))
-                summary.frames += 1
-                summary.restored += item.output is not None
-                summary.references_dropped += item.reference_used is False
-                summary.shots = item.decision.shot + 1
-                summary.records.append(FrameRecord(
+                # an untouched frame keeps its decoded planes: written from them, bit-exact
+                writer.write(frame if item.output is None else frame.with_image(item.output))
+                record = FrameRecord(
                     index=frame.index, pts=frame.pts, time_s=frame.time_s,
                     shot=item.decision.shot,
                     sharpness=round(item.decision.score, 4), blurry=int(item.decision.blurry),
                     reference=item.reference_index,
                     reference_used=_used(item.reference_used),
-                    seconds=round(item.seconds, 4)))
+                    seconds=round(item.seconds, 4))
+                _count(summary, record)
+                segments.frame(record)
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
             run_stream(reader, planner, restorer.restore_images_checked, write,
                        batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
-                       cuts=CutDetector() if opts.cuts else None)
+                       cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
+                       segment=size, replayed=_replay_check(summary.records, state))
+            segments.finish()
             writer.close()
+            finish_now()  # the output is complete: a signal no longer stops the run
         except BaseException:
+            if segments is not None:
+                segments.abort()
             writer.abort()
             raise
         finally:
-            bar.close()
+            bar.close()  # ends the bar's line before any message is printed
     summary.seconds = time.perf_counter() - start
     if forced is not None and summary.references_dropped:
         log.warning("the --ref image does not show the video's scene (reference check): %d "
@@ -136,8 +168,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                  restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur one photo with ``ref`` (another photo of the same scene) as reference."""
     opts = _checked_options(input, output, options)
-    if not is_image_path(output):
-        raise UserError(f"output {output} must be an image file (.png, .jpg, .tif, ...)")
+    if opts.adapt:
+        raise UserError("--adapt learns from a video's own sharp frames: it needs a video")
     blurry = read_image(input)
     if opts.ref is None:
         log.warning("no --ref given: the photo is restored with itself as reference")
@@ -163,22 +195,72 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                       seconds=seconds, records=[record])
 
 
+def _adapt(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions,
+           state: RunState) -> tuple[Restorer, str]:
+    """``--adapt``: the restorer to use and what adaptation did; the weights used are kept
+    in the run's state, so that ``--resume`` goes on with the same ones."""
+    from ..adapt import adapt_restorer
+
+    outcome = adapt_restorer(restorer, input, opts, keep_in=state.folder,
+                             resuming=state.resuming)
+    return outcome.restorer, outcome.message
+
+
+def _adapted_path(option: str | None, source: Path) -> str | None:
+    if option is None:
+        return None
+    from ..adapt import adapted_path
+
+    return adapted_path(option, source)
+
+
 def _used(reference_used: bool | None) -> int | None:
     return None if reference_used is None else int(reference_used)
 
 
-def expand_inputs(pattern: str) -> list[Path]:
-    """Video files of a folder, or of a glob pattern, in sorted order."""
-    path = Path(pattern)
-    if path.is_dir():
-        files = [p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
-    else:
-        files = [Path(p) for p in glob.glob(pattern)
-                 if Path(p).suffix.lower() in VIDEO_SUFFIXES]
-    files = sorted(p for p in files if p.is_file())
-    if not files:
-        raise UserError(f"no video files found in {pattern}")
-    return files
+def _count(summary: RunSummary, record: FrameRecord) -> None:
+    """Add one written frame to the summary."""
+    summary.frames += 1
+    summary.restored += record.reference_used is not None
+    summary.references_dropped += record.reference_used == 0
+    summary.shots = record.shot + 1
+    summary.records.append(record)
+
+
+def _replay(state: RunState, writer: VideoWriter, summary: RunSummary) -> int:
+    """Mux the segments an interrupted run committed into ``writer`` and count their frames;
+    return the index of the first frame still to be made."""
+    if not state.resuming:
+        return 0
+    snapshot = None
+    for segment, data in state.committed():
+        offset = 0
+        for pts, dts, duration, keyframe, size in segment.packets:
+            writer.mux_stored(data[offset:offset + size], pts, dts, duration, bool(keyframe))
+            offset += size
+        for row in segment.records:
+            _count(summary, FrameRecord(**row))
+        snapshot = segment.writer
+    if snapshot is not None:
+        writer.restore(snapshot)
+    return state.committed_frames
+
+
+def _replay_check(records: list[FrameRecord], state: RunState) -> Callable[[WorkItem], None]:
+    """Check that a frame the resumed run skips gets the decisions it had (the input and
+    the planner are the same): anything else means the state is not this run's."""
+
+    def check(item: WorkItem) -> None:
+        row, decision = records[item.frame.index], item.decision
+        same = (row.pts == item.frame.pts and row.shot == decision.shot
+                and row.blurry == int(decision.blurry)
+                and row.sharpness == round(decision.score, 4)
+                and row.reference in (item.reference_index, decision.second))
+        if not same:
+            raise UserError(f"frame {row.index} does not match the unfinished run in "
+                            f"{state.folder}; use --overwrite to start again")
+
+    return check
 
 
 def shard(files: list[Path]) -> list[Path]:
@@ -195,13 +277,15 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
     """
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
     outdir = Path(outdir)
+    all_files = expand_inputs(inputs)
+    check_outdir(all_files, outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     if opts.device == "auto" and "LOCAL_RANK" in os.environ:
         import torch
 
         if torch.cuda.is_available():
             opts.device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
-    files = shard(expand_inputs(inputs))
+    files = shard(all_files)
     log_suffix = Path(opts.log).suffix if opts.log else None
     restorer: Restorer | None = None
     results = []
@@ -213,16 +297,15 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
             continue
         restorer = restorer or make_restorer(opts)
         per_file = dataclasses.replace(
-            opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None)
+            opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None,
+            save_adapted=_adapted_path(opts.save_adapted, source))
         results.append(deblur_video(source, target, restorer, options=per_file))
     return results
 
 
 def deblur(input: str, output: str, **options) -> list[RunSummary]:
     """Dispatch on the input: a folder or glob (many videos), an image, or one video."""
-    is_many = (Path(input).is_dir() or any(c in input for c in "*?[")
-               or str(output).endswith(os.sep) or Path(output).is_dir())
-    if is_many:
+    if is_many(input, output):
         return deblur_many(input, output, **options)
     if is_image_path(input):
         return [deblur_image(input, output, **options)]

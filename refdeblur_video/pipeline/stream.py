@@ -20,6 +20,7 @@ import numpy as np
 from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.sharpness import sharpness
 from ..frames.shots import CutDetector
+from ..interrupts import Interrupted
 from ..malloc import share_malloc_arenas
 from ..video.reader import Frame
 
@@ -123,12 +124,21 @@ def run_stream(
     queue_size: int,
     forced_reference: np.ndarray | None = None,
     cuts: CutDetector | None = None,
+    start: int = 0,
+    segment: int | None = None,
+    replayed: Callable[[WorkItem], None] | None = None,
 ) -> None:
     """Run the three stages; ``write`` is called in frame order on the calling thread.
 
     ``restore(frames, references)`` returns the restored frames and, for each, whether its
     reference was used (:meth:`Restorer.restore_images_checked`). A frame whose reference
     was not used is restored again against its planner's second choice, when there is one.
+
+    Frames before ``start`` are decoded, scored and planned (so that later decisions are the
+    same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
+    them instead, on the decoding thread. With ``segment``, a batch never spans a multiple
+    of ``segment`` frames, so a run resumed there batches (and restores) as one that was not
+    interrupted.
 
     Threads started from here on share one glibc malloc arena (:mod:`refdeblur_video.malloc`;
     the command line asks for it before anything else starts a thread).
@@ -141,7 +151,10 @@ def run_stream(
 
     def produce() -> None:
         for item in plan_frames(frames, planner, forced_reference, cuts):
-            if not _put(planned, item, stop):
+            if item.frame.index < start:
+                if replayed is not None:
+                    replayed(item)
+            elif not _put(planned, item, stop):
                 return
         _put(planned, _END, stop)
 
@@ -177,6 +190,10 @@ def run_stream(
                 if flush(pending):
                     _put(restored, _END, stop)
                 return
+            if pending and segment and item.frame.index % segment == 0:
+                if not flush(pending):
+                    return
+                pending = []
             pending.append(item)
             n_blurry = sum(i.reference is not None for i in pending)
             if n_blurry >= batch or len(pending) >= queue_size:
@@ -188,22 +205,29 @@ def run_stream(
               _Stage(infer, errors, stop, "refdeblur-restore")]
     for stage in stages:
         stage.start()
+    interrupted = False
     try:
         while True:
-            if errors:
-                raise errors[0]
             try:
                 item = restored.get(timeout=0.1)
             except queue.Empty:
+                # after an error, what was already restored is written first (a resumable
+                # run keeps it)
+                if errors:
+                    raise errors[0] from None
                 if not any(s.is_alive() for s in stages) and restored.empty():
-                    if errors:
-                        raise errors[0] from None
                     raise RuntimeError("pipeline stages ended without finishing") from None
                 continue
             if item is _END:
                 break
             write(item)
+    except Interrupted:
+        interrupted = True
+        raise
     finally:
         stop.set()
         for stage in stages:
-            stage.join(timeout=5)
+            # after a signal the command line exits at once (os._exit): wait for the
+            # decoder, whose file is about to be closed, not for a model call of seconds
+            quick = interrupted and stage.name == "refdeblur-restore"
+            stage.join(timeout=0.2 if quick else 5)

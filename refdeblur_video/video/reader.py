@@ -4,7 +4,10 @@ Frames come out in presentation order (the order a decoder outputs them), number
 with the stream's own ``pts`` and ``time_base`` so the writer can put them back unchanged.
 Images are ``H x W x 3`` RGB in the coded orientation (the display rotation is metadata, see
 ``VideoInfo.rotation``): ``uint8`` for 8-bit sources, ``uint16`` on the full 0..65535 scale for
-deeper ones.
+deeper ones. Planar YUV is turned into RGB by :mod:`refdeblur_video.video.yuv` with the stream's
+own matrix and range (the writer goes back the same way), and each frame of a planar format
+also keeps its decoded planes (``Frame.planes``), from which the writer encodes a frame that
+was passed through, bit for bit.
 
 Damaged input: a truncated or partly corrupt stream is *salvaged*. Every frame the decoder
 can still produce is yielded; packets or demux steps that fail are skipped, and once the
@@ -28,6 +31,13 @@ import numpy as np
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.metadata import VideoInfo, open_container, probe, video_duration_s
+from refdeblur_video.video.yuv import (
+    PlaneLayout,
+    YuvConverter,
+    frame_planes,
+    plane_layout,
+    yuv_converter,
+)
 
 __all__ = ["CorruptVideoWarning", "Frame", "VideoReader", "open_reader", "BACKENDS"]
 
@@ -41,18 +51,30 @@ class CorruptVideoWarning(UserWarning):
 
 @dataclass
 class Frame:
-    """One decoded frame: its position, its timestamp and its RGB pixels."""
+    """One decoded frame: its position, its timestamp and its RGB pixels.
+
+    ``planes`` are the decoded samples ``image`` was made from (one 2-D array per plane of
+    ``pix_fmt``; None for packed formats and the decord backend). They must always describe
+    ``image``: replace the image with :meth:`with_image`, never in place.
+    """
 
     index: int
     pts: int | None
     time_base: Fraction
     image: np.ndarray
     duration: int | None = None  # in time_base units, when the stream says
+    planes: tuple[np.ndarray, ...] | None = None
+    pix_fmt: str | None = None  # the format of ``planes``
 
     @property
     def time_s(self) -> float | None:
         """Presentation time in seconds (None when the stream has no timestamps)."""
         return None if self.pts is None else float(self.pts * self.time_base)
+
+    def with_image(self, image: np.ndarray) -> Frame:
+        """The same frame holding another image (e.g. restored); the decoded planes no
+        longer match it and are left out."""
+        return Frame(self.index, self.pts, self.time_base, image, self.duration)
 
 
 def open_reader(path: str | os.PathLike, backend: str = "pyav") -> VideoReader:
@@ -124,16 +146,20 @@ class VideoReader:
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            out_format = "rgb48le" if self.info.bit_depth > 8 else "rgb24"
             held: Frame | None = None  # one frame of delay: its duration is the pts gap
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
+            formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
             for index, frame in enumerate(self._decoded_frames(container, stream)):
                 if frame.is_corrupt:
                     self._problem("a corrupt frame was concealed")
-                image = frame.to_ndarray(format=out_format)
+                pix_fmt = frame.format.name
+                if pix_fmt not in formats:
+                    formats[pix_fmt] = self._conversion(pix_fmt)
+                image, planes = self._pixels(frame, *formats[pix_fmt])
                 time_base = Fraction(frame.time_base or stream.time_base or self.info.time_base)
                 duration = int(frame.duration) if frame.duration else None
-                current = Frame(index, frame.pts, time_base, image, duration)
+                current = Frame(index, frame.pts, time_base, image, duration, planes,
+                                pix_fmt if planes is not None else None)
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:
                         held.duration = current.pts - held.pts
@@ -145,6 +171,24 @@ class VideoReader:
                 yield held
         finally:
             self.close()
+
+    def _conversion(self, pix_fmt: str) -> tuple[PlaneLayout | None, YuvConverter | None]:
+        """How frames of ``pix_fmt`` are kept and turned into RGB: the stream's tags, as the
+        writer uses them on the way back."""
+        info = self.info
+        return plane_layout(pix_fmt), yuv_converter(
+            pix_fmt, info.colorspace, info.color_range, info.width, info.height)
+
+    def _pixels(self, frame: av.VideoFrame, layout: PlaneLayout | None,
+                converter: YuvConverter | None) -> tuple[np.ndarray, tuple | None]:
+        """The RGB image and, for planar formats, the decoded planes."""
+        planes = frame_planes(frame, layout) if layout is not None else None
+        deep = self.info.bit_depth > 8
+        if converter is not None and planes is not None:
+            return converter.to_rgb(planes, np.uint16 if deep else np.uint8), planes
+        # RGB formats convert exactly; packed or semi-planar YUV, gray and matrices such as
+        # YCgCo are left to swscale
+        return frame.to_ndarray(format="rgb48le" if deep else "rgb24"), planes
 
     def _finish_last(self, stream, last: Frame, previous_gap_s: float) -> None:
         """Give the last frame the duration up to the announced stream end when that is

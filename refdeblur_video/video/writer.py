@@ -10,9 +10,14 @@ What :class:`VideoWriter` preserves:
 - **Pixel format.** By default the input's chroma layout and bit depth are kept when the
   encoder supports them, otherwise the nearest format it does support (see
   :func:`choose_pix_fmt`); 10-bit stays 10-bit with libx264.
+- **Untouched frames.** A frame that still carries its decoded planes (``Frame.planes``, see
+  :meth:`Frame.with_image`) is encoded from them, never through RGB, when the output pixel
+  format is the input's: with a lossless codec (ffv1, or libx264/libx265 with ``crf=0``,
+  which is made lossless at every bit depth) it decodes to exactly the input's samples.
 - **Colour tags** (range, primaries, transfer, matrix) on the stream and frames; the
-  RGB -> YUV conversion uses the same matrix and range the reader used the other way. (An RGB
-  source encoded as YUV is tagged BT.709 limited range; YUV encoded as RGB is tagged RGB.)
+  RGB -> YUV conversion of planar YUV (:mod:`refdeblur_video.video.yuv`) uses the same matrix
+  and range the reader used the other way, rounding to nearest. (An RGB source encoded as YUV
+  is tagged BT.709 limited range; YUV encoded as RGB is tagged RGB.)
 - **Rotation**: the input's display matrix is written again (MP4/MOV ``tkhd`` matrix;
   Matroska/WebM projection pose; checked with the FFmpeg 8 libraries in PyAV 18). Frames
   are not rotated.
@@ -26,9 +31,19 @@ camera telemetry tracks) and attachments (e.g. fonts for ASS subtitles in Matros
 Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
 track length matches the input even with B-frames.
 
-Odd frame sizes: chroma-subsampled formats (4:2:0, 4:2:2) need even dimensions, so frames are
-padded to even by replicating the last column/row; the output is then one pixel larger.
-``VideoWriter.padded`` tells whether that happened.
+Segments (resumable runs): :meth:`VideoWriter.end_segment` flushes the encoder and the next
+frame starts a fresh, identically set-up one (a keyframe, a closed group of pictures), so a
+segment is coded the same whether the run went through or was resumed at its start.
+``packet_sink`` sees every video packet; a resumed run muxes the kept ones again
+(:meth:`~VideoWriter.mux_stored`, :meth:`~VideoWriter.restore`). Decode timestamps stay
+increasing across encoders (``_DtsChain``).
+
+Odd frame sizes are kept where the encoder can code them (ffv1, VP9, SVT-AV1). libx264 and
+libx265 cannot with subsampled chroma (4:2:0, 4:2:2), so frames are padded to even by
+repeating the last column/row, with one warning; the output is then one pixel larger. The
+display size cannot be restored by cropping metadata: H.264/HEVC count their cropping in
+chroma samples (2 pixels), and PyAV cannot write container cropping (Matroska PixelCrop, MP4
+``clap``). ``VideoWriter.padded`` tells whether that happened.
 
 The writer writes ``path`` directly; wrap it in :func:`refdeblur_video.safe_output.atomic_output`
 so that a failure never leaves a partial file under the final name.
@@ -36,10 +51,12 @@ so that a failure never leaves a partial file under the final name.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -50,6 +67,7 @@ import numpy as np
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.metadata import VideoInfo
 from refdeblur_video.video.reader import Frame
+from refdeblur_video.video.yuv import pad_planes, plane_layout, video_frame, yuv_converter
 
 __all__ = ["VideoWriter", "choose_pix_fmt", "container_for", "default_codec", "CONTAINERS"]
 
@@ -62,6 +80,8 @@ _AVCOL_SPC_RGB = 0
 _AVCOL_SPC_BT709 = 1
 _AVCOL_RANGE_MPEG = 1
 _DTS_TIMED_FORMATS = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
+# encoders that code odd sizes with subsampled chroma (checked); others get padded frames
+_ODD_SIZE_CODECS = frozenset({"ffv1", "libvpx-vp9", "libsvtav1"})
 # AVColorSpace -> swscale matrix id (PyAV's reformat takes the latter)
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 _X264_PRESETS = (
@@ -179,12 +199,16 @@ def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> di
     opts: dict[str, str] = {}
     speed = _X264_PRESETS.index(preset) if preset in _X264_PRESETS else 5
     if codec_name in ("libx264", "libx264rgb", "libx265"):
-        if crf is not None:
+        # CRF 0 asks for lossless, which x264 gives only at 8 bits (its CRF scale moves by 6
+        # per extra bit) and x265 never: QP 0 and x265's lossless mode are, at any depth.
+        if crf == 0 and codec_name != "libx265":
+            opts["qp"] = "0"
+        elif crf is not None:
             opts["crf"] = str(crf)
         if preset:
             opts["preset"] = preset
         if codec_name == "libx265":
-            opts["x265-params"] = "log-level=error"
+            opts["x265-params"] = "log-level=error" + (":lossless=1" if crf == 0 else "")
     elif codec_name in ("libvpx-vp9", "libvpx"):
         if crf is not None:
             opts.update(crf=str(crf), b="0")
@@ -208,8 +232,9 @@ class VideoWriter:
     ``crf``/``preset`` are mapped onto the encoder's own options where it has them (x264/x265
     names; VP9/AV1 get a matching speed), ``options`` adds raw encoder options on top.
     ``copy_streams_from`` defaults to ``info.path``; ``audio=False`` / ``subtitles=False`` drop
-    those streams. Lossless: ffv1 (e.g. ``pix_fmt="bgr0"`` for 8-bit RGB) or libx264rgb with
-    ``crf=0`` give back the exact RGB frames.
+    those streams. Lossless: ffv1, libx264/libx265 with ``crf=0`` (in the input's format, a
+    frame that keeps its decoded planes comes back sample for sample), libx264rgb with
+    ``crf=0`` or ffv1 with ``pix_fmt="bgr0"`` (exact RGB frames).
     """
 
     def __init__(
@@ -239,20 +264,28 @@ class VideoWriter:
             raise UserError(f"{self.codec_name!r} is not a video encoder")
         self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
         traits = _traits(self.pix_fmt)
-        self.width = info.width + (info.width % 2 if traits.sub_w else 0)
-        self.height = info.height + (info.height % 2 if traits.sub_h else 0)
+        self.width, self.height = info.width, info.height
+        if self.codec_name not in _ODD_SIZE_CODECS:
+            self.width += info.width % 2 if traits.sub_w else 0
+            self.height += info.height % 2 if traits.sub_h else 0
         self.padded = (self.width, self.height) != (info.width, info.height)
         if self.padded:
             log.warning(
-                "odd frame size %dx%d padded to %dx%d for %s (last column/row repeated)",
+                "odd frame size %dx%d padded to %dx%d (last column/row repeated): %s cannot "
+                "code odd sizes in %s and no cropping can be stored; ffv1 or a 4:4:4 pixel "
+                "format keeps the size",
                 info.width,
                 info.height,
                 self.width,
                 self.height,
+                self.codec_name,
                 self.pix_fmt,
             )
         self.time_base = Fraction(info.time_base)
         self._colour = self._output_colour(traits.rgb)
+        self._layout = plane_layout(self.pix_fmt)
+        self._converter = yuv_converter(self.pix_fmt, self._colour["colorspace"],
+                                        self._colour["color_range"], info.width, info.height)
         self._last_pts: int | None = None
         self._durations: dict[int, int] = {}
         self._end_pts: int | None = None
@@ -265,16 +298,22 @@ class VideoWriter:
         self._copy_map: dict[int, av.stream.Stream] = {}
         self._pending: av.Packet | None = None
         self._packets = None
+        # segments (end_segment): the encoder in use, None until the next frame starts one
+        self._encoder: av.CodecContext | None = None
+        self._scratch: av.container.OutputContainer | None = None  # holds a fresh encoder
+        self._stream_args = (crf, preset, options)
+        self._dts = _DtsChain()
+        #: called with every video packet the encoder gives, before it is muxed
+        self.packet_sink: Callable[[av.Packet], None] | None = None
 
+        # Matroska would shift every stream when a copied audio packet starts before 0
+        # (AAC priming from MP4): keep the input's timestamps instead.
+        self._container_options = (
+            {"avoid_negative_ts": "disabled"} if self.format_name in ("matroska", "webm") else {}
+        )
         try:
-            # Matroska would shift every stream when a copied audio packet starts before 0
-            # (AAC priming from MP4): keep the input's timestamps instead.
-            container_options = (
-                {"avoid_negative_ts": "disabled"}
-                if self.format_name in ("matroska", "webm")
-                else {}
-            )
-            self._out = av.open(self.path, "w", format=self.format_name, options=container_options)
+            self._out = av.open(self.path, "w", format=self.format_name,
+                                options=self._container_options)
         except (av.FFmpegError, OSError) as exc:
             raise UserError(f"cannot create {self.path}: {exc}") from exc
         try:
@@ -288,6 +327,7 @@ class VideoWriter:
                 raise UserError(
                     f"cannot encode {self.codec_name} into {self.format_name}: {exc}"
                 ) from exc
+            self._encoder = self._stream.codec_context
         except BaseException:
             self.abort()
             raise
@@ -311,10 +351,10 @@ class VideoWriter:
             colour.update(colorspace=_AVCOL_SPC_BT709, color_range=_AVCOL_RANGE_MPEG)
         return colour
 
-    def _add_video_stream(self, crf, preset, options):
+    def _add_video_stream(self, crf, preset, options, out=None):
         rate = self.info.fps or Fraction(1, 1) / self.time_base
         try:
-            stream = self._out.add_stream(self.codec_name, rate=rate)
+            stream = (out or self._out).add_stream(self.codec_name, rate=rate)
         except ValueError as exc:
             raise UserError(
                 f"the {self.format_name} container cannot hold {self.codec_name} video"
@@ -372,32 +412,8 @@ class VideoWriter:
         """Encode one frame, keeping its pts (rescaled only if its time base differs)."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
-        image = frame.image
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-        if image.shape[:2] != (self.info.height, self.info.width):
-            raise ValueError(
-                f"frame is {image.shape[1]}x{image.shape[0]}, the video is "
-                f"{self.info.width}x{self.info.height}"
-            )
-        if image.dtype == np.uint8:
-            src_format = "rgb24"
-        elif image.dtype == np.uint16:
-            src_format = "rgb48le"
-        else:
-            raise ValueError(f"frames must be uint8 or uint16, got {image.dtype}")
-        if self.padded:
-            pad = ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0))
-            image = np.pad(image, pad, mode="edge")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=src_format)
-        colour = self._colour
-        if vf.format.name != self.pix_fmt:
-            vf = vf.reformat(
-                format=self.pix_fmt,
-                dst_colorspace=_SWS_MATRIX.get(colour["colorspace"]),
-                dst_color_range=colour["color_range"] or None,
-            )
-        for key, value in colour.items():
+        vf = self._video_frame(frame)
+        for key, value in self._colour.items():
             setattr(vf, key, value)
         vf.pts = self._next_pts(frame)
         if self._first_pts is None:
@@ -410,8 +426,52 @@ class VideoWriter:
             self._end_pts = vf.pts + vf.duration
         else:
             self._end_pts = None
-        self._mux_video(self._stream.encode(vf))
+        self._mux_video(self._encode(vf))
         self._frames_written += 1
+
+    def _video_frame(self, frame: Frame) -> av.VideoFrame:
+        """The frame in the encoder's pixel format and size: its own decoded planes when it
+        was passed through in that format, else converted from its RGB image."""
+        image = self._checked_image(frame)
+        planes = frame.planes
+        if planes is None or frame.pix_fmt != self.pix_fmt or self._layout is None:
+            if self._converter is None:
+                return self._swscale_frame(image)
+            planes = self._converter.from_rgb(np.ascontiguousarray(image))
+        elif planes[0].shape != image.shape[:2]:
+            raise ValueError(f"frame {frame.index}: its planes do not match its image")
+        if self.padded:
+            planes = pad_planes(planes, self._layout, self.width, self.height)
+        return video_frame(planes, self._layout)
+
+    def _checked_image(self, frame: Frame) -> np.ndarray:
+        image = frame.image
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+        if image.shape[:2] != (self.info.height, self.info.width):
+            raise ValueError(
+                f"frame is {image.shape[1]}x{image.shape[0]}, the video is "
+                f"{self.info.width}x{self.info.height}"
+            )
+        if image.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"frames must be uint8 or uint16, got {image.dtype}")
+        return image
+
+    def _swscale_frame(self, image: np.ndarray) -> av.VideoFrame:
+        """RGB into a format :mod:`~refdeblur_video.video.yuv` does not convert (RGB, packed
+        or semi-planar YUV, gray) through swscale."""
+        src_format = "rgb24" if image.dtype == np.uint8 else "rgb48le"
+        if self.padded:
+            pad = ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0))
+            image = np.pad(image, pad, mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=src_format)
+        if vf.format.name != self.pix_fmt:
+            vf = vf.reformat(
+                format=self.pix_fmt,
+                dst_colorspace=_SWS_MATRIX.get(self._colour["colorspace"]),
+                dst_color_range=self._colour["color_range"] or None,
+            )
+        return vf
 
     def _next_pts(self, frame: Frame) -> int:
         if frame.pts is None:
@@ -426,18 +486,33 @@ class VideoWriter:
                 f"frame {frame.index}: pts {pts} does not increase (previous {self._last_pts})"
             )
         self._last_pts = pts
+        self._dts.frame(pts)
         return pts
 
+    def _encode(self, vf: av.VideoFrame | None) -> list[av.Packet]:
+        if self._encoder is None:
+            if vf is None:
+                return []
+            self._encoder = self._fresh_encoder()
+        return self._encoder.encode(vf)
+
     def _mux_video(self, packets) -> None:
-        # One packet is held back so that close() can still fix the last one's duration.
         for packet in packets:
-            if self._first_dts is None:
-                self._first_dts = packet.dts
+            packet.stream = self._stream
+            self._dts.packet(packet)
             duration = self._durations.pop(packet.pts, None)
             if duration and not packet.duration:
                 packet.duration = duration
-            self._mux_held()
-            self._held = packet
+            if self.packet_sink is not None:
+                self.packet_sink(packet)
+            self._hold(packet)
+
+    def _hold(self, packet: av.Packet) -> None:
+        # One packet is held back so that close() can still fix the last one's duration.
+        if self._first_dts is None:
+            self._first_dts = packet.dts
+        self._mux_held()
+        self._held = packet
 
     def _mux_held(self) -> None:
         packet, self._held = self._held, None
@@ -489,7 +564,7 @@ class VideoWriter:
         if self._closed:
             return
         try:
-            self._mux_video(self._stream.encode(None))
+            self._mux_video(self._encode(None))
             self._fix_last_duration()
             self._mux_held()
             self._copy_until(math.inf)
@@ -508,13 +583,74 @@ class VideoWriter:
     def _release(self) -> None:
         out, self._out = getattr(self, "_out", None), None
         source, self._source = self._source, None
-        self._packets = self._pending = self._held = None
+        self._packets = self._pending = self._held = self._encoder = None
+        self._close_scratch()
         try:
             if out is not None:
                 out.close()
         finally:
             if source is not None:
                 source.close()
+
+    # -- segments (refdeblur_video.pipeline.resume) -------------------------------------------
+
+    def end_segment(self) -> None:
+        """Flush the encoder; the next frame starts a fresh one (a closed group of pictures
+        set up exactly like the first, so it begins with a keyframe)."""
+        if self._closed:
+            raise ValueError("end_segment() on a closed VideoWriter")
+        self._mux_video(self._encode(None))
+        self._encoder = None
+        self._close_scratch()
+        self._dts.restart()
+
+    def snapshot(self) -> dict:
+        """What :meth:`restore` needs to go on after the packets of the segments so far
+        (JSON-serialisable; take it right after :meth:`end_segment`)."""
+        if self._encoder is not None or self._dts.delay is None:
+            raise ValueError("snapshot() inside a segment: call end_segment() first")
+        return {"last_pts": self._last_pts, "first_pts": self._first_pts,
+                "end_pts": self._end_pts, "frames": self._frames_written,
+                "dts": self._dts.state()}
+
+    def mux_stored(self, data: bytes, pts: int | None, dts: int | None, duration: int,
+                   keyframe: bool) -> None:
+        """Mux a packet kept from an earlier run's segment (timestamps in the writer's time
+        base, as :attr:`packet_sink` saw them)."""
+        packet = av.Packet(data)
+        packet.pts, packet.dts, packet.duration = pts, dts, duration
+        packet.time_base = self.time_base
+        packet.is_keyframe = keyframe
+        packet.stream = self._stream
+        self._hold(packet)
+
+    def restore(self, snapshot: dict) -> None:
+        """Go on after stored segments (:meth:`mux_stored`) as the writer that made them
+        would have after its :meth:`snapshot`."""
+        if self._encoder is not self._stream.codec_context or self._frames_written:
+            raise ValueError("restore() only on a new VideoWriter")
+        self._encoder = None  # the stream's own encoder made the first segment, long ago
+        self._last_pts, self._first_pts = snapshot["last_pts"], snapshot["first_pts"]
+        self._end_pts, self._frames_written = snapshot["end_pts"], snapshot["frames"]
+        self._dts = _DtsChain.from_state(snapshot["dts"])
+
+    def _fresh_encoder(self) -> av.CodecContext:
+        """An encoder set up like the stream's own: through a stream of the same container
+        format, which gives it the same flags and options (and so the same headers)."""
+        self._close_scratch()
+        self._scratch = av.open(io.BytesIO(), "w", format=self.format_name,
+                                options=self._container_options)
+        stream = self._add_video_stream(*self._stream_args, out=self._scratch)
+        self._scratch.start_encoding()
+        return stream.codec_context
+
+    def _close_scratch(self) -> None:
+        scratch, self._scratch = self._scratch, None
+        if scratch is not None:
+            try:
+                scratch.close()
+            except (av.FFmpegError, OSError) as exc:  # an empty in-memory file: nothing lost
+                log.debug("ignoring error while closing a scratch container: %s", exc)
 
     @property
     def frames_written(self) -> int:
@@ -535,3 +671,48 @@ def _traits_or_none(pix_fmt: str, what: str) -> bool:
         return getattr(_traits(pix_fmt), what)
     except (ValueError, TypeError):
         return False
+
+
+class _DtsChain:
+    """Decode timestamps that stay increasing across restarted encoders.
+
+    An encoder that reorders frames (B-frames) gives its n-th packet the pts of its
+    ``(n - delay)``-th frame in display order as dts (x264 and x265 do), and starts below
+    its first pts by ``delay`` frame intervals of its own first frames. A restarted encoder
+    starts that way again, which with variable frame rate can fall at or below the previous
+    segment's last dts. So the first encoder's dts are kept (and give ``delay``), and the
+    packets of each later one get dts by the same rule counted over the whole video: what a
+    single encoder would have given. Encoders that do not reorder keep their own dts.
+    """
+
+    def __init__(self, delay: int | None = None, pts: Iterable[int] = ()) -> None:
+        self.delay = delay  # None while the first encoder runs
+        self._pts = list(pts)  # the last ``delay`` frames before this encoder, then its own
+        self._packets = 0  # packets of this encoder so far
+        self._early = 0  # first encoder: packets whose dts precede its first frame
+
+    def frame(self, pts: int) -> None:
+        self._pts.append(pts)
+
+    def packet(self, packet: av.Packet) -> None:
+        if self.delay is None:
+            if packet.dts is not None and self._pts and packet.dts < self._pts[0]:
+                self._early += 1
+        elif self.delay and self._packets < len(self._pts):
+            packet.dts = self._pts[self._packets]
+        self._packets += 1
+
+    def restart(self) -> None:
+        """The encoder was flushed: a new one starts with the next frame."""
+        if self.delay is None:
+            self.delay = self._early
+        self._pts = self._pts[len(self._pts) - self.delay:] if self.delay else []
+        self._packets = 0
+
+    def state(self) -> dict:
+        """The chain between two encoders (after :meth:`restart`), for :meth:`from_state`."""
+        return {"delay": self.delay, "pts": list(self._pts)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> _DtsChain:
+        return cls(state["delay"], state["pts"])

@@ -1,0 +1,108 @@
+"""Checks of paths, containers and options made before anything slow is loaded.
+
+A mistake in the command line is reported at once: the path checks need only the standard
+library, the container check imports PyAV, and nothing here imports PyTorch or the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from pathlib import Path
+
+from ..errors import UserError
+from ..safe_output import check_not_same_file, check_output_path
+from .options import DeblurOptions
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
+
+__all__ = ["VIDEO_SUFFIXES", "check_outdir", "check_single", "expand_inputs", "is_many",
+           "preflight"]
+
+
+def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
+    """Whether ``input``/``output`` name many files: a folder or glob in, a folder out."""
+    text = str(input)
+    return (Path(text).is_dir() or any(c in text for c in "*?[")
+            or str(output).endswith(os.sep) or Path(output).is_dir())
+
+
+def expand_inputs(pattern: str) -> list[Path]:
+    """Video files of a folder, or of a glob pattern, in sorted order."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
+    else:
+        files = [Path(p) for p in glob.glob(pattern)
+                 if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+    files = sorted(p for p in files if p.is_file())
+    if not files:
+        raise UserError(f"no video files found in {pattern}")
+    return files
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
+    """Refuse an output folder that is a file, or that holds any of the input ``files``
+    (each output would take its input's name there)."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"output {outdir} is a file; give a folder for many inputs")
+    if not outdir.exists():
+        return
+    for source in files:
+        if _same_folder(source.parent, outdir):
+            raise UserError(f"output folder {outdir} holds the input videos: the outputs would "
+                            "replace them; choose another folder")
+
+
+def check_input_file(path: str | os.PathLike) -> None:
+    """Refuse a missing input (or a folder where a file is needed)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"input file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"input is a folder, not a file: {path}")
+
+
+def check_reference(ref: str | os.PathLike | None) -> None:
+    """Refuse a ``--ref`` image that is not there, saying it is the reference."""
+    if ref is not None and not Path(ref).is_file():
+        what = "is a folder" if Path(ref).is_dir() else "not found"
+        raise UserError(f"reference image (--ref) {what}: {ref}")
+
+
+def check_single(input: str | os.PathLike, output: str | os.PathLike,
+                 options: DeblurOptions) -> None:
+    """The checks of one input file and its output, cheapest first."""
+    check_input_file(input)
+    check_not_same_file(input, output)
+    check_output_path(output, options.overwrite)
+    check_reference(options.ref)
+    from ..image_files import is_image_path  # OpenCV: after the path checks
+
+    if is_image_path(input):
+        if not is_image_path(output):
+            raise UserError(f"output {output} must be an image file (.png, .jpg, .tif, ...)")
+        return
+    from ..video.writer import container_for  # PyAV: after the path checks
+
+    container_for(output)
+
+
+def preflight(input: str | os.PathLike, output: str | os.PathLike,
+              options: DeblurOptions) -> None:
+    """Check what can be checked before the model is loaded; raise :class:`UserError`."""
+    if is_many(input, output):
+        check_reference(options.ref)
+        check_outdir(expand_inputs(str(input)), output)
+    else:
+        check_single(input, output, options)

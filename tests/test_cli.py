@@ -1,0 +1,162 @@
+"""The command line on bad input: one line, exit 2, at once; messages never on the bar's line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from refdeblur_video.cli import main as cli_main
+from refdeblur_video.model import ModelConfig, RefDeblurNet, save_checkpoint
+from refdeblur_video.model.restorer import NON_FINITE_OUTPUT, Restorer
+from refdeblur_video.video.synthetic import make_image
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+
+# Runs the command once per argument list in a fresh interpreter; reports, for each, the exit
+# code, what went to stderr and whether PyTorch had been imported by then.
+HARNESS = """
+import contextlib, io, json, sys
+from refdeblur_video.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    results.append([code, err.getvalue(), "torch" in sys.modules])
+print(json.dumps(results))
+"""
+
+
+def run_fresh(cases: list[list[str]], cwd: Path) -> list[tuple[int, list[str], bool]]:
+    done = subprocess.run([sys.executable, "-c", HARNESS, json.dumps(cases)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=True)
+    return [(code, err.strip().splitlines(), torch_loaded)
+            for code, err, torch_loaded in json.loads(done.stdout.splitlines()[-1])]
+
+
+def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_clip):
+    clip = make_test_clip("in.mp4", n_frames=4)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    make_test_clip("batch/a.mp4", n_frames=4)
+    cases = {
+        "input file not found: missing.mp4": ["missing.mp4", "o1.mp4"],
+        "reference image (--ref) not found: nope.jpg": ["in.mp4", "o2.mp4", "--ref", "nope.jpg"],
+        "cannot tell the container of 'out.xyz'": ["in.mp4", "out.xyz"],
+        "unknown video encoder": ["in.mp4", "o3.mp4", "--codec", "not-a-codec"],
+        "--batch must be at least 1": ["in.mp4", "o4.mp4", "--batch", "0"],
+        "output folder batch holds the input videos": ["batch/*.mp4", "batch/"],
+    }
+    results = run_fresh(list(cases.values()), tmp_path)
+    problems = []  # every case is checked, so that a failure lists all that went wrong
+    for (expected, args), (code, err, torch_loaded) in zip(cases.items(), results, strict=True):
+        if code != 2 or len(err) != 1 or not err[0].startswith("error: "):
+            problems.append(f"{args}: exit {code}, stderr {err}")
+        elif expected not in err[0] or ".part" in err[0]:  # the user's path, not the temp file
+            problems.append(f"{args}: {err[0]!r} does not say {expected!r}")
+        if torch_loaded:
+            problems.append(f"{args}: PyTorch was imported before the error")
+    assert not problems, "\n".join(problems)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch", clip.path.name]
+    assert [p.name for p in batch.iterdir()] == ["a.mp4"]
+
+
+def screen(stream: str) -> list[str]:
+    """The lines a terminal shows for ``stream`` (a carriage return rewrites its line)."""
+    lines = []
+    for raw in stream.split("\n"):
+        shown = ""
+        for part in raw.split("\r"):
+            shown = part + shown[len(part):]
+        if shown.strip():
+            lines.append(shown.rstrip())
+    return lines
+
+
+def test_warnings_and_errors_have_one_style_and_their_own_lines(tmp_path, make_test_clip):
+    clip = make_test_clip("in.mkv", n_frames=30, blurry={3}, codec="ffv1", pix_fmt="bgr0")
+    data = clip.path.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 2 // 3])
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(json.loads(TINY.to_json())))
+    # warnings: the reference's size (logged), untrained weights and the truncated file
+    make_image(tmp_path / "ref.png", size=(48, 32))
+    command = [sys.executable, "-m", "refdeblur_video.cli", "cut.mkv", "out.mkv",
+               "--model", "tiny.yaml", "--codec", "ffv1", "--ref", "ref.png"]
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "WARNING" not in done.stderr
+    lines = screen(done.stderr)
+    warned = [line for line in lines if "warning" in line.lower()]
+    assert len(warned) >= 3, lines  # the reference's size, untrained weights, truncated file
+    assert all(line.startswith("warning: ") for line in warned), lines
+    # an error after the bar would have started: on a line of its own
+    done = subprocess.run([*command[:4], "out2.mkv", "--codec", "not-a-codec"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert [line for line in screen(done.stderr) if "error" in line] == [
+        "error: unknown video encoder 'not-a-codec'"]
+
+
+def checkpoint_variant(tmp_path: Path, kind: str) -> Path:
+    """A TINY checkpoint spoilt in one way: ``config`` (another model's config in its
+    metadata), ``reshaped`` (one tensor of another shape) or ``nan`` (NaN/inf weights)."""
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(good, RefDeblurNet(TINY), TINY)
+    tensors = load_file(str(good))
+    with safe_open(str(good), framework="pt") as handle:
+        metadata = handle.metadata()
+    if kind == "config":
+        metadata["config"] = TINY.replace(channels=(8, 16, 16)).to_json()
+    elif kind == "reshaped":
+        name = next(k for k, v in tensors.items() if v.dim() == 4 and v.shape[-1] == 3)
+        tensors[name] = tensors[name].reshape(tensors[name].shape[0], -1, 1, 1).contiguous()
+    else:
+        name = next(k for k, v in tensors.items() if v.dim() == 4)
+        tensors[name][0, 0, 0, 0] = float("nan")
+        tensors[name][-1, 0, 0, 0] = float("inf")
+    path = tmp_path / f"{kind}.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("config", "does not fit its model config"),
+    ("reshaped", "does not fit its model config"),
+    ("nan", "NaN or infinite weights"),
+])
+def test_spoilt_checkpoint_is_refused_in_one_line(tmp_path, capsys, make_test_clip, kind,
+                                                  message):
+    clip = make_test_clip("in.mp4", n_frames=4, blurry={1})
+    path = checkpoint_variant(tmp_path, kind)
+    code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--model", str(path), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_non_finite_restored_frames_stop_the_run(tmp_path, capsys, make_test_clip,
+                                                 monkeypatch):
+    clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
+    net = RefDeblurNet(TINY)
+    with torch.no_grad():  # as if loaded from a file nobody checked, or an fp16 overflow
+        net.tail.weight.fill_(float("nan"))
+    broken = Restorer(net, torch.device("cpu"), trained=True)
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: broken)
+    code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"error: {NON_FINITE_OUTPUT}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

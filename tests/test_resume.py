@@ -1,0 +1,296 @@
+"""Interrupts and resumable runs: signals end a run cleanly, its finished segments are kept
+and ``--resume`` goes on to the same output as a run that was never interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.interrupts import Interrupted, deferred, handle_signals
+from refdeblur_video.model import ModelConfig, RefDeblurNet
+from refdeblur_video.model.restorer import Restorer
+from refdeblur_video.pipeline import deblur_video
+from refdeblur_video.pipeline.resume import UnfinishedRun, state_dir
+from refdeblur_video.safe_output import remove_stale_temps
+from refdeblur_video.video.reader import open_reader
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+SEGMENT = 0.32  # seconds: 8 frames of the 25 fps test clips
+
+
+def tiny_restorer(seed: int = 0) -> Restorer:
+    """A small network with random weights: it changes every frame it touches."""
+    torch.manual_seed(seed)
+    net = RefDeblurNet(TINY)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    return Restorer(net, torch.device("cpu"), trained=True)
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    return tiny_restorer()
+
+
+class StopsAfter:
+    """The restorer, interrupted (as by Ctrl-C) at its ``calls``-th call."""
+
+    def __init__(self, restorer: Restorer, calls: int) -> None:
+        self._restorer, self._left = restorer, calls
+
+    def __getattr__(self, name):  # the model, its settings: the wrapped restorer's
+        return getattr(self._restorer, name)
+
+    def restore_images_checked(self, blurry, refs):
+        self._left -= 1
+        if self._left <= 0:
+            raise KeyboardInterrupt
+        return self._restorer.restore_images_checked(blurry, refs)
+
+
+def streams(path: Path) -> dict:
+    """Everything an output is compared by: its packets, timestamps and decoded frames."""
+    with av.open(str(path)) as container:
+        packets = {s.type: [] for s in container.streams}
+        for packet in container.demux():
+            if packet.size:
+                packets[packet.stream.type].append(
+                    (packet.pts, packet.dts, packet.is_keyframe, bytes(packet)))
+    with open_reader(path) as reader:
+        frames = [(f.pts, f.duration, f.image) for f in reader]
+    return {"packets": packets, "frames": frames}
+
+
+def assert_same_output(a: Path, b: Path) -> None:
+    first, second = streams(a), streams(b)
+    assert first["packets"] == second["packets"]
+    assert len(first["frames"]) == len(second["frames"])
+    for (pts_a, dur_a, img_a), (pts_b, dur_b, img_b) in zip(first["frames"], second["frames"],
+                                                            strict=True):
+        assert (pts_a, dur_a) == (pts_b, dur_b) and np.array_equal(img_a, img_b)
+
+
+def log_rows(path: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"}
+            for row in json.loads(path.read_text())["frames"]]
+
+
+def interrupted_run(clip, out: Path, restorer: Restorer, calls: int, **options) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        deblur_video(clip.path, out, StopsAfter(restorer, calls), quiet=True, batch=1,
+                     segment_seconds=SEGMENT, **options)
+
+
+# -- resuming, in process -------------------------------------------------------------------
+
+
+def test_an_interrupted_run_resumes_to_the_same_output(make_test_clip, restorer, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=32, blurry={3, 10, 19, 27}, audio=True)
+    whole = tmp_path / "whole.mp4"
+    once = deblur_video(clip.path, whole, restorer, quiet=True, batch=1,
+                        segment_seconds=SEGMENT, log=str(tmp_path / "whole.json"))
+    out = tmp_path / "out.mp4"
+    interrupted_run(clip, out, restorer, calls=3)  # at frame 19, in the third segment
+    state = state_dir(out)
+    assert not out.exists() and sorted(p.name for p in state.glob("*.json")) == [
+        "000000.json", "000001.json", "manifest.json"]
+    assert not list(tmp_path.glob(".out.*.part.mp4"))
+    with pytest.raises(UnfinishedRun, match="16 of 32 frames done"):
+        deblur_video(clip.path, out, restorer, quiet=True, segment_seconds=SEGMENT)
+    with pytest.raises(KeyboardInterrupt):  # resumed, and interrupted again at frame 27
+        deblur_video(clip.path, out, StopsAfter(restorer, 2), quiet=True, batch=1,
+                     segment_seconds=SEGMENT, resume=True)
+    summary = deblur_video(clip.path, out, restorer, quiet=True, batch=1,
+                           segment_seconds=SEGMENT, resume=True, log=str(tmp_path / "out.json"))
+    assert summary.resumed == 24
+    assert (summary.frames, summary.restored) == (once.frames, once.restored)
+    assert not state.exists()
+    assert_same_output(out, whole)
+    assert log_rows(tmp_path / "out.json") == log_rows(tmp_path / "whole.json")
+
+
+def test_foreign_or_damaged_state(make_test_clip, restorer, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=24, blurry={3, 12, 20})
+    other = make_test_clip("other.mp4", n_frames=24, blurry={3, 12, 20}, seed=3)
+    out = tmp_path / "out.mp4"
+    interrupted_run(clip, out, restorer, calls=3)  # frame 20: two segments kept
+    refusals = {
+        "another input": dict(input=other.path),
+        "other options": dict(crf=20),
+        "another model": dict(restorer=tiny_restorer(seed=1)),
+    }
+    for what, change in refusals.items():
+        args = {"input": clip.path, "restorer": restorer, **change}
+        with pytest.raises(UserError, match=what) as error:
+            deblur_video(args.pop("input"), out, args.pop("restorer"), quiet=True, batch=1,
+                         segment_seconds=SEGMENT, resume=True, **args)
+        assert "\n" not in str(error.value)
+    assert len(list(state_dir(out).glob("0*.json"))) == 2  # refused, not touched
+    # a damaged segment is dropped and made again
+    (state_dir(out) / "000001.packets").write_bytes(b"garbage")
+    summary = deblur_video(clip.path, out, restorer, quiet=True, batch=1,
+                           segment_seconds=SEGMENT, resume=True)
+    assert summary.resumed == 8
+    whole = tmp_path / "whole.mp4"
+    deblur_video(clip.path, whole, restorer, quiet=True, batch=1, segment_seconds=SEGMENT)
+    assert_same_output(out, whole)
+
+
+def test_overwrite_starts_again_and_resume_without_state_starts(make_test_clip, restorer,
+                                                                 tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=20, blurry={3, 12})
+    out = tmp_path / "out.mp4"
+    interrupted_run(clip, out, restorer, calls=2)
+    summary = deblur_video(clip.path, out, restorer, quiet=True, segment_seconds=SEGMENT,
+                           overwrite=True)
+    assert summary.resumed == 0 and summary.frames == 20 and not state_dir(out).exists()
+    fresh = deblur_video(clip.path, tmp_path / "fresh.mp4", restorer, quiet=True,
+                         segment_seconds=SEGMENT, resume=True)
+    assert fresh.resumed == 0 and fresh.frames == 20
+
+
+def test_a_run_stopped_after_its_last_commit_only_writes_the_output(
+        make_test_clip, restorer, tmp_path, monkeypatch):
+    clip = make_test_clip("in.mkv", n_frames=20, blurry={3, 12}, audio=True)
+    whole = tmp_path / "whole.mkv"
+    deblur_video(clip.path, whole, restorer, quiet=True, segment_seconds=SEGMENT)
+    out = tmp_path / "out.mkv"
+
+    def stopped(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("refdeblur_video.video.writer.VideoWriter.close", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            deblur_video(clip.path, out, restorer, quiet=True, segment_seconds=SEGMENT)
+
+    def no_restoring(blurry, refs):
+        raise AssertionError("every frame was kept")
+
+    kept = StopsAfter(restorer, 1)
+    kept.restore_images_checked = no_restoring
+    summary = deblur_video(clip.path, out, kept, quiet=True, segment_seconds=SEGMENT,
+                           resume=True)
+    assert summary.resumed == summary.frames == 20
+    assert_same_output(out, whole)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_segments_keep_variable_frame_rate_timestamps(make_test_clip, restorer, tmp_path,
+                                                      suffix):
+    # each segment's encoder starts its decode timestamps afresh: they must still increase
+    clip = make_test_clip(f"in{suffix}", n_frames=30, vfr=True, blurry={5, 17})
+    out = tmp_path / f"out{suffix}"
+    deblur_video(clip.path, out, restorer, quiet=True, segment_seconds=0.3)
+    with open_reader(clip.path) as before, open_reader(out) as after:
+        assert [f.pts for f in before] == [f.pts for f in after]
+    with av.open(str(out)) as container:
+        video = [p for p in container.demux(container.streams.video[0]) if p.size]
+    dts = [p.dts for p in video if p.dts is not None]
+    assert dts == sorted(set(dts)) and all(p.dts is None or p.dts <= p.pts for p in video)
+    assert sum(p.is_keyframe for p in video) >= 30 // 8  # a keyframe at each segment
+
+
+def test_stale_temporary_outputs_are_removed(tmp_path):
+    target = tmp_path / "out.mp4"
+    stale = [tmp_path / ".out.0a1b2c3d.part.mp4", tmp_path / ".out.ffffffff.part.mp4"]
+    kept = [tmp_path / ".out.0a1b2c3d.part.mkv", tmp_path / ".other.0a1b2c3d.part.mp4",
+            tmp_path / ".out.xyz.part.mp4", tmp_path / "out.mp4"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert remove_stale_temps(target) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept)
+
+
+# -- the command line under signals ----------------------------------------------------------
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "refdeblur_video.cli", *args, "-q"],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, limit: float) -> None:
+    """Until ``path`` exists, ``process`` ended or ``limit`` seconds passed."""
+    end = time.monotonic() + limit
+    while not path.exists() and process.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=lambda signum: signum.name)
+def test_a_signal_while_frames_are_restored_ends_the_run_cleanly(make_test_clip, tmp_path,
+                                                                 signum):
+    # One model call restores 8 frames (many seconds): the signal comes in the middle of it.
+    # Before, the interpreter shut down under that call and the C++ runtime aborted (134).
+    clip = make_test_clip("in.mp4", n_frames=12, size=(480, 288), blurry={3, 9})
+    run = start_cli([clip.path.name, "out.mp4", "--all-frames", "--batch", "8"], tmp_path)
+    wait_for(state_dir(tmp_path / "out.mp4") / "manifest.json", run, limit=14)  # model loaded
+    time.sleep(2)
+    assert run.poll() is None, "the run ended before the signal"
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (run.returncode, err)  # every signal as Ctrl-C
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_killed_run_resumes_from_the_command_line(make_test_clip, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=48, blurry={4, 18, 19, 33}, audio=True)
+    args = [clip.path.name, "out.mp4", "--model", "lite", "--no-transfer", "--all-frames",
+            "--segment-seconds", str(SEGMENT)]
+    run = start_cli(args, tmp_path)
+    state = state_dir(tmp_path / "out.mp4")
+    wait_for(state / "000001.json", run, limit=60)
+    assert run.poll() is None, "the run ended before it was killed"
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=60)
+    assert list(tmp_path.glob(".out.*.part.mp4"))  # what SIGKILL leaves
+    refused = subprocess.run([sys.executable, "-m", "refdeblur_video.cli", *args, "-q"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "unfinished run" in lines[0] and lines[0].endswith(
+        f"{' '.join(args)} -q --resume, or start again with --overwrite")
+    resumed = start_cli([*args, "--resume"], tmp_path)
+    whole = start_cli([*args[:1], "whole.mp4", *args[2:]], tmp_path)
+    for process in (resumed, whole):
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4", "whole.mp4"]
+    assert_same_output(tmp_path / "out.mp4", tmp_path / "whole.mp4")
+
+
+def test_ignored_signals_stay_ignored_and_handlers_come_back():
+    # nohup ignores SIGHUP: a run under it must go on when the terminal closes
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGTERM)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with handle_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGHUP, before[signal.SIGHUP])
+
+
+def test_a_signal_during_a_commit_is_raised_once_it_is_done():
+    done = []
+    with handle_signals(), pytest.raises(Interrupted) as stopped, deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs here, in this thread
+        done.append(1)
+    assert done == [1] and stopped.value.exit_code == 130
