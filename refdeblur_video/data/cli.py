@@ -3,9 +3,10 @@
     refdeblur-triplets gopro ROOT OUT_MANIFEST [--dmin 2 --dmax 6 --seed 0 --val-sequences A,B]
     refdeblur-triplets hfr SRC [SRC ...] OUTDIR [--min-frames 7 --max-frames 13 ...]
     refdeblur-triplets video VIDEO [VIDEO ...] OUTDIR [--frames-per-video 20 --val-videos A ...]
+    refdeblur-triplets validation OUTDIR [--videos DIR --photos DIR --seed 0 --only NAMES]
 
 Argument parsing only: the work is done by :mod:`refdeblur_video.data.gopro` and
-:mod:`refdeblur_video.data.triplets`.
+:mod:`refdeblur_video.data.triplets` (and :mod:`refdeblur_video.data.validation`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--reader", choices=("auto", "project", "av", "cv2"), default="auto")
     v.add_argument("--progress", action="store_true", help="show a progress bar")
     _add_split(v, "videos")
+
+    val = sub.add_parser("validation", help="the held-out validation sets of the three blur "
+                         "generators (rs6dof, left out of training; shake; average)")
+    val.add_argument("outdir", help="output folder (OUTDIR/<generator>/manifest.jsonl and "
+                     "OUTDIR/generators.json)")
+    val.add_argument("--videos", default="../shared/data/videos",
+                     help="folder of 05_default_juggle.mp4 and bedroom.mp4 "
+                     "(default ../shared/data/videos)")
+    val.add_argument("--photos", default=".data/val_photos",
+                     help="folder of the held-out photos Storm, Aqua, Canopee, Altai, Cascade "
+                     "(default .data/val_photos; tools/recipes/make_validation.sh fetches them)")
+    val.add_argument("--only", action="append", metavar="NAMES",
+                     help="build only these generators (comma-separated, repeatable)")
+    val.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     return parser
 
 
@@ -125,6 +140,11 @@ def _run(args: argparse.Namespace) -> list:
             val_sequences=_names(args.val_sequences), val_fraction=args.val_fraction,
             default_split=args.default_split, reader=args.reader,
         )
+    if args.command == "validation":
+        from refdeblur_video.data.validation import build_validation
+
+        return build_validation(args.outdir, args.videos, args.photos, seed=args.seed,
+                                only=_names(args.only))
     from refdeblur_video.data.synth import CameraShake
     from refdeblur_video.data.triplets import build_video_triplets
 
@@ -152,7 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = Counter(t.split for t in triplets)
-    where = args.manifest if args.command == "gopro" else f"{args.outdir}/manifest.jsonl"
+    if args.command == "gopro":
+        where = args.manifest
+    elif args.command == "validation":
+        where = f"{args.outdir}/generators.json"
+    else:
+        where = f"{args.outdir}/manifest.jsonl"
     summary = ", ".join(f"{split} {n}" for split, n in sorted(counts.items()))
     print(f"{len(triplets)} triplets ({summary}) -> {where}")
     return 0

@@ -67,6 +67,39 @@ def build_parser() -> argparse.ArgumentParser:
     noref.add_argument("--log", metavar="FRAMES.csv|json",
                        help="the pipeline's frame log (blurry flags, references used)")
     _common(noref, y_channel=False)
+
+    temporal = modes.add_parser(
+        "temporal", help="flicker of a restored video: warping error and tOF against the "
+        "ground truth's motion")
+    temporal.add_argument("--output", required=True, metavar="VIDEO|DIR",
+                          help="restored video or folder of frames")
+    temporal.add_argument("--gt", required=True, metavar="VIDEO|DIR", help="sharp ground truth")
+    temporal.add_argument("--input", metavar="VIDEO|DIR", help="the blurry input, for comparison")
+    temporal.add_argument("--log", metavar="FRAMES.csv|json",
+                          help="the pipeline's frame log (marks pairs holding a restored frame)")
+    _common(temporal, y_channel=False)
+
+    generators = modes.add_parser(
+        "generators", help="one model on every blur generator's held-out set, in one table "
+        "(left-out generator first)")
+    generators.add_argument("valdir", metavar="VALDIR",
+                            help="folder with generators.json (tools/recipes/make_validation.sh)")
+    generators.add_argument("--model", default="lite", metavar="lite|paper|PATH",
+                            help="shipped model name or checkpoint (default: lite)")
+    generators.add_argument("--only", action="append", metavar="NAMES",
+                            help="only these generators (comma-separated, repeatable)")
+    generators.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    generators.add_argument("--batch-size", type=int, default=1, metavar="N",
+                            help="triplets per model call (default 1)")
+    generators.add_argument("--reference-check", type=float, default=None, metavar="R",
+                            help="override the model's reference check (0: off)")
+    generators.add_argument("--report", required=True, metavar="DIR",
+                            help="folder for generators.json and one triplet report per "
+                            "generator")
+    generators.add_argument("--examples", type=int, default=0, metavar="N",
+                            help="best and worst triplets shown per report (default 0: each "
+                            "costs four more model runs)")
+    generators.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -90,6 +123,11 @@ def _evaluate(args: argparse.Namespace):
             y_channel=args.y_channel, quiet=args.quiet, batch_size=args.batch_size,
             examples=args.examples, reference_check=args.reference_check,
         )
+    if args.mode == "temporal":
+        from refdeblur_video.evaluate.temporal import evaluate_temporal
+
+        return evaluate_temporal(args.output, args.gt, args.input, log=args.log,
+                                 quiet=args.quiet)
     from refdeblur_video.evaluate.noref import evaluate_noref
 
     return evaluate_noref(
@@ -97,8 +135,32 @@ def _evaluate(args: argparse.Namespace):
     )
 
 
+def _generators(args: argparse.Namespace) -> int:
+    from refdeblur_video.evaluate.generators import evaluate_generators, format_generators
+
+    only = [n.strip() for v in args.only or () for n in v.split(",") if n.strip()]
+    try:
+        if args.examples < 0:
+            raise UserError("--examples must be 0 or more")
+        table = evaluate_generators(
+            args.valdir, args.model, args.report, device=args.device,
+            batch_size=args.batch_size, reference_check=args.reference_check,
+            examples=args.examples, only=only, quiet=args.quiet)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{table['model']} on {table['valdir']} ({table['cpu']}, "
+          f"{table['seconds'] / 60:.1f} min); PSNR/SSIM means on RGB")
+    print(format_generators(table))
+    print(f"reports: {args.report}/<generator>/report.html; table: "
+          f"{args.report}/generators.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.mode == "generators":
+        return _generators(args)
     from refdeblur_video.evaluate.report import (
         format_table,
         infinite_note,

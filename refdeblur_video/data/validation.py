@@ -1,0 +1,201 @@
+"""Validation sets that measure generalisation: three blur generators written independently
+of each other, each on its own held-out sources (never trained on).
+
+- ``rs6dof`` (left out of training entirely; the table that decides what ships):
+  :mod:`refdeblur_video.data.rs6dof_triplets`, a rolling-shutter 6-DoF hand-held camera with
+  noise and H.264. Sources: juggle frames 128-246, bedroom frames 100-199, photos Altai,
+  Cascade and Canopee; 3 triplets each.
+- ``shake``: the training synthesis (:func:`refdeblur_video.data.triplets.build_video_triplets`
+  with its default camera shake). Sources: juggle frames 0-119, photos Storm and Aqua filmed
+  as training films photos (24-frame drifting clips); 5 triplets each, references 1-4 frames
+  away.
+- ``average``: GoPro-style, the mean in linear light of 5-9 consecutive real frames, the
+  middle frame as ground truth and a real frame just outside the window as reference.
+  Sources: bedroom frames 0-99 (8 windows) and Canopee filmed as a 60-frame drifting clip
+  (6 windows).
+
+Layout: ``OUT/<generator>/manifest.jsonl`` (+ images), and ``OUT/generators.json`` listing
+the generators, left-out one first. Every choice is drawn from ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from refdeblur_video.data.frames_source import iter_frames, load_video_frames, write_png
+from refdeblur_video.data.photo_clips import pan_clip, seed_for
+from refdeblur_video.data.rs6dof_triplets import Rs6DofSource, build_rs6dof_triplets
+from refdeblur_video.data.synth import average_linear
+from refdeblur_video.data.triplets import (
+    MANIFEST_NAME,
+    Triplet,
+    build_video_triplets,
+    stable_rng,
+    write_manifest,
+)
+from refdeblur_video.errors import UserError
+from refdeblur_video.image_files import IMAGE_SUFFIXES, read_image, to_uint8
+
+LEFT_OUT = "rs6dof"
+GENERATORS = ("rs6dof", "shake", "average")  # the left-out one first
+VIDEOS = {"juggle": "05_default_juggle.mp4", "bedroom": "bedroom.mp4"}
+PHOTOS = ("Storm", "Aqua", "Canopee", "Altai", "Cascade")  # never used for training
+ABOUT = {
+    "rs6dof": "rolling-shutter 6-DoF hand-held camera, noise, H.264 (left out of training)",
+    "shake": "the training synthesis: sub-frame camera shake of one frame",
+    "average": "mean of 5-9 consecutive real frames in linear light (GoPro-style)",
+}
+
+
+def find_photo(folder: Path, name: str) -> Path:
+    """The image file ``folder/<name>.<image suffix>``."""
+    for suffix in IMAGE_SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    raise UserError(f"held-out photo {name} not found in {folder} "
+                    "(tools/recipes/make_validation.sh fetches them)")
+
+
+def _video(videos: Path, name: str) -> Path:
+    path = videos / VIDEOS[name]
+    if not path.is_file():
+        raise UserError(f"held-out video not found: {path}")
+    return path
+
+
+# --- shake ------------------------------------------------------------------------------
+
+
+def build_shake(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
+    """The training synthesis on juggle frames 0-119, Storm and Aqua (5 triplets each)."""
+    staging = out / "_sources"
+    shutil.rmtree(staging, ignore_errors=True)
+    juggle = [image for _, image in iter_frames(_video(videos, "juggle"), set(range(120)))]
+    folders = [_write_frames(staging / "juggle", juggle)]
+    for name in ("Storm", "Aqua"):  # filmed exactly as the training set films photos
+        folders.append(_write_frames(staging / name, load_video_frames(find_photo(photos, name))))
+    try:
+        triplets = build_video_triplets(
+            folders, out, frames_per_video=5, dmin=1, dmax=4, seed=seed,
+            val_videos=[f.name for f in folders])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return triplets, ["juggle[0:120]", "Storm (24-frame clip)", "Aqua (24-frame clip)"]
+
+
+def _write_frames(folder: Path, frames: Sequence[np.ndarray]) -> Path:
+    for k, image in enumerate(frames):
+        write_png(folder / f"{k:06d}.png", to_uint8(image))
+    return folder
+
+
+# --- average ----------------------------------------------------------------------------
+
+
+def plan_average_windows(
+    first: int, end: int, count: int, rng: np.random.Generator, sizes: Sequence[int] = (5, 7, 9)
+) -> list[tuple[int, int, int]]:
+    """``(middle, half, reference)`` per window: ``count`` windows of ``2 * half + 1`` frames,
+    one per equal slice of ``first..end``, the reference just outside, on a random side
+    (the other when that side leaves the range)."""
+    windows = []
+    edges = np.linspace(first, end, count + 1)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        half = int(rng.choice(sizes)) // 2
+        middle = int(rng.integers(int(lo) + half + 1, max(int(lo) + half + 2, int(hi) - half - 1)))
+        side = 1 if rng.random() < 0.5 else -1
+        reference = middle + side * (half + 1)
+        if not first <= reference < end:
+            reference = middle - side * (half + 1)
+        if not (first <= middle - half and middle + half < end and first <= reference < end):
+            raise UserError(f"frames {first}..{end} are too few for {count} windows")
+        windows.append((middle, half, reference))
+    return windows
+
+
+def _average_sequence(out: Path, name: str, frame: Callable[[int], np.ndarray],
+                      windows: list[tuple[int, int, int]]) -> list[Triplet]:
+    folder = out / "val" / name
+    triplets = []
+    for middle, half, reference in windows:
+        files = {k: folder / k / f"{middle:06d}.png" for k in ("blur", "sharp", "ref")}
+        write_png(files["blur"], average_linear([frame(i) for i in range(middle - half,
+                                                                          middle + half + 1)]))
+        write_png(files["sharp"], frame(middle))
+        write_png(files["ref"], frame(reference))
+        triplets.append(Triplet(str(files["blur"]), str(files["sharp"]), str(files["ref"]),
+                                name, reference - middle, "val"))
+    return triplets
+
+
+def build_average(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
+    """Linear-light averages on bedroom frames 0-99 (8 windows) and Canopee (6 windows)."""
+    windows = plan_average_windows(0, 100, 8, stable_rng(seed, "average", "bedroom"))
+    wanted = {i for m, h, r in windows for i in (*range(m - h, m + h + 1), r)}
+    bedroom = {i: to_uint8(image) for i, image in iter_frames(_video(videos, "bedroom"), wanted)}
+    triplets = _average_sequence(out, "bedroom", bedroom.__getitem__, windows)
+    photo_path = find_photo(photos, "Canopee")
+    clip = pan_clip(to_uint8(read_image(photo_path)), 60,
+                    rng=np.random.default_rng([seed, seed_for(photo_path)]))
+    windows = plan_average_windows(0, len(clip), 6, stable_rng(seed, "average", "Canopee"))
+    triplets += _average_sequence(out, "Canopee", clip.__getitem__, windows)
+    write_manifest(out / MANIFEST_NAME, triplets)
+    return triplets, ["bedroom[0:100]", "Canopee (60-frame drifting clip)"]
+
+
+# --- rs6dof -----------------------------------------------------------------------------
+
+
+def build_rs6dof(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
+    """The left-out camera on juggle 128-246, bedroom 100-199, Altai, Cascade and Canopee."""
+    sources = [Rs6DofSource("juggle", _video(videos, "juggle"), (128, 247)),
+               Rs6DofSource("bedroom", _video(videos, "bedroom"), (100, 200))]
+    sources += [Rs6DofSource(name, find_photo(photos, name)) for name in
+                ("Altai", "Cascade", "Canopee")]
+    triplets = build_rs6dof_triplets(sources, out, targets=3, seed=seed)
+    return triplets, ["juggle[128:247]", "bedroom[100:200]", "Altai", "Cascade", "Canopee"]
+
+
+BUILDERS = {"rs6dof": build_rs6dof, "shake": build_shake, "average": build_average}
+
+
+def build_validation(
+    outdir: str | Path,
+    videos: str | Path,
+    photos: str | Path,
+    *,
+    seed: int = 0,
+    only: Sequence[str] | None = None,
+) -> list[Triplet]:
+    """Build the generators' sets (``only``: a subset) into ``outdir`` and write
+    ``outdir/generators.json``; returns every triplet written."""
+    outdir, videos, photos = Path(outdir), Path(videos), Path(photos)
+    chosen = list(only) if only else list(GENERATORS)
+    unknown = sorted(set(chosen) - set(GENERATORS))
+    if unknown:
+        raise UserError(f"unknown generators {', '.join(unknown)} (have {', '.join(GENERATORS)})")
+    index_path = outdir / "generators.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    entries = {entry["name"]: entry for entry in index.get("generators", [])}
+    everything: list[Triplet] = []
+    for name in GENERATORS:
+        if name not in chosen:
+            continue
+        folder = outdir / name
+        shutil.rmtree(folder, ignore_errors=True)
+        triplets, sources = BUILDERS[name](folder, videos, photos, seed)
+        everything += triplets
+        entries[name] = {"name": name, "left_out": name == LEFT_OUT,
+                         "manifest": f"{name}/{MANIFEST_NAME}", "triplets": len(triplets),
+                         "sources": sources, "about": ABOUT[name], "seed": seed}
+    index = {"left_out": LEFT_OUT,
+             "generators": [entries[name] for name in GENERATORS if name in entries]}
+    outdir.mkdir(parents=True, exist_ok=True)
+    index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    return everything
