@@ -1,0 +1,229 @@
+"""``--adapt``: fine-tune a copy of the restorer's network on one video before restoring it.
+
+One extra decoding pass keeps a bounded sample of the video's sharp frames
+(:mod:`.reservoir`); the camera-shake strength is fitted so that synthetic blur is as
+strong as the video's own (:mod:`.fit`); a copy of the network is fine-tuned on the sharp
+crops blurred anew at each step, with their real neighbours as references (:mod:`.tune`).
+Some sharp frames are held back: the copy is used only if it restores them better than the
+original, so adaptation cannot knowingly make a video worse. The restorer passed in is
+never changed (many files each adapt their own copy of the original).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..model.weights import load_weights_into, read_checkpoint_metadata, save_checkpoint
+from ..video.reader import open_reader
+from .fit import estimate_noise, fit_strengths
+from .reservoir import VideoSample, scan_video
+from .samples import fixed_batches
+from .settings import AdaptSettings, settings_for
+from .tune import TuneResult, tune
+
+if TYPE_CHECKING:
+    from ..model.restorer import Restorer
+    from ..pipeline.options import DeblurOptions
+
+log = logging.getLogger("refdeblur_video")
+
+KEPT_NAME = "adapted.safetensors"  # in a run's state folder, so that --resume reuses it
+MIN_TRAIN_REGIONS = 2
+ADAPT_KEYS = ("adapted_from", "adapt_result", "adapt_settings")  # metadata of saved weights
+
+
+@dataclass
+class AdaptOutcome:
+    """The restorer to use, whether it is the adapted copy, and the closing line's words."""
+
+    restorer: Restorer
+    adopted: bool
+    message: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def check_save_path(path: str | None, overwrite: bool) -> None:
+    """Refuse a ``--save-adapted`` path that cannot be written, before any work."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.suffix != ".safetensors":
+        raise UserError(f"--save-adapted must name a .safetensors file: {path}")
+    if not target.parent.is_dir():
+        raise UserError(f"--save-adapted: folder not found: {target.parent}")
+    if target.exists() and not overwrite:
+        raise UserError(f"--save-adapted: {path} exists (-y/--overwrite replaces it)")
+
+
+def adapted_path(option: str | None, source: Path) -> str | None:
+    """With many inputs, ``--save-adapted`` is a folder: each video's weights go to
+    ``<folder>/<stem>.safetensors``."""
+    if option is None:
+        return None
+    folder = Path(option)
+    if folder.suffix == ".safetensors":
+        raise UserError("with many inputs, --save-adapted names a folder (one file per video)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{source.stem}.safetensors")
+
+
+def _copy_with(restorer: Restorer, model: torch.nn.Module) -> Restorer:
+    adapted = copy.copy(restorer)
+    adapted.model = model.eval().to(memory_format=torch.channels_last)
+    adapted.trained = True
+    return adapted
+
+
+def _reuse(restorer: Restorer, path: Path) -> AdaptOutcome:
+    """The weights an interrupted run adapted (``--resume`` restores with the same model)."""
+    metadata = read_checkpoint_metadata(path)
+    if metadata.get("adapt_result") != "adapted":
+        return AdaptOutcome(restorer, False, "restored with the original model, as before "
+                            "the interruption", metadata)
+    model = copy.deepcopy(restorer.model)
+    load_weights_into(model, restorer.config, path)
+    return AdaptOutcome(_copy_with(restorer, model), True,
+                        "adapted weights of the interrupted run reused", metadata)
+
+
+def _read(input: str | os.PathLike, opts: DeblurOptions, settings: AdaptSettings,
+          deadline: float) -> VideoSample:
+    """The reading pass, with its own progress bar."""
+    with open_reader(input, backend=opts.reader) as reader:
+        bar = tqdm(total=reader.info.frame_count, unit="frame", desc="adapt: reading",
+                   disable=opts.quiet, dynamic_ncols=True, leave=False)
+        try:
+            return scan_video(
+                reader, window=opts.window, max_offset=opts.max_offset,
+                threshold=opts.threshold, cuts=opts.cuts, crop=settings.crop,
+                capacity=settings.capacity, held_capacity=settings.held_capacity,
+                held_every=settings.held_every, frame_count=reader.info.frame_count,
+                deadline=deadline, seed=settings.seed, progress=bar.update)
+        finally:
+            bar.close()
+
+
+def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
+          deadline: float) -> tuple[TuneResult, dict]:
+    """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds."""
+    fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
+                        estimate_noise([r.target for r in sample.train]))
+    held = fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,
+                         settings.seed + 1)
+    left = max(0.0, deadline - time.monotonic())
+    bar = tqdm(total=round(left, 1), unit="s", desc="adapt: tuning", disable=quiet,
+               dynamic_ncols=True, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+    started = time.monotonic()
+
+    def progress(steps: int, loss: float) -> None:
+        bar.update(min(left, time.monotonic() - started) - bar.n)
+        bar.set_postfix(steps=steps, loss=f"{loss:.4f}", refresh=False)
+
+    try:
+        result = tune(restorer.model, sample.train, held, fit, settings, restorer.device,
+                      restorer.amp_dtype, deadline, progress)
+    finally:
+        bar.close()
+    return result, fit.to_dict()
+
+
+def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions, *,
+                   keep_in: Path | None = None, resuming: bool = False) -> AdaptOutcome:
+    """Adapt a copy of ``restorer`` to the video ``input`` (see the module docstring).
+
+    ``keep_in``: a run's state folder, where the weights used are kept so that a resumed
+    run (``resuming``) restores with the same ones instead of adapting again.
+    """
+    if getattr(restorer, "model", None) is None:
+        raise UserError("--adapt needs a network to adapt")
+    check_save_path(opts.save_adapted, opts.overwrite)
+    kept = keep_in / KEPT_NAME if keep_in is not None else None
+    if resuming and kept is not None and kept.is_file():
+        outcome = _reuse(restorer, kept)
+        outcome.metadata = {k: v for k, v in outcome.metadata.items() if k in ADAPT_KEYS}
+        _save(outcome, opts.save_adapted, outcome.metadata)
+        return outcome
+    settings = settings_for(restorer.device.type, opts.adapt_seconds, os.cpu_count() or 1)
+    _warm_up()
+    start = time.monotonic()
+    deadline = start + settings.seconds
+    sample = _read(input, opts, settings, start + settings.read_share * settings.seconds)
+    if not sample.complete:
+        log.warning("--adapt: the reading pass used its share of the budget after %d frames; "
+                    "adapting to those (more --adapt-seconds reads the whole video)",
+                    sample.frames)
+    details: dict = {"settings": settings.to_dict(), "frames_read": sample.frames,
+                     "sharp_frames": sample.sharp_frames, "blurry_frames": sample.blurry_frames,
+                     "base_model": opts.model}
+    skip = _skip_reason(sample)
+    if skip is not None:
+        outcome = AdaptOutcome(restorer, False, f"adaptation skipped ({skip}): restored with "
+                               "the original model")
+    else:
+        result, fit = _tune(restorer, sample, settings, opts.quiet, deadline)
+        details.update(fit=fit, steps=result.steps, seconds=round(result.seconds, 1),
+                       check_seconds=round(result.check_seconds, 2),
+                       step_seconds=round(result.step_seconds, 3),
+                       held_psnr_original=round(result.psnr_before, 3),
+                       held_psnr_adapted=round(result.psnr_after, 3))
+        outcome = _decide(restorer, result, settings, time.monotonic() - start)
+    outcome.metadata = {"adapted_from": Path(input).name,
+                        "adapt_result": "adapted" if outcome.adopted else "original",
+                        "adapt_settings": json.dumps(details, sort_keys=True)}
+    if kept is not None:
+        _save(outcome, str(kept), outcome.metadata)
+    _save(outcome, opts.save_adapted, outcome.metadata)
+    return outcome
+
+
+def _warm_up() -> None:
+    """Pay PyTorch's one-time costs before the budget's clock starts: the first optimiser
+    imports torch._dynamo (seconds on a slow CPU), whatever the video."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def _skip_reason(sample: VideoSample) -> str | None:
+    if not sample.blurry_ratios:
+        return "no blurry frames"
+    if len(sample.train) < MIN_TRAIN_REGIONS or not sample.held:
+        return f"{sample.sharp_frames} sharp frames are too few to learn from"
+    return None
+
+
+def _decide(restorer: Restorer, result: TuneResult, settings: AdaptSettings,
+            seconds: float) -> AdaptOutcome:
+    """The safety check: the copy only if it is better on the held-back frames."""
+    gain = result.gain_db
+    if result.steps and math.isfinite(gain) and gain >= settings.min_gain_db:
+        return AdaptOutcome(_copy_with(restorer, result.model), True,
+                            f"adapted to this video ({result.steps} steps, {seconds:.0f} s, "
+                            f"{gain:+.2f} dB on held-back frames)")
+    if not result.steps:
+        why = "no training step fitted in --adapt-seconds"
+    elif not math.isfinite(gain):
+        why = f"the adapted copy broke down (non-finite output after {result.steps} steps)"
+    else:
+        why = (f"the adapted copy was not better on held-back frames ({gain:+.2f} dB after "
+               f"{result.steps} steps)")
+    return AdaptOutcome(restorer, False, f"adaptation not used: {why}; restored with the "
+                        "original model")
+
+
+def _save(outcome: AdaptOutcome, path: str | None, metadata: dict[str, str]) -> None:
+    """The weights the video is restored with, with where and how they were adapted."""
+    if path is None:
+        return
+    save_checkpoint(path, outcome.restorer.model, outcome.restorer.config, extra=metadata)

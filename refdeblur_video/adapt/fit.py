@@ -1,0 +1,94 @@
+"""How strong to make the synthetic blur, and how much noise to add, for one video.
+
+The pipeline calls a frame blurry by its sharpness ratio: its variance of the Laplacian
+over the best of its window (:mod:`refdeblur_video.frames.sharpness`, ``references``). A
+sharp frame blurred by the training camera shake at strength ``s`` gets a ratio too:
+sharpness(blurred) / sharpness(sharp), measured on the same small grey copy. That ratio
+falls as ``s`` grows, so each blurry frame's ratio names the strength that makes blur like
+its own. :func:`fit_strengths` measures the median ratio over a grid of strengths on the
+video's own sharp thumbnails and inverts it at the quantiles of the blurry frames' ratios:
+training then draws its strengths from these, and its synthetic frames are about as blurry
+as the frames that will be restored, no more (which would teach the network to
+over-sharpen) and no less.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..data.synth import render_path_blur, sample_camera_path
+from ..frames.sharpness import sharpness
+
+STRENGTHS = np.array([0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0])
+DRAWS = 2  # camera paths per thumbnail and strength
+QUANTILES = np.linspace(0.05, 0.95, 10)
+MAX_NOISE = 5.0  # 8-bit levels; a higher estimate is texture rather than noise
+
+
+@dataclass(frozen=True)
+class StrengthFit:
+    """Strengths training draws from (one per quantile of the blurry frames' ratios), the
+    curve they came from, and the noise sigma to add to a synthetic frame (8-bit levels)."""
+
+    strengths: tuple[float, ...]
+    curve: tuple[float, ...]  # median ratio at each of STRENGTHS
+    target: tuple[float, ...]  # the blurry frames' ratios at QUANTILES
+    noise_sigma: float = 0.0
+
+    def draw(self, rng: np.random.Generator) -> float:
+        """One strength: a fitted one, jittered by up to 20 %."""
+        return float(rng.choice(self.strengths)) * float(rng.uniform(0.8, 1.2))
+
+    def to_dict(self) -> dict:
+        return {"strengths": [round(s, 3) for s in self.strengths],
+                "ratios": [round(r, 3) for r in self.target],
+                "noise_sigma": round(self.noise_sigma, 2)}
+
+
+def ratio_curve(thumbnails: list[np.ndarray], seed: int = 0,
+                strengths: np.ndarray = STRENGTHS) -> np.ndarray:
+    """Median sharpness ratio of the thumbnails blurred at each strength (non-increasing)."""
+    rng = np.random.default_rng(seed)
+    medians = []
+    base = [max(sharpness(t), 1e-12) for t in thumbnails]
+    for s in strengths:
+        ratios = []
+        for thumb, own in zip(thumbnails, base, strict=True):
+            for _ in range(DRAWS):
+                path = sample_camera_path(thumb.shape[:2], rng, float(s))
+                ratios.append(sharpness(render_path_blur(thumb, path)) / own)
+        medians.append(float(np.median(ratios)))
+    return np.minimum.accumulate(np.array(medians))
+
+
+def fit_strengths(thumbnails: list[np.ndarray], blurry_ratios: list[float],
+                  seed: int = 0, noise_sigma: float = 0.0) -> StrengthFit:
+    """Strengths whose synthetic blur has the blurry frames' sharpness ratios."""
+    curve = ratio_curve(thumbnails, seed)
+    target = np.quantile(np.asarray(blurry_ratios, dtype=np.float64), QUANTILES)
+    # np.interp wants increasing x: the curve falls with strength, so flip both signs
+    strengths = np.interp(-target, -curve, STRENGTHS)
+    return StrengthFit(tuple(float(s) for s in strengths), tuple(float(c) for c in curve),
+                       tuple(float(t) for t in target), noise_sigma)
+
+
+def estimate_noise(crops: list[np.ndarray], block: int = 16) -> float:
+    """Noise sigma of sharp crops in 8-bit levels, per channel as :func:`degrade` adds it:
+    Immerkaer's fast estimate on the green channel in small blocks, the 10th percentile
+    over all blocks (texture passes for noise, so the flattest blocks tell), capped at
+    :data:`MAX_NOISE`."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    values = []
+    for crop in crops:
+        scale = 255.0 / (65535.0 if crop.dtype == np.uint16 else 255.0)
+        green = np.ascontiguousarray(crop[..., 1]).astype(np.float32) * scale
+        response = np.abs(cv2.filter2D(green, -1, kernel)[1:-1, 1:-1])
+        h, w = (n // block * block for n in response.shape)
+        if not h or not w:
+            continue
+        cells = response[:h, :w].reshape(h // block, block, w // block, block).mean((1, 3))
+        values.extend((np.sqrt(np.pi / 2) / 6 * cells).ravel().tolist())
+    return float(min(MAX_NOISE, np.percentile(values, 10))) if values else 0.0

@@ -1,0 +1,337 @@
+"""``--adapt``: the bounded reservoir, the strength fit, the time budget, the held-back
+fallback, saving and reusing the adapted weights, many files, and Ctrl-C while adapting."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+import refdeblur_video.adapt
+from refdeblur_video.adapt import AdaptSettings, adapt_restorer, check_save_path
+from refdeblur_video.adapt.fit import estimate_noise, fit_strengths
+from refdeblur_video.adapt.reservoir import Reservoir, held_block, scan_video, thumbnail
+from refdeblur_video.cli import main as cli_main
+from refdeblur_video.data.synth import render_path_blur, sample_camera_path
+from refdeblur_video.errors import UserError
+from refdeblur_video.frames.sharpness import sharpness
+from refdeblur_video.image_files import write_image
+from refdeblur_video.model import ModelConfig, RefDeblurNet, save_checkpoint
+from refdeblur_video.model.restorer import Restorer, load_model
+from refdeblur_video.pipeline import DeblurOptions, deblur_image, deblur_many, deblur_video
+from refdeblur_video.pipeline.resume import model_identity, state_dir
+from refdeblur_video.video.reader import open_reader
+from refdeblur_video.video.synthetic import make_image
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+BLURRY = {5, 12, 19, 26, 33}  # and 34, which the planner finds blurry beside 33
+# small crops, a rate that learns within seconds: what a tiny network on a tiny clip needs
+FAST = AdaptSettings(seconds=3.0, crop=32, batch=2, lr=1e-3, warmup_steps=2, held_samples=4,
+                     capacity=12, held_capacity=4)
+
+
+def tiny_net(seed: int = 0) -> RefDeblurNet:
+    """A small network with random weights: it spoils every frame it touches a little."""
+    torch.manual_seed(seed)
+    net = RefDeblurNet(TINY)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    return net
+
+
+def tiny_restorer(seed: int = 0) -> Restorer:
+    return Restorer(tiny_net(seed), torch.device("cpu"), trained=True, transfer=None)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tests time steps against a budget: one thread, since on a busy machine every
+    parallel region waits for its slowest (descheduled) thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def fast(monkeypatch):
+    """Adaptation with :data:`FAST` settings (``--adapt-seconds`` still sets the budget);
+    ``fast(lr=...)`` changes them."""
+
+    def use(**changes) -> AdaptSettings:
+        chosen = dataclasses.replace(FAST, **changes)
+
+        def settings_for(device_type, seconds=None, cpu_count=1):
+            return chosen if seconds is None else dataclasses.replace(chosen, seconds=seconds)
+
+        monkeypatch.setattr("refdeblur_video.adapt.entry.settings_for", settings_for)
+        return chosen
+
+    use()
+    return use
+
+
+@pytest.fixture()
+def clip(make_test_clip):
+    return make_test_clip("in.mp4", n_frames=40, size=(96, 64), blurry=BLURRY)
+
+
+@pytest.fixture()
+def tiny_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, tiny_net(), TINY)
+    return path
+
+
+# -- the pieces ------------------------------------------------------------------------------
+
+
+def test_the_reservoir_keeps_each_item_equally_likely_and_no_more_than_it_holds():
+    kept = np.zeros(50)
+    for seed in range(400):
+        reservoir = Reservoir(5, np.random.default_rng(seed))
+        for item in range(50):
+            slot = reservoir.offer()
+            if slot is not None:
+                reservoir.put(slot, item)
+        assert len(reservoir.items) == 5
+        kept[reservoir.items] += 1
+    # each item is kept with probability 5/50: 40 of 400 runs, give or take
+    assert kept.min() > 15 and kept.max() < 70
+
+
+def test_the_reading_pass_keeps_a_bounded_sample_of_sharp_frames(make_test_clip):
+    clip = make_test_clip("long.mp4", n_frames=60, size=(96, 64), blurry={7, 21, 40})
+    with open_reader(clip.path) as reader:
+        sample = scan_video(reader, window=5, max_offset=5, threshold=0.8, cuts=True, crop=32,
+                            capacity=6, held_capacity=3, held_every=4, frame_count=60,
+                            deadline=None, seed=0)
+    assert sample.frames == 60 and sample.complete
+    assert sample.blurry_frames == 3 and len(sample.blurry_ratios) == 3
+    assert max(sample.blurry_ratios) < 0.8
+    assert len(sample.train) == 6 and len(sample.held) == 3  # of 57 sharp frames
+    block = held_block(60)
+    for region, held in [(r, False) for r in sample.train] + [(r, True) for r in sample.held]:
+        assert ((region.index // block) % 4 == 3) == held
+        assert region.index not in {7, 21, 40}  # blurry frames are never targets
+        assert region.crop == 32 and region.sharp.shape[0] == 32 + 2 * region.margin
+        assert all(n.shape == (32, 32, 3) for n in region.neighbours.values())
+        assert all(abs(d) <= 5 for d in region.neighbours)
+    most = max(r.nbytes for r in sample.train + sample.held)
+    assert sum(r.nbytes for r in sample.train + sample.held) <= 9 * most
+    # out of time (its share of the budget): the pass stops and keeps what it read
+    with open_reader(clip.path) as reader:
+        early = scan_video(reader, window=5, max_offset=5, threshold=0.8, cuts=True, crop=32,
+                           capacity=6, held_capacity=3, held_every=4, frame_count=60,
+                           deadline=time.monotonic(), seed=0)
+    assert early.frames == 1 and not early.complete
+
+
+def test_the_strength_fit_finds_the_blur_it_is_shown():
+    rng = np.random.default_rng(1)
+    thumbs = [thumbnail(make_image(size=(320, 180), seed=k)) for k in range(4)]
+    ratios = []
+    for thumb in thumbs:
+        for _ in range(3):
+            blurred = render_path_blur(thumb, sample_camera_path(thumb.shape[:2], rng, 0.6))
+            ratios.append(sharpness(blurred) / sharpness(thumb))
+    fit = fit_strengths(thumbs, ratios, seed=2)
+    assert 0.3 < float(np.median(fit.strengths)) < 1.0
+    assert list(fit.curve) == sorted(fit.curve, reverse=True)
+
+
+def test_the_noise_estimate_sees_noise_not_texture():
+    rng = np.random.default_rng(0)
+    flat = np.full((96, 96, 3), 120.0)
+    noisy = np.clip(flat + rng.normal(0, 3, flat.shape), 0, 255).astype(np.uint8)
+    assert estimate_noise([flat.astype(np.uint8)]) == 0
+    assert 2 < estimate_noise([noisy]) < 4
+
+
+def test_bad_adaptation_options_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="need --adapt"):
+        DeblurOptions(save_adapted="a.safetensors")
+    with pytest.raises(UserError, match="--adapt-seconds"):
+        DeblurOptions(adapt=True, adapt_seconds=0)
+    with pytest.raises(UserError, match=r"\.safetensors"):
+        check_save_path(str(tmp_path / "weights.pt"), overwrite=False)
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match="exists"):
+        check_save_path(str(tmp_path / "w.safetensors"), overwrite=False)
+    image = tmp_path / "photo.png"
+    write_image(image, make_image(size=(64, 48)))
+    with pytest.raises(UserError, match="needs a video"):
+        deblur_image(image, tmp_path / "out.png", tiny_restorer(), adapt=True)
+
+
+# -- adapting --------------------------------------------------------------------------------
+
+
+def test_adaptation_keeps_its_budget_and_leaves_the_original_alone(clip, fast):
+    restorer = tiny_restorer()
+    before = model_identity(restorer)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # PyTorch's one-time imports
+    start = time.monotonic()
+    outcome = adapt_restorer(restorer, clip.path, DeblurOptions(adapt=True, adapt_seconds=4,
+                                                                quiet=True))
+    took = time.monotonic() - start
+    details = json.loads(outcome.metadata["adapt_settings"])
+    assert details["steps"] > 0 and details["settings"]["seconds"] == 4
+    # steps stop in time for the last check; a busy machine may stretch one step past it
+    assert took < 4 + details["check_seconds"] + details["step_seconds"] + 0.5, details
+    assert model_identity(restorer) == before
+    assert outcome.adopted, outcome.message  # a random network only gets better
+    assert model_identity(outcome.restorer) != before
+    assert outcome.message.startswith("adapted to this video")
+
+
+def test_a_worse_adapted_copy_falls_back_to_the_original(clip, fast, tiny_file, tmp_path,
+                                                         capsys):
+    fast(lr=3.0)  # wrecks the copy
+    saved = tmp_path / "used.safetensors"
+    code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--model", str(tiny_file),
+                     "--no-transfer", "--adapt", "--save-adapted", str(saved)])
+    assert code == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ", 6 restored, " in line and "adaptation not used" in line
+    assert "restored with the original model" in line
+    with safe_open(str(saved), "pt") as handle:
+        assert handle.metadata()["adapt_result"] == "original"
+    original = load_model(tiny_file, "cpu")
+    assert model_identity(load_model(saved, "cpu")) == model_identity(original)
+
+
+def test_adapted_weights_are_saved_and_restore_again_with_model(clip, fast, tiny_file,
+                                                                tmp_path, capsys):
+    saved = tmp_path / "adapted.safetensors"
+    args = [str(clip.path), str(tmp_path / "a.mp4"), "--model", str(tiny_file),
+            "--no-transfer", "--adapt", "--adapt-seconds", "4", "--save-adapted", str(saved)]
+    assert cli_main(args) == 0
+    assert "adapted to this video" in capsys.readouterr().out
+    with safe_open(str(saved), "pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["adapted_from"] == "in.mp4" and metadata["adapt_result"] == "adapted"
+    details = json.loads(metadata["adapt_settings"])
+    assert details["settings"]["seconds"] == 4 and details["steps"] > 0
+    assert len(details["fit"]["strengths"]) == 10
+    assert details["held_psnr_adapted"] > details["held_psnr_original"]
+    assert cli_main(args) == 2  # the weights file exists: refused, not replaced
+    assert "exists" in capsys.readouterr().err
+    # reused with --model: the same network restores the video without adapting again
+    again = deblur_video(clip.path, tmp_path / "b.mp4", model=str(saved), transfer=False,
+                         quiet=True)
+    assert again.restored == 6 and again.adaptation is None
+    with open_reader(tmp_path / "a.mp4") as a, open_reader(tmp_path / "b.mp4") as b:
+        for x, y in zip(a, b, strict=True):
+            assert np.array_equal(x.image, y.image)
+
+
+def test_no_blurry_frames_means_nothing_to_adapt_to(make_test_clip, fast):
+    clip = make_test_clip("sharp.mp4", n_frames=16, size=(96, 64))
+    summary = deblur_video(clip.path, clip.path.with_name("out.mp4"), tiny_restorer(),
+                           adapt=True, quiet=True)
+    assert summary.restored == 0
+    assert summary.adaptation.startswith("adaptation skipped (no blurry frames)")
+
+
+def test_a_resumed_run_reuses_the_weights_it_adapted(clip, fast, tmp_path):
+    restorer, folder = tiny_restorer(), tmp_path / "state"
+    folder.mkdir()
+    opts = DeblurOptions(adapt=True, quiet=True)
+    first = adapt_restorer(restorer, clip.path, opts, keep_in=folder)
+    start = time.monotonic()
+    again = adapt_restorer(restorer, clip.path, opts, keep_in=folder, resuming=True)
+    assert time.monotonic() - start < 1.5  # read back, not adapted again
+    assert again.adopted == first.adopted
+    assert model_identity(again.restorer) == model_identity(first.restorer)
+
+
+def test_resume_goes_on_with_the_adapted_weights(clip, fast, tmp_path, monkeypatch):
+    restore, calls = Restorer.restore_images_checked, []
+
+    def stops_at_the_fourth_call(self, blurry, refs):
+        calls.append(len(blurry))
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return restore(self, blurry, refs)
+
+    options = dict(adapt=True, quiet=True, batch=1, segment_seconds=0.32)  # 8 frames
+    out = tmp_path / "out.mp4"
+    with monkeypatch.context() as patch:
+        patch.setattr(Restorer, "restore_images_checked", stops_at_the_fourth_call)
+        with pytest.raises(KeyboardInterrupt):
+            deblur_video(clip.path, out, tiny_restorer(), **options)
+    assert (state_dir(out) / "adapted.safetensors").is_file()
+    summary = deblur_video(clip.path, out, tiny_restorer(), resume=True, **options)
+    assert summary.resumed >= 8 and summary.restored == 6
+    assert summary.adaptation in ("adapted weights of the interrupted run reused",
+                                  "restored with the original model, as before the "
+                                  "interruption")
+    assert not state_dir(out).exists()
+
+
+def test_many_files_each_adapt_their_own_copy(make_test_clip, fast, tiny_file, tmp_path,
+                                              monkeypatch):
+    (tmp_path / "in").mkdir()
+    for seed, name in enumerate(("a.mp4", "b.mp4")):
+        make_test_clip(f"in/{name}", n_frames=40, size=(96, 64), blurry=BLURRY, seed=seed)
+    started_from = []
+    adapt = refdeblur_video.adapt.adapt_restorer
+
+    def spy(restorer, *args, **kwargs):
+        started_from.append(model_identity(restorer))
+        return adapt(restorer, *args, **kwargs)
+
+    monkeypatch.setattr(refdeblur_video.adapt, "adapt_restorer", spy)
+    adapted = tmp_path / "weights"
+    results = deblur_many(str(tmp_path / "in"), tmp_path / "out", model=str(tiny_file),
+                          transfer=False, adapt=True, adapt_seconds=2.5,
+                          save_adapted=str(adapted), quiet=True)
+    assert [r.restored for r in results] == [6, 6]
+    assert all(r.adaptation for r in results)
+    # each file adapted a copy of the original, not the copy the file before it adapted
+    assert started_from == [model_identity(load_model(tiny_file, "cpu", transfer=False))] * 2
+    files = sorted(adapted.iterdir())
+    assert [f.name for f in files] == ["a.safetensors", "b.safetensors"]
+    for path in files:
+        with safe_open(str(path), "pt") as handle:
+            meta = handle.metadata()
+        assert meta["adapted_from"] == f"{path.stem}.mp4"
+        assert json.loads(meta["adapt_settings"])["base_model"] == str(tiny_file)
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_adapting_ends_the_run_like_elsewhere(make_test_clip, tiny_file,
+                                                           tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=40, size=(192, 128), blurry=BLURRY)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "refdeblur_video.cli", clip.path.name, "out.mp4", "--model",
+         str(tiny_file), "--adapt", "--adapt-seconds", "120", "-q"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    folder = state_dir(tmp_path / "out.mp4")
+    end = time.monotonic() + 90
+    while not folder.exists() and run.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    time.sleep(3)  # reading the video or tuning: the model and the run's state are ready
+    assert run.poll() is None, "the run ended before the signal"
+    assert not (folder / "manifest.json").exists(), "adaptation was over before the signal"
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (run.returncode, err)
+    lines = err.strip().splitlines()
+    assert lines == ["interrupted: no output was written"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "tiny.safetensors"]

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Measure ``--adapt``: blurry-frame PSNR/SSIM without and with adaptation at some budgets.
+
+Each CLIP is a folder with ``input.mp4`` and ``gt/*.png`` (one sharp frame per input frame,
+in order), as ``tools/recipes/make_validation.sh`` writes the left-out rs6dof clips under
+``runs/validation/rs6dof/clips/``; a plain video file instead has no ground truth, and gets
+the adaptation's own findings only (held-back gain, fallback). Outputs are encoded
+losslessly (FFV1) so that the codec does not blur the comparison; the blurry frames are
+those the pipeline restored (its frame log).
+
+    python tools/experiments/measure_adapt.py runs/validation/rs6dof/clips/* \\
+        --budgets 60 180 600 --json runs/adapt/rs6dof.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _scores(output: Path, log: Path, gt: list[Path]) -> dict:
+    """Mean PSNR/SSIM of the restored frames against their ground truth."""
+    import numpy as np
+
+    from refdeblur_video.evaluate.metrics import psnr, ssim
+    from refdeblur_video.image_files import read_image
+    from refdeblur_video.video.reader import open_reader
+
+    rows = json.loads(log.read_text())["frames"]
+    blurry = {r["index"] for r in rows if r["blurry"]}
+    values = []
+    with open_reader(output) as reader:
+        for frame in reader:
+            if frame.index in blurry:
+                truth = read_image(gt[frame.index])
+                values.append((psnr(frame.image, truth), ssim(frame.image, truth)))
+    if not values:
+        return {"frames": 0}
+    p, s = np.mean(values, axis=0)
+    return {"frames": len(values), "psnr": float(p), "ssim": float(s)}
+
+
+def _sharpness(output: Path, log: Path, video: Path) -> dict:
+    """Without ground truth: the restored frames' sharpness over the input's (the pipeline's
+    score; a proxy only, which sharpening artefacts raise too)."""
+    import numpy as np
+
+    from refdeblur_video.frames.sharpness import sharpness
+    from refdeblur_video.video.reader import open_reader
+
+    rows = json.loads(log.read_text())["frames"]
+    blurry = {r["index"] for r in rows if r["blurry"]}
+    ratios = []
+    with open_reader(video) as before, open_reader(output) as after:
+        for b, a in zip(before, after, strict=True):
+            if b.index in blurry and sharpness(b.image) > 0:
+                ratios.append(sharpness(a.image) / sharpness(b.image))
+    return {"frames": len(ratios), "sharpness_gain": float(np.mean(ratios)) if ratios else None}
+
+
+def measure(clip: Path, budgets: list[float], restorer, work: Path) -> list[dict]:
+    """One row per run of ``clip``: without adaptation, then with each budget."""
+    from refdeblur_video.model.weights import read_checkpoint_metadata
+    from refdeblur_video.pipeline import deblur_video
+
+    video = clip / "input.mp4" if clip.is_dir() else clip
+    gt = sorted((clip / "gt").glob("*.png")) if clip.is_dir() else []
+    rows = []
+    for budget in [None, *budgets]:
+        tag = "base" if budget is None else f"adapt{budget:g}"
+        out, log = work / f"{clip.name}_{tag}.mkv", work / f"{clip.name}_{tag}.json"
+        saved = work / f"{clip.name}_{tag}.safetensors"
+        extra = {} if budget is None else {"adapt": True, "adapt_seconds": budget,
+                                           "save_adapted": str(saved)}
+        summary = deblur_video(video, out, restorer, codec="ffv1", log=str(log), quiet=True,
+                               overwrite=True, **extra)
+        row = {"clip": clip.name, "budget_s": budget, "restored": summary.restored,
+               "restore_s": round(summary.seconds, 1), "adaptation": summary.adaptation}
+        if budget is not None:
+            meta = read_checkpoint_metadata(saved)
+            details = json.loads(meta["adapt_settings"])
+            row.update(adopted=meta["adapt_result"] == "adapted",
+                       **{k: details.get(k) for k in ("steps", "held_psnr_original",
+                                                      "held_psnr_adapted", "fit")})
+        if gt:
+            row.update(_scores(out, log, gt))
+            if budget is None:
+                row["input"] = _scores(video, log, gt)  # the blurry frames as they came
+        else:
+            row.update(_sharpness(out, log, video))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="+", type=Path)
+    parser.add_argument("--budgets", nargs="+", type=float, default=[60, 180, 600])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-transfer", dest="transfer", action="store_false")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from refdeblur_video.model.restorer import load_model
+
+    restorer = load_model(args.model, args.device, transfer=args.transfer)
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for clip in args.clips:
+            rows.extend(measure(clip, args.budgets, restorer, Path(work)))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
