@@ -20,7 +20,11 @@
 # References: a real neighbour 1-4 frames away (outside the averaged frames), none (the blurry
 # frame itself, 20 %) or an unrelated frame (15 % of the rest).
 # Start: the shipped model (stage 8 of tools/recipes/train_default.sh), its matching encoder
-# phi frozen as in stage 8.
+# phi frozen as in stage 8. A session that cannot take runs/ along commits the run's latest
+# weights as fp16 to tools/recipes/in_progress/general_fp16_1.safetensors
+# (`python tools/recipes/gpu_session.py split runs/general/model.safetensors
+# tools/recipes/in_progress/general_fp16 --parts 1`); without runs/general/ the next run
+# starts from them (a fresh optimiser and warm-up), else from the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 V=${VIDEOS:-../shared/data/videos}
@@ -34,13 +38,20 @@ bash "$here/get_photos.sh" "$PHOTOS"
 bash "$here/get_bikes.sh"
 photos=$(find "$PHOTOS" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
 resume=()
-[ -f "$OUT/last.safetensors" ] && resume=(--resume)
+init=refdeblur_video/weights/lite.safetensors
+carried=$here/in_progress/general_fp16_1.safetensors
+if [ -f "$OUT/last.safetensors" ]; then
+  resume=(--resume)
+elif [ -f "$carried" ]; then
+  init=$RUNS/general_init.safetensors
+  "$PY" "$here/gpu_session.py" join "$carried" "$init" >/dev/null
+fi
 [ -n "${THREADS:-}" ] && export OMP_NUM_THREADS=$THREADS
 nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --config configs/train/lite.yaml --set "out=$OUT" \
   --set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, .data/bikes.mp4, $photos]" \
   --set "data.val_videos=[$V/05_default_juggle.mp4, $V/bedroom.mp4]" \
-  --set "init=${INIT:-refdeblur_video/weights/lite.safetensors}" \
+  --set "init=${INIT:-$init}" \
   --set model=lite --set train.freeze_phi=true \
   --set data.workers=1 --set data.batch=8 --set data.crop=192 \
   --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
