@@ -5,11 +5,15 @@
 # debian/copyright under /usr/share/doc); only the photographs are kept, not the drawings.
 #
 #   bash tools/recipes/get_photos.sh [DEST]      # default DEST: .data/photos
+#   MATE="A B" PLASMA="C" bash tools/recipes/get_photos.sh DEST   # other pictures by name
+#                                                  # (tools/recipes/make_validation.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest=${1:-${PHOTOS:-.data/photos}}
-mate=(Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops TwoWings Wood YellowFlower)
-plasma=(BytheWater ColdRipple ColorfulCups EveningGlow FallenLeaf Grey OneStandsOut Path)
+read -r -a mate <<<"${MATE:-Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops \
+TwoWings Wood YellowFlower}"
+read -r -a plasma <<<"${PLASMA:-BytheWater ColdRipple ColorfulCups EveningGlow FallenLeaf Grey \
+OneStandsOut Path}"
 count=$(( ${#mate[@]} + ${#plasma[@]} ))
 if [ -d "$dest" ] && [ "$(find "$dest" -maxdepth 1 -type f | wc -l)" -ge "$count" ]; then
   echo "photos already in $dest"; exit 0

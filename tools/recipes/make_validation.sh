@@ -22,23 +22,7 @@ out=${1:-runs/validation}
 videos=${VIDEOS:-../shared/data/videos}
 photos=${VAL_PHOTOS:-.data/val_photos}
 PY=${PY:-.venv/bin/python}
-mate=(Storm Aqua)
-plasma=(Canopee Altai Cascade)
-if [ "$(find "$photos" -maxdepth 1 -type f 2>/dev/null | wc -l)" -lt 5 ]; then
-  work=$(mktemp -d)
-  chmod 755 "$work"  # apt downloads as the _apt user when it can
-  trap 'rm -rf "$work"' EXIT
-  (cd "$work" && apt-get download -q mate-backgrounds plasma-workspace-wallpapers >/dev/null)
-  for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
-  mkdir -p "$photos"
-  for name in "${mate[@]}"; do
-    cp "$work/x/usr/share/backgrounds/mate/nature/$name.jpg" "$photos/$name.jpg"
-  done
-  for name in "${plasma[@]}"; do
-    # the largest rendition of each wallpaper
-    src=$(ls -S "$work/x/usr/share/wallpapers/$name/contents/images/"* | head -1)
-    cp "$src" "$photos/$name.${src##*.}"
-  done
-fi
+MATE="Storm Aqua" PLASMA="Canopee Altai Cascade" bash tools/recipes/get_photos.sh "$photos" \
+  >/dev/null
 nice "$PY" -m refdeblur_video.data.cli validation "$out" --videos "$videos" --photos "$photos" \
   --seed "${SEED:-0}"
