@@ -94,3 +94,41 @@ def test_transfer_with_identity_index_returns_reference():
     reference = torch.randn(1, 2, 12, 16)
     index = torch.arange(3 * 4).view(1, 3, 4)
     assert torch.allclose(transfer(reference, index, 4), reference, atol=1e-6)
+
+
+def windowed_match(query, key, radius):
+    """The window search spelled out: every offset in the tie order (smaller vertical, then
+    horizontal displacement first), each against the full cosine matrix."""
+    b, _, h, w = query.shape
+    q = F.unfold(query, 3, padding=1)
+    k = F.unfold(key, 3, padding=1)
+    q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    k = k / k.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    sim = torch.einsum("bcn,bcm->bnm", q, k)
+    best = torch.full((b, h * w), -float("inf"))
+    index = torch.arange(h * w).repeat(b, 1)
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    order = sorted(range(-radius, radius + 1), key=lambda d: (abs(d), d))
+    for dy in order:
+        for dx in order:
+            ty, tx = (ys + dy).flatten(), (xs + dx).flatten()
+            inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)
+            target = (ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)).expand(b, -1)
+            value = torch.gather(sim, 2, target[..., None])[..., 0]
+            better = inside & (value > best + 1e-6)
+            best = torch.where(better, value, best)
+            index = torch.where(better, target, index)
+    return index.view(b, h, w), best.view(b, 1, h, w)
+
+
+@pytest.mark.parametrize("width", [5, 16, 23, 40])
+@pytest.mark.parametrize("radius", [1, 3, 8])
+def test_local_equals_the_window_search_spelled_out(width, radius):
+    torch.manual_seed(width + radius)
+    query, key = torch.randn(2, 2, 3, 9, width).unbind(0)
+    key[:, :, 2:5] = 1.0  # flat rows: ties, which keep the smallest displacement
+    query[:, :, 2:5] = 1.0
+    index, confidence = windowed_match(query, key, radius)
+    found = match_local(query, key, radius)
+    assert torch.equal(found.index, index)
+    assert torch.allclose(found.confidence, confidence, atol=1e-5)

@@ -233,12 +233,13 @@ def wait_for(path: Path, process: subprocess.Popen, limit: float) -> None:
                          ids=lambda signum: signum.name)
 def test_a_signal_while_frames_are_restored_ends_the_run_cleanly(make_test_clip, tmp_path,
                                                                  signum):
-    # One model call restores 8 frames (many seconds): the signal comes in the middle of it.
-    # Before, the interpreter shut down under that call and the C++ runtime aborted (134).
-    clip = make_test_clip("in.mp4", n_frames=12, size=(480, 288), blurry={3, 9})
+    # One model call restores 8 frames (seconds): the signal comes in the middle of the first
+    # of three. Before, the interpreter shut down under that call and the C++ runtime aborted
+    # (134).
+    clip = make_test_clip("in.mp4", n_frames=24, size=(640, 384), blurry={3, 9})
     run = start_cli([clip.path.name, "out.mp4", "--all-frames", "--batch", "8"], tmp_path)
     wait_for(state_dir(tmp_path / "out.mp4") / "manifest.json", run, limit=14)  # model loaded
-    time.sleep(2)
+    time.sleep(1)
     assert run.poll() is None, "the run ended before the signal"
     run.send_signal(signum)
     _, err = run.communicate(timeout=60)

@@ -10,7 +10,8 @@ similarity as confidence (eq. 3). Neither ever holds the full (HW x HW) similari
   query are searched: cost O(HW (2r+1)^2 C), memory O(HW).
 
 ``transfer`` then moves reference feature patches by the index map at any scale and folds
-them back, averaging overlaps (eq. 4), with at most nine gathers per scale.
+them back, averaging overlaps (eq. 4), with one weighted gather (``embedding_bag``) per
+scale.
 """
 
 from __future__ import annotations
@@ -47,42 +48,65 @@ def patch_norms(features: Tensor) -> Tensor:
     return _box3x3_sum(features.pow(2).sum(1, keepdim=True)).clamp_min(0).sqrt()
 
 
-def match_local(query: Tensor, key: Tensor, radius: int) -> MatchResult:
+def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16) -> MatchResult:
     """Best 3x3 reference patch within ``radius`` positions of each query position.
 
-    The window is visited row by row; the dot products of one row of offsets are taken
-    on channels-last copies (a reduction over contiguous memory), then boxed and
-    normalised together. Ties keep the smaller vertical, then horizontal, displacement.
-    Extra memory is O(HW (2r+1)) for one row of offsets.
+    The window is visited row by row of offsets. The dot products of a query position with
+    the keys of one row of offsets come from small matrix products: a block of ``block``
+    query positions against the ``block + 2 radius`` keys its offsets reach, read in place
+    from a channels-last copy of the key map whose zero-padded rows follow each other. They
+    are then boxed and normalised together. Ties keep the smaller vertical, then horizontal,
+    displacement. Extra memory is O(HW (2r+1)) for one row of offsets.
     """
-    b, _, h, w = query.shape
+    b, c, h, w = query.shape
     q = query.float()
     k = key.float()
+    r = radius
+    # rows padded with at least r zeros to whole blocks: a window running past a row's end
+    # reads zeros, as do those of the next row's first block
+    wide = -(-(w + r) // block) * block
+    span, n_off = block + 2 * r, 2 * r + 1
     q_norm = patch_norms(q)
-    kn_pad = F.pad(patch_norms(k), (radius, radius, radius, radius))
-    q_last = q.permute(0, 2, 3, 1).contiguous()
-    k_last = F.pad(k, (radius, radius, radius, radius)).permute(0, 2, 3, 1).contiguous()
+    kn_pad = F.pad(patch_norms(k), (r, r, r, r))
+    q_blocks = F.pad(q, (0, wide - w)).permute(0, 2, 3, 1).reshape(b, h * wide // block, block, c)
+    # keys: r zero rows above and below, rows of ``wide`` positions, r zeros at both ends
+    k_flat = F.pad(F.pad(k, (0, wide - w, r, r)).permute(0, 2, 3, 1).reshape(b, -1, c),
+                   (0, 0, r, r)).contiguous()
     ys = torch.arange(h, device=q.device).view(1, 1, h, 1)
     xs = torch.arange(w, device=q.device).view(1, 1, 1, w)
     best = torch.full((b, 1, h, w), -math.inf, device=q.device)
     index = (ys * w + xs).expand(b, 1, h, w).clone()
-    order = sorted(range(-radius, radius + 1), key=lambda d: (abs(d), d))
+    order = sorted(range(-r, r + 1), key=lambda d: (abs(d), d))
     dx_t = torch.tensor(order, device=q.device).view(1, -1, 1, 1)
-    # preallocated buffers: fresh allocations per offset dominate the cost on CPU
-    product = torch.empty_like(q_last)
-    dots = q.new_empty(b, len(order), h, w)
-    norms = q.new_empty(b, len(order), h, w)
+    band_order = torch.tensor([d + r for d in order], device=q.device)
+    # -inf where the offset leaves the map sideways
+    outside = torch.zeros(1, n_off, 1, w, device=q.device)
+    outside.masked_fill_((xs + dx_t < 0) | (xs + dx_t >= w), -math.inf)
+    norms = q.new_empty(b, n_off, h, w)
+    products = q.new_empty(b, h * wide // block, block, span)
     for dy in order:
-        rows = slice(radius + dy, radius + dy + h)
+        rows = slice(r + dy, r + dy + h)
+        for n in range(b):
+            start = (r + dy) * wide  # the window of block 0 of row 0, offset -r
+            keys = k_flat[n].as_strided((h * wide // block, span, c), (block * c, c, 1),
+                                        k_flat[n].storage_offset() + start * c)
+            torch.bmm(q_blocks[n], keys.transpose(1, 2), out=products[n])
+        # query i of a block at offset j is entry (i, i + j) of its product
+        nb = wide // block
+        band = products.as_strided((b, h, nb, block, n_off),
+                                   (products[0].numel(), nb * block * span, block * span,
+                                    span + 1, 1))
+        dots = band.index_select(4, band_order).permute(0, 4, 1, 2, 3).reshape(
+            b, n_off, h, wide)[..., :w].contiguous()
         for i, dx in enumerate(order):
-            cols = slice(radius + dx, radius + dx + w)
-            torch.mul(q_last, k_last[:, rows, cols], out=product)
-            torch.sum(product, -1, out=dots[:, i])
-            norms[:, i] = kn_pad[:, 0, rows, cols]
-        boxed = _box3x3_sum(dots.view(b * len(order), 1, h, w)).view(b, len(order), h, w)
-        sim = boxed / (q_norm * norms).clamp_min(EPS)
-        valid = (ys + dy >= 0) & (ys + dy < h) & (xs + dx_t >= 0) & (xs + dx_t < w)
-        value, arg = sim.masked_fill(~valid, -math.inf).max(dim=1, keepdim=True)
+            norms[:, i] = kn_pad[:, 0, rows, r + dx : r + dx + w]
+        boxed = _box3x3_sum(dots.view(b * n_off, 1, h, w)).view(b, n_off, h, w)
+        sim = boxed.div_((q_norm * norms).clamp_min_(EPS)).add_(outside)
+        if dy < 0:
+            sim[:, :, : -dy] = -math.inf
+        elif dy > 0:
+            sim[:, :, h - dy :] = -math.inf
+        value, arg = sim.max(dim=1, keepdim=True)
         better = value > best
         best = torch.where(better, value, best)
         index = torch.where(better, (ys + dy) * w + xs + dx_t.view(-1)[arg], index)
@@ -153,9 +177,13 @@ def transfer(reference: Tensor, index: Tensor, scale: int) -> Tensor:
     fine pixel averages the values that its (at most nine) covering patches carry, which
     equals unfold (kernel 3s, stride s, padding s) + gather + fold, divided by the overlap.
 
-    Implementation: one row selection per covering position on a channels-last, zero-padded
-    copy of ``reference``; patches hanging over the border read the zero padding, and the
-    covering patches that do not exist at the map's border are cut off by zeroing strips.
+    Implementation: every move is by whole s x s blocks. The covering patch at k + d moves
+    block k from block ``index[k + d] - d``, so each row of s pixels of an output block is
+    a weighted sum of nine rows of s pixels of the reference (channels-last: s*C contiguous
+    values), one ``embedding_bag``: no copy per covering position. The weight is 1 over
+    the pixel's overlap count, and 0 for a covering patch that does not exist at the map's
+    border or a block that would come from outside the reference (its zero padding).
+    Returns a channels-last tensor.
     """
     b, c, h, w = reference.shape
     hc, wc = index.shape[-2:]
@@ -163,43 +191,29 @@ def transfer(reference: Tensor, index: Tensor, scale: int) -> Tensor:
     if (h, w) != (hc * s, wc * s):
         raise ValueError(f"reference {h}x{w} does not match index {hc}x{wc} at scale {s}")
     device = reference.device
-    pad = 2 * s
-    wp = w + 2 * pad
-    hp = h + 2 * pad
-    rows = F.pad(reference, (pad, pad, pad, pad)).permute(0, 2, 3, 1).reshape(b * hp * wp, c)
-    ky = torch.arange(hc, device=device).view(hc, 1)
-    kx = torch.arange(wc, device=device).view(1, wc)
     jy = torch.div(index, wc, rounding_mode="floor")
-    offset = s * ((jy - ky) * wp + (index - jy * wc - kx))  # (B, Hc, Wc), in padded rows
-    offset = offset.repeat_interleave(s, 1).repeat_interleave(s, 2)
-    offset = F.pad(offset, (s, s, s, s))  # the shifted views below read inside this
-    base = ((torch.arange(h, device=device) + pad) * wp).view(1, h, 1) + (
-        torch.arange(w, device=device) + pad
-    ).view(1, 1, w) + (torch.arange(b, device=device) * hp * wp).view(b, 1, 1)
-    out = torch.zeros(b, h * w, c, device=device, dtype=reference.dtype)
-    for a in (-1, 0, 1):
-        for bb in (-1, 0, 1):
-            shifted = offset[:, s + a * s : s + a * s + h, s + bb * s : s + bb * s + w]
-            source = (base + shifted).reshape(-1)
-            picked = rows.index_select(0, source).view(b, h, w, c)
-            if a == -1:
-                picked[:, :s] = 0
-            elif a == 1:
-                picked[:, h - s :] = 0
-            if bb == -1:
-                picked[:, :, :s] = 0
-            elif bb == 1:
-                picked[:, :, w - s :] = 0
-            out += picked.view(b, h * w, c)
-    count_y = torch.full((h,), 3.0, device=device, dtype=reference.dtype)
-    count_x = torch.full((w,), 3.0, device=device, dtype=reference.dtype)
-    if hc > 1:
-        count_y[:s] = count_y[h - s :] = 2.0
-    else:
-        count_y[:] = 1.0
-    if wc > 1:
-        count_x[:s] = count_x[w - s :] = 2.0
-    else:
-        count_x[:] = 1.0
-    out = out.view(b, h, w, c) / (count_y.view(1, h, 1, 1) * count_x.view(1, 1, w, 1))
-    return out.permute(0, 3, 1, 2)
+    jx = index - jy * wc
+    ys = torch.arange(hc, device=device).view(hc, 1)
+    xs = torch.arange(wc, device=device).view(1, wc)
+    rows, weights = [], []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            cy, cx = ys + dy, xs + dx  # the covering patch's position
+            exists = (cy >= 0) & (cy < hc) & (cx >= 0) & (cx < wc)
+            cy, cx = cy.clamp(0, hc - 1), cx.clamp(0, wc - 1)
+            by, bx = jy[:, cy, cx] - dy, jx[:, cy, cx] - dx  # the block it moves here
+            inside = (by >= 0) & (by < hc) & (bx >= 0) & (bx < wc)
+            rows.append(by.clamp(0, hc - 1) * (s * wc) + bx.clamp(0, wc - 1))
+            weights.append(exists & inside)
+    # how many covering patches exist per block: 3 x 3 inside, fewer at the border
+    count = ((3 - (ys == 0).int() - (ys == hc - 1).int())
+             * (3 - (xs == 0).int() - (xs == wc - 1).int())).unsqueeze(-1)
+    weight = torch.stack(weights, -1).to(reference.dtype) / count.to(reference.dtype)
+    # one bag per row of s pixels: sample n, block row ky, pixel row i, block column kx
+    first = (torch.arange(b, device=device) * (h * wc)).view(b, 1, 1, 1, 1)
+    first = first + (torch.arange(s, device=device) * wc).view(1, 1, s, 1, 1)
+    bags = first + torch.stack(rows, -1).unsqueeze(2)
+    table = reference.permute(0, 2, 3, 1).reshape(b * h * wc, s * c)
+    out = F.embedding_bag(bags.view(-1, 9), table, mode="sum",
+                          per_sample_weights=weight.unsqueeze(2).expand_as(bags).reshape(-1, 9))
+    return out.view(b, h, w, c).permute(0, 3, 1, 2)

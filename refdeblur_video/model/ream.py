@@ -14,6 +14,15 @@ from .matching import MatchResult, transfer
 GATE_INIT_BIAS = 3.0
 
 
+def _layout_like(single: Tensor, features: Tensor) -> Tensor:
+    """``single`` (B, 1, H, W) laid out channels-last when ``features`` are, so that a
+    concatenation of the two stays channels-last (a one-channel tensor's layout is ambiguous
+    and would turn the concatenation, and the convolution after it, into slow NCHW)."""
+    if features.is_contiguous() or not features.is_contiguous(memory_format=torch.channels_last):
+        return single
+    return torch.empty_like(single, memory_format=torch.channels_last).copy_(single)
+
+
 class REAM(nn.Module):
     """Copy the best-matching reference features and fuse them, weighted by confidence.
 
@@ -41,6 +50,7 @@ class REAM(nn.Module):
         confidence = matched.confidence.to(blur_features.dtype)
         if self.scale > 1:
             confidence = F.interpolate(confidence, scale_factor=self.scale, mode="nearest")
+        confidence = _layout_like(confidence, blur_features)
         both = torch.cat([blur_features, moved], dim=1)
         fused = self.fuse(both) * self.confidence_weight(confidence)
         if self.gate is not None:

@@ -14,11 +14,12 @@ product of three terms:
 
 The smoothing and consistency extents are given for a 720-pixel-high frame and scale with
 the frame's short side; the flow's patch size and stride are pixels at any size.
-It aligns three times (DIS patches of 32, 64 and 96 pixels: large patches match through
-blur, small ones follow small motions), each at full resolution up to 1080 lines, per pixel
-keeps the most trusted alignment, and smooths the trust a little before blending. It costs
-more CPU time per frame than the lite network itself; what it gains and costs is measured in
-docs/RESULTS.md, and what was tried before these settings is in docs/EXPERIMENTS.md.
+It aligns once by default (a DIS patch of 96 pixels, which matches through blur, with a
+stride of half the patch), at full resolution up to 1080 lines, and smooths the trust a
+little before blending. More patch sizes (``patch_sizes``: small ones follow small motions)
+align once each, and per pixel the most trusted alignment is kept, at a flow's cost each.
+What it gains and costs is measured in docs/RESULTS.md, and what was tried before these
+settings is in docs/EXPERIMENTS.md.
 """
 
 from __future__ import annotations
@@ -40,12 +41,21 @@ class TransferSettings:
     sharpness_margin: float = 0.25  # full trust when reference detail >= output detail; none
     # when it is below (1 - margin) times the output's
     # one flow per DIS patch size (pixels; large patches match through blur, small ones follow
-    # small motions); per pixel the most trusted one wins. Stride: a quarter of the patch
-    patch_sizes: tuple[int, ...] = (32, 64, 96)
+    # small motions); per pixel the most trusted one wins. One large patch keeps nearly all
+    # that three sizes gave, at a fraction of their cost (docs/EXPERIMENTS.md)
+    patch_sizes: tuple[int, ...] = (96,)
+    # DIS patch stride of the forward flows, as a share of the patch: the number of patches
+    # DIS fits (its cost) falls with the square of the stride; half the patch aligns as well
+    # as a quarter
+    forward_stride: float = 0.5
     refinement_iterations: int = 5  # DIS variational refinement iterations per scale
     # the backward flow only serves the consistency check: half resolution (DIS finest
     # scale 1) and a stride of half the patch are as good
+    backward_stride: float = 0.5
     backward_refinement_iterations: int = 5
+    # 0: each alignment checks its consistency against a backward flow of its own patch
+    # size; else one backward flow with this patch size serves every alignment
+    backward_patch: int = 0
     reference_height: int = 720
     # Gaussian sigma (at 720p) on the final confidence: a pixel's trust is its
     # neighbourhood's, which removes speckle where the cues are noisy (0: off)
@@ -119,9 +129,14 @@ def _remap(source: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarr
     return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def _channel_mean(image: np.ndarray) -> np.ndarray:
+    """The mean over the last axis of H x W x 3 float32 (OpenCV's is ten times numpy's)."""
+    return cv2.transform(image, np.full((1, 3), 1.0 / 3.0, np.float32))
+
+
 def _detail(image: np.ndarray, scale: float) -> np.ndarray:
     """Local amount of fine detail: low-passed magnitude of the high-pass of the luma."""
-    luma = image.mean(axis=2)
+    luma = _channel_mean(image)
     high = np.abs(luma - cv2.GaussianBlur(luma, (0, 0), 1.5 * scale))
     return cv2.GaussianBlur(high, (0, 0), 4.0 * scale)
 
@@ -162,19 +177,37 @@ class _Pair:
         self.grid = _pixel_grid(h, w)
         self.detail = _detail(self.restored, self.scale)  # the output's fine detail
         self.finest_scale = forward_finest_scale(min(h, w), self.settings.flow_max_lines)
+        self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
+
+
+def _stride(patch: int, share: float) -> int:
+    return max(1, min(patch, round(patch * share)))
+
+
+def _backward_flow(pair: _Pair, patch: int) -> np.ndarray:
+    """The backward flow (output -> reference direction reversed) for the consistency
+    check, at half resolution; computed once per patch size."""
+    settings, (a, b) = pair.settings, pair.grey
+    if settings.backward_patch:
+        patch = usable_patch_sizes((settings.backward_patch,), *a.shape)[0]
+    if patch not in pair.backward:
+        pair.backward[patch] = _flow(b, a, patch, _stride(patch, settings.backward_stride),
+                                     settings.backward_refinement_iterations)
+    return pair.backward[patch]
 
 
 def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
     settings, scale, (a, b), (gx, gy) = pair.settings, pair.scale, pair.grey, pair.grid
     finest = min(pair.finest_scale, dis_coarsest_scale(*a.shape, patch))
-    forward = _flow(a, b, patch, patch // 4, settings.refinement_iterations, finest)
-    backward = _flow(b, a, patch, patch // 2, settings.backward_refinement_iterations)
+    forward = _flow(a, b, patch, _stride(patch, settings.forward_stride),
+                    settings.refinement_iterations, finest)
+    backward = _backward_flow(pair, patch)
     map_x, map_y = gx + forward[..., 0], gy + forward[..., 1]
     aligned = _remap(pair.reference, map_x, map_y)
 
     difference = cv2.GaussianBlur(aligned - pair.restored, (0, 0), settings.smoothing_px * scale)
-    agreement = np.exp(-(np.abs(difference).mean(axis=2) / settings.tolerance) ** 2)
-    round_trip = np.linalg.norm(forward + _remap(backward, map_x, map_y), axis=2)
+    agreement = np.exp(-(_channel_mean(np.abs(difference)) / settings.tolerance) ** 2)
+    round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
     round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
     consistency = np.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
     mine, theirs = pair.detail, _detail(aligned, scale)
@@ -186,11 +219,24 @@ def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
                                    (agreement, consistency, sharpness, inside)))
 
 
+def _keep_better(best: TransferCues, best_confidence: np.ndarray,
+                 other: TransferCues) -> np.ndarray:
+    """Take ``other``'s cues into ``best`` where its confidence is higher (ties keep
+    ``best``); returns the updated confidence."""
+    confidence = other.confidence
+    better = confidence > best_confidence
+    for name in ("agreement", "consistency", "sharpness", "inside"):
+        np.copyto(getattr(best, name), getattr(other, name), where=better)
+    np.copyto(best.aligned, other.aligned, where=better[..., None])
+    return np.maximum(best_confidence, confidence)
+
+
 def transfer_cues(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> TransferCues:
     """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel: one
-    flow per patch size, and per pixel the alignment with the highest confidence.
+    flow per patch size, and per pixel the alignment with the highest confidence (the
+    first one on ties).
 
     Both images are H x W x 3 float32 RGB in [0, 1].
     """
@@ -200,18 +246,11 @@ def transfer_cues(
         zero = np.zeros((h, w), np.float32)
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
     pair = _Pair(restored, reference, settings)
-    candidates = [_cues_for_patch(pair, size) for size in sizes]
-    if len(candidates) == 1:
-        return candidates[0]
-    best = np.argmax(np.stack([c.confidence for c in candidates]), axis=0)[None]
-
-    def pick(name: str) -> np.ndarray:
-        stacked = np.stack([getattr(c, name) for c in candidates])
-        index = best if stacked.ndim == 3 else best[..., None]
-        return np.take_along_axis(stacked, index, axis=0)[0]
-
-    return TransferCues(*(pick(name) for name in
-                          ("aligned", "agreement", "consistency", "sharpness", "inside")))
+    best = _cues_for_patch(pair, sizes[0])
+    confidence = best.confidence
+    for size in sizes[1:]:
+        confidence = _keep_better(best, confidence, _cues_for_patch(pair, size))
+    return best
 
 
 def blend_weight(confidence: np.ndarray, cues: TransferCues,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark the network: parameters, GMACs, forward time, peak memory, matching memory, and
-the flow-guided reference transfer that follows the network.
+"""Benchmark the network: parameters, GMACs, forward time, peak memory, matching memory, the
+flow-guided reference transfer that follows the network, and one ``--adapt`` training step.
 
 Prints a table and writes JSON (``--json``). Every measurement runs in a fresh subprocess
 so that CPU peak memory (ru_maxrss growth) belongs to that measurement alone. On a CUDA
@@ -9,9 +9,16 @@ machine the GPU rows (fp32 and bf16/fp16 autocast) are added.
     python tools/bench/bench_model.py                      # lite and paper, 1280x720
     python tools/bench/bench_model.py --configs lite --size 640x360 --json out.json
     python tools/bench/bench_model.py --configs lite lite:nocheck   # the reference check's cost
+    python tools/bench/bench_model.py --frames-only --frame-repeats 5  # before/after rows only
 
 A config is a name or YAML path; ``NAME:nocheck`` is that config with its reference check
 off (``reference_check: 0``).
+
+The "restored frame" rows time what one blurry frame costs as ``refdeblur-video`` restores
+it on the CPU (reference check, network, reference transfer), for the shipped model with the
+code and settings of 2026-11 ("before", ``legacy.py``) and with today's defaults ("after"),
+in fresh processes taken in turns (before, after, before, ...), so that a shared machine's
+load falls on both alike; each row is the median.
 """
 
 from __future__ import annotations
@@ -147,12 +154,11 @@ def _measure_matmul(device: str, q):
     q.put({"gflops": 2 * n**3 / best / 1e9})
 
 
-def _measure_transfer(h: int, w: int, repeats: int, q):
-    """The reference transfer (``model/transfer.py``) on a textured frame and a moved copy."""
+def _textured_pair(h: int, w: int):
+    """A textured frame softened by a Gaussian, and a sharp copy moved by a few pixels (a
+    reference that passes the reference check), H x W x 3 float32 in [0, 1]."""
     import cv2
     import numpy as np
-
-    from refdeblur_video.model.transfer import transfer_reference
 
     rng = np.random.default_rng(0)
     scene = cv2.resize(rng.random((h // 8 + 2, w // 8 + 2, 3), dtype=np.float32),
@@ -160,7 +166,14 @@ def _measure_transfer(h: int, w: int, repeats: int, q):
     scene += cv2.GaussianBlur(rng.random(scene.shape, dtype=np.float32), (0, 0), 1.0)
     scene = np.clip(scene / 2, 0, 1)
     frame, reference = scene[8:8 + h, 8:8 + w], scene[5:5 + h, 12:12 + w]
-    restored = cv2.GaussianBlur(frame, (0, 0), 1.5)
+    return cv2.GaussianBlur(frame, (0, 0), 1.5), np.ascontiguousarray(reference)
+
+
+def _measure_transfer(h: int, w: int, repeats: int, q):
+    """The reference transfer (``model/transfer.py``) on a textured frame and a moved copy."""
+    from refdeblur_video.model.transfer import transfer_reference
+
+    restored, reference = _textured_pair(h, w)
     base = _current_rss_mb()
     best = float("inf")
     for _ in range(max(1, repeats)):
@@ -168,6 +181,128 @@ def _measure_transfer(h: int, w: int, repeats: int, q):
         transfer_reference(restored, reference)
         best = min(best, time.perf_counter() - start)
     q.put({"seconds": best, "peak_mb": _rss_mb() - base})
+
+
+def _measure_adapt_step(device: str, h: int, w: int, repeats: int, q):
+    """One ``--adapt`` training step on crops of an H x W frame, as :mod:`refdeblur_video.adapt`
+    takes it on ``device`` (its crop size and batch): making the crops (the camera-shake
+    blur of a fitted strength, the references), then the network's forward, backward and
+    Adam step, after one warm-up step; the best of ``repeats``."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from refdeblur_video.adapt.fit import StrengthFit
+    from refdeblur_video.adapt.reservoir import Region, crop_size, margin_for
+    from refdeblur_video.adapt.samples import make_batch
+    from refdeblur_video.adapt.settings import settings_for
+    from refdeblur_video.adapt.tune import make_optimizer, to_device, train_step
+    from refdeblur_video.model import load_model
+
+    restorer = load_model("default", device, transfer=False, warn_untrained=False)
+    settings = settings_for(restorer.device.type)
+    scene = (_textured_pair(h, w)[1] * 255).round().astype(np.uint8)
+    crop, margin = crop_size(settings.crop, (h, w)), margin_for((h, w))
+    rng = np.random.default_rng(0)
+    regions = []
+    for _ in range(8):  # the frame's shifted copies stand in for its neighbours
+        y = int(rng.integers(margin, h - crop - margin))
+        x = int(rng.integers(margin, w - crop - margin))
+        near = {d: scene[y:y + crop, x + d:x + d + crop] for d in (-2, -1, 1, 2)}
+        regions.append(Region(0, scene[y - margin:y + crop + margin,
+                                       x - margin:x + crop + margin], margin,
+                              (y - margin, x - margin), (h, w), near, dict.fromkeys(near, True)))
+    fit = StrengthFit((0.5,), (), (), noise_sigma=2.0)
+    model = copy.deepcopy(restorer.model).train()
+    optimizer = make_optimizer(model, settings.lr)
+
+    def step() -> tuple[float, float]:
+        start = time.perf_counter()
+        batch = make_batch(regions, settings.batch, fit, settings, rng)
+        made = time.perf_counter()
+        train_step(model, optimizer, to_device(batch, restorer.device), settings.lr,
+                   restorer.amp_dtype, settings.grad_clip)
+        if restorer.device.type == "cuda":
+            torch.cuda.synchronize()
+        return made - start, time.perf_counter() - made
+
+    step()  # warm-up
+    crops_s, step_s = (min(v) for v in zip(*(step() for _ in range(max(1, repeats))),
+                                            strict=True))
+    q.put({"device": device, "crop": crop, "batch": settings.batch, "crops_s": crops_s,
+           "step_s": step_s, "threads": torch.get_num_threads()})
+
+
+FRAME_VARIANTS = {
+    "before": "2026-11 code and transfer settings (3 flows, stride 1/4)",
+    "after": "today's defaults",
+}
+
+
+def _measure_frame(variant: str, h: int, w: int, q):
+    """One restored frame on the CPU as the Restorer runs it: the reference check and the
+    network (after one warm-up frame), then the reference transfer on its output."""
+    import contextlib
+
+    import cv2
+    import numpy as np
+    import torch
+    from legacy import TRANSFER_2026_11, legacy_path
+
+    from refdeblur_video.model import load_model
+    from refdeblur_video.model.transfer import DEFAULT_TRANSFER, transfer_reference
+
+    before = variant == "before"
+    restorer = load_model("default", "cpu", transfer=False, warn_untrained=False)
+    settings = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
+    blurry, reference = _textured_pair(h, w)
+    b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
+    base = _current_rss_mb()
+    with legacy_path() if before else contextlib.nullcontext():
+        restorer.restore(b, r)  # warm-up
+        start = time.perf_counter()
+        out = restorer.restore(b, r)[0].permute(1, 2, 0).numpy()
+        middle = time.perf_counter()
+        transfer_reference(np.ascontiguousarray(out), reference, settings)
+        end = time.perf_counter()
+    dtype = str(restorer.amp_dtype).replace("torch.", "") if restorer.amp_dtype else "fp32"
+    q.put({"network_s": middle - start, "transfer_s": end - middle,
+           "frame_s": end - start, "peak_mb": _rss_mb() - base, "dtype": dtype,
+           "torch_threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads()})
+
+
+def measure_frames(h: int, w: int, repeats: int) -> dict:
+    """Median seconds per restored frame, before and after, measured in turns."""
+    import statistics
+
+    samples: dict[str, list[dict]] = {variant: [] for variant in FRAME_VARIANTS}
+    for _ in range(max(1, repeats)):
+        for variant in FRAME_VARIANTS:
+            samples[variant].append(run_isolated(_measure_frame, variant, h, w))
+    rows = []
+    for variant, runs in samples.items():
+        row = {"variant": variant, "about": FRAME_VARIANTS[variant], "cpu": cpu_name(),
+               **{k: runs[0][k] for k in ("dtype", "torch_threads", "cv2_threads")},
+               "samples": [r["frame_s"] for r in runs]}
+        for key in ("network_s", "transfer_s", "frame_s", "peak_mb"):
+            row[key] = statistics.median(r[key] for r in runs)
+        rows.append(row)
+    return {"rows": rows, "ratio": rows[-1]["frame_s"] / rows[0]["frame_s"]}
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what the platform module says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def run_isolated(fn, *args):
@@ -190,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cpu-paper", action="store_true",
                         help="skip the (slow) paper forward on CPU")
     parser.add_argument("--gpu-only", action="store_true", help="only the CUDA rows")
+    parser.add_argument("--frames-only", action="store_true",
+                        help="only the before/after rows of a restored frame")
+    parser.add_argument("--frame-repeats", type=int, default=3, metavar="N",
+                        help="fresh processes per before/after row, taken in turns (3)")
     args = parser.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     import torch
@@ -200,8 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     cpu_dtypes = ["fp32", "bf16"] if cpu_supports_bf16() else ["fp32"]
     if args.gpu_only:
         devices = [d for d in devices if d != "cpu"]
-    results: dict = {"size": [w, h], "threads": torch.get_num_threads(), "rows": [],
-                     "matching": [], "matmul_gflops": {}}
+    results: dict = {"size": [w, h], "threads": torch.get_num_threads(), "cpu": cpu_name(),
+                     "rows": [], "matching": [], "matmul_gflops": {}}
+    if not args.gpu_only:
+        results["frames"] = measure_frames(h, w, args.frame_repeats)
+    if args.frames_only:
+        devices, args.configs = [], []
     for device in devices:
         results["matmul_gflops"][device] = run_isolated(_measure_matmul, device)["gflops"]
     for config in args.configs:
@@ -223,8 +366,10 @@ def main(argv: list[str] | None = None) -> int:
             for device in devices:
                 m = run_isolated(_measure_matching, config, mode, device, h, w)
                 results["matching"].append({"config": config, "mode": mode, "device": device, **m})
-    if not args.gpu_only:
+    if not args.gpu_only and not args.frames_only:
         results["transfer"] = run_isolated(_measure_transfer, h, w, args.repeats)
+        results["adapt_step"] = [run_isolated(_measure_adapt_step, d, h, w, args.repeats)
+                                 for d in devices]
     _print(results)
     if args.json:
         with open(args.json, "w") as handle:
@@ -234,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(results: dict) -> None:
     w, h = results["size"]
+    if "frames" in results:
+        _print_frames(results["frames"], w, h)
+    if not results["rows"]:
+        return
     print(f"network forward at {w}x{h} (one frame + reference), torch threads "
           f"{results['threads']}; dense matmul: " + ", ".join(
               f"{d} {g:.0f} GFLOP/s" for d, g in results["matmul_gflops"].items()))
@@ -252,6 +401,23 @@ def _print(results: dict) -> None:
         t = results["transfer"]
         print(f"\nreference transfer at {w}x{h} (CPU, OpenCV threads): {t['seconds']:.3f} s, "
               f"{t['peak_mb']:.0f} MB extra")
+    for a in results.get("adapt_step", []):
+        print(f"--adapt step on {a['device']} ({a['batch']} crops of {a['crop']} px from "
+              f"{w}x{h} frames, torch threads {a['threads']}): making the crops "
+              f"{a['crops_s']:.3f} s, forward + backward + Adam {a['step_s']:.3f} s")
+
+
+def _print_frames(frames: dict, w: int, h: int) -> None:
+    rows = frames["rows"]
+    print(f"one restored {w}x{h} frame on the CPU ({rows[0]['cpu']}, torch threads "
+          f"{rows[0]['torch_threads']}, OpenCV threads {rows[0]['cv2_threads']}), median of "
+          f"{len(rows[0]['samples'])} fresh processes each, taken in turns")
+    print(f"{'variant':8} {'dtype':5} {'network s':>9} {'transfer s':>10} {'frame s':>8} "
+          f"{'peak MB':>8}  settings")
+    for r in rows:
+        print(f"{r['variant']:8} {r['dtype']:5} {r['network_s']:>9.3f} {r['transfer_s']:>10.3f} "
+              f"{r['frame_s']:>8.3f} {r['peak_mb']:>8.0f}  {r['about']}")
+    print(f"after / before: {frames['ratio']:.2f}\n")
 
 
 if __name__ == "__main__":

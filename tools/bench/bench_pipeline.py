@@ -17,6 +17,14 @@ re-encoded once to H.264 so every run reads the same file):
   the long run compare steady states).
 
     python tools/bench/bench_pipeline.py --frames 30 --long-frames 300 --json bench_pipeline.json
+
+``--compare`` instead times whole runs before and after issue 19 on a short clip made from
+the first ``--compare-frames`` frames of the clip, every frame but each fourth blurred by
+synthetic camera shake (so 6 of 8 frames are restored): the shipped model with the code and
+reference-transfer settings of 2026-11 (``legacy.py``) against today's defaults, in fresh
+processes taken in turns, each row the median (model loading included):
+
+    python tools/bench/bench_pipeline.py --compare --repeats 3 --json compare.json
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_model import run_isolated  # tools/bench/ is on sys.path when run as a script
+from bench_model import cpu_name, run_isolated  # tools/bench/ is on sys.path as a script
 
 
 def trim(source: str, target: Path, frames: int) -> None:
@@ -150,6 +158,93 @@ def stage_times(clip: Path, log: Path, model: str, batch: int, workdir: Path) ->
             **run_isolated(_model_only, str(clip), str(log), model, batch)}
 
 
+def make_blurry_clip(source: str, target: Path, frames: int, seed: int = 0) -> None:
+    """The first ``frames`` frames of ``source``, lossless, all but every fourth blurred."""
+    import numpy as np
+
+    from refdeblur_video.data.synth import synthesize_camera_blur
+    from refdeblur_video.video.reader import Frame, open_reader
+    from refdeblur_video.video.writer import VideoWriter
+
+    rng = np.random.default_rng(seed)
+    with open_reader(source) as reader:
+        writer = VideoWriter(target, reader.info, codec="ffv1", pix_fmt="bgr0", audio=False,
+                             subtitles=False)
+        for frame in reader:
+            if frame.index >= frames:
+                break
+            image = frame.image
+            if frame.index % 4:
+                image, _ = synthesize_camera_blur(image, rng, 1.0)
+            writer.write(Frame(frame.index, frame.pts, frame.time_base, image))
+        writer.close()
+
+
+COMPARED = {
+    "before": "2026-11 code and transfer settings",
+    "after": "today's defaults",
+}
+
+
+def _variant_run(clip: str, out: str, variant: str, q) -> None:
+    """One whole run in this fresh process, model loading included."""
+    import contextlib
+    import warnings
+
+    from refdeblur_video.malloc import share_malloc_arenas
+
+    share_malloc_arenas()  # as the command line does, before any library starts a thread
+    from legacy import TRANSFER_2026_11, legacy_path
+
+    from refdeblur_video.model import load_model
+    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
+    from refdeblur_video.pipeline import deblur_video
+
+    warnings.simplefilter("ignore", UserWarning)
+    before = variant == "before"
+    start = time.perf_counter()
+    with legacy_path() if before else contextlib.nullcontext():
+        restorer = load_model("default", "auto", warn_untrained=False)
+        restorer.transfer = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
+        summary = deblur_video(clip, out, restorer, quiet=True, overwrite=True)
+    q.put({"seconds": time.perf_counter() - start, "restored": summary.restored})
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Whole runs before and after on a short blurry clip, in turns; medians."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "blurry.mkv"
+        make_blurry_clip(args.clip, clip, args.compare_frames)
+        runs: dict[str, list[dict]] = {variant: [] for variant in COMPARED}
+        for _ in range(max(1, args.repeats)):
+            for variant in COMPARED:
+                runs[variant].append(run_isolated(_variant_run, str(clip),
+                                                  str(Path(tmp) / f"{variant}.mkv"), variant))
+    rows = []
+    for variant, samples in runs.items():
+        seconds = statistics.median(r["seconds"] for r in samples)
+        restored = samples[0]["restored"]
+        rows.append({"variant": variant, "about": COMPARED[variant], "cpu": cpu_name(),
+                     "seconds": seconds, "restored": restored,
+                     "seconds_per_restored": seconds / max(restored, 1),
+                     "samples": [r["seconds"] for r in samples]})
+    return {"clip": args.clip, "frames": args.compare_frames, "rows": rows,
+            "ratio": rows[-1]["seconds"] / rows[0]["seconds"]}
+
+
+def _print_compare(result: dict) -> None:
+    rows = result["rows"]
+    print(f"whole runs on {result['frames']} frames of {result['clip']} ({rows[0]['cpu']}), "
+          f"median of {len(rows[0]['samples'])} fresh processes each, taken in turns")
+    print(f"{'variant':8} {'seconds':>8} {'restored':>8} {'s/restored':>10}  settings")
+    for r in rows:
+        print(f"{r['variant']:8} {r['seconds']:>8.2f} {r['restored']:>8} "
+              f"{r['seconds_per_restored']:>10.2f}  {r['about']}")
+    print(f"after / before: {result['ratio']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default="../shared/data/videos/02_cups.mp4")
@@ -162,10 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-frames", action="store_true",
                         help="run every frame through the model (a model-bound run)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--compare", action="store_true",
+                        help="only whole runs before and after issue 19 (see above)")
+    parser.add_argument("--compare-frames", type=int, default=8, metavar="N")
+    parser.add_argument("--repeats", type=int, default=3, metavar="N",
+                        help="runs per --compare row, taken in turns (3)")
     args = parser.parse_args(argv)
     if not Path(args.clip).is_file():
         print(f"error: clip not found: {args.clip}", file=sys.stderr)
         return 2
+    if args.compare:
+        result = compare(args)
+        _print_compare(result)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         short, long = work / "short.mp4", work / "long.mp4"
