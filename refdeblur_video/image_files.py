@@ -70,6 +70,18 @@ def peak_value(dtype: np.dtype) -> float:
     raise UserError(f"unsupported image type {dtype} (expected uint8 or uint16)")
 
 
+def to_float(image: np.ndarray) -> np.ndarray:
+    """An uint8/uint16 image as float32 in [0, 1]."""
+    return image.astype(np.float32) / np.float32(peak_value(image.dtype))
+
+
+def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float32 in [0, 1] to an image of ``dtype`` (uint8 or uint16), clipped and rounded to
+    the nearest value (ties to even)."""
+    peak = np.float32(peak_value(np.dtype(dtype)))
+    return np.rint(np.clip(image, 0.0, 1.0) * peak).astype(dtype)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """uint16 (full 0..65535 scale) to uint8 as ``round(x * 255 / 65535)``; uint8 unchanged.
 

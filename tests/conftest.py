@@ -10,6 +10,7 @@ fps, blurry, vfr, audio, rotation, codec, pix_fmt, seed, subtitles, color, ...) 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,19 @@ import pytest
 import torch
 
 from refdeblur_video.video.synthetic import make_clip
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _signals_as_from_a_terminal():
+    """Tests send SIGINT and SIGHUP to the command line, which keeps a signal ignored if it
+    started ignored (as under nohup). A suite started in the background (``cmd &`` in a
+    script ignores SIGINT) or under nohup (SIGHUP) would pass that on to every child: give
+    the children a terminal's dispositions instead."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
 
 
 @dataclass

@@ -51,7 +51,7 @@ def tiny_net(seed: int = 0) -> RefDeblurNet:
 
 
 def tiny_restorer(seed: int = 0) -> Restorer:
-    return Restorer(tiny_net(seed), torch.device("cpu"), trained=True, transfer=None)
+    return Restorer(tiny_net(seed), torch.device("cpu"), trained=True)
 
 
 @pytest.fixture(autouse=True)
@@ -258,7 +258,7 @@ def test_a_resumed_run_reuses_the_weights_it_adapted(clip, fast, tmp_path):
 
 
 def test_resume_goes_on_with_the_adapted_weights(clip, fast, tmp_path, monkeypatch):
-    restore, calls = Restorer.restore_images_checked, []
+    restore, calls = Restorer.restore_floats, []
 
     def stops_at_the_fourth_call(self, blurry, refs):
         calls.append(len(blurry))
@@ -269,7 +269,7 @@ def test_resume_goes_on_with_the_adapted_weights(clip, fast, tmp_path, monkeypat
     options = dict(adapt=True, quiet=True, batch=1, segment_seconds=0.32)  # 8 frames
     out = tmp_path / "out.mp4"
     with monkeypatch.context() as patch:
-        patch.setattr(Restorer, "restore_images_checked", stops_at_the_fourth_call)
+        patch.setattr(Restorer, "restore_floats", stops_at_the_fourth_call)
         with pytest.raises(KeyboardInterrupt):
             deblur_video(clip.path, out, tiny_restorer(), **options)
     assert (state_dir(out) / "adapted.safetensors").is_file()
@@ -301,7 +301,7 @@ def test_many_files_each_adapt_their_own_copy(make_test_clip, fast, tiny_file, t
     assert [r.restored for r in results] == [6, 6]
     assert all(r.adaptation for r in results)
     # each file adapted a copy of the original, not the copy the file before it adapted
-    assert started_from == [model_identity(load_model(tiny_file, "cpu", transfer=False))] * 2
+    assert started_from == [model_identity(load_model(tiny_file, "cpu"))] * 2
     files = sorted(adapted.iterdir())
     assert [f.name for f in files] == ["a.safetensors", "b.safetensors"]
     for path in files:
@@ -318,7 +318,8 @@ def test_ctrl_c_while_adapting_ends_the_run_like_elsewhere(make_test_clip, tiny_
                                                            tmp_path):
     clip = make_test_clip("in.mp4", n_frames=40, size=(192, 128), blurry=BLURRY)
     run = subprocess.Popen(
-        [sys.executable, "-m", "refdeblur_video.cli", clip.path.name, "out.mp4", "--model",
+        [sys.executable, "-X", "faulthandler", "-m", "refdeblur_video.cli", clip.path.name,
+         "out.mp4", "--model",
          str(tiny_file), "--adapt", "--adapt-seconds", "120", "-q"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -330,7 +331,12 @@ def test_ctrl_c_while_adapting_ends_the_run_like_elsewhere(make_test_clip, tiny_
     assert run.poll() is None, "the run ended before the signal"
     assert not (folder / "manifest.json").exists(), "adaptation was over before the signal"
     run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=60)
+    try:
+        _, err = run.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # SIGABRT: faulthandler prints where every thread is
+        run.send_signal(signal.SIGABRT)
+        _, err = run.communicate(timeout=30)
+        pytest.fail(f"the run did not end within 60 s of SIGINT; its threads:\n{err}")
     assert run.returncode == 130, (run.returncode, err)
     lines = err.strip().splitlines()
     assert lines == ["interrupted: no output was written"], err

@@ -21,6 +21,7 @@ from refdeblur_video.evaluate.sources import iter_frames, load_image, to_uint8
 from refdeblur_video.evaluate.stats import column_stats
 from refdeblur_video.evaluate.triplets import unrelated_partners
 from refdeblur_video.frames.sharpness import sharpness
+from refdeblur_video.refine import Refiner
 from refdeblur_video.video.synthetic import make_clip
 
 N_FRAMES = 8
@@ -301,20 +302,17 @@ def manifest(tmp_path_factory):
     return path
 
 
-class ReturnsTheReference:
-    """A stand-in restorer whose output is the reference: it shows which reference was used.
-    Its "reference check" drops the reference of every second image of a call (output: the
-    image itself). Without its reference transfer (``transfer = None``) it returns the
-    image itself."""
+class ReturnsItsInput:
+    """A stand-in network that returns its input; its "reference check" drops the reference
+    of every second image of a call. What the evaluator's columns then differ by is the step
+    after the network (the reference transfer) and which reference it was given."""
 
     trained = True
-    transfer = "on"
 
-    def restore_images_checked(self, blurry, references):
+    def restore_floats(self, blurry, references):
         assert all(b.shape == r.shape for b, r in zip(blurry, references, strict=True))
         used = [j % 2 == 0 for j in range(len(blurry))]
-        return [(r if u and self.transfer else b).copy()
-                for b, r, u in zip(blurry, references, used, strict=True)], used
+        return [b.astype(np.float32) / 255 for b in blurry], used
 
 
 def test_unrelated_references_come_from_another_sequence(manifest):
@@ -327,13 +325,15 @@ def test_unrelated_references_come_from_another_sequence(manifest):
 
 
 def test_triplets_score_model_and_ablations(manifest, tmp_path):
-    restorer = ReturnsTheReference()
     evaluation = evaluate_triplets(
         manifest, "stand-in", self_ref=True, unrelated_ref=True, network_only=True, quiet=True,
-        restorer=restorer, batch_size=2,
+        restorer=ReturnsItsInput(), batch_size=2,
     )
-    assert restorer.transfer == "on"  # the network-only run used a copy
     assert len(evaluation.rows) == 4
+
+    def refined(blurry, reference):  # the main job's step after the network
+        return Refiner()(blurry.astype(np.float32) / 255, blurry, reference)
+
     triplets = read_manifest(manifest)
     for row, triplet, partner in zip(evaluation.rows, triplets, unrelated_partners(triplets),
                                      strict=True):
@@ -341,11 +341,13 @@ def test_triplets_score_model_and_ablations(manifest, tmp_path):
         assert row["psnr_input"] == pytest.approx(psnr(blurry, sharp))
         kept = row["triplet"] % 2 == 0  # batches of two: the second one's is dropped
         assert row["ref_used_model"] == row["ref_used_unrelated_ref"] == int(kept)
-        # output = the reference, or the frame where the check dropped it
-        assert row["psnr_model"] == pytest.approx(psnr(ref if kept else blurry, sharp))
-        assert row["psnr_self_ref"] == pytest.approx(psnr(blurry, sharp))  # = blurry frame
+        # the transfer from the reference, none where the check dropped it
+        model = refined(blurry, ref) if kept else blurry
+        assert row["psnr_model"] == pytest.approx(psnr(model, sharp))
+        assert kept is (row["psnr_model"] != pytest.approx(row["psnr_input"]))
+        assert row["psnr_self_ref"] == pytest.approx(psnr(blurry, sharp))  # nothing to transfer
         assert "ref_used_self_ref" not in row
-        unrelated = load_image(partner.ref) if kept else blurry  # same size here
+        unrelated = refined(blurry, load_image(partner.ref)) if kept else blurry  # same size
         assert row["psnr_unrelated_ref"] == pytest.approx(psnr(unrelated, sharp))
         assert row["psnr_network_only"] == pytest.approx(psnr(blurry, sharp))
     assert evaluation.summary["references_dropped"] == {

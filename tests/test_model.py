@@ -322,9 +322,8 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
 def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
     from refdeblur_video.model.device import cpu_supports_bf16
 
-    # the network alone: the reference transfer after it is tested in test_transfer.py
-    fast = load_model("default", "cpu", transfer=False)
-    exact = load_model("default", "cpu", amp=False, transfer=False)
+    fast = load_model("default", "cpu")
+    exact = load_model("default", "cpu", amp=False)
     assert exact.amp_dtype is None
     assert fast.amp_dtype == (torch.bfloat16 if cpu_supports_bf16() else None)
     torch.manual_seed(0)

@@ -202,7 +202,8 @@ def test_a_reference_from_another_shot_is_replaced_by_one_from_the_same_shot(
     assert (decision.blurry, decision.reference, decision.second) == (True, 4, 6)
     log = tmp_path / "frames.csv"
     summary = deblur_video(clip.path, tmp_path / "out.mkv", checking, quiet=True, log=str(log),
-                           codec="ffv1", pix_fmt="bgr0", cuts=False)  # the check alone
+                           codec="ffv1", pix_fmt="bgr0", cuts=False,  # the check alone
+                           transfer=False)
     [row] = [r for r in read_log(log) if r["blurry"] == "1"]
     assert (row["index"], row["reference"], row["reference_used"]) == ("5", "6", "1")
     assert summary.references_dropped == 0 and summary.shots == 1
@@ -222,7 +223,8 @@ def test_when_both_choices_fail_the_check_the_first_is_logged_as_unused():
         return [b.copy() for b in batch], [False] * len(batch)
 
     written: list = []
-    run_stream(frames, ReferencePlanner(), reject_all, written.append, batch=2, queue_size=8)
+    run_stream(frames, ReferencePlanner(), reject_all, lambda output, frame, reference: output,
+               written.append, batch=2, queue_size=8)
     [item] = [w for w in written if w.decision.blurry]
     first, second = item.decision.reference, item.decision.second
     assert {first, second} == {3, 5} and calls == [[first], [second]]
@@ -292,11 +294,13 @@ def test_no_partial_output_after_failure(make_test_clip, tmp_path, restorer, err
     calls = []
 
     class Failing:
-        def restore_images_checked(self, blurry, refs):
+        trained = True
+
+        def restore_floats(self, blurry, refs):
             calls.append(1)
             if len(calls) > 1:
                 raise error()
-            return restorer.restore_images_checked(blurry, refs)
+            return restorer.restore_floats(blurry, refs)
 
     out = tmp_path / "out.mp4"
     with pytest.raises(error):

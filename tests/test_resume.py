@@ -53,11 +53,11 @@ class StopsAfter:
     def __getattr__(self, name):  # the model, its settings: the wrapped restorer's
         return getattr(self._restorer, name)
 
-    def restore_images_checked(self, blurry, refs):
+    def restore_floats(self, blurry, refs):
         self._left -= 1
         if self._left <= 0:
             raise KeyboardInterrupt
-        return self._restorer.restore_images_checked(blurry, refs)
+        return self._restorer.restore_floats(blurry, refs)
 
 
 def streams(path: Path) -> dict:
@@ -180,7 +180,7 @@ def test_a_run_stopped_after_its_last_commit_only_writes_the_output(
         raise AssertionError("every frame was kept")
 
     kept = StopsAfter(restorer, 1)
-    kept.restore_images_checked = no_restoring
+    kept.restore_floats = no_restoring
     summary = deblur_video(clip.path, out, kept, quiet=True, segment_seconds=SEGMENT,
                            resume=True)
     assert summary.resumed == summary.frames == 20

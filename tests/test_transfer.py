@@ -1,14 +1,13 @@
-"""The flow-guided reference transfer after the network (refdeblur_video/model/transfer.py)."""
+"""The flow-guided reference transfer after the network (refdeblur_video/refine/transfer.py)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from refdeblur_video.evaluate.metrics import psnr
-from refdeblur_video.model.transfer import transfer_confidence, transfer_reference
+from refdeblur_video.refine.transfer import transfer_confidence, transfer_reference
 
 H, W = 144, 192
 SHIFT = (3, -4)  # (dy, dx) of the scene between the reference and the frame
@@ -65,7 +64,7 @@ def test_blurrier_or_unrelated_reference_changes_little(frames):
 def test_blurred_confidence_stays_local_and_inside_the_reference(frames):
     from dataclasses import replace
 
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER, transfer_cues
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_cues
 
     soft, sharp = frames["soft"], frames["sharp"]
     half = W // 2
@@ -92,19 +91,25 @@ def test_identical_images_are_a_fixed_point(frames):
     assert np.abs(fused - frames["sharp"]).max() < 1e-3
 
 
-def test_restorer_applies_it_only_with_a_real_reference(frames):
+def test_the_refine_step_transfers_only_from_a_real_reference(frames):
+    from refdeblur_video.image_files import from_float
     from refdeblur_video.model import load_model
+    from refdeblur_video.refine import Refiner
 
-    with_transfer = load_model("default", "cpu", amp=False)
-    without = load_model("default", "cpu", amp=False, transfer=False)
-    blurry = torch.from_numpy(cv2.GaussianBlur(frames["sharp"], (0, 0), 2.0)).permute(2, 0, 1)[None]
-    reference = torch.from_numpy(np.ascontiguousarray(frames["reference"])).permute(2, 0, 1)[None]
-    # the frame as its own reference: nothing to transfer, the network's output is kept
-    assert torch.equal(with_transfer.restore(blurry, blurry), without.restore(blurry, blurry))
+    network = load_model("default", "cpu", amp=False)
+    blurry = from_float(cv2.GaussianBlur(frames["sharp"], (0, 0), 2.0), np.uint8)
+    reference = from_float(frames["reference"], np.uint8)
+    (out,), (used,) = network.restore_floats([blurry], [reference])
+    assert used
+    plain = from_float(out, np.uint8)
+    refine, rounding_only = Refiner(), Refiner(None)
+    assert np.array_equal(rounding_only(out, blurry, reference), plain)
+    # no reference, or the frame as its own: nothing to transfer, the network's output is kept
+    assert np.array_equal(refine(out, blurry, None), plain)
+    assert np.array_equal(refine(out, blurry, blurry.copy()), plain)
     sharp = frames["sharp"]
-    a = with_transfer.restore(blurry, reference)[0].permute(1, 2, 0).numpy()
-    b = without.restore(blurry, reference)[0].permute(1, 2, 0).numpy()
-    assert _psnr(a, sharp) > _psnr(b, sharp) + 3
+    refined = refine(out, blurry, reference).astype(np.float32) / 255
+    assert _psnr(refined, sharp) > _psnr(plain.astype(np.float32) / 255, sharp) + 3
 
 
 def test_cli_transfers_by_default_and_no_transfer_leaves_it_out(frames, tmp_path):
@@ -137,7 +142,7 @@ def _dis_coarsest_scale(height: int, width: int, patch: int) -> int:
 @pytest.mark.parametrize("height,width", [(720, 1280), (272, 408), (400, 600), (144, 192),
                                           (64, 96), (30, 200), (20, 20)])
 def test_patch_sizes_fit_the_flow_pyramid_of_any_frame(height, width):
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER, usable_patch_sizes
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, usable_patch_sizes
 
     sizes = usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, height, width)
     assert all(size % 4 == 0 and size >= 8 for size in sizes)
@@ -157,7 +162,7 @@ def test_patch_sizes_fit_the_flow_pyramid_of_any_frame(height, width):
                                                 (1440, 2560, 1), (2160, 3840, 1),
                                                 (4320, 7680, 2), (272, 640, 0)])
 def test_forward_flows_run_at_full_resolution_up_to_1080_lines(height, width, level):
-    from refdeblur_video.model.transfer import (
+    from refdeblur_video.refine.transfer import (
         DEFAULT_TRANSFER,
         forward_finest_scale,
         usable_patch_sizes,
@@ -176,7 +181,7 @@ def test_forward_finest_scale_is_capped_by_the_pyramid_of_large_square_frames():
     coarsest level for patch 96 (1), which crashes OpenCV; the transfer caps it."""
     from dataclasses import replace
 
-    from refdeblur_video.model.transfer import (
+    from refdeblur_video.refine.transfer import (
         DEFAULT_TRANSFER,
         dis_coarsest_scale,
         forward_finest_scale,
@@ -196,7 +201,7 @@ def test_one_backward_flow_can_serve_every_alignment(frames):
     on a plain shift it finds the detail as well as one backward flow per alignment."""
     from dataclasses import replace
 
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
 
     soft, sharp, reference = frames["soft"], frames["sharp"], frames["reference"]
     own = replace(DEFAULT_TRANSFER, patch_sizes=(32, 64), backward_patch=0)
@@ -210,7 +215,7 @@ def test_one_backward_flow_can_serve_every_alignment(frames):
 def test_forward_stride_is_a_share_of_the_patch(frames, stride):
     from dataclasses import replace
 
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
 
     settings = replace(DEFAULT_TRANSFER, forward_stride=stride)
     fused = transfer_reference(frames["soft"], frames["reference"], settings)

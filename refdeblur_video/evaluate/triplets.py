@@ -11,12 +11,12 @@ Ablations (same model, another reference):
   with area interpolation if its size differs -- whether the network really uses the
   reference's content;
 - ``network_only``: the real reference, without the flow-guided reference transfer that
-  follows the network (:mod:`refdeblur_video.model.transfer`) -- what that step adds.
+  follows the network (:mod:`refdeblur_video.refine`) -- what that step adds. It is the
+  same network output as ``model``'s, before that step.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
 from refdeblur_video.evaluate.sources import load_image
 from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
+from refdeblur_video.image_files import from_float
+from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
 
 METRICS = ["psnr", "ssim"]
 LABELS = {
@@ -85,20 +87,19 @@ def _restore(restorer, loaded: list[dict[str, np.ndarray]], ablations: Sequence[
         references["self_ref"] = blurry
     if "unrelated_ref" in ablations:
         references["unrelated_ref"] = [item["unrelated"] for item in loaded]
-    results = {name: restorer.restore_images_checked(blurry, refs)
-               for name, refs in references.items()}
-    if "network_only" in ablations:
-        results["network_only"] = _without_transfer(restorer).restore_images_checked(
-            blurry, references["model"])
-    return ({name: images for name, (images, _) in results.items()},
-            {name: used for name, (_, used) in results.items()})
-
-
-def _without_transfer(restorer):
-    """The same restorer without the reference transfer after the network."""
-    plain = copy.copy(restorer)
-    plain.transfer = None
-    return plain
+    # the step after the network, as the main job runs it (none for an untrained network)
+    refine = Refiner(DEFAULT_TRANSFER if getattr(restorer, "trained", True) else None)
+    images, used = {}, {}
+    for name, refs in references.items():
+        outputs, used[name] = restorer.restore_floats(blurry, refs)
+        images[name] = [refine(out, frame, ref if kept else None)
+                        for out, frame, ref, kept in zip(outputs, blurry, refs, used[name],
+                                                         strict=True)]
+        if name == "model" and "network_only" in ablations:
+            images["network_only"] = [from_float(out, frame.dtype)
+                                      for out, frame in zip(outputs, blurry, strict=True)]
+            used["network_only"] = used[name]
+    return images, used
 
 
 def _batches(triplets: Sequence[Triplet], partners, size: int):
@@ -132,8 +133,8 @@ def evaluate_triplets(
 ) -> Evaluation:
     """Score input, model and ablations on the manifest's triplets (one row per triplet).
 
-    ``restorer`` replaces ``load_model(model, device)`` (anything with
-    ``restore_images_checked``, like :class:`~refdeblur_video.model.Restorer`);
+    ``restorer`` replaces ``load_model(model, device)`` (anything with ``restore_floats``
+    and ``trained``, like :class:`~refdeblur_video.model.Restorer`);
     ``reference_check`` overrides the model's (0: off). The ablations: ``self_ref`` (the
     blurry frame as its own reference), ``unrelated_ref`` (a sharp frame of another sequence)
     and ``network_only`` (the real reference, without the reference transfer after the

@@ -12,13 +12,12 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from ..image_files import peak_value
+from ..image_files import from_float, peak_value
 from .config import ModelConfig, load_config
 from .device import autocast_dtype, resolve_device
 from .matching import MatchResult
 from .net import RefDeblurNet
 from .tiling import run_tiled, tile_regions
-from .transfer import DEFAULT_TRANSFER, TransferSettings, transfer_reference
 from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint_config
 
 UNTRAINED_WARNING = (
@@ -69,15 +68,13 @@ class Restorer:
     """Deblurs frames with a :class:`RefDeblurNet` on one device.
 
     ``restore`` takes batched float tensors in [0, 1]; ``restore_images`` takes lists of
-    H x W x 3 RGB uint8/uint16 arrays. Large frames run in overlapping tiles. A trained
-    network's output then gets the flow-guided reference transfer (:mod:`.transfer`) unless
-    ``transfer`` is None; it is skipped where the reference is the frame itself.
+    H x W x 3 RGB uint8/uint16 arrays, ``restore_floats`` returns float arrays for a step
+    after the network (:mod:`refdeblur_video.refine`). Large frames run in overlapping tiles.
     """
 
     def __init__(
         self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
-        transfer: TransferSettings | None = None,
     ) -> None:
         # channels-last runs the thin convolutions of this network faster (CPU and GPU)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
@@ -87,7 +84,6 @@ class Restorer:
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb if memory_mb is not None else _default_memory_mb(device)
-        self.transfer = transfer
 
     @property
     def config(self) -> ModelConfig:
@@ -165,36 +161,22 @@ class Restorer:
         else:
             out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
         _require_finite(out)  # before the clamp, which would turn infinities into 0 or 1
-        out = out.clamp_(0.0, 1.0)
-        if self.transfer is not None and self.trained:
-            out = self._transfer(out, b, r)
-            _require_finite(out)
-        return out.to(source_device), used.cpu()
-
-    def _transfer(self, out: Tensor, blurry: Tensor, reference: Tensor) -> Tensor:
-        """The reference transfer on each frame whose reference is not the frame itself."""
-        for i in range(out.shape[0]):
-            if torch.equal(reference[i], blurry[i]):
-                continue
-            restored, ref = (x[i].float().permute(1, 2, 0).cpu().numpy() for x in (out, reference))
-            fused = transfer_reference(restored, ref, self.transfer)
-            out[i] = torch.from_numpy(fused).permute(2, 0, 1).to(out.device, out.dtype)
-        return out
+        return out.clamp_(0.0, 1.0).to(source_device), used.cpu()
 
     def restore(self, blurry: Tensor, reference: Tensor) -> Tensor:
         """Deblur a batch (B, 3, H, W) in [0, 1]; returns a tensor on the input's device."""
         return self.restore_checked(blurry, reference)[0]
 
-    def restore_images_checked(
+    def restore_floats(
         self, blurry: list[np.ndarray], references: list[np.ndarray]
     ) -> tuple[list[np.ndarray], list[bool]]:
-        """Deblur lists of RGB uint8/uint16 images (same sizes within the batch); also says,
-        per image, whether its reference passed the check (False: the image was its own)."""
+        """Deblur lists of RGB uint8/uint16 images (same sizes within the batch) into
+        H x W x 3 float32 arrays in [0, 1]; also says, per image, whether its reference
+        passed the check (False: the image was its own)."""
         if len(blurry) != len(references):
             raise ValueError("need one reference per blurry image")
         if not blurry:
             return [], []
-        dtype = blurry[0].dtype
         for image in (*blurry, *references):
             if image.shape != blurry[0].shape:
                 raise UserError(
@@ -203,7 +185,15 @@ class Restorer:
                 )
         restored, used = self.restore_checked(images_to_tensor(blurry),
                                               images_to_tensor(references))
-        return tensor_to_images(restored, dtype), used.tolist()
+        return list(np.ascontiguousarray(restored.permute(0, 2, 3, 1).cpu().numpy())), \
+            used.tolist()
+
+    def restore_images_checked(
+        self, blurry: list[np.ndarray], references: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[bool]]:
+        """:meth:`restore_floats`, rounded to the input's sample type."""
+        restored, used = self.restore_floats(blurry, references)
+        return [from_float(image, blurry[0].dtype) for image in restored], used
 
     def restore_images(
         self, blurry: list[np.ndarray], references: list[np.ndarray]
@@ -249,14 +239,13 @@ def load_model(
     reference_check: float | None = None,
     memory_mb: float | None = None,
     warn_untrained: bool = True,
-    transfer: bool = True,
 ) -> Restorer:
     """Build a :class:`Restorer` from a shipped name, a YAML config or a safetensors checkpoint.
 
     ``default`` (or None) is the shipped lite model. An untrained network (no weights)
     returns its input unchanged, and a warning says so. ``match_mode``, ``match_radius`` and
-    ``reference_check`` override the model config's values. ``transfer=False`` leaves out
-    the flow-guided reference transfer after the network.
+    ``reference_check`` override the model config's values. The reference transfer after
+    the network is a step of its own (:class:`refdeblur_video.refine.Refiner`).
     """
     source = resolve_model(config_or_checkpoint)
     config = source.config
@@ -276,7 +265,7 @@ def load_model(
         warnings.warn(UNTRAINED_WARNING, UserWarning, stacklevel=2)
     return Restorer(
         model, resolve_device(device), trained=source.weights is not None, amp=amp, tile=tile,
-        memory_mb=memory_mb, transfer=DEFAULT_TRANSFER if transfer else None,
+        memory_mb=memory_mb,
     )
 
 

@@ -131,9 +131,9 @@ def run_manifest(input: str | os.PathLike, info: Any, opts: DeblurOptions,
 
 
 def model_identity(restorer: Any) -> dict:
-    """What decides the restorer's output: a hash of its weights, configuration, reference
-    transfer settings and autocast type, the model code, the device type and PyTorch's
-    version."""
+    """What decides the restorer's output: a hash of its weights, configuration and
+    autocast type, the code of the network and of the step after it, the device type and
+    PyTorch's version (whether the reference transfer runs is one of the run's options)."""
     import torch
 
     model = getattr(restorer, "model", None)
@@ -144,8 +144,7 @@ def model_identity(restorer: Any) -> dict:
         digest.update(name.encode())
         data = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(data.view(torch.uint8).numpy().tobytes())
-    settings = (getattr(model, "config", None), getattr(restorer, "transfer", None),
-                getattr(restorer, "amp_dtype", None))
+    settings = (getattr(model, "config", None), getattr(restorer, "amp_dtype", None))
     digest.update(repr(settings).encode())
     device = getattr(restorer, "device", None)
     return {"sha256": digest.hexdigest(), "code": _model_code_hash(),
@@ -153,14 +152,17 @@ def model_identity(restorer: Any) -> dict:
 
 
 def _model_code_hash() -> str:
-    """sha256 of the model package's source: the same weights give other frames when the
-    code that runs them was changed (a development install, a patched copy)."""
-    from .. import model
+    """sha256 of the source of the network (``model/``) and of the step after it
+    (``refine/``): the same weights give other frames when the code that runs them was
+    changed (a development install, a patched copy)."""
+    from .. import model, refine
 
     digest = hashlib.sha256()
-    for path in sorted(Path(model.__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for package in (model, refine):
+        folder = Path(package.__file__).parent
+        for path in sorted(folder.glob("*.py")):
+            digest.update(f"{folder.name}/{path.name}".encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

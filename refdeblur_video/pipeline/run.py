@@ -39,6 +39,7 @@ from .stream import WorkItem, run_stream
 
 if TYPE_CHECKING:
     from ..model.restorer import Restorer
+    from ..refine import Refiner
 
 log = logging.getLogger("refdeblur_video")
 
@@ -64,7 +65,16 @@ def make_restorer(options: DeblurOptions) -> Restorer:
     from ..model.restorer import load_model  # PyTorch: only once the arguments are checked
 
     return load_model(options.model, options.device, amp=not options.fp32, tile=options.tile,
-                      reference_check=options.reference_check, transfer=options.transfer)
+                      reference_check=options.reference_check)
+
+
+def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
+    """The step after the network: the reference transfer unless ``--no-transfer``, or an
+    untrained network (which returns its input unchanged, and should keep doing so)."""
+    from ..refine import DEFAULT_TRANSFER, Refiner
+
+    trained = getattr(restorer, "trained", True)
+    return Refiner(DEFAULT_TRANSFER if options.transfer and trained else None)
 
 
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -140,7 +150,8 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(reader, planner, restorer.restore_images_checked, write,
+            run_stream(reader, planner, restorer.restore_floats, make_refiner(opts, restorer),
+                       write,
                        batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
                        segment=size, replayed=_replay_check(summary.records, state))
@@ -178,7 +189,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
-    (restored,), (used,) = restorer.restore_images_checked([blurry], [reference])
+    (restored,), (used,) = restorer.restore_floats([blurry], [reference])
+    restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")

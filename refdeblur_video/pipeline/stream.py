@@ -1,6 +1,10 @@
-"""The streaming pipeline of one video: three stages joined by bounded queues.
+"""The streaming pipeline of one video: four stages joined by bounded queues.
 
-    decode + score + cuts + plan  ──►  restore (batched)  ──►  encode + log   (main thread)
+    decode + score + cuts + plan  ──►  network (batched)  ──►  refine  ──►  encode + log
+                                                                          (main thread)
+
+The network (PyTorch) and the refine step (the reference transfer: OpenCV, NumPy) run in
+threads of their own, so one frame's transfer overlaps the next batch's network.
 
 The first stage keeps only the frames that a pending decision may still use as reference
 (``max_offset`` back, the planner's look-ahead forward); the queues hold at most
@@ -35,11 +39,18 @@ class WorkItem:
     decision: FrameDecision
     reference: np.ndarray | None  # None: pass through untouched
     second: np.ndarray | None = None  # tried when the reference check rejects ``reference``
-    output: np.ndarray | None = None
+    output: np.ndarray | None = None  # the network's float output, then the final image
     reference_used: bool | None = None  # False: the reference check put the frame in its place
     second_used: bool = False  # the output was restored against ``second``
     forced: bool = False  # ``reference`` is the caller's one image for every frame
     seconds: float = 0.0
+
+    @property
+    def used_reference(self) -> np.ndarray | None:
+        """The image the output was restored against (None: the frame itself)."""
+        if not self.reference_used:
+            return None
+        return self.second if self.second_used else self.reference
 
     @property
     def reference_index(self) -> int:
@@ -118,6 +129,7 @@ def run_stream(
     planner: ReferencePlanner,
     restore: Callable[[list[np.ndarray], list[np.ndarray]],
                       tuple[list[np.ndarray], list[bool]]],
+    refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray],
     write: Callable[[WorkItem], None],
     *,
     batch: int,
@@ -128,11 +140,13 @@ def run_stream(
     segment: int | None = None,
     replayed: Callable[[WorkItem], None] | None = None,
 ) -> None:
-    """Run the three stages; ``write`` is called in frame order on the calling thread.
+    """Run the four stages; ``write`` is called in frame order on the calling thread.
 
-    ``restore(frames, references)`` returns the restored frames and, for each, whether its
-    reference was used (:meth:`Restorer.restore_images_checked`). A frame whose reference
-    was not used is restored again against its planner's second choice, when there is one.
+    ``restore(frames, references)`` returns the network's outputs and, for each, whether its
+    reference was used (:meth:`Restorer.restore_floats`). A frame whose reference was not
+    used is restored again against its planner's second choice, when there is one.
+    ``refine(output, frame, reference)`` turns an output into the frame to write
+    (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its own).
 
     Frames before ``start`` are decoded, scored and planned (so that later decisions are the
     same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
@@ -144,10 +158,12 @@ def run_stream(
     the command line asks for it before anything else starts a thread).
     """
     share_malloc_arenas()
-    stop = threading.Event()
+    stop = threading.Event()  # the producing stages stop (the end, an error, a signal)
+    halt = threading.Event()  # everything stops: the calling thread has left
     errors: list[BaseException] = []
     planned: queue.Queue = queue.Queue(maxsize=queue_size)
     restored: queue.Queue = queue.Queue(maxsize=queue_size)
+    refined: queue.Queue = queue.Queue(maxsize=queue_size)
 
     def produce() -> None:
         for item in plan_frames(frames, planner, forced_reference, cuts):
@@ -201,21 +217,39 @@ def run_stream(
                     return
                 pending = []
 
+    def finish() -> None:
+        # after an error upstream, what the network already restored is still finished and
+        # written (a resumable run keeps it)
+        while not halt.is_set():
+            try:
+                item = restored.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
+            if item is not _END and item.output is not None:
+                start = time.perf_counter()
+                item.output = refine(item.output, item.frame.image, item.used_reference)
+                item.seconds += time.perf_counter() - start
+            if not _put(refined, item, halt) or item is _END:
+                return
+
+    refining = _Stage(finish, errors, stop, "refdeblur-refine")
     stages = [_Stage(produce, errors, stop, "refdeblur-decode"),
-              _Stage(infer, errors, stop, "refdeblur-restore")]
+              _Stage(infer, errors, stop, "refdeblur-restore"), refining]
     for stage in stages:
         stage.start()
     interrupted = False
     try:
         while True:
             try:
-                item = restored.get(timeout=0.1)
+                item = refined.get(timeout=0.1)
             except queue.Empty:
                 # after an error, what was already restored is written first (a resumable
                 # run keeps it)
-                if errors:
+                if errors and not refining.is_alive():
                     raise errors[0] from None
-                if not any(s.is_alive() for s in stages) and restored.empty():
+                if not any(s.is_alive() for s in stages) and refined.empty():
                     raise RuntimeError("pipeline stages ended without finishing") from None
                 continue
             if item is _END:
@@ -226,8 +260,9 @@ def run_stream(
         raise
     finally:
         stop.set()
+        halt.set()
         for stage in stages:
             # after a signal the command line exits at once (os._exit): wait for the
             # decoder, whose file is about to be closed, not for a model call of seconds
-            quick = interrupted and stage.name == "refdeblur-restore"
+            quick = interrupted and stage.name != "refdeblur-decode"
             stage.join(timeout=0.2 if quick else 5)

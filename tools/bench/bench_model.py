@@ -170,8 +170,8 @@ def _textured_pair(h: int, w: int):
 
 
 def _measure_transfer(h: int, w: int, repeats: int, q):
-    """The reference transfer (``model/transfer.py``) on a textured frame and a moved copy."""
-    from refdeblur_video.model.transfer import transfer_reference
+    """The reference transfer (``refine/transfer.py``) on a textured frame and a moved copy."""
+    from refdeblur_video.refine.transfer import transfer_reference
 
     restored, reference = _textured_pair(h, w)
     base = _current_rss_mb()
@@ -200,7 +200,7 @@ def _measure_adapt_step(device: str, h: int, w: int, repeats: int, q):
     from refdeblur_video.adapt.tune import make_optimizer, to_device, train_step
     from refdeblur_video.model import load_model
 
-    restorer = load_model("default", device, transfer=False, warn_untrained=False)
+    restorer = load_model("default", device, warn_untrained=False)
     settings = settings_for(restorer.device.type)
     scene = (_textured_pair(h, w)[1] * 255).round().astype(np.uint8)
     crop, margin = crop_size(settings.crop, (h, w)), margin_for((h, w))
@@ -251,10 +251,10 @@ def _measure_frame(variant: str, h: int, w: int, q):
     from legacy import TRANSFER_2026_11, legacy_path
 
     from refdeblur_video.model import load_model
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER, transfer_reference
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_reference
 
     before = variant == "before"
-    restorer = load_model("default", "cpu", transfer=False, warn_untrained=False)
+    restorer = load_model("default", "cpu", warn_untrained=False)
     settings = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
     blurry, reference = _textured_pair(h, w)
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))

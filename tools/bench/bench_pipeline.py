@@ -39,6 +39,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from bench_model import cpu_name, run_isolated  # tools/bench/ is on sys.path as a script
 
 
@@ -61,11 +62,10 @@ class CopyRestorer:
     """Stands in for the network (``--model copy``): returns copies of the blurry frames, so
     the run measures the pipeline's own time and memory."""
 
-    def restore_images(self, blurry, references):
-        return [image.copy() for image in blurry]
+    trained = False  # nothing after the network either
 
-    def restore_images_checked(self, blurry, references):
-        return self.restore_images(blurry, references), [True] * len(blurry)
+    def restore_floats(self, blurry, references):
+        return [image.astype(np.float32) / 255 for image in blurry], [True] * len(blurry)
 
 
 class RssSampler(threading.Thread):
@@ -129,7 +129,7 @@ def _model_only(clip: str, log: str, model: str, batch: int, q) -> None:
                                                                   warn_untrained=False)
     for i in range(0, len(pairs), batch):
         chunk = pairs[i : i + batch]
-        restorer.restore_images([b for b, _ in chunk], [r for _, r in chunk])
+        restorer.restore_floats([b for b, _ in chunk], [r for _, r in chunk])
     q.put({"model_only_s": time.perf_counter() - start, "model_frames": len(pairs)})
 
 
@@ -194,10 +194,9 @@ def _variant_run(clip: str, out: str, variant: str, q) -> None:
     from refdeblur_video.malloc import share_malloc_arenas
 
     share_malloc_arenas()  # as the command line does, before any library starts a thread
-    from legacy import TRANSFER_2026_11, legacy_path
+    from legacy import TRANSFER_2026_11, TransferInNetworkStage, legacy_path
 
     from refdeblur_video.model import load_model
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
     from refdeblur_video.pipeline import deblur_video
 
     warnings.simplefilter("ignore", UserWarning)
@@ -205,8 +204,10 @@ def _variant_run(clip: str, out: str, variant: str, q) -> None:
     start = time.perf_counter()
     with legacy_path() if before else contextlib.nullcontext():
         restorer = load_model("default", "auto", warn_untrained=False)
-        restorer.transfer = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
-        summary = deblur_video(clip, out, restorer, quiet=True, overwrite=True)
+        if before:  # the transfer inside the network's stage, as in 2026-11
+            restorer = TransferInNetworkStage(restorer, TRANSFER_2026_11)
+        summary = deblur_video(clip, out, restorer, quiet=True, overwrite=True,
+                               transfer=not before)
     q.put({"seconds": time.perf_counter() - start, "restored": summary.restored})
 
 

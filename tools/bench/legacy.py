@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from refdeblur_video.model.matching import EPS, MatchResult, _box3x3_sum, patch_norms
-from refdeblur_video.model.transfer import TransferSettings
+from refdeblur_video.refine.transfer import TransferSettings
 
 # three forward flows at full resolution with a stride of a quarter of the patch, each with
 # its own backward flow
@@ -30,15 +30,42 @@ TRANSFER_2026_11 = TransferSettings(
 
 @contextlib.contextmanager
 def legacy_path() -> Iterator[None]:
-    """While on, the network matches and moves features with the 2026-11 code."""
+    """While on, the network matches and moves features with the 2026-11 code, and its
+    REAMs concatenate the confidence map as they did then (a one-channel map of ambiguous
+    layout, which turned the concatenation and the gate's convolution to NCHW)."""
     from refdeblur_video.model import matching, ream
 
-    current = ream.transfer, matching.match_local
+    current = ream.transfer, matching.match_local, ream._layout_like
     ream.transfer, matching.match_local = transfer_2026_11, match_local_2026_11
+    ream._layout_like = lambda single, features: single
     try:
         yield
     finally:
-        ream.transfer, matching.match_local = current
+        ream.transfer, matching.match_local, ream._layout_like = current
+
+
+class TransferInNetworkStage:
+    """A restorer whose network stage also runs the reference transfer, as the 2026-11
+    ``Restorer`` did (before the transfer became a pipeline stage of its own); run it with
+    ``transfer=False`` so that the pipeline does not transfer twice."""
+
+    def __init__(self, restorer, settings: TransferSettings) -> None:
+        self._restorer, self._settings = restorer, settings
+
+    def __getattr__(self, name):  # the model, its device, ...: the wrapped restorer's
+        return getattr(self._restorer, name)
+
+    def restore_floats(self, blurry, references):
+        import numpy as np
+
+        from refdeblur_video.image_files import to_float
+        from refdeblur_video.refine.transfer import transfer_reference
+
+        outputs, used = self._restorer.restore_floats(blurry, references)
+        for i, (frame, reference) in enumerate(zip(blurry, references, strict=True)):
+            if used[i] and not np.array_equal(frame, reference):
+                outputs[i] = transfer_reference(outputs[i], to_float(reference), self._settings)
+        return outputs, used
 
 
 def transfer_2026_11(reference: Tensor, index: Tensor, scale: int) -> Tensor:

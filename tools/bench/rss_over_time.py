@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from refdeblur_video.pipeline import deblur_video
 
 
@@ -30,7 +32,9 @@ class SamplingCopyRestorer:
     def __init__(self, every: int) -> None:
         self.every, self.frames, self.samples = every, 0, []
 
-    def restore_images_checked(self, blurry, references):
+    trained = False  # nothing after the network: only the pipeline is measured
+
+    def restore_floats(self, blurry, references):
         before = self.frames
         self.frames += len(blurry)
         if self.frames // self.every > before // self.every:
@@ -38,7 +42,7 @@ class SamplingCopyRestorer:
             self.samples.append((self.frames, rss_mb(), peak))
             print(f"frame {self.frames:6d}  rss {rss_mb():7.0f} MB  peak {peak:7.0f} MB",
                   flush=True)
-        return [image.copy() for image in blurry], [True] * len(blurry)
+        return [image.astype(np.float32) / 255 for image in blurry], [True] * len(blurry)
 
 
 def main(argv: list[str] | None = None) -> int:

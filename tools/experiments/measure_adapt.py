@@ -61,7 +61,8 @@ def _sharpness(output: Path, log: Path, video: Path) -> dict:
     return {"frames": len(ratios), "sharpness_gain": float(np.mean(ratios)) if ratios else None}
 
 
-def measure(clip: Path, budgets: list[float], restorer, work: Path) -> list[dict]:
+def measure(clip: Path, budgets: list[float], restorer, work: Path,
+            transfer: bool = True) -> list[dict]:
     """One row per run of ``clip``: without adaptation, then with each budget."""
     from refdeblur_video.model.weights import read_checkpoint_metadata
     from refdeblur_video.pipeline import deblur_video
@@ -76,7 +77,7 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path) -> list[dict
         extra = {} if budget is None else {"adapt": True, "adapt_seconds": budget,
                                            "save_adapted": str(saved)}
         summary = deblur_video(video, out, restorer, codec="ffv1", log=str(log), quiet=True,
-                               overwrite=True, **extra)
+                               overwrite=True, transfer=transfer, **extra)
         row = {"clip": clip.name, "budget_s": budget, "restored": summary.restored,
                "restore_s": round(summary.seconds, 1), "adaptation": summary.adaptation}
         if budget is not None:
@@ -107,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from refdeblur_video.model.restorer import load_model
 
-    restorer = load_model(args.model, args.device, transfer=args.transfer)
+    restorer = load_model(args.model, args.device)
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for clip in args.clips:
-            rows.extend(measure(clip, args.budgets, restorer, Path(work)))
+            rows.extend(measure(clip, args.budgets, restorer, Path(work), args.transfer))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))

@@ -14,7 +14,7 @@ from transfer_net import (
     save_refiner,
 )
 
-from refdeblur_video.model.transfer import transfer_cues, transfer_reference
+from refdeblur_video.refine.transfer import transfer_cues, transfer_reference
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from refdeblur_video.model.weights import read_safetensors, write_safetensors  #
 def _arrays(manifest: Path, model: str):
     """Per triplet: network output, aligned reference, sharp frame (H x W x 3 float32), cues
     (H x W x 4) and hand-made confidence (H x W), all in [0, 1]."""
-    from refdeblur_video.model.transfer import transfer_cues
+    from refdeblur_video.refine.transfer import transfer_cues
 
     for _, sharp, ref, restored in network_outputs(
             manifest, model, manifest.parent / "network_outputs_amp", amp=True):
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss", choices=("l1", "mse"), default="mse")
     args = parser.parse_args(argv)
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
 
     torch.manual_seed(args.seed)
     start = time.time()

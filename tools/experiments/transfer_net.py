@@ -1,6 +1,6 @@
 """A learned correction of the reference transfer's confidence: an experiment, not shipped.
 
-The hand-made confidence of ``refdeblur_video/model/transfer.py`` multiplies three cues
+The hand-made confidence of ``refdeblur_video/refine/transfer.py`` multiplies three cues
 (agreement, flow consistency, sharpness). A small CNN sees those cues, the network's output
 and the aligned reference, and adds a correction to the confidence's logit:
 ``alpha = sigmoid(logit(c) + cnn(...))``. Its last layer starts at zero, so an untrained
@@ -27,14 +27,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.model.transfer import (
+from refdeblur_video.model.weights import read_safetensors, write_safetensors
+from refdeblur_video.refine.transfer import (
     DEFAULT_TRANSFER,
     TransferCues,
     TransferSettings,
     blend_weight,
     transfer_cues,
 )
-from refdeblur_video.model.weights import read_safetensors, write_safetensors
 
 REFINER_FORMAT = "refdeblur-video/confidence-refiner/1"
 CUES = 4  # agreement, consistency, sharpness, inside (cue_stack)

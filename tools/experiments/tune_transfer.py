@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Score settings of the reference transfer (refdeblur_video/model/transfer.py) on triplets.
+"""Score settings of the reference transfer (refdeblur_video/refine/transfer.py) on triplets.
 
 The network runs once per triplet (its outputs are cached in ``--cache``: delete it when the
 model changes); each ``--try``
@@ -29,7 +29,7 @@ import numpy as np
 
 def _settings(spec: str):
     """``key=value,...`` over the shipped :class:`TransferSettings` (empty: the shipped)."""
-    from refdeblur_video.model.transfer import DEFAULT_TRANSFER
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
 
     fields = {f.name: f.type for f in dataclasses.fields(DEFAULT_TRANSFER)}
     changes = {}
@@ -60,7 +60,7 @@ def network_outputs(manifest: Path, model: str, cache: Path, amp: bool = False):
             if restorer is None:
                 from refdeblur_video.model import load_model
 
-                restorer = load_model(model, "cpu", amp=amp, transfer=False)
+                restorer = load_model(model, "cpu", amp=amp)
             write_image(path, restorer.restore_images([blurry], [ref])[0])
         yield triplet.sequence, sharp, ref, read_image(path)
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from refdeblur_video.evaluate.metrics import psnr
-    from refdeblur_video.model.transfer import transfer_reference
+    from refdeblur_video.refine.transfer import transfer_reference
 
     cache = args.cache or args.manifest.parent / "network_outputs"
     data = list(network_outputs(args.manifest, args.model, cache))
