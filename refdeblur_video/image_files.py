@@ -61,6 +61,23 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     data.tofile(str(path))
 
 
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write an RGB ``uint8``/``uint16`` array as PNG (``path`` ends in ``.png``), creating
+    parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, image)
+
+
+def resize_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downsize (INTER_AREA) so that the longer side is at most ``max_side`` (None: as is)."""
+    if not max_side or max(image.shape[:2]) <= max_side:
+        return image
+    scale = max_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def peak_value(dtype: np.dtype) -> float:
     """The white level of an image sample type: 255 for uint8, 65535 for uint16."""
     if dtype == np.uint8:

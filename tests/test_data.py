@@ -14,8 +14,8 @@ import torch
 
 from refdeblur_video.data import cli
 from refdeblur_video.data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
-from refdeblur_video.data.frames_source import load_video_frames, read_image, write_png
 from refdeblur_video.data.gopro import build_hfr_triplets, gopro_triplets
+from refdeblur_video.data.photo_clips import load_video_frames
 from refdeblur_video.data.synth import (
     average_linear,
     linear_to_srgb,
@@ -35,6 +35,7 @@ from refdeblur_video.data.triplets import (
 )
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
+from refdeblur_video.image_files import read_image, write_png
 
 FIELDS = {"blur", "sharp", "ref", "sequence", "offset", "split"}
 FRAME = (480, 640)  # full-frame size the synthetic blur extents refer to (crops of 480p)
@@ -492,7 +493,7 @@ def test_photo_pan_clip_moves_smoothly_and_is_repeatable(tmp_path: Path) -> None
 
 
 def test_a_photo_path_loads_as_a_clip_and_feeds_online_triplets(tmp_path: Path) -> None:
-    from refdeblur_video.data.frames_source import PHOTO_CLIP_FRAMES
+    from refdeblur_video.data.photo_clips import PHOTO_CLIP_FRAMES
 
     photo = tmp_path / "still.png"
     write_png(photo, _texture(400, 640, cell=8))

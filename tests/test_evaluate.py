@@ -17,11 +17,12 @@ from refdeblur_video.evaluate import evaluate_triplets, psnr, ssim
 from refdeblur_video.evaluate.cli import main
 from refdeblur_video.evaluate.framelog import read_frame_log
 from refdeblur_video.evaluate.manifest import read_manifest
-from refdeblur_video.evaluate.sources import iter_frames, load_image, to_uint8
 from refdeblur_video.evaluate.stats import column_stats
 from refdeblur_video.evaluate.triplets import unrelated_partners
 from refdeblur_video.frames.sharpness import sharpness
+from refdeblur_video.image_files import to_uint8
 from refdeblur_video.refine import Refiner
+from refdeblur_video.video.sources import iter_frames, load_image
 from refdeblur_video.video.synthetic import make_clip
 
 N_FRAMES = 8

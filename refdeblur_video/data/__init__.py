@@ -7,15 +7,16 @@
 - :mod:`.triplets`: manifest format, reference offsets, splits, triplets from ordinary videos.
 - :mod:`.dataset`: ``TripletDataset`` (manifest) and ``OnlineVideoTriplets`` (in-memory
   frames, blur synthesised on the fly). Imported lazily: it needs torch.
-- :mod:`.frames_source`: reading videos/frame folders, writing PNGs.
+- :mod:`.photo_clips`: still photos filmed as short clips; ``load_video_frames`` (any
+  training source in memory).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from refdeblur_video.data.frames_source import load_video_frames
 from refdeblur_video.data.gopro import build_hfr_triplets, gopro_triplets, scan_pairs
+from refdeblur_video.data.photo_clips import load_video_frames
 from refdeblur_video.data.synth import (
     DEFAULT_SHAKE,
     CameraShake,

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from refdeblur_video.data.frames_source import load_video_frames
 from refdeblur_video.data.mixed_blur import (
     BlurMix,
     average_frames,
@@ -34,6 +33,7 @@ from refdeblur_video.data.mixed_blur import (
     defocus,
     moving_object,
 )
+from refdeblur_video.data.photo_clips import load_video_frames
 from refdeblur_video.data.synth import (
     DEFAULT_SHAKE,
     CameraShake,

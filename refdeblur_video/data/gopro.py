@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.frames_source import count_frames, iter_frames, write_png
 from refdeblur_video.data.synth import from_linear, to_linear
 from refdeblur_video.data.triplets import (
     MANIFEST_NAME,
@@ -39,7 +38,8 @@ from refdeblur_video.data.triplets import (
     write_manifest,
 )
 from refdeblur_video.errors import UserError
-from refdeblur_video.image_files import IMAGE_SUFFIXES, list_images, natural_key
+from refdeblur_video.image_files import IMAGE_SUFFIXES, list_images, natural_key, write_png
+from refdeblur_video.video.sources import count_frames, iter_frames
 
 SHARP_DIRS = ("sharp", "gt", "GT")
 _SPLIT_WORDS = {
@@ -289,7 +289,8 @@ def _render_windows(src: FrameSource, split: str, windows: list[_Window], folder
     refs: dict[int, np.ndarray] = {}
     out: list[Triplet] = []
     needed = owner.keys() | {w.ref for w in windows}
-    for index, image in iter_frames(src.path, needed, reader):
+    for frame in iter_frames(src.path, needed, reader):
+        index, image = frame.index, frame.image
         if any(w.ref == index for w in pending):
             refs[index] = image
         w = owner.get(index)

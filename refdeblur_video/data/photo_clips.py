@@ -4,6 +4,8 @@ A photo has no neighbouring frames, so :func:`pan_clip` films it with a virtual 
 camera: a window of the output size drifts across the (downsized) photo along a smooth path
 with a little rotation and zoom. Neighbouring frames of the clip then differ by real,
 known-smooth camera motion, like the references of a real video (without scene motion).
+:func:`load_video_frames` reads any training source into memory this way: a video or an
+image folder as it is, a photo as its clip.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import cv2
 import numpy as np
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.image_files import is_image_path
+from refdeblur_video.image_files import is_image_path, read_image, resize_max_side, to_uint8
+from refdeblur_video.video.sources import iter_frames
 
 # how much larger than the window the photo is made: the room the camera can drift in
 PHOTO_TO_WINDOW = 1.4
+PHOTO_CLIP_FRAMES = 24  # frames of a photo's clip in :func:`load_video_frames`
 
 
 def is_photo(path: str | Path) -> bool:
@@ -78,4 +82,39 @@ def pan_clip(
         matrix[:, 2] += (cx - out_w / 2, cy - out_h / 2)
         frames.append(cv2.warpAffine(base, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC
                                      | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT101))
+    return frames
+
+
+def load_video_frames(
+    path: str | Path,
+    max_frames: int | None = None,
+    reader: str = "auto",
+    *,
+    stride: int = 1,
+    max_side: int | None = None,
+) -> list[np.ndarray]:
+    """Decode a video (or image folder) into memory as a list of RGB ``uint8`` frames.
+
+    A single photo becomes a short clip filmed by a virtual hand-held camera
+    (:func:`pan_clip`, ``PHOTO_CLIP_FRAMES`` frames).
+
+    ``reader``: see :mod:`refdeblur_video.video.sources`. ``stride`` keeps every n-th frame,
+    ``max_frames`` caps how many are kept and ``max_side`` downsizes (INTER_AREA) frames whose
+    longer side exceeds it.
+    """
+    if stride < 1:
+        raise UserError("stride must be at least 1")
+    if is_photo(path):  # a still photo: filmed by a drifting virtual camera
+        rng = np.random.default_rng(seed_for(path))
+        clip = pan_clip(to_uint8(read_image(path)), max_frames or PHOTO_CLIP_FRAMES, rng=rng)
+        return [resize_max_side(frame, max_side) for frame in clip[::stride]]
+    frames: list[np.ndarray] = []
+    for frame in iter_frames(path, reader=reader, uint8=True):
+        if frame.index % stride:
+            continue
+        frames.append(resize_max_side(frame.image, max_side))
+        if max_frames is not None and len(frames) >= max_frames:
+            break
+    if not frames:
+        raise UserError(f"no frames could be read from {path}")
     return frames

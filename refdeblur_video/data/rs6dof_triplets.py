@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.frames_source import iter_frames, write_png
 from refdeblur_video.data.shake6dof import (
     DEFAULT_SETTINGS,
     ClipFrame,
@@ -43,7 +42,8 @@ from refdeblur_video.data.triplets import MANIFEST_NAME, Triplet, stable_rng, wr
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.references import plan_references
 from refdeblur_video.frames.sharpness import sharpness
-from refdeblur_video.image_files import read_image, to_uint8
+from refdeblur_video.image_files import read_image, to_uint8, write_png
+from refdeblur_video.video.sources import iter_frames
 
 BLURRY_EXPOSURE_S = (1 / 200, 1 / 15)  # log-uniform, stratified per source; capped at 1/fps
 SHARP_EXPOSURE_S = (1 / 1000, 1 / 400)  # log-uniform
@@ -109,7 +109,7 @@ def _film(source: Rs6DofSource, targets: int, rng: np.random.Generator,
             raise UserError(f"{source.name}: frame range {lo}..{hi} is shorter than {length}")
         first = int(rng.integers(lo, hi - length + 1))
         wanted = set(range(first, first + length))
-        sources = [to_uint8(image) for _, image in iter_frames(source.path, wanted)]
+        sources = [frame.image for frame in iter_frames(source.path, wanted, uint8=True)]
         if len(sources) != length:
             raise UserError(f"{source.name}: could not decode frames {first}..{first + length}")
         height, width = sources[0].shape[:2]

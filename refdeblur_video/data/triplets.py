@@ -29,17 +29,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from refdeblur_video.data.frames_source import (
-    count_frames,
-    iter_frames,
-    relative_to,
-    resize_max_side,
-    write_png,
-)
 from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
-from refdeblur_video.image_files import to_uint8
+from refdeblur_video.image_files import resize_max_side, to_uint8, write_png
+from refdeblur_video.video.sources import count_frames, fetch_frames, iter_frames
 
 SPLITS = ("train", "val", "test")
 MANIFEST_NAME = "manifest.jsonl"
@@ -92,6 +86,14 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Triplet]:
             if split is None or t.split == split:
                 triplets.append(t)
     return triplets
+
+
+def relative_to(path: str | Path, folder: str | Path) -> str:
+    """``path`` relative to ``folder`` with '/' separators (absolute if that is impossible)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+    except ValueError:  # different drives on Windows
+        return Path(path).resolve().as_posix()
 
 
 def stable_rng(seed: int, *keys: int | str) -> np.random.Generator:
@@ -302,8 +304,8 @@ def _decodable_frames(path: Path, reader: str) -> Iterator[np.ndarray]:
     """The frames of a video up to the first that fails to decode (the frame count from
     demuxing may exceed what decodes; the samples below drop what is missing)."""
     try:
-        for _, image in iter_frames(path, reader=reader):
-            yield image
+        for frame in iter_frames(path, reader=reader):
+            yield frame.image
     except UserError:
         return
 
@@ -319,8 +321,8 @@ def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
     plans = _plan_video(length, job.count, job.dmin, job.dmax, rng, tries, shots)
     wanted = {j for plan in plans for i, ds in plan.items() for j in (i, *(i + d for d in ds))}
     frames = {
-        i: resize_max_side(to_uint8(image), job.max_side)
-        for i, image in iter_frames(path, wanted, job.reader)
+        i: resize_max_side(image, job.max_side)
+        for i, image in fetch_frames(path, wanted, job.reader, uint8=True).items()
     }
     folder = job.outdir / split / name
     for k, plan in enumerate(plans):

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.frames_source import iter_frames, load_video_frames, write_png
-from refdeblur_video.data.photo_clips import pan_clip, seed_for
+from refdeblur_video.data.photo_clips import load_video_frames, pan_clip, seed_for
 from refdeblur_video.data.rs6dof_triplets import Rs6DofSource, build_rs6dof_triplets
 from refdeblur_video.data.synth import average_linear
 from refdeblur_video.data.triplets import (
@@ -39,7 +38,8 @@ from refdeblur_video.data.triplets import (
     write_manifest,
 )
 from refdeblur_video.errors import UserError
-from refdeblur_video.image_files import IMAGE_SUFFIXES, read_image, to_uint8
+from refdeblur_video.image_files import IMAGE_SUFFIXES, read_image, to_uint8, write_png
+from refdeblur_video.video.sources import fetch_frames, iter_frames
 
 LEFT_OUT = "rs6dof"
 GENERATORS = ("rs6dof", "shake", "average")  # the left-out one first
@@ -76,7 +76,7 @@ def build_shake(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[
     """The training synthesis on juggle frames 0-119, Storm and Aqua (5 triplets each)."""
     staging = out / "_sources"
     shutil.rmtree(staging, ignore_errors=True)
-    juggle = [image for _, image in iter_frames(_video(videos, "juggle"), set(range(120)))]
+    juggle = [frame.image for frame in iter_frames(_video(videos, "juggle"), set(range(120)))]
     folders = [_write_frames(staging / "juggle", juggle)]
     for name in ("Storm", "Aqua"):  # filmed exactly as the training set films photos
         folders.append(_write_frames(staging / name, load_video_frames(find_photo(photos, name))))
@@ -138,7 +138,7 @@ def build_average(out: Path, videos: Path, photos: Path, seed: int) -> tuple[lis
     """Linear-light averages on bedroom frames 0-99 (8 windows) and Canopee (6 windows)."""
     windows = plan_average_windows(0, 100, 8, stable_rng(seed, "average", "bedroom"))
     wanted = {i for m, h, r in windows for i in (*range(m - h, m + h + 1), r)}
-    bedroom = {i: to_uint8(image) for i, image in iter_frames(_video(videos, "bedroom"), wanted)}
+    bedroom = fetch_frames(_video(videos, "bedroom"), wanted, uint8=True)
     triplets = _average_sequence(out, "bedroom", bedroom.__getitem__, windows)
     photo_path = find_photo(photos, "Canopee")
     clip = pan_clip(to_uint8(read_image(photo_path)), 60,

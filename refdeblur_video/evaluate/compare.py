@@ -17,8 +17,8 @@ from refdeblur_video.evaluate.runner import (
     score,
     walk_in_step,
 )
-from refdeblur_video.evaluate.sources import fetch_frames
 from refdeblur_video.evaluate.stats import gain, summarize
+from refdeblur_video.video.sources import fetch_frames
 
 METRICS = ["psnr", "ssim"]
 RANK_NAMES = {"psnr_gain": "PSNR gain", "psnr_output": "output PSNR"}
@@ -122,9 +122,11 @@ def _curves(rows: list[dict], variants: list[str]) -> tuple[str, bytes]:
 def _examples(chosen, rows, sources, rank_by):
     positions = [rows[i]["frame"] for _, i in chosen]
     references = {rows[i].get("reference") for _, i in chosen} - {None}
-    images = {name: fetch_frames(path, positions) for name, path in sources.items()}
+    images = {name: fetch_frames(path, positions, uint8=True) for name, path in sources.items()}
     reference_images = (
-        fetch_frames(sources["input"], references) if "input" in sources and references else {}
+        fetch_frames(sources["input"], references, uint8=True)
+        if "input" in sources and references
+        else {}
     )
     examples = []
     for kind, i in chosen:

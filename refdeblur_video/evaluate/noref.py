@@ -11,9 +11,9 @@ from refdeblur_video.evaluate.crops import focus_map, make_example
 from refdeblur_video.evaluate.framelog import read_frame_log
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import expected_length, pick_extremes, progress, walk_in_step
-from refdeblur_video.evaluate.sources import fetch_frames
 from refdeblur_video.evaluate.stats import gain, summarize
 from refdeblur_video.frames.sharpness import sharpness  # the pipeline's own score
+from refdeblur_video.video.sources import fetch_frames
 
 LABELS = {"input": "input", "output": "output", "gain": "gain (output - input)"}
 COLUMNS = ["sharpness_input", "sharpness_output", "sharpness_gain"]
@@ -117,8 +117,8 @@ def _timeline(rows: list[dict], with_log: bool) -> tuple[str, bytes]:
 def _examples(chosen: list[tuple[str, int]], rows: list[dict], sources: dict) -> list:
     positions = [frame for _, frame in chosen]
     references = {rows[f]["reference"] for f in positions} - {None}
-    inputs = fetch_frames(sources["input"], set(positions) | references)
-    outputs = fetch_frames(sources["output"], positions)
+    inputs = fetch_frames(sources["input"], set(positions) | references, uint8=True)
+    outputs = fetch_frames(sources["output"], positions, uint8=True)
     examples = []
     for kind, frame in chosen:
         row = rows[frame]

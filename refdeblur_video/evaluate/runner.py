@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate import metrics
-from refdeblur_video.evaluate.sources import Frame, announced_frames, count_frames, iter_frames
+from refdeblur_video.video.frame import Frame
+from refdeblur_video.video.sources import announced_frames, iter_frames, known_frames
 
 
 def progress(total: int | None, description: str, quiet: bool) -> tqdm:
@@ -43,13 +44,13 @@ def walk_in_step(sources: dict[str, str | Path]) -> Iterator[dict[str, Frame]]:
     The sources must have the same number of frames: counts known up front (folders) are
     checked before decoding, video lengths when the first one ends.
     """
-    known = {name: count_frames(path) for name, path in sources.items()}
+    known = {name: known_frames(path) for name, path in sources.items()}
     counts = {name: n for name, n in known.items() if n is not None}
     if len(set(counts.values())) > 1:
         raise UserError(f"frame counts differ: {_describe_counts(counts)}")
     with ExitStack() as stack:
         streams = {
-            name: stack.enter_context(closing(iter_frames(path)))
+            name: stack.enter_context(closing(iter_frames(path, uint8=True)))
             for name, path in sources.items()
         }
         position = 0

@@ -29,10 +29,10 @@ from refdeblur_video.evaluate.crops import focus_map, make_example
 from refdeblur_video.evaluate.manifest import Triplet, read_manifest
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
-from refdeblur_video.evaluate.sources import load_image
 from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
 from refdeblur_video.image_files import from_float
 from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
+from refdeblur_video.video.sources import load_image
 
 METRICS = ["psnr", "ssim"]
 LABELS = {

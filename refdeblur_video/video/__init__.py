@@ -1,16 +1,28 @@
-"""Video input/output: probing, decoding to RGB frames, encoding with timing/colour/audio kept."""
+"""Video input/output: probing, decoding to RGB frames, encoding with timing/colour/audio kept.
 
-from refdeblur_video.video.metadata import VideoInfo, probe
-from refdeblur_video.video.reader import CorruptVideoWarning, Frame, VideoReader, open_reader
-from refdeblur_video.video.writer import VideoWriter, choose_pix_fmt
+The names below load on first use, so that :mod:`.sources` (image folders, and videos
+through OpenCV) works on a machine without PyAV.
+"""
 
-__all__ = [
-    "CorruptVideoWarning",
-    "Frame",
-    "VideoInfo",
-    "VideoReader",
-    "VideoWriter",
-    "choose_pix_fmt",
-    "open_reader",
-    "probe",
-]
+from __future__ import annotations
+
+from importlib import import_module
+
+_WHERE = {
+    "CorruptVideoWarning": "reader",
+    "Frame": "frame",
+    "VideoInfo": "metadata",
+    "VideoReader": "reader",
+    "VideoWriter": "writer",
+    "choose_pix_fmt": "writer",
+    "open_reader": "reader",
+    "probe": "metadata",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.frame import Frame
 from refdeblur_video.video.metadata import VideoInfo, open_container, probe, video_duration_s
 from refdeblur_video.video.yuv import (
     PlaneLayout,
@@ -47,34 +47,6 @@ _MAX_DEMUX_RETRIES = 16
 
 class CorruptVideoWarning(UserWarning):
     """The input stream was truncated or corrupt; only the decodable frames were read."""
-
-
-@dataclass
-class Frame:
-    """One decoded frame: its position, its timestamp and its RGB pixels.
-
-    ``planes`` are the decoded samples ``image`` was made from (one 2-D array per plane of
-    ``pix_fmt``; None for packed formats and the decord backend). They must always describe
-    ``image``: replace the image with :meth:`with_image`, never in place.
-    """
-
-    index: int
-    pts: int | None
-    time_base: Fraction
-    image: np.ndarray
-    duration: int | None = None  # in time_base units, when the stream says
-    planes: tuple[np.ndarray, ...] | None = None
-    pix_fmt: str | None = None  # the format of ``planes``
-
-    @property
-    def time_s(self) -> float | None:
-        """Presentation time in seconds (None when the stream has no timestamps)."""
-        return None if self.pts is None else float(self.pts * self.time_base)
-
-    def with_image(self, image: np.ndarray) -> Frame:
-        """The same frame holding another image (e.g. restored); the decoded planes no
-        longer match it and are left out."""
-        return Frame(self.index, self.pts, self.time_base, image, self.duration)
 
 
 def open_reader(path: str | os.PathLike, backend: str = "pyav") -> VideoReader:

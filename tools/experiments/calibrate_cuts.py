@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.frames_source import iter_frames
 from refdeblur_video.data.synth import synthesize_camera_blur
 from refdeblur_video.frames.shots import (
     CUT_RATIO,
@@ -25,6 +24,7 @@ from refdeblur_video.frames.shots import (
     layout_change,
     layout_thumbnail,
 )
+from refdeblur_video.video.sources import iter_frames
 
 BIKES_CUTS = {30, 76, 137, 187, 242}  # first frames of its shots (checked by eye)
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     within, blurred, cuts, grids, found = [], [], [], {}, {}
     for clip in clips:
-        frames = [image for _, image in iter_frames(clip, range(args.frames))]
+        frames = [frame.image for frame in iter_frames(clip, range(args.frames))]
         grid = [layout_thumbnail(f) for f in frames]
         detector = CutDetector()
         found[clip.name] = [i for i, g in enumerate(grid) if detector.push_layout(g)]

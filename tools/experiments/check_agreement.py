@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import torch
 
-from refdeblur_video.data.frames_source import iter_frames
 from refdeblur_video.data.synth import synthesize_camera_blur
 from refdeblur_video.model.restorer import images_to_tensor, load_model
+from refdeblur_video.video.sources import fetch_frames
 
 GROUPS = {"training clips": ["01_dog", "02_cups", "03_blocks"],
           "held-out clips": ["05_default_juggle", "bedroom"]}
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'clips':<16} {'real neighbour':>16} {'other clip':>16}   threshold "
           f"{net.config.reference_check}")
     for group, names in GROUPS.items():
-        clips = {n: dict(iter_frames(Path(args.videos) / f"{n}.mp4", wanted)) for n in names}
+        clips = {n: fetch_frames(Path(args.videos) / f"{n}.mp4", wanted) for n in names}
         real, other = [], []
         for name, frames in clips.items():
             for i in FRAMES:

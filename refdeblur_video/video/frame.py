@@ -1,0 +1,42 @@
+"""One decoded frame (:class:`Frame`), whatever it was read from.
+
+No PyAV here: :mod:`refdeblur_video.video.sources` hands out frames of image folders, and of
+videos through OpenCV, on machines without PyAV (a GPU training machine may lack it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["Frame"]
+
+
+@dataclass
+class Frame:
+    """One decoded frame: its position, its timestamp and its RGB pixels.
+
+    ``planes`` are the decoded samples ``image`` was made from (one 2-D array per plane of
+    ``pix_fmt``; None for packed formats and the decord backend). They must always describe
+    ``image``: replace the image with :meth:`with_image`, never in place.
+    """
+
+    index: int
+    pts: int | None
+    time_base: Fraction
+    image: np.ndarray
+    duration: int | None = None  # in time_base units, when the stream says
+    planes: tuple[np.ndarray, ...] | None = None
+    pix_fmt: str | None = None  # the format of ``planes``
+
+    @property
+    def time_s(self) -> float | None:
+        """Presentation time in seconds (None when the stream has no timestamps)."""
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+    def with_image(self, image: np.ndarray) -> Frame:
+        """The same frame holding another image (e.g. restored); the decoded planes no
+        longer match it and are left out."""
+        return Frame(self.index, self.pts, self.time_base, image, self.duration)
