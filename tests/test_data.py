@@ -15,6 +15,7 @@ import torch
 from refdeblur_video.data import cli
 from refdeblur_video.data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
 from refdeblur_video.data.gopro import build_hfr_triplets, gopro_triplets
+from refdeblur_video.data.manifest import Triplet, read_manifest, write_manifest
 from refdeblur_video.data.photo_clips import load_video_frames
 from refdeblur_video.data.synth import (
     average_linear,
@@ -26,13 +27,7 @@ from refdeblur_video.data.synth import (
     synthesize_camera_blur_torch,
     to_linear,
 )
-from refdeblur_video.data.triplets import (
-    Triplet,
-    build_video_triplets,
-    choose_offset,
-    read_manifest,
-    write_manifest,
-)
+from refdeblur_video.data.triplets import build_video_triplets, choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
 from refdeblur_video.image_files import read_image, write_png

@@ -12,15 +12,15 @@ import cv2
 import numpy as np
 import pytest
 
+from refdeblur_video.data.manifest import read_manifest
 from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate import evaluate_triplets, psnr, ssim
 from refdeblur_video.evaluate.cli import main
-from refdeblur_video.evaluate.framelog import read_frame_log
-from refdeblur_video.evaluate.manifest import read_manifest
 from refdeblur_video.evaluate.stats import column_stats
 from refdeblur_video.evaluate.triplets import unrelated_partners
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.image_files import to_uint8
+from refdeblur_video.pipeline.framelog import read_frame_log
 from refdeblur_video.refine import Refiner
 from refdeblur_video.video.sources import iter_frames, load_image
 from refdeblur_video.video.synthetic import make_clip

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from refdeblur_video.data import shake6dof as s6
+from refdeblur_video.data.manifest import read_manifest
 from refdeblur_video.data.rs6dof_triplets import (
     Rs6DofSource,
     _exposures,
@@ -18,7 +19,6 @@ from refdeblur_video.data.rs6dof_triplets import (
 from refdeblur_video.data.validation import plan_average_windows
 from refdeblur_video.evaluate import flicker
 from refdeblur_video.evaluate.generators import format_generators, read_index
-from refdeblur_video.evaluate.manifest import read_manifest
 from refdeblur_video.evaluate.temporal import evaluate_temporal
 from refdeblur_video.image_files import write_image
 

@@ -4,58 +4,44 @@
   high-frame-rate sources (linear-light frame averaging).
 - :mod:`.synth`: linear-light averaging and hand-held camera-shake blur (NumPy/OpenCV and a
   batched torch version).
-- :mod:`.triplets`: manifest format, reference offsets, splits, triplets from ordinary videos.
+- :mod:`.manifest`: the triplet manifest (``Triplet``, ``read_manifest``, ``write_manifest``).
+- :mod:`.triplets`: reference offsets, splits, triplets from ordinary videos.
 - :mod:`.dataset`: ``TripletDataset`` (manifest) and ``OnlineVideoTriplets`` (in-memory
-  frames, blur synthesised on the fly). Imported lazily: it needs torch.
+  frames, blur synthesised on the fly). It needs torch.
 - :mod:`.photo_clips`: still photos filmed as short clips; ``load_video_frames`` (any
   training source in memory).
+
+The names below load on first use, so that a module needing only the manifest (the
+evaluator, for one) imports nothing else.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
 
-from refdeblur_video.data.gopro import build_hfr_triplets, gopro_triplets, scan_pairs
-from refdeblur_video.data.photo_clips import load_video_frames
-from refdeblur_video.data.synth import (
-    DEFAULT_SHAKE,
-    CameraShake,
-    average_linear,
-    synthesize_camera_blur,
-    synthesize_camera_blur_torch,
-)
-from refdeblur_video.data.triplets import (
-    Triplet,
-    build_video_triplets,
-    read_manifest,
-    write_manifest,
-)
+_WHERE = {
+    "DEFAULT_SHAKE": "synth",
+    "CameraShake": "synth",
+    "OnlineVideoTriplets": "dataset",
+    "Triplet": "manifest",
+    "TripletDataset": "dataset",
+    "average_linear": "synth",
+    "build_hfr_triplets": "gopro",
+    "build_video_triplets": "triplets",
+    "finish_gpu_batch": "dataset",
+    "gopro_triplets": "gopro",
+    "load_video_frames": "photo_clips",
+    "read_manifest": "manifest",
+    "scan_pairs": "gopro",
+    "synthesize_camera_blur": "synth",
+    "synthesize_camera_blur_torch": "synth",
+    "write_manifest": "manifest",
+}
 
-_LAZY = {"TripletDataset", "OnlineVideoTriplets", "finish_gpu_batch"}
-
-__all__ = [
-    "DEFAULT_SHAKE",
-    "CameraShake",
-    "OnlineVideoTriplets",
-    "Triplet",
-    "TripletDataset",
-    "average_linear",
-    "build_hfr_triplets",
-    "build_video_triplets",
-    "finish_gpu_batch",
-    "gopro_triplets",
-    "load_video_frames",
-    "read_manifest",
-    "scan_pairs",
-    "synthesize_camera_blur",
-    "synthesize_camera_blur_torch",
-    "write_manifest",
-]
+__all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from refdeblur_video.data import dataset
-
-        return getattr(dataset, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

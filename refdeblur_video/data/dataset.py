@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from refdeblur_video.data.manifest import read_manifest
 from refdeblur_video.data.mixed_blur import (
     BlurMix,
     average_frames,
@@ -42,7 +43,7 @@ from refdeblur_video.data.synth import (
     sample_camera_path,
     synthesize_camera_blur_torch,
 )
-from refdeblur_video.data.triplets import choose_offset, read_manifest
+from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
 from refdeblur_video.image_files import read_image, to_uint8

@@ -26,16 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
 from refdeblur_video.data.synth import from_linear, to_linear
 from refdeblur_video.data.triplets import (
-    MANIFEST_NAME,
-    Triplet,
     check_offsets,
     choose_offset,
     split_val,
     stable_rng,
     unique_names,
-    write_manifest,
 )
 from refdeblur_video.errors import UserError
 from refdeblur_video.image_files import IMAGE_SUFFIXES, list_images, natural_key, write_png

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
 from refdeblur_video.data.shake6dof import (
     DEFAULT_SETTINGS,
     ClipFrame,
@@ -38,7 +39,7 @@ from refdeblur_video.data.shake6dof import (
     photo_bases,
     render_clip,
 )
-from refdeblur_video.data.triplets import MANIFEST_NAME, Triplet, stable_rng, write_manifest
+from refdeblur_video.data.triplets import stable_rng
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.references import plan_references
 from refdeblur_video.frames.sharpness import sharpness

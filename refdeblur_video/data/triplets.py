@@ -1,12 +1,6 @@
-"""Training triplets (blurry, sharp, reference): the manifest format, reference-offset and
-split choices shared by the builders, and the builder for ordinary 24-30 fps videos.
-
-Manifest (JSON Lines, one object per line, see docs/CONVENTIONS.md)::
-
-    {"blur": str, "sharp": str, "ref": str, "sequence": str, "offset": int, "split": str}
-
-Paths are relative to the manifest's folder (absolute paths are accepted when reading).
-``offset`` is the reference's frame index minus the ground truth's.
+"""Training triplets (blurry, sharp, reference): the reference-offset and split choices shared
+by the builders, and the builder for ordinary 24-30 fps videos (the manifest they write:
+:mod:`refdeblur_video.data.manifest`).
 
 Ordinary videos (:func:`build_video_triplets`): for each chosen frame ``i`` the ground truth is
 the frame itself, the blurry input is the frame blurred by a synthetic hand-held camera path
@@ -19,81 +13,21 @@ never frames, are split between ``train`` and ``val``.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
 from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
 from refdeblur_video.image_files import resize_max_side, to_uint8, write_png
 from refdeblur_video.video.sources import count_frames, fetch_frames, iter_frames
-
-SPLITS = ("train", "val", "test")
-MANIFEST_NAME = "manifest.jsonl"
-
-
-@dataclass(frozen=True)
-class Triplet:
-    """One training sample: image paths, source sequence, reference offset and split."""
-
-    blur: str
-    sharp: str
-    ref: str
-    sequence: str
-    offset: int
-    split: str
-
-
-def write_manifest(path: str | Path, triplets: Iterable[Triplet]) -> Path:
-    """Write triplets as JSON Lines; image paths become relative to the manifest's folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    folder = path.parent
-    with path.open("w", encoding="utf-8") as out:
-        for t in triplets:
-            row = asdict(t)
-            for key in ("blur", "sharp", "ref"):
-                row[key] = relative_to(row[key], folder)
-            out.write(json.dumps(row) + "\n")
-    return path
-
-
-def read_manifest(path: str | Path, split: str | None = None) -> list[Triplet]:
-    """Read a manifest; image paths come back absolute. ``split`` keeps only that split."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"manifest not found: {path}")
-    folder = path.parent.resolve()
-    triplets = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                files = {k: os.path.normpath(folder / row[k]) for k in ("blur", "sharp", "ref")}
-                t = Triplet(**files, sequence=str(row["sequence"]), offset=int(row["offset"]),
-                            split=str(row["split"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"{path}:{number}: not a triplet record ({exc})") from None
-            if split is None or t.split == split:
-                triplets.append(t)
-    return triplets
-
-
-def relative_to(path: str | Path, folder: str | Path) -> str:
-    """``path`` relative to ``folder`` with '/' separators (absolute if that is impossible)."""
-    try:
-        return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
-    except ValueError:  # different drives on Windows
-        return Path(path).resolve().as_posix()
 
 
 def stable_rng(seed: int, *keys: int | str) -> np.random.Generator:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from refdeblur_video.evaluate import metrics, plots
 from refdeblur_video.evaluate.crops import focus_map, make_example
-from refdeblur_video.evaluate.framelog import read_frame_log
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import (
     expected_length,
@@ -18,6 +17,7 @@ from refdeblur_video.evaluate.runner import (
     walk_in_step,
 )
 from refdeblur_video.evaluate.stats import gain, summarize
+from refdeblur_video.pipeline.framelog import read_frame_log
 from refdeblur_video.video.sources import fetch_frames
 
 METRICS = ["psnr", "ssim"]

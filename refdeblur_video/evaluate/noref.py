@@ -8,11 +8,11 @@ from pathlib import Path
 
 from refdeblur_video.evaluate import plots
 from refdeblur_video.evaluate.crops import focus_map, make_example
-from refdeblur_video.evaluate.framelog import read_frame_log
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import expected_length, pick_extremes, progress, walk_in_step
 from refdeblur_video.evaluate.stats import gain, summarize
 from refdeblur_video.frames.sharpness import sharpness  # the pipeline's own score
+from refdeblur_video.pipeline.framelog import read_frame_log
 from refdeblur_video.video.sources import fetch_frames
 
 LABELS = {"input": "input", "output": "output", "gain": "gain (output - input)"}

@@ -13,10 +13,10 @@ from pathlib import Path
 from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate import plots
 from refdeblur_video.evaluate.flicker import ground_truth_pair, tof, warping_error
-from refdeblur_video.evaluate.framelog import read_frame_log
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import expected_length, metric_columns, progress, walk_in_step
 from refdeblur_video.evaluate.stats import summarize
+from refdeblur_video.pipeline.framelog import read_frame_log
 
 METRICS = ["warp", "tof"]
 LABELS = {"input": "input", "output": "output", "gt": "ground truth"}

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from refdeblur_video.data.manifest import Triplet, read_manifest
 from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate import metrics, plots
 from refdeblur_video.evaluate.crops import focus_map, make_example
-from refdeblur_video.evaluate.manifest import Triplet, read_manifest
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
 from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
@@ -141,6 +141,9 @@ def evaluate_triplets(
     network).
     """
     triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)  # stable
+    if not triplets:
+        where = f" in split '{split}'" if split is not None else ""
+        raise UserError(f"manifest {manifest} has no triplets{where}")
     ablations = [name for name, on in (("self_ref", self_ref), ("unrelated_ref", unrelated_ref),
                                        ("network_only", network_only)) if on]
     partners = unrelated_partners(triplets) if unrelated_ref else None

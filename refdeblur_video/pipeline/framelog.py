@@ -1,15 +1,23 @@
-"""The per-frame log of a run (``--log frames.csv|frames.json``), written atomically."""
+"""The per-frame log of a run (``--log frames.csv|frames.json``): written atomically by the
+pipeline, read back by the evaluator.
+
+One row per frame, the fields of :class:`FrameRecord` in order (:data:`COLUMNS`; their
+meaning: docs/CONVENTIONS.md). ``blurry`` is 0/1 and ``reference`` the index of the reference
+frame, -1 when none; where ``reference_used`` is 0 the reference check put the frame itself
+in its place, so no reference was used. Reading needs only ``index, blurry, reference``
+(:data:`REQUIRED_COLUMNS`) and takes JSON logs as a list of row objects, an object with a
+``"frames"`` list, or JSON Lines.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-COLUMNS = ("index", "pts", "time_s", "shot", "sharpness", "blurry", "reference",
-           "reference_used", "seconds")
+from refdeblur_video.errors import UserError
 
 
 @dataclass(kw_only=True)
@@ -27,6 +35,9 @@ class FrameRecord:
     seconds: float
 
 
+COLUMNS = tuple(f.name for f in fields(FrameRecord))
+
+
 def write_frame_log(path: str | Path, records: list[FrameRecord]) -> None:
     """Write records as CSV or JSON (by suffix) through a temporary file."""
     path = Path(path)
@@ -40,3 +51,89 @@ def write_frame_log(path: str | Path, records: list[FrameRecord]) -> None:
             writer.writeheader()
             writer.writerows(rows)
     os.replace(tmp, path)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+REQUIRED_COLUMNS = ("index", "blurry", "reference")
+
+
+@dataclass(frozen=True)
+class LoggedFrame:
+    """What the pipeline did with one frame."""
+
+    index: int
+    time_s: float | None
+    sharpness: float | None
+    blurry: bool
+    reference: int | None  # None: no reference used
+
+
+def read_frame_log(path: str | Path) -> dict[int, LoggedFrame]:
+    """Rows of a frame log keyed by frame index."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such frame log: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read frame log {path}: {exc}") from None
+    rows = _json_rows(text, path) if path.suffix.lower() in (".json", ".jsonl") else _csv_rows(text)
+    if not rows:
+        raise UserError(f"frame log {path} has no rows")
+    missing = [c for c in REQUIRED_COLUMNS if c not in rows[0]]
+    if missing:
+        raise UserError(f"frame log {path} lacks the column(s) {', '.join(missing)}")
+    frames = {}
+    for number, row in enumerate(rows, start=1):
+        try:
+            frame = _parse_row(row)
+        except (TypeError, ValueError):
+            raise UserError(f"frame log {path}: row {number} is malformed") from None
+        frames[frame.index] = frame
+    return frames
+
+
+def _csv_rows(text: str) -> list[dict]:
+    reader = csv.DictReader(text.splitlines())
+    return [{key.strip(): value for key, value in row.items() if key} for row in reader]
+
+
+def _json_rows(text: str, path: Path) -> list[dict]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:  # JSON Lines
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            raise UserError(f"frame log {path} is not valid JSON") from None
+    if isinstance(data, dict):
+        data = data.get("frames")
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise UserError(f"frame log {path} must hold a list of frame objects")
+    return data
+
+
+def _parse_row(row: dict) -> LoggedFrame:
+    reference = _optional_float(row.get("reference"))
+    if _optional_float(row.get("reference_used")) == 0:  # dropped by the reference check
+        reference = None
+    return LoggedFrame(
+        index=int(float(row["index"])),
+        time_s=_optional_float(row.get("time_s")),
+        sharpness=_optional_float(row.get("sharpness")),
+        blurry=_truthy(row.get("blurry")),
+        reference=None if reference is None or reference < 0 else int(reference),
+    )
+
+
+def _optional_float(value) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return float(value)
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)

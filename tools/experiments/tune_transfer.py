@@ -47,7 +47,7 @@ def _settings(spec: str):
 def network_outputs(manifest: Path, model: str, cache: Path, amp: bool = False):
     """(sequence, sharp, reference, network output) per triplet, RGB uint8; the network's
     outputs are cached as PNG files in ``cache`` (fp32 unless ``amp``)."""
-    from refdeblur_video.evaluate.manifest import read_manifest
+    from refdeblur_video.data.manifest import read_manifest
     from refdeblur_video.image_files import read_image, write_image
     from refdeblur_video.video.sources import load_image
 
