@@ -22,7 +22,7 @@ from refdeblur_video.adapt import AdaptSettings, adapt_restorer, check_save_path
 from refdeblur_video.adapt.fit import estimate_noise, fit_strengths
 from refdeblur_video.adapt.reservoir import Reservoir, held_block, scan_video, thumbnail
 from refdeblur_video.cli import main as cli_main
-from refdeblur_video.data.synth import render_path_blur, sample_camera_path
+from refdeblur_video.data.shake import render_path_blur, sample_camera_path
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.image_files import write_image

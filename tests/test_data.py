@@ -17,7 +17,7 @@ from refdeblur_video.data.dataset import OnlineVideoTriplets, TripletDataset, fi
 from refdeblur_video.data.gopro import build_hfr_triplets, gopro_triplets
 from refdeblur_video.data.manifest import Triplet, read_manifest, write_manifest
 from refdeblur_video.data.photo_clips import load_video_frames
-from refdeblur_video.data.synth import (
+from refdeblur_video.data.shake import (
     average_linear,
     linear_to_srgb,
     render_path_blur,

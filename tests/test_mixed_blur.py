@@ -13,7 +13,7 @@ from refdeblur_video.data.mixed_blur import (
     defocus,
     moving_object,
 )
-from refdeblur_video.data.synth import from_linear, to_linear
+from refdeblur_video.data.shake import from_linear, to_linear
 from refdeblur_video.errors import UserError
 from refdeblur_video.training.config import train_config_from_dict
 from refdeblur_video.training.loop import blur_mix

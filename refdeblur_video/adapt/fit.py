@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..data.synth import render_path_blur, sample_camera_path
+from ..data.shake import render_path_blur, sample_camera_path
 from ..frames.sharpness import sharpness
 
 STRENGTHS = np.array([0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0])

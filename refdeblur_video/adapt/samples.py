@@ -17,7 +17,7 @@ import torch
 
 from ..data.dataset import augment_same, to_tensor
 from ..data.mixed_blur import average_frames, defocus, moving_object
-from ..data.synth import degrade, render_path_blur, sample_camera_path
+from ..data.shake import degrade, render_path_blur, sample_camera_path
 from .fit import StrengthFit
 from .reservoir import Region
 from .settings import AdaptSettings

@@ -2,7 +2,7 @@
 
 - :mod:`.gopro`: scan ``{blur,sharp}`` trees into a manifest; build triplets from
   high-frame-rate sources (linear-light frame averaging).
-- :mod:`.synth`: linear-light averaging and hand-held camera-shake blur (NumPy/OpenCV and a
+- :mod:`.shake`: linear-light averaging and hand-held camera-shake blur (NumPy/OpenCV and a
   batched torch version).
 - :mod:`.manifest`: the triplet manifest (``Triplet``, ``read_manifest``, ``write_manifest``).
 - :mod:`.triplets`: reference offsets, splits, triplets from ordinary videos.
@@ -20,12 +20,12 @@ from __future__ import annotations
 from importlib import import_module
 
 _WHERE = {
-    "DEFAULT_SHAKE": "synth",
-    "CameraShake": "synth",
+    "DEFAULT_SHAKE": "shake",
+    "CameraShake": "shake",
     "OnlineVideoTriplets": "dataset",
     "Triplet": "manifest",
     "TripletDataset": "dataset",
-    "average_linear": "synth",
+    "average_linear": "shake",
     "build_hfr_triplets": "gopro",
     "build_video_triplets": "triplets",
     "finish_gpu_batch": "dataset",
@@ -33,8 +33,8 @@ _WHERE = {
     "load_video_frames": "photo_clips",
     "read_manifest": "manifest",
     "scan_pairs": "gopro",
-    "synthesize_camera_blur": "synth",
-    "synthesize_camera_blur_torch": "synth",
+    "synthesize_camera_blur": "shake",
+    "synthesize_camera_blur_torch": "shake",
     "write_manifest": "manifest",
 }
 

@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> list:
 
         return build_validation(args.outdir, args.videos, args.photos, seed=args.seed,
                                 only=_names(args.only))
-    from refdeblur_video.data.synth import CameraShake
+    from refdeblur_video.data.shake import CameraShake
     from refdeblur_video.data.triplets import build_video_triplets
 
     shake = CameraShake(

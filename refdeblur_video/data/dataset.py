@@ -35,7 +35,7 @@ from refdeblur_video.data.mixed_blur import (
     moving_object,
 )
 from refdeblur_video.data.photo_clips import load_video_frames
-from refdeblur_video.data.synth import (
+from refdeblur_video.data.shake import (
     DEFAULT_SHAKE,
     CameraShake,
     degrade,
@@ -207,7 +207,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
     (:func:`refdeblur_video.frames.shots.split_shots`; a shot counts as a video below). Each
     draw picks a frame ``i``, a real neighbour ``i + d`` (``dmin <= |d| <= dmax``, in kept
     frames) as reference, and blurs the crop region of frame ``i`` by a random camera path
-    (:mod:`refdeblur_video.data.synth`), rendered on the crop plus the margin the path needs,
+    (:mod:`refdeblur_video.data.shake`), rendered on the crop plus the margin the path needs,
     then cropped (no border artefacts). ``strength`` is a value or a ``(low, high)`` range
     drawn per sample. With probability ``unrelated_ref_prob`` the reference comes from another
     input (with a single input, from another of its shots, else a frame far away), so the

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
-from refdeblur_video.data.synth import from_linear, to_linear
+from refdeblur_video.data.shake import from_linear, to_linear
 from refdeblur_video.data.triplets import (
     check_offsets,
     choose_offset,

@@ -3,7 +3,7 @@
 The network must deblur blur that its training code did not write, so training draws each
 sample from several generators (see :class:`BlurMix`):
 
-- ``shake``: the hand-held camera path of :mod:`refdeblur_video.data.synth`;
+- ``shake``: the hand-held camera path of :mod:`refdeblur_video.data.shake`;
 - ``average``: the mean, in linear light, of ``k`` consecutive real frames (GoPro-style); the
   middle frame is the sharp target, so real scene motion and real parallax are in the blur;
 - ``object``: a patch of another image moves across the crop during the exposure (a moving
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from refdeblur_video.data.synth import from_linear, to_linear
+from refdeblur_video.data.shake import from_linear, to_linear
 
 
 @dataclass(frozen=True)

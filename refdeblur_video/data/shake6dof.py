@@ -1,6 +1,6 @@
 """The ``rs6dof`` blur generator: a hand-held rolling-shutter camera filming a planar scene.
 
-Written separately from the training blur (:mod:`refdeblur_video.data.synth`) and never used
+Written separately from the training blur (:mod:`refdeblur_video.data.shake`) and never used
 for training, so that validation on it measures how far the network generalises. The model:
 
 **Camera.** A pinhole with square pixels, principal point at the image centre and focal

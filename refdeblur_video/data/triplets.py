@@ -4,7 +4,7 @@ by the builders, and the builder for ordinary 24-30 fps videos (the manifest the
 
 Ordinary videos (:func:`build_video_triplets`): for each chosen frame ``i`` the ground truth is
 the frame itself, the blurry input is the frame blurred by a synthetic hand-held camera path
-(:mod:`refdeblur_video.data.synth`), and the reference is a real neighbouring frame
+(:mod:`refdeblur_video.data.shake`), and the reference is a real neighbouring frame
 ``i + d`` (``dmin <= |d| <= dmax``, in the same shot: never across a cut found by
 :mod:`refdeblur_video.frames.shots`), so the real scene motion between them is kept. Videos,
 never frames, are split between ``train`` and ``val``.
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
-from refdeblur_video.data.synth import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
+from refdeblur_video.data.shake import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
 from refdeblur_video.image_files import resize_max_side, to_uint8, write_png
@@ -186,7 +186,7 @@ def build_video_triplets(
     of two candidate offsets the reference), which avoids frames already blurry as targets.
     ``max_side`` downsizes frames first (recommended for 1080p+ sources: it also shrinks
     compression artefacts and blur already present). Blur settings: see
-    :func:`refdeblur_video.data.synth.synthesize_camera_blur`.
+    :func:`refdeblur_video.data.shake.synthesize_camera_blur`.
     """
     check_offsets(dmin, dmax)
     if frames_per_video < 1:

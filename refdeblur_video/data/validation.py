@@ -30,7 +30,7 @@ import numpy as np
 from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
 from refdeblur_video.data.photo_clips import load_video_frames, pan_clip, seed_for
 from refdeblur_video.data.rs6dof_triplets import Rs6DofSource, build_rs6dof_triplets
-from refdeblur_video.data.synth import average_linear
+from refdeblur_video.data.shake import average_linear
 from refdeblur_video.data.triplets import (
     build_video_triplets,
     stable_rng,

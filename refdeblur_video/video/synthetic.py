@@ -6,7 +6,8 @@ colour gradient) with a striped disk moving faster than the background. Frames l
 i.e. real motion blur), so their variance-of-Laplacian is far below the sharp frames'.
 
 The clip is encoded with plain PyAV here, independently of :mod:`refdeblur_video.video.writer`,
-so the writer's tests compare against files it did not produce itself.
+so the writer's tests compare against files it did not produce itself. (The training
+material's blur is synthesised elsewhere, on real frames: :mod:`refdeblur_video.data.shake`.)
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def make_blurry_clip(source: str, target: Path, frames: int, seed: int = 0) -> N
     """The first ``frames`` frames of ``source``, lossless, all but every fourth blurred."""
     import numpy as np
 
-    from refdeblur_video.data.synth import synthesize_camera_blur
+    from refdeblur_video.data.shake import synthesize_camera_blur
     from refdeblur_video.video.reader import Frame, open_reader
     from refdeblur_video.video.writer import VideoWriter
 

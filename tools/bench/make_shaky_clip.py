@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from refdeblur_video.data.synth import synthesize_camera_blur
+from refdeblur_video.data.shake import synthesize_camera_blur
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.reader import Frame, open_reader
 from refdeblur_video.video.writer import VideoWriter

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.synth import synthesize_camera_blur
+from refdeblur_video.data.shake import synthesize_camera_blur
 from refdeblur_video.frames.shots import (
     CUT_RATIO,
     CUT_THRESHOLD,

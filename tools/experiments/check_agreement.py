@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from refdeblur_video.data.synth import synthesize_camera_blur
+from refdeblur_video.data.shake import synthesize_camera_blur
 from refdeblur_video.model.restorer import images_to_tensor, load_model
 from refdeblur_video.video.sources import fetch_frames
 
