@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shlex
@@ -18,7 +19,6 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
-from .frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from .interrupts import Interrupted, handle_signals
 from .malloc import share_malloc_arenas
 from .pipeline.options import DeblurOptions
@@ -34,6 +34,9 @@ EPILOG = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command's arguments; their defaults are :class:`DeblurOptions`' (written there
+    only)."""
+    d = DeblurOptions()
     p = argparse.ArgumentParser(
         prog="refdeblur-video", epilog=EPILOG, formatter_class=argparse.RawTextHelpFormatter,
         description="Remove motion blur from a video (or photo) by borrowing detail from "
@@ -42,17 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video, image, folder of videos, or glob pattern")
     p.add_argument("output", help="output file, or folder (for a folder/glob input)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.set_defaults(**dataclasses.asdict(d))
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="default",
+    m.add_argument("--model",
                    help="default (shipped weights), lite, paper, or PATH.safetensors/.yaml")
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    m.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     m.add_argument("--fp32", action="store_true",
                    help="run in float32 (no bf16/fp16 autocast on GPUs and bf16-capable CPUs)")
-    m.add_argument("--batch", type=int, default=2, help="blurry frames per model call (2)")
-    m.add_argument("--tile", type=int, default=None,
+    m.add_argument("--batch", type=int, help=f"blurry frames per model call ({d.batch})")
+    m.add_argument("--tile", type=int,
                    help="tile edge in pixels for large frames (0: never tile; default: "
                    "automatic from the memory budget)")
-    m.add_argument("--reference-check", type=float, default=None, metavar="R",
+    m.add_argument("--reference-check", type=float, metavar="R",
                    help="use a frame as its own reference when the chosen reference matches "
                    "it less than R times as well as the frame matches itself (a scene cut, a "
                    "wrong --ref); default: the model's (0.85 for the shipped one), 0: off")
@@ -62,47 +66,47 @@ def build_parser() -> argparse.ArgumentParser:
                    "trustworthy, where the network's own matching borrows only coarsely; it "
                    "runs on the CPU and takes longer per frame than the lite network)")
     f = p.add_argument_group("frames and references")
-    f.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    f.add_argument("--threshold", type=float,
                    help=f"sharpness relative to the best of its window below which a frame "
-                   f"is blurry ({DEFAULT_THRESHOLD})")
-    f.add_argument("--window", type=int, default=DEFAULT_WINDOW,
-                   help=f"half-width of the normalising window, frames ({DEFAULT_WINDOW})")
-    f.add_argument("--max-offset", type=int, default=DEFAULT_MAX_OFFSET,
-                   help=f"how far a reference may be, frames ({DEFAULT_MAX_OFFSET})")
+                   f"is blurry ({d.threshold})")
+    f.add_argument("--window", type=int,
+                   help=f"half-width of the normalising window, frames ({d.window})")
+    f.add_argument("--max-offset", type=int,
+                   help=f"how far a reference may be, frames ({d.max_offset})")
     f.add_argument("--all-frames", action="store_true",
                    help="run every frame through the network")
     f.add_argument("--no-cuts", dest="cuts", action="store_false",
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")
-    f.add_argument("--ref", default=None, help="one reference image for every blurry frame")
-    f.add_argument("--reader", choices=("pyav", "decord"), default="pyav")
+    f.add_argument("--ref", help="one reference image for every blurry frame")
+    f.add_argument("--reader", choices=("pyav", "decord"))
     e = p.add_argument_group("encoding")
-    e.add_argument("--codec", default=None, help="video encoder (default libx264; vp9 for webm)")
-    e.add_argument("--crf", type=int, default=16, help="constant rate factor (16)")
-    e.add_argument("--preset", default="medium", help="encoder preset (medium)")
-    e.add_argument("--pix-fmt", default=None, help="pixel format (default: the input's)")
+    e.add_argument("--codec", help="video encoder (default libx264; vp9 for webm)")
+    e.add_argument("--crf", type=int, help=f"constant rate factor ({d.crf})")
+    e.add_argument("--preset", help=f"encoder preset ({d.preset})")
+    e.add_argument("--pix-fmt", help="pixel format (default: the input's)")
     e.add_argument("--no-audio", dest="audio", action="store_false",
                    help="drop audio and subtitle streams instead of copying them")
     o = p.add_argument_group("output")
-    o.add_argument("--log", default=None, help="per-frame log, frames.csv or frames.json")
+    o.add_argument("--log", help="per-frame log, frames.csv or frames.json")
     o.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     o.add_argument("--resume", action="store_true",
                    help="go on from the work an interrupted run of the same command kept "
                    "(in .OUTPUT.refdeblur/ beside the output)")
-    o.add_argument("--segment-seconds", type=float, default=5.0, metavar="S",
+    o.add_argument("--segment-seconds", type=float, metavar="S",
                    help="commit finished work every S seconds of video, each part starting "
-                   "with a keyframe (5)")
+                   f"with a keyframe ({d.segment_seconds:g})")
     a = p.add_argument_group("adaptation")
     a.add_argument("--adapt", action="store_true",
                    help="before restoring, fine-tune a copy of the network on this video's own "
                    "sharp frames, blurred as strongly as its blurry ones (they show this "
                    "camera, scene, noise and compression); some sharp frames are held back "
                    "and the copy is used only if it restores them better than the original")
-    a.add_argument("--adapt-seconds", type=float, default=None, metavar="S",
+    a.add_argument("--adapt-seconds", type=float, metavar="S",
                    help="time for --adapt, reading pass included (default: 300 on a CPU, 60 "
                    "on a GPU); more time, more training steps")
-    a.add_argument("--save-adapted", default=None, metavar="PATH",
+    a.add_argument("--save-adapted", metavar="PATH",
                    help="keep the weights the video was restored with (.safetensors, with the "
                    "video's name and the adaptation settings in its metadata), to reuse with "
                    "--model PATH; with many inputs a folder, one file per video")
