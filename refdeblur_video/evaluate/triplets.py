@@ -140,10 +140,7 @@ def evaluate_triplets(
     and ``network_only`` (the real reference, without the reference transfer after the
     network).
     """
-    triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)  # stable
-    if not triplets:
-        where = f" in split '{split}'" if split is not None else ""
-        raise UserError(f"manifest {manifest} has no triplets{where}")
+    triplets = _read_sorted(manifest, split)
     ablations = [name for name, on in (("self_ref", self_ref), ("unrelated_ref", unrelated_ref),
                                        ("network_only", network_only)) if on]
     partners = unrelated_partners(triplets) if unrelated_ref else None
@@ -154,36 +151,17 @@ def evaluate_triplets(
     outputs = ["model", *ablations]
     variants = ["input", *outputs, "gain"]
     checked = [name for name in outputs if name != "self_ref"]  # a frame always passes itself
-
-    rows: list[dict] = [{} for _ in triplets]
-    bar = progress(len(triplets), "triplets", quiet)
-    for batch in _batches(triplets, partners, max(1, batch_size)):
-        restored, used = _restore(restorer, [item for _, item in batch], ablations)
-        for k, (i, item) in enumerate(batch):
-            triplet = triplets[i]
-            row = {"triplet": i, "sequence": triplet.sequence, "offset": triplet.offset,
-                   "blur": triplet.name}
-            what = f"triplet {triplet.name}"
-            row["psnr_input"], row["ssim_input"] = score(
-                item["blurry"], item["sharp"], y_channel=y_channel, what=what)
-            for name in outputs:
-                row[f"psnr_{name}"], row[f"ssim_{name}"] = score(
-                    restored[name][k], item["sharp"], y_channel=y_channel, what=f"{what} ({name})")
-            row["psnr_gain"] = gain(row["psnr_model"], row["psnr_input"])
-            row["ssim_gain"] = gain(row["ssim_model"], row["ssim_input"])
-            for name in checked:
-                row[f"ref_used_{name}"] = int(used[name][k])
-            rows[i] = row
-        bar.update(len(batch))
-    bar.close()
+    rows = _score_rows(triplets, partners, restorer, ablations, checked,
+                       batch_size=batch_size, y_channel=y_channel, quiet=quiet)
 
     value_columns = metric_columns(METRICS, variants)
     chosen = pick_extremes(rows, "psnr_gain", examples)
+    sources = {"manifest": str(manifest), "model": str(model), "split": split or "all"}
     summary = {
         "mode": "triplets",
         "convention": metrics.convention_label(y_channel),
         "y_channel": y_channel,
-        "sources": {"manifest": str(manifest), "model": str(model), "split": split or "all"},
+        "sources": sources,
         "n_frames": len(rows),
         "model_trained": getattr(restorer, "trained", None),
         "metrics": summarize(rows, value_columns),
@@ -204,17 +182,9 @@ def evaluate_triplets(
                  *(f"ref_used_{name}" for name in checked)],
         rows=rows,
         summary=summary,
-        sources={"manifest": str(manifest), "model": str(model), "split": split or "all"},
+        sources=dict(sources),
     )
-    if getattr(restorer, "trained", True) is False:
-        evaluation.notes.insert(0, "The model has no trained weights: it returns its input "
-                                   "unchanged, so model and input scores are equal.")
-    check = getattr(getattr(restorer, "config", None), "reference_check", None)
-    evaluation.notes.append("The reference check is off: every reference was used." if check == 0
-                            else "The reference check replaced " + ", ".join(
-        f"{count} of {len(rows)} references ({LABELS[name]})"
-        for name, count in summary["references_dropped"].items())
-        + " by the frame itself (columns ref_used_*: 0 where it did).")
+    evaluation.notes = _notes(restorer, summary["references_dropped"], len(rows))
     evaluation.figures = _figures(rows, variants, summary["per_sequence"])
     evaluation.examples = [
         _example(kind, rows[i], triplets[i], partners[i] if partners else None, restorer,
@@ -222,6 +192,58 @@ def evaluate_triplets(
         for kind, i in chosen
     ]
     return evaluation
+
+
+def _read_sorted(manifest: str | Path, split: str | None) -> list[Triplet]:
+    """The manifest's triplets (of ``split``), grouped by sequence in a stable order."""
+    triplets = sorted(read_manifest(manifest, split), key=lambda t: t.sequence)
+    if not triplets:
+        where = f" in split '{split}'" if split is not None else ""
+        raise UserError(f"manifest {manifest} has no triplets{where}")
+    return triplets
+
+
+def _score_rows(triplets: Sequence[Triplet], partners, restorer, ablations: Sequence[str],
+                checked: Sequence[str], *, batch_size: int, y_channel: bool,
+                quiet: bool) -> list[dict]:
+    """One row per triplet: PSNR and SSIM of the input and of every output, and whether
+    each checked output kept its reference."""
+    rows: list[dict] = [{} for _ in triplets]
+    bar = progress(len(triplets), "triplets", quiet)
+    for batch in _batches(triplets, partners, max(1, batch_size)):
+        restored, used = _restore(restorer, [item for _, item in batch], ablations)
+        for k, (i, item) in enumerate(batch):
+            triplet = triplets[i]
+            row = {"triplet": i, "sequence": triplet.sequence, "offset": triplet.offset,
+                   "blur": triplet.name}
+            what = f"triplet {triplet.name}"
+            row["psnr_input"], row["ssim_input"] = score(
+                item["blurry"], item["sharp"], y_channel=y_channel, what=what)
+            for name in ("model", *ablations):
+                row[f"psnr_{name}"], row[f"ssim_{name}"] = score(
+                    restored[name][k], item["sharp"], y_channel=y_channel, what=f"{what} ({name})")
+            row["psnr_gain"] = gain(row["psnr_model"], row["psnr_input"])
+            row["ssim_gain"] = gain(row["ssim_model"], row["ssim_input"])
+            for name in checked:
+                row[f"ref_used_{name}"] = int(used[name][k])
+            rows[i] = row
+        bar.update(len(batch))
+    bar.close()
+    return rows
+
+
+def _notes(restorer, dropped: dict[str, int], total: int) -> list[str]:
+    """The report's notes: an untrained network, and what the reference check did."""
+    notes = []
+    if getattr(restorer, "trained", True) is False:
+        notes.append("The model has no trained weights: it returns its input unchanged, so "
+                     "model and input scores are equal.")
+    check = getattr(getattr(restorer, "config", None), "reference_check", None)
+    notes.append("The reference check is off: every reference was used." if check == 0
+                 else "The reference check replaced " + ", ".join(
+        f"{count} of {total} references ({LABELS[name]})" for name, count in dropped.items())
+        + " by the frame itself (columns ref_used_*: 0 where it did).")
+    return notes
 
 
 def _figures(rows, variants, groups):

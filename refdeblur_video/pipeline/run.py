@@ -138,13 +138,7 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 frame = item.frame
                 # an untouched frame keeps its decoded planes: written from them, bit-exact
                 writer.write(frame if item.output is None else frame.with_image(item.output))
-                record = FrameRecord(
-                    index=frame.index, pts=frame.pts, time_s=frame.time_s,
-                    shot=item.decision.shot,
-                    sharpness=round(item.decision.score, 4), blurry=int(item.decision.blurry),
-                    reference=item.reference_index,
-                    reference_used=_used(item.reference_used),
-                    seconds=round(item.seconds, 4))
+                record = _frame_record(item)
                 _count(summary, record)
                 segments.frame(record)
                 bar.update(1)
@@ -228,6 +222,16 @@ def _adapted_path(option: str | None, source: Path) -> str | None:
 
 def _used(reference_used: bool | None) -> int | None:
     return None if reference_used is None else int(reference_used)
+
+
+def _frame_record(item: WorkItem) -> FrameRecord:
+    """The frame log's row of a frame the stream has finished."""
+    frame, decision = item.frame, item.decision
+    return FrameRecord(
+        index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
+        sharpness=round(decision.score, 4), blurry=int(decision.blurry),
+        reference=item.reference_index, reference_used=_used(item.reference_used),
+        seconds=round(item.seconds, 4))
 
 
 def _count(summary: RunSummary, record: FrameRecord) -> None:

@@ -124,6 +124,31 @@ def plan_frames(
     yield from release(planner.finish())
 
 
+def restore_batch(
+    restore: Callable[[list[np.ndarray], list[np.ndarray]], tuple[list[np.ndarray], list[bool]]],
+    blurry: list[WorkItem],
+) -> None:
+    """Run the network on these blurry frames with their references (``output``,
+    ``reference_used``, ``seconds``); a frame whose reference was not used is restored again
+    against its planner's second choice, when there is one."""
+    if not blurry:
+        return
+    start = time.perf_counter()
+    outputs, used = restore([i.frame.image for i in blurry], [i.reference for i in blurry])
+    each = (time.perf_counter() - start) / len(blurry)
+    for item, output, kept in zip(blurry, outputs, used, strict=True):
+        item.output, item.reference_used, item.seconds = output, bool(kept), each
+    retry = [i for i in blurry if not i.reference_used and i.second is not None]
+    if retry:  # the first choice was rejected: try the planner's second choice
+        start = time.perf_counter()
+        outputs, used = restore([i.frame.image for i in retry], [i.second for i in retry])
+        each = (time.perf_counter() - start) / len(retry)
+        for item, output, kept in zip(retry, outputs, used, strict=True):
+            item.seconds += each
+            if kept:
+                item.output, item.reference_used, item.second_used = output, True, True
+
+
 def run_stream(
     frames: Iterable[Frame],
     planner: ReferencePlanner,
@@ -175,24 +200,7 @@ def run_stream(
         _put(planned, _END, stop)
 
     def flush(pending: list[WorkItem]) -> bool:
-        blurry = [item for item in pending if item.reference is not None]
-        if blurry:
-            start = time.perf_counter()
-            outputs, used = restore([i.frame.image for i in blurry],
-                                    [i.reference for i in blurry])
-            each = (time.perf_counter() - start) / len(blurry)
-            for item, output, kept in zip(blurry, outputs, used, strict=True):
-                item.output, item.reference_used, item.seconds = output, bool(kept), each
-            retry = [i for i in blurry if not i.reference_used and i.second is not None]
-            if retry:  # the first choice was rejected: try the planner's second choice
-                start = time.perf_counter()
-                outputs, used = restore([i.frame.image for i in retry],
-                                        [i.second for i in retry])
-                each = (time.perf_counter() - start) / len(retry)
-                for item, output, kept in zip(retry, outputs, used, strict=True):
-                    item.seconds += each
-                    if kept:
-                        item.output, item.reference_used, item.second_used = output, True, True
+        restore_batch(restore, [item for item in pending if item.reference is not None])
         return all(_put(restored, item, stop) for item in pending)
 
     def infer() -> None:
