@@ -26,7 +26,7 @@ from refdeblur_video.data.shake import render_path_blur, sample_camera_path
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.image_files import write_image
-from refdeblur_video.model import ModelConfig, RefDeblurNet, save_checkpoint
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet, save_checkpoint
 from refdeblur_video.model.restorer import Restorer, load_model
 from refdeblur_video.pipeline import DeblurOptions, deblur_image, deblur_many, deblur_video
 from refdeblur_video.pipeline.resume import model_identity, state_dir
@@ -34,7 +34,8 @@ from refdeblur_video.video.reader import open_reader
 from refdeblur_video.video.synthetic import make_image
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+TINY_MATCH = InferenceSettings(match_radius=2).matching
 BLURRY = {5, 12, 19, 26, 33}  # and 34, which the planner finds blurry beside 33
 # small crops, a rate that learns within seconds: what a tiny network on a tiny clip needs
 FAST = AdaptSettings(seconds=3.0, crop=32, batch=2, lr=1e-3, warmup_steps=2, held_samples=4,
@@ -44,7 +45,7 @@ FAST = AdaptSettings(seconds=3.0, crop=32, batch=2, lr=1e-3, warmup_steps=2, hel
 def tiny_net(seed: int = 0) -> RefDeblurNet:
     """A small network with random weights: it spoils every frame it touches a little."""
     torch.manual_seed(seed)
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     return net

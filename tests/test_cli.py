@@ -15,12 +15,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from refdeblur_video.cli import main as cli_main
-from refdeblur_video.model import ModelConfig, RefDeblurNet, save_checkpoint
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet, save_checkpoint
 from refdeblur_video.model.restorer import NON_FINITE_OUTPUT, Restorer
 from refdeblur_video.video.synthetic import make_image
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+TINY_SETTINGS = InferenceSettings(match_radius=2)
+TINY_MATCH = TINY_SETTINGS.matching
 
 # Runs the command once per argument list in a fresh interpreter; reports, for each, the exit
 # code, what went to stderr and whether PyTorch had been imported by then.
@@ -87,7 +89,8 @@ def test_warnings_and_errors_have_one_style_and_their_own_lines(tmp_path, make_t
     clip = make_test_clip("in.mkv", n_frames=30, blurry={3}, codec="ffv1", pix_fmt="bgr0")
     data = clip.path.read_bytes()
     (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 2 // 3])
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(json.loads(TINY.to_json())))
+    tiny_yaml = {**TINY.to_dict(), **TINY_SETTINGS.to_dict()}  # architecture and settings
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_yaml))
     # warnings: the reference's size (logged), untrained weights and the truncated file
     make_image(tmp_path / "ref.png", size=(48, 32))
     command = [sys.executable, "-m", "refdeblur_video.cli", "cut.mkv", "out.mkv",
@@ -113,7 +116,7 @@ def checkpoint_variant(tmp_path: Path, kind: str) -> Path:
     """A TINY checkpoint spoilt in one way: ``config`` (another model's config in its
     metadata), ``reshaped`` (one tensor of another shape) or ``nan`` (NaN/inf weights)."""
     good = tmp_path / "good.safetensors"
-    save_checkpoint(good, RefDeblurNet(TINY), TINY)
+    save_checkpoint(good, RefDeblurNet(TINY, TINY_MATCH), TINY)
     tensors = load_file(str(good))
     with safe_open(str(good), framework="pt") as handle:
         metadata = handle.metadata()
@@ -150,7 +153,7 @@ def test_spoilt_checkpoint_is_refused_in_one_line(tmp_path, capsys, make_test_cl
 def test_non_finite_restored_frames_stop_the_run(tmp_path, capsys, make_test_clip,
                                                  monkeypatch):
     clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     with torch.no_grad():  # as if loaded from a file nobody checked, or an fp16 overflow
         net.tail.weight.fill_(float("nan"))
     broken = Restorer(net, torch.device("cpu"), trained=True)

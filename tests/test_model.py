@@ -1,5 +1,7 @@
 """The network: shapes, identity at initialisation, parameter counts, configs, checkpoints."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from safetensors.torch import save_file
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.model import (
+    InferenceSettings,
     ModelConfig,
     RefDeblurNet,
     Restorer,
@@ -16,12 +19,15 @@ from refdeblur_video.model import (
     read_checkpoint,
     save_checkpoint,
 )
+from refdeblur_video.model.config import load_model_yaml
 from refdeblur_video.model.phi import MatchingEncoder, load_vgg19_weights
+from refdeblur_video.model.weights import read_checkpoint_settings
 
 TINY = ModelConfig(
     name="tiny", channels=(8, 8, 16), n_resblocks=1, ref_channels=(4, 8, 8),
-    phi_channels=(4, 8, 8), sffm_hidden=(4, 4), match_radius=2,
+    phi_channels=(4, 8, 8), sffm_hidden=(4, 4),
 )
+TINY_MATCH = InferenceSettings(match_radius=2).matching
 
 
 def test_paper_config_matches_table1_parameter_count():
@@ -35,7 +41,7 @@ def test_lite_is_much_smaller_than_paper():
 
 @pytest.mark.parametrize("size", [(17, 23), (32, 32), (45, 61)])
 def test_any_frame_size_and_identity_at_init(size):
-    net = RefDeblurNet(TINY).eval()
+    net = RefDeblurNet(TINY, TINY_MATCH).eval()
     blurry = torch.rand(2, 3, *size)
     with torch.no_grad():
         out = net(blurry, torch.rand(2, 3, *size))
@@ -45,7 +51,7 @@ def test_any_frame_size_and_identity_at_init(size):
 
 def test_training_changes_output_and_gradients_reach_every_part():
     torch.manual_seed(0)
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     blurry, ref, sharp = torch.rand(3, 2, 3, 24, 24).unbind(0)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(3):
@@ -62,14 +68,14 @@ def test_training_changes_output_and_gradients_reach_every_part():
 
 def test_global_mode_gives_same_output_when_window_covers_map():
     torch.manual_seed(1)
-    net = RefDeblurNet(TINY.replace(match_radius=8))
+    net = RefDeblurNet(TINY, InferenceSettings(match_radius=8).matching)
     for p in net.parameters():
         p.data.normal_(0, 0.1)
     net.eval()
     blurry, ref = torch.rand(2, 1, 3, 20, 28).unbind(0)
     with torch.no_grad():
         local = net(blurry, ref)
-        net.config = net.config.replace(match_mode="global")
+        net.matching = dataclasses.replace(net.matching, mode="global")
         global_ = net(blurry, ref)
     assert torch.allclose(local, global_, atol=1e-5)
 
@@ -85,13 +91,14 @@ def test_yaml_configs_load_and_reject_unknown_keys(tmp_path):
 
 
 def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():
         p.data.normal_()
     path = tmp_path / "tiny.safetensors"
     save_checkpoint(path, net, TINY, extra={"step": "7"})
     config, state, metadata = read_checkpoint(path)
     assert config == TINY and metadata["step"] == "7"
+    assert read_checkpoint_settings(path) == InferenceSettings(match_radius=2)
     restorer = load_model(path, "cpu")
     assert restorer.trained
     for key, value in net.state_dict().items():
@@ -100,12 +107,12 @@ def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):
 
 def test_checkpoint_with_other_config_is_refused(tmp_path):
     path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, RefDeblurNet(TINY), TINY)
+    save_checkpoint(path, RefDeblurNet(TINY, TINY_MATCH), TINY)
     from refdeblur_video.model.weights import load_weights_into
 
     other = TINY.replace(channels=(8, 8, 8))
     with pytest.raises(UserError, match="different model"):
-        load_weights_into(RefDeblurNet(other), other, path)
+        load_weights_into(RefDeblurNet(other, TINY_MATCH), other, path)
 
 
 def test_non_safetensors_checkpoint_is_refused_without_unpickling(tmp_path):
@@ -121,7 +128,7 @@ def test_non_safetensors_checkpoint_is_refused_without_unpickling(tmp_path):
 
 def test_untrained_model_warns_and_returns_input():
     with pytest.warns(UserWarning, match="no trained weights"):
-        restorer = load_model(TINY, "cpu")
+        restorer = load_model(TINY, "cpu", match_radius=2)
     frame = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
     assert np.array_equal(restorer.restore_images([frame], [frame])[0], frame)
     deep = (frame.astype(np.uint16) * 257)
@@ -151,7 +158,7 @@ def test_vgg19_initialisation_from_torchvision_layout(tmp_path):
 
 def test_tiled_restore_matches_whole_frame():
     torch.manual_seed(3)
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     from refdeblur_video.model.restorer import Restorer
@@ -209,14 +216,14 @@ def test_warm_start_adds_gates_to_weights_saved_without_them(tmp_path):
     from refdeblur_video.model.weights import load_weights_into
 
     path = tmp_path / "plain.safetensors"
-    plain = RefDeblurNet(TINY)
+    plain = RefDeblurNet(TINY, TINY_MATCH)
     for p in plain.parameters():
         p.data.normal_()
     save_checkpoint(path, plain, TINY)
     gated_config = TINY.replace(fusion_gate=True)
     with pytest.raises(UserError, match="fusion_gate"):
-        load_weights_into(RefDeblurNet(gated_config), gated_config, path)
-    gated = RefDeblurNet(gated_config)
+        load_weights_into(RefDeblurNet(gated_config, TINY_MATCH), gated_config, path)
+    gated = RefDeblurNet(gated_config, TINY_MATCH)
     load_weights_into(gated, gated_config, path, warm_start=True)
     for key, value in plain.state_dict().items():
         assert torch.equal(gated.state_dict()[key], value), key
@@ -225,7 +232,7 @@ def test_warm_start_adds_gates_to_weights_saved_without_them(tmp_path):
     back = tmp_path / "gated.safetensors"
     save_checkpoint(back, gated, gated_config)
     with pytest.raises(UserError, match="different model"):
-        load_weights_into(RefDeblurNet(TINY), TINY, back, warm_start=True)
+        load_weights_into(RefDeblurNet(TINY, TINY_MATCH), TINY, back, warm_start=True)
 
 
 def test_resblocks_per_level_and_old_single_count_configs():
@@ -244,14 +251,14 @@ def test_warm_start_appends_resblocks_as_identities(tmp_path):
 
     torch.manual_seed(0)
     path = tmp_path / "shallow.safetensors"
-    shallow = RefDeblurNet(TINY).eval()
+    shallow = RefDeblurNet(TINY, TINY_MATCH).eval()
     for p in shallow.parameters():
         p.data.normal_(0.0, 0.2)
     save_checkpoint(path, shallow, TINY)
     deeper_config = TINY.replace(n_resblocks=(1, 2, 3), fusion_gate=True)
     with pytest.raises(UserError, match="n_resblocks"):
-        load_weights_into(RefDeblurNet(deeper_config), deeper_config, path)
-    deeper = RefDeblurNet(deeper_config).eval()
+        load_weights_into(RefDeblurNet(deeper_config, TINY_MATCH), deeper_config, path)
+    deeper = RefDeblurNet(deeper_config, TINY_MATCH).eval()
     load_weights_into(deeper, deeper_config, path, warm_start=True)
     for key, value in shallow.state_dict().items():
         assert torch.equal(deeper.state_dict()[key], value), key
@@ -269,7 +276,7 @@ def test_warm_start_appends_resblocks_as_identities(tmp_path):
     save_checkpoint(back, deeper, deeper_config)
     fewer = deeper_config.replace(n_resblocks=(1, 2, 2))
     with pytest.raises(UserError, match="different model"):
-        load_weights_into(RefDeblurNet(fewer), fewer, back, warm_start=True)
+        load_weights_into(RefDeblurNet(fewer, TINY_MATCH), fewer, back, warm_start=True)
 
 
 def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
@@ -278,7 +285,7 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "narrow.safetensors"
     config = TINY.replace(fusion_gate=True)
-    narrow = RefDeblurNet(config).eval()
+    narrow = RefDeblurNet(config, TINY_MATCH).eval()
     for p in narrow.parameters():
         p.data.normal_(0.0, 0.2)
     save_checkpoint(path, narrow, config)
@@ -288,8 +295,8 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
 
     wide_ref = config.replace(ref_channels=(8, 12, 16))
     with pytest.raises(UserError, match="ref_channels"):
-        load_weights_into(RefDeblurNet(wide_ref), wide_ref, path)
-    grown = RefDeblurNet(wide_ref).eval()
+        load_weights_into(RefDeblurNet(wide_ref, TINY_MATCH), wide_ref, path)
+    grown = RefDeblurNet(wide_ref, TINY_MATCH).eval()
     load_weights_into(grown, wide_ref, path, warm_start=True)
     grown.double()
     with torch.no_grad():
@@ -302,7 +309,7 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
         assert not torch.allclose(grown(blurry, reference), before, rtol=1e-2, atol=1e-2)
 
     wide_phi = config.replace(phi_channels=(8, 8, 16))
-    grown = RefDeblurNet(wide_phi).eval()
+    grown = RefDeblurNet(wide_phi, TINY_MATCH).eval()
     load_weights_into(grown, wide_phi, path, warm_start=True)
     grown.double()
     with torch.no_grad():
@@ -316,7 +323,7 @@ def test_warm_start_widens_the_reference_path_and_matching_features(tmp_path):
     back = tmp_path / "wide.safetensors"
     save_checkpoint(back, grown.float(), wide_phi)
     with pytest.raises(UserError, match="different model"):
-        load_weights_into(RefDeblurNet(config), config, back, warm_start=True)
+        load_weights_into(RefDeblurNet(config, TINY_MATCH), config, back, warm_start=True)
 
 
 def test_cpu_autocast_is_bf16_only_where_native_and_stays_close_to_fp32():
@@ -337,7 +344,7 @@ def test_reference_check_drops_a_reference_that_does_not_show_the_scene(pooled_p
     from refdeblur_video.model.matching import match
 
     torch.manual_seed(0)
-    net = RefDeblurNet(TINY).eval()
+    net = RefDeblurNet(TINY, TINY_MATCH).eval()
     net.phi = pooled_phi
     torch.nn.init.normal_(net.tail.weight, std=0.1)  # not the identity of a fresh net
     scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12), size=(48, 48),
@@ -349,7 +356,7 @@ def test_reference_check_drops_a_reference_that_does_not_show_the_scene(pooled_p
         # independently: mean confidence of the match within the radius against the
         # reference, over that of the match within one cell against the frame itself
         query = net.phi(blurry)
-        found = match(query, net.phi(net._soften(references)), "local", TINY.match_radius)
+        found = match(query, net.phi(net._soften(references)), "local", TINY_MATCH.radius)
         own = match(query, net.phi(net._soften(blurry)), "local", 1)
         ratio = found.confidence.mean((1, 2, 3)) / own.confidence.mean((1, 2, 3))
         agreement = net.reference_agreement(blurry, references)
@@ -357,7 +364,7 @@ def test_reference_check_drops_a_reference_that_does_not_show_the_scene(pooled_p
         assert agreement[0] > 0.6 > 0.5 > agreement[1]
         assert torch.allclose(net.reference_agreement(scene, scene), torch.ones(1), atol=1e-6)
         checked = Restorer(net, torch.device("cpu"), trained=True, amp=False)
-        checked.model.config = TINY.replace(reference_check=0.55)
+        checked.reference_check = 0.55
         out, used = checked.restore_checked(blurry, references)
         assert used.tolist() == [True, False]
         assert torch.allclose(out[:1], net(scene, moved).clamp(0, 1), atol=1e-6)  # kept
@@ -368,7 +375,7 @@ def test_reference_check_drops_a_reference_that_does_not_show_the_scene(pooled_p
                               net(scene, moved), atol=1e-6)
         # the network itself, as trained, uses every reference it is given
         assert not torch.allclose(net(blurry, references)[1:], net(scene, scene), atol=1e-4)
-        checked.model.config = TINY.replace(reference_check=0.0)  # off: every reference used
+        checked.reference_check = 0.0  # off: every reference used
         assert checked.restore_checked(blurry, references)[1].tolist() == [True, True]
 
 
@@ -376,7 +383,7 @@ def test_reference_check_decides_once_per_frame_over_all_tiles(pooled_phi):
     from refdeblur_video.model.tiling import run_tiled, tile_regions
 
     torch.manual_seed(0)
-    net = RefDeblurNet(TINY).eval()
+    net = RefDeblurNet(TINY, TINY_MATCH).eval()
     net.phi = pooled_phi
     torch.nn.init.normal_(net.tail.weight, std=0.1)
     scene = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16), size=(48, 64),
@@ -395,7 +402,7 @@ def test_reference_check_decides_once_per_frame_over_all_tiles(pooled_phi):
         tiled = Restorer(net, torch.device("cpu"), trained=True, amp=False, tile=32,
                          tile_overlap=8)
         for check, expected in ((agreement - 0.01, True), (agreement + 0.01, False)):
-            net.config = TINY.replace(reference_check=check)
+            tiled.reference_check = check
             out, used = tiled.restore_checked(scene, half)
             assert used.tolist() == [expected]
             # every tile ran with the same reference: the given one, or the frame itself
@@ -406,7 +413,7 @@ def test_reference_check_decides_once_per_frame_over_all_tiles(pooled_phi):
 
 def test_reference_check_is_a_share_and_can_be_overridden():
     with pytest.raises(UserError, match="reference_check"):
-        TINY.replace(reference_check=1.5)
-    assert load_model("default", "cpu", reference_check=0.0).config.reference_check == 0.0
-    assert load_model("default", "cpu").config.reference_check == (
-        load_config("lite").reference_check)
+        InferenceSettings(reference_check=1.5)
+    assert load_model("default", "cpu", reference_check=0.0).reference_check == 0.0
+    assert load_model("default", "cpu").reference_check == (
+        load_model_yaml("lite")[1].reference_check)

@@ -16,7 +16,7 @@ from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.references import ReferencePlanner, plan_references
 from refdeblur_video.frames.sharpness import sharpness
-from refdeblur_video.model import ModelConfig, RefDeblurNet
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
 from refdeblur_video.pipeline.stream import run_stream
@@ -24,14 +24,15 @@ from refdeblur_video.video.reader import Frame, open_reader
 from refdeblur_video.video.synthetic import make_image, render_frames
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+TINY_MATCH = InferenceSettings(match_radius=2).matching
 
 
 @pytest.fixture(scope="module")
 def restorer() -> Restorer:
     """A small network with random weights: it changes every frame it touches."""
     torch.manual_seed(0)
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     return Restorer(net, torch.device("cpu"), trained=True)
@@ -159,9 +160,10 @@ def test_forced_reference_image_is_used(make_test_clip, restorer, tmp_path):
 def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
         make_test_clip, tmp_path, caplog, pooled_phi):
     torch.manual_seed(0)
-    net = RefDeblurNet(TINY.replace(reference_check=0.55))
+    net = RefDeblurNet(TINY, TINY_MATCH)
     net.phi = pooled_phi
-    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False)
+    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False,
+                        reference_check=0.55)
     clip = make_test_clip("in.mp4", n_frames=8, blurry={3})
     log = tmp_path / "frames.csv"
     summary = deblur_video(clip.path, tmp_path / "a.mp4", checking, quiet=True, log=str(log))
@@ -187,11 +189,12 @@ def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
 def test_a_reference_from_another_shot_is_replaced_by_one_from_the_same_shot(
         make_test_clip, tmp_path, pooled_phi):
     torch.manual_seed(0)
-    net = RefDeblurNet(TINY.replace(reference_check=0.55))
+    net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():  # so that the reference changes the output
         p.data.normal_(0, 0.05)
     net.phi = pooled_phi
-    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False)
+    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False,
+                        reference_check=0.55)
     # a cut before frame 5, which is blurry: the nearest sharp frames are 4 (the other shot,
     # first choice on ties) and 6 (this shot)
     clip = make_test_clip("cut.mkv", n_frames=10, blurry={5}, cut_at=5, codec="ffv1",
@@ -408,7 +411,7 @@ def test_many_files_into_their_own_folder_are_refused(make_test_clip, tmp_path, 
 
 
 def test_non_finite_restored_photo_is_not_written(tmp_path):
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     with torch.no_grad():
         net.tail.bias.fill_(float("inf"))
     broken = Restorer(net, torch.device("cpu"), trained=True)

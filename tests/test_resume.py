@@ -18,7 +18,7 @@ import torch
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import Interrupted, deferred, handle_signals
-from refdeblur_video.model import ModelConfig, RefDeblurNet
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur_video
 from refdeblur_video.pipeline.resume import UnfinishedRun, state_dir
@@ -26,14 +26,15 @@ from refdeblur_video.safe_output import remove_stale_temps
 from refdeblur_video.video.reader import open_reader
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4), match_radius=2)
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+TINY_MATCH = InferenceSettings(match_radius=2).matching
 SEGMENT = 0.32  # seconds: 8 frames of the 25 fps test clips
 
 
 def tiny_restorer(seed: int = 0) -> Restorer:
     """A small network with random weights: it changes every frame it touches."""
     torch.manual_seed(seed)
-    net = RefDeblurNet(TINY)
+    net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     return Restorer(net, torch.device("cpu"), trained=True)

@@ -99,11 +99,11 @@ def test_two_processes_under_torchrun_gloo(train_config, tmp_path):
 
 def test_init_from_a_smaller_model_warm_starts_the_configured_one(train_config, tmp_path):
     from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
-    from refdeblur_video.model.config import ModelConfig
+    from refdeblur_video.model.config import parse_config
 
-    plain = ModelConfig(**TINY_MODEL)
+    plain, settings = parse_config(TINY_MODEL)
     init = tmp_path / "plain.safetensors"
-    save_checkpoint(init, RefDeblurNet(plain), plain)
+    save_checkpoint(init, RefDeblurNet(plain, settings.matching), plain)
     grown = {**TINY_MODEL, "fusion_gate": True, "n_resblocks": [1, 1, 3]}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(grown))
     out = tmp_path / "warm"
@@ -113,16 +113,17 @@ def test_init_from_a_smaller_model_warm_starts_the_configured_one(train_config, 
     trained = load_model(out / "model.safetensors", "cpu").model
     assert trained.config.fusion_gate and trained.ream2.gate is not None
     assert trained.config.n_resblocks == (1, 1, 3) and len(trained.dec3) == 3
+    assert trained.matching.radius == 2  # the model YAML's settings travel with the weights
 
 
 def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config, tmp_path):
     from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
-    from refdeblur_video.model.config import ModelConfig
+    from refdeblur_video.model.config import parse_config
 
     torch.manual_seed(0)
-    config = ModelConfig(**TINY_MODEL)
+    config, settings = parse_config(TINY_MODEL)
     init = tmp_path / "init.safetensors"
-    start = RefDeblurNet(config)
+    start = RefDeblurNet(config, settings.matching)
     save_checkpoint(init, start, config)
     out = tmp_path / "frozen"
     args = ["--config", str(train_config), "--set", f"init={init}", "--set", f"out={out}",

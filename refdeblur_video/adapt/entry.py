@@ -226,4 +226,5 @@ def _save(outcome: AdaptOutcome, path: str | None, metadata: dict[str, str]) -> 
     """The weights the video is restored with, with where and how they were adapted."""
     if path is None:
         return
-    save_checkpoint(path, outcome.restorer.model, outcome.restorer.config, extra=metadata)
+    save_checkpoint(path, outcome.restorer.model, outcome.restorer.config, extra=metadata,
+                    settings=outcome.restorer.settings)

@@ -238,7 +238,7 @@ def _notes(restorer, dropped: dict[str, int], total: int) -> list[str]:
     if getattr(restorer, "trained", True) is False:
         notes.append("The model has no trained weights: it returns its input unchanged, so "
                      "model and input scores are equal.")
-    check = getattr(getattr(restorer, "config", None), "reference_check", None)
+    check = getattr(restorer, "reference_check", None)
     notes.append("The reference check is off: every reference was used." if check == 0
                  else "The reference check replaced " + ", ".join(
         f"{count} of {total} references ({LABELS[name]})" for name, count in dropped.items())

@@ -1,11 +1,13 @@
 """The reference-based deblurring network, its checkpoints and the inference API."""
 
 from .config import ModelConfig, load_config
+from .inference import InferenceSettings
 from .net import RefDeblurNet, count_parameters
 from .restorer import Restorer, images_to_tensor, load_model, tensor_to_images
 from .weights import read_checkpoint, save_checkpoint
 
 __all__ = [
+    "InferenceSettings",
     "ModelConfig",
     "RefDeblurNet",
     "Restorer",

@@ -1,4 +1,9 @@
-"""Model configuration: a frozen dataclass, loaded from YAML by name or path."""
+"""Model configuration: the architecture, a frozen dataclass, loaded from YAML by name or path.
+
+A model YAML also lists how the network is run (matching, reference check): those entries
+are the :class:`~.inference.InferenceSettings` (:func:`load_model_yaml`), not part of
+:class:`ModelConfig`.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,16 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from .inference import InferenceSettings, split_settings
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
-MATCH_MODES = ("local", "global")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Hyper-parameters of the reference-based deblurring network (paper section 3)."""
+    """Architecture of the reference-based deblurring network (paper section 3): what a
+    checkpoint's weights were made for (their shapes, and the reference softening they were
+    trained with)."""
 
     name: str = "custom"
     channels: tuple[int, int, int] = (32, 64, 128)
@@ -28,15 +35,8 @@ class ModelConfig:
     ref_channels: tuple[int, int, int] = (32, 64, 128)
     phi_channels: tuple[int, int, int] = (64, 128, 256)
     sffm_hidden: tuple[int, int] = (16, 32)
-    match_mode: str = "local"
-    match_radius: int = 8
-    match_memory_mb: int = 1024
     ref_blur_factor: int = 4
     fusion_gate: bool = False  # learned per-pixel switch on each REAM's fusion (not in the paper)
-    # at inference, a reference whose mean match confidence is below this share of the
-    # frame's own (the frame matched against itself) is replaced by the frame: it does not
-    # show the same scene (0: off; not in the paper)
-    reference_check: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,12 +54,6 @@ class ModelConfig:
         if len(blocks) != 3 or min(blocks) < 1:
             raise UserError("model config: n_resblocks must be one or three positive integers")
         object.__setattr__(self, "n_resblocks", blocks)
-        if self.match_mode not in MATCH_MODES:
-            raise UserError(f"model config: match_mode must be one of {', '.join(MATCH_MODES)}")
-        if self.match_radius < 1:
-            raise UserError("model config: match_radius must be at least 1")
-        if not 0.0 <= self.reference_check <= 1.0:
-            raise UserError("model config: reference_check must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -72,7 +66,7 @@ class ModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def architecture(self) -> dict[str, Any]:
-        """The fields that decide the weights' shapes (matching options may differ freely)."""
+        """The fields that decide the weights' shapes."""
         keys = ("channels", "ref_channels", "phi_channels", "sffm_hidden", "n_resblocks")
         shapes: dict[str, Any] = {k: list(getattr(self, k)) for k in keys}
         return {**shapes, "fusion_gate": self.fusion_gate}
@@ -94,8 +88,19 @@ def named_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
+def parse_config(data: dict[str, Any]) -> tuple[ModelConfig, InferenceSettings]:
+    """A flat mapping (model YAML, checkpoint metadata) as (architecture, inference settings)."""
+    architecture, settings = split_settings(data)
+    return ModelConfig.from_dict(architecture), settings
+
+
 def load_config(name_or_path: str | Path) -> ModelConfig:
     """Load a model config by shipped name (``lite``, ``paper``) or from a YAML file."""
+    return load_model_yaml(name_or_path)[0]
+
+
+def load_model_yaml(name_or_path: str | Path) -> tuple[ModelConfig, InferenceSettings]:
+    """A model YAML by shipped name or path: (architecture, inference settings)."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = CONFIG_DIR / f"{name_or_path}.yaml"
@@ -112,4 +117,4 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     if not isinstance(data, dict):
         raise UserError(f"model config {path} must be a mapping")
     data.setdefault("name", path.stem)
-    return ModelConfig.from_dict(data)
+    return parse_config(data)

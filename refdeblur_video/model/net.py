@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .blocks import ConvGroup, ResGroup, conv3x3
 from .config import ModelConfig
+from .inference import InferenceSettings, Matching
 from .matching import EPS, MatchResult, match
 from .phi import MatchingEncoder
 from .ream import REAM
@@ -43,13 +44,19 @@ class ReferenceScores:
 
 
 class RefDeblurNet(nn.Module):
-    """U-Net encoder-decoder with SFFMs and three REAMs; output = input + residual."""
+    """U-Net encoder-decoder with SFFMs and three REAMs; output = input + residual.
+
+    ``config`` is the architecture; ``matching`` how the reference is searched (None: the
+    default :class:`~.inference.InferenceSettings`), a run-time setting that may be changed
+    on a built network.
+    """
 
     stride = 4
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, matching: Matching | None = None) -> None:
         super().__init__()
         self.config = config
+        self.matching = matching if matching is not None else InferenceSettings().matching
         c1, c2, c3 = config.channels
         r1, r2, r3 = config.ref_channels
         h2, h3 = config.sffm_hidden
@@ -91,13 +98,13 @@ class RefDeblurNet(nn.Module):
 
     def _match_features(self, query: Tensor, key: Tensor, mode: str | None = None,
                         radius: int | None = None) -> MatchResult:
-        cfg = self.config
+        how = self.matching
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
             with torch.no_grad():
-                found = match(query, key, mode or cfg.match_mode, radius or cfg.match_radius,
-                              cfg.match_memory_mb)
+                found = match(query, key, mode or how.mode, radius or how.radius,
+                              how.memory_mb)
             if torch.is_grad_enabled() and query.requires_grad:
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
@@ -134,7 +141,7 @@ class RefDeblurNet(nn.Module):
         """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size.
 
         The network uses every reference it is given; the inference-time reference check
-        (``config.reference_check``) is applied by :class:`~.restorer.Restorer` with
+        (``Restorer.reference_check``) is applied by :class:`~.restorer.Restorer` with
         :meth:`reference_scores`, whose match of the same inputs may be passed as
         ``matched`` to save computing it again.
         """

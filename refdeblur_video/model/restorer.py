@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +13,19 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..image_files import from_float, peak_value
-from .config import ModelConfig, load_config
+from .config import ModelConfig, load_model_yaml
 from .device import autocast_dtype, resolve_device
+from .inference import InferenceSettings
 from .matching import MatchResult
 from .net import RefDeblurNet
 from .tiling import run_tiled, tile_regions
-from .weights import DEFAULT_WEIGHTS, PACKAGE_WEIGHTS, load_weights_into, read_checkpoint_config
+from .weights import (
+    DEFAULT_WEIGHTS,
+    PACKAGE_WEIGHTS,
+    load_weights_into,
+    read_checkpoint_config,
+    read_checkpoint_settings,
+)
 
 UNTRAINED_WARNING = (
     "no trained weights are installed for this model: it returns its input unchanged "
@@ -34,10 +41,17 @@ BYTES_PER_PIXEL_PER_CHANNEL = 4 * 14
 
 @dataclass
 class ModelSource:
-    """Where a model came from: its config, its weights file (None: untrained)."""
+    """Where a model came from: its config, its weights file (None: untrained) and the
+    inference settings it comes with (a YAML's or checkpoint's; the defaults for a bare
+    config)."""
 
     config: ModelConfig
     weights: Path | None
+    settings: InferenceSettings = field(default_factory=InferenceSettings)
+
+
+def _checkpoint_source(path: Path) -> ModelSource:
+    return ModelSource(read_checkpoint_config(path), path, read_checkpoint_settings(path))
 
 
 def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
@@ -49,19 +63,20 @@ def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
         spec = "lite"
     path = Path(spec)
     if path.suffix == ".safetensors":
-        return ModelSource(read_checkpoint_config(path), path)
+        return _checkpoint_source(path)
     if path.suffix in (".yaml", ".yml"):
-        return ModelSource(load_config(path), None)
+        config, settings = load_model_yaml(path)
+        return ModelSource(config, None, settings)
     if path.suffix or "/" in spec:
         raise UserError(
             f"--model must be lite, paper, a .yaml config or a .safetensors file: {spec}"
         )
-    config = load_config(spec)
+    config, settings = load_model_yaml(spec)
     shipped = PACKAGE_WEIGHTS / f"{spec}.safetensors"
     if not shipped.is_file():
-        return ModelSource(config, None)
+        return ModelSource(config, None, settings)
     # the shipped weights carry their own config (the YAML is the recipe for new training)
-    return ModelSource(read_checkpoint_config(shipped), shipped)
+    return _checkpoint_source(shipped)
 
 
 class Restorer:
@@ -70,11 +85,15 @@ class Restorer:
     ``restore`` takes batched float tensors in [0, 1]; ``restore_images`` takes lists of
     H x W x 3 RGB uint8/uint16 arrays, ``restore_floats`` returns float arrays for a step
     after the network (:mod:`refdeblur_video.refine`). Large frames run in overlapping tiles.
+    ``reference_check`` (None: the default of :class:`~.inference.InferenceSettings`) is the
+    reference check's share (:meth:`restore_checked`); the network's ``matching`` says how
+    references are searched.
     """
 
     def __init__(
         self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
+        reference_check: float | None = None,
     ) -> None:
         # channels-last runs the thin convolutions of this network faster (CPU and GPU)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
@@ -84,10 +103,19 @@ class Restorer:
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb if memory_mb is not None else _default_memory_mb(device)
+        self.reference_check = InferenceSettings.of(
+            model.matching, reference_check).reference_check
 
     @property
     def config(self) -> ModelConfig:
+        """The network's architecture."""
         return self.model.config
+
+    @property
+    def settings(self) -> InferenceSettings:
+        """How the network is run: its matching and the reference check (what a checkpoint
+        of it carries)."""
+        return InferenceSettings.of(self.model.matching, self.reference_check)
 
     def tile_size_for(self, height: int, width: int, batch: int = 1) -> int | None:
         """The tile edge to use for frames of this size (None: whole frame)."""
@@ -130,7 +158,7 @@ class Restorer:
                 area = b.shape[-2] * b.shape[-1]
                 found = found + scores.reference.float() * area
                 own = own + scores.own.float() * area
-        used = found >= self.config.reference_check * own
+        used = found >= self.reference_check * own
         matched = scores.matched if tile is None else None
         if not bool(used.all()):
             reference, matched = torch.where(used.view(-1, 1, 1, 1), reference, blurry), None
@@ -140,7 +168,7 @@ class Restorer:
     def restore_checked(self, blurry: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
         """Deblur a batch (B, 3, H, W) in [0, 1] after the reference check.
 
-        A reference matching its frame less than ``config.reference_check`` times as well as
+        A reference matching its frame less than ``reference_check`` times as well as
         the frame matches itself (:meth:`RefDeblurNet.reference_scores`) is replaced by the
         frame, one decision per frame (tiles included). Returns the output on the input's
         device and a (B,) bool tensor: True where the given reference was used. A non-finite
@@ -154,7 +182,7 @@ class Restorer:
         tile = self.tile_size_for(b.shape[-2], b.shape[-1], b.shape[0])
         used = torch.ones(b.shape[0], dtype=torch.bool, device=self.device)
         matched = None
-        if self.config.reference_check > 0:
+        if self.reference_check > 0:
             r, used, matched = self._check_references(b, r, tile)
         if tile is None:
             out = self._forward(b, r, matched)
@@ -244,28 +272,22 @@ def load_model(
 
     ``default`` (or None) is the shipped lite model. An untrained network (no weights)
     returns its input unchanged, and a warning says so. ``match_mode``, ``match_radius`` and
-    ``reference_check`` override the model config's values. The reference transfer after
-    the network is a step of its own (:class:`refdeblur_video.refine.Refiner`).
+    ``reference_check`` override the inference settings the model comes with (a
+    checkpoint's or YAML's, :class:`~.inference.InferenceSettings`). The reference transfer
+    after the network is a step of its own (:class:`refdeblur_video.refine.Refiner`).
     """
     source = resolve_model(config_or_checkpoint)
     config = source.config
-    overrides = {}
-    if match_mode is not None:
-        overrides["match_mode"] = match_mode
-    if match_radius is not None:
-        overrides["match_radius"] = match_radius
-    if reference_check is not None:
-        overrides["reference_check"] = reference_check
-    if overrides:
-        config = config.replace(**overrides)
-    model = RefDeblurNet(config)
+    settings = source.settings.replace(match_mode=match_mode, match_radius=match_radius,
+                                       reference_check=reference_check)
+    model = RefDeblurNet(config, settings.matching)
     if source.weights is not None:
         load_weights_into(model, config, source.weights)
     elif warn_untrained:
         warnings.warn(UNTRAINED_WARNING, UserWarning, stacklevel=2)
     return Restorer(
         model, resolve_device(device), trained=source.weights is not None, amp=amp, tile=tile,
-        memory_mb=memory_mb,
+        memory_mb=memory_mb, reference_check=settings.reference_check,
     )
 
 

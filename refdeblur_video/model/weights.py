@@ -1,4 +1,10 @@
-"""Checkpoints: safetensors files with the model config in their metadata (never pickle)."""
+"""Checkpoints: safetensors files with the model config in their metadata (never pickle).
+
+The metadata's ``config`` is one flat JSON mapping: the architecture (:class:`ModelConfig`)
+and the inference settings the checkpoint is run with by default
+(:class:`~.inference.InferenceSettings`: ``match_mode``, ``match_radius``,
+``match_memory_mb``, ``reference_check``), as every checkpoint so far has written it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import UserError
-from .config import ModelConfig
+from .config import ModelConfig, parse_config
+from .inference import InferenceSettings
 
 FORMAT = "refdeblur-video/1"
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -54,28 +61,39 @@ def save_checkpoint(
     config: ModelConfig,
     extra: dict[str, str] | None = None,
     prefix: str = "",
+    settings: InferenceSettings | None = None,
 ) -> None:
-    """Write ``model``'s weights and ``config`` to ``path`` atomically (temp file + rename)."""
+    """Write ``model``'s weights, ``config`` and ``settings`` to ``path`` atomically (temp
+    file + rename); ``settings`` None: the network's matching, the default reference check."""
+    if settings is None:
+        matching = getattr(model, "matching", None)
+        settings = InferenceSettings() if matching is None else InferenceSettings.of(matching)
     state = {prefix + k: v for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "config": config.to_json()}
+    metadata = {"format": FORMAT, "config": config_json(config, settings)}
     metadata.update(extra or {})
     write_safetensors(path, state, metadata)
 
 
+def config_json(config: ModelConfig, settings: InferenceSettings) -> str:
+    """The metadata's ``config``: architecture and inference settings in one flat mapping."""
+    return json.dumps({**config.to_dict(), **settings.to_dict()}, sort_keys=True)
+
+
 def _read(
     path: Path, prefix: str | None
-) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
-    """Config, tensors whose name starts with ``prefix`` (None: no tensor), metadata."""
+) -> tuple[ModelConfig, InferenceSettings, dict[str, torch.Tensor], dict[str, str]]:
+    """Config, inference settings, tensors whose name starts with ``prefix`` (None: no
+    tensor), metadata."""
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     state, metadata = read_safetensors(path, prefix)
     if "config" not in metadata:
         raise UserError(f"{path} has no model config in its metadata")
     try:
-        config = ModelConfig.from_dict(json.loads(metadata["config"]))
-    except (json.JSONDecodeError, TypeError) as exc:
+        config, settings = parse_config(json.loads(metadata["config"]))
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
         raise UserError(f"{path} has an unreadable model config: {exc}") from None
-    return config, state, metadata
+    return config, settings, state, metadata
 
 
 def read_checkpoint_config(path: str | Path) -> ModelConfig:
@@ -83,16 +101,22 @@ def read_checkpoint_config(path: str | Path) -> ModelConfig:
     return _read(Path(path), None)[0]
 
 
+def read_checkpoint_settings(path: str | Path) -> InferenceSettings:
+    """The inference settings a checkpoint is run with by default (no tensor is read)."""
+    return _read(Path(path), None)[1]
+
+
 def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
     """A checkpoint's metadata (config, step, scores), without reading any tensor."""
-    return _read(Path(path), None)[2]
+    return _read(Path(path), None)[3]
 
 
 def read_checkpoint(
     path: str | Path, prefix: str = ""
 ) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, str]]:
     """Return (config, state dict, metadata) of a checkpoint, tensors on the CPU."""
-    return _read(Path(path), prefix)
+    config, _, state, metadata = _read(Path(path), prefix)
+    return config, state, metadata
 
 
 def load_weights_into(

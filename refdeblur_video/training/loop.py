@@ -23,9 +23,10 @@ from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
 from ..data.mixed_blur import BlurMix
 from ..errors import UserError
 from ..evaluate.metrics import psnr, ssim
-from ..model.config import load_config
+from ..model.config import load_model_yaml
 from ..model.device import autocast_dtype
 from ..model.discriminator import PatchDiscriminator
+from ..model.inference import InferenceSettings
 from ..model.losses import (
     LossWeights,
     discriminator_loss,
@@ -155,19 +156,21 @@ def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: t
     return {k: float(np.mean(v)) if v else float("inf") for k, v in finite.items()}
 
 
-def _build_model(cfg: TrainConfig) -> RefDeblurNet:
-    config = load_config(cfg.model)
-    model = RefDeblurNet(config)
+def _build_model(cfg: TrainConfig) -> tuple[RefDeblurNet, InferenceSettings]:
+    """The network of ``cfg.model`` (its initial weights per ``cfg``) and the model YAML's
+    inference settings, which the run's checkpoints carry as their defaults."""
+    config, settings = load_model_yaml(cfg.model)
+    model = RefDeblurNet(config, settings.matching)
     if cfg.init:
         # warm start: the init weights may be of a smaller model that `model` grows
         source = resolve_model(cfg.init)
         if source.weights is None:
             raise UserError(f"init has no weights to start from: {cfg.init}")
         load_weights_into(model, config, source.weights, warm_start=True)
-        return model
+        return model, settings
     if cfg.vgg19_weights:
         load_vgg19_weights(model.phi, cfg.vgg19_weights)
-    return model
+    return model, settings
 
 
 @dataclass
@@ -178,6 +181,7 @@ class _Run:
     rank: Rank
     device: torch.device
     model: RefDeblurNet
+    settings: InferenceSettings
     optimizer: torch.optim.Optimizer
     disc: nn.Module | None
     optimizer_d: torch.optim.Optimizer | None
@@ -187,8 +191,8 @@ class _Run:
 
     def save(self) -> None:
         """The resumable state (last.safetensors) and the weights (model.safetensors)."""
-        _save(self.out_dir, self.model, self.model.config, self.optimizer, self.step,
-              self.cfg, self.disc, self.optimizer_d, self.best)
+        _save(self.out_dir, self.model, self.model.config, self.settings, self.optimizer,
+              self.step, self.cfg, self.disc, self.optimizer_d, self.best)
 
 
 def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
@@ -202,7 +206,8 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
-    model = _build_model(cfg).to(device).to(memory_format=torch.channels_last)
+    model, settings = _build_model(cfg)
+    model = model.to(device).to(memory_format=torch.channels_last)
     if opt.freeze_phi:  # matching features as initialised: the confidences cannot drift
         model.phi.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -210,7 +215,7 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
     use_gan = opt.gan_start is not None and opt.adversarial_weight > 0
     disc = PatchDiscriminator().to(device) if use_gan else None
     optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
-    run = _Run(cfg, rank, device, model, optimizer, disc, optimizer_d, out_dir)
+    run = _Run(cfg, rank, device, model, settings, optimizer, disc, optimizer_d, out_dir)
     if resume:
         state_path = out_dir / "last.safetensors"
         if not state_path.is_file():
@@ -286,7 +291,8 @@ def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]
     if run.best is None or scores["psnr_model"] > run.best:
         run.best = scores["psnr_model"]
         save_checkpoint(run.out_dir / "best.safetensors", run.model, run.model.config,
-                        extra={"step": str(run.step), "val_psnr": f"{run.best:.4f}"})
+                        extra={"step": str(run.step), "val_psnr": f"{run.best:.4f}"},
+                        settings=run.settings)
     return scores
 
 
@@ -372,8 +378,9 @@ def _agree(flag: bool, rank: Rank, device: torch.device) -> bool:
     return bool(value.item())
 
 
-def _save(out_dir, model, model_config, optimizer, step, cfg, disc, optimizer_d, best) -> None:
+def _save(out_dir, model, model_config, settings, optimizer, step, cfg, disc, optimizer_d,
+          best) -> None:
     save_training_state(out_dir / "last.safetensors", model, model_config, optimizer, step,
                         cfg.to_dict(), disc, optimizer_d, best)
     save_checkpoint(out_dir / "model.safetensors", model, model_config,
-                    extra={"step": str(step)})
+                    extra={"step": str(step)}, settings=settings)

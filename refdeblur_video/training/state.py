@@ -10,7 +10,7 @@ from safetensors import safe_open
 from torch import nn
 
 from ..errors import UserError
-from ..model.config import ModelConfig
+from ..model.config import ModelConfig, parse_config
 from ..model.weights import FORMAT, write_safetensors
 
 
@@ -78,7 +78,7 @@ def load_training_state(
         raise UserError(f"cannot resume from {path}: {exc}") from None
     if metadata.get("kind") != "training-state":
         raise UserError(f"{path} is not a training state written by refdeblur-train")
-    saved = ModelConfig.from_dict(json.loads(metadata["config"]))
+    saved = parse_config(json.loads(metadata["config"]))[0]  # older states list settings too
     if saved.architecture() != model.config.architecture():
         raise UserError(f"{path} was written for a different model configuration")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -41,18 +41,27 @@ def _current_rss_mb() -> float:
 
 
 def _config(spec: str):
-    """The model config named by ``spec`` (``NAME`` or ``NAME:nocheck``)."""
-    from refdeblur_video.model import load_config
+    """The model config and inference settings named by ``spec`` (``NAME`` or
+    ``NAME:nocheck``)."""
+    from refdeblur_video.model.config import load_model_yaml
 
     name, _, variant = spec.partition(":")
-    config = load_config(name)
-    return config.replace(reference_check=0.0) if variant == "nocheck" else config
+    config, settings = load_model_yaml(name)
+    return config, settings.replace(reference_check=0.0) if variant == "nocheck" else settings
 
 
-def _restore(net, blurry, reference) -> None:
+def _net(spec: str):
+    """The network named by ``spec`` (see :func:`_config`) and its reference check."""
+    from refdeblur_video.model import RefDeblurNet
+
+    config, settings = _config(spec)
+    return RefDeblurNet(config, settings.matching), settings.reference_check
+
+
+def _restore(net, check, blurry, reference) -> None:
     """What :class:`Restorer` runs per frame: the reference check when on, then the net."""
     matched = None
-    if net.config.reference_check > 0:  # the reference passes: its match is reused
+    if check > 0:  # the reference passes: its match is reused
         matched = net.reference_scores(blurry, reference).matched
     net(blurry, reference, matched)
 
@@ -60,10 +69,11 @@ def _restore(net, blurry, reference) -> None:
 def _measure_forward(config: str, device: str, dtype: str, h: int, w: int, repeats: int, q):
     import torch
 
-    from refdeblur_video.model import RefDeblurNet, count_parameters
+    from refdeblur_video.model import count_parameters
 
     torch.manual_seed(0)
-    net = RefDeblurNet(_config(config)).eval().to(device)
+    net, check = _net(config)
+    net = net.eval().to(device)
     net = net.to(memory_format=torch.channels_last)  # as the Restorer runs it
     x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
     # the reference: the frame moved by a few pixels (a reference that passes the check)
@@ -80,7 +90,7 @@ def _measure_forward(config: str, device: str, dtype: str, h: int, w: int, repea
             if device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            _restore(net, x, y)
+            _restore(net, check, x, y)
             if device == "cuda":
                 torch.cuda.synchronize()
             if i:  # the first run warms up
@@ -97,14 +107,14 @@ def _measure_flops(config: str, h: int, w: int, q):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from refdeblur_video.model import RefDeblurNet
 
-    net = RefDeblurNet(_config(config)).eval()
+    net, check = _net(config)
+    net.eval()
     # count on a small frame and scale: the network is fully convolutional
     sh, sw = 64, 64 * w // h // 4 * 4 or 64
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        _restore(net, torch.rand(1, 3, sh, sw), torch.rand(1, 3, sh, sw))
+        _restore(net, check, torch.rand(1, 3, sh, sw), torch.rand(1, 3, sh, sw))
     q.put({"gmacs": counter.get_total_flops() / 2 / 1e9 * (h * w) / (sh * sw)})
 
 
@@ -113,7 +123,7 @@ def _measure_matching(config: str, mode: str, device: str, h: int, w: int, q):
 
     from refdeblur_video.model.matching import match
 
-    cfg = _config(config)
+    cfg, settings = _config(config)
     c = cfg.phi_channels[2]
     query = torch.randn(1, c, h // 4, w // 4, device=device)
     key = torch.randn(1, c, h // 4, w // 4, device=device)
@@ -124,7 +134,7 @@ def _measure_matching(config: str, mode: str, device: str, h: int, w: int, q):
         base_gpu = torch.cuda.memory_allocated()
     start = time.perf_counter()
     with torch.inference_mode():
-        match(query, key, mode, cfg.match_radius, cfg.match_memory_mb)
+        match(query, key, mode, settings.match_radius, settings.match_memory_mb)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

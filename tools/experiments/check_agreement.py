@@ -34,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", default="../shared/data/videos")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    net = load_model(args.model, "cpu", amp=False).model.eval()
+    restorer = load_model(args.model, "cpu", amp=False)
+    net = restorer.model.eval()
     rng = np.random.default_rng(0)
     wanted = set(FRAMES) | {i + OFFSET for i in FRAMES}
     results = {}
     print(f"{'clips':<16} {'real neighbour':>16} {'other clip':>16}   threshold "
-          f"{net.config.reference_check}")
+          f"{restorer.reference_check}")
     for group, names in GROUPS.items():
         clips = {n: fetch_frames(Path(args.videos) / f"{n}.mp4", wanted) for n in names}
         real, other = [], []

@@ -16,7 +16,7 @@ import sys
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.model import RefDeblurNet
-from refdeblur_video.model.config import load_config
+from refdeblur_video.model.config import load_model_yaml
 from refdeblur_video.model.weights import (
     DEFAULT_WEIGHTS,
     load_weights_into,
@@ -26,13 +26,14 @@ from refdeblur_video.model.weights import (
 
 
 def ship(source: str, dest: str = str(DEFAULT_WEIGHTS), config_name: str = "lite") -> None:
-    """Copy ``source``'s weights to ``dest`` with the named YAML config in the metadata."""
-    config = load_config(config_name)
-    model = RefDeblurNet(config)
+    """Copy ``source``'s weights to ``dest`` with the named YAML config (architecture and
+    inference settings) in the metadata."""
+    config, settings = load_model_yaml(config_name)
+    model = RefDeblurNet(config, settings.matching)
     load_weights_into(model, config, source)  # refuses another architecture
     extra = {k: v for k, v in read_checkpoint_metadata(source).items()
              if k not in ("format", "config")}
-    save_checkpoint(dest, model, config, extra=extra)
+    save_checkpoint(dest, model, config, extra=extra, settings=settings)
 
 
 def main(argv: list[str] | None = None) -> int:
