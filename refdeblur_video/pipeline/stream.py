@@ -183,94 +183,123 @@ def run_stream(
     the command line asks for it before anything else starts a thread).
     """
     share_malloc_arenas()
-    stop = threading.Event()  # the producing stages stop (the end, an error, a signal)
-    halt = threading.Event()  # everything stops: the calling thread has left
-    errors: list[BaseException] = []
-    planned: queue.Queue = queue.Queue(maxsize=queue_size)
-    restored: queue.Queue = queue.Queue(maxsize=queue_size)
-    refined: queue.Queue = queue.Queue(maxsize=queue_size)
+    _Stream(frames, planner, restore, refine, batch=batch, queue_size=queue_size,
+            forced_reference=forced_reference, cuts=cuts, start=start, segment=segment,
+            replayed=replayed).run(write)
 
-    def produce() -> None:
-        for item in plan_frames(frames, planner, forced_reference, cuts):
-            if item.frame.index < start:
-                if replayed is not None:
-                    replayed(item)
-            elif not _put(planned, item, stop):
+
+class _Stream:
+    """One run of the stages: the queues and events that join them, a method per stage."""
+
+    def __init__(
+        self, frames: Iterable[Frame], planner: ReferencePlanner,
+        restore: Callable[[list[np.ndarray], list[np.ndarray]],
+                          tuple[list[np.ndarray], list[bool]]],
+        refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray], *,
+        batch: int, queue_size: int, forced_reference: np.ndarray | None,
+        cuts: CutDetector | None, start: int, segment: int | None,
+        replayed: Callable[[WorkItem], None] | None,
+    ) -> None:
+        self.frames, self.planner, self.cuts = frames, planner, cuts
+        self.restore, self.refine = restore, refine
+        self.batch, self.queue_size, self.forced_reference = batch, queue_size, forced_reference
+        self.start, self.segment, self.replayed = start, segment, replayed
+        self.stop = threading.Event()  # the producing stages stop (the end, an error, a signal)
+        self.halt = threading.Event()  # everything stops: the calling thread has left
+        self.errors: list[BaseException] = []
+        self.planned: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.restored: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.refined: queue.Queue = queue.Queue(maxsize=queue_size)
+
+    def decode(self) -> None:
+        """Stage 1: decode, score and plan; frames before ``start`` go to ``replayed``."""
+        for item in plan_frames(self.frames, self.planner, self.forced_reference, self.cuts):
+            if item.frame.index < self.start:
+                if self.replayed is not None:
+                    self.replayed(item)
+            elif not _put(self.planned, item, self.stop):
                 return
-        _put(planned, _END, stop)
+        _put(self.planned, _END, self.stop)
 
-    def flush(pending: list[WorkItem]) -> bool:
-        restore_batch(restore, [item for item in pending if item.reference is not None])
-        return all(_put(restored, item, stop) for item in pending)
+    def _flush(self, pending: list[WorkItem]) -> bool:
+        """Restore the blurry frames of ``pending`` and pass all of them on."""
+        restore_batch(self.restore, [item for item in pending if item.reference is not None])
+        return all(_put(self.restored, item, self.stop) for item in pending)
 
-    def infer() -> None:
+    def infer(self) -> None:
+        """Stage 2: the network, on batches of ``batch`` blurry frames (or ``queue_size``
+        frames in all) that never span a multiple of ``segment``."""
         pending: list[WorkItem] = []
-        while not stop.is_set():
+        while not self.stop.is_set():
             try:
-                item = planned.get(timeout=0.1)
+                item = self.planned.get(timeout=0.1)
             except queue.Empty:
                 continue
             if item is _END:
-                if flush(pending):
-                    _put(restored, _END, stop)
+                if self._flush(pending):
+                    _put(self.restored, _END, self.stop)
                 return
-            if pending and segment and item.frame.index % segment == 0:
-                if not flush(pending):
+            if pending and self.segment and item.frame.index % self.segment == 0:
+                if not self._flush(pending):
                     return
                 pending = []
             pending.append(item)
             n_blurry = sum(i.reference is not None for i in pending)
-            if n_blurry >= batch or len(pending) >= queue_size:
-                if not flush(pending):
+            if n_blurry >= self.batch or len(pending) >= self.queue_size:
+                if not self._flush(pending):
                     return
                 pending = []
 
-    def finish() -> None:
+    def finish(self) -> None:
+        """Stage 3: the refine step on each restored frame."""
         # after an error upstream, what the network already restored is still finished and
         # written (a resumable run keeps it)
-        while not halt.is_set():
+        while not self.halt.is_set():
             try:
-                item = restored.get(timeout=0.1)
+                item = self.restored.get(timeout=0.1)
             except queue.Empty:
-                if stop.is_set():
+                if self.stop.is_set():
                     return
                 continue
             if item is not _END and item.output is not None:
-                start = time.perf_counter()
-                item.output = refine(item.output, item.frame.image, item.used_reference)
-                item.seconds += time.perf_counter() - start
-            if not _put(refined, item, halt) or item is _END:
+                began = time.perf_counter()
+                item.output = self.refine(item.output, item.frame.image, item.used_reference)
+                item.seconds += time.perf_counter() - began
+            if not _put(self.refined, item, self.halt) or item is _END:
                 return
 
-    refining = _Stage(finish, errors, stop, "refdeblur-refine")
-    stages = [_Stage(produce, errors, stop, "refdeblur-decode"),
-              _Stage(infer, errors, stop, "refdeblur-restore"), refining]
-    for stage in stages:
-        stage.start()
-    interrupted = False
-    try:
+    def run(self, write: Callable[[WorkItem], None]) -> None:
+        """Start stages 1-3 and run stage 4, ``write``, here; stop them all on leaving."""
+        refining = _Stage(self.finish, self.errors, self.stop, "refdeblur-refine")
+        stages = [_Stage(self.decode, self.errors, self.stop, "refdeblur-decode"),
+                  _Stage(self.infer, self.errors, self.stop, "refdeblur-restore"), refining]
+        for stage in stages:
+            stage.start()
+        interrupted = False
+        try:
+            while (item := self._next(stages, refining)) is not _END:
+                write(item)
+        except Interrupted:
+            interrupted = True
+            raise
+        finally:
+            self.stop.set()
+            self.halt.set()
+            for stage in stages:
+                # after a signal the command line exits at once (os._exit): wait for the
+                # decoder, whose file is about to be closed, not for a model call of seconds
+                quick = interrupted and stage.name != "refdeblur-decode"
+                stage.join(timeout=0.2 if quick else 5)
+
+    def _next(self, stages: list[_Stage], refining: _Stage) -> object:
+        """The next refined item (or ``_END``); a stage's error once stage 3 is done."""
         while True:
             try:
-                item = refined.get(timeout=0.1)
+                return self.refined.get(timeout=0.1)
             except queue.Empty:
                 # after an error, what was already restored is written first (a resumable
                 # run keeps it)
-                if errors and not refining.is_alive():
-                    raise errors[0] from None
-                if not any(s.is_alive() for s in stages) and refined.empty():
+                if self.errors and not refining.is_alive():
+                    raise self.errors[0] from None
+                if not any(s.is_alive() for s in stages) and self.refined.empty():
                     raise RuntimeError("pipeline stages ended without finishing") from None
-                continue
-            if item is _END:
-                break
-            write(item)
-    except Interrupted:
-        interrupted = True
-        raise
-    finally:
-        stop.set()
-        halt.set()
-        for stage in stages:
-            # after a signal the command line exits at once (os._exit): wait for the
-            # decoder, whose file is about to be closed, not for a model call of seconds
-            quick = interrupted and stage.name != "refdeblur-decode"
-            stage.join(timeout=0.2 if quick else 5)
