@@ -140,17 +140,33 @@ def _plan_video(
 
 
 @dataclass(frozen=True)
-class _VideoJob:
-    outdir: Path
-    count: int
-    dmin: int
-    dmax: int
-    seed: int
+class _Blur:
+    """The blur settings of :func:`build_video_triplets`, passed on as they are to
+    :func:`~refdeblur_video.data.shake.synthesize_camera_blur`."""
+
     strength: float
     shake: CameraShake
     noise_sigma: float
     poisson_peak: float
     jpeg_quality: tuple[int, int] | None
+
+    def apply(self, image: np.ndarray,
+              rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        return synthesize_camera_blur(
+            image, rng, self.strength, shake=self.shake, noise_sigma=self.noise_sigma,
+            poisson_peak=self.poisson_peak, jpeg_quality=self.jpeg_quality)
+
+
+@dataclass(frozen=True)
+class _VideoJob:
+    """What every video's samples are made with."""
+
+    outdir: Path
+    count: int
+    dmin: int
+    dmax: int
+    seed: int
+    blur: _Blur
     pick_sharpest: bool
     max_side: int | None
     reader: str
@@ -196,18 +212,10 @@ def build_video_triplets(
         if not p.exists():
             raise UserError(f"video not found: {p}")
     names = unique_names(paths)
-    val_videos = set(val_videos)
-    listed = set()
-    for name, p in zip(names, paths, strict=True):
-        aliases = {name, p.name, p.stem, str(p)}
-        if aliases & val_videos:
-            listed.add(name)
-            val_videos -= aliases
-    if val_videos:
-        raise UserError(f"validation videos not among the inputs: {', '.join(sorted(val_videos))}")
-    val = split_val(names, listed, val_fraction, seed)
-    job = _VideoJob(Path(outdir), frames_per_video, dmin, dmax, seed, strength, shake,
-                    noise_sigma, poisson_peak, jpeg_quality, pick_sharpest, max_side, reader)
+    val = split_val(names, _listed_names(names, paths, val_videos), val_fraction, seed)
+    blur = _Blur(strength, shake, noise_sigma, poisson_peak, jpeg_quality)
+    job = _VideoJob(Path(outdir), frames_per_video, dmin, dmax, seed, blur, pick_sharpest,
+                    max_side, reader)
     triplets: list[Triplet] = []
     metas: list[dict[str, Any]] = []
     bar = _progress(len(paths) * frames_per_video, progress)
@@ -224,6 +232,22 @@ def build_video_triplets(
         for meta in metas:
             out.write(json.dumps(meta) + "\n")
     return triplets
+
+
+def _listed_names(names: Sequence[str], paths: Sequence[Path],
+                  val_videos: Iterable[str]) -> set[str]:
+    """The names of the videos that ``val_videos`` lists (by name, file name, stem or path);
+    one it lists that is not an input is a :class:`UserError`."""
+    unmatched = set(val_videos)
+    listed = set()
+    for name, p in zip(names, paths, strict=True):
+        aliases = {name, p.name, p.stem, str(p)}
+        if aliases & unmatched:
+            listed.add(name)
+            unmatched -= aliases
+    if unmatched:
+        raise UserError(f"validation videos not among the inputs: {', '.join(sorted(unmatched))}")
+    return listed
 
 
 def _progress(total: int, enabled: bool):
@@ -244,20 +268,31 @@ def _decodable_frames(path: Path, reader: str) -> Iterator[np.ndarray]:
         return
 
 
+def _plan(path: Path, name: str, length: int, job: _VideoJob) -> list[dict[int, list[int]]]:
+    """:func:`_plan_video` for one video: its shots found, its draws seeded by its name."""
+    rng = stable_rng(job.seed, name)
+    tries = 2 if job.pick_sharpest else 1
+    shots = shot_ranges(shot_ids(_decodable_frames(path, job.reader)))
+    return _plan_video(length, job.count, job.dmin, job.dmax, rng, tries, shots)
+
+
+def _fetch_planned(path: Path, plans: list[dict[int, list[int]]],
+                   job: _VideoJob) -> dict[int, np.ndarray]:
+    """The frames the plans may use (as frames or references), resized to ``max_side``."""
+    wanted = {j for plan in plans for i, ds in plan.items() for j in (i, *(i + d for d in ds))}
+    return {
+        i: resize_max_side(image, job.max_side)
+        for i, image in fetch_frames(path, wanted, job.reader, uint8=True).items()
+    }
+
+
 def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
     """Yield ``(triplet, meta)`` for one video, writing its PNGs."""
     length = count_frames(path, job.reader)
     if length < 2:
         return
-    rng = stable_rng(job.seed, name)
-    tries = 2 if job.pick_sharpest else 1
-    shots = shot_ranges(shot_ids(_decodable_frames(path, job.reader)))
-    plans = _plan_video(length, job.count, job.dmin, job.dmax, rng, tries, shots)
-    wanted = {j for plan in plans for i, ds in plan.items() for j in (i, *(i + d for d in ds))}
-    frames = {
-        i: resize_max_side(image, job.max_side)
-        for i, image in fetch_frames(path, wanted, job.reader, uint8=True).items()
-    }
+    plans = _plan(path, name, length, job)
+    frames = _fetch_planned(path, plans, job)
     folder = job.outdir / split / name
     for k, plan in enumerate(plans):
         # the frame count from demuxing may exceed what decodes: drop what is missing
@@ -267,11 +302,7 @@ def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
             continue
         i = max(options, key=lambda c: sharpness(frames[c]))
         d = max(options[i], key=lambda c: sharpness(frames[i + c]))
-        blurred, meta = synthesize_camera_blur(
-            frames[i], stable_rng(job.seed, name, "blur", k), job.strength, shake=job.shake,
-            noise_sigma=job.noise_sigma, poisson_peak=job.poisson_peak,
-            jpeg_quality=job.jpeg_quality,
-        )
+        blurred, meta = job.blur.apply(frames[i], stable_rng(job.seed, name, "blur", k))
         files = {kind: folder / kind / f"{i:06d}.png" for kind in ("blur", "sharp", "ref")}
         write_png(files["blur"], blurred)
         write_png(files["sharp"], frames[i])

@@ -173,8 +173,7 @@ def make_clip(
     path = Path(path)
     suffix = path.suffix.lower()
     codec_name = codec or _DEFAULT_CODEC.get(suffix, "libx264")
-    av_codec = av.Codec(codec_name, "w")
-    pix_fmt = pix_fmt or _default_pix_fmt(av_codec)
+    pix_fmt = pix_fmt or _default_pix_fmt(av.Codec(codec_name, "w"))
     fps = Fraction(fps).limit_denominator(1001 * 1000)
     frames = render_frames(size, n_frames, blurry, seed, cut_at)
     if vfr:
@@ -184,47 +183,61 @@ def make_clip(
     color = dict(color or {})
 
     with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
-        vs = out.add_stream(codec_name, rate=fps)
-        vs.width, vs.height = size
-        vs.pix_fmt = pix_fmt
-        vs.time_base = time_base
-        vs.codec_context.time_base = time_base
-        opts = {"preset": "ultrafast", "crf": "18"} if codec_name.startswith("libx26") else {}
-        if codec_name == "libvpx-vp9":
-            opts = {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}
-        opts.update(options or {})
-        vs.codec_context.options = opts
-        for key, value in color.items():
-            setattr(vs.codec_context, key, value)
-        if rotation:
-            vs.set_display_rotation(rotation)
-        astream = None
-        if audio:
-            astream = out.add_stream(_AUDIO_CODEC.get(suffix, "aac"), rate=_AUDIO_RATE)
-            astream.layout = "stereo"
-        sstream = None
-        if subtitles:
-            if suffix not in (".mkv", ".webm"):
-                raise ValueError("synthetic subtitles are only available in .mkv and .webm")
-            sstream = _add_subtitle_stream(out, suffix)
-
-        src_cs = color.get("colorspace")
-        src_range = color.get("color_range")
-        for img, pts in zip(frames, pts_list, strict=True):
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf = vf.reformat(format=pix_fmt, dst_colorspace=src_cs, dst_color_range=src_range)
-            for key, value in color.items():
-                setattr(vf, key, value)
-            vf.pts = pts
-            vf.time_base = time_base
-            out.mux(vs.encode(vf))
-        out.mux(vs.encode(None))
-
-        if astream is not None:
-            _write_tone(out, astream, float(pts_list[-1] * time_base + 1 / fps), seed)
-        if sstream is not None:
-            _write_subtitles(out, sstream, float(pts_list[-1] * time_base + 1 / fps), suffix)
+        video = _add_video_stream(out, codec_name, size, fps, pix_fmt, time_base, color,
+                                  rotation, options)
+        tone = _add_tone_stream(out, suffix) if audio else None
+        cues = _add_subtitle_stream(out, suffix) if subtitles else None
+        _encode_video(out, video, frames, pts_list, time_base, pix_fmt, color)
+        if tone is not None:
+            _write_tone(out, tone, float(pts_list[-1] * time_base + 1 / fps), seed)
+        if cues is not None:
+            _write_subtitles(out, cues, float(pts_list[-1] * time_base + 1 / fps), suffix)
     return frames
+
+
+def _add_video_stream(out: av.container.OutputContainer, codec_name: str,
+                      size: tuple[int, int], fps: Fraction, pix_fmt: str, time_base,
+                      color: dict[str, int], rotation: int, options: dict[str, str] | None):
+    """The video stream: size, timing, encoder options (fast defaults per codec), colour tags
+    and display rotation."""
+    stream = out.add_stream(codec_name, rate=fps)
+    stream.width, stream.height = size
+    stream.pix_fmt = pix_fmt
+    stream.time_base = time_base
+    stream.codec_context.time_base = time_base
+    opts = {"preset": "ultrafast", "crf": "18"} if codec_name.startswith("libx26") else {}
+    if codec_name == "libvpx-vp9":
+        opts = {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}
+    opts.update(options or {})
+    stream.codec_context.options = opts
+    for key, value in color.items():
+        setattr(stream.codec_context, key, value)
+    if rotation:
+        stream.set_display_rotation(rotation)
+    return stream
+
+
+def _encode_video(out: av.container.OutputContainer, stream, frames: list[np.ndarray],
+                  pts_list: list[int], time_base, pix_fmt: str, color: dict[str, int]) -> None:
+    """Encode the RGB ``frames`` at ``pts_list``, converted with the tagged colour matrix and
+    range."""
+    src_cs = color.get("colorspace")
+    src_range = color.get("color_range")
+    for img, pts in zip(frames, pts_list, strict=True):
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        vf = vf.reformat(format=pix_fmt, dst_colorspace=src_cs, dst_color_range=src_range)
+        for key, value in color.items():
+            setattr(vf, key, value)
+        vf.pts = pts
+        vf.time_base = time_base
+        out.mux(stream.encode(vf))
+    out.mux(stream.encode(None))
+
+
+def _add_tone_stream(out: av.container.OutputContainer, suffix: str):
+    stream = out.add_stream(_AUDIO_CODEC.get(suffix, "aac"), rate=_AUDIO_RATE)
+    stream.layout = "stereo"
+    return stream
 
 
 def _write_tone(out: av.container.OutputContainer, stream, seconds: float, seed: int) -> None:
@@ -245,6 +258,8 @@ def _write_tone(out: av.container.OutputContainer, stream, seconds: float, seed:
 
 
 def _add_subtitle_stream(out, suffix: str):
+    if suffix not in (".mkv", ".webm"):
+        raise ValueError("synthetic subtitles are only available in .mkv and .webm")
     with tempfile.TemporaryDirectory() as tmp:
         name = "t.vtt" if suffix == ".webm" else "t.srt"
         header = "WEBVTT\n\n" if suffix == ".webm" else "1\n"
