@@ -378,3 +378,13 @@ def test_triplets_cli_with_the_lite_model(manifest, tmp_path, capsys):
                  "--split", "val", "--reference-check", "0", "--report", str(report),
                  "--quiet"]) == 0
     assert "The reference check is off" in capsys.readouterr().out
+
+
+def test_no_examples_asked_means_none_picked():
+    from refdeblur_video.evaluate.runner import pick_extremes
+
+    rows = [{"gain": g} for g in (0.5, -1.0, 2.0, None, 1.0)]
+    assert pick_extremes(rows, "gain", 0) == []
+    assert pick_extremes(rows, "gain", 1) == [("best", 2), ("worst", 1)]
+    assert pick_extremes(rows, "gain", 2) == [("best", 2), ("best", 4), ("worst", 1),
+                                              ("worst", 0)]

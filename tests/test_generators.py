@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from refdeblur_video.data import shake6dof as s6
+from refdeblur_video.data import validation
 from refdeblur_video.data.manifest import read_manifest
 from refdeblur_video.data.rs6dof_triplets import (
+    NO_SHARP_EXPOSURE_S,
     Rs6DofSource,
     _exposures,
     build_rs6dof_triplets,
@@ -23,6 +27,7 @@ from refdeblur_video.evaluate.temporal import evaluate_temporal
 from refdeblur_video.image_files import write_image
 
 SIZE = (48, 64)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def texture(height: int, width: int, seed: int = 0, sigma: float = 1.5) -> np.ndarray:
@@ -204,6 +209,42 @@ def test_exposures_are_long_for_targets_and_capped_by_the_frame_rate():
     assert all(lo <= e <= hi for e, lo, hi in zip(strata, bounds, bounds[1:], strict=False))
 
 
+def test_a_clip_without_sharp_frames_exposes_every_frame_long():
+    exposures = _exposures(np.random.default_rng(0), 3, 15.0, sharp_frames=False)
+    low, high = NO_SHARP_EXPOSURE_S
+    assert len(exposures) == 10 and all(low <= e <= high for e in exposures)
+    strata = sorted(math.log(exposures[k]) for k in (1, 4, 7))  # targets: one per third
+    bounds = np.linspace(math.log(low), math.log(high), 4)
+    assert all(lo <= e <= hi for e, lo, hi in zip(strata, bounds, bounds[1:], strict=False))
+    capped = _exposures(np.random.default_rng(0), 3, 60.0, sharp_frames=False)
+    assert all(e <= 1 / 60 for e in capped)
+    # the sharp clips draw exactly as before the option existed
+    assert _exposures(np.random.default_rng(0), 3, 24.0) == _exposures(
+        np.random.default_rng(0), 3, 24.0, sharp_frames=True)
+
+
+def _training_photos() -> set[str]:
+    script = (ROOT / "tools/recipes/get_photos.sh").read_text()
+    lists = re.findall(r"\$\{(?:MATE|PLASMA):-([^}]*)\}", script)
+    assert len(lists) == 2
+    return {name for text in lists for name in text.replace("\\", " ").split()}
+
+
+def test_held_out_photos_are_photographs_never_trained_on_and_fetched():
+    training = _training_photos()
+    assert {"Blinds", "YellowFlower", "BytheWater", "Path"} <= training
+    stems = set(validation.PHOTOS)
+    assert len(stems) == len(validation.PHOTOS) == 6
+    assert not stems & training
+    assert not stems & {"Altai", "Canopee", "Cascade"}  # drawings, no longer used
+    assert set(validation.RS6DOF_NO_SHARP) <= set(validation.RS6DOF_PHOTOS)
+    assert validation.AVERAGE_PHOTO[1] not in validation.RS6DOF_PHOTOS.values()
+    recipe = (ROOT / "tools/recipes/make_validation.sh").read_text()
+    fetched = set(re.findall(r"^mate=\(([^)]*)\)", recipe, re.M)[0].split())
+    fetched |= set(re.findall(r"^lomiri=\(([^)]*)\)", recipe, re.M)[0].split())
+    assert fetched == stems
+
+
 def test_rs6dof_triplets_from_a_folder_and_a_photo(tmp_path):
     frames = tmp_path / "clip"
     frames.mkdir()
@@ -212,7 +253,8 @@ def test_rs6dof_triplets_from_a_folder_and_a_photo(tmp_path):
         write_image(frames / f"{k:03d}.png", np.ascontiguousarray(base[k:k + 64, k:k + 96]))
     photo = tmp_path / "photo.png"
     write_image(photo, texture(90, 120, seed=5))
-    sources = [Rs6DofSource("clip", frames, (0, 12)), Rs6DofSource("photo", photo)]
+    sources = [Rs6DofSource("clip", frames, (0, 12)),
+               Rs6DofSource("photo", photo, sharp_frames=False)]
     out = tmp_path / "rs6dof"
     triplets = build_rs6dof_triplets(sources, out, targets=2, seed=1, photo_size=(48, 64))
     assert len(triplets) == 4
@@ -226,6 +268,10 @@ def test_rs6dof_triplets_from_a_folder_and_a_photo(tmp_path):
     assert len(list((out / "clips" / "photo" / "gt").iterdir())) == 7
     meta = [json.loads(line) for line in (out / "blur_meta.jsonl").read_text().splitlines()]
     assert len(meta) == 4 and all("extent_mean_px" in m and "camera" in m for m in meta)
+    assert [m["sharp_frames"] for m in meta] == [True, True, False, False]
+    clip_meta = json.loads((out / "clips" / "photo" / "meta.json").read_text())
+    assert clip_meta["sharp_frames"] is False
+    assert all(f["exposure_s"] >= NO_SHARP_EXPOSURE_S[0] for f in clip_meta["frames"])
     again = tmp_path / "again"
     build_rs6dof_triplets(sources, again, targets=2, seed=1, photo_size=(48, 64))
     assert (again / "val/photo/blur/000001.png").read_bytes() == (

@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of 05_default_juggle.mp4 and bedroom.mp4 "
                      "(default ../shared/data/videos)")
     val.add_argument("--photos", default=".data/val_photos",
-                     help="folder of the held-out photos Storm, Aqua, Canopee, Altai, Cascade "
-                     "(default .data/val_photos; tools/recipes/make_validation.sh fetches them)")
+                     help="folder of the held-out photos (data/validation.py lists them; "
+                     "default .data/val_photos; tools/recipes/make_validation.sh fetches them)")
     val.add_argument("--only", action="append", metavar="NAMES",
                      help="build only these generators (comma-separated, repeatable)")
     val.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")

@@ -6,7 +6,9 @@ targets) and the others short (sharp neighbours), the whole clip shaken by one c
 hand-held path, with sensor noise and H.264 compression. A target's triplet is: the frame
 the camera delivered (blurry), its zero-exposure ground truth, and as reference the
 delivered neighbour that :func:`refdeblur_video.frames.references.plan_references` picks
-(the pipeline's rule), so it carries the same noise and codec as a real one.
+(the pipeline's rule), so it carries the same noise and codec as a real one. A source can
+instead be filmed with no sharp frame at all (``sharp_frames=False``): every frame is
+exposed long (1/100-1/30 s), so the reference is blurred too, as when a whole shot shakes.
 
 Video frames are filmed through a centred crop (5 % margins, sizes a multiple of 8): the
 shaken views then show real picture beyond the crop instead of reflected borders. Photos are
@@ -48,6 +50,9 @@ from refdeblur_video.video.sources import iter_frames
 
 BLURRY_EXPOSURE_S = (1 / 200, 1 / 15)  # log-uniform, stratified per source; capped at 1/fps
 SHARP_EXPOSURE_S = (1 / 1000, 1 / 400)  # log-uniform
+# a clip with no sharp frame at all (``Rs6DofSource.sharp_frames=False``): every frame long,
+# the targets stratified over this range, the others drawn from it; capped at 1/fps
+NO_SHARP_EXPOSURE_S = (1 / 100, 1 / 30)
 PHOTO_SIZE = (720, 1280)
 PHOTO_FPS = 15.0
 CROP = 0.9  # share of a video frame's width and height kept
@@ -56,11 +61,14 @@ MAX_OFFSET = 3  # reference search radius, frames
 
 @dataclass(frozen=True)
 class Rs6DofSource:
-    """A video (with the half-open frame range to draw the clip from) or a photo."""
+    """A video (with the half-open frame range to draw the clip from) or a photo;
+    ``sharp_frames=False`` films it with no sharp frame at all (every frame exposed long,
+    so the reference is blurred too)."""
 
     name: str
     path: Path
     frames: tuple[int, int] | None = None  # None: a photo
+    sharp_frames: bool = True
 
 
 def video_fps(path: Path) -> float:
@@ -75,11 +83,14 @@ def video_fps(path: Path) -> float:
     return float(rate) if rate else 30.0
 
 
-def _exposures(rng: np.random.Generator, targets: int, fps: float) -> list[float]:
+def _exposures(rng: np.random.Generator, targets: int, fps: float,
+               sharp_frames: bool = True) -> list[float]:
     """Long exposures for the targets (stratified over the log range, shuffled), short ones
-    for the others; the clip's frame ``k`` is a target when ``k % 3 == 1``."""
-    low, high = BLURRY_EXPOSURE_S
+    for the others; the clip's frame ``k`` is a target when ``k % 3 == 1``. Without
+    ``sharp_frames`` every frame is exposed long (:data:`NO_SHARP_EXPOSURE_S`)."""
+    low, high = BLURRY_EXPOSURE_S if sharp_frames else NO_SHARP_EXPOSURE_S
     high = min(high, 1 / fps)
+    others = SHARP_EXPOSURE_S if sharp_frames else (min(low, high), high)
     strata = (np.arange(targets) + rng.uniform(0, 1, targets)) / targets
     long = np.exp(math.log(low) + rng.permutation(strata) * (math.log(high) - math.log(low)))
     exposures = []
@@ -87,7 +98,7 @@ def _exposures(rng: np.random.Generator, targets: int, fps: float) -> list[float
         if k % 3 == 1:
             exposures.append(float(long[k // 3]))
         else:
-            exposures.append(float(np.exp(rng.uniform(*np.log(SHARP_EXPOSURE_S)))))
+            exposures.append(float(np.exp(rng.uniform(*np.log(others)))))
     return exposures
 
 
@@ -118,7 +129,7 @@ def _film(source: Rs6DofSource, targets: int, rng: np.random.Generator,
         bases = [crop_base((width - size[1]) // 2, (height - size[0]) // 2)] * length
         fps = video_fps(source.path)
         camera = draw_camera(rng, fps, settings)
-    exposures = _exposures(rng, targets, fps)
+    exposures = _exposures(rng, targets, fps, source.sharp_frames)
     clip = [ClipFrame(s, b, e) for s, b, e in zip(sources, bases, exposures, strict=True)]
     return render_clip(clip, size, rng, fps=fps, settings=settings, camera=camera), first
 
@@ -161,8 +172,9 @@ def build_rs6dof_triplets(
                                     source.name, ref - target, "val"))
             metas.append({**rendered.meta[target], "sequence": source.name,
                           "frame": first + target, "offset": ref - target,
+                          "sharp_frames": source.sharp_frames,
                           "camera": asdict(rendered.camera)})
-        _write_clip(outdir / "clips" / source.name, rendered, first)
+        _write_clip(outdir / "clips" / source.name, rendered, first, source.sharp_frames)
     write_manifest(outdir / MANIFEST_NAME, triplets)
     with (outdir / "blur_meta.jsonl").open("w", encoding="utf-8") as out:
         for meta in metas:
@@ -170,10 +182,11 @@ def build_rs6dof_triplets(
     return triplets
 
 
-def _write_clip(folder: Path, rendered: RenderedClip, first: int) -> None:
+def _write_clip(folder: Path, rendered: RenderedClip, first: int, sharp_frames: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "input.mp4").write_bytes(rendered.video)
     for k, image in enumerate(rendered.truth):
         write_png(folder / "gt" / f"{first + k:06d}.png", image)
-    info = {"first_frame": first, "camera": asdict(rendered.camera), "frames": rendered.meta}
+    info = {"first_frame": first, "sharp_frames": sharp_frames,
+            "camera": asdict(rendered.camera), "frames": rendered.meta}
     (folder / "meta.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")

@@ -3,16 +3,25 @@ of each other, each on its own held-out sources (never trained on).
 
 - ``rs6dof`` (left out of training entirely; the table that decides what ships):
   :mod:`refdeblur_video.data.rs6dof_triplets`, a rolling-shutter 6-DoF hand-held camera with
-  noise and H.264. Sources: juggle frames 128-246, bedroom frames 100-199, photos Altai,
-  Cascade and Canopee; 3 triplets each.
+  noise and H.264. Sources: juggle frames 128-246, bedroom frames 100-199 and three
+  photographs, ``life`` (a stream among rocks), ``picosdeeuropa`` (mountains) and
+  ``friends`` (a dog at a window, portrait; filmed with no sharp frame at all, so its
+  references are blurred too); 3 triplets each.
 - ``shake``: the training synthesis (:func:`refdeblur_video.data.triplets.build_video_triplets`
   with its default camera shake). Sources: juggle frames 0-119, photos Storm and Aqua filmed
   as training films photos (24-frame drifting clips); 5 triplets each, references 1-4 frames
   away.
 - ``average``: GoPro-style, the mean in linear light of 5-9 consecutive real frames, the
   middle frame as ground truth and a real frame just outside the window as reference.
-  Sources: bedroom frames 0-99 (8 windows) and Canopee filmed as a 60-frame drifting clip
-  (6 windows).
+  Sources: bedroom frames 0-99 (8 windows) and the photograph ``Dragonfly`` (a close-up of
+  a dragonfly among leaves) filmed as a 60-frame drifting clip (6 windows).
+
+The photos are real photographs (no drawings or renderings), none used for training: Storm
+and Aqua from the Debian package mate-backgrounds (:data:`SHAKE_PHOTOS`), the others from
+lomiri-wallpapers-16.04 (:data:`RS6DOF_PHOTOS`, :data:`AVERAGE_PHOTO`; CC-BY-4.0 and
+CC-BY-SA-4.0, see the package's debian/copyright); ``tools/recipes/make_validation.sh``
+fetches them. The plasma-workspace-wallpapers pictures not used for training are drawings or
+nearly featureless photographs (sky, fog), so none is used.
 
 Layout: ``OUT/<generator>/manifest.jsonl`` (+ images), and ``OUT/generators.json`` listing
 the generators, left-out one first. Every choice is drawn from ``seed``.
@@ -42,7 +51,14 @@ from refdeblur_video.video.sources import fetch_frames, iter_frames
 LEFT_OUT = "rs6dof"
 GENERATORS = ("rs6dof", "shake", "average")  # the left-out one first
 VIDEOS = {"juggle": "05_default_juggle.mp4", "bedroom": "bedroom.mp4"}
-PHOTOS = ("Storm", "Aqua", "Canopee", "Altai", "Cascade")  # never used for training
+# held-out photos, never used for training: sequence name -> file stem in the photos folder
+SHAKE_PHOTOS = {"Storm": "Storm", "Aqua": "Aqua"}  # mate-backgrounds
+RS6DOF_PHOTOS = {"life": "life_by_Aitzol_Berasategi",  # lomiri-wallpapers-16.04
+                 "picosdeeuropa": "picosdeeuropa_by_Aitzol_Berasategi",
+                 "friends": "friends_by_Aitzol_Berasategi"}
+RS6DOF_NO_SHARP = ("friends",)  # filmed with no sharp frame at all
+AVERAGE_PHOTO = ("Dragonfly", "Dragonfly_by_Bolly")  # lomiri-wallpapers-16.04
+PHOTOS = (*SHAKE_PHOTOS.values(), *RS6DOF_PHOTOS.values(), AVERAGE_PHOTO[1])
 ABOUT = {
     "rs6dof": "rolling-shutter 6-DoF hand-held camera, noise, H.264 (left out of training)",
     "shake": "the training synthesis: sub-frame camera shake of one frame",
@@ -76,8 +92,8 @@ def build_shake(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[
     shutil.rmtree(staging, ignore_errors=True)
     juggle = [frame.image for frame in iter_frames(_video(videos, "juggle"), set(range(120)))]
     folders = [_write_frames(staging / "juggle", juggle)]
-    for name in ("Storm", "Aqua"):  # filmed exactly as the training set films photos
-        folders.append(_write_frames(staging / name, load_video_frames(find_photo(photos, name))))
+    for name, stem in SHAKE_PHOTOS.items():  # filmed exactly as the training set films photos
+        folders.append(_write_frames(staging / name, load_video_frames(find_photo(photos, stem))))
     try:
         triplets = build_video_triplets(
             folders, out, frames_per_video=5, dmin=1, dmax=4, seed=seed,
@@ -133,31 +149,37 @@ def _average_sequence(out: Path, name: str, frame: Callable[[int], np.ndarray],
 
 
 def build_average(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
-    """Linear-light averages on bedroom frames 0-99 (8 windows) and Canopee (6 windows)."""
+    """Linear-light averages on bedroom frames 0-99 (8 windows) and Dragonfly (6
+    windows)."""
     windows = plan_average_windows(0, 100, 8, stable_rng(seed, "average", "bedroom"))
     wanted = {i for m, h, r in windows for i in (*range(m - h, m + h + 1), r)}
     bedroom = fetch_frames(_video(videos, "bedroom"), wanted, uint8=True)
     triplets = _average_sequence(out, "bedroom", bedroom.__getitem__, windows)
-    photo_path = find_photo(photos, "Canopee")
+    name, stem = AVERAGE_PHOTO
+    photo_path = find_photo(photos, stem)
     clip = pan_clip(to_uint8(read_image(photo_path)), 60,
                     rng=np.random.default_rng([seed, seed_for(photo_path)]))
-    windows = plan_average_windows(0, len(clip), 6, stable_rng(seed, "average", "Canopee"))
-    triplets += _average_sequence(out, "Canopee", clip.__getitem__, windows)
+    windows = plan_average_windows(0, len(clip), 6, stable_rng(seed, "average", name))
+    triplets += _average_sequence(out, name, clip.__getitem__, windows)
     write_manifest(out / MANIFEST_NAME, triplets)
-    return triplets, ["bedroom[0:100]", "Canopee (60-frame drifting clip)"]
+    return triplets, ["bedroom[0:100]", f"{name} (60-frame drifting clip)"]
 
 
 # --- rs6dof -----------------------------------------------------------------------------
 
 
 def build_rs6dof(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
-    """The left-out camera on juggle 128-246, bedroom 100-199, Altai, Cascade and Canopee."""
+    """The left-out camera on juggle 128-246, bedroom 100-199 and the three photographs of
+    :data:`RS6DOF_PHOTOS` (those of :data:`RS6DOF_NO_SHARP` with no sharp frame)."""
     sources = [Rs6DofSource("juggle", _video(videos, "juggle"), (128, 247)),
                Rs6DofSource("bedroom", _video(videos, "bedroom"), (100, 200))]
-    sources += [Rs6DofSource(name, find_photo(photos, name)) for name in
-                ("Altai", "Cascade", "Canopee")]
+    sources += [Rs6DofSource(name, find_photo(photos, stem),
+                             sharp_frames=name not in RS6DOF_NO_SHARP)
+                for name, stem in RS6DOF_PHOTOS.items()]
     triplets = build_rs6dof_triplets(sources, out, targets=3, seed=seed)
-    return triplets, ["juggle[128:247]", "bedroom[100:200]", "Altai", "Cascade", "Canopee"]
+    return triplets, ["juggle[128:247]", "bedroom[100:200]",
+                      *(name + (" (no sharp frame)" if name in RS6DOF_NO_SHARP else "")
+                        for name in RS6DOF_PHOTOS)]
 
 
 BUILDERS = {"rs6dof": build_rs6dof, "shake": build_shake, "average": build_average}

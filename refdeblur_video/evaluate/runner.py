@@ -82,6 +82,8 @@ def pick_extremes(rows: Sequence[dict], key: str, count: int = 1) -> list[tuple[
     """``("best"|"worst", row position)`` of the rows with the largest and smallest ``key``."""
     ranked = [i for i in range(len(rows)) if rows[i].get(key) is not None]
     ranked.sort(key=lambda i: rows[i][key], reverse=True)
+    if count <= 0:  # ranked[-0:] would be every row
+        return []
     best = ranked[:count]
     worst = [i for i in reversed(ranked[-count:]) if i not in best]
     return [("best", i) for i in best] + [("worst", i) for i in worst]
