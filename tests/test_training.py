@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,27 @@ def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config,
     resumed = load_model(out / "model.safetensors", "cpu").model
     assert all(torch.equal(p, phi[n]) for n, p in resumed.phi.named_parameters())
 
+
+
+def test_kill_saves_the_training_state_first(train_config, tmp_path):
+    # a long run, logged every step, a state only every 1000 steps: SIGTERM must save one
+    config = yaml.safe_load(train_config.read_text())
+    config["train"].update(steps=100000, ckpt_every=1000, val_every=1000, gan_start=None)
+    train_config.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "refdeblur_video.training.cli", "--config", str(train_config),
+         "--quiet"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < end:
+        if (run / "train_log.csv").is_file() and len(steps_logged(run)) >= 2:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    with safe_open(str(run / "last.safetensors"), "pt") as handle:
+        saved = int(handle.metadata()["step"])
+    assert saved >= 2 and f"state saved at step {saved}" in out + err

@@ -8,6 +8,7 @@ import sys
 import yaml
 
 from ..errors import UserError
+from ..interrupts import handle_signals
 from .config import load_train_config
 
 
@@ -45,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         from .loop import train
 
         cfg = load_train_config(args.config, _overrides(args.set))
-        train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
-              time_limit=args.time_limit)
+        # SIGTERM and SIGHUP (`kill PID`, a closed terminal) stop training as Ctrl-C does:
+        # the state is saved first. A job started in the background from a script ignores
+        # SIGINT, so without this `kill` would lose the steps since the last state.
+        with handle_signals():
+            train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
+                  time_limit=args.time_limit)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
