@@ -6,7 +6,7 @@ through OpenCV) works on a machine without PyAV.
 
 from __future__ import annotations
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _WHERE = {
     "CorruptVideoWarning": "reader",
@@ -21,8 +21,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> object:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
