@@ -1,17 +1,19 @@
 """``--adapt``: fine-tune a copy of the restorer's network on one video before restoring it.
 
-One extra decoding pass keeps a bounded sample of the video's sharp frames
-(:mod:`.reservoir`); the camera-shake strength is fitted so that synthetic blur is as
-strong as the video's own (:mod:`.fit`); a copy of the network is fine-tuned on the sharp
-crops blurred anew at each step, with their real neighbours as references (:mod:`.tune`).
-Some sharp frames are held back: the copy is used only if it restores them better than the
-original, so adaptation cannot knowingly make a video worse. The restorer passed in is
-never changed (many files each adapt their own copy of the original).
+One extra decoding pass keeps a bounded sample of the video's sharp frames, and of its
+blurry frames with their references (:mod:`.reservoir`); the video's own blur kernels are
+estimated from the latter (:mod:`.kernels`), and the camera-shake strength is fitted so that
+synthetic blur is as strong as the video's own (:mod:`.fit`); a copy of the network is fine-
+tuned on the sharp crops blurred anew at each step, with their real neighbours as references
+(:mod:`.tune`). Some sharp frames are held back: the copy is used only if it restores them
+better than the original, so adaptation cannot knowingly make a video worse. The restorer
+passed in is never changed (many files each adapt their own copy of the original).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -28,6 +30,7 @@ from ..errors import UserError
 from ..model.weights import load_weights_into, read_checkpoint_metadata, save_checkpoint
 from ..video.reader import open_reader
 from .fit import estimate_noise, fit_strengths
+from .kernels import kernel_bank
 from .reservoir import VideoSample, scan_video
 from .samples import fixed_batches
 from .settings import AdaptSettings, settings_for
@@ -120,6 +123,8 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
                         estimate_noise([r.target for r in sample.train]))
+    kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)
+    fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
     held = fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,
                          settings.seed + 1)
     left = max(0.0, deadline - time.monotonic())

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.shake import render_path_blur, sample_camera_path
 from ..frames.sharpness import sharpness
+from .kernels import BlurKernel
 
 STRENGTHS = np.array([0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0])
 DRAWS = 2  # camera paths per thumbnail and strength
@@ -37,15 +38,22 @@ class StrengthFit:
     curve: tuple[float, ...]  # median ratio at each of STRENGTHS
     target: tuple[float, ...]  # the blurry frames' ratios at QUANTILES
     noise_sigma: float = 0.0
+    # the video's own blur kernels (:mod:`.kernels`), at frame size; empty where none was
+    # estimated (no blurry frame with a sharp reference)
+    kernels: tuple[np.ndarray, ...] = ()
 
     def draw(self, rng: np.random.Generator) -> float:
         """One strength: a fitted one, jittered by up to 20 %."""
         return float(rng.choice(self.strengths)) * float(rng.uniform(0.8, 1.2))
 
     def to_dict(self) -> dict:
+        extents = [BlurKernel(k, 1.0).extent_px for k in self.kernels]
         return {"strengths": [round(s, 3) for s in self.strengths],
                 "ratios": [round(r, 3) for r in self.target],
-                "noise_sigma": round(self.noise_sigma, 2)}
+                "noise_sigma": round(self.noise_sigma, 2),
+                "kernels": len(self.kernels),
+                "kernel_extents_px": [round(float(q), 1) for q in
+                                      np.quantile(extents, (0.1, 0.5, 0.9))] if extents else []}
 
 
 def ratio_curve(thumbnails: list[np.ndarray], seed: int = 0,

@@ -10,7 +10,9 @@ likely to be chosen while holding at most ``capacity`` regions, whatever the vid
 
 Frames are split by blocks of consecutive frames into training and held-back frames; the
 held-back ones only ever serve the safety check. The pass also keeps the sharpness ratios
-of the blurry frames (what the strength fit matches) and small thumbnails of sharp frames.
+of the blurry frames (what the strength fit matches), small thumbnails of sharp frames, and
+*probes*: a sample of blurry frames with their planned sharp reference, in small grey
+copies, from which :mod:`.kernels` estimates the video's own blur.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.sharpness import DEFAULT_MAX_SIDE, sharpness
 from ..frames.shots import CutDetector
 from ..video.reader import CorruptVideoWarning, Frame
+from .kernels import to_working_grey
 
 MAX_MARGIN = 160  # pixels of blur margin kept around a crop, at most
 MARGIN_AT_720P = 80  # covers the camera-shake paths of the fitted strengths (up to ~2)
@@ -35,6 +38,7 @@ AVERAGE_REACH = 2  # neighbours kept on each side for frame averaging (up to 5 f
 EXTRA_REFERENCES = 2  # sharp neighbours further out kept as references
 THUMBNAILS = 8  # sharp-frame thumbnails kept for the strength fit
 RATIOS = 4096  # blurry-frame sharpness ratios kept for the strength fit
+PROBES = 12  # blurry frames kept (with their references) for the kernel estimates
 CROP_TRIES = 4  # random places tried per crop; the most textured is kept
 
 
@@ -99,6 +103,15 @@ class Reservoir:
 
 
 @dataclass
+class Probe:
+    """A blurry frame and its planned reference, grey at the kernels' working size."""
+
+    index: int
+    blurry: np.ndarray
+    reference: np.ndarray
+
+
+@dataclass
 class VideoSample:
     """What the pass kept of a video (everything bounded)."""
 
@@ -110,6 +123,7 @@ class VideoSample:
     sharp_frames: int
     blurry_frames: int
     complete: bool  # False: the pass stopped early (time) and saw only the start
+    probes: list[Probe] = field(default_factory=list)
 
 
 def margin_for(frame_hw: tuple[int, int]) -> int:
@@ -179,6 +193,7 @@ class _Collector:
         self.held = Reservoir(held_capacity, rng)
         self.thumbs = Reservoir(THUMBNAILS, rng)
         self.ratios = Reservoir(RATIOS, rng)
+        self.probes = Reservoir(PROBES, rng)
         self.buffer: dict[int, np.ndarray] = {}
         self.scores: dict[int, float] = {}
         self.shots: dict[int, int] = {}
@@ -204,6 +219,7 @@ class _Collector:
                 slot = self.ratios.offer()
                 if slot is not None:
                     self.ratios.put(slot, float(decision.normalised))
+                self._probe(decision)
             else:
                 self.sharp += 1
                 self._keep(decision)
@@ -211,6 +227,15 @@ class _Collector:
             for table in (self.buffer, self.scores, self.shots):
                 for old in [k for k in table if k <= forget]:
                     del table[old]
+
+    def _probe(self, decision: FrameDecision) -> None:
+        i, j = decision.index, decision.reference
+        if j < 0 or j not in self.buffer or i not in self.buffer:
+            return
+        slot = self.probes.offer()
+        if slot is not None:
+            self.probes.put(slot, Probe(i, to_working_grey(self.buffer[i]),
+                                        to_working_grey(self.buffer[j])))
 
     def _keep(self, decision: FrameDecision) -> None:
         i = decision.index
@@ -272,4 +297,4 @@ def scan_video(
     collector.finish()
     return VideoSample(collector.train.items, collector.held.items, collector.thumbs.items,
                        collector.ratios.items, collector.frames, collector.sharp,
-                       collector.blurry, complete)
+                       collector.blurry, complete, collector.probes.items)

@@ -1,11 +1,13 @@
 """Training crops for adaptation: a kept region of a sharp frame, blurred anew on each draw.
 
-Each crop's blur comes from one of the training generators (:mod:`refdeblur_video.data`):
-the hand-held camera shake at a strength fitted to this video (:mod:`.fit`), the mean of
-the frame and its real neighbours in linear light, or a patch of another region moving
-across it; a little defocus and noise as estimated on the video's sharp frames are mixed
-in. The reference is a real sharp neighbour at the same place, or (``self_ref_prob``) the
-blurry crop itself, as in the pipeline when a frame has no sharper neighbour.
+Each crop's blur is the video's own (a kernel estimated from one of its blurry frames and
+that frame's sharp reference, :mod:`.kernels`) or comes from one of the training generators
+(:mod:`refdeblur_video.data`): the hand-held camera shake at a strength fitted to this video
+(:mod:`.fit`), the mean of the frame and its real neighbours in linear light, or a patch of
+another region moving across it; a little defocus and noise as estimated on the video's
+sharp frames are mixed in. The reference is a real sharp neighbour at the same place, or
+(``self_ref_prob``) the blurry crop itself, as in the pipeline when a frame has no sharper
+neighbour.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..data.dataset import augment_same, to_tensor
 from ..data.mixed_blur import average_frames, defocus, moving_object
 from ..data.shake import degrade, render_path_blur, sample_camera_path
 from .fit import StrengthFit
+from .kernels import apply_kernel
 from .reservoir import Region
 from .settings import AdaptSettings
 
@@ -38,6 +41,19 @@ def _shake(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.nda
     blurred = render_path_blur(region.sharp, path, region.origin)
     m, c = region.margin, region.crop
     return np.ascontiguousarray(blurred[m:m + c, m:m + c])
+
+
+def _own(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.ndarray | None:
+    """The region's crop under one of the video's own kernels (None: there are none)."""
+    if not fit.kernels:
+        return None
+    kernel = fit.kernels[int(rng.integers(len(fit.kernels)))]
+    m, c = region.margin, region.crop
+    if kernel.shape[0] // 2 > m:  # larger than the margin kept: crop it there
+        inner = kernel[kernel.shape[0] // 2 - m:, kernel.shape[0] // 2 - m:][:2 * m + 1,
+                                                                             :2 * m + 1]
+        kernel = inner / inner.sum()
+    return np.ascontiguousarray(apply_kernel(region.sharp, kernel)[m:m + c, m:m + c])
 
 
 def _average(region: Region, rng: np.random.Generator) -> tuple[np.ndarray, int] | None:
@@ -70,7 +86,9 @@ def make_sample(region: Region, others: list[Region], fit: StrengthFit,
     generator = _draw(settings.generators, rng)
     sharp, beyond = region.target, 0
     blur = None
-    if generator == "average":
+    if generator == "own":
+        blur = _own(region, fit, rng)
+    elif generator == "average":
         averaged = _average(region, rng)
         if averaged is not None:
             blur, beyond = averaged
