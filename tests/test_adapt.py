@@ -260,15 +260,17 @@ def test_a_resumed_run_reuses_the_weights_it_adapted(clip, fast, tmp_path):
 
 def test_resume_goes_on_with_the_adapted_weights(clip, fast, tmp_path, monkeypatch):
     restore, calls = Restorer.restore_floats, []
+    out = tmp_path / "out.mp4"
 
     def stops_at_the_fourth_call(self, blurry, refs):
-        calls.append(len(blurry))
+        # the restoring pass's calls (adaptation's own end-to-end check restores frames too)
+        if (state_dir(out) / "adapted.safetensors").is_file():
+            calls.append(len(blurry))
         if len(calls) == 4:
             raise KeyboardInterrupt
         return restore(self, blurry, refs)
 
     options = dict(adapt=True, quiet=True, batch=1, segment_seconds=0.32)  # 8 frames
-    out = tmp_path / "out.mp4"
     with monkeypatch.context() as patch:
         patch.setattr(Restorer, "restore_floats", stops_at_the_fourth_call)
         with pytest.raises(KeyboardInterrupt):

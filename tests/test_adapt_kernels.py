@@ -1,5 +1,6 @@
 """The video's own blur for ``--adapt``: kernels estimated from a blurry frame and its sharp
-reference, the probes the reading pass keeps for them, and crops blurred with them."""
+reference, the probes the reading pass keeps for them (and the frames of the end-to-end
+check), and crops blurred with them."""
 
 from __future__ import annotations
 
@@ -112,6 +113,11 @@ def test_the_reading_pass_keeps_blurry_frames_with_their_references(make_test_cl
         # the reference is the sharper frame
         assert cv2.Laplacian(probe.reference, cv2.CV_32F).var() > \
             cv2.Laplacian(probe.blurry, cv2.CV_32F).var()
+    # and, at full size, with a sharp neighbour on each side for the end-to-end check
+    assert sorted(c.index for c in sample.crosschecks) == [7, 21]
+    for check in sample.crosschecks:
+        assert check.blurry.shape == check.reference.shape == check.other.shape == (64, 96, 3)
+        assert not np.array_equal(check.reference, check.other)
 
 
 def test_own_blur_is_the_regions_crop_under_a_kept_kernel():

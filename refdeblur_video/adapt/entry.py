@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..model.weights import load_weights_into, read_checkpoint_metadata, save_checkpoint
 from ..video.reader import open_reader
+from .crosscheck import Baseline, score_copy, score_original
 from .fit import estimate_noise, fit_strengths
 from .kernels import kernel_bank
 from .reservoir import VideoSample, scan_video
@@ -39,12 +40,14 @@ from .tune import TuneResult, tune
 if TYPE_CHECKING:
     from ..model.restorer import Restorer
     from ..pipeline.options import DeblurOptions
+    from ..refine import Refiner
 
 log = logging.getLogger("refdeblur_video")
 
 KEPT_NAME = "adapted.safetensors"  # in a run's state folder, so that --resume reuses it
 MIN_TRAIN_REGIONS = 2
 ADAPT_KEYS = ("adapted_from", "adapt_result", "adapt_settings")  # metadata of saved weights
+CROSSCHECK_RESERVE = 1.5  # the copy's real-frame check may take this times the original's
 
 
 @dataclass
@@ -123,8 +126,9 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
                         estimate_noise([r.target for r in sample.train]))
-    kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)
-    fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
+    if settings.generators.get("own", 0) > 0:
+        kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)
+        fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
     held = fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,
                          settings.seed + 1)
     left = max(0.0, deadline - time.monotonic())
@@ -146,11 +150,14 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
 
 
 def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions, *,
-                   keep_in: Path | None = None, resuming: bool = False) -> AdaptOutcome:
+                   keep_in: Path | None = None, resuming: bool = False,
+                   refiner: Refiner | None = None) -> AdaptOutcome:
     """Adapt a copy of ``restorer`` to the video ``input`` (see the module docstring).
 
     ``keep_in``: a run's state folder, where the weights used are kept so that a resumed
-    run (``resuming``) restores with the same ones instead of adapting again.
+    run (``resuming``) restores with the same ones instead of adapting again. ``refiner``:
+    the step the pipeline runs after the network; given, the copy must also finish a few
+    of the video's real blurry frames better than the original (:mod:`.crosscheck`).
     """
     if getattr(restorer, "model", None) is None:
         raise UserError("--adapt needs a network to adapt")
@@ -178,13 +185,21 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
         outcome = AdaptOutcome(restorer, False, f"adaptation skipped ({skip}): restored with "
                                "the original model")
     else:
-        result, fit = _tune(restorer, sample, settings, opts.quiet, deadline)
+        baseline = None
+        if refiner is not None and sample.crosschecks:
+            baseline = score_original(restorer, refiner, sample.crosschecks)
+        # keep time to score the copy on the real frames as the original was
+        reserve = CROSSCHECK_RESERVE * baseline.seconds if baseline is not None else 0.0
+        result, fit = _tune(restorer, sample, settings, opts.quiet, deadline - reserve)
+        cross_gain = _cross_gain(restorer, result, refiner, sample, baseline)
         details.update(fit=fit, steps=result.steps, seconds=round(result.seconds, 1),
                        check_seconds=round(result.check_seconds, 2),
                        step_seconds=round(result.step_seconds, 3),
                        held_psnr_original=round(result.psnr_before, 3),
-                       held_psnr_adapted=round(result.psnr_after, 3))
-        outcome = _decide(restorer, result, settings, time.monotonic() - start)
+                       held_psnr_adapted=round(result.psnr_after, 3),
+                       crosscheck_frames=[c.index for c in sample.crosschecks],
+                       crosscheck_gain_db=None if cross_gain is None else round(cross_gain, 3))
+        outcome = _decide(restorer, result, settings, time.monotonic() - start, cross_gain)
     outcome.metadata = {"adapted_from": Path(input).name,
                         "adapt_result": "adapted" if outcome.adopted else "original",
                         "adapt_settings": json.dumps(details, sort_keys=True)}
@@ -200,6 +215,17 @@ def _warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
+def _cross_gain(restorer: Restorer, result: TuneResult, refiner: Refiner | None,
+                sample: VideoSample, baseline: Baseline | None) -> float | None:
+    """The copy's gain over the original on the real blurry frames (None: not checked)."""
+    if refiner is None or baseline is None or not result.steps or \
+            not math.isfinite(result.gain_db):
+        return None
+    copy_score = score_copy(_copy_with(restorer, result.model), refiner, sample.crosschecks,
+                            baseline)
+    return copy_score - baseline.psnr
+
+
 def _skip_reason(sample: VideoSample) -> str | None:
     if not sample.blurry_ratios:
         return "no blurry frames"
@@ -209,14 +235,22 @@ def _skip_reason(sample: VideoSample) -> str | None:
 
 
 def _decide(restorer: Restorer, result: TuneResult, settings: AdaptSettings,
-            seconds: float) -> AdaptOutcome:
-    """The safety check: the copy only if it is better on the held-back frames."""
+            seconds: float, cross_gain: float | None = None) -> AdaptOutcome:
+    """The safety checks: the copy only if it is better on the held-back frames and, where
+    they were checked, on the video's real blurry frames."""
     gain = result.gain_db
-    if result.steps and math.isfinite(gain) and gain >= settings.min_gain_db:
+    real_ok = cross_gain is None or (math.isfinite(cross_gain)
+                                     and cross_gain >= settings.min_crosscheck_gain_db)
+    real = "" if cross_gain is None else f", {cross_gain:+.2f} dB on real blurry frames"
+    if result.steps and math.isfinite(gain) and gain >= settings.min_gain_db and real_ok:
         return AdaptOutcome(_copy_with(restorer, result.model), True,
                             f"adapted to this video ({result.steps} steps, {seconds:.0f} s, "
-                            f"{gain:+.2f} dB on held-back frames)")
-    if not result.steps:
+                            f"{gain:+.2f} dB on held-back frames{real})")
+    if not real_ok:
+        why = (f"the adapted copy was not better on the video's blurry frames "
+               f"({cross_gain:+.2f} dB against their other sharp neighbour, "
+               f"{gain:+.2f} dB on held-back frames, after {result.steps} steps)")
+    elif not result.steps:
         why = "no training step fitted in --adapt-seconds"
     elif not math.isfinite(gain):
         why = f"the adapted copy broke down (non-finite output after {result.steps} steps)"

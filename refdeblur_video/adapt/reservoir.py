@@ -30,6 +30,7 @@ from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.sharpness import DEFAULT_MAX_SIDE, sharpness
 from ..frames.shots import CutDetector
 from ..video.reader import CorruptVideoWarning, Frame
+from .crosscheck import MAX_PIXELS, Crosscheck
 from .kernels import to_working_grey
 
 MAX_MARGIN = 160  # pixels of blur margin kept around a crop, at most
@@ -39,6 +40,7 @@ EXTRA_REFERENCES = 2  # sharp neighbours further out kept as references
 THUMBNAILS = 8  # sharp-frame thumbnails kept for the strength fit
 RATIOS = 4096  # blurry-frame sharpness ratios kept for the strength fit
 PROBES = 12  # blurry frames kept (with their references) for the kernel estimates
+CROSSCHECKS = 3  # blurry frames kept at full size, with a sharp neighbour on each side
 CROP_TRIES = 4  # random places tried per crop; the most textured is kept
 
 
@@ -124,6 +126,7 @@ class VideoSample:
     blurry_frames: int
     complete: bool  # False: the pass stopped early (time) and saw only the start
     probes: list[Probe] = field(default_factory=list)
+    crosschecks: list[Crosscheck] = field(default_factory=list)
 
 
 def margin_for(frame_hw: tuple[int, int]) -> int:
@@ -194,6 +197,7 @@ class _Collector:
         self.thumbs = Reservoir(THUMBNAILS, rng)
         self.ratios = Reservoir(RATIOS, rng)
         self.probes = Reservoir(PROBES, rng)
+        self.crosschecks = Reservoir(CROSSCHECKS, rng)
         self.buffer: dict[int, np.ndarray] = {}
         self.scores: dict[int, float] = {}
         self.shots: dict[int, int] = {}
@@ -236,6 +240,14 @@ class _Collector:
         if slot is not None:
             self.probes.put(slot, Probe(i, to_working_grey(self.buffer[i]),
                                         to_working_grey(self.buffer[j])))
+        k = decision.second
+        if k < 0 or k not in self.buffer or self.buffer[i].shape[0] * \
+                self.buffer[i].shape[1] > MAX_PIXELS:
+            return
+        slot = self.crosschecks.offer()
+        if slot is not None:
+            self.crosschecks.put(slot, Crosscheck(i, self.buffer[i].copy(),
+                                                  self.buffer[j].copy(), self.buffer[k].copy()))
 
     def _keep(self, decision: FrameDecision) -> None:
         i = decision.index
@@ -297,4 +309,5 @@ def scan_video(
     collector.finish()
     return VideoSample(collector.train.items, collector.held.items, collector.thumbs.items,
                        collector.ratios.items, collector.frames, collector.sharp,
-                       collector.blurry, complete, collector.probes.items)
+                       collector.blurry, complete, collector.probes.items,
+                       collector.crosschecks.items)

@@ -208,7 +208,7 @@ def _adapt(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions,
     from ..adapt import adapt_restorer
 
     outcome = adapt_restorer(restorer, input, opts, keep_in=state.folder,
-                             resuming=state.resuming)
+                             resuming=state.resuming, refiner=make_refiner(opts, restorer))
     return outcome.restorer, outcome.message
 
 

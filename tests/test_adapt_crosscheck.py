@@ -1,0 +1,66 @@
+"""The end-to-end check of an adapted copy on the video's own blurry frames: a better
+finished frame scores higher against the frame's other sharp neighbour, and a copy that
+finishes real frames worse is not used, whatever the held-back crops say."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from refdeblur_video.adapt import AdaptSettings
+from refdeblur_video.adapt.crosscheck import Crosscheck, score_copy, score_original
+from refdeblur_video.adapt.entry import _decide
+from refdeblur_video.adapt.tune import TuneResult
+from refdeblur_video.image_files import to_float
+from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
+from refdeblur_video.video.synthetic import render_frame
+
+SIZE = (320, 192)
+
+
+class _Fixed:
+    """A stand-in restorer that returns a given image for the frame, whatever it is shown."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = to_float(image)
+
+    def restore_floats(self, blurry, references):
+        return [self.image.copy() for _ in blurry], [True for _ in blurry]
+
+
+def _check() -> tuple[Crosscheck, np.ndarray]:
+    frames = [render_frame(i, SIZE) for i in (9, 10, 11)]
+    blurry = render_frame(10, SIZE, blurry=True)
+    return Crosscheck(10, blurry, frames[0], frames[2]), frames[1]
+
+
+def test_the_sharp_truth_scores_higher_than_the_blurry_frame_on_the_other_neighbour():
+    check, truth = _check()
+    for refiner in (Refiner(None), Refiner(DEFAULT_TRANSFER)):
+        blurry_baseline = score_original(_Fixed(check.blurry), refiner, [check])
+        truth_score = score_copy(_Fixed(truth), refiner, [check], blurry_baseline)
+        assert truth_score > blurry_baseline.psnr + 1.0
+        # and the other way round: the blurry frame loses against the truth's baseline
+        truth_baseline = score_original(_Fixed(truth), refiner, [check])
+        assert score_copy(_Fixed(check.blurry), refiner, [check], truth_baseline) < \
+            truth_baseline.psnr - 1.0
+        assert truth_baseline.seconds > 0
+
+
+def test_a_copy_worse_on_real_frames_is_not_used_even_if_better_on_held_back_crops():
+    result = TuneResult(torch.nn.Identity(), steps=20, seconds=30.0, psnr_before=25.0,
+                        psnr_after=27.0, loss=0.1)
+
+    class _Restorer:
+        model = torch.nn.Identity()
+
+    restorer = _Restorer()
+    settings = AdaptSettings()
+    refused = _decide(restorer, result, settings, 30.0, cross_gain=-0.3)
+    assert not refused.adopted and refused.restorer is restorer
+    assert "not better on the video's blurry frames (-0.30 dB" in refused.message
+    taken = _decide(restorer, result, settings, 30.0, cross_gain=0.2)
+    assert taken.adopted and taken.restorer is not restorer
+    assert "+0.20 dB on real blurry frames" in taken.message
+    unchecked = _decide(restorer, result, settings, 30.0, cross_gain=None)
+    assert unchecked.adopted and "real blurry" not in unchecked.message
