@@ -3,12 +3,14 @@
 The held-back check scores synthetic blur, so it cannot see blur the adaptation got wrong,
 nor what the step after the network (the reference transfer, which trusts the network's
 output more or less) makes of the copy's output. This check restores a few real blurry
-frames, as the pipeline will, with the original and with the copy, and compares both
-finished frames with a *second* sharp neighbour of the frame (the best one on the other
-side of it, which neither restoration saw), aligned by flow to the original's output and
-weighed by how far that alignment is trusted. The frame's true sharp image is unknown;
-a sharp view of the same scene a few frames away, where it aligns, stands in for it, and
-stands in equally for both models.
+frames, as the pipeline will, with the original and with the copy, and compares each
+finished frame with a *second* sharp neighbour of the frame (the best one on the other
+side of it, which neither restoration saw). The frame's true sharp image is unknown; a
+sharp view of the same scene a few frames away stands in for it where it aligns. Each
+finished frame gets its own alignment and weights (the transfer's confidence that the
+neighbour, aligned to it, shows the same thing): an output that went wrong aligns worse
+and agrees less. Aligning to one model's output and weighing both by its confidence
+instead favours that model, whichever is better (docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -42,12 +44,10 @@ class Crosscheck:
 
 @dataclass
 class Baseline:
-    """The original model's finished frames and what they are compared with."""
+    """The original model's score, and how long scoring one model took."""
 
-    aligned: list[np.ndarray]  # the other neighbour, aligned to the original's output
-    weights: list[np.ndarray]  # how far each pixel's alignment is trusted (H, W)
     psnr: float
-    seconds: float  # what scoring one model took
+    seconds: float
 
 
 def _finished(restorer: Restorer, refiner: Refiner, check: Crosscheck) -> np.ndarray:
@@ -57,10 +57,14 @@ def _finished(restorer: Restorer, refiner: Refiner, check: Crosscheck) -> np.nda
     return to_float(refiner(restored[0], check.blurry, reference))
 
 
-def _psnr(outputs: list[np.ndarray], baseline_aligned: list[np.ndarray],
-          weights: list[np.ndarray]) -> float:
+def score(restorer: Restorer, refiner: Refiner, checks: list[Crosscheck]) -> float:
+    """A model's weighted PSNR (dB) of its finished frames against their other sharp
+    neighbours, each aligned to the finished frame and weighed by the transfer's
+    confidence; NaN where nothing aligns."""
     error = total = 0.0
-    for out, aligned, weight in zip(outputs, baseline_aligned, weights, strict=True):
+    for check in checks:
+        out = _finished(restorer, refiner, check)
+        aligned, weight = transfer_confidence(out, to_float(check.other))
         error += float((weight[..., None] * (out - aligned) ** 2).sum())
         total += 3.0 * float(weight.sum())
     if total <= 0:
@@ -70,24 +74,11 @@ def _psnr(outputs: list[np.ndarray], baseline_aligned: list[np.ndarray],
 
 def score_original(restorer: Restorer, refiner: Refiner,
                    checks: list[Crosscheck]) -> Baseline:
-    """The original model's score, and the aligned neighbours the copy is scored on."""
+    """The original model's score, timed (the copy's check takes about as long)."""
     started = time.monotonic()
-    outputs, aligned, weights = [], [], []
-    for check in checks:
-        out = _finished(restorer, refiner, check)
-        other, weight = transfer_confidence(out, to_float(check.other))
-        outputs.append(out)
-        aligned.append(other)
-        weights.append(weight)
-    return Baseline(aligned, weights, _psnr(outputs, aligned, weights),
-                    time.monotonic() - started)
+    psnr = score(restorer, refiner, checks)
+    return Baseline(psnr, time.monotonic() - started)
 
 
-def score_copy(restorer: Restorer, refiner: Refiner, checks: list[Crosscheck],
-               baseline: Baseline) -> float:
-    """The copy's score on the same frames, against the same aligned neighbours."""
-    outputs = [_finished(restorer, refiner, check) for check in checks]
-    return _psnr(outputs, baseline.aligned, baseline.weights)
 
-
-__all__ = ["Baseline", "Crosscheck", "MAX_PIXELS", "score_copy", "score_original"]
+__all__ = ["Baseline", "Crosscheck", "MAX_PIXELS", "score", "score_original"]

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..model.weights import load_weights_into, read_checkpoint_metadata, save_checkpoint
 from ..video.reader import open_reader
-from .crosscheck import Baseline, score_copy, score_original
+from .crosscheck import Baseline, score, score_original
 from .fit import estimate_noise, fit_strengths
 from .kernels import kernel_bank
 from .reservoir import VideoSample, scan_video
@@ -221,9 +221,8 @@ def _cross_gain(restorer: Restorer, result: TuneResult, refiner: Refiner | None,
     if refiner is None or baseline is None or not result.steps or \
             not math.isfinite(result.gain_db):
         return None
-    copy_score = score_copy(_copy_with(restorer, result.model), refiner, sample.crosschecks,
-                            baseline)
-    return copy_score - baseline.psnr
+    return score(_copy_with(restorer, result.model), refiner, sample.crosschecks) - \
+        baseline.psnr
 
 
 def _skip_reason(sample: VideoSample) -> str | None:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from ..image_files import from_float, peak_value
+from ..image_files import from_float, to_float
 from .config import ModelConfig, load_model_yaml
 from .device import autocast_dtype, resolve_device
 from .inference import InferenceSettings
@@ -237,16 +237,14 @@ def _require_finite(batch: Tensor) -> None:
 
 def images_to_tensor(images: list[np.ndarray]) -> Tensor:
     """Stack H x W x 3 uint8/uint16 arrays into a float (B, 3, H, W) tensor in [0, 1]."""
-    peak = peak_value(images[0].dtype)
-    array = np.stack(images).astype(np.float32) / peak
+    array = np.stack([to_float(image) for image in images])
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
 
 
 def tensor_to_images(batch: Tensor, dtype: np.dtype = np.uint8) -> list[np.ndarray]:
     """Inverse of :func:`images_to_tensor`, rounding to the nearest integer."""
-    peak = peak_value(np.dtype(dtype))
-    array = (batch.detach().float().cpu().clamp(0, 1) * peak).round().permute(0, 2, 3, 1).numpy()
-    return [frame.astype(dtype) for frame in array]
+    array = batch.detach().float().cpu().permute(0, 2, 3, 1).numpy()
+    return [from_float(frame, dtype) for frame in array]
 
 
 def _default_memory_mb(device: torch.device) -> float:

@@ -85,7 +85,8 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
             details = json.loads(meta["adapt_settings"])
             row.update(adopted=meta["adapt_result"] == "adapted",
                        **{k: details.get(k) for k in ("steps", "held_psnr_original",
-                                                      "held_psnr_adapted", "fit")})
+                                                      "held_psnr_adapted",
+                                                      "crosscheck_gain_db", "fit")})
         if gt:
             row.update(_scores(out, log, gt))
             if budget is None:
@@ -97,6 +98,28 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
     return rows
 
 
+def _override_settings(always_adopt: bool, generators: dict | None) -> None:
+    """Change the adaptation settings the pipeline picks, for this measurement only."""
+    if not always_adopt and generators is None:
+        return
+    import dataclasses
+
+    import refdeblur_video.adapt.entry as entry
+
+    chosen = entry.settings_for
+
+    def settings_for(*args, **kwargs):
+        settings = chosen(*args, **kwargs)
+        if always_adopt:
+            settings = dataclasses.replace(settings, min_gain_db=-float("inf"),
+                                           min_crosscheck_gain_db=-float("inf"))
+        if generators is not None:
+            settings = dataclasses.replace(settings, generators=generators)
+        return settings
+
+    entry.settings_for = settings_for
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path)
@@ -105,14 +128,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-transfer", dest="transfer", action="store_false")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the outputs, frame logs and adapted weights in this folder")
+    parser.add_argument("--always-adopt", action="store_true",
+                        help="use the adapted copy whatever the safety checks say (their "
+                        "verdicts are still reported): to see whether they judge right")
+    parser.add_argument("--generators", type=json.loads, default=None,
+                        help='the crops\' blur mix, e.g. \'{"own": 0.6, "shake": 0.4}\'')
     args = parser.parse_args(argv)
+    _override_settings(args.always_adopt, args.generators)
     from refdeblur_video.model.restorer import load_model
 
     restorer = load_model(args.model, args.device)
     rows = []
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as temporary:
+        work = args.keep or Path(temporary)
+        work.mkdir(parents=True, exist_ok=True)
         for clip in args.clips:
-            rows.extend(measure(clip, args.budgets, restorer, Path(work), args.transfer))
+            rows.extend(measure(clip, args.budgets, restorer, work, args.transfer))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
