@@ -126,9 +126,10 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
                         estimate_noise([r.target for r in sample.train]))
-    if settings.generators.get("own", 0) > 0:
-        kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)
-        fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
+    # estimated whether or not the crops use them: their extents, in the saved weights'
+    # metadata, say how strong this video's blur is (about a second's work)
+    kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)
+    fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
     held = fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,
                          settings.seed + 1)
     left = max(0.0, deadline - time.monotonic())
