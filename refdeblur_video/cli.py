@@ -15,7 +15,6 @@ import shlex
 import signal
 import sys
 import warnings
-from pathlib import Path
 
 from . import __version__
 from .errors import UserError
@@ -23,7 +22,7 @@ from .interrupts import Interrupted, handle_signals
 from .malloc import share_malloc_arenas
 from .pipeline.options import DeblurOptions
 from .pipeline.preflight import preflight
-from .pipeline.resume import UnfinishedRun, kept_frames, state_dir
+from .pipeline.resume import UnfinishedRun, interrupted_line
 
 EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
@@ -148,20 +147,6 @@ def _resume_command(argv: list[str] | None) -> str:
     return shlex.join(["refdeblur-video", *words, "--resume"])
 
 
-def _interrupted(exc: KeyboardInterrupt, target: str) -> str:
-    """The one line an interrupted run ends with: what is left, and how to go on."""
-    head = "interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else (
-        f"interrupted ({exc.name})")
-    if Path(target).is_dir() or target.endswith(os.sep):
-        return (f"{head}: the video in progress was not written; the same command with "
-                "--resume goes on with it")
-    kept = kept_frames(target)
-    if not kept:
-        return f"{head}: no output was written"
-    return (f"{head}: no output was written; {kept} finished frames are kept in "
-            f"{state_dir(target)}: the same command with --resume goes on from there")
-
-
 def _exit_now(code: int) -> None:
     """Leave without the interpreter's shutdown: a model call still running in a worker
     thread would make a C++ runtime abort there (``terminate called without an active
@@ -170,21 +155,6 @@ def _exit_now(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
-
-
-def _report(results, quiet: bool) -> None:
-    if quiet:
-        return
-    for r in results:
-        dropped = (f" ({r.references_dropped} without their reference)"
-                   if r.references_dropped else "")
-        shots = f" in {r.shots} shots" if r.shots > 1 else ""
-        resumed = f", resumed at frame {r.resumed}" if r.resumed else ""
-        adapted = f"; {r.adaptation}" if getattr(r, "adaptation", None) else ""
-        state = "already done, skipped" if r.skipped else (
-            f"{r.frames} frames{shots}, {r.restored} restored{dropped}, "
-            f"{r.seconds:.1f} s{resumed}{adapted}")
-        print(f"{r.output}: {state}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,12 +177,15 @@ def main(argv: list[str] | None = None) -> int:
             say(f"error: {exc}")
             return 2
         except KeyboardInterrupt as exc:
+            by = getattr(exc, "signum", signal.SIGINT)
             with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-                say(_interrupted(exc, target))
+                say(interrupted_line(target, None if by == signal.SIGINT else exc.name))
             if isinstance(exc, Interrupted):
                 _exit_now(exc.exit_code)
             return 130
-        _report(results, args["quiet"])
+        if not args["quiet"]:
+            for result in results:
+                print(result.closing_line())
     return 0
 
 

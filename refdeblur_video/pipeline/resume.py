@@ -491,6 +491,20 @@ def kept_frames(output: str | os.PathLike) -> int:
     return segments[-1].end if segments else 0
 
 
+def interrupted_line(target: str, signal_name: str | None = None) -> str:
+    """The one line an interrupted run ends with: what is left, and how to go on
+    (``signal_name``: the signal that stopped it, when it was not Ctrl-C)."""
+    head = "interrupted" if signal_name is None else f"interrupted ({signal_name})"
+    if Path(target).is_dir() or target.endswith(os.sep):
+        return (f"{head}: the video in progress was not written; the same command with "
+                "--resume goes on with it")
+    kept = kept_frames(target)
+    if not kept:
+        return f"{head}: no output was written"
+    return (f"{head}: no output was written; {kept} finished frames are kept in "
+            f"{state_dir(target)}: the same command with --resume goes on from there")
+
+
 def _write_json(path: Path, data: dict) -> None:
     """Write ``path`` through a fsynced temporary file and a rename."""
     tmp = path.with_name(f"{path.name}.tmp")

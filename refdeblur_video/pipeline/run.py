@@ -59,6 +59,18 @@ class RunSummary:
     adaptation: str | None = None  # what --adapt did (for the closing line)
     records: list[FrameRecord] = field(default_factory=list, repr=False)
 
+    def closing_line(self) -> str:
+        """The line the command ends with for this output."""
+        if self.skipped:
+            return f"{self.output}: already done, skipped"
+        dropped = (f" ({self.references_dropped} without their reference)"
+                   if self.references_dropped else "")
+        shots = f" in {self.shots} shots" if self.shots > 1 else ""
+        resumed = f", resumed at frame {self.resumed}" if self.resumed else ""
+        adapted = f"; {self.adaptation}" if self.adaptation else ""
+        return (f"{self.output}: {self.frames} frames{shots}, {self.restored} restored"
+                f"{dropped}, {self.seconds:.1f} s{resumed}{adapted}")
+
 
 def make_restorer(options: DeblurOptions) -> Restorer:
     """The network named by ``options.model`` on ``options.device``."""
