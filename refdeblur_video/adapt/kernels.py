@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..image_files import from_float, to_float
+
 WORK_LINES = 360  # frames are compared at this short side (at most): strong blur is
 # shorter there, and noise and compression weigh less, so more tiles give a kernel
 TILE = 128  # tile edge at the working size
@@ -84,8 +86,7 @@ def to_working_grey(image: np.ndarray) -> np.ndarray:
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
-    grey = image.astype(np.float32) / scale
+    grey = image.astype(np.float32) if image.dtype.kind == "f" else to_float(image)
     return cv2.cvtColor(grey, cv2.COLOR_RGB2GRAY) if grey.ndim == 3 else grey
 
 
@@ -253,9 +254,7 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """``image`` convolved with ``kernel`` (edges reflected), in ``image``'s sample type."""
     if image.dtype == np.float32:
         return _convolve(image, kernel)
-    top = 65535.0 if image.dtype == np.uint16 else 255.0
-    out = _convolve(image.astype(np.float32), kernel)
-    return np.clip(out + 0.5, 0, top).astype(image.dtype)
+    return from_float(_convolve(to_float(image), kernel), image.dtype)
 
 
 __all__ = ["BlurKernel", "align_reference", "apply_kernel", "at_frame_size", "estimate_kernel",
