@@ -10,6 +10,7 @@ import torch
 from refdeblur_video.adapt import AdaptSettings
 from refdeblur_video.adapt.crosscheck import Crosscheck, score, score_original
 from refdeblur_video.adapt.entry import _decide
+from refdeblur_video.adapt.kernels import apply_kernel
 from refdeblur_video.adapt.tune import TuneResult
 from refdeblur_video.image_files import to_float
 from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
@@ -63,3 +64,20 @@ def test_a_copy_worse_on_real_frames_is_not_used_even_if_better_on_held_back_cro
     assert "+0.20 dB on real blurry frames" in taken.message
     unchecked = _decide(restorer, result, settings, 30.0, cross_gain=None)
     assert unchecked.adopted and "real blurry" not in unchecked.message
+
+
+def test_a_blurred_neighbour_does_not_reward_a_finished_frame_for_being_blurred_alike():
+    """A video with no truly sharp frame: the neighbour the check compares with is blurred
+    too. Compared as they are, an output blurred the same way would beat the sharp truth
+    by over 20 dB here; brought to the neighbour's blur, the truth is about as good, and
+    still far better than the blurry frame."""
+    check, truth = _check()
+    kernel = np.zeros((15, 15), np.float32)
+    kernel[7, 1:14] = 1 / 13
+    blurred_other = apply_kernel(check.other, kernel)
+    blurry_check = Crosscheck(check.index, check.blurry, check.reference, blurred_other)
+    blurred_alike = apply_kernel(truth, kernel)
+    refiner = Refiner(None)
+    sharp_score = score(_Fixed(truth), refiner, [blurry_check])
+    assert sharp_score > score(_Fixed(blurred_alike), refiner, [blurry_check]) - 1.0
+    assert sharp_score > score(_Fixed(check.blurry), refiner, [blurry_check]) + 3.0

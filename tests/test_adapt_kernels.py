@@ -18,6 +18,7 @@ from refdeblur_video.adapt.kernels import (
     estimate_kernel,
     frame_kernels,
     kernel_bank,
+    reblur_to_match,
     to_working_grey,
 )
 from refdeblur_video.adapt.reservoir import Probe, Region, scan_video
@@ -82,6 +83,24 @@ def test_a_point_kernel_changes_nothing_and_kernels_keep_the_sample_type():
     assert np.array_equal(apply_kernel(image, point), image)
     deep = image.astype(np.uint16) * 257
     assert apply_kernel(deep, line_kernel(6.0, 1.0, 9)).dtype == np.uint16
+
+
+def test_reblurring_matches_a_blurrier_view_but_never_sharpens():
+    """What lets the end-to-end check compare with a neighbour that is blurred itself: a
+    sharp image is brought to the neighbour's blur; a blurred one cannot be brought back."""
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
+
+    sharp = textured(360, 480, seed=6).astype(np.float32) / 255
+    blurred = apply_kernel(sharp, line_kernel(14.0, 0.5))
+    assert psnr(reblur_to_match(sharp, blurred), blurred) > psnr(sharp, blurred) + 15
+    assert psnr(reblur_to_match(blurred, sharp), sharp) <= psnr(blurred, sharp) + 0.5
+    # against a sharp view, a sharp image stays itself (nearly: the kernel is a point)
+    assert psnr(reblur_to_match(sharp, sharp), sharp) > 40
+    # a sharp image now agrees better with a blurred neighbour than a half-blurred one does
+    half = apply_kernel(sharp, line_kernel(7.0, 0.5 + np.pi / 2))
+    assert psnr(reblur_to_match(sharp, blurred), blurred) > \
+        psnr(reblur_to_match(half, blurred), blurred) + 3
 
 
 def test_kernels_are_estimated_small_and_applied_at_the_frames_size():

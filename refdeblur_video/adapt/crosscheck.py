@@ -10,7 +10,11 @@ sharp view of the same scene a few frames away stands in for it where it aligns.
 finished frame gets its own alignment and weights (the transfer's confidence that the
 neighbour, aligned to it, shows the same thing): an output that went wrong aligns worse
 and agrees less. Aligning to one model's output and weighing both by its confidence
-instead favours that model, whichever is better (docs/RESULTS.md).
+instead favours that model, whichever is better (docs/RESULTS.md). Before the comparison
+each finished frame is blurred by the kernel that best turns it into the aligned neighbour
+(:func:`.kernels.reblur_to_match`): where the video has no truly sharp frame, the neighbour
+is blurred too, and without this a copy that deblurs less would agree with it better
+(the frame is then aligned and weighed again, at the neighbour's sharpness).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from ..image_files import to_float
 from ..refine.transfer import transfer_confidence
+from .kernels import reblur_to_match
 
 if TYPE_CHECKING:
     from ..model.restorer import Restorer
@@ -57,16 +62,27 @@ def _finished(restorer: Restorer, refiner: Refiner, check: Crosscheck) -> np.nda
     return to_float(refiner(restored[0], check.blurry, reference))
 
 
+def agreement(finished: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """How a finished frame (float RGB) agrees with a sharp view of the scene a few frames
+    away: (weighted squared error, total weight). The view is aligned to the frame; the
+    frame is brought to the view's blur; then both are aligned and weighed again, so that
+    the transfer's confidence, which distrusts a view blurrier than the frame, judges the
+    pair at one sharpness."""
+    aligned, _ = transfer_confidence(finished, other)
+    matched = reblur_to_match(finished, aligned)
+    aligned, weight = transfer_confidence(matched, other)
+    error = float((weight[..., None] * (matched - aligned) ** 2).sum())
+    return error, 3.0 * float(weight.sum())
+
+
 def score(restorer: Restorer, refiner: Refiner, checks: list[Crosscheck]) -> float:
     """A model's weighted PSNR (dB) of its finished frames against their other sharp
-    neighbours, each aligned to the finished frame and weighed by the transfer's
-    confidence; NaN where nothing aligns."""
+    neighbours (:func:`agreement`); NaN where nothing aligns."""
     error = total = 0.0
     for check in checks:
-        out = _finished(restorer, refiner, check)
-        aligned, weight = transfer_confidence(out, to_float(check.other))
-        error += float((weight[..., None] * (out - aligned) ** 2).sum())
-        total += 3.0 * float(weight.sum())
+        e, t = agreement(_finished(restorer, refiner, check), to_float(check.other))
+        error += e
+        total += t
     if total <= 0:
         return math.nan
     return 10.0 * math.log10(1.0 / max(error / total, 1e-12))
@@ -81,4 +97,4 @@ def score_original(restorer: Restorer, refiner: Refiner,
 
 
 
-__all__ = ["Baseline", "Crosscheck", "MAX_PIXELS", "score", "score_original"]
+__all__ = ["Baseline", "Crosscheck", "MAX_PIXELS", "agreement", "score", "score_original"]

@@ -250,6 +250,43 @@ def kernel_bank(probes: list, frame_hw: tuple[int, int], seed: int = 0
     return [BlurKernel(at_frame_size(k.weights, scale), k.explained) for k in kernels]
 
 
+def reblur_to_match(image: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``image`` (float RGB) blurred, tile by tile, by the kernel that best turns it into
+    ``target`` (the same view, aligned, float RGB): where ``target`` is blurrier, the blur
+    it has and ``image`` lacks. A sharper ``image`` can be matched this way; a blurrier one
+    cannot (a kernel never sharpens), so comparing the result with ``target`` does not reward
+    an image for sharing ``target``'s blur. Tiles without a usable kernel stay as they are.
+    Kernels are found at full size (a kernel found at the working size and enlarged would
+    blur a sharp image)."""
+    grey_image, grey_target = _grey(image), _grey(target)
+    h, w = grey_image.shape
+    enlarge = 1.0 / working_scale((h, w))
+    tile = min(round(TILE * enlarge), h, w)
+    size = round(KERNEL_AT_360 * enlarge) | 1
+    out = image.copy()
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = min(y, h - tile), min(x, w - tile)
+            a = grey_image[y0:y0 + tile, x0:x0 + tile]
+            if tile < 2 * size or a.std() < 1e-3:
+                continue
+            cleaned = _clean(_solve(grey_target[y0:y0 + tile, x0:x0 + tile], a), size)
+            if cleaned is None:
+                continue
+            kernel = cleaned[0]
+            r = kernel.shape[0] // 2
+            py, px = max(0, y - r), max(0, x - r)
+            inner = (slice(y - py, y - py + tile), slice(x - px, x - px + tile))
+            region = image[py:min(h, y + tile + r), px:min(w, x + tile + r)]
+            blurred = _convolve(np.ascontiguousarray(region), kernel)[inner]
+            # a kernel only where it brings the tile closer (a near-point kernel is noise)
+            target_tile = target[y:y + tile, x:x + tile]
+            if np.mean((blurred - target_tile) ** 2) < \
+                    np.mean((image[y:y + tile, x:x + tile] - target_tile) ** 2):
+                out[y:y + tile, x:x + tile] = blurred
+    return out
+
+
 def apply_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """``image`` convolved with ``kernel`` (edges reflected), in ``image``'s sample type."""
     if image.dtype == np.float32:
@@ -258,5 +295,5 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["BlurKernel", "align_reference", "apply_kernel", "at_frame_size", "estimate_kernel",
-           "frame_kernels", "kernel_bank", "kernel_size", "shift_margin", "to_working_grey",
-           "working_scale"]
+           "frame_kernels", "kernel_bank", "kernel_size", "reblur_to_match", "shift_margin",
+           "to_working_grey", "working_scale"]

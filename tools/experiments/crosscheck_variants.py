@@ -13,7 +13,11 @@ the frames the check uses, and prints one row per (clip, copy) with each variant
   that depends on either model's output);
 - ``own``: each model's output gets its own alignment and weights (self-serving);
 - ``common``: aligned to the original's output, weighed by the smaller of both models'
-  confidences.
+  confidences;
+- ``reblur``: as ``own``, but each finished frame is first blurred by the kernel that best
+  turns it into the aligned neighbour (``adapt.kernels.reblur_to_match``), so a neighbour
+  that is itself blurred does not reward an output for being blurred the same way;
+- ``reblur2``: ``reblur``, then aligned and weighed again (``adapt.crosscheck.agreement``).
 
     python tools/experiments/crosscheck_variants.py runs/adapt/always_default_60.json \\
         runs/adapt/kept_default --clips runs/validation/rs6dof/clips
@@ -38,11 +42,13 @@ def _psnr(pairs) -> float:
 
 def variants(checks, original, adapted, refiner) -> dict[str, float]:
     """Each variant's gain of ``adapted`` over ``original`` (dB)."""
-    from refdeblur_video.adapt.crosscheck import _finished
+    from refdeblur_video.adapt.crosscheck import _finished, agreement
+    from refdeblur_video.adapt.kernels import reblur_to_match
     from refdeblur_video.image_files import to_float
     from refdeblur_video.refine.transfer import blend_weight, transfer_confidence, transfer_cues
 
-    rows = {k: ([], []) for k in ("original", "blurry", "own", "common")}
+    rows = {k: ([], []) for k in ("original", "blurry", "own", "common", "reblur")}
+    twice = ([], [])
     for check in checks:
         other = to_float(check.other)
         out_o, out_a = (_finished(m, refiner, check) for m in (original, adapted))
@@ -56,10 +62,17 @@ def variants(checks, original, adapted, refiner) -> dict[str, float]:
         rows["blurry"][1].append((out_a, cues.aligned, w_b))
         rows["own"][0].append((out_o, al_o, w_o))
         rows["own"][1].append((out_a, al_a, w_a))
+        rows["reblur"][0].append((reblur_to_match(out_o, al_o), al_o, w_o))
+        rows["reblur"][1].append((reblur_to_match(out_a, al_a), al_a, w_a))
+        twice[0].append(agreement(out_o, other))
+        twice[1].append(agreement(out_a, other))
         common = (w_o + w_a - abs(w_o - w_a)) / 2
         rows["common"][0].append((out_o, al_o, common))
         rows["common"][1].append((out_a, al_o, common))
-    return {k: _psnr(a) - _psnr(o) for k, (o, a) in rows.items()}
+    found = {k: _psnr(a) - _psnr(o) for k, (o, a) in rows.items()}
+    o, a = (10.0 * math.log10(sum(t for _, t in pairs) / max(sum(e for e, _ in pairs), 1e-12))
+            for pairs in twice)
+    return {**found, "reblur2": a - o}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,11 @@ average validation sets (``refdeblur_video/data/validation.py``), never trained 
 - ``shake``: juggle frames 0-35, and the photos Storm and Aqua filmed as drifting clips;
   each blurry frame under the training camera shake at a strength drawn in 0.4-1.6;
 - ``average``: bedroom frames 0-99 (every third frame), and Dragonfly as a drifting clip;
-  each blurry frame the linear-light mean of the 5-9 source frames around it.
+  each blurry frame the linear-light mean of the 5-9 source frames around it;
+- ``nosharp``: juggle frames 12-23 and the photo Aqua, with *every* frame under the training
+  camera shake: frames 1, 4, 7, ... at a strength in 0.6-1.6, the others lightly (0.15-0.4),
+  so the frames the pipeline takes for sharp are blurred too (the case where the video's
+  own frames cannot tell ``--adapt`` the truth).
 
     python tools/experiments/make_adapt_clips.py runs/adapt_clips
     python tools/experiments/measure_adapt.py runs/adapt_clips/* --budgets 60 300
@@ -70,6 +74,21 @@ def shake_clip(source: list[np.ndarray], rng: np.random.Generator) -> tuple[list
     return inputs, {"generator": "shake", "strengths": strengths}
 
 
+def nosharp_clip(source: list[np.ndarray], rng: np.random.Generator) -> tuple[list, dict]:
+    """``source``'s first frames, every one under the training camera shake: frames 1, 4,
+    7, ... strongly, the others lightly."""
+    from refdeblur_video.data.shake import render_path_blur, sample_camera_path
+
+    truth = source[:FRAMES]
+    inputs, strengths = [], {}
+    for k, frame in enumerate(truth):
+        strength = float(rng.uniform(0.6, 1.6) if k in BLURRY else rng.uniform(0.15, 0.4))
+        inputs.append(render_path_blur(frame, sample_camera_path(frame.shape[:2], rng,
+                                                                  strength)))
+        strengths[k] = round(strength, 3)
+    return inputs, {"generator": "shake", "no_sharp_frame": True, "strengths": strengths}
+
+
 def average_clip(source: list[np.ndarray], rng: np.random.Generator) -> tuple[list, dict]:
     """Every third frame of ``source`` from frame 4 on (where the means have room), blurry
     frames the linear-light mean of the 5-9 source frames around them."""
@@ -92,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
     parser.add_argument("--photos", type=Path, default=Path(".data/val_photos"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", help="make only these clips (folder names)")
     args = parser.parse_args(argv)
 
     from refdeblur_video.data.photo_clips import pan_clip
@@ -115,9 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     clips["average_bedroom"] = (average_clip, [bedroom[i] for i in range(4 + 3 * FRAMES + 4)])
     name, stem = AVERAGE_PHOTO
     clips[f"average_{name}"] = (average_clip, photo(stem, 4 + 3 * FRAMES + 4))
+    late = fetch_frames(args.videos / VIDEOS["juggle"], set(range(12, 12 + FRAMES)), uint8=True)
+    clips["nosharp_juggle"] = (nosharp_clip, [late[i] for i in range(12, 12 + FRAMES)])
+    clips["nosharp_Aqua"] = (nosharp_clip, photo(SHAKE_PHOTOS["Aqua"], FRAMES))
+    if args.only:
+        clips = {k: v for k, v in clips.items() if k in args.only}
     for name, (make, source) in clips.items():
         inputs, meta = make(source, rng(name))
-        truth = source[:FRAMES] if make is shake_clip else \
+        truth = source[:FRAMES] if make is not average_clip else \
             [source[4 + 3 * k] for k in range(FRAMES)]
         _write(args.out / name, inputs, truth, meta)
         print(f"{args.out / name}: {meta}")

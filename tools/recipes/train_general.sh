@@ -7,6 +7,9 @@
 #   tail -f runs/general.log                     # progress
 #   THREADS=1 bash tools/recipes/train_general.sh   # on a machine busy with other work: one
 #                                                   # thread wastes no time waiting for the other
+#   NAME=general_anneal STEPS=2800 bash tools/recipes/train_general.sh
+#       # a branch in runs/NAME (copy runs/general there first to branch off its state) whose
+#       # cosine schedule ends at STEPS instead of 30000: annealing the learning rate early
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -30,7 +33,7 @@ cd "$(dirname "$0")/../.."
 V=${VIDEOS:-../shared/data/videos}
 RUNS=${RUNS:-runs}
 PY=${PY:-.venv/bin/python}
-OUT=$RUNS/general
+OUT=$RUNS/${NAME:-general}
 PHOTOS=${PHOTOS:-.data/photos}
 mkdir -p "$RUNS"
 here=$(dirname "$0")
@@ -57,7 +60,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
   --set "data.mix={generators: {shake: 0.55, average: 0.25, object: 0.2}, self_ref_prob: 0.2, defocus_prob: 0.15}" \
-  --set train.lr=1.0e-4 --set train.steps=30000 --set train.warmup_steps=200 \
+  --set train.lr=1.0e-4 --set train.steps=${STEPS:-30000} --set train.warmup_steps=200 \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}" >>"$OUT.log" 2>&1 &
