@@ -141,23 +141,30 @@ def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config,
 
 
 
-def test_kill_saves_the_training_state_first(train_config, tmp_path):
-    # a long run, logged every step, a state only every 1000 steps: SIGTERM must save one
+@pytest.mark.parametrize("workers, whole_group", [(0, False), (1, True)],
+                         ids=["kill-PID", "kill-process-group-with-a-data-worker"])
+def test_kill_saves_the_training_state_first(train_config, tmp_path, workers, whole_group):
+    # a long run, logged every step, a state only every 1000 steps: SIGTERM must save one,
+    # also when the signal reaches the data workers too (`kill -- -PGID`, a service manager)
     config = yaml.safe_load(train_config.read_text())
     config["train"].update(steps=100000, ckpt_every=1000, val_every=1000, gan_start=None)
+    config["data"]["workers"] = workers
     train_config.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "refdeblur_video.training.cli", "--config", str(train_config),
          "--quiet"], env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     end = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < end:
         if (run / "train_log.csv").is_file() and len(steps_logged(run)) >= 2:
             break
         time.sleep(0.1)
     assert process.poll() is None, process.communicate()[1][-2000:]
-    process.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
     with safe_open(str(run / "last.safetensors"), "pt") as handle:

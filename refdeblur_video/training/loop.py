@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +228,15 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
     return run
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a data worker: a stop signal sent to the whole process group (``kill -- -PGID``,
+    a closed terminal, a service manager) is left to the main process, which saves the
+    state and then ends its workers; a worker killed first would break that save."""
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def _make_loader(run: _Run, train_set: Dataset) -> tuple[DataLoader, DistributedSampler | None]:
     """Batches of the training set; under torchrun each rank draws its own share."""
     cfg, rank = run.cfg, run.rank
@@ -235,7 +245,8 @@ def _make_loader(run: _Run, train_set: Dataset) -> tuple[DataLoader, Distributed
     loader = DataLoader(train_set, batch_size=cfg.data.batch, shuffle=sampler is None,
                         sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
                         pin_memory=run.device.type == "cuda",
-                        persistent_workers=cfg.data.workers > 0)
+                        persistent_workers=cfg.data.workers > 0,
+                        worker_init_fn=_ignore_stop_signals if cfg.data.workers > 0 else None)
     return loader, sampler
 
 
