@@ -78,11 +78,15 @@ def agreement(finished: np.ndarray, other: np.ndarray) -> tuple[float, float]:
 def score(restorer: Restorer, refiner: Refiner, checks: list[Crosscheck]) -> float:
     """A model's weighted PSNR (dB) of its finished frames against their other sharp
     neighbours (:func:`agreement`); NaN where nothing aligns."""
-    error = total = 0.0
-    for check in checks:
-        e, t = agreement(_finished(restorer, refiner, check), to_float(check.other))
-        error += e
-        total += t
+    return weighted_psnr([agreement(_finished(restorer, refiner, check), to_float(check.other))
+                          for check in checks])
+
+
+def weighted_psnr(parts: list[tuple[float, float]]) -> float:
+    """PSNR (dB, peak 1) of summed (weighted squared error, total weight) parts; NaN
+    where the weights sum to nothing."""
+    error = sum(e for e, _ in parts)
+    total = sum(t for _, t in parts)
     if total <= 0:
         return math.nan
     return 10.0 * math.log10(1.0 / max(error / total, 1e-12))
@@ -97,4 +101,5 @@ def score_original(restorer: Restorer, refiner: Refiner,
 
 
 
-__all__ = ["Baseline", "Crosscheck", "MAX_PIXELS", "agreement", "score", "score_original"]
+__all__ = ["Baseline", "Crosscheck", "MAX_PIXELS", "agreement", "score", "score_original",
+           "weighted_psnr"]

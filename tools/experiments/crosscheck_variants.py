@@ -27,22 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 
 def _psnr(pairs) -> float:
-    error = total = 0.0
-    for out, aligned, weight in pairs:
-        error += float((weight[..., None] * (out - aligned) ** 2).sum())
-        total += 3.0 * float(weight.sum())
-    return 10.0 * math.log10(1.0 / max(error / total, 1e-12)) if total > 0 else math.nan
+    from refdeblur_video.adapt.crosscheck import weighted_psnr
+
+    return weighted_psnr([(float((weight[..., None] * (out - aligned) ** 2).sum()),
+                           3.0 * float(weight.sum())) for out, aligned, weight in pairs])
 
 
 def variants(checks, original, adapted, refiner) -> dict[str, float]:
     """Each variant's gain of ``adapted`` over ``original`` (dB)."""
-    from refdeblur_video.adapt.crosscheck import _finished, agreement
+    from refdeblur_video.adapt.crosscheck import _finished, agreement, weighted_psnr
     from refdeblur_video.adapt.kernels import reblur_to_match
     from refdeblur_video.image_files import to_float
     from refdeblur_video.refine.transfer import blend_weight, transfer_confidence, transfer_cues
@@ -70,9 +68,7 @@ def variants(checks, original, adapted, refiner) -> dict[str, float]:
         rows["common"][0].append((out_o, al_o, common))
         rows["common"][1].append((out_a, al_o, common))
     found = {k: _psnr(a) - _psnr(o) for k, (o, a) in rows.items()}
-    o, a = (10.0 * math.log10(sum(t for _, t in pairs) / max(sum(e for e, _ in pairs), 1e-12))
-            for pairs in twice)
-    return {**found, "reblur2": a - o}
+    return {**found, "reblur2": weighted_psnr(twice[1]) - weighted_psnr(twice[0])}
 
 
 def main(argv: list[str] | None = None) -> int:

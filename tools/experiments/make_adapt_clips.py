@@ -60,33 +60,31 @@ def _write(folder: Path, inputs: list[np.ndarray], truth: list[np.ndarray], meta
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def shake_clip(source: list[np.ndarray], rng: np.random.Generator) -> tuple[list, dict]:
-    """``source``'s first frames, frames 1, 4, 7, ... under the training camera shake."""
+def shake_clip(source: list[np.ndarray], rng: np.random.Generator,
+               light: tuple[float, float] | None = None) -> tuple[list, dict]:
+    """``source``'s first frames, frames 1, 4, 7, ... under the training camera shake (at
+    a strength in 0.4-1.6); with ``light``, every other frame too, lightly (a strength in
+    ``light``) and the blurry ones at 0.6-1.6: a clip with no truly sharp frame."""
     from refdeblur_video.data.shake import render_path_blur, sample_camera_path
 
     truth = source[:FRAMES]
     inputs, strengths = list(truth), {}
-    for k in BLURRY:
-        strength = float(rng.uniform(0.4, 1.6))
-        path = sample_camera_path(truth[k].shape[:2], rng, strength)
-        inputs[k] = render_path_blur(truth[k], path)
+    for k, frame in enumerate(truth):
+        if k in BLURRY:
+            strength = float(rng.uniform(0.4, 1.6) if light is None else rng.uniform(0.6, 1.6))
+        elif light is not None:
+            strength = float(rng.uniform(*light))
+        else:
+            continue
+        inputs[k] = render_path_blur(frame, sample_camera_path(frame.shape[:2], rng, strength))
         strengths[k] = round(strength, 3)
-    return inputs, {"generator": "shake", "strengths": strengths}
+    meta = {"generator": "shake", "strengths": strengths}
+    return inputs, meta if light is None else {**meta, "no_sharp_frame": True}
 
 
 def nosharp_clip(source: list[np.ndarray], rng: np.random.Generator) -> tuple[list, dict]:
-    """``source``'s first frames, every one under the training camera shake: frames 1, 4,
-    7, ... strongly, the others lightly."""
-    from refdeblur_video.data.shake import render_path_blur, sample_camera_path
-
-    truth = source[:FRAMES]
-    inputs, strengths = [], {}
-    for k, frame in enumerate(truth):
-        strength = float(rng.uniform(0.6, 1.6) if k in BLURRY else rng.uniform(0.15, 0.4))
-        inputs.append(render_path_blur(frame, sample_camera_path(frame.shape[:2], rng,
-                                                                  strength)))
-        strengths[k] = round(strength, 3)
-    return inputs, {"generator": "shake", "no_sharp_frame": True, "strengths": strengths}
+    """:func:`shake_clip` with every frame shaken, the frames between lightly."""
+    return shake_clip(source, rng, light=(0.15, 0.4))
 
 
 def average_clip(source: list[np.ndarray], rng: np.random.Generator) -> tuple[list, dict]:
