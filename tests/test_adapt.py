@@ -21,6 +21,7 @@ import refdeblur_video.adapt
 from refdeblur_video.adapt import AdaptSettings, adapt_restorer, check_save_path
 from refdeblur_video.adapt.fit import estimate_noise, fit_strengths
 from refdeblur_video.adapt.reservoir import Reservoir, held_block, scan_video, thumbnail
+from refdeblur_video.adapt.tune import held_psnr
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.data.shake import render_path_blur, sample_camera_path
 from refdeblur_video.errors import UserError
@@ -158,6 +159,37 @@ def test_the_noise_estimate_sees_noise_not_texture():
     noisy = np.clip(flat + rng.normal(0, 3, flat.shape), 0, 255).astype(np.uint8)
     assert estimate_noise([flat.astype(np.uint8)]) == 0
     assert 2 < estimate_noise([noisy]) < 4
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in network whose output is fixed, whatever it is shown."""
+
+    def __init__(self, output: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("output", output)
+
+    def forward(self, blur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.output
+
+
+def test_the_held_back_check_pools_errors_so_flat_crops_do_not_outweigh_textured_ones():
+    # crop 0 flat, crop 1 textured; "worse" is far worse on the textured crop and only
+    # misses the flat one by a hair more than "better" does (+20 dB there per crop)
+    sharp = torch.stack([torch.full((3, 16, 16), 0.5),
+                         torch.rand((3, 16, 16), generator=torch.Generator().manual_seed(0))
+                         * 0.8 + 0.1])
+    signs = torch.where(torch.arange(16 * 16).reshape(16, 16) % 2 == 0, 1.0, -1.0)
+    better = sharp + torch.stack([1e-3 * signs, 1e-2 * signs]).unsqueeze(1)
+    worse = sharp + torch.stack([1e-4 * signs, 5e-2 * signs]).unsqueeze(1)
+    batches = [{"blur": sharp.clone(), "ref": sharp.clone(), "sharp": sharp}]
+    cpu = torch.device("cpu")
+    model = _Fixed(better).train()
+    good, bad = held_psnr(model, batches, cpu, None), held_psnr(_Fixed(worse), batches, cpu,
+                                                                  None)
+    assert model.training  # left in the mode it came in
+    assert good == pytest.approx(-10 * np.log10((1e-6 + 1e-4) / 2), abs=1e-3)
+    assert bad == pytest.approx(-10 * np.log10((1e-8 + 2.5e-3) / 2), abs=1e-3)
+    assert bad < good - 10  # the mean of per-crop PSNRs would put "worse" 3 dB ahead
 
 
 def test_bad_adaptation_options_are_one_line_errors(tmp_path):

