@@ -109,6 +109,8 @@ def test_blur_mix_from_the_config_checks_its_keys():
         blur_mix({"genrators": {"shake": 1.0}})
     with pytest.raises(UserError, match="unknown blur generators"):
         blur_mix({"generators": {"warp": 1.0}})
+    with pytest.raises(UserError, match="trajectory_length"):
+        blur_mix({"trajectory_length": [0.0, 10.0]})
 
 
 def test_trajectory_kernels_are_normalised_centred_and_as_long_as_asked():
@@ -154,3 +156,26 @@ def test_trajectory_samples_blur_the_crop_and_keep_the_frame_as_the_target():
         assert any(np.array_equal(frame[y : y + 64, x : x + 64], sharp)  # an untouched crop
                    for frame in clip for y, x in np.argwhere((frame == sharp[0, 0]).all(-1)))
         assert detail(item["blur"].numpy()) < 0.8 * detail(item["sharp"].numpy())
+
+
+def test_trajectory_crops_line_up_with_their_targets(monkeypatch):
+    # a delta kernel must give back the target exactly, a one-pixel shift the shifted target
+    import refdeblur_video.data.trajectory as trajectory
+
+    mix = BlurMix(generators={"trajectory": 1.0}, trajectory_length=(20.0, 20.0),
+                  self_ref_prob=0.0, defocus_prob=0.0)
+    frames = [_textured(240, 320, 20 + k) for k in range(4)]
+    delta = np.zeros((3, 3), np.float32)
+    delta[1, 1] = 1.0
+    monkeypatch.setattr(trajectory, "random_kernel", lambda length, rng: delta)
+    data = OnlineVideoTriplets([frames], crop=64, mix=mix, seed=4, augment=False,
+                               unrelated_ref_prob=0.0)
+    for i in range(3):
+        item = data[i]
+        assert bool((item["blur"] == item["sharp"]).all())
+    shift = np.zeros((3, 3), np.float32)
+    shift[1, 0] = 1.0  # output(x) = input(x - 1): the picture moves one pixel right
+    monkeypatch.setattr(trajectory, "random_kernel", lambda length, rng: shift)
+    item = data[5]
+    blur, sharp = item["blur"].numpy(), item["sharp"].numpy()
+    np.testing.assert_allclose(blur[:, :, 1:], sharp[:, :, :-1], atol=1.5 / 255)

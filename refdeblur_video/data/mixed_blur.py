@@ -57,6 +57,10 @@ class BlurMix:
             raise ValueError(f"unknown blur generators: {', '.join(sorted(unknown))}")
         if sum(self.generators.values()) <= 0:
             raise ValueError("blur generator weights must not all be zero")
+        low, high = self.trajectory_length
+        if not 0 < low <= high:
+            raise ValueError("trajectory_length must be (shortest, longest) with 0 < shortest "
+                             "<= longest")
 
     def draw(self, rng: np.random.Generator) -> str:
         """One generator name, drawn by weight."""

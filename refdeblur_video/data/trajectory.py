@@ -9,8 +9,9 @@ pull back towards its start and, now and then, an abrupt reversal ("anxiety" sca
 it). A random share of the trajectory is the exposure; it is splatted onto a pixel grid and
 centred on its centroid, so the sharp target is the mean camera position.
 
-To let the blur vary across a crop as rotation and rolling shutter make it vary, a sample
-may blend two kernels through a smooth ramp (:func:`trajectory_blur`).
+To let the blur vary across the picture as rotation and rolling shutter make it vary, a
+sample may blend two kernels through a linear ramp across the region it blurs (a crop sees
+part of that ramp; :func:`trajectory_blur`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def sample_trajectory(length: float, rng: np.random.Generator, anxiety: float | 
                       samples: int = SAMPLES) -> np.ndarray:
     """Points (``samples`` x 2, x/y in pixels) of a random trajectory ``length`` pixels
     long; ``anxiety`` sets how erratic it is: drawn log-uniform in :data:`ANXIETY` when
-    None, from nearly straight (1e-4) to a tangle a quarter as wide as it is long (0.03)."""
+    None, from nearly straight (1e-4) to a tangle about a sixth as wide as it is long (0.03)."""
     if anxiety is None:
         anxiety = float(np.exp(rng.uniform(*np.log(ANXIETY))))
     step = length / (samples - 1)

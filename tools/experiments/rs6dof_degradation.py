@@ -4,9 +4,11 @@ and H.264 that the rs6dof camera adds on top of it?
 Films the rs6dof validation sources (the sources, seed and camera of
 ``tools/recipes/make_validation.sh``) four times, each time with the same camera, path and
 exposures: as built (noise + H.264), without H.264, without noise, and with neither; then
-scores a model on each (input, network alone, default, self reference).
+scores a model on each (input, network alone, default, self reference). Each variant
+picks its references on its own frames, as the pipeline would; the variants without H.264
+write no clip video.
 
-    python tools/experiments/rs6dof_degradation.py --out runs/rs6dof_degradation \
+    python tools/experiments/rs6dof_degradation.py --photos .data/val_photos_new \
         --model refdeblur_video/weights/lite.safetensors [--model runs/general/model.safetensors]
 """
 
@@ -62,7 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/rs6dof_degradation"))
     parser.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
-    parser.add_argument("--photos", type=Path, default=Path(".data/val_photos_new"))
+    parser.add_argument("--photos", type=Path, required=True,
+                        help="the folder of make_validation.sh's photos (its VAL_PHOTOS)")
     parser.add_argument("--model", action="append", required=True)
     args = parser.parse_args()
     build(args.out, args.videos, args.photos)

@@ -18,9 +18,14 @@ read -r -a plasma <<<"${PLASMA:-BytheWater ColdRipple ColorfulCups EveningGlow F
 OneStandsOut Path}"
 read -r -a lomiri <<<"${LOMIRI:-}"
 count=$(( ${#mate[@]} + ${#plasma[@]} + ${#lomiri[@]} ))
-if [ -d "$dest" ] && [ "$(find "$dest" -maxdepth 1 -type f | wc -l)" -ge "$count" ]; then
+have_all() {  # every listed lomiri photo by name, and at least as many files as listed
+  for item in "${lomiri[@]}"; do [ -f "$dest/${item#*/}.jpg" ] || return 1; done
+  [ "$(find "$dest" -maxdepth 1 -type f | wc -l)" -ge "$count" ]
+}
+if [ -d "$dest" ] && have_all; then
   echo "photos already in $dest"; exit 0
 fi
+if [ "$count" -eq 0 ]; then echo "no photos asked for"; exit 0; fi
 work=$(mktemp -d)
 chmod 755 "$work"  # apt downloads as the _apt user when it can
 trap 'rm -rf "$work"' EXIT

@@ -54,7 +54,11 @@ lomiri=(16.04/Bridge_by_Sander_Klootwijk 16.04/Picture_0B_by_freespace
 bash "$here/get_photos.sh" "$PHOTOS"
 MATE=" " PLASMA=" " LOMIRI="${lomiri[*]}" bash "$here/get_photos.sh" "$PHOTOS_MORE"
 bash "$here/get_bikes.sh"
-photos=$(find "$PHOTOS" "$PHOTOS_MORE" -maxdepth 1 -type f | sort | paste -sd, | sed 's/,/, /g')
+more=()
+for item in "${lomiri[@]}"; do more+=("$PHOTOS_MORE/${item#*/}.jpg"); done
+# the listed lomiri photos only, whatever else their folder holds
+photos=$( (find "$PHOTOS" -maxdepth 1 -type f; printf '%s\n' "${more[@]}") | sort \
+         | paste -sd, | sed 's/,/, /g')
 resume=()
 init=refdeblur_video/weights/lite.safetensors
 carried=$here/in_progress/general_fp16_1.safetensors
