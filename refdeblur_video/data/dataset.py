@@ -17,7 +17,7 @@ epoch (``set_epoch``), which makes validation and tests repeatable.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,18 @@ def _shake_margin(shake: CameraShake, strength: float, frame_hw: tuple[int, int]
     return int(math.ceil(strength * (shift + half_diag * shake.max_perspective))) + 2
 
 
+def _blur_crop(frame: np.ndarray, y: int, x: int, c: int, margin: int,
+               blur: Callable[[np.ndarray, tuple[int, int]], np.ndarray]) -> np.ndarray:
+    """The ``c`` x ``c`` crop of ``frame`` at (y, x), blurred by ``blur(region, origin)``
+    on the region ``margin`` pixels wider on each side (as far as the frame reaches), so
+    the blur draws on real picture beyond the crop."""
+    h, w = frame.shape[:2]
+    y0, x0 = max(0, y - margin), max(0, x - margin)
+    region = frame[y0 : min(h, y + c + margin), x0 : min(w, x + c + margin)]
+    blurred = blur(region, (y0, x0))
+    return np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c])
+
+
 class OnlineVideoTriplets(_Seeded, Dataset):
     """Endless synthetic-blur triplets from videos kept in memory.
 
@@ -361,25 +373,20 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         if path.meta["strength"] <= 0:
             return sharp, sharp
         m = int(math.ceil(path.max_shift((y, x, c, c)))) + 2
-        y0, x0 = max(0, y - m), max(0, x - m)
-        region = frame[y0 : min(h, y + c + m), x0 : min(w, x + c + m)]
-        blurred = render_path_blur(region, path, (y0, x0))
-        return np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]), sharp
+        return _blur_crop(frame, y, x, c, m,
+                          lambda region, origin: render_path_blur(region, path, origin)), sharp
 
     def _trajectory_blur(self, frame: np.ndarray, y: int, x: int,
                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(blurry, sharp) crops of ``frame`` at (y, x) under random-trajectory kernels."""
         assert self.mix is not None
-        h, w = frame.shape[:2]
         c = self.crop
         low, high = self.mix.trajectory_length
-        length = float(np.exp(rng.uniform(np.log(low), np.log(high)))) * min(h, w) / 720
+        length = float(np.exp(rng.uniform(np.log(low), np.log(high)))) * min(frame.shape[:2]) / 720
         m = int(math.ceil(1.5 * length)) + 2  # the widest kernel's reach (two blended)
-        y0, x0 = max(0, y - m), max(0, x - m)
-        region = frame[y0 : min(h, y + c + m), x0 : min(w, x + c + m)]
-        blurred = trajectory_blur(region, length, rng)
-        return (np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c]),
-                frame[y : y + c, x : x + c])
+        blurred = _blur_crop(frame, y, x, c, m,
+                             lambda region, _origin: trajectory_blur(region, length, rng))
+        return blurred, frame[y : y + c, x : x + c]
 
     def _mixed_item(self, v: int, i: int, y: int, x: int,
                     rng: np.random.Generator) -> dict[str, Any]:

@@ -103,7 +103,8 @@ def _exposures(rng: np.random.Generator, targets: int, fps: float,
 
 
 def _film(source: Rs6DofSource, targets: int, rng: np.random.Generator,
-          settings: Rs6DofSettings, photo_size: tuple[int, int]) -> tuple[RenderedClip, int]:
+          settings: Rs6DofSettings, photo_size: tuple[int, int], noise: bool = True,
+          compress: bool = True) -> tuple[RenderedClip, int]:
     """The clip of one source and the index of its first frame in the source."""
     length = 3 * targets + 1
     if source.frames is None:
@@ -131,7 +132,8 @@ def _film(source: Rs6DofSource, targets: int, rng: np.random.Generator,
         camera = draw_camera(rng, fps, settings)
     exposures = _exposures(rng, targets, fps, source.sharp_frames)
     clip = [ClipFrame(s, b, e) for s, b, e in zip(sources, bases, exposures, strict=True)]
-    return render_clip(clip, size, rng, fps=fps, settings=settings, camera=camera), first
+    return render_clip(clip, size, rng, fps=fps, settings=settings, camera=camera,
+                       noise=noise, compress=compress), first
 
 
 def _reference(scores: list[float], target: int) -> int:
@@ -151,15 +153,18 @@ def build_rs6dof_triplets(
     seed: int = 0,
     settings: Rs6DofSettings = DEFAULT_SETTINGS,
     photo_size: tuple[int, int] = PHOTO_SIZE,
+    noise: bool = True,
+    compress: bool = True,
 ) -> list[Triplet]:
     """Film every source, write ``outdir/val/<name>/{blur,sharp,ref}/<frame>.png``, the
     clips, ``outdir/manifest.jsonl`` and ``outdir/blur_meta.jsonl``; returns the triplets.
-    ``photo_size`` (height, width; landscape) is the frame size photos are filmed at."""
+    ``photo_size`` (height, width; landscape) is the frame size photos are filmed at;
+    ``noise`` and ``compress`` off leave out the sensor noise and H.264 (for diagnosis)."""
     outdir = Path(outdir)
     triplets, metas = [], []
     for source in sources:
         rng = stable_rng(seed, "rs6dof", source.name)
-        rendered, first = _film(source, targets, rng, settings, photo_size)
+        rendered, first = _film(source, targets, rng, settings, photo_size, noise, compress)
         scores = [sharpness(frame) for frame in rendered.frames]
         folder = outdir / "val" / source.name
         for target in range(1, len(rendered.frames), 3):

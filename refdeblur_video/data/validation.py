@@ -168,15 +168,20 @@ def build_average(out: Path, videos: Path, photos: Path, seed: int) -> tuple[lis
 # --- rs6dof -----------------------------------------------------------------------------
 
 
-def build_rs6dof(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
-    """The left-out camera on juggle 128-246, bedroom 100-199 and the three photographs of
-    :data:`RS6DOF_PHOTOS` (those of :data:`RS6DOF_NO_SHARP` with no sharp frame)."""
+def rs6dof_sources(videos: Path, photos: Path) -> list[Rs6DofSource]:
+    """The left-out camera's sources: juggle 128-246, bedroom 100-199 and the three
+    photographs of :data:`RS6DOF_PHOTOS` (those of :data:`RS6DOF_NO_SHARP` with no sharp
+    frame)."""
     sources = [Rs6DofSource("juggle", _video(videos, "juggle"), (128, 247)),
                Rs6DofSource("bedroom", _video(videos, "bedroom"), (100, 200))]
-    sources += [Rs6DofSource(name, find_photo(photos, stem),
-                             sharp_frames=name not in RS6DOF_NO_SHARP)
-                for name, stem in RS6DOF_PHOTOS.items()]
-    triplets = build_rs6dof_triplets(sources, out, targets=3, seed=seed)
+    return sources + [Rs6DofSource(name, find_photo(photos, stem),
+                                   sharp_frames=name not in RS6DOF_NO_SHARP)
+                      for name, stem in RS6DOF_PHOTOS.items()]
+
+
+def build_rs6dof(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
+    """The left-out camera on :func:`rs6dof_sources`."""
+    triplets = build_rs6dof_triplets(rs6dof_sources(videos, photos), out, targets=3, seed=seed)
     return triplets, ["juggle[128:247]", "bedroom[100:200]",
                       *(name + (" (no sharp frame)" if name in RS6DOF_NO_SHARP else "")
                         for name in RS6DOF_PHOTOS)]

@@ -15,11 +15,11 @@ write no clip video.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from pathlib import Path
 
-from refdeblur_video.data import rs6dof_triplets, validation
+from refdeblur_video.data.rs6dof_triplets import build_rs6dof_triplets
+from refdeblur_video.data.validation import rs6dof_sources
 from refdeblur_video.evaluate.triplets import evaluate_triplets
 
 VARIANTS = {  # name: (noise, compress)
@@ -32,17 +32,13 @@ COLUMNS = ("input", "network_only", "model", "self_ref")
 
 
 def build(out: Path, videos: Path, photos: Path) -> None:
-    """Each variant's set in ``out/<variant>`` (skipped where it is already there)."""
-    original = rs6dof_triplets.render_clip
+    """Each variant's set in ``out/<variant>`` (skipped where it is already there), built as
+    ``make_validation.sh`` builds rs6dof (targets 3, seed 0)."""
+    sources = rs6dof_sources(videos, photos)
     for name, (noise, compress) in VARIANTS.items():
-        if (out / name / "manifest.jsonl").is_file():
-            continue
-        rs6dof_triplets.render_clip = functools.partial(original, noise=noise,
-                                                        compress=compress)
-        try:
-            validation.build_rs6dof(out / name, videos, photos, seed=0)
-        finally:
-            rs6dof_triplets.render_clip = original
+        if not (out / name / "manifest.jsonl").is_file():
+            build_rs6dof_triplets(sources, out / name, targets=3, seed=0, noise=noise,
+                                  compress=compress)
 
 
 def score(out: Path, model: str) -> dict:
