@@ -30,8 +30,7 @@ from refdeblur_video.evaluate.crops import focus_map, make_example
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
 from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
-from refdeblur_video.image_files import from_float
-from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
+from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner, restore_step
 from refdeblur_video.video.sources import load_image
 
 METRICS = ["psnr", "ssim"]
@@ -89,14 +88,15 @@ def _restore(restorer, loaded: list[dict[str, np.ndarray]], ablations: Sequence[
         references["unrelated_ref"] = [item["unrelated"] for item in loaded]
     # the step after the network, as the main job runs it (none for an untrained network)
     refine = Refiner(DEFAULT_TRANSFER if getattr(restorer, "trained", True) else None)
+    plain, restore = Refiner(None), restore_step(restorer)
     images, used = {}, {}
     for name, refs in references.items():
-        outputs, used[name] = restorer.restore_floats(blurry, refs)
+        outputs, used[name] = restore(blurry, refs)
         images[name] = [refine(out, frame, ref if kept else None)
                         for out, frame, ref, kept in zip(outputs, blurry, refs, used[name],
                                                          strict=True)]
         if name == "model" and "network_only" in ablations:
-            images["network_only"] = [from_float(out, frame.dtype)
+            images["network_only"] = [plain(out, frame, None)
                                       for out, frame in zip(outputs, blurry, strict=True)]
             used["network_only"] = used[name]
     return images, used

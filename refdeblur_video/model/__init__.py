@@ -3,10 +3,11 @@
 from .config import ModelConfig, load_config
 from .inference import InferenceSettings
 from .net import RefDeblurNet, count_parameters
-from .restorer import Restorer, images_to_tensor, load_model, tensor_to_images
+from .restorer import DeviceOutput, Restorer, images_to_tensor, load_model, tensor_to_images
 from .weights import read_checkpoint, save_checkpoint
 
 __all__ = [
+    "DeviceOutput",
     "InferenceSettings",
     "ModelConfig",
     "RefDeblurNet",

@@ -50,6 +50,15 @@ class ModelSource:
     settings: InferenceSettings = field(default_factory=InferenceSettings)
 
 
+@dataclass
+class DeviceOutput:
+    """The network's output for one frame and the reference it was restored against, both
+    still on the network's device, for a step after the network that runs there too."""
+
+    restored: Tensor  # (3, H, W) float32 in [0, 1]
+    reference: Tensor  # (3, H, W) float32 in [0, 1]
+
+
 def _checkpoint_source(path: Path) -> ModelSource:
     return ModelSource(read_checkpoint_config(path), path, read_checkpoint_settings(path))
 
@@ -84,7 +93,8 @@ class Restorer:
 
     ``restore`` takes batched float tensors in [0, 1]; ``restore_images`` takes lists of
     H x W x 3 RGB uint8/uint16 arrays, ``restore_floats`` returns float arrays for a step
-    after the network (:mod:`refdeblur_video.refine`). Large frames run in overlapping tiles.
+    after the network (:mod:`refdeblur_video.refine`), ``restore_on_device`` leaves them on
+    the device for a step that runs there. Large frames run in overlapping tiles.
     ``reference_check`` (None: the default of :class:`~.inference.InferenceSettings`) is the
     reference check's share (:meth:`restore_checked`); the network's ``matching`` says how
     references are searched.
@@ -174,7 +184,12 @@ class Restorer:
         device and a (B,) bool tensor: True where the given reference was used. A non-finite
         output is a :class:`UserError`: written out it would be black.
         """
-        source_device = blurry.device
+        out, _, used = self._restore_here(blurry, reference)
+        return out.to(blurry.device), used.cpu()
+
+    def _restore_here(self, blurry: Tensor, reference: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`restore_checked` on this restorer's device: (output, the references
+        restored against, used flags), all there."""
         # channels-last once, for the check and the network alike
         b = blurry.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
         r = reference.to(self.device, torch.float32).contiguous(
@@ -189,7 +204,7 @@ class Restorer:
         else:
             out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
         _require_finite(out)  # before the clamp, which would turn infinities into 0 or 1
-        return out.clamp_(0.0, 1.0).to(source_device), used.cpu()
+        return out.clamp_(0.0, 1.0), r, used
 
     def restore(self, blurry: Tensor, reference: Tensor) -> Tensor:
         """Deblur a batch (B, 3, H, W) in [0, 1]; returns a tensor on the input's device."""
@@ -201,19 +216,25 @@ class Restorer:
         """Deblur lists of RGB uint8/uint16 images (same sizes within the batch) into
         H x W x 3 float32 arrays in [0, 1]; also says, per image, whether its reference
         passed the check (False: the image was its own)."""
-        if len(blurry) != len(references):
-            raise ValueError("need one reference per blurry image")
-        if not blurry:
+        if not _same_sizes(blurry, references):
             return [], []
-        for image in (*blurry, *references):
-            if image.shape != blurry[0].shape:
-                raise UserError(
-                    f"image size {image.shape} differs from {blurry[0].shape}: a reference must "
-                    "have the same size as the frame it helps"
-                )
         restored, used = self.restore_checked(images_to_tensor(blurry),
                                               images_to_tensor(references))
         return list(np.ascontiguousarray(restored.permute(0, 2, 3, 1).cpu().numpy())), \
+            used.tolist()
+
+    @torch.inference_mode()
+    def restore_on_device(
+        self, blurry: list[np.ndarray], references: list[np.ndarray]
+    ) -> tuple[list[DeviceOutput], list[bool]]:
+        """:meth:`restore_floats`, with each output and the reference it was restored
+        against left on this restorer's device: the images go there once, as they are
+        (uint8/uint16), and come back only as finished frames."""
+        if not _same_sizes(blurry, references):
+            return [], []
+        b, r = (images_to_tensor(images, self.device) for images in (blurry, references))
+        out, used_refs, used = self._restore_here(b, r)
+        return [DeviceOutput(o, u) for o, u in zip(out, used_refs.float(), strict=True)], \
             used.tolist()
 
     def restore_images_checked(
@@ -230,15 +251,33 @@ class Restorer:
         return self.restore_images_checked(blurry, references)[0]
 
 
+def _same_sizes(blurry: list[np.ndarray], references: list[np.ndarray]) -> bool:
+    """False for empty lists; a :class:`UserError` where sizes differ."""
+    if len(blurry) != len(references):
+        raise ValueError("need one reference per blurry image")
+    for image in (*blurry, *references):
+        if image.shape != blurry[0].shape:
+            raise UserError(
+                f"image size {image.shape} differs from {blurry[0].shape}: a reference must "
+                "have the same size as the frame it helps"
+            )
+    return bool(blurry)
+
+
 def _require_finite(batch: Tensor) -> None:
     if not bool(batch.isfinite().all()):
         raise UserError(NON_FINITE_OUTPUT)
 
 
-def images_to_tensor(images: list[np.ndarray]) -> Tensor:
-    """Stack H x W x 3 uint8/uint16 arrays into a float (B, 3, H, W) tensor in [0, 1]."""
-    array = np.stack([to_float(image) for image in images])
-    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+def images_to_tensor(images: list[np.ndarray], device: torch.device | None = None) -> Tensor:
+    """Stack H x W x 3 uint8/uint16 arrays into a float (B, 3, H, W) tensor in [0, 1];
+    with ``device``, the samples travel there as they are and are converted there."""
+    if device is None or device.type == "cpu":
+        array = np.stack([to_float(image) for image in images])
+        return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+    samples = torch.from_numpy(np.stack(images)).to(device, non_blocking=False)
+    peak = float(np.iinfo(images[0].dtype).max)
+    return (samples.float() / peak).permute(0, 3, 1, 2).contiguous()
 
 
 def tensor_to_images(batch: Tensor, dtype: np.dtype = np.uint8) -> list[np.ndarray]:

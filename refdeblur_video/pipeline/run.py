@@ -21,6 +21,7 @@ from ..frames.sharpness import sharpness
 from ..frames.shots import CutDetector
 from ..image_files import is_image_path, read_image, write_image
 from ..interrupts import finishing
+from ..refine.step import restore_step
 from ..safe_output import atomic_output
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
@@ -156,7 +157,7 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(reader, planner, restorer.restore_floats, make_refiner(opts, restorer),
+            run_stream(reader, planner, restore_step(restorer), make_refiner(opts, restorer),
                        write,
                        batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -195,7 +196,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
-    (restored,), (used,) = restorer.restore_floats([blurry], [reference])
+    (restored,), (used,) = restore_step(restorer)([blurry], [reference])
     restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "

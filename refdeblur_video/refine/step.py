@@ -4,24 +4,61 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..image_files import from_float, to_float
+from ..image_files import from_float, peak_value, to_float
 from .transfer import DEFAULT_TRANSFER, TransferSettings, transfer_reference
 
 
 class Refiner:
     """Finishes the network's output of one frame: blends in the flow-aligned reference
     (:func:`~.transfer.transfer_reference`) unless ``settings`` is None or the reference is
-    the frame itself, and rounds to the frame's sample type."""
+    the frame itself, and rounds to the frame's sample type.
+
+    An output still on the network's device (:class:`~refdeblur_video.model.DeviceOutput`,
+    from :meth:`Restorer.restore_on_device`) is finished there, by the PyTorch transfer
+    (:mod:`.torch_transfer`), and only the finished frame comes back.
+    """
 
     def __init__(self, settings: TransferSettings | None = DEFAULT_TRANSFER) -> None:
         self.settings = settings
 
-    def __call__(self, restored: np.ndarray, frame: np.ndarray,
+    def _transfers(self, frame: np.ndarray, reference: np.ndarray | None) -> bool:
+        return self.settings is not None and reference is not None and not (
+            reference is frame or np.array_equal(reference, frame))
+
+    def __call__(self, restored, frame: np.ndarray,
                  reference: np.ndarray | None) -> np.ndarray:
-        """``restored``: the network's H x W x 3 float32 output in [0, 1]; ``frame``: the
-        blurry input; ``reference``: the image the network was given (None or the frame:
-        nothing to transfer). Returns an image of ``frame``'s dtype."""
-        if self.settings is not None and reference is not None and not (
-                reference is frame or np.array_equal(reference, frame)):
+        """``restored``: the network's H x W x 3 float32 output in [0, 1] (or a
+        ``DeviceOutput``); ``frame``: the blurry input; ``reference``: the image the network
+        was given (None or the frame: nothing to transfer). Returns an image of ``frame``'s
+        dtype."""
+        if not isinstance(restored, np.ndarray):
+            return self._on_device(restored, frame, reference)
+        if self._transfers(frame, reference):
             restored = transfer_reference(restored, to_float(reference), self.settings)
         return from_float(restored, frame.dtype)
+
+    def _on_device(self, output, frame: np.ndarray, reference: np.ndarray | None
+                   ) -> np.ndarray:
+        import torch
+
+        from .torch_transfer import transfer_reference_torch
+
+        restored = output.restored[None]
+        if self._transfers(frame, reference):
+            restored = transfer_reference_torch(restored, output.reference[None],
+                                                self.settings)
+        peak = peak_value(frame.dtype)
+        # rounded as from_float rounds (half to even), then one copy back in the frame's type
+        samples = torch.round(restored[0].clamp(0.0, 1.0) * peak).permute(1, 2, 0)
+        wide = torch.uint8 if frame.dtype == np.uint8 else torch.int32
+        return samples.to(wide).cpu().numpy().astype(frame.dtype, copy=False)
+
+
+def restore_step(restorer):
+    """The network call to pair with a :class:`Refiner`: on a GPU the outputs stay there
+    (``restore_on_device``) and the refiner finishes them there; on a CPU they come back as
+    float arrays (``restore_floats``) for the OpenCV transfer, which is faster there."""
+    device = getattr(restorer, "device", None)
+    if device is not None and device.type != "cpu" and hasattr(restorer, "restore_on_device"):
+        return restorer.restore_on_device
+    return restorer.restore_floats

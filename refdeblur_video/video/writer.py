@@ -195,9 +195,27 @@ def choose_pix_fmt(codec_name: str, source_pix_fmt: str, requested: str | None =
     return min(enumerate(supported), key=key)[1]
 
 
+def _has_avx512() -> bool:
+    """Whether this CPU runs AVX-512 (as NumPy's own dispatch detected it)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX512F"))
+
+
 def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> dict[str, str]:
     opts: dict[str, str] = {}
     speed = _X264_PRESETS.index(preset) if preset in _X264_PRESETS else 5
+    if codec_name in ("libx264", "libx264rgb") and _has_avx512():
+        # x264's AVX-512 routines (its macroblock-tree lookahead) read memory they never
+        # wrote: the same frames then encode to different files from run to run, and a
+        # resumed run no longer matches an uninterrupted one. Its AVX2 code does not, and
+        # is as fast here.
+        opts["x264-params"] = "asm=AVX2"
     if codec_name in ("libx264", "libx264rgb", "libx265"):
         # CRF 0 asks for lossless, which x264 gives only at 8 bits (its CRF scale moves by 6
         # per extra bit) and x265 never: QP 0 and x265's lossless mode are, at any depth.

@@ -13,6 +13,9 @@ validation clips:
         .data/bikes.mp4 runs/tune_triplets --frames-per-video 10 --seed 11 --val-fraction 0
     python tools/experiments/tune_transfer.py runs/tune_triplets/manifest.jsonl \\
         --try patch_sizes=32 --try patch_sizes=32/64 --try patch_sizes=32/64/96
+
+``--backends opencv torch`` scores each setting with both implementations: OpenCV's DIS
+(the CPU's) and the PyTorch one a GPU runs (``refine/torch_transfer.py``), here on the CPU.
 """
 
 from __future__ import annotations
@@ -65,6 +68,23 @@ def network_outputs(manifest: Path, model: str, cache: Path, amp: bool = False):
         yield triplet.sequence, sharp, ref, read_image(path)
 
 
+def _transfer(backend: str):
+    """``transfer(restored, reference, settings)`` on H x W x 3 float32 arrays."""
+    from refdeblur_video.refine.transfer import transfer_reference
+
+    if backend == "opencv":
+        return transfer_reference
+    import torch
+
+    from refdeblur_video.refine.torch_transfer import transfer_reference_torch
+
+    def on_torch(restored, reference, settings):
+        r, ref = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (restored, reference))
+        return transfer_reference_torch(r, ref, settings)[0].permute(1, 2, 0).numpy()
+
+    return on_torch
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest", type=Path)
@@ -74,26 +94,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--try", dest="tries", action="append", default=None,
                         metavar="KEY=VALUE,...", help="settings to score (repeatable; "
                         "default: the shipped ones)")
+    parser.add_argument("--backends", nargs="+", choices=("opencv", "torch"),
+                        default=["opencv"], help="implementations of the transfer to score")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from refdeblur_video.evaluate.metrics import psnr
-    from refdeblur_video.refine.transfer import transfer_reference
 
     cache = args.cache or args.manifest.parent / "network_outputs"
     data = list(network_outputs(args.manifest, args.model, cache))
     rows = []
-    for spec in args.tries or [""]:
+    for spec, backend in ((s, b) for s in args.tries or [""] for b in args.backends):
         settings = _settings(spec)
+        transfer = _transfer(backend)
         gains: dict[str, list[float]] = {}
         start = time.perf_counter()
         for sequence, sharp, ref, restored in data:
-            fused = transfer_reference(restored.astype(np.float32) / 255,
-                                       ref.astype(np.float32) / 255, settings)
+            fused = transfer(restored.astype(np.float32) / 255, ref.astype(np.float32) / 255,
+                             settings)
             fused = np.round(fused * 255).astype(np.uint8)
             gains.setdefault(sequence, []).append(psnr(fused, sharp) - psnr(restored, sharp))
         seconds = (time.perf_counter() - start) / len(data)
         every = [g for values in gains.values() for g in values]
-        rows.append({"settings": spec or "shipped", "gain_db": float(np.mean(every)),
+        rows.append({"settings": f"{backend}: {spec or 'shipped'}",
+                     "gain_db": float(np.mean(every)),
                      "per_sequence": {k: float(np.mean(v)) for k, v in gains.items()},
                      "seconds_per_frame": seconds})
     print(f"{len(data)} triplets; PSNR gain of the transfer over the network alone (dB)")

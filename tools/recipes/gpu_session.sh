@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# One short GPU session (about 8 minutes on one H100), in one command:
+# One short GPU session (about 9 minutes on one H100), in one command:
+#  0. tools/bench/bench_stages.py: frames per second with every frame restored, lite and
+#     paper, autocast and fp32, 720p and 1080p, and the share of each stage (issue 19);
 #  1. the held-out validation triplets (the same seed-7 set as `train_default.sh eval`);
 #  2. side by side, for TRAIN_SECONDS: the paper configuration from scratch, and the shipped
 #     lite model fine-tuned at GPU batch sizes (phi frozen, as stage 8; "stage 9");
@@ -24,7 +26,7 @@ PHOTOS=${PHOTOS:-.data/photos}
 BIKES=${BIKES:-.data/bikes.mp4}
 RUNS=${RUNS:-runs/gpu}
 RESULTS=${RESULTS:-$RUNS/results}
-TRAIN_SECONDS=${TRAIN_SECONDS:-240}
+TRAIN_SECONDS=${TRAIN_SECONDS:-180}
 EVAL_SECONDS=${EVAL_SECONDS:-150}
 PY=${PY:-python3}
 mkdir -p "$RUNS" "$RESULTS"
@@ -41,6 +43,11 @@ if [ "${DEVICE:-cuda}" = cuda ] && ! "$PY" -c 'import sys, torch
 sys.exit(not torch.cuda.is_available())'; then
   echo "gpu_session: no CUDA device (set DEVICE=cpu to try the script without one)" >&2; exit 1
 fi
+
+stamp "stage benchmark"
+clip=$(realpath -m "$V/02_cups.mp4") results=$(realpath -m "$RESULTS")
+(cd tools/bench && timeout 200 "$PY" bench_stages.py --device "${DEVICE:-cuda}" --repeats 1 \
+  --clip "$clip" --json "$results/stages.json") >"$RESULTS/stages.log" 2>&1
 
 stamp "validation triplets"
 VIDEOS=$V RUNS=$RUNS PY=$PY bash tools/recipes/train_default.sh val_triplets \

@@ -1,0 +1,192 @@
+"""The reference transfer in PyTorch (refine/torch_*.py), the GPU's step after the network,
+checked on the CPU against OpenCV and against the OpenCV transfer it stands in for."""
+
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from refdeblur_video.evaluate.metrics import psnr
+from refdeblur_video.image_files import from_float
+from refdeblur_video.refine import Refiner, restore_step
+from refdeblur_video.refine.torch_flow import dense_flow
+from refdeblur_video.refine.torch_ops import box_filter, gaussian_blur, grey, remap
+from refdeblur_video.refine.torch_transfer import transfer_reference_torch
+from refdeblur_video.refine.transfer import transfer_reference
+
+H, W = 160, 224
+
+
+def _scene(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """A textured RGB float32 image in [0, 1]: noise at two scales and hard-edged boxes."""
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.random((*size, 3), dtype=np.float32), (0, 0), 1.2) * 0.6
+    image += cv2.resize(rng.random((size[0] // 16, size[1] // 16, 3), dtype=np.float32),
+                        size[::-1], interpolation=cv2.INTER_CUBIC) * 0.4
+    for _ in range(16):
+        y, x = rng.integers(0, size[0] - 20), rng.integers(0, size[1] - 20)
+        image[y:y + rng.integers(6, 20), x:x + rng.integers(6, 20)] = rng.random(3)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def _t(image: np.ndarray) -> torch.Tensor:
+    """H x W (x C) array -> (1, C, H, W) tensor."""
+    if image.ndim == 2:
+        image = image[..., None]
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return from_float(image, np.uint8)
+
+
+def _a(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0].permute(1, 2, 0).numpy().squeeze()
+
+
+@pytest.fixture(scope="module")
+def warped() -> dict[str, np.ndarray]:
+    """A frame, the scene seen from a slightly rotated and shifted camera, and the true
+    flow between them (target(p) = source(p + flow(p)))."""
+    target = _scene(0, (H, W))
+    angle, (tx, ty) = 0.03, (4.5, -3.0)
+    homography = np.array([[np.cos(angle), -np.sin(angle), tx],
+                           [np.sin(angle), np.cos(angle), ty], [0, 0, 1]])
+    source = cv2.warpPerspective(target, homography, (W, H), flags=cv2.INTER_CUBIC,
+                                 borderMode=cv2.BORDER_REFLECT)
+    xs, ys = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+    moved = np.stack((xs, ys, np.ones_like(xs)), -1) @ homography.T
+    flow = (moved[..., :2] / moved[..., 2:] - np.stack((xs, ys), -1)).astype(np.float32)
+    return {"target": target, "source": source, "flow": flow}
+
+
+def test_blurs_and_remap_match_opencv():
+    rng = np.random.default_rng(1)
+    image = rng.random((37, 53, 3), dtype=np.float32)
+    for sigma in (0.5, 1.5, 4.0):
+        ours = _a(gaussian_blur(_t(image), sigma))
+        assert np.abs(ours - cv2.GaussianBlur(image, (0, 0), sigma)).max() < 1e-5, sigma
+    for radius in (1, 5, 20):
+        ours = _a(box_filter(_t(image), radius))
+        theirs = cv2.blur(image, (2 * radius + 1,) * 2, borderType=cv2.BORDER_REPLICATE)
+        assert np.abs(ours - theirs).max() < 1e-5, radius
+    flow = rng.normal(0, 3, (37, 53, 2)).astype(np.float32)
+    xs, ys = np.meshgrid(np.arange(53, dtype=np.float32), np.arange(37, dtype=np.float32))
+    theirs = cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    ours = _a(remap(_t(image), _t(flow)))
+    assert np.abs(ours - theirs).max() < 1e-4
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.abs(_a(grey(_t(image))) - image @ weights).max() < 1e-6
+
+
+@pytest.mark.parametrize("blur", [0.0, 2.0])
+def test_flow_recovers_a_known_camera_motion(warped, blur):
+    target = warped["target"]
+    if blur:  # a blurry frame matched against a sharp reference, as the transfer does
+        target = cv2.GaussianBlur(target, (0, 0), blur)
+    flow = _a(dense_flow(grey(_t(target)), grey(_t(warped["source"])), levels=2))
+    error = np.linalg.norm(flow - warped["flow"], axis=-1)[12:-12, 12:-12]
+    assert np.median(error) < (0.15 if not blur else 0.5)
+    assert np.mean(error) < (0.4 if not blur else 1.0)
+
+
+def test_torch_transfer_restores_detail_as_the_opencv_one_does(warped):
+    sharp, reference = warped["target"], warped["source"]
+    soft = cv2.GaussianBlur(sharp, (0, 0), 1.5)  # what a network that half-deblurred gives
+    ours = _a(transfer_reference_torch(_t(soft), _t(reference)))
+    theirs = transfer_reference(soft, reference)
+    before = psnr(_u8(soft), _u8(sharp))
+    assert psnr(_u8(theirs), _u8(sharp)) > before + 2.5  # what OpenCV's gains here
+    assert psnr(_u8(ours), _u8(sharp)) > psnr(_u8(theirs), _u8(sharp)) - 0.5
+    # an unrelated reference is not trusted
+    unrelated = _scene(5, (H, W))
+    kept = _a(transfer_reference_torch(_t(soft), _t(unrelated)))
+    assert np.abs(kept - soft).mean() < 0.01
+
+
+def test_the_refine_step_finishes_outputs_left_on_the_device(warped):
+    from refdeblur_video.model import DeviceOutput
+
+    rng = np.random.default_rng(2)
+    blurry = from_float(cv2.GaussianBlur(warped["target"], (0, 0), 1.5), np.uint8)
+    reference = from_float(warped["source"], np.uint8)
+    for dtype in (np.uint8, np.uint16):
+        restored = rng.random((H, W, 3), dtype=np.float32)
+        restored[:4] = [0.0, 1.0, 0.5]  # exact levels and a tie
+        frame = blurry.astype(dtype) * (257 if dtype == np.uint16 else 1)
+        on_device = DeviceOutput(_t(restored)[0], _t(reference.astype(np.float32) / 255)[0])
+        # rounding alone: bit-exact with the array path, in the frame's own type
+        finished = Refiner(None)(on_device, frame, None)
+        assert finished.dtype == dtype
+        assert np.array_equal(finished, from_float(restored, dtype))
+        # no reference, or the frame as its own: nothing is transferred
+        assert np.array_equal(Refiner()(on_device, frame, frame.copy()),
+                              from_float(restored, dtype))
+    soft = cv2.GaussianBlur(warped["target"], (0, 0), 1.5)
+    on_device = DeviceOutput(_t(soft)[0], _t(warped["source"])[0])
+    refined = Refiner()(on_device, blurry, reference)
+    sharp = from_float(warped["target"], np.uint8)
+    assert psnr(refined, sharp) > psnr(from_float(soft, np.uint8), sharp) + 2.5
+
+
+def test_restoring_on_the_device_gives_the_array_path_outputs(warped):
+    from refdeblur_video.model import load_model
+
+    network = load_model("default", "cpu", amp=False)
+    blurry = from_float(cv2.GaussianBlur(warped["target"], (0, 0), 2.0), np.uint8)
+    reference = from_float(warped["source"], np.uint8)
+    frames, refs = [blurry, blurry], [reference, blurry]
+    arrays, used = network.restore_floats(frames, refs)
+    on_device, used_there = network.restore_on_device(frames, refs)
+    assert used_there == used
+    for array, kept in zip(arrays, on_device, strict=True):
+        assert np.array_equal(_a(kept.restored[None]), array)
+    assert np.array_equal(from_float(_a(on_device[0].reference[None]), np.uint8), reference)
+    assert restore_step(network) == network.restore_floats  # the CPU keeps OpenCV's transfer
+
+    class OnAGpu:
+        device = torch.device("cuda")
+        restore_floats = restore_on_device = None
+
+    gpu = OnAGpu()
+    gpu.restore_floats, gpu.restore_on_device = "arrays", "on device"
+    assert restore_step(gpu) == "on device"
+
+
+def test_a_video_finished_on_the_device_keeps_its_sharp_frames_and_matches_the_cpu_path(
+        lossless_clip, tmp_path, monkeypatch):
+    """The whole main job with the network's outputs left on the device (what a GPU does),
+    here on the CPU: untouched frames stay bit-exact, restored ones are as close to the
+    truth as the OpenCV path's."""
+    import refdeblur_video.pipeline.run as run
+    from refdeblur_video.model import load_model
+    from refdeblur_video.pipeline import deblur_video
+    from refdeblur_video.video.synthetic import render_frame
+
+    network = load_model("default", "cpu", amp=False)
+    options = dict(quiet=True, codec="ffv1", pix_fmt="bgr0")
+    deblur_video(lossless_clip.path, tmp_path / "cpu.mkv", network, **options)
+    monkeypatch.setattr(run, "restore_step", lambda restorer: restorer.restore_on_device)
+    deblur_video(lossless_clip.path, tmp_path / "device.mkv", network, **options)
+
+    def frames(path):
+        with av.open(str(path)) as container:
+            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+    source, cpu, device = (frames(p) for p in (lossless_clip.path, tmp_path / "cpu.mkv",
+                                               tmp_path / "device.mkv"))
+    assert len(source) == len(cpu) == len(device)
+    scores = []
+    for index, (a, b, c) in enumerate(zip(source, cpu, device, strict=True)):
+        if index in lossless_clip.blurry:
+            truth = render_frame(index, (96, 64))
+            assert not np.array_equal(a, c)
+            scores.append((psnr(a, truth), psnr(b, truth), psnr(c, truth)))
+        else:
+            assert np.array_equal(a, c) and np.array_equal(a, b)
+    _, on_cpu, on_device = np.mean(scores, axis=0)
+    assert on_device > on_cpu - 0.5
