@@ -62,8 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-transfer", dest="transfer", action="store_false",
                    help="leave out the flow-guided reference transfer after the network "
                    "(aligns the reference by optical flow and copies its detail where it is "
-                   "trustworthy, where the network's own matching borrows only coarsely; it "
-                   "runs on the CPU and takes longer per frame than the lite network)")
+                   "trustworthy, where the network's own matching borrows only coarsely; on a "
+                   "CPU it takes longer per frame than the lite network)")
+    m.add_argument("--cpu-transfer", action="store_true",
+                   help="on a GPU, run the reference transfer on the CPU (OpenCV's optical "
+                   "flow) instead of on the GPU (a PyTorch flow written for it): a little "
+                   "better on our validation, and many times slower")
     f = p.add_argument_group("frames and references")
     f.add_argument("--threshold", type=float,
                    help=f"sharpness relative to the best of its window below which a frame "

@@ -155,6 +155,7 @@ def test_restoring_on_the_device_gives_the_array_path_outputs(warped):
     gpu = OnAGpu()
     gpu.restore_floats, gpu.restore_on_device = "arrays", "on device"
     assert restore_step(gpu) == "on device"
+    assert restore_step(gpu, on_device=False) == "arrays"  # --cpu-transfer
 
 
 def test_a_video_finished_on_the_device_keeps_its_sharp_frames_and_matches_the_cpu_path(
@@ -170,7 +171,7 @@ def test_a_video_finished_on_the_device_keeps_its_sharp_frames_and_matches_the_c
     network = load_model("default", "cpu", amp=False)
     options = dict(quiet=True, codec="ffv1", pix_fmt="bgr0")
     deblur_video(lossless_clip.path, tmp_path / "cpu.mkv", network, **options)
-    monkeypatch.setattr(run, "restore_step", lambda restorer: restorer.restore_on_device)
+    monkeypatch.setattr(run, "restore_step", lambda restorer, _: restorer.restore_on_device)
     deblur_video(lossless_clip.path, tmp_path / "device.mkv", network, **options)
 
     def frames(path):
@@ -190,3 +191,13 @@ def test_a_video_finished_on_the_device_keeps_its_sharp_frames_and_matches_the_c
             assert np.array_equal(a, c) and np.array_equal(a, b)
     _, on_cpu, on_device = np.mean(scores, axis=0)
     assert on_device > on_cpu - 0.5
+
+
+def test_cpu_transfer_is_an_option_of_the_command_and_the_library():
+    from refdeblur_video.cli import build_parser
+    from refdeblur_video.pipeline.options import DeblurOptions
+
+    args = vars(build_parser().parse_args(["in.mp4", "out.mp4", "--cpu-transfer"]))
+    args.pop("input"), args.pop("output")
+    assert DeblurOptions.from_kwargs(**args).cpu_transfer
+    assert not DeblurOptions().cpu_transfer  # a GPU finishes frames on the GPU by default

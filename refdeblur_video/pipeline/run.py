@@ -157,7 +157,8 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(reader, planner, restore_step(restorer), make_refiner(opts, restorer),
+            run_stream(reader, planner, restore_step(restorer, not opts.cpu_transfer),
+                       make_refiner(opts, restorer),
                        write,
                        batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -196,7 +197,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
-    (restored,), (used,) = restore_step(restorer)([blurry], [reference])
+    (restored,), (used,) = restore_step(restorer, not opts.cpu_transfer)([blurry],
+                                                                          [reference])
     restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "

@@ -54,11 +54,13 @@ class Refiner:
         return samples.to(wide).cpu().numpy().astype(frame.dtype, copy=False)
 
 
-def restore_step(restorer):
+def restore_step(restorer, on_device: bool = True):
     """The network call to pair with a :class:`Refiner`: on a GPU the outputs stay there
-    (``restore_on_device``) and the refiner finishes them there; on a CPU they come back as
-    float arrays (``restore_floats``) for the OpenCV transfer, which is faster there."""
+    (``restore_on_device``) and the refiner finishes them there; on a CPU, or with
+    ``on_device`` False, they come back as float arrays (``restore_floats``) for the OpenCV
+    transfer (faster on a CPU, and a little better: docs/RESULTS.md)."""
     device = getattr(restorer, "device", None)
-    if device is not None and device.type != "cpu" and hasattr(restorer, "restore_on_device"):
+    if (on_device and device is not None and device.type != "cpu"
+            and hasattr(restorer, "restore_on_device")):
         return restorer.restore_on_device
     return restorer.restore_floats

@@ -6,9 +6,10 @@ spirit, written with whole-image tensor operations (running sums and one bilinea
 iteration), which a GPU runs in milliseconds at 720p: on an image pyramid, each pixel's
 motion is fitted over a large window (DIS's 96-pixel patch, smoothed) with the window's
 mean brightness and gradient taken out, as DIS normalises its patches, so that a soft
-frame still matches a sharp one. A finer pass over small windows was tried and lost half
-of the transfer's gain: small windows match the soft frame's detail to the wrong places
-(docs/RESULTS.md).
+frame still matches a sharp one, and with robust weights, so that at a motion boundary the
+pixels of the other motion count less. A finer pass over small windows lost half of the
+transfer's gain (small windows match the soft frame's detail to the wrong places), and
+more iterations per level lost a little (docs/RESULTS.md).
 
 The flow follows ``target(p) ~ source(p + flow(p))``, as :func:`.transfer._flow` does.
 """
@@ -35,6 +36,10 @@ class FlowSettings:
     # textureless windows keep the motion they were given
     damping: float = 0.01
     max_step_px: float = 4.0  # one update moves a pixel's flow at most this far
+    # robust weights: a pixel counts 1 / max(robust, |residual|) (mean removed), so pixels
+    # that do not fit the window's motion count less, as DIS weighs its patches when it
+    # merges them; differences under about one 8-bit level count fully
+    robust: float = 1.0 / 255.0
 
 
 def _gradients(image: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,16 +51,19 @@ def _gradients(image: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _lk_step(target: Tensor, source: Tensor, flow: Tensor, window: Callable[[Tensor], Tensor],
-             damping: float, max_step: float) -> Tensor:
-    """One Gauss-Newton update of ``flow``; ``window`` averages over each pixel's window."""
+             damping: float, max_step: float, robust: float) -> Tensor:
+    """One reweighted Gauss-Newton update of ``flow``; ``window`` averages over each
+    pixel's window."""
     warped = remap(source, flow)
     gx, gy = _gradients(0.5 * (target + warped))
     gt = warped - target
     terms = [gx * gx, gx * gy, gy * gy, gx * gt, gy * gt]
-    sums = window(torch.cat(terms, 1))
+    weight = 1.0 / torch.clamp((gt - window(gt)).abs(), min=robust)
+    total = window(weight)
+    sums = window(torch.cat([t * weight for t in terms], 1)) / total
     # the window's own mean brightness change and gradient taken out, as DIS normalises
     # its patches: a blurrier or brighter frame still matches
-    mx, my, mt = window(torch.cat((gx, gy, gt), 1)).unbind(1)
+    mx, my, mt = (window(torch.cat((gx, gy, gt), 1) * weight) / total).unbind(1)
     sums = sums - torch.stack((mx * mx, mx * my, my * my, mx * mt, my * mt), 1)
     axx, axy, ayy, bx, by = sums.unbind(1)
     energy = (axx + ayy).mean(dim=(-2, -1), keepdim=True)
@@ -91,6 +99,7 @@ def dense_flow(target: Tensor, source: Tensor, settings: FlowSettings = FlowSett
         flow = (torch.zeros(n, 2, *size, device=t.device, dtype=t.dtype) if flow is None
                 else resize_flow(flow, (size[0], size[1])))
         for _ in range(settings.iterations):
-            flow = _lk_step(t, s, flow, window, settings.damping, settings.max_step_px)
+            flow = _lk_step(t, s, flow, window, settings.damping, settings.max_step_px,
+                            settings.robust)
     return flow
 

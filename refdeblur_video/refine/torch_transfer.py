@@ -47,9 +47,7 @@ def _cues(restored: Tensor, reference: Tensor, patch: int, settings: TransferSet
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
     forward = _flow_at(a, b, patch, finest, coarsest)
-    # the consistency check's backward flow at the forward's resolution: at half of it, as
-    # the OpenCV transfer computes it, this flow's check lost 0.2 dB (docs/RESULTS.md)
-    backward = _flow_at(b, a, patch, finest, coarsest)
+    backward = _flow_at(b, a, patch, min(1, coarsest), coarsest)  # serves the check only
     aligned = remap(reference, forward)
 
     difference = gaussian_blur(aligned - restored, settings.smoothing_px * scale)

@@ -137,7 +137,7 @@ def measure(clip: Path, config: str, device: str, precision: str, batch: int,
     restorer = load_model(config, device, amp=precision == "amp")
     on_device = restorer.device.type != "cpu" or torch_transfer
     if on_device:  # what the main job does on a GPU (and, asked for, here on a CPU)
-        run.restore_step = lambda r: r.restore_on_device
+        run.restore_step = lambda r, _: r.restore_on_device
     frames = sum(1 for _ in _frames(clip))
     with tempfile.TemporaryDirectory() as tmp:
         deblur_video(clip, Path(tmp) / "warm.mp4", restorer, quiet=True, all_frames=True,
