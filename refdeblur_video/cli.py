@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "trustworthy, where the network's own matching borrows only coarsely; on a "
                    "CPU it takes longer per frame than the lite network)")
     m.add_argument("--cpu-transfer", action="store_true",
-                   help="on a GPU, run the reference transfer on the CPU (OpenCV's optical "
-                   "flow) instead of on the GPU (a PyTorch flow written for it): a little "
-                   "better on our validation, and many times slower")
+                   help="on a GPU, run the reference transfer on the CPU with OpenCV's optical "
+                   "flow, as a CPU run does (its frames, many times slower), instead of on "
+                   "the GPU with a PyTorch flow written for it")
     f = p.add_argument_group("frames and references")
     f.add_argument("--threshold", type=float,
                    help=f"sharpness relative to the best of its window below which a frame "

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_transfer import _scene  # the textured scene of the OpenCV transfer's tests
 
 from refdeblur_video.evaluate.metrics import psnr
 from refdeblur_video.image_files import from_float
@@ -18,18 +19,6 @@ from refdeblur_video.refine.torch_transfer import transfer_reference_torch
 from refdeblur_video.refine.transfer import transfer_reference
 
 H, W = 160, 224
-
-
-def _scene(seed: int, size: tuple[int, int]) -> np.ndarray:
-    """A textured RGB float32 image in [0, 1]: noise at two scales and hard-edged boxes."""
-    rng = np.random.default_rng(seed)
-    image = cv2.GaussianBlur(rng.random((*size, 3), dtype=np.float32), (0, 0), 1.2) * 0.6
-    image += cv2.resize(rng.random((size[0] // 16, size[1] // 16, 3), dtype=np.float32),
-                        size[::-1], interpolation=cv2.INTER_CUBIC) * 0.4
-    for _ in range(16):
-        y, x = rng.integers(0, size[0] - 20), rng.integers(0, size[1] - 20)
-        image[y:y + rng.integers(6, 20), x:x + rng.integers(6, 20)] = rng.random(3)
-    return np.clip(image, 0, 1).astype(np.float32)
 
 
 def _t(image: np.ndarray) -> torch.Tensor:

@@ -58,7 +58,7 @@ def restore_step(restorer, on_device: bool = True):
     """The network call to pair with a :class:`Refiner`: on a GPU the outputs stay there
     (``restore_on_device``) and the refiner finishes them there; on a CPU, or with
     ``on_device`` False, they come back as float arrays (``restore_floats``) for the OpenCV
-    transfer (faster on a CPU, and a little better: docs/RESULTS.md)."""
+    transfer (many times faster than the PyTorch one on a CPU)."""
     device = getattr(restorer, "device", None)
     if (on_device and device is not None and device.type != "cpu"
             and hasattr(restorer, "restore_on_device")):
