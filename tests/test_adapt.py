@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -247,6 +248,9 @@ def test_a_worse_adapted_copy_falls_back_to_the_original(clip, fast, tiny_file, 
 
 def test_adapted_weights_are_saved_and_restore_again_with_model(clip, fast, tiny_file,
                                                                 tmp_path, capsys):
+    # saving and reusing, not the checks: on the few real frames of this clip the random
+    # network's copy passes the real-frame check on some machines and not on others (bf16)
+    fast(min_crosscheck_gain_db=-math.inf)
     saved = tmp_path / "adapted.safetensors"
     args = [str(clip.path), str(tmp_path / "a.mp4"), "--model", str(tiny_file),
             "--no-transfer", "--adapt", "--adapt-seconds", "4", "--save-adapted", str(saved)]
