@@ -123,7 +123,7 @@ def test_the_refine_step_finishes_outputs_left_on_the_device(warped):
 
 
 def test_restoring_on_the_device_gives_the_array_path_outputs(warped):
-    from refdeblur_video.model import load_model
+    from refdeblur_video.model import images_to_tensor, load_model
 
     network = load_model("default", "cpu", amp=False)
     blurry = from_float(cv2.GaussianBlur(warped["target"], (0, 0), 2.0), np.uint8)
@@ -136,6 +136,12 @@ def test_restoring_on_the_device_gives_the_array_path_outputs(warped):
         assert np.array_equal(_a(kept.restored[None]), array)
     assert np.array_equal(from_float(_a(on_device[0].reference[None]), np.uint8), reference)
     assert restore_step(network) == network.restore_floats  # the CPU keeps OpenCV's transfer
+    rng = np.random.default_rng(3)
+    for dtype in (np.uint8, np.uint16):  # samples sent as they are, converted on the device
+        images = [rng.integers(0, np.iinfo(dtype).max + 1, (5, 7, 3)).astype(dtype)
+                  for _ in range(2)]
+        assert torch.equal(images_to_tensor(images, torch.device("cpu")),
+                           images_to_tensor(images))
 
     class OnAGpu:
         device = torch.device("cuda")

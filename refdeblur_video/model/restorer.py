@@ -272,11 +272,15 @@ def _require_finite(batch: Tensor) -> None:
 def images_to_tensor(images: list[np.ndarray], device: torch.device | None = None) -> Tensor:
     """Stack H x W x 3 uint8/uint16 arrays into a float (B, 3, H, W) tensor in [0, 1];
     with ``device``, the samples travel there as they are and are converted there."""
-    if device is None or device.type == "cpu":
+    if device is None:
         array = np.stack([to_float(image) for image in images])
         return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
-    samples = torch.from_numpy(np.stack(images)).to(device, non_blocking=False)
-    peak = float(np.iinfo(images[0].dtype).max)
+    stacked = np.stack(images)
+    peak = float(np.iinfo(stacked.dtype).max)
+    if stacked.dtype == np.uint16:  # sent as int16 (PyTorch's uint16 has few kernels)
+        samples = torch.from_numpy(stacked.view(np.int16)).to(device).int() & 0xFFFF
+    else:
+        samples = torch.from_numpy(stacked).to(device)
     return (samples.float() / peak).permute(0, 3, 1, 2).contiguous()
 
 
