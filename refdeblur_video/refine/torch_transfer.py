@@ -22,6 +22,11 @@ from .transfer import (
 )
 
 
+def _scale(h: int, w: int, settings: TransferSettings) -> float:
+    """Extents given at ``reference_height``, scaled to the frame (as :mod:`.transfer`)."""
+    return max(min(h, w) / settings.reference_height, 0.25)
+
+
 def _detail(image: Tensor, scale: float) -> Tensor:
     """Local amount of fine detail (as :func:`.transfer._detail`)."""
     luma = channel_mean(image)
@@ -42,7 +47,7 @@ def _cues(restored: Tensor, reference: Tensor, patch: int, settings: TransferSet
           ) -> tuple[Tensor, Tensor, Tensor]:
     """(aligned reference, confidence, inside) for one patch size."""
     h, w = restored.shape[-2:]
-    scale = max(min(h, w) / settings.reference_height, 0.25)
+    scale = _scale(h, w, settings)
     a, b = grey(restored), grey(reference)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
@@ -81,7 +86,6 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
         within = torch.where(better, other_within, within)
         confidence = torch.maximum(confidence, other_confidence)
     if settings.confidence_blur_px > 0:
-        scale = max(min(h, w) / settings.reference_height, 0.25)
-        confidence = gaussian_blur(confidence, settings.confidence_blur_px * scale)
+        confidence = gaussian_blur(confidence, settings.confidence_blur_px * _scale(h, w, settings))
     weight = confidence * within
     return (restored + weight * (aligned - restored)).clamp(0.0, 1.0)

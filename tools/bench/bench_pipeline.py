@@ -43,18 +43,26 @@ import numpy as np
 from bench_model import cpu_name, run_isolated  # tools/bench/ is on sys.path as a script
 
 
-def trim(source: str, target: Path, frames: int) -> None:
-    """The first ``frames`` frames of ``source`` as H.264 CRF 16 (no audio)."""
+def trim(source: str, target: Path, frames: int, size: tuple[int, int] | None = None) -> None:
+    """The first ``frames`` frames of ``source`` as H.264 CRF 16 (no audio), scaled to
+    ``size`` (W, H) if given."""
+    import dataclasses
+
+    import cv2
+
     from refdeblur_video.video.reader import Frame, open_reader
     from refdeblur_video.video.writer import VideoWriter
 
     with open_reader(source) as reader:
-        writer = VideoWriter(target, reader.info, audio=False, subtitles=False,
-                             preset="veryfast")
+        info = reader.info if size is None else dataclasses.replace(
+            reader.info, width=size[0], height=size[1])
+        writer = VideoWriter(target, info, audio=False, subtitles=False, preset="veryfast")
         for frame in reader:
             if frame.index >= frames:
                 break
-            writer.write(Frame(frame.index, frame.pts, frame.time_base, frame.image))
+            image = frame.image if size is None else cv2.resize(
+                frame.image, size, interpolation=cv2.INTER_AREA)
+            writer.write(Frame(frame.index, frame.pts, frame.time_base, image))
         writer.close()
 
 

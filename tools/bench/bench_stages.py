@@ -28,33 +28,20 @@ import time
 from pathlib import Path
 
 from bench_model import cpu_name  # tools/bench/ is on sys.path as a script
+from bench_pipeline import trim
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "../shared/data/videos/02_cups.mp4"
 
 
 def make_clip(source: Path, target: Path, size: tuple[int, int], frames: int) -> None:
-    """``frames`` frames of ``source`` scaled to ``size`` (W, H) as H.264 CRF 16, or of the
-    synthetic scene where ``source`` does not exist."""
-    import dataclasses
-
-    import cv2
-
-    from refdeblur_video.video.reader import Frame, open_reader
+    """``frames`` frames of ``source`` scaled to ``size`` (W, H), or of the synthetic scene
+    where ``source`` does not exist."""
     from refdeblur_video.video.synthetic import make_clip as synthetic
-    from refdeblur_video.video.writer import VideoWriter
 
-    if not source.exists():
+    if source.exists():
+        trim(str(source), target, frames, size)
+    else:
         synthetic(target, n_frames=frames, size=size)
-        return
-    with open_reader(source) as reader:
-        info = dataclasses.replace(reader.info, width=size[0], height=size[1])
-        writer = VideoWriter(target, info, audio=False, subtitles=False, preset="veryfast")
-        for frame in reader:
-            if frame.index >= frames:
-                break
-            image = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
-            writer.write(Frame(frame.index, frame.pts, frame.time_base, image))
-        writer.close()
 
 
 def _sync(device) -> None:
@@ -70,7 +57,7 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
     as on a GPU (outputs finished where the network ran), else as on a CPU."""
     import torch
 
-    from refdeblur_video.model.restorer import images_to_tensor
+    from refdeblur_video.model.restorer import DeviceOutput, images_to_tensor
     from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
     from refdeblur_video.video.reader import Frame, open_reader
     from refdeblur_video.video.writer import VideoWriter
@@ -84,7 +71,7 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
     times["decode"] = time.perf_counter() - start
     images = [f.image for f in frames]
     refs = images[1:] + images[-2:-1]
-    refine, finished = Refiner(DEFAULT_TRANSFER), []
+    refine, plain, finished = Refiner(DEFAULT_TRANSFER), Refiner(None), []
     for i in range(0, len(images), batch):
         chunk, chunk_refs = images[i:i + batch], refs[i:i + batch]
         tick = time.perf_counter()
@@ -108,8 +95,7 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
                 _sync(device)
                 times["transfer"] += time.perf_counter() - tick
                 tick = time.perf_counter()
-                final = (fused[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(
-                    1, 2, 0).cpu().numpy()
+                final = plain(DeviceOutput(fused[0], fused[0]), frame, None)  # rounding only
                 times["from_device"] += time.perf_counter() - tick
                 finished.append(final)
                 continue
@@ -138,16 +124,15 @@ def measure(clip: Path, config: str, device: str, precision: str, batch: int,
     on_device = restorer.device.type != "cpu" or torch_transfer
     if on_device:  # what the main job does on a GPU (and, asked for, here on a CPU)
         run.restore_step = lambda r, _: r.restore_on_device
-    frames = sum(1 for _ in _frames(clip))
     with tempfile.TemporaryDirectory() as tmp:
         deblur_video(clip, Path(tmp) / "warm.mp4", restorer, quiet=True, all_frames=True,
                      batch=batch)  # the first run pays for kernels being compiled/tuned
-        best = float("inf")
+        best, frames = float("inf"), 0
         for k in range(repeats):
             _sync(restorer.device)
             tick = time.perf_counter()
-            deblur_video(clip, Path(tmp) / f"run{k}.mp4", restorer, quiet=True,
-                         all_frames=True, batch=batch)
+            frames = deblur_video(clip, Path(tmp) / f"run{k}.mp4", restorer, quiet=True,
+                                  all_frames=True, batch=batch).frames
             _sync(restorer.device)
             best = min(best, time.perf_counter() - tick)
     stages = stage_times(clip, restorer, batch, on_device)
@@ -159,13 +144,6 @@ def measure(clip: Path, config: str, device: str, precision: str, batch: int,
             "amp_dtype": str(restorer.amp_dtype).replace("torch.", "") if restorer.amp_dtype
             else "fp32", "frames": frames, "fps": frames / best,
             "stage_seconds": stages, "stage_share": {k: v / total for k, v in stages.items()}}
-
-
-def _frames(clip: Path):
-    from refdeblur_video.video.reader import open_reader
-
-    with open_reader(clip) as reader:
-        yield from reader
 
 
 def main(argv: list[str] | None = None) -> int:
