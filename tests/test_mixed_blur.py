@@ -179,3 +179,32 @@ def test_trajectory_crops_line_up_with_their_targets(monkeypatch):
     item = data[5]
     blur, sharp = item["blur"].numpy(), item["sharp"].numpy()
     np.testing.assert_allclose(blur[:, :, 1:], sharp[:, :, :-1], atol=1.5 / 255)
+
+
+def test_scene_defocus_softens_target_blurry_frame_and_reference_alike(monkeypatch):
+    # with a delta kernel the motion blur is nothing: what is left is the scene's defocus,
+    # which must reach the target too (the network learns to keep it, not to sharpen it)
+    import refdeblur_video.data.trajectory as trajectory
+
+    delta = np.zeros((3, 3), np.float32)
+    delta[1, 1] = 1.0
+    monkeypatch.setattr(trajectory, "random_kernel", lambda length, rng: delta)
+    frames = [_textured(240, 320, 30 + k) for k in range(6)]
+    detail = lambda x: float(np.abs(np.diff(x, axis=2)).mean())  # noqa: E731
+    frame_detail = detail(frames[0].transpose(2, 0, 1) / 255.0)
+
+    def items(scene_prob: float) -> list[dict]:
+        mix = BlurMix(generators={"trajectory": 1.0}, trajectory_length=(20.0, 20.0),
+                      self_ref_prob=0.0, defocus_prob=0.0, scene_defocus_prob=scene_prob,
+                      scene_defocus_radius=6.0)
+        data = OnlineVideoTriplets([frames], crop=64, mix=mix, seed=7, augment=False,
+                                   unrelated_ref_prob=0.0)
+        return [data[i] for i in range(4)]
+
+    for item in items(1.0):
+        assert bool((item["blur"] == item["sharp"]).all())
+        for key in ("sharp", "ref"):
+            assert detail(item[key].numpy()) < 0.8 * frame_detail
+    for item in items(0.0):  # without it the target keeps the frame's full detail
+        assert detail(item["sharp"].numpy()) > 0.9 * frame_detail
+        assert detail(item["ref"].numpy()) > 0.9 * frame_detail

@@ -416,6 +416,11 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             blur, sharp = self._trajectory_blur(frames[i], y, x, rng)
         else:
             blur, sharp = self._shake_blur(frames[i], y, x, rng)
+        # an out-of-focus scene: defocus and motion blur are both convolutions in linear
+        # light, so blurring the blurry crop again is the same as filming a defocused scene
+        scene = (float(rng.uniform(0.5, mix.scene_defocus_radius))
+                 if rng.random() < mix.scene_defocus_prob else 0.0)
+        blur, sharp = defocus(blur, scene), defocus(sharp, scene)
         if rng.random() < mix.defocus_prob:
             blur = defocus(blur, float(rng.uniform(0.5, mix.defocus_radius)))
         noise_sigma, poisson_peak, jpeg = self.degrade
@@ -424,7 +429,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         if rng.random() < mix.self_ref_prob and self.ref_crop == c:
             ref = blur.copy()
         else:
-            ref = self._ref_crop(v, i, y, x, rng, exclude)
+            ref = defocus(self._ref_crop(v, i, y, x, rng, exclude), scene)
         return self._finish(blur, sharp, ref, rng)
 
     def _finish(self, blur: np.ndarray, sharp: np.ndarray, ref: np.ndarray,

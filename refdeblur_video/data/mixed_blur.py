@@ -37,9 +37,12 @@ class BlurMix:
     ``object_travel``: (shortest, longest) travel of a moving object over the exposure, as a
     fraction of the crop side; ``trajectory_length``: (shortest, longest) random trajectory,
     pixels at 720p (log-uniform); ``defocus_prob`` / ``defocus_radius``: chance and largest
-    radius (pixels) of an extra disk blur; ``self_ref_prob``: chance that the sample has no
-    reference (the blurry frame stands in for it, as in the pipeline when no sharper
-    neighbour exists).
+    radius (pixels) of an extra disk blur, which the network learns to remove;
+    ``scene_defocus_prob`` / ``scene_defocus_radius``: chance and largest radius of a disk
+    blur of the scene itself (target, blurry frame and reference alike: an out-of-focus
+    background), which it learns to keep rather than sharpen; ``self_ref_prob``: chance
+    that the sample has no reference (the blurry frame stands in for it, as in the pipeline
+    when no sharper neighbour exists).
     """
 
     generators: dict[str, float] = field(
@@ -49,6 +52,8 @@ class BlurMix:
     trajectory_length: tuple[float, float] = (6.0, 96.0)
     defocus_prob: float = 0.15
     defocus_radius: float = 4.0
+    scene_defocus_prob: float = 0.0
+    scene_defocus_radius: float = 8.0
     self_ref_prob: float = 0.2
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ machine the GPU rows (fp32 and bf16/fp16 autocast) are added.
     python tools/bench/bench_model.py --configs lite --size 640x360 --json out.json
     python tools/bench/bench_model.py --configs lite lite:nocheck   # the reference check's cost
     python tools/bench/bench_model.py --frames-only --frame-repeats 5  # before/after rows only
+    python tools/bench/bench_model.py --frames-only --frame-weights runs/x/model.safetensors
 
 A config is a name or YAML path; ``NAME:nocheck`` is that config with its reference check
 off (``reference_check: 0``).
@@ -250,7 +251,7 @@ FRAME_VARIANTS = {
 }
 
 
-def _measure_frame(variant: str, h: int, w: int, q):
+def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     """One restored frame on the CPU as the Restorer runs it: the reference check and the
     network (after one warm-up frame), then the reference transfer on its output."""
     import contextlib
@@ -264,7 +265,7 @@ def _measure_frame(variant: str, h: int, w: int, q):
     from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_reference
 
     before = variant == "before"
-    restorer = load_model("default", "cpu", warn_untrained=False)
+    restorer = load_model(weights, "cpu", warn_untrained=False)
     settings = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
     blurry, reference = _textured_pair(h, w)
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
@@ -282,23 +283,26 @@ def _measure_frame(variant: str, h: int, w: int, q):
            "torch_threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads()})
 
 
-def measure_frames(h: int, w: int, repeats: int) -> dict:
-    """Median seconds per restored frame, before and after, measured in turns."""
+def measure_frames(h: int, w: int, repeats: int, weights: list[str] | None = None) -> dict:
+    """Median seconds per restored frame, before and after (and after with each of
+    ``weights`` instead of the shipped model), measured in turns."""
     import statistics
 
-    samples: dict[str, list[dict]] = {variant: [] for variant in FRAME_VARIANTS}
+    variants = [(name, "default", about) for name, about in FRAME_VARIANTS.items()]
+    variants += [("after", path, f"today's defaults, weights {path}") for path in weights or []]
+    samples: list[list[dict]] = [[] for _ in variants]
     for _ in range(max(1, repeats)):
-        for variant in FRAME_VARIANTS:
-            samples[variant].append(run_isolated(_measure_frame, variant, h, w))
+        for runs, (variant, model, _about) in zip(samples, variants, strict=True):
+            runs.append(run_isolated(_measure_frame, variant, model, h, w))
     rows = []
-    for variant, runs in samples.items():
-        row = {"variant": variant, "about": FRAME_VARIANTS[variant], "cpu": cpu_name(),
+    for runs, (variant, _model, about) in zip(samples, variants, strict=True):
+        row = {"variant": variant, "about": about, "cpu": cpu_name(),
                **{k: runs[0][k] for k in ("dtype", "torch_threads", "cv2_threads")},
                "samples": [r["frame_s"] for r in runs]}
         for key in ("network_s", "transfer_s", "frame_s", "peak_mb"):
             row[key] = statistics.median(r[key] for r in runs)
         rows.append(row)
-    return {"rows": rows, "ratio": rows[-1]["frame_s"] / rows[0]["frame_s"]}
+    return {"rows": rows, "ratio": rows[1]["frame_s"] / rows[0]["frame_s"]}
 
 
 def cpu_name() -> str:
@@ -339,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the before/after rows of a restored frame")
     parser.add_argument("--frame-repeats", type=int, default=3, metavar="N",
                         help="fresh processes per before/after row, taken in turns (3)")
+    parser.add_argument("--frame-weights", nargs="+", default=[], metavar="PATH",
+                        help="also time today's code with these weights instead of the "
+                             "shipped model (a candidate model beside the shipped one)")
     args = parser.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     import torch
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"size": [w, h], "threads": torch.get_num_threads(), "cpu": cpu_name(),
                      "rows": [], "matching": [], "matmul_gflops": {}}
     if not args.gpu_only:
-        results["frames"] = measure_frames(h, w, args.frame_repeats)
+        results["frames"] = measure_frames(h, w, args.frame_repeats, args.frame_weights)
     if args.frames_only:
         devices, args.configs = [], []
     for device in devices:

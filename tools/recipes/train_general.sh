@@ -78,8 +78,9 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=1 --set data.batch=8 --set data.crop=192 \
   --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: 0.2, defocus_prob: 0.15}" \
-  --set train.lr=1.0e-4 --set train.steps=${STEPS:-11000} --set train.warmup_steps=200 \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: 0.2, defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
+  --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
+  --set train.warmup_steps=${WARMUP:-200} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}" >>"$OUT.log" 2>&1 &
