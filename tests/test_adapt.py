@@ -230,6 +230,17 @@ def test_adaptation_keeps_its_budget_and_leaves_the_original_alone(clip, fast):
     assert outcome.message.startswith("adapted to this video")
 
 
+def test_a_step_cap_stops_the_adaptation_before_its_budget(clip, fast):
+    fast(max_steps=3)
+    start = time.monotonic()
+    outcome = adapt_restorer(tiny_restorer(), clip.path,
+                             DeblurOptions(adapt=True, adapt_seconds=30, quiet=True))
+    took = time.monotonic() - start
+    details = json.loads(outcome.metadata["adapt_settings"])
+    assert details["steps"] == 3 and details["settings"]["max_steps"] == 3
+    assert took < 20, took  # the reading pass's share (40 %) and three steps, not 30 s
+
+
 def test_a_worse_adapted_copy_falls_back_to_the_original(clip, fast, tiny_file, tmp_path,
                                                          capsys):
     fast(lr=3.0)  # wrecks the copy

@@ -18,6 +18,9 @@ class AdaptSettings:
     batch: int = 4  # crops per step
     lr: float = 1e-4  # high enough that a CPU's few hundred steps move the copy
     warmup_steps: int = 10
+    # at most this many steps (None: as many as the budget allows); a cap makes a budget
+    # mean the same on a fast CPU as on a slow one (experimental: no default chosen yet)
+    max_steps: int | None = None
     grad_clip: float = 1.0
     read_share: float = 0.4  # the reading pass stops once it has used this share of the budget
     capacity: int = 96  # training regions kept (reservoir sampling over the sharp frames)

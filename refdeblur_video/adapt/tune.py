@@ -4,7 +4,8 @@ The copy trains as the shipped recipe's last stage did: L1 + 0.1 FFT loss
 (:func:`refdeblur_video.model.losses.reconstruction_loss`), Adam, the matching encoder phi
 frozen (trained further, phi learns to raise its confidences rather than to match better;
 docs/TRAINING.md, stage 8), a short warm-up and a cosine decay over the time left. Steps
-stop while there is still time to score the copy on the held-back crops; the copy is
+stop while there is still time to score the copy on the held-back crops (or at
+``max_steps``); the copy is
 adopted only if it restores them better than the original by ``min_gain_db``.
 """
 
@@ -175,9 +176,13 @@ def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Ten
     span = max(1e-6, deadline - check_s - first)
     steps, losses, step_s = 0, [], 0.0
     try:
-        while time.monotonic() + step_s + 1.2 * check_s < deadline:
+        while (time.monotonic() + step_s + 1.2 * check_s < deadline
+               and (settings.max_steps is None or steps < settings.max_steps)):
             tick = time.monotonic()
-            lr = learning_rate(settings, steps, (tick - first) / span)
+            progress_share = (tick - first) / span
+            if settings.max_steps:  # the schedule ends at the cap or the deadline, first
+                progress_share = max(progress_share, steps / settings.max_steps)
+            lr = learning_rate(settings, steps, progress_share)
             losses.append(train_step(tuned, optimizer, to_device(batches.next(), device), lr, amp,
                                      settings.grad_clip))
             steps += 1

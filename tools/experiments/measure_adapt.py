@@ -98,9 +98,10 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
     return rows
 
 
-def _override_settings(always_adopt: bool, generators: dict | None) -> None:
+def _override_settings(always_adopt: bool, generators: dict | None,
+                       max_steps: int | None = None) -> None:
     """Change the adaptation settings the pipeline picks, for this measurement only."""
-    if not always_adopt and generators is None:
+    if not always_adopt and generators is None and max_steps is None:
         return
     import dataclasses
 
@@ -115,6 +116,8 @@ def _override_settings(always_adopt: bool, generators: dict | None) -> None:
                                            min_crosscheck_gain_db=-float("inf"))
         if generators is not None:
             settings = dataclasses.replace(settings, generators=generators)
+        if max_steps is not None:
+            settings = dataclasses.replace(settings, max_steps=max_steps)
         return settings
 
     entry.settings_for = settings_for
@@ -135,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                         "verdicts are still reported): to see whether they judge right")
     parser.add_argument("--generators", type=json.loads, default=None,
                         help='the crops\' blur mix, e.g. \'{"own": 0.6, "shake": 0.4}\'')
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="cap the adaptation's steps (the budget still bounds them)")
     args = parser.parse_args(argv)
-    _override_settings(args.always_adopt, args.generators)
+    _override_settings(args.always_adopt, args.generators, args.max_steps)
     from refdeblur_video.model.restorer import load_model
 
     restorer = load_model(args.model, args.device)
