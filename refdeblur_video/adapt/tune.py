@@ -175,14 +175,12 @@ def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Ten
     first = time.monotonic()
     span = max(1e-6, deadline - check_s - first)
     steps, losses, step_s = 0, [], 0.0
+    cap = settings.max_steps if settings.max_steps is not None else math.inf
     try:
-        while (time.monotonic() + step_s + 1.2 * check_s < deadline
-               and (settings.max_steps is None or steps < settings.max_steps)):
+        while time.monotonic() + step_s + 1.2 * check_s < deadline and steps < cap:
             tick = time.monotonic()
-            progress_share = (tick - first) / span
-            if settings.max_steps:  # the schedule ends at the cap or the deadline, first
-                progress_share = max(progress_share, steps / settings.max_steps)
-            lr = learning_rate(settings, steps, progress_share)
+            # the schedule ends at the deadline or at the cap, whichever comes first
+            lr = learning_rate(settings, steps, max((tick - first) / span, steps / cap))
             losses.append(train_step(tuned, optimizer, to_device(batches.next(), device), lr, amp,
                                      settings.grad_clip))
             steps += 1

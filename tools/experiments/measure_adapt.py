@@ -101,7 +101,14 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
 def _override_settings(always_adopt: bool, generators: dict | None,
                        max_steps: int | None = None) -> None:
     """Change the adaptation settings the pipeline picks, for this measurement only."""
-    if not always_adopt and generators is None and max_steps is None:
+    changes: dict = {}
+    if always_adopt:
+        changes.update(min_gain_db=-float("inf"), min_crosscheck_gain_db=-float("inf"))
+    if generators is not None:
+        changes["generators"] = generators
+    if max_steps is not None:
+        changes["max_steps"] = max_steps
+    if not changes:
         return
     import dataclasses
 
@@ -110,15 +117,7 @@ def _override_settings(always_adopt: bool, generators: dict | None,
     chosen = entry.settings_for
 
     def settings_for(*args, **kwargs):
-        settings = chosen(*args, **kwargs)
-        if always_adopt:
-            settings = dataclasses.replace(settings, min_gain_db=-float("inf"),
-                                           min_crosscheck_gain_db=-float("inf"))
-        if generators is not None:
-            settings = dataclasses.replace(settings, generators=generators)
-        if max_steps is not None:
-            settings = dataclasses.replace(settings, max_steps=max_steps)
-        return settings
+        return dataclasses.replace(chosen(*args, **kwargs), **changes)
 
     entry.settings_for = settings_for
 
