@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "and the copy is used only if it restores them better than the original")
     a.add_argument("--adapt-seconds", type=float, metavar="S",
                    help="time for --adapt, reading pass included (default: 300 on a CPU, 60 "
-                   "on a GPU); more time, more training steps")
+                   "on a GPU); more time, more training steps, up to a fixed number of steps "
+                   "(more would fit the synthetic blur rather than the video's), so a fast "
+                   "machine may finish early")
     a.add_argument("--save-adapted", metavar="PATH",
                    help="keep the weights the video was restored with (.safetensors, with the "
                    "video's name and the adaptation settings in its metadata), to reuse with "

@@ -123,7 +123,8 @@ def _read(input: str | os.PathLike, opts: DeblurOptions, settings: AdaptSettings
 
 def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
           deadline: float) -> tuple[TuneResult, dict]:
-    """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds."""
+    """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds
+    (or its share of the step cap, when that is further on)."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
                         estimate_noise([r.target for r in sample.train]))
     # estimated whether or not the crops use them: their extents, in the saved weights'
@@ -139,7 +140,10 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     started = time.monotonic()
 
     def progress(steps: int, loss: float) -> None:
-        bar.update(min(left, time.monotonic() - started) - bar.n)
+        done = time.monotonic() - started
+        if settings.max_steps:  # the cap may end it first: the bar then moves by steps
+            done = max(done, left * steps / settings.max_steps)
+        bar.update(min(left, done) - bar.n)
         bar.set_postfix(steps=steps, loss=f"{loss:.4f}", refresh=False)
 
     try:

@@ -99,7 +99,7 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
 
 
 def _override_settings(always_adopt: bool, generators: dict | None,
-                       max_steps: int | None = None) -> None:
+                       max_steps: int | None = None, lr: float | None = None) -> None:
     """Change the adaptation settings the pipeline picks, for this measurement only."""
     changes: dict = {}
     if always_adopt:
@@ -108,6 +108,8 @@ def _override_settings(always_adopt: bool, generators: dict | None,
         changes["generators"] = generators
     if max_steps is not None:
         changes["max_steps"] = max_steps
+    if lr is not None:
+        changes["lr"] = lr
     if not changes:
         return
     import dataclasses
@@ -139,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='the crops\' blur mix, e.g. \'{"own": 0.6, "shake": 0.4}\'')
     parser.add_argument("--max-steps", type=int, default=None,
                         help="cap the adaptation's steps (the budget still bounds them)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="the adaptation's peak learning rate")
     args = parser.parse_args(argv)
-    _override_settings(args.always_adopt, args.generators, args.max_steps)
+    _override_settings(args.always_adopt, args.generators, args.max_steps, args.lr)
     from refdeblur_video.model.restorer import load_model
 
     restorer = load_model(args.model, args.device)
