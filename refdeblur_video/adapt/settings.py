@@ -16,9 +16,9 @@ class AdaptSettings:
     seconds: float = CPU_SECONDS  # wall-clock budget of the whole adaptation
     crop: int = 128  # training crop edge, pixels (less in frames smaller than that)
     batch: int = 4  # crops per step
-    # the peak learning rate: lower than the few hundred steps would need to move a copy far,
-    # since a copy that fits the synthetic blur closely finishes the video's real blur worse,
-    # and a small step keeps a copy the checks misjudge near the original (docs/RESULTS.md)
+    # the peak learning rate, kept low: a copy that moves far fits the synthetic blur rather
+    # than the video's, and one that the checks misjudge stays near the original
+    # (docs/RESULTS.md)
     lr: float = 3e-5
     warmup_steps: int = 10
     # at most this many steps (None: as many as the budget allows): more steps fit the
@@ -58,6 +58,7 @@ def settings_for(device_type: str, seconds: float | None = None,
     if device_type == "cpu":
         base = AdaptSettings()
     else:  # a GPU would wait on the CPU for crops: bigger steps, crops made by threads
+        # (the same step cap; not yet measured on a GPU)
         base = AdaptSettings(seconds=GPU_SECONDS, crop=192, batch=16,
                              workers=max(1, min(4, cpu_count // 2)))
     return base if seconds is None else dataclasses.replace(base, seconds=float(seconds))
