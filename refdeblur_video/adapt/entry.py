@@ -124,7 +124,7 @@ def _read(input: str | os.PathLike, opts: DeblurOptions, settings: AdaptSettings
 def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
           deadline: float) -> tuple[TuneResult, dict]:
     """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds
-    (or its share of the step cap, when that is further on)."""
+    (moved by the share of the tuning done, which a step cap may end first)."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
                         estimate_noise([r.target for r in sample.train]))
     # estimated whether or not the crops use them: their extents, in the saved weights'
@@ -137,13 +137,9 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     bar = tqdm(total=round(left, 1), unit="s", desc="adapt: tuning", disable=quiet,
                dynamic_ncols=True, leave=False,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-    started = time.monotonic()
 
-    def progress(steps: int, loss: float) -> None:
-        done = time.monotonic() - started
-        if settings.max_steps:  # the cap may end it first: the bar then moves by steps
-            done = max(done, left * steps / settings.max_steps)
-        bar.update(min(left, done) - bar.n)
+    def progress(steps: int, loss: float, done: float) -> None:
+        bar.update(left * done - bar.n)
         bar.set_postfix(steps=steps, loss=f"{loss:.4f}", refresh=False)
 
     try:

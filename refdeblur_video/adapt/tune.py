@@ -159,11 +159,13 @@ class _Batches:
 def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Tensor]],
          fit: StrengthFit, settings: AdaptSettings, device: torch.device,
          amp: torch.dtype | None, deadline: float,
-         progress: Callable[[int, float], None] | None = None) -> TuneResult:
+         progress: Callable[[int, float, float], None] | None = None) -> TuneResult:
     """Fine-tune a copy of ``model`` (left as it is) on crops of ``regions`` until
     ``deadline`` (``time.monotonic()``), keeping time to score it on ``held``.
 
-    ``progress(steps, loss)`` is called after each step.
+    ``progress(steps, loss, done)`` is called after each step; ``done`` is the share of the
+    tuning behind it (of the time or of ``max_steps``, whichever is further on), the measure
+    its learning-rate schedule follows.
     """
     start = time.monotonic()
     before = held_psnr(model, held, device, amp)
@@ -176,18 +178,21 @@ def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Ten
     span = max(1e-6, deadline - check_s - first)
     steps, losses, step_s = 0, [], 0.0
     cap = settings.max_steps if settings.max_steps is not None else math.inf
+
+    def done(at: float) -> float:  # the schedule ends at the deadline or the cap, if sooner
+        return max((at - first) / span, steps / cap)
+
     try:
         while time.monotonic() + step_s + 1.2 * check_s < deadline and steps < cap:
             tick = time.monotonic()
-            # the schedule ends at the deadline or at the cap, whichever comes first
-            lr = learning_rate(settings, steps, max((tick - first) / span, steps / cap))
+            lr = learning_rate(settings, steps, done(tick))
             losses.append(train_step(tuned, optimizer, to_device(batches.next(), device), lr, amp,
                                      settings.grad_clip))
             steps += 1
             now = time.monotonic()
             step_s = now - tick if steps == 1 else 0.8 * step_s + 0.2 * (now - tick)
             if progress is not None:
-                progress(steps, losses[-1])
+                progress(steps, losses[-1], min(1.0, done(now)))
     finally:
         batches.close()
     tuned.eval()

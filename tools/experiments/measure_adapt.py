@@ -98,18 +98,8 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
     return rows
 
 
-def _override_settings(always_adopt: bool, generators: dict | None,
-                       max_steps: int | None = None, lr: float | None = None) -> None:
+def _override_settings(changes: dict) -> None:
     """Change the adaptation settings the pipeline picks, for this measurement only."""
-    changes: dict = {}
-    if always_adopt:
-        changes.update(min_gain_db=-float("inf"), min_crosscheck_gain_db=-float("inf"))
-    if generators is not None:
-        changes["generators"] = generators
-    if max_steps is not None:
-        changes["max_steps"] = max_steps
-    if lr is not None:
-        changes["lr"] = lr
     if not changes:
         return
     import dataclasses
@@ -144,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=None,
                         help="the adaptation's peak learning rate")
     args = parser.parse_args(argv)
-    _override_settings(args.always_adopt, args.generators, args.max_steps, args.lr)
+    changes = {key: value for key, value in (("generators", args.generators),
+                                             ("max_steps", args.max_steps), ("lr", args.lr))
+               if value is not None}
+    if args.always_adopt:
+        changes.update(min_gain_db=-float("inf"), min_crosscheck_gain_db=-float("inf"))
+    _override_settings(changes)
     from refdeblur_video.model.restorer import load_model
 
     restorer = load_model(args.model, args.device)
