@@ -25,6 +25,7 @@ from refdeblur_video.adapt.reservoir import Reservoir, held_block, scan_video, t
 from refdeblur_video.adapt.tune import held_psnr
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.data.shake import render_path_blur, sample_camera_path
+from refdeblur_video.data.trajectory import trajectory_blur
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.image_files import write_image
@@ -152,6 +153,17 @@ def test_the_strength_fit_finds_the_blur_it_is_shown():
     fit = fit_strengths(thumbs, ratios, seed=2)
     assert 0.3 < float(np.median(fit.strengths)) < 1.0
     assert list(fit.curve) == sorted(fit.curve, reverse=True)
+
+
+def test_the_length_fit_finds_the_trajectory_blur_it_is_shown():
+    rng = np.random.default_rng(3)
+    thumbs = [thumbnail(make_image(size=(320, 180), seed=k)) for k in range(4)]
+    ratios = [sharpness(trajectory_blur(t, 6.0, rng)) / sharpness(t)
+              for t in thumbs for _ in range(3)]
+    # frames twice the thumbnails' size: lengths come back in frame pixels
+    fit = fit_strengths(thumbs, ratios, seed=2, frame_hw=(360, 640))
+    assert 6.0 < float(np.median(fit.lengths)) < 24.0
+    assert fit_strengths(thumbs, ratios, seed=2).lengths == ()
 
 
 def test_the_noise_estimate_sees_noise_not_texture():

@@ -161,3 +161,26 @@ def test_own_blur_is_the_regions_crop_under_a_kept_kernel():
     blur, sharp, _ref = make_sample(region, [region], StrengthFit((0.8,), (), ()), settings,
                                     rng)
     assert not np.array_equal(blur, sharp)
+
+
+def test_trajectory_blur_draws_its_fitted_lengths():
+    frame = make_image(size=(160, 120), seed=6)
+    margin, crop = 20, 48
+    region = Region(3, frame[10:10 + crop + 2 * margin, 20:20 + crop + 2 * margin].copy(),
+                    margin, (10, 20), (120, 160))
+    settings = dataclasses.replace(AdaptSettings(), generators={"trajectory": 1.0},
+                                   self_ref_prob=0.0, defocus_prob=0.0)
+
+    def mean_change(lengths: tuple[float, ...]) -> float:
+        rng = np.random.default_rng(1)
+        fit = StrengthFit((0.5,), (), (), lengths=lengths)
+        changes = []
+        for _ in range(6):
+            blur, sharp, _ref = make_sample(region, [region], fit, settings, rng)
+            assert blur.shape == sharp.shape == (crop, crop, 3)
+            changes.append(np.abs(blur.astype(float) - sharp.astype(float)).mean())
+        return float(np.mean(changes))
+
+    # longer fitted trajectories blur more; without lengths the camera shake stands in
+    assert mean_change((2.0,)) < mean_change((16.0,))
+    assert mean_change(()) > 0

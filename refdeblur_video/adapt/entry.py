@@ -126,7 +126,8 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds
     (moved by the share of the tuning done, which a step cap may end first)."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
-                        estimate_noise([r.target for r in sample.train]))
+                        estimate_noise([r.target for r in sample.train]),
+                        frame_hw=sample.train[0].frame_hw)
     # estimated whether or not the crops use them: their extents, in the saved weights'
     # metadata, say how strong this video's blur is (about a second's work)
     kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)

@@ -3,11 +3,11 @@
 Each crop's blur is the video's own (a kernel estimated from one of its blurry frames and
 that frame's sharp reference, :mod:`.kernels`) or comes from one of the training generators
 (:mod:`refdeblur_video.data`): the hand-held camera shake at a strength fitted to this video
-(:mod:`.fit`), the mean of the frame and its real neighbours in linear light, or a patch of
-another region moving across it; a little defocus and noise as estimated on the video's
-sharp frames are mixed in. The reference is a real sharp neighbour at the same place, or
-(``self_ref_prob``) the blurry crop itself, as in the pipeline when a frame has no sharper
-neighbour.
+(:mod:`.fit`), jagged random-trajectory kernels of a length fitted likewise, the mean of the
+frame and its real neighbours in linear light, or a patch of another region moving across
+it; a little defocus and noise as estimated on the video's sharp frames are mixed in. The
+reference is a real sharp neighbour at the same place, or (``self_ref_prob``) the blurry crop
+itself, as in the pipeline when a frame has no sharper neighbour.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from ..data.dataset import augment_same, to_tensor
 from ..data.mixed_blur import average_frames, defocus, moving_object
 from ..data.shake import degrade, render_path_blur, sample_camera_path
+from ..data.trajectory import trajectory_blur
 from .fit import StrengthFit
 from .kernels import apply_kernel
 from .reservoir import Region
@@ -39,6 +40,17 @@ def _shake(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.nda
     """The region's crop under a random camera path of a fitted strength."""
     path = sample_camera_path(region.frame_hw, rng, fit.draw(rng))
     blurred = render_path_blur(region.sharp, path, region.origin)
+    m, c = region.margin, region.crop
+    return np.ascontiguousarray(blurred[m:m + c, m:m + c])
+
+
+def _trajectory(region: Region, fit: StrengthFit, rng: np.random.Generator
+                ) -> np.ndarray | None:
+    """The region's crop under a random-trajectory kernel of a fitted length (None: no
+    lengths were fitted)."""
+    if not fit.lengths:
+        return None
+    blurred = trajectory_blur(region.sharp, fit.draw_length(rng), rng)
     m, c = region.margin, region.crop
     return np.ascontiguousarray(blurred[m:m + c, m:m + c])
 
@@ -88,6 +100,8 @@ def make_sample(region: Region, others: list[Region], fit: StrengthFit,
     blur = None
     if generator == "own":
         blur = _own(region, fit, rng)
+    elif generator == "trajectory":
+        blur = _trajectory(region, fit, rng)
     elif generator == "average":
         averaged = _average(region, rng)
         if averaged is not None:

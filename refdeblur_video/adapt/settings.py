@@ -36,13 +36,16 @@ class AdaptSettings:
     # margin, since copies that were in truth a little worse came out near 0 there)
     min_crosscheck_gain_db: float = 0.1
     # where each crop's blur comes from: the generators of the training data (never rs6dof,
-    # the left-out test of generalisation): the camera shake, fitted to this video's blur,
-    # the mean of consecutive real frames and a moving object; and "own", the video's own
-    # kernels (estimated from its blurry frames and their references; the camera shake
-    # stands in where there are none). "own" is off: the copies it taught finished the
-    # video's frames worse after the reference transfer (docs/RESULTS.md)
+    # the left-out test of generalisation): the camera shake and jagged random-trajectory
+    # kernels, both fitted to this video's blur, the mean of consecutive real frames and a
+    # moving object; and "own", the video's own kernels (estimated from its blurry frames
+    # and their references; the camera shake stands in where there are none). "own" is
+    # off: the copies it taught finished the video's frames worse after the reference
+    # transfer. The trajectories taught copies that harmed less where they harmed
+    # (docs/RESULTS.md)
     generators: dict[str, float] = field(
-        default_factory=lambda: {"shake": 0.7, "average": 0.2, "object": 0.1})
+        default_factory=lambda: {"shake": 0.35, "trajectory": 0.35, "average": 0.2,
+                                 "object": 0.1})
     self_ref_prob: float = 0.2  # crops restored with no reference (the frame stands in)
     defocus_prob: float = 0.1
     seed: int = 0

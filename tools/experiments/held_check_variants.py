@@ -60,7 +60,8 @@ def held_batches(video: Path, settings, opts) -> tuple[list, int]:
     if not sample.held or not sample.train:
         return [], sample.frames
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
-                        estimate_noise([r.target for r in sample.train]))
+                        estimate_noise([r.target for r in sample.train]),
+                        frame_hw=sample.train[0].frame_hw)
     kernels = kernel_bank(sample.probes, sample.train[0].frame_hw, settings.seed)
     fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
     return fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,

@@ -11,6 +11,10 @@
 #       # a branch in runs/NAME (copy runs/general there first to branch off its state) whose
 #       # cosine schedule ends at STEPS instead of 11000 (about the 20 CPU-hours of the issue
 #       # at two threads): annealing the learning rate early
+#   MODEL=tools/recipes/lite_deep.yaml NAME=general_deep STEPS=5000 \
+#     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
+#       # another architecture (a model YAML), grown from smaller weights where it only adds
+#       # ResBlocks or widens the reference path
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -74,7 +78,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, .data/bikes.mp4, $photos]" \
   --set "data.val_videos=[$V/05_default_juggle.mp4, $V/bedroom.mp4]" \
   --set "init=${INIT:-$init}" \
-  --set model=lite --set train.freeze_phi=true \
+  --set "model=${MODEL:-lite}" --set train.freeze_phi=true \
   --set data.workers=1 --set data.batch=8 --set data.crop=192 \
   --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
