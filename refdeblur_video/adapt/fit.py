@@ -9,8 +9,8 @@ its own. :func:`fit_strengths` measures the median ratio over a grid of strength
 video's own sharp thumbnails and inverts it at the quantiles of the blurry frames' ratios:
 training then draws its strengths from these, and its synthetic frames are about as blurry
 as the frames that will be restored, no more (which would teach the network to
-over-sharpen) and no less. The jagged random-trajectory kernels (:mod:`refdeblur_video.data.
-trajectory`) get lengths fitted the same way.
+over-sharpen) and no less. The jagged random-trajectory kernels
+(:mod:`refdeblur_video.data.trajectory`) get their lengths fitted the same way.
 """
 
 from __future__ import annotations
@@ -76,10 +76,6 @@ def _shake(thumb: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
     return render_path_blur(thumb, sample_camera_path(thumb.shape[:2], rng, strength))
 
 
-def _trajectory(thumb: np.ndarray, length: float, rng: np.random.Generator) -> np.ndarray:
-    return trajectory_blur(thumb, length, rng)
-
-
 def ratio_curve(thumbnails: list[np.ndarray], seed: int = 0,
                 strengths: np.ndarray = STRENGTHS, blur: Blur = _shake) -> np.ndarray:
     """Median sharpness ratio of the thumbnails blurred by ``blur`` at each strength
@@ -113,7 +109,7 @@ def fit_strengths(thumbnails: list[np.ndarray], blurry_ratios: list[float],
     lengths: tuple[float, ...] = ()
     if frame_hw is not None:
         scale = max(frame_hw) / max(thumbnails[0].shape[:2])
-        lengths_curve = ratio_curve(thumbnails, seed, LENGTHS, _trajectory)
+        lengths_curve = ratio_curve(thumbnails, seed, LENGTHS, trajectory_blur)
         lengths = tuple(float(n) * scale for n in _invert(lengths_curve, target, LENGTHS))
     return StrengthFit(tuple(float(s) for s in strengths), tuple(float(c) for c in curve),
                        tuple(float(t) for t in target), noise_sigma, lengths=lengths)
