@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from safetensors import safe_open
 
 import refdeblur_video.adapt
 from refdeblur_video.adapt import AdaptSettings, adapt_restorer, check_save_path
+from refdeblur_video.adapt.entry import tuning_bar
 from refdeblur_video.adapt.fit import estimate_noise, fit_strengths
 from refdeblur_video.adapt.reservoir import Reservoir, held_block, scan_video, thumbnail
 from refdeblur_video.adapt.tune import held_psnr
@@ -251,6 +253,20 @@ def test_a_step_cap_stops_the_adaptation_before_its_budget(clip, fast):
     details = json.loads(outcome.metadata["adapt_settings"])
     assert details["steps"] == 3 and details["settings"]["max_steps"] == 3
     assert took < 20, took  # the reading pass's share (40 %) and three steps, not 30 s
+
+
+def test_the_tuning_bar_ends_at_its_end_without_a_warning(capsys):
+    # a budget that a rounded total once fell short of: the bar ran past its end and tqdm
+    # printed "clamping frac to range [0, 1]" under it
+    bar, progress = tuning_bar(265.04, quiet=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for steps, done in ((1, 0.5), (2, 0.999), (3, 1.0), (4, 1.3)):
+            progress(steps, 0.1, done)
+            assert bar.n <= bar.total
+    assert bar.n == bar.total
+    bar.close()
+    assert "adapt: tuning" in capsys.readouterr().err
 
 
 def test_a_worse_adapted_copy_falls_back_to_the_original(clip, fast, tiny_file, tmp_path,

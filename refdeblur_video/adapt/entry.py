@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,6 +122,22 @@ def _read(input: str | os.PathLike, opts: DeblurOptions, settings: AdaptSettings
             bar.close()
 
 
+def tuning_bar(seconds: float, quiet: bool) -> tuple[tqdm, Callable[[int, float, float], None]]:
+    """The tuning's progress bar, in the budget's seconds, and the ``progress`` callback of
+    :func:`tune` that sets it to the share of the tuning done (never past its end, which a
+    rounded total once let it pass, with a warning on the terminal)."""
+    bar = tqdm(total=seconds, unit="s", desc="adapt: tuning", disable=quiet,
+               dynamic_ncols=True, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+
+    def progress(steps: int, loss: float, done: float) -> None:
+        bar.set_postfix(steps=steps, loss=f"{loss:.4f}", refresh=False)
+        bar.n = seconds * min(1.0, max(0.0, done))
+        bar.update(0)  # redraws at tqdm's usual pace
+
+    return bar, progress
+
+
 def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
           deadline: float) -> tuple[TuneResult, dict]:
     """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds
@@ -134,15 +151,7 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
     held = fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,
                          settings.seed + 1)
-    left = max(0.0, deadline - time.monotonic())
-    bar = tqdm(total=round(left, 1), unit="s", desc="adapt: tuning", disable=quiet,
-               dynamic_ncols=True, leave=False,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-
-    def progress(steps: int, loss: float, done: float) -> None:
-        bar.update(left * done - bar.n)
-        bar.set_postfix(steps=steps, loss=f"{loss:.4f}", refresh=False)
-
+    bar, progress = tuning_bar(max(0.0, deadline - time.monotonic()), quiet)
     try:
         result = tune(restorer.model, sample.train, held, fit, settings, restorer.device,
                       restorer.amp_dtype, deadline, progress)
