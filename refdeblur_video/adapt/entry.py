@@ -2,8 +2,9 @@
 
 One extra decoding pass keeps a bounded sample of the video's sharp frames, and of its
 blurry frames with their references (:mod:`.reservoir`); the video's own blur kernels are
-estimated from the latter (:mod:`.kernels`), and the camera-shake strength is fitted so that
-synthetic blur is as strong as the video's own (:mod:`.fit`); a copy of the network is fine-
+estimated from the latter (:mod:`.kernels`), and the camera-shake strength and the random-
+trajectory length are fitted so that synthetic blur is as strong as the video's own
+(:mod:`.fit`); a copy of the network is fine-
 tuned on the sharp crops blurred anew at each step, with their real neighbours as references
 (:mod:`.tune`). Some sharp frames are held back: the copy is used only if it restores them
 better than the original, so adaptation cannot knowingly make a video worse. The restorer
@@ -86,7 +87,8 @@ def adapted_path(option: str | None, source: Path) -> str | None:
     return str(folder / f"{source.stem}.safetensors")
 
 
-def _copy_with(restorer: Restorer, model: torch.nn.Module) -> Restorer:
+def restorer_with(restorer: Restorer, model: torch.nn.Module) -> Restorer:
+    """A copy of ``restorer`` that runs ``model`` (an adapted copy of its network)."""
     adapted = copy.copy(restorer)
     adapted.model = model.eval().to(memory_format=torch.channels_last)
     adapted.trained = True
@@ -101,7 +103,7 @@ def _reuse(restorer: Restorer, path: Path) -> AdaptOutcome:
                             "the interruption", metadata)
     model = copy.deepcopy(restorer.model)
     load_weights_into(model, restorer.config, path)
-    return AdaptOutcome(_copy_with(restorer, model), True,
+    return AdaptOutcome(restorer_with(restorer, model), True,
                         "adapted weights of the interrupted run reused", metadata)
 
 
@@ -232,7 +234,7 @@ def _cross_gain(restorer: Restorer, result: TuneResult, refiner: Refiner | None,
     if refiner is None or baseline is None or not result.steps or \
             not math.isfinite(result.gain_db):
         return None
-    return score(_copy_with(restorer, result.model), refiner, sample.crosschecks) - \
+    return score(restorer_with(restorer, result.model), refiner, sample.crosschecks) - \
         baseline.psnr
 
 
@@ -253,7 +255,7 @@ def _decide(restorer: Restorer, result: TuneResult, settings: AdaptSettings,
                                      and cross_gain >= settings.min_crosscheck_gain_db)
     real = "" if cross_gain is None else f", {cross_gain:+.2f} dB on real blurry frames"
     if result.steps and math.isfinite(gain) and gain >= settings.min_gain_db and real_ok:
-        return AdaptOutcome(_copy_with(restorer, result.model), True,
+        return AdaptOutcome(restorer_with(restorer, result.model), True,
                             f"adapted to this video ({result.steps} steps, {seconds:.0f} s, "
                             f"{gain:+.2f} dB on held-back frames{real})")
     if not real_ok:

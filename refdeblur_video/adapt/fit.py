@@ -27,8 +27,8 @@ from ..frames.sharpness import sharpness
 from .kernels import BlurKernel
 
 STRENGTHS = np.array([0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0])
-# random-trajectory lengths, pixels at the thumbnails' size (a quarter of 720p's): up to the
-# longest the training draws (96 px at 720p)
+# random-trajectory lengths, pixels at the thumbnails' size (a quarter of 720p's): about as
+# far as the training draws (96 px at 720p); the crops cap what their margin cannot hold
 LENGTHS = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 26.0])
 DRAWS = 2  # camera paths per thumbnail and strength
 QUANTILES = np.linspace(0.05, 0.95, 10)
@@ -77,13 +77,13 @@ def _shake(thumb: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
 
 
 def ratio_curve(thumbnails: list[np.ndarray], seed: int = 0,
-                strengths: np.ndarray = STRENGTHS, blur: Blur = _shake) -> np.ndarray:
-    """Median sharpness ratio of the thumbnails blurred by ``blur`` at each strength
-    (non-increasing)."""
+                grid: np.ndarray = STRENGTHS, blur: Blur = _shake) -> np.ndarray:
+    """Median sharpness ratio of the thumbnails blurred by ``blur`` at each strength (or
+    length) of ``grid`` (non-increasing)."""
     rng = np.random.default_rng(seed)
     medians = []
     base = [max(sharpness(t), 1e-12) for t in thumbnails]
-    for s in strengths:
+    for s in grid:
         ratios = []
         for thumb, own in zip(thumbnails, base, strict=True):
             for _ in range(DRAWS):

@@ -28,6 +28,7 @@ from .settings import AdaptSettings
 
 OBJECT_TRAVEL = (0.05, 0.3)
 MAX_DEFOCUS = 2.5  # pixels
+TRAJECTORY_BLEND_MAX = 1.5  # data.trajectory blends a second kernel up to this much longer
 
 
 def _draw(weights: dict[str, float], rng: np.random.Generator) -> str:
@@ -39,7 +40,11 @@ def _draw(weights: dict[str, float], rng: np.random.Generator) -> str:
 def _shake(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.ndarray:
     """The region's crop under a random camera path of a fitted strength."""
     path = sample_camera_path(region.frame_hw, rng, fit.draw(rng))
-    blurred = render_path_blur(region.sharp, path, region.origin)
+    return _inner(region, render_path_blur(region.sharp, path, region.origin))
+
+
+def _inner(region: Region, blurred: np.ndarray) -> np.ndarray:
+    """The crop itself out of ``region.sharp`` blurred (the margin cut off)."""
     m, c = region.margin, region.crop
     return np.ascontiguousarray(blurred[m:m + c, m:m + c])
 
@@ -47,12 +52,12 @@ def _shake(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.nda
 def _trajectory(region: Region, fit: StrengthFit, rng: np.random.Generator
                 ) -> np.ndarray | None:
     """The region's crop under a random-trajectory kernel of a fitted length (None: no
-    lengths were fitted)."""
+    lengths were fitted). The length is capped so that even the longer of two blended
+    kernels (up to 1.5 times it) reaches no further than the margin kept around the crop."""
     if not fit.lengths:
         return None
-    blurred = trajectory_blur(region.sharp, fit.draw_length(rng), rng)
-    m, c = region.margin, region.crop
-    return np.ascontiguousarray(blurred[m:m + c, m:m + c])
+    length = min(fit.draw_length(rng), 2 * region.margin / TRAJECTORY_BLEND_MAX)
+    return _inner(region, trajectory_blur(region.sharp, length, rng))
 
 
 def _own(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.ndarray | None:
@@ -60,12 +65,12 @@ def _own(region: Region, fit: StrengthFit, rng: np.random.Generator) -> np.ndarr
     if not fit.kernels:
         return None
     kernel = fit.kernels[int(rng.integers(len(fit.kernels)))]
-    m, c = region.margin, region.crop
+    m = region.margin
     if kernel.shape[0] // 2 > m:  # larger than the margin kept: crop it there
         inner = kernel[kernel.shape[0] // 2 - m:, kernel.shape[0] // 2 - m:][:2 * m + 1,
                                                                              :2 * m + 1]
         kernel = inner / inner.sum()
-    return np.ascontiguousarray(apply_kernel(region.sharp, kernel)[m:m + c, m:m + c])
+    return _inner(region, apply_kernel(region.sharp, kernel))
 
 
 def _average(region: Region, rng: np.random.Generator) -> tuple[np.ndarray, int] | None:

@@ -53,11 +53,16 @@ def _pairs(video: Path, log: Path, restorer) -> list[tuple[np.ndarray, ...]]:
 
 
 def _batch(pairs, crop: int, count: int, rng: np.random.Generator) -> dict:
-    """``count`` random crops where the target is mostly trusted, as float tensors."""
+    """``count`` random crops, as float tensors: for each, up to 20 places are tried for
+    one where the target is mostly trusted (else the last is taken; its weight still
+    counts). Frames smaller than ``crop`` are not cropped from."""
     import torch
 
     from refdeblur_video.image_files import to_float
 
+    pairs = [p for p in pairs if min(p[3].shape) >= crop]
+    if not pairs:
+        raise SystemExit(f"no frame is at least {crop} pixels on both sides")
     blur, ref, target, weight = [], [], [], []
     while len(blur) < count:
         b, r, a, w = pairs[int(rng.integers(len(pairs)))]
@@ -80,21 +85,24 @@ def _batch(pairs, crop: int, count: int, rng: np.random.Generator) -> dict:
 
 
 def adapt(restorer, pairs, steps: int, lr: float, crop: int, batch: int, seed: int):
-    """A copy of the restorer's network taught the pseudo targets (weighted L1)."""
+    """A copy of the restorer's network taught the pseudo targets (weighted L1), with the
+    learning-rate schedule of ``--adapt``."""
     import torch
 
-    from refdeblur_video.adapt.entry import _copy_with
-    from refdeblur_video.adapt.tune import make_optimizer
+    from refdeblur_video.adapt.entry import restorer_with
+    from refdeblur_video.adapt.settings import AdaptSettings
+    from refdeblur_video.adapt.tune import learning_rate, make_optimizer
 
     model = copy.deepcopy(restorer.model).train()
     optimizer = make_optimizer(model, lr)
+    schedule = AdaptSettings(lr=lr)
+    amp = restorer.amp_dtype
     rng = np.random.default_rng(seed)
     for step in range(steps):
-        for group in optimizer.param_groups:  # warm-up, then a cosine
-            share = min(1.0, (step + 1) / 10) * 0.5 * (1 + np.cos(np.pi * step / steps))
-            group["lr"] = lr * share
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(schedule, step, step / steps)
         data = _batch(pairs, crop, batch, rng)
-        with restorer._autocast():  # as the restorer runs: bf16 where the CPU has it
+        with torch.autocast(restorer.device.type, dtype=amp, enabled=amp is not None):
             out = model(data["blur"], data["ref"]).float()
         w = data["weight"]
         loss = ((out - data["sharp"]).abs() * w).sum() / (w.sum() * 3 + 1e-6)
@@ -102,7 +110,7 @@ def adapt(restorer, pairs, steps: int, lr: float, crop: int, batch: int, seed: i
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optimizer.step()
-    return _copy_with(restorer, model)
+    return restorer_with(restorer, model)
 
 
 def main(argv: list[str] | None = None) -> int:
