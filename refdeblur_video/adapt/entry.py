@@ -4,9 +4,10 @@ One extra decoding pass keeps a bounded sample of the video's sharp frames, and 
 blurry frames with their references (:mod:`.reservoir`); the video's own blur kernels are
 estimated from the latter (:mod:`.kernels`), and the camera-shake strength and the random-
 trajectory length are fitted so that synthetic blur is as strong as the video's own
-(:mod:`.fit`); a copy of the network is fine-
-tuned on the sharp crops blurred anew at each step, with their real neighbours as references
-(:mod:`.tune`). Some sharp frames are held back: the copy is used only if it restores them
+(:mod:`.fit`); a copy of the network is fine-tuned on the sharp crops blurred anew at each
+step, with their real neighbours as references, and on some of the video's blurry frames
+with their reference aligned to them as the target (:mod:`.pseudo`) (:mod:`.tune`). Some
+sharp frames are held back: the copy is used only if it restores them
 better than the original, so adaptation cannot knowingly make a video worse. The restorer
 passed in is never changed (many files each adapt their own copy of the original).
 """
@@ -34,6 +35,7 @@ from ..video.reader import open_reader
 from .crosscheck import Baseline, score, score_original
 from .fit import estimate_noise, fit_strengths
 from .kernels import kernel_bank
+from .pseudo import pseudo_targets
 from .reservoir import VideoSample, scan_video
 from .samples import fixed_batches
 from .settings import AdaptSettings, settings_for
@@ -50,6 +52,7 @@ KEPT_NAME = "adapted.safetensors"  # in a run's state folder, so that --resume r
 MIN_TRAIN_REGIONS = 2
 ADAPT_KEYS = ("adapted_from", "adapt_result", "adapt_settings")  # metadata of saved weights
 CROSSCHECK_RESERVE = 1.5  # the copy's real-frame check may take this times the original's
+PSEUDO_SHARE_OF_TIME = 0.25  # making pseudo targets stops once it used this share of the time
 
 
 @dataclass
@@ -141,9 +144,10 @@ def tuning_bar(seconds: float, quiet: bool) -> tuple[tqdm, Callable[[int, float,
 
 
 def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
-          deadline: float) -> tuple[TuneResult, dict]:
-    """Fit the blur, then fine-tune with a progress bar whose unit is the budget's seconds
-    (moved by the share of the tuning done, which a step cap may end first)."""
+          deadline: float) -> tuple[TuneResult, dict, list[dict]]:
+    """Fit the blur and make the pseudo targets, then fine-tune with a progress bar whose
+    unit is the budget's seconds (moved by the share of the tuning done, which a step cap
+    may end first). Returns the result, the fit and the pseudo targets' frames and trust."""
     fit = fit_strengths(sample.thumbnails, sample.blurry_ratios, settings.seed,
                         estimate_noise([r.target for r in sample.train]),
                         frame_hw=sample.train[0].frame_hw)
@@ -153,13 +157,19 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     fit = dataclasses.replace(fit, kernels=tuple(k.weights for k in kernels))
     held = fixed_batches(sample.held, settings.held_samples, settings.batch, fit, settings,
                          settings.seed + 1)
+    pseudo = []
+    if settings.pseudo_share > 0:
+        now = time.monotonic()
+        pseudo = pseudo_targets(restorer, sample.pairs,
+                                now + PSEUDO_SHARE_OF_TIME * max(0.0, deadline - now))
     bar, progress = tuning_bar(max(0.0, deadline - time.monotonic()), quiet)
     try:
         result = tune(restorer.model, sample.train, held, fit, settings, restorer.device,
-                      restorer.amp_dtype, deadline, progress)
+                      restorer.amp_dtype, deadline, progress, pseudo)
     finally:
         bar.close()
-    return result, fit.to_dict()
+    targets = [{"frame": t.index, "trust": round(t.trust, 3)} for t in pseudo]
+    return result, fit.to_dict(), targets
 
 
 def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions, *,
@@ -203,9 +213,11 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
             baseline = score_original(restorer, refiner, sample.crosschecks)
         # keep time to score the copy on the real frames as the original was
         reserve = CROSSCHECK_RESERVE * baseline.seconds if baseline is not None else 0.0
-        result, fit = _tune(restorer, sample, settings, opts.quiet, deadline - reserve)
+        result, fit, targets = _tune(restorer, sample, settings, opts.quiet,
+                                     deadline - reserve)
         cross_gain = _cross_gain(restorer, result, refiner, sample, baseline)
-        details.update(fit=fit, steps=result.steps, seconds=round(result.seconds, 1),
+        details.update(fit=fit, pseudo_targets=targets, steps=result.steps,
+                       seconds=round(result.seconds, 1),
                        check_seconds=round(result.check_seconds, 2),
                        step_seconds=round(result.step_seconds, 3),
                        held_psnr_original=round(result.psnr_before, 3),

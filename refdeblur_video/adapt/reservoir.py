@@ -12,7 +12,8 @@ Frames are split by blocks of consecutive frames into training and held-back fra
 held-back ones only ever serve the safety check. The pass also keeps the sharpness ratios
 of the blurry frames (what the strength fit matches), small thumbnails of sharp frames, and
 *probes*: a sample of blurry frames with their planned sharp reference, in small grey
-copies, from which :mod:`.kernels` estimates the video's own blur.
+copies, from which :mod:`.kernels` estimates the video's own blur; and a sample of blurry
+frames with their reference at full size, the pseudo targets' sources (:mod:`.pseudo`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..frames.shots import CutDetector
 from ..video.reader import CorruptVideoWarning, Frame
 from .crosscheck import MAX_PIXELS, Crosscheck
 from .kernels import to_working_grey
+from .pseudo import BlurryPair
 
 MAX_MARGIN = 160  # pixels of blur margin kept around a crop, at most
 MARGIN_AT_720P = 80  # covers the camera-shake paths of the fitted strengths (up to ~2)
@@ -41,6 +43,7 @@ THUMBNAILS = 8  # sharp-frame thumbnails kept for the strength fit
 RATIOS = 4096  # blurry-frame sharpness ratios kept for the strength fit
 PROBES = 12  # blurry frames kept (with their references) for the kernel estimates
 CROSSCHECKS = 3  # blurry frames kept at full size, with a sharp neighbour on each side
+PAIRS = 8  # blurry frames kept at full size with their reference, for pseudo targets
 CROP_TRIES = 4  # random places tried per crop; the most textured is kept
 
 
@@ -127,6 +130,7 @@ class VideoSample:
     complete: bool  # False: the pass stopped early (time) and saw only the start
     probes: list[Probe] = field(default_factory=list)
     crosschecks: list[Crosscheck] = field(default_factory=list)
+    pairs: list[BlurryPair] = field(default_factory=list)
 
 
 def margin_for(frame_hw: tuple[int, int]) -> int:
@@ -198,6 +202,7 @@ class _Collector:
         self.ratios = Reservoir(RATIOS, rng)
         self.probes = Reservoir(PROBES, rng)
         self.crosschecks = Reservoir(CROSSCHECKS, rng)
+        self.pairs = Reservoir(PAIRS, rng)
         self.buffer: dict[int, np.ndarray] = {}
         self.scores: dict[int, float] = {}
         self.shots: dict[int, int] = {}
@@ -240,9 +245,13 @@ class _Collector:
         if slot is not None:
             self.probes.put(slot, Probe(i, to_working_grey(self.buffer[i]),
                                         to_working_grey(self.buffer[j])))
+        if self.buffer[i].shape[0] * self.buffer[i].shape[1] > MAX_PIXELS:
+            return
+        slot = self.pairs.offer()
+        if slot is not None:
+            self.pairs.put(slot, BlurryPair(i, self.buffer[i].copy(), self.buffer[j].copy()))
         k = decision.second
-        if k < 0 or k not in self.buffer or self.buffer[i].shape[0] * \
-                self.buffer[i].shape[1] > MAX_PIXELS:
+        if k < 0 or k not in self.buffer:
             return
         slot = self.crosschecks.offer()
         if slot is not None:
@@ -310,4 +319,4 @@ def scan_video(
     return VideoSample(collector.train.items, collector.held.items, collector.thumbs.items,
                        collector.ratios.items, collector.frames, collector.sharp,
                        collector.blurry, complete, collector.probes.items,
-                       collector.crosschecks.items)
+                       collector.crosschecks.items, collector.pairs.items)

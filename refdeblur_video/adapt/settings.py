@@ -46,6 +46,10 @@ class AdaptSettings:
     generators: dict[str, float] = field(
         default_factory=lambda: {"shake": 0.35, "trajectory": 0.35, "average": 0.2,
                                  "object": 0.1})
+    # the share of steps that learn the video's own blurry frames against their aligned
+    # reference (pseudo targets, :mod:`.pseudo`) rather than synthetic crops, where the
+    # video has such frames
+    pseudo_share: float = 0.5
     self_ref_prob: float = 0.2  # crops restored with no reference (the frame stands in)
     defocus_prob: float = 0.1
     seed: int = 0

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..model.losses import LossWeights, reconstruction_loss
 from .fit import StrengthFit
+from .pseudo import PseudoTarget, pseudo_batch, weighted_l1
 from .reservoir import Region
 from .samples import make_batch
 from .settings import AdaptSettings
@@ -65,13 +66,18 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                batch: dict[str, torch.Tensor], lr: float, amp: torch.dtype | None,
                grad_clip: float = 1.0) -> float:
-    """One optimiser step on a batch (already on the model's device); returns the loss."""
+    """One optimiser step on a batch (already on the model's device); returns the loss.
+    A batch with a ``weight`` (pseudo targets) learns the weighted L1 loss, others the
+    reconstruction loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     device = batch["blur"].device
     with _autocast(device, amp):
         output = model(batch["blur"], batch["ref"])
-    loss = reconstruction_loss(output.float(), batch["sharp"], LOSS_WEIGHTS)
+    if "weight" in batch:
+        loss = weighted_l1(output.float(), batch["sharp"], batch["weight"])
+    else:
+        loss = reconstruction_loss(output.float(), batch["sharp"], LOSS_WEIGHTS)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -121,11 +127,13 @@ def learning_rate(settings: AdaptSettings, step: int, progress: float) -> float:
 
 class _Batches:
     """Training batches, made inline or (``workers`` > 0) by threads ahead of the network;
-    OpenCV and NumPy release the GIL, so a GPU need not wait for its crops."""
+    OpenCV and NumPy release the GIL, so a GPU need not wait for its crops. A share
+    ``pseudo_share`` of them are of the pseudo targets, where there are any."""
 
-    def __init__(self, regions: list[Region], fit: StrengthFit, settings: AdaptSettings
-                 ) -> None:
+    def __init__(self, regions: list[Region], fit: StrengthFit, settings: AdaptSettings,
+                 pseudo: list[PseudoTarget] | None = None) -> None:
         self.regions, self.fit, self.settings = regions, fit, settings
+        self.pseudo = pseudo or []
         self.rng = np.random.default_rng(settings.seed + 7)
         self.stop = threading.Event()
         self.ready: queue.Queue = queue.Queue(maxsize=2 * max(1, settings.workers))
@@ -138,7 +146,7 @@ class _Batches:
     def _work(self, k: int) -> None:
         rng = np.random.default_rng([self.settings.seed, 11, k])
         while not self.stop.is_set():
-            batch = make_batch(self.regions, self.settings.batch, self.fit, self.settings, rng)
+            batch = self._make(rng)
             while not self.stop.is_set():
                 try:
                     self.ready.put(batch, timeout=0.1)
@@ -146,10 +154,15 @@ class _Batches:
                 except queue.Full:
                     continue
 
+    def _make(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        settings = self.settings
+        if self.pseudo and rng.random() < settings.pseudo_share:
+            return pseudo_batch(self.pseudo, settings.crop, settings.batch, rng)
+        return make_batch(self.regions, settings.batch, self.fit, settings, rng)
+
     def next(self) -> dict[str, torch.Tensor]:
         if not self.threads:
-            return make_batch(self.regions, self.settings.batch, self.fit, self.settings,
-                              self.rng)
+            return self._make(self.rng)
         return self.ready.get()
 
     def close(self) -> None:
@@ -159,9 +172,11 @@ class _Batches:
 def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Tensor]],
          fit: StrengthFit, settings: AdaptSettings, device: torch.device,
          amp: torch.dtype | None, deadline: float,
-         progress: Callable[[int, float, float], None] | None = None) -> TuneResult:
-    """Fine-tune a copy of ``model`` (left as it is) on crops of ``regions`` until
-    ``deadline`` (``time.monotonic()``), keeping time to score it on ``held``.
+         progress: Callable[[int, float, float], None] | None = None,
+         pseudo: list[PseudoTarget] | None = None) -> TuneResult:
+    """Fine-tune a copy of ``model`` (left as it is) on crops of ``regions`` (and of the
+    ``pseudo`` targets) until ``deadline`` (``time.monotonic()``), keeping time to score it
+    on ``held``.
 
     ``progress(steps, loss, done)`` is called after each step; ``done`` is the share of the
     tuning behind it (of the time or of ``max_steps``, whichever is further on), the measure
@@ -173,7 +188,7 @@ def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Ten
     tuned = copy.deepcopy(model)
     optimizer = make_optimizer(tuned, settings.lr)
     tuned.train()
-    batches = _Batches(regions, fit, settings)
+    batches = _Batches(regions, fit, settings, pseudo)
     first = time.monotonic()
     span = max(1e-6, deadline - check_s - first)
     steps, losses, step_s = 0, [], 0.0

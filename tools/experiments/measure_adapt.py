@@ -86,7 +86,8 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
             row.update(adopted=meta["adapt_result"] == "adapted",
                        **{k: details.get(k) for k in ("steps", "held_psnr_original",
                                                       "held_psnr_adapted",
-                                                      "crosscheck_gain_db", "fit")})
+                                                      "crosscheck_gain_db", "fit",
+                                                      "pseudo_targets")})
         if gt:
             row.update(_scores(out, log, gt))
             if budget is None:
@@ -133,9 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="cap the adaptation's steps (the budget still bounds them)")
     parser.add_argument("--lr", type=float, default=None,
                         help="the adaptation's peak learning rate")
+    parser.add_argument("--pseudo-share", type=float, default=None,
+                        help="the share of steps on the video's own blurry frames (pseudo "
+                        "targets)")
     args = parser.parse_args(argv)
     changes = {key: value for key, value in (("generators", args.generators),
-                                             ("max_steps", args.max_steps), ("lr", args.lr))
+                                             ("max_steps", args.max_steps), ("lr", args.lr),
+                                             ("pseudo_share", args.pseudo_share))
                if value is not None}
     if args.always_adopt:
         changes.update(min_gain_db=-float("inf"), min_crosscheck_gain_db=-float("inf"))
