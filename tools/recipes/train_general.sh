@@ -15,6 +15,10 @@
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # another architecture (a model YAML), grown from smaller weights where it only adds
 #       # ResBlocks or widens the reference path
+#   NAME=general_blind SELF_REF=1.0 STEPS=2500 INIT=refdeblur_video/weights/lite.safetensors \
+#     bash tools/recipes/train_general.sh
+#       # SELF_REF: the share of crops whose reference is the blurry frame itself (blind
+#       # deblurring; 0.2 by default)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -29,7 +33,7 @@
 # in, Gaussian noise and JPEG at random strengths. The rolling-shutter 6-DoF camera is never
 # used here: it is the left-out generator that decides what ships.
 # References: a real neighbour 1-4 frames away (outside the averaged frames), none (the blurry
-# frame itself, 20 %) or an unrelated frame (15 % of the rest).
+# frame itself, SELF_REF: 20 %) or an unrelated frame (15 % of the rest).
 # Start: the shipped model (stage 8 of tools/recipes/train_default.sh), its matching encoder
 # phi frozen as in stage 8. A session that cannot take runs/ along commits the run's latest
 # weights as fp16 to tools/recipes/in_progress/general_fp16_1.safetensors
@@ -82,7 +86,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=1 --set data.batch=8 --set data.crop=192 \
   --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: 0.2, defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
