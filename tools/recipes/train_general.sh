@@ -19,6 +19,11 @@
 #     bash tools/recipes/train_general.sh
 #       # SELF_REF: the share of crops whose reference is the blurry frame itself (blind
 #       # deblurring; 0.2 by default)
+#   NAME=general_weak WEAKEST=0.05 SHORTEST=1.5 SELF_REF=0.3 STEPS=3000 LR=5e-5 \
+#     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
+#       # WEAKEST: the weakest camera shake (0.3); SHORTEST: the shortest random trajectory,
+#       # px at 720p (6): nearly sharp frames with the camera's noise, whose target is the
+#       # clean frame, so that the network learns to leave them alone (docs/EXPERIMENTS.md)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -84,9 +89,9 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "init=${INIT:-$init}" \
   --set "model=${MODEL:-lite}" --set train.freeze_phi=true \
   --set data.workers=1 --set data.batch=8 --set data.crop=192 \
-  --set "data.strength=[0.3, 1.8]" --set data.unrelated_ref_prob=0.15 \
+  --set "data.strength=[${WEAKEST:-0.3}, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
