@@ -80,6 +80,22 @@ def test_config_errors(tmp_path):
         load_train_config(tmp_path / "missing.yaml")
 
 
+def test_numbers_written_without_a_dot_are_numbers(tmp_path):
+    # YAML 1.1 reads 5e-5 as text: as a learning rate Adam failed with a traceback
+    config = tmp_path / "train.yaml"
+    config.write_text("data: {source: videos, train_videos: [a.mp4]}\n"
+                      "train: {lr: 2e-4}\n")
+    cfg = load_train_config(config, {"train.lr_min": yaml.safe_load("5e-7"),
+                                     "data.noise_sigma": "3", "train.steps": "40"})
+    assert (cfg.train.lr, cfg.train.lr_min) == (2e-4, 5e-7)
+    assert cfg.data.noise_sigma == 3.0 and cfg.train.steps == 40
+    assert isinstance(cfg.train.steps, int)
+    with pytest.raises(UserError, match=r"train.lr must be a number, not 'fast'"):
+        load_train_config(config, {"train.lr": "fast"})
+    with pytest.raises(UserError, match=r"train.steps must be a number, not '1.5'"):
+        load_train_config(config, {"train.steps": "1.5"})
+
+
 def test_cosine_schedule_with_warmup():
     cfg = OptimConfig(steps=100, lr=1e-4, lr_min=1e-6, warmup_steps=10)
     assert cosine_lr(0, cfg) == pytest.approx(1e-5)

@@ -84,7 +84,23 @@ def _build(cls, values: dict[str, Any] | None, section: str):
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"train config: unknown keys in '{section}': {', '.join(unknown)}")
-    return cls(**values)
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    return cls(**{k: _number(v, types[k], f"{section}.{k}") for k, v in values.items()})
+
+
+_NUMBERS = {"float": float, "float | None": float, "int": int, "int | None": int}
+
+
+def _number(value: Any, annotation: Any, where: str) -> Any:
+    """A number given as text (YAML 1.1 reads ``5e-5``, without a dot, as a string) as
+    the number its field holds; other text in a number's field is a :class:`UserError`."""
+    kind = _NUMBERS.get(str(annotation))
+    if kind is None or not isinstance(value, str):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        raise UserError(f"train config: {where} must be a number, not {value!r}") from None
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
