@@ -66,7 +66,9 @@ def _fit(image: np.ndarray, like: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_AREA)
 
 
-def _load(triplet: Triplet, partner: Triplet | None) -> dict[str, np.ndarray]:
+def load_triplet(triplet: Triplet, partner: Triplet | None = None) -> dict[str, np.ndarray]:
+    """A triplet's images (``blurry``, ``sharp``, ``reference``) and, given a ``partner``, its
+    reference resized to the frame as ``unrelated``."""
     images = {
         "blurry": load_image(triplet.blur),
         "sharp": load_image(triplet.sharp),
@@ -106,7 +108,7 @@ def _batches(triplets: Sequence[Triplet], partners, size: int):
     """Loaded triplets in runs of at most ``size`` frames of one shape."""
     batch: list[tuple[int, dict[str, np.ndarray]]] = []
     for i, triplet in enumerate(triplets):
-        item = _load(triplet, partners[i] if partners else None)
+        item = load_triplet(triplet, partners[i] if partners else None)
         if batch and (len(batch) >= size or item["blurry"].shape != batch[0][1]["blurry"].shape):
             yield batch
             batch = []
@@ -269,7 +271,7 @@ def _figures(rows, variants, groups):
 
 
 def _example(kind, row, triplet, partner, restorer, ablations):
-    item = _load(triplet, partner)
+    item = load_triplet(triplet, partner)
     restored = {name: images[0]
                 for name, images in _restore(restorer, [item], ablations)[0].items()}
     panels = {"input (blurry)": item["blurry"], "model": restored["model"],

@@ -16,13 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self")
 
-def stand_ins(blurry: np.ndarray, reference: np.ndarray, other: np.ndarray
-              ) -> dict[str, np.ndarray | None]:
-    """The references to try (None: the blurry input itself, unrestored)."""
-    return {"input": None, "ref": reference, "self": blurry,
-            "grey": np.full_like(blurry, 128), "zeros": np.zeros_like(blurry),
-            "unrelated": other, "flipped_self": np.ascontiguousarray(blurry[::-1, ::-1])}
+
+def stand_in(name: str, blurry: np.ndarray, reference: np.ndarray,
+             unrelated: np.ndarray | None) -> np.ndarray | None:
+    """The reference to try under ``name`` (None: the blurry input itself, unrestored)."""
+    choices = {"input": lambda: None, "ref": lambda: reference, "self": lambda: blurry,
+               "grey": lambda: np.full_like(blurry, 128),
+               "zeros": lambda: np.zeros_like(blurry), "unrelated": lambda: unrelated,
+               "flipped_self": lambda: np.ascontiguousarray(blurry[::-1, ::-1])}
+    return choices[name]()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,32 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("valdir", type=Path, help="tools/recipes/make_validation.sh's folder")
     parser.add_argument("--model", default="default")
     parser.add_argument("--generators", nargs="+", default=["rs6dof", "shake", "average"])
-    parser.add_argument("--stand-ins", nargs="+", default=["input", "ref", "self"])
+    parser.add_argument("--stand-ins", nargs="+", default=["input", "ref", "self"],
+                        choices=STAND_INS)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    import cv2
-
     from refdeblur_video.data.manifest import read_manifest
     from refdeblur_video.evaluate.metrics import psnr
+    from refdeblur_video.evaluate.triplets import load_triplet, unrelated_partners
     from refdeblur_video.model import load_model
-    from refdeblur_video.video.sources import load_image
 
     restorer = load_model(args.model, "cpu", reference_check=0)
     table = {}
     for generator in args.generators:
         triplets = list(read_manifest(args.valdir / generator / "manifest.jsonl"))
+        # a sharp frame of another sequence, as refdeblur-eval's ablation picks it
+        partners = unrelated_partners(triplets) if "unrelated" in args.stand_ins else None
         scores: dict[str, list[float]] = {name: [] for name in args.stand_ins}
         for i, triplet in enumerate(triplets):
-            blurry, sharp, reference = (load_image(p) for p in
-                                        (triplet.blur, triplet.sharp, triplet.ref))
-            other = load_image(triplets[(i + len(triplets) // 2) % len(triplets)].ref)
-            other = cv2.resize(other, (blurry.shape[1], blurry.shape[0]),
-                               interpolation=cv2.INTER_AREA)
-            refs = stand_ins(blurry, reference, other)
+            images = load_triplet(triplet, partners[i] if partners else None)
+            blurry = images["blurry"]
             for name in args.stand_ins:
-                out = blurry if refs[name] is None else \
-                    restorer.restore_images([blurry], [refs[name]])[0]
-                scores[name].append(psnr(out, sharp))
+                ref = stand_in(name, blurry, images["reference"], images.get("unrelated"))
+                out = blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
+                scores[name].append(psnr(out, images["sharp"]))
         table[generator] = {name: float(np.mean(v)) for name, v in scores.items()}
         print(f"{generator:10}" + "".join(f"  {k} {v:.2f}" for k, v in table[generator].items()),
               flush=True)
