@@ -16,16 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
-STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self")
+STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self",
+             "aligned", "aligned_out")
+
+
+def aligned_to(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``reference`` warped onto ``image`` by the reference transfer's flow (RGB uint8)."""
+    from refdeblur_video.image_files import from_float, to_float
+    from refdeblur_video.refine.transfer import transfer_confidence
+
+    aligned, _ = transfer_confidence(to_float(image), to_float(reference))
+    return from_float(aligned, np.uint8)
 
 
 def stand_in(name: str, blurry: np.ndarray, reference: np.ndarray,
-             unrelated: np.ndarray | None) -> np.ndarray | None:
-    """The reference to try under ``name`` (None: the blurry input itself, unrestored)."""
+             unrelated: np.ndarray | None, restore=None) -> np.ndarray | None:
+    """The reference to try under ``name`` (None: the blurry input itself, unrestored).
+    ``aligned``: the reference warped onto the blurry frame; ``aligned_out``: onto the
+    network's output with the real reference (``restore(blurry, reference)``)."""
     choices = {"input": lambda: None, "ref": lambda: reference, "self": lambda: blurry,
                "grey": lambda: np.full_like(blurry, 128),
                "zeros": lambda: np.zeros_like(blurry), "unrelated": lambda: unrelated,
-               "flipped_self": lambda: np.ascontiguousarray(blurry[::-1, ::-1])}
+               "flipped_self": lambda: np.ascontiguousarray(blurry[::-1, ::-1]),
+               "aligned": lambda: aligned_to(blurry, reference),
+               "aligned_out": lambda: aligned_to(restore(blurry, reference), reference)}
     return choices[name]()
 
 
@@ -54,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             images = load_triplet(triplet, partners[i] if partners else None)
             blurry = images["blurry"]
             for name in args.stand_ins:
-                ref = stand_in(name, blurry, images["reference"], images.get("unrelated"))
+                ref = stand_in(name, blurry, images["reference"], images.get("unrelated"),
+                               lambda b, r: restorer.restore_images([b], [r])[0])
                 out = blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
                 scores[name].append(psnr(out, images["sharp"]))
         table[generator] = {name: float(np.mean(v)) for name, v in scores.items()}
