@@ -78,10 +78,6 @@ def test_config_errors(tmp_path):
         load_train_config(bad)
     with pytest.raises(UserError, match="not found"):
         load_train_config(tmp_path / "missing.yaml")
-    manifest = tmp_path / "manifest.yaml"
-    manifest.write_text("data: {source: manifest, manifest: m.jsonl, prealign_reference: true}\n")
-    with pytest.raises(UserError, match="prealign_reference needs data.source: videos"):
-        load_train_config(manifest)
 
 
 def test_numbers_written_without_a_dot_are_numbers(tmp_path):

@@ -47,8 +47,7 @@ from refdeblur_video.data.trajectory import trajectory_blur
 from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
-from refdeblur_video.image_files import read_image, to_float, to_uint8
-from refdeblur_video.refine.transfer import align_reference
+from refdeblur_video.image_files import read_image, to_uint8
 
 __all__ = [
     "OnlineVideoTriplets",
@@ -58,11 +57,6 @@ __all__ = [
     "load_video_frames",
     "to_tensor",
 ]
-
-
-def _float_rgb(image: np.ndarray) -> np.ndarray:
-    """An image as float in [0, 1] (integer images scaled by their peak)."""
-    return image if image.dtype.kind == "f" else to_float(image)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -237,10 +231,6 @@ class OnlineVideoTriplets(_Seeded, Dataset):
     shake, averaged real frames, a moving object; defocus, random noise and JPEG mixed in;
     some samples with no reference). ``None``: camera shake only.
 
-    ``prealign``: each reference crop is warped onto its blurry crop by the reference
-    transfer's flow (:func:`refdeblur_video.refine.transfer.align_reference`) before the
-    network sees it, so that the network learns to fuse a reference aligned for it.
-
     ``blur_on="gpu"``: the blur is left to the training loop; items are ``sharp_padded``
     (crop plus :attr:`margin` pixels on each side), ``ref`` and ``frame_hw``; call
     :func:`finish_gpu_batch` on the collated batch on the GPU.
@@ -270,12 +260,9 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         max_side: int | None = None,
         reader: str = "auto",
         mix: BlurMix | None = None,
-        prealign: bool = False,
     ) -> None:
         if blur_on not in ("cpu", "gpu"):
             raise UserError(f"blur_on must be 'cpu' or 'gpu', got {blur_on!r}")
-        if prealign and (blur_on == "gpu" or (ref_crop or crop) != crop):
-            raise UserError("prealigned references need blur_on: cpu and ref_crop equal to crop")
         self.videos: list[list[np.ndarray]] = []  # one list per shot
         self.sources: list[int] = []  # the input each shot comes from
         for source, v in enumerate(videos):
@@ -303,7 +290,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         self.blur_on, self.seed = blur_on, seed
         if mix is not None and blur_on == "gpu":
             raise UserError("mixed blur generators are rendered on the CPU (blur_on: cpu)")
-        self.mix, self.prealign = mix, prealign
+        self.mix = mix
         top = max(strength) if isinstance(strength, tuple) else strength
         largest = max((f[0].shape[:2] for f in self.videos), key=min)
         self.margin = _shake_margin(shake, top, largest) if blur_on == "gpu" else 0
@@ -447,8 +434,6 @@ class OnlineVideoTriplets(_Seeded, Dataset):
 
     def _finish(self, blur: np.ndarray, sharp: np.ndarray, ref: np.ndarray,
                 rng: np.random.Generator) -> dict[str, Any]:
-        if self.prealign:  # the reference warped onto the blurry crop by dense flow
-            ref = align_reference(_float_rgb(blur), _float_rgb(ref))
         if self.augment:
             blur, sharp, ref = augment_same((blur, sharp, ref), rng)
         return {"blur": to_tensor(blur), "sharp": to_tensor(sharp), "ref": to_tensor(ref)}

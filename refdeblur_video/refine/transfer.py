@@ -176,6 +176,7 @@ class _Pair:
         self.grey = _gray8(self.restored), _gray8(self.reference)
         self.grid = _pixel_grid(h, w)
         self.detail = _detail(self.restored, self.scale)  # the output's fine detail
+        self.finest_scale = forward_finest_scale(min(h, w), self.settings.flow_max_lines)
         self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
 
 
@@ -195,19 +196,11 @@ def _backward_flow(pair: _Pair, patch: int) -> np.ndarray:
     return pair.backward[patch]
 
 
-def _forward_flow(a: np.ndarray, b: np.ndarray, patch: int, settings: TransferSettings
-                  ) -> np.ndarray:
-    """The flow that aligns grey ``b`` onto grey ``a`` (full resolution up to
-    ``flow_max_lines``)."""
-    finest = min(forward_finest_scale(min(a.shape), settings.flow_max_lines),
-                 dis_coarsest_scale(*a.shape, patch))
-    return _flow(a, b, patch, _stride(patch, settings.forward_stride),
-                 settings.refinement_iterations, finest)
-
-
 def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
     settings, scale, (a, b), (gx, gy) = pair.settings, pair.scale, pair.grey, pair.grid
-    forward = _forward_flow(a, b, patch, settings)
+    finest = min(pair.finest_scale, dis_coarsest_scale(*a.shape, patch))
+    forward = _flow(a, b, patch, _stride(patch, settings.forward_stride),
+                    settings.refinement_iterations, finest)
     backward = _backward_flow(pair, patch)
     map_x, map_y = gx + forward[..., 0], gy + forward[..., 1]
     aligned = _remap(pair.reference, map_x, map_y)
@@ -279,20 +272,6 @@ def transfer_confidence(
     return cues.aligned, blend_weight(cues.confidence, cues, settings)
 
 
-def align_reference(image: np.ndarray, reference: np.ndarray,
-                    settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
-    """``reference`` warped onto ``image`` (H x W x 3 float32 RGB in [0, 1] each) by the
-    transfer's flow of its first patch size, with no confidence; the reference as it is
-    where the frame is too small to align."""
-    h, w = image.shape[:2]
-    sizes = usable_patch_sizes(settings.patch_sizes[:1], h, w)
-    if not sizes:
-        return reference.astype(np.float32)
-    forward = _forward_flow(_gray8(image), _gray8(reference), sizes[0], settings)
-    gx, gy = _pixel_grid(h, w)
-    return _remap(reference.astype(np.float32), gx + forward[..., 0], gy + forward[..., 1])
-
-
 def transfer_reference(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> np.ndarray:
@@ -308,7 +287,6 @@ __all__ = [
     "DEFAULT_TRANSFER",
     "TransferCues",
     "TransferSettings",
-    "align_reference",
     "blend_weight",
     "dis_coarsest_scale",
     "forward_finest_scale",

@@ -38,9 +38,6 @@ class DataConfig:
     max_side: int | None = None
     max_frames: int | None = None
     blur_on: str = "cpu"  # cpu | gpu
-    # warp each reference onto its blurry crop by dense flow before the network sees it
-    # (source videos, blur on the CPU)
-    prealign_reference: bool = False
     val_count: int = 24
     val_crop: int = 256
 
@@ -136,8 +133,4 @@ def train_config_from_dict(
         raise UserError("train config: data.manifest is required when data.source is manifest")
     if config.data.source == "videos" and not config.data.train_videos:
         raise UserError("train config: data.train_videos is empty")
-    if config.data.prealign_reference and (config.data.source, config.data.blur_on) != (
-            "videos", "cpu"):
-        raise UserError("train config: data.prealign_reference needs data.source: videos "
-                        "and data.blur_on: cpu")
     return config

@@ -114,13 +114,12 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
             strength=tuple(d.strength), unrelated_ref_prob=d.unrelated_ref_prob,
             ref_jitter=d.ref_jitter, noise_sigma=d.noise_sigma, poisson_peak=d.poisson_peak,
             jpeg_quality=tuple(d.jpeg_quality) if d.jpeg_quality else None,
-            mix=blur_mix(d.mix), blur_on=d.blur_on, prealign=d.prealign_reference, **common,
+            mix=blur_mix(d.mix), blur_on=d.blur_on, **common,
         )
         val_videos = d.val_videos or d.train_videos
         val_set = OnlineVideoTriplets(
             val_videos, crop=d.val_crop, length=d.val_count, strength=d.val_strength,
-            unrelated_ref_prob=0.0, augment=False, seed=1234, blur_on="cpu",
-            prealign=d.prealign_reference, **common,
+            unrelated_ref_prob=0.0, augment=False, seed=1234, blur_on="cpu", **common,
         )
     count = min(len(val_set), d.val_count)
     return train, [val_set[i] for i in range(count)]

@@ -21,12 +21,12 @@ STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self
 
 
 def aligned_to(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``reference`` warped onto ``image`` by the reference transfer's flow (RGB uint8), as
-    a model trained with ``data.prealign_reference`` gets it."""
+    """``reference`` warped onto ``image`` by the reference transfer's flow (RGB uint8)."""
     from refdeblur_video.image_files import from_float, to_float
-    from refdeblur_video.refine.transfer import align_reference
+    from refdeblur_video.refine.transfer import transfer_confidence
 
-    return from_float(align_reference(to_float(image), to_float(reference)), np.uint8)
+    aligned, _ = transfer_confidence(to_float(image), to_float(reference))
+    return from_float(aligned, np.uint8)
 
 
 def stand_in(name: str, blurry: np.ndarray, reference: np.ndarray,

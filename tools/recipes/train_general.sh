@@ -30,11 +30,6 @@
 #       # and crops per step (8): 4 crops of 256 px cost a little less than 8 of 192 and show
 #       # the network more of the scene around a long blur, and more of what the reference
 #       # shares with the frame
-#   NAME=general_prealign PREALIGN=true STEPS=3000 LR=5.0e-5 \
-#     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
-#       # PREALIGN: each reference warped onto its blurry crop by the transfer's dense flow
-#       # before the network sees it (an experiment: the pipeline does not pre-align yet;
-#       # tools/experiments/blind_refs.py --stand-ins aligned scores such a model)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -100,7 +95,6 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "init=${INIT:-$init}" \
   --set "model=${MODEL:-lite}" --set train.freeze_phi=true \
   --set data.workers=1 --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
-  --set data.prealign_reference=${PREALIGN:-false} \
   --set "data.strength=[${WEAKEST:-0.3}, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
   --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
