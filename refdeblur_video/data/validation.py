@@ -91,9 +91,9 @@ def build_shake(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[
     staging = out / "_sources"
     shutil.rmtree(staging, ignore_errors=True)
     juggle = [frame.image for frame in iter_frames(_video(videos, "juggle"), set(range(120)))]
-    folders = [_write_frames(staging / "juggle", juggle)]
+    folders = [write_frames(staging / "juggle", juggle)]
     for name, stem in SHAKE_PHOTOS.items():  # filmed exactly as the training set films photos
-        folders.append(_write_frames(staging / name, load_video_frames(find_photo(photos, stem))))
+        folders.append(write_frames(staging / name, load_video_frames(find_photo(photos, stem))))
     try:
         triplets = build_video_triplets(
             folders, out, frames_per_video=5, dmin=1, dmax=4, seed=seed,
@@ -103,7 +103,8 @@ def build_shake(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[
     return triplets, ["juggle[0:120]", "Storm (24-frame clip)", "Aqua (24-frame clip)"]
 
 
-def _write_frames(folder: Path, frames: Sequence[np.ndarray]) -> Path:
+def write_frames(folder: Path, frames: Sequence[np.ndarray]) -> Path:
+    """``frames`` as numbered PNG files in ``folder`` (a frame folder any reader takes)."""
     for k, image in enumerate(frames):
         write_png(folder / f"{k:06d}.png", to_uint8(image))
     return folder

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generators", nargs="+", default=["rs6dof", "shake", "average"])
     parser.add_argument("--stand-ins", nargs="+", default=["input", "ref", "self"],
                         choices=STAND_INS)
+    parser.add_argument("--per-sequence", action="store_true",
+                        help="also print each sequence's mean")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from refdeblur_video.data.manifest import read_manifest
@@ -73,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 out = blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
                 scores[name].append(psnr(out, images["sharp"]))
         table[generator] = {name: float(np.mean(v)) for name, v in scores.items()}
+        if args.per_sequence:
+            for sequence in dict.fromkeys(t.sequence for t in triplets):
+                rows = [i for i, t in enumerate(triplets) if t.sequence == sequence]
+                print(f"  {sequence:14}" + "".join(
+                    f"  {k} {np.mean([v[i] for i in rows]):.2f}" for k, v in scores.items()))
         print(f"{generator:10}" + "".join(f"  {k} {v:.2f}" for k, v in table[generator].items()),
               flush=True)
     if args.json:
