@@ -226,6 +226,11 @@ def render_path_blur(
 # ---------------------------------------------------------------- sensor/codec degradations
 
 
+def shot_noise(image: np.ndarray, peak: float, rng: np.random.Generator) -> np.ndarray:
+    """Float ``image`` in [0, 1] with Poisson noise of ``peak`` photons at white (float32)."""
+    return rng.poisson(np.clip(image, 0, 1) * peak).astype(np.float32) / peak
+
+
 def degrade(
     image: np.ndarray,
     rng: np.random.Generator,
@@ -244,7 +249,7 @@ def degrade(
         x = image.astype(np.float32) / 255.0
         if poisson_peak > 0:
             peak = float(rng.uniform(poisson_peak, 10 * poisson_peak))
-            x = rng.poisson(np.clip(x, 0, 1) * peak).astype(np.float32) / peak
+            x = shot_noise(x, peak, rng)
             meta["poisson_peak"] = round(peak, 2)
         if noise_sigma > 0:
             sigma = float(rng.uniform(0.0, noise_sigma))

@@ -88,23 +88,29 @@ def _video(videos: Path, name: str) -> Path:
 
 def build_shake(out: Path, videos: Path, photos: Path, seed: int) -> tuple[list[Triplet], list]:
     """The training synthesis on juggle frames 0-119, Storm and Aqua (5 triplets each)."""
+    juggle = [frame.image for frame in iter_frames(_video(videos, "juggle"), set(range(120)))]
+    clips = {"juggle": juggle}
+    for name, stem in SHAKE_PHOTOS.items():  # filmed exactly as the training set films photos
+        clips[name] = load_video_frames(find_photo(photos, stem))
+    return shake_triplets(out, clips, seed), \
+        ["juggle[0:120]", "Storm (24-frame clip)", "Aqua (24-frame clip)"]
+
+
+def shake_triplets(out: Path, clips: dict[str, Sequence[np.ndarray]], seed: int
+                   ) -> list[Triplet]:
+    """The shake generator's triplets (5 per clip, references 1-4 frames away) of named
+    frame sequences, written to ``out``; the frames are staged as PNG files meanwhile."""
     staging = out / "_sources"
     shutil.rmtree(staging, ignore_errors=True)
-    juggle = [frame.image for frame in iter_frames(_video(videos, "juggle"), set(range(120)))]
-    folders = [write_frames(staging / "juggle", juggle)]
-    for name, stem in SHAKE_PHOTOS.items():  # filmed exactly as the training set films photos
-        folders.append(write_frames(staging / name, load_video_frames(find_photo(photos, stem))))
+    folders = [_write_frames(staging / name, frames) for name, frames in clips.items()]
     try:
-        triplets = build_video_triplets(
-            folders, out, frames_per_video=5, dmin=1, dmax=4, seed=seed,
-            val_videos=[f.name for f in folders])
+        return build_video_triplets(folders, out, frames_per_video=5, dmin=1, dmax=4,
+                                    seed=seed, val_videos=list(clips))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return triplets, ["juggle[0:120]", "Storm (24-frame clip)", "Aqua (24-frame clip)"]
 
 
-def write_frames(folder: Path, frames: Sequence[np.ndarray]) -> Path:
-    """``frames`` as numbered PNG files in ``folder`` (a frame folder any reader takes)."""
+def _write_frames(folder: Path, frames: Sequence[np.ndarray]) -> Path:
     for k, image in enumerate(frames):
         write_png(folder / f"{k:06d}.png", to_uint8(image))
     return folder

@@ -29,18 +29,34 @@ def aligned_to(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return from_float(aligned, np.uint8)
 
 
-def stand_in(name: str, blurry: np.ndarray, reference: np.ndarray,
-             unrelated: np.ndarray | None, restore=None) -> np.ndarray | None:
+def stand_in(name: str, images: dict[str, np.ndarray],
+             with_reference: np.ndarray | None = None) -> np.ndarray | None:
     """The reference to try under ``name`` (None: the blurry input itself, unrestored).
-    ``aligned``: the reference warped onto the blurry frame; ``aligned_out``: onto the
-    network's output with the real reference (``restore(blurry, reference)``)."""
+    ``aligned``: the reference warped onto the blurry frame; ``aligned_out``: onto
+    ``with_reference``, the network's output with the real reference."""
+    blurry, reference = images["blurry"], images["reference"]
     choices = {"input": lambda: None, "ref": lambda: reference, "self": lambda: blurry,
                "grey": lambda: np.full_like(blurry, 128),
-               "zeros": lambda: np.zeros_like(blurry), "unrelated": lambda: unrelated,
+               "zeros": lambda: np.zeros_like(blurry),
+               "unrelated": lambda: images.get("unrelated"),
                "flipped_self": lambda: np.ascontiguousarray(blurry[::-1, ::-1]),
                "aligned": lambda: aligned_to(blurry, reference),
-               "aligned_out": lambda: aligned_to(restore(blurry, reference), reference)}
+               "aligned_out": lambda: aligned_to(with_reference, reference)}
     return choices[name]()
+
+
+def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
+            ) -> dict[str, np.ndarray]:
+    """The network's output with each stand-in (``input``: the blurry frame); the one with
+    the real reference is computed once, also where ``aligned_out`` builds on it."""
+    blurry = images["blurry"]
+
+    def run(ref: np.ndarray | None) -> np.ndarray:
+        return blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
+
+    with_reference = run(images["reference"]) if {"ref", "aligned_out"} & set(names) else None
+    return {name: with_reference if name == "ref" else
+            run(stand_in(name, images, with_reference)) for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         scores: dict[str, list[float]] = {name: [] for name in args.stand_ins}
         for i, triplet in enumerate(triplets):
             images = load_triplet(triplet, partners[i] if partners else None)
-            blurry = images["blurry"]
-            for name in args.stand_ins:
-                ref = stand_in(name, blurry, images["reference"], images.get("unrelated"),
-                               lambda b, r: restorer.restore_images([b], [r])[0])
-                out = blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
+            for name, out in outputs(restorer, images, args.stand_ins).items():
                 scores[name].append(psnr(out, images["sharp"]))
         table[generator] = {name: float(np.mean(v)) for name, v in scores.items()}
         if args.per_sequence:

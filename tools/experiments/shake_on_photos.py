@@ -14,7 +14,6 @@ blur: the same photos under the training blur.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,19 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from refdeblur_video.data.photo_clips import load_video_frames
-    from refdeblur_video.data.triplets import build_video_triplets
-    from refdeblur_video.data.validation import write_frames
+    from refdeblur_video.data.validation import shake_triplets
 
-    staging = args.out / "_sources"
-    shutil.rmtree(staging, ignore_errors=True)
-    # each photo filmed into a clip exactly as build_shake films Storm and Aqua
-    folders = [write_frames(staging / photo.stem.split("_by_")[0], load_video_frames(photo))
-               for photo in args.photos]
-    try:
-        triplets = build_video_triplets(folders, args.out, frames_per_video=5, dmin=1, dmax=4,
-                                        seed=args.seed, val_videos=[f.name for f in folders])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # each photo filmed into a clip exactly as the shake generator films Storm and Aqua
+    clips = {photo.stem.split("_by_")[0]: load_video_frames(photo) for photo in args.photos}
+    triplets = shake_triplets(args.out, clips, args.seed)
     print(f"{len(triplets)} triplets in {args.out}")
     return 0
 
