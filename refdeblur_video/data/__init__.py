@@ -10,6 +10,8 @@
   frames, blur synthesised on the fly). It needs torch.
 - :mod:`.photo_clips`: still photos filmed as short clips; ``load_video_frames`` (any
   training source in memory).
+- :mod:`.dead_leaves`: synthetic photos with dense texture at every scale, in a real
+  photo's colours (training material).
 
 The names below load on first use, so that a module needing only the manifest (the
 evaluator, for one) imports nothing else.

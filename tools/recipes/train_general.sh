@@ -30,6 +30,11 @@
 #       # and crops per step (8): 4 crops of 256 px cost a little less than 8 of 192 and show
 #       # the network more of the scene around a long blur, and more of what the reference
 #       # shares with the frame
+#   NAME=general_leaves DEAD_LEAVES=12 STEPS=4000 LR=5.0e-5 \
+#     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
+#       # DEAD_LEAVES: that many dead-leaves images (tools/recipes/make_dead_leaves.py, in
+#       # the colours of the training photos) added to the photos: dense texture at every
+#       # scale, which the network alone fails on in the left-out photographs (0: none)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -75,9 +80,18 @@ MATE=" " PLASMA=" " LOMIRI="${lomiri[*]}" bash "$here/get_photos.sh" "$PHOTOS_MO
 bash "$here/get_bikes.sh"
 more=()
 for item in "${lomiri[@]}"; do more+=("$PHOTOS_MORE/${item#*/}.jpg"); done
+leaves=()
+if [ "${DEAD_LEAVES:-0}" -gt 0 ]; then
+  LEAVES_DIR=${LEAVES_DIR:-.data/dead_leaves}
+  "$PY" "$here/make_dead_leaves.py" "$LEAVES_DIR" "$PHOTOS"/* "${more[@]}" \
+    --count "$DEAD_LEAVES" >/dev/null
+  for ((k = 0; k < DEAD_LEAVES; k++)); do
+    leaves+=("$(printf '%s/dead_leaves_%02d.png' "$LEAVES_DIR" "$k")")
+  done
+fi
 # the listed lomiri photos only, whatever else their folder holds
-photos=$( (find "$PHOTOS" -maxdepth 1 -type f; printf '%s\n' "${more[@]}") | sort \
-         | paste -sd, | sed 's/,/, /g')
+photos=$( (find "$PHOTOS" -maxdepth 1 -type f; printf '%s\n' "${more[@]}" "${leaves[@]}") \
+         | sort | paste -sd, | sed 's/,/, /g')
 resume=()
 init=refdeblur_video/weights/lite.safetensors
 carried=$here/in_progress/general_fp16_1.safetensors
