@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self",
-             "aligned", "aligned_out")
+             "aligned", "aligned_out", "sharp", "sharp_exact", "sharp_index", "sharp_trust",
+             "aligned_index")
+# ground truth as the reference with the network's own match partly replaced: (the identity
+# index instead of its own, full confidence instead of its own)
+FORCED = {"sharp_exact": (True, True), "sharp_index": (True, False),
+          "sharp_trust": (False, True)}
 
 
 def aligned_to(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -33,7 +38,12 @@ def stand_in(name: str, images: dict[str, np.ndarray],
              with_reference: np.ndarray | None = None) -> np.ndarray | None:
     """The reference to try under ``name`` (None: the blurry input itself, unrestored).
     ``aligned``: the reference warped onto the blurry frame; ``aligned_out``: onto
-    ``with_reference``, the network's output with the real reference."""
+    ``with_reference``, the network's output with the real reference; ``sharp``: the
+    ground-truth frame itself (an oracle: a perfect reference in perfect alignment, which
+    a plain copy would restore exactly); ``sharp_exact``, ``sharp_index``, ``sharp_trust``
+    (in :func:`outputs`, :data:`FORCED`): the same with the network's match forced to the
+    identity and/or to full confidence; ``aligned_index``: the reference warped onto the
+    blurry frame by the transfer's flow, with the identity index (its own confidence)."""
     blurry, reference = images["blurry"], images["reference"]
     choices = {"input": lambda: None, "ref": lambda: reference, "self": lambda: blurry,
                "grey": lambda: np.full_like(blurry, 128),
@@ -41,8 +51,32 @@ def stand_in(name: str, images: dict[str, np.ndarray],
                "unrelated": lambda: images.get("unrelated"),
                "flipped_self": lambda: np.ascontiguousarray(blurry[::-1, ::-1]),
                "aligned": lambda: aligned_to(blurry, reference),
-               "aligned_out": lambda: aligned_to(with_reference, reference)}
+               "aligned_out": lambda: aligned_to(with_reference, reference),
+               "sharp": lambda: images["sharp"]}
     return choices[name]()
+
+
+def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray, identity: bool,
+                        trusted: bool) -> np.ndarray:
+    """The network's output with ``sharp`` as its reference and its match's index replaced
+    by the identity (``identity``) and/or its confidence by 1 (``trusted``): what its
+    fusion and decoder make of a perfect reference, and what its matching loses of it."""
+    import torch
+
+    from refdeblur_video.image_files import from_float
+    from refdeblur_video.model.matching import MatchResult
+
+    model = restorer.model
+    x, r = (torch.from_numpy(a).permute(2, 0, 1)[None].float().div(255) for a in (blurry, sharp))
+    h, w = x.shape[-2:]
+    if h % 4 or w % 4:
+        raise SystemExit("sharp_exact needs frame sizes divisible by 4")
+    with torch.no_grad():
+        own = model.match(x, r)
+        index = torch.arange(h // 4 * (w // 4)).view(1, h // 4, w // 4) if identity else own.index
+        confidence = torch.ones_like(own.confidence) if trusted else own.confidence
+        out = model(x, r, matched=MatchResult(index, confidence))
+    return from_float(out[0].permute(1, 2, 0).clamp(0, 1).numpy(), np.uint8)
 
 
 def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
@@ -56,6 +90,10 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
 
     with_reference = run(images["reference"]) if {"ref", "aligned_out"} & set(names) else None
     return {name: with_reference if name == "ref" else
+            forced_match_output(restorer, blurry, images["sharp"], *FORCED[name])
+            if name in FORCED else
+            forced_match_output(restorer, blurry, aligned_to(blurry, images["reference"]),
+                                True, False) if name == "aligned_index" else
             run(stand_in(name, images, with_reference)) for name in names}
 
 
