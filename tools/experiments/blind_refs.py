@@ -97,6 +97,15 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
             run(stand_in(name, images, with_reference)) for name in names}
 
 
+def transferred(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``output`` (uint8) finished by the default reference transfer with ``reference``."""
+    from refdeblur_video.image_files import from_float, to_float
+    from refdeblur_video.refine import DEFAULT_TRANSFER, transfer_reference
+
+    return from_float(transfer_reference(to_float(output), to_float(reference),
+                                         DEFAULT_TRANSFER), np.uint8)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("valdir", type=Path, help="tools/recipes/make_validation.sh's folder")
@@ -106,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         choices=STAND_INS)
     parser.add_argument("--per-sequence", action="store_true",
                         help="also print each sequence's mean")
+    parser.add_argument("--transfer", action="store_true",
+                        help="each output (but the input's) finished by the reference "
+                        "transfer with the real reference, as the default pipeline does")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from refdeblur_video.data.manifest import read_manifest
@@ -123,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, triplet in enumerate(triplets):
             images = load_triplet(triplet, partners[i] if partners else None)
             for name, out in outputs(restorer, images, args.stand_ins).items():
+                if args.transfer and name != "input":
+                    out = transferred(out, images["reference"])
                 scores[name].append(psnr(out, images["sharp"]))
         table[generator] = {name: float(np.mean(v)) for name, v in scores.items()}
         if args.per_sequence:
