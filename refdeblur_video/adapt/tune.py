@@ -100,8 +100,10 @@ def held_psnr(model: nn.Module, batches: list[dict[str, torch.Tensor]],
     for batch in batches:
         batch = to_device(batch, device)
         with _autocast(device, amp):
-            out = model(batch["blur"], batch["ref"]).float().clamp(0, 1)
-        total += float((out - batch["sharp"]).double().pow(2).sum())
+            out = model(batch["blur"], batch["ref"]).float()
+        if not bool(torch.isfinite(out).all()):  # clamping would hide an overflow
+            return float("nan")
+        total += float((out.clamp(0, 1) - batch["sharp"]).double().pow(2).sum())
         count += out.numel()
     model.train(was_training)
     if not count or not math.isfinite(total):  # nothing to score, or the model broke down

@@ -4,10 +4,11 @@ The validation photographs the network alone fails on (distant rock, water and f
 dense, fine natural texture that the real training material lacks (docs/TRAINING.md). The
 dead-leaves model (opaque discs of random colour whose radii follow a power law, dropped on
 top of each other) has the occlusion edges and the scale-invariant spectrum of natural
-images (power falling as about 1/f^2), so restoration networks trained on it generalise to
+images (power falling as about 1/f^2); denoisers trained on it are known to carry over to
 real photos. :func:`dead_leaves` renders one such image with the colours of a real photo;
 filmed like a photo (``photo_clips``), it shows the training blur on texture the real
-photos have too little of.
+photos have too little of. (For this network it did not help on the left-out camera:
+docs/TRAINING.md, session 21; the recipe keeps it off by default.)
 """
 
 from __future__ import annotations
