@@ -18,7 +18,7 @@ import numpy as np
 
 STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self",
              "aligned", "aligned_out", "sharp", "sharp_exact", "sharp_index", "sharp_trust",
-             "aligned_index")
+             "aligned_index", "aligned_gated")
 # ground truth as the reference with the network's own match partly replaced: (the identity
 # index instead of its own, full confidence instead of its own)
 FORCED = {"sharp_exact": (True, True), "sharp_index": (True, False),
@@ -43,7 +43,9 @@ def stand_in(name: str, images: dict[str, np.ndarray],
     a plain copy would restore exactly); ``sharp_exact``, ``sharp_index``, ``sharp_trust``
     (in :func:`outputs`, :data:`FORCED`): the same with the network's match forced to the
     identity and/or to full confidence; ``aligned_index``: the reference warped onto the
-    blurry frame by the transfer's flow, with the identity index (its own confidence)."""
+    blurry frame by the transfer's flow, with the identity index (its own confidence);
+    ``aligned_gated``: the same, the identity only where the transfer trusts its flow
+    (:func:`gated_output`)."""
     blurry, reference = images["blurry"], images["reference"]
     choices = {"input": lambda: None, "ref": lambda: reference, "self": lambda: blurry,
                "grey": lambda: np.full_like(blurry, 128),
@@ -56,10 +58,29 @@ def stand_in(name: str, images: dict[str, np.ndarray],
     return choices[name]()
 
 
-def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray, identity: bool,
-                        trusted: bool) -> np.ndarray:
+def gated_output(restorer, blurry: np.ndarray, reference: np.ndarray,
+                 threshold: float = 0.5) -> np.ndarray:
+    """The network's output with ``reference`` warped onto ``blurry`` by the transfer's
+    flow, read with the identity index in the 4 x 4 blocks whose mean transfer weight
+    (the hand-made confidence in that flow) reaches ``threshold`` and with the network's
+    own match of the warped reference elsewhere."""
+    import torch
+
+    from refdeblur_video.image_files import from_float, to_float
+    from refdeblur_video.refine.transfer import transfer_confidence
+
+    warped, weight = transfer_confidence(to_float(blurry), to_float(reference))
+    h, w = blurry.shape[:2]
+    blocks = weight[: h // 4 * 4, : w // 4 * 4].reshape(h // 4, 4, w // 4, 4).mean((1, 3))
+    trusted = torch.from_numpy(blocks >= threshold)[None]
+    return forced_match_output(restorer, blurry, from_float(warped, np.uint8), trusted, False)
+
+
+def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray,
+                        identity: bool | object, trusted: bool) -> np.ndarray:
     """The network's output with ``sharp`` as its reference and its match's index replaced
-    by the identity (``identity``) and/or its confidence by 1 (``trusted``): what its
+    by the identity (``identity``: everywhere, or a (1, H/4, W/4) bool tensor of where)
+    and/or its confidence by 1 (``trusted``): what its
     fusion and decoder make of a perfect reference, and what its matching loses of it."""
     import torch
 
@@ -73,7 +94,10 @@ def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray, identit
         raise SystemExit("sharp_exact needs frame sizes divisible by 4")
     with torch.no_grad():
         own = model.match(x, r)
-        index = torch.arange(h // 4 * (w // 4)).view(1, h // 4, w // 4) if identity else own.index
+        index = own.index
+        if identity is not False:
+            place = torch.arange(h // 4 * (w // 4)).view(1, h // 4, w // 4)
+            index = place if identity is True else torch.where(identity, place, own.index)
         confidence = torch.ones_like(own.confidence) if trusted else own.confidence
         out = model(x, r, matched=MatchResult(index, confidence))
     return from_float(out[0].permute(1, 2, 0).clamp(0, 1).numpy(), np.uint8)
@@ -94,6 +118,7 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
             if name in FORCED else
             forced_match_output(restorer, blurry, aligned_to(blurry, images["reference"]),
                                 True, False) if name == "aligned_index" else
+            gated_output(restorer, blurry, images["reference"]) if name == "aligned_gated" else
             run(stand_in(name, images, with_reference)) for name in names}
 
 
