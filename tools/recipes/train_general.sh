@@ -34,7 +34,8 @@
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # DEAD_LEAVES: that many dead-leaves images (tools/recipes/make_dead_leaves.py, in
 #       # the colours of the training photos) added to the photos: dense texture at every
-#       # scale, which the network alone fails on in the left-out photographs (0: none)
+#       # scale, which the network alone fails on in the left-out photographs (0: none;
+#       # it did not help on the left-out camera in session 21, docs/TRAINING.md)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
