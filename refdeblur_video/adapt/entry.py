@@ -263,8 +263,6 @@ def _decide(restorer: Restorer, result: TuneResult, settings: AdaptSettings,
     """The safety checks: the copy only if it is better on the held-back frames and, where
     they were checked, on the video's real blurry frames."""
     gain = result.gain_db
-    if not all(bool(torch.isfinite(p).all()) for p in result.model.parameters()):
-        gain = math.nan  # weights that overflowed are broken wherever the held crops are not
     real_ok = cross_gain is None or (math.isfinite(cross_gain)
                                      and cross_gain >= settings.min_crosscheck_gain_db)
     real = "" if cross_gain is None else f", {cross_gain:+.2f} dB on real blurry frames"

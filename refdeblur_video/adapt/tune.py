@@ -102,7 +102,8 @@ def held_psnr(model: nn.Module, batches: list[dict[str, torch.Tensor]],
         with _autocast(device, amp):
             out = model(batch["blur"], batch["ref"]).float()
         if not bool(torch.isfinite(out).all()):  # clamping would hide an overflow
-            return float("nan")
+            total = math.inf
+            break
         total += float((out.clamp(0, 1) - batch["sharp"]).double().pow(2).sum())
         count += out.numel()
     model.train(was_training)

@@ -52,7 +52,10 @@ def dead_leaves(
 
     Leaves are ellipses (aspect 0.5-1, any orientation) whose radii (px of the result)
     follow :func:`leaf_radii` from ``r_min`` to ``r_max`` (default a quarter of the shorter
-    side), coloured from ``palette`` (N x 3 uint8); half of every leaf larger than 6 px is
+    side). A leaf takes the colour of ``colour_source`` (a real photo, H x W x 3 uint8,
+    stretched over the canvas) at its centre, its brightness scaled by up to ``jitter``
+    either way, so the image keeps the photo's palette and layout; half of every leaf larger
+    than 6 px is
     darkened or lightened by up to ``two_tone`` (a fold or a shadow across it). Leaves fall
     one on top of the other until each pixel has been hit ``coverage`` times on average,
     so next to no background is left.

@@ -13,8 +13,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self",
              "aligned", "aligned_out", "sharp", "sharp_exact", "sharp_index", "sharp_trust",
@@ -45,7 +49,7 @@ def stand_in(name: str, images: dict[str, np.ndarray],
     identity and/or to full confidence; ``aligned_index``: the reference warped onto the
     blurry frame by the transfer's flow, with the identity index (its own confidence);
     ``aligned_gated``: the same, the identity only where the transfer trusts its flow
-    (:func:`gated_output`)."""
+    (:func:`identity_where_trusted`)."""
     blurry, reference = images["blurry"], images["reference"]
     choices = {"input": lambda: None, "ref": lambda: reference, "self": lambda: blurry,
                "grey": lambda: np.full_like(blurry, 128),
@@ -58,26 +62,18 @@ def stand_in(name: str, images: dict[str, np.ndarray],
     return choices[name]()
 
 
-def gated_output(restorer, blurry: np.ndarray, reference: np.ndarray,
-                 threshold: float = 0.5) -> np.ndarray:
-    """The network's output with ``reference`` warped onto ``blurry`` by the transfer's
-    flow, read with the identity index in the 4 x 4 blocks whose mean transfer weight
-    (the hand-made confidence in that flow) reaches ``threshold`` and with the network's
-    own match of the warped reference elsewhere."""
+def identity_where_trusted(weight: np.ndarray, threshold: float = 0.5):
+    """A (1, H/4, W/4) bool tensor: the 4 x 4 blocks whose mean transfer weight (the
+    hand-made confidence in the transfer's flow) reaches ``threshold``."""
     import torch
 
-    from refdeblur_video.image_files import from_float, to_float
-    from refdeblur_video.refine.transfer import transfer_confidence
-
-    warped, weight = transfer_confidence(to_float(blurry), to_float(reference))
-    h, w = blurry.shape[:2]
+    h, w = weight.shape
     blocks = weight[: h // 4 * 4, : w // 4 * 4].reshape(h // 4, 4, w // 4, 4).mean((1, 3))
-    trusted = torch.from_numpy(blocks >= threshold)[None]
-    return forced_match_output(restorer, blurry, from_float(warped, np.uint8), trusted, False)
+    return torch.from_numpy(blocks >= threshold)[None]
 
 
 def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray,
-                        identity: bool | object, trusted: bool) -> np.ndarray:
+                        identity: torch.Tensor | bool, trusted: bool) -> np.ndarray:
     """The network's output with ``sharp`` as its reference and its match's index replaced
     by the identity (``identity``: everywhere, or a (1, H/4, W/4) bool tensor of where)
     and/or its confidence by 1 (``trusted``): what its
@@ -91,7 +87,7 @@ def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray,
     x, r = (torch.from_numpy(a).permute(2, 0, 1)[None].float().div(255) for a in (blurry, sharp))
     h, w = x.shape[-2:]
     if h % 4 or w % 4:
-        raise SystemExit("sharp_exact needs frame sizes divisible by 4")
+        raise SystemExit("a forced match needs frame sizes divisible by 4")
     with torch.no_grad():
         own = model.match(x, r)
         index = own.index
@@ -113,13 +109,34 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
         return blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
 
     with_reference = run(images["reference"]) if {"ref", "aligned_out"} & set(names) else None
-    return {name: with_reference if name == "ref" else
-            forced_match_output(restorer, blurry, images["sharp"], *FORCED[name])
-            if name in FORCED else
-            forced_match_output(restorer, blurry, aligned_to(blurry, images["reference"]),
-                                True, False) if name == "aligned_index" else
-            gated_output(restorer, blurry, images["reference"]) if name == "aligned_gated" else
-            run(stand_in(name, images, with_reference)) for name in names}
+    warp = None  # the reference warped onto the blurry frame, and the transfer's weight
+
+    def warped() -> tuple[np.ndarray, np.ndarray]:
+        nonlocal warp
+        if warp is None:
+            from refdeblur_video.image_files import from_float, to_float
+            from refdeblur_video.refine.transfer import transfer_confidence
+
+            aligned, weight = transfer_confidence(to_float(blurry), to_float(images["reference"]))
+            warp = from_float(aligned, np.uint8), weight
+        return warp
+
+    def one(name: str) -> np.ndarray:
+        if name == "ref":
+            return with_reference
+        if name in FORCED:
+            return forced_match_output(restorer, blurry, images["sharp"], *FORCED[name])
+        if name == "aligned":
+            return run(warped()[0])
+        if name == "aligned_index":
+            return forced_match_output(restorer, blurry, warped()[0], True, False)
+        if name == "aligned_gated":
+            aligned, weight = warped()
+            return forced_match_output(restorer, blurry, aligned,
+                                       identity_where_trusted(weight), False)
+        return run(stand_in(name, images, with_reference))
+
+    return {name: one(name) for name in names}
 
 
 def transferred(output: np.ndarray, reference: np.ndarray) -> np.ndarray:

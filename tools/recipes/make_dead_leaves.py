@@ -11,14 +11,13 @@ Existing images are kept, so a rerun only adds what is missing. Deterministic (-
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from refdeblur_video.data.dead_leaves import dead_leaves
-from refdeblur_video.image_files import read_image, to_uint8
+from refdeblur_video.image_files import read_image, to_uint8, write_png
+from refdeblur_video.safe_output import atomic_output
 
 SIZE = (1365, 2048)
 
@@ -38,9 +37,8 @@ def main() -> None:
             continue
         rng = np.random.default_rng([args.seed, k])
         image = dead_leaves(SIZE, rng, to_uint8(read_image(photos[k % len(photos)])))
-        part = path.with_suffix(".part.png")
-        cv2.imwrite(str(part), image[..., ::-1])
-        os.replace(part, path)
+        with atomic_output(path) as part:
+            write_png(part, image)
         print(path)
 
 
