@@ -132,3 +132,26 @@ def test_local_equals_the_window_search_spelled_out(width, radius):
     found = match_local(query, key, radius)
     assert torch.equal(found.index, index)
     assert torch.allclose(found.confidence, confidence, atol=1e-5)
+
+
+def test_a_displacement_prior_prefers_small_offsets_and_keeps_the_true_confidence():
+    torch.manual_seed(5)
+    key = torch.randn(1, 4, 20, 24)
+    query = torch.roll(key, shifts=(0, 2), dims=(2, 3)) + 0.8 * torch.randn(1, 4, 20, 24)
+    plain = match_local(query, key, radius=4)
+    held = match_local(query, key, radius=4, prior=50.0)
+    ys, xs = torch.meshgrid(torch.arange(20), torch.arange(24), indexing="ij")
+    identity = ys * 24 + xs
+    inner = (slice(4, -4), slice(4, -4))
+    assert not torch.equal(plain.index[0][inner], identity[inner])  # the shift is found
+    assert torch.equal(held.index[0], identity)  # a prior this strong keeps every cell
+    # the confidence is the similarity of the patch taken, not the penalised score
+    q = F.unfold(query, 3, padding=1)
+    k = F.unfold(key, 3, padding=1)
+    cos = (q * k).sum(1) / (q.norm(dim=1) * k.norm(dim=1)).clamp_min(1e-6)
+    assert torch.allclose(held.confidence.view(-1), cos.view(-1), atol=1e-5)
+    # a weak prior still follows the shift where the match is clear
+    small = match_local(query, key, radius=4, prior=0.01)
+    shifted = (ys * 24 + xs - 2)[inner]
+    assert (small.index[0][inner] == shifted).float().mean() > 0.9
+    assert (plain.index[0][inner] == shifted).float().mean() > 0.9

@@ -208,3 +208,40 @@ def test_scene_defocus_softens_target_blurry_frame_and_reference_alike(monkeypat
     for item in items(0.0):  # without it the target keeps the frame's full detail
         assert detail(item["sharp"].numpy()) > 0.9 * frame_detail
         assert detail(item["ref"].numpy()) > 0.9 * frame_detail
+
+
+def _smooth_pan(n: int = 8, step: int = 5) -> list[np.ndarray]:
+    """A smooth texture panning ``step`` pixels right per frame (optical flow can follow it)."""
+    import cv2
+
+    rng = np.random.default_rng(11)
+    base = cv2.resize(rng.random((30, 60, 3), dtype=np.float32), (480, 240),
+                      interpolation=cv2.INTER_CUBIC)
+    base = np.clip(base * 255, 0, 255).astype(np.uint8)
+    return [np.ascontiguousarray(base[:, 100 - k * step : 100 - k * step + 300])
+            for k in range(n)]
+
+
+def _u8(t) -> np.ndarray:
+    return np.rint(t.numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("generator", ["shake", "object", "trajectory", "average"])
+def test_pre_aligned_references_land_on_the_frame(generator):
+    from refdeblur_video.evaluate.metrics import psnr
+
+    common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
+                  strength=0.0)
+    scores = {}
+    for prob in (0.0, 1.0):
+        # no blur at all for the shake (strength 0); the other generators blur mildly
+        mix = BlurMix(generators={generator: 1.0}, self_ref_prob=0.0, defocus_prob=0.0,
+                      aligned_ref_prob=prob, align_context=64, trajectory_length=(2, 3),
+                      average_frames=(3, 3), object_travel=(0.05, 0.05))
+        data = OnlineVideoTriplets([_smooth_pan()], mix=mix, **common)
+        items = [data[i] for i in range(6)]
+        assert all(item["ref"].shape == item["sharp"].shape == (3, 64, 64) for item in items)
+        scores[prob] = np.mean([psnr(_u8(it["ref"]), _u8(it["sharp"])) for it in items])
+    # two frames of a 5-pixel pan apart, the plain reference is 10 pixels off; aligned by
+    # the flow it lands on the frame
+    assert scores[1.0] > scores[0.0] + 8, scores

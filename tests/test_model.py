@@ -417,3 +417,29 @@ def test_reference_check_is_a_share_and_can_be_overridden():
     assert load_model("default", "cpu", reference_check=0.0).reference_check == 0.0
     assert load_model("default", "cpu").reference_check == (
         load_model_yaml("lite")[1].reference_check)
+
+
+def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp_path):
+    import cv2
+
+    net = RefDeblurNet(TINY, TINY_MATCH)
+    settings = InferenceSettings(match_radius=2, match_prior=0.3, prealign=True)
+    path = tmp_path / "prealigned.safetensors"
+    save_checkpoint(path, net, TINY, settings=settings)
+    assert read_checkpoint_settings(path) == settings
+    restorer = load_model(path, "cpu", warn_untrained=False)
+    assert restorer.prealign and restorer.model.matching.prior == 0.3
+    assert restorer.settings == settings
+    rng = np.random.default_rng(3)
+    scene = cv2.resize(rng.random((24, 32, 3), dtype=np.float32), (256, 192),
+                       interpolation=cv2.INTER_CUBIC)
+    scene = np.clip(scene * 255, 0, 255).astype(np.uint8)
+    frame, reference = scene[16:176, 16:240], scene[10:170, 22:246]  # moved by (6, -6)
+    aligned, same = restorer._prepared_references([frame, frame], [reference, frame])
+    inner = (slice(16, -16), slice(16, -16))
+    error = np.abs(aligned[inner].astype(int) - frame[inner]).mean()
+    assert error < 0.2 * np.abs(reference[inner].astype(int) - frame[inner]).mean()
+    assert same is frame  # a frame that is its own reference is not aligned
+    plain = load_model(TINY, "cpu", warn_untrained=False)
+    assert not plain.prealign
+    assert plain._prepared_references([frame], [reference])[0] is reference

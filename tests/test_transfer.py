@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from refdeblur_video.evaluate.metrics import psnr
-from refdeblur_video.refine.transfer import transfer_confidence, transfer_reference
+from refdeblur_video.refine.transfer import (
+    flow_align,
+    transfer_confidence,
+    transfer_reference,
+)
 
 H, W = 144, 192
 SHIFT = (3, -4)  # (dy, dx) of the scene between the reference and the frame
@@ -220,3 +224,18 @@ def test_forward_stride_is_a_share_of_the_patch(frames, stride):
     settings = replace(DEFAULT_TRANSFER, forward_stride=stride)
     fused = transfer_reference(frames["soft"], frames["reference"], settings)
     assert _psnr(fused, frames["sharp"]) > _psnr(frames["soft"], frames["sharp"]) + 6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
+def test_flow_align_moves_the_reference_onto_its_frame(frames, dtype):
+    def typed(image: np.ndarray) -> np.ndarray:
+        if dtype == np.float32:
+            return image.astype(np.float32)
+        return np.round(image * np.iinfo(dtype).max).astype(dtype)
+
+    aligned = flow_align(typed(frames["soft"]), typed(frames["reference"]))
+    assert aligned.dtype == dtype and aligned.shape == frames["reference"].shape
+    as_float = aligned.astype(np.float32) / (1 if dtype == np.float32 else np.iinfo(dtype).max)
+    inner = (slice(12, -12), slice(12, -12))
+    assert _psnr(as_float[inner], frames["sharp"][inner]) > 35
+    assert _psnr(frames["reference"][inner], frames["sharp"][inner]) < 25

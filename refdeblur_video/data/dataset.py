@@ -48,6 +48,9 @@ from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
 from refdeblur_video.image_files import read_image, to_uint8
+from refdeblur_video.refine.transfer import flow_align
+
+Box = tuple[int, int, int, int]  # y, x, height, width
 
 __all__ = [
     "OnlineVideoTriplets",
@@ -200,16 +203,22 @@ def _shake_margin(shake: CameraShake, strength: float, frame_hw: tuple[int, int]
     return int(math.ceil(strength * (shift + half_diag * shake.max_perspective))) + 2
 
 
-def _blur_crop(frame: np.ndarray, y: int, x: int, c: int, margin: int,
+def _box_of(image: np.ndarray, box: Box) -> np.ndarray:
+    y, x, h, w = box
+    return image[y : y + h, x : x + w]
+
+
+def _blur_crop(frame: np.ndarray, box: Box, margin: int,
                blur: Callable[[np.ndarray, tuple[int, int]], np.ndarray]) -> np.ndarray:
-    """The ``c`` x ``c`` crop of ``frame`` at (y, x), blurred by ``blur(region, origin)``
+    """The ``box`` (y, x, h, w) region of ``frame``, blurred by ``blur(region, origin)``
     on the region ``margin`` pixels wider on each side (as far as the frame reaches), so
-    the blur draws on real picture beyond the crop."""
-    h, w = frame.shape[:2]
+    the blur draws on real picture beyond the box."""
+    fh, fw = frame.shape[:2]
+    y, x, h, w = box
     y0, x0 = max(0, y - margin), max(0, x - margin)
-    region = frame[y0 : min(h, y + c + margin), x0 : min(w, x + c + margin)]
+    region = frame[y0 : min(fh, y + h + margin), x0 : min(fw, x + w + margin)]
     blurred = blur(region, (y0, x0))
-    return np.ascontiguousarray(blurred[y - y0 : y - y0 + c, x - x0 : x - x0 + c])
+    return np.ascontiguousarray(blurred[y - y0 : y - y0 + h, x - x0 : x - x0 + w])
 
 
 class OnlineVideoTriplets(_Seeded, Dataset):
@@ -362,38 +371,67 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                                rng)
         return _ref_window(ref_frame, y, x, c, self.ref_crop, self.ref_jitter, rng)
 
-    def _shake_blur(self, frame: np.ndarray, y: int, x: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(blurry, sharp) crops of ``frame`` at (y, x) under a random camera path; the same
-        array twice when the drawn strength is zero."""
+    def _ref_region(self, v: int, i: int, box: Box, rng: np.random.Generator,
+                    exclude: tuple[int, int] | None = None) -> np.ndarray:
+        """The reference over ``box`` (y, x, h, w) of frame ``i``, as :meth:`_ref_crop`
+        picks it (a neighbour's same region, moved by up to ``ref_jitter``; an unrelated
+        frame's region anywhere)."""
+        y, x, bh, bw = box
+        ref_frame, unrelated = self._reference(v, i, rng, exclude)
+        ref_frame = _pad_to(ref_frame, bh, bw)
+        rh, rw = ref_frame.shape[:2]
+        if unrelated:
+            y, x = int(rng.integers(0, rh - bh + 1)), int(rng.integers(0, rw - bw + 1))
+        elif self.ref_jitter:
+            dy, dx = rng.integers(-self.ref_jitter, self.ref_jitter + 1, 2)
+            y, x = int(np.clip(y + dy, 0, rh - bh)), int(np.clip(x + dx, 0, rw - bw))
+        return ref_frame[y : y + bh, x : x + bw]
+
+    def _context_box(self, frame_hw: tuple[int, int], y: int, x: int) -> Box:
+        """The crop at (y, x) grown by ``mix.align_context`` on each side, inside the frame."""
+        assert self.mix is not None
+        grow, c = self.mix.align_context, self.crop
+        h, w = frame_hw
+        top, left = max(0, y - grow), max(0, x - grow)
+        return top, left, min(h, y + c + grow) - top, min(w, x + c + grow) - left
+
+    def _shake_blur(self, frame: np.ndarray, y: int, x: int, rng: np.random.Generator,
+                    box: Box | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(blurry, sharp) crops of ``frame`` at (y, x) (or over ``box``) under a random
+        camera path; the same array twice when the drawn strength is zero."""
         h, w = frame.shape[:2]
-        c = self.crop
+        box = box or (y, x, self.crop, self.crop)
         path = sample_camera_path((h, w), rng, self._draw_strength(rng), self.shake)
-        sharp = frame[y : y + c, x : x + c]
+        sharp = _box_of(frame, box)
         if path.meta["strength"] <= 0:
             return sharp, sharp
-        m = int(math.ceil(path.max_shift((y, x, c, c)))) + 2
-        return _blur_crop(frame, y, x, c, m,
+        m = int(math.ceil(path.max_shift(box))) + 2
+        return _blur_crop(frame, box, m,
                           lambda region, origin: render_path_blur(region, path, origin)), sharp
 
-    def _trajectory_blur(self, frame: np.ndarray, y: int, x: int,
+    def _trajectory_blur(self, frame: np.ndarray, box: Box,
                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(blurry, sharp) crops of ``frame`` at (y, x) under random-trajectory kernels."""
+        """(blurry, sharp) regions of ``frame`` over ``box`` under random-trajectory
+        kernels."""
         assert self.mix is not None
-        c = self.crop
         low, high = self.mix.trajectory_length
         length = float(np.exp(rng.uniform(np.log(low), np.log(high)))) * min(frame.shape[:2]) / 720
         m = int(math.ceil(1.5 * length)) + 2  # the widest kernel's reach (two blended)
-        blurred = _blur_crop(frame, y, x, c, m,
+        blurred = _blur_crop(frame, box, m,
                              lambda region, _origin: trajectory_blur(region, length, rng))
-        return blurred, frame[y : y + c, x : x + c]
+        return blurred, _box_of(frame, box)
 
     def _mixed_item(self, v: int, i: int, y: int, x: int,
                     rng: np.random.Generator) -> dict[str, Any]:
-        """A sample whose blur comes from a generator drawn from :attr:`mix`."""
+        """A sample whose blur comes from a generator drawn from :attr:`mix`; with a
+        pre-aligned reference (``mix.aligned_ref_prob``) everything is rendered on a wider
+        region first, aligned there, and cropped at the end."""
         mix, frames, c = self.mix, self.videos[v], self.crop
         assert mix is not None
         generator = mix.draw(rng)
+        align = (mix.aligned_ref_prob > 0 and self.ref_crop == c
+                 and rng.random() < mix.aligned_ref_prob)
+        box = self._context_box(frames[i].shape[:2], y, x) if align else (y, x, c, c)
         exclude = None
         if generator == "average" and len(frames) >= 3:
             low, high = mix.average_frames
@@ -401,8 +439,8 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             k = min(k, len(frames) - (1 - len(frames) % 2))
             first, last = average_window(i, len(frames), k)
             i, exclude = (first + last) // 2, (first, last)
-            blur = average_frames(frames[first : last + 1], (y, x, c, c))
-            sharp = frames[i][y : y + c, x : x + c]
+            blur = average_frames(frames[first : last + 1], box)
+            sharp = _box_of(frames[i], box)
         elif generator == "object":
             other = self.videos[int(rng.integers(len(self.videos)))]
             source = other[int(rng.integers(len(other)))]
@@ -410,12 +448,15 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             sy = int(rng.integers(0, source.shape[0] - size + 1))
             sx = int(rng.integers(0, source.shape[1] - size + 1))
             patch = source[sy : sy + size, sx : sx + size]
-            blur, sharp = moving_object(frames[i][y : y + c, x : x + c], patch, rng,
-                                        mix.object_travel)
+            # the object moves within the crop; the rest of the region stays still
+            blur, sharp = _box_of(frames[i], box).copy(), _box_of(frames[i], box).copy()
+            inner = (slice(y - box[0], y - box[0] + c), slice(x - box[1], x - box[1] + c))
+            blur[inner], sharp[inner] = moving_object(frames[i][y : y + c, x : x + c], patch,
+                                                      rng, mix.object_travel)
         elif generator == "trajectory":
-            blur, sharp = self._trajectory_blur(frames[i], y, x, rng)
+            blur, sharp = self._trajectory_blur(frames[i], box, rng)
         else:
-            blur, sharp = self._shake_blur(frames[i], y, x, rng)
+            blur, sharp = self._shake_blur(frames[i], y, x, rng, box)
         # an out-of-focus scene: defocus and motion blur are both convolutions in linear
         # light, so blurring the blurry crop again is the same as filming a defocused scene
         scene = (float(rng.uniform(0.5, mix.scene_defocus_radius))
@@ -428,8 +469,14 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                           jpeg if rng.random() < 0.5 else None)
         if rng.random() < mix.self_ref_prob and self.ref_crop == c:
             ref = blur.copy()
+        elif align:
+            ref = defocus(self._ref_region(v, i, box, rng, exclude), scene)
+            ref = flow_align(blur, np.ascontiguousarray(ref))
         else:
             ref = defocus(self._ref_crop(v, i, y, x, rng, exclude), scene)
+        if align:
+            inner = (y - box[0], x - box[1], c, c)
+            blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))
         return self._finish(blur, sharp, ref, rng)
 
     def _finish(self, blur: np.ndarray, sharp: np.ndarray, ref: np.ndarray,

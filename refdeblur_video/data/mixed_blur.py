@@ -42,7 +42,12 @@ class BlurMix:
     blur of the scene itself (target, blurry frame and reference alike: an out-of-focus
     background), which it learns to keep rather than sharpen; ``self_ref_prob``: chance
     that the sample has no reference (the blurry frame stands in for it, as in the pipeline
-    when no sharper neighbour exists).
+    when no sharper neighbour exists); ``aligned_ref_prob``: chance that the reference is
+    pre-aligned onto the blurry frame by the reference transfer's flow
+    (:func:`refdeblur_video.refine.transfer.flow_align`), computed on a region
+    ``align_context`` pixels wider than the crop on each side, as far as the frame reaches
+    (blur and reference rendered on all of it), so that the network learns what a
+    pre-aligned reference holds where the flow fails.
     """
 
     generators: dict[str, float] = field(
@@ -55,6 +60,8 @@ class BlurMix:
     scene_defocus_prob: float = 0.0
     scene_defocus_radius: float = 8.0
     self_ref_prob: float = 0.2
+    aligned_ref_prob: float = 0.0
+    align_context: int = 96
 
     def __post_init__(self) -> None:
         unknown = set(self.generators) - {"shake", "average", "object", "trajectory"}

@@ -23,17 +23,21 @@ MATCH_MODES = ("local", "global")
 class Matching:
     """How the network finds each query patch in the reference (:func:`.matching.match`):
     ``mode`` local (within ``radius`` cells at 1/4 resolution) or global, in chunks of about
-    ``memory_mb``."""
+    ``memory_mb``; local matching chooses by similarity less ``prior`` times the displacement
+    in radii."""
 
     mode: str
     radius: int
     memory_mb: int
+    prior: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MATCH_MODES:
             raise UserError(f"model config: match_mode must be one of {', '.join(MATCH_MODES)}")
         if self.radius < 1:
             raise UserError("model config: match_radius must be at least 1")
+        if self.prior < 0:
+            raise UserError("model config: match_prior must not be negative")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ class InferenceSettings:
     match_mode: str = "local"
     match_radius: int = 8
     match_memory_mb: int = 1024
+    match_prior: float = 0.0
+    # the reference is warped onto its frame by the reference transfer's flow before the
+    # network (a model trained on such references; not in the paper)
+    prealign: bool = False
     # a reference whose mean match confidence is below this share of the frame's own (the
     # frame matched against itself) is replaced by the frame: it does not show the same
     # scene (0: off; not in the paper)
@@ -55,14 +63,17 @@ class InferenceSettings:
 
     @property
     def matching(self) -> Matching:
-        return Matching(self.match_mode, self.match_radius, self.match_memory_mb)
+        return Matching(self.match_mode, self.match_radius, self.match_memory_mb,
+                        self.match_prior)
 
     @classmethod
-    def of(cls, matching: Matching, reference_check: float | None = None) -> InferenceSettings:
+    def of(cls, matching: Matching, reference_check: float | None = None,
+           prealign: bool = False) -> InferenceSettings:
         """The settings of a network matching per ``matching`` (reference check: given, or
         the default)."""
         check = {} if reference_check is None else {"reference_check": reference_check}
-        return cls(matching.mode, matching.radius, matching.memory_mb, **check)
+        return cls(matching.mode, matching.radius, matching.memory_mb, matching.prior,
+                   prealign, **check)
 
     def replace(self, **changes: Any) -> InferenceSettings:
         """A copy with ``changes``; None values leave a setting as it is."""

@@ -48,8 +48,13 @@ def patch_norms(features: Tensor) -> Tensor:
     return _box3x3_sum(features.pow(2).sum(1, keepdim=True)).clamp_min(0).sqrt()
 
 
-def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16) -> MatchResult:
+def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16, *,
+                prior: float = 0.0) -> MatchResult:
     """Best 3x3 reference patch within ``radius`` positions of each query position.
+
+    ``prior`` > 0 chooses by similarity less ``prior * |offset| / radius`` (small
+    displacements first: for a reference already aligned to the query); the confidence
+    stays the chosen patch's own cosine similarity.
 
     The window is visited row by row of offsets. The dot products of a query position with
     the keys of one row of offsets come from small matrix products: a block of ``block``
@@ -75,6 +80,7 @@ def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16) -> Mat
     ys = torch.arange(h, device=q.device).view(1, 1, h, 1)
     xs = torch.arange(w, device=q.device).view(1, 1, 1, w)
     best = torch.full((b, 1, h, w), -math.inf, device=q.device)
+    best_score = best.clone()
     index = (ys * w + xs).expand(b, 1, h, w).clone()
     order = sorted(range(-r, r + 1), key=lambda d: (abs(d), d))
     dx_t = torch.tensor(order, device=q.device).view(1, -1, 1, 1)
@@ -101,13 +107,21 @@ def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16) -> Mat
         for i, dx in enumerate(order):
             norms[:, i] = kn_pad[:, 0, rows, r + dx : r + dx + w]
         boxed = _box3x3_sum(dots.view(b * n_off, 1, h, w)).view(b, n_off, h, w)
-        sim = boxed.div_((q_norm * norms).clamp_min_(EPS)).add_(outside)
+        sim = boxed.div_((q_norm * norms).clamp_min_(EPS))
+        score = sim
+        if prior:
+            distance = (dx_t.view(-1).float() ** 2 + dy**2).sqrt().view(1, -1, 1, 1)
+            score = sim - prior / r * distance
+        score = score.add_(outside)
         if dy < 0:
-            sim[:, :, : -dy] = -math.inf
+            score[:, :, : -dy] = -math.inf
         elif dy > 0:
-            sim[:, :, h - dy :] = -math.inf
-        value, arg = sim.max(dim=1, keepdim=True)
-        better = value > best
+            score[:, :, h - dy :] = -math.inf
+        value, arg = score.max(dim=1, keepdim=True)
+        better = value > best_score
+        best_score = torch.where(better, value, best_score)
+        if prior:
+            value = sim.gather(1, arg)
         best = torch.where(better, value, best)
         index = torch.where(better, (ys + dy) * w + xs + dx_t.view(-1)[arg], index)
     return MatchResult(index=index[:, 0], confidence=best.clamp(-1.0, 1.0))
@@ -159,11 +173,13 @@ def match_global(query: Tensor, key: Tensor, memory_mb: float = 1024) -> MatchRe
 
 
 def match(
-    query: Tensor, key: Tensor, mode: str = "local", radius: int = 8, memory_mb: float = 1024
+    query: Tensor, key: Tensor, mode: str = "local", radius: int = 8, memory_mb: float = 1024,
+    *, prior: float = 0.0,
 ) -> MatchResult:
-    """Match blurry features ``query`` against reference features ``key`` (same size)."""
+    """Match blurry features ``query`` against reference features ``key`` (same size);
+    ``prior``: local mode only (:func:`match_local`)."""
     if mode == "local":
-        return match_local(query, key, radius)
+        return match_local(query, key, radius, prior=prior)
     if mode == "global":
         return match_global(query, key, memory_mb)
     raise ValueError(f"unknown matching mode {mode!r}")

@@ -102,9 +102,10 @@ class RefDeblurNet(nn.Module):
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
+            # the configured search, or a plain one where the caller names its own
             with torch.no_grad():
                 found = match(query, key, mode or how.mode, radius or how.radius,
-                              how.memory_mb)
+                              how.memory_mb, prior=0.0 if mode else how.prior)
             if torch.is_grad_enabled() and query.requires_grad:
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found

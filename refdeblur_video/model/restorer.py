@@ -103,7 +103,7 @@ class Restorer:
     def __init__(
         self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
-        reference_check: float | None = None,
+        reference_check: float | None = None, prealign: bool = False,
     ) -> None:
         # channels-last runs the thin convolutions of this network faster (CPU and GPU)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
@@ -115,6 +115,7 @@ class Restorer:
         self.memory_mb = memory_mb if memory_mb is not None else _default_memory_mb(device)
         self.reference_check = InferenceSettings.of(
             model.matching, reference_check).reference_check
+        self.prealign = prealign
 
     @property
     def config(self) -> ModelConfig:
@@ -125,7 +126,19 @@ class Restorer:
     def settings(self) -> InferenceSettings:
         """How the network is run: its matching and the reference check (what a checkpoint
         of it carries)."""
-        return InferenceSettings.of(self.model.matching, self.reference_check)
+        return InferenceSettings.of(self.model.matching, self.reference_check, self.prealign)
+
+    def _prepared_references(self, blurry: list[np.ndarray],
+                             references: list[np.ndarray]) -> list[np.ndarray]:
+        """The references as the network takes them: warped onto their frames by the
+        reference transfer's flow for a model trained so (``prealign``), else as given; a
+        frame that is its own reference stays itself."""
+        if not self.prealign:
+            return references
+        from ..refine.transfer import flow_align
+
+        return [r if r is b or np.array_equal(r, b) else flow_align(b, r)
+                for b, r in zip(blurry, references, strict=True)]
 
     def tile_size_for(self, height: int, width: int, batch: int = 1) -> int | None:
         """The tile edge to use for frames of this size (None: whole frame)."""
@@ -218,6 +231,7 @@ class Restorer:
         passed the check (False: the image was its own)."""
         if not _same_sizes(blurry, references):
             return [], []
+        references = self._prepared_references(blurry, references)
         restored, used = self.restore_checked(images_to_tensor(blurry),
                                               images_to_tensor(references))
         return list(np.ascontiguousarray(restored.permute(0, 2, 3, 1).cpu().numpy())), \
@@ -232,6 +246,7 @@ class Restorer:
         (uint8/uint16), and come back only as finished frames."""
         if not _same_sizes(blurry, references):
             return [], []
+        references = self._prepared_references(blurry, references)
         b, r = (images_to_tensor(images, self.device) for images in (blurry, references))
         out, used_refs, used = self._restore_here(b, r)
         return [DeviceOutput(o, u) for o, u in zip(out, used_refs.float(), strict=True)], \
@@ -329,6 +344,7 @@ def load_model(
     return Restorer(
         model, resolve_device(device), trained=source.weights is not None, amp=amp, tile=tile,
         memory_mb=memory_mb, reference_check=settings.reference_check,
+        prealign=settings.prealign,
     )
 
 

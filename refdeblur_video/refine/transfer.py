@@ -253,6 +253,27 @@ def transfer_cues(
     return best
 
 
+def flow_align(target: np.ndarray, reference: np.ndarray,
+               settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
+    """``reference`` warped onto ``target`` by the transfer's forward flow (its first usable
+    patch size; no consistency check): the pre-alignment of a reference before the network.
+    Both H x W x 3 RGB, float32 in [0, 1], uint8 or uint16; returns ``reference``'s type."""
+    h, w = target.shape[:2]
+    sizes = usable_patch_sizes(settings.patch_sizes, h, w)
+    if not sizes:  # too small to align
+        return reference
+    grey = [_gray8(image if image.dtype == np.float32 else
+                   image.astype(np.float32) / np.iinfo(image.dtype).max)
+            for image in (target, reference)]
+    patch = sizes[0]
+    finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines),
+                 dis_coarsest_scale(h, w, patch))
+    forward = _flow(*grey, patch, _stride(patch, settings.forward_stride),
+                    settings.refinement_iterations, finest)
+    gx, gy = _pixel_grid(h, w)
+    return _remap(reference, gx + forward[..., 0], gy + forward[..., 1])
+
+
 def blend_weight(confidence: np.ndarray, cues: TransferCues,
                  settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
     """The per-pixel weight the blend uses: ``confidence`` smoothed by
@@ -288,6 +309,7 @@ __all__ = [
     "TransferCues",
     "TransferSettings",
     "blend_weight",
+    "flow_align",
     "dis_coarsest_scale",
     "forward_finest_scale",
     "transfer_cues",

@@ -10,6 +10,7 @@ stand-ins, the reference check off and no transfer (the network alone).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 STAND_INS = ("input", "ref", "self", "grey", "zeros", "unrelated", "flipped_self",
              "aligned", "aligned_out", "sharp", "sharp_exact", "sharp_index", "sharp_trust",
-             "aligned_index", "aligned_gated")
+             "aligned_index", "aligned_gated", "aligned_index_own")
 # ground truth as the reference with the network's own match partly replaced: (the identity
 # index instead of its own, full confidence instead of its own)
 FORCED = {"sharp_exact": (True, True), "sharp_index": (True, False),
@@ -48,6 +49,7 @@ def stand_in(name: str, images: dict[str, np.ndarray],
     (in :func:`outputs`, :data:`FORCED`): the same with the network's match forced to the
     identity and/or to full confidence; ``aligned_index``: the reference warped onto the
     blurry frame by the transfer's flow, with the identity index (its own confidence);
+    ``aligned_index_own``: the same with the confidence of the identity's own patch;
     ``aligned_gated``: the same, the identity only where the transfer trusts its flow
     (:func:`identity_where_trusted`)."""
     blurry, reference = images["blurry"], images["reference"]
@@ -73,10 +75,12 @@ def identity_where_trusted(weight: np.ndarray, threshold: float = 0.5):
 
 
 def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray,
-                        identity: torch.Tensor | bool, trusted: bool) -> np.ndarray:
+                        identity: torch.Tensor | bool, trusted: bool,
+                        measured: bool = False) -> np.ndarray:
     """The network's output with ``sharp`` as its reference and its match's index replaced
     by the identity (``identity``: everywhere, or a (1, H/4, W/4) bool tensor of where)
-    and/or its confidence by 1 (``trusted``): what its
+    and/or its confidence by 1 (``trusted``), or by the similarity of the patch the forced
+    index picks (``measured``): what its
     fusion and decoder make of a perfect reference, and what its matching loses of it."""
     import torch
 
@@ -95,6 +99,10 @@ def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray,
             place = torch.arange(h // 4 * (w // 4)).view(1, h // 4, w // 4)
             index = place if identity is True else torch.where(identity, place, own.index)
         confidence = torch.ones_like(own.confidence) if trusted else own.confidence
+        if measured:
+            from refdeblur_video.model.net import matched_confidence
+
+            confidence = matched_confidence(model.phi(x), model.phi(model._soften(r)), index)
         out = model(x, r, matched=MatchResult(index, confidence))
     return from_float(out[0].permute(1, 2, 0).clamp(0, 1).numpy(), np.uint8)
 
@@ -130,6 +138,8 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
             return run(warped()[0])
         if name == "aligned_index":
             return forced_match_output(restorer, blurry, warped()[0], True, False)
+        if name == "aligned_index_own":
+            return forced_match_output(restorer, blurry, warped()[0], True, False, True)
         if name == "aligned_gated":
             aligned, weight = warped()
             return forced_match_output(restorer, blurry, aligned,
@@ -160,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transfer", action="store_true",
                         help="each output (but the input's) finished by the reference "
                         "transfer with the real reference, as the default pipeline does")
+    parser.add_argument("--match-prior", type=float, default=None,
+                        help="override the model's match_prior")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from refdeblur_video.data.manifest import read_manifest
@@ -168,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     from refdeblur_video.model import load_model
 
     restorer = load_model(args.model, "cpu", reference_check=0)
+    matching = restorer.model.matching
+    if args.match_prior is not None:
+        restorer.model.matching = dataclasses.replace(matching, prior=args.match_prior)
     table = {}
     for generator in args.generators:
         triplets = list(read_manifest(args.valdir / generator / "manifest.jsonl"))

@@ -36,6 +36,12 @@
 #       # the colours of the training photos) added to the photos: dense texture at every
 #       # scale, which the network alone fails on in the left-out photographs (0: none;
 #       # it did not help on the left-out camera in session 21, docs/TRAINING.md)
+#   NAME=general_prealigned ALIGNED_REF=0.7 MODEL=tools/recipes/lite_prealigned.yaml \
+#     STEPS=1200 LR=5.0e-5 INIT=refdeblur_video/weights/lite.safetensors \
+#     bash tools/recipes/train_general.sh
+#       # ALIGNED_REF: the share of crops whose reference is pre-aligned onto the blurry
+#       # frame by the reference transfer's flow (computed on the crop and 96 px around it),
+#       # as a model with `prealign: true` gets it at inference (0: none)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -112,7 +118,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=1 --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
   --set "data.strength=[${WEAKEST:-0.3}, 1.8]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, aligned_ref_prob: ${ALIGNED_REF:-0}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
