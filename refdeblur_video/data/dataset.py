@@ -353,7 +353,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                 sharp_padded, ref = augment_same((sharp_padded, ref), rng)
             return {"sharp_padded": to_tensor(sharp_padded), "ref": to_tensor(ref),
                     "frame_hw": torch.tensor([h, w])}
-        blur, sharp = self._shake_blur(frame, y, x, rng)
+        blur, sharp = self._shake_blur(frame, (y, x, c, c), rng)
         if blur is not sharp:  # zero strength leaves the frame as it is, noise included
             blur, _ = degrade(blur, rng, *self.degrade)
         return self._finish(blur, sharp, ref, rng)
@@ -395,12 +395,11 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         top, left = max(0, y - grow), max(0, x - grow)
         return top, left, min(h, y + c + grow) - top, min(w, x + c + grow) - left
 
-    def _shake_blur(self, frame: np.ndarray, y: int, x: int, rng: np.random.Generator,
-                    box: Box | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(blurry, sharp) crops of ``frame`` at (y, x) (or over ``box``) under a random
-        camera path; the same array twice when the drawn strength is zero."""
+    def _shake_blur(self, frame: np.ndarray, box: Box,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(blurry, sharp) regions of ``frame`` over ``box`` under a random camera path; the
+        same array twice when the drawn strength is zero."""
         h, w = frame.shape[:2]
-        box = box or (y, x, self.crop, self.crop)
         path = sample_camera_path((h, w), rng, self._draw_strength(rng), self.shake)
         sharp = _box_of(frame, box)
         if path.meta["strength"] <= 0:
@@ -456,7 +455,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         elif generator == "trajectory":
             blur, sharp = self._trajectory_blur(frames[i], box, rng)
         else:
-            blur, sharp = self._shake_blur(frames[i], y, x, rng, box)
+            blur, sharp = self._shake_blur(frames[i], box, rng)
         # an out-of-focus scene: defocus and motion blur are both convolutions in linear
         # light, so blurring the blurry crop again is the same as filming a defocused scene
         scene = (float(rng.uniform(0.5, mix.scene_defocus_radius))
