@@ -97,19 +97,22 @@ def _pad_to(image: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.copyMakeBorder(image, 0, dh, 0, dw, cv2.BORDER_REFLECT101)
 
 
-def _window(image: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
-    """``size`` x ``size`` window whose top-left is near (y, x), moved inside the image."""
-    image = _pad_to(image, size, size)
-    y = int(np.clip(y, 0, image.shape[0] - size))
-    x = int(np.clip(x, 0, image.shape[1] - size))
-    return image[y : y + size, x : x + size]
+def _window(image: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
+    """``h`` x ``w`` window whose top-left is near (y, x), moved inside the image."""
+    image = _pad_to(image, h, w)
+    y = int(np.clip(y, 0, image.shape[0] - h))
+    x = int(np.clip(x, 0, image.shape[1] - w))
+    return image[y : y + h, x : x + w]
 
 
-def _ref_window(ref: np.ndarray, y: int, x: int, crop: int, ref_crop: int, jitter: int,
+def _ref_window(ref: np.ndarray, y: int, x: int, crop: tuple[int, int],
+                ref_crop: tuple[int, int], jitter: int,
                 rng: np.random.Generator) -> np.ndarray:
+    """The ``ref_crop`` (h, w) window of ``ref`` centred on the ``crop`` (h, w) at (y, x),
+    moved by up to ``jitter`` pixels."""
     dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0))
-    grow = (ref_crop - crop) // 2
-    return _window(ref, y - grow + int(dy), x - grow + int(dx), ref_crop)
+    grow_y, grow_x = (ref_crop[0] - crop[0]) // 2, (ref_crop[1] - crop[1]) // 2
+    return _window(ref, y - grow_y + int(dy), x - grow_x + int(dx), *ref_crop)
 
 
 class _Seeded:
@@ -179,7 +182,7 @@ class TripletDataset(_Seeded, Dataset):
             y = int(rng.integers(0, blur.shape[0] - c + 1))
             x = int(rng.integers(0, blur.shape[1] - c + 1))
             blur, sharp = blur[y : y + c, x : x + c], sharp[y : y + c, x : x + c]
-            ref = _ref_window(ref, y, x, c, self.ref_crop, self.ref_jitter, rng)
+            ref = _ref_window(ref, y, x, (c, c), (self.ref_crop,) * 2, self.ref_jitter, rng)
         if self.augment:
             blur, sharp, ref = augment_same((blur, sharp, ref), rng)
         return {"blur": to_tensor(blur), "sharp": to_tensor(sharp), "ref": to_tensor(ref)}
@@ -346,7 +349,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         if self.mix is not None:
             return self._mixed_item(v, i, y, x, rng)
         frame = frames[i]
-        ref = self._ref_crop(v, i, y, x, rng)
+        ref = self._ref_crop(v, i, (y, x, c, c), rng)
         if self.blur_on == "gpu":
             sharp_padded = _padded_crop(frame, y, x, c, self.margin)
             if self.augment:
@@ -358,34 +361,20 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             blur, _ = degrade(blur, rng, *self.degrade)
         return self._finish(blur, sharp, ref, rng)
 
-    def _ref_crop(self, v: int, i: int, y: int, x: int, rng: np.random.Generator,
+    def _ref_crop(self, v: int, i: int, box: Box, rng: np.random.Generator,
                   exclude: tuple[int, int] | None = None) -> np.ndarray:
-        """The reference crop for frame ``i`` of shot ``v`` at (y, x): a real neighbour
-        (outside ``exclude``), or an unrelated frame's crop anywhere."""
-        c = self.crop
+        """The reference for ``box`` (y, x, h, w) of frame ``i`` of shot ``v``, ``ref_crop -
+        crop`` pixels larger: a real neighbour's same place (outside ``exclude``, moved by up
+        to ``ref_jitter``), or an unrelated frame's region anywhere."""
+        y, x, h, w = box
+        extra = self.ref_crop - self.crop
+        size = (h + extra, w + extra)
         ref_frame, unrelated = self._reference(v, i, rng, exclude)
         if unrelated:
             rh, rw = ref_frame.shape[:2]
-            return _ref_window(ref_frame, int(rng.integers(0, max(1, rh - c + 1))),
-                               int(rng.integers(0, max(1, rw - c + 1))), c, self.ref_crop, 0,
-                               rng)
-        return _ref_window(ref_frame, y, x, c, self.ref_crop, self.ref_jitter, rng)
-
-    def _ref_region(self, v: int, i: int, box: Box, rng: np.random.Generator,
-                    exclude: tuple[int, int] | None = None) -> np.ndarray:
-        """The reference over ``box`` (y, x, h, w) of frame ``i``, as :meth:`_ref_crop`
-        picks it (a neighbour's same region, moved by up to ``ref_jitter``; an unrelated
-        frame's region anywhere)."""
-        y, x, bh, bw = box
-        ref_frame, unrelated = self._reference(v, i, rng, exclude)
-        ref_frame = _pad_to(ref_frame, bh, bw)
-        rh, rw = ref_frame.shape[:2]
-        if unrelated:
-            y, x = int(rng.integers(0, rh - bh + 1)), int(rng.integers(0, rw - bw + 1))
-        elif self.ref_jitter:
-            dy, dx = rng.integers(-self.ref_jitter, self.ref_jitter + 1, 2)
-            y, x = int(np.clip(y + dy, 0, rh - bh)), int(np.clip(x + dx, 0, rw - bw))
-        return ref_frame[y : y + bh, x : x + bw]
+            return _ref_window(ref_frame, int(rng.integers(0, max(1, rh - h + 1))),
+                               int(rng.integers(0, max(1, rw - w + 1))), (h, w), size, 0, rng)
+        return _ref_window(ref_frame, y, x, (h, w), size, self.ref_jitter, rng)
 
     def _context_box(self, frame_hw: tuple[int, int], y: int, x: int) -> Box:
         """The crop at (y, x) grown by ``mix.align_context`` on each side, inside the frame."""
@@ -468,11 +457,10 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                           jpeg if rng.random() < 0.5 else None)
         if rng.random() < mix.self_ref_prob and self.ref_crop == c:
             ref = blur.copy()
-        elif align:
-            ref = defocus(self._ref_region(v, i, box, rng, exclude), scene)
-            ref = flow_align(blur, np.ascontiguousarray(ref))
         else:
-            ref = defocus(self._ref_crop(v, i, y, x, rng, exclude), scene)
+            ref = defocus(self._ref_crop(v, i, box, rng, exclude), scene)
+            if align:
+                ref = flow_align(blur, np.ascontiguousarray(ref))
         if align:
             inner = (y - box[0], x - box[1], c, c)
             blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))

@@ -176,7 +176,6 @@ class _Pair:
         self.grey = _gray8(self.restored), _gray8(self.reference)
         self.grid = _pixel_grid(h, w)
         self.detail = _detail(self.restored, self.scale)  # the output's fine detail
-        self.finest_scale = forward_finest_scale(min(h, w), self.settings.flow_max_lines)
         self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
 
 
@@ -196,14 +195,26 @@ def _backward_flow(pair: _Pair, patch: int) -> np.ndarray:
     return pair.backward[patch]
 
 
-def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
-    settings, scale, (a, b), (gx, gy) = pair.settings, pair.scale, pair.grey, pair.grid
-    finest = min(pair.finest_scale, dis_coarsest_scale(*a.shape, patch))
+def _forward_warp(grey: tuple[np.ndarray, np.ndarray], reference: np.ndarray,
+                  grid: tuple[np.ndarray, np.ndarray], patch: int,
+                  settings: TransferSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       np.ndarray]:
+    """The forward flow of one patch size (target -> reference greys), its sampling maps
+    and ``reference`` warped by them: (flow, map_x, map_y, aligned)."""
+    a, b = grey
+    finest = min(forward_finest_scale(min(a.shape), settings.flow_max_lines),
+                 dis_coarsest_scale(*a.shape, patch))
     forward = _flow(a, b, patch, _stride(patch, settings.forward_stride),
                     settings.refinement_iterations, finest)
+    map_x, map_y = grid[0] + forward[..., 0], grid[1] + forward[..., 1]
+    return forward, map_x, map_y, _remap(reference, map_x, map_y)
+
+
+def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
+    settings, scale, a = pair.settings, pair.scale, pair.grey[0]
+    forward, map_x, map_y, aligned = _forward_warp(pair.grey, pair.reference, pair.grid,
+                                                   patch, settings)
     backward = _backward_flow(pair, patch)
-    map_x, map_y = gx + forward[..., 0], gy + forward[..., 1]
-    aligned = _remap(pair.reference, map_x, map_y)
 
     difference = cv2.GaussianBlur(aligned - pair.restored, (0, 0), settings.smoothing_px * scale)
     agreement = np.exp(-(_channel_mean(np.abs(difference)) / settings.tolerance) ** 2)
@@ -262,16 +273,10 @@ def flow_align(target: np.ndarray, reference: np.ndarray,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align
         return reference
-    grey = [_gray8(image if image.dtype == np.float32 else
-                   image.astype(np.float32) / np.iinfo(image.dtype).max)
-            for image in (target, reference)]
-    patch = sizes[0]
-    finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines),
-                 dis_coarsest_scale(h, w, patch))
-    forward = _flow(*grey, patch, _stride(patch, settings.forward_stride),
-                    settings.refinement_iterations, finest)
-    gx, gy = _pixel_grid(h, w)
-    return _remap(reference, gx + forward[..., 0], gy + forward[..., 1])
+    grey = tuple(_gray8(image if image.dtype == np.float32 else
+                        image.astype(np.float32) / np.iinfo(image.dtype).max)
+                 for image in (target, reference))
+    return _forward_warp(grey, reference, _pixel_grid(h, w), sizes[0], settings)[3]
 
 
 def blend_weight(confidence: np.ndarray, cues: TransferCues,
