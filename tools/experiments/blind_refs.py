@@ -136,6 +136,12 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
             return forced_match_output(restorer, blurry, images["sharp"], *FORCED[name])
         if name == "aligned":
             return run(warped()[0])
+        if name == "aligned_out":  # already placed: a prealign model must not move it again
+            prealign, restorer.prealign = restorer.prealign, False
+            try:
+                return run(stand_in(name, images, with_reference))
+            finally:
+                restorer.prealign = prealign
         if name == "aligned_index":
             return forced_match_output(restorer, blurry, warped()[0], True, False)
         if name == "aligned_index_own":
