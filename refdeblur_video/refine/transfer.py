@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..image_files import to_float
+
 
 @dataclass(frozen=True)
 class TransferSettings:
@@ -273,8 +275,7 @@ def flow_align(target: np.ndarray, reference: np.ndarray,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align
         return reference
-    grey = tuple(_gray8(image if image.dtype == np.float32 else
-                        image.astype(np.float32) / np.iinfo(image.dtype).max)
+    grey = tuple(_gray8(image if image.dtype == np.float32 else to_float(image))
                  for image in (target, reference))
     return _forward_warp(grey, reference, _pixel_grid(h, w), sizes[0], settings)[3]
 

@@ -113,8 +113,16 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
     the real reference is computed once, also where ``aligned_out`` builds on it."""
     blurry = images["blurry"]
 
-    def run(ref: np.ndarray | None) -> np.ndarray:
-        return blurry if ref is None else restorer.restore_images([blurry], [ref])[0]
+    def run(ref: np.ndarray | None, placed: bool = False) -> np.ndarray:
+        """``placed``: ``ref`` is already aligned onto the frame, so a ``prealign`` model
+        must not move it again."""
+        if ref is None:
+            return blurry
+        prealign, restorer.prealign = restorer.prealign, restorer.prealign and not placed
+        try:
+            return restorer.restore_images([blurry], [ref])[0]
+        finally:
+            restorer.prealign = prealign
 
     with_reference = run(images["reference"]) if {"ref", "aligned_out"} & set(names) else None
     warp = None  # the reference warped onto the blurry frame, and the transfer's weight
@@ -134,14 +142,9 @@ def outputs(restorer, images: dict[str, np.ndarray], names: list[str]
             return with_reference
         if name in FORCED:
             return forced_match_output(restorer, blurry, images["sharp"], *FORCED[name])
-        if name == "aligned":
-            return run(warped()[0])
-        if name == "aligned_out":  # already placed: a prealign model must not move it again
-            prealign, restorer.prealign = restorer.prealign, False
-            try:
-                return run(stand_in(name, images, with_reference))
-            finally:
-                restorer.prealign = prealign
+        if name in ("aligned", "aligned_out"):
+            return run(warped()[0] if name == "aligned" else
+                       stand_in(name, images, with_reference), placed=True)
         if name == "aligned_index":
             return forced_match_output(restorer, blurry, warped()[0], True, False)
         if name == "aligned_index_own":
