@@ -128,14 +128,19 @@ def transfer_2026_11(reference: Tensor, index: Tensor, scale: int) -> Tensor:
     return out.permute(0, 3, 1, 2)
 
 
-def match_local_2026_11(query: Tensor, key: Tensor, radius: int) -> MatchResult:
-    """Best 3x3 reference patch within ``radius`` positions of each query position.
+def match_local_2026_11(query: Tensor, key: Tensor, radius: int,
+                        prior: float = 0.0) -> MatchResult:
+    """Best 3x3 reference patch within ``radius`` positions of each query position
+    (``prior``: the current signature's displacement prior, which the 2026-11 search did
+    not have; only 0 is accepted).
 
     The window is visited row by row; the dot products of one row of offsets are taken
     on channels-last copies (a reduction over contiguous memory), then boxed and
     normalised together. Ties keep the smaller vertical, then horizontal, displacement.
     Extra memory is O(HW (2r+1)) for one row of offsets.
     """
+    if prior:
+        raise ValueError("the 2026-11 local search has no displacement prior")
     b, _, h, w = query.shape
     q = query.float()
     k = key.float()
