@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(aligns the reference by optical flow and copies its detail where it is "
                    "trustworthy, where the network's own matching borrows only coarsely; on a "
                    "CPU it takes longer per frame than the lite network)")
+    m.add_argument("--one-reference", dest="both_sides", action="store_false",
+                   help="transfer detail from the chosen reference only; by default the sharp "
+                   "frame on the other side of a blurry frame is transferred from too, after "
+                   "it, and fills in what the first does not show (one more optical flow per "
+                   "blurry frame)")
     m.add_argument("--cpu-transfer", action="store_true",
                    help="on a GPU, run the reference transfer on the CPU with OpenCV's optical "
                    "flow, as a CPU run does (its frames, many times slower), instead of on "

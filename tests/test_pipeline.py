@@ -140,6 +140,26 @@ def test_expected_reference_on_known_blur_pattern(make_test_clip, restorer, tmp_
     assert all(r["reference"] == -1 for i, r in rows.items() if i not in (5, 6, 7))
 
 
+def test_the_transfer_borrows_from_both_sides_unless_one_reference(make_test_clip, restorer,
+                                                                   tmp_path):
+    clip = make_test_clip("in.mkv", n_frames=14, blurry={5, 6, 7}, size=(256, 160),
+                          codec="ffv1", pix_fmt="bgr0")
+    rows, frames = {}, {}
+    for both_sides in (True, False):
+        out, log = tmp_path / f"{both_sides}.mkv", tmp_path / f"{both_sides}.json"
+        deblur_video(clip.path, out, restorer, quiet=True, codec="ffv1", pix_fmt="bgr0",
+                     log=str(log), both_sides=both_sides)
+        rows[both_sides] = {r["index"]: r for r in json.loads(log.read_text())["frames"]}
+        frames[both_sides] = [image for _, image in decoded(out)]
+    both = rows[True]
+    assert both[5]["second_reference"] == 8 and both[7]["second_reference"] == 4
+    assert {both[6]["reference"], both[6]["second_reference"]} == {4, 8}
+    assert all(r["second_reference"] == -1 for i, r in both.items() if i not in (5, 6, 7))
+    assert all(r["second_reference"] == -1 for r in rows[False].values())
+    for index, (a, b) in enumerate(zip(frames[True], frames[False], strict=True)):
+        assert np.array_equal(a, b) == (index not in (5, 6, 7)), index
+
+
 def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path):
     clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
     summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True,
@@ -226,7 +246,7 @@ def test_when_both_choices_fail_the_check_the_first_is_logged_as_unused():
         return [b.copy() for b in batch], [False] * len(batch)
 
     written: list = []
-    run_stream(frames, ReferencePlanner(), reject_all, lambda output, frame, reference: output,
+    run_stream(frames, ReferencePlanner(), reject_all, lambda output, frame, *references: output,
                written.append, batch=2, queue_size=8)
     [item] = [w for w in written if w.decision.blurry]
     first, second = item.decision.reference, item.decision.second

@@ -196,3 +196,21 @@ def test_cpu_transfer_is_an_option_of_the_command_and_the_library():
     args.pop("input"), args.pop("output")
     assert DeblurOptions.from_kwargs(**args).cpu_transfer
     assert not DeblurOptions().cpu_transfer  # a GPU finishes frames on the GPU by default
+
+
+def test_the_device_path_transfers_from_a_second_reference_too(warped):
+    from refdeblur_video.model import DeviceOutput
+
+    half = W // 2
+    soft = cv2.GaussianBlur(warped["target"], (0, 0), 1.5)
+    first = warped["source"].copy()
+    first[:, half:] = _scene(5, (H, W))[:, half:]  # the right half is not in the first
+    blurry = from_float(soft, np.uint8)
+    first8, second8 = from_float(first, np.uint8), from_float(warped["source"], np.uint8)
+    on_device = DeviceOutput(_t(soft)[0], _t(first8.astype(np.float32) / 255)[0])
+    one = Refiner()(on_device, blurry, first8)
+    both = Refiner()(on_device, blurry, first8, second8)
+    assert np.array_equal(Refiner(both_sides=False)(on_device, blurry, first8, second8), one)
+    sharp = from_float(warped["target"], np.uint8)
+    right = (slice(12, -12), slice(half + 40, -12))
+    assert psnr(both[right], sharp[right]) > psnr(one[right], sharp[right]) + 2.5

@@ -239,3 +239,29 @@ def test_flow_align_moves_the_reference_onto_its_frame(frames, dtype):
     inner = (slice(12, -12), slice(12, -12))
     assert _psnr(as_float[inner], frames["sharp"][inner]) > 35
     assert _psnr(frames["reference"][inner], frames["sharp"][inner]) < 25
+
+
+def test_a_second_reference_fills_in_what_the_first_does_not_show(frames):
+    from refdeblur_video.image_files import from_float
+    from refdeblur_video.refine import Refiner
+
+    big, half = _scene(0), W // 2
+    dy, dx = SHIFT
+    first = frames["reference"].copy()
+    first[:, half:] = frames["unrelated"][:, half:]  # hidden in one neighbour ...
+    second = big[8 + dy:8 + dy + H, 8 + dx:8 + dx + W]  # ... seen in the one on the other side
+    soft, sharp = frames["soft"], frames["sharp"]
+    blurry = from_float(soft, np.uint8)
+    first8, second8 = from_float(first, np.uint8), from_float(second, np.uint8)
+    both = Refiner()(soft, blurry, first8, second8).astype(np.float32) / 255
+    one = Refiner()(soft, blurry, first8).astype(np.float32) / 255
+    assert np.array_equal(Refiner(both_sides=False)(soft, blurry, first8, second8),
+                          Refiner()(soft, blurry, first8))
+    left, right = (slice(12, -12), slice(12, half - 40)), (slice(12, -12), slice(half + 40, -12))
+    assert _psnr(both[right], sharp[right]) > _psnr(one[right], sharp[right]) + 5
+    assert _psnr(both[left], sharp[left]) > _psnr(one[left], sharp[left]) - 0.3
+    # the second reference is only ever added to a transfer from the first
+    plain = from_float(soft, np.uint8)
+    assert np.array_equal(Refiner()(soft, blurry, None, second8), plain)
+    assert np.array_equal(Refiner()(soft, blurry, blurry.copy(), second8), plain)
+    assert np.array_equal(Refiner(None)(soft, blurry, first8, second8), plain)

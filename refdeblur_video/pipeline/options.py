@@ -21,6 +21,7 @@ class DeblurOptions:
     tile: int | None = None  # tile edge in pixels; None: automatic from the memory budget
     reference_check: float | None = None  # None: the model's; 0: keep every reference
     transfer: bool = True  # flow-guided reference transfer after the network
+    both_sides: bool = True  # the transfer also borrows from the sharp frame on the other side
     cpu_transfer: bool = False  # on a GPU, the transfer on the CPU (OpenCV) all the same
     threshold: float = DEFAULT_THRESHOLD
     window: int = DEFAULT_WINDOW

@@ -83,11 +83,13 @@ def make_restorer(options: DeblurOptions) -> Restorer:
 
 def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
     """The step after the network: the reference transfer unless ``--no-transfer``, or an
-    untrained network (which returns its input unchanged, and should keep doing so)."""
+    untrained network (which returns its input unchanged, and should keep doing so); from
+    the sharp frames on both sides of a blurry one unless ``--one-reference``."""
     from ..refine import DEFAULT_TRANSFER, Refiner
 
     trained = getattr(restorer, "trained", True)
-    return Refiner(DEFAULT_TRANSFER if options.transfer and trained else None)
+    return Refiner(DEFAULT_TRANSFER if options.transfer and trained else None,
+                   both_sides=options.both_sides)
 
 
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -146,19 +148,19 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             summary.resumed = _replay(state, writer, summary)
             bar.update(summary.resumed)
             segments = SegmentedOutput(state, writer, size, summary.resumed)
+            refiner = make_refiner(opts, restorer)
 
             def write(item: WorkItem) -> None:
                 frame = item.frame
                 # an untouched frame keeps its decoded planes: written from them, bit-exact
                 writer.write(frame if item.output is None else frame.with_image(item.output))
-                record = _frame_record(item)
+                record = _frame_record(item, refiner.uses_second)
                 _count(summary, record)
                 segments.frame(record)
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(reader, planner, restore_step(restorer, not opts.cpu_transfer),
-                       make_refiner(opts, restorer),
+            run_stream(reader, planner, restore_step(restorer, not opts.cpu_transfer), refiner,
                        write,
                        batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -239,14 +241,16 @@ def _used(reference_used: bool | None) -> int | None:
     return None if reference_used is None else int(reference_used)
 
 
-def _frame_record(item: WorkItem) -> FrameRecord:
-    """The frame log's row of a frame the stream has finished."""
+def _frame_record(item: WorkItem, uses_second: bool) -> FrameRecord:
+    """The frame log's row of a frame the stream has finished (``uses_second``: the refine
+    step transferred from :attr:`WorkItem.other_reference` where there was one)."""
     frame, decision = item.frame, item.decision
+    second = decision.second if uses_second and item.other_reference is not None else -1
     return FrameRecord(
         index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
         sharpness=round(decision.score, 4), blurry=int(decision.blurry),
         reference=item.reference_index, reference_used=_used(item.reference_used),
-        seconds=round(item.seconds, 4))
+        second_reference=second, seconds=round(item.seconds, 4))
 
 
 def _count(summary: RunSummary, record: FrameRecord) -> None:

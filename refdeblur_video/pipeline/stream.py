@@ -53,6 +53,13 @@ class WorkItem:
         return self.second if self.second_used else self.reference
 
     @property
+    def other_reference(self) -> np.ndarray | None:
+        """The planner's second choice (the sharp frame on the other side) when the output
+        was restored against its first: the transfer takes detail from both. None when
+        there is none, or when the first was rejected (then the second is the one used)."""
+        return self.second if self.reference_used and not self.second_used else None
+
+    @property
     def reference_index(self) -> int:
         """The frame the output borrowed from, as the frame log gives it: -1 when none (or
         not blurry), -2 for a forced reference image."""
@@ -154,7 +161,8 @@ def run_stream(
     planner: ReferencePlanner,
     restore: Callable[[list[np.ndarray], list[np.ndarray]],
                       tuple[list[np.ndarray], list[bool]]],
-    refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray],
+    refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
+                     np.ndarray],
     write: Callable[[WorkItem], None],
     *,
     batch: int,
@@ -170,8 +178,9 @@ def run_stream(
     ``restore(frames, references)`` returns the network's outputs and, for each, whether its
     reference was used (:meth:`Restorer.restore_floats`). A frame whose reference was not
     used is restored again against its planner's second choice, when there is one.
-    ``refine(output, frame, reference)`` turns an output into the frame to write
-    (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its own).
+    ``refine(output, frame, reference, second)`` turns an output into the frame to write
+    (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its own;
+    ``second``: :attr:`WorkItem.other_reference`).
 
     Frames before ``start`` are decoded, scored and planned (so that later decisions are the
     same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
@@ -195,7 +204,8 @@ class _Stream:
         self, frames: Iterable[Frame], planner: ReferencePlanner,
         restore: Callable[[list[np.ndarray], list[np.ndarray]],
                           tuple[list[np.ndarray], list[bool]]],
-        refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray], *,
+        refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
+                     np.ndarray], *,
         batch: int, queue_size: int, forced_reference: np.ndarray | None,
         cuts: CutDetector | None, start: int, segment: int | None,
         replayed: Callable[[WorkItem], None] | None,
@@ -263,7 +273,8 @@ class _Stream:
                 continue
             if item is not _END and item.output is not None:
                 began = time.perf_counter()
-                item.output = self.refine(item.output, item.frame.image, item.used_reference)
+                item.output = self.refine(item.output, item.frame.image, item.used_reference,
+                                          item.other_reference)
                 item.seconds += time.perf_counter() - began
             if not _put(self.refined, item, self.halt) or item is _END:
                 return

@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""The reference transfer from the sharp frames on both sides of a blurry frame (the
+default) against the chosen reference only (``--one-reference``): the whole pipeline on
+clips with ground truth, PSNR/SSIM of the frames it restored, and its time.
+
+    python tools/experiments/make_adapt_clips.py runs/adapt_clips     # training generators
+    python tools/experiments/two_references.py runs/validation/rs6dof/clips/* runs/adapt_clips/* \\
+        --json runs/two_references.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure_adapt import _scores  # noqa: E402
+
+
+def measure(clip: Path, restorer, work: Path) -> dict:
+    """One row: each variant's scores and seconds on ``clip`` (a folder with input.mp4 and
+    gt/)."""
+    from refdeblur_video.pipeline import deblur_video
+
+    gt = sorted((clip / "gt").glob("*.png"))
+    row: dict = {"clip": clip.name}
+    for name, both_sides in (("both", True), ("one", False)):
+        out, log = work / f"{clip.name}_{name}.mkv", work / f"{clip.name}_{name}.json"
+        summary = deblur_video(clip / "input.mp4", out, restorer, codec="ffv1", log=str(log),
+                               quiet=True, overwrite=True, both_sides=both_sides)
+        row[name] = {**_scores(out, log, gt), "seconds": round(summary.seconds, 2),
+                     "second_references": sum(r.second_reference >= 0
+                                              for r in summary.records)}
+        if name == "both":
+            row["input"] = _scores(clip / "input.mp4", log, gt)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="+", type=Path)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from refdeblur_video.model.restorer import load_model
+
+    restorer = load_model(args.model, args.device)
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for clip in args.clips:
+            rows.append(measure(clip, restorer, Path(work)))
+            print(json.dumps(rows[-1]), flush=True)
+    print(f"{'clip':22} {'frames':>6} {'input':>7} {'one':>7} {'both':>7} {'gain':>6} "
+          f"{'time both/one':>13}")
+    for row in rows:
+        one, both = row["one"], row["both"]
+        print(f"{row['clip']:22} {both['frames']:6d} {row['input']['psnr']:7.2f} "
+              f"{one['psnr']:7.2f} {both['psnr']:7.2f} {both['psnr'] - one['psnr']:+6.2f} "
+              f"{both['seconds'] / one['seconds']:13.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
