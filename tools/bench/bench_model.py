@@ -165,9 +165,10 @@ def _measure_matmul(device: str, q):
     q.put({"gflops": 2 * n**3 / best / 1e9})
 
 
-def _textured_pair(h: int, w: int):
+def _textured_pair(h: int, w: int, other_side: bool = False):
     """A textured frame softened by a Gaussian, and a sharp copy moved by a few pixels (a
-    reference that passes the reference check), H x W x 3 float32 in [0, 1]."""
+    reference that passes the reference check), H x W x 3 float32 in [0, 1]; with
+    ``other_side`` also a copy moved the other way (the sharp frame on the other side)."""
     import cv2
     import numpy as np
 
@@ -177,7 +178,8 @@ def _textured_pair(h: int, w: int):
     scene += cv2.GaussianBlur(rng.random(scene.shape, dtype=np.float32), (0, 0), 1.0)
     scene = np.clip(scene / 2, 0, 1)
     frame, reference = scene[8:8 + h, 8:8 + w], scene[5:5 + h, 12:12 + w]
-    return cv2.GaussianBlur(frame, (0, 0), 1.5), np.ascontiguousarray(reference)
+    pair = cv2.GaussianBlur(frame, (0, 0), 1.5), np.ascontiguousarray(reference)
+    return (*pair, np.ascontiguousarray(scene[11:11 + h, 4:4 + w])) if other_side else pair
 
 
 def _measure_transfer(h: int, w: int, repeats: int, q):
@@ -247,13 +249,14 @@ def _measure_adapt_step(device: str, h: int, w: int, repeats: int, q):
 
 FRAME_VARIANTS = {
     "before": "2026-11 code and transfer settings (3 flows, stride 1/4)",
-    "after": "today's defaults",
+    "after": "today's defaults (a second transfer, from the other side)",
 }
 
 
 def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     """One restored frame on the CPU as the Restorer runs it: the reference check and the
-    network (after one warm-up frame), then the reference transfer on its output."""
+    network (after one warm-up frame), then the reference transfer on its output (and,
+    after, the second one from the other side's reference)."""
     import contextlib
 
     import cv2
@@ -267,7 +270,7 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     before = variant == "before"
     restorer = load_model(weights, "cpu", warn_untrained=False)
     settings = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
-    blurry, reference = _textured_pair(h, w)
+    blurry, reference, other = _textured_pair(h, w, other_side=True)
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
     base = _current_rss_mb()
     with legacy_path() if before else contextlib.nullcontext():
@@ -275,7 +278,9 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
         start = time.perf_counter()
         out = restorer.restore(b, r)[0].permute(1, 2, 0).numpy()
         middle = time.perf_counter()
-        transfer_reference(np.ascontiguousarray(out), reference, settings)
+        fused = transfer_reference(np.ascontiguousarray(out), reference, settings)
+        if not before:
+            transfer_reference(fused, other, settings)
         end = time.perf_counter()
     dtype = str(restorer.amp_dtype).replace("torch.", "") if restorer.amp_dtype else "fp32"
     q.put({"network_s": middle - start, "transfer_s": end - middle,
