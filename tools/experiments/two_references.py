@@ -45,14 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the outputs and frame logs in this folder (for "
+                        "refdeblur-eval temporal, say)")
     args = parser.parse_args(argv)
     from refdeblur_video.model.restorer import load_model
 
     restorer = load_model(args.model, args.device)
     rows = []
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as temporary:
+        work = args.keep or Path(temporary)
+        work.mkdir(parents=True, exist_ok=True)
         for clip in args.clips:
-            rows.append(measure(clip, restorer, Path(work)))
+            rows.append(measure(clip, restorer, work))
             print(json.dumps(rows[-1]), flush=True)
     print(f"{'clip':22} {'frames':>6} {'input':>7} {'one':>7} {'both':>7} {'gain':>6} "
           f"{'time both/one':>13}")
