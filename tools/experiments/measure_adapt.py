@@ -15,9 +15,11 @@ those the pipeline restored (its frame log).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -99,6 +101,22 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
     return rows
 
 
+@contextlib.contextmanager
+def work_folder(keep: Path | None) -> Iterator[Path]:
+    """``keep`` (made if need be) for the outputs, or a temporary folder removed after."""
+    with tempfile.TemporaryDirectory() as temporary:
+        work = keep or Path(temporary)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+
+
+def write_rows(path: Path | None, rows: list[dict]) -> None:
+    """The measurement's rows as one JSON list at ``path`` (nothing without one)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=2))
+
+
 def _override_settings(changes: dict) -> None:
     """Change the adaptation settings the pipeline picks, for this measurement only."""
     if not changes:
@@ -149,14 +167,10 @@ def main(argv: list[str] | None = None) -> int:
 
     restorer = load_model(args.model, args.device)
     rows = []
-    with tempfile.TemporaryDirectory() as temporary:
-        work = args.keep or Path(temporary)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.keep) as work:
         for clip in args.clips:
             rows.extend(measure(clip, args.budgets, restorer, work, args.transfer))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    write_rows(args.json, rows)
     return 0
 
 

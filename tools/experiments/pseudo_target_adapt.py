@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    from measure_adapt import _scores
+    from measure_adapt import _scores, write_rows
 
     from refdeblur_video.model.restorer import load_model
     from refdeblur_video.pipeline import deblur_video
@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["gain_db"] = row["pseudo"]["psnr"] - base["psnr"]
             print(json.dumps(row), flush=True)
             rows.append(row)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    write_rows(args.json, rows)
     return 0
 
 

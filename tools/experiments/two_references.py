@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure_adapt import _scores  # noqa: E402
+from measure_adapt import _scores, work_folder, write_rows  # noqa: E402
 
 
 def measure(clip: Path, restorer, work: Path) -> dict:
@@ -53,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     restorer = load_model(args.model, args.device)
     rows = []
-    with tempfile.TemporaryDirectory() as temporary:
-        work = args.keep or Path(temporary)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.keep) as work:
         for clip in args.clips:
             rows.append(measure(clip, restorer, work))
             print(json.dumps(rows[-1]), flush=True)
@@ -66,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['clip']:22} {both['frames']:6d} {row['input']['psnr']:7.2f} "
               f"{one['psnr']:7.2f} {both['psnr']:7.2f} {both['psnr'] - one['psnr']:+6.2f} "
               f"{both['seconds'] / one['seconds']:13.2f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    write_rows(args.json, rows)
     return 0
 
 
