@@ -5,8 +5,8 @@ For each model config, precision and frame size: the whole ``refdeblur-video --a
 run on a clip of N frames (frames per second, model loading excluded), then the same
 frames through each stage on its own, in order, with the device synchronised after each
 (seconds per frame): decode, to the device, network (with the reference check), the step
-after the network (the reference transfer: PyTorch on a GPU, OpenCV on a CPU), back from
-the device, encode. On a GPU the frames go to the device once and only the finished frame
+after the network (the reference transfer from both sides: PyTorch on a GPU, OpenCV on a
+CPU), back from the device, encode. On a GPU the frames go to the device once and only the finished frame
 comes back, as in the main job (``Restorer.restore_on_device`` and ``Refiner``).
 
     python tools/bench/bench_stages.py --device cuda --configs lite paper \\
@@ -71,9 +71,11 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
     times["decode"] = time.perf_counter() - start
     images = [f.image for f in frames]
     refs = images[1:] + images[-2:-1]
+    others = images[1:2] + images[:-1]  # the other side's reference, for the second transfer
     refine, plain, finished = Refiner(DEFAULT_TRANSFER), Refiner(None), []
     for i in range(0, len(images), batch):
-        chunk, chunk_refs = images[i:i + batch], refs[i:i + batch]
+        chunk, chunk_refs, chunk_others = images[i:i + batch], refs[i:i + batch], \
+            others[i:i + batch]
         tick = time.perf_counter()
         b, r = (images_to_tensor(x, device) for x in (chunk, chunk_refs))
         _sync(device)
@@ -87,11 +89,13 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
             tick = time.perf_counter()
             if not on_device:
                 restored = out[k].permute(1, 2, 0).numpy()
-                final = refine(restored, frame, chunk_refs[k])
+                final = refine(restored, frame, chunk_refs[k], chunk_others[k])
             else:
                 from refdeblur_video.refine.torch_transfer import transfer_reference_torch
 
                 fused = transfer_reference_torch(out[k:k + 1], used_refs[k:k + 1].float())
+                fused = transfer_reference_torch(fused, images_to_tensor([chunk_others[k]],
+                                                                         device))
                 _sync(device)
                 times["transfer"] += time.perf_counter() - tick
                 tick = time.perf_counter()
