@@ -6,8 +6,9 @@ run on a clip of N frames (frames per second, model loading excluded), then the 
 frames through each stage on its own, in order, with the device synchronised after each
 (seconds per frame): decode, to the device, network (with the reference check), the step
 after the network (the reference transfer from both sides: PyTorch on a GPU, OpenCV on a
-CPU), back from the device, encode. On a GPU the frames go to the device once and only the finished frame
-comes back, as in the main job (``Restorer.restore_on_device`` and ``Refiner``).
+CPU), back from the device, encode. On a GPU the frames go to the device once and only the
+finished frame comes back, as in the main job (``Restorer.restore_on_device`` and
+``Refiner``).
 
     python tools/bench/bench_stages.py --device cuda --configs lite paper \\
         --precisions amp fp32 --sizes 1280x720 1920x1080 --json stages.json

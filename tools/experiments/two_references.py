@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The reference transfer from the sharp frames on both sides of a blurry frame (the
-default) against the chosen reference only (``--one-reference``): the whole pipeline on
-clips with ground truth, PSNR/SSIM of the frames it restored, and its time.
+default) against the chosen reference only (``--one-reference``) and no transfer
+(``--no-transfer``, the network alone): the whole pipeline on clips with ground truth,
+PSNR/SSIM of the frames it restored, and its time.
 
     python tools/experiments/make_adapt_clips.py runs/adapt_clips     # training generators
     python tools/experiments/two_references.py runs/validation/rs6dof/clips/* runs/adapt_clips/* \\
@@ -26,10 +27,12 @@ def measure(clip: Path, restorer, work: Path) -> dict:
 
     gt = sorted((clip / "gt").glob("*.png"))
     row: dict = {"clip": clip.name}
-    for name, both_sides in (("both", True), ("one", False)):
+    for name, both_sides, transfer in (("both", True, True), ("one", False, True),
+                                       ("network", True, False)):
         out, log = work / f"{clip.name}_{name}.mkv", work / f"{clip.name}_{name}.json"
         summary = deblur_video(clip / "input.mp4", out, restorer, codec="ffv1", log=str(log),
-                               quiet=True, overwrite=True, both_sides=both_sides)
+                               quiet=True, overwrite=True, both_sides=both_sides,
+                               transfer=transfer)
         row[name] = {**_scores(out, log, gt), "seconds": round(summary.seconds, 2),
                      "second_references": sum(r.second_reference >= 0
                                               for r in summary.records)}
@@ -56,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         for clip in args.clips:
             rows.append(measure(clip, restorer, work))
             print(json.dumps(rows[-1]), flush=True)
-    print(f"{'clip':22} {'frames':>6} {'input':>7} {'one':>7} {'both':>7} {'gain':>6} "
-          f"{'time both/one':>13}")
+    print(f"{'clip':22} {'frames':>6} {'input':>7} {'network':>7} {'one':>7} {'both':>7} "
+          f"{'gain':>6} {'time both/one':>13}")
     for row in rows:
         one, both = row["one"], row["both"]
         print(f"{row['clip']:22} {both['frames']:6d} {row['input']['psnr']:7.2f} "
-              f"{one['psnr']:7.2f} {both['psnr']:7.2f} {both['psnr'] - one['psnr']:+6.2f} "
-              f"{both['seconds'] / one['seconds']:13.2f}")
+              f"{row['network']['psnr']:7.2f} {one['psnr']:7.2f} {both['psnr']:7.2f} "
+              f"{both['psnr'] - one['psnr']:+6.2f} {both['seconds'] / one['seconds']:13.2f}")
     write_rows(args.json, rows)
     return 0
 
