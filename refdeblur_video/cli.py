@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--one-reference", dest="both_sides", action="store_false",
                    help="transfer detail from the chosen reference only; by default the sharp "
                    "frame on the other side of a blurry frame is transferred from too, after "
-                   "it, and fills in what the first does not show (one more optical flow per "
+                   "it, and fills in what the first does not show (one more transfer per "
                    "blurry frame)")
     m.add_argument("--cpu-transfer", action="store_true",
                    help="on a GPU, run the reference transfer on the CPU with OpenCV's optical "

@@ -262,7 +262,8 @@ def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
     from refdeblur_video.pipeline.framelog import FrameRecord, write_frame_log
 
     records = [FrameRecord(index=i, pts=i, time_s=0.04 * i, shot=0, sharpness=s, blurry=b,
-                           reference=r, reference_used=u, seconds=0.2 * b)
+                           reference=r, reference_used=u, second_reference=-1,
+                           seconds=0.2 * b)
                for i, s, b, r, u in [(0, 0.5, 0, -1, None), (1, 0.1, 1, 0, 1),
                                      (2, 0.1, 1, 0, 0)]]
     for name in ("frames.csv", "frames.json"):

@@ -14,12 +14,12 @@ import torch
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
-from refdeblur_video.frames.references import ReferencePlanner, plan_references
+from refdeblur_video.frames.references import FrameDecision, ReferencePlanner, plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
-from refdeblur_video.pipeline.stream import run_stream
+from refdeblur_video.pipeline.stream import WorkItem, run_stream
 from refdeblur_video.video.reader import Frame, open_reader
 from refdeblur_video.video.synthetic import make_image, render_frames
 
@@ -145,19 +145,36 @@ def test_the_transfer_borrows_from_both_sides_unless_one_reference(make_test_cli
     clip = make_test_clip("in.mkv", n_frames=14, blurry={5, 6, 7}, size=(256, 160),
                           codec="ffv1", pix_fmt="bgr0")
     rows, frames = {}, {}
-    for both_sides in (True, False):
-        out, log = tmp_path / f"{both_sides}.mkv", tmp_path / f"{both_sides}.json"
+    for name, options in (("both", {}), ("one", {"both_sides": False}),
+                          ("none", {"transfer": False})):
+        out, log = tmp_path / f"{name}.mkv", tmp_path / f"{name}.json"
         deblur_video(clip.path, out, restorer, quiet=True, codec="ffv1", pix_fmt="bgr0",
-                     log=str(log), both_sides=both_sides)
-        rows[both_sides] = {r["index"]: r for r in json.loads(log.read_text())["frames"]}
-        frames[both_sides] = [image for _, image in decoded(out)]
-    both = rows[True]
+                     log=str(log), **options)
+        rows[name] = {r["index"]: r for r in json.loads(log.read_text())["frames"]}
+        frames[name] = [image for _, image in decoded(out)]
+    both = rows["both"]
     assert both[5]["second_reference"] == 8 and both[7]["second_reference"] == 4
     assert {both[6]["reference"], both[6]["second_reference"]} == {4, 8}
     assert all(r["second_reference"] == -1 for i, r in both.items() if i not in (5, 6, 7))
-    assert all(r["second_reference"] == -1 for r in rows[False].values())
-    for index, (a, b) in enumerate(zip(frames[True], frames[False], strict=True)):
+    for name in ("one", "none"):
+        assert all(r["second_reference"] == -1 for r in rows[name].values()), name
+    for index, (a, b) in enumerate(zip(frames["both"], frames["one"], strict=True)):
         assert np.array_equal(a, b) == (index not in (5, 6, 7)), index
+
+
+def test_the_other_reference_is_only_offered_after_the_first_was_used():
+
+    first, second = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    decision = FrameDecision(index=1, score=0.1, normalised=0.1, blurry=True, reference=0,
+                             second=2)
+    item = WorkItem(Frame(1, 1, Fraction(1, 25), first + 2), decision, first, second)
+    assert item.other_reference is None  # not restored yet
+    item.reference_used = True
+    assert item.other_reference is second  # the first was used: the other side follows
+    item.second_used = True
+    assert item.other_reference is None  # the first was rejected: the second is the one used
+    item.reference_used, item.second_used = False, False
+    assert item.other_reference is None  # both rejected: the frame is its own
 
 
 def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path):

@@ -56,7 +56,9 @@ class Baseline:
 
 
 def _finished(restorer: Restorer, refiner: Refiner, check: Crosscheck) -> np.ndarray:
-    """The frame as the pipeline finishes it: network, then the refine step (float)."""
+    """The frame as the pipeline finishes it: network, then the refine step (float), from
+    the first reference only: the pipeline also transfers from the second neighbour, which
+    here is the judge, so both models' outputs are compared before that step."""
     restored, used = restorer.restore_floats([check.blurry], [check.reference])
     reference = check.reference if used[0] else None
     return to_float(refiner(restored[0], check.blurry, reference))

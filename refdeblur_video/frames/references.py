@@ -21,8 +21,9 @@ Rules (the same for :func:`plan_references` and the streaming :class:`ReferenceP
    to the nearer frame, then to the earlier one: a nearer frame shows more of the same
    content, which is what the reference is for.
 4. **Second choice.** Rule 3 applied to the candidates on the other side of the blurry
-   frame only, or -1: the pipeline tries it when the reference check rejects the first
-   choice (a cut the shot detection missed, say, or a flash).
+   frame only, or -1: the pipeline restores against it when the reference check rejects
+   the first choice (a cut the shot detection missed, say, or a flash), and otherwise
+   transfers detail from it after the first (it shows what the first may not).
 5. **Fallback.** If rule 3 finds no frame scoring strictly higher than the blurry frame
    itself (possible only with ``all_frames=True``, a shot of one frame, or ``max_offset <
    window``), the reference is ``-1``: there is no better frame to borrow from, and the caller

@@ -32,7 +32,7 @@ class FrameRecord:
     blurry: int
     reference: int
     reference_used: int | None  # 1/0: the reference passed/failed the check; None: not restored
-    second_reference: int = -1  # the frame the transfer also borrowed from, after reference
+    second_reference: int  # the frame the transfer also borrowed from, after ``reference``
     seconds: float
 
 

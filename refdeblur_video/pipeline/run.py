@@ -154,7 +154,8 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 frame = item.frame
                 # an untouched frame keeps its decoded planes: written from them, bit-exact
                 writer.write(frame if item.output is None else frame.with_image(item.output))
-                record = _frame_record(item, refiner.uses_second)
+                record = _frame_record(item, refiner.takes_second(
+                    frame.image, item.used_reference, item.other_reference))
                 _count(summary, record)
                 segments.frame(record)
                 bar.update(1)
@@ -211,7 +212,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
                          sharpness=round(sharpness(blurry), 4), blurry=1,
                          reference=-2 if opts.ref else -1, reference_used=_used(used),
-                         seconds=round(seconds, 4))
+                         second_reference=-1, seconds=round(seconds, 4))
     if opts.log:
         write_frame_log(opts.log, [record])
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
@@ -241,11 +242,11 @@ def _used(reference_used: bool | None) -> int | None:
     return None if reference_used is None else int(reference_used)
 
 
-def _frame_record(item: WorkItem, uses_second: bool) -> FrameRecord:
-    """The frame log's row of a frame the stream has finished (``uses_second``: the refine
-    step transferred from :attr:`WorkItem.other_reference` where there was one)."""
+def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
+    """The frame log's row of a frame the stream has finished (``took_second``: the refine
+    step transferred from :attr:`WorkItem.other_reference`)."""
     frame, decision = item.frame, item.decision
-    second = decision.second if uses_second and item.other_reference is not None else -1
+    second = decision.second if took_second else -1
     return FrameRecord(
         index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
         sharpness=round(decision.score, 4), blurry=int(decision.blurry),

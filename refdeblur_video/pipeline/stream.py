@@ -38,7 +38,8 @@ class WorkItem:
     frame: Frame
     decision: FrameDecision
     reference: np.ndarray | None  # None: pass through untouched
-    second: np.ndarray | None = None  # tried when the reference check rejects ``reference``
+    second: np.ndarray | None = None  # the other side's: restored against if the check
+    # rejects ``reference``, else transferred from after it (``other_reference``)
     output: np.ndarray | None = None  # the network's float output, then the final image
     reference_used: bool | None = None  # False: the reference check put the frame in its place
     second_used: bool = False  # the output was restored against ``second``

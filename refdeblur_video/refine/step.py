@@ -28,10 +28,12 @@ class Refiner:
         self.settings = settings
         self.both_sides = both_sides  # False: a ``second`` reference is ignored
 
-    @property
-    def uses_second(self) -> bool:
-        """Whether a ``second`` reference given to the call is transferred from."""
-        return self.settings is not None and self.both_sides
+    def takes_second(self, frame: np.ndarray, reference: np.ndarray | None,
+                     second: np.ndarray | None) -> bool:
+        """Whether a call with these images transfers from ``second`` (after
+        ``reference``)."""
+        return (self.both_sides and self._transfers(frame, reference)
+                and self._transfers(frame, second))
 
     def _transfers(self, frame: np.ndarray, reference: np.ndarray | None) -> bool:
         return self.settings is not None and reference is not None and not (
@@ -44,12 +46,12 @@ class Refiner:
         was given (None or the frame: nothing to transfer); ``second``: another reference
         to transfer from after it (used only where ``reference`` is). Returns an image of
         ``frame``'s dtype."""
-        first = self._transfers(frame, reference)
-        if not (first and self.uses_second and self._transfers(frame, second)):
+        first = reference if self._transfers(frame, reference) else None
+        if not self.takes_second(frame, reference, second):
             second = None
         if not isinstance(restored, np.ndarray):
-            return self._on_device(restored, frame, reference if first else None, second)
-        for image in (reference if first else None, second):
+            return self._on_device(restored, frame, first, second)
+        for image in (first, second):
             if image is not None:
                 restored = transfer_reference(restored, to_float(image), self.settings)
         return from_float(restored, frame.dtype)

@@ -72,11 +72,15 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
     times["decode"] = time.perf_counter() - start
     images = [f.image for f in frames]
     refs = images[1:] + images[-2:-1]
-    others = images[1:2] + images[:-1]  # the other side's reference, for the second transfer
+    # the other side's reference, for the second transfer: never the first one again
+    others = [images[i - 1] if i > 0 else images[min(2, len(images) - 1)]
+              for i in range(len(images))]
+    if len(images) > 2:
+        others[-1] = images[-3]
     refine, plain, finished = Refiner(DEFAULT_TRANSFER), Refiner(None), []
     for i in range(0, len(images), batch):
-        chunk, chunk_refs, chunk_others = images[i:i + batch], refs[i:i + batch], \
-            others[i:i + batch]
+        chunk, chunk_refs, chunk_others = (images[i:i + batch], refs[i:i + batch],
+                                           others[i:i + batch])
         tick = time.perf_counter()
         b, r = (images_to_tensor(x, device) for x in (chunk, chunk_refs))
         _sync(device)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _scores(output: Path, log: Path, gt: list[Path]) -> dict:
+def restored_scores(output: Path, log: Path, gt: list[Path]) -> dict:
     """Mean PSNR/SSIM of the restored frames against their ground truth."""
     import numpy as np
 
@@ -91,9 +91,9 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
                                                       "crosscheck_gain_db", "fit",
                                                       "pseudo_targets")})
         if gt:
-            row.update(_scores(out, log, gt))
+            row.update(restored_scores(out, log, gt))
             if budget is None:
-                row["input"] = _scores(video, log, gt)  # the blurry frames as they came
+                row["input"] = restored_scores(video, log, gt)  # the blurry frames as they came
         else:
             row.update(_sharpness(out, log, video))
         rows.append(row)

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    from measure_adapt import _scores, write_rows
+    from measure_adapt import restored_scores, write_rows
 
     from refdeblur_video.model.restorer import load_model
     from refdeblur_video.pipeline import deblur_video
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             out, log = work / f"{clip.name}_base.mkv", work / f"{clip.name}_base.json"
             deblur_video(video, out, restorer, codec="ffv1", log=str(log), quiet=True,
                          overwrite=True)
-            base = _scores(out, log, gt)
+            base = restored_scores(out, log, gt)
             pairs = _pairs(video, log, restorer)
             row = {"clip": clip.name, "base": base, "pairs": len(pairs)}
             if pairs:
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 out2 = work / f"{clip.name}_pseudo.mkv"
                 deblur_video(video, out2, adapted, codec="ffv1", log=str(log), quiet=True,
                              overwrite=True)
-                row["pseudo"] = _scores(out2, log, gt)
+                row["pseudo"] = restored_scores(out2, log, gt)
                 row["gain_db"] = row["pseudo"]["psnr"] - base["psnr"]
             print(json.dumps(row), flush=True)
             rows.append(row)

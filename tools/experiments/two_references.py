@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure_adapt import _scores, work_folder, write_rows  # noqa: E402
+from measure_adapt import restored_scores, work_folder, write_rows  # noqa: E402
 
 
 def measure(clip: Path, restorer, work: Path) -> dict:
@@ -33,11 +33,11 @@ def measure(clip: Path, restorer, work: Path) -> dict:
         summary = deblur_video(clip / "input.mp4", out, restorer, codec="ffv1", log=str(log),
                                quiet=True, overwrite=True, both_sides=both_sides,
                                transfer=transfer)
-        row[name] = {**_scores(out, log, gt), "seconds": round(summary.seconds, 2),
+        row[name] = {**restored_scores(out, log, gt), "seconds": round(summary.seconds, 2),
                      "second_references": sum(r.second_reference >= 0
                                               for r in summary.records)}
         if name == "both":
-            row["input"] = _scores(clip / "input.mp4", log, gt)
+            row["input"] = restored_scores(clip / "input.mp4", log, gt)
     return row
 
 
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{'gain':>6} {'time both/one':>13}")
     for row in rows:
         one, both = row["one"], row["both"]
+        if not both["frames"]:
+            print(f"{row['clip']:22} {0:6d}  (no blurry frames)")
+            continue
         print(f"{row['clip']:22} {both['frames']:6d} {row['input']['psnr']:7.2f} "
               f"{row['network']['psnr']:7.2f} {one['psnr']:7.2f} {both['psnr']:7.2f} "
               f"{both['psnr'] - one['psnr']:+6.2f} {both['seconds'] / one['seconds']:13.2f}")
