@@ -32,8 +32,10 @@ class Refiner:
                      second: np.ndarray | None) -> bool:
         """Whether a call with these images transfers from ``second`` (after
         ``reference``)."""
-        return (self.both_sides and self._transfers(frame, reference)
-                and self._transfers(frame, second))
+        return self._transfers(frame, reference) and self._second_usable(frame, second)
+
+    def _second_usable(self, frame: np.ndarray, second: np.ndarray | None) -> bool:
+        return self.both_sides and self._transfers(frame, second)
 
     def _transfers(self, frame: np.ndarray, reference: np.ndarray | None) -> bool:
         return self.settings is not None and reference is not None and not (
@@ -47,7 +49,7 @@ class Refiner:
         to transfer from after it (used only where ``reference`` is). Returns an image of
         ``frame``'s dtype."""
         first = reference if self._transfers(frame, reference) else None
-        if not self.takes_second(frame, reference, second):
+        if first is None or not self._second_usable(frame, second):
             second = None
         if not isinstance(restored, np.ndarray):
             return self._on_device(restored, frame, first, second)
@@ -67,9 +69,9 @@ class Refiner:
         if reference is not None:
             restored = transfer_reference_torch(restored, output.reference[None],
                                                 self.settings)
-            if second is not None:
-                restored = transfer_reference_torch(
-                    restored, images_to_tensor([second], restored.device), self.settings)
+        if second is not None:  # only ever given after a first reference
+            restored = transfer_reference_torch(
+                restored, images_to_tensor([second], restored.device), self.settings)
         peak = peak_value(frame.dtype)
         # rounded as from_float rounds (half to even), then one copy back in the frame's type
         samples = torch.round(restored[0].clamp(0.0, 1.0) * peak).permute(1, 2, 0)

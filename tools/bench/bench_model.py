@@ -165,10 +165,10 @@ def _measure_matmul(device: str, q):
     q.put({"gflops": 2 * n**3 / best / 1e9})
 
 
-def _textured_pair(h: int, w: int, other_side: bool = False):
-    """A textured frame softened by a Gaussian, and a sharp copy moved by a few pixels (a
-    reference that passes the reference check), H x W x 3 float32 in [0, 1]; with
-    ``other_side`` also a copy moved the other way (the sharp frame on the other side)."""
+def _textured_frames(h: int, w: int):
+    """A textured frame softened by a Gaussian, a sharp copy moved by a few pixels (a
+    reference that passes the reference check) and one moved the other way (the sharp
+    frame on the other side), H x W x 3 float32 in [0, 1]."""
     import cv2
     import numpy as np
 
@@ -178,15 +178,15 @@ def _textured_pair(h: int, w: int, other_side: bool = False):
     scene += cv2.GaussianBlur(rng.random(scene.shape, dtype=np.float32), (0, 0), 1.0)
     scene = np.clip(scene / 2, 0, 1)
     frame, reference = scene[8:8 + h, 8:8 + w], scene[5:5 + h, 12:12 + w]
-    pair = cv2.GaussianBlur(frame, (0, 0), 1.5), np.ascontiguousarray(reference)
-    return (*pair, np.ascontiguousarray(scene[11:11 + h, 4:4 + w])) if other_side else pair
+    return (cv2.GaussianBlur(frame, (0, 0), 1.5), np.ascontiguousarray(reference),
+            np.ascontiguousarray(scene[11:11 + h, 4:4 + w]))
 
 
 def _measure_transfer(h: int, w: int, repeats: int, q):
     """The reference transfer (``refine/transfer.py``) on a textured frame and a moved copy."""
     from refdeblur_video.refine.transfer import transfer_reference
 
-    restored, reference = _textured_pair(h, w)
+    restored, reference, _ = _textured_frames(h, w)
     base = _current_rss_mb()
     best = float("inf")
     for _ in range(max(1, repeats)):
@@ -215,7 +215,7 @@ def _measure_adapt_step(device: str, h: int, w: int, repeats: int, q):
 
     restorer = load_model("default", device, warn_untrained=False)
     settings = settings_for(restorer.device.type)
-    scene = (_textured_pair(h, w)[1] * 255).round().astype(np.uint8)
+    scene = (_textured_frames(h, w)[1] * 255).round().astype(np.uint8)
     crop, margin = crop_size(settings.crop, (h, w)), margin_for((h, w))
     rng = np.random.default_rng(0)
     regions = []
@@ -270,7 +270,7 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     before = variant == "before"
     restorer = load_model(weights, "cpu", warn_untrained=False)
     settings = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
-    blurry, reference, other = _textured_pair(h, w, other_side=True)
+    blurry, reference, other = _textured_frames(h, w)
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
     base = _current_rss_mb()
     with legacy_path() if before else contextlib.nullcontext():
