@@ -58,11 +58,11 @@
 # References: a real neighbour 1-4 frames away (outside the averaged frames), none (the blurry
 # frame itself, SELF_REF: 20 %) or an unrelated frame (15 % of the rest).
 # Start: the shipped model (stage 8 of tools/recipes/train_default.sh), its matching encoder
-# phi frozen as in stage 8. A session that cannot take runs/ along commits the run's latest
-# weights as fp16 to tools/recipes/in_progress/general_fp16_1.safetensors
-# (`python tools/recipes/gpu_session.py split runs/general/model.safetensors
-# tools/recipes/in_progress/general_fp16 --parts 1`); without runs/general/ the next run
-# starts from them (a fresh optimiser and warm-up), else from the shipped model.
+# phi frozen as in stage 8. runs/ does not outlive a checkout, so a session commits each
+# run's latest weights as fp16 (`bash tools/recipes/carry.sh NAME` writes
+# tools/recipes/in_progress/NAME_fp16_1.safetensors); without runs/NAME/ the next run of
+# that NAME starts from them (a fresh optimiser and warm-up, INIT ignored), else from INIT
+# or the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 V=${VIDEOS:-../shared/data/videos}
@@ -101,12 +101,13 @@ photos=$( (find "$PHOTOS" -maxdepth 1 -type f; printf '%s\n' "${more[@]}" "${lea
          | sort | paste -sd, | sed 's/,/, /g')
 resume=()
 init=refdeblur_video/weights/lite.safetensors
-carried=$here/in_progress/general_fp16_1.safetensors
+carried=$here/in_progress/${NAME:-general}_fp16_1.safetensors
 if [ -f "$OUT/last.safetensors" ]; then
   resume=(--resume)
 elif [ -f "$carried" ]; then
-  init=$RUNS/general_init.safetensors
+  init=$RUNS/${NAME:-general}_init.safetensors
   "$PY" "$here/gpu_session.py" join "$carried" "$init" >/dev/null
+  INIT=$init
 fi
 [ -n "${THREADS:-}" ] && export OMP_NUM_THREADS=$THREADS
 nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
