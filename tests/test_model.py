@@ -356,8 +356,8 @@ def test_reference_check_drops_a_reference_that_does_not_show_the_scene(pooled_p
         # independently: mean confidence of the match within the radius against the
         # reference, over that of the match within one cell against the frame itself
         query = net.phi(blurry)
-        found = match(query, net.phi(net._soften(references)), "local", TINY_MATCH.radius)
-        own = match(query, net.phi(net._soften(blurry)), "local", 1)
+        found = match(query, net.phi(net.soften(references)), "local", TINY_MATCH.radius)
+        own = match(query, net.phi(net.soften(blurry)), "local", 1)
         ratio = found.confidence.mean((1, 2, 3)) / own.confidence.mean((1, 2, 3))
         agreement = net.reference_agreement(blurry, references)
         assert torch.allclose(agreement, ratio, atol=1e-6)

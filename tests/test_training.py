@@ -157,6 +157,29 @@ def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config,
 
 
 
+def test_the_matching_loss_trains_a_frozen_phi_and_is_logged(train_config, tmp_path):
+    from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
+    from refdeblur_video.model.config import parse_config
+
+    torch.manual_seed(0)
+    config, settings = parse_config(TINY_MODEL)
+    init = tmp_path / "init.safetensors"
+    start = RefDeblurNet(config, settings.matching)
+    save_checkpoint(init, start, config)
+    out = tmp_path / "matching"
+    assert train_main(["--config", str(train_config), "--set", f"init={init}",
+                       "--set", f"out={out}", "--set", "train.steps=3",
+                       "--set", "train.freeze_phi=true", "--set", "train.match_weight=1.0",
+                       "--set", "train.match_radius=3", "--quiet"]) == 0
+    trained = load_model(out / "model.safetensors", "cpu").model
+    phi = dict(start.phi.named_parameters())
+    assert any(not torch.equal(p, phi[n]) for n, p in trained.phi.named_parameters())
+    with (out / "train_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(row["matching"]) > 0 for row in rows)
+    assert all(0.0 <= float(row["match_right"]) <= 1.0 for row in rows)
+
+
 @pytest.mark.parametrize("workers, whole_group", [(0, False), (1, True)],
                          ids=["kill-PID", "kill-process-group-with-a-data-worker"])
 def test_kill_saves_the_training_state_first(train_config, tmp_path, workers, whole_group):

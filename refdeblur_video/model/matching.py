@@ -35,7 +35,7 @@ class MatchResult:
     confidence: Tensor
 
 
-def _box3x3_sum(x: Tensor) -> Tensor:
+def box3x3_sum(x: Tensor) -> Tensor:
     """Sum over each zero-padded 3x3 neighbourhood (separable: three rows, three columns)."""
     h, w = x.shape[-2:]
     p = F.pad(x, (1, 1, 1, 1))
@@ -45,7 +45,7 @@ def _box3x3_sum(x: Tensor) -> Tensor:
 
 def patch_norms(features: Tensor) -> Tensor:
     """L2 norm of every zero-padded 3x3 patch of ``features``: (B, 1, H, W)."""
-    return _box3x3_sum(features.pow(2).sum(1, keepdim=True)).clamp_min(0).sqrt()
+    return box3x3_sum(features.pow(2).sum(1, keepdim=True)).clamp_min(0).sqrt()
 
 
 def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16, *,
@@ -106,7 +106,7 @@ def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16, *,
             b, n_off, h, wide)[..., :w].contiguous()
         for i, dx in enumerate(order):
             norms[:, i] = kn_pad[:, 0, rows, r + dx : r + dx + w]
-        boxed = _box3x3_sum(dots.view(b * n_off, 1, h, w)).view(b, n_off, h, w)
+        boxed = box3x3_sum(dots.view(b * n_off, 1, h, w)).view(b, n_off, h, w)
         sim = boxed.div_((q_norm * norms).clamp_min_(EPS))
         score = sim
         if prior:

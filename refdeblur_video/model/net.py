@@ -91,7 +91,7 @@ class RefDeblurNet(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def _soften(self, image: Tensor) -> Tensor:
+    def soften(self, image: Tensor) -> Tensor:
         """Down- and up-sampled, so a sharp reference looks as soft as the blurry query."""
         factor = self.config.ref_blur_factor
         return _resize(_resize(image, 1 / factor), factor) if factor > 1 else image
@@ -119,15 +119,15 @@ class RefDeblurNet(nn.Module):
 
     def match(self, blurry: Tensor, reference: Tensor) -> MatchResult:
         """Index and confidence maps at 1/4 resolution (inputs already padded)."""
-        return self._match_features(self.phi(blurry), self.phi(self._soften(reference)))
+        return self._match_features(self.phi(blurry), self.phi(self.soften(reference)))
 
     def reference_scores(self, blurry: Tensor, reference: Tensor) -> ReferenceScores:
         """How well each reference shows its frame's scene (see :class:`ReferenceScores`)."""
         blurry, reference = self._pad(blurry, reference)
         query = self.phi(blurry)
-        found = self._match_features(query, self.phi(self._soften(reference)))
+        found = self._match_features(query, self.phi(self.soften(reference)))
         # the frame finds itself in place: one cell of search is enough
-        own = self._match_features(query, self.phi(self._soften(blurry)), "local", 1)
+        own = self._match_features(query, self.phi(self.soften(blurry)), "local", 1)
         return ReferenceScores(found.confidence.mean((1, 2, 3)),
                                own.confidence.mean((1, 2, 3)), found)
 

@@ -56,6 +56,11 @@ class OptimConfig:
     gan_start: int | None = None  # step at which the GAN term starts; None: no GAN
     grad_clip: float | None = 1.0
     freeze_phi: bool = False  # keep the matching encoder as initialised (init / VGG19 weights)
+    # the contrastive matching loss that teaches phi where each patch is (training.match_loss;
+    # 0: off); with freeze_phi, phi learns from it alone
+    match_weight: float = 0.0
+    match_radius: int = 4  # its search window, in 1/4-resolution cells
+    match_temperature: float = 0.05
     val_every: int = 500
     ckpt_every: int = 250
     log_every: int = 25

@@ -39,6 +39,7 @@ from ..model.phi import load_vgg19_weights
 from ..model.restorer import resolve_model, tensor_to_images
 from ..model.weights import load_weights_into, save_checkpoint
 from .config import TrainConfig
+from .match_loss import matching_loss
 from .state import load_training_state, save_training_state
 
 
@@ -211,6 +212,10 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
     model = model.to(device).to(memory_format=torch.channels_last)
     if opt.freeze_phi:  # matching features as initialised: the confidences cannot drift
         model.phi.requires_grad_(False)
+    if opt.match_weight > 0:
+        if rank.world > 1:  # its backward pass bypasses DDP: gradients would not be averaged
+            raise UserError("train.match_weight: not supported under torchrun")
+        model.phi.requires_grad_(True)  # with freeze_phi: by the matching loss alone
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=opt.lr, betas=(0.9, 0.999))
     use_gan = opt.gan_start is not None and opt.adversarial_weight > 0
@@ -268,6 +273,15 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         loss = loss + weights.adversarial * loss_adv
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    extra = {}
+    if opt.match_weight > 0:
+        if opt.freeze_phi:  # phi learns where patches are, not what the decoder wants
+            for parameter in run.model.phi.parameters():
+                parameter.grad = None
+        loss_match, right = matching_loss(run.model, batch["blur"], batch["sharp"],
+                                          opt.match_radius, opt.match_temperature)
+        (opt.match_weight * loss_match).backward()
+        extra = {"matching": loss_match.detach(), "match_right": right}
     if opt.grad_clip:
         nn.utils.clip_grad_norm_(run.model.parameters(), opt.grad_clip)
     run.optimizer.step()
@@ -278,7 +292,7 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         run.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         run.optimizer_d.step()
-    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv}
+    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv, **extra}
 
 
 def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: float,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from refdeblur_video.model.matching import EPS, MatchResult, _box3x3_sum, patch_norms
+from refdeblur_video.model.matching import EPS, MatchResult, box3x3_sum, patch_norms
 from refdeblur_video.refine.transfer import TransferSettings
 
 # three forward flows at full resolution with a stride of a quarter of the patch, each with
@@ -165,7 +165,7 @@ def match_local_2026_11(query: Tensor, key: Tensor, radius: int,
             torch.mul(q_last, k_last[:, rows, cols], out=product)
             torch.sum(product, -1, out=dots[:, i])
             norms[:, i] = kn_pad[:, 0, rows, cols]
-        boxed = _box3x3_sum(dots.view(b * len(order), 1, h, w)).view(b, len(order), h, w)
+        boxed = box3x3_sum(dots.view(b * len(order), 1, h, w)).view(b, len(order), h, w)
         sim = boxed / (q_norm * norms).clamp_min(EPS)
         valid = (ys + dy >= 0) & (ys + dy < h) & (xs + dx_t >= 0) & (xs + dx_t < w)
         value, arg = sim.masked_fill(~valid, -math.inf).max(dim=1, keepdim=True)

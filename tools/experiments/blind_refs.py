@@ -102,7 +102,7 @@ def forced_match_output(restorer, blurry: np.ndarray, sharp: np.ndarray,
         if measured:
             from refdeblur_video.model.net import matched_confidence
 
-            confidence = matched_confidence(model.phi(x), model.phi(model._soften(r)), index)
+            confidence = matched_confidence(model.phi(x), model.phi(model.soften(r)), index)
         out = model(x, r, matched=MatchResult(index, confidence))
     return from_float(out[0].permute(1, 2, 0).clamp(0, 1).numpy(), np.uint8)
 

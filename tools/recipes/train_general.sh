@@ -42,6 +42,11 @@
 #       # ALIGNED_REF: the share of crops whose reference is pre-aligned onto the blurry
 #       # frame by the reference transfer's flow (computed on the crop and 96 px around it),
 #       # as a model with `prealign: true` gets it at inference (0: none)
+#   NAME=general_match MATCH_WEIGHT=0.1 STEPS=1500 LR=3.0e-5 \
+#     INIT=runs/phi_match.safetensors bash tools/recipes/train_general.sh
+#       # MATCH_WEIGHT: the contrastive matching loss that teaches the (otherwise frozen)
+#       # matching encoder phi where each patch is (training/match_loss.py; 0: off), from a
+#       # phi trained so alone (tools/experiments/train_phi_matching.py)
 #
 # Material (training only; validation sources are listed in tools/recipes/make_validation.sh
 # and never appear here): the real clips 01_dog, 02_cups and 03_blocks of ../shared/data/videos,
@@ -122,6 +127,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, aligned_ref_prob: ${ALIGNED_REF:-0}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
+  --set train.match_weight=${MATCH_WEIGHT:-0} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}" >>"$OUT.log" 2>&1 &
