@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from refdeblur_video.model import ModelConfig, RefDeblurNet
 from refdeblur_video.model.inference import InferenceSettings
 from refdeblur_video.model.matching import match_local
-from refdeblur_video.training.match_loss import matching_loss, moved, window_similarities
+from refdeblur_video.training.match_loss import matching_loss, shifted, window_similarities
 
 
 def test_window_scores_are_the_local_search_scores():
@@ -24,7 +24,7 @@ def test_window_scores_are_the_local_search_scores():
     assert torch.equal(((ys + dy) * 16 + xs + dx)[inner], found.index[inner])
 
 
-def test_a_key_moved_by_whole_cells_is_found_there():
+def test_a_key_shifted_by_whole_cells_is_found_there():
     torch.manual_seed(1)
     features = torch.randn(1, 6, 16, 16)
     key = torch.roll(features, shifts=(1, -2), dims=(2, 3))
@@ -33,11 +33,31 @@ def test_a_key_moved_by_whole_cells_is_found_there():
     assert torch.all(arg == (3 + 1) * 7 + 3 - 2)
 
 
-def test_moved_shifts_content_and_replicates_the_border():
+def test_shifted_shifts_content_and_replicates_the_border():
     image = torch.arange(20.0).view(1, 1, 4, 5)
-    shifted = moved(image, 1, -2)
-    assert torch.equal(shifted[0, 0, 1:, :3], image[0, 0, :-1, 2:])
-    assert torch.equal(shifted[0, 0, 0, :3], image[0, 0, 0, 2:])
+    out = shifted(image, 1, -2)
+    assert torch.equal(out[0, 0, 1:, :3], image[0, 0, :-1, 2:])
+    assert torch.equal(out[0, 0, 0, :3], image[0, 0, 0, 2:])
+
+
+class _OracleNet:
+    """Features that a moved copy matches exactly: a pooled image, and no softening."""
+
+    @staticmethod
+    def phi(image):
+        return F.avg_pool2d(image, 4) - 0.5
+
+    @staticmethod
+    def soften(image):
+        return image
+
+
+def test_the_right_answer_is_the_move_of_the_key():
+    for seed in range(4):
+        sharp = _texture(seed)
+        loss, accuracy = matching_loss(_OracleNet(), sharp, sharp, radius=3,
+                                       generator=torch.Generator().manual_seed(seed))
+        assert accuracy.item() > 0.9, seed
 
 
 def _texture(seed: int, size: int = 64) -> torch.Tensor:

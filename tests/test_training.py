@@ -157,7 +157,7 @@ def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config,
 
 
 
-def test_the_matching_loss_trains_a_frozen_phi_and_is_logged(train_config, tmp_path):
+def test_the_matching_loss_trains_a_frozen_phi_and_is_logged(train_config, tmp_path, capsys):
     from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
     from refdeblur_video.model.config import parse_config
 
@@ -176,8 +176,14 @@ def test_the_matching_loss_trains_a_frozen_phi_and_is_logged(train_config, tmp_p
     assert any(not torch.equal(p, phi[n]) for n, p in trained.phi.named_parameters())
     with (out / "train_log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert all(float(row["matching"]) > 0 for row in rows)
-    assert all(0.0 <= float(row["match_right"]) <= 1.0 for row in rows)
+    assert len(rows) == 3
+    assert all(0.0 <= float(row["match_accuracy"]) <= 1.0 for row in rows)
+    # a state saved with phi trained cannot resume with phi frozen: one clear line
+    capsys.readouterr()
+    assert train_main(["--config", str(train_config), "--set", f"out={out}",
+                       "--set", "train.steps=4", "--set", "train.freeze_phi=true", "--quiet",
+                       "--resume"]) != 0
+    assert "another set of trainable parameters" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("workers, whole_group", [(0, False), (1, True)],

@@ -55,9 +55,11 @@ class OptimConfig:
     adversarial_weight: float = 5e-3
     gan_start: int | None = None  # step at which the GAN term starts; None: no GAN
     grad_clip: float | None = 1.0
-    freeze_phi: bool = False  # keep the matching encoder as initialised (init / VGG19 weights)
+    # no reconstruction gradient to the matching encoder: as initialised (init / VGG19
+    # weights), or trained by the matching loss alone when match_weight > 0
+    freeze_phi: bool = False
     # the contrastive matching loss that teaches phi where each patch is (training.match_loss;
-    # 0: off); with freeze_phi, phi learns from it alone
+    # 0: off)
     match_weight: float = 0.0
     match_radius: int = 4  # its search window, in 1/4-resolution cells
     match_temperature: float = 0.05
@@ -138,4 +140,9 @@ def train_config_from_dict(
         raise UserError("train config: data.manifest is required when data.source is manifest")
     if config.data.source == "videos" and not config.data.train_videos:
         raise UserError("train config: data.train_videos is empty")
+    if config.train.match_weight > 0 and config.train.match_radius < 2:
+        raise UserError("train config: train.match_radius must be at least 2 (the loss moves "
+                        "the reference by up to match_radius - 1 cells)")
+    if config.train.match_temperature <= 0:
+        raise UserError("train config: train.match_temperature must be positive")
     return config

@@ -128,6 +128,12 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
 
 def _append_csv(path: Path, row: dict) -> None:
     new = not path.exists()
+    if not new:
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != list(row):  # other columns (an option switched on at a resume)
+            path.rename(path.with_name(f"{path.stem}.{len(header)}cols{path.suffix}"))
+            new = True
     with path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
         if new:
@@ -190,6 +196,8 @@ class _Run:
     out_dir: Path
     step: int = 0
     best: float | None = None
+    # the matching loss's draws, apart from the data's (same data with it on or off)
+    match_rng: torch.Generator | None = None
 
     def save(self) -> None:
         """The resumable state (last.safetensors) and the weights (model.safetensors)."""
@@ -221,7 +229,8 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
     use_gan = opt.gan_start is not None and opt.adversarial_weight > 0
     disc = PatchDiscriminator().to(device) if use_gan else None
     optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
-    run = _Run(cfg, rank, device, model, settings, optimizer, disc, optimizer_d, out_dir)
+    run = _Run(cfg, rank, device, model, settings, optimizer, disc, optimizer_d, out_dir,
+               match_rng=torch.Generator().manual_seed(opt.seed + 1000 * rank.rank))
     if resume:
         state_path = out_dir / "last.safetensors"
         if not state_path.is_file():
@@ -262,6 +271,9 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     gan_on = run.disc is not None and run.step >= (opt.gan_start or 0)
+    phi_from_matching_only = opt.match_weight > 0 and opt.freeze_phi
+    if phi_from_matching_only:  # no reconstruction gradient through phi at all
+        run.model.phi.requires_grad_(False)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         output = net(batch["blur"], batch["ref"])
     output = output.float()
@@ -273,17 +285,22 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         loss = loss + weights.adversarial * loss_adv
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    extra = {}
+    match_losses: dict[str, torch.Tensor] = {}
     if opt.match_weight > 0:
-        if opt.freeze_phi:  # phi learns where patches are, not what the decoder wants
-            for parameter in run.model.phi.parameters():
-                parameter.grad = None
-        loss_match, right = matching_loss(run.model, batch["blur"], batch["sharp"],
-                                          opt.match_radius, opt.match_temperature)
+        run.model.phi.requires_grad_(True)
+        loss_match, accuracy = matching_loss(run.model, batch["blur"], batch["sharp"],
+                                             opt.match_radius, opt.match_temperature,
+                                             run.match_rng)
         (opt.match_weight * loss_match).backward()
-        extra = {"matching": loss_match.detach(), "match_right": right}
+        match_losses = {"matching": loss_match.detach(), "match_accuracy": accuracy}
     if opt.grad_clip:
-        nn.utils.clip_grad_norm_(run.model.parameters(), opt.grad_clip)
+        # phi's matching gradient is clipped on its own, so that it cannot shrink the
+        # network's reconstruction gradient
+        phi = set(run.model.phi.parameters()) if phi_from_matching_only else set()
+        rest = [p for p in run.model.parameters() if p not in phi]
+        nn.utils.clip_grad_norm_(rest, opt.grad_clip)
+        if phi:
+            nn.utils.clip_grad_norm_(list(phi), opt.grad_clip)
     run.optimizer.step()
     if gan_on:
         for group in run.optimizer_d.param_groups:
@@ -292,7 +309,7 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         run.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         run.optimizer_d.step()
-    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv, **extra}
+    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv, **match_losses}
 
 
 def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: float,

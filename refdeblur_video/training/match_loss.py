@@ -24,8 +24,10 @@ CELL = RefDeblurNet.stride  # pixels per matching cell
 
 def window_similarities(query: Tensor, key: Tensor, radius: int) -> Tensor:
     """(B, (2r+1)^2, H, W): cosine similarity of each 3x3 query patch with the key patch at
-    each offset within ``radius`` cells (offsets in row-major order, -r..r), as
-    :func:`~refdeblur_video.model.matching.match_local` scores them, differentiably."""
+    each offset within ``radius`` cells (offsets in row-major order, -r..r), differentiably.
+    Offsets that stay inside the map score as in
+    :func:`~refdeblur_video.model.matching.match_local`; those that leave it score 0 here
+    (-inf there)."""
     h, w = query.shape[-2:]
     pad = (radius, radius, radius, radius)
     keys = F.pad(key, pad)
@@ -40,7 +42,7 @@ def window_similarities(query: Tensor, key: Tensor, radius: int) -> Tensor:
     return torch.cat(scores, dim=1)
 
 
-def moved(image: Tensor, dy: int, dx: int) -> Tensor:
+def shifted(image: Tensor, dy: int, dx: int) -> Tensor:
     """``image`` moved by (dy, dx) pixels (content at y comes from y - dy), the border
     replicated."""
     pad = max(abs(dy), abs(dx))
@@ -56,13 +58,16 @@ def matching_loss(net: RefDeblurNet, blurry: Tensor, sharp: Tensor, radius: int 
                   ) -> tuple[Tensor, Tensor]:
     """The loss of one batch of blurry crops and their sharp frames (B, 3, H, W), and the
     share of cells whose best match is the right one (detached). One move per batch, drawn
-    within ``radius - 1`` cells; cells that see the replicated border are left out."""
+    within ``radius - 1`` cells. Only cells at least ``radius + 1`` cells from the border
+    count: their right answer lies inside the moved key (some wrong candidates may still
+    come from its replicated border)."""
     cells = torch.randint(-(radius - 1), radius, (2,), generator=generator)
     jitter = torch.randint(-1, 2, (2,), generator=generator)
     dy, dx = (CELL * cells + jitter).tolist()
+    # cosine scores in float32, as the search computes them
     with torch.autocast(blurry.device.type, enabled=False):
         query = net.phi(blurry.float())
-        key = net.phi(moved(net.soften(sharp.float()), dy, dx))
+        key = net.phi(shifted(net.soften(sharp.float()), dy, dx))
         scores = window_similarities(query, key, radius)
     margin = radius + 1
     scores = scores[..., margin:-margin, margin:-margin]
@@ -74,5 +79,5 @@ def matching_loss(net: RefDeblurNet, blurry: Tensor, sharp: Tensor, radius: int 
     labels = torch.full((scores.shape[0], *scores.shape[-2:]), target, dtype=torch.long,
                         device=scores.device)
     loss = F.cross_entropy(scores / temperature, labels)
-    right = (scores.detach().argmax(1) == target).float().mean()
-    return loss, right
+    accuracy = (scores.detach().argmax(1) == target).float().mean()
+    return loss, accuracy

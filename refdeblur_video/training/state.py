@@ -30,6 +30,13 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     current = optimizer.state_dict()
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    moments = {i: v for i, named in state.items() for k, v in named.items() if k != "step"}
+    if len(state) > len(parameters) or any(
+            i >= len(parameters) or v.shape != parameters[i].shape for i, v in moments.items()):
+        # the moments are stored by position among the trainable parameters
+        raise UserError("cannot resume: the saved optimiser state is for another set of "
+                        "trainable parameters (train.freeze_phi or train.match_weight changed?)")
     optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
 
 
