@@ -134,8 +134,9 @@ def test_init_from_a_smaller_model_warm_starts_the_configured_one(train_config, 
     assert trained.matching.radius == 2  # the model YAML's settings travel with the weights
 
 
-def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config, tmp_path):
-    from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
+def _saved_tiny_model(tmp_path: Path):
+    """A fresh tiny network saved as a checkpoint to start from: (path, network)."""
+    from refdeblur_video.model import RefDeblurNet, save_checkpoint
     from refdeblur_video.model.config import parse_config
 
     torch.manual_seed(0)
@@ -143,6 +144,13 @@ def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config,
     init = tmp_path / "init.safetensors"
     start = RefDeblurNet(config, settings.matching)
     save_checkpoint(init, start, config)
+    return init, start
+
+
+def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config, tmp_path):
+    from refdeblur_video.model import load_model
+
+    init, start = _saved_tiny_model(tmp_path)
     out = tmp_path / "frozen"
     args = ["--config", str(train_config), "--set", f"init={init}", "--set", f"out={out}",
             "--set", "train.steps=3", "--set", "train.freeze_phi=true", "--quiet"]
@@ -156,16 +164,10 @@ def test_freeze_phi_keeps_the_matching_encoder_and_trains_the_rest(train_config,
     assert all(torch.equal(p, phi[n]) for n, p in resumed.phi.named_parameters())
 
 
-
 def test_the_matching_loss_trains_a_frozen_phi_and_is_logged(train_config, tmp_path, capsys):
-    from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
-    from refdeblur_video.model.config import parse_config
+    from refdeblur_video.model import load_model
 
-    torch.manual_seed(0)
-    config, settings = parse_config(TINY_MODEL)
-    init = tmp_path / "init.safetensors"
-    start = RefDeblurNet(config, settings.matching)
-    save_checkpoint(init, start, config)
+    init, start = _saved_tiny_model(tmp_path)
     out = tmp_path / "matching"
     assert train_main(["--config", str(train_config), "--set", f"init={init}",
                        "--set", f"out={out}", "--set", "train.steps=3",
