@@ -9,7 +9,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,14 +126,17 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
     return train, [val_set[i] for i in range(count)]
 
 
-def _append_csv(path: Path, row: dict) -> None:
+def _append_csv(path: Path, row: dict, checked: set[Path]) -> None:
+    """Append ``row``; the first time in a run (``checked`` lacks ``path``), a file with
+    other columns (an option switched on at a resume) is moved aside first."""
     new = not path.exists()
-    if not new:
+    if not new and path not in checked:
         with path.open(newline="") as handle:
             header = next(csv.reader(handle), [])
-        if header != list(row):  # other columns (an option switched on at a resume)
+        if header != list(row):
             path.rename(path.with_name(f"{path.stem}.{len(header)}cols{path.suffix}"))
             new = True
+    checked.add(path)
     with path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
         if new:
@@ -198,6 +201,7 @@ class _Run:
     best: float | None = None
     # the matching loss's draws, apart from the data's (same data with it on or off)
     match_rng: torch.Generator | None = None
+    logs_checked: set[Path] = field(default_factory=set)  # logs whose columns were checked
 
     def save(self) -> None:
         """The resumable state (last.safetensors) and the weights (model.safetensors)."""
@@ -316,7 +320,7 @@ def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: fl
               quiet: bool) -> None:
     row = {"step": run.step, **{k: f"{v.item():.5f}" for k, v in losses.items()},
            "lr": f"{lr:.3e}", "seconds_per_step": f"{seconds / run.cfg.train.log_every:.3f}"}
-    _append_csv(run.out_dir / "train_log.csv", row)
+    _append_csv(run.out_dir / "train_log.csv", row, run.logs_checked)
     if not quiet:
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
 
@@ -326,7 +330,8 @@ def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]
     """Score the validation samples; a new best is saved as best.safetensors."""
     scores = validate(run.model, val_samples, run.device, amp)
     _append_csv(run.out_dir / "val_log.csv",
-                {"step": run.step, **{k: f"{v:.4f}" for k, v in scores.items()}})
+                {"step": run.step, **{k: f"{v:.4f}" for k, v in scores.items()}},
+                run.logs_checked)
     if not quiet:
         shown = " ".join(f"{k}={v:.3f}" for k, v in scores.items())
         print(f"val step={run.step} {shown}", flush=True)
