@@ -419,6 +419,29 @@ def test_reference_check_is_a_share_and_can_be_overridden():
         load_model_yaml("lite")[1].reference_check)
 
 
+def test_a_models_transfer_smoothing_reaches_the_step_after_the_network(tmp_path):
+    from refdeblur_video.pipeline.options import DeblurOptions
+    from refdeblur_video.pipeline.run import make_refiner
+    from refdeblur_video.refine import DEFAULT_TRANSFER, transfer_for
+
+    with pytest.raises(UserError, match="transfer_smoothing"):
+        InferenceSettings(transfer_smoothing=-1.0)
+    net = RefDeblurNet(TINY, TINY_MATCH)
+    settings = InferenceSettings(match_radius=2, transfer_smoothing=3.0)
+    path = tmp_path / "smoothed.safetensors"
+    save_checkpoint(path, net, TINY, settings=settings)
+    assert read_checkpoint_settings(path) == settings
+    restorer = load_model(path, "cpu", warn_untrained=False)
+    assert restorer.settings == settings
+    assert transfer_for(restorer).align_smoothing_px == 3.0
+    assert transfer_for(restorer).patch_sizes == DEFAULT_TRANSFER.patch_sizes
+    refiner = make_refiner(DeblurOptions(), restorer)
+    assert refiner.settings is not None and refiner.settings.align_smoothing_px == 3.0
+    shipped = load_model("default", "cpu")
+    assert transfer_for(shipped).align_smoothing_px == \
+        load_model_yaml("lite")[1].transfer_smoothing
+
+
 def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp_path):
     import cv2
 

@@ -97,6 +97,24 @@ def test_torch_transfer_restores_detail_as_the_opencv_one_does(warped):
     assert np.abs(kept - soft).mean() < 0.01
 
 
+def test_torch_transfer_aligns_on_the_low_passed_output_as_the_opencv_one_does(warped):
+    from dataclasses import replace
+
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
+
+    sharp, reference = warped["target"], warped["source"]
+    soft = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+    smoothed = replace(DEFAULT_TRANSFER, align_smoothing_px=8.0)
+    ours = _a(transfer_reference_torch(_t(soft), _t(reference), smoothed))
+    theirs = transfer_reference(soft, reference, smoothed)
+    before = psnr(_u8(soft), _u8(sharp))
+    assert psnr(_u8(theirs), _u8(sharp)) > before + 1.0  # what OpenCV's gains here
+    assert psnr(_u8(ours), _u8(sharp)) > psnr(_u8(theirs), _u8(sharp)) - 0.5
+    # the low-pass changes the result (it is applied), the blend is onto the sharp output
+    plain = _a(transfer_reference_torch(_t(soft), _t(reference)))
+    assert np.abs(plain - ours).max() > 1e-3
+
+
 def test_the_refine_step_finishes_outputs_left_on_the_device(warped):
     from refdeblur_video.model import DeviceOutput
 

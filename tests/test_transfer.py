@@ -90,6 +90,41 @@ def test_blurred_confidence_stays_local_and_inside_the_reference(frames):
     assert np.array_equal(fused[outside], soft[outside])
 
 
+def _copied_in_the_wrong_place(frames: dict[str, np.ndarray]) -> np.ndarray:
+    """The soft output with reference detail copied 2 px off (as a network whose match moves
+    whole 4 x 4 blocks leaves it)."""
+    big = _scene(0)
+    wrong = big[10:10 + H, 6:6 + W]
+    return np.clip(frames["soft"] + wrong - cv2.GaussianBlur(wrong, (0, 0), 1.5), 0, 1)
+
+
+def test_aligning_on_the_low_passed_output_ignores_copied_detail(frames):
+    from dataclasses import replace
+
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_cues
+
+    copied, sharp, reference = _copied_in_the_wrong_place(frames), frames["sharp"], \
+        frames["reference"]
+    # 8 px at 720p: 2 px on this 144-line frame
+    smoothed = replace(DEFAULT_TRANSFER, align_smoothing_px=8.0)
+    as_is = transfer_reference(copied, reference)
+    assert _psnr(as_is, sharp) < _psnr(copied, sharp) + 1  # the flow follows the copies
+    assert _psnr(transfer_reference(copied, reference, smoothed), sharp) > \
+        _psnr(as_is, sharp) + 2.5
+    # on a clean output the low-pass still finds the detail
+    assert _psnr(transfer_reference(frames["soft"], reference, smoothed), sharp) > \
+        _psnr(frames["soft"], sharp) + 6
+    # the cues are those of the low-passed output (sigma scaled to the frame's lines);
+    # the blend goes onto the output as it is
+    low = cv2.GaussianBlur(copied, (0, 0), 8.0 * 0.25)
+    ours, theirs = transfer_cues(copied, reference, smoothed), transfer_cues(low, reference)
+    assert np.allclose(ours.confidence, theirs.confidence, atol=1e-6)
+    assert np.allclose(ours.aligned, theirs.aligned, atol=1e-6)
+    weight = cv2.GaussianBlur(theirs.confidence, (0, 0), 4.0 * 0.25) * theirs.inside
+    expected = np.clip(copied + weight[..., None] * (theirs.aligned - copied), 0, 1)
+    assert np.allclose(transfer_reference(copied, reference, smoothed), expected, atol=1e-5)
+
+
 def test_identical_images_are_a_fixed_point(frames):
     fused = transfer_reference(frames["sharp"], frames["sharp"])
     assert np.abs(fused - frames["sharp"]).max() < 1e-3

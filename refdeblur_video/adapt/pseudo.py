@@ -20,6 +20,7 @@ import torch
 
 from ..data.dataset import augment_same, to_tensor
 from ..image_files import to_float
+from ..refine.step import transfer_for
 from ..refine.transfer import transfer_confidence
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
         restored, used = restorer.restore_floats([pair.blurry], [pair.reference])
         if not used or not used[0]:
             continue
-        aligned, weight = transfer_confidence(restored[0], to_float(pair.reference))
+        aligned, weight = transfer_confidence(restored[0], to_float(pair.reference),
+                                              transfer_for(restorer))
         targets.append(PseudoTarget(pair.index, pair.blurry, pair.reference,
                                     aligned.astype(np.float32), weight.astype(np.float32)))
     return targets

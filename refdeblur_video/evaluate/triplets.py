@@ -30,7 +30,7 @@ from refdeblur_video.evaluate.crops import focus_map, make_example
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
 from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
-from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner, restore_step
+from refdeblur_video.refine import Refiner, restore_step, transfer_for
 from refdeblur_video.video.sources import load_image
 
 METRICS = ["psnr", "ssim"]
@@ -89,7 +89,7 @@ def _restore(restorer, loaded: list[dict[str, np.ndarray]], ablations: Sequence[
     if "unrelated_ref" in ablations:
         references["unrelated_ref"] = [item["unrelated"] for item in loaded]
     # the step after the network, as the main job runs it (none for an untrained network)
-    refine = Refiner(DEFAULT_TRANSFER if getattr(restorer, "trained", True) else None)
+    refine = Refiner(transfer_for(restorer) if getattr(restorer, "trained", True) else None)
     plain, restore = Refiner(None), restore_step(restorer)
     images, used = {}, {}
     for name, refs in references.items():

@@ -55,11 +55,18 @@ class InferenceSettings:
     # frame matched against itself) is replaced by the frame: it does not show the same
     # scene (0: off; not in the paper)
     reference_check: float = 0.0
+    # the reference transfer after the network aligns the reference on the network's output
+    # low-passed with this Gaussian sigma (px at 720p; 0: unfiltered): a network whose
+    # matches are good copies reference detail in whole 4 x 4 blocks, and a flow computed on
+    # the sharp output locks onto those copies instead of the scene (not in the paper)
+    transfer_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         self.matching  # noqa: B018 - validates the matching fields
         if not 0.0 <= self.reference_check <= 1.0:
             raise UserError("model config: reference_check must be in [0, 1]")
+        if not 0.0 <= self.transfer_smoothing <= 32.0:
+            raise UserError("model config: transfer_smoothing must be in [0, 32]")
 
     @property
     def matching(self) -> Matching:
@@ -68,12 +75,12 @@ class InferenceSettings:
 
     @classmethod
     def of(cls, matching: Matching, reference_check: float | None = None,
-           prealign: bool = False) -> InferenceSettings:
+           prealign: bool = False, transfer_smoothing: float = 0.0) -> InferenceSettings:
         """The settings of a network matching per ``matching`` (reference check: given, or
         the default)."""
         check = {} if reference_check is None else {"reference_check": reference_check}
         return cls(matching.mode, matching.radius, matching.memory_mb, matching.prior,
-                   prealign, **check)
+                   prealign, transfer_smoothing=transfer_smoothing, **check)
 
     def replace(self, **changes: Any) -> InferenceSettings:
         """A copy with ``changes``; None values leave a setting as it is."""

@@ -104,6 +104,7 @@ class Restorer:
         self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
         reference_check: float | None = None, prealign: bool = False,
+        transfer_smoothing: float = 0.0,
     ) -> None:
         # channels-last runs the thin convolutions of this network faster (CPU and GPU)
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
@@ -116,6 +117,8 @@ class Restorer:
         self.reference_check = InferenceSettings.of(
             model.matching, reference_check).reference_check
         self.prealign = prealign
+        # read by the step after the network (refdeblur_video.refine.transfer_for)
+        self.transfer_smoothing = transfer_smoothing
 
     @property
     def config(self) -> ModelConfig:
@@ -126,7 +129,8 @@ class Restorer:
     def settings(self) -> InferenceSettings:
         """How the network is run: its matching and the reference check (what a checkpoint
         of it carries)."""
-        return InferenceSettings.of(self.model.matching, self.reference_check, self.prealign)
+        return InferenceSettings.of(self.model.matching, self.reference_check, self.prealign,
+                                    self.transfer_smoothing)
 
     def _prepared_references(self, blurry: list[np.ndarray],
                              references: list[np.ndarray]) -> list[np.ndarray]:
@@ -344,7 +348,7 @@ def load_model(
     return Restorer(
         model, resolve_device(device), trained=source.weights is not None, amp=amp, tile=tile,
         memory_mb=memory_mb, reference_check=settings.reference_check,
-        prealign=settings.prealign,
+        prealign=settings.prealign, transfer_smoothing=settings.transfer_smoothing,
     )
 
 

@@ -3,7 +3,8 @@
 The metadata's ``config`` is one flat JSON mapping: the architecture (:class:`ModelConfig`)
 and the inference settings the checkpoint is run with by default
 (:class:`~.inference.InferenceSettings`: ``match_mode``, ``match_radius``,
-``match_memory_mb``, ``match_prior``, ``prealign``, ``reference_check``; a checkpoint
+``match_memory_mb``, ``match_prior``, ``prealign``, ``reference_check``,
+``transfer_smoothing``; a checkpoint
 written before a setting existed takes its default).
 """
 

@@ -85,10 +85,10 @@ def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
     """The step after the network: the reference transfer unless ``--no-transfer``, or an
     untrained network (which returns its input unchanged, and should keep doing so); from
     the sharp frames on both sides of a blurry one unless ``--one-reference``."""
-    from ..refine import DEFAULT_TRANSFER, Refiner
+    from ..refine import Refiner, transfer_for
 
     trained = getattr(restorer, "trained", True)
-    return Refiner(DEFAULT_TRANSFER if options.transfer and trained else None,
+    return Refiner(transfer_for(restorer) if options.transfer and trained else None,
                    both_sides=options.both_sides)
 
 

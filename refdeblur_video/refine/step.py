@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..image_files import from_float, peak_value, to_float
@@ -77,6 +79,15 @@ class Refiner:
         samples = torch.round(restored[0].clamp(0.0, 1.0) * peak).permute(1, 2, 0)
         wide = torch.uint8 if frame.dtype == np.uint8 else torch.int32
         return samples.to(wide).cpu().numpy().astype(frame.dtype, copy=False)
+
+
+def transfer_for(restorer) -> TransferSettings:
+    """The transfer settings that finish ``restorer``'s outputs: the defaults, aligned on
+    the output low-passed as its model asks (``transfer_smoothing`` of
+    :class:`~refdeblur_video.model.inference.InferenceSettings`)."""
+    smoothing = float(getattr(restorer, "transfer_smoothing", 0.0))
+    return replace(DEFAULT_TRANSFER, align_smoothing_px=smoothing) if smoothing else \
+        DEFAULT_TRANSFER
 
 
 def restore_step(restorer, on_device: bool = True):

@@ -78,9 +78,11 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align: nothing is trusted
         return restored.clamp(0.0, 1.0)
-    aligned, confidence, within = _cues(restored, reference, sizes[0], settings)
+    # aligned on (and trusted against) the low-passed output, blended onto the output
+    target = gaussian_blur(restored, settings.align_smoothing_px * _scale(h, w, settings))
+    aligned, confidence, within = _cues(target, reference, sizes[0], settings)
     for size in sizes[1:]:  # per pixel, the most trusted alignment
-        other, other_confidence, other_within = _cues(restored, reference, size, settings)
+        other, other_confidence, other_within = _cues(target, reference, size, settings)
         better = other_confidence > confidence
         aligned = torch.where(better, other, aligned)
         within = torch.where(better, other_within, within)

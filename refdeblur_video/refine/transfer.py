@@ -67,6 +67,11 @@ class TransferSettings:
     # the first pyramid level whose short side is at most this (cost: a 4K frame's flows run
     # at 1080 lines)
     flow_max_lines: int = 1080
+    # Gaussian sigma (at 720p) of a low-pass on the network's output before the reference
+    # is aligned to it and its cues are measured; the blend still goes onto the unfiltered
+    # output (0: off). The model's setting (InferenceSettings.transfer_smoothing): a
+    # network that copies reference detail in 4 x 4 blocks would have the flow follow them
+    align_smoothing_px: float = 0.0
 
 
 DEFAULT_TRANSFER = TransferSettings()
@@ -247,9 +252,9 @@ def _keep_better(best: TransferCues, best_confidence: np.ndarray,
 def transfer_cues(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> TransferCues:
-    """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel: one
-    flow per patch size, and per pixel the alignment with the highest confidence (the
-    first one on ties).
+    """Align ``reference`` to ``restored`` (low-passed per ``align_smoothing_px``) and
+    measure how far to trust it, per pixel: one flow per patch size, and per pixel the
+    alignment with the highest confidence (the first one on ties).
 
     Both images are H x W x 3 float32 RGB in [0, 1].
     """
@@ -258,6 +263,9 @@ def transfer_cues(
     if not sizes:  # too small to align: nothing is trusted
         zero = np.zeros((h, w), np.float32)
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
+    if settings.align_smoothing_px > 0:
+        sigma = settings.align_smoothing_px * _scale(restored, settings)
+        restored = cv2.GaussianBlur(restored, (0, 0), sigma)
     pair = _Pair(restored, reference, settings)
     best = _cues_for_patch(pair, sizes[0])
     confidence = best.confidence

@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""On which image should the reference transfer compute its flow? The default pipeline
+(network, then the single-reference transfer) on the validation triplets, with the
+transfer's alignment and weight computed on another image than the network's output; the
+blend always goes onto ``--model``'s unfiltered output.
+
+A network whose matches are good copies reference detail in whole 4 x 4 blocks, and the
+transfer's flow then locks onto those copies instead of the scene (docs/TRAINING.md,
+session 25). Each variant is a candidate for an image free of them.
+
+    python tools/experiments/flow_source.py runs/validation --model runs/match1500.safetensors \\
+        --cache runs/flow_cache --variants own baseline split2 half
+
+The network outputs are cached in ``--cache`` (one .npz per triplet and model), so further
+variants cost only the transfer. Prints one row per generator and sequence, and a JSON
+line per generator with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from refdeblur_video.evaluate.generators import read_index
+from refdeblur_video.evaluate.metrics import psnr
+from refdeblur_video.evaluate.triplets import _read_sorted, load_triplet
+from refdeblur_video.image_files import from_float, to_float
+from refdeblur_video.refine.transfer import (
+    DEFAULT_TRANSFER,
+    TransferSettings,
+    _cues_for_patch,
+    _gray8,
+    _Pair,
+    blend_weight,
+    transfer_cues,
+    usable_patch_sizes,
+)
+
+
+def _low(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def _split(sigma: float) -> Callable[[dict], np.ndarray]:
+    """The output's low band with the blurry frame's high band: the scene's layout from the
+    network, no copied fine detail."""
+    def make(images: dict) -> np.ndarray:
+        out, blurry = images["new"], images["blurry"]
+        return np.clip(_low(out, sigma) + blurry - _low(blurry, sigma), 0, 1)
+    return make
+
+
+def _half(images: dict) -> np.ndarray:
+    """The output halved and enlarged: 4 x 4 blocks become 2 x 2 and are smoothed away."""
+    out = images["new"]
+    h, w = out.shape[:2]
+    small = cv2.resize(out, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+ALIGNERS: dict[str, Callable[[dict], np.ndarray]] = {
+    "own": lambda im: im["new"],
+    "baseline": lambda im: im["base"],
+    "blurry": lambda im: im["blurry"],
+    "split1": _split(1.0),
+    "split2": _split(2.0),
+    "half": _half,
+    "own_norefine": lambda im: im["new"],
+    "own_halfflow": lambda im: im["new"],
+}
+# variants that align on the output with other flow settings
+SETTINGS = {
+    "own_norefine": replace(DEFAULT_TRANSFER, refinement_iterations=0),
+    "own_halfflow": replace(DEFAULT_TRANSFER, flow_max_lines=360),
+}
+
+
+def _aligner(variant: str, images: dict) -> np.ndarray:
+    for prefix in ("flowsoft", "soft"):
+        if variant.startswith(prefix):
+            return _low(images["new"], float(variant[len(prefix):]))
+    return ALIGNERS[variant](images)
+
+
+def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
+    if path.is_file():
+        return np.load(path)["out"].astype(np.float32)
+    out, _ = restorer.restore_floats([images["blurry"]], [images["reference"]])
+    np.savez(path, out=out[0].astype(np.float16))
+    return out[0]
+
+
+def _finish(out: np.ndarray, aligner: np.ndarray, reference: np.ndarray,
+            settings: TransferSettings = DEFAULT_TRANSFER, flow_only: bool = False) -> np.ndarray:
+    """``out`` with the reference blended in, aligned on ``aligner``; its cues measured
+    against ``aligner`` too, or against ``out`` (``flow_only``)."""
+    if flow_only:
+        pair = _Pair(out, reference, settings)
+        pair.grey = (_gray8(aligner), pair.grey[1])
+        cues = _cues_for_patch(pair, usable_patch_sizes(settings.patch_sizes,
+                                                        *out.shape[:2])[0])
+    else:
+        cues = transfer_cues(aligner, reference, settings)
+    weight = blend_weight(cues.confidence, cues, settings)
+    return np.clip(out + weight[..., None] * (cues.aligned - out), 0, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("valdir", type=Path)
+    parser.add_argument("--model", required=True, help="the network whose output is finished")
+    parser.add_argument("--baseline", default="default",
+                        help="the network whose output the 'baseline' variant aligns on")
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--variants", nargs="+", default=["own", "baseline"],
+                        help=f"{', '.join(sorted(ALIGNERS))}, softS (the output low-passed "
+                        "with sigma S px), flowsoftS (the same for the flow only)")
+    parser.add_argument("--generators", nargs="*", default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from refdeblur_video.model.restorer import load_model
+
+    models = {name: (spec, load_model(spec, "cpu", reference_check=0.0))
+              for name, spec in (("new", args.model), ("base", args.baseline))}
+    args.cache.mkdir(parents=True, exist_ok=True)
+    for entry in read_index(args.valdir):
+        generator = entry["name"]
+        if args.generators and generator not in args.generators:
+            continue
+        triplets = _read_sorted(args.valdir / generator / "manifest.jsonl", "val")
+        scores: dict[str, dict[str, list[float]]] = {}
+        for k, triplet in enumerate(triplets):
+            raw = load_triplet(triplet)
+            images = {key: to_float(value) for key, value in raw.items()}
+            for name, (spec, restorer) in models.items():
+                path = args.cache / f"{generator}_{k:03d}_{name}_{Path(spec).stem}.npz"
+                images[name] = _outputs(restorer, raw, path)
+            sharp = from_float(images["sharp"], np.uint8)
+            row = scores.setdefault(triplet.sequence, {})
+            row.setdefault("input", []).append(psnr(from_float(images["blurry"], np.uint8), sharp))
+            row.setdefault("network", []).append(psnr(from_float(images["new"], np.uint8), sharp))
+            for variant in args.variants:
+                done = _finish(images["new"], _aligner(variant, images), images["reference"],
+                               SETTINGS.get(variant, DEFAULT_TRANSFER),
+                               variant.startswith("flowsoft"))
+                row.setdefault(variant, []).append(psnr(from_float(done, np.uint8), sharp))
+        columns = ["input", "network", *args.variants]
+        means = {c: float(np.mean([v for s in scores.values() for v in s[c]])) for c in columns}
+        print(generator, "  ".join(f"{c} {means[c]:.2f}" for c in columns), flush=True)
+        for sequence, row in scores.items():
+            print("   ", sequence, "  ".join(f"{c} {np.mean(row[c]):.2f}" for c in columns))
+        if args.json:
+            with args.json.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"generator": generator, "model": args.model,
+                                         **{c: round(means[c], 3) for c in columns}}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
