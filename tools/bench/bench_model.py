@@ -265,11 +265,12 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     from legacy import TRANSFER_2026_11, legacy_path
 
     from refdeblur_video.model import load_model
-    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_reference
+    from refdeblur_video.refine import transfer_for
+    from refdeblur_video.refine.transfer import transfer_reference
 
     before = variant == "before"
     restorer = load_model(weights, "cpu", warn_untrained=False)
-    settings = TRANSFER_2026_11 if before else DEFAULT_TRANSFER
+    settings = TRANSFER_2026_11 if before else transfer_for(restorer)  # the model's own
     blurry, reference, other = _textured_frames(h, w)
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
     base = _current_rss_mb()

@@ -59,7 +59,7 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
     import torch
 
     from refdeblur_video.model.restorer import DeviceOutput, images_to_tensor
-    from refdeblur_video.refine import DEFAULT_TRANSFER, Refiner
+    from refdeblur_video.refine import Refiner, transfer_for
     from refdeblur_video.video.reader import Frame, open_reader
     from refdeblur_video.video.writer import VideoWriter
 
@@ -77,7 +77,7 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
               for i in range(len(images))]
     if len(images) > 2:
         others[-1] = images[-3]
-    refine, plain, finished = Refiner(DEFAULT_TRANSFER), Refiner(None), []
+    refine, plain, finished = Refiner(transfer_for(restorer)), Refiner(None), []
     for i in range(0, len(images), batch):
         chunk, chunk_refs, chunk_others = (images[i:i + batch], refs[i:i + batch],
                                            others[i:i + batch])
