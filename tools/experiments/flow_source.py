@@ -37,6 +37,7 @@ from refdeblur_video.refine.transfer import (
     TransferSettings,
     _cues_for_patch,
     _gray8,
+    _keep_better,
     _Pair,
     blend_weight,
     transfer_cues,
@@ -97,6 +98,15 @@ def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
     return out[0]
 
 
+def _finish_either(out: np.ndarray, reference: np.ndarray, sigma: float) -> np.ndarray:
+    """Aligned on the output and on the output low-passed, per pixel the more trusted."""
+    settings = replace(DEFAULT_TRANSFER, align_smoothing_px=sigma)
+    best, other = transfer_cues(out, reference), transfer_cues(out, reference, settings)
+    confidence = _keep_better(best, best.confidence, other)
+    weight = blend_weight(confidence, best)
+    return np.clip(out + weight[..., None] * (best.aligned - out), 0, 1)
+
+
 def _finish(out: np.ndarray, aligner: np.ndarray, reference: np.ndarray,
             settings: TransferSettings = DEFAULT_TRANSFER, flow_only: bool = False) -> np.ndarray:
     """``out`` with the reference blended in, aligned on ``aligner``; its cues measured
@@ -121,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--variants", nargs="+", default=["own", "baseline"],
                         help=f"{', '.join(sorted(ALIGNERS))}, softS (the output low-passed "
-                        "with sigma S px), flowsoftS (the same for the flow only)")
+                        "with sigma S px), flowsoftS (the same for the flow only), eitherS "
+                        "(per pixel the more trusted of the output and softS)")
     parser.add_argument("--generators", nargs="*", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -147,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             row.setdefault("input", []).append(psnr(from_float(images["blurry"], np.uint8), sharp))
             row.setdefault("network", []).append(psnr(from_float(images["new"], np.uint8), sharp))
             for variant in args.variants:
-                done = _finish(images["new"], _aligner(variant, images), images["reference"],
-                               SETTINGS.get(variant, DEFAULT_TRANSFER),
-                               variant.startswith("flowsoft"))
+                if variant.startswith("either"):
+                    done = _finish_either(images["new"], images["reference"],
+                                          float(variant[len("either"):]))
+                else:
+                    done = _finish(images["new"], _aligner(variant, images),
+                                   images["reference"], SETTINGS.get(variant, DEFAULT_TRANSFER),
+                                   variant.startswith("flowsoft"))
                 row.setdefault(variant, []).append(psnr(from_float(done, np.uint8), sharp))
         columns = ["input", "network", *args.variants]
         means = {c: float(np.mean([v for s in scores.values() for v in s[c]])) for c in columns}
