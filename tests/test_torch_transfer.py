@@ -110,9 +110,15 @@ def test_torch_transfer_aligns_on_the_low_passed_output_as_the_opencv_one_does(w
     before = psnr(_u8(soft), _u8(sharp))
     assert psnr(_u8(theirs), _u8(sharp)) > before + 1.0  # what OpenCV's gains here
     assert psnr(_u8(ours), _u8(sharp)) > psnr(_u8(theirs), _u8(sharp)) - 0.5
-    # the low-pass changes the result (it is applied), the blend is onto the sharp output
+    # the low-pass changes the result (it is applied)
     plain = _a(transfer_reference_torch(_t(soft), _t(reference)))
     assert np.abs(plain - ours).max() > 1e-3
+    # a blurrier or unrelated reference leaves the output as it is (the sharpness cue and
+    # the blend use the unfiltered output), as in the OpenCV transfer
+    for other in (cv2.GaussianBlur(reference, (0, 0), 3.0), _scene(5, (H, W))):
+        kept = _a(transfer_reference_torch(_t(soft), _t(other), smoothed))
+        assert np.abs(kept - soft).mean() < 0.01
+        assert np.abs(transfer_reference(soft, other, smoothed) - soft).mean() < 0.01
 
 
 def test_the_refine_step_finishes_outputs_left_on_the_device(warped):

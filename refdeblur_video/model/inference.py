@@ -2,8 +2,9 @@
 
 :class:`~.config.ModelConfig` is the architecture, what a checkpoint's weights must match.
 :class:`InferenceSettings` is how a network is run: how it searches the reference
-(:class:`Matching`, read by :class:`~.net.RefDeblurNet`, in training too) and the reference
-check (read by :class:`~.restorer.Restorer` only). A model YAML and a checkpoint's metadata
+(:class:`Matching`, read by :class:`~.net.RefDeblurNet`, in training too), the reference
+check and pre-alignment (read by :class:`~.restorer.Restorer` only) and the reference
+transfer's low-pass (read by the step after the network). A model YAML and a checkpoint's metadata
 carry both, side by side under the same flat keys (:data:`KEYS`), so the settings a model
 was shipped with are the defaults of inference with it. Each default is written here once.
 """
@@ -56,7 +57,8 @@ class InferenceSettings:
     # scene (0: off; not in the paper)
     reference_check: float = 0.0
     # the reference transfer after the network aligns the reference on the network's output
-    # low-passed with this Gaussian sigma (px at 720p; 0: unfiltered): a network whose
+    # low-passed with this Gaussian sigma (px at 720p; 0: unfiltered; the transfer's
+    # TransferSettings.align_smoothing_px, via refine.transfer_for): a network whose
     # matches are good copies reference detail in whole 4 x 4 blocks, and a flow computed on
     # the sharp output locks onto those copies instead of the scene (not in the paper)
     transfer_smoothing: float = 0.0

@@ -114,11 +114,13 @@ class Restorer:
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb if memory_mb is not None else _default_memory_mb(device)
-        self.reference_check = InferenceSettings.of(
-            model.matching, reference_check).reference_check
+        # validated together once, here (a bad value fails before any work is done)
+        settings = InferenceSettings.of(model.matching, reference_check, prealign,
+                                        transfer_smoothing)
+        self.reference_check = settings.reference_check
         self.prealign = prealign
         # read by the step after the network (refdeblur_video.refine.transfer_for)
-        self.transfer_smoothing = transfer_smoothing
+        self.transfer_smoothing = settings.transfer_smoothing
 
     @property
     def config(self) -> ModelConfig:
@@ -127,8 +129,8 @@ class Restorer:
 
     @property
     def settings(self) -> InferenceSettings:
-        """How the network is run: its matching and the reference check (what a checkpoint
-        of it carries)."""
+        """How the network is run: its matching, the reference check, pre-alignment and the
+        transfer's low-pass (what a checkpoint of it carries)."""
         return InferenceSettings.of(self.model.matching, self.reference_check, self.prealign,
                                     self.transfer_smoothing)
 

@@ -81,7 +81,7 @@ class Refiner:
         return samples.to(wide).cpu().numpy().astype(frame.dtype, copy=False)
 
 
-def transfer_for(restorer) -> TransferSettings:
+def transfer_for(restorer: object) -> TransferSettings:
     """The transfer settings that finish ``restorer``'s outputs: the defaults, aligned on
     the output low-passed as its model asks (``transfer_smoothing`` of
     :class:`~refdeblur_video.model.inference.InferenceSettings`)."""

@@ -43,9 +43,10 @@ def _flow_at(target: Tensor, source: Tensor, patch: int, finest: int, coarsest: 
     return flow if finest == 0 else resize_flow(flow, (target.shape[-2], target.shape[-1]))
 
 
-def _cues(restored: Tensor, reference: Tensor, patch: int, settings: TransferSettings
-          ) -> tuple[Tensor, Tensor, Tensor]:
-    """(aligned reference, confidence, inside) for one patch size."""
+def _cues(restored: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
+          unfiltered: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(aligned reference, confidence, inside) for one patch size: aligned to ``restored``
+    (the output, low-passed where the settings ask), sharpness against ``unfiltered``."""
     h, w = restored.shape[-2:]
     scale = _scale(h, w, settings)
     a, b = grey(restored), grey(reference)
@@ -61,7 +62,7 @@ def _cues(restored: Tensor, reference: Tensor, patch: int, settings: TransferSet
                                           keepdim=True)
     round_trip = gaussian_blur(round_trip, 2.0 * scale)
     consistency = torch.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
-    mine, theirs = _detail(restored, scale), _detail(aligned, scale)
+    mine, theirs = _detail(unfiltered, scale), _detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
     within = inside(forward)
     return aligned, agreement * consistency * sharpness * within, within
@@ -78,11 +79,12 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align: nothing is trusted
         return restored.clamp(0.0, 1.0)
-    # aligned on (and trusted against) the low-passed output, blended onto the output
+    # aligned on (and agreeing with) the low-passed output; sharpness and blend: the output
     target = gaussian_blur(restored, settings.align_smoothing_px * _scale(h, w, settings))
-    aligned, confidence, within = _cues(target, reference, sizes[0], settings)
+    aligned, confidence, within = _cues(target, reference, sizes[0], settings, restored)
     for size in sizes[1:]:  # per pixel, the most trusted alignment
-        other, other_confidence, other_within = _cues(target, reference, size, settings)
+        other, other_confidence, other_within = _cues(target, reference, size, settings,
+                                                      restored)
         better = other_confidence > confidence
         aligned = torch.where(better, other, aligned)
         within = torch.where(better, other_within, within)

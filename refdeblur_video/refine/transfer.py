@@ -68,9 +68,10 @@ class TransferSettings:
     # at 1080 lines)
     flow_max_lines: int = 1080
     # Gaussian sigma (at 720p) of a low-pass on the network's output before the reference
-    # is aligned to it and its cues are measured; the blend still goes onto the unfiltered
-    # output (0: off). The model's setting (InferenceSettings.transfer_smoothing): a
-    # network that copies reference detail in 4 x 4 blocks would have the flow follow them
+    # is aligned to it and their agreement is measured; the sharpness cue and the blend
+    # use the unfiltered output (0: off). The model's setting
+    # (InferenceSettings.transfer_smoothing): a network that copies reference detail in
+    # 4 x 4 blocks would have the flow follow them
     align_smoothing_px: float = 0.0
 
 
@@ -173,16 +174,20 @@ def _scale(image: np.ndarray, settings: TransferSettings) -> float:
 class _Pair:
     """What every alignment of one (output, reference) pair shares, computed once."""
 
-    restored: np.ndarray
+    restored: np.ndarray  # what the reference is aligned to and agrees with
     reference: np.ndarray
     settings: TransferSettings
+    # the output as it is, whose fine detail the reference must match (the sharpness cue),
+    # where ``restored`` is low-passed (``align_smoothing_px``); None: ``restored``
+    unfiltered: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h, w = self.restored.shape[:2]
         self.scale = _scale(self.restored, self.settings)
         self.grey = _gray8(self.restored), _gray8(self.reference)
         self.grid = _pixel_grid(h, w)
-        self.detail = _detail(self.restored, self.scale)  # the output's fine detail
+        output = self.restored if self.unfiltered is None else self.unfiltered
+        self.detail = _detail(output, self.scale)  # the output's fine detail
         self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
 
 
@@ -252,9 +257,11 @@ def _keep_better(best: TransferCues, best_confidence: np.ndarray,
 def transfer_cues(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> TransferCues:
-    """Align ``reference`` to ``restored`` (low-passed per ``align_smoothing_px``) and
-    measure how far to trust it, per pixel: one flow per patch size, and per pixel the
-    alignment with the highest confidence (the first one on ties).
+    """Align ``reference`` to ``restored`` (low-passed per ``align_smoothing_px``, for the
+    flow and the agreement cue; the sharpness cue always compares with ``restored`` as it
+    is, so that a blurrier reference stays out) and measure how far to trust it, per
+    pixel: one flow per patch size, and per pixel the alignment with the highest
+    confidence (the first one on ties).
 
     Both images are H x W x 3 float32 RGB in [0, 1].
     """
@@ -263,10 +270,11 @@ def transfer_cues(
     if not sizes:  # too small to align: nothing is trusted
         zero = np.zeros((h, w), np.float32)
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
+    unfiltered = None
     if settings.align_smoothing_px > 0:
         sigma = settings.align_smoothing_px * _scale(restored, settings)
-        restored = cv2.GaussianBlur(restored, (0, 0), sigma)
-    pair = _Pair(restored, reference, settings)
+        restored, unfiltered = cv2.GaussianBlur(restored, (0, 0), sigma), restored
+    pair = _Pair(restored, reference, settings, unfiltered)
     best = _cues_for_patch(pair, sizes[0])
     confidence = best.confidence
     for size in sizes[1:]:

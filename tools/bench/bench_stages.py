@@ -98,9 +98,10 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
             else:
                 from refdeblur_video.refine.torch_transfer import transfer_reference_torch
 
-                fused = transfer_reference_torch(out[k:k + 1], used_refs[k:k + 1].float())
-                fused = transfer_reference_torch(fused, images_to_tensor([chunk_others[k]],
-                                                                         device))
+                fused = transfer_reference_torch(out[k:k + 1], used_refs[k:k + 1].float(),
+                                                 refine.settings)
+                fused = transfer_reference_torch(
+                    fused, images_to_tensor([chunk_others[k]], device), refine.settings)
                 _sync(device)
                 times["transfer"] += time.perf_counter() - tick
                 tick = time.perf_counter()

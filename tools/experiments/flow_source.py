@@ -39,6 +39,7 @@ from refdeblur_video.refine.transfer import (
     _gray8,
     _keep_better,
     _Pair,
+    _scale,
     blend_weight,
     transfer_cues,
     usable_patch_sizes,
@@ -50,8 +51,8 @@ def _low(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _split(sigma: float) -> Callable[[dict], np.ndarray]:
-    """The output's low band with the blurry frame's high band: the scene's layout from the
-    network, no copied fine detail."""
+    """The output's low band with the blurry frame's high band (sigma in the frame's own
+    pixels): the scene's layout from the network, no copied fine detail."""
     def make(images: dict) -> np.ndarray:
         out, blurry = images["new"], images["blurry"]
         return np.clip(_low(out, sigma) + blurry - _low(blurry, sigma), 0, 1)
@@ -84,18 +85,32 @@ SETTINGS = {
 
 
 def _aligner(variant: str, images: dict) -> np.ndarray:
+    """The image a variant aligns on; ``softS``/``flowsoftS``: sigma S px at 720p, scaled to
+    the frame's short side as the transfer scales ``align_smoothing_px``."""
     for prefix in ("flowsoft", "soft"):
         if variant.startswith(prefix):
-            return _low(images["new"], float(variant[len(prefix):]))
+            out = images["new"]
+            return _low(out, float(variant[len(prefix):]) * _scale(out, DEFAULT_TRANSFER))
     return ALIGNERS[variant](images)
 
 
 def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
-    if path.is_file():
-        return np.load(path)["out"].astype(np.float32)
-    out, _ = restorer.restore_floats([images["blurry"]], [images["reference"]])
-    np.savez(path, out=out[0].astype(np.float16))
-    return out[0]
+    """The network's output, from the cache or computed and cached (as float16 either
+    way, so that a rerun reads what the first run used)."""
+    if not path.is_file():
+        out, _ = restorer.restore_floats([images["blurry"]], [images["reference"]])
+        np.savez(path, out=out[0].astype(np.float16))
+    return np.load(path)["out"].astype(np.float32)
+
+
+def _cache_key(spec: str) -> str:
+    """A model's name in the cache: its file's stem, size and time (a rewritten checkpoint
+    gets new outputs), or the shipped name."""
+    path = Path(spec)
+    if not path.is_file():
+        return spec
+    stat = path.stat()
+    return f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
 
 
 def _finish_either(out: np.ndarray, reference: np.ndarray, sigma: float) -> np.ndarray:
@@ -132,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["own", "baseline"],
                         help=f"{', '.join(sorted(ALIGNERS))}, softS (the output low-passed "
                         "with sigma S px), flowsoftS (the same for the flow only), eitherS "
-                        "(per pixel the more trusted of the output and softS)")
+                        "(per pixel the more trusted of the output and softS), smoothS (the "
+                        "transfer of a model with transfer_smoothing S)")
     parser.add_argument("--generators", nargs="*", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -151,14 +167,19 @@ def main(argv: list[str] | None = None) -> int:
             raw = load_triplet(triplet)
             images = {key: to_float(value) for key, value in raw.items()}
             for name, (spec, restorer) in models.items():
-                path = args.cache / f"{generator}_{k:03d}_{name}_{Path(spec).stem}.npz"
+                path = args.cache / f"{generator}_{k:03d}_{name}_{_cache_key(spec)}.npz"
                 images[name] = _outputs(restorer, raw, path)
             sharp = from_float(images["sharp"], np.uint8)
             row = scores.setdefault(triplet.sequence, {})
             row.setdefault("input", []).append(psnr(from_float(images["blurry"], np.uint8), sharp))
             row.setdefault("network", []).append(psnr(from_float(images["new"], np.uint8), sharp))
             for variant in args.variants:
-                if variant.startswith("either"):
+                if variant.startswith("smooth"):  # the transfer as a model with
+                    # transfer_smoothing runs it (sharpness against the unfiltered output)
+                    sigma = float(variant[len("smooth"):])
+                    done = _finish(images["new"], images["new"], images["reference"],
+                                   replace(DEFAULT_TRANSFER, align_smoothing_px=sigma))
+                elif variant.startswith("either"):
                     done = _finish_either(images["new"], images["reference"],
                                           float(variant[len("either"):]))
                 else:

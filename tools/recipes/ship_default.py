@@ -3,7 +3,8 @@
 
 Writes SRC's weights to ``refdeblur_video/weights/lite.safetensors`` (or ``--dest``) under
 the config of ``configs/model/lite.yaml``, so the shipped file carries the YAML's inference
-options (matching, reference check) along with the weights. SRC must have the YAML's
+options (matching, reference check, pre-alignment, the transfer's low-pass) along with the
+weights. SRC must have the YAML's
 architecture; its other metadata (step, validation scores) is kept.
 
     python tools/recipes/ship_default.py runs/lite_cpu8/best.safetensors
