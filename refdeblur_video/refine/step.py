@@ -85,9 +85,8 @@ def transfer_for(restorer: object) -> TransferSettings:
     """The transfer settings that finish ``restorer``'s outputs: the defaults, aligned on
     the output low-passed as its model asks (``transfer_smoothing`` of
     :class:`~refdeblur_video.model.inference.InferenceSettings`)."""
-    smoothing = float(getattr(restorer, "transfer_smoothing", 0.0))
-    return replace(DEFAULT_TRANSFER, align_smoothing_px=smoothing) if smoothing else \
-        DEFAULT_TRANSFER
+    return replace(DEFAULT_TRANSFER,
+                   align_smoothing_px=float(getattr(restorer, "transfer_smoothing", 0.0)))
 
 
 def restore_step(restorer, on_device: bool = True):

@@ -42,6 +42,7 @@ from refdeblur_video.refine.transfer import (
     _scale,
     blend_weight,
     transfer_cues,
+    transfer_reference,
     usable_patch_sizes,
 )
 
@@ -92,6 +93,19 @@ def _aligner(variant: str, images: dict) -> np.ndarray:
             out = images["new"]
             return _low(out, float(variant[len(prefix):]) * _scale(out, DEFAULT_TRANSFER))
     return ALIGNERS[variant](images)
+
+
+def _variant_output(variant: str, images: dict) -> np.ndarray:
+    """The new network's output finished as ``variant`` says (float RGB)."""
+    out, reference = images["new"], images["reference"]
+    if variant.startswith("smooth"):  # the transfer of a model with transfer_smoothing
+        sigma = float(variant[len("smooth"):])
+        return transfer_reference(out, reference,
+                                  replace(DEFAULT_TRANSFER, align_smoothing_px=sigma))
+    if variant.startswith("either"):
+        return _finish_either(out, reference, float(variant[len("either"):]))
+    return _finish(out, _aligner(variant, images), reference,
+                   SETTINGS.get(variant, DEFAULT_TRANSFER), variant.startswith("flowsoft"))
 
 
 def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
@@ -154,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from refdeblur_video.model.restorer import load_model
 
+    # the baseline network only runs where a variant aligns on its output
+    specs = [("new", args.model)] + [("base", args.baseline)] * ("baseline" in args.variants)
     models = {name: (spec, load_model(spec, "cpu", reference_check=0.0))
-              for name, spec in (("new", args.model), ("base", args.baseline))}
+              for name, spec in specs}
     args.cache.mkdir(parents=True, exist_ok=True)
     for entry in read_index(args.valdir):
         generator = entry["name"]
@@ -169,23 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, (spec, restorer) in models.items():
                 path = args.cache / f"{generator}_{k:03d}_{name}_{_cache_key(spec)}.npz"
                 images[name] = _outputs(restorer, raw, path)
-            sharp = from_float(images["sharp"], np.uint8)
+            sharp = raw["sharp"]
             row = scores.setdefault(triplet.sequence, {})
-            row.setdefault("input", []).append(psnr(from_float(images["blurry"], np.uint8), sharp))
+            row.setdefault("input", []).append(psnr(raw["blurry"], sharp))
             row.setdefault("network", []).append(psnr(from_float(images["new"], np.uint8), sharp))
             for variant in args.variants:
-                if variant.startswith("smooth"):  # the transfer as a model with
-                    # transfer_smoothing runs it (sharpness against the unfiltered output)
-                    sigma = float(variant[len("smooth"):])
-                    done = _finish(images["new"], images["new"], images["reference"],
-                                   replace(DEFAULT_TRANSFER, align_smoothing_px=sigma))
-                elif variant.startswith("either"):
-                    done = _finish_either(images["new"], images["reference"],
-                                          float(variant[len("either"):]))
-                else:
-                    done = _finish(images["new"], _aligner(variant, images),
-                                   images["reference"], SETTINGS.get(variant, DEFAULT_TRANSFER),
-                                   variant.startswith("flowsoft"))
+                done = _variant_output(variant, images)
                 row.setdefault(variant, []).append(psnr(from_float(done, np.uint8), sharp))
         columns = ["input", "network", *args.variants]
         means = {c: float(np.mean([v for s in scores.values() for v in s[c]])) for c in columns}
