@@ -56,8 +56,9 @@ class InferenceSettings:
     # frame matched against itself) is replaced by the frame: it does not show the same
     # scene (0: off; not in the paper)
     reference_check: float = 0.0
-    # the reference transfer after the network aligns the reference on the network's output
-    # low-passed with this Gaussian sigma (px at 720p; 0: unfiltered; the transfer's
+    # the reference transfer after the network also aligns the reference on the network's
+    # output low-passed with this Gaussian sigma, per pixel the more trusted alignment kept
+    # (px at 720p; 0: only on the output as it is; the transfer's
     # TransferSettings.align_smoothing_px, via refine.transfer_for): a network whose
     # matches are good copies reference detail in whole 4 x 4 blocks, and a flow computed on
     # the sharp output locks onto those copies instead of the scene (not in the paper)

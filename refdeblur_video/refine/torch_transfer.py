@@ -43,26 +43,31 @@ def _flow_at(target: Tensor, source: Tensor, patch: int, finest: int, coarsest: 
     return flow if finest == 0 else resize_flow(flow, (target.shape[-2], target.shape[-1]))
 
 
-def _cues(restored: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
-          unfiltered: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(aligned reference, confidence, inside) for one patch size: aligned to ``restored``
-    (the output, low-passed where the settings ask), sharpness against ``unfiltered``."""
-    h, w = restored.shape[-2:]
+def _backward(target: Tensor, reference: Tensor, patch: int) -> Tensor:
+    """The backward flow of one patch size, at half resolution: it serves the consistency
+    check only."""
+    coarsest = dis_coarsest_scale(*target.shape[-2:], patch)
+    return _flow_at(grey(reference), grey(target), patch, min(1, coarsest), coarsest)
+
+
+def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
+          restored: Tensor, backward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(aligned reference, confidence, inside) for one patch size: aligned to ``target``
+    (the output, or the output low-passed), sharpness against the output ``restored``."""
+    h, w = target.shape[-2:]
     scale = _scale(h, w, settings)
-    a, b = grey(restored), grey(reference)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
-    forward = _flow_at(a, b, patch, finest, coarsest)
-    backward = _flow_at(b, a, patch, min(1, coarsest), coarsest)  # serves the check only
+    forward = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
     aligned = remap(reference, forward)
 
-    difference = gaussian_blur(aligned - restored, settings.smoothing_px * scale)
+    difference = gaussian_blur(aligned - target, settings.smoothing_px * scale)
     agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
     round_trip = torch.linalg.vector_norm(forward + remap(backward, forward), dim=1,
                                           keepdim=True)
     round_trip = gaussian_blur(round_trip, 2.0 * scale)
     consistency = torch.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
-    mine, theirs = _detail(unfiltered, scale), _detail(aligned, scale)
+    mine, theirs = _detail(restored, scale), _detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
     within = inside(forward)
     return aligned, agreement * consistency * sharpness * within, within
@@ -73,18 +78,26 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
                              settings: TransferSettings = DEFAULT_TRANSFER) -> Tensor:
     """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy:
     ``(N, 3, H, W)`` float tensors in [0, 1] on any device, in and out (as
-    :func:`.transfer.transfer_reference`)."""
+    :func:`.transfer.transfer_reference`: aligned on the output and, with
+    ``align_smoothing_px``, on the output low-passed too, per pixel the more trusted)."""
     restored, reference = restored.float(), reference.float()
     h, w = restored.shape[-2:]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align: nothing is trusted
         return restored.clamp(0.0, 1.0)
-    # aligned on (and agreeing with) the low-passed output; sharpness and blend: the output
-    target = gaussian_blur(restored, settings.align_smoothing_px * _scale(h, w, settings))
-    aligned, confidence, within = _cues(target, reference, sizes[0], settings, restored)
-    for size in sizes[1:]:  # per pixel, the most trusted alignment
-        other, other_confidence, other_within = _cues(target, reference, size, settings,
-                                                      restored)
+    targets = [restored]
+    if settings.align_smoothing_px > 0:
+        targets.append(gaussian_blur(restored,
+                                     settings.align_smoothing_px * _scale(h, w, settings)))
+    found: list[tuple[Tensor, Tensor, Tensor]] = []
+    for size in sizes:
+        # one consistency check serves both alignments, on the low-passed output where
+        # there is one (as in :func:`.transfer.transfer_cues`)
+        backward = _backward(targets[-1], reference, size)
+        found += [_cues(target, reference, size, settings, restored, backward)
+                  for target in targets]
+    aligned, confidence, within = found[0]
+    for other, other_confidence, other_within in found[1:]:  # per pixel, the most trusted
         better = other_confidence > confidence
         aligned = torch.where(better, other, aligned)
         within = torch.where(better, other_within, within)

@@ -24,6 +24,7 @@ settings is in docs/EXPERIMENTS.md.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -50,7 +51,10 @@ class TransferSettings:
     # DIS fits (its cost) falls with the square of the stride; half the patch aligns as well
     # as a quarter
     forward_stride: float = 0.5
-    refinement_iterations: int = 5  # DIS variational refinement iterations per scale
+    # DIS variational refinement iterations per scale of the forward flows: at 720p most of
+    # a forward flow's time, but without it small frames align too coarsely to transfer
+    # (docs/TRAINING.md, session 27)
+    refinement_iterations: int = 5
     # the backward flow only serves the consistency check: half resolution (DIS finest
     # scale 1) and a stride of half the patch are as good
     backward_stride: float = 0.5
@@ -67,11 +71,13 @@ class TransferSettings:
     # the first pyramid level whose short side is at most this (cost: a 4K frame's flows run
     # at 1080 lines)
     flow_max_lines: int = 1080
-    # Gaussian sigma (at 720p) of a low-pass on the network's output before the reference
-    # is aligned to it and their agreement is measured; the sharpness cue and the blend
-    # use the unfiltered output (0: off). The model's setting
+    # Gaussian sigma (at 720p) of a low-pass on the network's output: besides the output as
+    # it is, the reference is also aligned to the low-passed output (and their agreement
+    # measured there), and per pixel the more trusted alignment wins; the sharpness cue and
+    # the blend always use the unfiltered output (0: off). The model's setting
     # (InferenceSettings.transfer_smoothing): a network that copies reference detail in
-    # 4 x 4 blocks would have the flow follow them
+    # 4 x 4 blocks would have a flow on its output follow them, while moving people need
+    # the unfiltered output's finer flow
     align_smoothing_px: float = 0.0
 
 
@@ -177,18 +183,28 @@ class _Pair:
     restored: np.ndarray  # what the reference is aligned to and agrees with
     reference: np.ndarray
     settings: TransferSettings
-    # the output as it is, whose fine detail the reference must match (the sharpness cue),
-    # where ``restored`` is low-passed (``align_smoothing_px``); None: ``restored``
-    unfiltered: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h, w = self.restored.shape[:2]
         self.scale = _scale(self.restored, self.settings)
         self.grey = _gray8(self.restored), _gray8(self.reference)
         self.grid = _pixel_grid(h, w)
-        output = self.restored if self.unfiltered is None else self.unfiltered
-        self.detail = _detail(output, self.scale)  # the output's fine detail
+        self.detail = _detail(self.restored, self.scale)  # the output's fine detail
         self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
+        self.backward_grey = self.grey  # the greys the backward flows are computed on
+
+    def low_passed(self, sigma: float) -> _Pair:
+        """The pair aligned to (and agreeing with) the output low-passed by ``sigma`` px.
+        It shares the output's detail (the sharpness cue) and the backward flows with this
+        pair, and from now on both compute those on the low-passed output: a backward flow
+        on an output with copied reference detail follows the copies, and would vouch for
+        a forward flow that does the same."""
+        other = copy.copy(self)
+        other.restored = cv2.GaussianBlur(self.restored, (0, 0), sigma)
+        other.grey = _gray8(other.restored), self.grey[1]
+        self.backward_grey = other.backward_grey = other.grey
+        self.backward.clear()
+        return other
 
 
 def _stride(patch: int, share: float) -> int:
@@ -198,7 +214,7 @@ def _stride(patch: int, share: float) -> int:
 def _backward_flow(pair: _Pair, patch: int) -> np.ndarray:
     """The backward flow (output -> reference direction reversed) for the consistency
     check, at half resolution; computed once per patch size."""
-    settings, (a, b) = pair.settings, pair.grey
+    settings, (a, b) = pair.settings, pair.backward_grey
     if settings.backward_patch:
         patch = usable_patch_sizes((settings.backward_patch,), *a.shape)[0]
     if patch not in pair.backward:
@@ -257,11 +273,11 @@ def _keep_better(best: TransferCues, best_confidence: np.ndarray,
 def transfer_cues(
     restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
 ) -> TransferCues:
-    """Align ``reference`` to ``restored`` (low-passed per ``align_smoothing_px``, for the
-    flow and the agreement cue; the sharpness cue always compares with ``restored`` as it
-    is, so that a blurrier reference stays out) and measure how far to trust it, per
-    pixel: one flow per patch size, and per pixel the alignment with the highest
-    confidence (the first one on ties).
+    """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel: one
+    flow per patch size, on ``restored`` and (with ``align_smoothing_px``) also on
+    ``restored`` low-passed, and per pixel the alignment with the highest confidence (the
+    first one on ties). The sharpness cue always compares with ``restored`` as it is, so
+    that a blurrier reference stays out.
 
     Both images are H x W x 3 float32 RGB in [0, 1].
     """
@@ -270,15 +286,17 @@ def transfer_cues(
     if not sizes:  # too small to align: nothing is trusted
         zero = np.zeros((h, w), np.float32)
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
-    unfiltered = None
+    pairs = [_Pair(restored, reference, settings)]
     if settings.align_smoothing_px > 0:
-        sigma = settings.align_smoothing_px * _scale(restored, settings)
-        restored, unfiltered = cv2.GaussianBlur(restored, (0, 0), sigma), restored
-    pair = _Pair(restored, reference, settings, unfiltered)
-    best = _cues_for_patch(pair, sizes[0])
-    confidence = best.confidence
-    for size in sizes[1:]:
-        confidence = _keep_better(best, confidence, _cues_for_patch(pair, size))
+        pairs.append(pairs[0].low_passed(settings.align_smoothing_px * pairs[0].scale))
+    best, confidence = None, None
+    for size in sizes:
+        for pair in pairs:
+            cues = _cues_for_patch(pair, size)
+            if best is None:
+                best, confidence = cues, cues.confidence
+            else:
+                confidence = _keep_better(best, confidence, cues)
     return best
 
 

@@ -75,13 +75,6 @@ ALIGNERS: dict[str, Callable[[dict], np.ndarray]] = {
     "split1": _split(1.0),
     "split2": _split(2.0),
     "half": _half,
-    "own_norefine": lambda im: im["new"],
-    "own_halfflow": lambda im: im["new"],
-}
-# variants that align on the output with other flow settings
-SETTINGS = {
-    "own_norefine": replace(DEFAULT_TRANSFER, refinement_iterations=0),
-    "own_halfflow": replace(DEFAULT_TRANSFER, flow_max_lines=360),
 }
 
 
@@ -95,17 +88,32 @@ def _aligner(variant: str, images: dict) -> np.ndarray:
     return ALIGNERS[variant](images)
 
 
+def _settings(overrides: str) -> TransferSettings:
+    """The default transfer settings with ``name=value,...`` overrides (numbers)."""
+    changes = {}
+    for item in filter(None, overrides.split(",")):
+        name, value = item.split("=")
+        kind = type(getattr(DEFAULT_TRANSFER, name))
+        changes[name] = kind(float(value))
+    return replace(DEFAULT_TRANSFER, **changes)
+
+
 def _variant_output(variant: str, images: dict) -> np.ndarray:
-    """The new network's output finished as ``variant`` says (float RGB)."""
+    """The new network's output finished as ``variant`` says (float RGB); after a colon,
+    transfer settings (``either2.5:name=value``; ``own:flow_max_lines=360``)."""
     out, reference = images["new"], images["reference"]
-    if variant.startswith("smooth"):  # the transfer of a model with transfer_smoothing
-        sigma = float(variant[len("smooth"):])
-        return transfer_reference(out, reference,
-                                  replace(DEFAULT_TRANSFER, align_smoothing_px=sigma))
-    if variant.startswith("either"):
-        return _finish_either(out, reference, float(variant[len("either"):]))
-    return _finish(out, _aligner(variant, images), reference,
-                   SETTINGS.get(variant, DEFAULT_TRANSFER), variant.startswith("flowsoft"))
+    variant, _, overrides = variant.partition(":")
+    base = _settings(overrides)
+    if variant.startswith("smooth"):  # the product's transfer with transfer_smoothing
+        return transfer_reference(out, reference, replace(
+            base, align_smoothing_px=float(variant[len("smooth"):])))
+    for prefix, lines, both in (("halflow", 360, False), ("low", base.flow_max_lines, False),
+                                ("eitherhalf", 360, True),
+                                ("either", base.flow_max_lines, True)):
+        if variant.startswith(prefix):
+            return _finish_low(out, reference, float(variant[len(prefix):]), lines, base, both)
+    return _finish(out, _aligner(variant, images), reference, base,
+                   variant.startswith("flowsoft"))
 
 
 def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
@@ -127,13 +135,25 @@ def _cache_key(spec: str) -> str:
     return f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
 
 
-def _finish_either(out: np.ndarray, reference: np.ndarray, sigma: float) -> np.ndarray:
-    """Aligned on the output and on the output low-passed, per pixel the more trusted."""
-    settings = replace(DEFAULT_TRANSFER, align_smoothing_px=sigma)
-    best, other = transfer_cues(out, reference), transfer_cues(out, reference, settings)
-    confidence = _keep_better(best, best.confidence, other)
-    weight = blend_weight(confidence, best)
-    return np.clip(out + weight[..., None] * (best.aligned - out), 0, 1)
+def _finish_low(out: np.ndarray, reference: np.ndarray, sigma: float, max_lines: int,
+                base: TransferSettings, both: bool) -> np.ndarray:
+    """Aligned on the output low-passed by ``sigma`` px at 720p (its forward flow at the
+    first level at or below ``max_lines``; session 26's ``transfer_smoothing``) and, with
+    ``both``, on the output too, each alignment with its own backward flow, per pixel the
+    more trusted. The sharpness cue and the blend: the output as it is."""
+    pair = _Pair(out, reference, base)
+    low = pair.low_passed(sigma * pair.scale)
+    low.settings = replace(base, flow_max_lines=max_lines)
+    pair.backward_grey, low.backward = pair.grey, {}  # each its own backward flow
+    size = usable_patch_sizes(base.patch_sizes, *out.shape[:2])[0]
+    cues = _cues_for_patch(low, size)
+    confidence = cues.confidence
+    if both:
+        plain = _cues_for_patch(pair, size)
+        confidence = _keep_better(plain, plain.confidence, cues)
+        cues = plain
+    weight = blend_weight(confidence, cues, base)
+    return np.clip(out + weight[..., None] * (cues.aligned - out), 0, 1)
 
 
 def _finish(out: np.ndarray, aligner: np.ndarray, reference: np.ndarray,
@@ -142,7 +162,7 @@ def _finish(out: np.ndarray, aligner: np.ndarray, reference: np.ndarray,
     against ``aligner`` too, or against ``out`` (``flow_only``)."""
     if flow_only:
         pair = _Pair(out, reference, settings)
-        pair.grey = (_gray8(aligner), pair.grey[1])
+        pair.grey = pair.backward_grey = (_gray8(aligner), pair.grey[1])
         cues = _cues_for_patch(pair, usable_patch_sizes(settings.patch_sizes,
                                                         *out.shape[:2])[0])
     else:
@@ -161,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["own", "baseline"],
                         help=f"{', '.join(sorted(ALIGNERS))}, softS (the output low-passed "
                         "with sigma S px), flowsoftS (the same for the flow only), eitherS "
-                        "(per pixel the more trusted of the output and softS), smoothS (the "
-                        "transfer of a model with transfer_smoothing S)")
+                        "(per pixel the more trusted of the output and softS, each with its "
+                        "own backward flow), lowS (softS with the sharpness cue against the "
+                        "output: session 26's transfer_smoothing), smoothS (the product's "
+                        "transfer of a model with transfer_smoothing S), halflowS / "
+                        "eitherhalfS (the low-passed forward flow at half resolution); after "
+                        "a colon, transfer settings (either2.5:refinement_iterations=5)")
     parser.add_argument("--generators", nargs="*", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
