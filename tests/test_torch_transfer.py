@@ -97,7 +97,7 @@ def test_torch_transfer_restores_detail_as_the_opencv_one_does(warped):
     assert np.abs(kept - soft).mean() < 0.01
 
 
-def test_torch_transfer_aligns_on_the_low_passed_output_as_the_opencv_one_does(warped):
+def test_torch_transfer_aligns_on_the_low_passed_output_too_as_the_opencv_one_does(warped):
     from dataclasses import replace
 
     from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
@@ -119,6 +119,41 @@ def test_torch_transfer_aligns_on_the_low_passed_output_as_the_opencv_one_does(w
         kept = _a(transfer_reference_torch(_t(soft), _t(other), smoothed))
         assert np.abs(kept - soft).mean() < 0.01
         assert np.abs(transfer_reference(soft, other, smoothed) - soft).mean() < 0.01
+
+
+def test_torch_transfer_aligns_twice_with_one_backward_flow_on_the_low_passed_output(
+        warped, monkeypatch):
+    from dataclasses import replace
+
+    import refdeblur_video.refine.torch_transfer as torch_transfer
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
+
+    seen: dict[str, list[torch.Tensor]] = {"forward": [], "backward": []}
+
+    def recording(name, real):
+        def call(target, *args):
+            seen[name].append(target.clone())
+            return real(target, *args)
+        return call
+
+    monkeypatch.setattr(torch_transfer, "_cues", recording("forward", torch_transfer._cues))
+    monkeypatch.setattr(torch_transfer, "_backward",
+                        recording("backward", torch_transfer._backward))
+    soft = _t(cv2.GaussianBlur(warped["target"], (0, 0), 1.5))
+    reference = _t(warped["source"])
+    smoothed = replace(DEFAULT_TRANSFER, align_smoothing_px=8.0)
+    transfer_reference_torch(soft, reference, smoothed)
+    low = gaussian_blur(soft, 8.0 * 0.25)  # sigma scaled to the 160 lines (at least 1/4)
+    assert [target.shape for target in seen["forward"]] == [soft.shape] * 2
+    assert torch.equal(seen["forward"][0], soft)
+    assert torch.allclose(seen["forward"][1], low, atol=1e-6)
+    assert len(seen["backward"]) == 1
+    assert torch.allclose(seen["backward"][0], low, atol=1e-6)
+    # without the setting: one alignment, checked against a backward flow on the output
+    seen["forward"].clear(), seen["backward"].clear()
+    transfer_reference_torch(soft, reference)
+    assert len(seen["forward"]) == len(seen["backward"]) == 1
+    assert torch.equal(seen["forward"][0], soft) and torch.equal(seen["backward"][0], soft)
 
 
 def test_the_refine_step_finishes_outputs_left_on_the_device(warped):

@@ -141,6 +141,24 @@ def test_aligning_on_the_low_passed_output_too_ignores_copied_detail(frames):
         _psnr(plain.aligned[inner], sharp[inner]) + 2
     assert _psnr(transfer_reference(copied, reference, smoothed), sharp) > \
         _psnr(as_is, sharp) + 0.5
+    # where the unfiltered alignment wins, its consistency is checked against the one
+    # backward flow, computed on the low-passed output (on the output as it is, the
+    # backward flow follows the copies too)
+    from refdeblur_video.refine.transfer import (
+        _cues_for_patch,
+        _gray8,
+        _Pair,
+        usable_patch_sizes,
+    )
+
+    only_plain = from_plain & ~from_low
+    checked = _Pair(copied, reference, DEFAULT_TRANSFER)
+    checked.backward_grey = _gray8(low), checked.grey[1]
+    expected = _cues_for_patch(checked, usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, H, W)[0])
+    assert np.allclose(ours.consistency[only_plain], expected.consistency[only_plain],
+                       atol=1e-6)
+    assert not np.allclose(ours.consistency[only_plain], plain.consistency[only_plain],
+                           atol=1e-3)
     # the sharpness cue compares with the output as it is, not the low-passed one
     assert np.allclose(ours.sharpness[from_plain & ~from_low],
                        plain.sharpness[from_plain & ~from_low], atol=1e-6)
@@ -151,6 +169,27 @@ def test_aligning_on_the_low_passed_output_too_ignores_copied_detail(frames):
     weight = cv2.GaussianBlur(ours.confidence, (0, 0), 4.0 * 0.25) * ours.inside
     expected = np.clip(copied + weight[..., None] * (ours.aligned - copied), 0, 1)
     assert np.allclose(transfer_reference(copied, reference, smoothed), expected, atol=1e-5)
+
+
+def test_the_second_alignment_costs_one_forward_flow(frames, monkeypatch):
+    from dataclasses import replace
+
+    import refdeblur_video.refine.transfer as transfer
+
+    calls = []
+
+    def counted(target, source, *args):
+        calls.append(target)
+        return real(target, source, *args)
+
+    real = transfer._flow
+    monkeypatch.setattr(transfer, "_flow", counted)
+    transfer.transfer_cues(frames["soft"], frames["reference"])
+    assert len(calls) == 2  # forward and backward
+    calls.clear()
+    smoothed = replace(transfer.DEFAULT_TRANSFER, align_smoothing_px=8.0)
+    transfer.transfer_cues(frames["soft"], frames["reference"], smoothed)
+    assert len(calls) == 3  # two forward flows, one backward flow
 
 
 def test_identical_images_are_a_fixed_point(frames):

@@ -82,8 +82,8 @@ class Refiner:
 
 
 def transfer_for(restorer: object) -> TransferSettings:
-    """The transfer settings that finish ``restorer``'s outputs: the defaults, aligned on
-    the output low-passed as its model asks (``transfer_smoothing`` of
+    """The transfer settings that finish ``restorer``'s outputs: the defaults, also aligned
+    on the output low-passed where its model asks (``transfer_smoothing`` of
     :class:`~refdeblur_video.model.inference.InferenceSettings`)."""
     return replace(DEFAULT_TRANSFER,
                    align_smoothing_px=float(getattr(restorer, "transfer_smoothing", 0.0)))

@@ -51,9 +51,10 @@ def _backward(target: Tensor, reference: Tensor, patch: int) -> Tensor:
 
 
 def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
-          restored: Tensor, backward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+          mine: Tensor, backward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(aligned reference, confidence, inside) for one patch size: aligned to ``target``
-    (the output, or the output low-passed), sharpness against the output ``restored``."""
+    (the output, or the output low-passed), sharpness against the output's detail
+    ``mine``."""
     h, w = target.shape[-2:]
     scale = _scale(h, w, settings)
     coarsest = dis_coarsest_scale(h, w, patch)
@@ -67,7 +68,7 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
                                           keepdim=True)
     round_trip = gaussian_blur(round_trip, 2.0 * scale)
     consistency = torch.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
-    mine, theirs = _detail(restored, scale), _detail(aligned, scale)
+    theirs = _detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
     within = inside(forward)
     return aligned, agreement * consistency * sharpness * within, within
@@ -89,12 +90,13 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     if settings.align_smoothing_px > 0:
         targets.append(gaussian_blur(restored,
                                      settings.align_smoothing_px * _scale(h, w, settings)))
+    mine = _detail(restored, _scale(h, w, settings))  # the output's fine detail
     found: list[tuple[Tensor, Tensor, Tensor]] = []
     for size in sizes:
         # one consistency check serves both alignments, on the low-passed output where
         # there is one (as in :func:`.transfer.transfer_cues`)
         backward = _backward(targets[-1], reference, size)
-        found += [_cues(target, reference, size, settings, restored, backward)
+        found += [_cues(target, reference, size, settings, mine, backward)
                   for target in targets]
     aligned, confidence, within = found[0]
     for other, other_confidence, other_within in found[1:]:  # per pixel, the most trusted

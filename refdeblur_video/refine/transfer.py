@@ -17,9 +17,10 @@ the frame's short side; the flow's patch size and stride are pixels at any size.
 It aligns once by default (a DIS patch of 96 pixels, which matches through blur, with a
 stride of half the patch), at full resolution up to 1080 lines, and smooths the trust a
 little before blending. More patch sizes (``patch_sizes``: small ones follow small motions)
-align once each, and per pixel the most trusted alignment is kept, at a flow's cost each.
-What it gains and costs is measured in docs/RESULTS.md, and what was tried before these
-settings is in docs/EXPERIMENTS.md.
+align once each, and per pixel the most trusted alignment is kept, at a flow's cost each. A
+model may ask for each to align a second time, on its output low-passed
+(``align_smoothing_px``). What it gains and costs is measured in docs/RESULTS.md, and what
+was tried before these settings is in docs/EXPERIMENTS.md.
 """
 
 from __future__ import annotations
@@ -193,18 +194,22 @@ class _Pair:
         self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
         self.backward_grey = self.grey  # the greys the backward flows are computed on
 
-    def low_passed(self, sigma: float) -> _Pair:
-        """The pair aligned to (and agreeing with) the output low-passed by ``sigma`` px.
-        It shares the output's detail (the sharpness cue) and the backward flows with this
-        pair, and from now on both compute those on the low-passed output: a backward flow
-        on an output with copied reference detail follows the copies, and would vouch for
-        a forward flow that does the same."""
-        other = copy.copy(self)
-        other.restored = cv2.GaussianBlur(self.restored, (0, 0), sigma)
-        other.grey = _gray8(other.restored), self.grey[1]
-        self.backward_grey = other.backward_grey = other.grey
-        self.backward.clear()
-        return other
+
+def _pairs(restored: np.ndarray, reference: np.ndarray,
+           settings: TransferSettings) -> list[_Pair]:
+    """The pairs the reference is aligned with: the output as it is and, with
+    ``align_smoothing_px``, the output low-passed. The low-passed pair shares the output's
+    unfiltered detail (the sharpness cue) and the backward flows, and both pairs compute
+    those flows on the low-passed output: on an output with copied reference detail a
+    backward flow follows the copies, and would vouch for a forward flow that does too."""
+    pair = _Pair(restored, reference, settings)
+    if settings.align_smoothing_px <= 0:
+        return [pair]
+    low = copy.copy(pair)
+    low.restored = cv2.GaussianBlur(restored, (0, 0), settings.align_smoothing_px * pair.scale)
+    low.grey = _gray8(low.restored), pair.grey[1]
+    pair.backward_grey = low.backward_grey = low.grey
+    return [pair, low]
 
 
 def _stride(patch: int, share: float) -> int:
@@ -286,17 +291,12 @@ def transfer_cues(
     if not sizes:  # too small to align: nothing is trusted
         zero = np.zeros((h, w), np.float32)
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
-    pairs = [_Pair(restored, reference, settings)]
-    if settings.align_smoothing_px > 0:
-        pairs.append(pairs[0].low_passed(settings.align_smoothing_px * pairs[0].scale))
-    best, confidence = None, None
-    for size in sizes:
-        for pair in pairs:
-            cues = _cues_for_patch(pair, size)
-            if best is None:
-                best, confidence = cues, cues.confidence
-            else:
-                confidence = _keep_better(best, confidence, cues)
+    pairs = _pairs(restored, reference, settings)
+    alignments = ((pair, size) for size in sizes for pair in pairs)
+    best = _cues_for_patch(*next(alignments))
+    confidence = best.confidence
+    for pair, size in alignments:
+        confidence = _keep_better(best, confidence, _cues_for_patch(pair, size))
     return best
 
 

@@ -39,6 +39,7 @@ from refdeblur_video.refine.transfer import (
     _gray8,
     _keep_better,
     _Pair,
+    _pairs,
     _scale,
     blend_weight,
     transfer_cues,
@@ -94,6 +95,8 @@ def _settings(overrides: str) -> TransferSettings:
     for item in filter(None, overrides.split(",")):
         name, value = item.split("=")
         kind = type(getattr(DEFAULT_TRANSFER, name))
+        if kind not in (int, float):
+            raise SystemExit(f"{name}: only number settings can be changed here")
         changes[name] = kind(float(value))
     return replace(DEFAULT_TRANSFER, **changes)
 
@@ -140,9 +143,9 @@ def _finish_low(out: np.ndarray, reference: np.ndarray, sigma: float, max_lines:
     """Aligned on the output low-passed by ``sigma`` px at 720p (its forward flow at the
     first level at or below ``max_lines``; session 26's ``transfer_smoothing``) and, with
     ``both``, on the output too, each alignment with its own backward flow, per pixel the
-    more trusted. The sharpness cue and the blend: the output as it is."""
-    pair = _Pair(out, reference, base)
-    low = pair.low_passed(sigma * pair.scale)
+    more trusted. The sharpness cue and the blend: the output as it is. The first patch size
+    only (the default has one)."""
+    pair, low = _pairs(out, reference, replace(base, align_smoothing_px=sigma))
     low.settings = replace(base, flow_max_lines=max_lines)
     pair.backward_grey, low.backward = pair.grey, {}  # each its own backward flow
     size = usable_patch_sizes(base.patch_sizes, *out.shape[:2])[0]
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["own", "baseline"],
                         help=f"{', '.join(sorted(ALIGNERS))}, softS (the output low-passed "
                         "with sigma S px), flowsoftS (the same for the flow only), eitherS "
-                        "(per pixel the more trusted of the output and softS, each with its "
+                        "(per pixel the more trusted of the output and lowS, each with its "
                         "own backward flow), lowS (softS with the sharpness cue against the "
                         "output: session 26's transfer_smoothing), smoothS (the product's "
                         "transfer of a model with transfer_smoothing S), halflowS / "
@@ -193,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     from refdeblur_video.model.restorer import load_model
 
     # the baseline network only runs where a variant aligns on its output
-    specs = [("new", args.model)] + [("base", args.baseline)] * ("baseline" in args.variants)
+    names = {variant.partition(":")[0] for variant in args.variants}
+    specs = [("new", args.model)] + [("base", args.baseline)] * ("baseline" in names)
     models = {name: (spec, load_model(spec, "cpu", reference_check=0.0))
               for name, spec in specs}
     args.cache.mkdir(parents=True, exist_ok=True)
