@@ -24,6 +24,11 @@
 #       # WEAKEST: the weakest camera shake (0.3); SHORTEST: the shortest random trajectory,
 #       # px at 720p (6): nearly sharp frames with the camera's noise, whose target is the
 #       # clean frame, so that the network learns to leave them alone (docs/EXPERIMENTS.md)
+#   NAME=general_strong WEAKEST=0.6 STRONGEST=2.4 MATCH_WEIGHT=0.1 STEPS=3000 LR=2.0e-5 \
+#     INIT=runs/general_match3/model.safetensors bash tools/recipes/train_general.sh
+#       # STRONGEST: the strongest camera shake (1.8; 2.4 is paths up to about 93 px at
+#       # 720p): more long blur, under which a matching-trained network keeps its
+#       # reference out (docs/TRAINING.md, session 27)
 #   NAME=general_crop256 CROP=256 BATCH=4 STEPS=3000 LR=5.0e-5 \
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # CROP / BATCH: crop edge (192; at most the smallest frame, bikes.mp4's 272 lines)
@@ -122,7 +127,7 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "init=${INIT:-$init}" \
   --set "model=${MODEL:-lite}" --set train.freeze_phi=true \
   --set data.workers=1 --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
-  --set "data.strength=[${WEAKEST:-0.3}, 1.8]" --set data.unrelated_ref_prob=0.15 \
+  --set "data.strength=[${WEAKEST:-0.3}, ${STRONGEST:-1.8}]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
   --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, aligned_ref_prob: ${ALIGNED_REF:-0}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
