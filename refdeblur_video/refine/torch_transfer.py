@@ -86,11 +86,11 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align: nothing is trusted
         return restored.clamp(0.0, 1.0)
+    scale = _scale(h, w, settings)
     targets = [restored]
     if settings.align_smoothing_px > 0:
-        targets.append(gaussian_blur(restored,
-                                     settings.align_smoothing_px * _scale(h, w, settings)))
-    mine = _detail(restored, _scale(h, w, settings))  # the output's fine detail
+        targets.append(gaussian_blur(restored, settings.align_smoothing_px * scale))
+    mine = _detail(restored, scale)  # the output's fine detail
     found: list[tuple[Tensor, Tensor, Tensor]] = []
     for size in sizes:
         # one consistency check serves both alignments, on the low-passed output where
@@ -105,6 +105,6 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
         within = torch.where(better, other_within, within)
         confidence = torch.maximum(confidence, other_confidence)
     if settings.confidence_blur_px > 0:
-        confidence = gaussian_blur(confidence, settings.confidence_blur_px * _scale(h, w, settings))
+        confidence = gaussian_blur(confidence, settings.confidence_blur_px * scale)
     weight = confidence * within
     return (restored + weight * (aligned - restored)).clamp(0.0, 1.0)
