@@ -500,3 +500,41 @@ def test_decord_reader_gives_the_same_result(make_test_clip, restorer, tmp_path)
     assert decisions("pyav.csv") == decisions("decord.csv")
     for (pts_a, a), (pts_b, b) in zip(outputs["pyav"], outputs["decord"], strict=True):
         assert pts_a == pts_b and np.array_equal(a, b)
+
+
+def test_a_refine_step_that_batches_gets_the_same_groups_in_every_run():
+    """With a ``many`` method the refine step gets the restored frames in groups of
+    consecutive indices sharing their quotient by ``batch`` and never spanning a multiple
+    of ``segment``: the same groups in a run from the start and in one resumed mid-video."""
+    images = render_frames((96, 64), 14, {1, 2, 3, 5, 6, 9, 10, 11, 12})
+    frames = [Frame(i, i, Fraction(1, 25), image) for i, image in enumerate(images)]
+
+    class Grouping:
+        def __init__(self):
+            self.groups: list[list[int]] = []
+
+        def __call__(self, output, frame, *references):
+            raise AssertionError("frames are finished in groups")
+
+        def many(self, requests):
+            self.groups.append([next(i for i, im in enumerate(images) if im is r[1])
+                                for r in requests])
+            return [output + 1 for output, *_ in requests]
+
+    def runs(start):
+        refine, written = Grouping(), []
+        run_stream(frames, ReferencePlanner(),
+                   lambda batch, refs: ([b.astype(np.int16) for b in batch], [True] * len(batch)),
+                   refine, written.append, batch=4, queue_size=8, start=start, segment=6)
+        return refine.groups, written
+
+    groups, written = runs(0)
+    blurry = [i for i in range(14) if any(i in g for g in groups)]
+    assert blurry == [1, 2, 3, 5, 6, 9, 10, 11, 12]
+    assert groups == [[1, 2, 3], [5], [6], [9, 10, 11], [12]]  # 0-3, 4-5 | 6-7, 8-11 | 12-
+    assert [w.frame.index for w in written] == list(range(14))
+    for item in written:  # each restored frame went through the refine step once
+        if item.frame.index in blurry:
+            assert np.array_equal(item.output, item.frame.image.astype(np.int16) + 1)
+    resumed, _ = runs(6)
+    assert resumed == [g for g in groups if g[0] >= 6]

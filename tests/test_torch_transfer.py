@@ -273,3 +273,41 @@ def test_the_device_path_transfers_from_a_second_reference_too(warped):
     sharp = from_float(warped["target"], np.uint8)
     right = (slice(12, -12), slice(half + 40, -12))
     assert psnr(both[right], sharp[right]) > psnr(one[right], sharp[right]) + 2.5
+
+
+def test_device_outputs_finished_together_match_the_one_by_one_frames(warped, monkeypatch):
+    """``Refiner.many``: one batched transfer per side for the outputs on the device, the
+    frames as one call each gives them; arrays and frames with nothing to transfer from
+    are finished as alone."""
+    import refdeblur_video.refine.torch_transfer as torch_transfer
+    from refdeblur_video.model import DeviceOutput
+
+    soft = cv2.GaussianBlur(warped["target"], (0, 0), 1.5)
+    blurry = from_float(soft, np.uint8)
+    first8, second8 = (from_float(warped[k], np.uint8) for k in ("source", "target"))
+    shifted = np.roll(first8, 3, axis=1)
+
+    def output(image):
+        return DeviceOutput(_t(soft)[0], _t(image.astype(np.float32) / 255)[0])
+
+    requests = [(output(first8), blurry, first8, second8),  # both sides
+                (output(shifted), blurry, shifted, None),  # one side
+                (output(blurry), blurry, None, second8),  # its own reference: nothing
+                (soft.copy(), blurry, first8, None),  # an array: the OpenCV path
+                (output(first8), blurry, first8, shifted)]
+    alone = [Refiner()(*request) for request in requests]
+    calls = []
+    original = torch_transfer.transfer_reference_torch
+
+    def counting(restored, reference, settings):
+        calls.append(len(restored))
+        return original(restored, reference, settings)
+
+    monkeypatch.setattr(torch_transfer, "transfer_reference_torch", counting)
+    together = Refiner().many(requests)
+    assert calls == [3, 2]  # the first references of three frames, then two second ones
+    for one, both in zip(alone, together, strict=True):
+        assert both.dtype == np.uint8
+        assert np.abs(one.astype(int) - both.astype(int)).max() <= 1
+        assert np.mean(one == both) > 0.999
+    assert np.array_equal(together[2], from_float(soft, np.uint8))

@@ -261,24 +261,56 @@ class _Stream:
                     return
                 pending = []
 
+    def _group_starts(self, item: WorkItem, group: list[WorkItem]) -> bool:
+        """Whether ``item`` begins a new refine group: groups are runs of frames whose
+        index shares its quotient by ``batch`` and that never span a multiple of
+        ``segment``, so the same frames are finished together in every run, a resumed one
+        too (on a GPU a batch's size can change the last bit of a result)."""
+        first = group[0].frame.index
+        index = item.frame.index
+        return index // self.batch != first // self.batch or bool(
+            self.segment and index // self.segment != first // self.segment)
+
+    def _finish_group(self, group: list[WorkItem]) -> bool:
+        """Refine the restored frames of ``group`` (together, where ``refine`` has a
+        ``many`` method, as :class:`refdeblur_video.refine.Refiner` does) and pass all of
+        them on."""
+        work = [item for item in group if item.output is not None]
+        if work:
+            began = time.perf_counter()
+            requests = [(i.output, i.frame.image, i.used_reference, i.other_reference)
+                        for i in work]
+            many = getattr(self.refine, "many", None)
+            outputs = many(requests) if many else [self.refine(*r) for r in requests]
+            each = (time.perf_counter() - began) / len(work)
+            for item, output in zip(work, outputs, strict=True):
+                item.output = output
+                item.seconds += each
+        return all(_put(self.refined, item, self.halt) for item in group)
+
     def finish(self) -> None:
-        """Stage 3: the refine step on each restored frame."""
+        """Stage 3: the refine step on the restored frames, in groups (see
+        :meth:`_group_starts`) where the refine step can batch them."""
         # after an error upstream, what the network already restored is still finished and
         # written (a resumable run keeps it)
+        grouped = getattr(self.refine, "many", None) is not None
+        group: list[WorkItem] = []
         while not self.halt.is_set():
             try:
                 item = self.restored.get(timeout=0.1)
             except queue.Empty:
                 if self.stop.is_set():
+                    self._finish_group(group)
                     return
                 continue
-            if item is not _END and item.output is not None:
-                began = time.perf_counter()
-                item.output = self.refine(item.output, item.frame.image, item.used_reference,
-                                          item.other_reference)
-                item.seconds += time.perf_counter() - began
-            if not _put(self.refined, item, self.halt) or item is _END:
+            if group and (item is _END or not grouped or self._group_starts(item, group)):
+                if not self._finish_group(group):
+                    return
+                group = []
+            if item is _END:
+                _put(self.refined, _END, self.halt)
                 return
+            group.append(item)
 
     def run(self, write: Callable[[WorkItem], None]) -> None:
         """Start stages 1-3 and run stage 4, ``write``, here; stop them all on leaving."""

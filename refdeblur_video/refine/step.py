@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from ..image_files import from_float, peak_value, to_float
 from .transfer import DEFAULT_TRANSFER, TransferSettings, transfer_reference
+
+# (the network's output: an array or a DeviceOutput, the blurry frame, its reference, the
+# second reference)
+Request = tuple[Any, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 class Refiner:
@@ -54,31 +60,63 @@ class Refiner:
         if first is None or not self._second_usable(frame, second):
             second = None
         if not isinstance(restored, np.ndarray):
-            return self._on_device(restored, frame, first, second)
+            return self._on_device([(restored, frame, first, second)])[0]
         for image in (first, second):
             if image is not None:
                 restored = transfer_reference(restored, to_float(image), self.settings)
         return from_float(restored, frame.dtype)
 
-    def _on_device(self, output, frame: np.ndarray, reference: np.ndarray | None,
-                   second: np.ndarray | None) -> np.ndarray:
+    def many(self, requests: Sequence[Request]) -> list[np.ndarray]:
+        """The call on each ``(restored, frame, reference, second)`` of ``requests``, with
+        the outputs still on the network's device finished together: one batched transfer
+        per side instead of one per frame, because on a GPU launching the transfer's many
+        small operations takes longer than running them. The frames come out as the calls
+        one by one would give them, up to the device's rounding (batch sizes may pick other
+        kernels)."""
+        finished: list[np.ndarray | None] = [None] * len(requests)
+        kept: list[int] = []
+        on_device: list[Request] = []
+        for k, (restored, frame, reference, second) in enumerate(requests):
+            if isinstance(restored, np.ndarray):
+                finished[k] = self(restored, frame, reference, second)
+                continue
+            first = reference if self._transfers(frame, reference) else None
+            if first is None or not self._second_usable(frame, second):
+                second = None
+            kept.append(k)
+            on_device.append((restored, frame, first, second))
+        for k, image in zip(kept, self._on_device(on_device) if on_device else [],
+                            strict=True):
+            finished[k] = image
+        return finished  # type: ignore[return-value]
+
+    def _on_device(self, requests: Sequence[Request]) -> list[np.ndarray]:
+        """Finish device outputs of one frame size: ``reference`` already None where it is
+        not transferred from, ``second`` None where it is not."""
         import torch
 
         from ..model.restorer import images_to_tensor
         from .torch_transfer import transfer_reference_torch
 
-        restored = output.restored[None]
-        if reference is not None:
-            restored = transfer_reference_torch(restored, output.reference[None],
-                                                self.settings)
-        if second is not None:  # only ever given after a first reference
-            restored = transfer_reference_torch(
-                restored, images_to_tensor([second], restored.device), self.settings)
-        peak = peak_value(frame.dtype)
+        restored = torch.stack([output.restored for output, *_ in requests])
+        firsts = [k for k, request in enumerate(requests) if request[2] is not None]
+        if firsts:
+            rows = torch.tensor(firsts, device=restored.device)
+            references = torch.stack([requests[k][0].reference for k in firsts])
+            restored[rows] = transfer_reference_torch(restored[rows], references, self.settings)
+        seconds = [k for k in firsts if requests[k][3] is not None]
+        if seconds:  # only ever given after a first reference
+            rows = torch.tensor(seconds, device=restored.device)
+            others = images_to_tensor([requests[k][3] for k in seconds], restored.device)
+            restored[rows] = transfer_reference_torch(restored[rows], others, self.settings)
+        dtype = requests[0][1].dtype
+        peak = peak_value(dtype)
         # rounded as from_float rounds (half to even), then one copy back in the frame's type
-        samples = torch.round(restored[0].clamp(0.0, 1.0) * peak).permute(1, 2, 0)
-        wide = torch.uint8 if frame.dtype == np.uint8 else torch.int32
-        return samples.to(wide).cpu().numpy().astype(frame.dtype, copy=False)
+        samples = torch.round(restored.clamp(0.0, 1.0) * peak).permute(0, 2, 3, 1)
+        wide = torch.uint8 if dtype == np.uint8 else torch.int32
+        frames = samples.to(wide).cpu().numpy()
+        return [frame.astype(request[1].dtype, copy=False)
+                for frame, request in zip(frames, requests, strict=True)]
 
 
 def transfer_for(restorer: object) -> TransferSettings:

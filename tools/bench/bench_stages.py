@@ -90,27 +90,25 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
             out, used_refs, _ = restorer._restore_here(b, r)
         _sync(device)
         times["network"] += time.perf_counter() - tick
-        for k, frame in enumerate(chunk):
-            tick = time.perf_counter()
-            if not on_device:
+        tick = time.perf_counter()
+        if not on_device:
+            for k, frame in enumerate(chunk):
                 restored = out[k].permute(1, 2, 0).numpy()
-                final = refine(restored, frame, chunk_refs[k], chunk_others[k])
-            else:
-                from refdeblur_video.refine.torch_transfer import transfer_reference_torch
-
-                fused = transfer_reference_torch(out[k:k + 1], used_refs[k:k + 1].float(),
-                                                 refine.settings)
-                fused = transfer_reference_torch(
-                    fused, images_to_tensor([chunk_others[k]], device), refine.settings)
-                _sync(device)
-                times["transfer"] += time.perf_counter() - tick
-                tick = time.perf_counter()
-                final = plain(DeviceOutput(fused[0], fused[0]), frame, None)  # rounding only
-                times["from_device"] += time.perf_counter() - tick
-                finished.append(final)
-                continue
+                finished.append(refine(restored, frame, chunk_refs[k], chunk_others[k]))
             times["transfer"] += time.perf_counter() - tick
-            finished.append(final)
+            continue
+        from refdeblur_video.refine.torch_transfer import transfer_reference_torch
+
+        # as Refiner.many does: the chunk's frames together, one side after the other
+        fused = transfer_reference_torch(out.float(), used_refs.float(), refine.settings)
+        fused = transfer_reference_torch(fused, images_to_tensor(chunk_others, device),
+                                         refine.settings)
+        _sync(device)
+        times["transfer"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        finished += plain.many([(DeviceOutput(f, f), frame, None, None)  # rounding only
+                                for f, frame in zip(fused, chunk, strict=True)])
+        times["from_device"] += time.perf_counter() - tick
     with tempfile.TemporaryDirectory() as tmp:
         tick = time.perf_counter()
         writer = VideoWriter(Path(tmp) / "out.mp4", info, audio=False, subtitles=False)
@@ -130,7 +128,10 @@ def measure(clip: Path, config: str, device: str, precision: str, batch: int,
     from refdeblur_video.model import load_model
     from refdeblur_video.pipeline import deblur_video
 
-    restorer = load_model(config, device, amp=precision == "amp")
+    restorer = load_model(config, device, amp=precision == "amp", warn_untrained=False)
+    # a config without installed weights runs its randomly initialised network, and the
+    # transfer after it, as trained weights would: the work, and so the time, are the same
+    restorer.trained = True
     on_device = restorer.device.type != "cpu" or torch_transfer
     if on_device:  # what the main job does on a GPU (and, asked for, here on a CPU)
         run.restore_step = lambda r, _: r.restore_on_device

@@ -1,10 +1,12 @@
-"""Split a checkpoint into fp16 parts small enough to come back from a GPU session, and
-join them again (tools/recipes/gpu_session.sh).
+"""Split a checkpoint into fp16 parts small enough to come back from a GPU session, join
+them again, and shrink training photos so that they travel (tools/recipes/gpu_session.sh).
 
     python tools/recipes/gpu_session.py split runs/gpu/paper/best.safetensors out/paper_fp16
         -> out/paper_fp16_1.safetensors, out/paper_fp16_2.safetensors (metadata kept)
     python tools/recipes/gpu_session.py join out/paper_fp16_1.safetensors \
         out/paper_fp16_2.safetensors runs/paper_gpu.safetensors
+    python tools/recipes/gpu_session.py shrink .data/photos/*.jpg .data/gpu/photos
+        -> each photo at the size that the virtual camera films it at 720p (JPEG)
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from refdeblur_video.data.photo_clips import PHOTO_TO_WINDOW  # noqa: E402
+from refdeblur_video.image_files import read_image  # noqa: E402
 from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
 
 
@@ -59,6 +64,26 @@ def join(parts: list[Path], out: Path) -> None:
     write_safetensors(out, state, metadata)
 
 
+def shrink(photos: list[Path], dest: Path, quality: int = 90) -> list[Path]:
+    """Each photo resized (area interpolation) to the size that ``film_photo`` first brings it
+    to for 720p frames, where that is smaller, and written as JPEG into ``dest`` under its
+    own name: the virtual camera then sees nearly the same pixels from a file a few times
+    smaller."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in photos:
+        image = read_image(path)
+        short, long_ = sorted(image.shape[:2])
+        scale = min(1.0, PHOTO_TO_WINDOW * max(720 / short, 1280 / long_))
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        out = dest / f"{path.stem}.jpg"
+        cv2.imwrite(str(out), cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, quality])
+        written.append(out)
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,8 +93,14 @@ def main() -> None:
     s.add_argument("--parts", type=int, default=2)
     j = sub.add_parser("join")
     j.add_argument("paths", type=Path, nargs="+", help="the parts, then the output")
+    k = sub.add_parser("shrink")
+    k.add_argument("paths", type=Path, nargs="+", help="the photos, then the output folder")
+    k.add_argument("--quality", type=int, default=90)
     args = parser.parse_args()
-    if args.command == "split":
+    if args.command == "shrink":
+        for path in shrink(args.paths[:-1], args.paths[-1], args.quality):
+            print(path)
+    elif args.command == "split":
         for path in split(args.checkpoint, args.prefix, args.parts):
             print(path)
     else:

@@ -29,6 +29,11 @@
 #       # STRONGEST: the strongest camera shake (1.8; 2.4 is paths up to about 93 px at
 #       # 720p): more long blur, under which a matching-trained network keeps its
 #       # reference out (docs/TRAINING.md, session 27)
+#   FOREGROUND=1 WORKERS=14 BATCH=32 PY=python3 VAL="[$V/05_default_juggle.mp4]" \
+#     NAME=gpu_strong ... bash tools/recipes/train_general.sh
+#       # on a GPU machine (tools/recipes/gpu_session.sh): the mixed blur is rendered by
+#       # WORKERS CPU processes (1), the run stays in the foreground (FOREGROUND=1), and VAL
+#       # replaces the two validation clips
 #   NAME=general_crop256 CROP=256 BATCH=4 STEPS=3000 LR=5.0e-5 \
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # CROP / BATCH: crop edge (192; at most the smallest frame, bikes.mp4's 272 lines)
@@ -120,13 +125,13 @@ elif [ -f "$carried" ]; then
   INIT=$init
 fi
 [ -n "${THREADS:-}" ] && export OMP_NUM_THREADS=$THREADS
-nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
+run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --config configs/train/lite.yaml --set "out=$OUT" \
   --set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, .data/bikes.mp4, $photos]" \
-  --set "data.val_videos=[$V/05_default_juggle.mp4, $V/bedroom.mp4]" \
+  --set "data.val_videos=${VAL:-[$V/05_default_juggle.mp4, $V/bedroom.mp4]}" \
   --set "init=${INIT:-$init}" \
   --set "model=${MODEL:-lite}" --set train.freeze_phi=true \
-  --set data.workers=1 --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
+  --set data.workers=${WORKERS:-1} --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
   --set "data.strength=[${WEAKEST:-0.3}, ${STRONGEST:-1.8}]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
   --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, aligned_ref_prob: ${ALIGNED_REF:-0}}" \
@@ -135,5 +140,10 @@ nohup nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set train.match_weight=${MATCH_WEIGHT:-0} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \
-  --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}" >>"$OUT.log" 2>&1 &
-echo "training in the background (pid $!); log: $OUT.log, state: $OUT/last.safetensors"
+  --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}")
+if [ "${FOREGROUND:-0}" = 1 ]; then
+  "${run[@]}" >>"$OUT.log" 2>&1
+else
+  nohup "${run[@]}" >>"$OUT.log" 2>&1 &
+  echo "training in the background (pid $!); log: $OUT.log, state: $OUT/last.safetensors"
+fi
