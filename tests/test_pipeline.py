@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from fractions import Fraction
 
 import av
@@ -502,39 +503,68 @@ def test_decord_reader_gives_the_same_result(make_test_clip, restorer, tmp_path)
         assert pts_a == pts_b and np.array_equal(a, b)
 
 
-def test_a_refine_step_that_batches_gets_the_same_groups_in_every_run():
-    """With a ``many`` method the refine step gets the restored frames in groups of
-    consecutive indices sharing their quotient by ``batch`` and never spanning a multiple
-    of ``segment``: the same groups in a run from the start and in one resumed mid-video."""
-    images = render_frames((96, 64), 14, {1, 2, 3, 5, 6, 9, 10, 11, 12})
+class _Grouping:
+    """A refine step with ``many``: records the frame indices of each call; outputs are
+    torch tensors, standing in for outputs left on a GPU."""
+
+    def __init__(self, images):
+        self.images, self.groups = images, []
+        self.called = threading.Event()
+
+    def __call__(self, output, frame, *references):
+        raise AssertionError("outputs on the device are finished in groups")
+
+    def many(self, requests):
+        self.groups.append([next(i for i, im in enumerate(self.images) if im is r[1])
+                            for r in requests])
+        self.called.set()
+        return [output.numpy() + 1 for output, *_ in requests]
+
+
+def _on_device(batch, references):
+    return [torch.from_numpy(b.astype(np.int16)) for b in batch], [True] * len(batch)
+
+
+def test_outputs_on_the_device_are_finished_a_network_batch_at_a_time():
+    """The refine step's ``many`` gets each network batch's restored frames in one call:
+    the same groups in a run from the start and in one resumed mid-video (batches never
+    span a multiple of ``segment``)."""
+    blurry = [1, 2, 3, 5, 6, 9, 10, 11, 12]
+    images = render_frames((96, 64), 14, set(blurry))
     frames = [Frame(i, i, Fraction(1, 25), image) for i, image in enumerate(images)]
 
-    class Grouping:
-        def __init__(self):
-            self.groups: list[list[int]] = []
-
-        def __call__(self, output, frame, *references):
-            raise AssertionError("frames are finished in groups")
-
-        def many(self, requests):
-            self.groups.append([next(i for i, im in enumerate(images) if im is r[1])
-                                for r in requests])
-            return [output + 1 for output, *_ in requests]
-
     def runs(start):
-        refine, written = Grouping(), []
-        run_stream(frames, ReferencePlanner(),
-                   lambda batch, refs: ([b.astype(np.int16) for b in batch], [True] * len(batch)),
-                   refine, written.append, batch=4, queue_size=8, start=start, segment=6)
+        refine, written = _Grouping(images), []
+        run_stream(frames, ReferencePlanner(), _on_device, refine, written.append, batch=4,
+                   queue_size=8, start=start, segment=6)
         return refine.groups, written
 
     groups, written = runs(0)
-    blurry = [i for i in range(14) if any(i in g for g in groups)]
-    assert blurry == [1, 2, 3, 5, 6, 9, 10, 11, 12]
-    assert groups == [[1, 2, 3], [5], [6], [9, 10, 11], [12]]  # 0-3, 4-5 | 6-7, 8-11 | 12-
+    # network batches: frames 0-5 (four blurry), 6-11 (segment start; four blurry), 12-13
+    assert groups == [[1, 2, 3, 5], [6, 9, 10, 11], [12]]
     assert [w.frame.index for w in written] == list(range(14))
     for item in written:  # each restored frame went through the refine step once
         if item.frame.index in blurry:
             assert np.array_equal(item.output, item.frame.image.astype(np.int16) + 1)
     resumed, _ = runs(6)
-    assert resumed == [g for g in groups if g[0] >= 6]
+    assert resumed == [[6, 9, 10, 11], [12]]
+
+
+def test_after_an_upstream_error_the_restored_batches_are_still_finished_and_written():
+    images = render_frames((96, 64), 12, {1, 2, 3, 5, 9})
+    refine = _Grouping(images)
+
+    def frames():
+        for i, image in enumerate(images):
+            yield Frame(i, i, Fraction(1, 25), image)
+        assert refine.called.wait(30)  # the first network batch is through
+        raise OSError("the disk went away")
+
+    written: list = []
+    with pytest.raises(OSError, match="disk went away"):
+        run_stream(frames(), ReferencePlanner(), _on_device, refine, written.append,
+                   batch=4, queue_size=8)
+    assert refine.groups == [[1, 2, 3, 5]]
+    assert [w.frame.index for w in written] == list(range(6))
+    assert all(np.array_equal(w.output, w.frame.image.astype(np.int16) + 1)
+               for w in written if w.frame.index in {1, 2, 3, 5})

@@ -311,3 +311,9 @@ def test_device_outputs_finished_together_match_the_one_by_one_frames(warped, mo
         assert np.abs(one.astype(int) - both.astype(int)).max() <= 1
         assert np.mean(one == both) > 0.999
     assert np.array_equal(together[2], from_float(soft, np.uint8))
+    # frames of another sample type are finished apart, each in its own type
+    blurry16 = blurry.astype(np.uint16) * 257
+    mixed = Refiner().many([(output(blurry), blurry, None, None),
+                            (output(blurry), blurry16, None, None)])
+    assert [m.dtype for m in mixed] == [np.uint8, np.uint16]
+    assert np.array_equal(mixed[1], from_float(soft, np.uint16))

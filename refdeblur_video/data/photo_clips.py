@@ -36,6 +36,15 @@ def seed_for(path: str | Path) -> int:
     return zlib.crc32(Path(path).name.encode())
 
 
+def photo_scale(shape: tuple[int, ...], size: tuple[int, int] = (720, 1280)) -> float:
+    """The factor :func:`pan_clip` first resizes a photo of ``shape`` by, for frames of
+    ``size`` (height, width; a portrait photo gets portrait frames)."""
+    out_h, out_w = size
+    if shape[0] > shape[1]:
+        out_h, out_w = out_w, out_h
+    return PHOTO_TO_WINDOW * max(out_h / shape[0], out_w / shape[1])
+
+
 def pan_clip(
     photo: np.ndarray,
     n_frames: int = 24,
@@ -59,7 +68,7 @@ def pan_clip(
     out_h, out_w = size
     if photo.shape[0] > photo.shape[1]:
         out_h, out_w = out_w, out_h
-    scale = PHOTO_TO_WINDOW * max(out_h / photo.shape[0], out_w / photo.shape[1])
+    scale = photo_scale(photo.shape, size)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     base = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
                       interpolation=interpolation)

@@ -3,8 +3,9 @@
     decode + score + cuts + plan  ──►  network (batched)  ──►  refine  ──►  encode + log
                                                                           (main thread)
 
-The network (PyTorch) and the refine step (the reference transfer: OpenCV, NumPy) run in
-threads of their own, so one frame's transfer overlaps the next batch's network.
+The network (PyTorch) and the refine step (the reference transfer: OpenCV, NumPy, or
+PyTorch on a GPU) run in threads of their own, so one batch's transfers overlap the next
+batch's network. On a GPU the refine step finishes each network batch's outputs together.
 
 The first stage keeps only the frames that a pending decision may still use as reference
 (``max_offset`` back, the planner's look-ahead forward); the queues hold at most
@@ -45,6 +46,7 @@ class WorkItem:
     second_used: bool = False  # the output was restored against ``second``
     forced: bool = False  # ``reference`` is the caller's one image for every frame
     seconds: float = 0.0
+    ends_batch: bool = False  # the last frame of a network batch (the refine step's groups)
 
     @property
     def used_reference(self) -> np.ndarray | None:
@@ -181,7 +183,9 @@ def run_stream(
     used is restored again against its planner's second choice, when there is one.
     ``refine(output, frame, reference, second)`` turns an output into the frame to write
     (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its own;
-    ``second``: :attr:`WorkItem.other_reference`).
+    ``second``: :attr:`WorkItem.other_reference`); where it has a method
+    ``many(list of (output, frame, reference, second)) -> list of frames``, the outputs of a
+    network batch that are still on the device are finished by one call.
 
     Frames before ``start`` are decoded, scored and planned (so that later decisions are the
     same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
@@ -213,6 +217,8 @@ class _Stream:
     ) -> None:
         self.frames, self.planner, self.cuts = frames, planner, cuts
         self.restore, self.refine = restore, refine
+        self.many: Callable[[list[tuple]], list[np.ndarray]] | None = getattr(
+            refine, "many", None)
         self.batch, self.queue_size, self.forced_reference = batch, queue_size, forced_reference
         self.start, self.segment, self.replayed = start, segment, replayed
         self.stop = threading.Event()  # the producing stages stop (the end, an error, a signal)
@@ -235,6 +241,8 @@ class _Stream:
     def _flush(self, pending: list[WorkItem]) -> bool:
         """Restore the blurry frames of ``pending`` and pass all of them on."""
         restore_batch(self.restore, [item for item in pending if item.reference is not None])
+        if pending:
+            pending[-1].ends_batch = True
         return all(_put(self.restored, item, self.stop) for item in pending)
 
     def infer(self) -> None:
@@ -261,39 +269,36 @@ class _Stream:
                     return
                 pending = []
 
-    def _group_starts(self, item: WorkItem, group: list[WorkItem]) -> bool:
-        """Whether ``item`` begins a new refine group: groups are runs of frames whose
-        index shares its quotient by ``batch`` and that never span a multiple of
-        ``segment``, so the same frames are finished together in every run, a resumed one
-        too (on a GPU a batch's size can change the last bit of a result)."""
-        first = group[0].frame.index
-        index = item.frame.index
-        return index // self.batch != first // self.batch or bool(
-            self.segment and index // self.segment != first // self.segment)
-
     def _finish_group(self, group: list[WorkItem]) -> bool:
-        """Refine the restored frames of ``group`` (together, where ``refine`` has a
-        ``many`` method, as :class:`refdeblur_video.refine.Refiner` does) and pass all of
-        them on."""
+        """Refine the restored frames of ``group`` (together where the refine step has a
+        ``many`` method) and pass all of them on, in order."""
         work = [item for item in group if item.output is not None]
         if work:
             began = time.perf_counter()
             requests = [(i.output, i.frame.image, i.used_reference, i.other_reference)
                         for i in work]
-            many = getattr(self.refine, "many", None)
-            outputs = many(requests) if many else [self.refine(*r) for r in requests]
+            outputs = self.many(requests) if self.many else [self.refine(*r) for r in requests]
             each = (time.perf_counter() - began) / len(work)
             for item, output in zip(work, outputs, strict=True):
                 item.output = output
                 item.seconds += each
         return all(_put(self.refined, item, self.halt) for item in group)
 
+    def _holds(self, group: list[WorkItem]) -> bool:
+        """Whether ``group`` waits for the rest of its network batch: only outputs still on
+        the network's device are finished together (on a GPU launching the transfer's
+        small operations frame by frame costs more than running them); a CPU's are
+        finished as they come. A network batch is the same in every run, a resumed one
+        too (it never spans a resume segment), and so is each group."""
+        return self.many is not None and not group[-1].ends_batch and any(
+            item.output is not None and not isinstance(item.output, np.ndarray)
+            for item in group)
+
     def finish(self) -> None:
-        """Stage 3: the refine step on the restored frames, in groups (see
-        :meth:`_group_starts`) where the refine step can batch them."""
+        """Stage 3: the refine step on each restored frame, or on each network batch's
+        outputs still on the device (:meth:`_holds`)."""
         # after an error upstream, what the network already restored is still finished and
         # written (a resumable run keeps it)
-        grouped = getattr(self.refine, "many", None) is not None
         group: list[WorkItem] = []
         while not self.halt.is_set():
             try:
@@ -303,14 +308,15 @@ class _Stream:
                     self._finish_group(group)
                     return
                 continue
-            if group and (item is _END or not grouped or self._group_starts(item, group)):
+            if item is _END:
+                if self._finish_group(group):
+                    _put(self.refined, _END, self.halt)
+                return
+            group.append(item)
+            if not self._holds(group):
                 if not self._finish_group(group):
                     return
                 group = []
-            if item is _END:
-                _put(self.refined, _END, self.halt)
-                return
-            group.append(item)
 
     def run(self, write: Callable[[WorkItem], None]) -> None:
         """Start stages 1-3 and run stage 4, ``write``, here; stop them all on leaving."""

@@ -1,4 +1,4 @@
-"""The step after the network for one frame: reference transfer, then rounding."""
+"""The step after the network: reference transfer, then rounding to the frame's type."""
 
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ class Refiner:
         return self.settings is not None and reference is not None and not (
             reference is frame or np.array_equal(reference, frame))
 
+    def _sides(self, frame: np.ndarray, reference: np.ndarray | None,
+               second: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The references actually transferred from: (first or None, second or None)."""
+        first = reference if self._transfers(frame, reference) else None
+        if first is None or not self._second_usable(frame, second):
+            second = None
+        return first, second
+
     def __call__(self, restored, frame: np.ndarray, reference: np.ndarray | None,
                  second: np.ndarray | None = None) -> np.ndarray:
         """``restored``: the network's H x W x 3 float32 output in [0, 1] (or a
@@ -56,9 +64,7 @@ class Refiner:
         was given (None or the frame: nothing to transfer); ``second``: another reference
         to transfer from after it (used only where ``reference`` is). Returns an image of
         ``frame``'s dtype."""
-        first = reference if self._transfers(frame, reference) else None
-        if first is None or not self._second_usable(frame, second):
-            second = None
+        first, second = self._sides(frame, reference, second)
         if not isinstance(restored, np.ndarray):
             return self._on_device([(restored, frame, first, second)])[0]
         for image in (first, second):
@@ -68,55 +74,56 @@ class Refiner:
 
     def many(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """The call on each ``(restored, frame, reference, second)`` of ``requests``, with
-        the outputs still on the network's device finished together: one batched transfer
-        per side instead of one per frame, because on a GPU launching the transfer's many
-        small operations takes longer than running them. The frames come out as the calls
-        one by one would give them, up to the device's rounding (batch sizes may pick other
-        kernels)."""
+        the outputs still on the network's device finished together (those of one frame
+        size and sample type): one batched transfer per side instead of one per frame,
+        because on a GPU launching the transfer's many small operations takes longer than
+        running them. The frames come out as the calls one by one would give them, up to
+        the device's rounding (batch sizes may pick other kernels)."""
         finished: list[np.ndarray | None] = [None] * len(requests)
-        kept: list[int] = []
-        on_device: list[Request] = []
+        alike: dict[tuple, list[int]] = {}  # frame shape and type -> request positions
         for k, (restored, frame, reference, second) in enumerate(requests):
             if isinstance(restored, np.ndarray):
                 finished[k] = self(restored, frame, reference, second)
-                continue
-            first = reference if self._transfers(frame, reference) else None
-            if first is None or not self._second_usable(frame, second):
-                second = None
-            kept.append(k)
-            on_device.append((restored, frame, first, second))
-        for k, image in zip(kept, self._on_device(on_device) if on_device else [],
-                            strict=True):
-            finished[k] = image
+            else:
+                alike.setdefault((frame.shape, frame.dtype), []).append(k)
+        for positions in alike.values():
+            chosen = [(requests[k][0], requests[k][1], *self._sides(*requests[k][1:]))
+                      for k in positions]
+            for k, image in zip(positions, self._on_device(chosen), strict=True):
+                finished[k] = image
         return finished  # type: ignore[return-value]
 
     def _on_device(self, requests: Sequence[Request]) -> list[np.ndarray]:
-        """Finish device outputs of one frame size: ``reference`` already None where it is
-        not transferred from, ``second`` None where it is not."""
+        """Finish device outputs of one frame size and sample type: ``reference`` already
+        None where it is not transferred from, ``second`` None where it is not."""
         import torch
 
         from ..model.restorer import images_to_tensor
         from .torch_transfer import transfer_reference_torch
 
         restored = torch.stack([output.restored for output, *_ in requests])
+
+        def transfer_rows(rows: list[int], references) -> None:
+            if len(rows) == len(requests):  # the usual case: every frame, no gather
+                restored[:] = transfer_reference_torch(restored, references, self.settings)
+                return
+            index = torch.tensor(rows, device=restored.device)
+            restored[index] = transfer_reference_torch(restored[index], references,
+                                                       self.settings)
+
         firsts = [k for k, request in enumerate(requests) if request[2] is not None]
         if firsts:
-            rows = torch.tensor(firsts, device=restored.device)
-            references = torch.stack([requests[k][0].reference for k in firsts])
-            restored[rows] = transfer_reference_torch(restored[rows], references, self.settings)
+            transfer_rows(firsts, torch.stack([requests[k][0].reference for k in firsts]))
         seconds = [k for k in firsts if requests[k][3] is not None]
         if seconds:  # only ever given after a first reference
-            rows = torch.tensor(seconds, device=restored.device)
-            others = images_to_tensor([requests[k][3] for k in seconds], restored.device)
-            restored[rows] = transfer_reference_torch(restored[rows], others, self.settings)
+            transfer_rows(seconds, images_to_tensor([requests[k][3] for k in seconds],
+                                                    restored.device))
         dtype = requests[0][1].dtype
         peak = peak_value(dtype)
         # rounded as from_float rounds (half to even), then one copy back in the frame's type
         samples = torch.round(restored.clamp(0.0, 1.0) * peak).permute(0, 2, 3, 1)
         wide = torch.uint8 if dtype == np.uint8 else torch.int32
-        frames = samples.to(wide).cpu().numpy()
-        return [frame.astype(request[1].dtype, copy=False)
-                for frame, request in zip(frames, requests, strict=True)]
+        return list(samples.to(wide).cpu().numpy().astype(dtype, copy=False))
 
 
 def transfer_for(restorer: object) -> TransferSettings:

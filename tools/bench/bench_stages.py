@@ -45,7 +45,7 @@ def make_clip(source: Path, target: Path, size: tuple[int, int], frames: int) ->
         synthetic(target, n_frames=frames, size=size)
 
 
-def _sync(device) -> None:
+def sync_device(device) -> None:
     import torch
 
     if device.type == "cuda":
@@ -83,12 +83,12 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
                                            others[i:i + batch])
         tick = time.perf_counter()
         b, r = (images_to_tensor(x, device) for x in (chunk, chunk_refs))
-        _sync(device)
+        sync_device(device)
         times["to_device"] += time.perf_counter() - tick
         tick = time.perf_counter()
         with torch.inference_mode():
             out, used_refs, _ = restorer._restore_here(b, r)
-        _sync(device)
+        sync_device(device)
         times["network"] += time.perf_counter() - tick
         tick = time.perf_counter()
         if not on_device:
@@ -103,7 +103,7 @@ def stage_times(clip: Path, restorer, batch: int, on_device: bool) -> dict[str, 
         fused = transfer_reference_torch(out.float(), used_refs.float(), refine.settings)
         fused = transfer_reference_torch(fused, images_to_tensor(chunk_others, device),
                                          refine.settings)
-        _sync(device)
+        sync_device(device)
         times["transfer"] += time.perf_counter() - tick
         tick = time.perf_counter()
         finished += plain.many([(DeviceOutput(f, f), frame, None, None)  # rounding only
@@ -140,11 +140,11 @@ def measure(clip: Path, config: str, device: str, precision: str, batch: int,
                      batch=batch)  # the first run pays for kernels being compiled/tuned
         best, frames = float("inf"), 0
         for k in range(repeats):
-            _sync(restorer.device)
+            sync_device(restorer.device)
             tick = time.perf_counter()
             frames = deblur_video(clip, Path(tmp) / f"run{k}.mp4", restorer, quiet=True,
                                   all_frames=True, batch=batch).frames
-            _sync(restorer.device)
+            sync_device(restorer.device)
             best = min(best, time.perf_counter() - tick)
     stages = stage_times(clip, restorer, batch, on_device)
     total = sum(stages.values())

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_stages import DEFAULT_CLIP, sync_device  # tools/bench/ is on sys.path as a script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from refdeblur_video.model.restorer import images_to_tensor  # noqa: E402
 from refdeblur_video.refine.torch_transfer import transfer_reference_torch  # noqa: E402
 from refdeblur_video.refine.transfer import DEFAULT_TRANSFER  # noqa: E402
-
-DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "../shared/data/videos/02_cups.mp4"
 
 
 def frame_pair(clip: Path, size: tuple[int, int]) -> list[np.ndarray]:
@@ -41,14 +40,10 @@ def frame_pair(clip: Path, size: tuple[int, int]) -> list[np.ndarray]:
             frames = [frame.image for _, frame in zip(range(2), reader, strict=False)]
     else:
         rng = np.random.default_rng(0)
-        base = cv2.GaussianBlur(rng.random((size[1], size[0], 3)).astype(np.float32), (0, 0), 3)
+        noise = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        base = cv2.GaussianBlur(noise, (0, 0), 3)
         frames = [base, np.roll(base, 3, axis=1)]
     return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def seconds_per_frame(restored: torch.Tensor, reference: torch.Tensor, repeats: int) -> float:
@@ -56,10 +51,10 @@ def seconds_per_frame(restored: torch.Tensor, reference: torch.Tensor, repeats: 
     device, best = restored.device, float("inf")
     transfer_reference_torch(restored, reference, DEFAULT_TRANSFER)  # warm-up
     for _ in range(repeats):
-        _sync(device)
+        sync_device(device)
         tick = time.perf_counter()
         transfer_reference_torch(restored, reference, DEFAULT_TRANSFER)
-        _sync(device)
+        sync_device(device)
         best = min(best, time.perf_counter() - tick)
     return best / restored.shape[0]
 
@@ -73,11 +68,11 @@ def profile(restored: torch.Tensor, reference: torch.Tensor, rows: int) -> dict:
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    _sync(device)
+    sync_device(device)
     tick = time.perf_counter()
     with torch_profile(activities=activities) as prof:
         transfer_reference_torch(restored, reference, DEFAULT_TRANSFER)
-        _sync(device)
+        sync_device(device)
     wall = time.perf_counter() - tick
     events = prof.key_averages()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"

@@ -19,7 +19,7 @@ import cv2
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from refdeblur_video.data.photo_clips import PHOTO_TO_WINDOW  # noqa: E402
+from refdeblur_video.data.photo_clips import photo_scale  # noqa: E402
 from refdeblur_video.image_files import read_image  # noqa: E402
 from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
 
@@ -65,7 +65,7 @@ def join(parts: list[Path], out: Path) -> None:
 
 
 def shrink(photos: list[Path], dest: Path, quality: int = 90) -> list[Path]:
-    """Each photo resized (area interpolation) to the size that ``film_photo`` first brings it
+    """Each photo resized (area interpolation) to the size that ``pan_clip`` first brings it
     to for 720p frames, where that is smaller, and written as JPEG into ``dest`` under its
     own name: the virtual camera then sees nearly the same pixels from a file a few times
     smaller."""
@@ -73,8 +73,7 @@ def shrink(photos: list[Path], dest: Path, quality: int = 90) -> list[Path]:
     written = []
     for path in photos:
         image = read_image(path)
-        short, long_ = sorted(image.shape[:2])
-        scale = min(1.0, PHOTO_TO_WINDOW * max(720 / short, 1280 / long_))
+        scale = min(1.0, photo_scale(image.shape))
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         out = dest / f"{path.stem}.jpg"
@@ -98,6 +97,8 @@ def main() -> None:
     k.add_argument("--quality", type=int, default=90)
     args = parser.parse_args()
     if args.command == "shrink":
+        if len(args.paths) < 2:
+            parser.error("shrink: give the photos, then the output folder")
         for path in shrink(args.paths[:-1], args.paths[-1], args.quality):
             print(path)
     elif args.command == "split":

@@ -3,7 +3,8 @@
 #  1. tools/bench/bench_stages.py: frames per second with every frame restored, lite and
 #     paper, autocast and fp32, 720p and 1080p, and the share of each stage;
 #  2. the default model's recipe (tools/recipes/train_general.sh) continued at GPU batch
-#     sizes for TRAIN_SECONDS from INIT, the mixed blur rendered by CPU workers;
+#     sizes for TRAIN_SECONDS from $GPU_DATA/init_fp16_1.safetensors (else the shipped
+#     weights), the mixed blur rendered by CPU workers;
 #  3. the main job on a real clip on the GPU, as a user runs it.
 # Everything lands in $RESULTS: logs and reports packed in results.tar.gz, and the trained
 # weights (model.safetensors, best.safetensors). Judge the weights on the CPU afterwards
@@ -47,7 +48,7 @@ fi
 
 stamp "stage benchmark"
 # shellcheck disable=SC2086  # BENCH_ARGS: extra options, split on spaces
-timeout "${BENCH_SECONDS:-170}" "$PY" tools/bench/bench_stages.py --device "${DEVICE:-cuda}" \
+timeout -k 30 "${BENCH_SECONDS:-170}" "$PY" tools/bench/bench_stages.py --device "${DEVICE:-cuda}" \
   --repeats 1 --clip "$V/02_cups.mp4" --json "$RESULTS/stages.json" ${BENCH_ARGS:-} \
   >"$RESULTS/stages.log" 2>&1
 echo "bench_stages rc $?" >>"$RESULTS/stages.log"
@@ -55,12 +56,15 @@ pack
 
 stamp "training for $TRAIN_SECONDS s"
 init=$RUNS/init.safetensors
-"$PY" tools/recipes/gpu_session.py join "$GPU_DATA/init_fp16_1.safetensors" "$init" \
-  >/dev/null || init=refdeblur_video/weights/lite.safetensors
-timeout $((TRAIN_SECONDS + 90)) env FOREGROUND=1 PY="$PY" VIDEOS="$V" RUNS="$RUNS" \
+if ! "$PY" tools/recipes/gpu_session.py join "$GPU_DATA/init_fp16_1.safetensors" "$init" \
+  >/dev/null; then
+  init=refdeblur_video/weights/lite.safetensors
+  stamp "no $GPU_DATA/init_fp16_1.safetensors: training from the shipped weights"
+fi
+timeout -k 30 $((TRAIN_SECONDS + 90)) env FOREGROUND=1 PY="$PY" VIDEOS="$V" RUNS="$RUNS" \
   NAME=${NAME:-gpu_strong} INIT="$init" PHOTOS="$GPU_DATA/photos" \
   PHOTOS_MORE="$GPU_DATA/photos_lomiri" VAL="[$V/05_default_juggle.mp4]" \
-  WORKERS=${WORKERS:-$(($(nproc) - 2))} BATCH=${BATCH:-32} \
+  WORKERS=${WORKERS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))} BATCH=${BATCH:-32} \
   WEAKEST=${WEAKEST:-0.6} STRONGEST=${STRONGEST:-2.4} MODEL=${MODEL:-tools/recipes/lite_prior.yaml} \
   MATCH_WEIGHT=${MATCH_WEIGHT:-0.1} STEPS=${STEPS:-1000} LR=${LR:-2.0e-5} WARMUP=${WARMUP:-50} \
   TIME_LIMIT="$TRAIN_SECONDS" bash tools/recipes/train_general.sh >"$RUNS/train.out" 2>&1
@@ -73,7 +77,7 @@ pack
 
 stamp "the main job on 02_cups (${DEVICE:-cuda})"
 begin=$(date +%s.%N)
-timeout 60 "$PY" -m refdeblur_video.cli "$V/02_cups.mp4" "$RUNS/cups.mp4" \
+timeout -k 10 60 "$PY" -m refdeblur_video.cli "$V/02_cups.mp4" "$RUNS/cups.mp4" \
   --device "${DEVICE:-cuda}" --log "$RUNS/cups.csv" >"$RUNS/cups.log" 2>&1
 echo "rc $? wall $(awk "BEGIN {print $(date +%s.%N) - $begin}") s" >>"$RUNS/cups.log"
 rm -f "$RUNS/cups.mp4"

@@ -142,7 +142,9 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}")
 if [ "${FOREGROUND:-0}" = 1 ]; then
-  "${run[@]}" >>"$OUT.log" 2>&1
+  # exec: the trainer takes this shell's place, so whoever waits on it (a timeout) waits
+  # until it has saved its state
+  exec "${run[@]}" >>"$OUT.log" 2>&1
 else
   nohup "${run[@]}" >>"$OUT.log" 2>&1 &
   echo "training in the background (pid $!); log: $OUT.log, state: $OUT/last.safetensors"
