@@ -34,6 +34,13 @@
 #       # on a GPU machine (tools/recipes/gpu_session.sh): the mixed blur is rendered by
 #       # WORKERS CPU processes (1), the run stays in the foreground (FOREGROUND=1), and VAL
 #       # replaces the two validation clips
+#   NAME=general_both FREEZE_PHI=false MATCH_WEIGHT=0.1 INIT=runs/general_sphi/model.safetensors \
+#     WEAKEST=0.6 STRONGEST=2.4 MODEL=tools/recipes/lite_prior.yaml STEPS=3000 LR=2.0e-5 \
+#     bash tools/recipes/train_general.sh
+#       # FREEZE_PHI=false: the matching encoder phi learns from the reconstruction loss too
+#       # (with MATCH_WEIGHT, from both): phi trained by the matching loss alone found the
+#       # left-out camera's patches better and lost a person under long shake, the shipped
+#       # phi the reverse (docs/TRAINING.md, session 28)
 #   NAME=general_crop256 CROP=256 BATCH=4 STEPS=3000 LR=5.0e-5 \
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # CROP / BATCH: crop edge (192; at most the smallest frame, bikes.mp4's 272 lines)
@@ -130,7 +137,7 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set "data.train_videos=[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4, .data/bikes.mp4, $photos]" \
   --set "data.val_videos=${VAL:-[$V/05_default_juggle.mp4, $V/bedroom.mp4]}" \
   --set "init=${INIT:-$init}" \
-  --set "model=${MODEL:-lite}" --set train.freeze_phi=true \
+  --set "model=${MODEL:-lite}" --set train.freeze_phi=${FREEZE_PHI:-true} \
   --set data.workers=${WORKERS:-1} --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
   --set "data.strength=[${WEAKEST:-0.3}, ${STRONGEST:-1.8}]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
