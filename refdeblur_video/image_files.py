@@ -50,12 +50,15 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an RGB ``uint8``/``uint16`` array; the format follows the suffix."""
+def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = None) -> None:
+    """Write an RGB ``uint8``/``uint16`` array; the format follows the suffix
+    (``jpeg_quality``: OpenCV's default where None)."""
     path = Path(path)
     if image.dtype == np.uint16 and path.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp"):
         image = to_uint8(image)
-    ok, data = cv2.imencode(path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    params = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    ok, data = cv2.imencode(path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                            params)
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix}")
     data.tofile(str(path))

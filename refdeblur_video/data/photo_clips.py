@@ -36,12 +36,16 @@ def seed_for(path: str | Path) -> int:
     return zlib.crc32(Path(path).name.encode())
 
 
+def _frame_shape(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the frames filmed from a photo of ``shape``: ``size``, turned
+    upright for a portrait photo."""
+    return (size[1], size[0]) if shape[0] > shape[1] else size
+
+
 def photo_scale(shape: tuple[int, ...], size: tuple[int, int] = (720, 1280)) -> float:
     """The factor :func:`pan_clip` first resizes a photo of ``shape`` by, for frames of
     ``size`` (height, width; a portrait photo gets portrait frames)."""
-    out_h, out_w = size
-    if shape[0] > shape[1]:
-        out_h, out_w = out_w, out_h
+    out_h, out_w = _frame_shape(shape, size)
     return PHOTO_TO_WINDOW * max(out_h / shape[0], out_w / shape[1])
 
 
@@ -65,9 +69,7 @@ def pan_clip(
     if n_frames < 2:
         raise UserError("a photo clip needs at least 2 frames")
     rng = rng or np.random.default_rng(0)
-    out_h, out_w = size
-    if photo.shape[0] > photo.shape[1]:
-        out_h, out_w = out_w, out_h
+    out_h, out_w = _frame_shape(photo.shape, size)
     scale = photo_scale(photo.shape, size)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     base = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from refdeblur_video.data.photo_clips import photo_scale  # noqa: E402
-from refdeblur_video.image_files import read_image  # noqa: E402
+from refdeblur_video.image_files import read_image, write_image  # noqa: E402
 from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
 
 
@@ -77,8 +77,7 @@ def shrink(photos: list[Path], dest: Path, quality: int = 90) -> list[Path]:
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         out = dest / f"{path.stem}.jpg"
-        cv2.imwrite(str(out), cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, quality])
+        write_image(out, small, jpeg_quality=quality)
         written.append(out)
     return written
 
