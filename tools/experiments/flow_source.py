@@ -76,12 +76,16 @@ ALIGNERS: dict[str, Callable[[dict], np.ndarray]] = {
     "split1": _split(1.0),
     "split2": _split(2.0),
     "half": _half,
+    "blind": lambda im: im["blind"],
+    "blindhalf": lambda im: im["blindhalf"],
 }
 
 
 def _aligner(variant: str, images: dict) -> np.ndarray:
     """The image a variant aligns on; ``softS``/``flowsoftS``: sigma S px at 720p, scaled to
     the frame's short side as the transfer scales ``align_smoothing_px``."""
+    if variant.startswith("flowblind"):  # the flow only, cues against the output
+        return ALIGNERS[variant[len("flow"):]](images)
     for prefix in ("flowsoft", "soft"):
         if variant.startswith(prefix):
             out = images["new"]
@@ -116,7 +120,7 @@ def _variant_output(variant: str, images: dict) -> np.ndarray:
         if variant.startswith(prefix):
             return _finish_low(out, reference, float(variant[len(prefix):]), lines, base, both)
     return _finish(out, _aligner(variant, images), reference, base,
-                   variant.startswith("flowsoft"))
+                   variant.startswith(("flowsoft", "flowblind")))
 
 
 def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
@@ -125,6 +129,21 @@ def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
     if not path.is_file():
         out, _ = restorer.restore_floats([images["blurry"]], [images["reference"]])
         np.savez(path, out=out[0].astype(np.float16))
+    return np.load(path)["out"].astype(np.float32)
+
+
+def _blind_outputs(restorer, raw: dict, path: Path, half: bool) -> np.ndarray:
+    """The network's output with the blurry frame as its own reference (no reference
+    detail copied), at full resolution or on the frame halved and enlarged back; cached."""
+    if not path.is_file():
+        blurry = raw["blurry"]
+        h, w = blurry.shape[:2]
+        if half:
+            blurry = cv2.resize(blurry, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        out = restorer.restore_floats([blurry], [blurry])[0][0]
+        if half:
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        np.savez(path, out=out.astype(np.float16))
     return np.load(path)["out"].astype(np.float32)
 
 
@@ -189,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                         "output: session 26's transfer_smoothing), smoothS (the product's "
                         "transfer of a model with transfer_smoothing S), halflowS / "
                         "eitherhalfS (the low-passed forward flow at half resolution); after "
-                        "a colon, transfer settings (either2.5:refinement_iterations=5)")
+                        "a colon, transfer settings (either2.5:refinement_iterations=5); blind / "
+                        "blindhalf (the network's output with the frame as its own reference, "
+                        "at full or half resolution), flowblind / flowblindhalf (the same for "
+                        "the flow only)")
     parser.add_argument("--generators", nargs="*", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -213,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, (spec, restorer) in models.items():
                 path = args.cache / f"{generator}_{k:03d}_{name}_{_cache_key(spec)}.npz"
                 images[name] = _outputs(restorer, raw, path)
+            for kind in {"blind", "blindhalf"} & {n.removeprefix("flow") for n in names}:
+                spec, restorer = models["new"]
+                path = args.cache / f"{generator}_{k:03d}_{kind}_{_cache_key(spec)}.npz"
+                images[kind] = _blind_outputs(restorer, raw, path, kind == "blindhalf")
             sharp = raw["sharp"]
             row = scores.setdefault(triplet.sequence, {})
             row.setdefault("input", []).append(psnr(raw["blurry"], sharp))
