@@ -3,8 +3,9 @@
 pipeline restores in a clip with ground truth: the reference aligned by the flow computed on
 the network's output, on the ground truth (the best this flow can do) and on the blurry
 input, as PSNR against the ground truth, and the output flow's error against the ground
-truth's (mean, and its mean vector: a bias toward zero means the output sits partly where
-the reference has the scene).
+truth's (mean length, and mean vector: a mean error of the opposite sign to the truth's
+flow means the flow falls short, as if the output sat partly where the reference has the
+scene).
 
     python tools/experiments/make_adapt_clips.py runs/adapt_clips
     python tools/experiments/flow_bias.py runs/adapt_clips/average_Dragonfly \\
@@ -12,7 +13,8 @@ the reference has the scene).
 
 Each model runs the whole pipeline once on the clip without the transfer (FFV1 output in a
 temporary folder) and with the reference the pipeline chose; the flow is the transfer's
-(one DIS patch of 96 pixels at full resolution, no second alignment).
+default (its first DIS patch size, at full resolution), without a model's second alignment
+on its low-passed output (``transfer_smoothing``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def measure(clip: Path, model: str, work: Path) -> list[dict]:
     out, log = work / f"{Path(model).stem}.mkv", work / f"{Path(model).stem}.json"
     deblur_video(clip / "input.mp4", out, restorer, codec="ffv1", log=str(log), quiet=True,
                  overwrite=True, both_sides=False, transfer=False)
-    records = [r for r in json.loads(log.read_text())["frames"] if r["blurry"]]
+    # frames restored with a reference (not the frame itself, after the reference check)
+    records = [r for r in json.loads(log.read_text())["frames"]
+               if r["blurry"] and r["reference"] >= 0 and r.get("reference_used") != 0]
     with open_reader(clip / "input.mp4") as reader:
         frames = {f.index: to_float(f.image) for f in reader}
     with open_reader(out) as reader:

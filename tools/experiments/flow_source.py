@@ -200,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="default",
                         help="the network whose output the 'baseline' variant aligns on")
     parser.add_argument("--cache", type=Path, required=True)
+    plain = sorted(set(ALIGNERS) - {"blind", "blindhalf"})
     parser.add_argument("--variants", nargs="+", default=["own", "baseline"],
-                        help=f"{', '.join(sorted(ALIGNERS))}, softS (the output low-passed "
+                        help=f"{', '.join(plain)}, softS (the output low-passed "
                         "with sigma S px), flowsoftS (the same for the flow only), eitherS "
                         "(per pixel the more trusted of the output and lowS, each with its "
                         "own backward flow), lowS (softS with the sharpness cue against the "

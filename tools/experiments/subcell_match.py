@@ -17,24 +17,29 @@ outputs differ from the plain network's:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).parent))
-import flow_source  # noqa: E402
+from refdeblur_video.model import net, ream
+from refdeblur_video.model.matching import MatchResult
 
-from refdeblur_video.model import net, ream  # noqa: E402
-from refdeblur_video.model.matching import MatchResult  # noqa: E402
 
-_offsets: dict[str, Tensor] = {}
+@dataclass
+class SubcellMatch(MatchResult):
+    """A match with its fractional offsets (:func:`subcell_offsets`)."""
+
+    offsets: Tensor | None = None
 
 
 def subcell_offsets(query: Tensor, key: Tensor, index: Tensor) -> Tensor:
-    """(B, 2, h, w) fractional (y, x) offsets, in cells, of each match's similarity peak;
-    0 where the peak is not a maximum along that axis or touches the border."""
+    """(B, 2, h, w) fractional (y, x) offsets, in cells, of the vertex of a parabola through
+    the similarity at the match and its two neighbours along each axis, clamped to
+    [-0.5, 0.5] (a neighbour that scores higher, as under ``match_prior``, gives +-0.5);
+    0 where the parabola does not open downwards or a neighbour is off the map."""
     _, _, h, w = query.shape
     jy, jx = torch.div(index, w, rounding_mode="floor"), index % w
     centre = net.matched_confidence(query, key, index)[:, 0]
@@ -56,10 +61,12 @@ def subcell_offsets(query: Tensor, key: Tensor, index: Tensor) -> Tensor:
 def fine_transfer(reference: Tensor, index: Tensor, scale: int, offsets: Tensor) -> Tensor:
     """:func:`~refdeblur_video.model.matching.transfer` with each covering patch moved by
     its match plus ``offsets`` (cells) rounded to pixels of this scale: one bag of nine
-    reference pixels per output pixel."""
+    reference pixels per output pixel. Returns a channels-last tensor, as ``transfer``."""
     b, c, h, w = reference.shape
     hc, wc = index.shape[-2:]
     s, device = scale, reference.device
+    if (h, w) != (hc * s, wc * s):
+        raise ValueError(f"reference {h}x{w} does not match index {hc}x{wc} at scale {s}")
     ys = torch.arange(hc, device=device).view(1, hc, 1)
     xs = torch.arange(wc, device=device).view(1, 1, wc)
     jy = torch.div(index, wc, rounding_mode="floor")
@@ -95,31 +102,34 @@ def fine_transfer(reference: Tensor, index: Tensor, scale: int, offsets: Tensor)
 
 _plain_match = net.RefDeblurNet._match_features
 _plain_ream = ream.REAM.forward
+_plain_transfer = ream.transfer
+_current: list[Tensor | None] = [None]  # the offsets of the match a REAM is fusing
 
 
 def _match_features(self, query: Tensor, key: Tensor, mode: str | None = None,
                     radius: int | None = None) -> MatchResult:
     found = _plain_match(self, query, key, mode, radius)
-    if mode is None:  # the reference's match (not the frame against itself)
-        with torch.no_grad(), torch.autocast(query.device.type, enabled=False):
-            _offsets["last"] = subcell_offsets(query.float(), key.float(), found.index)
-    return found
+    if mode is not None:  # the frame against itself (the reference check): no copies
+        return found
+    with torch.no_grad(), torch.autocast(query.device.type, enabled=False):
+        offsets = subcell_offsets(query.float(), key.float(), found.index)
+    return SubcellMatch(found.index, found.confidence, offsets)
 
 
 def _ream_forward(self, blur_features: Tensor, ref_features: Tensor,
                   matched: MatchResult) -> Tensor:
-    if self.scale == 1:
+    _current[0] = getattr(matched, "offsets", None)
+    try:
         return _plain_ream(self, blur_features, ref_features, matched)
-    moved = fine_transfer(ref_features, matched.index, self.scale,
-                          _offsets["last"]).to(blur_features.dtype)
-    confidence = F.interpolate(matched.confidence.to(blur_features.dtype),
-                               scale_factor=self.scale, mode="nearest")
-    confidence = ream._layout_like(confidence, blur_features)
-    both = torch.cat([blur_features, moved], dim=1)
-    fused = self.fuse(both) * self.confidence_weight(confidence)
-    if self.gate is not None:
-        fused = fused * torch.sigmoid(self.gate(torch.cat([both, confidence], dim=1)))
-    return fused + blur_features
+    finally:
+        _current[0] = None
+
+
+def _transfer(reference: Tensor, index: Tensor, scale: int) -> Tensor:
+    offsets = _current[0]
+    if scale == 1 or offsets is None:  # the coarsest REAM, or a match made elsewhere
+        return _plain_transfer(reference, index, scale)
+    return fine_transfer(reference, index, scale, offsets)
 
 
 def apply() -> None:
@@ -127,8 +137,12 @@ def apply() -> None:
     takes it through ``sitecustomize``: see docs/TRAINING.md, session 29)."""
     net.RefDeblurNet._match_features = _match_features
     ream.REAM.forward = _ream_forward
+    ream.transfer = _transfer
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    import flow_source
+
     apply()
     sys.exit(flow_source.main())

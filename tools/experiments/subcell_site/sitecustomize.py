@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 if os.environ.get("SUBCELL") == "1":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
     import subcell_match
 
     subcell_match.apply()
