@@ -28,20 +28,22 @@ from pathlib import Path
 import numpy as np
 
 
-def _flow(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, _flow, _gray8, _stride
+def _align(image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The transfer's forward flow from ``image`` to ``reference`` (its first usable patch
+    size) and ``reference`` warped by it: (flow, aligned)."""
+    from refdeblur_video.refine.transfer import (
+        DEFAULT_TRANSFER,
+        _forward_warp,
+        _gray8,
+        _pixel_grid,
+        usable_patch_sizes,
+    )
 
-    patch = DEFAULT_TRANSFER.patch_sizes[0]
-    return _flow(_gray8(target), _gray8(reference), patch,
-                 _stride(patch, DEFAULT_TRANSFER.forward_stride),
-                 DEFAULT_TRANSFER.refinement_iterations, 0)
-
-
-def _aligned(reference: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    from refdeblur_video.refine.transfer import _pixel_grid, _remap
-
-    grid = _pixel_grid(*reference.shape[:2])
-    return _remap(reference, grid[0] + flow[..., 0], grid[1] + flow[..., 1])
+    h, w = image.shape[:2]
+    patch = usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, h, w)[0]
+    flow, _, _, aligned = _forward_warp((_gray8(image), _gray8(reference)), reference,
+                                        _pixel_grid(h, w), patch, DEFAULT_TRANSFER)
+    return flow, aligned
 
 
 def measure(clip: Path, model: str, work: Path) -> list[dict]:
@@ -68,15 +70,16 @@ def measure(clip: Path, model: str, work: Path) -> list[dict]:
     for record in records:
         index, reference = record["index"], frames[record["reference"]]
         truth = read_image(truths[index])
-        flows = {name: _flow(image, reference) for name, image in
+        found = {name: _align(image, reference) for name, image in
                  (("output", outputs[index]), ("truth", to_float(truth)),
                   ("input", frames[index]))}
+        flows = {name: flow for name, (flow, _) in found.items()}
         error = (flows["output"] - flows["truth"]).reshape(-1, 2)
         rows.append({
             "model": model, "frame": index, "reference": record["reference"],
             "network": psnr(from_float(outputs[index], np.uint8), truth),
-            **{f"aligned_by_{name}": psnr(from_float(_aligned(reference, flow), np.uint8), truth)
-               for name, flow in flows.items()},
+            **{f"aligned_by_{name}": psnr(from_float(aligned, np.uint8), truth)
+               for name, (_, aligned) in found.items()},
             "flow_error": float(np.linalg.norm(error, axis=1).mean()),
             "flow_bias": [round(float(v), 3) for v in error.mean(0)],
             "truth_flow": [round(float(v), 2) for v in flows["truth"].reshape(-1, 2).mean(0)],

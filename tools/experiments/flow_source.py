@@ -123,28 +123,31 @@ def _variant_output(variant: str, images: dict) -> np.ndarray:
                    variant.startswith(("flowsoft", "flowblind")))
 
 
-def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
-    """The network's output, from the cache or computed and cached (as float16 either
-    way, so that a rerun reads what the first run used)."""
+def _cached(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()``'s image from the cache at ``path``, computed and cached first if
+    missing (as float16 either way, so that a rerun reads what the first run used)."""
     if not path.is_file():
-        out, _ = restorer.restore_floats([images["blurry"]], [images["reference"]])
-        np.savez(path, out=out[0].astype(np.float16))
+        np.savez(path, out=compute().astype(np.float16))
     return np.load(path)["out"].astype(np.float32)
+
+
+def _outputs(restorer, images: dict, path: Path) -> np.ndarray:
+    """The network's output, from the cache or computed and cached."""
+    return _cached(path, lambda: restorer.restore_floats([images["blurry"]],
+                                                         [images["reference"]])[0][0])
 
 
 def _blind_outputs(restorer, raw: dict, path: Path, half: bool) -> np.ndarray:
     """The network's output with the blurry frame as its own reference (no reference
     detail copied), at full resolution or on the frame halved and enlarged back; cached."""
-    if not path.is_file():
+    def compute() -> np.ndarray:
         blurry = raw["blurry"]
         h, w = blurry.shape[:2]
         if half:
             blurry = cv2.resize(blurry, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         out = restorer.restore_floats([blurry], [blurry])[0][0]
-        if half:
-            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
-        np.savez(path, out=out.astype(np.float16))
-    return np.load(path)["out"].astype(np.float32)
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) if half else out
+    return _cached(path, compute)
 
 
 def _cache_key(spec: str) -> str:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from refdeblur_video.model import net, ream
-from refdeblur_video.model.matching import MatchResult
+from refdeblur_video.model.matching import EPS, MatchResult
 
 
 @dataclass
@@ -40,9 +40,20 @@ def subcell_offsets(query: Tensor, key: Tensor, index: Tensor) -> Tensor:
     the similarity at the match and its two neighbours along each axis, clamped to
     [-0.5, 0.5] (a neighbour that scores higher, as under ``match_prior``, gives +-0.5);
     0 where the parabola does not open downwards or a neighbour is off the map."""
-    _, _, h, w = query.shape
+    b, _, h, w = query.shape
     jy, jx = torch.div(index, w, rounding_mode="floor"), index % w
-    centre = net.matched_confidence(query, key, index)[:, 0]
+    # the normalised 3x3 patches once; each similarity is a gather of the keys (the cosine
+    # of net.matched_confidence, for five indices)
+    q = F.unfold(query, 3, padding=1)
+    k = F.unfold(key, 3, padding=1)
+    q = q / q.norm(dim=1, keepdim=True).clamp_min(EPS)
+    k = k / k.norm(dim=1, keepdim=True).clamp_min(EPS)
+
+    def similarity(flat: Tensor) -> Tensor:
+        picked = torch.gather(k, 2, flat.view(b, 1, h * w).expand(-1, k.shape[1], -1))
+        return (q * picked).sum(1).view(b, h, w).clamp(-1.0, 1.0)
+
+    centre = similarity(index)
     offsets = []
     for dy, dx in ((1, 0), (0, 1)):
         values, valid = [], []
@@ -50,7 +61,7 @@ def subcell_offsets(query: Tensor, key: Tensor, index: Tensor) -> Tensor:
             y, x = jy + sign * dy, jx + sign * dx
             valid.append((y >= 0) & (y < h) & (x >= 0) & (x < w))
             flat = y.clamp(0, h - 1) * w + x.clamp(0, w - 1)
-            values.append(net.matched_confidence(query, key, flat)[:, 0])
+            values.append(similarity(flat))
         curvature = values[0] - 2 * centre + values[1]
         peak = (curvature < -1e-6) & valid[0] & valid[1]
         offset = 0.5 * (values[0] - values[1]) / curvature.clamp(max=-1e-6)
