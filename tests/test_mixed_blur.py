@@ -79,6 +79,21 @@ def test_self_reference_samples_get_the_blurry_frame_as_reference():
         assert bool((item["ref"] == item["blur"]).all())
 
 
+def test_degraded_references_carry_noise_of_their_own():
+    # flat frames: a clean reference is exactly flat, a degraded one is not
+    frames = [np.full((96, 128, 3), 100 + 2 * k, np.uint8) for k in range(12)]
+    common = dict(crop=64, seed=2, augment=False, unrelated_ref_prob=0.0, noise_sigma=8.0)
+    for prob, noisy in ((0.0, False), (1.0, True)):
+        mix = BlurMix(generators={"shake": 1.0}, self_ref_prob=0.0, defocus_prob=0.0,
+                      ref_degrade_prob=prob)
+        data = OnlineVideoTriplets([frames], mix=mix, **common)
+        spreads = [float(data[i]["ref"].std()) * 255 for i in range(6)]
+        if noisy:
+            assert np.mean(spreads) > 1.0
+        else:
+            assert max(spreads) < 0.01  # flat, to float precision
+
+
 def test_averaged_samples_take_their_reference_from_outside_the_averaged_frames():
     # flat frames whose grey level names them: 20, 24, 28, ...
     frames = [np.full((96, 128, 3), 20 + 4 * k, np.uint8) for k in range(20)]

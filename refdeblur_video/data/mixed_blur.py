@@ -40,7 +40,10 @@ class BlurMix:
     radius (pixels) of an extra disk blur, which the network learns to remove;
     ``scene_defocus_prob`` / ``scene_defocus_radius``: chance and largest radius of a disk
     blur of the scene itself (target, blurry frame and reference alike: an out-of-focus
-    background), which it learns to keep rather than sharpen; ``self_ref_prob``: chance
+    background), which it learns to keep rather than sharpen; ``ref_degrade_prob``: chance
+    that a real reference gets noise and JPEG of its own, drawn independently of the blurry
+    frame's (in a video the reference comes from the same camera, so its detail carries
+    noise and codec artefacts that the clean target does not); ``self_ref_prob``: chance
     that the sample has no reference (the blurry frame stands in for it, as in the pipeline
     when no sharper neighbour exists); ``aligned_ref_prob``: chance that the reference is
     pre-aligned onto the blurry frame by the reference transfer's flow
@@ -60,6 +63,7 @@ class BlurMix:
     scene_defocus_prob: float = 0.0
     scene_defocus_radius: float = 8.0
     self_ref_prob: float = 0.2
+    ref_degrade_prob: float = 0.0
     aligned_ref_prob: float = 0.0
     align_context: int = 96
 
