@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "frame on the other side of a blurry frame is transferred from too, after "
                    "it, and fills in what the first does not show (one more transfer per "
                    "blurry frame)")
+    m.add_argument("--flow-alignment", action="store_true",
+                   help="warp each reference by the dense optical flow itself instead of the "
+                   "homography fitted to it: for scenes where much of the frame moves "
+                   "differently from the camera (strong depth close to the lens, large moving "
+                   "subjects), where a homography covers less; on blurry frames the dense "
+                   "flow drifts where blur hides the texture")
     m.add_argument("--cpu-transfer", action="store_true",
                    help="on a GPU, run the reference transfer on the CPU with OpenCV's optical "
                    "flow, as a CPU run does (its frames, many times slower), instead of on "

@@ -23,6 +23,7 @@ class DeblurOptions:
     transfer: bool = True  # flow-guided reference transfer after the network
     both_sides: bool = True  # the transfer also borrows from the sharp frame on the other side
     cpu_transfer: bool = False  # on a GPU, the transfer on the CPU (OpenCV) all the same
+    flow_alignment: bool = False  # warp references by the dense flow, not its homography
     threshold: float = DEFAULT_THRESHOLD
     window: int = DEFAULT_WINDOW
     max_offset: int = DEFAULT_MAX_OFFSET

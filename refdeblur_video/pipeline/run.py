@@ -84,11 +84,13 @@ def make_restorer(options: DeblurOptions) -> Restorer:
 def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
     """The step after the network: the reference transfer unless ``--no-transfer``, or an
     untrained network (which returns its input unchanged, and should keep doing so); from
-    the sharp frames on both sides of a blurry one unless ``--one-reference``."""
+    the sharp frames on both sides of a blurry one unless ``--one-reference``; references
+    warped by the dense flow with ``--flow-alignment``."""
     from ..refine import Refiner, transfer_for
 
     trained = getattr(restorer, "trained", True)
-    return Refiner(transfer_for(restorer) if options.transfer and trained else None,
+    settings = transfer_for(restorer, flow_alignment=options.flow_alignment)
+    return Refiner(settings if options.transfer and trained else None,
                    both_sides=options.both_sides)
 
 

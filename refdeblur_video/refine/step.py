@@ -126,12 +126,14 @@ class Refiner:
         return list(samples.to(wide).cpu().numpy().astype(dtype, copy=False))
 
 
-def transfer_for(restorer: object) -> TransferSettings:
+def transfer_for(restorer: object, flow_alignment: bool = False) -> TransferSettings:
     """The transfer settings that finish ``restorer``'s outputs: the defaults, also aligned
     on the output low-passed where its model asks (``transfer_smoothing`` of
-    :class:`~refdeblur_video.model.inference.InferenceSettings`)."""
+    :class:`~refdeblur_video.model.inference.InferenceSettings`), and with
+    ``flow_alignment`` warped by the dense flow instead of its homography."""
     return replace(DEFAULT_TRANSFER,
-                   align_smoothing_px=float(getattr(restorer, "transfer_smoothing", 0.0)))
+                   align_smoothing_px=float(getattr(restorer, "transfer_smoothing", 0.0)),
+                   alignment="flow" if flow_alignment else DEFAULT_TRANSFER.alignment)
 
 
 def restore_step(restorer, on_device: bool = True):

@@ -1,13 +1,16 @@
 """The reference transfer of :mod:`.transfer` in PyTorch, on the device that ran the network.
 
-The same cues (agreement, forward-backward consistency, sharpness, inside) and the same
-blend, with the flow of :mod:`.torch_flow` in place of OpenCV's DIS, so that on a GPU the
+The same alignment (by default the homography fitted to the dense flow, fitted on the CPU
+from a grid of its vectors), the same cues (agreement, forward-backward consistency where the
+dense flow itself aligns, sharpness, inside) and the same blend, with the flow of
+:mod:`.torch_flow` in place of OpenCV's DIS, so that on a GPU the
 network's output and its reference never leave the device until the finished frame does.
 The CPU keeps OpenCV's version, which is faster there (docs/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,6 +20,7 @@ from .transfer import (
     DEFAULT_TRANSFER,
     TransferSettings,
     dis_coarsest_scale,
+    fit_homography,
     forward_finest_scale,
     usable_patch_sizes,
 )
@@ -50,24 +54,60 @@ def _backward(target: Tensor, reference: Tensor, patch: int) -> Tensor:
     return _flow_at(grey(reference), grey(target), patch, min(1, coarsest), coarsest)
 
 
+def _homography_flow(forward: Tensor, settings: TransferSettings, scale: float
+                     ) -> Tensor | None:
+    """The flow of the homography fitted to ``forward`` ``(2, H, W)`` (as
+    :func:`.transfer.homography_of_flow`: RANSAC over a grid of its vectors, on the CPU),
+    on ``forward``'s device; None where none fits."""
+    h, w = forward.shape[-2:]
+    step = settings.homography_grid_px
+    ys = torch.arange(step // 2, h, step, device=forward.device)
+    xs = torch.arange(step // 2, w, step, device=forward.device)
+    vectors = forward[:, ys][:, :, xs].permute(1, 2, 0).reshape(-1, 2).float().cpu().numpy()
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    source = torch.stack((gx, gy), -1).reshape(-1, 2).cpu().numpy().astype(np.float32)
+    homography = fit_homography(source, source + vectors, settings.homography_ransac_px * scale,
+                                settings.homography_min_inliers)
+    if homography is None:
+        return None
+    m = torch.tensor(homography, device=forward.device, dtype=torch.float64)
+    py = torch.arange(h, device=forward.device, dtype=torch.float64).view(h, 1)
+    px = torch.arange(w, device=forward.device, dtype=torch.float64).view(1, w)
+    depth = m[2, 0] * px + m[2, 1] * py + m[2, 2]
+    if not bool((depth.abs() > 1e-6).all()):
+        return None
+    flow_x = (m[0, 0] * px + m[0, 1] * py + m[0, 2]) / depth - px
+    flow_y = (m[1, 0] * px + m[1, 1] * py + m[1, 2]) / depth - py
+    return torch.stack((flow_x, flow_y)).to(forward.dtype)
+
+
 def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
           mine: Tensor, backward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(aligned reference, confidence, inside) for one patch size: aligned to ``target``
     (the output, or the output low-passed), sharpness against the output's detail
-    ``mine``."""
+    ``mine``. Each frame of the batch is warped by the homography fitted to its flow (its
+    consistency extent ``homography_consistency_px``), or (``alignment="flow"``, or no fit)
+    by the flow itself."""
     h, w = target.shape[-2:]
     scale = _scale(h, w, settings)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
     forward = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
+    fitted = ([_homography_flow(flow, settings, scale) for flow in forward]
+              if settings.alignment == "homography" else [None] * len(forward))
+    forward = torch.stack([flow if f is None else f
+                           for flow, f in zip(forward, fitted, strict=True)])
+    extent = torch.tensor([settings.consistency_px if f is None
+                           else settings.homography_consistency_px for f in fitted],
+                          device=forward.device, dtype=forward.dtype).view(-1, 1, 1, 1)
     aligned = remap(reference, forward)
-
-    difference = gaussian_blur(aligned - target, settings.smoothing_px * scale)
-    agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
     round_trip = torch.linalg.vector_norm(forward + remap(backward, forward), dim=1,
                                           keepdim=True)
     round_trip = gaussian_blur(round_trip, 2.0 * scale)
-    consistency = torch.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
+    consistency = torch.exp(-(round_trip / (extent * scale)) ** 2)
+
+    difference = gaussian_blur(aligned - target, settings.smoothing_px * scale)
+    agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
     theirs = _detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
     within = inside(forward)

@@ -12,6 +12,17 @@ product of three terms:
 - sharpness: the aligned reference has at least as much fine detail as the output there (a
   blurry reference never makes the output blurrier).
 
+By default (``alignment="homography"``) the reference is not warped by the dense flow itself
+but by the one homography that best explains it (RANSAC over a grid of its vectors): on a
+blurry output the dense flow drifts by a pixel or more wherever blur hides the texture, and
+a camera's motion between nearby frames is close to a homography, which the many flow
+vectors pin down far better than any one of them. The homography's alignment goes through
+the same three cues, its consistency against the backward flow with a looser extent
+(``homography_consistency_px``), so the scene that does not follow the camera (a person
+walking, strong parallax) and a reference that does not match stay out as before.
+``alignment="flow"`` warps by the dense flow itself; where no homography fits, so does the
+default.
+
 The smoothing and consistency extents are given for a 720-pixel-high frame and scale with
 the frame's short side; the flow's patch size and stride are pixels at any size.
 It aligns once by default (a DIS patch of 96 pixels, which matches through blur, with a
@@ -80,8 +91,26 @@ class TransferSettings:
     # 4 x 4 blocks would have a flow on its output follow them, while moving people need
     # the unfiltered output's finer flow
     align_smoothing_px: float = 0.0
+    # how the reference is warped: by the homography fitted to the dense flow ("homography",
+    # no consistency cue) or by the dense flow itself ("flow", with the consistency cue)
+    alignment: str = "homography"
+    homography_grid_px: int = 8  # spacing of the flow vectors the homography is fitted to
+    homography_ransac_px: float = 1.0  # RANSAC's inlier distance, pixels at 720p
+    # a homography that explains fewer of the flow's vectors than this is no camera motion
+    # (an unrelated reference, a scene mostly on the move): the dense flow aligns instead
+    homography_min_inliers: float = 0.25
+    # the consistency extent for a homography's alignment (consistency_px is the dense
+    # flow's): its round trip goes through a backward flow on the blurry output, which
+    # errs by more than the homography does; twice the flow's extent still keeps an
+    # unrelated reference out (tests/test_transfer.py)
+    homography_consistency_px: float = 2.8
+
+    def __post_init__(self) -> None:
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}")
 
 
+ALIGNMENTS = ("homography", "flow")
 DEFAULT_TRANSFER = TransferSettings()
 
 
@@ -228,32 +257,98 @@ def _backward_flow(pair: _Pair, patch: int) -> np.ndarray:
     return pair.backward[patch]
 
 
+def _forward_flow(grey: tuple[np.ndarray, np.ndarray], patch: int,
+                  settings: TransferSettings) -> np.ndarray:
+    """The dense forward flow of one patch size (target -> reference greys)."""
+    a, b = grey
+    finest = min(forward_finest_scale(min(a.shape), settings.flow_max_lines),
+                 dis_coarsest_scale(*a.shape, patch))
+    return _flow(a, b, patch, _stride(patch, settings.forward_stride),
+                 settings.refinement_iterations, finest)
+
+
 def _forward_warp(grey: tuple[np.ndarray, np.ndarray], reference: np.ndarray,
                   grid: tuple[np.ndarray, np.ndarray], patch: int,
                   settings: TransferSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                        np.ndarray]:
     """The forward flow of one patch size (target -> reference greys), its sampling maps
     and ``reference`` warped by them: (flow, map_x, map_y, aligned)."""
-    a, b = grey
-    finest = min(forward_finest_scale(min(a.shape), settings.flow_max_lines),
-                 dis_coarsest_scale(*a.shape, patch))
-    forward = _flow(a, b, patch, _stride(patch, settings.forward_stride),
-                    settings.refinement_iterations, finest)
+    forward = _forward_flow(grey, patch, settings)
     map_x, map_y = grid[0] + forward[..., 0], grid[1] + forward[..., 1]
     return forward, map_x, map_y, _remap(reference, map_x, map_y)
 
 
+def homography_of_flow(flow: np.ndarray, spacing: int, ransac_px: float,
+                       min_inliers: float = 0.0) -> np.ndarray | None:
+    """The 3 x 3 homography H (target pixel -> reference pixel) that best explains ``flow``
+    (H x W x 2, target(p) ~ reference(p + flow(p))), fitted by RANSAC to its vectors on a
+    grid ``spacing`` pixels apart; None where no homography fits (too few vectors, a
+    degenerate fit, or one that explains under ``min_inliers`` of them)."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[spacing // 2 : h : spacing, spacing // 2 : w : spacing]
+    source = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    return fit_homography(source, source + flow[ys.ravel(), xs.ravel()], ransac_px,
+                          min_inliers)
+
+
+def fit_homography(source: np.ndarray, target: np.ndarray, ransac_px: float,
+                   min_inliers: float = 0.0) -> np.ndarray | None:
+    """RANSAC's homography from ``source`` to ``target`` points (N x 2 float32 each), or
+    None (too few points, no finite fit, or under ``min_inliers`` of the points within
+    ``ransac_px`` of it)."""
+    if len(source) < 8:
+        return None
+    homography, inliers = cv2.findHomography(source, target, cv2.RANSAC, ransac_px)
+    if homography is None or not np.isfinite(homography).all():
+        return None
+    if inliers is None or inliers.mean() < min_inliers:
+        return None
+    return homography
+
+
+def homography_maps(homography: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sampling maps (map_x, map_y) of ``homography`` over ``grid``; None where it sends
+    a pixel to infinity (a degenerate fit)."""
+    gx, gy = grid
+    m = homography.astype(np.float64)
+    depth = m[2, 0] * gx + m[2, 1] * gy + m[2, 2]
+    if not (np.abs(depth) > 1e-6).all():
+        return None
+    map_x = (m[0, 0] * gx + m[0, 1] * gy + m[0, 2]) / depth
+    map_y = (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]) / depth
+    return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def _global_flow(pair: _Pair, forward: np.ndarray) -> np.ndarray | None:
+    """The flow of the homography fitted to ``forward``, or None (no fit)."""
+    settings = pair.settings
+    homography = homography_of_flow(forward, settings.homography_grid_px,
+                                    settings.homography_ransac_px * pair.scale,
+                                    settings.homography_min_inliers)
+    maps = None if homography is None else homography_maps(homography, pair.grid)
+    if maps is None:
+        return None
+    return np.dstack((maps[0] - pair.grid[0], maps[1] - pair.grid[1]))
+
+
 def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
     settings, scale, a = pair.settings, pair.scale, pair.grey[0]
-    forward, map_x, map_y, aligned = _forward_warp(pair.grey, pair.reference, pair.grid,
-                                                   patch, settings)
+    forward = _forward_flow(pair.grey, patch, settings)
+    extent = settings.consistency_px
+    if settings.alignment == "homography":
+        fitted = _global_flow(pair, forward)
+        if fitted is not None:
+            forward, extent = fitted, settings.homography_consistency_px
+    map_x, map_y = pair.grid[0] + forward[..., 0], pair.grid[1] + forward[..., 1]
+    aligned = _remap(pair.reference, map_x, map_y)
     backward = _backward_flow(pair, patch)
+    round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
+    round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
+    consistency = np.exp(-(round_trip / (extent * scale)) ** 2)
 
     difference = cv2.GaussianBlur(aligned - pair.restored, (0, 0), settings.smoothing_px * scale)
     agreement = np.exp(-(_channel_mean(np.abs(difference)) / settings.tolerance) ** 2)
-    round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
-    round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
-    consistency = np.exp(-(round_trip / (settings.consistency_px * scale)) ** 2)
     mine, theirs = pair.detail, _detail(aligned, scale)
     sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
 
@@ -351,6 +446,9 @@ __all__ = [
     "blend_weight",
     "flow_align",
     "dis_coarsest_scale",
+    "fit_homography",
+    "homography_maps",
+    "homography_of_flow",
     "forward_finest_scale",
     "transfer_cues",
     "transfer_confidence",

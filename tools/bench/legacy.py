@@ -24,7 +24,7 @@ TRANSFER_2026_11 = TransferSettings(
     patch_sizes=(32, 64, 96), forward_stride=0.25, refinement_iterations=5,
     backward_stride=0.5, backward_refinement_iterations=5, backward_patch=0,
     smoothing_px=8.0, tolerance=16.0 / 255.0, consistency_px=1.4, sharpness_margin=0.25,
-    reference_height=720, confidence_blur_px=4.0, flow_max_lines=1080,
+    reference_height=720, confidence_blur_px=4.0, flow_max_lines=1080, alignment="flow",
 )
 
 
