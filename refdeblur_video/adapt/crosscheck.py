@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..image_files import to_float
-from ..refine.transfer import transfer_confidence
+from ..refine.transfer import DEFAULT_TRANSFER, transfer_confidence
 from .kernels import reblur_to_match
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from ..refine import Refiner
 
 MAX_PIXELS = 1920 * 1088  # larger frames are not kept for the check (memory)
+# the judge aligns a finished frame and a sharp view by the dense flow itself: both are
+# sharp, so the flow is accurate there, and it follows whatever moves on its own, which
+# the transfer's homography (made for blurry outputs) leaves to the cues
+JUDGE = replace(DEFAULT_TRANSFER, alignment="flow")
 
 
 @dataclass
@@ -70,9 +74,9 @@ def agreement(finished: np.ndarray, other: np.ndarray) -> tuple[float, float]:
     frame is brought to the view's blur; then both are aligned and weighed again, so that
     the transfer's confidence, which distrusts a view blurrier than the frame, judges the
     pair at one sharpness."""
-    aligned, _ = transfer_confidence(finished, other)
+    aligned, _ = transfer_confidence(finished, other, JUDGE)
     matched = reblur_to_match(finished, aligned)
-    aligned, weight = transfer_confidence(matched, other)
+    aligned, weight = transfer_confidence(matched, other, JUDGE)
     error = float((weight[..., None] * (matched - aligned) ** 2).sum())
     return error, 3.0 * float(weight.sum())
 
