@@ -94,14 +94,15 @@ def _aligner(variant: str, images: dict) -> np.ndarray:
 
 
 def _settings(overrides: str) -> TransferSettings:
-    """The default transfer settings with ``name=value,...`` overrides (numbers)."""
-    changes = {}
+    """The default transfer settings with ``name=value,...`` overrides (numbers, or the
+    ``alignment``)."""
+    changes: dict = {}
     for item in filter(None, overrides.split(",")):
         name, value = item.split("=")
         kind = type(getattr(DEFAULT_TRANSFER, name))
-        if kind not in (int, float):
-            raise SystemExit(f"{name}: only number settings can be changed here")
-        changes[name] = kind(float(value))
+        if kind not in (int, float, str):
+            raise SystemExit(f"{name}: only number and text settings can be changed here")
+        changes[name] = value if kind is str else kind(float(value))
     return replace(DEFAULT_TRANSFER, **changes)
 
 

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure_adapt import restored_scores, work_folder, write_rows  # noqa: E402
 
 
-def measure(clip: Path, restorer, work: Path) -> dict:
+def measure(clip: Path, restorer, work: Path, **options) -> dict:
     """One row: each variant's scores and seconds on ``clip`` (a folder with input.mp4 and
-    gt/)."""
+    gt/); ``options``: more pipeline options for every variant."""
     from refdeblur_video.pipeline import deblur_video
 
     gt = sorted((clip / "gt").glob("*.png"))
@@ -32,7 +32,7 @@ def measure(clip: Path, restorer, work: Path) -> dict:
         out, log = work / f"{clip.name}_{name}.mkv", work / f"{clip.name}_{name}.json"
         summary = deblur_video(clip / "input.mp4", out, restorer, codec="ffv1", log=str(log),
                                quiet=True, overwrite=True, both_sides=both_sides,
-                               transfer=transfer)
+                               transfer=transfer, **options)
         row[name] = {**restored_scores(out, log, gt), "seconds": round(summary.seconds, 2),
                      "second_references": sum(r.second_reference >= 0
                                               for r in summary.records)}
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the outputs and frame logs in this folder (for "
                         "refdeblur-eval temporal, say)")
+    parser.add_argument("--flow-alignment", action="store_true",
+                        help="the pipeline's --flow-alignment (the transfer before session 30)")
     args = parser.parse_args(argv)
     from refdeblur_video.model.restorer import load_model
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with work_folder(args.keep) as work:
         for clip in args.clips:
-            rows.append(measure(clip, restorer, work))
+            rows.append(measure(clip, restorer, work, flow_alignment=args.flow_alignment))
             print(json.dumps(rows[-1]), flush=True)
     print(f"{'clip':22} {'frames':>6} {'input':>7} {'network':>7} {'one':>7} {'both':>7} "
           f"{'gain':>6} {'time both/one':>13}")

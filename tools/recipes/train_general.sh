@@ -59,6 +59,11 @@
 #       # ALIGNED_REF: the share of crops whose reference is pre-aligned onto the blurry
 #       # frame by the reference transfer's flow (computed on the crop and 96 px around it),
 #       # as a model with `prealign: true` gets it at inference (0: none)
+#   NAME=general_refnoise REF_DEGRADE=0.5 STEPS=3000 LR=2.0e-5 WARMUP=50 \
+#     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
+#       # REF_DEGRADE: the share of real references that get noise and JPEG of their own,
+#       # as a reference from the same camera has (0: clean references; no gain on the
+#       # left-out camera in session 30, docs/TRAINING.md)
 #   NAME=general_match MATCH_WEIGHT=0.1 STEPS=1500 LR=3.0e-5 \
 #     INIT=runs/phi_match.safetensors bash tools/recipes/train_general.sh
 #       # MATCH_WEIGHT: the contrastive matching loss that teaches the (otherwise frozen)
