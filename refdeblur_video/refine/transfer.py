@@ -91,8 +91,8 @@ class TransferSettings:
     # 4 x 4 blocks would have a flow on its output follow them, while moving people need
     # the unfiltered output's finer flow
     align_smoothing_px: float = 0.0
-    # how the reference is warped: by the homography fitted to the dense flow ("homography",
-    # no consistency cue) or by the dense flow itself ("flow", with the consistency cue)
+    # how the reference is warped: by the homography fitted to the dense flow
+    # ("homography"; where none fits, by the flow) or by the dense flow itself ("flow")
     alignment: str = "homography"
     homography_grid_px: int = 8  # spacing of the flow vectors the homography is fitted to
     homography_ransac_px: float = 1.0  # RANSAC's inlier distance, pixels at 720p

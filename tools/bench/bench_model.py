@@ -250,6 +250,7 @@ def _measure_adapt_step(device: str, h: int, w: int, repeats: int, q):
 FRAME_VARIANTS = {
     "before": "2026-11 code and transfer settings (3 flows, stride 1/4)",
     "after": "today's defaults (a second transfer, from the other side)",
+    "flow": "today's defaults, references warped by the dense flow (--flow-alignment)",
 }
 
 
@@ -270,7 +271,8 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
 
     before = variant == "before"
     restorer = load_model(weights, "cpu", warn_untrained=False)
-    settings = TRANSFER_2026_11 if before else transfer_for(restorer)  # the model's own
+    settings = TRANSFER_2026_11 if before else transfer_for(restorer,  # the model's own
+                                                            variant == "flow")
     blurry, reference, other = _textured_frames(h, w)
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
     base = _current_rss_mb()
