@@ -144,7 +144,7 @@ def tuning_bar(seconds: float, quiet: bool) -> tuple[tqdm, Callable[[int, float,
 
 
 def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
-          deadline: float) -> tuple[TuneResult, dict, list[dict]]:
+          deadline: float, flow_alignment: bool = False) -> tuple[TuneResult, dict, list[dict]]:
     """Fit the blur and make the pseudo targets, then fine-tune with a progress bar whose
     unit is the budget's seconds (moved by the share of the tuning done, which a step cap
     may end first). Returns the result, the fit and the pseudo targets' frames and trust."""
@@ -161,7 +161,8 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
     if settings.pseudo_share > 0:
         now = time.monotonic()
         pseudo = pseudo_targets(restorer, sample.pairs,
-                                now + PSEUDO_SHARE_OF_TIME * max(0.0, deadline - now))
+                                now + PSEUDO_SHARE_OF_TIME * max(0.0, deadline - now),
+                                flow_alignment)
     bar, progress = tuning_bar(max(0.0, deadline - time.monotonic()), quiet)
     try:
         result = tune(restorer.model, sample.train, held, fit, settings, restorer.device,

@@ -57,10 +57,12 @@ class PseudoTarget:
 
 
 def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
-                   deadline: float | None = None) -> list[PseudoTarget]:
+                   deadline: float | None = None,
+                   flow_alignment: bool = False) -> list[PseudoTarget]:
     """The targets of the pairs whose reference the network accepts (its check refuses a
     reference that does not show the frame's scene; such a frame teaches nothing here),
-    as many as are made before ``deadline`` (``time.monotonic()``)."""
+    as many as are made before ``deadline`` (``time.monotonic()``), aligned as the
+    pipeline's transfer aligns (``flow_alignment``: by the dense flow)."""
     targets = []
     for pair in pairs:
         if deadline is not None and time.monotonic() > deadline:
@@ -69,7 +71,7 @@ def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
         if not used or not used[0]:
             continue
         aligned, weight = transfer_confidence(restored[0], to_float(pair.reference),
-                                              transfer_for(restorer))
+                                              transfer_for(restorer, flow_alignment))
         targets.append(PseudoTarget(pair.index, pair.blurry, pair.reference,
                                     aligned.astype(np.float32), weight.astype(np.float32)))
     return targets

@@ -459,7 +459,8 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             ref = blur.copy()
         else:
             ref = defocus(self._ref_crop(v, i, box, rng, exclude), scene)
-            if rng.random() < mix.ref_degrade_prob:
+            # drawn only when on, so that mixes without it keep their samples
+            if mix.ref_degrade_prob > 0 and rng.random() < mix.ref_degrade_prob:
                 ref, _ = degrade(np.ascontiguousarray(ref), rng, noise_sigma, poisson_peak,
                                  jpeg if rng.random() < 0.5 else None)
             if align:

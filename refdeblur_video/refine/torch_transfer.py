@@ -1,8 +1,8 @@
 """The reference transfer of :mod:`.transfer` in PyTorch, on the device that ran the network.
 
 The same alignment (by default the homography fitted to the dense flow, fitted on the CPU
-from a grid of its vectors), the same cues (agreement, forward-backward consistency where the
-dense flow itself aligns, sharpness, inside) and the same blend, with the flow of
+from a grid of its vectors), the same cues (agreement, the alignment's consistency with the
+backward flow, sharpness, inside) and the same blend, with the flow of
 :mod:`.torch_flow` in place of OpenCV's DIS, so that on a GPU the
 network's output and its reference never leave the device until the finished frame does.
 The CPU keeps OpenCV's version, which is faster there (docs/RESULTS.md).
@@ -60,7 +60,7 @@ def _homography_flow(forward: Tensor, settings: TransferSettings, scale: float
     :func:`.transfer.homography_of_flow`: RANSAC over a grid of its vectors, on the CPU),
     on ``forward``'s device; None where none fits."""
     h, w = forward.shape[-2:]
-    step = settings.homography_grid_px
+    step = max(1, round(settings.homography_grid_px * scale))
     ys = torch.arange(step // 2, h, step, device=forward.device)
     xs = torch.arange(step // 2, w, step, device=forward.device)
     vectors = forward[:, ys][:, :, xs].permute(1, 2, 0).reshape(-1, 2).float().cpu().numpy()
@@ -74,7 +74,7 @@ def _homography_flow(forward: Tensor, settings: TransferSettings, scale: float
     py = torch.arange(h, device=forward.device, dtype=torch.float64).view(h, 1)
     px = torch.arange(w, device=forward.device, dtype=torch.float64).view(1, w)
     depth = m[2, 0] * px + m[2, 1] * py + m[2, 2]
-    if not bool((depth.abs() > 1e-6).all()):
+    if not (float(depth.min()) > 1e-6 or float(depth.max()) < -1e-6):  # as homography_maps
         return None
     flow_x = (m[0, 0] * px + m[0, 1] * py + m[0, 2]) / depth - px
     flow_y = (m[1, 0] * px + m[1, 1] * py + m[1, 2]) / depth - py

@@ -2,13 +2,14 @@
 
 The network's reference matching is local and coarse (1/4 resolution), so it borrows only part
 of what a sharp neighbouring frame holds. This step aligns the reference to the network's
-output with dense optical flow (OpenCV's DIS, computed both ways) and copies the aligned
-reference into the output wherever it is trustworthy. The confidence of a pixel is the
+output by dense optical flow (OpenCV's DIS, computed both ways; by default through the
+homography that best explains it, below) and copies the aligned reference into the output
+wherever it is trustworthy. The confidence of a pixel is the
 product of three terms:
 
 - agreement: the low-passed difference between the aligned reference and the output is small
   (the output is right about the coarse content, the reference adds the fine detail);
-- consistency: forward and backward flows agree (no occlusion, no flow failure);
+- consistency: the alignment and the backward flow agree (no occlusion, no flow failure);
 - sharpness: the aligned reference has at least as much fine detail as the output there (a
   blurry reference never makes the output blurrier).
 
@@ -94,15 +95,17 @@ class TransferSettings:
     # how the reference is warped: by the homography fitted to the dense flow
     # ("homography"; where none fits, by the flow) or by the dense flow itself ("flow")
     alignment: str = "homography"
-    homography_grid_px: int = 8  # spacing of the flow vectors the homography is fitted to
+    # spacing of the flow vectors the homography is fitted to, pixels at 720p (about 14,000)
+    homography_grid_px: int = 8
     homography_ransac_px: float = 1.0  # RANSAC's inlier distance, pixels at 720p
     # a homography that explains fewer of the flow's vectors than this is no camera motion
     # (an unrelated reference, a scene mostly on the move): the dense flow aligns instead
     homography_min_inliers: float = 0.25
     # the consistency extent for a homography's alignment (consistency_px is the dense
     # flow's): its round trip goes through a backward flow on the blurry output, which
-    # errs by more than the homography does; twice the flow's extent still keeps an
-    # unrelated reference out (tests/test_transfer.py)
+    # errs by more than the homography does; twice the flow's extent still keeps the
+    # unrelated half of a reference out (tests/test_transfer.py; a wholly unrelated one
+    # fits no homography)
     homography_consistency_px: float = 2.8
 
     def __post_init__(self) -> None:
@@ -133,7 +136,7 @@ def usable_patch_sizes(sizes: tuple[int, ...], height: int, width: int) -> list[
     (:func:`dis_coarsest_scale`) is finer than its finest scale. Each size shrinks until
     that level is at half resolution or below, which the backward flows (finest scale 1)
     need; the forward flows' finest scale (0 up to ``flow_max_lines``, more above) is capped
-    at it in :func:`_cues_for_patch`. Frames too small for an 8-pixel patch get none (no
+    at it in :func:`_forward_flow`. Frames too small for an 8-pixel patch get none (no
     transfer).
     """
     usable = set()
@@ -308,12 +311,13 @@ def fit_homography(source: np.ndarray, target: np.ndarray, ransac_px: float,
 
 def homography_maps(homography: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
                     ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The sampling maps (map_x, map_y) of ``homography`` over ``grid``; None where it sends
-    a pixel to infinity (a degenerate fit)."""
+    """The sampling maps (map_x, map_y) of ``homography`` over ``grid``; None where the
+    frame reaches the homography's line at infinity (a degenerate fit, which folds part of
+    the frame behind the camera)."""
     gx, gy = grid
     m = homography.astype(np.float64)
     depth = m[2, 0] * gx + m[2, 1] * gy + m[2, 2]
-    if not (np.abs(depth) > 1e-6).all():
+    if not (depth.min() > 1e-6 or depth.max() < -1e-6):
         return None
     map_x = (m[0, 0] * gx + m[0, 1] * gy + m[0, 2]) / depth
     map_y = (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]) / depth
@@ -323,8 +327,8 @@ def homography_maps(homography: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
 def _global_flow(pair: _Pair, forward: np.ndarray) -> np.ndarray | None:
     """The flow of the homography fitted to ``forward``, or None (no fit)."""
     settings = pair.settings
-    homography = homography_of_flow(forward, settings.homography_grid_px,
-                                    settings.homography_ransac_px * pair.scale,
+    spacing = max(1, round(settings.homography_grid_px * pair.scale))
+    homography = homography_of_flow(forward, spacing, settings.homography_ransac_px * pair.scale,
                                     settings.homography_min_inliers)
     maps = None if homography is None else homography_maps(homography, pair.grid)
     if maps is None:
@@ -399,6 +403,8 @@ def flow_align(target: np.ndarray, reference: np.ndarray,
                settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
     """``reference`` warped onto ``target`` by the transfer's forward flow (its first usable
     patch size; no consistency check): the pre-alignment of a reference before the network.
+    Always the dense flow, whatever ``settings.alignment`` says: the network was trained on
+    references pre-aligned so, and must see them so at inference.
     Both H x W x 3 RGB, float32 in [0, 1], uint8 or uint16; returns ``reference``'s type."""
     h, w = target.shape[:2]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)

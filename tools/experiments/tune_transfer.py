@@ -42,6 +42,8 @@ def _settings(spec: str):
             raise SystemExit(f"error: unknown setting {key!r} (known: {', '.join(fields)})")
         if fields[key].startswith("tuple"):  # patch_sizes=32/64/96
             changes[key] = tuple(int(v) for v in value.split("/"))
+        elif fields[key] == "str":  # alignment=flow
+            changes[key] = value
         else:
             changes[key] = int(value) if fields[key] == "int" else float(value)
     return dataclasses.replace(DEFAULT_TRANSFER, **changes)
