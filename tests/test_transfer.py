@@ -266,15 +266,23 @@ def _camera_turned(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return big[inner], reference[inner], to_frame
 
 
+def _flow_of(homography: np.ndarray, h: int, w: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pixel xs, pixel ys, the flow p -> homography(p) - p) over an h x w frame, by
+    OpenCV's own projection."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    points = np.stack([xs, ys], -1).reshape(-1, 1, 2)
+    moved = cv2.perspectiveTransform(points, homography).reshape(h, w, 2)
+    return xs, ys, moved - np.stack([xs, ys], -1)
+
+
 def test_the_homography_of_a_flow_is_found_despite_outliers():
     from refdeblur_video.refine.transfer import homography_maps, homography_of_flow
 
     h, w = 120, 160
     _, _, truth = _camera_turned(h, w, 3)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    points = np.stack([xs, ys], -1).reshape(-1, 1, 2)
-    target = cv2.perspectiveTransform(points, truth).reshape(h, w, 2)
-    flow = target - np.stack([xs, ys], -1)
+    xs, ys, flow = _flow_of(truth, h, w)
+    target = flow + np.stack([xs, ys], -1)
     rng = np.random.default_rng(0)
     spoiled = rng.random((h, w)) < 0.3  # a third of the vectors point anywhere
     flow[spoiled] = rng.uniform(-12, 12, (int(spoiled.sum()), 2))
@@ -311,9 +319,7 @@ def test_the_torch_homography_flow_is_the_opencv_one():
 
     h, w = 120, 160
     _, _, known = _camera_turned(h, w, 3)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    points = np.stack([xs, ys], -1).reshape(-1, 1, 2)
-    flow = cv2.perspectiveTransform(points, known).reshape(h, w, 2) - np.stack([xs, ys], -1)
+    xs, ys, flow = _flow_of(known, h, w)
     found = _homography_flow(torch.from_numpy(flow).permute(2, 0, 1), DEFAULT_TRANSFER, 1.0)
     assert found is not None
     np.testing.assert_allclose(found.permute(1, 2, 0).numpy(), flow, atol=0.01)

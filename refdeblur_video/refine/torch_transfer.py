@@ -10,7 +10,6 @@ The CPU keeps OpenCV's version, which is faster there (docs/RESULTS.md).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,8 +19,10 @@ from .transfer import (
     DEFAULT_TRANSFER,
     TransferSettings,
     dis_coarsest_scale,
-    fit_homography,
     forward_finest_scale,
+    homography_of_grid,
+    homography_spacing,
+    project,
     usable_patch_sizes,
 )
 
@@ -60,25 +61,19 @@ def _homography_flow(forward: Tensor, settings: TransferSettings, scale: float
     :func:`.transfer.homography_of_flow`: RANSAC over a grid of its vectors, on the CPU),
     on ``forward``'s device; None where none fits."""
     h, w = forward.shape[-2:]
-    step = max(1, round(settings.homography_grid_px * scale))
-    ys = torch.arange(step // 2, h, step, device=forward.device)
-    xs = torch.arange(step // 2, w, step, device=forward.device)
-    vectors = forward[:, ys][:, :, xs].permute(1, 2, 0).reshape(-1, 2).float().cpu().numpy()
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    source = torch.stack((gx, gy), -1).reshape(-1, 2).cpu().numpy().astype(np.float32)
-    homography = fit_homography(source, source + vectors, settings.homography_ransac_px * scale,
-                                settings.homography_min_inliers)
+    step = homography_spacing(settings, scale)
+    vectors = forward[:, step // 2 :: step, step // 2 :: step].permute(1, 2, 0)
+    homography = homography_of_grid(vectors.float().cpu().numpy(), step,
+                                    settings.homography_ransac_px * scale,
+                                    settings.homography_min_inliers)
     if homography is None:
         return None
-    m = torch.tensor(homography, device=forward.device, dtype=torch.float64)
-    py = torch.arange(h, device=forward.device, dtype=torch.float64).view(h, 1)
-    px = torch.arange(w, device=forward.device, dtype=torch.float64).view(1, w)
-    depth = m[2, 0] * px + m[2, 1] * py + m[2, 2]
-    if not (float(depth.min()) > 1e-6 or float(depth.max()) < -1e-6):  # as homography_maps
+    ys = torch.arange(h, device=forward.device, dtype=torch.float64).view(h, 1)
+    xs = torch.arange(w, device=forward.device, dtype=torch.float64).view(1, w)
+    found = project(homography, xs, ys)
+    if found is None:
         return None
-    flow_x = (m[0, 0] * px + m[0, 1] * py + m[0, 2]) / depth - px
-    flow_y = (m[1, 0] * px + m[1, 1] * py + m[1, 2]) / depth - py
-    return torch.stack((flow_x, flow_y)).to(forward.dtype)
+    return torch.stack((found[0] - xs, found[1] - ys)).to(forward.dtype)
 
 
 def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,

@@ -287,20 +287,22 @@ def homography_of_flow(flow: np.ndarray, spacing: int, ransac_px: float,
     (H x W x 2, target(p) ~ reference(p + flow(p))), fitted by RANSAC to its vectors on a
     grid ``spacing`` pixels apart; None where no homography fits (too few vectors, a
     degenerate fit, or one that explains under ``min_inliers`` of them)."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[spacing // 2 : h : spacing, spacing // 2 : w : spacing]
+    start = spacing // 2
+    return homography_of_grid(flow[start::spacing, start::spacing], spacing, ransac_px,
+                              min_inliers)
+
+
+def homography_of_grid(vectors: np.ndarray, spacing: int, ransac_px: float,
+                       min_inliers: float = 0.0) -> np.ndarray | None:
+    """:func:`homography_of_flow` from the flow's vectors on its grid already (rows x
+    columns x 2: ``flow[spacing // 2::spacing, spacing // 2::spacing]``), ``ransac_px``
+    RANSAC's inlier distance."""
+    rows, columns = vectors.shape[:2]
+    ys, xs = np.mgrid[0:rows, 0:columns] * spacing + spacing // 2
     source = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-    return fit_homography(source, source + flow[ys.ravel(), xs.ravel()], ransac_px,
-                          min_inliers)
-
-
-def fit_homography(source: np.ndarray, target: np.ndarray, ransac_px: float,
-                   min_inliers: float = 0.0) -> np.ndarray | None:
-    """RANSAC's homography from ``source`` to ``target`` points (N x 2 float32 each), or
-    None (too few points, no finite fit, or under ``min_inliers`` of the points within
-    ``ransac_px`` of it)."""
     if len(source) < 8:
         return None
+    target = source + vectors.reshape(-1, 2).astype(np.float32)
     homography, inliers = cv2.findHomography(source, target, cv2.RANSAC, ransac_px)
     if homography is None or not np.isfinite(homography).all():
         return None
@@ -309,42 +311,52 @@ def fit_homography(source: np.ndarray, target: np.ndarray, ransac_px: float,
     return homography
 
 
+def homography_spacing(settings: TransferSettings, scale: float) -> int:
+    """The grid spacing (pixels) of the flow vectors a homography is fitted to."""
+    return max(1, round(settings.homography_grid_px * scale))
+
+
+def project(homography: np.ndarray, xs, ys):
+    """Where ``homography`` sends the pixels at ``xs``, ``ys`` (NumPy arrays or PyTorch
+    tensors that broadcast together; float64 keeps a large frame's coordinates exact):
+    (x, y), or None where the frame reaches the homography's line at infinity (a degenerate
+    fit, which folds part of the frame behind the camera)."""
+    m = [[float(v) for v in row] for row in homography]
+    depth = m[2][0] * xs + m[2][1] * ys + m[2][2]
+    if not (float(depth.min()) > 1e-6 or float(depth.max()) < -1e-6):
+        return None
+    return ((m[0][0] * xs + m[0][1] * ys + m[0][2]) / depth,
+            (m[1][0] * xs + m[1][1] * ys + m[1][2]) / depth)
+
+
 def homography_maps(homography: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
                     ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The sampling maps (map_x, map_y) of ``homography`` over ``grid``; None where the
-    frame reaches the homography's line at infinity (a degenerate fit, which folds part of
-    the frame behind the camera)."""
-    gx, gy = grid
-    m = homography.astype(np.float64)
-    depth = m[2, 0] * gx + m[2, 1] * gy + m[2, 2]
-    if not (depth.min() > 1e-6 or depth.max() < -1e-6):
-        return None
-    map_x = (m[0, 0] * gx + m[0, 1] * gy + m[0, 2]) / depth
-    map_y = (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]) / depth
-    return map_x.astype(np.float32), map_y.astype(np.float32)
+    """The sampling maps (map_x, map_y) of ``homography`` over ``grid`` (float32), or None
+    (:func:`project`)."""
+    found = project(homography, *(g.astype(np.float64) for g in grid))
+    return None if found is None else (found[0].astype(np.float32), found[1].astype(np.float32))
 
 
-def _global_flow(pair: _Pair, forward: np.ndarray) -> np.ndarray | None:
-    """The flow of the homography fitted to ``forward``, or None (no fit)."""
+def _homography_maps(pair: _Pair, forward: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sampling maps of the homography fitted to ``forward``, or None (no fit)."""
     settings = pair.settings
-    spacing = max(1, round(settings.homography_grid_px * pair.scale))
-    homography = homography_of_flow(forward, spacing, settings.homography_ransac_px * pair.scale,
+    homography = homography_of_flow(forward, homography_spacing(settings, pair.scale),
+                                    settings.homography_ransac_px * pair.scale,
                                     settings.homography_min_inliers)
-    maps = None if homography is None else homography_maps(homography, pair.grid)
-    if maps is None:
-        return None
-    return np.dstack((maps[0] - pair.grid[0], maps[1] - pair.grid[1]))
+    return None if homography is None else homography_maps(homography, pair.grid)
 
 
 def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
     settings, scale, a = pair.settings, pair.scale, pair.grey[0]
     forward = _forward_flow(pair.grey, patch, settings)
-    extent = settings.consistency_px
-    if settings.alignment == "homography":
-        fitted = _global_flow(pair, forward)
-        if fitted is not None:
-            forward, extent = fitted, settings.homography_consistency_px
-    map_x, map_y = pair.grid[0] + forward[..., 0], pair.grid[1] + forward[..., 1]
+    maps = _homography_maps(pair, forward) if settings.alignment == "homography" else None
+    if maps is None:
+        map_x, map_y = pair.grid[0] + forward[..., 0], pair.grid[1] + forward[..., 1]
+        extent = settings.consistency_px
+    else:
+        map_x, map_y = maps
+        forward = np.dstack((map_x - pair.grid[0], map_y - pair.grid[1]))
+        extent = settings.homography_consistency_px
     aligned = _remap(pair.reference, map_x, map_y)
     backward = _backward_flow(pair, patch)
     round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
@@ -452,9 +464,11 @@ __all__ = [
     "blend_weight",
     "flow_align",
     "dis_coarsest_scale",
-    "fit_homography",
     "homography_maps",
     "homography_of_flow",
+    "homography_of_grid",
+    "homography_spacing",
+    "project",
     "forward_finest_scale",
     "transfer_cues",
     "transfer_confidence",

@@ -47,6 +47,9 @@ from refdeblur_video.refine.transfer import (
     usable_patch_sizes,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from tune_transfer import transfer_settings  # noqa: E402
+
 
 def _low(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma)
@@ -93,25 +96,12 @@ def _aligner(variant: str, images: dict) -> np.ndarray:
     return ALIGNERS[variant](images)
 
 
-def _settings(overrides: str) -> TransferSettings:
-    """The default transfer settings with ``name=value,...`` overrides (numbers, or the
-    ``alignment``)."""
-    changes: dict = {}
-    for item in filter(None, overrides.split(",")):
-        name, value = item.split("=")
-        kind = type(getattr(DEFAULT_TRANSFER, name))
-        if kind not in (int, float, str):
-            raise SystemExit(f"{name}: only number and text settings can be changed here")
-        changes[name] = value if kind is str else kind(float(value))
-    return replace(DEFAULT_TRANSFER, **changes)
-
-
 def _variant_output(variant: str, images: dict) -> np.ndarray:
     """The new network's output finished as ``variant`` says (float RGB); after a colon,
     transfer settings (``either2.5:name=value``; ``own:flow_max_lines=360``)."""
     out, reference = images["new"], images["reference"]
     variant, _, overrides = variant.partition(":")
-    base = _settings(overrides)
+    base = transfer_settings(overrides)
     if variant.startswith("smooth"):  # the product's transfer with transfer_smoothing
         return transfer_reference(out, reference, replace(
             base, align_smoothing_px=float(variant[len("smooth"):])))

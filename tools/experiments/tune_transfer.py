@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 
-def _settings(spec: str):
-    """``key=value,...`` over the shipped :class:`TransferSettings` (empty: the shipped)."""
+def transfer_settings(spec: str):
+    """``key=value,...`` over the shipped :class:`TransferSettings` (empty: the shipped);
+    also the variants' overrides of ``flow_source.py``."""
     from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
 
     fields = {f.name: f.type for f in dataclasses.fields(DEFAULT_TRANSFER)}
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     data = list(network_outputs(args.manifest, args.model, cache))
     rows = []
     for spec, backend in ((s, b) for s in args.tries or [""] for b in args.backends):
-        settings = _settings(spec)
+        settings = transfer_settings(spec)
         transfer = _transfer(backend)
         gains: dict[str, list[float]] = {}
         start = time.perf_counter()
