@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "differently from the camera (strong depth close to the lens, large moving "
                    "subjects), where a homography covers less; on blurry frames the dense "
                    "flow drifts where blur hides the texture")
+    m.add_argument("--no-motion-prior", dest="motion_prior", action="store_false",
+                   help="place each reference by the flow on the network's output alone; by "
+                   "default, where a blurry frame has sharp frames on both sides, the camera's "
+                   "motion between those two, taken at the frame's time, places them instead "
+                   "when it is close to what the output shows (a blurry output cannot place "
+                   "the frame as exactly; a camera that jerks between frames may want this off)")
     m.add_argument("--cpu-transfer", action="store_true",
                    help="on a GPU, run the reference transfer on the CPU with OpenCV's optical "
                    "flow, as a CPU run does (its frames, many times slower), instead of on "

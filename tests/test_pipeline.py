@@ -178,6 +178,18 @@ def test_the_other_reference_is_only_offered_after_the_first_was_used():
     assert item.other_reference is None  # both rejected: the frame is its own
 
 
+def test_a_frame_knows_where_it_sits_between_its_two_references():
+    image = np.zeros((4, 4, 3), np.uint8)
+    decision = FrameDecision(index=5, score=0.1, normalised=0.1, blurry=True, reference=7,
+                             second=4)
+    item = WorkItem(Frame(5, 5, Fraction(1, 25), image), decision, image + 1, image + 2)
+    assert item.fraction is None  # not restored yet: no other reference
+    item.reference_used = True
+    assert item.fraction == pytest.approx(2 / 3)  # frame 5 is 2/3 of the way from 7 to 4
+    item.second_used = True
+    assert item.fraction is None  # restored against the second: nothing on the other side
+
+
 def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path):
     clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
     summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True,

@@ -290,7 +290,7 @@ def test_device_outputs_finished_together_match_the_one_by_one_frames(warped, mo
     def output(image):
         return DeviceOutput(_t(soft)[0], _t(image.astype(np.float32) / 255)[0])
 
-    requests = [(output(first8), blurry, first8, second8),  # both sides
+    requests = [(output(first8), blurry, first8, second8, 0.5),  # both sides, and its time
                 (output(shifted), blurry, shifted, None),  # one side
                 (output(blurry), blurry, None, second8),  # its own reference: nothing
                 (soft.copy(), blurry, first8, None),  # an array: the OpenCV path
@@ -299,9 +299,9 @@ def test_device_outputs_finished_together_match_the_one_by_one_frames(warped, mo
     calls = []
     original = torch_transfer.transfer_reference_torch
 
-    def counting(restored, reference, settings):
+    def counting(restored, reference, settings, priors):
         calls.append(len(restored))
-        return original(restored, reference, settings)
+        return original(restored, reference, settings, priors)
 
     monkeypatch.setattr(torch_transfer, "transfer_reference_torch", counting)
     together = Refiner().many(requests)

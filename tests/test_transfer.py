@@ -310,7 +310,7 @@ def test_a_homography_that_folds_the_frame_is_refused():
 def test_the_torch_homography_flow_is_the_opencv_one():
     import torch
 
-    from refdeblur_video.refine.torch_transfer import _homography_flow
+    from refdeblur_video.refine.torch_transfer import _fitted_homography, _flow_of_homography
     from refdeblur_video.refine.transfer import (
         DEFAULT_TRANSFER,
         homography_maps,
@@ -320,6 +320,9 @@ def test_the_torch_homography_flow_is_the_opencv_one():
     h, w = 120, 160
     _, _, known = _camera_turned(h, w, 3)
     xs, ys, flow = _flow_of(known, h, w)
+    def _homography_flow(forward, settings, scale):
+        return _flow_of_homography(_fitted_homography(forward, settings, scale), forward)
+
     found = _homography_flow(torch.from_numpy(flow).permute(2, 0, 1), DEFAULT_TRANSFER, 1.0)
     assert found is not None
     np.testing.assert_allclose(found.permute(1, 2, 0).numpy(), flow, atol=0.01)

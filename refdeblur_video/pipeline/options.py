@@ -24,6 +24,9 @@ class DeblurOptions:
     both_sides: bool = True  # the transfer also borrows from the sharp frame on the other side
     cpu_transfer: bool = False  # on a GPU, the transfer on the CPU (OpenCV) all the same
     flow_alignment: bool = False  # warp references by the dense flow, not its homography
+    # guide each reference's homography by the camera's motion between the two sharp frames
+    # around a blurry one, interpolated to its time (refine/motion.py)
+    motion_prior: bool = True
     threshold: float = DEFAULT_THRESHOLD
     window: int = DEFAULT_WINDOW
     max_offset: int = DEFAULT_MAX_OFFSET

@@ -89,7 +89,8 @@ def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
     from ..refine import Refiner, transfer_for
 
     trained = getattr(restorer, "trained", True)
-    settings = transfer_for(restorer, flow_alignment=options.flow_alignment)
+    settings = transfer_for(restorer, flow_alignment=options.flow_alignment,
+                            motion_prior=options.motion_prior)
     return Refiner(settings if options.transfer and trained else None,
                    both_sides=options.both_sides)
 

@@ -63,6 +63,16 @@ class WorkItem:
         return self.second if self.reference_used and not self.second_used else None
 
     @property
+    def fraction(self) -> float | None:
+        """Where the frame sits in time between the image it was restored against and
+        :attr:`other_reference` (0 at the first, 1 at the other), for the transfer to
+        interpolate the camera's motion; None without an other reference."""
+        if self.forced or self.other_reference is None:
+            return None
+        first, other = self.decision.reference, self.decision.second
+        return (self.decision.index - first) / (other - first) if other != first else None
+
+    @property
     def reference_index(self) -> int:
         """The frame the output borrowed from, as the frame log gives it: -1 when none (or
         not blurry), -2 for a forced reference image."""
@@ -181,11 +191,12 @@ def run_stream(
     ``restore(frames, references)`` returns the network's outputs and, for each, whether its
     reference was used (:meth:`Restorer.restore_floats`). A frame whose reference was not
     used is restored again against its planner's second choice, when there is one.
-    ``refine(output, frame, reference, second)`` turns an output into the frame to write
-    (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its own;
-    ``second``: :attr:`WorkItem.other_reference`); where it has a method
-    ``many(list of (output, frame, reference, second)) -> list of frames``, the outputs of a
-    network batch that are still on the device are finished by one call.
+    ``refine(output, frame, reference, second, fraction)`` turns an output into the frame to
+    write (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its
+    own; ``second``: :attr:`WorkItem.other_reference`; ``fraction``:
+    :attr:`WorkItem.fraction`); where it has a method ``many(list of (output, frame,
+    reference, second, fraction)) -> list of frames``, the outputs of a network batch that
+    are still on the device are finished by one call.
 
     Frames before ``start`` are decoded, scored and planned (so that later decisions are the
     same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
@@ -275,8 +286,8 @@ class _Stream:
         work = [item for item in group if item.output is not None]
         if work:
             began = time.perf_counter()
-            requests = [(i.output, i.frame.image, i.used_reference, i.other_reference)
-                        for i in work]
+            requests = [(i.output, i.frame.image, i.used_reference, i.other_reference,
+                         i.fraction) for i in work]
             outputs = self.many(requests) if self.many else [self.refine(*r) for r in requests]
             each = (time.perf_counter() - began) / len(work)
             for item, output in zip(work, outputs, strict=True):

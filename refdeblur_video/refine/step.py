@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 
 from ..image_files import from_float, peak_value, to_float
-from .transfer import DEFAULT_TRANSFER, TransferSettings, transfer_reference
+from .motion import interpolated_priors
+from .transfer import DEFAULT_TRANSFER, TransferSettings, fitted_homography, transfer_reference
 
 # (the network's output: an array or a DeviceOutput, the blurry frame, its reference, the
-# second reference)
-Request = tuple[Any, np.ndarray, np.ndarray | None, np.ndarray | None]
+# second reference, where the frame sits in time between the two: 0 at the reference, 1 at
+# the second, or None)
+Request = tuple[Any, np.ndarray, np.ndarray | None, np.ndarray | None, float | None]
+Priors = tuple[np.ndarray | None, np.ndarray | None]
 
 
 class Refiner:
@@ -24,7 +27,10 @@ class Refiner:
     sample type. A second reference fills in what the first does not show (content hidden
     or out of view in one neighbour is often visible in the other); the transfer's own
     confidence, now measured against the already improved result, keeps it out where it is
-    no sharper or does not match.
+    no sharper or does not match. With both references and the frame's place in time
+    between them (``fraction``), the camera's motion between the two sharp frames,
+    interpolated to the frame, guides where each reference is warped to
+    (:mod:`.motion`, ``TransferSettings.prior_max_px``).
 
     An output still on the network's device (:class:`~refdeblur_video.model.DeviceOutput`,
     from :meth:`Restorer.restore_on_device`) is finished there, by the PyTorch transfer
@@ -57,38 +63,58 @@ class Refiner:
             second = None
         return first, second
 
+    def _priors(self, first: np.ndarray | None, second: np.ndarray | None,
+                fraction: float | None) -> Priors:
+        """The homographies (frame -> first, frame -> second) that the camera's motion
+        from ``first`` to ``second``, interpolated to ``fraction``, gives; (None, None)
+        where there is no such motion to go by."""
+        settings = self.settings
+        if (first is None or second is None or fraction is None or settings is None
+                or settings.prior_max_px <= 0 or settings.alignment != "homography"):
+            return None, None
+        motion = fitted_homography(first, second, settings)
+        if motion is None:
+            return None, None
+        return interpolated_priors(motion, fraction, *first.shape[:2]) or (None, None)
+
     def __call__(self, restored, frame: np.ndarray, reference: np.ndarray | None,
-                 second: np.ndarray | None = None) -> np.ndarray:
+                 second: np.ndarray | None = None, fraction: float | None = None
+                 ) -> np.ndarray:
         """``restored``: the network's H x W x 3 float32 output in [0, 1] (or a
         ``DeviceOutput``); ``frame``: the blurry input; ``reference``: the image the network
         was given (None or the frame: nothing to transfer); ``second``: another reference
-        to transfer from after it (used only where ``reference`` is). Returns an image of
-        ``frame``'s dtype."""
+        to transfer from after it (used only where ``reference`` is); ``fraction``: where
+        the frame sits in time between the two (0 at ``reference``, 1 at ``second``).
+        Returns an image of ``frame``'s dtype."""
         first, second = self._sides(frame, reference, second)
         if not isinstance(restored, np.ndarray):
-            return self._on_device([(restored, frame, first, second)])[0]
-        for image in (first, second):
+            return self._on_device([(restored, frame, first, second, fraction)])[0]
+        priors = self._priors(first, second, fraction)
+        for image, prior in zip((first, second), priors, strict=True):
             if image is not None:
-                restored = transfer_reference(restored, to_float(image), self.settings)
+                restored = transfer_reference(restored, to_float(image), self.settings, prior)
         return from_float(restored, frame.dtype)
 
     def many(self, requests: Sequence[Request]) -> list[np.ndarray]:
-        """The call on each ``(restored, frame, reference, second)`` of ``requests``, with
+        """The call on each ``(restored, frame, reference, second, fraction)`` of
+        ``requests``, with
         the outputs still on the network's device finished together (those of one frame
         size and sample type): one batched transfer per side instead of one per frame,
         because on a GPU launching the transfer's many small operations takes longer than
         running them. The frames come out as the calls one by one would give them, up to
         the device's rounding (batch sizes may pick other kernels)."""
+        # a request without its fraction (four items) has none
+        requests = [(*request, None)[:5] for request in requests]
         finished: list[np.ndarray | None] = [None] * len(requests)
         alike: dict[tuple, list[int]] = {}  # frame shape and type -> request positions
-        for k, (restored, frame, reference, second) in enumerate(requests):
+        for k, (restored, frame, *rest) in enumerate(requests):
             if isinstance(restored, np.ndarray):
-                finished[k] = self(restored, frame, reference, second)
+                finished[k] = self(restored, frame, *rest)
             else:
                 alike.setdefault((frame.shape, frame.dtype), []).append(k)
         for positions in alike.values():
-            chosen = [(requests[k][0], requests[k][1], *self._sides(*requests[k][1:]))
-                      for k in positions]
+            chosen = [(requests[k][0], requests[k][1], *self._sides(*requests[k][1:4]),
+                       requests[k][4]) for k in positions]
             for k, image in zip(positions, self._on_device(chosen), strict=True):
                 finished[k] = image
         return finished  # type: ignore[return-value]
@@ -96,6 +122,7 @@ class Refiner:
     def _on_device(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """Finish device outputs of one frame size and sample type: ``reference`` already
         None where it is not transferred from, ``second`` None where it is not."""
+        priors = [self._priors(*request[2:5]) for request in requests]
         import torch
 
         from ..model.restorer import images_to_tensor
@@ -103,21 +130,23 @@ class Refiner:
 
         restored = torch.stack([output.restored for output, *_ in requests])
 
-        def transfer_rows(rows: list[int], references) -> None:
+        def transfer_rows(rows: list[int], references, side: int) -> None:
+            chosen = [priors[k][side] for k in rows]
             if len(rows) == len(requests):  # the usual case: every frame, no gather
-                restored[:] = transfer_reference_torch(restored, references, self.settings)
+                restored[:] = transfer_reference_torch(restored, references, self.settings,
+                                                       chosen)
                 return
             index = torch.tensor(rows, device=restored.device)
             restored[index] = transfer_reference_torch(restored[index], references,
-                                                       self.settings)
+                                                       self.settings, chosen)
 
         firsts = [k for k, request in enumerate(requests) if request[2] is not None]
         if firsts:
-            transfer_rows(firsts, torch.stack([requests[k][0].reference for k in firsts]))
+            transfer_rows(firsts, torch.stack([requests[k][0].reference for k in firsts]), 0)
         seconds = [k for k in firsts if requests[k][3] is not None]
         if seconds:  # only ever given after a first reference
             transfer_rows(seconds, images_to_tensor([requests[k][3] for k in seconds],
-                                                    restored.device))
+                                                    restored.device), 1)
         dtype = requests[0][1].dtype
         peak = peak_value(dtype)
         # rounded as from_float rounds (half to even), then one copy back in the frame's type
@@ -126,14 +155,17 @@ class Refiner:
         return list(samples.to(wide).cpu().numpy().astype(dtype, copy=False))
 
 
-def transfer_for(restorer: object, flow_alignment: bool = False) -> TransferSettings:
+def transfer_for(restorer: object, flow_alignment: bool = False,
+                 motion_prior: bool = True) -> TransferSettings:
     """The transfer settings that finish ``restorer``'s outputs: the defaults, also aligned
     on the output low-passed where its model asks (``transfer_smoothing`` of
     :class:`~refdeblur_video.model.inference.InferenceSettings`), and with
-    ``flow_alignment`` warped by the dense flow instead of its homography."""
+    ``flow_alignment`` warped by the dense flow instead of its homography, and without
+    ``motion_prior`` never guided by the camera's motion between the two references."""
     return replace(DEFAULT_TRANSFER,
                    align_smoothing_px=float(getattr(restorer, "transfer_smoothing", 0.0)),
-                   alignment="flow" if flow_alignment else DEFAULT_TRANSFER.alignment)
+                   alignment="flow" if flow_alignment else DEFAULT_TRANSFER.alignment,
+                   prior_max_px=DEFAULT_TRANSFER.prior_max_px if motion_prior else 0.0)
 
 
 def restore_step(restorer, on_device: bool = True):

@@ -10,6 +10,9 @@ The CPU keeps OpenCV's version, which is faster there (docs/RESULTS.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,6 +23,7 @@ from .transfer import (
     TransferSettings,
     dis_coarsest_scale,
     forward_finest_scale,
+    guided_homography,
     homography_of_grid,
     homography_spacing,
     project,
@@ -55,47 +59,62 @@ def _backward(target: Tensor, reference: Tensor, patch: int) -> Tensor:
     return _flow_at(grey(reference), grey(target), patch, min(1, coarsest), coarsest)
 
 
-def _homography_flow(forward: Tensor, settings: TransferSettings, scale: float
-                     ) -> Tensor | None:
-    """The flow of the homography fitted to ``forward`` ``(2, H, W)`` (as
-    :func:`.transfer.homography_of_flow`: RANSAC over a grid of its vectors, on the CPU),
-    on ``forward``'s device; None where none fits."""
-    h, w = forward.shape[-2:]
+def _fitted_homography(forward: Tensor, settings: TransferSettings, scale: float
+                       ) -> np.ndarray | None:
+    """The homography fitted to ``forward`` ``(2, H, W)`` (as
+    :func:`.transfer.homography_of_flow`: RANSAC over a grid of its vectors, on the CPU);
+    None where none fits."""
     step = homography_spacing(settings, scale)
     vectors = forward[:, step // 2 :: step, step // 2 :: step].permute(1, 2, 0)
-    homography = homography_of_grid(vectors.float().cpu().numpy(), step,
-                                    settings.homography_ransac_px * scale,
-                                    settings.homography_min_inliers)
+    return homography_of_grid(vectors.float().cpu().numpy(), step,
+                              settings.homography_ransac_px * scale,
+                              settings.homography_min_inliers)
+
+
+def _flow_of_homography(homography: np.ndarray | None, like: Tensor) -> Tensor | None:
+    """The flow ``(2, H, W)`` of ``homography`` over a frame of ``like``'s size, on its
+    device and in its dtype; None for no homography or one that folds the frame."""
     if homography is None:
         return None
-    ys = torch.arange(h, device=forward.device, dtype=torch.float64).view(h, 1)
-    xs = torch.arange(w, device=forward.device, dtype=torch.float64).view(1, w)
+    h, w = like.shape[-2:]
+    ys = torch.arange(h, device=like.device, dtype=torch.float64).view(h, 1)
+    xs = torch.arange(w, device=like.device, dtype=torch.float64).view(1, w)
     found = project(homography, xs, ys)
     if found is None:
         return None
-    return torch.stack((found[0] - xs, found[1] - ys)).to(forward.dtype)
+    return torch.stack((found[0] - xs, found[1] - ys)).to(like.dtype)
 
 
 def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
-          mine: Tensor, backward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+          mine: Tensor, backward: Tensor, priors: Sequence[np.ndarray | None]
+          ) -> tuple[Tensor, Tensor, Tensor]:
     """(aligned reference, confidence, inside) for one patch size: aligned to ``target``
     (the output, or the output low-passed), sharpness against the output's detail
     ``mine``. Each frame of the batch is warped by the homography fitted to its flow (its
-    consistency extent ``homography_consistency_px``), or (``alignment="flow"``, or no fit)
-    by the flow itself."""
+    consistency extent ``homography_consistency_px``) or by its prior near that fit, or
+    (``alignment="flow"``, or no fit) by the flow itself."""
     h, w = target.shape[-2:]
     scale = _scale(h, w, settings)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
     forward = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
-    fitted = ([_homography_flow(flow, settings, scale) for flow in forward]
-              if settings.alignment == "homography" else [None] * len(forward))
+    homographies = ([_fitted_homography(flow, settings, scale) for flow in forward]
+                    if settings.alignment == "homography" else [None] * len(forward))
+    fitted = [_flow_of_homography(m, flow) for m, flow in zip(homographies, forward, strict=True)]
+    homographies = [m if f is not None else None for m, f in zip(homographies, fitted,
+                                                                  strict=True)]
     forward = torch.stack([flow if f is None else f
                            for flow, f in zip(forward, fitted, strict=True)])
     extent = torch.tensor([settings.consistency_px if f is None
                            else settings.homography_consistency_px for f in fitted],
                           device=forward.device, dtype=forward.dtype).view(-1, 1, 1, 1)
-    aligned = remap(reference, forward)
+    guided = [None if m is None else guided_homography(m, prior, settings, scale, (h, w))
+              for m, prior in zip(homographies, priors, strict=True)]
+    warps = [None if g is m else _flow_of_homography(g, flow)
+             for g, m, flow in zip(guided, homographies, forward, strict=True)]
+    warp = torch.stack([flow if guide is None else guide
+                        for flow, guide in zip(forward, warps, strict=True)])
+    aligned = remap(reference, warp)
     round_trip = torch.linalg.vector_norm(forward + remap(backward, forward), dim=1,
                                           keepdim=True)
     round_trip = gaussian_blur(round_trip, 2.0 * scale)
@@ -105,18 +124,21 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
     agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
     theirs = _detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
-    within = inside(forward)
+    within = inside(warp)
     return aligned, agreement * consistency * sharpness * within, within
 
 
 @torch.no_grad()
 def transfer_reference_torch(restored: Tensor, reference: Tensor,
-                             settings: TransferSettings = DEFAULT_TRANSFER) -> Tensor:
+                             settings: TransferSettings = DEFAULT_TRANSFER,
+                             priors: Sequence[np.ndarray | None] | None = None) -> Tensor:
     """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy:
     ``(N, 3, H, W)`` float tensors in [0, 1] on any device, in and out (as
     :func:`.transfer.transfer_reference`: aligned on the output and, with
-    ``align_smoothing_px``, on the output low-passed too, per pixel the more trusted)."""
+    ``align_smoothing_px``, on the output low-passed too, per pixel the more trusted);
+    ``priors``: per frame a homography (output -> reference) or None, as ``prior`` there."""
     restored, reference = restored.float(), reference.float()
+    priors = list(priors) if priors is not None else [None] * len(restored)
     h, w = restored.shape[-2:]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align: nothing is trusted
@@ -131,7 +153,7 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
         # one consistency check serves both alignments, on the low-passed output where
         # there is one (as in :func:`.transfer.transfer_cues`)
         backward = _backward(targets[-1], reference, size)
-        found += [_cues(target, reference, size, settings, mine, backward)
+        found += [_cues(target, reference, size, settings, mine, backward, priors)
                   for target in targets]
     aligned, confidence, within = found[0]
     for other, other_confidence, other_within in found[1:]:  # per pixel, the most trusted

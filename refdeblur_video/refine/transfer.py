@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from ..image_files import to_float
+from .motion import homography_distance
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class TransferSettings:
     # unrelated half of a reference out (tests/test_transfer.py; a wholly unrelated one
     # fits no homography)
     homography_consistency_px: float = 2.8
+    # a prior homography (the camera's motion between the two sharp frames around the
+    # blurry one, interpolated to its time: refine/motion.py) warps the reference instead
+    # of the fit to the output's flow where the two are at most this far apart (pixels at
+    # 720p, at the frame's corners): the output's flow cannot place the frame more exactly
+    # than that, the sharp pair can (0: no prior is used)
+    prior_max_px: float = 4.0
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
@@ -337,27 +344,43 @@ def homography_maps(homography: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
     return None if found is None else (found[0].astype(np.float32), found[1].astype(np.float32))
 
 
-def _homography_maps(pair: _Pair, forward: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The sampling maps of the homography fitted to ``forward``, or None (no fit)."""
+def _fitted_homography(pair: _Pair, forward: np.ndarray) -> np.ndarray | None:
     settings = pair.settings
-    homography = homography_of_flow(forward, homography_spacing(settings, pair.scale),
-                                    settings.homography_ransac_px * pair.scale,
-                                    settings.homography_min_inliers)
-    return None if homography is None else homography_maps(homography, pair.grid)
+    return homography_of_flow(forward, homography_spacing(settings, pair.scale),
+                              settings.homography_ransac_px * pair.scale,
+                              settings.homography_min_inliers)
 
 
-def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
+def guided_homography(fitted: np.ndarray, prior: np.ndarray | None,
+                      settings: TransferSettings, scale: float,
+                      shape: tuple[int, int]) -> np.ndarray:
+    """The homography that warps the reference onto a frame of ``shape`` (h, w):
+    ``prior`` where it is within ``prior_max_px`` (times ``scale``) of the one ``fitted``
+    to the output's flow, else ``fitted``."""
+    if prior is None or settings.prior_max_px <= 0:
+        return fitted
+    near = homography_distance(fitted, prior, *shape) <= settings.prior_max_px * scale
+    return prior if near else fitted
+
+
+def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) -> TransferCues:
     settings, scale, a = pair.settings, pair.scale, pair.grey[0]
     forward = _forward_flow(pair.grey, patch, settings)
-    maps = _homography_maps(pair, forward) if settings.alignment == "homography" else None
+    fitted = _fitted_homography(pair, forward) if settings.alignment == "homography" else None
+    maps = None if fitted is None else homography_maps(fitted, pair.grid)
     if maps is None:
         map_x, map_y = pair.grid[0] + forward[..., 0], pair.grid[1] + forward[..., 1]
         extent = settings.consistency_px
+        warp = map_x, map_y
     else:
         map_x, map_y = maps
         forward = np.dstack((map_x - pair.grid[0], map_y - pair.grid[1]))
         extent = settings.homography_consistency_px
-    aligned = _remap(pair.reference, map_x, map_y)
+        # the consistency stays the fit's (how well the output's own flows agree with a
+        # rigid motion there); only the warp may come from the prior
+        guided = guided_homography(fitted, prior, settings, scale, a.shape)
+        warp = maps if guided is fitted else homography_maps(guided, pair.grid) or maps
+    aligned = _remap(pair.reference, *warp)
     backward = _backward_flow(pair, patch)
     round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
     round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
@@ -369,7 +392,7 @@ def _cues_for_patch(pair: _Pair, patch: int) -> TransferCues:
     sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
 
     h, w = a.shape
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    inside = (warp[0] >= 0) & (warp[0] <= w - 1) & (warp[1] >= 0) & (warp[1] <= h - 1)
     return TransferCues(aligned, *(x.astype(np.float32) for x in
                                    (agreement, consistency, sharpness, inside)))
 
@@ -387,7 +410,8 @@ def _keep_better(best: TransferCues, best_confidence: np.ndarray,
 
 
 def transfer_cues(
-    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER,
+    prior: np.ndarray | None = None,
 ) -> TransferCues:
     """Align ``reference`` to ``restored`` and measure how far to trust it, per pixel: one
     flow per patch size, on ``restored`` and (with ``align_smoothing_px``) also on
@@ -395,7 +419,9 @@ def transfer_cues(
     first one on ties). The sharpness cue always compares with ``restored`` as it is, so
     that a blurrier reference stays out.
 
-    Both images are H x W x 3 float32 RGB in [0, 1].
+    Both images are H x W x 3 float32 RGB in [0, 1]. ``prior``: a homography (output
+    pixel -> reference pixel) known from elsewhere, which warps the reference where it is
+    near the one fitted to the output's flow (``prior_max_px``).
     """
     h, w = restored.shape[:2]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
@@ -404,11 +430,25 @@ def transfer_cues(
         return TransferCues(reference.astype(np.float32), zero, zero, zero, zero)
     pairs = _pairs(restored, reference, settings)
     alignments = ((pair, size) for size in sizes for pair in pairs)
-    best = _cues_for_patch(*next(alignments))
+    best = _cues_for_patch(*next(alignments), prior)
     confidence = best.confidence
     for pair, size in alignments:
-        confidence = _keep_better(best, confidence, _cues_for_patch(pair, size))
+        confidence = _keep_better(best, confidence, _cues_for_patch(pair, size, prior))
     return best
+
+
+def fitted_homography(target: np.ndarray, reference: np.ndarray,
+                      settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray | None:
+    """The homography (``target`` pixel -> ``reference`` pixel) fitted to the transfer's
+    forward flow between two images (its first usable patch size), or None where none
+    fits (``homography_min_inliers``). Both H x W x 3, float32 in [0, 1], uint8 or uint16."""
+    h, w = target.shape[:2]
+    sizes = usable_patch_sizes(settings.patch_sizes, h, w)
+    if not sizes:
+        return None
+    pair = _Pair(*(image if image.dtype == np.float32 else to_float(image)
+                   for image in (target, reference)), settings)
+    return _fitted_homography(pair, _forward_flow(pair.grey, sizes[0], settings))
 
 
 def flow_align(target: np.ndarray, reference: np.ndarray,
@@ -447,11 +487,13 @@ def transfer_confidence(
 
 
 def transfer_reference(
-    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER,
+    prior: np.ndarray | None = None,
 ) -> np.ndarray:
     """``restored`` with the flow-aligned ``reference`` blended in where it is trustworthy
-    (H x W x 3 float32 RGB in [0, 1] in and out), weighted by :func:`blend_weight`."""
-    cues = transfer_cues(restored, reference, settings)
+    (H x W x 3 float32 RGB in [0, 1] in and out), weighted by :func:`blend_weight`;
+    ``prior`` as in :func:`transfer_cues`."""
+    cues = transfer_cues(restored, reference, settings, prior)
     confidence = blend_weight(cues.confidence, cues, settings)
     fused = restored + confidence[..., None] * (cues.aligned - restored)
     return np.clip(fused, 0.0, 1.0)
@@ -462,6 +504,8 @@ __all__ = [
     "TransferCues",
     "TransferSettings",
     "blend_weight",
+    "fitted_homography",
+    "guided_homography",
     "flow_align",
     "dis_coarsest_scale",
     "homography_maps",

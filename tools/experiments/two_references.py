@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                         "refdeblur-eval temporal, say)")
     parser.add_argument("--flow-alignment", action="store_true",
                         help="the pipeline's --flow-alignment (the transfer before session 30)")
+    parser.add_argument("--no-motion-prior", dest="motion_prior", action="store_false",
+                        help="the pipeline's --no-motion-prior (the transfer before session 31)")
     args = parser.parse_args(argv)
     from refdeblur_video.model.restorer import load_model
 
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with work_folder(args.keep) as work:
         for clip in args.clips:
-            rows.append(measure(clip, restorer, work, flow_alignment=args.flow_alignment))
+            rows.append(measure(clip, restorer, work, flow_alignment=args.flow_alignment,
+                                motion_prior=args.motion_prior))
             print(json.dumps(rows[-1]), flush=True)
     print(f"{'clip':22} {'frames':>6} {'input':>7} {'network':>7} {'one':>7} {'both':>7} "
           f"{'gain':>6} {'time both/one':>13}")
