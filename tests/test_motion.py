@@ -150,8 +150,6 @@ def test_the_motion_between_two_sharp_frames_is_fitted(lopsided):
     found = fitted_homography(sharp, reference)
     assert found is not None
     assert homography_distance(found, truth, *sharp.shape[:2]) < 0.3
-    unrelated = _scene(9, sharp.shape[:2])
-    assert fitted_homography(sharp, unrelated) is None
 
 
 def test_the_torch_transfer_warps_by_a_prior_as_the_opencv_one_does(lopsided):
@@ -185,7 +183,7 @@ def test_the_refine_step_guides_both_references_by_the_motion_between_them():
     from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
 
     # a camera panning at constant velocity: the reference 6 px one way, the second 6 px
-    # the other; the network's output lingers 4-5 px off the frame's true place
+    # the other; the network's output sits 1 px off the frame's true place (3 px at 720p)
     h, w, margin = 240, 320, 24
     big = _scene(7, (h + 2 * margin, w + 2 * margin))
 
@@ -193,14 +191,21 @@ def test_the_refine_step_guides_both_references_by_the_motion_between_them():
         return big[margin:margin + h, margin + dx:margin + dx + w]
 
     sharp, reference, second = at(0), at(-6), at(6)
-    output = cv2.GaussianBlur((at(-4) + 2 * at(-5)) / 3, (0, 0), 1.0)
+    output = cv2.GaussianBlur(at(-1), (0, 0), 1.0)
     blurry = from_float(output, np.uint8)
-    refine = Refiner(replace(DEFAULT_TRANSFER, prior_max_px=20.0))  # 6.7 px at 240 lines
+    refine = Refiner(DEFAULT_TRANSFER)
     references = [from_float(image, np.uint8) for image in (reference, second)]
     guided = refine(output, blurry, *references, 0.5)
     plain = refine(output, blurry, *references)
     truth = from_float(sharp, np.uint8)
     assert _psnr(guided / 255.0, truth / 255.0) > _psnr(plain / 255.0, truth / 255.0) + 2
+    # an unrelated second reference: whatever motion its pair gives, the output's own fit
+    # vouches for none of it
+    unrelated = from_float(_scene(9, (h, w)), np.uint8)
+    first = refine(output, blurry, references[0])
+    for fraction in (None, 0.5):
+        fused = refine(output, blurry, references[0], unrelated, fraction)
+        assert _psnr(fused / 255.0, truth / 255.0) > _psnr(first / 255.0, truth / 255.0) - 0.3
     # with no prior in the settings the time changes nothing
     off = Refiner(replace(DEFAULT_TRANSFER, prior_max_px=0.0))
     np.testing.assert_array_equal(off(output, blurry, *references, 0.5),

@@ -439,16 +439,23 @@ def transfer_cues(
 
 def fitted_homography(target: np.ndarray, reference: np.ndarray,
                       settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray | None:
-    """The homography (``target`` pixel -> ``reference`` pixel) fitted to the transfer's
-    forward flow between two images (its first usable patch size), or None where none
-    fits (``homography_min_inliers``). Both H x W x 3, float32 in [0, 1], uint8 or uint16."""
+    """The homography (``target`` pixel -> ``reference`` pixel) between two *sharp* images,
+    fitted as the transfer's (``homography_*``) to a DIS flow of its first usable patch size
+    computed at half resolution with two refinement iterations: between sharp images that
+    places the camera as exactly as the full-resolution flow, at a sixth of its time
+    (docs/EXPERIMENTS.md). None where no homography fits. Both H x W x 3, float32 in
+    [0, 1], uint8 or uint16."""
     h, w = target.shape[:2]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:
         return None
-    pair = _Pair(*(image if image.dtype == np.float32 else to_float(image)
-                   for image in (target, reference)), settings)
-    return _fitted_homography(pair, _forward_flow(pair.grey, sizes[0], settings))
+    grey = [_gray8(image if image.dtype == np.float32 else to_float(image))
+            for image in (target, reference)]
+    patch, scale = sizes[0], _scale(target, settings)
+    flow = _flow(*grey, patch, _stride(patch, settings.forward_stride), 2)
+    return homography_of_flow(flow, homography_spacing(settings, scale),
+                              settings.homography_ransac_px * scale,
+                              settings.homography_min_inliers)
 
 
 def flow_align(target: np.ndarray, reference: np.ndarray,
