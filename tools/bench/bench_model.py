@@ -249,15 +249,16 @@ def _measure_adapt_step(device: str, h: int, w: int, repeats: int, q):
 
 FRAME_VARIANTS = {
     "before": "2026-11 code and transfer settings (3 flows, stride 1/4)",
-    "after": "today's defaults (a second transfer, from the other side)",
+    "after": "today's defaults (a second transfer, from the other side; the motion prior)",
     "flow": "today's defaults, references warped by the dense flow (--flow-alignment)",
+    "no_prior": "today's defaults without the motion prior (--no-motion-prior)",
 }
 
 
 def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     """One restored frame on the CPU as the Restorer runs it: the reference check and the
-    network (after one warm-up frame), then the reference transfer on its output (and,
-    after, the second one from the other side's reference)."""
+    network (after one warm-up frame), then the reference transfer on its output (before);
+    today, the refine step's transfers from both sides, the frame half-way between them."""
     import contextlib
 
     import cv2
@@ -265,15 +266,17 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     import torch
     from legacy import TRANSFER_2026_11, legacy_path
 
+    from refdeblur_video.image_files import from_float
     from refdeblur_video.model import load_model
-    from refdeblur_video.refine import transfer_for
+    from refdeblur_video.refine import Refiner, transfer_for
     from refdeblur_video.refine.transfer import transfer_reference
 
     before = variant == "before"
     restorer = load_model(weights, "cpu", warn_untrained=False)
-    settings = TRANSFER_2026_11 if before else transfer_for(restorer,  # the model's own
-                                                            variant == "flow")
+    settings = TRANSFER_2026_11 if before else transfer_for(  # the model's own
+        restorer, variant == "flow", motion_prior=variant != "no_prior")
     blurry, reference, other = _textured_frames(h, w)
+    sharp_pair = [from_float(image, np.uint8) for image in (reference, other)]
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))
     base = _current_rss_mb()
     with legacy_path() if before else contextlib.nullcontext():
@@ -281,9 +284,11 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
         start = time.perf_counter()
         out = restorer.restore(b, r)[0].permute(1, 2, 0).numpy()
         middle = time.perf_counter()
-        fused = transfer_reference(np.ascontiguousarray(out), reference, settings)
-        if not before:
-            transfer_reference(fused, other, settings)
+        if before:
+            transfer_reference(np.ascontiguousarray(out), reference, settings)
+        else:
+            Refiner(settings)(np.ascontiguousarray(out), from_float(blurry, np.uint8),
+                              *sharp_pair, 0.5)
         end = time.perf_counter()
     dtype = str(restorer.amp_dtype).replace("torch.", "") if restorer.amp_dtype else "fp32"
     q.put({"network_s": middle - start, "transfer_s": end - middle,
