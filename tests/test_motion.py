@@ -224,3 +224,56 @@ def test_the_motion_prior_is_an_option_of_the_command_and_the_library():
         args.pop("input"), args.pop("output")
         options = DeblurOptions.from_kwargs(**args)
         assert transfer_for(object(), motion_prior=options.motion_prior).prior_max_px == limit
+
+
+def _write_lossless(path, frames: list[np.ndarray]) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "bgr0"
+        for image in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+
+
+def test_a_video_panning_steadily_gets_its_blurry_frame_placed_by_the_motion(tmp_path):
+    """The whole command on a real file: a camera panning 4 px a frame, frame 3 smeared
+    toward where the camera came from (its blur's centroid 0.8 px behind its time). With
+    the network an identity (an untrained one), what the transfer places decides."""
+    import torch
+
+    from refdeblur_video.image_files import from_float
+    from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
+    from refdeblur_video.model.restorer import Restorer
+    from refdeblur_video.pipeline import deblur_video
+    from refdeblur_video.video.reader import open_reader
+
+    h, w, step = 240, 320, 4
+    big = _scene(11, (h, w + 8 * step))
+
+    def at(x: int) -> np.ndarray:
+        return big[:, x:x + w]
+
+    frames = [from_float(at(step * i), np.uint8) for i in range(7)]
+    truth = frames[3]
+    frames[3] = from_float((2 * at(3 * step) + 2 * at(3 * step - 1) + at(3 * step - 2)) / 5,
+                           np.uint8)
+    source = tmp_path / "pan.mkv"
+    _write_lossless(source, frames)
+    config = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1,
+                         ref_channels=(4, 4, 4), phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+    network = RefDeblurNet(config, InferenceSettings(match_radius=2).matching).eval()
+    restorer = Restorer(network, torch.device("cpu"), trained=True)
+    scores = {}
+    for prior in (True, False):
+        out = tmp_path / f"out_{prior}.mkv"
+        summary = deblur_video(source, out, restorer, codec="ffv1", quiet=True,
+                               motion_prior=prior)
+        assert [r.index for r in summary.records if r.blurry] == [3]
+        assert summary.records[3].second_reference >= 0
+        with open_reader(out) as reader:
+            restored = [f.image for f in reader]
+        scores[prior] = _psnr(restored[3] / 255.0, truth / 255.0)
+    assert scores[True] > scores[False] + 1.0
