@@ -255,6 +255,16 @@ def _ignore_stop_signals(worker_id: int) -> None:
             signal.signal(signum, signal.SIG_IGN)
 
 
+def _end_workers(loader: DataLoader) -> None:
+    """Stop the loader's data workers now (each after the batch it is making): they ignore
+    stop signals (:func:`_ignore_stop_signals`), and at exit Python waits for every child
+    process, so a worker left to the loader's garbage collection can hold an interrupted
+    run open long after its state was saved."""
+    shutdown = getattr(getattr(loader, "_iterator", None), "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def _make_loader(run: _Run, train_set: Dataset) -> tuple[DataLoader, DistributedSampler | None]:
     """Batches of the training set; under torchrun each rank draws its own share."""
     cfg, rank = run.cfg, run.rank
@@ -405,6 +415,7 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
             print(f"interrupted: state saved at step {run.step}; continue with --resume")
         raise
     finally:
+        _end_workers(loader)
         if rank.world > 1 and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
