@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from test_adapt import FAST, tiny_restorer
+from test_transfer import _scene
 
 from refdeblur_video.adapt import adapt_restorer
 from refdeblur_video.adapt.pseudo import (
@@ -87,6 +88,40 @@ def test_the_target_is_the_reference_aligned_to_the_frame_where_it_is_trusted():
     aligned = from_float(target.target, np.uint8)[inner][trusted]
     assert psnr(aligned, sharp[inner][trusted]) > psnr(reference[inner][trusted],
                                                        sharp[inner][trusted]) + 6
+
+
+def test_the_camera_motion_between_two_sharp_frames_places_the_target():
+    # the network's output sits 0.75 px (2.8 px at 720p) off the frame's time, as a
+    # lopsided blur leaves it; the sharp frames on both sides, 2 px each way, place the
+    # target where the frame truly is, as they place the pipeline's transfer
+    sharp = from_float(_scene(3, (192, 256)), np.uint8)  # the transfer tests' texture
+    reference, second = _shifted(sharp, -2.0, 0.0), _shifted(sharp, 2.0, 0.0)
+    output = _shifted(sharp, 0.75, 0.0)
+    blurry = cv2.blur(sharp, (5, 1))
+    inner = (slice(16, -16), slice(16, -16))
+    scores = {}
+    for name, pair in (("one", BlurryPair(4, blurry, reference)),
+                       ("both", BlurryPair(4, blurry, reference, second, 0.5))):
+        [target] = pseudo_targets(_Perfect(output), [pair])
+        scores[name] = psnr(from_float(target.target, np.uint8)[inner], sharp[inner])
+    assert scores["both"] > scores["one"] + 6
+
+
+def test_the_reading_pass_keeps_the_other_side_and_the_frame_time(make_test_clip):
+    clip = make_test_clip("pairs.mp4", n_frames=40, size=(96, 64), blurry={7, 21, 30})
+    with open_reader(clip.path) as reader:
+        frames = [f.image for f in reader]
+    with open_reader(clip.path) as reader:
+        sample = scan_video(reader, window=5, max_offset=5, threshold=0.8, cuts=True, crop=32,
+                            capacity=6, held_capacity=3, held_every=4, frame_count=40,
+                            deadline=None, seed=0)
+    assert sample.pairs
+    for pair in sample.pairs:
+        assert pair.second is not None and pair.fraction is not None
+        first = next(k for k, f in enumerate(frames) if np.array_equal(pair.reference, f))
+        other = next(k for k, f in enumerate(frames) if np.array_equal(pair.second, f))
+        assert (first - pair.index) * (other - pair.index) < 0  # one on each side
+        assert pair.fraction == pytest.approx((pair.index - first) / (other - first))
 
 
 def test_a_reference_the_network_refuses_gives_no_target():

@@ -20,7 +20,7 @@ import torch
 
 from ..data.dataset import augment_same, to_tensor
 from ..image_files import to_float
-from ..refine.step import transfer_for
+from ..refine.step import reference_priors, transfer_for
 from ..refine.transfer import transfer_confidence
 
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ class BlurryPair:
     index: int
     blurry: np.ndarray
     reference: np.ndarray
+    # the sharp frame on the reference's other side and where the blurry frame sits in time
+    # between the two (0 at the reference): the camera's motion between them places the
+    # target as it places the pipeline's transfer (refine/motion.py)
+    second: np.ndarray | None = None
+    fraction: float | None = None
 
 
 @dataclass
@@ -62,7 +67,8 @@ def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
     """The targets of the pairs whose reference the network accepts (its check refuses a
     reference that does not show the frame's scene; such a frame teaches nothing here),
     as many as are made before ``deadline`` (``time.monotonic()``), aligned as the
-    pipeline's transfer aligns (``flow_alignment``: by the dense flow)."""
+    pipeline's transfer aligns (``flow_alignment``: by the dense flow; with the pair's
+    second sharp frame, placed by the camera's motion)."""
     targets = []
     for pair in pairs:
         if deadline is not None and time.monotonic() > deadline:
@@ -70,8 +76,10 @@ def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
         restored, used = restorer.restore_floats([pair.blurry], [pair.reference])
         if not used or not used[0]:
             continue
-        aligned, weight = transfer_confidence(restored[0], to_float(pair.reference),
-                                              transfer_for(restorer, flow_alignment))
+        settings = transfer_for(restorer, flow_alignment)
+        prior = reference_priors(pair.reference, pair.second, pair.fraction, settings)[0]
+        aligned, weight = transfer_confidence(restored[0], to_float(pair.reference), settings,
+                                              prior)
         targets.append(PseudoTarget(pair.index, pair.blurry, pair.reference,
                                     aligned.astype(np.float32), weight.astype(np.float32)))
     return targets

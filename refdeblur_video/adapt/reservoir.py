@@ -247,11 +247,14 @@ class _Collector:
                                         to_working_grey(self.buffer[j])))
         if self.buffer[i].shape[0] * self.buffer[i].shape[1] > MAX_PIXELS:
             return
+        k = decision.second
+        both = k >= 0 and k in self.buffer
         slot = self.pairs.offer()
         if slot is not None:
-            self.pairs.put(slot, BlurryPair(i, self.buffer[i].copy(), self.buffer[j].copy()))
-        k = decision.second
-        if k < 0 or k not in self.buffer:
+            self.pairs.put(slot, BlurryPair(i, self.buffer[i].copy(), self.buffer[j].copy(),
+                                            self.buffer[k].copy() if both else None,
+                                            (i - j) / (k - j) if both else None))
+        if not both:
             return
         slot = self.crosschecks.offer()
         if slot is not None:

@@ -19,6 +19,22 @@ Request = tuple[Any, np.ndarray, np.ndarray | None, np.ndarray | None, float | N
 Priors = tuple[np.ndarray | None, np.ndarray | None]
 
 
+def reference_priors(first: np.ndarray | None, second: np.ndarray | None,
+                     fraction: float | None, settings: TransferSettings | None) -> Priors:
+    """The homographies (frame -> ``first``, frame -> ``second``) that the camera's motion
+    from the sharp frame ``first`` to the sharp frame ``second``, interpolated to
+    ``fraction`` (where the frame sits in time between them), gives the transfer as its
+    priors; (None, None) where there is no such motion to go by or ``settings`` take no
+    prior."""
+    if (first is None or second is None or fraction is None or settings is None
+            or settings.prior_max_px <= 0 or settings.alignment != "homography"):
+        return None, None
+    motion = fitted_homography(first, second, settings)
+    if motion is None:
+        return None, None
+    return interpolated_priors(motion, fraction, *first.shape[:2]) or (None, None)
+
+
 class Refiner:
     """Finishes the network's output of one frame: blends in the flow-aligned reference
     (:func:`~.transfer.transfer_reference`) unless ``settings`` is None or the reference is
@@ -63,20 +79,6 @@ class Refiner:
             second = None
         return first, second
 
-    def _priors(self, first: np.ndarray | None, second: np.ndarray | None,
-                fraction: float | None) -> Priors:
-        """The homographies (frame -> first, frame -> second) that the camera's motion
-        from ``first`` to ``second``, interpolated to ``fraction``, gives; (None, None)
-        where there is no such motion to go by."""
-        settings = self.settings
-        if (first is None or second is None or fraction is None or settings is None
-                or settings.prior_max_px <= 0 or settings.alignment != "homography"):
-            return None, None
-        motion = fitted_homography(first, second, settings)
-        if motion is None:
-            return None, None
-        return interpolated_priors(motion, fraction, *first.shape[:2]) or (None, None)
-
     def __call__(self, restored, frame: np.ndarray, reference: np.ndarray | None,
                  second: np.ndarray | None = None, fraction: float | None = None
                  ) -> np.ndarray:
@@ -89,7 +91,7 @@ class Refiner:
         first, second = self._sides(frame, reference, second)
         if not isinstance(restored, np.ndarray):
             return self._on_device([(restored, frame, first, second, fraction)])[0]
-        priors = self._priors(first, second, fraction)
+        priors = reference_priors(first, second, fraction, self.settings)
         for image, prior in zip((first, second), priors, strict=True):
             if image is not None:
                 restored = transfer_reference(restored, to_float(image), self.settings, prior)
@@ -122,7 +124,7 @@ class Refiner:
     def _on_device(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """Finish device outputs of one frame size and sample type: ``reference`` already
         None where it is not transferred from, ``second`` None where it is not."""
-        priors = [self._priors(*request[2:5]) for request in requests]
+        priors = [reference_priors(*request[2:5], self.settings) for request in requests]
         import torch
 
         from ..model.restorer import images_to_tensor

@@ -121,6 +121,7 @@ class TransferSettings:
 
 
 ALIGNMENTS = ("homography", "flow")
+SHARP_PAIR_HALF_FROM = 480  # short side from which fitted_homography's flow runs at half size
 DEFAULT_TRANSFER = TransferSettings()
 
 
@@ -441,9 +442,9 @@ def fitted_homography(target: np.ndarray, reference: np.ndarray,
                       settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray | None:
     """The homography (``target`` pixel -> ``reference`` pixel) between two *sharp* images,
     fitted as the transfer's (``homography_*``) to a DIS flow of its first usable patch size
-    computed at half resolution with two refinement iterations: between sharp images that
-    places the camera as exactly as the full-resolution flow, at a sixth of its time
-    (docs/EXPERIMENTS.md). None where no homography fits. Both H x W x 3, float32 in
+    computed with two refinement iterations at half resolution (from
+    ``SHARP_PAIR_HALF_FROM`` lines): between sharp images that places the camera as exactly
+    as the full-resolution flow, at a sixth of its time (docs/EXPERIMENTS.md). None where no homography fits. Both H x W x 3, float32 in
     [0, 1], uint8 or uint16."""
     h, w = target.shape[:2]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
@@ -452,7 +453,9 @@ def fitted_homography(target: np.ndarray, reference: np.ndarray,
     grey = [_gray8(image if image.dtype == np.float32 else to_float(image))
             for image in (target, reference)]
     patch, scale = sizes[0], _scale(target, settings)
-    flow = _flow(*grey, patch, _stride(patch, settings.forward_stride), 2)
+    # small frames keep full resolution: at half their texture is too coarse for the flow
+    finest = 1 if min(h, w) >= SHARP_PAIR_HALF_FROM else 0
+    flow = _flow(*grey, patch, _stride(patch, settings.forward_stride), 2, finest)
     return homography_of_flow(flow, homography_spacing(settings, scale),
                               settings.homography_ransac_px * scale,
                               settings.homography_min_inliers)
@@ -485,11 +488,13 @@ def blend_weight(confidence: np.ndarray, cues: TransferCues,
 
 
 def transfer_confidence(
-    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER
+    restored: np.ndarray, reference: np.ndarray, settings: TransferSettings = DEFAULT_TRANSFER,
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The reference aligned to ``restored`` and the weight (H, W) in [0, 1] with which
-    :func:`transfer_reference` blends it in (the hand-made confidence, smoothed)."""
-    cues = transfer_cues(restored, reference, settings)
+    :func:`transfer_reference` blends it in (the hand-made confidence, smoothed); ``prior``
+    as in :func:`transfer_cues`."""
+    cues = transfer_cues(restored, reference, settings, prior)
     return cues.aligned, blend_weight(cues.confidence, cues, settings)
 
 
