@@ -99,12 +99,11 @@ class Refiner:
 
     def many(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """The call on each ``(restored, frame, reference, second, fraction)`` of
-        ``requests``, with
-        the outputs still on the network's device finished together (those of one frame
-        size and sample type): one batched transfer per side instead of one per frame,
-        because on a GPU launching the transfer's many small operations takes longer than
-        running them. The frames come out as the calls one by one would give them, up to
-        the device's rounding (batch sizes may pick other kernels)."""
+        ``requests``, with the outputs still on the network's device finished together
+        (those of one frame size and sample type): one batched transfer per side instead of
+        one per frame, because on a GPU launching the transfer's many small operations
+        takes longer than running them. The frames come out as the calls one by one would
+        give them, up to the device's rounding (batch sizes may pick other kernels)."""
         # a request without its fraction (four items) has none
         requests = [(*request, None)[:5] for request in requests]
         finished: list[np.ndarray | None] = [None] * len(requests)

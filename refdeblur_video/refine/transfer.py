@@ -444,8 +444,8 @@ def fitted_homography(target: np.ndarray, reference: np.ndarray,
     fitted as the transfer's (``homography_*``) to a DIS flow of its first usable patch size
     computed with two refinement iterations at half resolution (from
     ``SHARP_PAIR_HALF_FROM`` lines): between sharp images that places the camera as exactly
-    as the full-resolution flow, at a sixth of its time (docs/EXPERIMENTS.md). None where no homography fits. Both H x W x 3, float32 in
-    [0, 1], uint8 or uint16."""
+    as the full-resolution flow, at a sixth of its time (docs/EXPERIMENTS.md). None where no
+    homography fits. Both H x W x 3, float32 in [0, 1], uint8 or uint16."""
     h, w = target.shape[:2]
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:
