@@ -130,11 +130,12 @@ def test_a_prior_far_from_the_fit_or_switched_off_changes_nothing(lopsided):
     from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_reference
 
     _, output, reference, truth = lopsided
-    plain = transfer_reference(output, reference, DEFAULT_TRANSFER)
+    wide = replace(DEFAULT_TRANSFER, prior_max_px=20.0)  # 6.7 px here: the truth is taken
+    plain = transfer_reference(output, reference, wide)
+    assert not np.array_equal(transfer_reference(output, reference, wide, truth), plain)
     far = truth.copy()
     far[0, 2] += 30.0  # a camera that did not move smoothly: the prior is 30 px off
-    np.testing.assert_array_equal(transfer_reference(output, reference, DEFAULT_TRANSFER, far),
-                                  plain)
+    np.testing.assert_array_equal(transfer_reference(output, reference, wide, far), plain)
     off = replace(DEFAULT_TRANSFER, prior_max_px=0.0)
     np.testing.assert_array_equal(transfer_reference(output, reference, off, truth), plain)
     # the dense flow's alignment takes no prior
@@ -206,6 +207,11 @@ def test_the_refine_step_guides_both_references_by_the_motion_between_them():
     for fraction in (None, 0.5):
         fused = refine(output, blurry, references[0], unrelated, fraction)
         assert _psnr(fused / 255.0, truth / 255.0) > _psnr(first / 255.0, truth / 255.0) - 0.3
+    # only the first reference transferred from (--one-reference): the pair still places it
+    single = Refiner(DEFAULT_TRANSFER, both_sides=False)
+    guided_one = single(output, blurry, *references, 0.5)
+    assert _psnr(guided_one / 255.0, truth / 255.0) > _psnr(
+        single(output, blurry, *references) / 255.0, truth / 255.0) + 2
     # with no prior in the settings the time changes nothing
     off = Refiner(replace(DEFAULT_TRANSFER, prior_max_px=0.0))
     np.testing.assert_array_equal(off(output, blurry, *references, 0.5),
@@ -277,3 +283,27 @@ def test_a_video_panning_steadily_gets_its_blurry_frame_placed_by_the_motion(tmp
             restored = [f.image for f in reader]
         scores[prior] = _psnr(restored[3] / 255.0, truth / 255.0)
     assert scores[True] > scores[False] + 1.0
+
+
+def test_a_frame_a_third_of_the_way_is_placed_a_third_of_the_way():
+    from refdeblur_video.image_files import from_float
+    from refdeblur_video.refine import Refiner
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
+
+    # the reference 4 px back, the second 8 px ahead: the frame is a third of the way; the
+    # time taken the wrong way round (two thirds) would place both references 4 px off
+    h, w, margin = 240, 320, 24
+    big = _scene(8, (h + 2 * margin, w + 2 * margin))
+
+    def at(dx: int) -> np.ndarray:
+        return big[margin:margin + h, margin + dx:margin + dx + w]
+
+    output = cv2.GaussianBlur(at(-1), (0, 0), 1.0)  # 1 px off, as a lopsided blur leaves it
+    blurry = from_float(output, np.uint8)
+    references = [from_float(at(dx), np.uint8) for dx in (-4, 8)]
+    truth = from_float(at(0), np.uint8)
+    refine = Refiner(DEFAULT_TRANSFER)
+    scores = {fraction: _psnr(refine(output, blurry, *references, fraction) / 255.0,
+                              truth / 255.0) for fraction in (None, 1 / 3, 2 / 3)}
+    assert scores[1 / 3] > scores[None] + 2
+    assert scores[1 / 3] > scores[2 / 3] + 2

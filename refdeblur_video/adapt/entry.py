@@ -144,7 +144,8 @@ def tuning_bar(seconds: float, quiet: bool) -> tuple[tqdm, Callable[[int, float,
 
 
 def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quiet: bool,
-          deadline: float, flow_alignment: bool = False) -> tuple[TuneResult, dict, list[dict]]:
+          deadline: float, flow_alignment: bool = False, motion_prior: bool = True
+          ) -> tuple[TuneResult, dict, list[dict]]:
     """Fit the blur and make the pseudo targets, then fine-tune with a progress bar whose
     unit is the budget's seconds (moved by the share of the tuning done, which a step cap
     may end first). Returns the result, the fit and the pseudo targets' frames and trust."""
@@ -162,7 +163,7 @@ def _tune(restorer: Restorer, sample: VideoSample, settings: AdaptSettings, quie
         now = time.monotonic()
         pseudo = pseudo_targets(restorer, sample.pairs,
                                 now + PSEUDO_SHARE_OF_TIME * max(0.0, deadline - now),
-                                flow_alignment)
+                                flow_alignment, motion_prior)
     bar, progress = tuning_bar(max(0.0, deadline - time.monotonic()), quiet)
     try:
         result = tune(restorer.model, sample.train, held, fit, settings, restorer.device,
@@ -215,7 +216,7 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
         # keep time to score the copy on the real frames as the original was
         reserve = CROSSCHECK_RESERVE * baseline.seconds if baseline is not None else 0.0
         result, fit, targets = _tune(restorer, sample, settings, opts.quiet,
-                                     deadline - reserve)
+                                     deadline - reserve, opts.flow_alignment, opts.motion_prior)
         cross_gain = _cross_gain(restorer, result, refiner, sample, baseline)
         details.update(fit=fit, pseudo_targets=targets, steps=result.steps,
                        seconds=round(result.seconds, 1),

@@ -50,7 +50,7 @@ def homography_power(homography: np.ndarray, fraction: float, height: int,
     interpolate."""
     scale = _normaliser(height, width)
     normal = scale @ homography @ np.linalg.inv(scale)
-    if abs(normal[2, 2]) < 1e-9:
+    if not np.isfinite(normal).all() or abs(normal[2, 2]) < 1e-9:
         return None
     normal = normal / normal[2, 2]
     if np.abs(normal - np.eye(3)).sum(axis=1).max() > _MAX_MOTION:

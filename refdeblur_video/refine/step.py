@@ -72,12 +72,17 @@ class Refiner:
             reference is frame or np.array_equal(reference, frame))
 
     def _sides(self, frame: np.ndarray, reference: np.ndarray | None,
-               second: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The references actually transferred from: (first or None, second or None)."""
+               second: np.ndarray | None, fraction: float | None
+               ) -> tuple[np.ndarray | None, np.ndarray | None, Priors]:
+        """The references actually transferred from (first or None, second or None) and
+        their priors: the sharp pair's motion places the first reference also where the
+        second is not transferred from (``both_sides`` off)."""
         first = reference if self._transfers(frame, reference) else None
+        pair = second if first is not None and self._transfers(frame, second) else None
+        priors = reference_priors(first, pair, fraction, self.settings)
         if first is None or not self._second_usable(frame, second):
             second = None
-        return first, second
+        return first, second, priors
 
     def __call__(self, restored, frame: np.ndarray, reference: np.ndarray | None,
                  second: np.ndarray | None = None, fraction: float | None = None
@@ -88,10 +93,9 @@ class Refiner:
         to transfer from after it (used only where ``reference`` is); ``fraction``: where
         the frame sits in time between the two (0 at ``reference``, 1 at ``second``).
         Returns an image of ``frame``'s dtype."""
-        first, second = self._sides(frame, reference, second)
+        first, second, priors = self._sides(frame, reference, second, fraction)
         if not isinstance(restored, np.ndarray):
-            return self._on_device([(restored, frame, first, second, fraction)])[0]
-        priors = reference_priors(first, second, fraction, self.settings)
+            return self._on_device([(restored, frame, first, second, priors)])[0]
         for image, prior in zip((first, second), priors, strict=True):
             if image is not None:
                 restored = transfer_reference(restored, to_float(image), self.settings, prior)
@@ -114,16 +118,17 @@ class Refiner:
             else:
                 alike.setdefault((frame.shape, frame.dtype), []).append(k)
         for positions in alike.values():
-            chosen = [(requests[k][0], requests[k][1], *self._sides(*requests[k][1:4]),
-                       requests[k][4]) for k in positions]
+            chosen = [(requests[k][0], requests[k][1], *self._sides(*requests[k][1:5]))
+                      for k in positions]
             for k, image in zip(positions, self._on_device(chosen), strict=True):
                 finished[k] = image
         return finished  # type: ignore[return-value]
 
-    def _on_device(self, requests: Sequence[Request]) -> list[np.ndarray]:
-        """Finish device outputs of one frame size and sample type: ``reference`` already
-        None where it is not transferred from, ``second`` None where it is not."""
-        priors = [reference_priors(*request[2:5], self.settings) for request in requests]
+    def _on_device(self, requests: Sequence[tuple]) -> list[np.ndarray]:
+        """Finish device outputs of one frame size and sample type: ``(output, frame,
+        reference, second, priors)`` as :meth:`_sides` gives them, ``reference`` None where
+        it is not transferred from, ``second`` None where it is not."""
+        priors = [request[4] for request in requests]
         import torch
 
         from ..model.restorer import images_to_tensor

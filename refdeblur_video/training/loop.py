@@ -415,10 +415,12 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
             print(f"interrupted: state saved at step {run.step}; continue with --resume")
         raise
     finally:
-        _end_workers(loader)
-        if rank.world > 1 and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+        try:
+            _end_workers(loader)
+        finally:
+            if rank.world > 1 and dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()
     return scores
 
 
