@@ -186,6 +186,11 @@ def test_a_frame_knows_where_it_sits_between_its_two_references():
     assert item.fraction is None  # not restored yet: no other reference
     item.reference_used = True
     assert item.fraction == pytest.approx(2 / 3)  # frame 5 is 2/3 of the way from 7 to 4
+    # with timestamps (a variable frame rate), time decides: frame 5 at 0.2 s lies a third
+    # of the way from frame 7 at 0.3 s to frame 4 at 0.0 s
+    item.reference_time, item.second_time = 0.3, 0.0
+    item.frame = Frame(5, 5, Fraction(1, 25), image)
+    assert item.fraction == pytest.approx(1 / 3)
     item.second_used = True
     assert item.fraction is None  # restored against the second: nothing on the other side
 

@@ -47,6 +47,9 @@ class WorkItem:
     forced: bool = False  # ``reference`` is the caller's one image for every frame
     seconds: float = 0.0
     ends_batch: bool = False  # the last frame of a network batch (the refine step's groups)
+    # presentation times (s) of the frame's reference and second, where the stream has them
+    reference_time: float | None = None
+    second_time: float | None = None
 
     @property
     def used_reference(self) -> np.ndarray | None:
@@ -65,12 +68,16 @@ class WorkItem:
     @property
     def fraction(self) -> float | None:
         """Where the frame sits in time between the image it was restored against and
-        :attr:`other_reference` (0 at the first, 1 at the other), for the transfer to
+        :attr:`other_reference` (0 at the first, 1 at the other), by their presentation
+        times (variable frame rates) or else their positions, for the transfer to
         interpolate the camera's motion; None without an other reference."""
         if self.forced or self.other_reference is None:
             return None
-        first, other = self.decision.reference, self.decision.second
-        return (self.decision.index - first) / (other - first) if other != first else None
+        now, first, other = self.frame.time_s, self.reference_time, self.second_time
+        if now is None or first is None or other is None or other == first:
+            # no timestamps: frames evenly spaced
+            now, first, other = self.decision.index, self.decision.reference, self.decision.second
+        return (now - first) / (other - first) if other != first else None
 
     @property
     def reference_index(self) -> int:
@@ -122,20 +129,24 @@ def plan_frames(
         for decision in decisions:
             frame = buffer[decision.index]
             reference = second = None
+            times: list[float | None] = [None, None]
             if decision.blurry:
                 if forced_reference is not None:
                     reference = forced_reference
                 elif decision.reference >= 0:
                     reference = buffer[decision.reference].image
+                    times[0] = buffer[decision.reference].time_s
                     if decision.second >= 0:
                         second = buffer[decision.second].image
+                        times[1] = buffer[decision.second].time_s
                 else:  # no sharper neighbour: the frame is its own reference
                     reference = frame.image
             keep_from = decision.index + 1 - planner.max_offset
             for index in [i for i in buffer if i < keep_from]:
                 del buffer[index]
             yield WorkItem(frame, decision, reference, second,
-                           forced=forced_reference is not None)
+                           forced=forced_reference is not None, reference_time=times[0],
+                           second_time=times[1])
 
     for frame in frames:
         buffer[frame.index] = frame
