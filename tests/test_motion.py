@@ -307,3 +307,27 @@ def test_a_frame_a_third_of_the_way_is_placed_a_third_of_the_way():
                               truth / 255.0) for fraction in (None, 1 / 3, 2 / 3)}
     assert scores[1 / 3] > scores[None] + 2
     assert scores[1 / 3] > scores[2 / 3] + 2
+
+
+def test_frames_between_the_same_sharp_pair_fit_its_motion_once(monkeypatch):
+    import refdeblur_video.refine.step as step
+    from refdeblur_video.image_files import from_float
+    from refdeblur_video.refine import Refiner
+
+    big = _scene(12, (96, 160))
+    first, second = (from_float(big[:, dx:dx + 128], np.uint8) for dx in (0, 8))
+    calls = []
+    original = step.fitted_homography
+
+    def counting(a, b, settings):
+        calls.append((a is first, b is second))
+        return original(a, b, settings)
+
+    monkeypatch.setattr(step, "fitted_homography", counting)
+    refine = Refiner()
+    output = big[:, 2:130].copy()
+    for fraction in (0.25, 0.5, 0.75):  # three blurry frames between one sharp pair
+        refine(output, from_float(output, np.uint8), first, second, fraction)
+    assert calls == [(True, True)]
+    refine(output, from_float(output, np.uint8), second, first, 0.5)  # another pair
+    assert len(calls) == 2

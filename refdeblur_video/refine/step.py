@@ -20,16 +20,17 @@ Priors = tuple[np.ndarray | None, np.ndarray | None]
 
 
 def reference_priors(first: np.ndarray | None, second: np.ndarray | None,
-                     fraction: float | None, settings: TransferSettings | None) -> Priors:
+                     fraction: float | None, settings: TransferSettings | None,
+                     motion_of=fitted_homography) -> Priors:
     """The homographies (frame -> ``first``, frame -> ``second``) that the camera's motion
     from the sharp frame ``first`` to the sharp frame ``second``, interpolated to
     ``fraction`` (where the frame sits in time between them), gives the transfer as its
     priors; (None, None) where there is no such motion to go by or ``settings`` take no
-    prior."""
+    prior. ``motion_of(first, second, settings)`` fits that motion."""
     if (first is None or second is None or fraction is None or settings is None
             or settings.prior_max_px <= 0 or settings.alignment != "homography"):
         return None, None
-    motion = fitted_homography(first, second, settings)
+    motion = motion_of(first, second, settings)
     if motion is None:
         return None, None
     return interpolated_priors(motion, fraction, *first.shape[:2]) or (None, None)
@@ -57,6 +58,16 @@ class Refiner:
                  both_sides: bool = True) -> None:
         self.settings = settings
         self.both_sides = both_sides  # False: a ``second`` reference is ignored
+        # the last sharp pair's motion: the blurry frames between two sharp ones share it
+        self._last_pair: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+
+    def _pair_motion(self, first: np.ndarray, second: np.ndarray,
+                     settings: TransferSettings) -> np.ndarray | None:
+        last = self._last_pair
+        if last is None or last[0] is not first or last[1] is not second:
+            last = self._last_pair = (first, second, fitted_homography(first, second,
+                                                                       settings))
+        return last[2]
 
     def takes_second(self, frame: np.ndarray, reference: np.ndarray | None,
                      second: np.ndarray | None) -> bool:
@@ -79,7 +90,7 @@ class Refiner:
         second is not transferred from (``both_sides`` off)."""
         first = reference if self._transfers(frame, reference) else None
         pair = second if first is not None and self._transfers(frame, second) else None
-        priors = reference_priors(first, pair, fraction, self.settings)
+        priors = reference_priors(first, pair, fraction, self.settings, self._pair_motion)
         if first is None or not self._second_usable(frame, second):
             second = None
         return first, second, priors
