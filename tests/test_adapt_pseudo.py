@@ -56,8 +56,9 @@ def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
                           borderMode=cv2.BORDER_REFLECT101)
 
 
-def test_the_reading_pass_keeps_blurry_frames_with_their_reference_at_full_size(
-        make_test_clip):
+def _scanned(make_test_clip):
+    """(the decoded frames, the reading pass's sample) of a 40-frame clip whose frames 7,
+    21 and 30 are blurry."""
     clip = make_test_clip("pairs.mp4", n_frames=40, size=(96, 64), blurry={7, 21, 30})
     with open_reader(clip.path) as reader:
         frames = [f.image for f in reader]
@@ -65,6 +66,12 @@ def test_the_reading_pass_keeps_blurry_frames_with_their_reference_at_full_size(
         sample = scan_video(reader, window=5, max_offset=5, threshold=0.8, cuts=True, crop=32,
                             capacity=6, held_capacity=3, held_every=4, frame_count=40,
                             deadline=None, seed=0)
+    return frames, sample
+
+
+def test_the_reading_pass_keeps_blurry_frames_with_their_reference_at_full_size(
+        make_test_clip):
+    frames, sample = _scanned(make_test_clip)
     assert sorted(p.index for p in sample.pairs) == [7, 21, 30]
     assert len(sample.pairs) <= PAIRS
     for pair in sample.pairs:
@@ -108,13 +115,7 @@ def test_the_camera_motion_between_two_sharp_frames_places_the_target():
 
 
 def test_the_reading_pass_keeps_the_other_side_and_the_frame_time(make_test_clip):
-    clip = make_test_clip("pairs.mp4", n_frames=40, size=(96, 64), blurry={7, 21, 30})
-    with open_reader(clip.path) as reader:
-        frames = [f.image for f in reader]
-    with open_reader(clip.path) as reader:
-        sample = scan_video(reader, window=5, max_offset=5, threshold=0.8, cuts=True, crop=32,
-                            capacity=6, held_capacity=3, held_every=4, frame_count=40,
-                            deadline=None, seed=0)
+    frames, sample = _scanned(make_test_clip)
     assert sample.pairs
     for pair in sample.pairs:
         assert pair.second is not None and pair.fraction is not None
