@@ -69,6 +69,7 @@ def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
     as many as are made before ``deadline`` (``time.monotonic()``), aligned as the
     pipeline's transfer aligns (``flow_alignment``: by the dense flow; with the pair's
     second sharp frame and ``motion_prior``, placed by the camera's motion)."""
+    settings = transfer_for(restorer, flow_alignment, motion_prior)
     targets = []
     for pair in pairs:
         if deadline is not None and time.monotonic() > deadline:
@@ -76,7 +77,6 @@ def pseudo_targets(restorer: Restorer, pairs: list[BlurryPair],
         restored, used = restorer.restore_floats([pair.blurry], [pair.reference])
         if not used or not used[0]:
             continue
-        settings = transfer_for(restorer, flow_alignment, motion_prior)
         prior = reference_priors(pair.reference, pair.second, pair.fraction, settings)[0]
         aligned, weight = transfer_confidence(restored[0], to_float(pair.reference), settings,
                                               prior)

@@ -91,9 +91,7 @@ class Refiner:
         first = reference if self._transfers(frame, reference) else None
         pair = second if first is not None and self._transfers(frame, second) else None
         priors = reference_priors(first, pair, fraction, self.settings, self._pair_motion)
-        if first is None or not self._second_usable(frame, second):
-            second = None
-        return first, second, priors
+        return first, pair if self.both_sides else None, priors
 
     def __call__(self, restored, frame: np.ndarray, reference: np.ndarray | None,
                  second: np.ndarray | None = None, fraction: float | None = None

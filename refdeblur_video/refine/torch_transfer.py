@@ -21,10 +21,10 @@ from .torch_ops import channel_mean, gaussian_blur, grey, half_size, inside, rem
 from .transfer import (
     DEFAULT_TRANSFER,
     TransferSettings,
+    camera_homography,
     dis_coarsest_scale,
     forward_finest_scale,
     guided_homography,
-    homography_of_grid,
     homography_spacing,
     project,
     usable_patch_sizes,
@@ -61,14 +61,12 @@ def _backward(target: Tensor, reference: Tensor, patch: int) -> Tensor:
 
 def _fitted_homography(forward: Tensor, settings: TransferSettings, scale: float
                        ) -> np.ndarray | None:
-    """The homography fitted to ``forward`` ``(2, H, W)`` (as
-    :func:`.transfer.homography_of_flow`: RANSAC over a grid of its vectors, on the CPU);
+    """The homography fitted to ``forward`` ``(2, H, W)`` (as the OpenCV transfer's:
+    RANSAC over a grid of its vectors, on the CPU; only that grid leaves the device);
     None where none fits."""
     step = homography_spacing(settings, scale)
     vectors = forward[:, step // 2 :: step, step // 2 :: step].permute(1, 2, 0)
-    return homography_of_grid(vectors.float().cpu().numpy(), step,
-                              settings.homography_ransac_px * scale,
-                              settings.homography_min_inliers)
+    return camera_homography(vectors.float().cpu().numpy(), settings, scale, on_grid=True)
 
 
 def _flow_of_homography(homography: np.ndarray | None, like: Tensor) -> Tensor | None:
@@ -85,6 +83,22 @@ def _flow_of_homography(homography: np.ndarray | None, like: Tensor) -> Tensor |
     return torch.stack((found[0] - xs, found[1] - ys)).to(like.dtype)
 
 
+def _alignment(flow: Tensor, prior: np.ndarray | None, settings: TransferSettings,
+               scale: float) -> tuple[Tensor, Tensor, float]:
+    """How one frame's reference is aligned by its dense ``flow`` ``(2, H, W)``: (the
+    alignment's flow, the flow that warps the reference, its consistency extent), as
+    :func:`.transfer._alignment`."""
+    fitted = (_fitted_homography(flow, settings, scale)
+              if settings.alignment == "homography" else None)
+    fitted_flow = _flow_of_homography(fitted, flow)
+    if fitted_flow is None:
+        return flow, flow, settings.consistency_px
+    guided = guided_homography(fitted, prior, settings, scale, tuple(flow.shape[-2:]))
+    warp = None if guided is fitted else _flow_of_homography(guided, flow)
+    return (fitted_flow, fitted_flow if warp is None else warp,
+            settings.homography_consistency_px)
+
+
 def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
           mine: Tensor, backward: Tensor, priors: Sequence[np.ndarray | None]
           ) -> tuple[Tensor, Tensor, Tensor]:
@@ -97,23 +111,13 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
     scale = _scale(h, w, settings)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
-    forward = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
-    homographies = ([_fitted_homography(flow, settings, scale) for flow in forward]
-                    if settings.alignment == "homography" else [None] * len(forward))
-    fitted = [_flow_of_homography(m, flow) for m, flow in zip(homographies, forward, strict=True)]
-    homographies = [m if f is not None else None for m, f in zip(homographies, fitted,
-                                                                  strict=True)]
-    forward = torch.stack([flow if f is None else f
-                           for flow, f in zip(forward, fitted, strict=True)])
-    extent = torch.tensor([settings.consistency_px if f is None
-                           else settings.homography_consistency_px for f in fitted],
-                          device=forward.device, dtype=forward.dtype).view(-1, 1, 1, 1)
-    guided = [None if m is None else guided_homography(m, prior, settings, scale, (h, w))
-              for m, prior in zip(homographies, priors, strict=True)]
-    warps = [None if g is m else _flow_of_homography(g, flow)
-             for g, m, flow in zip(guided, homographies, forward, strict=True)]
-    warp = torch.stack([flow if guide is None else guide
-                        for flow, guide in zip(forward, warps, strict=True)])
+    flows = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
+    forwards, warps, extents = zip(*(_alignment(flow, prior, settings, scale)
+                                     for flow, prior in zip(flows, priors, strict=True)),
+                                   strict=True)
+    forward, warp = torch.stack(forwards), torch.stack(warps)
+    extent = torch.tensor(extents, device=forward.device,
+                          dtype=forward.dtype).view(-1, 1, 1, 1)
     aligned = remap(reference, warp)
     round_trip = torch.linalg.vector_norm(forward + remap(backward, forward), dim=1,
                                           keepdim=True)

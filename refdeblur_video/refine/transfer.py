@@ -126,6 +126,9 @@ DEFAULT_TRANSFER = TransferSettings()
 
 
 def _gray8(image: np.ndarray) -> np.ndarray:
+    """8-bit grey of an RGB image: float32 in [0, 1], uint8 or uint16."""
+    if image.dtype != np.float32:
+        image = to_float(image)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
@@ -345,11 +348,14 @@ def homography_maps(homography: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
     return None if found is None else (found[0].astype(np.float32), found[1].astype(np.float32))
 
 
-def _fitted_homography(pair: _Pair, forward: np.ndarray) -> np.ndarray | None:
-    settings = pair.settings
-    return homography_of_flow(forward, homography_spacing(settings, pair.scale),
-                              settings.homography_ransac_px * pair.scale,
-                              settings.homography_min_inliers)
+def camera_homography(flow: np.ndarray, settings: TransferSettings, scale: float,
+                      on_grid: bool = False) -> np.ndarray | None:
+    """The homography fitted to ``flow`` with the transfer's ``homography_*`` settings at
+    ``scale`` (:func:`homography_of_flow`; ``on_grid``: ``flow`` is already its vectors on
+    the fitting grid, :func:`homography_of_grid`)."""
+    fit = homography_of_grid if on_grid else homography_of_flow
+    return fit(flow, homography_spacing(settings, scale),
+               settings.homography_ransac_px * scale, settings.homography_min_inliers)
 
 
 def guided_homography(fitted: np.ndarray, prior: np.ndarray | None,
@@ -364,23 +370,31 @@ def guided_homography(fitted: np.ndarray, prior: np.ndarray | None,
     return prior if near else fitted
 
 
+def _alignment(pair: _Pair, forward: np.ndarray, prior: np.ndarray | None
+               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray],
+                          tuple[np.ndarray, np.ndarray], float]:
+    """How the reference is aligned by the dense ``forward`` flow: (the alignment's flow,
+    its sampling maps, the maps that warp the reference, its consistency extent). The
+    homography fitted to the flow, or (``alignment="flow"``, no fit) the flow itself; the
+    warp may come from ``prior`` near the fit, while the consistency stays the fit's (how
+    well the output's own flows follow one rigid motion there)."""
+    settings, grid = pair.settings, pair.grid
+    fitted = (camera_homography(forward, settings, pair.scale)
+              if settings.alignment == "homography" else None)
+    maps = None if fitted is None else homography_maps(fitted, grid)
+    if maps is None:
+        maps = grid[0] + forward[..., 0], grid[1] + forward[..., 1]
+        return forward, maps, maps, settings.consistency_px
+    guided = guided_homography(fitted, prior, settings, pair.scale, grid[0].shape)
+    warp = maps if guided is fitted else homography_maps(guided, grid) or maps
+    flow = np.dstack((maps[0] - grid[0], maps[1] - grid[1]))
+    return flow, maps, warp, settings.homography_consistency_px
+
+
 def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) -> TransferCues:
     settings, scale, a = pair.settings, pair.scale, pair.grey[0]
-    forward = _forward_flow(pair.grey, patch, settings)
-    fitted = _fitted_homography(pair, forward) if settings.alignment == "homography" else None
-    maps = None if fitted is None else homography_maps(fitted, pair.grid)
-    if maps is None:
-        map_x, map_y = pair.grid[0] + forward[..., 0], pair.grid[1] + forward[..., 1]
-        extent = settings.consistency_px
-        warp = map_x, map_y
-    else:
-        map_x, map_y = maps
-        forward = np.dstack((map_x - pair.grid[0], map_y - pair.grid[1]))
-        extent = settings.homography_consistency_px
-        # the consistency stays the fit's (how well the output's own flows agree with a
-        # rigid motion there); only the warp may come from the prior
-        guided = guided_homography(fitted, prior, settings, scale, a.shape)
-        warp = maps if guided is fitted else homography_maps(guided, pair.grid) or maps
+    forward, (map_x, map_y), warp, extent = _alignment(
+        pair, _forward_flow(pair.grey, patch, settings), prior)
     aligned = _remap(pair.reference, *warp)
     backward = _backward_flow(pair, patch)
     round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
@@ -450,15 +464,12 @@ def fitted_homography(target: np.ndarray, reference: np.ndarray,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:
         return None
-    grey = [_gray8(image if image.dtype == np.float32 else to_float(image))
-            for image in (target, reference)]
-    patch, scale = sizes[0], _scale(target, settings)
+    patch = sizes[0]
     # small frames keep full resolution: at half their texture is too coarse for the flow
     finest = 1 if min(h, w) >= SHARP_PAIR_HALF_FROM else 0
-    flow = _flow(*grey, patch, _stride(patch, settings.forward_stride), 2, finest)
-    return homography_of_flow(flow, homography_spacing(settings, scale),
-                              settings.homography_ransac_px * scale,
-                              settings.homography_min_inliers)
+    flow = _flow(_gray8(target), _gray8(reference), patch,
+                 _stride(patch, settings.forward_stride), 2, finest)
+    return camera_homography(flow, settings, _scale(target, settings))
 
 
 def flow_align(target: np.ndarray, reference: np.ndarray,
@@ -472,8 +483,7 @@ def flow_align(target: np.ndarray, reference: np.ndarray,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align
         return reference
-    grey = tuple(_gray8(image if image.dtype == np.float32 else to_float(image))
-                 for image in (target, reference))
+    grey = _gray8(target), _gray8(reference)
     return _forward_warp(grey, reference, _pixel_grid(h, w), sizes[0], settings)[3]
 
 
@@ -516,6 +526,7 @@ __all__ = [
     "TransferCues",
     "TransferSettings",
     "blend_weight",
+    "camera_homography",
     "fitted_homography",
     "guided_homography",
     "flow_align",
