@@ -11,6 +11,7 @@ from refdeblur_video.data.mixed_blur import (
     average_frames,
     average_window,
     defocus,
+    detail_score,
     moving_object,
 )
 from refdeblur_video.data.shake import from_linear, to_linear
@@ -260,3 +261,28 @@ def test_pre_aligned_references_land_on_the_frame(generator):
     # two frames of a 5-pixel pan apart, the plain reference is 10 pixels off; aligned by
     # the flow it lands on the frame
     assert scores[1.0] > scores[0.0] + 8, scores
+
+
+def test_textured_crops_prefer_detail_and_are_off_by_default():
+    """Half of each frame is flat grey, half noise: random crops land on detail about half
+    the time, textured ones nearly always; the detail score itself ranks them the same."""
+    frames = []
+    for k in range(4):
+        frame = np.full((128, 256, 3), 128, np.uint8)
+        frame[:, 128:] = _textured(128, 128, k)
+        frames.append(frame)
+    assert detail_score(frames[0][:, 128:]) > 10 * detail_score(frames[0][:, :128]) + 1.0
+
+    def share_on_detail(prob: float) -> float:
+        mix = BlurMix(generators={"trajectory": 1.0}, trajectory_length=(6.0, 6.0),
+                      self_ref_prob=0.0, defocus_prob=0.0, textured_crop_prob=prob,
+                      textured_candidates=6)
+        data = OnlineVideoTriplets([frames], crop=32, mix=mix, seed=3, augment=False,
+                                   unrelated_ref_prob=0.0)
+        on_detail = [float(data[i]["sharp"].std()) > 0.1 for i in range(60)]
+        return float(np.mean(on_detail))
+
+    assert share_on_detail(1.0) > 0.9
+    assert share_on_detail(0.0) < 0.75
+    with pytest.raises(ValueError, match="textured_candidates"):
+        BlurMix(textured_candidates=0)

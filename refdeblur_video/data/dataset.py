@@ -32,6 +32,7 @@ from refdeblur_video.data.mixed_blur import (
     average_frames,
     average_window,
     defocus,
+    detail_score,
     moving_object,
 )
 from refdeblur_video.data.photo_clips import load_video_frames
@@ -347,6 +348,8 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         c = self.crop
         y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
         if self.mix is not None:
+            if self.mix.textured_crop_prob and rng.random() < self.mix.textured_crop_prob:
+                y, x = self._textured_position(frames[i], (y, x), rng)
             return self._mixed_item(v, i, y, x, rng)
         frame = frames[i]
         ref = self._ref_crop(v, i, (y, x, c, c), rng)
@@ -360,6 +363,16 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         if blur is not sharp:  # zero strength leaves the frame as it is, noise included
             blur, _ = degrade(blur, rng, *self.degrade)
         return self._finish(blur, sharp, ref, rng)
+
+    def _textured_position(self, frame: np.ndarray, first: tuple[int, int],
+                           rng: np.random.Generator) -> tuple[int, int]:
+        """The most detailed of ``first`` and ``mix.textured_candidates - 1`` more random
+        crop positions in ``frame``."""
+        h, w, c = frame.shape[0], frame.shape[1], self.crop
+        positions = [first] + [(int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1)))
+                               for _ in range(self.mix.textured_candidates - 1)]
+        scores = [detail_score(frame[y:y + c, x:x + c]) for y, x in positions]
+        return positions[int(np.argmax(scores))]
 
     def _ref_crop(self, v: int, i: int, box: Box, rng: np.random.Generator,
                   exclude: tuple[int, int] | None = None) -> np.ndarray:
