@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from refdeblur_video.data.gopro import build_hfr_triplets, gopro_triplets
 from refdeblur_video.data.manifest import Triplet, read_manifest, write_manifest
 from refdeblur_video.data.photo_clips import load_video_frames
 from refdeblur_video.data.shake import (
+    CameraShake,
     average_linear,
     linear_to_srgb,
     render_path_blur,
@@ -258,6 +260,38 @@ def test_numpy_and_torch_blur_agree_for_one_path() -> None:
     got = out[0].permute(1, 2, 0).numpy() * 255
     inner = np.abs(got - expect)[8:-8, 8:-8]  # borders: reflect101 vs reflection
     assert path.meta["path_px"] > 5 and inner.mean() < 0.5 and inner.max() < 4
+
+
+def _blurred_dot_centre(shake: CameraShake, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where a one-pixel dot at the frame centre lands after the path's blur (the centre of
+    mass of its light) and where the path's middle pose puts it."""
+    h, w = 161, 201
+    dot = np.zeros((h, w, 3), np.uint16)
+    dot[h // 2, w // 2] = 65535
+    path = sample_camera_path((h, w), np.random.default_rng(seed), 1.6, shake, steps=41)
+    light = to_linear(render_path_blur(dot, path))[..., 0]
+    yy, xx = np.mgrid[0:h, 0:w]
+    mass = np.array([(light * xx).sum(), (light * yy).sum()]) / light.sum()
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    middle = path.in_region()[20] @ np.array([*centre, 1.0])
+    return mass - centre, middle[:2] / middle[2] - centre
+
+
+def test_shake_target_at_the_middle_pose_or_at_the_blur_centroid() -> None:
+    """By default the sharp frame is the path's middle pose; with centre="centroid" it is
+    where the blurred light's centre of mass is, which on bent paths is pixels away."""
+    shake = CameraShake(max_rotation_deg=0.0, max_zoom=0.0, max_perspective=0.0,
+                        curvature=0.8)
+    offsets = []
+    for seed in range(6):
+        mass, middle = _blurred_dot_centre(shake, seed)
+        assert np.hypot(*middle) < 0.05  # the middle pose is the identity
+        offsets.append(np.hypot(*mass))
+        mass, _ = _blurred_dot_centre(dataclasses.replace(shake, centre="centroid"), seed)
+        assert np.hypot(*mass) < 0.15
+    assert max(offsets) > 1.0  # the two conventions differ on these paths
+    with pytest.raises(ValueError, match="centre"):
+        CameraShake(centre="start")
 
 
 # ---------------------------------------------------------------- ordinary videos

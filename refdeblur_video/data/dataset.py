@@ -16,6 +16,7 @@ epoch (``set_epoch``), which makes validation and tests repeatable.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -304,6 +305,9 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         if mix is not None and blur_on == "gpu":
             raise UserError("mixed blur generators are rendered on the CPU (blur_on: cpu)")
         self.mix = mix
+        if mix is not None and mix.shake_centre != shake.centre:
+            shake = dataclasses.replace(shake, centre=mix.shake_centre)
+        self.shake = shake
         top = max(strength) if isinstance(strength, tuple) else strength
         largest = max((f[0].shape[:2] for f in self.videos), key=min)
         self.margin = _shake_margin(shake, top, largest) if blur_on == "gpu" else 0

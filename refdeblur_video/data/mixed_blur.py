@@ -54,7 +54,10 @@ class BlurMix:
     the crop is the most detailed of ``textured_candidates`` random positions (by
     :func:`detail_score` of the sharp frame) instead of one random position: flat sky and
     walls teach a deblurring network little, and dense fine texture (foliage, rock, water) is
-    where it fails on footage it was not tuned on.
+    where it fails on footage it was not tuned on; ``shake_centre``: where the camera
+    shake's target sits on its path (:class:`~refdeblur_video.data.shake.CameraShake`
+    ``centre``: ``middle`` of the exposure, or ``centroid``, as the trajectory kernels have
+    it), so that all generators can agree on one convention.
     """
 
     generators: dict[str, float] = field(
@@ -72,6 +75,7 @@ class BlurMix:
     align_context: int = 96
     textured_crop_prob: float = 0.0
     textured_candidates: int = 4
+    shake_centre: str = "middle"
 
     def __post_init__(self) -> None:
         unknown = set(self.generators) - {"shake", "average", "object", "trajectory"}
@@ -79,6 +83,8 @@ class BlurMix:
             raise ValueError(f"unknown blur generators: {', '.join(sorted(unknown))}")
         if sum(self.generators.values()) <= 0:
             raise ValueError("blur generator weights must not all be zero")
+        if self.shake_centre not in ("middle", "centroid"):
+            raise ValueError("shake_centre must be 'middle' or 'centroid'")
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
         low, high = self.trajectory_length

@@ -9,7 +9,9 @@ that moves during the exposure. The motion is a smooth random path of homographi
 - an in-plane rotation sweep, a slight zoom (forward/backward motion) and a slight perspective
   tilt (yaw/pitch of the camera),
 
-re-centred so that ``H(0.5) = I``: the sharp frame is the middle of the exposure, as in GoPro.
+re-centred so that ``H(0.5) = I``: the sharp frame is the middle of the exposure, as in GoPro
+(or, with ``centre="centroid"``, so that the mean of ``H(t)`` is ``I``: the sharp frame sits
+at the blur's centre of mass).
 The blurry frame is the mean, in linear light, of the sharp frame warped by ``H(t)`` at
 ``S`` sub-steps (``S`` grows with the path length, ``min_steps..max_steps``). Every extent is
 drawn per sample: an exposure ``e`` (fraction of the longest path) in
@@ -101,6 +103,15 @@ class CameraShake:
     max_steps: int = 32  # sub-steps averaged (at most)
     step_px: float = 1.5  # wanted motion between sub-steps; sets S in [min_steps, max_steps]
     reference_height: int = 720  # frame short side the pixel extents refer to
+    # where the sharp target sits on the path: "middle" (its pose half-way through the
+    # exposure, as GoPro's averaged frames and the rs6dof camera have it) or "centroid" (the
+    # mean pose, where the blur's centre of mass is: all that a blurry image shows of where
+    # the frame was, and where the trajectory kernels put their target)
+    centre: str = "middle"
+
+    def __post_init__(self) -> None:
+        if self.centre not in ("middle", "centroid"):
+            raise ValueError(f"centre must be 'middle' or 'centroid', got {self.centre!r}")
 
 
 DEFAULT_SHAKE = CameraShake()
@@ -196,6 +207,9 @@ def sample_camera_path(
     mats[:, 2, 0] = tilt[0] * u / (w / 2)
     mats[:, 2, 1] = tilt[1] * u / (h / 2)
     mats[:, 2, 2] = 1.0
+    if shake.centre == "centroid":  # the mean pose becomes the identity
+        mean = mats.mean(axis=0)
+        mats = mats @ np.linalg.inv(mean / mean[2, 2])
     meta = {
         "strength": float(strength),
         "exposure": round(exposure, 4),

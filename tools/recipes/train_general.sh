@@ -69,6 +69,11 @@
 #       # TEXTURED: the share of crops that are the most detailed of four random positions
 #       # (flat sky and walls teach little; dense natural texture is where the network alone
 #       # fails on the left-out camera; 0: every crop at one random position)
+#   NAME=general_centroid SHAKE_CENTRE=centroid STEPS=3000 LR=3.0e-5 WARMUP=50 \
+#     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
+#       # SHAKE_CENTRE: where the camera shake's target sits on its path: middle (of the
+#       # exposure; the default) or centroid, as the trajectory kernels have it, so that the
+#       # generators agree and the network is not taught two places for one blur
 #   NAME=general_match MATCH_WEIGHT=0.1 STEPS=1500 LR=3.0e-5 \
 #     INIT=runs/phi_match.safetensors bash tools/recipes/train_general.sh
 #       # MATCH_WEIGHT: the contrastive matching loss that teaches the (otherwise frozen)
@@ -151,7 +156,7 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=${WORKERS:-1} --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
   --set "data.strength=[${WEAKEST:-0.3}, ${STRONGEST:-1.8}]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, ref_degrade_prob: ${REF_DEGRADE:-0}, aligned_ref_prob: ${ALIGNED_REF:-0}, textured_crop_prob: ${TEXTURED:-0}}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, ref_degrade_prob: ${REF_DEGRADE:-0}, aligned_ref_prob: ${ALIGNED_REF:-0}, textured_crop_prob: ${TEXTURED:-0}, shake_centre: ${SHAKE_CENTRE:-middle}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.match_weight=${MATCH_WEIGHT:-0} \
