@@ -297,7 +297,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         weights = np.array([n if n >= 2 else 0 for n in usable], dtype=np.float64)
         self.video_weights = weights / weights.sum()
         self.crop, self.ref_crop, self.length = crop, ref_crop, length
-        self.dmin, self.dmax, self.strength, self.shake = dmin, dmax, strength, shake
+        self.dmin, self.dmax, self.strength = dmin, dmax, strength
         self.unrelated_ref_prob = unrelated_ref_prob
         self.ref_jitter, self.augment = ref_jitter, augment
         self.degrade = (noise_sigma, poisson_peak, jpeg_quality)
