@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from refdeblur_video.data.shake import from_linear, to_linear
+from refdeblur_video.data.shake import CameraShake, from_linear, to_linear
+from refdeblur_video.frames.sharpness import grey_thumbnail
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,7 @@ class BlurMix:
             raise ValueError(f"unknown blur generators: {', '.join(sorted(unknown))}")
         if sum(self.generators.values()) <= 0:
             raise ValueError("blur generator weights must not all be zero")
-        if self.shake_centre not in ("middle", "centroid"):
-            raise ValueError("shake_centre must be 'middle' or 'centroid'")
+        CameraShake(centre=self.shake_centre)  # its own check of the convention's name
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
         low, high = self.trajectory_length
@@ -101,11 +101,10 @@ class BlurMix:
 
 def detail_score(image: np.ndarray) -> float:
     """How much fine detail an RGB uint8 image holds: the mean absolute Laplacian of its
-    grey levels at half resolution (cheap enough to rank a few crops per sample)."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    half = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2),
-                      interpolation=cv2.INTER_AREA)
-    return float(np.abs(cv2.Laplacian(half, cv2.CV_32F)).mean())
+    grey levels (0..255) at half resolution (the sharpness score's grey copy; cheap enough
+    to rank a few crops per sample)."""
+    half = grey_thumbnail(image, max(image.shape[:2]) // 2)
+    return 255.0 * float(np.abs(cv2.Laplacian(half, cv2.CV_32F)).mean())
 
 
 def average_window(index: int, length: int, frames: int) -> tuple[int, int]:
