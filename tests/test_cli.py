@@ -50,6 +50,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
     clip = make_test_clip("in.mp4", n_frames=4)
     batch = tmp_path / "batch"
     batch.mkdir()
+    (tmp_path / "dir.csv").mkdir()
     make_test_clip("batch/a.mp4", n_frames=4)
     cases = {
         "input file not found: missing.mp4": ["missing.mp4", "o1.mp4"],
@@ -58,6 +59,9 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "unknown video encoder": ["in.mp4", "o3.mp4", "--codec", "not-a-codec"],
         "--batch must be at least 1": ["in.mp4", "o4.mp4", "--batch", "0"],
         "output folder batch holds the input videos": ["batch/*.mp4", "batch/"],
+        # the log is written after the whole run: too late to fail then
+        "--log folder nodir does not exist": ["in.mp4", "o5.mp4", "--log", "nodir/f.csv"],
+        "--log dir.csv is a folder": ["in.mp4", "o6.mp4", "--log", "dir.csv"],
     }
     results = run_fresh(list(cases.values()), tmp_path)
     problems = []  # every case is checked, so that a failure lists all that went wrong
@@ -69,7 +73,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         if torch_loaded:
             problems.append(f"{args}: PyTorch was imported before the error")
     assert not problems, "\n".join(problems)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch", clip.path.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch", "dir.csv", clip.path.name]
     assert [p.name for p in batch.iterdir()] == ["a.mp4"]
 
 

@@ -235,5 +235,9 @@ def test_streaming_releases_every_frame_once_and_refuses_push_after_finish():
 def test_all_frames_marks_everything_blurry():
     decisions = plan_references([1.0, 0.9, 0.95, 0.2], all_frames=True)
     assert all(d.blurry for d in decisions)
+    # which of them would have passed as sharp is kept: the pipeline copies no detail there
+    assert [d.sharp for d in decisions] == [True, True, True, False]
+    assert [d.sharp for d in plan_references([1.0, 0.9, 0.95, 0.2])] == [
+        not d.blurry for d in plan_references([1.0, 0.9, 0.95, 0.2])]
     # frame 3: 0, 1 and 2 are all within 10 % of the best, so the nearest (2) wins
     assert [d.reference for d in decisions] == [-1, 0, 0, 2]

@@ -202,6 +202,25 @@ def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path
     assert summary.restored == 6
 
 
+def test_all_frames_copies_no_neighbour_detail_into_sharp_frames(make_test_clip, restorer,
+                                                                  tmp_path):
+    """A sharp frame sent to the network by --all-frames gets the network's output alone (a
+    neighbour no sharper has nothing to add, and would swap the frame's own detail for its
+    own); the blurry frame gets the transfer, exactly as without --all-frames."""
+    clip = make_test_clip("in.mkv", n_frames=6, blurry={2}, codec="ffv1", pix_fmt="bgr0")
+    runs = {}
+    for name, options in (("all", {"all_frames": True}),
+                          ("all_network", {"all_frames": True, "transfer": False}),
+                          ("default", {})):
+        out = tmp_path / f"{name}.mkv"
+        deblur_video(clip.path, out, restorer, quiet=True, codec="ffv1", **options)
+        runs[name] = [image for _, image in decoded(out)]
+    for i in (0, 1, 3, 4, 5):
+        np.testing.assert_array_equal(runs["all"][i], runs["all_network"][i])
+    np.testing.assert_array_equal(runs["all"][2], runs["default"][2])
+    assert not np.array_equal(runs["all"][2], runs["all_network"][2])  # the transfer ran
+
+
 def test_forced_reference_image_is_used(make_test_clip, restorer, tmp_path):
     clip = make_test_clip("in.mp4", n_frames=8, blurry={3})
     ref = tmp_path / "ref.png"

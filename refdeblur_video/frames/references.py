@@ -10,7 +10,8 @@ Rules (the same for :func:`plan_references` and the streaming :class:`ReferenceP
    (itself included). Sharpness scores depend on scene content, so only this local ratio is
    compared. A window whose best score is 0 (flat frames) gives ratio 1.
 2. **Classify.** Ratio ``>= threshold`` means sharp: the frame passes through untouched.
-   Below it the frame is blurry. ``all_frames=True`` marks every frame blurry.
+   Below it the frame is blurry. ``all_frames=True`` marks every frame blurry (sent to the
+   network); ``FrameDecision.sharp`` still says which reached the threshold.
    Default threshold 0.8: motion blur of a few pixels typically cuts the variance of the
    Laplacian by well over half, while sharp frames of one shot vary by roughly 10-20% as the
    content moves; 0.8 still catches mild blur, and a sharp frame wrongly sent to the model
@@ -61,9 +62,11 @@ TIE_RATIO = 0.9
 
 @dataclass(frozen=True)
 class FrameDecision:
-    """The verdict for one frame. ``reference`` is a frame index, or -1 when there is none;
+    """The verdict for one frame. ``blurry``: it goes to the network (rule 2, or every frame
+    with ``all_frames``); ``reference`` is a frame index, or -1 when there is none;
     ``second`` is the best frame on the other side of it (rule 4), or -1; ``shot`` is the
-    frame's shot number."""
+    frame's shot number; ``sharp``: its ratio reaches the threshold (rule 2), so it is not
+    blurry unless ``all_frames`` sends it anyway."""
 
     index: int
     score: float
@@ -72,6 +75,7 @@ class FrameDecision:
     reference: int
     second: int = -1
     shot: int = 0
+    sharp: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,8 @@ def _decide(i: int, score: Callable[[int], float], shot: Callable[[int], int], l
 
     best = max(score(j) for j in near(p.window))
     normalised = own / best if best > 0 else 1.0
-    blurry = p.all_frames or normalised < p.threshold
+    sharp = normalised >= p.threshold
+    blurry = p.all_frames or not sharp
     reference = second = -1
     if blurry:
         candidates = [j for j in near(p.max_offset) if j != i]
@@ -121,7 +126,7 @@ def _decide(i: int, score: Callable[[int], float], shot: Callable[[int], int], l
         if reference >= 0:
             other_side = [j for j in candidates if (j - i) * (reference - i) < 0]
             second = _pick(i, other_side, own, score)
-    return FrameDecision(i, own, normalised, blurry, reference, second, own_shot)
+    return FrameDecision(i, own, normalised, blurry, reference, second, own_shot, sharp)
 
 
 def _pick(i: int, candidates: list[int], own: float, score: Callable[[int], float]) -> int:

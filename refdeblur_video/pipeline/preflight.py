@@ -80,6 +80,21 @@ def check_reference(ref: str | os.PathLike | None) -> None:
         raise UserError(f"reference image (--ref) {what}: {ref}")
 
 
+def check_log(log: str | os.PathLike | None) -> None:
+    """Refuse a ``--log`` that could not be written: it is written after the whole run, too
+    late to say so in one line."""
+    if log is None:
+        return
+    path = Path(log)
+    if path.is_dir():
+        raise UserError(f"--log {path} is a folder; give a file name (.csv or .json)")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"--log folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--log folder {folder} is not writable")
+
+
 def check_single(input: str | os.PathLike, output: str | os.PathLike,
                  options: DeblurOptions) -> None:
     """The checks of one input file and its output, cheapest first."""
@@ -87,6 +102,7 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     check_not_same_file(input, output)
     check_output_path(output, options.overwrite)
     check_reference(options.ref)
+    check_log(options.log)
     from ..image_files import is_image_path  # OpenCV: after the path checks
 
     if is_image_path(input):

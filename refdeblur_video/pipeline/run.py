@@ -157,8 +157,8 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 frame = item.frame
                 # an untouched frame keeps its decoded planes: written from them, bit-exact
                 writer.write(frame if item.output is None else frame.with_image(item.output))
-                record = _frame_record(item, refiner.takes_second(
-                    frame.image, item.used_reference, item.other_reference))
+                request = item.transfer_request
+                record = _frame_record(item, refiner.takes_second(*request[1:4]))
                 _count(summary, record)
                 segments.frame(record)
                 bar.update(1)

@@ -66,6 +66,18 @@ class WorkItem:
         return self.second if self.reference_used and not self.second_used else None
 
     @property
+    def transfer_request(self) -> tuple:
+        """What the refine step gets after the network: ``(output, frame, reference,
+        other reference, fraction)``. A frame judged sharp (sent to the network only by
+        ``--all-frames``) gets no reference: a neighbour no sharper than it has no detail
+        to add, and the transfer would swap the frame's own fine detail, and whatever
+        changed there since (noise, grain, ripples), for the neighbour's."""
+        if self.decision.sharp:
+            return self.output, self.frame.image, None, None, None
+        return (self.output, self.frame.image, self.used_reference, self.other_reference,
+                self.fraction)
+
+    @property
     def fraction(self) -> float | None:
         """Where the frame sits in time between the image it was restored against and
         :attr:`other_reference` (0 at the first, 1 at the other), by their presentation
@@ -297,8 +309,7 @@ class _Stream:
         work = [item for item in group if item.output is not None]
         if work:
             began = time.perf_counter()
-            requests = [(i.output, i.frame.image, i.used_reference, i.other_reference,
-                         i.fraction) for i in work]
+            requests = [i.transfer_request for i in work]
             outputs = self.many(requests) if self.many else [self.refine(*r) for r in requests]
             each = (time.perf_counter() - began) / len(work)
             for item, output in zip(work, outputs, strict=True):
