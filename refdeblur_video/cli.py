@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args["quiet"]:
             for result in results:
                 print(result.closing_line())
+        if any(result.error for result in results):  # each said so already
+            return 2
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import threading
 from fractions import Fraction
 
@@ -349,6 +351,23 @@ def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch,
     assert [r.skipped for r in results] == [True, False]
     assert (outdir / "a.mp4").read_bytes() == b"finished earlier"
     assert len(decoded(outdir / "b.mp4")) == 6
+
+
+def test_one_bad_file_of_many_is_reported_and_the_others_are_made(make_test_clip, tmp_path):
+    (tmp_path / "batch").mkdir()
+    make_test_clip("batch/b.mp4", n_frames=6, blurry={2})
+    (tmp_path / "batch" / "a.mp4").write_bytes(b"")  # sorts first: an empty file
+    (tmp_path / "batch" / "c.mp4").write_text("not a video")
+    outdir = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "refdeblur_video.cli", "batch", "out", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert len(decoded(outdir / "b.mp4")) == 6
+    assert sorted(p.name for p in outdir.iterdir()) == ["b.mp4"]  # nothing half-written
+    errors = done.stderr.splitlines()
+    assert len(errors) == 2, done.stderr
+    assert errors[0].startswith("error: batch/a.mp4 ") and errors[1].startswith(
+        "error: batch/c.mp4 "), done.stderr
 
 
 def test_many_files_shard_by_torchrun_rank(make_test_clip, tmp_path, monkeypatch, restorer):

@@ -15,7 +15,7 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.frames import plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.safe_output import atomic_output
-from refdeblur_video.video.metadata import VideoInfo, probe
+from refdeblur_video.video.metadata import VideoInfo, _announced_frames, probe
 from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
 from refdeblur_video.video.synthetic import make_demo_clip, render_frame
 from refdeblur_video.video.writer import VideoWriter, choose_pix_fmt
@@ -560,3 +560,16 @@ def test_demo_clip_has_audio_and_every_third_frame_blurry(tmp_path: Path):
     assert len(frames) == 48
     decisions = plan_references([sharpness(f) for f in frames])
     assert {d.index for d in decisions if d.blurry} == set(range(1, 48, 3))
+
+
+def test_a_header_that_counts_samples_an_edit_list_hides_announces_no_frame_count():
+    """A stream-copied cut keeps the samples before its first keyframe (122 here, as
+    ``ffmpeg -ss 2 -t 2 -c copy`` left them) but its edit list shows 2.1 s: 62 frames
+    decode, and a count of 122 would call the file truncated."""
+    from types import SimpleNamespace
+
+    fps = Fraction(30000, 1001)
+    assert _announced_frames(SimpleNamespace(frames=122), 2.105, fps) is None
+    assert _announced_frames(SimpleNamespace(frames=63), 2.105, fps) == 63
+    assert _announced_frames(SimpleNamespace(frames=0), 2.105, fps) is None
+    assert _announced_frames(SimpleNamespace(frames=122), None, fps) == 122

@@ -58,12 +58,15 @@ class RunSummary:
     shots: int = 1  # shots found (cuts + 1)
     resumed: int = 0  # frames taken from an interrupted run's state (--resume)
     adaptation: str | None = None  # what --adapt did (for the closing line)
+    error: str | None = None  # many files: why this one was not made (the others go on)
     records: list[FrameRecord] = field(default_factory=list, repr=False)
 
     def closing_line(self) -> str:
         """The line the command ends with for this output."""
         if self.skipped:
             return f"{self.output}: already done, skipped"
+        if self.error:
+            return f"{self.output}: not made (see the error above)"
         dropped = (f" ({self.references_dropped} without their reference)"
                    if self.references_dropped else "")
         shots = f" in {self.shots} shots" if self.shots > 1 else ""
@@ -313,6 +316,8 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
 
     Under ``torchrun`` each rank takes every WORLD_SIZE-th file (and, with ``device=auto``,
     its LOCAL_RANK GPU). With ``log`` set, each video gets ``<outdir>/<stem>.<log suffix>``.
+    A file that cannot be made (unreadable, say) is reported as an error and the others go
+    on; its summary carries the ``error``.
     """
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
     outdir = Path(outdir)
@@ -338,7 +343,11 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
         per_file = dataclasses.replace(
             opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None,
             save_adapted=_adapted_path(opts.save_adapted, source))
-        results.append(deblur_video(source, target, restorer, options=per_file))
+        try:
+            results.append(deblur_video(source, target, restorer, options=per_file))
+        except UserError as exc:  # one bad file of many: say so, go on with the rest
+            log.error("%s", exc)
+            results.append(RunSummary(str(target), error=str(exc)))
     return results
 
 

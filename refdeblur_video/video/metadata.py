@@ -146,6 +146,18 @@ def _duration_tag(metadata: dict) -> float | None:
         return None
 
 
+def _announced_frames(stream, duration_s: float | None, fps: Fraction | None) -> int | None:
+    """The stream's frame count as its header gives it; None where the header does not say,
+    or where it counts more samples than the stream's duration shows: an edit list (a cut
+    made by stream copy, say) then hides the samples before the cut's first keyframe from
+    decoding, so the count would promise frames that never come."""
+    count = int(stream.frames) if stream.frames else None
+    if count is None or duration_s is None or not fps:
+        return count
+    shown = duration_s * float(fps)
+    return None if count > 1.1 * shown + 2 else count
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read the properties of the first video stream of ``path``.
 
@@ -167,10 +179,10 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
     time_base = Fraction(stream.time_base) if stream.time_base else (1 / fps if fps else None)
     if time_base is None:
         time_base = Fraction(1, 1000)
-    frame_count = int(stream.frames) if stream.frames else None
     duration_s = video_duration_s(stream)
     if duration_s is None and container.duration is not None:
         duration_s = container.duration / av.time_base
+    frame_count = _announced_frames(stream, duration_s, fps)
     pix_fmt = ctx.pix_fmt or (ctx.format.name if ctx.format else "") or ""
     info = dict(
         path=path,
