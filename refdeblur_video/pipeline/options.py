@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from ..video.presets import X264_PRESETS
 
 
 @dataclass
@@ -50,6 +51,12 @@ class DeblurOptions:
     save_adapted: str | None = None  # keep the weights used (.safetensors; many files: a folder)
 
     def __post_init__(self) -> None:
+        if self.crf is not None and self.crf < 0:
+            raise UserError("--crf must be 0 (lossless) or more")
+        # every encoder's speed is set from these names (x264 would print its own
+        # complaint about another to the terminal, and the others would ignore it)
+        if self.preset is not None and self.preset not in X264_PRESETS:
+            raise UserError(f"--preset must be one of {', '.join(X264_PRESETS)}")
         if self.batch < 1:
             raise UserError("--batch must be at least 1")
         if self.tile is not None and self.tile != 0 and self.tile < 64:

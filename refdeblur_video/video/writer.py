@@ -51,12 +51,13 @@ so that a failure never leaves a partial file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,6 +67,7 @@ import numpy as np
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.metadata import VideoInfo
+from refdeblur_video.video.presets import X264_PRESETS
 from refdeblur_video.video.reader import Frame
 from refdeblur_video.video.yuv import pad_planes, plane_layout, video_frame, yuv_converter
 
@@ -84,18 +86,6 @@ _DTS_TIMED_FORMATS = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 _ODD_SIZE_CODECS = frozenset({"ffv1", "libvpx-vp9", "libsvtav1"})
 # AVColorSpace -> swscale matrix id (PyAV's reformat takes the latter)
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
-_X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
 
 
 def container_for(path: str | os.PathLike, container_format: str | None = None) -> str:
@@ -209,7 +199,7 @@ def _has_avx512() -> bool:
 
 def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> dict[str, str]:
     opts: dict[str, str] = {}
-    speed = _X264_PRESETS.index(preset) if preset in _X264_PRESETS else 5
+    speed = X264_PRESETS.index(preset) if preset in X264_PRESETS else 5
     if codec_name in ("libx264", "libx264rgb") and _has_avx512():
         # x264's AVX-512 routines (its macroblock-tree lookahead) read memory they never
         # wrote: the same frames then encode to different files from run to run, and a
@@ -340,11 +330,19 @@ class VideoWriter:
             if source and (audio or subtitles):
                 self._add_copied_streams(str(source), audio, subtitles)
             try:
-                self._out.start_encoding()
+                with _encoder_complaints() as said:
+                    self._out.start_encoding()
             except (av.FFmpegError, ValueError) as exc:
+                # FFmpeg's text repeats the whole option dictionary: the encoder's own
+                # complaint, else the error's reason, says more in one line
+                complaints = [m.strip() for level, _, m in said
+                              if level <= av.logging.ERROR and m.strip()]
+                reason = complaints[-1] if complaints else (
+                    getattr(exc, "strerror", None) or str(exc))
                 raise UserError(
-                    f"cannot encode {self.codec_name} into {self.format_name}: {exc}"
-                ) from exc
+                    f"cannot encode {self.codec_name} into {self.format_name}: {reason}"
+                    f"{_settings_note(crf, preset)}"
+                ) from None
             self._encoder = self._stream.codec_context
         except BaseException:
             self.abort()
@@ -734,3 +732,25 @@ class _DtsChain:
     @classmethod
     def from_state(cls, state: dict) -> _DtsChain:
         return cls(state["delay"], state["pts"])
+
+
+
+def _settings_note(crf: int | None, preset: str | None) -> str:
+    """The rate and speed settings an encoder refused, for its error line."""
+    given = [f"--{name} {value}" for name, value in (("crf", crf), ("preset", preset))
+             if value is not None]
+    return f" (with {' '.join(given)})" if given else ""
+
+
+@contextlib.contextmanager
+def _encoder_complaints() -> Iterator[list]:
+    """Collect what libav logs while an encoder opens, (level, name, message) tuples,
+    instead of letting it print to the terminal (a bad preset, say): the error line quotes
+    it. libav's messages reach Python only while PyAV has a log level set."""
+    before = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as said:
+            yield said
+    finally:
+        av.logging.set_level(before)
