@@ -64,6 +64,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "--log dir.csv is a folder": ["in.mp4", "o6.mp4", "--log", "dir.csv"],
         "--preset must be one of ultrafast,": ["in.mp4", "o7.mp4", "--preset", "nosuch"],
         "--crf must be 0 (lossless) or more": ["in.mp4", "o8.mp4", "--crf", "-5"],
+        "output one.mp4 names a video file, but the input is many": ["batch", "one.mp4"],
     }
     results = run_fresh(list(cases.values()), tmp_path)
     problems = []  # every case is checked, so that a failure lists all that went wrong

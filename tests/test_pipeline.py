@@ -343,13 +343,18 @@ def test_image_mode(tmp_path, restorer):
 def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch, restorer):
     a = make_test_clip("a.mp4", n_frames=6, blurry={2})
     make_test_clip("b.mp4", n_frames=6, blurry={2})
+    make_test_clip("c.mp4", n_frames=6, blurry={2})
     outdir = tmp_path / "done"
     outdir.mkdir()
-    (outdir / "a.mp4").write_bytes(b"finished earlier")
+    finished = make_test_clip("done/a.mp4", n_frames=3).path.read_bytes()
+    (outdir / "c.mp4").write_bytes(b"not a video")  # someone else's file: left alone
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
     results = deblur_many(str(a.path.parent / "*.mp4"), outdir, quiet=True)
-    assert [r.skipped for r in results] == [True, False]
-    assert (outdir / "a.mp4").read_bytes() == b"finished earlier"
+    assert [r.skipped for r in results] == [True, False, False]
+    assert [bool(r.error) for r in results] == [False, False, True]
+    assert "exists but is no readable video" in results[2].error
+    assert (outdir / "a.mp4").read_bytes() == finished
+    assert (outdir / "c.mp4").read_bytes() == b"not a video"
     assert len(decoded(outdir / "b.mp4")) == 6
 
 

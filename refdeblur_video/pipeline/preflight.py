@@ -53,9 +53,13 @@ def _same_folder(a: Path, b: Path) -> bool:
 def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
     """Refuse an output folder that is a file, or that holds any of the input ``files``
     (each output would take its input's name there)."""
-    outdir = Path(outdir)
+    named, outdir = str(outdir), Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"output {outdir} is a file; give a folder for many inputs")
+    if (not outdir.exists() and outdir.suffix.lower() in VIDEO_SUFFIXES
+            and not named.endswith(os.sep)):  # a typo, most likely: not a folder to make
+        raise UserError(f"output {outdir} names a video file, but the input is many videos: "
+                        f"give a folder (end it with {os.sep} to make one by that name)")
     if not outdir.exists():
         return
     for source in files:

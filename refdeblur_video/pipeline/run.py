@@ -23,6 +23,7 @@ from ..image_files import is_image_path, read_image, write_image
 from ..interrupts import finishing
 from ..refine.step import restore_step
 from ..safe_output import atomic_output
+from ..video.metadata import probe
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
 from .framelog import FrameRecord, write_frame_log
@@ -336,8 +337,14 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
     for source in files:
         target = outdir / source.name
         if target.exists() and not opts.overwrite:
-            log.info("skipping %s: %s is already done", source, target)
-            results.append(RunSummary(str(target), skipped=True))
+            if _readable_video(target):
+                log.info("skipping %s: %s is already done", source, target)
+                results.append(RunSummary(str(target), skipped=True))
+            else:  # not ours to replace without being told
+                message = (f"output {target} exists but is no readable video: remove it, or "
+                           "use --overwrite")
+                log.error("%s", message)
+                results.append(RunSummary(str(target), error=message))
             continue
         restorer = restorer or make_restorer(opts)
         per_file = dataclasses.replace(
@@ -349,6 +356,15 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
             log.error("%s", exc)
             results.append(RunSummary(str(target), error=str(exc)))
     return results
+
+
+def _readable_video(path: Path) -> bool:
+    """Whether ``path`` opens as a video (a finished output of an earlier run)."""
+    try:
+        probe(path)
+    except UserError:
+        return False
+    return True
 
 
 def deblur(input: str, output: str, **options) -> list[RunSummary]:
