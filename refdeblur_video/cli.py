@@ -17,6 +17,7 @@ import sys
 import warnings
 
 from . import __version__
+from .argparsing import OneLineParser
 from .errors import UserError
 from .interrupts import Interrupted, handle_signals
 from .malloc import share_malloc_arenas
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command's arguments; their defaults are :class:`DeblurOptions`' (written there
     only)."""
     d = DeblurOptions()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="refdeblur-video", epilog=EPILOG, formatter_class=argparse.RawTextHelpFormatter,
         description="Remove motion blur from a video (or photo) by borrowing detail from "
         "nearby sharp frames.",
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")
     f.add_argument("--ref", help="one reference image for every blurry frame")
-    f.add_argument("--reader", choices=("pyav", "decord"))
+    f.add_argument("--reader", choices=("pyav", "decord"),
+                   help="video decoder: pyav (default; every format, damaged streams "
+                   "salvaged) or decord (if installed)")
     e = p.add_argument_group("encoding")
     e.add_argument("--codec", help="video encoder (default libx264; vp9 for webm)")
     e.add_argument("--crf", type=int, help=f"constant rate factor ({d.crf})")

@@ -170,3 +170,12 @@ def test_non_finite_restored_frames_stop_the_run(tmp_path, capsys, make_test_cli
     assert code == 2
     assert err == [f"error: {NON_FINITE_OUTPUT}"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_bad_argument_is_one_line_naming_help(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["in.mp4", "out.mp4", "--batch", "many"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: argument --batch"), err
+    assert "refdeblur-video --help" in err[0]

@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
+from refdeblur_video.argparsing import OneLineParser
 from refdeblur_video.errors import UserError
 
 
@@ -43,7 +44,7 @@ def _add_split(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="refdeblur-triplets",
         description="Build (blurry, sharp, reference) training triplets and their manifest.",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from refdeblur_video.argparsing import OneLineParser
 from refdeblur_video.errors import UserError
 
 DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
@@ -22,7 +23,7 @@ def _common(parser: argparse.ArgumentParser, *, y_channel: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refdeblur-eval", description=DESCRIPTION)
+    parser = OneLineParser(prog="refdeblur-eval", description=DESCRIPTION)
     modes = parser.add_subparsers(dest="mode", required=True, title="modes", metavar="MODE")
 
     compare = modes.add_parser(

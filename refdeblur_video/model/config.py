@@ -106,7 +106,8 @@ def load_model_yaml(name_or_path: str | Path) -> tuple[ModelConfig, InferenceSet
         path = CONFIG_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise UserError(
-                f"unknown model config '{name_or_path}' (known: {', '.join(named_configs())})"
+                f"unknown model config '{name_or_path}' (known: default, "
+                f"{', '.join(named_configs())}, or a .safetensors or .yaml file)"
             )
     if not path.is_file():
         raise UserError(f"model config file not found: {path}")

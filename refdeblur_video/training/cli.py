@@ -7,13 +7,15 @@ import sys
 
 import yaml
 
+from refdeblur_video.argparsing import OneLineParser
+
 from ..errors import UserError
 from ..interrupts import handle_signals
 from .config import load_train_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="refdeblur-train",
         description="Train the reference-based deblurring network (single process, or many "
         "GPUs/machines with torchrun).",

@@ -404,7 +404,7 @@ class VideoWriter:
                     if stream.type == "audio":
                         raise UserError(
                             f"the {self.format_name} container cannot hold the input's {codec} "
-                            "audio; choose another output container or drop the audio"
+                            "audio; choose another output container (.mkv holds any) or --no-audio"
                         ) from exc
                     warnings.warn(
                         f"{codec} subtitles cannot be stored in {self.format_name}; dropped",

@@ -1,0 +1,16 @@
+"""The commands' argument parser: a bad argument is one ``error:`` line and exit 2, as
+every other mistake is, instead of argparse's usage block."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """:class:`argparse.ArgumentParser` whose errors are one line naming ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} ({self.prog} --help lists the options)\n")
+        sys.exit(2)
