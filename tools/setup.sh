@@ -52,7 +52,8 @@ EOF
 }
 
 describe_torch() {
-  .venv/bin/python -c "import torch; v = torch.version; hip = getattr(v, 'hip', None)
+  # numpy may not be installed yet: torch warns about it, harmlessly
+  .venv/bin/python -W ignore::UserWarning -c "import torch; v = torch.version; hip = getattr(v, 'hip', None)
 build = f'CUDA {v.cuda}' if v.cuda else f'ROCm {hip}' if hip else 'CPU-only'
 print(f'torch {torch.__version__} ({build} build)')"
 }
