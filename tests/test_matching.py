@@ -4,7 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from refdeblur_video.model.matching import match, match_global, match_local, transfer
+from refdeblur_video.model.matching import (
+    match,
+    match_global,
+    match_identity,
+    match_local,
+    transfer,
+)
 
 
 def full_matrix_match(query, key):
@@ -155,3 +161,18 @@ def test_a_displacement_prior_prefers_small_offsets_and_keeps_the_true_confidenc
     shifted = (ys * 24 + xs - 2)[inner]
     assert (small.index[0][inner] == shifted).float().mean() > 0.9
     assert (plain.index[0][inner] == shifted).float().mean() > 0.9
+
+
+def test_identity_match_takes_each_patch_in_place_with_its_own_similarity():
+    """Checked against the differentiable patch similarity the training uses (unfold)."""
+    from refdeblur_video.model.net import matched_confidence
+
+    torch.manual_seed(3)
+    query, key = torch.randn(2, 6, 9, 11), torch.randn(2, 6, 9, 11)
+    found = match(query, key, "identity")
+    assert torch.equal(found.index, torch.arange(99).view(1, 9, 11).expand(2, 9, 11))
+    assert torch.allclose(found.confidence, matched_confidence(query, key, found.index),
+                          atol=1e-5)
+    # the key itself: full confidence wherever a patch has any signal
+    assert torch.allclose(match_identity(query, query).confidence, torch.ones(2, 1, 9, 11),
+                          atol=1e-5)

@@ -242,9 +242,19 @@ def _u8(t) -> np.ndarray:
     return np.rint(t.numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
 
 
+@pytest.mark.parametrize("by", ["flow", "homography"])
 @pytest.mark.parametrize("generator", ["shake", "object", "trajectory", "average"])
-def test_pre_aligned_references_land_on_the_frame(generator):
+def test_pre_aligned_references_land_on_the_frame(generator, by, monkeypatch):
+    from refdeblur_video.data import dataset
     from refdeblur_video.evaluate.metrics import psnr
+
+    calls = {"flow": 0, "homography": 0}
+    for name, function in (("flow", dataset.flow_align),
+                           ("homography", dataset.homography_align)):
+        def counted(*args, _name=name, _function=function):
+            calls[_name] += 1
+            return _function(*args)
+        monkeypatch.setattr(dataset, f"{name}_align", counted)
 
     common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
                   strength=0.0)
@@ -253,14 +263,17 @@ def test_pre_aligned_references_land_on_the_frame(generator):
         # no blur at all for the shake (strength 0); the other generators blur mildly
         mix = BlurMix(generators={generator: 1.0}, self_ref_prob=0.0, defocus_prob=0.0,
                       aligned_ref_prob=prob, align_context=64, trajectory_length=(2, 3),
-                      average_frames=(3, 3), object_travel=(0.05, 0.05))
+                      average_frames=(3, 3), object_travel=(0.05, 0.05), aligned_ref_by=by)
         data = OnlineVideoTriplets([_smooth_pan()], mix=mix, **common)
         items = [data[i] for i in range(6)]
         assert all(item["ref"].shape == item["sharp"].shape == (3, 64, 64) for item in items)
         scores[prob] = np.mean([psnr(_u8(it["ref"]), _u8(it["sharp"])) for it in items])
     # two frames of a 5-pixel pan apart, the plain reference is 10 pixels off; aligned by
-    # the flow it lands on the frame
+    # the flow, or by the homography fitted to it, it lands on the frame
     assert scores[1.0] > scores[0.0] + 8, scores
+    assert calls[by] > 0 and calls["flow" if by == "homography" else "homography"] == 0
+    with pytest.raises(ValueError, match="aligned_ref_by"):
+        BlurMix(aligned_ref_by="sideways")
 
 
 def test_textured_crops_prefer_detail_and_are_off_by_default():

@@ -449,16 +449,19 @@ def test_a_models_transfer_smoothing_reaches_the_step_after_the_network(tmp_path
         load_model_yaml("lite")[1].transfer_smoothing
 
 
-def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp_path):
+@pytest.mark.parametrize("prealign", [True, "homography"])
+def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp_path,
+                                                                            prealign):
     import cv2
 
     net = RefDeblurNet(TINY, TINY_MATCH)
-    settings = InferenceSettings(match_radius=2, match_prior=0.3, prealign=True)
+    settings = InferenceSettings(match_radius=2, match_prior=0.3, prealign=prealign,
+                                 match_mode="identity" if prealign == "homography" else "local")
     path = tmp_path / "prealigned.safetensors"
     save_checkpoint(path, net, TINY, settings=settings)
     assert read_checkpoint_settings(path) == settings
     restorer = load_model(path, "cpu", warn_untrained=False)
-    assert restorer.prealign and restorer.model.matching.prior == 0.3
+    assert restorer.prealign == prealign and restorer.model.matching.prior == 0.3
     assert restorer.settings == settings
     rng = np.random.default_rng(3)
     scene = cv2.resize(rng.random((24, 32, 3), dtype=np.float32), (256, 192),
@@ -473,3 +476,10 @@ def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp
     plain = load_model(TINY, "cpu", warn_untrained=False)
     assert not plain.prealign
     assert plain._prepared_references([frame], [reference])[0] is reference
+    restored = restorer.restore_images([frame], [reference])[0]  # the whole path runs
+    assert restored.shape == frame.shape
+
+
+def test_an_unknown_prealignment_is_refused():
+    with pytest.raises(UserError, match="prealign must be"):
+        InferenceSettings(prealign="sideways")

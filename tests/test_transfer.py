@@ -479,6 +479,25 @@ def test_flow_align_moves_the_reference_onto_its_frame(frames, dtype):
     assert _psnr(frames["reference"][inner], frames["sharp"][inner]) < 25
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_homography_align_moves_the_reference_onto_its_frame_and_leaves_another_scene(
+        frames, dtype):
+    from refdeblur_video.refine.transfer import homography_align
+
+    def typed(image: np.ndarray) -> np.ndarray:
+        return image.astype(np.float32) if dtype == np.float32 else np.round(
+            image * 255).astype(np.uint8)
+
+    aligned = homography_align(typed(frames["soft"]), typed(frames["reference"]))
+    assert aligned.dtype == dtype and aligned.shape == frames["reference"].shape
+    as_float = aligned.astype(np.float32) / (1 if dtype == np.float32 else 255)
+    inner = (slice(12, -12), slice(12, -12))
+    assert _psnr(as_float[inner], frames["sharp"][inner]) > 35
+    assert _psnr(frames["reference"][inner], frames["sharp"][inner]) < 25
+    other = typed(frames["unrelated"])
+    assert np.array_equal(homography_align(typed(frames["soft"]), other), other)
+
+
 def test_a_second_reference_fills_in_what_the_first_does_not_show(frames):
     from refdeblur_video.image_files import from_float
     from refdeblur_video.refine import Refiner

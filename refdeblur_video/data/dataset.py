@@ -50,7 +50,7 @@ from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
 from refdeblur_video.image_files import read_image, to_uint8
-from refdeblur_video.refine.transfer import flow_align
+from refdeblur_video.refine.transfer import flow_align, homography_align
 
 Box = tuple[int, int, int, int]  # y, x, height, width
 
@@ -481,7 +481,8 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                 ref, _ = degrade(np.ascontiguousarray(ref), rng, noise_sigma, poisson_peak,
                                  jpeg if rng.random() < 0.5 else None)
             if align:
-                ref = flow_align(blur, np.ascontiguousarray(ref))
+                by = homography_align if mix.aligned_ref_by == "homography" else flow_align
+                ref = by(blur, np.ascontiguousarray(ref))
         if align:
             inner = (y - box[0], x - box[1], c, c)
             blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))

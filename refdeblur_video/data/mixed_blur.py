@@ -51,7 +51,10 @@ class BlurMix:
     (:func:`refdeblur_video.refine.transfer.flow_align`), computed on a region
     ``align_context`` pixels wider than the crop on each side, as far as the frame reaches
     (blur and reference rendered on all of it), so that the network learns what a
-    pre-aligned reference holds where the flow fails; ``textured_crop_prob``: chance that
+    pre-aligned reference holds where the flow fails; ``aligned_ref_by``: ``flow`` (the
+    dense flow, as above) or ``homography`` (the homography fitted to it,
+    :func:`~refdeblur_video.refine.transfer.homography_align`, as a model with ``prealign:
+    homography`` gets it at inference); ``textured_crop_prob``: chance that
     the crop is the most detailed of ``textured_candidates`` random positions (by
     :func:`detail_score` of the sharp frame) instead of one random position: flat sky and
     walls teach a deblurring network little, and dense fine texture (foliage, rock, water) is
@@ -74,6 +77,7 @@ class BlurMix:
     ref_degrade_prob: float = 0.0
     aligned_ref_prob: float = 0.0
     align_context: int = 96
+    aligned_ref_by: str = "flow"
     textured_crop_prob: float = 0.0
     textured_candidates: int = 4
     shake_centre: str = "middle"
@@ -85,6 +89,8 @@ class BlurMix:
         if sum(self.generators.values()) <= 0:
             raise ValueError("blur generator weights must not all be zero")
         CameraShake(centre=self.shake_centre)  # its own check of the convention's name
+        if self.aligned_ref_by not in ("flow", "homography"):
+            raise ValueError("aligned_ref_by must be flow or homography")
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
         low, high = self.trajectory_length

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import UserError
 
-MATCH_MODES = ("local", "global")
+MATCH_MODES = ("local", "global", "identity")
+PREALIGN_CHOICES = (False, True, "flow", "homography")
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,10 @@ class InferenceSettings:
     match_radius: int = 8
     match_memory_mb: int = 1024
     match_prior: float = 0.0
-    # the reference is warped onto its frame by the reference transfer's flow before the
-    # network (a model trained on such references; not in the paper)
-    prealign: bool = False
+    # the reference is warped onto its frame before the network (a model trained on such
+    # references; not in the paper): true or "flow" by the reference transfer's dense flow,
+    # "homography" by the homography fitted to it (for match_mode "identity")
+    prealign: bool | str = False
     # a reference whose mean match confidence is below this share of the frame's own (the
     # frame matched against itself) is replaced by the frame: it does not show the same
     # scene (0: off; not in the paper)
@@ -66,6 +68,8 @@ class InferenceSettings:
 
     def __post_init__(self) -> None:
         self.matching  # noqa: B018 - validates the matching fields
+        if self.prealign not in PREALIGN_CHOICES:
+            raise UserError("model config: prealign must be false, true (flow) or homography")
         if not 0.0 <= self.reference_check <= 1.0:
             raise UserError("model config: reference_check must be in [0, 1]")
         if not 0.0 <= self.transfer_smoothing <= 32.0:
@@ -78,7 +82,8 @@ class InferenceSettings:
 
     @classmethod
     def of(cls, matching: Matching, reference_check: float | None = None,
-           prealign: bool = False, transfer_smoothing: float = 0.0) -> InferenceSettings:
+           prealign: bool | str = False, transfer_smoothing: float = 0.0
+           ) -> InferenceSettings:
         """The settings of a network matching per ``matching`` (reference check: given, or
         the default)."""
         check = {} if reference_check is None else {"reference_check": reference_check}

@@ -8,6 +8,8 @@ similarity as confidence (eq. 3). Neither ever holds the full (HW x HW) similari
   and keys with a running max so that peak memory stays under ``memory_mb``.
 * ``local``: the reference is a nearby frame, so only positions within ``radius`` of each
   query are searched: cost O(HW (2r+1)^2 C), memory O(HW).
+* ``identity`` (not in the paper): no search; the reference was aligned onto the frame
+  before the network (``prealign``), so each patch takes the one in its own place.
 
 ``transfer`` then moves reference feature patches by the index map at any scale and folds
 them back, averaging overlaps (eq. 4), with one weighted gather (``embedding_bag``) per
@@ -46,6 +48,17 @@ def box3x3_sum(x: Tensor) -> Tensor:
 def patch_norms(features: Tensor) -> Tensor:
     """L2 norm of every zero-padded 3x3 patch of ``features``: (B, 1, H, W)."""
     return box3x3_sum(features.pow(2).sum(1, keepdim=True)).clamp_min(0).sqrt()
+
+
+def match_identity(query: Tensor, key: Tensor) -> MatchResult:
+    """Every query patch matched to the key patch in its own place, with that patch's
+    cosine similarity as confidence: for a reference already aligned onto the frame, where a
+    search would only wander off (by whole 4 x 4 blocks at full resolution) through blur."""
+    b, _, h, w = query.shape
+    dots = box3x3_sum((query * key).sum(1, keepdim=True))
+    similarity = dots / (patch_norms(query) * patch_norms(key)).clamp_min(EPS)
+    index = torch.arange(h * w, device=query.device).view(1, h, w).expand(b, h, w)
+    return MatchResult(index=index, confidence=similarity.clamp(-1.0, 1.0))
 
 
 def match_local(query: Tensor, key: Tensor, radius: int, block: int = 16, *,
@@ -182,6 +195,8 @@ def match(
         return match_local(query, key, radius, prior=prior)
     if mode == "global":
         return match_global(query, key, memory_mb)
+    if mode == "identity":
+        return match_identity(query, key)
     raise ValueError(f"unknown matching mode {mode!r}")
 
 

@@ -103,7 +103,7 @@ class Restorer:
     def __init__(
         self, model: RefDeblurNet, device: torch.device, *, trained: bool, amp: bool = True,
         tile: int | None = None, tile_overlap: int = 32, memory_mb: float | None = None,
-        reference_check: float | None = None, prealign: bool = False,
+        reference_check: float | None = None, prealign: bool | str = False,
         transfer_smoothing: float = 0.0,
     ) -> None:
         # channels-last runs the thin convolutions of this network faster (CPU and GPU)
@@ -137,13 +137,14 @@ class Restorer:
     def _prepared_references(self, blurry: list[np.ndarray],
                              references: list[np.ndarray]) -> list[np.ndarray]:
         """The references as the network takes them: warped onto their frames by the
-        reference transfer's flow for a model trained so (``prealign``), else as given; a
-        frame that is its own reference stays itself."""
+        reference transfer's flow or its homography for a model trained so (``prealign``),
+        else as given; a frame that is its own reference stays itself."""
         if not self.prealign:
             return references
-        from ..refine.transfer import flow_align
+        from ..refine.transfer import flow_align, homography_align
 
-        return [r if r is b or np.array_equal(r, b) else flow_align(b, r)
+        align = homography_align if self.prealign == "homography" else flow_align
+        return [r if r is b or np.array_equal(r, b) else align(b, r)
                 for b, r in zip(blurry, references, strict=True)]
 
     def tile_size_for(self, height: int, width: int, batch: int = 1) -> int | None:

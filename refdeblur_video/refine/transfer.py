@@ -472,6 +472,21 @@ def fitted_homography(target: np.ndarray, reference: np.ndarray,
     return camera_homography(flow, settings, _scale(target, settings))
 
 
+def homography_align(target: np.ndarray, reference: np.ndarray,
+                     settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
+    """``reference`` warped onto ``target`` by the homography of :func:`fitted_homography`
+    (the camera's motion between them): the pre-alignment of a reference before a network
+    that matches in place (``match_mode: identity``). A dense flow from a blurry frame drifts
+    where blur hides the texture; the many vectors pin one homography down far better.
+    Unchanged where no homography fits (another scene): the network's confidence then
+    keeps it out. Both H x W x 3 RGB, float32 in [0, 1], uint8 or uint16; returns
+    ``reference``'s type."""
+    h, w = target.shape[:2]
+    fitted = fitted_homography(target, reference, settings)
+    maps = None if fitted is None else homography_maps(fitted, _pixel_grid(h, w))
+    return reference if maps is None else _remap(reference, *maps)
+
+
 def flow_align(target: np.ndarray, reference: np.ndarray,
                settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
     """``reference`` warped onto ``target`` by the transfer's forward flow (its first usable
