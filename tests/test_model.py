@@ -449,14 +449,15 @@ def test_a_models_transfer_smoothing_reaches_the_step_after_the_network(tmp_path
         load_model_yaml("lite")[1].transfer_smoothing
 
 
-@pytest.mark.parametrize("prealign", [True, "homography"])
+@pytest.mark.parametrize(("prealign", "mode"), [(True, "local"), ("homography", "identity"),
+                                                 ("homography", "local")])
 def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp_path,
-                                                                            prealign):
+                                                                            prealign, mode):
     import cv2
 
     net = RefDeblurNet(TINY, TINY_MATCH)
     settings = InferenceSettings(match_radius=2, match_prior=0.3, prealign=prealign,
-                                 match_mode="identity" if prealign == "homography" else "local")
+                                 match_mode=mode)
     path = tmp_path / "prealigned.safetensors"
     save_checkpoint(path, net, TINY, settings=settings)
     assert read_checkpoint_settings(path) == settings
@@ -468,14 +469,19 @@ def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp
                        interpolation=cv2.INTER_CUBIC)
     scene = np.clip(scene * 255, 0, 255).astype(np.uint8)
     frame, reference = scene[16:176, 16:240], scene[10:170, 22:246]  # moved by (6, -6)
-    aligned, same = restorer._prepared_references([frame, frame], [reference, frame])
+    (aligned, same), in_place = restorer._prepared_references([frame, frame],
+                                                              [reference, frame])
     inner = (slice(16, -16), slice(16, -16))
     error = np.abs(aligned[inner].astype(int) - frame[inner]).mean()
     assert error < 0.2 * np.abs(reference[inner].astype(int) - frame[inner]).mean()
     assert same is frame  # a frame that is its own reference is not aligned
+    # placed by the homography and searched no further, unless every reference is matched
+    # in place anyway; the frame that is its own reference is searched as always
+    placed = prealign == "homography" and mode == "local"
+    assert (in_place.tolist() == [True, False]) if placed else in_place is None
     plain = load_model(TINY, "cpu", warn_untrained=False)
     assert not plain.prealign
-    assert plain._prepared_references([frame], [reference])[0] is reference
+    assert plain._prepared_references([frame], [reference])[0][0] is reference
     restored = restorer.restore_images([frame], [reference])[0]  # the whole path runs
     assert restored.shape == frame.shape
 
@@ -483,3 +489,17 @@ def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp
 def test_an_unknown_prealignment_is_refused():
     with pytest.raises(UserError, match="prealign must be"):
         InferenceSettings(prealign="sideways")
+
+
+def test_placed_references_are_matched_in_place_and_the_others_searched():
+    torch.manual_seed(5)
+    net = RefDeblurNet(TINY, TINY_MATCH).eval()
+    blurry, reference = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    mixed = net.match(blurry, reference, torch.tensor([True, False]))
+    placed, searched = net.match(blurry, reference, torch.tensor([True, True])), \
+        net.match(blurry, reference)
+    assert torch.equal(placed.index[0], torch.arange(8 * 12).view(8, 12))
+    assert torch.equal(mixed.index[0], placed.index[0])
+    assert torch.equal(mixed.index[1], searched.index[1])
+    assert torch.allclose(mixed.confidence[1], searched.confidence[1])
+    assert not torch.equal(searched.index[0], placed.index[0])  # random images: it wanders

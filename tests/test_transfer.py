@@ -498,6 +498,20 @@ def test_homography_align_moves_the_reference_onto_its_frame_and_leaves_another_
     assert np.array_equal(homography_align(typed(frames["soft"]), other), other)
 
 
+def test_a_reference_is_placed_only_where_the_homography_brings_it_closer(frames):
+    from refdeblur_video.refine.prealign import agreement_gain_db, placed_reference
+
+    soft, reference = frames["soft"], frames["reference"]
+    placed, ok = placed_reference(soft, reference)
+    assert ok and agreement_gain_db(soft, reference, placed) > 3
+    # already in place: warping it again brings nothing, so it is given as it came
+    unmoved = frames["sharp"]
+    again, ok = placed_reference(soft, unmoved)
+    assert not ok and again is unmoved
+    other = frames["unrelated"]  # another scene: no homography, nothing placed
+    assert placed_reference(soft, other) == (other, False)
+
+
 def test_a_second_reference_fills_in_what_the_first_does_not_show(frames):
     from refdeblur_video.image_files import from_float
     from refdeblur_video.refine import Refiner

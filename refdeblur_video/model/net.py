@@ -97,15 +97,29 @@ class RefDeblurNet(nn.Module):
         return _resize(_resize(image, 1 / factor), factor) if factor > 1 else image
 
     def _match_features(self, query: Tensor, key: Tensor, mode: str | None = None,
-                        radius: int | None = None) -> MatchResult:
+                        radius: int | None = None,
+                        in_place: Tensor | None = None) -> MatchResult:
+        """The configured search (or the one the caller names); ``in_place``: a (B,) bool
+        tensor of the samples whose reference was placed onto the frame before the network
+        (:mod:`refdeblur_video.refine.prealign`), each of whose patches takes the one in
+        its own place instead."""
         how = self.matching
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
             # the configured search, or a plain one where the caller names its own
             with torch.no_grad():
-                found = match(query, key, mode or how.mode, radius or how.radius,
-                              how.memory_mb, prior=0.0 if mode else how.prior)
+                if in_place is not None and bool(in_place.all()):
+                    found = match(query, key, "identity")
+                else:
+                    found = match(query, key, mode or how.mode, radius or how.radius,
+                                  how.memory_mb, prior=0.0 if mode else how.prior)
+                if in_place is not None and bool(in_place.any()) and not bool(in_place.all()):
+                    placed = match(query, key, "identity")
+                    pick = in_place.view(-1, 1, 1)
+                    found = MatchResult(torch.where(pick, placed.index, found.index),
+                                        torch.where(pick.unsqueeze(1), placed.confidence,
+                                                    found.confidence))
             if torch.is_grad_enabled() and query.requires_grad:
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
@@ -117,15 +131,20 @@ class RefDeblurNet(nn.Module):
             return list(images)
         return [F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") for image in images]
 
-    def match(self, blurry: Tensor, reference: Tensor) -> MatchResult:
-        """Index and confidence maps at 1/4 resolution (inputs already padded)."""
-        return self._match_features(self.phi(blurry), self.phi(self.soften(reference)))
+    def match(self, blurry: Tensor, reference: Tensor,
+              in_place: Tensor | None = None) -> MatchResult:
+        """Index and confidence maps at 1/4 resolution (inputs already padded);
+        ``in_place`` as in :meth:`_match_features`."""
+        return self._match_features(self.phi(blurry), self.phi(self.soften(reference)),
+                                    in_place=in_place)
 
-    def reference_scores(self, blurry: Tensor, reference: Tensor) -> ReferenceScores:
+    def reference_scores(self, blurry: Tensor, reference: Tensor,
+                         in_place: Tensor | None = None) -> ReferenceScores:
         """How well each reference shows its frame's scene (see :class:`ReferenceScores`)."""
         blurry, reference = self._pad(blurry, reference)
         query = self.phi(blurry)
-        found = self._match_features(query, self.phi(self.soften(reference)))
+        found = self._match_features(query, self.phi(self.soften(reference)),
+                                     in_place=in_place)
         # the frame finds itself in place: one cell of search is enough
         own = self._match_features(query, self.phi(self.soften(blurry)), "local", 1)
         return ReferenceScores(found.confidence.mean((1, 2, 3)),
@@ -138,7 +157,8 @@ class RefDeblurNet(nn.Module):
         return scores.reference / scores.own.clamp_min(EPS)
 
     def forward(self, blurry: Tensor, reference: Tensor,
-                matched: MatchResult | None = None) -> Tensor:
+                matched: MatchResult | None = None,
+                in_place: Tensor | None = None) -> Tensor:
         """Deblur ``blurry`` (B, 3, H, W) in [0, 1] with ``reference`` of the same size.
 
         The network uses every reference it is given; the inference-time reference check
@@ -154,7 +174,7 @@ class RefDeblurNet(nn.Module):
         x1 = self.enc1(self.head(blurry))
         x2 = self.enc2(self.sffm2(self.down1(x1), _resize(blurry, 0.5)))
         x3 = self.enc3(self.sffm3(self.down2(x2), _resize(blurry, 0.25)))
-        found = matched if matched is not None else self.match(blurry, reference)
+        found = matched if matched is not None else self.match(blurry, reference, in_place)
         f1 = self.ref1(reference)
         f2 = self.ref2(f1)
         f3 = self.ref3(f2)

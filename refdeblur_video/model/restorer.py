@@ -134,18 +134,29 @@ class Restorer:
         return InferenceSettings.of(self.model.matching, self.reference_check, self.prealign,
                                     self.transfer_smoothing)
 
-    def _prepared_references(self, blurry: list[np.ndarray],
-                             references: list[np.ndarray]) -> list[np.ndarray]:
-        """The references as the network takes them: warped onto their frames by the
-        reference transfer's flow or its homography for a model trained so (``prealign``),
-        else as given; a frame that is its own reference stays itself."""
+    def _prepared_references(self, blurry: list[np.ndarray], references: list[np.ndarray]
+                             ) -> tuple[list[np.ndarray], Tensor | None]:
+        """The references as the network takes them, and which of them are placed on their
+        frames and matched in place ((B,) bool; None: none is). ``prealign``: warped onto
+        their frames by the reference transfer's flow (searched near there), or by the
+        camera's homography where that holds (:mod:`~refdeblur_video.refine.prealign`;
+        matched in place, unless the model matches every reference in place anyway); else
+        as given. A frame that is its own reference stays itself."""
         if not self.prealign:
-            return references
+            return references, None
+        from ..refine.prealign import placed_reference
         from ..refine.transfer import flow_align, homography_align
 
-        align = homography_align if self.prealign == "homography" else flow_align
-        return [r if r is b or np.array_equal(r, b) else align(b, r)
-                for b, r in zip(blurry, references, strict=True)]
+        own = [r is b or np.array_equal(r, b) for b, r in zip(blurry, references, strict=True)]
+        if self.prealign != "homography":
+            return [r if mine else flow_align(b, r)
+                    for b, r, mine in zip(blurry, references, own, strict=True)], None
+        if self.model.matching.mode == "identity":  # trained on placed references only
+            return [r if mine else homography_align(b, r)
+                    for b, r, mine in zip(blurry, references, own, strict=True)], None
+        placed = [(r, False) if mine else placed_reference(b, r)
+                  for b, r, mine in zip(blurry, references, own, strict=True)]
+        return [r for r, _ in placed], torch.tensor([p for _, p in placed])
 
     def tile_size_for(self, height: int, width: int, batch: int = 1) -> int | None:
         """The tile edge to use for frames of this size (None: whole frame)."""
@@ -164,14 +175,16 @@ class Restorer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _forward(self, blurry: Tensor, reference: Tensor,
-                 matched: MatchResult | None = None) -> Tensor:
+                 matched: MatchResult | None = None,
+                 in_place: Tensor | None = None) -> Tensor:
         with self._autocast():
             blurry = blurry.contiguous(memory_format=torch.channels_last)
             reference = reference.contiguous(memory_format=torch.channels_last)
-            return self.model(blurry, reference, matched).float().contiguous()
+            return self.model(blurry, reference, matched, in_place).float().contiguous()
 
-    def _check_references(self, blurry: Tensor, reference: Tensor,
-                          tile: int | None) -> tuple[Tensor, Tensor, MatchResult | None]:
+    def _check_references(self, blurry: Tensor, reference: Tensor, tile: int | None,
+                          in_place: Tensor | None = None
+                          ) -> tuple[Tensor, Tensor, MatchResult | None]:
         """The reference check: (references to use, (B,) used flags, their match if reusable).
 
         Tiled frames add up both confidences over their tiles (weighted by area) and decide
@@ -184,7 +197,7 @@ class Restorer:
             for rows, cols in regions:
                 b = blurry[..., rows, cols].contiguous(memory_format=torch.channels_last)
                 r = reference[..., rows, cols].contiguous(memory_format=torch.channels_last)
-                scores = self.model.reference_scores(b, r)
+                scores = self.model.reference_scores(b, r, in_place)
                 area = b.shape[-2] * b.shape[-1]
                 found = found + scores.reference.float() * area
                 own = own + scores.own.float() * area
@@ -195,7 +208,8 @@ class Restorer:
         return reference, used, matched
 
     @torch.inference_mode()
-    def restore_checked(self, blurry: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+    def restore_checked(self, blurry: Tensor, reference: Tensor,
+                        in_place: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Deblur a batch (B, 3, H, W) in [0, 1] after the reference check.
 
         A reference matching its frame less than ``reference_check`` times as well as
@@ -204,10 +218,11 @@ class Restorer:
         device and a (B,) bool tensor: True where the given reference was used. A non-finite
         output is a :class:`UserError`: written out it would be black.
         """
-        out, _, used = self._restore_here(blurry, reference)
+        out, _, used = self._restore_here(blurry, reference, in_place)
         return out.to(blurry.device), used.cpu()
 
-    def _restore_here(self, blurry: Tensor, reference: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _restore_here(self, blurry: Tensor, reference: Tensor, in_place: Tensor | None = None
+                      ) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`restore_checked` on this restorer's device: (output, the references
         restored against, used flags), all there."""
         # channels-last once, for the check and the network alike
@@ -217,12 +232,17 @@ class Restorer:
         tile = self.tile_size_for(b.shape[-2], b.shape[-1], b.shape[0])
         used = torch.ones(b.shape[0], dtype=torch.bool, device=self.device)
         matched = None
+        if in_place is not None:
+            in_place = in_place.to(self.device)
         if self.reference_check > 0:
-            r, used, matched = self._check_references(b, r, tile)
+            r, used, matched = self._check_references(b, r, tile, in_place)
+            if in_place is not None:  # a dropped reference's frame is searched, as before
+                in_place = in_place & used
         if tile is None:
-            out = self._forward(b, r, matched)
+            out = self._forward(b, r, matched, in_place)
         else:
-            out = run_tiled(self._forward, b, r, tile, self.tile_overlap)
+            out = run_tiled(lambda bb, rr: self._forward(bb, rr, None, in_place), b, r, tile,
+                            self.tile_overlap)
         _require_finite(out)  # before the clamp, which would turn infinities into 0 or 1
         return out.clamp_(0.0, 1.0), r, used
 
@@ -238,9 +258,9 @@ class Restorer:
         passed the check (False: the image was its own)."""
         if not _same_sizes(blurry, references):
             return [], []
-        references = self._prepared_references(blurry, references)
+        references, in_place = self._prepared_references(blurry, references)
         restored, used = self.restore_checked(images_to_tensor(blurry),
-                                              images_to_tensor(references))
+                                              images_to_tensor(references), in_place)
         return list(np.ascontiguousarray(restored.permute(0, 2, 3, 1).cpu().numpy())), \
             used.tolist()
 
@@ -253,9 +273,9 @@ class Restorer:
         (uint8/uint16), and come back only as finished frames."""
         if not _same_sizes(blurry, references):
             return [], []
-        references = self._prepared_references(blurry, references)
+        references, in_place = self._prepared_references(blurry, references)
         b, r = (images_to_tensor(images, self.device) for images in (blurry, references))
-        out, used_refs, used = self._restore_here(b, r)
+        out, used_refs, used = self._restore_here(b, r, in_place)
         return [DeviceOutput(o, u) for o, u in zip(out, used_refs.float(), strict=True)], \
             used.tolist()
 
