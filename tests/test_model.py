@@ -21,6 +21,7 @@ from refdeblur_video.model import (
 )
 from refdeblur_video.model.config import load_model_yaml
 from refdeblur_video.model.phi import MatchingEncoder, load_vgg19_weights
+from refdeblur_video.model.restorer import images_to_tensor
 from refdeblur_video.model.weights import read_checkpoint_settings
 
 TINY = ModelConfig(
@@ -484,6 +485,9 @@ def test_a_prealigned_model_aligns_each_reference_and_its_checkpoint_says_so(tmp
     assert plain._prepared_references([frame], [reference])[0][0] is reference
     restored = restorer.restore_images([frame], [reference])[0]  # the whole path runs
     assert restored.shape == frame.shape
+    # on a GPU the step after gets the reference as given, and aligns it itself as on a CPU
+    (kept,), _ = restorer.restore_on_device([frame], [reference])
+    assert torch.equal(kept.reference, images_to_tensor([reference])[0])
 
 
 def test_an_unknown_prealignment_is_refused():

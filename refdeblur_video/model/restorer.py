@@ -52,8 +52,9 @@ class ModelSource:
 
 @dataclass
 class DeviceOutput:
-    """The network's output for one frame and the reference it was restored against, both
-    still on the network's device, for a step after the network that runs there too."""
+    """The network's output for one frame and the reference it was restored against (as
+    given, before any placing: the step after aligns it itself, as on the CPU), both still on
+    the network's device, for a step after the network that runs there too."""
 
     restored: Tensor  # (3, H, W) float32 in [0, 1]
     reference: Tensor  # (3, H, W) float32 in [0, 1]
@@ -273,9 +274,12 @@ class Restorer:
         (uint8/uint16), and come back only as finished frames."""
         if not _same_sizes(blurry, references):
             return [], []
-        references, in_place = self._prepared_references(blurry, references)
-        b, r = (images_to_tensor(images, self.device) for images in (blurry, references))
+        prepared, in_place = self._prepared_references(blurry, references)
+        b, r = (images_to_tensor(images, self.device) for images in (blurry, prepared))
         out, used_refs, used = self._restore_here(b, r, in_place)
+        if prepared is not references:  # the step after gets the references as given
+            given = images_to_tensor(references, self.device)
+            used_refs = torch.where(used.view(-1, 1, 1, 1), given, used_refs)
         return [DeviceOutput(o, u) for o, u in zip(out, used_refs.float(), strict=True)], \
             used.tolist()
 
