@@ -26,12 +26,21 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
         raise UserError(f"output {target} is a folder; give a file name")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise UserError(f"output {target} already exists (use --overwrite to replace it)")
+    check_writable_file(target, "output")
+    return target
+
+
+def check_writable_file(path: str | os.PathLike, name: str) -> None:
+    """Refuse a file path that is a folder, or whose folder is missing or unwritable;
+    ``name`` says which file in the message (``output``, ``--log``)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{name} {target} is a folder; give a file name")
     folder = target.parent
     if not folder.is_dir():
-        raise UserError(f"output folder {folder} does not exist")
+        raise UserError(f"{name} folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {folder} is not writable")
-    return target
+        raise UserError(f"{name} folder {folder} is not writable")
 
 
 def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..safe_output import check_not_same_file, check_output_path
+from ..safe_output import check_not_same_file, check_output_path, check_writable_file
 from .options import DeblurOptions
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
@@ -87,16 +87,8 @@ def check_reference(ref: str | os.PathLike | None) -> None:
 def check_log(log: str | os.PathLike | None) -> None:
     """Refuse a ``--log`` that could not be written: it is written after the whole run, too
     late to say so in one line."""
-    if log is None:
-        return
-    path = Path(log)
-    if path.is_dir():
-        raise UserError(f"--log {path} is a folder; give a file name (.csv or .json)")
-    folder = path.parent
-    if not folder.is_dir():
-        raise UserError(f"--log folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--log folder {folder} is not writable")
+    if log is not None:
+        check_writable_file(log, "--log")
 
 
 def check_single(input: str | os.PathLike, output: str | os.PathLike,
