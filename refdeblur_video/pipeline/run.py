@@ -32,6 +32,7 @@ from .preflight import check_outdir, check_single, expand_inputs, is_many
 from .resume import (
     RunState,
     SegmentedOutput,
+    UnfinishedRun,
     model_identity,
     open_state,
     run_manifest,
@@ -162,7 +163,8 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 # an untouched frame keeps its decoded planes: written from them, bit-exact
                 writer.write(frame if item.output is None else frame.with_image(item.output))
                 request = item.transfer_request
-                record = _frame_record(item, refiner.takes_second(*request[1:4]))
+                record = _frame_record(item, refiner.takes_second(
+                    request.frame, request.reference, request.other))
                 _count(summary, record)
                 segments.frame(record)
                 bar.update(1)
@@ -353,8 +355,9 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
         try:
             results.append(deblur_video(source, target, restorer, options=per_file))
         except UserError as exc:  # one bad file of many: say so, go on with the rest
-            log.error("%s", exc)
-            results.append(RunSummary(str(target), error=str(exc)))
+            message = exc.describe("--resume") if isinstance(exc, UnfinishedRun) else str(exc)
+            log.error("%s", message)
+            results.append(RunSummary(str(target), error=message))
     return results
 
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,16 @@ from ..malloc import share_malloc_arenas
 from ..video.reader import Frame
 
 _END = object()
+
+
+class TransferRequest(NamedTuple):
+    """What the refine step gets for one frame after the network (its call's arguments)."""
+
+    output: Any  # the network's output (float array, or a DeviceOutput)
+    frame: np.ndarray  # the blurry input
+    reference: np.ndarray | None  # transferred from; None: nothing to transfer
+    other: np.ndarray | None  # the other side's, transferred from after it
+    fraction: float | None  # where the frame sits in time between the two
 
 
 @dataclass
@@ -66,16 +77,15 @@ class WorkItem:
         return self.second if self.reference_used and not self.second_used else None
 
     @property
-    def transfer_request(self) -> tuple:
-        """What the refine step gets after the network: ``(output, frame, reference,
-        other reference, fraction)``. A frame judged sharp (sent to the network only by
-        ``--all-frames``) gets no reference: a neighbour no sharper than it has no detail
-        to add, and the transfer would swap the frame's own fine detail, and whatever
-        changed there since (noise, grain, ripples), for the neighbour's."""
+    def transfer_request(self) -> TransferRequest:
+        """What the refine step gets after the network. A frame judged sharp (sent to the
+        network only by ``--all-frames``) gets no reference: a neighbour no sharper than it
+        has no detail to add, and the transfer would swap the frame's own fine detail, and
+        whatever changed there since (noise, grain, ripples), for the neighbour's."""
         if self.decision.sharp:
-            return self.output, self.frame.image, None, None, None
-        return (self.output, self.frame.image, self.used_reference, self.other_reference,
-                self.fraction)
+            return TransferRequest(self.output, self.frame.image, None, None, None)
+        return TransferRequest(self.output, self.frame.image, self.used_reference,
+                               self.other_reference, self.fraction)
 
     @property
     def fraction(self) -> float | None:
