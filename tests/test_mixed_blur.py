@@ -245,16 +245,15 @@ def _u8(t) -> np.ndarray:
 @pytest.mark.parametrize("by", ["flow", "homography"])
 @pytest.mark.parametrize("generator", ["shake", "object", "trajectory", "average"])
 def test_pre_aligned_references_land_on_the_frame(generator, by, monkeypatch):
-    from refdeblur_video.data import dataset
     from refdeblur_video.evaluate.metrics import psnr
+    from refdeblur_video.refine import transfer
 
     calls = {"flow": 0, "homography": 0}
-    for name, function in (("flow", dataset.flow_align),
-                           ("homography", dataset.homography_align)):
+    for name, function in list(transfer.PREALIGNERS.items()):
         def counted(*args, _name=name, _function=function):
             calls[_name] += 1
             return _function(*args)
-        monkeypatch.setattr(dataset, f"{name}_align", counted)
+        monkeypatch.setitem(transfer.PREALIGNERS, name, counted)
 
     common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
                   strength=0.0)

@@ -50,7 +50,7 @@ from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
 from refdeblur_video.image_files import read_image, to_uint8
-from refdeblur_video.refine.transfer import flow_align, homography_align
+from refdeblur_video.refine import transfer
 
 Box = tuple[int, int, int, int]  # y, x, height, width
 
@@ -481,8 +481,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                 ref, _ = degrade(np.ascontiguousarray(ref), rng, noise_sigma, poisson_peak,
                                  jpeg if rng.random() < 0.5 else None)
             if align:
-                by = homography_align if mix.aligned_ref_by == "homography" else flow_align
-                ref = by(blur, np.ascontiguousarray(ref))
+                ref = transfer.PREALIGNERS[mix.aligned_ref_by](blur, np.ascontiguousarray(ref))
         if align:
             inner = (y - box[0], x - box[1], c, c)
             blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))

@@ -26,6 +26,7 @@ import numpy as np
 
 from refdeblur_video.data.shake import CameraShake, from_linear, to_linear
 from refdeblur_video.frames.sharpness import grey_thumbnail
+from refdeblur_video.refine.transfer import PREALIGNERS
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class BlurMix:
         if sum(self.generators.values()) <= 0:
             raise ValueError("blur generator weights must not all be zero")
         CameraShake(centre=self.shake_centre)  # its own check of the convention's name
-        if self.aligned_ref_by not in ("flow", "homography"):
-            raise ValueError("aligned_ref_by must be flow or homography")
+        if self.aligned_ref_by not in PREALIGNERS:
+            raise ValueError(f"aligned_ref_by must be one of {', '.join(PREALIGNERS)}")
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
         low, high = self.trajectory_length

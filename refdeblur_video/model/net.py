@@ -103,26 +103,34 @@ class RefDeblurNet(nn.Module):
         tensor of the samples whose reference was placed onto the frame before the network
         (:mod:`refdeblur_video.refine.prealign`), each of whose patches takes the one in
         its own place instead."""
-        how = self.matching
         # matching always in float32: reduced precision would blur the arg-max
         with torch.autocast(query.device.type, enabled=False):
             query, key = query.float(), key.float()
             # the configured search, or a plain one where the caller names its own
             with torch.no_grad():
-                if in_place is not None and bool(in_place.all()):
-                    found = match(query, key, "identity")
-                else:
-                    found = match(query, key, mode or how.mode, radius or how.radius,
-                                  how.memory_mb, prior=0.0 if mode else how.prior)
-                if in_place is not None and bool(in_place.any()) and not bool(in_place.all()):
-                    placed = match(query, key, "identity")
-                    pick = in_place.view(-1, 1, 1)
-                    found = MatchResult(torch.where(pick, placed.index, found.index),
-                                        torch.where(pick.unsqueeze(1), placed.confidence,
-                                                    found.confidence))
+                found = self._search_unplaced(query, key, mode, radius, in_place)
             if torch.is_grad_enabled() and query.requires_grad:
                 found = MatchResult(found.index, matched_confidence(query, key, found.index))
         return found
+
+    def _search_unplaced(self, query: Tensor, key: Tensor, mode: str | None,
+                         radius: int | None, in_place: Tensor | None) -> MatchResult:
+        """The placed samples matched in place; the search (configured, or the caller's)
+        run only on the others."""
+        how = self.matching
+        placed = in_place is not None and bool(in_place.any())
+        if placed and bool(in_place.all()):
+            return match(query, key, "identity")
+        rest = ~in_place if placed else None
+        searched = match(query if rest is None else query[rest],
+                         key if rest is None else key[rest], mode or how.mode,
+                         radius or how.radius, how.memory_mb, prior=0.0 if mode else how.prior)
+        if rest is None:
+            return searched
+        found = match(query, key, "identity")
+        index, confidence = found.index.clone(), found.confidence.clone()
+        index[rest], confidence[rest] = searched.index, searched.confidence
+        return MatchResult(index, confidence)
 
     def _pad(self, *images: Tensor) -> list[Tensor]:
         h, w = images[0].shape[-2:]

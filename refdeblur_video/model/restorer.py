@@ -146,18 +146,18 @@ class Restorer:
         if not self.prealign:
             return references, None
         from ..refine.prealign import placed_reference
-        from ..refine.transfer import flow_align, homography_align
+        from ..refine.transfer import PREALIGNERS
 
-        own = [r is b or np.array_equal(r, b) for b, r in zip(blurry, references, strict=True)]
-        if self.prealign != "homography":
-            return [r if mine else flow_align(b, r)
-                    for b, r, mine in zip(blurry, references, own, strict=True)], None
-        if self.model.matching.mode == "identity":  # trained on placed references only
-            return [r if mine else homography_align(b, r)
-                    for b, r, mine in zip(blurry, references, own, strict=True)], None
-        placed = [(r, False) if mine else placed_reference(b, r)
-                  for b, r, mine in zip(blurry, references, own, strict=True)]
-        return [r for r, _ in placed], torch.tensor([p for _, p in placed])
+        by = "flow" if self.prealign is True else self.prealign
+        pairs = list(zip(blurry, references, strict=True))
+        own = [r is b or np.array_equal(r, b) for b, r in pairs]
+        if by == "homography" and self.model.matching.mode != "identity":  # the gate
+            placed = [(r, False) if mine else placed_reference(b, r)
+                      for (b, r), mine in zip(pairs, own, strict=True)]
+            return [r for r, _ in placed], torch.tensor([p for _, p in placed])
+        # every reference warped (a model trained so; "identity": matched in place, too)
+        return [r if mine else PREALIGNERS[by](b, r)
+                for (b, r), mine in zip(pairs, own, strict=True)], None
 
     def tile_size_for(self, height: int, width: int, batch: int = 1) -> int | None:
         """The tile edge to use for frames of this size (None: whole frame)."""

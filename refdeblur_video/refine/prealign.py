@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..image_files import to_float
-from .transfer import DEFAULT_TRANSFER, homography_align
+from .transfer import DEFAULT_TRANSFER, _scale, homography_align
 
 # how much closer (dB, low-passed) the warped reference must come to the frame than the
 # reference as it came; chosen on the training generators' validation (docs/EXPERIMENTS.md)
@@ -35,8 +35,7 @@ def _low_grey(image: np.ndarray, sigma: float) -> np.ndarray:
 def agreement_gain_db(frame: np.ndarray, reference: np.ndarray, placed: np.ndarray) -> float:
     """How much closer ``placed`` comes to ``frame`` than ``reference`` does, in dB of the
     mean squared difference of their low-passed grey images (positive: closer)."""
-    sigma = AGREEMENT_SIGMA_PX * max(min(frame.shape[:2]) / DEFAULT_TRANSFER.reference_height,
-                                     0.25)
+    sigma = AGREEMENT_SIGMA_PX * _scale(frame, DEFAULT_TRANSFER)
     target = _low_grey(frame, sigma)
     before = float(np.mean((_low_grey(reference, sigma) - target) ** 2))
     after = float(np.mean((_low_grey(placed, sigma) - target) ** 2))

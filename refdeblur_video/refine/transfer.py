@@ -502,6 +502,11 @@ def flow_align(target: np.ndarray, reference: np.ndarray,
     return _forward_warp(grey, reference, _pixel_grid(h, w), sizes[0], settings)[3]
 
 
+# how a reference may be warped onto its frame before the network, by name (a model's
+# ``prealign``, the training mix's ``aligned_ref_by``)
+PREALIGNERS = {"flow": flow_align, "homography": homography_align}
+
+
 def blend_weight(confidence: np.ndarray, cues: TransferCues,
                  settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
     """The per-pixel weight the blend uses: ``confidence`` smoothed by
