@@ -298,3 +298,28 @@ def test_textured_crops_prefer_detail_and_are_off_by_default():
     assert share_on_detail(0.0) < 0.75
     with pytest.raises(ValueError, match="textured_candidates"):
         BlurMix(textured_candidates=0)
+
+
+def test_gated_pre_alignment_flags_each_sample_as_the_pipeline_would():
+    """With ``aligned_ref_gate`` a reference is placed only where the pipeline's gate passes
+    it, and every sample says whether it was: a panned neighbour is placed and lands on
+    the frame, the frame as its own reference is not."""
+    from refdeblur_video.evaluate.metrics import psnr
+
+    common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
+                  strength=0.0)
+    flags = {}
+    for self_ref in (0.0, 1.0):
+        mix = BlurMix(generators={"shake": 1.0}, self_ref_prob=self_ref, defocus_prob=0.0,
+                      aligned_ref_prob=1.0, align_context=64, aligned_ref_by="homography",
+                      aligned_ref_gate=True)
+        data = OnlineVideoTriplets([_smooth_pan()], mix=mix, **common)
+        items = [data[i] for i in range(4)]
+        flags[self_ref] = [bool(it["in_place"]) for it in items]
+        if self_ref == 0.0:
+            assert min(psnr(_u8(it["ref"]), _u8(it["sharp"])) for it in items) > 30
+    assert flags == {0.0: [True] * 4, 1.0: [False] * 4}
+    plain = OnlineVideoTriplets([_smooth_pan()], mix=BlurMix(aligned_ref_prob=1.0), **common)
+    assert "in_place" not in plain[0]
+    with pytest.raises(ValueError, match="aligned_ref_gate"):
+        BlurMix(aligned_ref_gate=True, aligned_ref_by="flow")

@@ -217,3 +217,26 @@ def test_kill_saves_the_training_state_first(train_config, tmp_path, workers, wh
     with safe_open(str(run / "last.safetensors"), "pt") as handle:
         saved = int(handle.metadata()["step"])
     assert saved >= 2 and f"state saved at step {saved}" in out + err
+
+
+def test_the_gated_mix_tells_the_network_which_references_are_placed(train_config, tmp_path,
+                                                                      monkeypatch):
+    from refdeblur_video.model.net import RefDeblurNet
+
+    seen = []
+    forward = RefDeblurNet.forward
+
+    def recording(self, blurry, reference, matched=None, in_place=None):
+        if self.training:
+            seen.append(in_place)
+        return forward(self, blurry, reference, matched, in_place)
+
+    monkeypatch.setattr(RefDeblurNet, "forward", recording)
+    mix = ("data.mix={generators: {shake: 1.0}, aligned_ref_prob: 1.0, align_context: 16, "
+           "aligned_ref_by: homography, aligned_ref_gate: true}")
+    args = ["--config", str(train_config), "--set", mix, "--set", "train.steps=2",
+            "--set", "train.gan_start=null", "--quiet"]
+    assert train_main(args) == 0
+    assert len(seen) == 2
+    assert all(flags is not None and flags.dtype == torch.bool and flags.shape == (2,)
+               for flags in seen)

@@ -195,6 +195,70 @@ def test_colour_tags_are_kept_and_the_matrix_round_trips(make_test_clip, tmp_pat
     assert (h.color_range, h.color_primaries, h.color_trc, h.colorspace) == (2, 9, 14, 9)
 
 
+def _tagged_clip(path: Path, fps: int = 25) -> None:
+    """A short clip with the tags a camera or an editor writes: title, recording time and a
+    comment on the file; language, title and a start timecode on the video stream."""
+    with av.open(str(path), "w") as out:
+        out.metadata.update(title="My holiday", comment="take 2",
+                            creation_time="2024-05-01T10:00:00.000000Z")
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.metadata.update(timecode="01:02:03:04", language="fra", title="cam A")
+        for i in range(4):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+
+
+def _tags_of(path: Path) -> tuple[dict, dict, list[str]]:
+    """(file tags, video stream tags, every stream's timecode), keys in lower case."""
+    with av.open(str(path)) as container:
+        lower = [{k.lower(): v for k, v in s.metadata.items()} for s in container.streams]
+        video = lower[container.streams.video[0].index]
+        return ({k.lower(): v for k, v in container.metadata.items()}, video,
+                [m["timecode"] for m in lower if "timecode" in m])
+
+
+@pytest.mark.parametrize(("source", "target"),
+                         [("t.mov", "o.mp4"), ("t.mkv", "o.mov"), ("t.mp4", "o.mkv")])
+def test_file_and_stream_tags_and_the_timecode_are_kept(tmp_path, source, target):
+    _tagged_clip(tmp_path / source)
+    info = probe(tmp_path / source)
+    assert dict(info.video_tags) == {"language": "fra", "title": "cam A",
+                                     "timecode": "01:02:03:04"}
+    transcode(tmp_path / source, tmp_path / target, preset="ultrafast")
+    tags, video, timecodes = _tags_of(tmp_path / target)
+    assert tags["title"] == "My holiday" and tags["comment"] == "take 2"
+    assert tags["creation_time"].startswith("2024-05-01T10:00:00")
+    assert video["language"] == "fra" and (video.get("title") or video.get("name")) == "cam A"
+    assert timecodes and set(timecodes) == {"01:02:03:04"}
+    if target.endswith((".mp4", ".mov")):  # written as a timecode track again
+        with av.open(str(tmp_path / target)) as container:
+            assert [s.type for s in container.streams] == ["video", "data"]
+
+
+def test_a_timecode_no_track_can_count_is_dropped_with_a_warning(tmp_path, caplog):
+    _tagged_clip(tmp_path / "fast.mkv", fps=480)
+    with caplog.at_level("WARNING"):
+        transcode(tmp_path / "fast.mkv", tmp_path / "o.mp4", preset="ultrafast")
+    assert [r for r in caplog.records if "timecode 01:02:03:04 is dropped" in r.getMessage()]
+    tags, _, timecodes = _tags_of(tmp_path / "o.mp4")
+    assert tags["title"] == "My holiday" and not timecodes
+    assert len(read_all(tmp_path / "o.mp4")[1]) == 4
+
+
+def test_an_rgb_input_coded_as_yuv_says_so(make_test_clip, tmp_path, caplog):
+    clip = make_test_clip("rgb.mkv", n_frames=3, codec="libx264rgb", pix_fmt="bgr0",
+                          options={"preset": "ultrafast", "crf": "0"})
+    with caplog.at_level("WARNING"):
+        transcode(clip.path, tmp_path / "yuv.mkv", preset="ultrafast")
+        transcode(clip.path, tmp_path / "rgb.mkv", codec="libx264rgb", preset="ultrafast")
+    said = [r.getMessage() for r in caplog.records if "input is RGB" in r.getMessage()]
+    assert len(said) == 1 and "yuv444p" in said[0] and "--codec libx264rgb" in said[0]
+    assert probe(tmp_path / "yuv.mkv").pix_fmt == "yuv444p"
+    assert probe(tmp_path / "yuv.mkv").colorspace == 1  # tagged BT.709
+
+
 def test_ten_bit_stays_ten_bit(make_test_clip, tmp_path):
     clip = make_test_clip("t.mp4", n_frames=4, pix_fmt="yuv420p10le")
     info, frames = read_all(clip.path)

@@ -51,6 +51,7 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
 from refdeblur_video.image_files import read_image, to_uint8
 from refdeblur_video.refine import transfer
+from refdeblur_video.refine.prealign import placed_reference
 
 Box = tuple[int, int, int, int]  # y, x, height, width
 
@@ -437,7 +438,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         align = (mix.aligned_ref_prob > 0 and self.ref_crop == c
                  and rng.random() < mix.aligned_ref_prob)
         box = self._context_box(frames[i].shape[:2], y, x) if align else (y, x, c, c)
-        exclude = None
+        exclude, in_place = None, False
         if generator == "average" and len(frames) >= 3:
             low, high = mix.average_frames
             k = int(rng.integers(low // 2, high // 2 + 1)) * 2 + 1
@@ -481,11 +482,22 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                 ref, _ = degrade(np.ascontiguousarray(ref), rng, noise_sigma, poisson_peak,
                                  jpeg if rng.random() < 0.5 else None)
             if align:
-                ref = transfer.PREALIGNERS[mix.aligned_ref_by](blur, np.ascontiguousarray(ref))
+                ref, in_place = self._aligned(blur, np.ascontiguousarray(ref))
         if align:
             inner = (y - box[0], x - box[1], c, c)
             blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))
-        return self._finish(blur, sharp, ref, rng)
+        sample = self._finish(blur, sharp, ref, rng)
+        if mix.aligned_ref_gate:  # every sample carries the flag, so that batches collate
+            sample["in_place"] = torch.tensor(in_place)
+        return sample
+
+    def _aligned(self, blur: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``(reference, whether it is placed)``: placed as the mix says, through the
+        pipeline's gate when ``aligned_ref_gate`` is on."""
+        assert self.mix is not None
+        if self.mix.aligned_ref_gate:
+            return placed_reference(blur, ref)
+        return transfer.PREALIGNERS[self.mix.aligned_ref_by](blur, ref), True
 
     def _finish(self, blur: np.ndarray, sharp: np.ndarray, ref: np.ndarray,
                 rng: np.random.Generator) -> dict[str, Any]:

@@ -55,7 +55,12 @@ class BlurMix:
     pre-aligned reference holds where the flow fails; ``aligned_ref_by``: ``flow`` (the
     dense flow, as above) or ``homography`` (the homography fitted to it,
     :func:`~refdeblur_video.refine.transfer.homography_align`, as a model with ``prealign:
-    homography`` gets it at inference); ``textured_crop_prob``: chance that
+    homography`` gets it at inference); ``aligned_ref_gate``: place a drawn reference only
+    where the pipeline's gate would (:func:`refdeblur_video.refine.prealign.placed_reference`,
+    by the homography), else give it as it came, and mark each sample's ``in_place``, so that
+    a model that searches unplaced references (``match_mode: local`` with ``prealign:
+    homography``) trains on the mix of placed and searched references it gets at inference;
+    ``textured_crop_prob``: chance that
     the crop is the most detailed of ``textured_candidates`` random positions (by
     :func:`detail_score` of the sharp frame) instead of one random position: flat sky and
     walls teach a deblurring network little, and dense fine texture (foliage, rock, water) is
@@ -79,6 +84,7 @@ class BlurMix:
     aligned_ref_prob: float = 0.0
     align_context: int = 96
     aligned_ref_by: str = "flow"
+    aligned_ref_gate: bool = False
     textured_crop_prob: float = 0.0
     textured_candidates: int = 4
     shake_centre: str = "middle"
@@ -92,6 +98,9 @@ class BlurMix:
         CameraShake(centre=self.shake_centre)  # its own check of the convention's name
         if self.aligned_ref_by not in PREALIGNERS:
             raise ValueError(f"aligned_ref_by must be one of {', '.join(PREALIGNERS)}")
+        if self.aligned_ref_gate and self.aligned_ref_by != "homography":
+            raise ValueError("aligned_ref_gate places by the homography: set aligned_ref_by "
+                             "to homography")
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
         low, high = self.trajectory_length

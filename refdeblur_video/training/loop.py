@@ -289,7 +289,8 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
     if phi_from_matching_only:  # no reconstruction gradient through phi at all
         run.model.phi.requires_grad_(False)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        output = net(batch["blur"], batch["ref"])
+        # placed references (the gated training mix) take the one in their place
+        output = net(batch["blur"], batch["ref"], None, batch.get("in_place"))
     output = output.float()
     loss_rec = reconstruction_loss(output, batch["sharp"], weights)
     loss = loss_rec

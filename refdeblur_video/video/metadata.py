@@ -24,6 +24,9 @@ class VideoInfo:
     matrix again. Colour fields are FFmpeg enum values (``AVColorRange``, ``AVColorPrimaries``,
     ``AVColorTransferCharacteristic``, ``AVColorSpace``; 2/0 mean unspecified) as PyAV exposes
     them. ``frame_count`` is ``None`` when the container does not say (e.g. Matroska/WebM).
+    ``container_tags`` are the file's own tags (title, recording time, ...; not the ones
+    that describe its muxing), ``video_tags`` the video stream's language, title and start
+    timecode (the timecode also from a MOV/MP4 timecode track), as ``(key, value)`` pairs.
     """
 
     path: str
@@ -45,6 +48,8 @@ class VideoInfo:
     has_subtitles: bool
     container_format: str = ""
     start_pts: int | None = None
+    container_tags: tuple[tuple[str, str], ...] = ()
+    video_tags: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def for_frames(
@@ -205,4 +210,26 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
         start_pts=stream.start_time,
     )
     info["rotation"] = _first_frame_rotation(container, stream) or 0
+    info["container_tags"], info["video_tags"] = _tags(container, stream)
     return VideoInfo(**info)
+
+
+# tags that describe how a file was muxed, not what it holds: the writer sets its own
+_MUXING_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+
+
+def _tags(container: av.container.InputContainer, stream: av.video.stream.VideoStream
+          ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """``(container tags, video stream tags)`` worth carrying into the output."""
+    own = {k: v for k, v in container.metadata.items() if k.lower() not in _MUXING_TAGS}
+    found = {k.lower(): v for k, v in stream.metadata.items()}
+    video = {key: found[key] for key in ("language", "title") if found.get(key)}
+    if "title" not in video and found.get("name"):  # MP4/MOV keep a track's title as name
+        video["title"] = found["name"]
+    timecodes = [found.get("timecode")] + [
+        {k.lower(): v for k, v in other.metadata.items()}.get("timecode")
+        for other in container.streams if other.type == "data"]
+    timecode = next((t for t in timecodes if t), None)
+    if timecode and not any(k.lower() == "timecode" for k in own):
+        video["timecode"] = timecode
+    return tuple(own.items()), tuple(video.items())

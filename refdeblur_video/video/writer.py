@@ -26,8 +26,13 @@ What :class:`VideoWriter` preserves:
   hold is a :class:`UserError` (silently losing sound is worse than stopping); subtitles it
   cannot hold are dropped with a warning (e.g. SRT into MP4).
 
-Not kept: display-matrix flips (only the rotation is read), data streams (e.g. timecode or
-camera telemetry tracks) and attachments (e.g. fonts for ASS subtitles in Matroska).
+- **Tags**: the file's own (title, recording time, ...) and the video stream's language,
+  title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
+  MP4 and MOV write the timecode as a timecode track again.
+
+Not kept: display-matrix flips (only the rotation is read), data streams (e.g. camera
+telemetry tracks; a timecode track only as its start timecode) and attachments (e.g. fonts
+for ASS subtitles in Matroska).
 Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
 track length matches the input even with B-frames.
 
@@ -197,6 +202,20 @@ def _has_avx512() -> bool:
     return bool(__cpu_features__.get("AVX512F"))
 
 
+# a MOV/MP4 timecode track counts frames per second in one byte (FFmpeg refuses more)
+_TIMECODE_MAX_FPS = 255
+
+
+def _video_tags(info: VideoInfo) -> dict[str, str]:
+    """The input's video stream tags to write again; a start timecode only at a frame rate a
+    timecode track can count."""
+    tags = dict(info.video_tags)
+    if "timecode" in tags and not (info.fps and info.fps <= _TIMECODE_MAX_FPS):
+        log.warning("the start timecode %s is dropped: a timecode track cannot count %s "
+                    "frames per second", tags.pop("timecode"), info.fps or "unknown")
+    return tags
+
+
 def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> dict[str, str]:
     opts: dict[str, str] = {}
     speed = X264_PRESETS.index(preset) if preset in X264_PRESETS else 5
@@ -272,6 +291,10 @@ class VideoWriter:
             raise UserError(f"{self.codec_name!r} is not a video encoder")
         self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
         traits = _traits(self.pix_fmt)
+        if pix_fmt is None and _traits_or_none(info.pix_fmt, "rgb") and not traits.rgb:
+            log.warning("the input is RGB (%s); %s codes it as %s (BT.709, limited range): "
+                        "--codec libx264rgb or ffv1 keeps RGB", info.pix_fmt, self.codec_name,
+                        self.pix_fmt)
         self.width, self.height = info.width, info.height
         if self.codec_name not in _ODD_SIZE_CODECS:
             self.width += info.width % 2 if traits.sub_w else 0
@@ -326,6 +349,8 @@ class VideoWriter:
             raise UserError(f"cannot create {self.path}: {exc}") from exc
         try:
             self._stream = self._add_video_stream(crf, preset, options)
+            self._out.metadata.update(dict(info.container_tags))
+            self._stream.metadata.update(_video_tags(info))
             source = copy_streams_from if copy_streams_from is not None else info.path
             if source and (audio or subtitles):
                 self._add_copied_streams(str(source), audio, subtitles)
