@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -323,3 +324,45 @@ def test_gated_pre_alignment_flags_each_sample_as_the_pipeline_would():
     assert "in_place" not in plain[0]
     with pytest.raises(ValueError, match="aligned_ref_gate"):
         BlurMix(aligned_ref_gate=True, aligned_ref_by="flow")
+
+
+def test_a_jittered_placement_moves_smoothly_by_at_most_its_amplitude():
+    """The warp moves a fine pattern (so the image changes) by a field no larger than the
+    amplitude: a sub-pixel shift of the image itself explains it, a 3-pixel one does not."""
+    from refdeblur_video.data.mixed_blur import jitter_placement
+
+    rng = np.random.default_rng(1)
+    ys, xs = np.mgrid[0:96, 0:96].astype(np.float32)
+    image = (127 + 100 * np.sin(xs / 3.0) * np.cos(ys / 4.0)).astype(np.float32)
+    assert jitter_placement(image, 0.0, rng) is image
+    moved = jitter_placement(image, 1.5, rng)
+    assert moved.shape == image.shape and moved.dtype == image.dtype
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(moved - image)[inner].mean() > 5  # it did move
+    # every pixel's new value is found within 1.5 px of its place in the original
+    best = np.full(image.shape, np.inf, np.float32)
+    for dy in np.linspace(-1.5, 1.5, 13, dtype=np.float32):
+        for dx in np.linspace(-1.5, 1.5, 13, dtype=np.float32):
+            shifted = cv2.remap(image, xs + dx, ys + dy, cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REFLECT)
+            best = np.minimum(best, np.abs(shifted - moved))
+    assert np.percentile(best[inner], 99) < 5.0  # the search grid is 0.25 px
+    far = cv2.remap(image, xs + 3, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    assert np.abs(far - moved)[inner].mean() > 5
+
+
+def test_placed_references_are_jittered_only_when_asked():
+    from refdeblur_video.evaluate.metrics import psnr
+
+    common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
+                  strength=0.0)
+    refs = {}
+    for jitter in (0.0, 2.0):
+        mix = BlurMix(generators={"shake": 1.0}, self_ref_prob=0.0, defocus_prob=0.0,
+                      aligned_ref_prob=1.0, align_context=64, aligned_ref_by="homography",
+                      aligned_ref_jitter=jitter)
+        data = OnlineVideoTriplets([_smooth_pan()], mix=mix, **common)
+        refs[jitter] = [(_u8(data[i]["ref"]), _u8(data[i]["sharp"])) for i in range(3)]
+    for (plain, sharp), (jittered, _) in zip(refs[0.0], refs[2.0], strict=True):
+        assert psnr(plain, sharp) > 30  # placed exactly
+        assert psnr(jittered, sharp) < psnr(plain, sharp) - 3  # placed with an error

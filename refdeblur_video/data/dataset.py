@@ -34,6 +34,7 @@ from refdeblur_video.data.mixed_blur import (
     average_window,
     defocus,
     detail_score,
+    jitter_placement,
     moving_object,
 )
 from refdeblur_video.data.photo_clips import load_video_frames
@@ -483,6 +484,9 @@ class OnlineVideoTriplets(_Seeded, Dataset):
                                  jpeg if rng.random() < 0.5 else None)
             if align:
                 ref, in_place = self._aligned(blur, np.ascontiguousarray(ref))
+                if in_place and mix.aligned_ref_jitter > 0:
+                    ref = jitter_placement(ref, float(rng.uniform(0, mix.aligned_ref_jitter)),
+                                           rng)
         if align:
             inner = (y - box[0], x - box[1], c, c)
             blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))

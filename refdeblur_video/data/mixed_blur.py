@@ -55,7 +55,12 @@ class BlurMix:
     pre-aligned reference holds where the flow fails; ``aligned_ref_by``: ``flow`` (the
     dense flow, as above) or ``homography`` (the homography fitted to it,
     :func:`~refdeblur_video.refine.transfer.homography_align`, as a model with ``prealign:
-    homography`` gets it at inference); ``aligned_ref_gate``: place a drawn reference only
+    homography`` gets it at inference); ``aligned_ref_jitter``: the largest displacement
+    (pixels) of a smooth random warp given to each placed reference
+    (:func:`jitter_placement`): a homography places a real camera's frame only up to its
+    rolling shutter, lens and parallax, while the training blur's camera is exactly
+    homographic, so a network trained on perfect placements copies misplaced detail as
+    readily as placed detail (0: off); ``aligned_ref_gate``: place a drawn reference only
     where the pipeline's gate would (:func:`refdeblur_video.refine.prealign.placed_reference`,
     by the homography), else give it as it came, and mark each sample's ``in_place``, so that
     a model that searches unplaced references (``match_mode: local`` with ``prealign:
@@ -85,6 +90,7 @@ class BlurMix:
     align_context: int = 96
     aligned_ref_by: str = "flow"
     aligned_ref_gate: bool = False
+    aligned_ref_jitter: float = 0.0
     textured_crop_prob: float = 0.0
     textured_candidates: int = 4
     shake_centre: str = "middle"
@@ -181,6 +187,22 @@ def moving_object(
 
     blurry = np.mean([composite(t) for t in np.linspace(0, 1, steps)], axis=0)
     return from_linear(blurry, background.dtype), from_linear(composite(0.5), background.dtype)
+
+
+def jitter_placement(image: np.ndarray, amplitude: float, rng: np.random.Generator,
+                     knots: int = 3) -> np.ndarray:
+    """``image`` warped by a smooth random displacement field: each of ``knots`` x
+    ``knots`` control points moves by up to ``amplitude`` pixels in x and y, and the field
+    between them is their bicubic interpolation (a misplacement that varies across the
+    frame, as rolling shutter and parallax leave it). Same shape and type as ``image``."""
+    if amplitude <= 0:
+        return image
+    h, w = image.shape[:2]
+    coarse = rng.uniform(-amplitude, amplitude, (knots, knots, 2)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, xs + field[..., 0], ys + field[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REFLECT)
 
 
 def defocus(image: np.ndarray, radius: float) -> np.ndarray:
