@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Blend two checkpoints of one architecture: every weight ``(1 - alpha) * A + alpha * B``.
+
+A network fine-tuned on a narrow training mix (B) gains there and may lose on what it was not
+tuned on; interpolating its weights with those it started from (A) keeps much of the gain and
+little of the loss (weight-space ensembles, "WiSE-FT", Wortsman et al., CVPR 2022). Both must
+have the same architecture (A's config and inference settings are written; B's are checked
+against A's architecture). ``alpha`` is chosen on the training generators' validation:
+
+    python tools/recipes/blend_weights.py runs/shipped.safetensors \\
+        runs/general_homalign/model.safetensors --alpha 0.5 --out runs/blend.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from refdeblur_video.errors import UserError
+from refdeblur_video.model.weights import read_checkpoint, write_safetensors
+
+
+def blend(first: str | Path, second: str | Path, alpha: float, out: str | Path) -> None:
+    """Write ``(1 - alpha) * first + alpha * second`` to ``out`` with ``first``'s metadata
+    (config and settings) and a ``blend`` entry naming both and ``alpha``."""
+    if not 0.0 <= alpha <= 1.0:
+        raise UserError(f"alpha must be in [0, 1], not {alpha}")
+    config_a, state_a, metadata = read_checkpoint(first)
+    config_b, state_b, _ = read_checkpoint(second)
+    if config_a.to_dict() != config_b.to_dict() or state_a.keys() != state_b.keys():
+        raise UserError(f"{first} and {second} are not the same architecture")
+    mixed = {}
+    for key, a in state_a.items():
+        b = state_b[key]
+        if a.shape != b.shape:
+            raise UserError(f"{key}: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
+        if a.is_floating_point():
+            mixed[key] = torch.lerp(a.float(), b.float(), alpha).to(a.dtype)
+        else:  # counters and indices are not interpolated
+            mixed[key] = a
+    metadata = dict(metadata)
+    metadata["blend"] = f"{Path(first).name} x {1 - alpha:g} + {Path(second).name} x {alpha:g}"
+    write_safetensors(out, mixed, metadata)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("first", help="checkpoint A (its config and settings are kept)")
+    parser.add_argument("second", help="checkpoint B")
+    parser.add_argument("--alpha", type=float, required=True, help="B's share, 0..1")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        blend(args.first, args.second, args.alpha, args.out)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {args.first} x {1 - args.alpha:g} + {args.second} x {args.alpha:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
