@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
 from refdeblur_video.model import RefDeblurNet, load_model, save_checkpoint
