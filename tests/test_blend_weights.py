@@ -33,7 +33,8 @@ def _saved(path: Path, seed: int, **changes) -> Path:
 
 
 def test_every_weight_is_interpolated_and_the_first_config_is_kept(tmp_path):
-    a, b = _saved(tmp_path / "a.safetensors", 0), _saved(tmp_path / "b.safetensors", 1)
+    a = _saved(tmp_path / "a.safetensors", 0)
+    b = _saved(tmp_path / "b.safetensors", 1, name="renamed", match_mode="identity")
     out = tmp_path / "mix.safetensors"
     assert _script().main([str(a), str(b), "--alpha", "0.25", "--out", str(out)]) == 0
     _, state_a, meta_a = read_checkpoint(a)

@@ -23,14 +23,19 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.model.weights import read_checkpoint, write_safetensors
 
 
+def _architecture(config) -> dict:
+    """A config without its name (a run's YAML may rename the same network)."""
+    return {k: v for k, v in config.to_dict().items() if k != "name"}
+
+
 def blend(first: str | Path, second: str | Path, alpha: float, out: str | Path) -> None:
-    """Write ``(1 - alpha) * first + alpha * second`` to ``out`` with ``first``'s metadata
-    (config and settings) and a ``blend`` entry naming both and ``alpha``."""
+    """Write ``(1 - alpha) * first + alpha * second`` to ``out`` with ``first``'s config and
+    settings and a ``blend`` entry naming both and ``alpha`` (no step or scores)."""
     if not 0.0 <= alpha <= 1.0:
         raise UserError(f"alpha must be in [0, 1], not {alpha}")
     config_a, state_a, metadata = read_checkpoint(first)
     config_b, state_b, _ = read_checkpoint(second)
-    if config_a.to_dict() != config_b.to_dict() or state_a.keys() != state_b.keys():
+    if _architecture(config_a) != _architecture(config_b) or state_a.keys() != state_b.keys():
         raise UserError(f"{first} and {second} are not the same architecture")
     mixed = {}
     for key, a in state_a.items():
@@ -41,7 +46,8 @@ def blend(first: str | Path, second: str | Path, alpha: float, out: str | Path) 
             mixed[key] = torch.lerp(a.float(), b.float(), alpha).to(a.dtype)
         else:  # counters and indices are not interpolated
             mixed[key] = a
-    metadata = dict(metadata)
+    # a blend is no training step: A's step and scores would misdescribe it
+    metadata = {k: v for k, v in metadata.items() if k in ("format", "config")}
     metadata["blend"] = f"{Path(first).name} x {1 - alpha:g} + {Path(second).name} x {alpha:g}"
     write_safetensors(out, mixed, metadata)
 
