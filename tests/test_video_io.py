@@ -195,7 +195,7 @@ def test_colour_tags_are_kept_and_the_matrix_round_trips(make_test_clip, tmp_pat
     assert (h.color_range, h.color_primaries, h.color_trc, h.colorspace) == (2, 9, 14, 9)
 
 
-def _tagged_clip(path: Path, fps: int = 25) -> None:
+def _tagged_clip(path: Path, fps: int = 25, timecode_on: str = "stream") -> None:
     """A short clip with the tags a camera or an editor writes: title, recording time and a
     comment on the file; language, title and a start timecode on the video stream."""
     with av.open(str(path), "w") as out:
@@ -203,7 +203,8 @@ def _tagged_clip(path: Path, fps: int = 25) -> None:
                             creation_time="2024-05-01T10:00:00.000000Z")
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.metadata.update(timecode="01:02:03:04", language="fra", title="cam A")
+        stream.metadata.update(language="fra", title="cam A")
+        (stream if timecode_on == "stream" else out).metadata["timecode"] = "01:02:03:04"
         for i in range(4):
             image = np.full((48, 64, 3), 40 * i, np.uint8)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
@@ -237,13 +238,14 @@ def test_file_and_stream_tags_and_the_timecode_are_kept(tmp_path, source, target
             assert [s.type for s in container.streams] == ["video", "data"]
 
 
-def test_a_timecode_no_track_can_count_is_dropped_with_a_warning(tmp_path, caplog):
-    _tagged_clip(tmp_path / "fast.mkv", fps=480)
+@pytest.mark.parametrize("timecode_on", ["stream", "file"])
+def test_a_timecode_no_track_can_count_is_dropped_with_a_warning(tmp_path, caplog, timecode_on):
+    _tagged_clip(tmp_path / "fast.mkv", fps=480, timecode_on=timecode_on)
     with caplog.at_level("WARNING"):
         transcode(tmp_path / "fast.mkv", tmp_path / "o.mp4", preset="ultrafast")
     assert [r for r in caplog.records if "timecode 01:02:03:04 is dropped" in r.getMessage()]
     tags, _, timecodes = _tags_of(tmp_path / "o.mp4")
-    assert tags["title"] == "My holiday" and not timecodes
+    assert tags["title"] == "My holiday" and not timecodes and "timecode" not in tags
     assert len(read_all(tmp_path / "o.mp4")[1]) == 4
 
 

@@ -206,13 +206,16 @@ def _has_avx512() -> bool:
 _TIMECODE_MAX_FPS = 255
 
 
-def _video_tags(info: VideoInfo) -> dict[str, str]:
-    """The input's video stream tags to write again; a start timecode only at a frame rate a
-    timecode track can count."""
-    tags = dict(info.video_tags)
-    if "timecode" in tags and not (info.fps and info.fps <= _TIMECODE_MAX_FPS):
-        log.warning("the start timecode %s is dropped: a timecode track cannot count %s "
-                    "frames per second", tags.pop("timecode"), info.fps or "unknown")
+def _tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
+    """The input's file and video stream tags to write again: a start timecode (on either)
+    only at a frame rate a timecode track can count."""
+    tags = dict(info.container_tags), dict(info.video_tags)
+    if info.fps and info.fps <= _TIMECODE_MAX_FPS:
+        return tags
+    for found in tags:
+        for key in [k for k in found if k.lower() == "timecode"]:
+            log.warning("the start timecode %s is dropped: a timecode track cannot count %s "
+                        "frames per second", found.pop(key), info.fps or "unknown")
     return tags
 
 
@@ -349,8 +352,9 @@ class VideoWriter:
             raise UserError(f"cannot create {self.path}: {exc}") from exc
         try:
             self._stream = self._add_video_stream(crf, preset, options)
-            self._out.metadata.update(dict(info.container_tags))
-            self._stream.metadata.update(_video_tags(info))
+            file_tags, video_tags = _tags_to_write(info)
+            self._out.metadata.update(file_tags)
+            self._stream.metadata.update(video_tags)
             source = copy_streams_from if copy_streams_from is not None else info.path
             if source and (audio or subtitles):
                 self._add_copied_streams(str(source), audio, subtitles)
