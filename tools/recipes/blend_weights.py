@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from refdeblur_video.errors import UserError
+from refdeblur_video.errors import UserError, run_reporting
 from refdeblur_video.model.weights import read_checkpoint, write_safetensors
 
 
@@ -59,13 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, required=True, help="B's share, 0..1")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    try:
+    def write() -> str:
         blend(args.first, args.second, args.alpha, args.out)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.out}: {args.first} x {1 - args.alpha:g} + {args.second} x {args.alpha:g}")
-    return 0
+        return f"{args.out}: {args.first} x {1 - args.alpha:g} + {args.second} x {args.alpha:g}"
+
+    return run_reporting(write)
 
 
 if __name__ == "__main__":

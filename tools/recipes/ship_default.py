@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from refdeblur_video.errors import UserError
+from refdeblur_video.errors import run_reporting
 from refdeblur_video.model import RefDeblurNet
 from refdeblur_video.model.config import load_model_yaml
 from refdeblur_video.model.weights import (
@@ -43,13 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--config", default="lite", help="model config name or YAML path")
     args = parser.parse_args(argv)
-    try:
+    def install() -> str:
         ship(args.source, args.dest, args.config)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.source} -> {args.dest}")
-    return 0
+        return f"{args.source} -> {args.dest}"
+
+    return run_reporting(install)
 
 
 if __name__ == "__main__":
