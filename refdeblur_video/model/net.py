@@ -127,9 +127,12 @@ class RefDeblurNet(nn.Module):
                          radius or how.radius, how.memory_mb, prior=0.0 if mode else how.prior)
         if rest is None:
             return searched
-        found = match(query, key, "identity")
-        index, confidence = found.index.clone(), found.confidence.clone()
+        in_place_found = match(query[in_place], key[in_place], "identity")
+        index = searched.index.new_empty((len(query), *searched.index.shape[1:]))
+        confidence = searched.confidence.new_empty((len(query),
+                                                    *searched.confidence.shape[1:]))
         index[rest], confidence[rest] = searched.index, searched.confidence
+        index[in_place], confidence[in_place] = in_place_found.index, in_place_found.confidence
         return MatchResult(index, confidence)
 
     def _pad(self, *images: Tensor) -> list[Tensor]:

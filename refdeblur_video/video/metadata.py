@@ -218,18 +218,23 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
 _MUXING_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
 
 
+def _lowered(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` with lower-case keys (Matroska upper-cases the ones it has no name for)."""
+    return {k.lower(): v for k, v in tags.items()}
+
+
 def _tags(container: av.container.InputContainer, stream: av.video.stream.VideoStream
           ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """``(container tags, video stream tags)`` worth carrying into the output."""
     own = {k: v for k, v in container.metadata.items() if k.lower() not in _MUXING_TAGS}
-    found = {k.lower(): v for k, v in stream.metadata.items()}
+    found = _lowered(stream.metadata)
     video = {key: found[key] for key in ("language", "title") if found.get(key)}
     if "title" not in video and found.get("name"):  # MP4/MOV keep a track's title as name
         video["title"] = found["name"]
-    timecodes = [found.get("timecode")] + [
-        {k.lower(): v for k, v in other.metadata.items()}.get("timecode")
-        for other in container.streams if other.type == "data"]
+    timecodes = [found.get("timecode")] + [_lowered(other.metadata).get("timecode")
+                                           for other in container.streams
+                                           if other.type == "data"]
     timecode = next((t for t in timecodes if t), None)
-    if timecode and not any(k.lower() == "timecode" for k in own):
+    if timecode and "timecode" not in _lowered(own):
         video["timecode"] = timecode
     return tuple(own.items()), tuple(video.items())

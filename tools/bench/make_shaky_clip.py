@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from refdeblur_video.data.shake import synthesize_camera_blur
-from refdeblur_video.errors import UserError
+from refdeblur_video.errors import run_reporting
 from refdeblur_video.video.reader import Frame, open_reader
 from refdeblur_video.video.writer import VideoWriter
 
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    try:
+
+    def write() -> str:
         with open_reader(args.source) as reader:
             kwargs = dict(codec="ffv1", pix_fmt="bgr0", audio=False, subtitles=False)
             shaky = VideoWriter(args.shaky, reader.info, **kwargs)
@@ -51,12 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                 truth.write(frame)
             shaky.close()
             truth.close()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.shaky} (every {args.every}th frame blurred) and {args.ground_truth}")
-    return 0
+        return f"wrote {args.shaky} (every {args.every}th frame blurred) and {args.ground_truth}"
 
+    return run_reporting(write)
 
 if __name__ == "__main__":
     sys.exit(main())
