@@ -326,6 +326,24 @@ def test_gated_pre_alignment_flags_each_sample_as_the_pipeline_would():
         BlurMix(aligned_ref_gate=True, aligned_ref_by="flow")
 
 
+def test_placed_references_are_flagged_in_place_without_the_gate():
+    """``aligned_ref_in_place`` flags every placed reference (and only those) without the
+    gate, so that a searching model matches them in place, as it would at inference."""
+    common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
+                  strength=0.0)
+
+    def flags(prob: float, self_ref: float) -> list[bool]:
+        mix = BlurMix(generators={"shake": 1.0}, self_ref_prob=self_ref, defocus_prob=0.0,
+                      aligned_ref_prob=prob, align_context=64, aligned_ref_by="homography",
+                      aligned_ref_in_place=True)
+        data = OnlineVideoTriplets([_smooth_pan()], mix=mix, **common)
+        return [bool(data[i]["in_place"]) for i in range(4)]
+
+    assert flags(1.0, 0.0) == [True] * 4
+    assert flags(0.0, 0.0) == [False] * 4  # never placed, yet flagged so batches collate
+    assert flags(1.0, 1.0) == [False] * 4  # the frame as its own reference is not placed
+
+
 def test_a_jittered_placement_moves_smoothly_by_at_most_its_amplitude():
     """The warp moves a fine pattern (so the image changes) by a field no larger than the
     amplitude: a sub-pixel shift of the image itself explains it, a 3-pixel one does not."""

@@ -65,7 +65,10 @@ class BlurMix:
     by the homography), else give it as it came, and mark each sample's ``in_place``, so that
     a model that searches unplaced references (``match_mode: local`` with ``prealign:
     homography``) trains on the mix of placed and searched references it gets at inference;
-    ``textured_crop_prob``: chance that
+    ``aligned_ref_in_place``: mark ``in_place`` without the gate, so that such a model
+    matches every placed reference in place (as at inference) and searches the others, in
+    the shares ``aligned_ref_prob`` sets (the gate passes few training crops: their
+    references move less than a whole frame's); ``textured_crop_prob``: chance that
     the crop is the most detailed of ``textured_candidates`` random positions (by
     :func:`detail_score` of the sharp frame) instead of one random position: flat sky and
     walls teach a deblurring network little, and dense fine texture (foliage, rock, water) is
@@ -90,6 +93,7 @@ class BlurMix:
     align_context: int = 96
     aligned_ref_by: str = "flow"
     aligned_ref_gate: bool = False
+    aligned_ref_in_place: bool = False
     aligned_ref_jitter: float = 0.0
     textured_crop_prob: float = 0.0
     textured_candidates: int = 4

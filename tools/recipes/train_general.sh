@@ -74,6 +74,12 @@
 #   NAME=general_gatejit ALIGNED_JITTER=2 (and the rest as general_gated)
 #       # ALIGNED_JITTER: the largest misplacement (px) of a smooth random warp given to
 #       # each placed reference, as a real camera's rolling shutter and parallax leave it
+#   NAME=general_mixed ALIGNED_REF=0.7 ALIGNED_BY=homography ALIGNED_IN_PLACE=true \
+#     MODEL=configs/model/lite.yaml INIT=refdeblur_video/weights/lite.safetensors \
+#     STEPS=4000 LR=3.0e-5 WARMUP=50 bash tools/recipes/train_general.sh
+#       # ALIGNED_IN_PLACE: the shipped architecture (search, prealign: homography) with
+#       # ALIGNED_REF of its references placed and matched in place, the rest searched, as
+#       # at inference, without the gate (which passes few training crops; session 35)
 #   NAME=general_refnoise REF_DEGRADE=0.5 STEPS=3000 LR=2.0e-5 WARMUP=50 \
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # REF_DEGRADE: the share of real references that get noise and JPEG of their own,
@@ -171,7 +177,7 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=${WORKERS:-1} --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
   --set "data.strength=[${WEAKEST:-0.3}, ${STRONGEST:-1.8}]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, ref_degrade_prob: ${REF_DEGRADE:-0}, aligned_ref_prob: ${ALIGNED_REF:-0}, aligned_ref_by: ${ALIGNED_BY:-flow}, aligned_ref_gate: ${ALIGNED_GATE:-false}, aligned_ref_jitter: ${ALIGNED_JITTER:-0}, textured_crop_prob: ${TEXTURED:-0}, shake_centre: ${SHAKE_CENTRE:-middle}}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, ref_degrade_prob: ${REF_DEGRADE:-0}, aligned_ref_prob: ${ALIGNED_REF:-0}, aligned_ref_by: ${ALIGNED_BY:-flow}, aligned_ref_gate: ${ALIGNED_GATE:-false}, aligned_ref_in_place: ${ALIGNED_IN_PLACE:-false}, aligned_ref_jitter: ${ALIGNED_JITTER:-0}, textured_crop_prob: ${TEXTURED:-0}, shake_centre: ${SHAKE_CENTRE:-middle}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.match_weight=${MATCH_WEIGHT:-0} \
