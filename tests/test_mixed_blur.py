@@ -326,9 +326,11 @@ def test_gated_pre_alignment_flags_each_sample_as_the_pipeline_would():
         BlurMix(aligned_ref_gate=True, aligned_ref_by="flow")
 
 
-def test_placed_references_are_flagged_in_place_without_the_gate():
+def test_placed_references_are_flagged_in_place_without_the_gate(monkeypatch):
     """``aligned_ref_in_place`` flags every placed reference (and only those) without the
     gate, so that a searching model matches them in place, as it would at inference."""
+    from refdeblur_video.refine import transfer
+
     common = dict(crop=64, seed=4, augment=False, unrelated_ref_prob=0.0, dmin=2, dmax=2,
                   strength=0.0)
 
@@ -342,6 +344,9 @@ def test_placed_references_are_flagged_in_place_without_the_gate():
     assert flags(1.0, 0.0) == [True] * 4
     assert flags(0.0, 0.0) == [False] * 4  # never placed, yet flagged so batches collate
     assert flags(1.0, 1.0) == [False] * 4  # the frame as its own reference is not placed
+    # a placement that finds no homography hands the reference back as it came: not placed
+    monkeypatch.setitem(transfer.PREALIGNERS, "homography", lambda frame, ref: ref)
+    assert flags(1.0, 0.0) == [False] * 4
 
 
 def test_a_jittered_placement_moves_smoothly_by_at_most_its_amplitude():

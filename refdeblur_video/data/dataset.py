@@ -502,7 +502,8 @@ class OnlineVideoTriplets(_Seeded, Dataset):
         assert self.mix is not None
         if self.mix.aligned_ref_gate:
             return placed_reference(blur, ref)
-        return transfer.PREALIGNERS[self.mix.aligned_ref_by](blur, ref), True
+        placed = transfer.PREALIGNERS[self.mix.aligned_ref_by](blur, ref)
+        return placed, placed is not ref  # a placement that found no fit returns ref itself
 
     def _finish(self, blur: np.ndarray, sharp: np.ndarray, ref: np.ndarray,
                 rng: np.random.Generator) -> dict[str, Any]:
