@@ -491,8 +491,7 @@ class OnlineVideoTriplets(_Seeded, Dataset):
             inner = (y - box[0], x - box[1], c, c)
             blur, sharp, ref = (_box_of(a, inner) for a in (blur, sharp, ref))
         sample = self._finish(blur, sharp, ref, rng)
-        if mix.aligned_ref_gate or mix.aligned_ref_in_place:
-            # every sample carries the flag, so that batches collate
+        if mix.marks_in_place:  # every sample carries the flag, so that batches collate
             sample["in_place"] = torch.tensor(in_place)
         return sample
 

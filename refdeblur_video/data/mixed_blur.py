@@ -99,6 +99,11 @@ class BlurMix:
     textured_candidates: int = 4
     shake_centre: str = "middle"
 
+    @property
+    def marks_in_place(self) -> bool:
+        """Whether every sample says if its reference was placed (the gate implies it)."""
+        return self.aligned_ref_gate or self.aligned_ref_in_place
+
     def __post_init__(self) -> None:
         unknown = set(self.generators) - {"shake", "average", "object", "trajectory"}
         if unknown:

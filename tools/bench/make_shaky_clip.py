@@ -56,5 +56,6 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_reporting(write)
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, required=True, help="B's share, 0..1")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+
     def write() -> str:
         blend(args.first, args.second, args.alpha, args.out)
         return f"{args.out}: {args.first} x {1 - args.alpha:g} + {args.second} x {args.alpha:g}"

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--config", default="lite", help="model config name or YAML path")
     args = parser.parse_args(argv)
+
     def install() -> str:
         ship(args.source, args.dest, args.config)
         return f"{args.source} -> {args.dest}"
