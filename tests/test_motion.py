@@ -156,7 +156,7 @@ def test_the_motion_between_two_sharp_frames_is_fitted(lopsided):
 def test_the_torch_transfer_warps_by_a_prior_as_the_opencv_one_does(lopsided):
     import torch
 
-    from refdeblur_video.refine.torch_transfer import _backward, _cues, _detail
+    from refdeblur_video.refine.torch_transfer import _backward, _cues, fine_detail
     from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_cues
 
     sharp, output, reference, truth = lopsided
@@ -168,7 +168,7 @@ def test_the_torch_transfer_warps_by_a_prior_as_the_opencv_one_does(lopsided):
     backward = _backward(target, source, 96)
 
     def aligned(priors) -> np.ndarray:
-        found = _cues(target, source, 96, settings, _detail(target, 1 / 3), backward, priors)
+        found = _cues(target, source, 96, settings, fine_detail(target, 1 / 3), backward, priors)
         return found[0][0].permute(1, 2, 0).numpy()
 
     inner = (slice(16, -16), slice(16, -16))

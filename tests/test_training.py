@@ -240,3 +240,20 @@ def test_the_gated_mix_tells_the_network_which_references_are_placed(train_confi
     assert len(seen) == 2
     assert all(flags is not None and flags.dtype == torch.bool and flags.shape == (2,)
                for flags in seen)
+
+
+def test_a_share_of_the_loss_after_the_transfer_is_logged_and_validated(train_config,
+                                                                         tmp_path):
+    out = tmp_path / "after"
+    assert train_main(["--config", str(train_config), "--set", f"out={out}",
+                       "--set", "train.steps=2", "--set", "train.transfer_loss_share=0.5",
+                       "--set", "data.crop=64", "--quiet"]) == 0
+    with (out / "train_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(float(row["after_transfer"]) > 0 for row in rows)
+    with (out / "val_log.csv").open() as handle:
+        scores = list(csv.DictReader(handle))[-1]
+    # the transfer never blends in more than the reference: finite and near the model's
+    assert abs(float(scores["psnr_transfer"]) - float(scores["psnr_model"])) < 10
+    with pytest.raises(UserError, match="transfer_loss_share"):
+        load_train_config(train_config, {"train.transfer_loss_share": 1.5})

@@ -31,12 +31,12 @@ from .transfer import (
 )
 
 
-def _scale(h: int, w: int, settings: TransferSettings) -> float:
+def extent_scale(h: int, w: int, settings: TransferSettings) -> float:
     """Extents given at ``reference_height``, scaled to the frame (as :mod:`.transfer`)."""
     return max(min(h, w) / settings.reference_height, 0.25)
 
 
-def _detail(image: Tensor, scale: float) -> Tensor:
+def fine_detail(image: Tensor, scale: float) -> Tensor:
     """Local amount of fine detail (as :func:`.transfer._detail`)."""
     luma = channel_mean(image)
     return gaussian_blur((luma - gaussian_blur(luma, 1.5 * scale)).abs(), 4.0 * scale)
@@ -108,7 +108,7 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
     consistency extent ``homography_consistency_px``) or by its prior near that fit, or
     (``alignment="flow"``, or no fit) by the flow itself."""
     h, w = target.shape[-2:]
-    scale = _scale(h, w, settings)
+    scale = extent_scale(h, w, settings)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
     flows = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
@@ -126,7 +126,7 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
 
     difference = gaussian_blur(aligned - target, settings.smoothing_px * scale)
     agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
-    theirs = _detail(aligned, scale)
+    theirs = fine_detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
     within = inside(warp)
     return aligned, agreement * consistency * sharpness * within, within
@@ -147,11 +147,11 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     sizes = usable_patch_sizes(settings.patch_sizes, h, w)
     if not sizes:  # too small to align: nothing is trusted
         return restored.clamp(0.0, 1.0)
-    scale = _scale(h, w, settings)
+    scale = extent_scale(h, w, settings)
     targets = [restored]
     if settings.align_smoothing_px > 0:
         targets.append(gaussian_blur(restored, settings.align_smoothing_px * scale))
-    mine = _detail(restored, scale)  # the output's fine detail
+    mine = fine_detail(restored, scale)  # the output's fine detail
     found: list[tuple[Tensor, Tensor, Tensor]] = []
     for size in sizes:
         # one consistency check serves both alignments, on the low-passed output where

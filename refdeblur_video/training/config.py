@@ -63,6 +63,11 @@ class OptimConfig:
     match_weight: float = 0.0
     match_radius: int = 4  # its search window, in 1/4-resolution cells
     match_temperature: float = 0.05
+    # the share of the reconstruction loss taken after the reference transfer (the output
+    # with the aligned reference blended in by the transfer's weight: training/transfer_loss),
+    # so that the network learns what the transfer cannot fix instead of competing with it
+    # (0: on the network's output alone)
+    transfer_loss_share: float = 0.0
     val_every: int = 500
     ckpt_every: int = 250
     log_every: int = 25
@@ -143,6 +148,8 @@ def train_config_from_dict(
     if config.train.match_weight > 0 and config.train.match_radius < 2:
         raise UserError("train config: train.match_radius must be at least 2 (the loss moves "
                         "the reference by up to match_radius - 1 cells)")
+    if not 0.0 <= config.train.transfer_loss_share <= 1.0:
+        raise UserError("train config: train.transfer_loss_share must be in [0, 1]")
     if config.train.match_temperature <= 0:
         raise UserError("train config: train.match_temperature must be positive")
     return config

@@ -24,6 +24,7 @@ from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
 from ..data.mixed_blur import BlurMix
 from ..errors import UserError
 from ..evaluate.metrics import psnr, ssim
+from ..image_files import from_float, to_float
 from ..model.config import load_model_yaml
 from ..model.device import autocast_dtype
 from ..model.discriminator import PatchDiscriminator
@@ -38,9 +39,12 @@ from ..model.net import RefDeblurNet
 from ..model.phi import load_vgg19_weights
 from ..model.restorer import resolve_model, tensor_to_images
 from ..model.weights import load_weights_into, save_checkpoint
+from ..refine.step import transfer_for
+from ..refine.transfer import TransferSettings, transfer_reference
 from .config import TrainConfig
 from .match_loss import matching_loss
 from .state import load_training_state, save_training_state
+from .transfer_loss import transferred_output
 
 
 @dataclass
@@ -146,10 +150,14 @@ def _append_csv(path: Path, row: dict, checked: set[Path]) -> None:
 
 @torch.no_grad()
 def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: torch.device,
-             amp: torch.dtype | None) -> dict[str, float]:
-    """Mean PSNR/SSIM of the blurry input and of the model on the fixed validation samples."""
+             amp: torch.dtype | None,
+             transfer: TransferSettings | None = None) -> dict[str, float]:
+    """Mean PSNR/SSIM of the blurry input and of the model on the fixed validation samples;
+    with ``transfer``, also the PSNR of the model's output finished by the reference transfer."""
     model.eval()
     scores = {"psnr_input": [], "psnr_model": [], "ssim_input": [], "ssim_model": []}
+    if transfer is not None:
+        scores["psnr_transfer"] = []
     for sample in samples:
         blur = sample["blur"][None].to(device)
         ref = sample["ref"][None].to(device)
@@ -162,6 +170,11 @@ def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: t
         scores["psnr_model"].append(psnr(out_img, sharp_img))
         scores["ssim_input"].append(ssim(blur_img, sharp_img))
         scores["ssim_model"].append(ssim(out_img, sharp_img))
+        if transfer is not None:
+            finished = transfer_reference(to_float(out_img),
+                                          to_float(tensor_to_images(sample["ref"][None])[0]),
+                                          transfer)
+            scores["psnr_transfer"].append(psnr(from_float(finished, np.uint8), sharp_img))
     model.train()
     finite = {k: [v for v in vals if math.isfinite(v)] for k, vals in scores.items()}
     return {k: float(np.mean(v)) if v else float("inf") for k, v in finite.items()}
@@ -202,6 +215,12 @@ class _Run:
     # the matching loss's draws, apart from the data's (same data with it on or off)
     match_rng: torch.Generator | None = None
     logs_checked: set[Path] = field(default_factory=set)  # logs whose columns were checked
+
+    @property
+    def transfer(self) -> TransferSettings:
+        """The reference transfer that finishes this model's outputs at inference (without
+        the camera-motion prior, which needs the video's sharp pair)."""
+        return transfer_for(self.settings, motion_prior=False)
 
     def save(self) -> None:
         """The resumable state (last.safetensors) and the weights (model.safetensors)."""
@@ -293,6 +312,13 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         output = net(batch["blur"], batch["ref"], None, batch.get("in_place"))
     output = output.float()
     loss_rec = reconstruction_loss(output, batch["sharp"], weights)
+    after: dict[str, torch.Tensor] = {}
+    if opt.transfer_loss_share > 0:
+        finished = transferred_output(output, batch["ref"], run.transfer)
+        loss_after = reconstruction_loss(finished, batch["sharp"], weights)
+        share = opt.transfer_loss_share
+        loss_rec = (1.0 - share) * loss_rec + share * loss_after
+        after = {"after_transfer": loss_after.detach()}
     loss = loss_rec
     loss_adv = torch.zeros((), device=device)
     if gan_on:
@@ -324,7 +350,8 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         run.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         run.optimizer_d.step()
-    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv, **match_losses}
+    return {"loss": loss, "reconstruction": loss_rec, "adversarial": loss_adv, **after,
+            **match_losses}
 
 
 def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: float,
@@ -339,7 +366,8 @@ def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: fl
 def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]],
                             amp: torch.dtype | None, quiet: bool) -> dict[str, float]:
     """Score the validation samples; a new best is saved as best.safetensors."""
-    scores = validate(run.model, val_samples, run.device, amp)
+    scores = validate(run.model, val_samples, run.device, amp,
+                      run.transfer if run.cfg.train.transfer_loss_share > 0 else None)
     _append_csv(run.out_dir / "val_log.csv",
                 {"step": run.step, **{k: f"{v:.4f}" for k, v in scores.items()}},
                 run.logs_checked)

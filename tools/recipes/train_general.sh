@@ -80,6 +80,14 @@
 #       # ALIGNED_IN_PLACE: the shipped architecture (search, prealign: homography) with
 #       # ALIGNED_REF of its references placed and matched in place, the rest searched, as
 #       # at inference, without the gate (which passes few training crops; session 35)
+#   NAME=general_after TRANSFER_SHARE=0.5 ALIGNED_REF=0.7 ALIGNED_BY=homography \
+#     ALIGNED_IN_PLACE=true MODEL=configs/model/lite.yaml \
+#     INIT=refdeblur_video/weights/lite.safetensors STEPS=3000 LR=3.0e-5 WARMUP=50 \
+#     bash tools/recipes/train_general.sh
+#       # TRANSFER_SHARE: the share of the loss taken after the reference transfer (the
+#       # output with the aligned reference blended in by the transfer's weight), so that
+#       # the network learns what the transfer cannot fix instead of competing with it
+#       # (training/transfer_loss.py; 0: on the network's output alone; session 36)
 #   NAME=general_refnoise REF_DEGRADE=0.5 STEPS=3000 LR=2.0e-5 WARMUP=50 \
 #     INIT=refdeblur_video/weights/lite.safetensors bash tools/recipes/train_general.sh
 #       # REF_DEGRADE: the share of real references that get noise and JPEG of their own,
@@ -181,6 +189,7 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.match_weight=${MATCH_WEIGHT:-0} \
+  --set train.transfer_loss_share=${TRANSFER_SHARE:-0} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}")
