@@ -9,7 +9,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +216,13 @@ class _Run:
     match_rng: torch.Generator | None = None
     logs_checked: set[Path] = field(default_factory=set)  # logs whose columns were checked
 
-    @property
-    def transfer(self) -> TransferSettings:
+    def transfer(self, crop: int) -> TransferSettings:
         """The reference transfer that finishes this model's outputs at inference (without
-        the camera-motion prior, which needs the video's sharp pair)."""
-        return transfer_for(self.settings, motion_prior=False)
+        the camera-motion prior, which needs the video's sharp pair), for crops of ``crop``
+        pixels: they are cut from frames of about the transfer's reference height (720p
+        clips, photos filmed at 720p), so its extents apply unscaled, not shrunk to the
+        crop as they would be for a whole frame that small."""
+        return replace(transfer_for(self.settings, motion_prior=False), reference_height=crop)
 
     def save(self) -> None:
         """The resumable state (last.safetensors) and the weights (model.safetensors)."""
@@ -314,7 +316,8 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
     loss_rec = reconstruction_loss(output, batch["sharp"], weights)
     after: dict[str, torch.Tensor] = {}
     if opt.transfer_loss_share > 0:
-        finished = transferred_output(output, batch["ref"], run.transfer)
+        finished = transferred_output(output, batch["ref"],
+                                      run.transfer(min(output.shape[-2:])))
         loss_after = reconstruction_loss(finished, batch["sharp"], weights)
         share = opt.transfer_loss_share
         loss_rec = (1.0 - share) * loss_rec + share * loss_after
@@ -367,7 +370,8 @@ def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]
                             amp: torch.dtype | None, quiet: bool) -> dict[str, float]:
     """Score the validation samples; a new best is saved as best.safetensors."""
     scores = validate(run.model, val_samples, run.device, amp,
-                      run.transfer if run.cfg.train.transfer_loss_share > 0 else None)
+                      run.transfer(run.cfg.data.val_crop)
+                      if run.cfg.train.transfer_loss_share > 0 else None)
     _append_csv(run.out_dir / "val_log.csv",
                 {"step": run.step, **{k: f"{v:.4f}" for k, v in scores.items()}},
                 run.logs_checked)
