@@ -124,12 +124,21 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
     round_trip = gaussian_blur(round_trip, 2.0 * scale)
     consistency = torch.exp(-(round_trip / (extent * scale)) ** 2)
 
+    within = inside(warp)
+    trust = output_cues(target, aligned, mine, scale, settings)
+    return aligned, trust * consistency * within, within
+
+
+def output_cues(target: Tensor, aligned: Tensor, mine: Tensor, scale: float,
+                settings: TransferSettings) -> Tensor:
+    """The product of the two cues that depend on the output's pixels: agreement of the
+    aligned reference with ``target`` (low-passed difference), and sharpness (the aligned
+    reference holds at least the output's fine detail ``mine``)."""
     difference = gaussian_blur(aligned - target, settings.smoothing_px * scale)
     agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
     theirs = fine_detail(aligned, scale)
     sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
-    within = inside(warp)
-    return aligned, agreement * consistency * sharpness * within, within
+    return agreement * sharpness
 
 
 @torch.no_grad()

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..refine.torch_ops import channel_mean, gaussian_blur
-from ..refine.torch_transfer import extent_scale, fine_detail
+from ..refine.torch_ops import gaussian_blur
+from ..refine.torch_transfer import extent_scale, fine_detail, output_cues
 from ..refine.transfer import TransferSettings, transfer_cues
 
 
@@ -47,12 +47,8 @@ def transferred_output(output: Tensor, reference: Tensor,
     within = _stacked([c.inside for c in cues], output)
     fixed = _stacked([c.consistency for c in cues], output) * within
     scale = extent_scale(*output.shape[-2:], settings)
-    difference = gaussian_blur(aligned - output, settings.smoothing_px * scale)
-    agreement = torch.exp(-(channel_mean(difference.abs()) / settings.tolerance) ** 2)
-    mine, theirs = fine_detail(output, scale), fine_detail(aligned, scale)
-    sharpness = ((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0).clamp(0, 1)
-    weight = gaussian_blur(agreement * sharpness * fixed,
-                           settings.confidence_blur_px * scale) * within
+    trust = output_cues(output, aligned, fine_detail(output, scale), scale, settings)
+    weight = gaussian_blur(trust * fixed, settings.confidence_blur_px * scale) * within
     return output + weight * (aligned - output)
 
 
