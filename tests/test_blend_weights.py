@@ -57,3 +57,32 @@ def test_another_architecture_or_a_bad_alpha_is_one_line(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and "same architecture" in lines[0] and "alpha" in lines[1]
     assert not out.exists()
+
+
+def test_a_deeper_second_network_blends_with_its_added_blocks_scaled(tmp_path):
+    a = _saved(tmp_path / "a.safetensors", 0, n_resblocks=[1, 1, 1])
+    b = _saved(tmp_path / "b.safetensors", 1, n_resblocks=[1, 1, 3], name="deep")
+    out, start = tmp_path / "mix.safetensors", tmp_path / "start.safetensors"
+    script = _script()
+    assert script.main([str(a), str(b), "--alpha", "0.25", "--out", str(out)]) == 0
+    assert script.main([str(a), str(b), "--alpha", "0", "--out", str(start)]) == 0
+    _, state_a, _ = read_checkpoint(a)
+    _, state_b, _ = read_checkpoint(b)
+    config, mixed, _ = read_checkpoint(out)
+    assert list(config.n_resblocks) == [1, 1, 3] and mixed.keys() == state_b.keys()
+    for key, value in mixed.items():
+        if key in state_a:
+            expected = 0.75 * state_a[key] + 0.25 * state_b[key]
+        elif ".body.2." in key:  # an added block's residual, scaled
+            expected = 0.25 * state_b[key]
+        else:
+            expected = state_b[key]
+        assert torch.allclose(value, expected, atol=1e-6), key
+    # at alpha 0 the added blocks are identities: the deeper file restores as A does
+    torch.manual_seed(2)
+    blurry, reference = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = load_model(a, "cpu").model(blurry, reference)
+        grown = load_model(start, "cpu")
+        assert grown.settings.prealign == "homography"
+        assert torch.allclose(grown.model(blurry, reference), expected, atol=1e-5)

@@ -176,7 +176,7 @@ def _check_tensors(path: str | Path, state: dict[str, torch.Tensor], model: nn.M
 
 # ResBlock groups of RefDeblurNet and the level (full, 1/2, 1/4 resolution) of each
 _GROUP_LEVEL = {"enc1": 0, "dec1": 0, "enc2": 1, "dec2": 1, "enc3": 2, "dec3": 2}
-_BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
+BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
 
 
 _WIDENS = ("n_resblocks", "ref_channels", "phi_channels")  # each entry may only grow
@@ -236,7 +236,7 @@ def _is_added(key: str, saved: ModelConfig) -> bool:
     """Whether tensor ``key`` belongs to a part that ``saved``'s model does not have."""
     if ".gate." in key:
         return not saved.fusion_gate
-    block = _BLOCK_KEY.match(key)
+    block = BLOCK_KEY.match(key)
     return bool(block) and int(block[2]) >= saved.n_resblocks[_GROUP_LEVEL[block[1]]]
 
 

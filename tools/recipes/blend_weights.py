@@ -5,7 +5,10 @@ A network fine-tuned on a narrow training mix (B) gains there and may lose on wh
 tuned on; interpolating its weights with those it started from (A) keeps much of the gain and
 little of the loss (weight-space ensembles, "WiSE-FT", Wortsman et al., CVPR 2022). Both must
 have the same architecture (A's config and inference settings are written; B's are checked
-against A's architecture). ``alpha`` is chosen on the training generators' validation:
+against A's architecture), or B may add ResBlocks to A's groups (a deeper network grown from
+A in training): A's blocks then count as identities, each added block of B enters with its
+last convolution times ``alpha``, and B's config is written with A's inference settings.
+``alpha`` is chosen on the training generators' validation:
 
     python tools/recipes/blend_weights.py runs/shipped.safetensors \\
         runs/general_homalign/model.safetensors --alpha 0.5 --out runs/blend.safetensors
@@ -20,7 +23,13 @@ from pathlib import Path
 import torch
 
 from refdeblur_video.errors import UserError, run_reporting
-from refdeblur_video.model.weights import read_checkpoint, write_safetensors
+from refdeblur_video.model.weights import (
+    BLOCK_KEY,
+    config_json,
+    read_checkpoint,
+    read_checkpoint_settings,
+    write_safetensors,
+)
 
 
 def _architecture(config) -> dict:
@@ -28,14 +37,43 @@ def _architecture(config) -> dict:
     return {k: v for k, v in config.to_dict().items() if k != "name"}
 
 
+def _only_deeper(config_a, config_b) -> bool:
+    """Whether B is A with more ResBlocks in some groups and nothing else changed."""
+    a, b = _architecture(config_a), _architecture(config_b)
+    depths = zip(a.pop("n_resblocks"), b.pop("n_resblocks"), strict=True)
+    return a == b and all(x <= y for x, y in depths)
+
+
+def _as_identities(state_a: dict, state_b: dict, first, second) -> dict:
+    """A's state with B's added ResBlocks as identities: B's tensors with the last
+    convolution of each block zeroed (``x + body(x)`` is then ``x``), so that the blend
+    scales each added block's residual by ``alpha``."""
+    grown = dict(state_a)
+    for key, b in state_b.items():
+        if key in state_a:
+            continue
+        if not BLOCK_KEY.match(key):
+            raise UserError(f"{first} and {second} are not the same architecture")
+        grown[key] = torch.zeros_like(b) if ".body.2." in key else b
+    return grown
+
+
 def blend(first: str | Path, second: str | Path, alpha: float, out: str | Path) -> None:
     """Write ``(1 - alpha) * first + alpha * second`` to ``out`` with ``first``'s config and
-    settings and a ``blend`` entry naming both and ``alpha`` (no step or scores)."""
+    settings (``second``'s architecture where it only adds ResBlocks) and a ``blend`` entry
+    naming both and ``alpha`` (no step or scores)."""
     if not 0.0 <= alpha <= 1.0:
         raise UserError(f"alpha must be in [0, 1], not {alpha}")
     config_a, state_a, metadata = read_checkpoint(first)
     config_b, state_b, _ = read_checkpoint(second)
-    if _architecture(config_a) != _architecture(config_b) or state_a.keys() != state_b.keys():
+    if _architecture(config_a) != _architecture(config_b) and _only_deeper(config_a,
+                                                                           config_b):
+        state_a = _as_identities(state_a, state_b, first, second)
+        metadata = {**metadata,
+                    "config": config_json(config_b, read_checkpoint_settings(first))}
+    elif _architecture(config_a) != _architecture(config_b):
+        raise UserError(f"{first} and {second} are not the same architecture")
+    if state_a.keys() != state_b.keys():
         raise UserError(f"{first} and {second} are not the same architecture")
     mixed = {}
     for key, a in state_a.items():
