@@ -146,7 +146,7 @@ def load_weights_into(
     _check_tensors(path, state, model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if grown:
-        added = [k for k in missing if _is_added(k, saved)]
+        added = [k for k in missing if is_added(k, saved)]
         _start_as_identity(model, added)
         missing = [k for k in missing if k not in added]
     if missing or unexpected:
@@ -176,7 +176,7 @@ def _check_tensors(path: str | Path, state: dict[str, torch.Tensor], model: nn.M
 
 # ResBlock groups of RefDeblurNet and the level (full, 1/2, 1/4 resolution) of each
 _GROUP_LEVEL = {"enc1": 0, "dec1": 0, "enc2": 1, "dec2": 1, "enc3": 2, "dec3": 2}
-BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
+_BLOCK_KEY = re.compile(r"^(enc[123]|dec[123])\.(\d+)\.body\.")
 
 
 _WIDENS = ("n_resblocks", "ref_channels", "phi_channels")  # each entry may only grow
@@ -232,19 +232,25 @@ def _widen(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.
     return widened
 
 
-def _is_added(key: str, saved: ModelConfig) -> bool:
+def is_added(key: str, saved: ModelConfig) -> bool:
     """Whether tensor ``key`` belongs to a part that ``saved``'s model does not have."""
     if ".gate." in key:
         return not saved.fusion_gate
-    block = BLOCK_KEY.match(key)
+    block = _BLOCK_KEY.match(key)
     return bool(block) and int(block[2]) >= saved.n_resblocks[_GROUP_LEVEL[block[1]]]
+
+
+def zeroed_when_added(key: str) -> bool:
+    """Whether an added part's tensor ``key`` starts at zero: the last convolution of a
+    ResBlock, which makes ``x + body(x)`` the identity."""
+    return ".body.2." in key
 
 
 def _start_as_identity(model: nn.Module, added_keys: list[str]) -> None:
     """Zero the last convolution of each added ResBlock (``x + body(x)`` is then ``x``);
-    ``added_keys`` are those ``_is_added`` picked (gate or ResBlock tensors)."""
+    ``added_keys`` are those ``is_added`` picked (gate or ResBlock tensors)."""
     params = dict(model.named_parameters())
     with torch.no_grad():
         for key in added_keys:
-            if ".body.2." in key:
+            if zeroed_when_added(key):
                 params[key].zero_()

@@ -24,11 +24,12 @@ import torch
 
 from refdeblur_video.errors import UserError, run_reporting
 from refdeblur_video.model.weights import (
-    BLOCK_KEY,
     config_json,
+    is_added,
     read_checkpoint,
     read_checkpoint_settings,
     write_safetensors,
+    zeroed_when_added,
 )
 
 
@@ -44,17 +45,15 @@ def _only_deeper(config_a, config_b) -> bool:
     return a == b and all(x <= y for x, y in depths)
 
 
-def _as_identities(state_a: dict, state_b: dict, first, second) -> dict:
-    """A's state with B's added ResBlocks as identities: B's tensors with the last
-    convolution of each block zeroed (``x + body(x)`` is then ``x``), so that the blend
-    scales each added block's residual by ``alpha``."""
+def _as_identities(state_a: dict, config_a, state_b: dict) -> dict:
+    """A's state with B's added ResBlocks as identities, as a warm start grows them
+    (:func:`~refdeblur_video.model.weights.is_added`): B's tensors with each block's last
+    convolution zeroed, so that the blend scales each added block's residual by ``alpha``.
+    Anything else B has that A lacks stays missing (and is refused)."""
     grown = dict(state_a)
     for key, b in state_b.items():
-        if key in state_a:
-            continue
-        if not BLOCK_KEY.match(key):
-            raise UserError(f"{first} and {second} are not the same architecture")
-        grown[key] = torch.zeros_like(b) if ".body.2." in key else b
+        if key not in state_a and is_added(key, config_a):
+            grown[key] = torch.zeros_like(b) if zeroed_when_added(key) else b
     return grown
 
 
@@ -66,13 +65,12 @@ def blend(first: str | Path, second: str | Path, alpha: float, out: str | Path) 
         raise UserError(f"alpha must be in [0, 1], not {alpha}")
     config_a, state_a, metadata = read_checkpoint(first)
     config_b, state_b, _ = read_checkpoint(second)
-    if _architecture(config_a) != _architecture(config_b) and _only_deeper(config_a,
-                                                                           config_b):
-        state_a = _as_identities(state_a, state_b, first, second)
+    if _architecture(config_a) != _architecture(config_b):
+        if not _only_deeper(config_a, config_b):
+            raise UserError(f"{first} and {second} are not the same architecture")
+        state_a = _as_identities(state_a, config_a, state_b)
         metadata = {**metadata,
                     "config": config_json(config_b, read_checkpoint_settings(first))}
-    elif _architecture(config_a) != _architecture(config_b):
-        raise UserError(f"{first} and {second} are not the same architecture")
     if state_a.keys() != state_b.keys():
         raise UserError(f"{first} and {second} are not the same architecture")
     mixed = {}
