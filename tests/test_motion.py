@@ -168,7 +168,8 @@ def test_the_torch_transfer_warps_by_a_prior_as_the_opencv_one_does(lopsided):
     backward = _backward(target, source, 96)
 
     def aligned(priors) -> np.ndarray:
-        found = _cues(target, source, 96, settings, fine_detail(target, 1 / 3), backward, priors)
+        found = _cues(target, source, 96, settings, fine_detail(target, 1 / 3), lambda: backward,
+                       priors)
         return found[0][0].permute(1, 2, 0).numpy()
 
     inner = (slice(16, -16), slice(16, -16))

@@ -106,6 +106,74 @@ def _copied_in_the_wrong_place(frames: dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(frames["soft"] + wrong - cv2.GaussianBlur(wrong, (0, 0), 1.5), 0, 1)
 
 
+def moving_object_scene() -> dict[str, np.ndarray]:
+    """The scene of :func:`frames` with a textured square that moves 8 px each way against
+    the camera between the reference and the frame: ``sharp``, ``soft`` (the output),
+    ``reference``, ``object`` (the square's pixels in the frame) and ``rest`` (the frame
+    away from the square and the borders)."""
+    big, square = _scene(0), _scene(3)[20:76, 20:76]
+    dy, dx = SHIFT
+    sharp = big[8:8 + H, 8:8 + W].copy()
+    reference = big[8 - dy:8 - dy + H, 8 - dx:8 - dx + W].copy()
+    y, x, size = 40, 100, len(square)
+    sharp[y:y + size, x:x + size] = square
+    reference[y - dy + 8:y - dy + 8 + size, x - dx - 8:x - dx - 8 + size] = square
+    inside = np.zeros((H, W), bool)
+    inside[y:y + size, x:x + size] = True
+    rest = np.zeros((H, W), bool)
+    rest[12:-12, 12:-12] = True
+    rest[y - 16:y + size + 16, x - 16:x + size + 16] = False
+    return {"sharp": sharp, "soft": cv2.GaussianBlur(sharp, (0, 0), 1.5),
+            "reference": reference, "object": inside, "rest": rest}
+
+
+@pytest.mark.parametrize("checked_by", ["forward", "round_trip"])
+def test_a_homography_alignment_keeps_an_object_moving_against_the_camera_out(
+        checked_by, monkeypatch):
+    """The homography follows the camera; where the scene does not, the dense flow strays
+    from it (``forward``: no backward flow is computed) and the round trip does not return
+    (``round_trip``): the object keeps the output, the rest gets the reference."""
+    from dataclasses import replace
+
+    import refdeblur_video.refine.transfer as transfer
+
+    scene = moving_object_scene()
+    soft, sharp, reference = scene["soft"], scene["sharp"], scene["reference"]
+    settings = replace(transfer.DEFAULT_TRANSFER, homography_consistency=checked_by)
+    flows = []
+    real = transfer._flow
+    monkeypatch.setattr(transfer, "_flow", lambda *args: flows.append(1) or real(*args))
+    cues = transfer.transfer_cues(soft, reference, settings)
+    assert len(flows) == (1 if checked_by == "forward" else 2)
+    assert cues.consistency[scene["object"]].mean() < 0.3
+    assert cues.consistency[scene["rest"]].mean() > 0.8
+    fused = transfer.transfer_reference(soft, reference, settings)
+    on, rest = scene["object"], scene["rest"]
+    assert _psnr(fused[on], sharp[on]) > _psnr(soft[on], sharp[on]) - 0.3
+    assert _psnr(fused[rest], sharp[rest]) > _psnr(soft[rest], sharp[rest]) + 8
+
+
+def test_the_dense_flow_alignment_is_still_checked_by_the_round_trip(frames, monkeypatch):
+    from dataclasses import replace
+
+    import refdeblur_video.refine.transfer as transfer
+
+    flows = []
+    real = transfer._flow
+    monkeypatch.setattr(transfer, "_flow", lambda *args: flows.append(1) or real(*args))
+    by_flow = replace(transfer.DEFAULT_TRANSFER, alignment="flow")
+    cues = transfer.transfer_cues(frames["soft"], frames["reference"], by_flow)
+    assert len(flows) == 2  # forward and backward
+    inner = (slice(12, -12), slice(12, -12))
+    assert cues.consistency[inner].mean() > 0.8
+    # an unrelated reference fits no homography: the dense flow aligns, and its round trip
+    # (not its distance from itself, which is nil) keeps it out
+    flows.clear()
+    cues = transfer.transfer_cues(frames["soft"], frames["unrelated"])
+    assert len(flows) == 2
+    assert cues.consistency[inner].mean() < 0.5
+
+
 def test_aligning_on_the_low_passed_output_too_ignores_copied_detail(frames):
     from dataclasses import replace
 
@@ -113,15 +181,18 @@ def test_aligning_on_the_low_passed_output_too_ignores_copied_detail(frames):
 
     copied, sharp, reference = _copied_in_the_wrong_place(frames), frames["sharp"], \
         frames["reference"]
-    # 8 px at 720p: 2 px on this 144-line frame
-    smoothed = replace(DEFAULT_TRANSFER, align_smoothing_px=8.0)
+    # 8 px at 720p: 2 px on this 144-line frame; the flows on an output with copies follow
+    # them, and so does the homography fitted to them: a backward flow on the low-passed
+    # output checks both alignments (as the refine step sets it for such a model)
+    round_trip = replace(DEFAULT_TRANSFER, homography_consistency="round_trip")
+    smoothed = replace(round_trip, align_smoothing_px=8.0)
     as_is = transfer_reference(copied, reference)
     assert _psnr(as_is, sharp) < _psnr(copied, sharp) + 1  # the flow follows the copies
     inner = (slice(12, -12), slice(12, -12))
     # on the low-passed output the flow finds the scene: the reference aligned there is the
     # sharp frame, not the copies
     low = cv2.GaussianBlur(copied, (0, 0), 8.0 * 0.25)  # sigma scaled to the frame's lines
-    plain, on_low = transfer_cues(copied, reference), transfer_cues(low, reference)
+    plain, on_low = (transfer_cues(image, reference, round_trip) for image in (copied, low))
     assert _psnr(on_low.aligned[inner], sharp[inner]) > \
         _psnr(plain.aligned[inner], sharp[inner]) + 4
     # both alignments are made, and per pixel the more trusted one is kept: each pixel's
@@ -152,7 +223,7 @@ def test_aligning_on_the_low_passed_output_too_ignores_copied_detail(frames):
     )
 
     only_plain = from_plain & ~from_low
-    checked = _Pair(copied, reference, DEFAULT_TRANSFER)
+    checked = _Pair(copied, reference, round_trip)
     checked.backward_grey = _gray8(low), checked.grey[1]
     expected = _cues_for_patch(checked, usable_patch_sizes(DEFAULT_TRANSFER.patch_sizes, H, W)[0])
     assert np.allclose(ours.consistency[only_plain], expected.consistency[only_plain],
@@ -184,10 +255,11 @@ def test_the_second_alignment_costs_one_forward_flow(frames, monkeypatch):
 
     real = transfer._flow
     monkeypatch.setattr(transfer, "_flow", counted)
-    transfer.transfer_cues(frames["soft"], frames["reference"])
+    round_trip = replace(transfer.DEFAULT_TRANSFER, homography_consistency="round_trip")
+    transfer.transfer_cues(frames["soft"], frames["reference"], round_trip)
     assert len(calls) == 2  # forward and backward
     calls.clear()
-    smoothed = replace(transfer.DEFAULT_TRANSFER, align_smoothing_px=8.0)
+    smoothed = replace(round_trip, align_smoothing_px=8.0)
     transfer.transfer_cues(frames["soft"], frames["reference"], smoothed)
     assert len(calls) == 3  # two forward flows, one backward flow
 
@@ -553,7 +625,8 @@ def test_a_blurrier_or_unrelated_second_reference_changes_the_first_result_littl
         # it out (a few hundredths of a level on average, under a dB at 43 dB). Inside a
         # flat box next to an edge the blurrier reference's smeared edge reads as detail
         # the result lacks (the sharpness cue's blind spot); the homography lines that
-        # edge up with the result's more exactly than the dense flow did (0.9 dB here
-        # against 0.5), an unrelated reference it keeps out as before
+        # edge up with the result's more exactly than the dense flow did (0.9-1.0 dB here,
+        # whichever consistency check, against 0.5), an unrelated reference it keeps out
+        # as before
         assert np.abs(both - one).mean() < 0.25 / 255, name
-        assert _psnr(both, sharp) > _psnr(one, sharp) - (1.0 if name == "blurrier" else 0.6), name
+        assert _psnr(both, sharp) > _psnr(one, sharp) - (1.1 if name == "blurrier" else 0.6), name

@@ -2,7 +2,7 @@
 
 The same alignment (by default the homography fitted to the dense flow, fitted on the CPU
 from a grid of its vectors), the same cues (agreement, the alignment's consistency with the
-backward flow, sharpness, inside) and the same blend, with the flow of
+flows, sharpness, inside) and the same blend, with the flow of
 :mod:`.torch_flow` in place of OpenCV's DIS, so that on a GPU the
 network's output and its reference never leave the device until the finished frame does.
 The CPU keeps OpenCV's version, which is faster there (docs/RESULTS.md).
@@ -10,7 +10,8 @@ The CPU keeps OpenCV's version, which is faster there (docs/RESULTS.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -87,7 +88,8 @@ def _alignment(flow: Tensor, prior: np.ndarray | None, settings: TransferSetting
                scale: float) -> tuple[Tensor, Tensor, float]:
     """How one frame's reference is aligned by its dense ``flow`` ``(2, H, W)``: (the
     alignment's flow, the flow that warps the reference, its consistency extent), as
-    :func:`.transfer._alignment`."""
+    :func:`.transfer._alignment` (``flow`` itself, the same tensor, where nothing is
+    fitted)."""
     fitted = (_fitted_homography(flow, settings, scale)
               if settings.alignment == "homography" else None)
     fitted_flow = _flow_of_homography(fitted, flow)
@@ -100,29 +102,36 @@ def _alignment(flow: Tensor, prior: np.ndarray | None, settings: TransferSetting
 
 
 def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSettings,
-          mine: Tensor, backward: Tensor, priors: Sequence[np.ndarray | None]
+          mine: Tensor, backward: Callable[[], Tensor], priors: Sequence[np.ndarray | None]
           ) -> tuple[Tensor, Tensor, Tensor]:
     """(aligned reference, confidence, inside) for one patch size: aligned to ``target``
     (the output, or the output low-passed), sharpness against the output's detail
     ``mine``. Each frame of the batch is warped by the homography fitted to its flow (its
     consistency extent ``homography_consistency_px``) or by its prior near that fit, or
-    (``alignment="flow"``, or no fit) by the flow itself."""
+    (``alignment="flow"``, or no fit) by the flow itself. ``backward`` gives the batch's
+    backward flow, asked for only where an alignment is checked by the round trip."""
     h, w = target.shape[-2:]
     scale = extent_scale(h, w, settings)
     coarsest = dis_coarsest_scale(h, w, patch)
     finest = min(forward_finest_scale(min(h, w), settings.flow_max_lines), coarsest)
-    flows = _flow_at(grey(target), grey(reference), patch, finest, coarsest)
+    dense = list(_flow_at(grey(target), grey(reference), patch, finest, coarsest))
     forwards, warps, extents = zip(*(_alignment(flow, prior, settings, scale)
-                                     for flow, prior in zip(flows, priors, strict=True)),
+                                     for flow, prior in zip(dense, priors, strict=True)),
                                    strict=True)
     forward, warp = torch.stack(forwards), torch.stack(warps)
     extent = torch.tensor(extents, device=forward.device,
                           dtype=forward.dtype).view(-1, 1, 1, 1)
     aligned = remap(reference, warp)
-    round_trip = torch.linalg.vector_norm(forward + remap(backward, forward), dim=1,
-                                          keepdim=True)
-    round_trip = gaussian_blur(round_trip, 2.0 * scale)
-    consistency = torch.exp(-(round_trip / (extent * scale)) ** 2)
+    by_round_trip = [settings.checks_by_round_trip(fitted=found is not flow)
+                     for found, flow in zip(forwards, dense, strict=True)]
+    # the homography's distance from the dense flow it was fitted to, or the round trip
+    error = torch.stack(dense) - forward
+    if any(by_round_trip):
+        round_trip = forward + remap(backward(), forward)
+        chosen = torch.tensor(by_round_trip, device=forward.device).view(-1, 1, 1, 1)
+        error = torch.where(chosen, round_trip, error)
+    distance = gaussian_blur(torch.linalg.vector_norm(error, dim=1, keepdim=True), 2.0 * scale)
+    consistency = torch.exp(-(distance / (extent * scale)) ** 2)
 
     within = inside(warp)
     trust = output_cues(target, aligned, mine, scale, settings)
@@ -163,9 +172,10 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     mine = fine_detail(restored, scale)  # the output's fine detail
     found: list[tuple[Tensor, Tensor, Tensor]] = []
     for size in sizes:
-        # one consistency check serves both alignments, on the low-passed output where
-        # there is one (as in :func:`.transfer.transfer_cues`)
-        backward = _backward(targets[-1], reference, size)
+        # one backward flow serves both alignments, on the low-passed output where there is
+        # one (as in :func:`.transfer.transfer_cues`), computed only where one is checked
+        # by the round trip
+        backward = functools.cache(functools.partial(_backward, targets[-1], reference, size))
         found += [_cues(target, reference, size, settings, mine, backward, priors)
                   for target in targets]
     aligned, confidence, within = found[0]

@@ -9,7 +9,7 @@ product of three terms:
 
 - agreement: the low-passed difference between the aligned reference and the output is small
   (the output is right about the coarse content, the reference adds the fine detail);
-- consistency: the alignment and the backward flow agree (no occlusion, no flow failure);
+- consistency: the alignment and the flows agree (no occlusion, no flow failure);
 - sharpness: the aligned reference has at least as much fine detail as the output there (a
   blurry reference never makes the output blurrier).
 
@@ -18,11 +18,11 @@ but by the one homography that best explains it (RANSAC over a grid of its vecto
 blurry output the dense flow drifts by a pixel or more wherever blur hides the texture, and
 a camera's motion between nearby frames is close to a homography, which the many flow
 vectors pin down far better than any one of them. The homography's alignment goes through
-the same three cues, its consistency against the backward flow with a looser extent
-(``homography_consistency_px``), so the scene that does not follow the camera (a person
-walking, strong parallax) and a reference that does not match stay out as before.
-``alignment="flow"`` warps by the dense flow itself; where no homography fits, so does the
-default.
+the same three cues, its consistency the distance of the dense flow from the homography
+with a looser extent (``homography_consistency_px``), so the scene that does not follow the
+camera (a person walking, strong parallax) and a reference that does not match stay out as
+before. ``alignment="flow"`` warps by the dense flow itself, checked against a backward flow
+(the round trip); where no homography fits, so does the default.
 
 The smoothing and consistency extents are given for a 720-pixel-high frame and scale with
 the frame's short side; the flow's patch size and stride are pixels at any size.
@@ -103,11 +103,18 @@ class TransferSettings:
     # (an unrelated reference, a scene mostly on the move): the dense flow aligns instead
     homography_min_inliers: float = 0.25
     # the consistency extent for a homography's alignment (consistency_px is the dense
-    # flow's): its round trip goes through a backward flow on the blurry output, which
-    # errs by more than the homography does; twice the flow's extent still keeps the
-    # unrelated half of a reference out (tests/test_transfer.py; a wholly unrelated one
-    # fits no homography)
-    homography_consistency_px: float = 2.8
+    # flow's): the dense flow on a blurry output strays from the camera's motion by more
+    # than the homography fitted to many of its vectors does; 2.5 times the flow's
+    # extent still keeps an object moving against the camera and the unrelated half of a
+    # reference out (tests/test_transfer.py; a wholly unrelated one fits no homography)
+    homography_consistency_px: float = 3.5
+    # what a homography's alignment is checked against: "forward", the distance of the
+    # dense forward flow it was fitted to from it (a scene that does not follow the camera,
+    # or a reference that does not match, pulls the flow away from the fit), or
+    # "round_trip", the backward flow as for the dense flow's alignment. The forward check
+    # needs no backward flow, which is most of the rest of the transfer's time; the two
+    # keep the same references out (docs/EXPERIMENTS.md)
+    homography_consistency: str = "forward"
     # a prior homography (the camera's motion between the two sharp frames around the
     # blurry one, interpolated to its time: refine/motion.py) warps the reference instead
     # of the fit to the output's flow where the two are at most this far apart (pixels at
@@ -118,9 +125,18 @@ class TransferSettings:
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}")
+        if self.homography_consistency not in HOMOGRAPHY_CONSISTENCY:
+            raise ValueError("homography_consistency must be one of "
+                             + ", ".join(HOMOGRAPHY_CONSISTENCY))
+
+    def checks_by_round_trip(self, fitted: bool) -> bool:
+        """Whether an alignment (by a homography where ``fitted``, else by the dense flow)
+        is checked against a backward flow."""
+        return not fitted or self.homography_consistency == "round_trip"
 
 
 ALIGNMENTS = ("homography", "flow")
+HOMOGRAPHY_CONSISTENCY = ("forward", "round_trip")
 SHARP_PAIR_HALF_FROM = 480  # short side from which fitted_homography's flow runs at half size
 DEFAULT_TRANSFER = TransferSettings()
 
@@ -375,7 +391,8 @@ def _alignment(pair: _Pair, forward: np.ndarray, prior: np.ndarray | None
                           tuple[np.ndarray, np.ndarray], float]:
     """How the reference is aligned by the dense ``forward`` flow: (the alignment's flow,
     its sampling maps, the maps that warp the reference, its consistency extent). The
-    homography fitted to the flow, or (``alignment="flow"``, no fit) the flow itself; the
+    homography fitted to the flow, or (``alignment="flow"``, no fit) ``forward`` itself (the
+    same array, which tells the caller that nothing was fitted); the
     warp may come from ``prior`` near the fit, while the consistency stays the fit's (how
     well the output's own flows follow one rigid motion there)."""
     settings, grid = pair.settings, pair.grid
@@ -393,13 +410,15 @@ def _alignment(pair: _Pair, forward: np.ndarray, prior: np.ndarray | None
 
 def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) -> TransferCues:
     settings, scale, a = pair.settings, pair.scale, pair.grey[0]
-    forward, (map_x, map_y), warp, extent = _alignment(
-        pair, _forward_flow(pair.grey, patch, settings), prior)
+    dense = _forward_flow(pair.grey, patch, settings)
+    forward, (map_x, map_y), warp, extent = _alignment(pair, dense, prior)
     aligned = _remap(pair.reference, *warp)
-    backward = _backward_flow(pair, patch)
-    round_trip = cv2.magnitude(*cv2.split(forward + _remap(backward, map_x, map_y)))
-    round_trip = cv2.GaussianBlur(round_trip, (0, 0), 2.0 * scale)
-    consistency = np.exp(-(round_trip / (extent * scale)) ** 2)
+    if settings.checks_by_round_trip(fitted=forward is not dense):
+        error = forward + _remap(_backward_flow(pair, patch), map_x, map_y)
+    else:  # how far the dense flow strays from the homography fitted to it
+        error = dense - forward
+    distance = cv2.GaussianBlur(cv2.magnitude(*cv2.split(error)), (0, 0), 2.0 * scale)
+    consistency = np.exp(-(distance / (extent * scale)) ** 2)
 
     difference = cv2.GaussianBlur(aligned - pair.restored, (0, 0), settings.smoothing_px * scale)
     agreement = np.exp(-(_channel_mean(np.abs(difference)) / settings.tolerance) ** 2)

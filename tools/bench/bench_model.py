@@ -252,6 +252,8 @@ FRAME_VARIANTS = {
     "after": "today's defaults (a second transfer, from the other side; the motion prior)",
     "flow": "today's defaults, references warped by the dense flow (--flow-alignment)",
     "no_prior": "today's defaults without the motion prior (--no-motion-prior)",
+    "round_trip": "today's defaults, a homography's alignment checked by the round trip "
+                  "through a backward flow (the default until 2026-12-06)",
 }
 
 
@@ -260,6 +262,7 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     network (after one warm-up frame), then the reference transfer on its output (before);
     today, the refine step's transfers from both sides, the frame half-way between them."""
     import contextlib
+    from dataclasses import replace
 
     import cv2
     import numpy as np
@@ -275,6 +278,8 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     restorer = load_model(weights, "cpu", warn_untrained=False)
     settings = TRANSFER_2026_11 if before else transfer_for(  # the model's own
         restorer, variant == "flow", motion_prior=variant != "no_prior")
+    if variant == "round_trip":
+        settings = replace(settings, homography_consistency="round_trip")
     blurry, reference, other = _textured_frames(h, w)
     sharp_pair = [from_float(image, np.uint8) for image in (reference, other)]
     b, r = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (blurry, reference))

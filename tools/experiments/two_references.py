@@ -7,6 +7,9 @@ PSNR/SSIM of the frames it restored, and its time.
     python tools/experiments/make_adapt_clips.py runs/adapt_clips     # training generators
     python tools/experiments/two_references.py runs/validation/rs6dof/clips/* runs/adapt_clips/* \\
         --json runs/two_references.json
+    # the default only, with the transfer's settings changed (tune_transfer.py's syntax)
+    python tools/experiments/two_references.py runs/adapt_clips/* --variants both \\
+        --transfer homography_consistency=round_trip
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from measure_adapt import restored_scores, work_folder, write_rows  # noqa: E402
 
+VARIANTS = {"both": (True, True), "one": (False, True), "network": (True, False)}
 
-def measure(clip: Path, restorer, work: Path, **options) -> dict:
-    """One row: each variant's scores and seconds on ``clip`` (a folder with input.mp4 and
-    gt/); ``options``: more pipeline options for every variant."""
+
+def measure(clip: Path, restorer, work: Path, variants=tuple(VARIANTS), **options) -> dict:
+    """One row: each of ``variants``' scores and seconds on ``clip`` (a folder with
+    input.mp4 and gt/; the first variant also scores the input); ``options``: more
+    pipeline options for every variant."""
     from refdeblur_video.pipeline import deblur_video
 
     gt = sorted((clip / "gt").glob("*.png"))
     row: dict = {"clip": clip.name}
-    for name, both_sides, transfer in (("both", True, True), ("one", False, True),
-                                       ("network", True, False)):
+    for name in variants:
+        both_sides, transfer = VARIANTS[name]
         out, log = work / f"{clip.name}_{name}.mkv", work / f"{clip.name}_{name}.json"
         summary = deblur_video(clip / "input.mp4", out, restorer, codec="ffv1", log=str(log),
                                quiet=True, overwrite=True, both_sides=both_sides,
@@ -36,7 +42,7 @@ def measure(clip: Path, restorer, work: Path, **options) -> dict:
         row[name] = {**restored_scores(out, log, gt), "seconds": round(summary.seconds, 2),
                      "second_references": sum(r.second_reference >= 0
                                               for r in summary.records)}
-        if name == "both":
+        if "input" not in row:
             row["input"] = restored_scores(clip / "input.mp4", log, gt)
     return row
 
@@ -54,26 +60,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="the pipeline's --flow-alignment (the transfer before session 30)")
     parser.add_argument("--no-motion-prior", dest="motion_prior", action="store_false",
                         help="the pipeline's --no-motion-prior (the transfer before session 31)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="both: the default; one: --one-reference; network: --no-transfer")
+    parser.add_argument("--transfer", default="",
+                        help="the transfer's settings changed, key=value,... (as "
+                        "tune_transfer.py's --settings)")
     args = parser.parse_args(argv)
+    from tune_transfer import transfer_settings
+
+    import refdeblur_video.refine.step as step
     from refdeblur_video.model.restorer import load_model
 
+    step.DEFAULT_TRANSFER = transfer_settings(args.transfer)  # what transfer_for starts from
     restorer = load_model(args.model, args.device)
     rows = []
     with work_folder(args.keep) as work:
         for clip in args.clips:
-            rows.append(measure(clip, restorer, work, flow_alignment=args.flow_alignment,
+            rows.append(measure(clip, restorer, work, args.variants,
+                                flow_alignment=args.flow_alignment,
                                 motion_prior=args.motion_prior))
             print(json.dumps(rows[-1]), flush=True)
-    print(f"{'clip':22} {'frames':>6} {'input':>7} {'network':>7} {'one':>7} {'both':>7} "
-          f"{'gain':>6} {'time both/one':>13}")
+    print(f"{'clip':22} {'frames':>6} {'input':>7} "
+          + " ".join(f"{name:>7}" for name in args.variants) + " seconds")
     for row in rows:
-        one, both = row["one"], row["both"]
-        if not both["frames"]:
+        first = row[args.variants[0]]
+        if not first["frames"]:
             print(f"{row['clip']:22} {0:6d}  (no blurry frames)")
             continue
-        print(f"{row['clip']:22} {both['frames']:6d} {row['input']['psnr']:7.2f} "
-              f"{row['network']['psnr']:7.2f} {one['psnr']:7.2f} {both['psnr']:7.2f} "
-              f"{both['psnr'] - one['psnr']:+6.2f} {both['seconds'] / one['seconds']:13.2f}")
+        print(f"{row['clip']:22} {first['frames']:6d} {row['input']['psnr']:7.2f} "
+              + " ".join(f"{row[name]['psnr']:7.2f}" for name in args.variants)
+              + " " + "/".join(f"{row[name]['seconds']:.1f}" for name in args.variants))
     write_rows(args.json, rows)
     return 0
 
