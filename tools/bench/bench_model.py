@@ -310,12 +310,14 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
            "torch_threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads()})
 
 
-def measure_frames(h: int, w: int, repeats: int, weights: list[str] | None = None) -> dict:
-    """Median seconds per restored frame, before and after (and after with each of
-    ``weights`` instead of the shipped model), measured in turns."""
+def measure_frames(h: int, w: int, repeats: int, weights: list[str] | None = None,
+                   names: list[str] | None = None) -> dict:
+    """Median seconds per restored frame of each variant ``names`` (all of
+    :data:`FRAME_VARIANTS` by default; and after with each of ``weights`` instead of the
+    shipped model), measured in turns; ``ratio``: each row's frame time over the first's."""
     import statistics
 
-    variants = [(name, "default", about) for name, about in FRAME_VARIANTS.items()]
+    variants = [(name, "default", FRAME_VARIANTS[name]) for name in names or FRAME_VARIANTS]
     variants += [("after", path, f"today's defaults, weights {path}") for path in weights or []]
     samples: list[list[dict]] = [[] for _ in variants]
     for _ in range(max(1, repeats)):
@@ -329,7 +331,8 @@ def measure_frames(h: int, w: int, repeats: int, weights: list[str] | None = Non
         for key in ("network_s", "transfer_s", "frame_s", "peak_mb"):
             row[key] = statistics.median(r[key] for r in runs)
         rows.append(row)
-    return {"rows": rows, "ratio": rows[1]["frame_s"] / rows[0]["frame_s"]}
+    return {"rows": rows, "ratio": {row["variant"]: row["frame_s"] / rows[0]["frame_s"]
+                                    for row in rows[1:]}}
 
 
 def cpu_name() -> str:
@@ -373,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-weights", nargs="+", default=[], metavar="PATH",
                         help="also time today's code with these weights instead of the "
                              "shipped model (a candidate model beside the shipped one)")
+    parser.add_argument("--frame-variants", nargs="+", choices=list(FRAME_VARIANTS),
+                        default=None, metavar="NAME",
+                        help="only these restored-frame rows, the first the one the others "
+                             "are compared with (all by default: "
+                             + ", ".join(FRAME_VARIANTS) + ")")
     args = parser.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     import torch
@@ -386,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"size": [w, h], "threads": torch.get_num_threads(), "cpu": cpu_name(),
                      "rows": [], "matching": [], "matmul_gflops": {}}
     if not args.gpu_only:
-        results["frames"] = measure_frames(h, w, args.frame_repeats, args.frame_weights)
+        results["frames"] = measure_frames(h, w, args.frame_repeats, args.frame_weights,
+                                           args.frame_variants)
     if args.frames_only:
         devices, args.configs = [], []
     for device in devices:
@@ -456,12 +465,16 @@ def _print_frames(frames: dict, w: int, h: int) -> None:
     print(f"one restored {w}x{h} frame on the CPU ({rows[0]['cpu']}, torch threads "
           f"{rows[0]['torch_threads']}, OpenCV threads {rows[0]['cv2_threads']}), median of "
           f"{len(rows[0]['samples'])} fresh processes each, taken in turns")
-    print(f"{'variant':8} {'dtype':5} {'network s':>9} {'transfer s':>10} {'frame s':>8} "
+    print(f"{'variant':10} {'dtype':8} {'network s':>9} {'transfer s':>10} {'frame s':>8} "
           f"{'peak MB':>8}  settings")
     for r in rows:
-        print(f"{r['variant']:8} {r['dtype']:5} {r['network_s']:>9.3f} {r['transfer_s']:>10.3f} "
-              f"{r['frame_s']:>8.3f} {r['peak_mb']:>8.0f}  {r['about']}")
-    print(f"after / before: {frames['ratio']:.2f}\n")
+        print(f"{r['variant']:10} {r['dtype']:8} {r['network_s']:>9.3f} "
+              f"{r['transfer_s']:>10.3f} {r['frame_s']:>8.3f} {r['peak_mb']:>8.0f}  {r['about']}")
+    first = rows[0]
+    for r in rows[1:]:
+        print(f"{r['variant']} / {first['variant']}: frame {r['frame_s'] / first['frame_s']:.3f}, "
+              f"transfer {r['transfer_s'] / first['transfer_s']:.3f}")
+    print()
 
 
 if __name__ == "__main__":
