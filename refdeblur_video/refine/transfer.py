@@ -111,9 +111,9 @@ class TransferSettings:
     # what a homography's alignment is checked against: "forward", the distance of the
     # dense forward flow it was fitted to from it (a scene that does not follow the camera,
     # or a reference that does not match, pulls the flow away from the fit), or
-    # "round_trip", the backward flow as for the dense flow's alignment. The forward check
-    # needs no backward flow, which is most of the rest of the transfer's time; the two
-    # keep the same references out (docs/EXPERIMENTS.md)
+    # "round_trip", the backward flow as for the dense flow's alignment (at the same
+    # extent). The forward check saves the backward flow's time, and the two keep the same
+    # references out (docs/EXPERIMENTS.md)
     homography_consistency: str = "forward"
     # a prior homography (the camera's motion between the two sharp frames around the
     # blurry one, interpolated to its time: refine/motion.py) warps the reference instead
