@@ -112,6 +112,31 @@ def test_torch_transfer_keeps_an_object_moving_against_the_camera_out():
         psnr(_u8(soft[rest]), _u8(sharp[rest])) + 5
 
 
+def test_a_batch_checks_each_frame_as_alone(warped, monkeypatch):
+    """One frame whose reference fits a homography (the forward check) and one whose
+    reference is unrelated (no fit: the dense flow, checked by the round trip) in one
+    batch: each comes out as it does alone."""
+    import refdeblur_video.refine.torch_transfer as torch_transfer
+
+    backward = []
+    real = torch_transfer._backward
+    monkeypatch.setattr(torch_transfer, "_backward",
+                        lambda *args: backward.append(1) or real(*args))
+    soft = cv2.GaussianBlur(warped["target"], (0, 0), 1.5)
+    references = [warped["source"], _scene(5, (H, W))]
+    together = transfer_reference_torch(torch.cat([_t(soft)] * 2),
+                                        torch.cat([_t(r) for r in references]))
+    assert len(backward) == 1  # for the unrelated reference's round trip
+    for k, reference in enumerate(references):
+        backward.clear()
+        alone = transfer_reference_torch(_t(soft), _t(reference))
+        assert len(backward) == k  # none where the homography fits
+        assert torch.allclose(together[k:k + 1], alone, atol=1e-5), k
+    assert psnr(_u8(_a(together[:1])), _u8(warped["target"])) > \
+        psnr(_u8(soft), _u8(warped["target"])) + 2.5
+    assert np.abs(_a(together[1:]) - soft).mean() < 0.01
+
+
 def test_torch_transfer_aligns_on_the_low_passed_output_too_as_the_opencv_one_does(warped):
     from dataclasses import replace
 
