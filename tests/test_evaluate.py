@@ -359,6 +359,51 @@ def test_triplets_score_model_and_ablations(manifest, tmp_path):
     assert list(per_sequence) == ["seq0", "seq1"] and per_sequence["seq0"]["n"] == 2
 
 
+def test_the_main_jobs_column_leaves_frames_as_sharp_as_their_reference(tmp_path):
+    """``pipeline``: the input where the blurry frame is already at least 0.8 as sharp as
+    its reference (the main job leaves such a frame untouched), else the model's output;
+    the ratio checked against a Laplacian variance computed here."""
+    from refdeblur_video.data.manifest import Triplet, write_manifest
+    from refdeblur_video.image_files import from_float, write_png
+
+    rng = np.random.default_rng(3)
+    scene = cv2.GaussianBlur(rng.random((104, 136, 3)).astype(np.float32), (0, 0), 1.0)
+    sharp = from_float(scene[4:100, 4:132], np.uint8)
+    reference = from_float(scene[2:98, 6:134], np.uint8)
+    triplets = []
+    for k, sigma in enumerate((0.4, 3.0)):  # barely blurred, then strongly
+        files = {n: tmp_path / f"{n}{k}.png" for n in ("blur", "sharp", "ref")}
+        write_png(files["blur"], cv2.GaussianBlur(sharp, (0, 0), sigma))
+        write_png(files["sharp"], sharp)
+        write_png(files["ref"], reference)
+        triplets.append(Triplet(*(str(files[n]) for n in ("blur", "sharp", "ref")),
+                                f"seq{k}", 2, "val"))
+    manifest = write_manifest(tmp_path / "manifest.jsonl", triplets)
+    evaluation = evaluate_triplets(manifest, "stand-in", quiet=True, examples=0,
+                                   restorer=ReturnsItsInput())
+
+    def laplacian_variance(image: np.ndarray) -> float:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+        return float(cv2.Laplacian(grey, cv2.CV_64F, ksize=1,
+                                   borderType=cv2.BORDER_REFLECT).var())
+
+    kept = []
+    for row, triplet in zip(evaluation.rows, triplets, strict=True):
+        blurry, ref = load_image(triplet.blur), load_image(triplet.ref)
+        assert row["sharpness_ratio"] == pytest.approx(
+            laplacian_variance(blurry) / laplacian_variance(ref), rel=0.02)
+        left = row["sharpness_ratio"] >= 0.8
+        kept.append(left)
+        source = "input" if left else "model"
+        assert row["psnr_pipeline"] == row[f"psnr_{source}"]
+        assert row["ssim_pipeline"] == row[f"ssim_{source}"]
+    assert kept == [True, False]
+    assert evaluation.rows[0]["psnr_model"] != pytest.approx(evaluation.rows[0]["psnr_input"])
+    mean = evaluation.summary["metrics"]["psnr_pipeline"]["mean"]
+    assert mean == pytest.approx((evaluation.rows[0]["psnr_input"]
+                                  + evaluation.rows[1]["psnr_model"]) / 2)
+
+
 def test_triplets_cli_with_the_lite_model(manifest, tmp_path, capsys):
     report = tmp_path / "report"
     code = main(["triplets", str(manifest), "--model", "lite", "--device", "cpu",

@@ -1,6 +1,8 @@
 """``generators`` mode: one model on the held-out set of every blur generator
 (:mod:`refdeblur_video.data.validation`), in one table: generator x {input, network alone,
-default (network + transfer), self reference, unrelated reference}, PSNR and SSIM means.
+default (network + transfer), self reference, unrelated reference, the default where the
+main job restores (frames already at least 0.8 as sharp as their reference left as they
+are)}, PSNR and SSIM means.
 
 The left-out generator (never used in training) comes first: its rows decide what ships.
 Each generator's full triplet report is written to ``REPORT/<generator>/``; the table to
@@ -25,6 +27,7 @@ VARIANTS = {
     "model": "default (network + transfer)",
     "self_ref": "self reference",
     "unrelated_ref": "unrelated reference",
+    "pipeline": "default where the main job restores",
 }
 
 

@@ -13,6 +13,11 @@ Ablations (same model, another reference):
 - ``network_only``: the real reference, without the flow-guided reference transfer that
   follows the network (:mod:`refdeblur_video.refine`) -- what that step adds. It is the
   same network output as ``model``'s, before that step.
+
+Every row also says what the main job would give: ``pipeline`` is the model's output, or
+the blurry frame as it is where that frame is already at least the pipeline's default
+``--threshold`` (0.8) as sharp as its reference (``sharpness_ratio``; the pipeline leaves
+such a frame untouched, the reference being the sharpest frame near it).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from refdeblur_video.evaluate.crops import focus_map, make_example
 from refdeblur_video.evaluate.report import Evaluation
 from refdeblur_video.evaluate.runner import metric_columns, pick_extremes, progress, score
 from refdeblur_video.evaluate.stats import gain, summarize, summarize_groups
+from refdeblur_video.frames import DEFAULT_THRESHOLD
+from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.refine import Refiner, restore_step, transfer_for
 from refdeblur_video.video.sources import load_image
 
@@ -40,6 +47,8 @@ LABELS = {
     "self_ref": "model, self reference",
     "unrelated_ref": "model, unrelated reference",
     "network_only": "network only, no reference transfer",
+    "pipeline": "model where the main job restores (input where at least "
+                f"{DEFAULT_THRESHOLD:g} as sharp as the reference)",
     "gain": "gain (model - input)",
 }
 
@@ -151,7 +160,7 @@ def evaluate_triplets(
 
         restorer = load_model(model, device, reference_check=reference_check)
     outputs = ["model", *ablations]
-    variants = ["input", *outputs, "gain"]
+    variants = ["input", *outputs, "pipeline", "gain"]
     checked = [name for name in outputs if name != "self_ref"]  # a frame always passes itself
     rows = _score_rows(triplets, partners, restorer, ablations, checked,
                        batch_size=batch_size, y_channel=y_channel, quiet=quiet)
@@ -180,7 +189,7 @@ def evaluate_triplets(
         metrics=METRICS,
         variants=variants,
         variant_labels=LABELS,
-        columns=["triplet", "sequence", "offset", "blur", *value_columns,
+        columns=["triplet", "sequence", "offset", "blur", "sharpness_ratio", *value_columns,
                  *(f"ref_used_{name}" for name in checked)],
         rows=rows,
         summary=summary,
@@ -208,8 +217,8 @@ def _read_sorted(manifest: str | Path, split: str | None) -> list[Triplet]:
 def _score_rows(triplets: Sequence[Triplet], partners, restorer, ablations: Sequence[str],
                 checked: Sequence[str], *, batch_size: int, y_channel: bool,
                 quiet: bool) -> list[dict]:
-    """One row per triplet: PSNR and SSIM of the input and of every output, and whether
-    each checked output kept its reference."""
+    """One row per triplet: PSNR and SSIM of the input and of every output (and of what the
+    main job gives), and whether each checked output kept its reference."""
     rows: list[dict] = [{} for _ in triplets]
     bar = progress(len(triplets), "triplets", quiet)
     for batch in _batches(triplets, partners, max(1, batch_size)):
@@ -224,6 +233,11 @@ def _score_rows(triplets: Sequence[Triplet], partners, restorer, ablations: Sequ
             for name in ("model", *ablations):
                 row[f"psnr_{name}"], row[f"ssim_{name}"] = score(
                     restored[name][k], item["sharp"], y_channel=y_channel, what=f"{what} ({name})")
+            # what the main job gives: a frame this sharp against its reference is left as is
+            ratio = sharpness(item["blurry"]) / max(sharpness(item["reference"]), 1e-12)
+            row["sharpness_ratio"] = ratio
+            kept = "input" if ratio >= DEFAULT_THRESHOLD else "model"
+            row["psnr_pipeline"], row["ssim_pipeline"] = row[f"psnr_{kept}"], row[f"ssim_{kept}"]
             row["psnr_gain"] = gain(row["psnr_model"], row["psnr_input"])
             row["ssim_gain"] = gain(row["ssim_model"], row["ssim_input"])
             for name in checked:
