@@ -174,17 +174,11 @@ def transfer_for(restorer: object, flow_alignment: bool = False,
                  motion_prior: bool = True) -> TransferSettings:
     """The transfer settings that finish ``restorer``'s outputs: the defaults, also aligned
     on the output low-passed where its model asks (``transfer_smoothing`` of
-    :class:`~refdeblur_video.model.inference.InferenceSettings`; its homography then checked
-    by the round trip through a backward flow there), and with
+    :class:`~refdeblur_video.model.inference.InferenceSettings`), and with
     ``flow_alignment`` warped by the dense flow instead of its homography, and without
     ``motion_prior`` never guided by the camera's motion between the two references."""
-    smoothing = float(getattr(restorer, "transfer_smoothing", 0.0))
-    # a network that copies reference detail in blocks has its output's flows follow the
-    # copies, the forward one and the homography fitted to it alike: only a backward flow on
-    # the low-passed output tells them apart
-    checked_by = "round_trip" if smoothing > 0 else DEFAULT_TRANSFER.homography_consistency
-    return replace(DEFAULT_TRANSFER, align_smoothing_px=smoothing,
-                   homography_consistency=checked_by,
+    return replace(DEFAULT_TRANSFER,
+                   align_smoothing_px=float(getattr(restorer, "transfer_smoothing", 0.0)),
                    alignment="flow" if flow_alignment else DEFAULT_TRANSFER.alignment,
                    prior_max_px=DEFAULT_TRANSFER.prior_max_px if motion_prior else 0.0)
 

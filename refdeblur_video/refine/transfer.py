@@ -131,8 +131,12 @@ class TransferSettings:
 
     def checks_by_round_trip(self, fitted: bool) -> bool:
         """Whether an alignment (by a homography where ``fitted``, else by the dense flow)
-        is checked against a backward flow."""
-        return not fitted or self.homography_consistency == "round_trip"
+        is checked against a backward flow. With ``align_smoothing_px`` always: on an
+        output with copied reference detail the forward flow and a homography fitted to it
+        both follow the copies, and only a backward flow on the low-passed output tells
+        them apart."""
+        return (not fitted or self.homography_consistency == "round_trip"
+                or self.align_smoothing_px > 0)
 
 
 ALIGNMENTS = ("homography", "flow")
