@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video decoder: pyav (default; every format, damaged streams "
                    "salvaged) or decord (if installed)")
     e = p.add_argument_group("encoding")
-    e.add_argument("--codec", help="video encoder (default libx264; vp9 for webm)")
+    e.add_argument("--codec", help="video encoder (default: the input's format where the "
+                   "output container holds it, so the result plays where the input did; "
+                   "else libx264, or vp9 for webm)")
     e.add_argument("--crf", type=int, help=f"constant rate factor ({d.crf})")
     e.add_argument("--preset", help=f"encoder preset ({d.preset})")
     e.add_argument("--pix-fmt", help="pixel format (default: the input's)")

@@ -628,3 +628,24 @@ def test_after_an_upstream_error_the_restored_batches_are_still_finished_and_wri
     assert [w.frame.index for w in written] == list(range(6))
     assert all(np.array_equal(w.output, w.frame.image.astype(np.int16) + 1)
                for w in written if w.frame.index in {1, 2, 3, 5})
+
+
+def test_a_phones_ten_bit_hevc_comes_back_as_ten_bit_hevc_apple_can_play(
+        make_test_clip, planes_of, tmp_path, capsys):
+    """H.264 at 10 bits, what re-coding it as H.264 would give, hardly any player decodes;
+    the same format again plays where the input did. Lossless (CRF 0), the untouched frames
+    come back sample for sample."""
+    clip = make_test_clip("phone.mov", n_frames=8, size=(128, 96), blurry={3, 5},
+                          codec="libx265", pix_fmt="yuv420p10le", audio=True)
+    out = tmp_path / "out.mov"
+    code = cli_main([str(clip.path), str(out), "--model", "lite", "--crf", "0"])
+    assert code == 0 and "8 frames, 2 restored" in capsys.readouterr().out
+    with av.open(str(out)) as container:
+        video = container.streams.video[0].codec_context
+        assert (video.name, video.pix_fmt, video.codec_tag) == ("hevc", "yuv420p10le", "hvc1")
+        assert container.streams.audio
+    before, after = planes_of(clip.path), planes_of(out)
+    for index in set(range(8)) - {3, 5}:
+        for plane_in, plane_out in zip(before[index], after[index], strict=True):
+            np.testing.assert_array_equal(plane_out, plane_in)
+    assert not np.array_equal(after[3][0], before[3][0])  # restored

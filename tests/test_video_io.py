@@ -157,6 +157,41 @@ def test_webm_defaults_to_vp9_and_copies_opus(make_test_clip, tmp_path):
     assert packets(out, "audio") == packets(clip.path, "audio")
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "out_name", "expected"),
+    [
+        ("phone.mp4", "libx265", "yuv420p10le", "out.mp4", "hevc"),
+        ("h.mkv", "libx265", "yuv420p", "out.mkv", "hevc"),
+        ("v.webm", "libvpx-vp9", "yuv420p", "out.mp4", "vp9"),
+        ("p.mov", "prores_ks", "yuv422p10le", "out.mov", "prores"),
+        ("a.mkv", "libsvtav1", "yuv420p", "out.mkv", "av1"),
+        ("f.mkv", "ffv1", "yuv420p", "out.mkv", "ffv1"),
+        ("f.mkv", "ffv1", "yuv420p", "out.mp4", "h264"),  # MP4 holds no FFV1
+        ("p.mov", "prores_ks", "yuv422p10le", "out.mp4", "h264"),  # nor ProRes
+        ("v.webm", "libvpx-vp9", "yuv420p", "out.mov", "h264"),  # MOV no VP9
+        ("m.mkv", "mpeg4", "yuv420p", "out.mkv", "h264"),  # an old format: H.264
+    ],
+)
+def test_the_input_format_is_coded_again_where_the_container_holds_it(
+        make_test_clip, tmp_path, name, codec, pix_fmt, out_name, expected):
+    clip = make_test_clip(name, n_frames=3, size=(128, 96), codec=codec, pix_fmt=pix_fmt)
+    out = tmp_path / out_name
+    transcode(clip.path, out, preset="ultrafast")
+    found = probe(out)
+    assert found.codec_name == expected
+    if expected == probe(clip.path).codec_name:
+        assert found.pix_fmt == pix_fmt  # depth and chroma kept too
+
+
+@pytest.mark.parametrize("out_name", ["out.mp4", "out.mov"])
+def test_hevc_in_mp4_and_mov_is_tagged_for_apple_players(make_test_clip, tmp_path, out_name):
+    clip = make_test_clip("phone.mov", n_frames=3, codec="libx265", pix_fmt="yuv420p10le")
+    out = tmp_path / out_name
+    transcode(clip.path, out, preset="ultrafast")
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.codec_tag == "hvc1"
+
+
 # -- metadata kept -------------------------------------------------------------------------------
 
 
@@ -441,8 +476,8 @@ def test_odd_size_is_padded_once_where_the_codec_needs_it(make_test_clip, tmp_pa
                           pix_fmt=source_format)
     out = tmp_path / "out.mkv"
     info, frames = read_all(clip.path)
-    with caplog.at_level("WARNING"), VideoWriter(out, info, pix_fmt="yuv420p", crf=0,
-                                                 preset="ultrafast") as writer:
+    with caplog.at_level("WARNING"), VideoWriter(out, info, codec="libx264", pix_fmt="yuv420p",
+                                                 crf=0, preset="ultrafast") as writer:
         assert writer.padded and (writer.width, writer.height) == (98, 66)
         for frame in frames:
             writer.write(frame)

@@ -43,7 +43,7 @@ class VideoInfo:
     color_primaries: int
     color_trc: int
     colorspace: int
-    codec_name: str
+    codec_name: str  # the video format as FFmpeg names it: h264, hevc, av1, ...
     has_audio: bool
     has_subtitles: bool
     container_format: str = ""
@@ -172,6 +172,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         return _probe_container(container, str(path))
 
 
+def _format_name(ctx: av.CodecContext) -> str:
+    """The video format as FFmpeg names it (av1, whichever decoder reads it: libdav1d)."""
+    codec = ctx.codec
+    return (getattr(codec, "canonical_name", None) or ctx.name or "") if codec else (ctx.name or "")
+
+
 def _probe_container(container: av.container.InputContainer, path: str) -> VideoInfo:
     if not container.streams.video:
         raise UserError(f"{path} has no video stream")
@@ -203,7 +209,7 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
         color_primaries=int(ctx.color_primaries if ctx.color_primaries is not None else 2),
         color_trc=int(ctx.color_trc if ctx.color_trc is not None else 2),
         colorspace=int(ctx.colorspace if ctx.colorspace is not None else 2),
-        codec_name=ctx.name or "",
+        codec_name=_format_name(ctx),
         has_audio=bool(container.streams.audio),
         has_subtitles=bool(container.streams.subtitles),
         container_format=container.format.name if container.format else "",

@@ -9,7 +9,9 @@ What :class:`VideoWriter` preserves:
   (AAC priming) is switched off, so video pts stay as they were.
 - **Pixel format.** By default the input's chroma layout and bit depth are kept when the
   encoder supports them, otherwise the nearest format it does support (see
-  :func:`choose_pix_fmt`); 10-bit stays 10-bit with libx264.
+  :func:`choose_pix_fmt`); 10-bit stays 10-bit.
+- **Format.** The input's video format (H.264, HEVC, VP9, AV1, ProRes, FFV1) is coded again
+  where the container holds it (:func:`default_codec`), so the output plays where the input did.
 - **Untouched frames.** A frame that still carries its decoded planes (``Frame.planes``, see
   :meth:`Frame.with_image`) is encoded from them, never through RGB, when the output pixel
   format is the input's: with a lossless codec (ffv1, or libx264/libx265 with ``crf=0``,
@@ -108,8 +110,30 @@ def container_for(path: str | os.PathLike, container_format: str | None = None) 
     return CONTAINERS[suffix]
 
 
-def default_codec(container_format: str) -> str:
-    """libvpx-vp9 for WebM, libx264 for everything else."""
+#: The encoder that codes each source format again, and the containers that hold it. The
+#: output then plays wherever the input did: a phone's 10-bit HEVC re-coded as H.264 would
+#: be 10-bit H.264, which hardly any player or browser decodes; a ProRes or FFV1 master
+#: stays an editing or archival file.
+_SAME_FORMAT = {
+    "h264": ("libx264", frozenset({"mp4", "mov", "matroska"})),
+    "hevc": ("libx265", frozenset({"mp4", "mov", "matroska"})),
+    "vp9": ("libvpx-vp9", frozenset({"mp4", "matroska", "webm"})),
+    "vp8": ("libvpx", frozenset({"matroska", "webm"})),
+    "av1": ("libsvtav1", frozenset({"mp4", "matroska", "webm"})),
+    "prores": ("prores_ks", frozenset({"mov", "matroska"})),
+    "ffv1": ("ffv1", frozenset({"matroska"})),
+}
+# Apple's players take HEVC in MP4/MOV only under this sample entry (FFmpeg writes hev1)
+_CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
+
+
+def default_codec(container_format: str, source_codec: str = "") -> str:
+    """The encoder of ``source_codec``'s format (the input's, as FFmpeg names the format:
+    h264, hevc, vp9, vp8, av1, prores, ffv1) where the container holds it and the encoder is
+    built in; otherwise libvpx-vp9 for WebM and libx264 for everything else."""
+    encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
+    if container_format in containers and encoder in av.codecs_available:
+        return encoder
     return "libvpx-vp9" if container_format == "webm" else "libx264"
 
 
@@ -258,7 +282,8 @@ class VideoWriter:
     """Encode :class:`Frame` objects into ``path``; use as a context manager or call close().
 
     ``info`` describes the input (time base, fps, colour, rotation, pixel format); frames must
-    have its ``width x height``. ``codec`` defaults to libx264 (libvpx-vp9 for WebM).
+    have its ``width x height``. ``codec`` defaults to the input's format
+    (:func:`default_codec`).
     ``crf``/``preset`` are mapped onto the encoder's own options where it has them (x264/x265
     names; VP9/AV1 get a matching speed), ``options`` adds raw encoder options on top.
     ``copy_streams_from`` defaults to ``info.path``; ``audio=False`` / ``subtitles=False`` drop
@@ -285,7 +310,7 @@ class VideoWriter:
         self.path = str(path)
         self.info = info
         self.format_name = container_for(path, container_format)
-        self.codec_name = codec or default_codec(self.format_name)
+        self.codec_name = codec or default_codec(self.format_name, info.codec_name)
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
@@ -406,6 +431,9 @@ class VideoWriter:
             ) from exc
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self.pix_fmt
+        tag = _CODEC_TAGS.get((self.codec_name, self.format_name))
+        if tag:
+            stream.codec_tag = tag
         stream.time_base = self.time_base
         ctx = stream.codec_context
         ctx.time_base = self.time_base
