@@ -32,9 +32,10 @@ What :class:`VideoWriter` preserves:
   title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
   MP4 and MOV write the timecode as a timecode track again.
 
-Not kept: display-matrix flips (only the rotation is read), data streams (e.g. camera
-telemetry tracks; a timecode track only as its start timecode) and attachments (e.g. fonts
-for ASS subtitles in Matroska).
+Not kept: HDR10 mastering-display and light-level metadata and Dolby Vision (the
+transfer and primaries tags are kept), display-matrix flips (only the rotation is read), data
+streams (e.g. camera telemetry tracks; a timecode track only as its start timecode) and
+attachments (e.g. fonts for ASS subtitles in Matroska).
 Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
 track length matches the input even with B-frames.
 
