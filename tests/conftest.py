@@ -60,6 +60,24 @@ def small_clip(make_test_clip) -> SyntheticClip:
 
 
 @pytest.fixture()
+def zero_pts_clip(make_test_clip, tmp_path: Path) -> Path:
+    """8 frames (frame 3 blurry) whose timestamps are all 0, as a broken muxer writes them:
+    decoded frames encoded again with their pts cleared (MOV)."""
+    clip = make_test_clip("source.mp4", n_frames=8, blurry={3})
+    path = tmp_path / "zero_pts.mov"
+    with av.open(str(clip.path)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for frame in source.decode(video=0):
+            frame.pts = None
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with av.open(str(path)) as check:
+        assert {frame.pts for frame in check.decode(video=0)} == {0}
+    return path
+
+
+@pytest.fixture()
 def lossless_clip(make_test_clip) -> SyntheticClip:
     """12 frames, 96x64, FFV1 (bgr0) in Matroska: decodes bit-exactly to ``frames``."""
     return make_test_clip("lossless.mkv", codec="ffv1", pix_fmt="bgr0", blurry={3, 7})

@@ -649,3 +649,16 @@ def test_a_phones_ten_bit_hevc_comes_back_as_ten_bit_hevc_apple_can_play(
         for plane_in, plane_out in zip(before[index], after[index], strict=True):
             np.testing.assert_array_equal(plane_out, plane_in)
     assert not np.array_equal(after[3][0], before[3][0])  # restored
+
+
+def test_a_file_whose_timestamps_stand_still_is_deblurred_and_plays(zero_pts_clip, tmp_path,
+                                                                   capsys):
+    out = tmp_path / "out.mp4"
+    code = cli_main([str(zero_pts_clip), str(out), "--model", "lite"])
+    captured = capsys.readouterr()
+    assert code == 0 and "8 frames, 1 restored" in captured.out
+    warned = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "timestamps do not increase" in warned[0]
+    with av.open(str(out)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) == 8 and times == pytest.approx([k / 25 for k in range(8)], abs=1e-3)

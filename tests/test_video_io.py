@@ -108,6 +108,17 @@ def test_non_increasing_pts_is_refused(small_clip, tmp_path):
             writer.write(frames[0])
 
 
+def test_timestamps_that_do_not_increase_are_renumbered_with_one_warning(zero_pts_clip):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info, frames = read_all(zero_pts_clip)
+    said = [str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning)]
+    assert len(said) == 1 and "timestamps do not increase from frame 1" in said[0]
+    assert info.fps == 25  # the coded rate, not the average of timestamps that stand still
+    step = round(1 / (25 * frames[0].time_base))
+    assert [f.pts for f in frames] == [k * step for k in range(8)]
+
+
 # -- streams copied ------------------------------------------------------------------------------
 
 

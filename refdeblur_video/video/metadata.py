@@ -187,6 +187,11 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
         raise UserError(f"{path}: the video stream cannot be decoded (unknown codec or size)")
     fps = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = Fraction(fps) if fps else None
+    if fps and ctx.framerate and fps > 4 * ctx.framerate:
+        # far more frames per second than coded: timestamps that stand still (a broken muxer
+        # wrote them all 0) average to such rates, and the coded rate is the one to go by
+        # (variable frame rates average below the coded one, never far above it)
+        fps = Fraction(ctx.framerate)
     time_base = Fraction(stream.time_base) if stream.time_base else (1 / fps if fps else None)
     if time_base is None:
         time_base = Fraction(1, 1000)

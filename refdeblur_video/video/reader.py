@@ -12,7 +12,9 @@ was passed through, bit for bit.
 Damaged input: a truncated or partly corrupt stream is *salvaged*. Every frame the decoder
 can still produce is yielded; packets or demux steps that fail are skipped, and once the
 stream ends a single :class:`CorruptVideoWarning` (a ``UserWarning``) says how many frames were
-recovered. The same warning is given when fewer frames decode than the container announced.
+recovered. The same warning is given when fewer frames decode than the container announced,
+and when the timestamps stop increasing: those frames are renumbered one frame interval
+apart, so the output still plays.
 Only a stream with no decodable frame at all is an error (:class:`UserError`). We chose this
 because a long recording with a damaged tail is still worth deblurring, and refusing it would
 force the user to repair the file with other tools first.
@@ -46,7 +48,33 @@ _MAX_DEMUX_RETRIES = 16
 
 
 class CorruptVideoWarning(UserWarning):
-    """The input stream was truncated or corrupt; only the decodable frames were read."""
+    """The input stream was truncated or corrupt; only the decodable frames were read, or
+    its timestamps did not increase and were renumbered."""
+
+
+class _IncreasingPts:
+    """Timestamps that always increase, as the writer (and every player) needs them: a
+    frame whose pts is not after the previous frame's (a broken muxer wrote them all 0, or
+    they restart part-way) is placed one frame interval at ``fps`` after it instead, and
+    one warning says so."""
+
+    def __init__(self, path: str, fps: Fraction | None) -> None:
+        self.path, self.fps = path, fps or Fraction(25)
+        self.last: int | None = None
+        self.renumbered = False
+
+    def __call__(self, index: int, pts: int | None, time_base: Fraction) -> int | None:
+        if pts is not None and self.last is not None and pts <= self.last:
+            if not self.renumbered:
+                warnings.warn(
+                    f"{self.path}: the timestamps do not increase from frame {index} (pts "
+                    f"{pts} after {self.last}); frames from there on are timed "
+                    f"{float(self.fps):g} per second", CorruptVideoWarning, stacklevel=3)
+                self.renumbered = True
+            pts = self.last + max(1, round(1 / (self.fps * time_base)))
+        if pts is not None:
+            self.last = pts
+        return pts
 
 
 def open_reader(path: str | os.PathLike, backend: str = "pyav") -> VideoReader:
@@ -121,6 +149,7 @@ class VideoReader:
             held: Frame | None = None  # one frame of delay: its duration is the pts gap
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
             formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
+            increasing = _IncreasingPts(self.path, self.info.fps)
             for index, frame in enumerate(self._decoded_frames(container, stream)):
                 if frame.is_corrupt:
                     self._problem("a corrupt frame was concealed")
@@ -130,8 +159,8 @@ class VideoReader:
                 image, planes = self._pixels(frame, *formats[pix_fmt])
                 time_base = Fraction(frame.time_base or stream.time_base or self.info.time_base)
                 duration = int(frame.duration) if frame.duration else None
-                current = Frame(index, frame.pts, time_base, image, duration, planes,
-                                pix_fmt if planes is not None else None)
+                current = Frame(index, increasing(index, frame.pts, time_base), time_base,
+                                image, duration, planes, pix_fmt if planes is not None else None)
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:
                         held.duration = current.pts - held.pts
@@ -224,6 +253,7 @@ class VideoReader:
         start = (self.info.start_pts or 0) * time_base
         rotation = self.info.rotation
         turns = (-rotation // 90) % 4 if rotation % 90 == 0 else 0
+        increasing = _IncreasingPts(self.path, self.info.fps)
         for index in range(len(vr)):
             try:
                 image = vr[index].asnumpy()
@@ -237,7 +267,8 @@ class VideoReader:
                 pts = int(round((Fraction(float(start_s)) + start) / time_base))
             if turns:  # decord shows frames upright; we keep the coded orientation
                 image = np.rot90(image, turns)
-            yield Frame(index, pts, time_base, np.ascontiguousarray(image))
+            yield Frame(index, increasing(index, pts, time_base), time_base,
+                        np.ascontiguousarray(image))
         del vr
 
 
