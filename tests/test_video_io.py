@@ -533,6 +533,12 @@ def test_bad_codec_container_and_pixel_format_are_user_errors(small_clip, tmp_pa
         VideoWriter(tmp_path / "d.mp4", info, pix_fmt="bgr0")
     with pytest.raises(UserError, match="not a video encoder"):
         VideoWriter(tmp_path / "e.mp4", info, codec="aac")
+    with pytest.raises(UserError, match="beyond libx264's range"):
+        VideoWriter(tmp_path / "f.mp4", info, crf=52)
+    with pytest.raises(UserError, match="beyond libvpx-vp9's range"):
+        VideoWriter(tmp_path / "g.webm", info, crf=64, audio=False)
+    VideoWriter(tmp_path / "h.webm", info, crf=63, audio=False).close()  # its worst, allowed
+    assert not [p.name for p in tmp_path.iterdir() if p.name[0] in "fg"]  # nothing left
 
 
 def test_missing_file_is_a_user_error(tmp_path):

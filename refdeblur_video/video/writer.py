@@ -244,7 +244,17 @@ def _tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
     return tags
 
 
+#: the highest constant rate factor each encoder takes (x264 and x265 clamp a higher one to
+#: their worst quality without a word)
+_MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63,
+            "libsvtav1": 63, "libaom-av1": 63}
+
+
 def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> dict[str, str]:
+    highest = _MAX_CRF.get(codec_name)
+    if crf is not None and highest is not None and crf > highest:
+        raise UserError(f"--crf {crf} is beyond {codec_name}'s range (0 to {highest}; lower "
+                        "is better quality)")
     opts: dict[str, str] = {}
     speed = X264_PRESETS.index(preset) if preset in X264_PRESETS else 5
     if codec_name in ("libx264", "libx264rgb") and _has_avx512():
