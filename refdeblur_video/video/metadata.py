@@ -174,8 +174,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 def _format_name(ctx: av.CodecContext) -> str:
     """The video format as FFmpeg names it (av1, whichever decoder reads it: libdav1d)."""
-    codec = ctx.codec
-    return (getattr(codec, "canonical_name", None) or ctx.name or "") if codec else (ctx.name or "")
+    name = getattr(ctx.codec, "canonical_name", None) if ctx.codec else None
+    return name or ctx.name or ""
 
 
 def _probe_container(container: av.container.InputContainer, path: str) -> VideoInfo:
