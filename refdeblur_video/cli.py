@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--codec", help="video encoder (default: the input's format where the "
                    "output container holds it, so the result plays where the input did; "
                    "else libx264, or vp9 for webm)")
-    e.add_argument("--crf", type=int, help=f"constant rate factor ({d.crf})")
+    e.add_argument("--crf", type=int, help="constant rate factor: lower is better quality, 0 "
+                   f"lossless ({d.crf})")
     e.add_argument("--preset", help=f"encoder preset ({d.preset})")
     e.add_argument("--pix-fmt", help="pixel format (default: the input's)")
     e.add_argument("--no-audio", dest="audio", action="store_false",
