@@ -64,6 +64,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "--log dir.csv is a folder": ["in.mp4", "o6.mp4", "--log", "dir.csv"],
         "--preset must be one of ultrafast,": ["in.mp4", "o7.mp4", "--preset", "nosuch"],
         "--crf must be 0 (lossless) or more": ["in.mp4", "o8.mp4", "--crf", "-5"],
+        "--crf 60 is beyond libx264's range": ["in.mp4", "o9.mp4", "--crf", "60"],
         "output one.mp4 names a video file, but the input is many": ["batch", "one.mp4"],
     }
     results = run_fresh(list(cases.values()), tmp_path)
