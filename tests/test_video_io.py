@@ -15,6 +15,7 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.frames import plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.safe_output import atomic_output
+from refdeblur_video.video.hdr import Hdr10
 from refdeblur_video.video.metadata import VideoInfo, _announced_frames, probe
 from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
 from refdeblur_video.video.synthetic import make_demo_clip, render_frame
@@ -204,6 +205,38 @@ def test_hevc_in_mp4_and_mov_is_tagged_for_apple_players(make_test_clip, tmp_pat
 
 
 # -- metadata kept -------------------------------------------------------------------------------
+
+
+HDR10_PARAMS = ("hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)"
+                "WP(15635,16450)L(10000000,1):max-cll=1000,400")
+PQ_BT2020 = {"color_range": 1, "color_primaries": 9, "color_trc": 16, "colorspace": 9}
+
+
+def hdr_side_data(path) -> dict[str, bytes]:
+    """The first frame's HDR10 side data, FFmpeg's structs as bytes, by type."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    wanted = ("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL")
+    return {d.type.name: bytes(d) for d in frame.side_data if d.type.name in wanted}
+
+
+def test_hdr10_metadata_is_read_and_written_again(make_test_clip, tmp_path):
+    clip = make_test_clip("hdr.mkv", n_frames=3, codec="libx265", pix_fmt="yuv420p10le",
+                          color=PQ_BT2020, options={"preset": "ultrafast",
+                                                    "x265-params": "log-level=error:"
+                                                    + HDR10_PARAMS})
+    assert probe(clip.path).hdr10 == Hdr10(
+        (34000, 16000, 13250, 34500, 7500, 3000, 15635, 16450), (10000000, 1), (1000, 400))
+    out = tmp_path / "out.mp4"
+    transcode(clip.path, out, preset="ultrafast")
+    written = hdr_side_data(out)
+    assert set(written) == {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"}
+    assert written == hdr_side_data(clip.path)
+    assert (probe(out).color_trc, probe(out).color_primaries) == (16, 9)
+    plain = make_test_clip("sdr.mkv", n_frames=3, codec="libx265", pix_fmt="yuv420p10le")
+    assert probe(plain.path).hdr10 is None
+    transcode(plain.path, tmp_path / "sdr.mkv", preset="ultrafast")
+    assert hdr_side_data(tmp_path / "sdr.mkv") == {}
 
 
 @pytest.mark.parametrize(("name", "rotation"), [("r.mp4", 90), ("r.mov", -90), ("r.mkv", 180)])

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.hdr import Hdr10, hdr10_of
 
 __all__ = ["VideoInfo", "probe", "open_container", "pix_fmt_bit_depth", "video_duration_s"]
 
@@ -50,6 +51,7 @@ class VideoInfo:
     start_pts: int | None = None
     container_tags: tuple[tuple[str, str], ...] = ()
     video_tags: tuple[tuple[str, str], ...] = ()
+    hdr10: Hdr10 | None = None  # HDR10's mastering display and light level, where given
 
     @classmethod
     def for_frames(
@@ -113,11 +115,11 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def _first_frame_rotation(container: av.container.InputContainer, stream) -> int | None:
-    """Decode packets until one frame comes out; return its display rotation (None: no frame).
+def _first_frame(container: av.container.InputContainer, stream) -> av.VideoFrame | None:
+    """Decode packets until one frame comes out (None: no frame).
 
-    PyAV >= 14 does not expose a stream's coded side data for reading, but decoders attach the
-    display matrix to every frame, so the first decoded frame tells the rotation.
+    PyAV >= 14 does not expose a stream's coded side data for reading, but decoders attach
+    the display matrix and HDR10's metadata to frames, so the first decoded frame tells them.
     """
     try:
         for packet in container.demux(stream):
@@ -126,7 +128,7 @@ def _first_frame_rotation(container: av.container.InputContainer, stream) -> int
             except av.FFmpegError:
                 continue
             for frame in frames:
-                return int(round(frame.rotation))
+                return frame
     except av.FFmpegError:
         return None
     return None
@@ -220,7 +222,9 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
         container_format=container.format.name if container.format else "",
         start_pts=stream.start_time,
     )
-    info["rotation"] = _first_frame_rotation(container, stream) or 0
+    first = _first_frame(container, stream)
+    info["rotation"] = int(round(first.rotation)) if first is not None else 0
+    info["hdr10"] = hdr10_of(first) if first is not None else None
     info["container_tags"], info["video_tags"] = _tags(container, stream)
     return VideoInfo(**info)
 

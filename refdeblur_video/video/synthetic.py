@@ -206,6 +206,8 @@ def _add_video_stream(out: av.container.OutputContainer, codec_name: str,
     stream.time_base = time_base
     stream.codec_context.time_base = time_base
     opts = {"preset": "ultrafast", "crf": "18"} if codec_name.startswith("libx26") else {}
+    if codec_name == "libx265":
+        opts["x265-params"] = "log-level=error"  # its statistics are not the caller's business
     if codec_name == "libvpx-vp9":
         opts = {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}
     opts.update(options or {})

@@ -31,11 +31,12 @@ What :class:`VideoWriter` preserves:
 - **Tags**: the file's own (title, recording time, ...) and the video stream's language,
   title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
   MP4 and MOV write the timecode as a timecode track again.
+- **HDR10's metadata** (mastering display, content light level: :mod:`.hdr`) where x265
+  codes the output; other encoders keep only the colour tags.
 
-Not kept: HDR10 mastering-display and light-level metadata and Dolby Vision (the
-transfer and primaries tags are kept), display-matrix flips (only the rotation is read), data
-streams (e.g. camera telemetry tracks; a timecode track only as its start timecode) and
-attachments (e.g. fonts for ASS subtitles in Matroska).
+Not kept: Dolby Vision (its base layer's colour tags are kept), display-matrix flips (only
+the rotation is read), data streams (e.g. camera telemetry tracks; a timecode track only as
+its start timecode) and attachments (e.g. fonts for ASS subtitles in Matroska).
 Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
 track length matches the input even with B-frames.
 
@@ -74,6 +75,7 @@ import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.metadata import VideoInfo
 from refdeblur_video.video.presets import X264_PRESETS
 from refdeblur_video.video.reader import Frame
@@ -250,7 +252,8 @@ _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "l
             "libsvtav1": 63, "libaom-av1": 63}
 
 
-def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> dict[str, str]:
+def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
+                     hdr: Hdr10 | None = None) -> dict[str, str]:
     highest = _MAX_CRF.get(codec_name)
     if crf is not None and highest is not None and crf > highest:
         raise UserError(f"--crf {crf} is beyond {codec_name}'s range (0 to {highest}; lower "
@@ -273,7 +276,10 @@ def _encoder_options(codec_name: str, crf: int | None, preset: str | None) -> di
         if preset:
             opts["preset"] = preset
         if codec_name == "libx265":
-            opts["x265-params"] = "log-level=error" + (":lossless=1" if crf == 0 else "")
+            params = ["log-level=error"] + ["lossless=1"] * (crf == 0)
+            if hdr is not None:
+                params.append(x265_params(hdr))
+            opts["x265-params"] = ":".join(params)
     elif codec_name in ("libvpx-vp9", "libvpx"):
         if crf is not None:
             opts.update(crf=str(crf), b="0")
@@ -450,7 +456,7 @@ class VideoWriter:
         ctx.time_base = self.time_base
         for key, value in self._colour.items():
             setattr(ctx, key, value)
-        opts = _encoder_options(self.codec_name, crf, preset)
+        opts = _encoder_options(self.codec_name, crf, preset, self.info.hdr10)
         opts.update(options or {})
         ctx.options = opts
         if self.info.rotation:
