@@ -632,9 +632,9 @@ def test_after_an_upstream_error_the_restored_batches_are_still_finished_and_wri
 
 def test_a_phones_ten_bit_hevc_comes_back_as_ten_bit_hevc_apple_can_play(
         make_test_clip, planes_of, tmp_path, capsys):
-    """H.264 at 10 bits, what re-coding it as H.264 would give, hardly any player decodes;
-    the same format again plays where the input did. Lossless (CRF 0), the untouched frames
-    come back sample for sample."""
+    """Re-coded as H.264 it would be 10-bit H.264, which hardly any player decodes; as HEVC
+    again it plays where the input did. Lossless (CRF 0): the untouched frames come back
+    sample for sample."""
     clip = make_test_clip("phone.mov", n_frames=8, size=(128, 96), blurry={3, 5},
                           codec="libx265", pix_fmt="yuv420p10le", audio=True)
     out = tmp_path / "out.mov"

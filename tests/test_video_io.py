@@ -235,8 +235,8 @@ def test_hdr10_metadata_is_read_and_written_again(make_test_clip, tmp_path):
     assert (probe(out).color_trc, probe(out).color_primaries) == (16, 9)
     plain = make_test_clip("sdr.mkv", n_frames=3, codec="libx265", pix_fmt="yuv420p10le")
     assert probe(plain.path).hdr10 is None
-    transcode(plain.path, tmp_path / "sdr.mkv", preset="ultrafast")
-    assert hdr_side_data(tmp_path / "sdr.mkv") == {}
+    transcode(plain.path, tmp_path / "sdr_out.mkv", preset="ultrafast")
+    assert hdr_side_data(tmp_path / "sdr_out.mkv") == {}
 
 
 @pytest.mark.parametrize(("name", "rotation"), [("r.mp4", 90), ("r.mov", -90), ("r.mkv", 180)])
