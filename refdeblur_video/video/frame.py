@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["Frame"]
+__all__ = ["Frame", "frame_interval"]
 
 
 @dataclass
@@ -40,3 +40,9 @@ class Frame:
         """The same frame holding another image (e.g. restored); the decoded planes no
         longer match it and are left out."""
         return Frame(self.index, self.pts, self.time_base, image, self.duration)
+
+
+def frame_interval(fps: Fraction | None, time_base: Fraction) -> int:
+    """One frame's interval at ``fps`` (25 where unknown) in ``time_base`` ticks, at least
+    one tick: where a frame without a usable timestamp is placed after the one before."""
+    return max(1, round(1 / (Fraction(fps or 25) * Fraction(time_base))))

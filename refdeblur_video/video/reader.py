@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.video.frame import Frame
+from refdeblur_video.video.frame import Frame, frame_interval
 from refdeblur_video.video.metadata import VideoInfo, open_container, probe, video_duration_s
 from refdeblur_video.video.yuv import (
     PlaneLayout,
@@ -71,7 +71,7 @@ class _IncreasingPts:
                     f"{pts} after {self.last}); frames from there on are timed "
                     f"{float(self.fps):g} per second", CorruptVideoWarning, stacklevel=3)
                 self.renumbered = True
-            pts = self.last + max(1, round(1 / (self.fps * time_base)))
+            pts = self.last + frame_interval(self.fps, time_base)
         if pts is not None:
             self.last = pts
         return pts

@@ -75,6 +75,7 @@ import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.frame import frame_interval
 from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.metadata import VideoInfo
 from refdeblur_video.video.presets import X264_PRESETS
@@ -565,8 +566,8 @@ class VideoWriter:
 
     def _next_pts(self, frame: Frame) -> int:
         if frame.pts is None:
-            step = 1 / (self.info.fps or 25) / self.time_base
-            pts = 0 if self._last_pts is None else self._last_pts + max(1, round(step))
+            step = frame_interval(self.info.fps, self.time_base)
+            pts = 0 if self._last_pts is None else self._last_pts + step
         elif Fraction(frame.time_base) != self.time_base:
             pts = round(frame.pts * Fraction(frame.time_base) / self.time_base)
         else:
