@@ -23,6 +23,7 @@ from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
 from refdeblur_video.pipeline.stream import WorkItem, run_stream
+from refdeblur_video.video.metadata import probe
 from refdeblur_video.video.reader import Frame, open_reader
 from refdeblur_video.video.synthetic import make_image, render_frames
 
@@ -649,6 +650,24 @@ def test_a_phones_ten_bit_hevc_comes_back_as_ten_bit_hevc_apple_can_play(
         for plane_in, plane_out in zip(before[index], after[index], strict=True):
             np.testing.assert_array_equal(plane_out, plane_in)
     assert not np.array_equal(after[3][0], before[3][0])  # restored
+
+
+def test_an_av1_input_comes_back_as_av1_without_the_encoders_chatter(make_test_clip, tmp_path):
+    """SVT-AV1 prints its configuration (about twenty lines) straight to the terminal unless
+    told not to; the tool's own lines are all a user should see. Its own process, because
+    the library writes to the file descriptor, not through Python."""
+    import os
+
+    clip = make_test_clip("a.mkv", n_frames=6, size=(128, 96), blurry={2}, codec="libsvtav1",
+                          pix_fmt="yuv420p")
+    env = {key: value for key, value in os.environ.items() if key != "SVT_LOG"}
+    done = subprocess.run([sys.executable, "-m", "refdeblur_video.cli", str(clip.path),
+                           str(tmp_path / "out.mkv"), "--model", "lite"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Svt" not in done.stderr and "Svt" not in done.stdout, done.stderr
+    assert probe(tmp_path / "out.mkv").codec_name == "av1"
+    assert len(decoded(tmp_path / "out.mkv")) == 6
 
 
 def test_a_file_whose_timestamps_stand_still_is_deblurred_and_plays(zero_pts_clip, tmp_path,

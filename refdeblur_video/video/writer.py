@@ -460,6 +460,10 @@ class VideoWriter:
         opts = _encoder_options(self.codec_name, crf, preset, self.info.hdr10)
         opts.update(options or {})
         ctx.options = opts
+        if self.codec_name == "libsvtav1":
+            # SVT-AV1 prints its whole configuration to the terminal (about twenty lines)
+            # unless told otherwise; errors still come through. A user's own SVT_LOG wins.
+            os.environ.setdefault("SVT_LOG", "1")
         if self.info.rotation:
             stream.set_display_rotation(self.info.rotation)
         return stream
