@@ -22,7 +22,7 @@ from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
-from refdeblur_video.pipeline.stream import WorkItem, run_stream
+from refdeblur_video.pipeline.stream import WorkItem, queue_size_for, run_stream
 from refdeblur_video.video.metadata import probe
 from refdeblur_video.video.reader import Frame, open_reader
 from refdeblur_video.video.synthetic import make_image, render_frames
@@ -310,6 +310,16 @@ def test_when_both_choices_fail_the_check_the_first_is_logged_as_unused():
     assert {first, second} == {3, 5} and calls == [[first], [second]]
     assert item.reference_index == first and item.reference_used is False
     assert item.seconds > 0 and not item.second_used
+
+
+def test_the_queues_hold_fewer_frames_the_larger_the_frames():
+    """Eight 4K 10-bit frames a queue came to some 4 GB in flight (docs/RESULTS.md)."""
+    assert queue_size_for(1280, 720, 8, batch=2) == 8
+    assert queue_size_for(3840, 2160, 10, batch=2) == 2
+    assert queue_size_for(3840, 2160, 8, batch=4) == 4  # a whole batch still gathers
+    sizes = [queue_size_for(w, w * 9 // 16, depth, 1) for w in (640, 1920, 2560, 3840, 7680)
+             for depth in (8, 10)]
+    assert sizes == sorted(sizes, reverse=True) and min(sizes) == 2
 
 
 def test_shot_cuts_are_found_and_not_crossed(make_test_clip, restorer, tmp_path, capsys):

@@ -35,7 +35,7 @@ class DeblurOptions:
     cuts: bool = True  # find shot cuts; nothing is compared or borrowed across one
     ref: str | None = None  # one reference image for every blurry frame
     reader: str = "pyav"  # pyav | decord
-    codec: str | None = None  # default: libx264 (libvpx-vp9 for .webm)
+    codec: str | None = None  # default: the input's format where the container holds it
     crf: int | None = 16
     preset: str | None = "medium"
     pix_fmt: str | None = None  # default: the input's, where the codec supports it
@@ -43,7 +43,7 @@ class DeblurOptions:
     log: str | None = None  # per-frame log, .csv or .json
     overwrite: bool = False
     quiet: bool = False
-    queue_size: int = 8  # frames in flight between stages (bounds memory)
+    queue_size: int | None = None  # frames in flight between stages; None: by frame size
     resume: bool = False  # go on from the finished work an interrupted run left
     segment_seconds: float = 5.0  # video committed at a time (each part starts a new GOP)
     adapt: bool = False  # fine-tune a copy of the network on the video's own sharp frames

@@ -38,7 +38,7 @@ from .resume import (
     run_manifest,
     segment_frames,
 )
-from .stream import WorkItem, run_stream
+from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
     from ..model.restorer import Restorer
@@ -172,7 +172,9 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
 
             run_stream(reader, planner, restore_step(restorer, not opts.cpu_transfer), refiner,
                        write,
-                       batch=opts.batch, queue_size=opts.queue_size, forced_reference=forced,
+                       batch=opts.batch, forced_reference=forced,
+                       queue_size=opts.queue_size or queue_size_for(
+                           info.width, info.height, info.bit_depth, opts.batch),
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
                        segment=size, replayed=_replay_check(summary.records, state))
             segments.finish()

@@ -202,6 +202,23 @@ def restore_batch(
                 item.output, item.reference_used, item.second_used = output, True, True
 
 
+#: what the frames waiting in the queues between the stages may take together
+QUEUED_BYTES = 1 << 30
+MAX_QUEUE_SIZE = 8
+
+
+def queue_size_for(width: int, height: int, bit_depth: int, batch: int) -> int:
+    """Frames each queue between the stages may hold: as many as fit :data:`QUEUED_BYTES`
+    across the three queues, at most :data:`MAX_QUEUE_SIZE` and at least ``batch`` (a
+    network batch is gathered in one queue's worth). A queued frame carries its RGB image
+    and decoded planes in the input's sample size and the network's float32 output: about
+    170 MB at 3840x2160 and 10 bits, where eight a queue came to some 4 GB."""
+    sample = 2 if bit_depth > 8 else 1
+    per_frame = width * height * (4.5 * sample + 12)
+    fits = int(QUEUED_BYTES // (3 * per_frame))
+    return max(batch, 2, min(MAX_QUEUE_SIZE, fits))
+
+
 def run_stream(
     frames: Iterable[Frame],
     planner: ReferencePlanner,
