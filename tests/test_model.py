@@ -174,6 +174,24 @@ def test_tiled_restore_matches_whole_frame():
     assert tiled.tile_size_for(64, 100) == 48 and whole.tile_size_for(64, 100) is None
 
 
+@pytest.mark.parametrize(("machine_gib", "budget_mb"), [(8, 8 * 1024 / 6), (64, 4096)])
+def test_the_networks_cpu_budget_leaves_a_small_machine_room(monkeypatch, machine_gib,
+                                                               budget_mb):
+    """A 4K frame on an 8 GiB laptop: the network tiles within a sixth of its memory."""
+    from refdeblur_video.model import restorer as restorer_module
+
+    pages = {"SC_PHYS_PAGES": machine_gib * 2**18, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(restorer_module.os, "sysconf", lambda name: pages[name])
+    net = restorer_module.Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"),
+                                   trained=True)
+    assert net.memory_mb == pytest.approx(budget_mb)
+    big = restorer_module.Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"),
+                                   trained=True, memory_mb=4096)
+    small_machine = machine_gib == 8
+    assert (net.tile_size_for(2160, 3840) is not None) == small_machine
+    assert big.tile_size_for(2160, 3840) is None
+
+
 def test_shipped_default_model_is_trained_small_and_matches_lite_yaml():
     from refdeblur_video.model.weights import DEFAULT_WEIGHTS
 
