@@ -61,7 +61,7 @@ def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = 
                             params)
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix}")
-    data.tofile(str(path))
+    path.write_bytes(data.tobytes())  # a full disk raises with its errno
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

@@ -351,6 +351,28 @@ def test_image_mode(tmp_path, restorer):
     assert cv2.imread(str(out)).shape == cv2.imread(str(blurry)).shape
 
 
+def test_a_photo_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, restorer,
+                                                                 monkeypatch):
+    import errno
+    import os
+    from pathlib import Path
+
+    blurry, sharp = tmp_path / "blurry.png", tmp_path / "sharp.png"
+    make_image(blurry, blurry=True)
+    make_image(sharp, index=1)
+
+    def full(self, data):
+        self.touch()  # as a full disk does: the file is made, its bytes are not written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(UserError) as error:
+        deblur_image(blurry, tmp_path / "out.png", restorer, ref=str(sharp))
+    assert str(error.value) == (f"cannot write {tmp_path / 'out.png'} (No space left on "
+                                "device): no output was written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blurry.png", "sharp.png"]
+
+
 def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch, restorer):
     a = make_test_clip("a.mp4", n_frames=6, blurry={2})
     make_test_clip("b.mp4", n_frames=6, blurry={2})

@@ -3,6 +3,7 @@ and ``--resume`` goes on to the same output as a run that was never interrupted.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -120,6 +121,37 @@ def test_an_interrupted_run_resumes_to_the_same_output(make_test_clip, restorer,
     assert not state.exists()
     assert_same_output(out, whole)
     assert log_rows(tmp_path / "out.json") == log_rows(tmp_path / "whole.json")
+
+
+def test_a_full_disk_is_one_line_and_resume_goes_on_once_there_is_room(
+        make_test_clip, restorer, tmp_path, monkeypatch):
+    """The disk fills in the third segment: one line that says so and what is kept, no
+    output; with room again, --resume ends where a run that had room all along ends."""
+    from refdeblur_video.pipeline.resume import SegmentRecorder
+
+    clip = make_test_clip("in.mp4", n_frames=32, blurry={3, 10, 19, 27})
+    whole = tmp_path / "whole.mp4"
+    deblur_video(clip.path, whole, restorer, quiet=True, batch=1, segment_seconds=SEGMENT)
+    keep_packet = SegmentRecorder.packet
+
+    def packet_on_a_small_disk(self, packet):
+        if self.index == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        keep_packet(self, packet)
+
+    monkeypatch.setattr(SegmentRecorder, "packet", packet_on_a_small_disk)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UserError) as error:
+        deblur_video(clip.path, out, restorer, quiet=True, batch=1, segment_seconds=SEGMENT)
+    line = str(error.value)
+    assert "\n" not in line and line.startswith(f"cannot write {out} (No space left on device)")
+    assert "16 finished frames are kept" in line and "--resume" in line
+    assert not out.exists() and not list(tmp_path.glob(".out.*.part.mp4"))
+    monkeypatch.setattr(SegmentRecorder, "packet", keep_packet)  # room again
+    summary = deblur_video(clip.path, out, restorer, quiet=True, batch=1,
+                           segment_seconds=SEGMENT, resume=True)
+    assert summary.resumed == 16
+    assert_same_output(out, whole)
 
 
 def test_foreign_or_damaged_state(make_test_clip, restorer, tmp_path):

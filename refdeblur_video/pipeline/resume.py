@@ -495,6 +495,11 @@ def interrupted_line(target: str, signal_name: str | None = None) -> str:
     """The one line an interrupted run ends with: what is left, and how to go on
     (``signal_name``: the signal that stopped it, when it was not Ctrl-C)."""
     head = "interrupted" if signal_name is None else f"interrupted ({signal_name})"
+    return unfinished_line(target, head)
+
+
+def unfinished_line(target: str, head: str) -> str:
+    """``head`` (why the run stopped), then what it left of ``target`` and how to go on."""
     if Path(target).is_dir() or target.endswith(os.sep):
         return (f"{head}: the video in progress was not written; the same command with "
                 "--resume goes on with it")

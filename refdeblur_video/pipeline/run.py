@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ from .resume import (
     open_state,
     run_manifest,
     segment_frames,
+    unfinished_line,
 )
 from .stream import WorkItem, queue_size_for, run_stream
 
@@ -120,9 +123,33 @@ def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
     return opts
 
 
+#: an output that cannot be written for want of room or a working disk: one line, not a
+#: traceback (the finished segments are kept for --resume where there were any)
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
 def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                  restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur one video file into ``output`` (see :class:`DeblurOptions` for ``options``)."""
+    with _storage_errors_reported(output):
+        return _deblur_video(input, output, restorer, **options)
+
+
+@contextlib.contextmanager
+def _storage_errors_reported(output: str | os.PathLike) -> Iterator[None]:
+    """A disk that is full, read-only or failing becomes one line (a :class:`UserError`)
+    that says what is kept for --resume."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        head = f"cannot write {output} ({exc.strerror or exc})"
+        raise UserError(unfinished_line(str(output), head)) from exc
+
+
+def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
+                  restorer: Restorer | None, **options) -> RunSummary:
     opts = _checked_options(input, output, options)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     reader = open_reader(input, backend=opts.reader)
@@ -217,7 +244,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")
-    with atomic_output(output, opts.overwrite) as tmp:
+    with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
         write_image(tmp, restored)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
@@ -225,7 +252,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                          reference=-2 if opts.ref else -1, reference_used=_used(used),
                          second_reference=-1, seconds=round(seconds, 4))
     if opts.log:
-        write_frame_log(opts.log, [record])
+        with _storage_errors_reported(opts.log):
+            write_frame_log(opts.log, [record])
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
                       seconds=seconds, records=[record])
 
