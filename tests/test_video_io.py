@@ -153,12 +153,24 @@ def test_subtitles_the_container_cannot_hold_are_dropped_with_warning(make_test_
     assert info.has_audio and not info.has_subtitles
 
 
-def test_audio_the_container_cannot_hold_is_a_user_error(make_test_clip, tmp_path):
-    clip = make_test_clip("a.mp4", n_frames=4, audio=True)  # AAC cannot go into WebM
+@pytest.mark.parametrize(("name", "codec", "out_name"), [
+    ("a.mp4", "aac", "out.webm"),  # refused as the stream is added
+    ("w.webm", "opus", "out.mov"),  # accepted then, refused as the header is written
+])
+def test_audio_the_container_cannot_hold_is_a_user_error(make_test_clip, tmp_path, name, codec,
+                                                         out_name):
+    """The line names the audio and the container, not the video encoder."""
+    clip = make_test_clip(name, n_frames=4, audio=True)
     info = probe(clip.path)
-    with pytest.raises(UserError, match="audio"):
-        VideoWriter(tmp_path / "out.webm", info)
-    assert not (tmp_path / "out.webm").exists() or (tmp_path / "out.webm").stat().st_size < 1024
+    out = tmp_path / out_name
+    with pytest.raises(UserError) as error:
+        VideoWriter(out, info)
+    container = out_name.rpartition(".")[2]
+    assert str(error.value).startswith(
+        f"the {container} container cannot hold the input's {codec} audio")
+    assert "--no-audio" in str(error.value)
+    assert not out.exists() or out.stat().st_size < 1024
+    VideoWriter(out, info, audio=False).close()  # the way out it names
 
 
 def test_webm_defaults_to_vp9_and_copies_opus(make_test_clip, tmp_path):

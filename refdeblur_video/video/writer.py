@@ -477,19 +477,19 @@ class VideoWriter:
         for stream in self._source.streams:
             if (stream.type == "audio" and audio) or (stream.type == "subtitle" and subtitles):
                 codec = stream.codec_context.name if stream.codec_context else "unknown"
-                try:
-                    copied = self._out.add_stream_from_template(stream)
-                except ValueError as exc:
+                refusal = _muxer_refusal(self.format_name, stream)
+                if refusal is not None:
                     if stream.type == "audio":
                         raise UserError(
                             f"the {self.format_name} container cannot hold the input's {codec} "
-                            "audio; choose another output container (.mkv holds any) or --no-audio"
-                        ) from exc
+                            f"audio{refusal}; choose another output container (.mkv holds "
+                            "any) or --no-audio")
                     warnings.warn(
                         f"{codec} subtitles cannot be stored in {self.format_name}; dropped",
                         stacklevel=3,
                     )
                     continue
+                copied = self._out.add_stream_from_template(stream)
                 for key in ("language", "title"):  # what players show in track menus
                     if stream.metadata.get(key):
                         copied.metadata[key] = stream.metadata[key]
@@ -819,6 +819,24 @@ def _settings_note(crf: int | None, preset: str | None) -> str:
     given = [f"--{name} {value}" for name, value in (("crf", crf), ("preset", preset))
              if value is not None]
     return f" (with {' '.join(given)})" if given else ""
+
+
+def _muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
+    """None where the ``format_name`` muxer takes a copy of ``stream``, else why not (`` (its
+    complaint)``, or ``""``). Tried alone on a header written to memory: some muxers accept
+    the stream and refuse it only there (Opus in MOV), and the error would then blame the
+    video encoder."""
+    said: list = []
+    try:
+        with av.open(io.BytesIO(), "w", format=format_name) as scratch:
+            scratch.add_stream_from_template(stream)
+            with _encoder_complaints() as said:
+                scratch.start_encoding()
+    except (av.FFmpegError, ValueError):
+        complaints = [m.strip() for level, _, m in said
+                      if level <= av.logging.ERROR and m.strip()]
+        return f" ({complaints[-1].rstrip('.')})" if complaints else ""
+    return None
 
 
 @contextlib.contextmanager
