@@ -136,16 +136,18 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
 
 
 @contextlib.contextmanager
-def _storage_errors_reported(output: str | os.PathLike) -> Iterator[None]:
-    """A disk that is full, read-only or failing becomes one line (a :class:`UserError`)
-    that says what is kept for --resume."""
+def _storage_errors_reported(output: str | os.PathLike,
+                             unfinished: bool = True) -> Iterator[None]:
+    """A disk that is full, read-only or failing becomes one line (a :class:`UserError`);
+    with ``unfinished``, the line says that ``output`` was not written and what is kept
+    for --resume."""
     try:
         yield
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS:
             raise
         head = f"cannot write {output} ({exc.strerror or exc})"
-        raise UserError(unfinished_line(str(output), head)) from exc
+        raise UserError(unfinished_line(str(output), head) if unfinished else head) from exc
 
 
 def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
@@ -252,7 +254,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                          reference=-2 if opts.ref else -1, reference_used=_used(used),
                          second_reference=-1, seconds=round(seconds, 4))
     if opts.log:
-        with _storage_errors_reported(opts.log):
+        with _storage_errors_reported(opts.log, unfinished=False):  # the photo is written
             write_frame_log(opts.log, [record])
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
                       seconds=seconds, records=[record])

@@ -407,10 +407,7 @@ class VideoWriter:
             except (av.FFmpegError, ValueError) as exc:
                 # FFmpeg's text repeats the whole option dictionary: the encoder's own
                 # complaint, else the error's reason, says more in one line
-                complaints = [m.strip() for level, _, m in said
-                              if level <= av.logging.ERROR and m.strip()]
-                reason = complaints[-1] if complaints else (
-                    getattr(exc, "strerror", None) or str(exc))
+                reason = _last_complaint(said) or getattr(exc, "strerror", None) or str(exc)
                 raise UserError(
                     f"cannot encode {self.codec_name} into {self.format_name}: {reason}"
                     f"{_settings_note(crf, preset)}"
@@ -833,10 +830,15 @@ def _muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
             with _encoder_complaints() as said:
                 scratch.start_encoding()
     except (av.FFmpegError, ValueError):
-        complaints = [m.strip() for level, _, m in said
-                      if level <= av.logging.ERROR and m.strip()]
-        return f" ({complaints[-1].rstrip('.')})" if complaints else ""
+        complaint = _last_complaint(said)
+        return f" ({complaint.rstrip('.')})" if complaint else ""
     return None
+
+
+def _last_complaint(said: list) -> str | None:
+    """The last error libav logged among ``said`` (:func:`_encoder_complaints`), if any."""
+    complaints = [m.strip() for level, _, m in said if level <= av.logging.ERROR and m.strip()]
+    return complaints[-1] if complaints else None
 
 
 @contextlib.contextmanager
