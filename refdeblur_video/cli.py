@@ -111,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "else libx264, or vp9 for webm)")
     e.add_argument("--crf", type=int, help="constant rate factor: lower is better quality, 0 "
                    f"lossless ({d.crf})")
-    e.add_argument("--preset", help=f"encoder preset ({d.preset})")
+    e.add_argument("--preset", help="encoder speed, x264's names ultrafast .. placebo, mapped "
+                   "onto VP9's and AV1's speeds; every untouched frame passes through the "
+                   "encoder, so on a long HEVC or 4K video a faster preset shortens the whole "
+                   f"run ({d.preset})")
     e.add_argument("--pix-fmt", help="pixel format (default: the input's)")
     e.add_argument("--no-audio", dest="audio", action="store_false",
                    help="drop audio and subtitle streams instead of copying them")
