@@ -22,7 +22,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["make_clip", "make_demo_clip", "make_image", "render_frame", "render_frames", "vfr_pts"]
+__all__ = ["add_tone_stream", "make_clip", "make_demo_clip", "make_image", "render_frame",
+           "render_frames", "vfr_pts", "write_tone"]
 
 _PAN_PX = 2  # background pan per frame, pixels
 _OBJ_PX = 3  # object speed per frame, pixels
@@ -185,11 +186,11 @@ def make_clip(
     with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
         video = _add_video_stream(out, codec_name, size, fps, pix_fmt, time_base, color,
                                   rotation, options)
-        tone = _add_tone_stream(out, suffix) if audio else None
+        tone = add_tone_stream(out, suffix) if audio else None
         cues = _add_subtitle_stream(out, suffix) if subtitles else None
         _encode_video(out, video, frames, pts_list, time_base, pix_fmt, color)
         if tone is not None:
-            _write_tone(out, tone, float(pts_list[-1] * time_base + 1 / fps), seed)
+            write_tone(out, tone, float(pts_list[-1] * time_base + 1 / fps), seed)
         if cues is not None:
             _write_subtitles(out, cues, float(pts_list[-1] * time_base + 1 / fps), suffix)
     return frames
@@ -236,13 +237,15 @@ def _encode_video(out: av.container.OutputContainer, stream, frames: list[np.nda
     out.mux(stream.encode(None))
 
 
-def _add_tone_stream(out: av.container.OutputContainer, suffix: str):
+def add_tone_stream(out: av.container.OutputContainer, suffix: str):
+    """A 48 kHz stereo audio stream in ``out``, in the codec its container (``suffix``) takes."""
     stream = out.add_stream(_AUDIO_CODEC.get(suffix, "aac"), rate=_AUDIO_RATE)
     stream.layout = "stereo"
     return stream
 
 
-def _write_tone(out: av.container.OutputContainer, stream, seconds: float, seed: int) -> None:
+def write_tone(out: av.container.OutputContainer, stream, seconds: float, seed: int) -> None:
+    """``seconds`` of a 440 Hz tone with a little noise into ``stream``, flushed."""
     rng = np.random.default_rng(seed + 2)
     n = int(round(seconds * _AUDIO_RATE))
     t = np.arange(n, dtype=np.float32) / _AUDIO_RATE

@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-AUDIO_RATE = 48000
+from refdeblur_video.video.synthetic import add_tone_stream, write_tone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.codec == "libx265":
             options["x265-params"] = "log-level=error"
         video.codec_context.options = options
-        audio = out.add_stream("aac", rate=AUDIO_RATE)
-        audio.layout = "stereo"
+        audio = add_tone_stream(out, ".mov")
         for i in range(args.frames):
             x, y = 100 + 4 * i, 100 + 3 * np.sin(i / 5)
             if i % args.every == args.every // 2:
@@ -66,15 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             frame.pts, frame.time_base = i, Fraction(1, args.fps)
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        chunk = 1024
-        for j in range(args.frames * AUDIO_RATE // args.fps // chunk):
-            t = (np.arange(chunk) + j * chunk) / AUDIO_RATE
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            sound = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp",
-                                               layout="stereo")
-            sound.sample_rate, sound.pts = AUDIO_RATE, j * chunk
-            out.mux(audio.encode(sound))
-        out.mux(audio.encode())
+        write_tone(out, audio, args.frames / args.fps, seed=0)
     return 0
 
 
