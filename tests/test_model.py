@@ -188,8 +188,28 @@ def test_the_networks_cpu_budget_leaves_a_small_machine_room(monkeypatch, machin
     big = restorer_module.Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"),
                                    trained=True, memory_mb=4096)
     small_machine = machine_gib == 8
-    assert (net.tile_size_for(2160, 3840) is not None) == small_machine
-    assert big.tile_size_for(2160, 3840) is None
+    # two 1080p frames in one call: within 4 GiB, not within a sixth of 8 GiB
+    assert (net.tile_size_for(1080, 1920, batch=2) is not None) == small_machine
+    assert big.tile_size_for(1080, 1920, batch=2) is None
+
+
+def test_a_cpu_runs_frames_above_1080p_in_tiles_where_a_gpu_runs_them_whole():
+    """Tiles keep the network's feature maps within a CPU's caches; 1080p and smaller run
+    whole, and a GPU (with memory to spare) runs 4K whole."""
+    cpu = Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"), trained=True,
+                   memory_mb=4096)
+    assert cpu.tile_size_for(1080, 1920) is None and cpu.tile_size_for(720, 1280) is None
+    assert cpu.tile_size_for(1440, 2560) == cpu.tile_size_for(2160, 3840) == 768
+    # a tighter memory budget still wins
+    small = Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"), trained=True,
+                     memory_mb=64)
+    assert small.tile_size_for(2160, 3840) < 768
+    # an explicit --tile 0 runs whole
+    assert Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"), trained=True,
+                    tile=0).tile_size_for(2160, 3840) is None
+    gpu = Restorer.__new__(Restorer)  # the same settings, on a device without CUDA here
+    gpu.__dict__.update(cpu.__dict__, device=torch.device("cuda"))
+    assert gpu.tile_size_for(2160, 3840) is None
 
 
 def test_shipped_default_model_is_trained_small_and_matches_lite_yaml():

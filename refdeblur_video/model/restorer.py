@@ -38,6 +38,12 @@ NON_FINITE_OUTPUT = (
 )
 # Rough activation memory per pixel of one frame, per channel of the first scale (bytes).
 BYTES_PER_PIXEL_PER_CHANNEL = 4 * 14
+# On a CPU, frames larger than 1080p run in tiles of this edge even where they fit in memory:
+# the network's full-resolution feature maps then outgrow the processor's caches, and
+# overlapping tiles run faster than the whole frame for the same result (docs/RESULTS.md,
+# "The network in tiles on a CPU").
+CPU_TILE_ABOVE_PIXELS = 1920 * 1088
+CPU_TILE_EDGE = 768
 
 
 @dataclass
@@ -96,7 +102,8 @@ class Restorer:
     ``restore`` takes batched float tensors in [0, 1]; ``restore_images`` takes lists of
     H x W x 3 RGB uint8/uint16 arrays, ``restore_floats`` returns float arrays for a step
     after the network (:mod:`refdeblur_video.refine`), ``restore_on_device`` leaves them on
-    the device for a step that runs there. Large frames run in overlapping tiles.
+    the device for a step that runs there. Frames too large for the memory budget (or, on a
+CPU, larger than 1080p) run in overlapping tiles.
     ``reference_check`` (None: the default of :class:`~.inference.InferenceSettings`) is the
     reference check's share (:meth:`restore_checked`); the network's ``matching`` says how
     references are searched.
@@ -166,10 +173,12 @@ class Restorer:
             return self.tile if self.tile > 0 and max(height, width) > self.tile else None
         per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * self.config.channels[0] * batch
         max_pixels = self.memory_mb * 2**20 / per_pixel
-        if height * width <= max_pixels:
-            return None
-        edge = int(max_pixels**0.5) // 8 * 8
-        return max(edge, 2 * self.tile_overlap + 64)
+        edge = None
+        if height * width > max_pixels:
+            edge = max(int(max_pixels**0.5) // 8 * 8, 2 * self.tile_overlap + 64)
+        if self.device.type == "cpu" and height * width > CPU_TILE_ABOVE_PIXELS:
+            edge = min(edge or CPU_TILE_EDGE, CPU_TILE_EDGE)
+        return edge
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:

@@ -254,6 +254,8 @@ FRAME_VARIANTS = {
     "no_prior": "today's defaults without the motion prior (--no-motion-prior)",
     "round_trip": "today's defaults, a homography's alignment checked by the round trip "
                   "through a backward flow (the default until 2026-12-06)",
+    "whole": "today's defaults, the network on the whole frame at any size (--tile 0; "
+             "until 2026-12-06 a CPU tiled only to fit its memory)",
 }
 
 
@@ -275,7 +277,8 @@ def _measure_frame(variant: str, weights: str, h: int, w: int, q):
     from refdeblur_video.refine.transfer import transfer_reference
 
     before = variant == "before"
-    restorer = load_model(weights, "cpu", warn_untrained=False)
+    restorer = load_model(weights, "cpu", warn_untrained=False,
+                          tile=0 if variant == "whole" else None)
     settings = TRANSFER_2026_11 if before else transfer_for(  # the model's own
         restorer, variant == "flow", motion_prior=variant != "no_prior")
     if variant == "round_trip":
