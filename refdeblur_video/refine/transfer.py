@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from ..image_files import to_float
+from .lowpass import gaussian_low_pass
 from .motion import homography_distance
 
 
@@ -215,8 +216,8 @@ def _channel_mean(image: np.ndarray) -> np.ndarray:
 def _detail(image: np.ndarray, scale: float) -> np.ndarray:
     """Local amount of fine detail: low-passed magnitude of the high-pass of the luma."""
     luma = _channel_mean(image)
-    high = np.abs(luma - cv2.GaussianBlur(luma, (0, 0), 1.5 * scale))
-    return cv2.GaussianBlur(high, (0, 0), 4.0 * scale)
+    high = np.abs(luma - gaussian_low_pass(luma, 1.5 * scale))
+    return gaussian_low_pass(high, 4.0 * scale)
 
 
 @dataclass
@@ -269,7 +270,7 @@ def _pairs(restored: np.ndarray, reference: np.ndarray,
     if settings.align_smoothing_px <= 0:
         return [pair]
     low = copy.copy(pair)
-    low.restored = cv2.GaussianBlur(restored, (0, 0), settings.align_smoothing_px * pair.scale)
+    low.restored = gaussian_low_pass(restored, settings.align_smoothing_px * pair.scale)
     low.grey = _gray8(low.restored), pair.grey[1]
     pair.backward_grey = low.backward_grey = low.grey
     return [pair, low]
@@ -421,10 +422,10 @@ def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) ->
         error = forward + _remap(_backward_flow(pair, patch), map_x, map_y)
     else:  # how far the dense flow strays from the homography fitted to it
         error = dense - forward
-    distance = cv2.GaussianBlur(cv2.magnitude(*cv2.split(error)), (0, 0), 2.0 * scale)
+    distance = gaussian_low_pass(cv2.magnitude(*cv2.split(error)), 2.0 * scale)
     consistency = np.exp(-(distance / (extent * scale)) ** 2)
 
-    difference = cv2.GaussianBlur(aligned - pair.restored, (0, 0), settings.smoothing_px * scale)
+    difference = gaussian_low_pass(aligned - pair.restored, settings.smoothing_px * scale)
     agreement = np.exp(-(_channel_mean(np.abs(difference)) / settings.tolerance) ** 2)
     mine, theirs = pair.detail, _detail(aligned, scale)
     sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
@@ -537,7 +538,7 @@ def blend_weight(confidence: np.ndarray, cues: TransferCues,
     if settings.confidence_blur_px <= 0:
         return confidence * cues.inside
     sigma = settings.confidence_blur_px * _scale(confidence, settings)
-    return cv2.GaussianBlur(confidence, (0, 0), sigma) * cues.inside
+    return gaussian_low_pass(confidence, sigma) * cues.inside
 
 
 def transfer_confidence(
