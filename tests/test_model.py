@@ -455,6 +455,15 @@ def test_reference_check_decides_once_per_frame_over_all_tiles(pooled_phi):
             reference = half if expected else scene
             assert torch.allclose(out, run_tiled(net, scene, reference, 32, 8).clamp(0, 1),
                                   atol=1e-6)
+            # a kept reference's tiles reuse the check's match: the matching encoder runs
+            # three times per tile (the frame, the reference, the frame as its own), not five
+            calls = []
+            hook = net.phi.register_forward_hook(lambda *_: calls.append(1))
+            try:
+                tiled.restore_checked(scene, half)
+            finally:
+                hook.remove()
+            assert len(calls) == len(regions) * (3 if expected else 5)
 
 
 def test_reference_check_is_a_share_and_can_be_overridden():

@@ -195,8 +195,9 @@ CPU, larger than 1080p) run in overlapping tiles.
 
     def _check_references(self, blurry: Tensor, reference: Tensor, tile: int | None,
                           in_place: Tensor | None = None
-                          ) -> tuple[Tensor, Tensor, MatchResult | None]:
-        """The reference check: (references to use, (B,) used flags, their match if reusable).
+                          ) -> tuple[Tensor, Tensor, list[MatchResult] | None]:
+        """The reference check: (references to use, (B,) used flags, their match per tile in
+        :func:`tile_regions` order, one for a whole frame, where reusable).
 
         Tiled frames add up both confidences over their tiles (weighted by area) and decide
         once per frame.
@@ -204,6 +205,7 @@ CPU, larger than 1080p) run in overlapping tiles.
         regions = ([(slice(None), slice(None))] if tile is None else
                    tile_regions(blurry.shape[-2], blurry.shape[-1], tile, self.tile_overlap))
         found = own = 0.0
+        matched: list[MatchResult] | None = []
         with self._autocast():
             for rows, cols in regions:
                 b = blurry[..., rows, cols].contiguous(memory_format=torch.channels_last)
@@ -212,8 +214,8 @@ CPU, larger than 1080p) run in overlapping tiles.
                 area = b.shape[-2] * b.shape[-1]
                 found = found + scores.reference.float() * area
                 own = own + scores.own.float() * area
+                matched.append(scores.matched)
         used = found >= self.reference_check * own
-        matched = scores.matched if tile is None else None
         if not bool(used.all()):
             reference, matched = torch.where(used.view(-1, 1, 1, 1), reference, blurry), None
         return reference, used, matched
@@ -250,10 +252,12 @@ CPU, larger than 1080p) run in overlapping tiles.
             if in_place is not None:  # a dropped reference's frame is searched, as before
                 in_place = in_place & used
         if tile is None:
-            out = self._forward(b, r, matched, in_place)
-        else:
-            out = run_tiled(lambda bb, rr: self._forward(bb, rr, None, in_place), b, r, tile,
-                            self.tile_overlap)
+            out = self._forward(b, r, matched[0] if matched else None, in_place)
+        else:  # each tile's match from the check, in the order run_tiled visits them
+            tile_matches = iter(matched or [])
+            out = run_tiled(
+                lambda bb, rr: self._forward(bb, rr, next(tile_matches, None), in_place),
+                b, r, tile, self.tile_overlap)
         _require_finite(out)  # before the clamp, which would turn infinities into 0 or 1
         return out.clamp_(0.0, 1.0), r, used
 
