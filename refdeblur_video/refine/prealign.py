@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..image_files import to_float
+from .lowpass import gaussian_low_pass
 from .transfer import DEFAULT_TRANSFER, _scale, homography_align
 
 # how much closer (dB, low-passed) the warped reference must come to the frame than the
@@ -29,7 +30,7 @@ AGREEMENT_SIGMA_PX = 4.0
 def _low_grey(image: np.ndarray, sigma: float) -> np.ndarray:
     grey = cv2.cvtColor(to_float(image) if image.dtype != np.float32 else image,
                         cv2.COLOR_RGB2GRAY)
-    return cv2.GaussianBlur(grey, (0, 0), sigma)
+    return gaussian_low_pass(grey, sigma)
 
 
 def agreement_gain_db(frame: np.ndarray, reference: np.ndarray, placed: np.ndarray) -> float:
