@@ -108,6 +108,35 @@ class PooledImage(torch.nn.Module):
         return torch.nn.functional.avg_pool2d(image - 0.5, 4)
 
 
+def _h263_of_noise(path: Path, frames: int = 4) -> Path:
+    """A raw H.263 stream whose pictures keep their headers and carry noise after them, as
+    random bytes that happen to probe as H.263 do: every frame decodes, concealed."""
+    rng = np.random.default_rng(0)
+    raw = path.with_suffix(".h263")
+    with av.open(str(raw), "w", format="h263") as out:
+        stream = out.add_stream("h263", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 256, (144, 176, 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    data = bytearray(raw.read_bytes())
+    # picture start codes: 22 bits 0000 0000 0000 0000 1000 00
+    starts = [i for i in range(len(data) - 2)
+              if data[i] == data[i + 1] == 0 and data[i + 2] & 0xFC == 0x80]
+    for begin, end in zip(starts, [*starts[1:], len(data)], strict=True):
+        data[begin + 8:end] = rng.integers(1, 255, end - begin - 8, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture()
+def noise_video(tmp_path: Path) -> Callable[[str], Path]:
+    """``noise_video(name)``: a 4-frame raw H.263 stream of noise in ``tmp_path`` (see
+    :func:`_h263_of_noise`), under the given name."""
+    return lambda name: _h263_of_noise(tmp_path / name)
+
+
 @pytest.fixture()
 def pooled_phi() -> torch.nn.Module:
     """A matching encoder whose confidences are easy to predict (for the reference check)."""

@@ -173,6 +173,20 @@ def test_non_finite_restored_frames_stop_the_run(tmp_path, capsys, make_test_cli
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_random_bytes_that_pass_for_a_video_are_one_line_and_leave_nothing(
+        tmp_path, capsys, noise_video, monkeypatch):
+    """Random bytes can probe as a raw H.263 stream whose frames all decode, concealed
+    (three files in 1,525 in one try): refused, not restored into a video of noise."""
+    noise = noise_video("download.mp4")
+    net = Restorer(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"), trained=True)
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: net)
+    code = cli_main([str(noise), str(tmp_path / "out.mp4"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and "corrupt" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["download.h263", "download.mp4"]
+
+
 def test_a_bad_argument_is_one_line_naming_help(capsys):
     with pytest.raises(SystemExit) as stop:
         cli_main(["in.mp4", "out.mp4", "--batch", "many"])

@@ -458,7 +458,7 @@ def test_reference_check_decides_once_per_frame_over_all_tiles(pooled_phi):
             # a kept reference's tiles reuse the check's match: the matching encoder runs
             # three times per tile (the frame, the reference, the frame as its own), not five
             calls = []
-            hook = net.phi.register_forward_hook(lambda *_: calls.append(1))
+            hook = net.phi.register_forward_hook(lambda *_, seen=calls: seen.append(1))
             try:
                 tiled.restore_checked(scene, half)
             finally:

@@ -623,6 +623,16 @@ def test_video_stream_without_decodable_frames_is_a_user_error(tmp_path):
         list(reader)
 
 
+def test_a_stream_whose_every_frame_is_concealed_is_a_user_error(noise_video):
+    noise = noise_video("noise.mp4")
+    with av.open(str(noise)) as container:  # it passes for video, and every frame decodes
+        decoded = list(container.decode(video=0))
+        assert container.format.name == "h263"
+        assert len(decoded) == 4 and all(f.is_corrupt for f in decoded)
+    with open_reader(noise) as reader, pytest.raises(UserError, match="every one of its 4"):
+        list(reader)
+
+
 @pytest.mark.parametrize(
     ("name", "muxer_options"), [("long.mkv", None), ("long.mp4", {"movflags": "faststart"})]
 )

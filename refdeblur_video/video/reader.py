@@ -15,7 +15,9 @@ stream ends a single :class:`CorruptVideoWarning` (a ``UserWarning``) says how m
 recovered. The same warning is given when fewer frames decode than the container announced,
 and when the timestamps stop increasing: those frames are renumbered one frame interval
 apart, so the output still plays.
-Only a stream with no decodable frame at all is an error (:class:`UserError`). We chose this
+Only a stream with no decodable frame at all is an error (:class:`UserError`), and so is one
+whose every frame the decoder had to conceal (random bytes can pass for a raw H.263 stream
+whose frames decode as noise: there is nothing to restore). We chose this
 because a long recording with a damaged tail is still worth deblurring, and refusing it would
 force the user to repair the file with other tools first.
 """
@@ -96,6 +98,7 @@ class VideoReader:
         self.backend = backend
         self.info: VideoInfo = probe(path)
         self.frames_read = 0
+        self.frames_concealed = 0
         self.problems: list[str] = []
         self._container: av.container.InputContainer | None = None
         if backend == "decord":
@@ -120,6 +123,7 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[Frame]:
         self.frames_read = 0
+        self.frames_concealed = 0
         self.problems = []
         frames = self._iter_decord() if self.backend == "decord" else self._iter_pyav()
         for frame in frames:
@@ -127,6 +131,9 @@ class VideoReader:
             yield frame
         if self.frames_read == 0:
             raise UserError(f"{self.path} has no decodable video frames")
+        if self.frames_concealed == self.frames_read:
+            raise UserError(f"{self.path}: every one of its {self.frames_read} video frames "
+                            "is corrupt (the decoder concealed them all); nothing to restore")
         expected = self.info.frame_count
         if expected is not None and self.frames_read < expected:
             self.problems.append(f"{expected} frames announced")
@@ -152,6 +159,7 @@ class VideoReader:
             increasing = _IncreasingPts(self.path, self.info.fps)
             for index, frame in enumerate(self._decoded_frames(container, stream)):
                 if frame.is_corrupt:
+                    self.frames_concealed += 1
                     self._problem("a corrupt frame was concealed")
                 pix_fmt = frame.format.name
                 if pix_fmt not in formats:
