@@ -103,7 +103,7 @@ class Restorer:
     H x W x 3 RGB uint8/uint16 arrays, ``restore_floats`` returns float arrays for a step
     after the network (:mod:`refdeblur_video.refine`), ``restore_on_device`` leaves them on
     the device for a step that runs there. Frames too large for the memory budget (or, on a
-CPU, larger than 1080p) run in overlapping tiles.
+    CPU, larger than 1080p) run in overlapping tiles.
     ``reference_check`` (None: the default of :class:`~.inference.InferenceSettings`) is the
     reference check's share (:meth:`restore_checked`); the network's ``matching`` says how
     references are searched.

@@ -1,11 +1,11 @@
 """A Gaussian low-pass whose cost does not grow with its width.
 
 OpenCV's ``GaussianBlur`` costs time in proportion to sigma, and the transfer's extents are
-given at 720p and scaled with the frame: at 4K its widest low-passes (sigma 12-24 px) took
-a third of a transfer. A wide low-pass keeps nothing that a smaller image cannot hold, so
-above :data:`DIRECT_UP_TO_PX` the image is shrunk by box averaging, blurred there and
-brought back by linear interpolation, with the sigma left over after the variance those
-two resamplings add.
+given at 720p and scaled with the frame: at 4K its widest low-passes (sigma up to 24 px)
+were a large share of a transfer's time (docs/RESULTS.md). A wide low-pass keeps nothing
+that a smaller image cannot hold, so above :data:`DIRECT_UP_TO_PX` the image is shrunk by
+box averaging, blurred there and brought back by linear interpolation, with the sigma left
+over after the variance those two resamplings add.
 """
 
 from __future__ import annotations
