@@ -53,8 +53,10 @@ until [ "$(ls "$state" 2>/dev/null | grep -c '^[0-9]*\.json$')" -ge "$KEEP" ]; d
   kill -0 "$pid" 2>/dev/null || break  # finished (or failed) before that: checks below fail
   sleep 0.5
 done
+kill -0 "$pid" 2>/dev/null ||
+  echo "   the run ended before $KEEP segments were committed: a longer clip or a smaller KEEP"
 sleep 3
-kill -INT "$pid"
+kill -INT "$pid" 2>/dev/null
 wait "$pid"; rc=$?
 set +m
 echo "   $(cat "$W/cut.log")"
