@@ -26,7 +26,8 @@ def gaussian_low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= DIRECT_UP_TO_PX:
         return cv2.GaussianBlur(image, (0, 0), sigma)
     h, w = image.shape[:2]
-    factor = max(1, int(sigma // SMALLEST_LEFT_PX))
+    # at least 2, since sigma > DIRECT_UP_TO_PX = 2 * SMALLEST_LEFT_PX
+    factor = int(sigma // SMALLEST_LEFT_PX)
     # mirror the border as GaussianBlur does (reflect-101) for three sigmas, to a size the
     # factor divides, so that the frame's edges are low-passed alike
     margin = math.ceil(3 * sigma / factor) * factor
@@ -37,7 +38,7 @@ def gaussian_low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
     small = cv2.resize(padded, (pw // factor, ph // factor), interpolation=cv2.INTER_AREA)
     # a box of `factor` pixels adds a variance of factor^2 / 12, linear interpolation back
     # about factor^2 / 6 (in full-size pixels)
-    left = math.sqrt(max(sigma**2 - factor**2 / 4.0, 0.25)) / factor
+    left = math.sqrt(sigma**2 - factor**2 / 4.0) / factor  # factor <= sigma / 4
     small = cv2.GaussianBlur(small, (0, 0), left)
     out = cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR)
     # a view with contiguous rows, which OpenCV and NumPy take as they are
