@@ -660,6 +660,39 @@ def test_intact_file_gives_no_warning(small_clip):
         read_all(small_clip.path)
 
 
+def _matroska_starting_at(path: Path, start_ms: int, n_frames: int = 25) -> Path:
+    """An MKV whose video starts ``start_ms`` in (after its audio, or cut), 25 fps."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), "rgb24")
+            frame.pts, frame.time_base = start_ms + 40 * i, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("start_ms", [40, 480])
+def test_a_matroska_video_that_starts_late_is_whole_and_keeps_its_length(tmp_path, start_ms):
+    """Matroska's DURATION tag is where the stream ends, not how long it lasts: read as a
+    length, a late start made an intact file look truncated, or its last frame longer."""
+    clip = _matroska_starting_at(tmp_path / "late.mkv", start_ms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        info, frames = read_all(clip)
+    assert len(frames) == 25
+    assert info.duration_s == pytest.approx(1.0, abs=1e-3)
+    assert frames[-1].duration * frames[-1].time_base == Fraction(40, 1000)
+    out = tmp_path / "out.mkv"
+    transcode(clip, out)
+    with av.open(str(clip)) as source, av.open(str(out)) as result:
+        tags = [c.streams.video[0].metadata.get("DURATION") for c in (source, result)]
+    assert tags[0] == tags[1]
+
+
 # -- optional decord backend ---------------------------------------------------------------------
 
 

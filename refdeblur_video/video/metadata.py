@@ -135,10 +135,17 @@ def _first_frame(container: av.container.InputContainer, stream) -> av.VideoFram
 
 
 def video_duration_s(stream) -> float | None:
-    """Duration of the stream itself (not the container, which may include longer audio)."""
+    """Duration of the stream itself (not the container, which may include longer audio).
+    Matroska's ``DURATION`` tag is, as FFmpeg writes it, the time at which the stream
+    ends, so a stream that starts late (after its audio, or cut) lasts that less its
+    start."""
     if stream.duration is not None and stream.time_base:
         return float(stream.duration * stream.time_base)
-    return _duration_tag(stream.metadata)
+    end = _duration_tag(stream.metadata)
+    if end is None or not stream.start_time or not stream.time_base:
+        return end
+    start = float(stream.start_time * stream.time_base)
+    return end - start if end > start else end
 
 
 def _duration_tag(metadata: dict) -> float | None:
