@@ -693,6 +693,89 @@ def test_a_matroska_video_that_starts_late_is_whole_and_keeps_its_length(tmp_pat
     assert tags[0] == tags[1]
 
 
+def _clip_with_alpha(path: Path, pix_fmt: str, n_frames: int = 6) -> list[np.ndarray]:
+    """An FFV1 clip of ``pix_fmt`` with a transparency that varies across the frame;
+    returns each frame's alpha as read back (RGBA, the sample size of the format)."""
+    ys, xs = np.mgrid[0:48, 0:64]
+    deep = "10" in pix_fmt
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(n_frames):
+            rgba = np.dstack([(xs * 4 + 9 * i) % 256, (ys * 5) % 256, xs + ys,
+                              (xs // 16) * 61 + 7 + i]).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgba, "rgba").reformat(format=pix_fmt)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgba64le" if deep else "rgba")[..., 3]
+                for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuva420p", "bgra", "yuva444p10le"])
+def test_transparency_is_kept_on_untouched_and_restored_frames(tmp_path, pix_fmt):
+    source = tmp_path / "alpha.mkv"
+    alphas = _clip_with_alpha(source, pix_fmt)
+    info, frames = read_all(source)
+    out = tmp_path / "out.mkv"
+    with VideoWriter(out, info) as writer:
+        for frame in frames:  # every other frame "restored": a new image, the same alpha
+            writer.write(frame.with_image(frame.image[::-1].copy()) if frame.index % 2 else frame)
+    with av.open(str(out)) as container:
+        written = list(container.decode(video=0))
+    assert written[0].format.name == pix_fmt
+    deep = "10" in pix_fmt
+    for alpha, frame in zip(alphas, written, strict=True):
+        np.testing.assert_array_equal(
+            frame.to_ndarray(format="rgba64le" if deep else "rgba")[..., 3], alpha)
+
+
+def test_an_output_that_cannot_hold_transparency_says_so(tmp_path, caplog):
+    source = tmp_path / "alpha.mkv"
+    _clip_with_alpha(source, "yuva420p", n_frames=2)
+    with caplog.at_level("WARNING"):
+        transcode(source, tmp_path / "out.mp4")
+    assert any("transparency" in r.getMessage() for r in caplog.records)
+
+
+def _grey_ramp_clip(path: Path, pix_fmt: str, codec: str, n_frames: int = 3) -> None:
+    ys, xs = np.mgrid[0:48, 0:64]
+    grey = (20 + (xs * 3 + ys) % 221).astype(np.uint8)  # 20..240
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.dstack([grey] * 3), "rgb24")
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize(("source_fmt", "source_codec", "out_name", "options"), [
+    ("gray", "ffv1", "out.mp4", {}),  # an untagged grey source into H.264 4:0:0
+    ("yuv420p", "libx264", "out.mkv", {"pix_fmt": "gray", "codec": "libx264"}),
+])
+def test_grey_output_is_tagged_full_range_and_keeps_its_contrast(
+        tmp_path, source_fmt, source_codec, out_name, options):
+    """Grey samples are full range; a 4:0:0 stream that does not say so is read as limited
+    range, and its contrast is stretched on playback."""
+    source = tmp_path / ("src.mkv" if source_codec == "ffv1" else "src.mp4")
+    _grey_ramp_clip(source, source_fmt, source_codec)
+    out = tmp_path / out_name
+    transcode(source, out, crf=0, **options)
+    with av.open(str(source)) as a, av.open(str(out)) as b:
+        shown = [next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int) for c in (a, b)]
+        assert b.streams.video[0].codec_context.color_range == 2
+    assert np.abs(shown[1] - shown[0]).max() <= 2
+    assert abs(shown[1].mean() - shown[0].mean()) < 0.5
+
+
 # -- optional decord backend ---------------------------------------------------------------------
 
 

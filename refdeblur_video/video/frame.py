@@ -30,6 +30,9 @@ class Frame:
     duration: int | None = None  # in time_base units, when the stream says
     planes: tuple[np.ndarray, ...] | None = None
     pix_fmt: str | None = None  # the format of ``planes``
+    # the transparency (H x W, the image's sample type) of a source with an alpha channel;
+    # deblurring leaves it as it was
+    alpha: np.ndarray | None = None
 
     @property
     def time_s(self) -> float | None:
@@ -38,8 +41,9 @@ class Frame:
 
     def with_image(self, image: np.ndarray) -> Frame:
         """The same frame holding another image (e.g. restored); the decoded planes no
-        longer match it and are left out."""
-        return Frame(self.index, self.pts, self.time_base, image, self.duration)
+        longer match it and are left out, its transparency stays."""
+        return Frame(self.index, self.pts, self.time_base, image, self.duration,
+                     alpha=self.alpha)
 
 
 def frame_interval(fps: Fraction | None, time_base: Fraction) -> int:

@@ -168,7 +168,8 @@ class VideoReader:
                 time_base = Fraction(frame.time_base or stream.time_base or self.info.time_base)
                 duration = int(frame.duration) if frame.duration else None
                 current = Frame(index, increasing(index, frame.pts, time_base), time_base,
-                                image, duration, planes, pix_fmt if planes is not None else None)
+                                image, duration, planes, pix_fmt if planes is not None else None,
+                                self._alpha(frame))
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:
                         held.duration = current.pts - held.pts
@@ -198,6 +199,13 @@ class VideoReader:
         # RGB formats convert exactly; packed or semi-planar YUV, gray and matrices such as
         # YCgCo are left to swscale
         return frame.to_ndarray(format="rgb48le" if deep else "rgb24"), planes
+
+    def _alpha(self, frame: av.VideoFrame) -> np.ndarray | None:
+        """The frame's alpha plane, in its image's sample type; None without one."""
+        if not any(c.is_alpha for c in frame.format.components):
+            return None
+        deep = self.info.bit_depth > 8
+        return np.ascontiguousarray(frame.to_ndarray(format="rgba64le" if deep else "rgba")[..., 3])
 
     def _finish_last(self, stream, last: Frame, previous_gap_s: float) -> None:
         """Give the last frame the duration up to the announced stream end when that is

@@ -92,6 +92,7 @@ CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
 _AVCOL_SPC_RGB = 0
 _AVCOL_SPC_BT709 = 1
 _AVCOL_RANGE_MPEG = 1
+_AVCOL_RANGE_JPEG = 2
 _DTS_TIMED_FORMATS = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # encoders that code odd sizes with subsampled chroma (checked); others get padded frames
 _ODD_SIZE_CODECS = frozenset({"ffv1", "libvpx-vp9", "libsvtav1"})
@@ -341,6 +342,11 @@ class VideoWriter:
             log.warning("the input is RGB (%s); %s codes it as %s (BT.709, limited range): "
                         "--codec libx264rgb or ffv1 keeps RGB", info.pix_fmt, self.codec_name,
                         self.pix_fmt)
+        self._alpha = traits.alpha
+        if _traits_or_none(info.pix_fmt, "alpha") and not traits.alpha:
+            log.warning("the input's transparency (alpha, %s) is not kept: the output is "
+                        "opaque %s; --codec ffv1 into .mkv keeps it", info.pix_fmt,
+                        self.pix_fmt)
         self.width, self.height = info.width, info.height
         if self.codec_name not in _ODD_SIZE_CODECS:
             self.width += info.width % 2 if traits.sub_w else 0
@@ -434,6 +440,12 @@ class VideoWriter:
                 colour["color_range"] = 0
         elif in_rgb:  # RGB source into YUV: pick an explicit, common matrix
             colour.update(colorspace=_AVCOL_SPC_BT709, color_range=_AVCOL_RANGE_MPEG)
+        if _traits_or_none(self.pix_fmt, "gray") and (
+                not info.color_range or not _traits_or_none(info.pix_fmt, "gray")):
+            # grey samples are full range as FFmpeg makes them (swscale's RGB to grey, and
+            # an untagged grey source), while an untagged 4:0:0 H.264/HEVC stream is read as
+            # limited range: say so, or players stretch its contrast
+            colour["color_range"] = _AVCOL_RANGE_JPEG
         return colour
 
     def _add_video_stream(self, crf, preset, options, out=None):
@@ -528,7 +540,7 @@ class VideoWriter:
         planes = frame.planes
         if planes is None or frame.pix_fmt != self.pix_fmt or self._layout is None:
             if self._converter is None:
-                return self._swscale_frame(image)
+                return self._swscale_frame(image, frame.alpha if self._alpha else None)
             planes = self._converter.from_rgb(np.ascontiguousarray(image))
         elif planes[0].shape != image.shape[:2]:
             raise ValueError(f"frame {frame.index}: its planes do not match its image")
@@ -549,10 +561,15 @@ class VideoWriter:
             raise ValueError(f"frames must be uint8 or uint16, got {image.dtype}")
         return image
 
-    def _swscale_frame(self, image: np.ndarray) -> av.VideoFrame:
-        """RGB into a format :mod:`~refdeblur_video.video.yuv` does not convert (RGB, packed
-        or semi-planar YUV, gray) through swscale."""
+    def _swscale_frame(self, image: np.ndarray, alpha: np.ndarray | None = None
+                       ) -> av.VideoFrame:
+        """RGB (with ``alpha`` where given) into a format :mod:`~refdeblur_video.video.yuv`
+        does not convert (RGB, packed or semi-planar YUV, gray, any with alpha) through
+        swscale."""
         src_format = "rgb24" if image.dtype == np.uint8 else "rgb48le"
+        if alpha is not None:
+            image = np.dstack((image, alpha.astype(image.dtype)))
+            src_format = "rgba" if image.dtype == np.uint8 else "rgba64le"
         if self.padded:
             pad = ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0))
             image = np.pad(image, pad, mode="edge")
@@ -563,6 +580,8 @@ class VideoWriter:
                 dst_colorspace=_SWS_MATRIX.get(self._colour["colorspace"]),
                 dst_color_range=self._colour["color_range"] or None,
             )
+            if alpha is not None and vf.format.is_planar:
+                _put_alpha(vf, image[..., 3])
         return vf
 
     def _next_pts(self, frame: Frame) -> int:
@@ -756,6 +775,24 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
+    """Write ``alpha`` (8 or 16 bits, as RGBA holds it) into the last plane of a planar
+    frame with alpha, exactly: swscale's conversion from RGBA moves some values by one.
+    Depths change by bit shifts, as swscale's own RGBA of a deeper alpha plane has them."""
+    bits = frame.format.components[-1].bits
+    dtype = np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
+    have = alpha.dtype.itemsize * 8
+    values = alpha.astype(np.uint32)
+    if have > bits:
+        shift = have - bits
+        values = np.minimum((values + (1 << (shift - 1))) >> shift, (1 << bits) - 1)
+    elif have < bits:
+        values = values << (bits - have)
+    plane = frame.planes[-1]
+    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    rows[:, : plane.width] = values.astype(dtype)
 
 
 def _traits_or_none(pix_fmt: str, what: str) -> bool:
