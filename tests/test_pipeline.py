@@ -408,6 +408,28 @@ def test_one_bad_file_of_many_is_reported_and_the_others_are_made(make_test_clip
         "error: batch/c.mp4 "), done.stderr
 
 
+def test_many_files_in_containers_the_tool_cannot_write_become_matroska(
+        make_test_clip, tmp_path, monkeypatch, restorer):
+    (tmp_path / "in").mkdir()
+    for name in ("a.avi", "b.ts", "c.m4v"):
+        make_test_clip(f"in/{name}", n_frames=4, blurry={2})
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    results = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
+    assert [r.error for r in results] == [None, None, None]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.m4v"]
+    for name in ("a.mkv", "b.mkv", "c.m4v"):
+        assert len(decoded(tmp_path / "out" / name)) == 4
+
+
+def test_inputs_that_would_be_written_under_one_name_are_refused(make_test_clip, tmp_path):
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/a.avi", n_frames=2)
+    make_test_clip("in/a.mkv", n_frames=2)
+    with pytest.raises(UserError, match="would both be written as a.mkv"):
+        deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
 def test_many_files_shard_by_torchrun_rank(make_test_clip, tmp_path, monkeypatch, restorer):
     for name in ("a.mp4", "b.mp4", "c.mp4"):
         make_test_clip(name, n_frames=4, blurry={1})
@@ -713,3 +735,10 @@ def test_a_file_whose_timestamps_stand_still_is_deblurred_and_plays(zero_pts_cli
     with av.open(str(out)) as container:
         times = [frame.time for frame in container.decode(video=0)]
     assert len(times) == 8 and times == pytest.approx([k / 25 for k in range(8)], abs=1e-3)
+
+
+def test_the_preflight_knows_the_containers_the_writer_writes():
+    from refdeblur_video.pipeline.preflight import WRITABLE_SUFFIXES
+    from refdeblur_video.video.writer import CONTAINERS
+
+    assert set(WRITABLE_SUFFIXES) == set(CONTAINERS)

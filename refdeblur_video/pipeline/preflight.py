@@ -16,9 +16,21 @@ from ..safe_output import check_not_same_file, check_output_path, check_writable
 from .options import DeblurOptions
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
+# the suffixes the writer can write (video/writer.py's CONTAINERS, without importing PyAV)
+WRITABLE_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
+# what an input of another container becomes among many: Matroska holds any codec and audio
+FALLBACK_SUFFIX = ".mkv"
 
-__all__ = ["VIDEO_SUFFIXES", "check_outdir", "check_single", "expand_inputs", "is_many",
-           "preflight"]
+__all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_single",
+           "expand_inputs", "is_many", "output_name", "preflight"]
+
+
+def output_name(source: Path) -> str:
+    """The name an input of many gets in the output folder: its own, or, where the tool
+    cannot write its container (AVI, MPEG-TS), its stem as ``FALLBACK_SUFFIX``."""
+    if source.suffix.lower() in WRITABLE_SUFFIXES:
+        return source.name
+    return source.stem + FALLBACK_SUFFIX
 
 
 def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
@@ -52,7 +64,8 @@ def _same_folder(a: Path, b: Path) -> bool:
 
 def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
     """Refuse an output folder that is a file, or that holds any of the input ``files``
-    (each output would take its input's name there)."""
+    (each output takes its input's name there, :func:`output_name`), and inputs that
+    would be written under one name."""
     named, outdir = str(outdir), Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"output {outdir} is a file; give a folder for many inputs")
@@ -60,6 +73,13 @@ def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
             and not named.endswith(os.sep)):  # a typo, most likely: not a folder to make
         raise UserError(f"output {outdir} names a video file, but the input is many videos: "
                         f"give a folder (end it with {os.sep} to make one by that name)")
+    taken: dict[str, Path] = {}
+    for source in files:
+        name = output_name(source)
+        if name.lower() in taken:
+            raise UserError(f"{taken[name.lower()].name} and {source.name} would both be "
+                            f"written as {name}; give them different names")
+        taken[name.lower()] = source
     if not outdir.exists():
         return
     for source in files:

@@ -30,7 +30,14 @@ from ..video.reader import open_reader
 from ..video.writer import VideoWriter
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
-from .preflight import check_outdir, check_single, expand_inputs, is_many
+from .preflight import (
+    WRITABLE_SUFFIXES,
+    check_outdir,
+    check_single,
+    expand_inputs,
+    is_many,
+    output_name,
+)
 from .resume import (
     RunState,
     SegmentedOutput,
@@ -369,7 +376,10 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
     restorer: Restorer | None = None
     results = []
     for source in files:
-        target = outdir / source.name
+        target = outdir / output_name(source)
+        if target.name != source.name:
+            log.info("%s is written as %s (the tool writes %s)", source.name, target.name,
+                     ", ".join(s.lstrip(".").upper() for s in WRITABLE_SUFFIXES))
         if target.exists() and not opts.overwrite:
             if _readable_video(target):
                 log.info("skipping %s: %s is already done", source, target)

@@ -87,7 +87,7 @@ __all__ = ["VideoWriter", "choose_pix_fmt", "container_for", "default_codec", "C
 log = logging.getLogger(__name__)
 
 #: Output suffixes and the FFmpeg muxer each one selects.
-CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
 
 _AVCOL_SPC_RGB = 0
 _AVCOL_SPC_BT709 = 1
