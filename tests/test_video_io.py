@@ -776,6 +776,34 @@ def test_grey_output_is_tagged_full_range_and_keeps_its_contrast(
     assert abs(shown[1].mean() - shown[0].mean()) < 0.5
 
 
+def test_an_avi_with_b_frames_keeps_a_steady_timeline(tmp_path):
+    """AVI stores decode order only: its frames come out of the decoder carrying their
+    packets' counts, shuffled by the B-frames."""
+    path = tmp_path / "b_frames.avi"
+    ys, xs = np.mgrid[0:48, 0:64]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"x264-params": "bframes=3:b-adapt=0"}
+        for i in range(12):
+            image = np.dstack([(xs * 5 + 3 * i) % 256, (ys * 7 - 2 * i) % 256, xs + ys])
+            frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), "rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:  # the shuffle this is about
+        shuffled = [f.pts for f in container.decode(video=0)]
+    assert shuffled != sorted(shuffled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, frames = read_all(path)
+    assert len(frames) == 12
+    steps = {b.pts - a.pts for a, b in zip(frames, frames[1:], strict=False)}
+    assert steps == {1}
+
+
 # -- optional decord backend ---------------------------------------------------------------------
 
 

@@ -79,6 +79,24 @@ class _IncreasingPts:
         return pts
 
 
+# containers that store decode order only: their packets' pts count in decode order, and a
+# stream with B-frames decodes into frames that carry them shuffled
+_DECODE_ORDER_FORMATS = ("avi",)
+
+
+def _display_order_pts(path: str, container) -> list[int] | None:
+    """For a container that times packets in decode order only (AVI), the frames' display
+    timestamps: its video packets' pts in increasing order, which the decoder's frames
+    (in display order) take one by one (a frame carries the pts of the packet it came in,
+    so B-frames shuffle them). None for other containers."""
+    if not any(name in _DECODE_ORDER_FORMATS for name in container.format.name.split(",")):
+        return None
+    with open_container(path) as prepass:
+        video = prepass.streams.video[0]
+        pts = {p.pts for p in prepass.demux(video) if p.size and p.pts is not None}
+    return sorted(pts) or None
+
+
 def open_reader(path: str | os.PathLike, backend: str = "pyav") -> VideoReader:
     """Open ``path`` for decoding; use as ``with open_reader(p) as r: for f in r: ...``."""
     return VideoReader(path, backend=backend)
@@ -157,7 +175,10 @@ class VideoReader:
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
             formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
             increasing = _IncreasingPts(self.path, self.info.fps)
+            display = _display_order_pts(self.path, container)
             for index, frame in enumerate(self._decoded_frames(container, stream)):
+                if display is not None:
+                    frame.pts = display[index] if index < len(display) else None
                 if frame.is_corrupt:
                     self.frames_concealed += 1
                     self._problem("a corrupt frame was concealed")
