@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     only)."""
     d = DeblurOptions()
     p = OneLineParser(
-        prog="refdeblur-video", epilog=EPILOG, formatter_class=argparse.RawTextHelpFormatter,
+        prog="refdeblur-video", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Remove motion blur from a video (or photo) by borrowing detail from "
         "nearby sharp frames.",
     )

@@ -10,6 +10,18 @@ class UserError(Exception):
     """A problem with the user's input or options, shown as one clear line (no traceback)."""
 
 
+def unknown_device(name: str) -> UserError:
+    """The error for a device name that is none of those the tools take."""
+    return UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)")
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A PyYAML error in one line: where (line, column) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
 def run_reporting(action: Callable[[], str]) -> int:
     """Run a small command's ``action``: print the line it returns and give exit code 0, or
     print a :class:`UserError` as one ``error:`` line on stderr and give 2."""

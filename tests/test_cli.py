@@ -66,7 +66,13 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "--crf must be 0 (lossless) or more": ["in.mp4", "o8.mp4", "--crf", "-5"],
         "--crf 60 is beyond libx264's range": ["in.mp4", "o9.mp4", "--crf", "60"],
         "output one.mp4 names a video file, but the input is many": ["batch", "one.mp4"],
+        "unknown device 'cuda:abc'": ["in.mp4", "o10.mp4", "--device", "cuda:abc"],
+        "model file not found: none.safetensors": ["in.mp4", "o11.mp4", "--model",
+                                                   "none.safetensors"],
+        "model config bad.yaml is not valid YAML (line 2, column 1:": [
+            "in.mp4", "o12.mp4", "--model", "bad.yaml"],
     }
+    (tmp_path / "bad.yaml").write_text("x: [\n")
     results = run_fresh(list(cases.values()), tmp_path)
     problems = []  # every case is checked, so that a failure lists all that went wrong
     for (expected, args), (code, err, torch_loaded) in zip(cases.items(), results, strict=True):
@@ -77,7 +83,8 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         if torch_loaded:
             problems.append(f"{args}: PyTorch was imported before the error")
     assert not problems, "\n".join(problems)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch", "dir.csv", clip.path.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "batch", "dir.csv",
+                                                          clip.path.name]
     assert [p.name for p in batch.iterdir()] == ["a.mp4"]
 
 
@@ -194,3 +201,13 @@ def test_a_bad_argument_is_one_line_naming_help(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: argument --batch"), err
     assert "refdeblur-video --help" in err[0]
+
+
+def test_option_help_wraps_to_the_terminal(monkeypatch):
+    from refdeblur_video.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    text = build_parser().format_help()
+    options = text[text.index("options:"):text.index("examples") if "examples" in text else None]
+    too_wide = [line for line in options.splitlines() if len(line) > 80]
+    assert not too_wide, too_wide

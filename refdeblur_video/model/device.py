@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, unknown_device
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -21,7 +21,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
+        raise unknown_device(name) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError(f"device '{name}' requested but CUDA is not available")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, unknown_device, yaml_problem
 from ..safe_output import check_not_same_file, check_output_path, check_writable_file
 from .options import DeblurOptions
 
@@ -130,9 +131,37 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     container_for(output)
 
 
+def check_device(name: str) -> None:
+    """Refuse a device name of no known form (whether it exists needs PyTorch: later)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+        raise unknown_device(name)
+
+
+def check_model(spec: str) -> None:
+    """Refuse a model file that is missing, or a model YAML that does not parse (shipped
+    names, and what the files hold, are checked when the model loads)."""
+    path = Path(spec)
+    if path.suffix.lower() not in (".safetensors", ".yaml", ".yml"):
+        return
+    if not path.is_file():
+        raise UserError(f"model file not found: {path}")
+    if path.suffix.lower() != ".safetensors":
+        import yaml
+
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise UserError(f"model config {path} is not valid YAML ({yaml_problem(exc)})"
+                            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read model config {path} ({exc})") from None
+
+
 def preflight(input: str | os.PathLike, output: str | os.PathLike,
               options: DeblurOptions) -> None:
     """Check what can be checked before the model is loaded; raise :class:`UserError`."""
+    check_device(options.device)
+    check_model(options.model)
     if is_many(input, output):
         check_reference(options.ref)
         check_outdir(expand_inputs(str(input)), output)
