@@ -78,9 +78,12 @@ def _lk_step(target: Tensor, source: Tensor, flow: Tensor, window: Callable[[Ten
 
 @torch.no_grad()
 def dense_flow(target: Tensor, source: Tensor, settings: FlowSettings = FlowSettings(),
-               levels: int | None = None) -> Tensor:
+               levels: int | None = None,
+               start: Tensor | None = None) -> Tensor:
     """Flow ``(N, 2, H, W)`` (x, y, pixels) with ``target(p) ~ source(p + flow(p))``;
-    ``target`` and ``source``: ``(N, 1, H, W)`` grey images in [0, 1]."""
+    ``target`` and ``source``: ``(N, 1, H, W)`` grey images in [0, 1]. ``start``: per
+    frame, a motion ``(N, 2)`` (x, y, pixels of ``target``) to start from at the coarsest
+    level instead of none (a large global shift, :mod:`.global_shift`)."""
     levels = settings.levels if levels is None else levels
     pyramid = [(target.float(), source.float())]
     for _ in range(levels):
@@ -96,8 +99,13 @@ def dense_flow(target: Tensor, source: Tensor, settings: FlowSettings = FlowSett
 
     for t, s in reversed(pyramid):
         size = t.shape[-2:]
-        flow = (torch.zeros(n, 2, *size, device=t.device, dtype=t.dtype) if flow is None
-                else resize_flow(flow, (size[0], size[1])))
+        if flow is None:
+            flow = torch.zeros(n, 2, *size, device=t.device, dtype=t.dtype)
+            if start is not None:
+                scale = start.new_tensor([size[1] / target.shape[-1], size[0] / target.shape[-2]])
+                flow += (start.to(flow.dtype) * scale.to(flow.dtype))[:, :, None, None]
+        else:
+            flow = resize_flow(flow, (size[0], size[1]))
         for _ in range(settings.iterations):
             flow = _lk_step(t, s, flow, window, settings.damping, settings.max_step_px,
                             settings.robust)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .global_shift import beyond_reach, coarse_size, phase_shift
 from .torch_flow import FlowSettings, dense_flow
 from .torch_ops import channel_mean, gaussian_blur, grey, half_size, inside, remap, resize_flow
 from .transfer import (
@@ -43,13 +44,38 @@ def fine_detail(image: Tensor, scale: float) -> Tensor:
     return gaussian_blur((luma - gaussian_blur(luma, 1.5 * scale)).abs(), 4.0 * scale)
 
 
+def _global_shifts(target: Tensor, source: Tensor, coarsest: int) -> Tensor | None:
+    """Per frame of the batch, its global shift (x, y, pixels of ``target``) where a flow
+    started from no motion at level ``coarsest`` would miss it, else (0, 0)
+    (:mod:`.global_shift`); None where no frame needs one. Measured on the CPU on the
+    greys shrunk to that level: a few kilobytes per frame leave the device."""
+    h, w = target.shape[-2:]
+    small_size = coarse_size(h, w, coarsest)
+    small = [torch.nn.functional.interpolate(x.float(), size=small_size, mode="area")[:, 0]
+             .cpu().numpy() for x in (target, source)]
+    shifts = np.zeros((target.shape[0], 2), np.float32)
+    for i, pair in enumerate(zip(*small, strict=True)):
+        shift = phase_shift(*pair)
+        if shift is not None:
+            shift = shift[0] * w / small_size[1], shift[1] * h / small_size[0]
+            if beyond_reach(shift, coarsest):
+                shifts[i] = shift
+    return torch.from_numpy(shifts).to(target.device) if shifts.any() else None
+
+
 def _flow_at(target: Tensor, source: Tensor, patch: int, finest: int, coarsest: int) -> Tensor:
     """The flow computed from pyramid level ``finest`` up to ``coarsest`` (DIS's scales),
-    returned at full resolution."""
+    returned at full resolution; started from each frame's global shift where that is
+    beyond the pyramid's reach, as DIS is on the CPU."""
+    start = _global_shifts(target, source, coarsest)
     t, s = target, source
     for _ in range(finest):
         t, s = half_size(t), half_size(s)
-    flow = dense_flow(t, s, FlowSettings(patch_px=patch), levels=max(coarsest - finest, 0))
+    if start is not None:
+        start = start * start.new_tensor([t.shape[-1] / target.shape[-1],
+                                          t.shape[-2] / target.shape[-2]])
+    flow = dense_flow(t, s, FlowSettings(patch_px=patch), levels=max(coarsest - finest, 0),
+                      start=start)
     return flow if finest == 0 else resize_flow(flow, (target.shape[-2], target.shape[-1]))
 
 

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from ..image_files import to_float
+from .global_shift import initial_flow
 from .lowpass import gaussian_low_pass
 from .motion import homography_distance
 
@@ -191,13 +192,15 @@ def forward_finest_scale(short_side: int, max_lines: int) -> int:
 
 def _flow(target: np.ndarray, source: np.ndarray, patch: int, stride: int,
           refinement: int, finest: int = 1) -> np.ndarray:
-    """Dense flow f with target(p) ~ source(p + f(p)); (H, W, 2) float32."""
+    """Dense flow f with target(p) ~ source(p + f(p)); (H, W, 2) float32. Started from
+    the frames' global shift where that is beyond DIS's reach (:mod:`.global_shift`)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setPatchSize(patch)
     dis.setPatchStride(stride)
     dis.setFinestScale(finest)
     dis.setVariationalRefinementIterations(refinement)
-    return dis.calc(target, source, None)
+    start = initial_flow(target, source, dis_coarsest_scale(*target.shape[:2], patch))
+    return dis.calc(target, source, start)
 
 
 def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
