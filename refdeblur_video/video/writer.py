@@ -80,7 +80,13 @@ from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.metadata import VideoInfo
 from refdeblur_video.video.presets import X264_PRESETS
 from refdeblur_video.video.reader import Frame
-from refdeblur_video.video.yuv import pad_planes, plane_layout, video_frame, yuv_converter
+from refdeblur_video.video.yuv import (
+    alpha_samples,
+    pad_planes,
+    plane_layout,
+    video_frame,
+    yuv_converter,
+)
 
 __all__ = ["VideoWriter", "choose_pix_fmt", "container_for", "default_codec", "CONTAINERS"]
 
@@ -542,11 +548,20 @@ class VideoWriter:
             if self._converter is None:
                 return self._swscale_frame(image, frame.alpha if self._alpha else None)
             planes = self._converter.from_rgb(np.ascontiguousarray(image))
+            if self._layout.alpha:
+                planes += (self._alpha_plane(frame),)
         elif planes[0].shape != image.shape[:2]:
             raise ValueError(f"frame {frame.index}: its planes do not match its image")
         if self.padded:
             planes = pad_planes(planes, self._layout, self.width, self.height)
         return video_frame(planes, self._layout)
+
+    def _alpha_plane(self, frame: Frame) -> np.ndarray:
+        """The output's alpha plane for ``frame``: its own transparency, or opaque."""
+        bits = self._layout.bits
+        if frame.alpha is None:
+            return np.full(frame.image.shape[:2], (1 << bits) - 1, self._layout.dtype)
+        return alpha_samples(frame.alpha, bits)
 
     def _checked_image(self, frame: Frame) -> np.ndarray:
         image = frame.image
@@ -779,20 +794,12 @@ class VideoWriter:
 
 def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
     """Write ``alpha`` (8 or 16 bits, as RGBA holds it) into the last plane of a planar
-    frame with alpha, exactly: swscale's conversion from RGBA moves some values by one.
-    Depths change by bit shifts, as swscale's own RGBA of a deeper alpha plane has them."""
-    bits = frame.format.components[-1].bits
-    dtype = np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
-    have = alpha.dtype.itemsize * 8
-    values = alpha.astype(np.uint32)
-    if have > bits:
-        shift = have - bits
-        values = np.minimum((values + (1 << (shift - 1))) >> shift, (1 << bits) - 1)
-    elif have < bits:
-        values = values << (bits - have)
+    frame with alpha, exactly: swscale's conversion from RGBA moves some values by one."""
+    values = alpha_samples(alpha, frame.format.components[-1].bits)
     plane = frame.planes[-1]
-    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
-    rows[:, : plane.width] = values.astype(dtype)
+    rows = np.frombuffer(plane, values.dtype).reshape(
+        plane.height, plane.line_size // values.dtype.itemsize)
+    rows[:, : plane.width] = values
 
 
 def _traits_or_none(pix_fmt: str, what: str) -> bool:

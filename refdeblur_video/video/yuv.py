@@ -25,8 +25,8 @@ import av
 import cv2
 import numpy as np
 
-__all__ = ["PlaneLayout", "YuvConverter", "frame_planes", "pad_planes", "plane_layout",
-           "video_frame", "yuv_converter"]
+__all__ = ["PlaneLayout", "YuvConverter", "alpha_samples", "frame_planes", "pad_planes",
+           "plane_layout", "video_frame", "yuv_converter"]
 
 # AVColorSpace -> (Kr, Kb)
 _MATRICES = {
@@ -51,7 +51,8 @@ class PlaneLayout:
     shift_w: int  # log2 of the chroma subsampling
     shift_h: int
     n_planes: int
-    yuv: bool  # three planes Y, U, V (what :class:`YuvConverter` handles)
+    yuv: bool  # planes Y, U, V (what :class:`YuvConverter` handles), then alpha if any
+    alpha: bool = False  # the last plane is transparency, full size
 
     @property
     def dtype(self) -> np.dtype:
@@ -62,13 +63,14 @@ class PlaneLayout:
         if not self.yuv:
             return [(height, width)] * self.n_planes
         chroma = (-(-height >> self.shift_h), -(-width >> self.shift_w))
-        return [(height, width), chroma, chroma]
+        return [(height, width), chroma, chroma] + [(height, width)] * self.alpha
 
 
 def plane_layout(pix_fmt: str) -> PlaneLayout | None:
     """The layout of ``pix_fmt`` when its planes can be kept as NumPy arrays: planar YUV,
-    gray and planar RGB, 8 to 16 bits in native (little-endian) order, no alpha. None for
-    packed, semi-planar (NV12), big-endian, palette, float and hardware formats."""
+    gray and planar RGB, with or without a last alpha plane, 8 to 16 bits in native
+    (little-endian) order. None for packed, semi-planar (NV12), big-endian, palette, float
+    and hardware formats."""
     try:
         fmt = av.VideoFormat(pix_fmt)
     except (ValueError, TypeError):
@@ -80,12 +82,13 @@ def plane_layout(pix_fmt: str) -> PlaneLayout | None:
         or len(bits) != 1
         or not 8 <= max(bits) <= 16
         or sorted(c.plane for c in comps) != list(range(len(comps)))
-        or any(c.is_alpha for c in comps)
+        or any(c.is_alpha for c in comps[:-1])
         or fmt.has_palette or fmt.is_bayer or fmt.is_bit_stream or fmt.is_big_endian
         or "f16" in pix_fmt or "f32" in pix_fmt
-        or len(comps) not in (1, 3)
+        or len(comps) - comps[-1].is_alpha not in (1, 3)
     ):
         return None
+    alpha = bool(comps[-1].is_alpha)
     wide = 1 << 12
     return PlaneLayout(
         pix_fmt=pix_fmt,
@@ -93,7 +96,8 @@ def plane_layout(pix_fmt: str) -> PlaneLayout | None:
         shift_w=(wide // fmt.chroma_width(wide)).bit_length() - 1,
         shift_h=(wide // fmt.chroma_height(wide)).bit_length() - 1,
         n_planes=len(comps),
-        yuv=len(comps) == 3 and not fmt.is_rgb,
+        yuv=len(comps) - alpha == 3 and not fmt.is_rgb,
+        alpha=alpha,
     )
 
 
@@ -160,14 +164,15 @@ class YuvConverter:
         return np.hstack([scale @ to_ypbpr / rgb_max, offset[:, None]])
 
     def to_rgb(self, planes: tuple[np.ndarray, ...], dtype: type = np.uint8) -> np.ndarray:
-        """``H x W x 3`` RGB of ``dtype`` (uint8, or uint16 on the full 0..65535 scale)."""
+        """``H x W x 3`` RGB of ``dtype`` (uint8, or uint16 on the full 0..65535 scale); an
+        alpha plane after Y, U and V is left out."""
         top = float(np.iinfo(dtype).max)
         forward = self._forward(top)
         inverse = np.linalg.inv(forward[:, :3])
         affine = np.hstack([inverse, -inverse @ forward[:, 3:] + 0.5])  # +0.5: round below
         luma = planes[0].astype(np.float32)
         height, width = luma.shape
-        chroma = [self._upsample(p.astype(np.float32), width, height) for p in planes[1:]]
+        chroma = [self._upsample(p.astype(np.float32), width, height) for p in planes[1:3]]
         rgb = cv2.transform(cv2.merge([luma, *chroma]), affine.astype(np.float32))
         return _quantise(rgb, top, dtype)
 
@@ -209,6 +214,20 @@ class YuvConverter:
             plane = np.pad(plane, pad, mode="edge")
         size = (plane.shape[1] // fx, plane.shape[0] // fy)
         return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)  # exact box average
+
+
+def alpha_samples(alpha: np.ndarray, bits: int) -> np.ndarray:
+    """Transparency of 8 or 16 bits (as RGBA holds it) as samples of ``bits``, by bit
+    shifts, as swscale's RGBA of a deeper alpha plane has them (so a plane read that way
+    comes back exactly)."""
+    have = alpha.dtype.itemsize * 8
+    values = alpha.astype(np.uint32)
+    if have > bits:
+        shift = have - bits
+        values = np.minimum((values + (1 << (shift - 1))) >> shift, (1 << bits) - 1)
+    elif have < bits:
+        values = values << (bits - have)
+    return values.astype(np.uint8 if bits <= 8 else np.dtype("<u2"))
 
 
 def _quantise(values: np.ndarray, top: float, dtype) -> np.ndarray:
