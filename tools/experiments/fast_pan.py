@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from make_adapt_clips import encode_clip
 
 FRAMES = 10
 BLURRY = (1, 4, 7)
@@ -59,21 +60,6 @@ def pan(photo: np.ndarray, speed: float, rng: np.random.Generator, h: int = 720,
         ts = k + (np.arange(SUBFRAMES) / (SUBFRAMES - 1) - 0.5) * 0.5
         inputs[k] = average_linear([at(t) for t in ts])
     return inputs, truth
-
-
-def _encode(path: Path, frames: list[np.ndarray]) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "16"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def _decode(path: Path) -> list[np.ndarray]:
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng([n, int(speed)])
             inputs, truth = pan(to_uint8(read_image(path)), speed, rng)
             clip = args.work / f"{path.stem}_{int(speed)}.mp4"
-            _encode(clip, inputs)
+            encode_clip(clip, inputs, fps=FPS, crf=16)
             decoded = _decode(clip)
             for key, started in (("before", False), ("started", True)):
                 output = run(clip, args.work / f"{path.stem}_{int(speed)}_{key}.mkv", started)

@@ -35,14 +35,15 @@ BLURRY = range(1, FRAMES, 3)
 FPS = 15
 
 
-def _encode(path: Path, frames: list[np.ndarray]) -> None:
+def encode_clip(path: Path, frames: list[np.ndarray], fps: int = FPS, crf: int = 18) -> None:
+    """RGB ``frames`` as an H.264 clip (yuv420p) at ``fps`` and ``crf``."""
     import av
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
+        stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
+        stream.options = {"crf": str(crf)}
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
@@ -54,7 +55,7 @@ def _write(folder: Path, inputs: list[np.ndarray], truth: list[np.ndarray], meta
     from refdeblur_video.image_files import write_png
 
     folder.mkdir(parents=True, exist_ok=True)
-    _encode(folder / "input.mp4", inputs)
+    encode_clip(folder / "input.mp4", inputs)
     for k, image in enumerate(truth):
         write_png(folder / "gt" / f"{k:06d}.png", image)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
