@@ -42,11 +42,13 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_the_global_shift_of_a_fast_pan_is_found_and_an_unrelated_frame_has_none():
     frame, reference = _pair(70, -40)
     blurry = cv2.blur(frame, (15, 1))  # blurred along the pan, as such frames are
-    found = global_shift.global_shift(_gray8(blurry), _gray8(reference), 1)
+    found = global_shift.far_shift(global_shift.shrunk(_gray8(blurry), 1),
+                                   global_shift.shrunk(_gray8(reference), 1), H, W, 1)
     assert found is not None
     assert abs(found[0] - 70) < 1.5 and abs(found[1] + 40) < 1.5
     other = _scene(5)[MARGIN:MARGIN + H, MARGIN:MARGIN + W]
-    assert global_shift.global_shift(_gray8(frame), _gray8(other), 1) is None
+    assert global_shift.phase_shift(global_shift.shrunk(_gray8(frame), 1),
+                                    global_shift.shrunk(_gray8(other), 1)) is None
 
 
 def test_a_motion_within_the_flows_reach_starts_from_no_motion_as_before():

@@ -44,29 +44,34 @@ def coarse_size(height: int, width: int, level: int) -> tuple[int, int]:
     return max(8, height >> level), max(8, width >> level)
 
 
-def global_shift(target: np.ndarray, source: np.ndarray, level: int) -> tuple[float, float] | None:
-    """:func:`phase_shift` of two 2-D images shrunk by ``2**level`` (area averaging), in
-    the images' own pixels."""
-    h, w = target.shape[:2]
-    small_h, small_w = coarse_size(h, w, level)
-    small = [cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
-             for image in (target, source)]
-    shift = phase_shift(*small)
-    return None if shift is None else (shift[0] * w / small_w, shift[1] * h / small_h)
+def shrunk(image: np.ndarray, level: int) -> np.ndarray:
+    """A 2-D image shrunk by ``2**level`` (area averaging; at least 8 x 8)."""
+    h, w = coarse_size(*image.shape[:2], level)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def beyond_reach(shift: tuple[float, float] | None, coarsest: int) -> bool:
-    """Whether a flow started from no motion at level ``coarsest`` misses ``shift``."""
-    return shift is not None and math.hypot(*shift) > MIN_SHIFT_AT_COARSEST_PX * 2**coarsest
+def far_shift(target_small: np.ndarray, source_small: np.ndarray, height: int, width: int,
+              coarsest: int) -> tuple[float, float] | None:
+    """The frames' global shift in pixels of the ``height`` x ``width`` frame, from their
+    greys shrunk to level ``coarsest``, where a flow started from no motion at that level
+    misses it; None where it does not, or where there is no clear peak."""
+    shift = phase_shift(target_small, source_small)
+    if shift is None:
+        return None
+    small_h, small_w = target_small.shape[:2]
+    shift = shift[0] * width / small_w, shift[1] * height / small_h
+    beyond = math.hypot(*shift) > MIN_SHIFT_AT_COARSEST_PX * 2**coarsest
+    return shift if beyond else None
 
 
 def initial_flow(target: np.ndarray, source: np.ndarray, coarsest: int) -> np.ndarray | None:
     """A constant (H, W, 2) float32 flow to start DIS from (its ``calc`` takes a flow of
     the frame's size as its start), where ``target`` and ``source`` (2-D) are further apart
-    than DIS finds from its ``coarsest`` level; None otherwise (DIS starts from no
-    motion)."""
-    shift = global_shift(target, source, coarsest)
-    if not beyond_reach(shift, coarsest):
+    than DIS finds from its ``coarsest`` level (:func:`far_shift`); None otherwise (DIS
+    starts from no motion)."""
+    shift = far_shift(shrunk(target, coarsest), shrunk(source, coarsest), *target.shape[:2],
+                      coarsest)
+    if shift is None:
         return None
     flow = np.empty((*target.shape[:2], 2), np.float32)
     flow[..., 0], flow[..., 1] = shift

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .global_shift import beyond_reach, coarse_size, phase_shift
+from .global_shift import coarse_size, far_shift
 from .torch_flow import FlowSettings, dense_flow
 from .torch_ops import channel_mean, gaussian_blur, grey, half_size, inside, remap, resize_flow
 from .transfer import (
@@ -50,16 +50,12 @@ def _global_shifts(target: Tensor, source: Tensor, coarsest: int) -> Tensor | No
     (:mod:`.global_shift`); None where no frame needs one. Measured on the CPU on the
     greys shrunk to that level: a few kilobytes per frame leave the device."""
     h, w = target.shape[-2:]
-    small_size = coarse_size(h, w, coarsest)
-    small = [torch.nn.functional.interpolate(x.float(), size=small_size, mode="area")[:, 0]
-             .cpu().numpy() for x in (target, source)]
+    small = [torch.nn.functional.interpolate(x.float(), size=coarse_size(h, w, coarsest),
+                                             mode="area")[:, 0].cpu().numpy()
+             for x in (target, source)]
     shifts = np.zeros((target.shape[0], 2), np.float32)
     for i, pair in enumerate(zip(*small, strict=True)):
-        shift = phase_shift(*pair)
-        if shift is not None:
-            shift = shift[0] * w / small_size[1], shift[1] * h / small_size[0]
-            if beyond_reach(shift, coarsest):
-                shifts[i] = shift
+        shifts[i] = far_shift(*pair, h, w, coarsest) or (0.0, 0.0)
     return torch.from_numpy(shifts).to(target.device) if shifts.any() else None
 
 
