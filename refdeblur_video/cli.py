@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     only)."""
     d = DeblurOptions()
     p = OneLineParser(
-        prog="refdeblur-video", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Remove motion blur from a video (or photo) by borrowing detail from "
+        prog="refdeblur-video", epilog=EPILOG,
+        # the examples keep their lines; the option help wraps to the terminal
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Remove motion blur from a video (or photo) by borrowing detail from\n"
         "nearby sharp frames.",
     )
     p.add_argument("input", help="video, image, folder of videos, or glob pattern")

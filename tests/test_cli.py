@@ -208,6 +208,5 @@ def test_option_help_wraps_to_the_terminal(monkeypatch):
 
     monkeypatch.setenv("COLUMNS", "80")
     text = build_parser().format_help()
-    options = text[text.index("options:"):text.index("examples") if "examples" in text else None]
-    too_wide = [line for line in options.splitlines() if len(line) > 80]
+    too_wide = [line for line in text.splitlines() if len(line) > 80]
     assert not too_wide, too_wide
