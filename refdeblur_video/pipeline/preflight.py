@@ -133,7 +133,7 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
 
 def check_device(name: str) -> None:
     """Refuse a device name of no known form (whether it exists needs PyTorch: later)."""
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+    if not re.fullmatch(r"auto|(cpu|mps|cuda)(:\d+)?", name):
         raise unknown_device(name)
 
 
