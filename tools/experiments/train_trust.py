@@ -53,7 +53,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transfer_net import ConfidenceRefiner  # noqa: E402
 
 from refdeblur_video.evaluate.metrics import psnr
 from refdeblur_video.image_files import from_float, to_float
@@ -67,23 +70,14 @@ OUT, ALIGNED, BLURRY, CUES, WEIGHT, SHARP = (slice(0, 3), slice(3, 6), slice(6, 
 FORMAT = "refdeblur-video/trust-refiner/1"
 
 
-class TrustRefiner(nn.Module):
+class TrustRefiner(ConfidenceRefiner):
     """Corrects the transfer's weight: ``sigmoid(logit(weight) + cnn(...))``, at half
-    resolution with dilated convolutions; the last layer starts at zero (an untrained refiner
-    is the hand-made weight)."""
+    resolution with dilated convolutions (``transfer_net.py``'s body and zero-started head,
+    on more inputs: the blurry frame among them); an untrained refiner is the hand-made
+    weight."""
 
     def __init__(self, width: int = 24, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)) -> None:
-        super().__init__()
-        self.width, self.dilations = width, tuple(dilations)
-        layers: list[nn.Module] = []
-        channels = 3 + 3 + 3 + 3 + 4 + 1
-        for d in self.dilations:
-            layers += [nn.Conv2d(channels, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
-            channels = width
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(width, 1, 3, padding=1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        super().__init__(width, dilations, in_channels=3 + 3 + 3 + 3 + 4 + 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: (B, 14+, H, W) feature channels; returns the weight (B, 1, H, W)."""

@@ -48,12 +48,13 @@ class ConfidenceRefiner(nn.Module):
     hand-made confidence ``prior`` (B, 1, H, W).
     """
 
-    def __init__(self, width: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8)) -> None:
+    def __init__(self, width: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8),
+                 in_channels: int = 3 + 3 + 3 + CUES) -> None:
         super().__init__()
         self.width = width
         self.dilations = tuple(dilations)
         layers: list[nn.Module] = []
-        channels = 3 + 3 + 3 + CUES
+        channels = in_channels
         for d in self.dilations:
             layers += [nn.Conv2d(channels, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
             channels = width
