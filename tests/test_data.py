@@ -495,6 +495,54 @@ def test_cli_gopro_ok_and_bad_input(gopro_root: Path, tmp_path: Path, capsys) ->
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
 
 
+@pytest.mark.parametrize(("option", "says"), [
+    (["--min-exposure", "2"], "--min-exposure must be above 0 and at most 1"),
+    (["--max-translation", "-5"], "--max-translation must be at least 0"),
+    (["--steps", "0,0"], "--steps must be at least 1"),
+    (["--jpeg", "200,300"], "--jpeg qualities must lie in 1..100"),
+])
+def test_cli_refuses_blur_options_out_of_range(tmp_path: Path, capsys, option, says) -> None:
+    video = _videos(tmp_path, 1)[0]
+    assert cli.main(["video", str(video), str(tmp_path / "o"), *option]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {says}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_outputs_that_would_mix_or_cannot_be_written(tmp_path: Path, capsys,
+                                                                 gopro_root: Path) -> None:
+    video = _videos(tmp_path, 1)[0]
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "old.png").write_bytes(b"")
+    (tmp_path / "adir").mkdir()
+    assert cli.main(["video", str(video), str(tmp_path / "afile")]) == 2
+    assert cli.main(["hfr", str(video), str(tmp_path / "used")]) == 2
+    assert cli.main(["gopro", str(gopro_root), str(tmp_path / "adir")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err] == ["error"] * 3, err
+    assert "is a file" in err[0] and "not empty" in err[1] and "is a folder" in err[2]
+    assert sorted(p.name for p in (tmp_path / "used").iterdir()) == ["old.png"]
+
+
+def test_cli_interrupted_leaves_no_half_written_triplets(tmp_path: Path, capsys,
+                                                         monkeypatch) -> None:
+    from refdeblur_video.data import triplets
+
+    video = _videos(tmp_path, 1)[0]
+
+    def interrupted(videos, outdir, **kwargs):
+        (Path(outdir) / "train").mkdir(parents=True)
+        (Path(outdir) / "train" / "half.png").write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(triplets, "build_video_triplets", interrupted)
+    assert cli.main(["video", str(video), str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.startswith("interrupted")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out*"))  # nor the folder it was built in
+
+
 def test_cli_entry_point_exit_code(tmp_path: Path) -> None:
     code = "import sys; from refdeblur_video.data.cli import main; sys.exit(main())"
     run = subprocess.run([sys.executable, "-c", code, "gopro", str(tmp_path / "x"),

@@ -12,12 +12,16 @@ Argument parsing only: the work is done by :mod:`refdeblur_video.data.gopro` and
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from refdeblur_video.argparsing import OneLineParser
 from refdeblur_video.errors import UserError
+from refdeblur_video.interrupts import handle_signals
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -122,7 +126,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the video command's blur options: (name, smallest, largest, whether the smallest is allowed)
+_VIDEO_RANGES = (("strength", 0.0, None, True), ("max_translation", 0.0, None, True),
+                 ("max_rotation", 0.0, None, True), ("max_zoom", 0.0, None, True),
+                 ("max_perspective", 0.0, None, True), ("min_exposure", 0.0, 1.0, False),
+                 ("noise", 0.0, None, True), ("poisson", 0.0, None, True))
+
+
+def _check_video_options(args: argparse.Namespace) -> None:
+    """Refuse blur options outside their range, before any video is read."""
+    for name, low, high, low_ok in _VIDEO_RANGES:
+        value = getattr(args, name)
+        if not (value > low or (low_ok and value == low)) or (high is not None and value > high):
+            bound = f"{'at least' if low_ok else 'above'} {low:g}"
+            bound += f" and at most {high:g}" if high is not None else ""
+            raise UserError(f"--{name.replace('_', '-')} must be {bound}, not {value:g}")
+    if args.steps[0] < 1:
+        raise UserError(f"--steps must be at least 1, not {args.steps[0]}")
+    if args.jpeg is not None and not (args.jpeg[0] >= 1 and args.jpeg[1] <= 100):
+        raise UserError(f"--jpeg qualities must lie in 1..100, not {args.jpeg[0]},{args.jpeg[1]}")
+
+
+def _fresh_folder(outdir: str) -> Path:
+    """Refuse an output that is a file, or a folder that already holds something (the new
+    triplets would mix with its files, and their manifest would not say which are which)."""
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"output folder {out} is not empty: give a new folder")
+    return out
+
+
+@contextlib.contextmanager
+def _built_then_moved(out: Path) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to build in, renamed to ``out`` once all is written:
+    an interrupted or failed run leaves nothing behind (manifests hold relative paths)."""
+    work = out.parent / f".{out.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)  # what a killed run left
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if out.is_dir():
+        out.rmdir()  # empty, as _fresh_folder made sure
+    work.rename(out)
+
+
 def _run(args: argparse.Namespace) -> list:
+    if args.command in ("hfr", "video"):
+        if args.command == "video":
+            _check_video_options(args)
+        out = _fresh_folder(args.outdir)
+        with _built_then_moved(out) as work:
+            return _build(args, str(work))
+    if args.command == "gopro" and Path(args.manifest).is_dir():
+        raise UserError(f"output manifest {args.manifest} is a folder; give a .jsonl file")
+    return _build(args, args.outdir if args.command == "validation" else None)
+
+
+def _build(args: argparse.Namespace, outdir: str | None) -> list:
+    """The command's triplets, written into ``outdir`` (gopro: its manifest)."""
     if args.command == "gopro":
         from refdeblur_video.data.gopro import gopro_triplets
 
@@ -135,7 +201,7 @@ def _run(args: argparse.Namespace) -> list:
         from refdeblur_video.data.gopro import build_hfr_triplets
 
         return build_hfr_triplets(
-            args.sources, args.outdir, min_frames=args.min_frames, max_frames=args.max_frames,
+            args.sources, outdir, min_frames=args.min_frames, max_frames=args.max_frames,
             ref_min=args.ref_min, ref_max=args.ref_max, gap=args.gap,
             max_per_sequence=args.max_per_sequence, seed=args.seed,
             val_sequences=_names(args.val_sequences), val_fraction=args.val_fraction,
@@ -144,7 +210,7 @@ def _run(args: argparse.Namespace) -> list:
     if args.command == "validation":
         from refdeblur_video.data.validation import build_validation
 
-        return build_validation(args.outdir, args.videos, args.photos, seed=args.seed,
+        return build_validation(outdir, args.videos, args.photos, seed=args.seed,
                                 only=_names(args.only))
     from refdeblur_video.data.shake import CameraShake
     from refdeblur_video.data.triplets import build_video_triplets
@@ -155,7 +221,7 @@ def _run(args: argparse.Namespace) -> list:
         max_perspective=args.max_perspective, min_steps=args.steps[0], max_steps=args.steps[1],
     )
     return build_video_triplets(
-        args.videos, args.outdir, frames_per_video=args.frames_per_video, dmin=args.dmin,
+        args.videos, outdir, frames_per_video=args.frames_per_video, dmin=args.dmin,
         dmax=args.dmax, seed=args.seed, val_videos=_names(args.val_videos),
         val_fraction=args.val_fraction, strength=args.strength, shake=shake,
         noise_sigma=args.noise, poisson_peak=args.poisson, jpeg_quality=args.jpeg,
@@ -168,10 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``refdeblur-triplets``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        triplets = _run(args)
+        with handle_signals():
+            triplets = _run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}): no triplets were written", file=sys.stderr)
+        return 130
     counts = Counter(t.split for t in triplets)
     if args.command == "gopro":
         where = args.manifest
