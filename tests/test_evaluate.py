@@ -258,6 +258,32 @@ def test_noref_reports_sharpness_and_the_logged_references(clip, tmp_path, log_n
     assert_self_contained(page, min_images=1 + 2 * 3)  # plot; input, output, reference crops
 
 
+def test_noref_of_frames_of_another_size_is_one_line(clip, tmp_path, capsys):
+    small = write_folder(tmp_path / "small", [frame[::2, ::2] for frame in clip["restored"]])
+    code = main(["noref", "--input", str(clip["blurry_dir"]), "--output", str(small),
+                 "--report", str(tmp_path / "report"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: output frame 0: size 32x24 differs from the input's 64x48"]
+    assert not (tmp_path / "report").exists()
+
+
+def test_an_interrupted_evaluation_is_one_line_and_writes_no_report(clip, tmp_path, capsys,
+                                                                    monkeypatch):
+    from refdeblur_video.evaluate import noref
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(noref, "sharpness", interrupted)
+    code = main(["noref", "--input", str(clip["blurry_dir"]), "--output",
+                 str(clip["restored_dir"]), "--report", str(tmp_path / "report"), "--quiet"])
+    assert code == 130
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("interrupted")
+    assert not (tmp_path / "report").exists()
+
+
 def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
     from refdeblur_video.pipeline.framelog import FrameRecord, write_frame_log
 

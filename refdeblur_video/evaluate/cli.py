@@ -7,6 +7,7 @@ import sys
 
 from refdeblur_video.argparsing import OneLineParser
 from refdeblur_video.errors import UserError
+from refdeblur_video.interrupts import handle_signals
 
 DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
 
@@ -159,9 +160,18 @@ def _generators(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``refdeblur-eval``; SIGINT, SIGTERM and SIGHUP stop it with one line
+    (exit 130), and no report is written."""
     args = build_parser().parse_args(argv)
-    if args.mode == "generators":
-        return _generators(args)
+    try:
+        with handle_signals():
+            return _generators(args) if args.mode == "generators" else _compare_modes(args)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}): no report was written", file=sys.stderr)
+        return 130
+
+
+def _compare_modes(args: argparse.Namespace) -> int:
     from refdeblur_video.evaluate.report import (
         format_table,
         infinite_note,

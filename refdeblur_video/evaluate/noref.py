@@ -6,10 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate import plots
 from refdeblur_video.evaluate.crops import focus_map, make_example
 from refdeblur_video.evaluate.report import Evaluation
-from refdeblur_video.evaluate.runner import expected_length, pick_extremes, progress, walk_in_step
+from refdeblur_video.evaluate.runner import (
+    expected_length,
+    frame_size,
+    pick_extremes,
+    progress,
+    walk_in_step,
+)
 from refdeblur_video.evaluate.stats import gain, summarize
 from refdeblur_video.frames.sharpness import sharpness  # the pipeline's own score
 from refdeblur_video.pipeline.framelog import read_frame_log
@@ -37,6 +44,9 @@ def evaluate_noref(
     rows = []
     bar = progress(expected_length(sources), "noref", quiet)
     for position, step in enumerate(walk_in_step(sources)):
+        if step["output"].image.shape[:2] != step["input"].image.shape[:2]:
+            raise UserError(f"output frame {position}: size {frame_size(step['output'].image)} "
+                            f"differs from the input's {frame_size(step['input'].image)}")
         before = sharpness(step["input"].image)
         after = sharpness(step["output"].image)
         logged = frame_log.get(position)

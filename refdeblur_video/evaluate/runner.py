@@ -25,16 +25,16 @@ def score(
 ) -> tuple[float, float]:
     """``(psnr, ssim)`` of ``result`` against ``truth``; size errors name ``what``."""
     if result.shape != truth.shape:
-        raise UserError(
-            f"{what}: size {_size(result)} differs from the ground truth's {_size(truth)}"
-        )
+        raise UserError(f"{what}: size {frame_size(result)} differs from the ground truth's "
+                        f"{frame_size(truth)}")
     return (
         metrics.psnr(result, truth, y_channel=y_channel),
         metrics.ssim(result, truth, y_channel=y_channel),
     )
 
 
-def _size(image: np.ndarray) -> str:
+def frame_size(image: np.ndarray) -> str:
+    """``WIDTHxHEIGHT`` of an H x W (x C) image, for messages."""
     return f"{image.shape[1]}x{image.shape[0]}"
 
 

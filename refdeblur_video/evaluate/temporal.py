@@ -14,7 +14,13 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate import plots
 from refdeblur_video.evaluate.flicker import ground_truth_pair, tof, warping_error
 from refdeblur_video.evaluate.report import Evaluation
-from refdeblur_video.evaluate.runner import expected_length, metric_columns, progress, walk_in_step
+from refdeblur_video.evaluate.runner import (
+    expected_length,
+    frame_size,
+    metric_columns,
+    progress,
+    walk_in_step,
+)
 from refdeblur_video.evaluate.stats import summarize
 from refdeblur_video.pipeline.framelog import read_frame_log
 
@@ -49,8 +55,8 @@ def evaluate_temporal(
         frames = {name: frame.image for name, frame in step.items()}
         for name, image in frames.items():
             if image.shape != frames["gt"].shape:
-                raise UserError(f"{name} frame {position}: size {image.shape[1]}x"
-                                f"{image.shape[0]} differs from the ground truth's")
+                raise UserError(f"{name} frame {position}: size {frame_size(image)} differs "
+                                f"from the ground truth's {frame_size(frames['gt'])}")
         if previous is not None:
             rows.append(_pair_row(position, previous, frames, shown, frame_log))
         previous = frames
