@@ -66,9 +66,26 @@ def test_train_resume_and_checkpoints(train_config, tmp_path):
     assert load_model(run / "model.safetensors", "cpu").trained
 
 
-def test_resume_without_state_is_a_clear_error(train_config, capsys):
+def test_resume_without_state_is_a_clear_error(train_config, tmp_path, capsys):
     assert train_main(["--config", str(train_config), "--resume", "--quiet"]) == 2
     assert "no training state" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing written for a run that never started
+
+
+def test_a_fresh_run_does_not_replace_an_earlier_one_unless_told(train_config, tmp_path,
+                                                                 capsys):
+    assert train_main(["--config", str(train_config), "--max-steps", "2", "--quiet"]) == 0
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert train_main(["--config", str(train_config), "--max-steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "--resume continues it, --overwrite starts again" in err[0]
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert train_main(["--config", str(train_config), "--max-steps", "1", "--quiet",
+                       "--overwrite"]) == 0
+    with safe_open(str(run / "last.safetensors"), "pt") as handle:
+        assert handle.metadata()["step"] == "1"
+    assert steps_logged(run) == [1]
 
 
 def test_config_errors(tmp_path):

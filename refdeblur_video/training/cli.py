@@ -22,6 +22,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--config", required=True, help="training YAML (configs/train/*.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an OUT that holds an earlier run (its checkpoints "
+                        "are replaced)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many more steps (the schedule spans train.steps)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         # SIGINT, so without this `kill` would lose the steps since the last state.
         with handle_signals():
             train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
-                  time_limit=args.time_limit)
+                  time_limit=args.time_limit, overwrite=args.overwrite)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -230,15 +230,31 @@ class _Run:
               self.step, self.cfg, self.disc, self.optimizer_d, self.best)
 
 
-def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
+def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
+    """The run's state file; refused before anything is written when ``resume`` finds none,
+    or when a fresh run would replace an earlier one's checkpoints (``overwrite`` allows)."""
+    state_path = out_dir / "last.safetensors"
+    if resume and not state_path.is_file():
+        raise UserError(f"--resume: no training state at {state_path}")
+    if not resume and not overwrite and state_path.is_file():
+        raise UserError(f"{out_dir} holds an earlier run ({state_path.name}): --resume "
+                        "continues it, --overwrite starts again over it")
+    return state_path
+
+
+def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, overwrite: bool = False) -> _Run:
     """Model, optimisers and output folder of a run, resumed from its state if asked."""
     opt = cfg.train
+    out_dir = Path(cfg.out)
+    state_path = _check_out(out_dir, resume, overwrite)
     rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     device = choose_device(rank)
     torch.manual_seed(opt.seed + 1000 * rank.rank)
-    out_dir = Path(cfg.out)
     if rank.main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a fresh run's logs start empty (an overwritten run's would mix in)
+            for name in ("train_log.csv", "val_log.csv"):
+                (out_dir / name).unlink(missing_ok=True)
         (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
     model, settings = _build_model(cfg)
@@ -257,9 +273,6 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool) -> _Run:
     run = _Run(cfg, rank, device, model, settings, optimizer, disc, optimizer_d, out_dir,
                match_rng=torch.Generator().manual_seed(opt.seed + 1000 * rank.rank))
     if resume:
-        state_path = out_dir / "last.safetensors"
-        if not state_path.is_file():
-            raise UserError(f"--resume: no training state at {state_path}")
         run.step, run.best = load_training_state(state_path, model, optimizer, disc,
                                                  optimizer_d)
         if rank.main and not quiet:
@@ -387,15 +400,18 @@ def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]
 
 
 def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
-          quiet: bool = False, time_limit: float | None = None) -> dict[str, float]:
+          quiet: bool = False, time_limit: float | None = None,
+          overwrite: bool = False) -> dict[str, float]:
     """Train per ``cfg``; checkpoints go to ``cfg.out``. Returns the last validation scores.
 
     ``max_steps`` and ``time_limit`` (seconds) end this run early, after saving a state that
     ``resume=True`` continues from; the learning-rate schedule always spans ``train.steps``.
+    A fresh run into a folder that holds an earlier run's state is refused unless
+    ``overwrite``.
     """
     started = time.monotonic()
     opt = cfg.train
-    run = _start_run(cfg, resume, quiet)
+    run = _start_run(cfg, resume, quiet, overwrite)
     rank, device = run.rank, run.device
     train_set, val_samples = build_datasets(cfg)
     net: nn.Module = run.model
