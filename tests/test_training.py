@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,6 +96,24 @@ def test_config_errors(tmp_path):
         load_train_config(bad)
     with pytest.raises(UserError, match="not found"):
         load_train_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("override", "says"), [
+    ({"train.steps": [1, 2]}, "train.steps must be a whole number"),
+    ({"train.lr": True}, "train.lr must be a number"),
+    ({"data.batch": 0}, "data.batch must be at least 1"),
+    ({"data.crop": -5}, "data.crop must be at least 16"),
+    ({"data.strength": [2, 1]}, "data.strength must be [LOW, HIGH]"),
+    ({"data.train_videos": "a.mp4"}, "data.train_videos must be a list"),
+    ({"train.amp": "yes"}, "train.amp must be a bool"),
+])
+def test_values_of_the_wrong_type_or_range_are_one_clear_error(override, says):
+    from refdeblur_video.training.config import train_config_from_dict
+
+    with pytest.raises(UserError, match=re.escape(says)):
+        train_config_from_dict({"data": {"train_videos": ["a.mp4"]}}, override)
+    with pytest.raises(UserError, match="must be a mapping"):
+        train_config_from_dict(["a", "b"])
 
 
 def test_numbers_written_without_a_dot_are_numbers(tmp_path):

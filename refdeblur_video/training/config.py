@@ -101,18 +101,63 @@ def _build(cls, values: dict[str, Any] | None, section: str):
 
 
 _NUMBERS = {"float": float, "float | None": float, "int": int, "int | None": int}
+_LISTS = {"list[str]": str, "list[float]": (int, float), "list[int] | None": int}
+_PLAIN = {"str": str, "str | None": str, "bool": bool, "dict[str, Any] | None": dict}
 
 
 def _number(value: Any, annotation: Any, where: str) -> Any:
-    """A number given as text (YAML 1.1 reads ``5e-5``, without a dot, as a string) as
-    the number its field holds; other text in a number's field is a :class:`UserError`."""
-    kind = _NUMBERS.get(str(annotation))
-    if kind is None or not isinstance(value, str):
+    """``value`` checked against its field's type: a number given as text (YAML 1.1 reads
+    ``5e-5``, without a dot, as a string) becomes the number its field holds; a value of
+    another type (a list for a number, ``true`` for a rate, one string for a list of paths)
+    is a :class:`UserError`."""
+    annotation = str(annotation)
+    if value is None and annotation.endswith("| None"):
         return value
-    try:
+    kind = _NUMBERS.get(annotation)
+    if kind is not None:
+        if isinstance(value, str):
+            try:
+                value = kind(value)
+            except ValueError:
+                raise UserError(f"train config: {where} must be a number, not {value!r}"
+                                ) from None
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or (kind is int and value != int(value)):
+            what = "a whole number" if kind is int else "a number"
+            raise UserError(f"train config: {where} must be {what}, not {value!r}")
         return kind(value)
-    except ValueError:
-        raise UserError(f"train config: {where} must be a number, not {value!r}") from None
+    items = _LISTS.get(annotation)
+    if items is not None:
+        if not isinstance(value, list) or not all(
+                isinstance(v, items) and not isinstance(v, bool) for v in value):
+            raise UserError(f"train config: {where} must be a list, not {value!r}")
+        return value
+    plain = _PLAIN.get(annotation)
+    if plain is not None and not isinstance(value, plain):
+        raise UserError(f"train config: {where} must be a {plain.__name__}, not {value!r}")
+    return value
+
+
+# smallest values that make sense (a crop must hold the network's three scales)
+_AT_LEAST = {"data.crop": 16, "data.val_crop": 16, "data.batch": 1, "data.workers": 0,
+             "data.dmin": 1, "data.val_count": 1, "train.steps": 1, "train.val_every": 1,
+             "train.ckpt_every": 1, "train.log_every": 1, "train.warmup_steps": 0}
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    for where, low in _AT_LEAST.items():
+        section, name = where.split(".")
+        value = getattr(getattr(config, section), name)
+        if value < low:
+            raise UserError(f"train config: {where} must be at least {low}, not {value}")
+    strength = config.data.strength
+    if len(strength) != 2 or not 0 <= strength[0] <= strength[1]:
+        raise UserError("train config: data.strength must be [LOW, HIGH] with 0 <= LOW <= "
+                        f"HIGH, not {config.data.strength}")
+    if config.data.dmax < config.data.dmin:
+        raise UserError("train config: data.dmax must be at least data.dmin")
+    if not config.train.lr > 0:
+        raise UserError(f"train config: train.lr must be positive, not {config.train.lr}")
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -130,6 +175,8 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
 def train_config_from_dict(
     raw: dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
+    if not isinstance(raw, dict):
+        raise UserError("train config: the file must be a mapping (model, data, train, out)")
     raw = dict(raw)
     for key, value in (overrides or {}).items():
         section, _, name = key.rpartition(".")
@@ -139,6 +186,7 @@ def train_config_from_dict(
     config = _build(TrainConfig, top, "top level")
     config.data = _build(DataConfig, raw.get("data"), "data")
     config.train = _build(OptimConfig, raw.get("train"), "train")
+    _check_ranges(config)
     if config.data.source not in ("videos", "manifest"):
         raise UserError("train config: data.source must be 'videos' or 'manifest'")
     if config.data.source == "manifest" and not config.data.manifest:
