@@ -29,8 +29,12 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB (``uint8``, or ``uint16`` for 16-bit files)."""
+# formats whose files hold a transparency channel (OpenCV writes one from BGRA)
+ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
+
+
+def _decoded(path: str | Path) -> np.ndarray:
+    """The file's samples as OpenCV decodes them: H x W grey, or BGR / BGRA."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
@@ -43,6 +47,10 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
+    return image
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
@@ -50,15 +58,37 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = None) -> None:
-    """Write an RGB ``uint8``/``uint16`` array; the format follows the suffix
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB (``uint8``, or ``uint16`` for 16-bit files)."""
+    return _as_rgb(_decoded(path))
+
+
+def read_photo(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """An image file as (RGB, its transparency or None, whether the file is grey): what a
+    restored photo needs to be written back in the file's own form."""
+    image = _decoded(path)
+    alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
+    return _as_rgb(image), alpha, image.ndim == 2
+
+
+def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = None,
+                alpha: np.ndarray | None = None) -> None:
+    """Write an RGB (or H x W grey) ``uint8``/``uint16`` array, with ``alpha`` where given
+    and the format holds it (:data:`ALPHA_SUFFIXES`); the format follows the suffix
     (``jpeg_quality``: OpenCV's default where None)."""
     path = Path(path)
-    if image.dtype == np.uint16 and path.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp"):
+    suffix = path.suffix.lower()
+    if image.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
         image = to_uint8(image)
+        alpha = None if alpha is None else to_uint8(alpha)
+    if image.ndim == 2:
+        samples = image
+    elif alpha is not None and suffix in ALPHA_SUFFIXES:
+        samples = np.dstack((cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha.astype(image.dtype)))
+    else:
+        samples = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     params = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-    ok, data = cv2.imencode(path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                            params)
+    ok, data = cv2.imencode(suffix, samples, params)
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix}")
     path.write_bytes(data.tobytes())  # a full disk raises with its errno

@@ -351,6 +351,23 @@ def test_image_mode(tmp_path, restorer):
     assert cv2.imread(str(out)).shape == cv2.imread(str(blurry)).shape
 
 
+def test_a_photo_keeps_its_transparency_and_a_grey_photo_stays_grey(tmp_path, restorer,
+                                                                     caplog):
+    rgb = make_image(blurry=True)
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    cv2.imwrite(str(tmp_path / "rgba.png"), np.dstack((rgb[..., ::-1], alpha)))
+    deblur_image(tmp_path / "rgba.png", tmp_path / "out.png", restorer)
+    written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert written.shape == (*rgb.shape[:2], 4)
+    np.testing.assert_array_equal(written[..., 3], alpha)
+    with caplog.at_level("WARNING"):
+        deblur_image(tmp_path / "rgba.png", tmp_path / "out.jpg", restorer)
+    assert any("transparency is not kept" in r.getMessage() for r in caplog.records)
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    deblur_image(tmp_path / "grey.png", tmp_path / "grey_out.png", restorer)
+    assert cv2.imread(str(tmp_path / "grey_out.png"), cv2.IMREAD_UNCHANGED).ndim == 2
+
+
 def test_a_photo_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, restorer,
                                                                  monkeypatch):
     import errno

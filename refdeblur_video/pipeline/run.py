@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..frames.references import ReferencePlanner
 from ..frames.sharpness import sharpness
 from ..frames.shots import CutDetector
-from ..image_files import is_image_path, read_image, write_image
+from ..image_files import ALPHA_SUFFIXES, is_image_path, read_image, read_photo, write_image
 from ..interrupts import finishing
 from ..refine.step import restore_step
 from ..safe_output import atomic_output
@@ -239,7 +239,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     opts = _checked_options(input, output, options)
     if opts.adapt:
         raise UserError("--adapt learns from a video's own sharp frames: it needs a video")
-    blurry = read_image(input)
+    blurry, alpha, grey = read_photo(input)
+    if alpha is not None and Path(output).suffix.lower() not in ALPHA_SUFFIXES:
+        log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
+                    "do)", Path(output).suffix)
     if opts.ref is None:
         log.warning("no --ref given: the photo is restored with itself as reference")
         reference = blurry
@@ -253,8 +256,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")
+    if grey:  # written back as grey, as it came
+        restored = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)
     with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
-        write_image(tmp, restored)
+        write_image(tmp, restored, alpha=alpha)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
                          sharpness=round(sharpness(blurry), 4), blurry=1,
