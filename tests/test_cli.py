@@ -67,6 +67,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "--crf 60 is beyond libx264's range": ["in.mp4", "o9.mp4", "--crf", "60"],
         "output one.mp4 names a video file, but the input is many": ["batch", "one.mp4"],
         "unknown device 'cuda:abc'": ["in.mp4", "o10.mp4", "--device", "cuda:abc"],
+        "output batch/ is a folder, but the input is one file": ["bad.yaml", "batch/"],
         "model file not found: none.safetensors": ["in.mp4", "o11.mp4", "--model",
                                                    "none.safetensors"],
         "model config bad.yaml is not valid YAML (line 2, column 1:": [

@@ -460,3 +460,10 @@ def test_no_examples_asked_means_none_picked():
     assert pick_extremes(rows, "gain", 1) == [("best", 2), ("worst", 1)]
     assert pick_extremes(rows, "gain", 2) == [("best", 2), ("best", 4), ("worst", 1),
                                               ("worst", 0)]
+
+
+def test_a_batch_of_no_triplets_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["triplets", "manifest.jsonl", "--batch-size", "0"])
+    assert stop.value.code == 2
+    assert "--batch-size: must be at least 1" in capsys.readouterr().err

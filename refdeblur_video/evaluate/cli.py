@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from refdeblur_video.argparsing import OneLineParser
+from refdeblur_video.argparsing import OneLineParser, at_least_one
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import handle_signals
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="shipped model name or checkpoint (default: lite)")
     triplets.add_argument("--split", help="only triplets of this split (default: all)")
     triplets.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    triplets.add_argument("--batch-size", type=int, default=1, metavar="N",
+    triplets.add_argument("--batch-size", type=at_least_one, default=1, metavar="N",
                           help="triplets per model call (default 1)")
     triplets.add_argument("--ablation-self-ref", action="store_true",
                           help="also run with the blurry frame as its own reference")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     generators.add_argument("--only", action="append", metavar="NAMES",
                             help="only these generators (comma-separated, repeatable)")
     generators.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    generators.add_argument("--batch-size", type=int, default=1, metavar="N",
+    generators.add_argument("--batch-size", type=at_least_one, default=1, metavar="N",
                             help="triplets per model call (default 1)")
     generators.add_argument("--reference-check", type=float, default=None, metavar="R",
                             help="override the model's reference check (0: off)")

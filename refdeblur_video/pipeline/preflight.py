@@ -163,6 +163,9 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
     check_device(options.device)
     check_model(options.model)
     if is_many(input, output):
+        if Path(input).is_file() and Path(input).suffix.lower() not in VIDEO_SUFFIXES:
+            raise UserError(f"output {output} is a folder, but the input is one file: name "
+                            f"the output file (e.g. {Path(output) / Path(input).name})")
         check_reference(options.ref)
         check_outdir(expand_inputs(str(input)), output)
     else:
