@@ -72,7 +72,8 @@ def evaluate_generators(
 
     entries = [e for e in read_index(valdir) if not only or e["name"] in only]
     if not entries:
-        raise UserError(f"none of the generators {', '.join(only)} is in {valdir}")
+        raise UserError(f"none of the generators {', '.join(only)} is in {valdir}" if only
+                        else f"{valdir} lists no generators")
     restorer = load_model(model, device, reference_check=reference_check)
     report = Path(report)
     table = {"model": str(model), "valdir": str(valdir), "cpu": cpu_name(),
