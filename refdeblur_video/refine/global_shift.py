@@ -40,7 +40,8 @@ def phase_shift(target: np.ndarray, source: np.ndarray) -> tuple[float, float] |
 
 
 def coarse_size(height: int, width: int, level: int) -> tuple[int, int]:
-    """(height, width) of a frame shrunk by ``2**level``, at least 8 x 8."""
+    """(height, width) of a frame shrunk by ``2**level`` (none below 0), at least 8 x 8."""
+    level = max(level, 0)
     return max(8, height >> level), max(8, width >> level)
 
 
