@@ -754,6 +754,27 @@ def test_a_file_whose_timestamps_stand_still_is_deblurred_and_plays(zero_pts_cli
     assert len(times) == 8 and times == pytest.approx([k / 25 for k in range(8)], abs=1e-3)
 
 
+def test_inputs_that_would_share_a_frame_log_are_refused(make_test_clip, tmp_path):
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/x.mp4", n_frames=2)
+    make_test_clip("in/x.mkv", n_frames=2)
+    with pytest.raises(UserError, match="x.mkv and x.mp4 would share one frame log"):
+        deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True,
+                    log=str(tmp_path / "frames.csv"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_decord_is_refused_before_anything_loads(monkeypatch):
+    import importlib.util
+
+    from refdeblur_video.pipeline.preflight import check_reader
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match="use --reader pyav"):
+        check_reader("decord")
+    check_reader("pyav")
+
+
 def test_the_preflight_knows_the_containers_the_writer_writes():
     from refdeblur_video.pipeline.preflight import WRITABLE_SUFFIXES
     from refdeblur_video.video.writer import CONTAINERS

@@ -808,6 +808,28 @@ def test_an_avi_with_b_frames_keeps_a_steady_timeline(tmp_path):
     assert steps == {1}
 
 
+def test_an_interlaced_input_is_named_once(tmp_path, caplog):
+    """Its fields are restored together as one picture, and the output is progressive: the
+    user is told, once however often the file is read."""
+    path = tmp_path / "interlaced.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"x264-params": "interlaced=1:tff=1", "flags": "+ilme+ildct"}
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60 * i, np.uint8), "rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with caplog.at_level("WARNING"):
+        read_all(path)
+        read_all(path)
+    said = [r.getMessage() for r in caplog.records if "interlaced" in r.getMessage()]
+    assert len(said) == 1 and "the output is progressive" in said[0]
+
+
 # -- optional decord backend ---------------------------------------------------------------------
 
 

@@ -131,6 +131,32 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     container_for(output)
 
 
+def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
+    """Among many inputs, each gets its own ``--log`` and ``--save-adapted`` file, named by
+    its stem: refuse two inputs whose stems would share one."""
+    kinds = [what for what, given in (("frame log", options.log),
+                                      ("adapted weights file", options.save_adapted)) if given]
+    if not kinds:
+        return
+    seen: dict[str, Path] = {}
+    for source in files:
+        first = seen.setdefault(source.stem.lower(), source)
+        if first is not source:
+            raise UserError(f"{first.name} and {source.name} would share one "
+                            f"{' and one '.join(kinds)} (named {source.stem}.*); give them "
+                            "different names")
+
+
+def check_reader(name: str) -> None:
+    """Refuse ``--reader decord`` where decord is not installed (found without importing
+    it)."""
+    import importlib.util
+
+    if name == "decord" and importlib.util.find_spec("decord") is None:
+        raise UserError("the decord reader is not installed (pip install decord); use "
+                        "--reader pyav")
+
+
 def check_device(name: str) -> None:
     """Refuse a device name of no known form (whether it exists needs PyTorch: later)."""
     if not re.fullmatch(r"auto|(cpu|mps|cuda)(:\d+)?", name):
@@ -162,11 +188,14 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
     """Check what can be checked before the model is loaded; raise :class:`UserError`."""
     check_device(options.device)
     check_model(options.model)
+    check_reader(options.reader)
     if is_many(input, output):
         if Path(input).is_file() and Path(input).suffix.lower() not in VIDEO_SUFFIXES:
             raise UserError(f"output {output} is a folder, but the input is one file: name "
                             f"the output file (e.g. {Path(output) / Path(input).name})")
         check_reference(options.ref)
-        check_outdir(expand_inputs(str(input)), output)
+        files = expand_inputs(str(input))
+        check_outdir(files, output)
+        check_per_file_names(files, options)
     else:
         check_single(input, output, options)

@@ -33,6 +33,7 @@ from .options import DeblurOptions
 from .preflight import (
     WRITABLE_SUFFIXES,
     check_outdir,
+    check_per_file_names,
     check_single,
     expand_inputs,
     is_many,
@@ -370,6 +371,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
     outdir = Path(outdir)
     all_files = expand_inputs(inputs)
     check_outdir(all_files, outdir)
+    check_per_file_names(all_files, opts)
     outdir.mkdir(parents=True, exist_ok=True)
     if opts.device == "auto" and "LOCAL_RANK" in os.environ:
         import torch

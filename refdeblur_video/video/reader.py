@@ -24,6 +24,7 @@ force the user to repair the file with other tools first.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -44,6 +45,17 @@ from refdeblur_video.video.yuv import (
 )
 
 __all__ = ["CorruptVideoWarning", "Frame", "VideoReader", "open_reader", "BACKENDS"]
+
+log = logging.getLogger(__name__)
+_warned: set[tuple[str, str]] = set()  # what this process has said already, per file
+
+
+def _warn_once(key: tuple[str, str], message: str) -> None:
+    """A warning about a file, said once however many times the file is read."""
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)
+
 
 BACKENDS = ("pyav", "decord")
 _MAX_DEMUX_RETRIES = 16
@@ -126,6 +138,10 @@ class VideoReader:
                     f"the decord backend decodes 8-bit only and {self.path} is "
                     f"{self.info.bit_depth}-bit; use the pyav backend"
                 )
+            _warn_once(("decord", self.path),
+                       "--reader decord gives RGB through FFmpeg's default conversion (about "
+                       "one level darker) and no YUV planes, so no frame comes back "
+                       "unchanged; --reader pyav keeps untouched frames exact")
 
     def __enter__(self) -> VideoReader:
         return self
@@ -177,6 +193,10 @@ class VideoReader:
             increasing = _IncreasingPts(self.path, self.info.fps)
             display = _display_order_pts(self.path, container)
             for index, frame in enumerate(self._decoded_frames(container, stream)):
+                if index == 0 and frame.interlaced_frame:
+                    _warn_once(("interlaced", self.path),
+                               f"{self.path} is interlaced: each frame's two fields are "
+                               "restored together, and the output is progressive")
                 if display is not None:
                     frame.pts = display[index] if index < len(display) else None
                 if frame.is_corrupt:
@@ -327,6 +347,6 @@ def _import_decord():
         import decord
     except ImportError as exc:
         raise UserError(
-            "the decord backend is not installed (pip install decord); use backend 'pyav'"
+            "the decord reader is not installed (pip install decord); use --reader pyav"
         ) from exc
     return decord
