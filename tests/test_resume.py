@@ -329,3 +329,17 @@ def test_a_signal_during_a_commit_is_raised_once_it_is_done():
         time.sleep(0.01)  # the handler runs here, in this thread
         done.append(1)
     assert done == [1] and stopped.value.exit_code == 130
+
+
+def test_an_interrupted_run_of_many_files_says_what_is_kept(tmp_path, monkeypatch):
+    from refdeblur_video.pipeline import resume
+
+    out = tmp_path / "out"
+    out.mkdir()
+    line = resume.interrupted_line(str(out))
+    assert "--resume" not in line and "goes on with the rest" in line
+    (out / ".b.mp4.refdeblur").mkdir()
+    monkeypatch.setattr(resume, "kept_frames", lambda target: 150 if Path(target).name == "b.mp4"
+                        else 0)
+    line = resume.interrupted_line(str(out))
+    assert "150 finished frames of b.mp4 are kept" in line and "--resume" in line

@@ -482,6 +482,13 @@ def _read_segments(folder: Path, quiet: bool = False) -> list[Segment]:
     return segments
 
 
+def _unfinished_in(folder: str | os.PathLike) -> list[str]:
+    """Names of the outputs in ``folder`` that have a state folder beside them."""
+    suffix = ".refdeblur"
+    return sorted(p.name[1:-len(suffix)] for p in Path(folder).glob(f".*{suffix}")
+                  if p.is_dir())
+
+
 def kept_frames(output: str | os.PathLike) -> int:
     """How many finished frames the state folder of ``output`` keeps (0 if none)."""
     folder = state_dir(output)
@@ -501,8 +508,14 @@ def interrupted_line(target: str, signal_name: str | None = None) -> str:
 def unfinished_line(target: str, head: str) -> str:
     """``head`` (why the run stopped), then what it left of ``target`` and how to go on."""
     if Path(target).is_dir() or target.endswith(os.sep):
-        return (f"{head}: the video in progress was not written; the same command with "
-                "--resume goes on with it")
+        kept = {name: kept_frames(Path(target) / name) for name in _unfinished_in(target)}
+        kept = {name: frames for name, frames in kept.items() if frames}
+        if not kept:
+            return (f"{head}: the video in progress was not written (those finished are "
+                    "kept); the same command goes on with the rest")
+        which = ", ".join(f"{frames} finished frames of {name}" for name, frames in kept.items())
+        return (f"{head}: the video in progress was not written; {which} are kept: the same "
+                "command with --resume goes on from there")
     kept = kept_frames(target)
     if not kept:
         return f"{head}: no output was written"
