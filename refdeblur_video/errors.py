@@ -15,11 +15,13 @@ def unknown_device(name: str) -> UserError:
     return UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)")
 
 
-def yaml_problem(exc: Exception) -> str:
-    """A PyYAML error in one line: where (line, column) and what."""
+def invalid_yaml(what: str, path: object, exc: Exception) -> UserError:
+    """The error for a YAML file PyYAML cannot parse, in one line: where (line, column)
+    and what."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+    where = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+    return UserError(f"{what} {path} is not valid YAML ({where})")
 
 
 def run_reporting(action: Callable[[], str]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import UserError, yaml_problem
+from ..errors import UserError, invalid_yaml
 from .inference import InferenceSettings, split_settings
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
@@ -114,7 +114,7 @@ def load_model_yaml(name_or_path: str | Path) -> tuple[ModelConfig, InferenceSet
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"model config {path} is not valid YAML ({yaml_problem(exc)})") from None
+        raise invalid_yaml("model config", path, exc) from None
     if not isinstance(data, dict):
         raise UserError(f"model config {path} must be a mapping")
     data.setdefault("name", path.stem)

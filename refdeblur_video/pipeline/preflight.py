@@ -12,13 +12,14 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import UserError, unknown_device, yaml_problem
+from ..errors import UserError, invalid_yaml, unknown_device
 from ..safe_output import check_not_same_file, check_output_path, check_writable_file
+from ..video.containers import CONTAINERS
 from .options import DeblurOptions
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
-# the suffixes the writer can write (video/writer.py's CONTAINERS, without importing PyAV)
-WRITABLE_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
+# the suffixes the writer can write
+WRITABLE_SUFFIXES = tuple(CONTAINERS)
 # what an input of another container becomes among many: Matroska holds any codec and audio
 FALLBACK_SUFFIX = ".mkv"
 
@@ -177,8 +178,7 @@ def check_model(spec: str) -> None:
         try:
             yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise UserError(f"model config {path} is not valid YAML ({yaml_problem(exc)})"
-                            ) from None
+            raise invalid_yaml("model config", path, exc) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read model config {path} ({exc})") from None
 

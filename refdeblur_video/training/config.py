@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import UserError, yaml_problem
+from ..errors import UserError, invalid_yaml
 
 
 @dataclass
@@ -168,7 +168,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"train config {path} is not valid YAML ({yaml_problem(exc)})") from None
+        raise invalid_yaml("train config", path, exc) from None
     return train_config_from_dict(raw, overrides)
 
 

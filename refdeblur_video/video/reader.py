@@ -131,6 +131,7 @@ class VideoReader:
         self.frames_concealed = 0
         self.problems: list[str] = []
         self._container: av.container.InputContainer | None = None
+        self._display_pts: tuple[list[int] | None] | None = None  # _display_order_pts, once
         if backend == "decord":
             _import_decord()
             if self.info.bit_depth > 8:
@@ -191,7 +192,9 @@ class VideoReader:
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
             formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
             increasing = _IncreasingPts(self.path, self.info.fps)
-            display = _display_order_pts(self.path, container)
+            if self._display_pts is None:  # one pass over the packets per reader
+                self._display_pts = (_display_order_pts(self.path, container),)
+            display = self._display_pts[0]
             for index, frame in enumerate(self._decoded_frames(container, stream)):
                 if index == 0 and frame.interlaced_frame:
                     _warn_once(("interlaced", self.path),
@@ -210,7 +213,7 @@ class VideoReader:
                 duration = int(frame.duration) if frame.duration else None
                 current = Frame(index, increasing(index, frame.pts, time_base), time_base,
                                 image, duration, planes, pix_fmt if planes is not None else None,
-                                self._alpha(frame))
+                                self._alpha(frame, planes))
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:
                         held.duration = current.pts - held.pts
@@ -241,12 +244,20 @@ class VideoReader:
         # YCgCo are left to swscale
         return frame.to_ndarray(format="rgb48le" if deep else "rgb24"), planes
 
-    def _alpha(self, frame: av.VideoFrame) -> np.ndarray | None:
-        """The frame's alpha plane, in its image's sample type; None without one."""
-        if not any(c.is_alpha for c in frame.format.components):
+    def _alpha(self, frame: av.VideoFrame, planes: tuple | None) -> np.ndarray | None:
+        """The frame's alpha plane, in its image's sample type (deeper samples shifted up,
+        as swscale's RGBA has them); None without one. Taken from the decoded planes where
+        they are kept, else from an RGBA conversion (packed formats)."""
+        components = frame.format.components
+        if not components[-1].is_alpha:
             return None
         deep = self.info.bit_depth > 8
-        return np.ascontiguousarray(frame.to_ndarray(format="rgba64le" if deep else "rgba")[..., 3])
+        if planes is None:
+            return np.ascontiguousarray(
+                frame.to_ndarray(format="rgba64le" if deep else "rgba")[..., 3])
+        if not deep:
+            return planes[-1]
+        return planes[-1].astype(np.uint16) << (16 - components[-1].bits)
 
     def _finish_last(self, stream, last: Frame, previous_gap_s: float) -> None:
         """Give the last frame the duration up to the announced stream end when that is

@@ -75,6 +75,7 @@ import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.containers import CONTAINERS
 from refdeblur_video.video.frame import frame_interval
 from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.metadata import VideoInfo
@@ -84,6 +85,7 @@ from refdeblur_video.video.yuv import (
     alpha_samples,
     pad_planes,
     plane_layout,
+    plane_samples,
     video_frame,
     yuv_converter,
 )
@@ -92,8 +94,6 @@ __all__ = ["VideoWriter", "choose_pix_fmt", "container_for", "default_codec", "C
 
 log = logging.getLogger(__name__)
 
-#: Output suffixes and the FFmpeg muxer each one selects.
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
 
 _AVCOL_SPC_RGB = 0
 _AVCOL_SPC_BT709 = 1
@@ -796,10 +796,7 @@ def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
     """Write ``alpha`` (8 or 16 bits, as RGBA holds it) into the last plane of a planar
     frame with alpha, exactly: swscale's conversion from RGBA moves some values by one."""
     values = alpha_samples(alpha, frame.format.components[-1].bits)
-    plane = frame.planes[-1]
-    rows = np.frombuffer(plane, values.dtype).reshape(
-        plane.height, plane.line_size // values.dtype.itemsize)
-    rows[:, : plane.width] = values
+    plane_samples(frame.planes[-1], values.dtype)[:] = values
 
 
 def _traits_or_none(pix_fmt: str, what: str) -> bool:

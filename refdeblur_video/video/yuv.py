@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 __all__ = ["PlaneLayout", "YuvConverter", "alpha_samples", "frame_planes", "pad_planes",
-           "plane_layout", "video_frame", "yuv_converter"]
+           "plane_layout", "plane_samples", "video_frame", "yuv_converter"]
 
 # AVColorSpace -> (Kr, Kb)
 _MATRICES = {
@@ -101,14 +101,16 @@ def plane_layout(pix_fmt: str) -> PlaneLayout | None:
     )
 
 
+def plane_samples(plane: av.video.plane.VideoPlane, dtype: np.dtype) -> np.ndarray:
+    """A view of one plane's samples as a 2-D array (line padding cut off): writable, in
+    the frame's own memory."""
+    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    return rows[:, : plane.width]
+
+
 def frame_planes(frame: av.VideoFrame, layout: PlaneLayout) -> tuple[np.ndarray, ...]:
     """Copies of ``frame``'s planes as 2-D arrays (line padding removed)."""
-    planes = []
-    for plane in frame.planes:
-        samples = np.frombuffer(plane, layout.dtype)
-        rows = samples.reshape(plane.height, plane.line_size // layout.dtype.itemsize)
-        planes.append(rows[:, : plane.width].copy())
-    return tuple(planes)
+    return tuple(plane_samples(plane, layout.dtype).copy() for plane in frame.planes)
 
 
 def video_frame(planes: tuple[np.ndarray, ...], layout: PlaneLayout) -> av.VideoFrame:
@@ -116,9 +118,7 @@ def video_frame(planes: tuple[np.ndarray, ...], layout: PlaneLayout) -> av.Video
     height, width = planes[0].shape
     frame = av.VideoFrame(width, height, layout.pix_fmt)
     for plane, samples in zip(frame.planes, planes, strict=True):
-        rows = np.frombuffer(plane, layout.dtype).reshape(
-            plane.height, plane.line_size // layout.dtype.itemsize)
-        rows[:, : plane.width] = samples
+        plane_samples(plane, layout.dtype)[:] = samples
     return frame
 
 
