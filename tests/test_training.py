@@ -293,3 +293,34 @@ def test_a_share_of_the_loss_after_the_transfer_is_logged_and_validated(train_co
     assert abs(float(scores["psnr_transfer"]) - float(scores["psnr_model"])) < 10
     with pytest.raises(UserError, match="transfer_loss_share"):
         load_train_config(train_config, {"train.transfer_loss_share": 1.5})
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), "pt") as handle:
+        return {k: handle.get_tensor(k).float() for k in handle.keys()}  # noqa: SIM118
+
+
+def test_the_moving_average_of_the_weights_is_kept_and_resumed(train_config, tmp_path):
+    from refdeblur_video.model import load_model
+
+    out, decay = tmp_path / "ema", 0.5
+    args = ["--config", str(train_config), "--set", f"out={out}", "--set",
+            f"train.ema_decay={decay}", "--set", "train.gan_start=null", "--max-steps", "1",
+            "--quiet"]
+    expected: dict[str, torch.Tensor] = {}
+    for step in (1, 2, 3):  # one step per run: each resumes the average from the state
+        assert train_main(args + (["--resume"] if step > 1 else [])) == 0
+        weights = _weights(out / "model.safetensors")
+        expected = weights if step == 1 else {
+            k: decay * expected[k] + (1 - decay) * w for k, w in weights.items()}
+        averaged = _weights(out / "ema.safetensors")
+        assert averaged.keys() == weights.keys()
+        for key, value in expected.items():
+            assert torch.allclose(averaged[key], value, atol=1e-6), (step, key)
+    moved = [k for k in weights if not torch.equal(weights[k], averaged[k])]
+    assert moved  # the average lags the weights it averages
+    with (out / "val_log.csv").open() as handle:
+        assert float(list(csv.DictReader(handle))[-1]["psnr_model_ema"]) > 10
+    assert load_model(out / "ema.safetensors", "cpu").trained
+    with pytest.raises(UserError, match="ema_decay"):
+        load_train_config(train_config, {"train.ema_decay": 1.0})

@@ -68,6 +68,10 @@ class OptimConfig:
     # so that the network learns what the transfer cannot fix instead of competing with it
     # (0: on the network's output alone)
     transfer_loss_share: float = 0.0
+    # an exponential moving average of the weights (decay per step; 0: off), kept beside the
+    # trained weights as ema.safetensors: an average over the end of a noisy small-batch
+    # descent is smoother than any one step's weights
+    ema_decay: float = 0.0
     val_every: int = 500
     ckpt_every: int = 250
     log_every: int = 25
@@ -198,6 +202,8 @@ def train_config_from_dict(
                         "the reference by up to match_radius - 1 cells)")
     if not 0.0 <= config.train.transfer_loss_share <= 1.0:
         raise UserError("train config: train.transfer_loss_share must be in [0, 1]")
+    if not 0.0 <= config.train.ema_decay < 1.0:
+        raise UserError("train config: train.ema_decay must be in [0, 1)")
     if config.train.match_temperature <= 0:
         raise UserError("train config: train.match_temperature must be positive")
     return config

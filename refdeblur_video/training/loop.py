@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
@@ -215,6 +216,7 @@ class _Run:
     # the matching loss's draws, apart from the data's (same data with it on or off)
     match_rng: torch.Generator | None = None
     logs_checked: set[Path] = field(default_factory=set)  # logs whose columns were checked
+    ema: AveragedModel | None = None  # the moving average of the weights (train.ema_decay)
 
     def transfer(self, crop: int) -> TransferSettings:
         """The reference transfer that finishes this model's outputs at inference (without
@@ -225,9 +227,19 @@ class _Run:
         return replace(transfer_for(self.settings, motion_prior=False), reference_height=crop)
 
     def save(self) -> None:
-        """The resumable state (last.safetensors) and the weights (model.safetensors)."""
-        _save(self.out_dir, self.model, self.model.config, self.settings, self.optimizer,
-              self.step, self.cfg, self.disc, self.optimizer_d, self.best)
+        """The resumable state (last.safetensors), the weights (model.safetensors) and,
+        where the run keeps one, the weights' moving average (ema.safetensors)."""
+        config = self.model.config
+        save_training_state(self.out_dir / "last.safetensors", self.model, config,
+                            self.optimizer, self.step, self.cfg.to_dict(), self.disc,
+                            self.optimizer_d, self.best, self.ema)
+        save_checkpoint(self.out_dir / "model.safetensors", self.model, config,
+                        extra={"step": str(self.step)}, settings=self.settings)
+        if self.ema is not None:
+            save_checkpoint(self.out_dir / "ema.safetensors", self.ema.module,
+                            self.model.config, settings=self.settings,
+                            extra={"step": str(self.step),
+                                   "ema_decay": repr(self.cfg.train.ema_decay)})
 
 
 def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
@@ -253,7 +265,7 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, overwrite: bool = Fa
     if rank.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:  # a fresh run's logs start empty (an overwritten run's would mix in)
-            for name in ("train_log.csv", "val_log.csv"):
+            for name in ("train_log.csv", "val_log.csv", "ema.safetensors"):
                 (out_dir / name).unlink(missing_ok=True)
         (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
@@ -272,9 +284,12 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, overwrite: bool = Fa
     optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
     run = _Run(cfg, rank, device, model, settings, optimizer, disc, optimizer_d, out_dir,
                match_rng=torch.Generator().manual_seed(opt.seed + 1000 * rank.rank))
+    if opt.ema_decay > 0:
+        run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opt.ema_decay),
+                                use_buffers=True)
     if resume:
         run.step, run.best = load_training_state(state_path, model, optimizer, disc,
-                                                 optimizer_d)
+                                                 optimizer_d, run.ema)
         if rank.main and not quiet:
             print(f"resumed from {state_path} at step {run.step}")
     return run
@@ -359,6 +374,8 @@ def _train_step(run: _Run, net: nn.Module, batch: dict[str, torch.Tensor], lr: f
         if phi:
             nn.utils.clip_grad_norm_(list(phi), opt.grad_clip)
     run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
     if gan_on:
         for group in run.optimizer_d.param_groups:
             group["lr"] = lr
@@ -382,9 +399,13 @@ def _log_step(run: _Run, losses: dict[str, torch.Tensor], lr: float, seconds: fl
 def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]],
                             amp: torch.dtype | None, quiet: bool) -> dict[str, float]:
     """Score the validation samples; a new best is saved as best.safetensors."""
-    scores = validate(run.model, val_samples, run.device, amp,
-                      run.transfer(run.cfg.data.val_crop)
-                      if run.cfg.train.transfer_loss_share > 0 else None)
+    transfer = (run.transfer(run.cfg.data.val_crop)
+                if run.cfg.train.transfer_loss_share > 0 else None)
+    scores = validate(run.model, val_samples, run.device, amp, transfer)
+    if run.ema is not None:
+        averaged = validate(run.ema.module, val_samples, run.device, amp, transfer)
+        scores.update({f"{k}_ema": v for k, v in averaged.items() if k.endswith("_model")
+                       or k == "psnr_transfer"})
     _append_csv(run.out_dir / "val_log.csv",
                 {"step": run.step, **{k: f"{v:.4f}" for k, v in scores.items()}},
                 run.logs_checked)
@@ -486,10 +507,3 @@ def _agree(flag: bool, rank: Rank, device: torch.device) -> bool:
     dist.broadcast(value, src=0)
     return bool(value.item())
 
-
-def _save(out_dir, model, model_config, settings, optimizer, step, cfg, disc, optimizer_d,
-          best) -> None:
-    save_training_state(out_dir / "last.safetensors", model, model_config, optimizer, step,
-                        cfg.to_dict(), disc, optimizer_d, best)
-    save_checkpoint(out_dir / "model.safetensors", model, model_config,
-                    extra={"step": str(step)}, settings=settings)

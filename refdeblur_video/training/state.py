@@ -50,14 +50,19 @@ def save_training_state(
     discriminator: nn.Module | None = None,
     optimizer_d: torch.optim.Optimizer | None = None,
     best_psnr: float | None = None,
+    ema: nn.Module | None = None,
 ) -> None:
-    """Everything needed to resume, written atomically (temp file, then rename)."""
+    """Everything needed to resume, written atomically (temp file, then rename); ``ema``:
+    the moving average of the weights, if the run keeps one."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update(_optimizer_tensors(optimizer, "optim_g"))
     if discriminator is not None and optimizer_d is not None:
         tensors.update({f"disc.{k}": v.detach().cpu().contiguous()
                         for k, v in discriminator.state_dict().items()})
         tensors.update(_optimizer_tensors(optimizer_d, "optim_d"))
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous()
+                        for k, v in ema.state_dict().items()})
     metadata = {
         "format": FORMAT,
         "kind": "training-state",
@@ -75,8 +80,11 @@ def load_training_state(
     optimizer: torch.optim.Optimizer,
     discriminator: nn.Module | None = None,
     optimizer_d: torch.optim.Optimizer | None = None,
+    ema: nn.Module | None = None,
 ) -> tuple[int, float | None]:
-    """Restore a training state in place; returns (step, best validation PSNR)."""
+    """Restore a training state in place; returns (step, best validation PSNR). An ``ema``
+    the state has none of (it was turned on for this part of the run) starts afresh from
+    the restored weights."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -95,5 +103,7 @@ def load_training_state(
                                        if k.startswith("disc.")})
         if optimizer_d is not None:
             _load_optimizer(optimizer_d, tensors, "optim_d")
+    if ema is not None and any(k.startswith("ema.") for k in tensors):
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     best = metadata.get("best_psnr") or None
     return int(metadata["step"]), float(best) if best else None

@@ -80,6 +80,11 @@
 #       # ALIGNED_IN_PLACE: the shipped architecture (search, prealign: homography) with
 #       # ALIGNED_REF of its references placed and matched in place, the rest searched, as
 #       # at inference, without the gate (which passes few training crops; session 35)
+#   NAME=general_ema EMA=0.999 ALIGNED_REF=0.7 ALIGNED_BY=homography ALIGNED_IN_PLACE=true \
+#     MODEL=configs/model/lite.yaml INIT=refdeblur_video/weights/lite.safetensors \
+#     STEPS=4000 LR=3.0e-5 WARMUP=50 bash tools/recipes/train_general.sh
+#       # EMA: keep a moving average of the weights with this decay per step beside them
+#       # (runs/NAME/ema.safetensors; 0: none)
 #   NAME=general_after TRANSFER_SHARE=0.5 ALIGNED_REF=0.7 ALIGNED_BY=homography \
 #     ALIGNED_IN_PLACE=true MODEL=configs/model/lite.yaml \
 #     INIT=refdeblur_video/weights/lite.safetensors STEPS=3000 LR=3.0e-5 WARMUP=50 \
@@ -190,6 +195,7 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.match_weight=${MATCH_WEIGHT:-0} \
   --set train.transfer_loss_share=${TRANSFER_SHARE:-0} \
+  --set train.ema_decay=${EMA:-0} \
   --set train.gan_start=null --set train.val_every=250 --set train.ckpt_every=50 \
   --set train.log_every=10 \
   --time-limit "${TIME_LIMIT:-8000}" "${resume[@]}")
