@@ -194,6 +194,10 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _close(result) -> None:
+    print(result.closing_line(), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; SIGINT, SIGTERM and SIGHUP stop it alike (exit 130, one line)."""
     share_malloc_arenas()  # before PyTorch and the codecs start their threads
@@ -206,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             preflight(source, target, options)  # before the slow imports below
             from .pipeline.run import deblur
 
-            results = deblur(source, target, options=options)
+            # each file's closing line as it finishes: a run of many files stopped later
+            # has already said what it made
+            results = deblur(source, target, report=None if args["quiet"] else _close,
+                             options=options)
         except UnfinishedRun as exc:
             say(f"error: {exc.describe(_resume_command(argv))}")
             return 2
@@ -220,9 +227,6 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(exc, Interrupted):
                 _exit_now(exc.exit_code)
             return 130
-        if not args["quiet"]:
-            for result in results:
-                print(result.closing_line())
         if any(result.error for result in results):  # each said so already
             return 2
     return 0

@@ -343,3 +343,26 @@ def test_an_interrupted_run_of_many_files_says_what_is_kept(tmp_path, monkeypatc
                         else 0)
     line = resume.interrupted_line(str(out))
     assert "150 finished frames of b.mp4 are kept" in line and "--resume" in line
+
+
+def test_files_finished_before_an_interruption_have_their_closing_lines(
+        make_test_clip, tmp_path, monkeypatch, capsys):
+    from refdeblur_video.cli import main as cli_main
+    from refdeblur_video.pipeline import run
+
+    (tmp_path / "batch").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_test_clip(f"batch/{name}", n_frames=6, blurry={2})
+    real = run.deblur_video
+
+    def stopped_at_the_second(source, *args, **kwargs):
+        if Path(source).name == "b.mp4":
+            raise KeyboardInterrupt
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(run, "deblur_video", stopped_at_the_second)
+    code = cli_main([str(tmp_path / "batch"), str(tmp_path / "out")])
+    said = capsys.readouterr()
+    assert code == 130
+    assert f"{tmp_path / 'out' / 'a.mp4'}: 6 frames" in said.out, said
+    assert "b.mp4" not in said.out and "interrupted" in said.err

@@ -359,13 +359,16 @@ def shard(files: list[Path]) -> list[Path]:
     return files[rank::world]
 
 
-def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSummary]:
+def deblur_many(inputs: str, outdir: str | os.PathLike,
+                report: Callable[[RunSummary], None] | None = None,
+                **options) -> list[RunSummary]:
     """Deblur every video of a folder or glob into ``outdir``, skipping finished outputs.
 
     Under ``torchrun`` each rank takes every WORLD_SIZE-th file (and, with ``device=auto``,
     its LOCAL_RANK GPU). With ``log`` set, each video gets ``<outdir>/<stem>.<log suffix>``.
     A file that cannot be made (unreadable, say) is reported as an error and the others go
-    on; its summary carries the ``error``.
+    on; its summary carries the ``error``. ``report`` is given each file's summary as soon
+    as that file is done, so a run stopped later has said what it finished.
     """
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
     outdir = Path(outdir)
@@ -390,24 +393,34 @@ def deblur_many(inputs: str, outdir: str | os.PathLike, **options) -> list[RunSu
         if target.exists() and not opts.overwrite:
             if _readable_video(target):
                 log.info("skipping %s: %s is already done", source, target)
-                results.append(RunSummary(str(target), skipped=True))
+                result = RunSummary(str(target), skipped=True)
             else:  # not ours to replace without being told
                 message = (f"output {target} exists but is no readable video: remove it, or "
                            "use --overwrite")
                 log.error("%s", message)
-                results.append(RunSummary(str(target), error=message))
-            continue
-        restorer = restorer or make_restorer(opts)
-        per_file = dataclasses.replace(
-            opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None,
-            save_adapted=_adapted_path(opts.save_adapted, source))
-        try:
-            results.append(deblur_video(source, target, restorer, options=per_file))
-        except UserError as exc:  # one bad file of many: say so, go on with the rest
-            message = exc.describe("--resume") if isinstance(exc, UnfinishedRun) else str(exc)
-            log.error("%s", message)
-            results.append(RunSummary(str(target), error=message))
+                result = RunSummary(str(target), error=message)
+        else:
+            restorer = restorer or make_restorer(opts)
+            result = _deblur_one_of_many(source, target, restorer, opts, outdir, log_suffix)
+        results.append(result)
+        if report is not None:
+            report(result)
     return results
+
+
+def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: DeblurOptions,
+                        outdir: Path, log_suffix: str | None) -> RunSummary:
+    """One file of :func:`deblur_many`, with its own frame log and adapted weights; a file
+    that cannot be made is an error summary, not an exception."""
+    per_file = dataclasses.replace(
+        opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None,
+        save_adapted=_adapted_path(opts.save_adapted, source))
+    try:
+        return deblur_video(source, target, restorer, options=per_file)
+    except UserError as exc:  # one bad file of many: say so, go on with the rest
+        message = exc.describe("--resume") if isinstance(exc, UnfinishedRun) else str(exc)
+        log.error("%s", message)
+        return RunSummary(str(target), error=message)
 
 
 def _readable_video(path: Path) -> bool:
@@ -419,10 +432,16 @@ def _readable_video(path: Path) -> bool:
     return True
 
 
-def deblur(input: str, output: str, **options) -> list[RunSummary]:
-    """Dispatch on the input: a folder or glob (many videos), an image, or one video."""
+def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None = None,
+           **options) -> list[RunSummary]:
+    """Dispatch on the input: a folder or glob (many videos), an image, or one video.
+    ``report`` is given each file's summary as soon as that file is done."""
     if is_many(input, output):
-        return deblur_many(input, output, **options)
+        return deblur_many(input, output, report, **options)
     if is_image_path(input):
-        return [deblur_image(input, output, **options)]
-    return [deblur_video(input, output, **options)]
+        results = [deblur_image(input, output, **options)]
+    else:
+        results = [deblur_video(input, output, **options)]
+    if report is not None:
+        report(results[0])
+    return results
