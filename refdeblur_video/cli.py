@@ -9,18 +9,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import logging
 import os
 import shlex
 import signal
 import sys
-import warnings
 
 from . import __version__
 from .argparsing import OneLineParser
 from .errors import UserError
 from .interrupts import Interrupted, handle_signals
 from .malloc import share_malloc_arenas
+from .messages import route_messages, say
 from .pipeline.options import DeblurOptions
 from .pipeline.preflight import preflight
 from .pipeline.resume import UnfinishedRun, interrupted_line
@@ -149,35 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def say(line: str) -> None:
-    """Print one message line to stderr; above the progress bar, never on its line."""
-    if "tqdm" in sys.modules:  # a bar can only be showing once tqdm is loaded
-        from tqdm import tqdm
-
-        tqdm.write(line, file=sys.stderr)
-    else:
-        print(line, file=sys.stderr)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    say(f"warning: {message}")
-
-
-class _LineHandler(logging.Handler):
-    """Log records as ``warning: ...`` lines, the style of the command's own messages."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            say(f"{record.levelname.lower()}: {record.getMessage()}")
-        except Exception:  # logging's convention: report the failure, never raise
-            self.handleError(record)
-
-
-def _route_messages() -> None:
-    warnings.showwarning = _show_warning
-    logging.basicConfig(level=logging.WARNING, handlers=[_LineHandler()])
-
-
 def _resume_command(argv: list[str] | None) -> str:
     """The command line that continues this one's run."""
     words = sys.argv[1:] if argv is None else list(argv)
@@ -203,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     share_malloc_arenas()  # before PyTorch and the codecs start their threads
     with handle_signals():
         args = vars(build_parser().parse_args(argv))
-        _route_messages()
+        route_messages()
         source, target = args.pop("input"), args.pop("output")
         try:
             options = DeblurOptions.from_kwargs(**args)

@@ -582,3 +582,24 @@ def test_a_photo_path_loads_as_a_clip_and_feeds_online_triplets(tmp_path: Path) 
     data = OnlineVideoTriplets([photo], crop=64, max_side=320, length=3, seed=0)
     item = data[0]
     assert item["blur"].shape == item["ref"].shape == (3, 64, 64)
+
+
+def test_a_video_of_one_frame_is_named_and_skipped(tmp_path: Path) -> None:
+    video = _videos(tmp_path, 1)[0]
+    still = tmp_path / "still.png"
+    write_png(still, _texture(48, 64, seed=5))
+
+    def triplets(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "refdeblur_video.data.cli", "video",
+                               *args], capture_output=True, text=True, timeout=120)
+
+    done = triplets(str(still), str(video), str(tmp_path / "a"), "--frames-per-video", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (f"warning: skipped {still}: 1 frame (a video needs at "
+                                   "least 2 frames)")
+    assert "2 triplets" in done.stdout
+    done = triplets(str(still), str(tmp_path / "b"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: no triplets could be made: {still}: 1 frame (a "
+                                   "video needs at least 2 frames)")
+    assert not (tmp_path / "b").exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 from refdeblur_video.argparsing import OneLineParser
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import handle_signals
+from refdeblur_video.messages import route_messages
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -233,6 +234,7 @@ def _build(args: argparse.Namespace, outdir: str | None) -> list:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``refdeblur-triplets``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    route_messages()
     try:
         with handle_signals():
             triplets = _run(args)

@@ -13,6 +13,7 @@ never frames, are split between ``train`` and ``val``.
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
 from refdeblur_video.image_files import resize_max_side, to_uint8, write_png
 from refdeblur_video.video.sources import count_frames, fetch_frames, iter_frames
+
+log = logging.getLogger(__name__)
 
 
 def stable_rng(seed: int, *keys: int | str) -> np.random.Generator:
@@ -219,14 +222,24 @@ def build_video_triplets(
     triplets: list[Triplet] = []
     metas: list[dict[str, Any]] = []
     bar = _progress(len(paths) * frames_per_video, progress)
+    too_short = []
     for name, path in zip(names, paths, strict=True):
-        for t, meta in _video_samples(path, name, "val" if name in val else "train", job, bar):
+        length = count_frames(path, job.reader)
+        if length < 2:  # one frame has no neighbour to be its reference
+            too_short.append(f"{path}: {length} frame{'' if length == 1 else 's'}")
+            continue
+        split = "val" if name in val else "train"
+        for t, meta in _video_samples(path, name, split, length, job, bar):
             triplets.append(t)
             metas.append(meta)
     if bar is not None:
         bar.close()
+    shown = "; ".join(too_short)
     if not triplets:
-        raise UserError("no triplets could be made: the videos are too short (need 2 frames)")
+        raise UserError(f"no triplets could be made: {shown or 'no frame decoded'} (a video "
+                        "needs at least 2 frames)")
+    if too_short:
+        log.warning("skipped %s (a video needs at least 2 frames)", shown)
     write_manifest(job.outdir / MANIFEST_NAME, triplets)
     with (job.outdir / "blur_meta.jsonl").open("w", encoding="utf-8") as out:
         for meta in metas:
@@ -286,11 +299,8 @@ def _fetch_planned(path: Path, plans: list[dict[int, list[int]]],
     }
 
 
-def _video_samples(path: Path, name: str, split: str, job: _VideoJob, bar):
-    """Yield ``(triplet, meta)`` for one video, writing its PNGs."""
-    length = count_frames(path, job.reader)
-    if length < 2:
-        return
+def _video_samples(path: Path, name: str, split: str, length: int, job: _VideoJob, bar):
+    """Yield ``(triplet, meta)`` for one video of ``length`` frames, writing its PNGs."""
     plans = _plan(path, name, length, job)
     frames = _fetch_planned(path, plans, job)
     folder = job.outdir / split / name

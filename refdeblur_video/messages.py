@@ -1,0 +1,38 @@
+"""The commands' message lines on stderr: ``error: ...``, ``warning: ...``, above any
+progress bar."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+
+def say(line: str) -> None:
+    """Print one message line to stderr; above the progress bar, never on its line."""
+    if "tqdm" in sys.modules:  # a bar can only be showing once tqdm is loaded
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    say(f"warning: {message}")
+
+
+class _LineHandler(logging.Handler):
+    """Log records as ``warning: ...`` lines, the style of the command's own messages."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(f"{record.levelname.lower()}: {record.getMessage()}")
+        except Exception:  # logging's convention: report the failure, never raise
+            self.handleError(record)
+
+
+def route_messages() -> None:
+    """Show warnings and log records of WARNING and above as the commands' own lines."""
+    warnings.showwarning = _show_warning
+    logging.basicConfig(level=logging.WARNING, handlers=[_LineHandler()])
