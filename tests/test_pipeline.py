@@ -780,3 +780,29 @@ def test_the_preflight_knows_the_containers_the_writer_writes():
     from refdeblur_video.video.writer import CONTAINERS
 
     assert set(WRITABLE_SUFFIXES) == set(CONTAINERS)
+
+
+def test_a_file_whose_name_looks_like_a_pattern_is_that_file(make_test_clip, tmp_path,
+                                                               monkeypatch, restorer):
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    monkeypatch.chdir(tmp_path)
+    make_test_clip("Holiday [dQw4w9WgXcQ].mp4", n_frames=6, blurry={2})
+    make_test_clip("what?.mp4", n_frames=5, blurry={2})
+    assert cli_main(["-q", "Holiday [dQw4w9WgXcQ].mp4", "one.mp4"]) == 0
+    assert cli_main(["-q", "what?.mp4", "two.mp4"]) == 0
+    assert len(decoded(tmp_path / "one.mp4")) == 6 and len(decoded(tmp_path / "two.mp4")) == 5
+    # still a pattern where no file has that name
+    assert cli_main(["-q", "*.mp4", "many"]) == 0
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == [
+        "Holiday [dQw4w9WgXcQ].mp4", "one.mp4", "two.mp4", "what?.mp4"]
+
+
+def test_hidden_files_of_an_input_folder_are_left_out(make_test_clip, tmp_path, monkeypatch,
+                                                      restorer):
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    (tmp_path / "card").mkdir()
+    make_test_clip("card/clip.mp4", n_frames=5, blurry={2})
+    (tmp_path / "card" / "._clip.mp4").write_bytes(b"\0\5\26\7" + bytes(60))  # AppleDouble
+    results = deblur_many(str(tmp_path / "card"), tmp_path / "out", quiet=True)
+    assert [r.error for r in results] == [None]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["clip.mp4"]

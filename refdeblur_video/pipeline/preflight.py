@@ -36,17 +36,24 @@ def output_name(source: Path) -> str:
 
 
 def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
-    """Whether ``input``/``output`` name many files: a folder or glob in, a folder out."""
+    """Whether ``input``/``output`` name many files: a folder or glob in, a folder out. A
+    file that exists is one file, whatever its name holds (``Title [id].mp4``)."""
     text = str(input)
-    return (Path(text).is_dir() or any(c in text for c in "*?[")
+    glob_pattern = not Path(text).is_file() and any(c in text for c in "*?[")
+    return (Path(text).is_dir() or glob_pattern
             or str(output).endswith(os.sep) or Path(output).is_dir())
 
 
 def expand_inputs(pattern: str) -> list[Path]:
-    """Video files of a folder, or of a glob pattern, in sorted order."""
+    """Video files of a folder, or of a glob pattern, in sorted order; hidden files (a
+    camera card's ``._*`` companions among them) are left out of a folder, as a glob
+    leaves them out."""
     path = Path(pattern)
-    if path.is_dir():
-        files = [p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
+    if path.is_file():
+        files = [path] if path.suffix.lower() in VIDEO_SUFFIXES else []
+    elif path.is_dir():
+        files = [p for p in path.iterdir()
+                 if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")]
     else:
         files = [Path(p) for p in glob.glob(pattern)
                  if Path(p).suffix.lower() in VIDEO_SUFFIXES]
