@@ -401,7 +401,9 @@ YUV_FORMATS = ["yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "y
     ("codec", "pix_fmt"),
     [("ffv1", f) for f in YUV_FORMATS]
     + [("libx264", f) for f in ("yuv420p", "yuv420p10le", "yuv422p10le", "yuv444p")]
-    + [("libx265", "yuv420p10le")],
+    + [("libx265", "yuv420p10le")]
+    # the generic names: FFmpeg picks libx264 / libx265, whose lossless settings must follow
+    + [("h264", "yuv420p"), ("hevc", "yuv420p10le")],
 )
 def test_yuv_frames_written_unchanged_are_bit_exact(make_test_clip, tmp_path, planes_of,
                                                     codec, pix_fmt):

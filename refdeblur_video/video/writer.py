@@ -342,6 +342,9 @@ class VideoWriter:
             raise UserError(f"unknown video encoder {self.codec_name!r}") from exc
         if av_codec.type != "video":
             raise UserError(f"{self.codec_name!r} is not a video encoder")
+        # the encoder FFmpeg picks for a format's name (h264: libx264), whose own options
+        # (CRF, preset, lossless, its MP4 tag) the settings below are written for
+        self.codec_name = av_codec.name
         self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
         traits = _traits(self.pix_fmt)
         if pix_fmt is None and _traits_or_none(info.pix_fmt, "rgb") and not traits.rgb:
