@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.evaluate.metrics import psnr
 from refdeblur_video.frames import plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.safe_output import atomic_output
@@ -918,3 +919,16 @@ def test_a_header_that_counts_samples_an_edit_list_hides_announces_no_frame_coun
     assert _announced_frames(SimpleNamespace(frames=63), 2.105, fps) == 63
     assert _announced_frames(SimpleNamespace(frames=0), 2.105, fps) is None
     assert _announced_frames(SimpleNamespace(frames=122), None, fps) == 122
+
+
+def test_mjpeg_keeps_the_video_range_at_a_fixed_good_quality(make_test_clip, tmp_path):
+    clip = make_test_clip("in.mp4", n_frames=3, size=(640, 480))
+    out = tmp_path / "out.mkv"
+    transcode(clip.path, out, codec="mjpeg")  # FFmpeg refuses limited range unless told
+    assert probe(out).pix_fmt == "yuv420p"  # not converted to JPEG's full range
+    _, source = read_all(clip.path)
+    _, back = read_all(out)
+    assert len(back) == 3
+    for a, b in zip(source, back, strict=True):
+        # a noise texture: about 34 dB at the default quality, 25 at FFmpeg's 200 kb/s
+        assert psnr(b.image, a.image) > 32

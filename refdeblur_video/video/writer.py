@@ -260,6 +260,9 @@ _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "l
             "libsvtav1": 63, "libaom-av1": 63}
 
 
+_QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
+
+
 def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
                      hdr: Hdr10 | None = None) -> dict[str, str]:
     highest = _MAX_CRF.get(codec_name)
@@ -300,6 +303,14 @@ def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
         if crf is not None:
             opts.update(crf=str(crf), b="0")
         opts["cpu-used"] = str(min(8, 8 - speed))
+    elif codec_name == "mjpeg":
+        # JPEG's standard range is full; the video's own (limited) range is kept and tagged,
+        # which FFmpeg calls unofficial, rather than every sample converted
+        opts["strict"] = "unofficial"
+        # a fixed quantiser (FFmpeg's -q:v, 1 best to 31) instead of its default 200 kb/s:
+        # the CRF scale mapped onto it (16, the default, is 2)
+        quality = max(1, min(31, round((16 if crf is None else crf) / 8)))
+        opts.update(flags="+qscale", global_quality=str(quality * _QP_TO_LAMBDA))
     return opts
 
 
