@@ -932,3 +932,20 @@ def test_mjpeg_keeps_the_video_range_at_a_fixed_good_quality(make_test_clip, tmp
     for a, b in zip(source, back, strict=True):
         # a noise texture: about 34 dB at the default quality, 25 at FFmpeg's 200 kb/s
         assert psnr(b.image, a.image) > 32
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_non_square_samples_keep_their_shape(make_test_clip, tmp_path, suffix):
+    clip = make_test_clip("in.mp4", n_frames=2)
+    info, frames = read_all(clip.path)
+    assert info.sample_aspect_ratio is None  # square
+    dv = tmp_path / f"dv{suffix}"  # 4:3 samples: shown 16:9 wide, not as coded
+    with VideoWriter(dv, dataclasses.replace(info, sample_aspect_ratio=Fraction(4, 3))) as out:
+        for frame in frames:
+            out.write(frame)
+    again = tmp_path / f"again{suffix}"
+    transcode(dv, again)  # as the tool rewrites a real file
+    for path in (dv, again):
+        assert probe(path).sample_aspect_ratio == Fraction(4, 3)
+        with av.open(str(path)) as container:
+            assert container.streams.video[0].display_aspect_ratio == Fraction(2, 1)

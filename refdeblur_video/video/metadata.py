@@ -52,6 +52,9 @@ class VideoInfo:
     container_tags: tuple[tuple[str, str], ...] = ()
     video_tags: tuple[tuple[str, str], ...] = ()
     hdr10: Hdr10 | None = None  # HDR10's mastering display and light level, where given
+    # the shape of one sample (pixel) where it is not square (DV, DVD, HDV: 4:3 samples
+    # make a 1440x1080 frame 16:9); None: square
+    sample_aspect_ratio: Fraction | None = None
 
     @classmethod
     def for_frames(
@@ -187,6 +190,15 @@ def _format_name(ctx: av.CodecContext) -> str:
     return name or ctx.name or ""
 
 
+def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The container's sample aspect ratio, else the coded one; None where square or
+    unknown."""
+    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if ratio and ratio.numerator > 0 and ratio != 1:
+            return Fraction(ratio)
+    return None
+
+
 def _probe_container(container: av.container.InputContainer, path: str) -> VideoInfo:
     if not container.streams.video:
         raise UserError(f"{path} has no video stream")
@@ -228,6 +240,7 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
         has_subtitles=bool(container.streams.subtitles),
         container_format=container.format.name if container.format else "",
         start_pts=stream.start_time,
+        sample_aspect_ratio=_sample_aspect_ratio(stream),
     )
     first = _first_frame(container, stream)
     info["rotation"] = int(round(first.rotation)) if first is not None else 0

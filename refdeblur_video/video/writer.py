@@ -486,6 +486,8 @@ class VideoWriter:
         ctx.time_base = self.time_base
         for key, value in self._colour.items():
             setattr(ctx, key, value)
+        if self.info.sample_aspect_ratio:  # else players show non-square samples squeezed
+            ctx.sample_aspect_ratio = self.info.sample_aspect_ratio
         opts = _encoder_options(self.codec_name, crf, preset, self.info.hdr10)
         opts.update(options or {})
         ctx.options = opts
