@@ -72,8 +72,11 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
                                                    "none.safetensors"],
         "model config bad.yaml is not valid YAML (line 2, column 1:": [
             "in.mp4", "o12.mp4", "--model", "bad.yaml"],
+        # read more than once: a FIFO would hang the second read
+        "input fifo.mkv is not a regular file (a pipe or device?)": ["fifo.mkv", "o13.mkv"],
     }
     (tmp_path / "bad.yaml").write_text("x: [\n")
+    os.mkfifo(tmp_path / "fifo.mkv")
     results = run_fresh(list(cases.values()), tmp_path)
     problems = []  # every case is checked, so that a failure lists all that went wrong
     for (expected, args), (code, err, torch_loaded) in zip(cases.items(), results, strict=True):
@@ -85,7 +88,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
             problems.append(f"{args}: PyTorch was imported before the error")
     assert not problems, "\n".join(problems)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "batch", "dir.csv",
-                                                          clip.path.name]
+                                                          "fifo.mkv", clip.path.name]
     assert [p.name for p in batch.iterdir()] == ["a.mp4"]
 
 

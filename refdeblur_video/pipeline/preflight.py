@@ -98,12 +98,15 @@ def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
 
 
 def check_input_file(path: str | os.PathLike) -> None:
-    """Refuse a missing input (or a folder where a file is needed)."""
+    """Refuse a missing input, a folder where a file is needed, and a pipe."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"input file not found: {path}")
     if path.is_dir():
         raise UserError(f"input is a folder, not a file: {path}")
+    if not path.is_file():  # a pipe, a FIFO, a device: the video is read more than once
+        raise UserError(f"input {path} is not a regular file (a pipe or device?): the video "
+                        "is read more than once, so save it to a file first")
 
 
 def check_reference(ref: str | os.PathLike | None) -> None:
