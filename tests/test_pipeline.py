@@ -806,3 +806,37 @@ def test_hidden_files_of_an_input_folder_are_left_out(make_test_clip, tmp_path, 
     results = deblur_many(str(tmp_path / "card"), tmp_path / "out", quiet=True)
     assert [r.error for r in results] == [None]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["clip.mp4"]
+
+
+def _size_changing_ts(path, sizes=((96, 64), (128, 80)), frames_each=4) -> None:
+    """An MPEG-TS whose H.264 stream changes its frame size mid-way (TS captures do)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *sizes[0], "yuv420p"
+        pts = 0
+        for width, height in sizes:
+            encoder = av.CodecContext.create("libx264", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            encoder.time_base, encoder.framerate = Fraction(1, 25), 25
+            for _ in range(frames_each):
+                frame = av.VideoFrame.from_ndarray(make_image(size=(width, height), index=pts),
+                                                   format="rgb24")
+                frame.pts, frame.time_base = pts, Fraction(1, 25)
+                pts += 1
+                for packet in encoder.encode(frame):
+                    packet.stream, packet.time_base = stream, Fraction(1, 25)
+                    out.mux(packet)
+            for packet in encoder.encode(None):
+                packet.stream, packet.time_base = stream, Fraction(1, 25)
+                out.mux(packet)
+
+
+def test_a_video_whose_frame_size_changes_is_one_line_naming_where(tmp_path, capsys):
+    source = tmp_path / "capture.ts"
+    _size_changing_ts(source)
+    assert cli_main(["-q", str(source), str(tmp_path / "out.mkv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {source}: the frame size changes at frame 4 (from 96x64 to "
+                   "128x80), which is not supported: cut the video there and restore each "
+                   "part"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capture.ts"]

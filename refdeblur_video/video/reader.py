@@ -200,6 +200,12 @@ class VideoReader:
                     _warn_once(("interlaced", self.path),
                                f"{self.path} is interlaced: each frame's two fields are "
                                "restored together, and the output is progressive")
+                if (frame.width, frame.height) != (self.info.width, self.info.height):
+                    raise UserError(
+                        f"{self.path}: the frame size changes at frame {index} (from "
+                        f"{self.info.width}x{self.info.height} to {frame.width}x"
+                        f"{frame.height}), which is not supported: cut the video there and "
+                        "restore each part")
                 if display is not None:
                     frame.pts = display[index] if index < len(display) else None
                 if frame.is_corrupt:
