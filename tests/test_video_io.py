@@ -949,3 +949,26 @@ def test_non_square_samples_keep_their_shape(make_test_clip, tmp_path, suffix):
         assert probe(path).sample_aspect_ratio == Fraction(4, 3)
         with av.open(str(path)) as container:
             assert container.streams.video[0].display_aspect_ratio == Fraction(2, 1)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_chapters_are_kept(make_test_clip, tmp_path, suffix):
+    clip = make_test_clip(f"in{suffix}", n_frames=10)
+    chapters = [{"id": 1, "start": 0, "end": 200, "time_base": Fraction(1, 1000),
+                 "metadata": {"title": "Intro"}},
+                {"id": 2, "start": 200, "end": 400, "time_base": Fraction(1, 1000),
+                 "metadata": {"title": "Main"}}]
+    info, frames = read_all(clip.path)
+    with VideoWriter(tmp_path / f"chaptered{suffix}", dataclasses.replace(
+            info, chapters=tuple(chapters))) as out:
+        for frame in frames:
+            out.write(frame)
+    again = tmp_path / f"again{suffix}"
+    transcode(tmp_path / f"chaptered{suffix}", again)  # as the tool rewrites a real file
+
+    def kept(path):
+        with av.open(str(path)) as container:
+            return [(c["start"] * c["time_base"], c["end"] * c["time_base"],
+                     c["metadata"].get("title")) for c in container.chapters()]
+
+    assert kept(again) == [(0, Fraction(1, 5), "Intro"), (Fraction(1, 5), Fraction(2, 5), "Main")]

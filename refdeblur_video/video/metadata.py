@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -55,6 +56,8 @@ class VideoInfo:
     # the shape of one sample (pixel) where it is not square (DV, DVD, HDV: 4:3 samples
     # make a 1440x1080 frame 16:9); None: square
     sample_aspect_ratio: Fraction | None = None
+    # the file's chapters as PyAV gives them (id, start, end, time_base, metadata)
+    chapters: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def for_frames(
@@ -246,6 +249,7 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
     info["rotation"] = int(round(first.rotation)) if first is not None else 0
     info["hdr10"] = hdr10_of(first) if first is not None else None
     info["container_tags"], info["video_tags"] = _tags(container, stream)
+    info["chapters"] = tuple(container.chapters())
     return VideoInfo(**info)
 
 

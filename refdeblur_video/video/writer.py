@@ -30,7 +30,8 @@ What :class:`VideoWriter` preserves:
 
 - **Tags**: the file's own (title, recording time, ...) and the video stream's language,
   title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
-  MP4 and MOV write the timecode as a timecode track again.
+  MP4 and MOV write the timecode as a timecode track again. **Chapters** and their titles.
+- **Sample aspect ratio** (non-square samples: DV, DVD, HDV).
 - **HDR10's metadata** (mastering display, content light level: :mod:`.hdr`) where x265
   codes the output; other encoders keep only the colour tags.
 
@@ -424,6 +425,8 @@ class VideoWriter:
             file_tags, video_tags = _tags_to_write(info)
             self._out.metadata.update(file_tags)
             self._stream.metadata.update(video_tags)
+            if info.chapters:
+                self._out.set_chapters(list(info.chapters))
             source = copy_streams_from if copy_streams_from is not None else info.path
             if source and (audio or subtitles):
                 self._add_copied_streams(str(source), audio, subtitles)
