@@ -972,3 +972,48 @@ def test_chapters_are_kept(make_test_clip, tmp_path, suffix):
                      c["metadata"].get("title")) for c in container.chapters()]
 
     assert kept(again) == [(0, Fraction(1, 5), "Intro"), (Fraction(1, 5), Fraction(2, 5), "Main")]
+
+
+def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tmp_path):
+    source = tmp_path / "capture.ts"
+    start = 2**33 - 10 * 3600  # 10 frames before the 33-bit clock wraps to 0
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        video.time_base = Fraction(1, 90000)
+        sound = out.add_stream("mp2", rate=48000)
+        sound.time_base = Fraction(1, 90000)
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(render_frame(i, (96, 64)), format="rgb24")
+            frame.pts, frame.time_base = start + i * 3600, Fraction(1, 90000)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        for i in range(19):  # 0.76 s of tone in frames of 1152 samples
+            samples = np.sin(np.arange(1152) / 10 + i).astype(np.float32)[None].repeat(2, 0)
+            chunk = av.AudioFrame.from_ndarray((samples * 8000).astype(np.int16).reshape(1, -1),
+                                               format="s16", layout="stereo")
+            chunk.sample_rate, chunk.time_base = 48000, Fraction(1, 90000)
+            chunk.pts = start + i * 2160
+            for packet in sound.encode(chunk):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+
+    def starts(path) -> tuple[int, float, float]:
+        with av.open(str(path)) as container:
+            audio = next(p for p in container.demux(audio=0) if p.pts is not None)
+        with av.open(str(path)) as container:
+            frames = list(container.decode(video=0))
+            first = float(frames[0].pts * frames[0].time_base)
+            return len(frames), float(frames[-1].pts * frames[-1].time_base) - first, \
+                float(audio.pts * audio.time_base) - first
+
+    count, span, lead = starts(source)
+    assert count == 20 and span == pytest.approx(0.76)
+    for suffix in (".mp4", ".mkv"):
+        transcode(source, tmp_path / f"out{suffix}")
+        got = starts(tmp_path / f"out{suffix}")
+        assert got[0] == 20 and got[1] == pytest.approx(span, abs=0.002)
+        assert got[2] == pytest.approx(lead, abs=0.002), suffix  # sound still in step

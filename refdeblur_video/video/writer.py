@@ -386,6 +386,11 @@ class VideoWriter:
                 self.pix_fmt,
             )
         self.time_base = Fraction(info.time_base)
+        # a video that starts before 0 (an MPEG-TS whose 33-bit clock wrapped just after it
+        # began): every stream is moved later by as much, since MP4 would drop the frames
+        # before 0 and Matroska lose their timestamps
+        start = info.start_pts
+        self._shift = -int(start) if start is not None and start < 0 else 0
         self._colour = self._output_colour(traits.rgb)
         self._layout = plane_layout(self.pix_fmt)
         self._converter = yuv_converter(self.pix_fmt, self._colour["colorspace"],
@@ -623,9 +628,9 @@ class VideoWriter:
             step = frame_interval(self.info.fps, self.time_base)
             pts = 0 if self._last_pts is None else self._last_pts + step
         elif Fraction(frame.time_base) != self.time_base:
-            pts = round(frame.pts * Fraction(frame.time_base) / self.time_base)
+            pts = round(frame.pts * Fraction(frame.time_base) / self.time_base) + self._shift
         else:
-            pts = int(frame.pts)
+            pts = int(frame.pts) + self._shift
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(
                 f"frame {frame.index}: pts {pts} does not increase (previous {self._last_pts})"
@@ -691,6 +696,7 @@ class VideoWriter:
                 if self._pending is None:
                     self._packets = None
                     break
+                self._move_by_shift(self._pending)
             packet = self._pending
             if packet.size == 0 or packet.stream.index not in self._copy_map:
                 self._pending = None
@@ -701,6 +707,13 @@ class VideoWriter:
             packet.stream = self._copy_map[packet.stream.index]
             self._out.mux(packet)
             self._pending = None
+
+    def _move_by_shift(self, packet: av.Packet) -> None:
+        """A copied packet moved as the video is (see ``_shift``)."""
+        if self._shift and packet.time_base:
+            moved = round(self._shift * self.time_base / packet.time_base)
+            packet.pts = None if packet.pts is None else packet.pts + moved
+            packet.dts = None if packet.dts is None else packet.dts + moved
 
     # -- finishing ----------------------------------------------------------------------------
 
