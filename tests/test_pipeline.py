@@ -840,3 +840,35 @@ def test_a_video_whose_frame_size_changes_is_one_line_naming_where(tmp_path, cap
                    "128x80), which is not supported: cut the video there and restore each "
                    "part"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["capture.ts"]
+
+
+def _as_ffmpeg_shows(image: np.ndarray, rotation: int) -> np.ndarray:
+    """``image`` turned as FFmpeg's own autorotate turns a frame of display ``rotation``
+    (fftools: transpose=cclock for 90, clock for -90, both flips for 180)."""
+    filters = {90: [("transpose", "cclock")], -90: [("transpose", "clock")],
+               180: [("hflip", ""), ("vflip", "")]}[rotation]
+    graph = av.filter.Graph()
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    chain = [graph.add_buffer(template=None, width=frame.width, height=frame.height,
+                              format="rgb24", time_base=Fraction(1, 25))]
+    chain += [graph.add(name, args) for name, args in filters] + [graph.add("buffersink")]
+    graph.link_nodes(*chain).configure()
+    graph.push(frame)
+    return graph.pull().to_ndarray(format="rgb24")
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_reference_photo_of_a_turned_video_is_taken_as_the_video_is_shown(
+        make_test_clip, restorer, tmp_path, monkeypatch, rotation):
+    from refdeblur_video.pipeline import run
+
+    clip = make_test_clip("phone.mp4", n_frames=6, blurry={3}, rotation=rotation)
+    photo = tmp_path / "photo.png"  # the sharp frame as the user sees the video
+    cv2.imwrite(str(photo), cv2.cvtColor(_as_ffmpeg_shows(clip.frames[2], rotation),
+                                         cv2.COLOR_RGB2BGR))
+    fitted = []
+    real = run._fit_reference
+    monkeypatch.setattr(run, "_fit_reference",
+                        lambda image, *args: fitted.append(image) or real(image, *args))
+    deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, ref=str(photo))
+    np.testing.assert_array_equal(fitted[0], clip.frames[2])  # the coded orientation

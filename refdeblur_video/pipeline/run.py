@@ -111,6 +111,15 @@ def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
                    both_sides=options.both_sides)
 
 
+def _coded_orientation(photo: np.ndarray, rotation: int) -> np.ndarray:
+    """A ``--ref`` photo, which shows the scene as the video is shown (turned by its display
+    rotation, degrees counter-clockwise), turned back into the frames' coded orientation."""
+    quarter_turns = round(rotation / 90) % 4
+    if not quarter_turns:
+        return photo
+    return np.ascontiguousarray(np.rot90(photo, k=-quarter_turns))
+
+
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     if reference.shape[:2] != shape[:2]:
         log.warning("the reference image is %dx%d, the frames %dx%d: resizing it",
@@ -167,7 +176,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     forced = None
     if ref_image is not None:  # fitted once to the stream's size and sample type
         frame_dtype = np.uint16 if info.bit_depth > 8 else np.uint8
-        forced = _fit_reference(ref_image, (info.height, info.width), frame_dtype)
+        forced = _fit_reference(_coded_orientation(ref_image, info.rotation),
+                                (info.height, info.width), frame_dtype)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
