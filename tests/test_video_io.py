@@ -921,6 +921,24 @@ def test_a_header_that_counts_samples_an_edit_list_hides_announces_no_frame_coun
     assert _announced_frames(SimpleNamespace(frames=122), None, fps) == 122
 
 
+def test_a_short_trim_by_stream_copy_is_no_corrupt_video(make_test_clip, tmp_path):
+    """A cut by stream copy half a second into a 2-second GOP: 13 samples before the cut
+    stay in the file behind an edit list (a tenth of them, as phone gallery trims leave)."""
+    clip = make_test_clip("full.mp4", n_frames=150, options={"g": "50", "preset": "ultrafast"})
+    trimmed = tmp_path / "trimmed.mp4"
+    with av.open(str(clip.path)) as source, av.open(str(trimmed), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        cut = int(Fraction(1, 2) / source.streams.video[0].time_base)
+        for packet in source.demux(video=0):
+            if packet.size:
+                packet.pts, packet.dts, packet.stream = packet.pts - cut, packet.dts - cut, stream
+                out.mux(packet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorruptVideoWarning)
+        info, frames = read_all(trimmed)
+    assert len(frames) == 137 and info.frame_count is None
+
+
 def test_mjpeg_keeps_the_video_range_at_a_fixed_good_quality(make_test_clip, tmp_path):
     clip = make_test_clip("in.mp4", n_frames=3, size=(640, 480))
     out = tmp_path / "out.mkv"

@@ -175,7 +175,9 @@ def _announced_frames(stream, duration_s: float | None, fps: Fraction | None) ->
     if count is None or duration_s is None or not fps:
         return count
     shown = duration_s * float(fps)
-    return None if count > 1.1 * shown + 2 else count
+    # a header's count and duration agree on a whole stream (a truncated file's too: its
+    # header still describes all of it); more samples than the duration shows are edited out
+    return None if count > shown + 2 else count
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
