@@ -324,3 +324,18 @@ def test_the_moving_average_of_the_weights_is_kept_and_resumed(train_config, tmp
     assert load_model(out / "ema.safetensors", "cpu").trained
     with pytest.raises(UserError, match="ema_decay"):
         load_train_config(train_config, {"train.ema_decay": 1.0})
+
+
+def test_a_resumed_run_draws_new_samples_instead_of_replaying_the_first(train_config,
+                                                                         tmp_path):
+    out = tmp_path / "replay"
+    args = ["--config", str(train_config), "--set", f"out={out}", "--set", "train.lr=1e-12",
+            "--set", "train.lr_min=1e-13", "--set", "train.gan_start=null", "--set",
+            "train.steps=8", "--set", "data.unrelated_ref_prob=0", "--quiet"]
+    assert train_main([*args, "--max-steps", "4"]) == 0
+    assert train_main([*args, "--resume"]) == 0
+    with (out / "train_log.csv").open() as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert len(losses) == 8
+    # the weights hardly move (lr 1e-12): equal losses would mean the same crops again
+    assert losses[4:] != losses[:4]

@@ -290,6 +290,10 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, overwrite: bool = Fa
     if resume:
         run.step, run.best = load_training_state(state_path, model, optimizer, disc,
                                                  optimizer_d, run.ema)
+        # new draws from here on: the start's seed would replay the data of step 1
+        resumed_seed = opt.seed + 1000 * rank.rank + 1_000_003 * run.step
+        torch.manual_seed(resumed_seed)
+        run.match_rng.manual_seed(resumed_seed)
         if rank.main and not quiet:
             print(f"resumed from {state_path} at step {run.step}")
     return run
