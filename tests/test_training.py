@@ -339,3 +339,35 @@ def test_a_resumed_run_draws_new_samples_instead_of_replaying_the_first(train_co
     assert len(losses) == 8
     # the weights hardly move (lr 1e-12): equal losses would mean the same crops again
     assert losses[4:] != losses[:4]
+
+
+def _tiny_manifest(tmp_path: Path, make_test_clip, val_fraction: float) -> Path:
+    from refdeblur_video.data.triplets import build_video_triplets
+
+    clips = [make_test_clip(f"m{k}.mp4", n_frames=8, size=(96, 80), seed=k).path
+             for k in range(2)]
+    build_video_triplets(clips, tmp_path / "trip", frames_per_video=3,
+                         val_fraction=val_fraction, seed=0)
+    return tmp_path / "trip" / "manifest.jsonl"
+
+
+def test_a_batch_larger_than_the_triplets_or_no_validation_split_is_one_line(
+        tmp_path, make_test_clip, capsys):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL))
+    manifest = _tiny_manifest(tmp_path, make_test_clip, 0.5)  # 3 train, 3 val triplets
+    args = ["--config", str(tmp_path / "t.yaml"), "--quiet"]
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
+        "model": str(tmp_path / "tiny.yaml"), "out": str(tmp_path / "run"),
+        "data": {"source": "manifest", "manifest": str(manifest), "crop": 32, "batch": 8,
+                 "workers": 0, "val_crop": 32},
+        "train": {"steps": 2}}))
+    assert train_main(args) == 2  # it used to spin for ever, the loader giving nothing
+    assert capsys.readouterr().err.strip() == (
+        "error: data.batch is 8, but there are only 3 training triplets: lower data.batch "
+        "or build more")
+    (tmp_path / "trip").rename(tmp_path / "old")
+    manifest = _tiny_manifest(tmp_path, make_test_clip, 0.0)
+    assert train_main([*args, "--overwrite", "--set", "data.batch=2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: manifest {manifest} has no validation triplets (split val or test): build "
+        "it with refdeblur-triplets --val-videos NAMES or --val-fraction F")

@@ -107,12 +107,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
     if d.source == "manifest":
         train = TripletDataset(d.manifest, crop=d.crop, split="train", augment=True,
                                ref_jitter=d.ref_jitter, unrelated_ref_prob=d.unrelated_ref_prob)
-        try:
-            val_set = TripletDataset(d.manifest, crop=d.val_crop, split="val", augment=False,
-                                     seed=1234)
-        except UserError:
-            val_set = TripletDataset(d.manifest, crop=d.val_crop, split="test", augment=False,
-                                     seed=1234)
+        val_set = _validation_triplets(d)
     else:
         common = dict(dmin=d.dmin, dmax=d.dmax, max_side=d.max_side, max_frames=d.max_frames)
         train = OnlineVideoTriplets(
@@ -129,6 +124,18 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
         )
     count = min(len(val_set), d.val_count)
     return train, [val_set[i] for i in range(count)]
+
+
+def _validation_triplets(d) -> TripletDataset:
+    """The manifest's ``val`` triplets, else its ``test`` ones."""
+    for split in ("val", "test"):
+        try:
+            return TripletDataset(d.manifest, crop=d.val_crop, split=split, augment=False,
+                                  seed=1234)
+        except UserError:
+            continue
+    raise UserError(f"manifest {d.manifest} has no validation triplets (split val or test): "
+                    "build it with refdeblur-triplets --val-videos NAMES or --val-fraction F")
 
 
 def _append_csv(path: Path, row: dict, checked: set[Path]) -> None:
@@ -445,6 +452,10 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                                       if device.index is not None and device.type == "cuda"
                                       else None)
     loader, sampler = _make_loader(run, train_set)
+    if len(loader) == 0:  # the loader drops an incomplete batch: it would never give one
+        raise UserError(f"data.batch is {cfg.data.batch}, but there are only {len(train_set)} "
+                        "training triplets" + (f" for {rank.world} processes" if rank.world > 1
+                                               else "") + ": lower data.batch or build more")
     amp = autocast_dtype(device, opt.amp)
     weights = LossWeights(opt.content_weight, opt.frequency_weight, opt.adversarial_weight)
     margin = getattr(train_set, "margin", 0)
