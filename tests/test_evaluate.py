@@ -268,6 +268,20 @@ def test_noref_of_frames_of_another_size_is_one_line(clip, tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
+def test_a_report_that_would_overwrite_its_own_frame_log_is_refused(clip, tmp_path, capsys):
+    log = write_log(tmp_path / "frames.csv", pipeline_log_rows())  # as the README names it
+    before = log.read_bytes()
+    code = main(["noref", "--input", str(clip["root"] / "blurry.mp4"),
+                 "--output", str(clip["restored_dir"]), "--log", str(log),
+                 "--report", str(tmp_path), "--quiet"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: the report in {tmp_path} would overwrite its input {log}: give --report "
+        "another folder"]
+    assert log.read_bytes() == before
+    assert not (tmp_path / "summary.json").exists()
+
+
 def test_an_interrupted_evaluation_is_one_line_and_writes_no_report(clip, tmp_path, capsys,
                                                                     monkeypatch):
     from refdeblur_video.evaluate import noref

@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _compare_modes(args: argparse.Namespace) -> int:
     from refdeblur_video.evaluate.report import (
+        check_report_spares,
         format_table,
         infinite_note,
         summary_table,
@@ -180,6 +181,8 @@ def _compare_modes(args: argparse.Namespace) -> int:
     )
 
     try:
+        check_report_spares(args.report, getattr(args, "log", None),
+                            *(getattr(args, name, None) for name in ("input", "output", "gt")))
         evaluation = _evaluate(args)
         paths = write_report(evaluation, args.report)
     except UserError as exc:

@@ -43,6 +43,23 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
 
+def report_paths(folder: str | Path) -> dict[str, Path]:
+    """The three files a report writes into ``folder``."""
+    folder = Path(folder)
+    return {"csv": folder / "frames.csv", "json": folder / "summary.json",
+            "html": folder / "report.html"}
+
+
+def check_report_spares(folder: str | Path, *inputs: str | Path | None) -> None:
+    """Refuse a report that would be written over one of its own ``inputs`` (a frame log
+    named frames.csv in the report's folder, say)."""
+    for given in filter(None, inputs):
+        for written in report_paths(folder).values():
+            if Path(given).resolve() == written.resolve():
+                raise UserError(f"the report in {folder} would overwrite its input {given}: "
+                                "give --report another folder")
+
+
 def write_report(evaluation: Evaluation, folder: str | Path) -> dict[str, Path]:
     """Write the three report files into ``folder`` (created if needed); returns their paths."""
     folder = Path(folder)
@@ -50,11 +67,7 @@ def write_report(evaluation: Evaluation, folder: str | Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create report folder {folder}: {exc.strerror or exc}") from None
-    paths = {
-        "csv": folder / "frames.csv",
-        "json": folder / "summary.json",
-        "html": folder / "report.html",
-    }
+    paths = report_paths(folder)
     write_csv(evaluation, paths["csv"])
     paths["json"].write_text(
         json.dumps(_json_safe(evaluation.summary), indent=2, allow_nan=False) + "\n",
