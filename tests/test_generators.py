@@ -24,7 +24,8 @@ from refdeblur_video.data.validation import plan_average_windows
 from refdeblur_video.evaluate import flicker
 from refdeblur_video.evaluate.generators import format_generators, read_index
 from refdeblur_video.evaluate.temporal import evaluate_temporal
-from refdeblur_video.image_files import write_image
+from refdeblur_video.image_files import write_image, write_png
+from refdeblur_video.video.synthetic import make_image
 
 SIZE = (48, 64)
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,6 +222,31 @@ def test_a_clip_without_sharp_frames_exposes_every_frame_long():
     # the sharp clips draw exactly as before the option existed
     assert _exposures(np.random.default_rng(0), 3, 24.0) == _exposures(
         np.random.default_rng(0), 3, 24.0, sharp_frames=True)
+
+
+def test_an_interrupted_validation_build_leaves_the_earlier_sets_as_they_were(
+        tmp_path, monkeypatch):
+    frames = [np.roll(make_image(size=(64, 48)), k, axis=1) for k in range(12)]
+
+    def small_set(out, videos, photos, seed):  # a real shake set of one small clip
+        return validation.shake_triplets(out, {"clip": frames}, seed), ["clip"]
+
+    def interrupted(out, videos, photos, seed):
+        write_png(out / "_sources" / "clip" / "000000.png", frames[0])  # a first file...
+        raise KeyboardInterrupt  # ...then Ctrl-C
+
+    monkeypatch.setattr(validation, "BUILDERS", {name: small_set for name in
+                                                 validation.GENERATORS})
+    out = tmp_path / "val"
+    built = validation.build_validation(out, tmp_path, tmp_path, only=["shake", "average"])
+    assert built and all(Path(t.blur).is_file() for t in built)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setitem(validation.BUILDERS, "average", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        validation.build_validation(out, tmp_path, tmp_path, only=["shake", "average"])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["average", "generators.json", "shake"]
+    assert [g["name"] for g in read_index(out)] == ["shake", "average"]
 
 
 def _training_photos() -> set[str]:

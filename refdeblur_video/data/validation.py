@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
+from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, read_manifest, write_manifest
 from refdeblur_video.data.photo_clips import load_video_frames, pan_clip, seed_for
 from refdeblur_video.data.rs6dof_triplets import Rs6DofSource, build_rs6dof_triplets
 from refdeblur_video.data.shake import average_linear
@@ -215,19 +215,28 @@ def build_validation(
     index_path = outdir / "generators.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     entries = {entry["name"]: entry for entry in index.get("generators", [])}
-    everything: list[Triplet] = []
-    for name in GENERATORS:
-        if name not in chosen:
-            continue
-        folder = outdir / name
-        shutil.rmtree(folder, ignore_errors=True)
-        triplets, sources = BUILDERS[name](folder, videos, photos, seed)
-        everything += triplets
-        entries[name] = {"name": name, "left_out": name == LEFT_OUT,
-                         "manifest": f"{name}/{MANIFEST_NAME}", "triplets": len(triplets),
-                         "sources": sources, "about": ABOUT[name], "seed": seed}
+    built = [name for name in GENERATORS if name in chosen]
+    # each set is built in a hidden folder and moved into place only when all are: an
+    # interrupted or failed build leaves the earlier sets and their index as they were
+    partial = {name: outdir / f".{name}.partial" for name in built}
+    try:
+        for name in built:
+            shutil.rmtree(partial[name], ignore_errors=True)  # what a killed run left
+            triplets, sources = BUILDERS[name](partial[name], videos, photos, seed)
+            entries[name] = {"name": name, "left_out": name == LEFT_OUT,
+                             "manifest": f"{name}/{MANIFEST_NAME}", "triplets": len(triplets),
+                             "sources": sources, "about": ABOUT[name], "seed": seed}
+    except BaseException:
+        for folder in partial.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    for name in built:
+        shutil.rmtree(outdir / name, ignore_errors=True)
+        partial[name].rename(outdir / name)
     index = {"left_out": LEFT_OUT,
              "generators": [entries[name] for name in GENERATORS if name in entries]}
-    outdir.mkdir(parents=True, exist_ok=True)
-    index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    return everything
+    written = index_path.with_name(f".{index_path.name}.partial")
+    written.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    written.replace(index_path)
+    # the triplets where they now lie (their manifests hold paths relative to themselves)
+    return [t for name in built for t in read_manifest(outdir / name / MANIFEST_NAME)]
