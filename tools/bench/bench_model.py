@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import resource
 import sys
 import time
@@ -352,13 +353,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+class MeasurementFailed(RuntimeError):
+    """A measurement's process ended without a result (its traceback is above)."""
+
+
 def run_isolated(fn, *args):
-    """Run ``fn(*args, queue)`` in a fresh process; return what it put in the queue."""
+    """Run ``fn(*args, queue)`` in a fresh process; return what it put in the queue, or
+    raise :class:`MeasurementFailed` when the process ends without putting anything."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     proc = ctx.Process(target=fn, args=(*args, q))
     proc.start()
-    result = q.get()
+    while True:  # poll: a child that died (an error, the OOM killer) never puts a result
+        try:
+            result = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not proc.is_alive() and q.empty():
+                proc.join()
+                raise MeasurementFailed(
+                    f"{getattr(fn, '__name__', fn)} ended without a result "
+                    f"(exit code {proc.exitcode})") from None
     proc.join()
     return result
 
@@ -366,7 +381,8 @@ def run_isolated(fn, *args):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["lite", "paper"])
-    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
+    parser.add_argument("--size", default="1280x720", type=_size,
+                        help="WIDTHxHEIGHT (default 1280x720)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--skip-cpu-paper", action="store_true",
@@ -385,7 +401,26 @@ def main(argv: list[str] | None = None) -> int:
                              "are compared with (all by default: "
                              + ", ".join(FRAME_VARIANTS) + ")")
     args = parser.parse_args(argv)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    try:
+        return _measure_all(args)
+    except MeasurementFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT as (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, not {text!r}") from None
+    if min(w, h) < 16:
+        raise argparse.ArgumentTypeError(f"{text}: at least 16 pixels each way")
+    return w, h
+
+
+def _measure_all(args: argparse.Namespace) -> int:
+    w, h = args.size
     import torch
 
     from refdeblur_video.model.device import cpu_supports_bf16
