@@ -603,3 +603,10 @@ def test_a_video_of_one_frame_is_named_and_skipped(tmp_path: Path) -> None:
     assert done.stderr.strip() == (f"error: no triplets could be made: {still}: 1 frame (a "
                                    "video needs at least 2 frames)")
     assert not (tmp_path / "b").exists()
+
+
+def test_a_frame_folder_of_mixed_sizes_is_one_line(tmp_path: Path) -> None:
+    folder = _videos(tmp_path, 1)[0]  # 12 frames of 64x48
+    write_png(folder / "frame5.png", _texture(50, 60, seed=9))
+    with pytest.raises(UserError, match=r"frame5.png is 60x50, other frames of .* 64x48"):
+        build_video_triplets([folder], tmp_path / "out", frames_per_video=12, dmin=1, dmax=1)

@@ -57,9 +57,16 @@ def iter_frames(
     then reads only those files, a video is decoded up to the last one)."""
     source = _existing(source)
     if source.is_dir():
+        size = None
         for index, file in enumerate(_images_in(source)):
             if wanted is None or index in wanted:
-                yield _untimed(index, load_image(file) if uint8 else read_image(file))
+                image = load_image(file) if uint8 else read_image(file)
+                size = size or image.shape[:2]
+                if image.shape[:2] != size:  # a frame and its reference must line up
+                    raise UserError(f"{file} is {image.shape[1]}x{image.shape[0]}, other "
+                                    f"frames of {source} {size[1]}x{size[0]}: the frames of "
+                                    "one sequence must share a size")
+                yield _untimed(index, image)
     elif is_image_path(source):
         if wanted is None or 0 in wanted:
             yield _untimed(0, load_image(source) if uint8 else read_image(source))
