@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest=${1:-.data/bikes.mp4}
-PY=${PY:-python3}
+# the project's environment where it is set up (tools/setup.sh), else the system's
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 [ -f "$dest" ] && exit 0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

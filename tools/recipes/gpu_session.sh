@@ -30,7 +30,8 @@ V=${VIDEOS:-$GPU_DATA/videos}
 RUNS=${RUNS:-runs/gpu}
 RESULTS=${RESULTS:-$RUNS/results}
 TRAIN_SECONDS=${TRAIN_SECONDS:-220}
-PY=${PY:-python3}
+# the project's environment where it is set up (tools/setup.sh), else the system's
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 mkdir -p "$RUNS" "$RESULTS"
 started=$SECONDS
 stamp() { echo "[gpu_session $((SECONDS - started)) s] $*"; }
@@ -38,8 +39,11 @@ pack() { tar -czf "$RESULTS/results.tar.gz" -C "$RUNS" --exclude='*.safetensors'
   --exclude="$(basename "$RESULTS")" . || echo "gpu_session: could not pack $RUNS" >&2; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$RUNS/gpu.txt" 2>&1
-"$PY" -c 'import torch, cv2, av; print("torch", torch.__version__, "cuda",
-torch.cuda.is_available(), "cv2", cv2.__version__, "av", av.__version__)' | tee -a "$RUNS/gpu.txt"
+if ! "$PY" -c 'import torch, cv2, av; print("torch", torch.__version__, "cuda",
+torch.cuda.is_available(), "cv2", cv2.__version__, "av", av.__version__)' >>"$RUNS/gpu.txt"; then
+  echo "gpu_session: $PY lacks torch, cv2 or av (set PY, or run tools/setup.sh)" >&2; exit 1
+fi
+tail -n 1 "$RUNS/gpu.txt"
 nproc >>"$RUNS/gpu.txt"
 if [ "${DEVICE:-cuda}" = cuda ] && ! "$PY" -c 'import sys, torch
 sys.exit(not torch.cuda.is_available())'; then

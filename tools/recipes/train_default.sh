@@ -46,7 +46,8 @@ MODE=${1:-gpu}
 mkdir -p "${RUNS:-runs}"
 V=${VIDEOS:-../shared/data/videos}
 RUNS=${RUNS:-runs}
-PY=${PY:-python3}
+# the project's environment where it is set up (tools/setup.sh), else the system's
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 TRAIN="[$V/01_dog.mp4, $V/02_cups.mp4, $V/03_blocks.mp4]"
 VAL="[$V/05_default_juggle.mp4, $V/bedroom.mp4]"
 common=(--config configs/train/lite.yaml --set "data.train_videos=$TRAIN"
@@ -111,6 +112,9 @@ init_from() {
 
 case "$MODE" in
   gpu)  # stage 1 exactly: 2600-step cosine schedule, stopped by the time limit
+    if ! "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+      echo "train_default.sh gpu: no CUDA device (this stage is for a GPU machine)" >&2; exit 1
+    fi
     "$PY" -m refdeblur_video.training.cli "${common[@]}" --set "out=$RUNS/lite_gpu" \
       --set "model=$RUNS/stage1/lite.yaml" \
       --set data.blur_on=gpu --set data.workers=12 --set data.batch=16 --set data.crop=256 \

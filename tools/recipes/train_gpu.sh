@@ -7,7 +7,9 @@ set -euo pipefail
 BUDGET=${1:-540}
 VIDEOS=${VIDEOS:-../shared/data/videos}
 RUNS=${RUNS:-runs}
-PY=${PY:-python3}
+cd "$(dirname "$0")/../.."
+# the project's environment where it is set up (tools/setup.sh), else the system's
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 mkdir -p "$RUNS"
 train_list="[$VIDEOS/01_dog.mp4, $VIDEOS/02_cups.mp4, $VIDEOS/03_blocks.mp4]"
 val_list="[$VIDEOS/05_default_juggle.mp4, $VIDEOS/bedroom.mp4]"
