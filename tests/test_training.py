@@ -371,3 +371,16 @@ def test_a_batch_larger_than_the_triplets_or_no_validation_split_is_one_line(
     assert capsys.readouterr().err.strip() == (
         f"error: manifest {manifest} has no validation triplets (split val or test): build "
         "it with refdeblur-triplets --val-videos NAMES or --val-fraction F")
+
+
+def test_an_out_that_is_a_file_or_a_config_that_is_not_text_is_one_line(train_config,
+                                                                        tmp_path, capsys):
+    taken = tmp_path / "clip.mp4"
+    taken.write_bytes(b"\x00\x00\x00\x18ftypmp42\xff\xfe")
+    assert train_main(["--config", str(train_config), "--set", f"out={taken}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: out {taken} is a file; give a folder for the run")
+    assert train_main(["--config", str(taken)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: train config {taken} is not a text (YAML) file")
+    assert taken.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")

@@ -173,6 +173,8 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise invalid_yaml("train config", path, exc) from None
+    except UnicodeDecodeError:
+        raise UserError(f"train config {path} is not a text (YAML) file") from None
     return train_config_from_dict(raw, overrides)
 
 

@@ -253,6 +253,8 @@ def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
     """The run's state file; refused before anything is written when ``resume`` finds none,
     or when a fresh run would replace an earlier one's checkpoints (``overwrite`` allows)."""
     state_path = out_dir / "last.safetensors"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"out {out_dir} is a file; give a folder for the run")
     if resume and not state_path.is_file():
         raise UserError(f"--resume: no training state at {state_path}")
     if not resume and not overwrite and state_path.is_file():

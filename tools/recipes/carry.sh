@@ -10,5 +10,6 @@ cd "$(dirname "$0")/../.."
 NAME=${1:?usage: carry.sh NAME (a run folder under ${RUNS:-runs}/)}
 RUNS=${RUNS:-runs}
 PY=${PY:-.venv/bin/python}
+[ -f "$RUNS/$NAME/model.safetensors" ] || { echo "carry.sh: no $RUNS/$NAME/model.safetensors" >&2; exit 2; }
 "$PY" tools/recipes/gpu_session.py split "$RUNS/$NAME/model.safetensors" \
   "tools/recipes/in_progress/${NAME}_fp16" --parts 1

@@ -19,7 +19,9 @@ import cv2
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from refdeblur_video.argparsing import at_least_one  # noqa: E402
 from refdeblur_video.data.photo_clips import photo_scale  # noqa: E402
+from refdeblur_video.errors import UserError  # noqa: E402
 from refdeblur_video.image_files import read_image, write_image  # noqa: E402
 from refdeblur_video.model.weights import read_safetensors, write_safetensors  # noqa: E402
 
@@ -88,13 +90,20 @@ def main() -> None:
     s = sub.add_parser("split")
     s.add_argument("checkpoint", type=Path)
     s.add_argument("prefix", type=Path)
-    s.add_argument("--parts", type=int, default=2)
+    s.add_argument("--parts", type=at_least_one, default=2)
     j = sub.add_parser("join")
     j.add_argument("paths", type=Path, nargs="+", help="the parts, then the output")
     k = sub.add_parser("shrink")
     k.add_argument("paths", type=Path, nargs="+", help="the photos, then the output folder")
     k.add_argument("--quality", type=int, default=90)
     args = parser.parse_args()
+    try:
+        _run(parser, args)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command == "shrink":
         if len(args.paths) < 2:
             parser.error("shrink: give the photos, then the output folder")
