@@ -133,12 +133,20 @@ def test_warnings_and_errors_have_one_style_and_their_own_lines(tmp_path, make_t
 
 def checkpoint_variant(tmp_path: Path, kind: str) -> Path:
     """A TINY checkpoint spoilt in one way: ``config`` (another model's config in its
-    metadata), ``reshaped`` (one tensor of another shape) or ``nan`` (NaN/inf weights)."""
+    metadata), ``reshaped`` (one tensor of another shape), ``nan`` (NaN/inf weights) or
+    ``state`` (a training state given for weights)."""
     good = tmp_path / "good.safetensors"
     save_checkpoint(good, RefDeblurNet(TINY, TINY_MATCH), TINY)
     tensors = load_file(str(good))
     with safe_open(str(good), framework="pt") as handle:
         metadata = handle.metadata()
+    if kind == "state":
+        from refdeblur_video.training.state import save_training_state
+
+        net = RefDeblurNet(TINY, TINY_MATCH)
+        path = tmp_path / "last.safetensors"
+        save_training_state(path, net, TINY, torch.optim.Adam(net.parameters()), 5, {})
+        return path
     if kind == "config":
         metadata["config"] = TINY.replace(channels=(8, 16, 16)).to_json()
     elif kind == "reshaped":
@@ -157,6 +165,7 @@ def checkpoint_variant(tmp_path: Path, kind: str) -> Path:
     ("config", "does not fit its model config"),
     ("reshaped", "does not fit its model config"),
     ("nan", "NaN or infinite weights"),
+    ("state", "is a training state (to --resume from); its weights are the run's"),
 ])
 def test_spoilt_checkpoint_is_refused_in_one_line(tmp_path, capsys, make_test_clip, kind,
                                                   message):

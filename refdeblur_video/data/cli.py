@@ -35,8 +35,10 @@ def _int_range(text: str) -> tuple[int, int]:
         parts = [int(p) for p in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N or LOW,HIGH, got {text!r}") from None
-    if len(parts) not in (1, 2) or parts[0] > parts[-1]:
+    if len(parts) not in (1, 2):
         raise argparse.ArgumentTypeError(f"expected N or LOW,HIGH, got {text!r}")
+    if parts[0] > parts[-1]:
+        raise argparse.ArgumentTypeError(f"LOW,HIGH with LOW no more than HIGH, got {text!r}")
     return parts[0], parts[-1]
 
 

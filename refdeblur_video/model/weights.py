@@ -91,6 +91,9 @@ def _read(
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     state, metadata = read_safetensors(path, prefix)
+    if metadata.get("kind") == "training-state":  # its tensors are prefixed, with moments
+        raise UserError(f"{path} is a training state (to --resume from); its weights are "
+                        f"the run's {path.with_name('model.safetensors')}")
     if "config" not in metadata:
         raise UserError(f"{path} has no model config in its metadata")
     try:
