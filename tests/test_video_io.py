@@ -811,14 +811,16 @@ def test_an_avi_with_b_frames_keeps_a_steady_timeline(tmp_path):
     assert steps == {1}
 
 
-def test_an_interlaced_input_is_named_once(tmp_path, caplog):
-    """Its fields are restored together as one picture, and the output is progressive: the
-    user is told, once however often the file is read."""
+@pytest.mark.parametrize(("first", "order"), [("tff", 2), ("bff", 3)])
+def test_an_interlaced_input_is_named_once_and_stays_interlaced(tmp_path, caplog, first,
+                                                                  order):
+    """Its fields are restored together as one picture, and the output is coded interlaced
+    in the same field order: the user is told, once however often the file is read."""
     path = tmp_path / "interlaced.mp4"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"x264-params": "interlaced=1:tff=1", "flags": "+ilme+ildct"}
+        stream.options = {"x264-params": f"interlaced=1:{first}=1", "flags": "+ilme+ildct"}
         for i in range(3):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60 * i, np.uint8), "rgb24")
             frame.pts = i
@@ -830,7 +832,15 @@ def test_an_interlaced_input_is_named_once(tmp_path, caplog):
         read_all(path)
         read_all(path)
     said = [r.getMessage() for r in caplog.records if "interlaced" in r.getMessage()]
-    assert len(said) == 1 and "the output is progressive" in said[0]
+    assert len(said) == 1 and "two fields are restored together" in said[0]
+    assert probe(path).field_order == order
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"out{suffix}"
+        transcode(path, out)
+        with av.open(str(out)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.field_order == order
+            assert all(frame.interlaced_frame for frame in container.decode(stream))
 
 
 # -- optional decord backend ---------------------------------------------------------------------

@@ -58,6 +58,9 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     # the file's chapters as PyAV gives them (id, start, end, time_base, metadata)
     chapters: tuple[dict[str, Any], ...] = ()
+    # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced (2 and 4 top field
+    # first, 3 and 5 bottom field first)
+    field_order: int = 0
 
     @classmethod
     def for_frames(
@@ -246,6 +249,7 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
         container_format=container.format.name if container.format else "",
         start_pts=stream.start_time,
         sample_aspect_ratio=_sample_aspect_ratio(stream),
+        field_order=int(ctx.field_order or 0),
     )
     first = _first_frame(container, stream)
     info["rotation"] = int(round(first.rotation)) if first is not None else 0

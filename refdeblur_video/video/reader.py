@@ -198,8 +198,9 @@ class VideoReader:
             for index, frame in enumerate(self._decoded_frames(container, stream)):
                 if index == 0 and frame.interlaced_frame:
                     _warn_once(("interlaced", self.path),
-                               f"{self.path} is interlaced: each frame's two fields are "
-                               "restored together, and the output is progressive")
+                               f"{self.path} is interlaced: the output is too, but a "
+                               "blurry frame's two fields are restored together, as one "
+                               "picture")
                 if (frame.width, frame.height) != (self.info.width, self.info.height):
                     raise UserError(
                         f"{self.path}: the frame size changes at frame {index} (from "

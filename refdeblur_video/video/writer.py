@@ -264,8 +264,12 @@ _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "l
 _QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
 
 
+_TOP_FIELD_FIRST = (2, 4)  # AVFieldOrder values; 3 and 5 are bottom field first
+_INTERLACED = (2, 3, 4, 5)
+
+
 def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
-                     hdr: Hdr10 | None = None) -> dict[str, str]:
+                     hdr: Hdr10 | None = None, field_order: int = 0) -> dict[str, str]:
     highest = _MAX_CRF.get(codec_name)
     if crf is not None and highest is not None and crf > highest:
         raise UserError(f"--crf {crf} is beyond {codec_name}'s range (0 to {highest}; lower "
@@ -278,6 +282,12 @@ def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
         # resumed run no longer matches an uninterrupted one. Its AVX2 code does not, and
         # is as fast here.
         opts["x264-params"] = "asm=AVX2"
+    if field_order in _INTERLACED and codec_name in ("libx264", "libx264rgb", "mpeg2video"):
+        # code the fields as fields, so that a player deinterlaces them again
+        opts["flags"] = "+ildct+ilme"
+        if codec_name != "mpeg2video":
+            first = "tff=1" if field_order in _TOP_FIELD_FIRST else "bff=1"
+            opts["x264-params"] = ":".join(filter(None, (opts.get("x264-params"), first)))
     if codec_name in ("libx264", "libx264rgb", "libx265"):
         # CRF 0 asks for lossless, which x264 gives only at 8 bits (its CRF scale moves by 6
         # per extra bit) and x265 never: QP 0 and x265's lossless mode are, at any depth.
@@ -496,7 +506,10 @@ class VideoWriter:
             setattr(ctx, key, value)
         if self.info.sample_aspect_ratio:  # else players show non-square samples squeezed
             ctx.sample_aspect_ratio = self.info.sample_aspect_ratio
-        opts = _encoder_options(self.codec_name, crf, preset, self.info.hdr10)
+        if self.info.field_order in _INTERLACED:  # the order a player takes the fields in
+            ctx.field_order = self.info.field_order
+        opts = _encoder_options(self.codec_name, crf, preset, self.info.hdr10,
+                                self.info.field_order)
         opts.update(options or {})
         ctx.options = opts
         if self.codec_name == "libsvtav1":
