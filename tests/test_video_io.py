@@ -1045,3 +1045,15 @@ def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tm
         got = starts(tmp_path / f"out{suffix}")
         assert got[0] == 20 and got[1] == pytest.approx(span, abs=0.002)
         assert got[2] == pytest.approx(lead, abs=0.002), suffix  # sound still in step
+
+
+def test_a_cover_picture_is_not_taken_for_the_video():
+    from types import SimpleNamespace
+
+    from refdeblur_video.video.metadata import main_video_stream
+
+    cover = SimpleNamespace(disposition=av.stream.Disposition.attached_pic)
+    video = SimpleNamespace(disposition=av.stream.Disposition.default)
+    assert main_video_stream(SimpleNamespace(streams=SimpleNamespace(
+        video=[cover, video]))) is video
+    assert main_video_stream(SimpleNamespace(streams=SimpleNamespace(video=[cover]))) is cover

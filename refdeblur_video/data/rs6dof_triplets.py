@@ -78,8 +78,10 @@ def video_fps(path: Path) -> float:
         return 30.0
     import av
 
+    from refdeblur_video.video.metadata import main_video_stream
+
     with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate
+        rate = main_video_stream(container).average_rate
     return float(rate) if rate else 30.0
 
 

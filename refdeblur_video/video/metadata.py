@@ -198,6 +198,14 @@ def _format_name(ctx: av.CodecContext) -> str:
     return name or ctx.name or ""
 
 
+def main_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The video: the first video stream that is not a cover picture (an MP4's artwork, a
+    Matroska image attachment)."""
+    videos = container.streams.video
+    return next((s for s in videos if not s.disposition & av.stream.Disposition.attached_pic),
+                videos[0])
+
+
 def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None:
     """The container's sample aspect ratio, else the coded one; None where square or
     unknown."""
@@ -210,7 +218,7 @@ def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None
 def _probe_container(container: av.container.InputContainer, path: str) -> VideoInfo:
     if not container.streams.video:
         raise UserError(f"{path} has no video stream")
-    stream = container.streams.video[0]
+    stream = main_video_stream(container)
     ctx = stream.codec_context
     if ctx is None or not ctx.width or not ctx.height:
         raise UserError(f"{path}: the video stream cannot be decoded (unknown codec or size)")

@@ -35,7 +35,13 @@ import numpy as np
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.frame import Frame, frame_interval
-from refdeblur_video.video.metadata import VideoInfo, open_container, probe, video_duration_s
+from refdeblur_video.video.metadata import (
+    VideoInfo,
+    main_video_stream,
+    open_container,
+    probe,
+    video_duration_s,
+)
 from refdeblur_video.video.yuv import (
     PlaneLayout,
     YuvConverter,
@@ -104,7 +110,7 @@ def _display_order_pts(path: str, container) -> list[int] | None:
     if not any(name in _DECODE_ORDER_FORMATS for name in container.format.name.split(",")):
         return None
     with open_container(path) as prepass:
-        video = prepass.streams.video[0]
+        video = main_video_stream(prepass)
         pts = {p.pts for p in prepass.demux(video) if p.size and p.pts is not None}
     return sorted(pts) or None
 
@@ -186,7 +192,7 @@ class VideoReader:
         self.close()
         container = self._container = open_container(self.path)
         try:
-            stream = container.streams.video[0]
+            stream = main_video_stream(container)
             stream.thread_type = "AUTO"
             held: Frame | None = None  # one frame of delay: its duration is the pts gap
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
@@ -351,7 +357,7 @@ def _packet_pts(path: str) -> list[int] | None:
     """Sorted pts of the first video stream's packets (no decoding), None if any is missing."""
     try:
         with av.open(path) as container:
-            stream = container.streams.video[0]
+            stream = main_video_stream(container)
             pts = [p.pts for p in container.demux(stream) if p.size]
     except av.FFmpegError:
         return None

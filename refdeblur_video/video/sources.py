@@ -108,8 +108,10 @@ def count_frames(source: str | Path, reader: str = "auto") -> int:
         try:
             import av
 
+            from refdeblur_video.video.metadata import main_video_stream
+
             with av.open(str(source)) as container:
-                stream = container.streams.video[0]
+                stream = main_video_stream(container)
                 return sum(1 for packet in container.demux(stream) if packet.size)
         except ImportError:
             pass
@@ -197,8 +199,10 @@ def _decode_project(path: Path) -> Iterator[Frame]:
 def _decode_av(path: Path) -> Iterator[Frame]:
     import av
 
+    from refdeblur_video.video.metadata import main_video_stream
+
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = main_video_stream(container)
         stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):
             yield _untimed(index, frame.to_ndarray(format="rgb24"))
