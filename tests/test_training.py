@@ -322,6 +322,14 @@ def test_the_moving_average_of_the_weights_is_kept_and_resumed(train_config, tmp
     with (out / "val_log.csv").open() as handle:
         assert float(list(csv.DictReader(handle))[-1]["psnr_model_ema"]) > 10
     assert load_model(out / "ema.safetensors", "cpu").trained
+    # resumed by a command that does not ask for the average: it is kept, decay and all
+    assert train_main(["--config", str(train_config), "--set", f"out={out}", "--set",
+                       "train.gan_start=null", "--max-steps", "1", "--quiet", "--resume"]) == 0
+    weights = _weights(out / "model.safetensors")
+    expected = {k: decay * expected[k] + (1 - decay) * w for k, w in weights.items()}
+    averaged = _weights(out / "ema.safetensors")
+    for key, value in expected.items():
+        assert torch.allclose(averaged[key], value, atol=1e-6), key
     with pytest.raises(UserError, match="ema_decay"):
         load_train_config(train_config, {"train.ema_decay": 1.0})
 
@@ -362,6 +370,7 @@ def test_a_batch_larger_than_the_triplets_or_no_validation_split_is_one_line(
                  "workers": 0, "val_crop": 32},
         "train": {"steps": 2}}))
     assert train_main(args) == 2  # it used to spin for ever, the loader giving nothing
+    assert not (tmp_path / "run").exists()
     assert capsys.readouterr().err.strip() == (
         "error: data.batch is 8, but there are only 3 training triplets: lower data.batch "
         "or build more")
@@ -370,7 +379,9 @@ def test_a_batch_larger_than_the_triplets_or_no_validation_split_is_one_line(
     assert train_main([*args, "--overwrite", "--set", "data.batch=2"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"error: manifest {manifest} has no validation triplets (split val or test): build "
-        "it with refdeblur-triplets --val-videos NAMES or --val-fraction F")
+        "it with refdeblur-triplets and --val-videos or --val-sequences NAMES, or "
+        "--val-fraction F")
+    assert not (tmp_path / "run").exists()  # refused before the run's folder was touched
 
 
 def test_an_out_that_is_a_file_or_a_config_that_is_not_text_is_one_line(train_config,

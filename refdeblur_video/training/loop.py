@@ -39,7 +39,7 @@ from ..model.losses import (
 from ..model.net import RefDeblurNet
 from ..model.phi import load_vgg19_weights
 from ..model.restorer import resolve_model, tensor_to_images
-from ..model.weights import load_weights_into, save_checkpoint
+from ..model.weights import load_weights_into, read_safetensors, save_checkpoint
 from ..refine.step import transfer_for
 from ..refine.transfer import TransferSettings, transfer_reference
 from .config import TrainConfig
@@ -126,6 +126,16 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
     return train, [val_set[i] for i in range(count)]
 
 
+def _check_batch(cfg: TrainConfig, count: int) -> None:
+    """Refuse a batch larger than each process's share of the training set: the loader
+    drops an incomplete batch, so it would never give one and the run would spin."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if math.ceil(count / world) < cfg.data.batch:
+        raise UserError(f"data.batch is {cfg.data.batch}, but there are only {count} training "
+                        "triplets" + (f" for {world} processes" if world > 1 else "")
+                        + ": lower data.batch or build more")
+
+
 def _validation_triplets(d) -> TripletDataset:
     """The manifest's ``val`` triplets, else its ``test`` ones."""
     for split in ("val", "test"):
@@ -135,7 +145,8 @@ def _validation_triplets(d) -> TripletDataset:
         except UserError:
             continue
     raise UserError(f"manifest {d.manifest} has no validation triplets (split val or test): "
-                    "build it with refdeblur-triplets --val-videos NAMES or --val-fraction F")
+                    "build it with refdeblur-triplets and --val-videos or --val-sequences "
+                    "NAMES, or --val-fraction F")
 
 
 def _append_csv(path: Path, row: dict, checked: set[Path]) -> None:
@@ -263,11 +274,30 @@ def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
     return state_path
 
 
+def _keep_the_average(cfg: TrainConfig, state_path: Path, quiet: bool) -> None:
+    """A run that kept a moving average of its weights goes on keeping it, with its decay,
+    where the resuming command does not say (a recipe that passes ``ema_decay=0`` by
+    default would otherwise drop it for good)."""
+    if cfg.train.ema_decay > 0:
+        return
+    metadata = read_safetensors(state_path, None, "training state")[1]
+    try:
+        decay = float(json.loads(metadata.get("train_config", "{}"))["train"]["ema_decay"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if decay > 0:
+        cfg.train.ema_decay = decay
+        if not quiet:
+            print(f"the run keeps its moving average of the weights (ema_decay {decay})")
+
+
 def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, overwrite: bool = False) -> _Run:
     """Model, optimisers and output folder of a run, resumed from its state if asked."""
     opt = cfg.train
     out_dir = Path(cfg.out)
     state_path = _check_out(out_dir, resume, overwrite)
+    if resume:
+        _keep_the_average(cfg, state_path, quiet)
     rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     device = choose_device(rank)
     torch.manual_seed(opt.seed + 1000 * rank.rank)
@@ -330,8 +360,9 @@ def _end_workers(loader: DataLoader) -> None:
 def _make_loader(run: _Run, train_set: Dataset) -> tuple[DataLoader, DistributedSampler | None]:
     """Batches of the training set; under torchrun each rank draws its own share."""
     cfg, rank = run.cfg, run.rank
+    # a resumed run's shuffles differ from the start's (which would replay its batches)
     sampler = DistributedSampler(train_set, rank.world, rank.rank, shuffle=True,
-                                 seed=cfg.train.seed) if rank.world > 1 else None
+                                 seed=cfg.train.seed + run.step) if rank.world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.data.batch, shuffle=sampler is None,
                         sampler=sampler, num_workers=cfg.data.workers, drop_last=True,
                         pin_memory=run.device.type == "cuda",
@@ -445,19 +476,18 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     """
     started = time.monotonic()
     opt = cfg.train
+    _check_out(Path(cfg.out), resume, overwrite)  # before the data, which may take minutes
+    # the data is checked before the run's folder is touched (--overwrite clears its logs)
+    train_set, val_samples = build_datasets(cfg)
+    _check_batch(cfg, len(train_set))
     run = _start_run(cfg, resume, quiet, overwrite)
     rank, device = run.rank, run.device
-    train_set, val_samples = build_datasets(cfg)
     net: nn.Module = run.model
     if rank.world > 1:
         net = DistributedDataParallel(run.model, device_ids=[device.index]
                                       if device.index is not None and device.type == "cuda"
                                       else None)
     loader, sampler = _make_loader(run, train_set)
-    if len(loader) == 0:  # the loader drops an incomplete batch: it would never give one
-        raise UserError(f"data.batch is {cfg.data.batch}, but there are only {len(train_set)} "
-                        "training triplets" + (f" for {rank.world} processes" if rank.world > 1
-                                               else "") + ": lower data.batch or build more")
     amp = autocast_dtype(device, opt.amp)
     weights = LossWeights(opt.content_weight, opt.frequency_weight, opt.adversarial_weight)
     margin = getattr(train_set, "margin", 0)
