@@ -247,6 +247,31 @@ def test_an_interrupted_validation_build_leaves_the_earlier_sets_as_they_were(
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in out.iterdir()) == ["average", "generators.json", "shake"]
     assert [g["name"] for g in read_index(out)] == ["shake", "average"]
+    # stopped at the very end, the new sets already moved in: the earlier ones come back
+    monkeypatch.setitem(validation.BUILDERS, "average", small_set)
+    real_replace = Path.replace
+
+    def stopped(self, target):
+        if self.name.startswith(".generators"):
+            raise KeyboardInterrupt
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", stopped)
+    (out / "shake" / "manifest.jsonl").write_text("")  # so the earlier set can be told apart
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(KeyboardInterrupt):
+        validation.build_validation(out, tmp_path, tmp_path, only=["shake", "average"])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["average", "generators.json", "shake"]
+    monkeypatch.setattr(Path, "replace", real_replace)
+    # a set that is a link to a folder elsewhere: replaced by the new set, the folder kept
+    elsewhere = tmp_path / "elsewhere"
+    (out / "shake").rename(elsewhere)
+    (out / "shake").symlink_to(elsewhere)
+    validation.build_validation(out, tmp_path, tmp_path, only=["shake"])
+    assert not (out / "shake").is_symlink() and (out / "shake" / "manifest.jsonl").stat().st_size
+    assert (elsewhere / "manifest.jsonl").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["average", "generators.json", "shake"]
 
 
 def _training_photos() -> set[str]:

@@ -216,27 +216,56 @@ def build_validation(
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     entries = {entry["name"]: entry for entry in index.get("generators", [])}
     built = [name for name in GENERATORS if name in chosen]
-    # each set is built in a hidden folder and moved into place only when all are: an
-    # interrupted or failed build leaves the earlier sets and their index as they were
+    # each set is built in a hidden folder; when all are built, the earlier sets are moved
+    # aside, the new ones in and the index replaced (renames, no copying), and only then are
+    # the earlier ones deleted: an interrupted or failed build leaves them and their index
     partial = {name: outdir / f".{name}.partial" for name in built}
+    earlier = {name: outdir / f".{name}.earlier" for name in built}
+    moved_in: list[str] = []
     try:
         for name in built:
-            shutil.rmtree(partial[name], ignore_errors=True)  # what a killed run left
+            _remove(partial[name])  # what a killed run left
             triplets, sources = BUILDERS[name](partial[name], videos, photos, seed)
             entries[name] = {"name": name, "left_out": name == LEFT_OUT,
                              "manifest": f"{name}/{MANIFEST_NAME}", "triplets": len(triplets),
                              "sources": sources, "about": ABOUT[name], "seed": seed}
+        index = {"left_out": LEFT_OUT,
+                 "generators": [entries[name] for name in GENERATORS if name in entries]}
+        written = index_path.with_name(f".{index_path.name}.partial")
+        written.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        for name in built:
+            _remove(earlier[name])
+            if (outdir / name).exists() or (outdir / name).is_symlink():
+                (outdir / name).rename(earlier[name])
+        for name in built:
+            partial[name].rename(outdir / name)
+            moved_in.append(name)
+        written.replace(index_path)
+    except OSError as exc:
+        _undo(outdir, built, moved_in, partial, earlier)
+        raise UserError(f"cannot build the validation sets in {outdir}: {exc}") from None
     except BaseException:
-        for folder in partial.values():
-            shutil.rmtree(folder, ignore_errors=True)
+        _undo(outdir, built, moved_in, partial, earlier)
         raise
-    for name in built:
-        shutil.rmtree(outdir / name, ignore_errors=True)
-        partial[name].rename(outdir / name)
-    index = {"left_out": LEFT_OUT,
-             "generators": [entries[name] for name in GENERATORS if name in entries]}
-    written = index_path.with_name(f".{index_path.name}.partial")
-    written.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    written.replace(index_path)
+    for folder in earlier.values():
+        _remove(folder)
     # the triplets where they now lie (their manifests hold paths relative to themselves)
     return [t for name in built for t in read_manifest(outdir / name / MANIFEST_NAME)]
+
+
+def _undo(outdir: Path, built: list[str], moved_in: list[str], partial: dict[str, Path],
+          earlier: dict[str, Path]) -> None:
+    """Remove what a stopped build made and put the earlier sets back."""
+    for name in built:
+        _remove(outdir / name if name in moved_in else partial[name])
+        if earlier[name].exists() or earlier[name].is_symlink():
+            earlier[name].rename(outdir / name)
+    _remove(outdir / ".generators.json.partial")
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, a folder or a link (never the folder a link points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
