@@ -10,6 +10,10 @@ class UserError(Exception):
     """A problem with the user's input or options, shown as one clear line (no traceback)."""
 
 
+class FrameSizeError(UserError):
+    """The frames of one video or frame folder are not all of one size."""
+
+
 def unknown_device(name: str) -> UserError:
     """The error for a device name that is none of those the tools take."""
     return UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)")

@@ -605,8 +605,13 @@ def test_a_video_of_one_frame_is_named_and_skipped(tmp_path: Path) -> None:
     assert not (tmp_path / "b").exists()
 
 
-def test_a_frame_folder_of_mixed_sizes_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("odd", "count"), [("frame5.png", 12), ("frame0.png", 3)])
+def test_a_frame_folder_of_mixed_sizes_is_one_line(tmp_path: Path, odd: str, count: int) -> None:
     folder = _videos(tmp_path, 1)[0]  # 12 frames of 64x48
-    write_png(folder / "frame5.png", _texture(50, 60, seed=9))
-    with pytest.raises(UserError, match=r"frame5.png is 60x50, other frames of .* 64x48"):
-        build_video_triplets([folder], tmp_path / "out", frames_per_video=12, dmin=1, dmax=1)
+    write_png(folder / odd, _texture(50, 60, seed=9))
+    # the odd frame named, whether it comes first or later
+    sizes = ("frame0.png is 60x50, frame1.png 64x48" if odd == "frame0.png"
+             else "frame0.png is 64x48, frame5.png 60x50")
+    with pytest.raises(UserError, match=f"the frames of .*video0 differ in size: {sizes}"):
+        build_video_triplets([folder], tmp_path / "out", frames_per_video=count, dmin=1,
+                             dmax=1)

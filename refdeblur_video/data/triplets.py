@@ -25,7 +25,7 @@ import numpy as np
 
 from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, write_manifest
 from refdeblur_video.data.shake import DEFAULT_SHAKE, CameraShake, synthesize_camera_blur
-from refdeblur_video.errors import UserError
+from refdeblur_video.errors import FrameSizeError, UserError
 from refdeblur_video.frames.shots import shot_ids, shot_ranges
 from refdeblur_video.image_files import resize_max_side, to_uint8, write_png
 from refdeblur_video.video.sources import count_frames, fetch_frames, iter_frames
@@ -277,6 +277,8 @@ def _decodable_frames(path: Path, reader: str) -> Iterator[np.ndarray]:
     try:
         for frame in iter_frames(path, reader=reader):
             yield frame.image
+    except FrameSizeError:
+        raise  # not a decoding failure: no triplet of this video could be right
     except UserError:
         return
 

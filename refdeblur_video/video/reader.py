@@ -33,7 +33,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from refdeblur_video.errors import UserError
+from refdeblur_video.errors import FrameSizeError, UserError
 from refdeblur_video.video.frame import Frame, frame_interval
 from refdeblur_video.video.metadata import (
     VideoInfo,
@@ -208,7 +208,7 @@ class VideoReader:
                                "blurry frame's two fields are restored together, as one "
                                "picture")
                 if (frame.width, frame.height) != (self.info.width, self.info.height):
-                    raise UserError(
+                    raise FrameSizeError(
                         f"{self.path}: the frame size changes at frame {index} (from "
                         f"{self.info.width}x{self.info.height} to {frame.width}x"
                         f"{frame.height}), which is not supported: cut the video there and "

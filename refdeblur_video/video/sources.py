@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from refdeblur_video import image_files
-from refdeblur_video.errors import UserError
+from refdeblur_video.errors import FrameSizeError, UserError
 from refdeblur_video.image_files import IMAGE_SUFFIXES, is_image_path, read_image, to_uint8
 from refdeblur_video.video.frame import Frame
 
@@ -57,15 +57,16 @@ def iter_frames(
     then reads only those files, a video is decoded up to the last one)."""
     source = _existing(source)
     if source.is_dir():
-        size = None
+        first = None  # the first file read, and its image's size
         for index, file in enumerate(_images_in(source)):
             if wanted is None or index in wanted:
                 image = load_image(file) if uint8 else read_image(file)
-                size = size or image.shape[:2]
-                if image.shape[:2] != size:  # a frame and its reference must line up
-                    raise UserError(f"{file} is {image.shape[1]}x{image.shape[0]}, other "
-                                    f"frames of {source} {size[1]}x{size[0]}: the frames of "
-                                    "one sequence must share a size")
+                first = first or (file, image.shape[:2])
+                if image.shape[:2] != first[1]:  # a frame and its reference must line up
+                    raise FrameSizeError(
+                        f"the frames of {source} differ in size: {first[0].name} is "
+                        f"{first[1][1]}x{first[1][0]}, {file.name} {image.shape[1]}x"
+                        f"{image.shape[0]}")
                 yield _untimed(index, image)
     elif is_image_path(source):
         if wanted is None or 0 in wanted:
