@@ -23,9 +23,11 @@ def natural_key(name: str) -> list:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, in natural order (may be empty)."""
+    """Image files directly inside ``folder``, in natural order (may be empty); hidden files
+    (a camera card's ``._*`` companions) are left out, as a folder of videos leaves them."""
     folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+             and not p.name.startswith(".")]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 

@@ -102,7 +102,8 @@ def pipeline_log_rows() -> list[dict]:
 
 
 def test_folders_are_read_in_natural_order_as_rgb_uint8(tmp_path):
-    colours = {"f10.png": 10, "f2.png": 2, "f1.jpg": 1, "notes.txt": None}
+    colours = {"f10.png": 10, "f2.png": 2, "f1.jpg": 1, "notes.txt": None,
+               "._f1.jpg": None}  # a card's AppleDouble companion: hidden, left out
     for name, value in colours.items():
         if value is None:
             (tmp_path / name).write_text("not an image")

@@ -1002,7 +1002,9 @@ def test_chapters_are_kept(make_test_clip, tmp_path, suffix):
     assert kept(again) == [(0, Fraction(1, 5), "Intro"), (Fraction(1, 5), Fraction(2, 5), "Main")]
 
 
-def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tmp_path):
+@pytest.mark.parametrize("sound_first", [0, 3])
+def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tmp_path,
+                                                                             sound_first):
     source = tmp_path / "capture.ts"
     start = 2**33 - 10 * 3600  # 10 frames before the 33-bit clock wraps to 0
     with av.open(str(source), "w") as out:
@@ -1023,7 +1025,7 @@ def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tm
             chunk = av.AudioFrame.from_ndarray((samples * 8000).astype(np.int16).reshape(1, -1),
                                                format="s16", layout="stereo")
             chunk.sample_rate, chunk.time_base = 48000, Fraction(1, 90000)
-            chunk.pts = start + i * 2160
+            chunk.pts = start - sound_first * 3600 + i * 2160  # may start before the video
             for packet in sound.encode(chunk):
                 out.mux(packet)
         for packet in sound.encode():
@@ -1045,6 +1047,8 @@ def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tm
         got = starts(tmp_path / f"out{suffix}")
         assert got[0] == 20 and got[1] == pytest.approx(span, abs=0.002)
         assert got[2] == pytest.approx(lead, abs=0.002), suffix  # sound still in step
+        with av.open(str(tmp_path / f"out{suffix}")) as container:  # nothing before 0
+            assert min(p.pts for p in container.demux() if p.pts is not None) >= 0
 
 
 def test_a_cover_picture_is_not_taken_for_the_video():

@@ -25,6 +25,7 @@ from ..image_files import ALPHA_SUFFIXES, is_image_path, read_image, read_photo,
 from ..interrupts import finishing
 from ..refine.step import restore_step
 from ..safe_output import atomic_output
+from ..video.frame import to_coded_orientation
 from ..video.metadata import probe
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
@@ -111,15 +112,6 @@ def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
                    both_sides=options.both_sides)
 
 
-def _coded_orientation(photo: np.ndarray, rotation: int) -> np.ndarray:
-    """A ``--ref`` photo, which shows the scene as the video is shown (turned by its display
-    rotation, degrees counter-clockwise), turned back into the frames' coded orientation."""
-    quarter_turns = round(rotation / 90) % 4
-    if not quarter_turns:
-        return photo
-    return np.ascontiguousarray(np.rot90(photo, k=-quarter_turns))
-
-
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     if reference.shape[:2] != shape[:2]:
         log.warning("the reference image is %dx%d, the frames %dx%d: resizing it",
@@ -176,7 +168,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     forced = None
     if ref_image is not None:  # fitted once to the stream's size and sample type
         frame_dtype = np.uint16 if info.bit_depth > 8 else np.uint8
-        forced = _fit_reference(_coded_orientation(ref_image, info.rotation),
+        # a --ref photo shows the scene as the video is shown, turned by its rotation
+        forced = _fit_reference(to_coded_orientation(ref_image, info.rotation),
                                 (info.height, info.width), frame_dtype)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)

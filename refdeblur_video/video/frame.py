@@ -11,7 +11,16 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["Frame", "frame_interval"]
+__all__ = ["Frame", "frame_interval", "to_coded_orientation"]
+
+
+def to_coded_orientation(image: np.ndarray, rotation: int) -> np.ndarray:
+    """``image`` as a video of display ``rotation`` is shown (degrees counter-clockwise, as
+    :attr:`VideoInfo.rotation`) turned back into the video's coded orientation; a rotation
+    that is no multiple of 90 degrees is left alone."""
+    if rotation % 90 or not (rotation // 90) % 4:
+        return image
+    return np.ascontiguousarray(np.rot90(image, (-rotation // 90) % 4))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ __all__ = ["VideoInfo", "probe", "open_container", "pix_fmt_bit_depth", "video_d
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Properties of a file's first video stream.
+    """Properties of a file's video stream (:func:`main_video_stream`).
 
     ``width``/``height`` are the coded size (before rotation). ``rotation`` is the display
     rotation in degrees counter-clockwise (PyAV's ``VideoFrame.rotation`` convention, in
@@ -57,7 +57,7 @@ class VideoInfo:
     # make a 1440x1080 frame 16:9); None: square
     sample_aspect_ratio: Fraction | None = None
     # the file's chapters as PyAV gives them (id, start, end, time_base, metadata)
-    chapters: tuple[dict[str, Any], ...] = ()
+    chapters: tuple[dict[str, Any], ...] = field(default=(), hash=False)
     # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced (2 and 4 top field
     # first, 3 and 5 bottom field first)
     field_order: int = 0
@@ -184,7 +184,7 @@ def _announced_frames(stream, duration_s: float | None, fps: Fraction | None) ->
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read the properties of the first video stream of ``path``.
+    """Read the properties of the video stream of ``path`` (:func:`main_video_stream`).
 
     Raises UserError for a missing file, a file that is not media, or one without video.
     """

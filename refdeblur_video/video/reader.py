@@ -34,7 +34,7 @@ import av
 import numpy as np
 
 from refdeblur_video.errors import FrameSizeError, UserError
-from refdeblur_video.video.frame import Frame, frame_interval
+from refdeblur_video.video.frame import Frame, frame_interval, to_coded_orientation
 from refdeblur_video.video.metadata import (
     VideoInfo,
     main_video_stream,
@@ -121,7 +121,7 @@ def open_reader(path: str | os.PathLike, backend: str = "pyav") -> VideoReader:
 
 
 class VideoReader:
-    """Iterates the frames of the first video stream; ``.info`` describes the stream.
+    """Iterates the frames of the video (not a cover picture); ``.info`` describes them.
 
     Each ``iter()`` starts a fresh decoding pass from the beginning. Decoding runs on FFmpeg's
     own threads (``thread_type = "AUTO"``); memory use does not grow with the video length.
@@ -204,9 +204,9 @@ class VideoReader:
             for index, frame in enumerate(self._decoded_frames(container, stream)):
                 if index == 0 and frame.interlaced_frame:
                     _warn_once(("interlaced", self.path),
-                               f"{self.path} is interlaced: the output is too, but a "
-                               "blurry frame's two fields are restored together, as one "
-                               "picture")
+                               f"{self.path} is interlaced: the output keeps its field "
+                               "order, but a blurry frame's two fields are restored "
+                               "together, as one picture")
                 if (frame.width, frame.height) != (self.info.width, self.info.height):
                     raise FrameSizeError(
                         f"{self.path}: the frame size changes at frame {index} (from "
@@ -333,7 +333,6 @@ class VideoReader:
         exact = _packet_pts(self.path)
         start = (self.info.start_pts or 0) * time_base
         rotation = self.info.rotation
-        turns = (-rotation // 90) % 4 if rotation % 90 == 0 else 0
         increasing = _IncreasingPts(self.path, self.info.fps)
         for index in range(len(vr)):
             try:
@@ -346,15 +345,15 @@ class VideoReader:
                 pts = exact[index]
             else:
                 pts = int(round((Fraction(float(start_s)) + start) / time_base))
-            if turns:  # decord shows frames upright; we keep the coded orientation
-                image = np.rot90(image, turns)
+            # decord shows frames upright; we keep the coded orientation
+            image = to_coded_orientation(image, rotation)
             yield Frame(index, increasing(index, pts, time_base), time_base,
                         np.ascontiguousarray(image))
         del vr
 
 
 def _packet_pts(path: str) -> list[int] | None:
-    """Sorted pts of the first video stream's packets (no decoding), None if any is missing."""
+    """Sorted pts of the video stream's packets (no decoding), None if any is missing."""
     try:
         with av.open(path) as container:
             stream = main_video_stream(container)

@@ -258,7 +258,7 @@ def _tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
 #: the highest constant rate factor each encoder takes (x264 and x265 clamp a higher one to
 #: their worst quality without a word)
 _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63,
-            "libsvtav1": 63, "libaom-av1": 63}
+            "libsvtav1": 63, "libaom-av1": 63, "mjpeg": 51}
 
 
 _QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
@@ -282,12 +282,12 @@ def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
         # resumed run no longer matches an uninterrupted one. Its AVX2 code does not, and
         # is as fast here.
         opts["x264-params"] = "asm=AVX2"
-    if field_order in _INTERLACED and codec_name in ("libx264", "libx264rgb", "mpeg2video"):
-        # code the fields as fields, so that a player deinterlaces them again
+    if field_order in _INTERLACED and codec_name in ("libx264", "libx264rgb"):
+        # code the fields as fields, so that a player deinterlaces them again (other
+        # encoders have the field order in the stream's tags only)
         opts["flags"] = "+ildct+ilme"
-        if codec_name != "mpeg2video":
-            first = "tff=1" if field_order in _TOP_FIELD_FIRST else "bff=1"
-            opts["x264-params"] = ":".join(filter(None, (opts.get("x264-params"), first)))
+        first = "tff=1" if field_order in _TOP_FIELD_FIRST else "bff=1"
+        opts["x264-params"] = ":".join(filter(None, (opts.get("x264-params"), first)))
     if codec_name in ("libx264", "libx264rgb", "libx265"):
         # CRF 0 asks for lossless, which x264 gives only at 8 bits (its CRF scale moves by 6
         # per extra bit) and x265 never: QP 0 and x265's lossless mode are, at any depth.
@@ -319,8 +319,8 @@ def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
         # which FFmpeg calls unofficial, rather than every sample converted
         opts["strict"] = "unofficial"
         # a fixed quantiser (FFmpeg's -q:v, 1 best to 31) instead of its default 200 kb/s:
-        # the CRF scale mapped onto it (16, the default, is 2)
-        quality = max(1, min(31, round((16 if crf is None else crf) / 8)))
+        # CRF 0-51 mapped onto q 1-7 (16, the default, is 2; JPEG past q 7 looks broken)
+        quality = max(1, round((16 if crf is None else crf) / 8))
         opts.update(flags="+qscale", global_quality=str(quality * _QP_TO_LAMBDA))
     return opts
 
@@ -549,6 +549,10 @@ class VideoWriter:
                 wanted.append(stream)
         if wanted:
             self._packets = self._source.demux(wanted)
+            if self._shift:  # every stream moves by as much as the earliest needs
+                earliest = min((Fraction(s.start_time) * s.time_base for s in wanted
+                                if s.start_time is not None and s.time_base), default=0)
+                self._shift = max(self._shift, math.ceil(-earliest / self.time_base))
         else:
             self._source.close()
             self._source = None

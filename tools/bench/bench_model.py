@@ -354,7 +354,8 @@ def cpu_name() -> str:
 
 
 class MeasurementFailed(RuntimeError):
-    """A measurement's process ended without a result (its traceback is above)."""
+    """A measurement's process ended without a result (its error, if it could say one, is
+    above)."""
 
 
 def run_isolated(fn, *args):
