@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .argparsing import OneLineParser
@@ -23,6 +24,9 @@ from .messages import route_messages, say
 from .pipeline.options import DeblurOptions
 from .pipeline.preflight import preflight
 from .pipeline.resume import UnfinishedRun, interrupted_line
+
+if TYPE_CHECKING:  # the pipeline loads PyTorch: only once the arguments are checked
+    from .pipeline.run import RunSummary
 
 EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
@@ -164,7 +168,8 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _close(result) -> None:
+def _close(result: RunSummary) -> None:
+    """A file's closing line, as soon as it is done."""
     print(result.closing_line(), flush=True)
 
 
