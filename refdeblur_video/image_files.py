@@ -49,7 +49,37 @@ def _decoded(path: str | Path) -> np.ndarray:
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
-    return image
+    # OpenCV leaves the samples as stored when it keeps every channel and bit
+    return _as_shown(image, _exif_orientation(path))
+
+
+# EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
+_ORIENTED = {
+    2: lambda a: a[:, ::-1],  # mirrored
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),  # mirrored and turned
+    6: lambda a: np.rot90(a, -1),  # turned a quarter clockwise to be shown upright
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag of a photo (1, upright, where it has none)."""
+    from PIL import Image, UnidentifiedImageError  # Pillow reads only the header here
+
+    try:
+        with Image.open(path) as photo:
+            return int(photo.getexif().get(0x0112, 1))
+    except (UnidentifiedImageError, OSError, ValueError, TypeError, SyntaxError):
+        return 1
+
+
+def _as_shown(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored samples turned and mirrored as a viewer shows them (EXIF orientation)."""
+    step = _ORIENTED.get(orientation)
+    return image if step is None else np.ascontiguousarray(step(image))
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

@@ -872,3 +872,31 @@ def test_a_reference_photo_of_a_turned_video_is_taken_as_the_video_is_shown(
                         lambda image, *args: fitted.append(image) or real(image, *args))
     deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, ref=str(photo))
     np.testing.assert_array_equal(fitted[0], clip.frames[2])  # the coded orientation
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_is_read_as_its_exif_orientation_shows_it(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from refdeblur_video.image_files import read_image, read_photo
+
+    stored = make_image(size=(48, 32), index=orientation)
+    path = tmp_path / "photo.png"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, exif=exif)
+    with Image.open(path) as photo:  # Pillow's own reading of the tag, independently
+        shown = np.asarray(ImageOps.exif_transpose(photo).convert("RGB"))
+    np.testing.assert_array_equal(read_image(path), shown)
+    np.testing.assert_array_equal(read_photo(path)[0], shown)
+
+
+def test_a_turned_camera_photo_is_restored_upright(tmp_path, restorer):
+    from PIL import Image
+
+    sharp = make_image(size=(96, 64))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.fromarray(sharp).save(tmp_path / "camera.jpg", exif=exif, quality=95)
+    deblur_image(tmp_path / "camera.jpg", tmp_path / "out.png", restorer)
+    assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (96, 64)  # as shown
