@@ -100,7 +100,10 @@ def read_photo(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
     restored photo needs to be written back in the file's own form."""
     image = _decoded(path)
     alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
-    return _as_rgb(image), alpha, image.ndim == 2
+    # OpenCV gives a grey photo with transparency as four channels, its three colours equal
+    grey = image.ndim == 2 or (alpha is not None and bool(
+        (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()))
+    return _as_rgb(image), alpha, grey
 
 
 def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = None,
@@ -113,8 +116,10 @@ def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = 
     if image.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
         image = to_uint8(image)
         alpha = None if alpha is None else to_uint8(alpha)
-    if image.ndim == 2:
+    if image.ndim == 2 and (alpha is None or suffix not in ALPHA_SUFFIXES):
         samples = image
+    elif image.ndim == 2:  # OpenCV writes no grey with alpha: its three colours equal
+        samples = np.dstack((image, image, image, alpha.astype(image.dtype)))
     elif alpha is not None and suffix in ALPHA_SUFFIXES:
         samples = np.dstack((cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha.astype(image.dtype)))
     else:

@@ -366,6 +366,14 @@ def test_a_photo_keeps_its_transparency_and_a_grey_photo_stays_grey(tmp_path, re
     cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     deblur_image(tmp_path / "grey.png", tmp_path / "grey_out.png", restorer)
     assert cv2.imread(str(tmp_path / "grey_out.png"), cv2.IMREAD_UNCHANGED).ndim == 2
+    from PIL import Image  # OpenCV writes no grey with alpha (PNG's LA)
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    Image.fromarray(np.dstack((grey, alpha)), "LA").save(tmp_path / "grey_alpha.png")
+    deblur_image(tmp_path / "grey_alpha.png", tmp_path / "grey_alpha_out.png", restorer)
+    written = cv2.imread(str(tmp_path / "grey_alpha_out.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(written[..., 3], alpha)
+    assert (written[..., 0] == written[..., 1]).all() and (written[..., 1] == written[..., 2]).all()
 
 
 def test_a_photo_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, restorer,
