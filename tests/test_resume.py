@@ -366,3 +366,22 @@ def test_files_finished_before_an_interruption_have_their_closing_lines(
     assert code == 130
     assert f"{tmp_path / 'out' / 'a.mp4'}: 6 frames" in said.out, said
     assert "b.mp4" not in said.out and "interrupted" in said.err
+
+
+def test_a_state_folder_removed_under_a_run_is_one_line(make_test_clip, tmp_path, monkeypatch,
+                                                        capsys):
+    from refdeblur_video.cli import main as cli_main
+    from refdeblur_video.pipeline import resume
+
+    clip = make_test_clip("in.mp4", n_frames=8, blurry={3})
+
+    def removed(source, target):  # as when the hidden folder is deleted meanwhile
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(source))
+
+    monkeypatch.setattr(resume.os, "replace", removed)
+    out = tmp_path / "out.mp4"
+    assert cli_main(["-q", str(clip.path), str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot write {out}: ")
+    assert err[0].endswith("was removed while the run was writing it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

@@ -153,6 +153,9 @@ def _storage_errors_reported(output: str | os.PathLike,
     try:
         yield
     except OSError as exc:
+        if exc.errno == errno.ENOENT and exc.filename:  # removed under the run's feet
+            raise UserError(f"cannot write {output}: {exc.filename} was removed while the "
+                            "run was writing it") from exc
         if exc.errno not in _STORAGE_ERRNOS:
             raise
         head = f"cannot write {output} ({exc.strerror or exc})"
