@@ -346,13 +346,16 @@ def test_resume_goes_on_with_the_adapted_weights(clip, fast, tmp_path, monkeypat
             raise KeyboardInterrupt
         return restore(self, blurry, refs)
 
-    options = dict(adapt=True, quiet=True, batch=1, segment_seconds=0.32)  # 8 frames
+    saved = tmp_path / "w.safetensors"  # written before the interruption, by the same run
+    options = dict(adapt=True, quiet=True, batch=1, segment_seconds=0.32,  # 8 frames
+                   save_adapted=str(saved))
     with monkeypatch.context() as patch:
         patch.setattr(Restorer, "restore_floats", stops_at_the_fourth_call)
         with pytest.raises(KeyboardInterrupt):
             deblur_video(clip.path, out, tiny_restorer(), **options)
-    assert (state_dir(out) / "adapted.safetensors").is_file()
+    assert (state_dir(out) / "adapted.safetensors").is_file() and saved.is_file()
     summary = deblur_video(clip.path, out, tiny_restorer(), resume=True, **options)
+    assert saved.is_file()
     assert summary.resumed >= 8 and summary.restored == 6
     assert summary.adaptation in ("adapted weights of the interrupted run reused",
                                   "restored with the original model, as before the "

@@ -186,9 +186,11 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
     """
     if getattr(restorer, "model", None) is None:
         raise UserError("--adapt needs a network to adapt")
-    check_save_path(opts.save_adapted, opts.overwrite)
     kept = keep_in / KEPT_NAME if keep_in is not None else None
-    if resuming and kept is not None and kept.is_file():
+    reusing = resuming and kept is not None and kept.is_file()
+    # a resumed run wrote its --save-adapted file itself before it was stopped
+    check_save_path(opts.save_adapted, opts.overwrite or reusing)
+    if reusing:
         outcome = _reuse(restorer, kept)
         outcome.metadata = {k: v for k, v in outcome.metadata.items() if k in ADAPT_KEYS}
         _save(outcome, opts.save_adapted, outcome.metadata)
