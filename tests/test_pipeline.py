@@ -908,3 +908,19 @@ def test_a_turned_camera_photo_is_restored_upright(tmp_path, restorer):
     Image.fromarray(sharp).save(tmp_path / "camera.jpg", exif=exif, quality=95)
     deblur_image(tmp_path / "camera.jpg", tmp_path / "out.png", restorer)
     assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (96, 64)  # as shown
+
+
+def test_video_options_given_for_a_photo_are_named(tmp_path, restorer, caplog, capsys):
+    blurry, sharp = tmp_path / "blurry.png", tmp_path / "sharp.png"
+    make_image(blurry, blurry=True)
+    make_image(sharp, index=1)
+    with caplog.at_level("WARNING"):
+        summary = deblur_image(blurry, tmp_path / "out.jpg", restorer, ref=str(sharp), crf=30,
+                               all_frames=True, window=3)
+    said = [r.getMessage() for r in caplog.records if "for a photo" in r.getMessage()]
+    assert said == ["for a photo --crf, --window, --all-frames do nothing (video options)"]
+    assert summary.closing_line().startswith(f"{tmp_path / 'out.jpg'}: 1 frame, 1 restored")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        deblur_image(blurry, tmp_path / "out2.jpg", restorer, ref=str(sharp))
+    assert not [r for r in caplog.records if "for a photo" in r.getMessage()]

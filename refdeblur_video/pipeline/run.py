@@ -39,6 +39,7 @@ from .preflight import (
     expand_inputs,
     is_many,
     output_name,
+    video_only_options,
 )
 from .resume import (
     RunState,
@@ -86,7 +87,8 @@ class RunSummary:
         shots = f" in {self.shots} shots" if self.shots > 1 else ""
         resumed = f", resumed at frame {self.resumed}" if self.resumed else ""
         adapted = f"; {self.adaptation}" if self.adaptation else ""
-        return (f"{self.output}: {self.frames} frames{shots}, {self.restored} restored"
+        frames = f"{self.frames} frame{'' if self.frames == 1 else 's'}"
+        return (f"{self.output}: {frames}{shots}, {self.restored} restored"
                 f"{dropped}, {self.seconds:.1f} s{resumed}{adapted}")
 
 
@@ -246,6 +248,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     opts = _checked_options(input, output, options)
     if opts.adapt:
         raise UserError("--adapt learns from a video's own sharp frames: it needs a video")
+    ignored = video_only_options(opts)
+    if ignored:
+        log.warning("for a photo %s %s nothing (video options)", ", ".join(ignored),
+                    "does" if len(ignored) == 1 else "do")
     blurry, alpha, grey = read_photo(input)
     if alpha is not None and Path(output).suffix.lower() not in ALPHA_SUFFIXES:
         log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
