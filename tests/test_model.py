@@ -1,6 +1,7 @@
 """The network: shapes, identity at initialisation, parameter counts, configs, checkpoints."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -104,6 +105,9 @@ def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):
     assert restorer.trained
     for key, value in net.state_dict().items():
         assert torch.equal(restorer.model.state_dict()[key], value)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as any other output, not private
 
 
 def test_checkpoint_with_other_config_is_refused(tmp_path):

@@ -38,7 +38,15 @@ def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor],
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
               metadata=metadata)
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors makes its files private (0600)
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    """The process's file mode mask (read by setting it, then set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_safetensors(
