@@ -43,15 +43,17 @@ def check_writable_file(path: str | os.PathLike, name: str) -> None:
         raise UserError(f"{name} folder {folder} is not writable")
 
 
-def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
-    """Refuse writing the output over the input (same path, link or hard link)."""
+def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
+                        what: str = "input") -> None:
+    """Refuse writing the output over the input, or another file the run reads (``what``
+    names it): the same path, a link or a hard link."""
     src, dst = Path(input_path), Path(output_path)
     same = src.resolve() == dst.resolve()
     if not same and src.exists() and dst.exists():
         with contextlib.suppress(OSError):
             same = os.path.samefile(src, dst)
     if same:
-        raise UserError(f"output {dst} is the input file; choose another output name")
+        raise UserError(f"output {dst} is the {what} file; choose another output name")
 
 
 def _temp_name(target: Path, token: str) -> str:

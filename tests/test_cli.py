@@ -74,6 +74,8 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
             "in.mp4", "o12.mp4", "--model", "bad.yaml"],
         # read more than once: a FIFO would hang the second read
         "input fifo.mkv is not a regular file (a pipe or device?)": ["fifo.mkv", "o13.mkv"],
+        "output in.mp4 is the --ref file": ["bad.yaml", "in.mp4", "--ref", "in.mp4", "-y"],
+        "output o14.png is an image, but in.mp4 is none of the images": ["in.mp4", "o14.png"],
     }
     (tmp_path / "bad.yaml").write_text("x: [\n")
     os.mkfifo(tmp_path / "fifo.mkv")

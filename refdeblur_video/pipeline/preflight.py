@@ -130,13 +130,19 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     check_not_same_file(input, output)
     check_output_path(output, options.overwrite)
     check_reference(options.ref)
+    if options.ref is not None:
+        check_not_same_file(options.ref, output, "--ref")
     check_log(options.log)
-    from ..image_files import is_image_path  # OpenCV: after the path checks
+    from ..image_files import IMAGE_SUFFIXES, is_image_path  # OpenCV: after the path checks
 
     if is_image_path(input):
         if not is_image_path(output):
             raise UserError(f"output {output} must be an image file (.png, .jpg, .tif, ...)")
         return
+    if is_image_path(output):  # an image out of what is no image the tool reads
+        raise UserError(f"output {output} is an image, but {input} is none of the images the "
+                        f"tool reads ({', '.join(IMAGE_SUFFIXES)}); a video needs a video "
+                        "output")
     from ..video.writer import container_for  # PyAV: after the path checks
 
     container_for(output)
