@@ -924,3 +924,15 @@ def test_video_options_given_for_a_photo_are_named(tmp_path, restorer, caplog, c
     with caplog.at_level("WARNING"):
         deblur_image(blurry, tmp_path / "out2.jpg", restorer, ref=str(sharp))
     assert not [r for r in caplog.records if "for a photo" in r.getMessage()]
+
+
+def test_a_run_that_restores_nothing_says_how_to_restore_every_frame(make_test_clip, tmp_path,
+                                                                     restorer):
+    clip = make_test_clip("even.mp4", n_frames=6)  # no frame blurrier than the others
+    summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True)
+    assert summary.restored == 0
+    assert "0 restored (none was much blurrier than its neighbours; --all-frames restores " \
+        "every frame)" in summary.closing_line()
+    forced = deblur_video(clip.path, tmp_path / "all.mp4", restorer, quiet=True,
+                          all_frames=True)
+    assert forced.restored == 6 and "--all-frames" not in forced.closing_line()

@@ -88,7 +88,10 @@ class RunSummary:
         resumed = f", resumed at frame {self.resumed}" if self.resumed else ""
         adapted = f"; {self.adaptation}" if self.adaptation else ""
         frames = f"{self.frames} frame{'' if self.frames == 1 else 's'}"
-        return (f"{self.output}: {frames}{shots}, {self.restored} restored"
+        # a video blurred evenly throughout has no frame blurrier than its neighbours
+        hint = (" (none was much blurrier than its neighbours; --all-frames restores every "
+                "frame)" if self.frames > 1 and not self.restored else "")
+        return (f"{self.output}: {frames}{shots}, {self.restored} restored{hint}"
                 f"{dropped}, {self.seconds:.1f} s{resumed}{adapted}")
 
 
