@@ -182,16 +182,22 @@ def test_foreign_or_damaged_state(make_test_clip, restorer, tmp_path):
 
 
 def test_overwrite_starts_again_and_resume_without_state_starts(make_test_clip, restorer,
-                                                                 tmp_path):
+                                                                 tmp_path, caplog):
     clip = make_test_clip("in.mp4", n_frames=20, blurry={3, 12})
     out = tmp_path / "out.mp4"
     interrupted_run(clip, out, restorer, calls=2)
     summary = deblur_video(clip.path, out, restorer, quiet=True, segment_seconds=SEGMENT,
                            overwrite=True)
     assert summary.resumed == 0 and summary.frames == 20 and not state_dir(out).exists()
-    fresh = deblur_video(clip.path, tmp_path / "fresh.mp4", restorer, quiet=True,
-                         segment_seconds=SEGMENT, resume=True)
+    with caplog.at_level("WARNING"):
+        fresh = deblur_video(clip.path, tmp_path / "fresh.mp4", restorer, quiet=True,
+                             segment_seconds=SEGMENT, resume=True)
     assert fresh.resumed == 0 and fresh.frames == 20
+    assert [r.getMessage() for r in caplog.records if "--resume" in r.getMessage()] == [
+        f"--resume: no interrupted run of {tmp_path / 'fresh.mp4'} was found; starting from "
+        "the first frame"]
+    with pytest.raises(UserError, match="already exists: that run finished"):  # once done
+        deblur_video(clip.path, tmp_path / "fresh.mp4", restorer, quiet=True, resume=True)
 
 
 def test_a_run_stopped_after_its_last_commit_only_writes_the_output(

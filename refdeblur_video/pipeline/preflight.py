@@ -128,6 +128,9 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     """The checks of one input file and its output, cheapest first."""
     check_input_file(input)
     check_not_same_file(input, output)
+    if options.resume and not options.overwrite and Path(output).is_file():
+        raise UserError(f"output {output} already exists: that run finished (--resume goes on "
+                        "with an interrupted one; --overwrite makes it again)")
     check_output_path(output, options.overwrite)
     check_reference(options.ref)
     if options.ref is not None:

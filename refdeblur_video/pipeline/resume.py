@@ -244,6 +244,9 @@ class RunState:
             if manifest is not None and resume:
                 state.manifest = manifest
             else:
+                if resume:
+                    log.warning("--resume: no interrupted run of %s was found; starting from "
+                                "the first frame", output)
                 state._clear()
                 state.committed_frames = state.segments_committed = 0
         except BaseException:
