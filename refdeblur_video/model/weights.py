@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from ..errors import UserError
@@ -36,17 +36,11 @@ def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor],
     if not path.parent.is_dir():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-              metadata=metadata)
-    os.chmod(tmp, 0o666 & ~_umask())  # safetensors makes its files private (0600)
+    # written by Python, so the file's mode follows the umask as any output's does
+    # (safetensors' own save_file makes its files private, 0600)
+    tmp.write_bytes(save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                         metadata=metadata))
     os.replace(tmp, path)
-
-
-def _umask() -> int:
-    """The process's file mode mask (read by setting it, then set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def read_safetensors(

@@ -83,3 +83,18 @@ class DeblurOptions:
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
         return cls(**kwargs)
+
+    def video_only_given(self) -> list[str]:
+        """The options given (set away from their defaults) that do nothing for a photo."""
+        default = DeblurOptions()
+        return [flag for name, flag in _VIDEO_ONLY.items()
+                if getattr(self, name) != getattr(default, name)]
+
+
+# options that only a video has a use for, by the option's name on the command line
+_VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fmt": "--pix-fmt",
+               "audio": "--no-audio", "threshold": "--threshold", "window": "--window",
+               "max_offset": "--max-offset", "all_frames": "--all-frames", "cuts": "--no-cuts",
+               "reader": "--reader", "resume": "--resume",
+               "segment_seconds": "--segment-seconds", "both_sides": "--one-reference",
+               "motion_prior": "--no-motion-prior"}

@@ -151,22 +151,6 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     container_for(output)
 
 
-# options that only a video has a use for, by the option's name on the command line
-_VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fmt": "--pix-fmt",
-               "audio": "--no-audio", "threshold": "--threshold", "window": "--window",
-               "max_offset": "--max-offset", "all_frames": "--all-frames", "cuts": "--no-cuts",
-               "reader": "--reader", "resume": "--resume",
-               "segment_seconds": "--segment-seconds", "both_sides": "--one-reference",
-               "motion_prior": "--no-motion-prior"}
-
-
-def video_only_options(options: DeblurOptions) -> list[str]:
-    """The options given (set away from their defaults) that do nothing for a photo."""
-    default = DeblurOptions()
-    return [flag for name, flag in _VIDEO_ONLY.items()
-            if getattr(options, name) != getattr(default, name)]
-
-
 def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
     """Among many inputs, each gets its own ``--log`` and ``--save-adapted`` file, named by
     its stem: refuse two inputs whose stems would share one."""

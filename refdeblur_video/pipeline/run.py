@@ -39,7 +39,6 @@ from .preflight import (
     expand_inputs,
     is_many,
     output_name,
-    video_only_options,
 )
 from .resume import (
     RunState,
@@ -251,7 +250,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     opts = _checked_options(input, output, options)
     if opts.adapt:
         raise UserError("--adapt learns from a video's own sharp frames: it needs a video")
-    ignored = video_only_options(opts)
+    ignored = opts.video_only_given()
     if ignored:
         log.warning("for a photo %s %s nothing (video options)", ", ".join(ignored),
                     "does" if len(ignored) == 1 else "do")

@@ -254,8 +254,8 @@ class _Run:
         save_checkpoint(self.out_dir / "model.safetensors", self.model, config,
                         extra={"step": str(self.step)}, settings=self.settings)
         if self.ema is not None:
-            save_checkpoint(self.out_dir / "ema.safetensors", self.ema.module,
-                            self.model.config, settings=self.settings,
+            save_checkpoint(self.out_dir / "ema.safetensors", self.ema.module, config,
+                            settings=self.settings,
                             extra={"step": str(self.step),
                                    "ema_decay": repr(self.cfg.train.ema_decay)})
 
@@ -291,11 +291,10 @@ def _keep_the_average(cfg: TrainConfig, state_path: Path, quiet: bool) -> None:
             print(f"the run keeps its moving average of the weights (ema_decay {decay})")
 
 
-def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, overwrite: bool = False) -> _Run:
+def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) -> _Run:
     """Model, optimisers and output folder of a run, resumed from its state if asked."""
     opt = cfg.train
     out_dir = Path(cfg.out)
-    state_path = _check_out(out_dir, resume, overwrite)
     if resume:
         _keep_the_average(cfg, state_path, quiet)
     rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
@@ -476,11 +475,12 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     """
     started = time.monotonic()
     opt = cfg.train
-    _check_out(Path(cfg.out), resume, overwrite)  # before the data, which may take minutes
+    # before the data, which may take minutes to load
+    state_path = _check_out(Path(cfg.out), resume, overwrite)
     # the data is checked before the run's folder is touched (--overwrite clears its logs)
     train_set, val_samples = build_datasets(cfg)
     _check_batch(cfg, len(train_set))
-    run = _start_run(cfg, resume, quiet, overwrite)
+    run = _start_run(cfg, resume, quiet, state_path)
     rank, device = run.rank, run.device
     net: nn.Module = run.model
     if rank.world > 1:
