@@ -303,7 +303,7 @@ def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
     from refdeblur_video.pipeline.framelog import FrameRecord, write_frame_log
 
     records = [FrameRecord(index=i, pts=i, time_s=0.04 * i, shot=0, sharpness=s, blurry=b,
-                           reference=r, reference_used=u, second_reference=-1,
+                           restored=b, reference=r, reference_used=u, second_reference=-1,
                            seconds=0.2 * b)
                for i, s, b, r, u in [(0, 0.5, 0, -1, None), (1, 0.1, 1, 0, 1),
                                      (2, 0.1, 1, 0, 0)]]
@@ -312,6 +312,16 @@ def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
         frames = read_frame_log(tmp_path / name)
         assert [(f.blurry, f.reference) for f in frames.values()] == [
             (False, None), (True, 0), (True, None)]
+
+
+def test_frame_log_restored_column_decides_what_the_evaluator_counts(tmp_path):
+    # an --all-frames log: a sharp frame that went through the network counts as restored;
+    # a log of an earlier version, without the column, counts its blurry frames
+    new, old = tmp_path / "new.csv", tmp_path / "old.csv"
+    new.write_text("index,blurry,restored,reference\n0,0,1,-1\n1,1,1,0\n2,0,0,-1\n")
+    old.write_text("index,blurry,reference\n0,0,-1\n1,1,0\n")
+    assert [f.blurry for f in read_frame_log(new).values()] == [True, True, False]
+    assert [f.blurry for f in read_frame_log(old).values()] == [False, True]
 
 
 def test_frame_log_errors_are_user_errors(tmp_path):

@@ -200,9 +200,14 @@ def test_a_frame_knows_where_it_sits_between_its_two_references():
 
 def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path):
     clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
+    log = tmp_path / "frames.csv"
     summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True,
-                           all_frames=True)
+                           all_frames=True, log=str(log))
     assert summary.restored == 6
+    rows = read_log(log)
+    # the log still says which frame was blurry, apart from which went through the network
+    assert [r["index"] for r in rows if r["blurry"] == "1"] == ["2"]
+    assert {r["restored"] for r in rows} == {"1"}
 
 
 def test_all_frames_copies_no_neighbour_detail_into_sharp_frames(make_test_clip, restorer,

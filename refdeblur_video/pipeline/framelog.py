@@ -2,11 +2,13 @@
 pipeline, read back by the evaluator.
 
 One row per frame, the fields of :class:`FrameRecord` in order (:data:`COLUMNS`; their
-meaning: docs/CONVENTIONS.md). ``blurry`` is 0/1 and ``reference`` the index of the reference
-frame, -1 when none; where ``reference_used`` is 0 the reference check put the frame itself
-in its place, so no reference was used. Reading needs only ``index, blurry, reference``
-(:data:`REQUIRED_COLUMNS`) and takes JSON logs as a list of row objects, an object with a
-``"frames"`` list, or JSON Lines.
+meaning: docs/CONVENTIONS.md). ``blurry`` is 0/1, the sharpness verdict; ``restored`` is
+0/1, whether the frame went through the network (every frame under ``--all-frames``);
+``reference`` the index of the reference frame, -1 when none; where ``reference_used`` is 0
+the reference check put the frame itself in its place, so no reference was used. Reading
+needs only ``index, blurry, reference`` (:data:`REQUIRED_COLUMNS`; a log without
+``restored`` counts its blurry frames as the restored ones) and takes JSON logs as a list
+of row objects, an object with a ``"frames"`` list, or JSON Lines.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class FrameRecord:
     time_s: float | None
     shot: int  # 0, 1, ...: a new number after each detected cut
     sharpness: float
-    blurry: int
+    blurry: int  # 1: below the sharpness threshold
+    restored: int  # 1: sent to the network (blurry, or every frame with --all-frames)
     reference: int
     reference_used: int | None  # 1/0: the reference passed/failed the check; None: not restored
     second_reference: int  # the frame the transfer also borrowed from, after ``reference``
@@ -66,7 +69,7 @@ class LoggedFrame:
     index: int
     time_s: float | None
     sharpness: float | None
-    blurry: bool
+    blurry: bool  # the pipeline restored it (the log's ``restored``, else its ``blurry``)
     reference: int | None  # None: no reference used
 
 
@@ -123,7 +126,7 @@ def _parse_row(row: dict) -> LoggedFrame:
         index=int(float(row["index"])),
         time_s=_optional_float(row.get("time_s")),
         sharpness=_optional_float(row.get("sharpness")),
-        blurry=_truthy(row.get("blurry")),
+        blurry=_truthy(row.get("restored", row.get("blurry"))),
         reference=None if reference is None or reference < 0 else int(reference),
     )
 

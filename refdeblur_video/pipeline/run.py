@@ -277,7 +277,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         write_image(tmp, restored, alpha=alpha)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
-                         sharpness=round(sharpness(blurry), 4), blurry=1,
+                         sharpness=round(sharpness(blurry), 4), blurry=1, restored=1,
                          reference=-2 if opts.ref else -1, reference_used=_used(used),
                          second_reference=-1, seconds=round(seconds, 4))
     if opts.log:
@@ -317,8 +317,8 @@ def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
     second = decision.second if took_second else -1
     return FrameRecord(
         index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
-        sharpness=round(decision.score, 4), blurry=int(decision.blurry),
-        reference=item.reference_index, reference_used=_used(item.reference_used),
+        sharpness=round(decision.score, 4), blurry=int(not decision.sharp),
+        restored=int(decision.blurry), reference=item.reference_index, reference_used=_used(item.reference_used),
         second_reference=second, seconds=round(item.seconds, 4))
 
 
@@ -357,7 +357,7 @@ def _replay_check(records: list[FrameRecord], state: RunState) -> Callable[[Work
     def check(item: WorkItem) -> None:
         row, decision = records[item.frame.index], item.decision
         same = (row.pts == item.frame.pts and row.shot == decision.shot
-                and row.blurry == int(decision.blurry)
+                and row.restored == int(decision.blurry)
                 and row.sharpness == round(decision.score, 4)
                 and row.reference in (item.reference_index, decision.second))
         if not same:
