@@ -319,7 +319,8 @@ def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
         index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
         sharpness=round(decision.score, 4), blurry=int(not decision.sharp),
         restored=int(decision.blurry), reference=item.reference_index,
-        reference_used=_used(item.reference_used), second_reference=second, seconds=round(item.seconds, 4))
+        reference_used=_used(item.reference_used), second_reference=second,
+        seconds=round(item.seconds, 4))
 
 
 def _count(summary: RunSummary, record: FrameRecord) -> None:
