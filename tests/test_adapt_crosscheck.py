@@ -66,6 +66,20 @@ def test_a_copy_worse_on_real_frames_is_not_used_even_if_better_on_held_back_cro
     assert unchecked.adopted and "real blurry" not in unchecked.message
 
 
+def test_a_budget_too_short_for_one_step_says_so_and_how_long_the_rest_took():
+    result = TuneResult(torch.nn.Identity(), steps=0, seconds=2.0, psnr_before=25.0,
+                        psnr_after=25.0, loss=float("nan"))
+
+    class _Restorer:
+        model = torch.nn.Identity()
+
+    restorer = _Restorer()
+    outcome = _decide(restorer, result, AdaptSettings(seconds=20.0), 23.4)
+    assert not outcome.adopted and outcome.restorer is restorer
+    assert "no training step fitted in --adapt-seconds 20 " in outcome.message
+    assert "took 23 s); give it more time" in outcome.message
+
+
 def test_a_blurred_neighbour_does_not_reward_a_finished_frame_for_being_blurred_alike():
     """A video with no truly sharp frame: the neighbour the check compares with is blurred
     too. Compared as they are, an output blurred the same way would beat the sharp truth
