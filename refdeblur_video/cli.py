@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pix-fmt", help="pixel format (default: the input's)")
     e.add_argument("--no-audio", dest="audio", action="store_false",
                    help="drop audio and subtitle streams instead of copying them")
+    e.add_argument("--quality", type=int, metavar="Q",
+                   help="quality of a restored JPEG or WebP photo, 1-100 (default: 95 for "
+                   "JPEG, lossless WebP); a video's is --crf")
     o = p.add_argument_group("output")
     o.add_argument("--log", help="per-frame log, frames.csv or frames.json")
     o.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")

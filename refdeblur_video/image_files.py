@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import UserError
+from .photo_metadata import PhotoMetadata
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -31,26 +33,37 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
+# formats written lossily, at a quality that can be set
+QUALITY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+
 # formats whose files hold a transparency channel (OpenCV writes one from BGRA)
 ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
 
 
-def _decoded(path: str | Path) -> np.ndarray:
-    """The file's samples as OpenCV decodes them: H x W grey, or BGR / BGRA."""
+def _file_bytes(path: str | Path) -> tuple[Path, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)  # also handles non-ASCII paths
+        return path, np.fromfile(str(path), dtype=np.uint8)  # also handles non-ASCII paths
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+
+
+def _checked(image: np.ndarray | None, path: Path) -> np.ndarray:
+    """The decoded samples turned as shown, or one line on what is wrong."""
     if image is None:
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
     # OpenCV leaves the samples as stored when it keeps every channel and bit
     return _as_shown(image, _exif_orientation(path))
+
+
+def _decoded(path: str | Path) -> np.ndarray:
+    """The file's samples as OpenCV decodes them: H x W grey, or BGR / BGRA."""
+    path, data = _file_bytes(path)
+    return _checked(cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None, path)
 
 
 # EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
@@ -95,22 +108,36 @@ def read_image(path: str | Path) -> np.ndarray:
     return _as_rgb(_decoded(path))
 
 
-def read_photo(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """An image file as (RGB, its transparency or None, whether the file is grey): what a
-    restored photo needs to be written back in the file's own form."""
-    image = _decoded(path)
+@dataclass(frozen=True)
+class Photo:
+    """A photo as a restored one is written back: its samples as shown (RGB), its
+    transparency, whether it is grey, and the metadata it keeps."""
+
+    image: np.ndarray
+    alpha: np.ndarray | None
+    grey: bool
+    metadata: PhotoMetadata
+
+
+def read_photo(path: str | Path) -> Photo:
+    """An image file with what a restored photo needs to be written back in its own form."""
+    path, data = _file_bytes(path)
+    image, types, chunks = (cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+                            if data.size else (None, (), ()))
+    image = _checked(image, path)
     alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
     grey = image.ndim == 2 or (alpha is not None and bool(
         (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()))
-    return _as_rgb(image), alpha, grey
+    return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks))
 
 
-def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = None,
-                alpha: np.ndarray | None = None) -> None:
+def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
+                alpha: np.ndarray | None = None, metadata: PhotoMetadata | None = None) -> None:
     """Write an RGB (or H x W grey) ``uint8``/``uint16`` array, with ``alpha`` where given
-    and the format holds it (:data:`ALPHA_SUFFIXES`); the format follows the suffix
-    (``jpeg_quality``: OpenCV's default where None)."""
+    and the format holds it (:data:`ALPHA_SUFFIXES`), and ``metadata`` where the format holds
+    it; the format follows the suffix (``quality``, 1-100, of JPEG and WebP: OpenCV's
+    default, 95, where None)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if image.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
@@ -124,8 +151,9 @@ def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int | None = 
         samples = np.dstack((cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha.astype(image.dtype)))
     else:
         samples = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    params = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-    ok, data = cv2.imencode(suffix, samples, params)
+    flag = {".webp": cv2.IMWRITE_WEBP_QUALITY}.get(suffix, cv2.IMWRITE_JPEG_QUALITY)
+    params = [flag, quality] if quality is not None and suffix in QUALITY_SUFFIXES else []
+    ok, data = (metadata or PhotoMetadata()).encode(suffix, samples, params)
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix}")
     path.write_bytes(data.tobytes())  # a full disk raises with its errno

@@ -901,7 +901,7 @@ def test_a_photo_is_read_as_its_exif_orientation_shows_it(tmp_path, orientation)
     with Image.open(path) as photo:  # Pillow's own reading of the tag, independently
         shown = np.asarray(ImageOps.exif_transpose(photo).convert("RGB"))
     np.testing.assert_array_equal(read_image(path), shown)
-    np.testing.assert_array_equal(read_photo(path)[0], shown)
+    np.testing.assert_array_equal(read_photo(path).image, shown)
 
 
 def test_a_turned_camera_photo_is_restored_upright(tmp_path, restorer):
@@ -914,6 +914,80 @@ def test_a_turned_camera_photo_is_restored_upright(tmp_path, restorer):
     deblur_image(tmp_path / "camera.jpg", tmp_path / "out.png", restorer)
     assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (96, 64)  # as shown
 
+
+
+def _camera_photo(path, orientation=6):
+    """A photo as a camera writes it: EXIF with a time in the Exif sub-IFD, and an ICC
+    colour profile (written by Pillow)."""
+    from PIL import Image, ImageCms
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    exif.get_ifd(0x8769)[0x9003] = "2026:12:06 10:00:00"  # DateTimeOriginal
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.fromarray(make_image(size=(96, 64))).save(path, exif=exif, icc_profile=profile,
+                                                    quality=95)
+    return profile
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_a_restored_photo_keeps_its_exif_upright_and_its_colour_profile(tmp_path, restorer,
+                                                                         suffix):
+    from PIL import Image
+
+    profile = _camera_photo(tmp_path / "camera.jpg")
+    out = tmp_path / f"out{suffix}"
+    deblur_image(tmp_path / "camera.jpg", out, restorer)
+    with Image.open(out) as photo:  # read back by Pillow, independently of OpenCV
+        exif = photo.getexif()
+        assert photo.size == (64, 96)  # turned upright, so the tag must say upright
+        assert exif[0x0112] == 1 and exif[0x010F] == "TestCam"
+        assert exif.get_ifd(0x8769)[0x9003] == "2026:12:06 10:00:00"
+        assert photo.info.get("icc_profile") == profile
+
+
+def test_the_kept_exif_loses_its_thumbnail_and_a_broken_one_is_dropped():
+    import struct
+
+    from PIL import ExifTags, Image
+
+    from refdeblur_video.photo_metadata import upright_exif
+
+    # IFD0 (orientation 8) linked to IFD1 (a thumbnail's offset), little-endian
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 8, 0) + \
+        struct.pack("<I", 26)
+    ifd1 = struct.pack("<H", 1) + struct.pack("<HHII", 0x0201, 4, 1, 0) + struct.pack("<I", 0)
+    raw = b"II*\0" + struct.pack("<I", 8) + ifd0 + ifd1
+    before, after = Image.Exif(), Image.Exif()
+    before.load(raw)
+    after.load(upright_exif(b"Exif\0\0" + raw))
+    assert before[0x0112] == 8 and before.get_ifd(ExifTags.IFD.IFD1)
+    assert after[0x0112] == 1 and not after.get_ifd(ExifTags.IFD.IFD1)
+    assert upright_exif(b"II*\0" + struct.pack("<I", 4000)) == b""
+    assert upright_exif(b"not exif at all") == b""
+
+
+def test_quality_sets_a_restored_jpeg_s_quantisation(tmp_path, restorer):
+    from PIL import Image
+
+    _camera_photo(tmp_path / "camera.jpg", orientation=1)
+    deblur_image(tmp_path / "camera.jpg", tmp_path / "q30.jpg", restorer, quality=30)
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "pillow30.jpg", quality=30)
+    with Image.open(tmp_path / "q30.jpg") as ours, Image.open(tmp_path / "pillow30.jpg") as ref:
+        assert ours.quantization == ref.quantization  # libjpeg's tables for quality 30
+    with pytest.raises(UserError, match="--quality must be in"):
+        deblur_image(tmp_path / "camera.jpg", tmp_path / "q0.jpg", restorer, quality=0)
+
+
+def test_metadata_a_format_cannot_hold_is_named(tmp_path, restorer, caplog):
+    _camera_photo(tmp_path / "camera.jpg", orientation=1)
+    with caplog.at_level("WARNING"):
+        deblur_image(tmp_path / "camera.jpg", tmp_path / "out.tif", restorer, quality=80)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "EXIF and colour profile are not kept" in said
+    assert "--quality does nothing for .tif" in said
+    assert (tmp_path / "out.tif").is_file()
 
 def test_video_options_given_for_a_photo_are_named(tmp_path, restorer, caplog, capsys):
     blurry, sharp = tmp_path / "blurry.png", tmp_path / "sharp.png"
@@ -941,3 +1015,14 @@ def test_a_run_that_restores_nothing_says_how_to_restore_every_frame(make_test_c
     forced = deblur_video(clip.path, tmp_path / "all.mp4", restorer, quiet=True,
                           all_frames=True)
     assert forced.restored == 6 and "--all-frames" not in forced.closing_line()
+
+
+def test_quality_given_for_a_video_points_to_crf(make_test_clip, tmp_path, restorer, caplog,
+                                                 monkeypatch):
+    import refdeblur_video.pipeline.run as run
+
+    monkeypatch.setattr(run, "make_restorer", lambda options: restorer)
+    clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
+    with caplog.at_level("WARNING"):
+        deblur(str(clip.path), str(tmp_path / "out.mp4"), quiet=True, quality=80)
+    assert "a video's is --crf" in " ".join(r.getMessage() for r in caplog.records)

@@ -40,6 +40,7 @@ class DeblurOptions:
     preset: str | None = "medium"
     pix_fmt: str | None = None  # default: the input's, where the codec supports it
     audio: bool = True  # stream-copy audio and subtitles
+    quality: int | None = None  # a restored JPEG/WebP photo's; None: JPEG 95, WebP lossless
     log: str | None = None  # per-frame log, .csv or .json
     overwrite: bool = False
     quiet: bool = False
@@ -57,6 +58,8 @@ class DeblurOptions:
         # complaint about another to the terminal, and the others would ignore it)
         if self.preset is not None and self.preset not in X264_PRESETS:
             raise UserError(f"--preset must be one of {', '.join(X264_PRESETS)}")
+        if self.quality is not None and not 1 <= self.quality <= 100:
+            raise UserError("--quality must be in [1, 100]")
         if self.batch < 1:
             raise UserError("--batch must be at least 1")
         if self.tile is not None and self.tile != 0 and self.tile < 64:

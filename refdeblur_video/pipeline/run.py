@@ -21,8 +21,16 @@ from ..errors import UserError
 from ..frames.references import ReferencePlanner
 from ..frames.sharpness import sharpness
 from ..frames.shots import CutDetector
-from ..image_files import ALPHA_SUFFIXES, is_image_path, read_image, read_photo, write_image
+from ..image_files import (
+    ALPHA_SUFFIXES,
+    QUALITY_SUFFIXES,
+    is_image_path,
+    read_image,
+    read_photo,
+    write_image,
+)
 from ..interrupts import finishing
+from ..photo_metadata import METADATA_SUFFIXES
 from ..refine.step import restore_step
 from ..safe_output import atomic_output
 from ..video.frame import to_coded_orientation
@@ -254,7 +262,14 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if ignored:
         log.warning("for a photo %s %s nothing (video options)", ", ".join(ignored),
                     "does" if len(ignored) == 1 else "do")
-    blurry, alpha, grey = read_photo(input)
+    if opts.quality is not None and Path(output).suffix.lower() not in QUALITY_SUFFIXES:
+        log.warning("--quality does nothing for %s, which is written losslessly",
+                    Path(output).suffix)
+    photo = read_photo(input)
+    blurry, alpha = photo.image, photo.alpha
+    if photo.metadata and Path(output).suffix.lower() not in METADATA_SUFFIXES:
+        log.warning("the photo's EXIF and colour profile are not kept: the tool writes them "
+                    "into JPEG, PNG and WebP, not %s", Path(output).suffix)
     if alpha is not None and Path(output).suffix.lower() not in ALPHA_SUFFIXES:
         log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
                     "do)", Path(output).suffix)
@@ -271,10 +286,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")
-    if grey:  # written back as grey, as it came
+    if photo.grey:  # written back as grey, as it came
         restored = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)
     with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
-        write_image(tmp, restored, alpha=alpha)
+        write_image(tmp, restored, quality=opts.quality, alpha=alpha, metadata=photo.metadata)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
                          sharpness=round(sharpness(blurry), 4), blurry=1, restored=1,
@@ -438,6 +453,13 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
         return RunSummary(str(target), error=message)
 
 
+def _given(options: dict, name: str) -> bool:
+    """Whether the keyword options (or their ready ``options=``) set ``name``."""
+    ready = options.get("options")
+    value = getattr(ready, name) if ready is not None else options.get(name)
+    return value is not None
+
+
 def _readable_video(path: Path) -> bool:
     """Whether ``path`` opens as a video (a finished output of an earlier run)."""
     try:
@@ -451,6 +473,8 @@ def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None 
            **options) -> list[RunSummary]:
     """Dispatch on the input: a folder or glob (many videos), an image, or one video.
     ``report`` is given each file's summary as soon as that file is done."""
+    if not is_image_path(input) and _given(options, "quality"):
+        log.warning("--quality sets a photo's JPEG or WebP quality; a video's is --crf")
     if is_many(input, output):
         return deblur_many(input, output, report, **options)
     if is_image_path(input):

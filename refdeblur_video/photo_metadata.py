@@ -1,0 +1,77 @@
+"""What a restored photo keeps of its file's metadata: the EXIF (camera, time, place) and the
+colour description (ICC profile, CICP), read and written by OpenCV's metadata codecs.
+
+The restored samples are written upright (the EXIF orientation is applied on reading), so
+the kept EXIF says orientation 1; its thumbnail, a small copy of the blurry photo, is left
+out. The EXIF is patched in place, never rebuilt, so that the offsets inside a maker note
+stay valid. XMP is left out: it may carry an orientation of its own and settings made for
+the original samples.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+# the output formats OpenCV writes EXIF and colour profiles into
+METADATA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+_KEPT = (cv2.IMAGE_METADATA_EXIF, cv2.IMAGE_METADATA_ICCP, cv2.IMAGE_METADATA_CICP)
+_ORIENTATION_TAG = 0x0112
+_SHORT = 3
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """Metadata chunks as OpenCV's ``imencodeWithMetadata`` takes them, by type."""
+
+    chunks: dict[int, bytes] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.chunks)
+
+    @classmethod
+    def kept_from(cls, types: tuple | list, chunks: tuple | list) -> PhotoMetadata:
+        """The chunks a restored photo keeps, from ``cv2.imdecodeWithMetadata``'s output."""
+        kept: dict[int, bytes] = {}
+        for kind, chunk in zip(types, chunks, strict=True):
+            kind, data = int(kind), np.asarray(chunk, np.uint8).tobytes()
+            if kind == cv2.IMAGE_METADATA_EXIF:
+                data = upright_exif(data)
+            if kind in _KEPT and data:
+                kept[kind] = data
+        return cls(kept)
+
+    def encode(self, suffix: str, samples: np.ndarray,
+               params: list[int]) -> tuple[bool, np.ndarray]:
+        """``cv2.imencode`` with these chunks written in (where ``suffix`` holds them)."""
+        if not self.chunks or suffix not in METADATA_SUFFIXES:
+            return cv2.imencode(suffix, samples, params)
+        kinds = list(self.chunks)
+        data = [np.frombuffer(self.chunks[k], np.uint8) for k in kinds]
+        return cv2.imencodeWithMetadata(suffix, samples, kinds, data, params)
+
+
+def upright_exif(exif: bytes) -> bytes:
+    """``exif`` (TIFF-structured, an ``Exif\\0\\0`` header allowed) with orientation 1 and
+    no thumbnail (IFD1); empty where it cannot be parsed."""
+    data = bytearray(exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    order = {b"II": "<", b"MM": ">"}.get(bytes(data[:2]))
+    if order is None or len(data) < 8:
+        return b""
+    (ifd,) = struct.unpack_from(order + "I", data, 4)
+    if ifd + 2 > len(data):
+        return b""
+    (count,) = struct.unpack_from(order + "H", data, ifd)
+    end = ifd + 2 + 12 * count
+    if end + 4 > len(data):
+        return b""
+    for entry in range(ifd + 2, end, 12):
+        tag, kind = struct.unpack_from(order + "HH", data, entry)
+        if tag == _ORIENTATION_TAG and kind == _SHORT:  # a SHORT sits at the value's start
+            struct.pack_into(order + "H", data, entry + 8, 1)
+    struct.pack_into(order + "I", data, end, 0)  # no next IFD: the thumbnail is not linked
+    return bytes(data)
