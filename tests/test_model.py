@@ -178,6 +178,28 @@ def test_tiled_restore_matches_whole_frame():
     assert tiled.tile_size_for(64, 100) == 48 and whole.tile_size_for(64, 100) is None
 
 
+
+@pytest.mark.parametrize(("tile", "check"), [(48, 0.85), (48, 0.0), (0, 0.85)])
+def test_progress_is_reported_once_per_tile_of_the_check_and_of_the_network(tile, check):
+    from refdeblur_video.model.restorer import Restorer
+    from refdeblur_video.model.tiling import tile_starts
+
+    torch.manual_seed(3)
+    net = RefDeblurNet(TINY, TINY_MATCH)
+    restorer = Restorer(net, torch.device("cpu"), trained=True, tile=tile,
+                        reference_check=check)
+    # counted independently: tile starts along each side, overlap 32 (capped at half a tile)
+    tiles = len(tile_starts(64, 48, 24)) * len(tile_starts(100, 48, 24)) if tile else 1
+    expected = tiles * (2 if check else 1)
+    assert restorer.steps_for(64, 100) == expected
+    steps = []
+    blurry, ref = torch.rand(2, 1, 3, 64, 100).unbind(0)
+    with restorer.reporting(lambda: steps.append(1)):
+        restorer.restore(blurry, ref)
+    assert len(steps) == expected
+    restorer.restore(blurry, ref)  # outside the context nothing is reported
+    assert len(steps) == expected
+
 @pytest.mark.parametrize(("machine_gib", "budget_mb"), [(8, 8 * 1024 / 6), (64, 4096)])
 def test_the_networks_cpu_budget_leaves_a_small_machine_room(monkeypatch, machine_gib,
                                                                budget_mb):

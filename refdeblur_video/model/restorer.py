@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,28 @@ class Restorer:
         self.prealign = prealign
         # read by the step after the network (refdeblur_video.refine.transfer_for)
         self.transfer_smoothing = settings.transfer_smoothing
+        self._on_step: Callable[[], None] | None = None  # see reporting()
+
+    def steps_for(self, height: int, width: int) -> int:
+        """How many steps :meth:`reporting` counts for one frame of this size: one per tile
+        (one for a whole frame) of the reference check, and as many of the network."""
+        tile = self.tile_size_for(height, width)
+        tiles = 1 if tile is None else len(tile_regions(height, width, tile, self.tile_overlap))
+        return tiles * (2 if self.reference_check > 0 else 1)
+
+    @contextlib.contextmanager
+    def reporting(self, step: Callable[[], None]) -> Iterator[None]:
+        """Call ``step`` after each tile of the reference check and of the network (a large
+        photo's progress), while the context lasts."""
+        self._on_step = step
+        try:
+            yield
+        finally:
+            self._on_step = None
+
+    def _step_done(self) -> None:
+        if self._on_step is not None:
+            self._on_step()
 
     @property
     def config(self) -> ModelConfig:
@@ -215,6 +238,7 @@ class Restorer:
                 found = found + scores.reference.float() * area
                 own = own + scores.own.float() * area
                 matched.append(scores.matched)
+                self._step_done()
         used = found >= self.reference_check * own
         if not bool(used.all()):
             reference, matched = torch.where(used.view(-1, 1, 1, 1), reference, blurry), None
@@ -253,11 +277,16 @@ class Restorer:
                 in_place = in_place & used
         if tile is None:
             out = self._forward(b, r, matched[0] if matched else None, in_place)
+            self._step_done()
         else:  # each tile's match from the check, in the order run_tiled visits them
             tile_matches = iter(matched or [])
-            out = run_tiled(
-                lambda bb, rr: self._forward(bb, rr, next(tile_matches, None), in_place),
-                b, r, tile, self.tile_overlap)
+
+            def forward(bb: Tensor, rr: Tensor) -> Tensor:
+                tile_out = self._forward(bb, rr, next(tile_matches, None), in_place)
+                self._step_done()
+                return tile_out
+
+            out = run_tiled(forward, b, r, tile, self.tile_overlap)
         _require_finite(out)  # before the clamp, which would turn infinities into 0 or 1
         return out.clamp_(0.0, 1.0), r, used
 

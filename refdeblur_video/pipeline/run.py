@@ -280,9 +280,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
-    (restored,), (used,) = restore_step(restorer, not opts.cpu_transfer)([blurry],
-                                                                          [reference])
-    restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
+    restored, used = _restore_photo(restorer, blurry, reference, opts, Path(input).name)
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")
@@ -300,6 +298,23 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
             write_frame_log(opts.log, [record])
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
                       seconds=seconds, records=[record])
+
+
+def _restore_photo(restorer: Restorer, blurry: np.ndarray, reference: np.ndarray,
+                   opts: DeblurOptions, name: str) -> tuple[np.ndarray, bool]:
+    """The network and the step after it on one photo, with a progress bar (over the
+    network's tiles, then the step after) where it takes more than a moment."""
+    steps = restorer.steps_for(*blurry.shape[:2]) if hasattr(restorer, "steps_for") else 0
+    bar = tqdm(total=steps + 1, unit="step", desc=name, disable=opts.quiet or not steps,
+               dynamic_ncols=True, leave=False, delay=1.0)
+    counting = restorer.reporting(bar.update) if steps else contextlib.nullcontext()
+    with bar:  # closed before any message is printed
+        with counting:
+            (restored,), (used,) = restore_step(restorer, not opts.cpu_transfer)([blurry],
+                                                                                  [reference])
+        restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
+        bar.update()
+    return restored, used
 
 
 def _adapt(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions,
