@@ -367,3 +367,23 @@ def test_device_outputs_finished_together_match_the_one_by_one_frames(warped, mo
                             (output(blurry), blurry16, None, None)])
     assert [m.dtype for m in mixed] == [np.uint8, np.uint16]
     assert np.array_equal(mixed[1], from_float(soft, np.uint16))
+
+
+def test_torch_transfer_keeps_a_wrong_reference_of_fine_texture_out_as_the_opencv_one():
+    from dataclasses import replace
+
+    from test_transfer import _noise_pan
+
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
+
+    scene = _noise_pan()
+    blurry, sharp = scene["blurry"], scene["sharp"]
+    unchecked = replace(DEFAULT_TRANSFER, shared_structure=(0.0, 0.0))  # the check off
+    wrong = _a(transfer_reference_torch(_t(blurry), _t(scene["wrong"])))
+    assert np.abs(wrong - blurry).max() < 1e-6
+    assert psnr(_u8(_a(transfer_reference_torch(_t(blurry), _t(scene["wrong"]), unchecked))),
+                _u8(sharp)) < psnr(_u8(blurry), _u8(sharp)) - 0.5
+    right = _a(transfer_reference_torch(_t(blurry), _t(scene["right"])))  # trusted in full
+    assert np.abs(right - _a(transfer_reference_torch(_t(blurry), _t(scene["right"]),
+                                                      unchecked))).max() < 1e-6
+    assert psnr(_u8(right), _u8(sharp)) > psnr(_u8(blurry), _u8(sharp)) + 3.0

@@ -630,3 +630,49 @@ def test_a_blurrier_or_unrelated_second_reference_changes_the_first_result_littl
         # as before
         assert np.abs(both - one).mean() < 0.25 / 255, name
         assert _psnr(both, sharp) > _psnr(one, sharp) - (1.1 if name == "blurrier" else 0.6), name
+
+
+def _noise_pan() -> dict[str, np.ndarray]:
+    """Fine random texture (softened colour noise): a frame blurred along x, the same
+    texture moved 3 px as the right reference, and other noise as a wrong one."""
+    rng = np.random.default_rng(5)
+    world = cv2.GaussianBlur(rng.random((H, W + 8, 3), dtype=np.float32), (0, 0), 1.2)
+    world = (world - world.min()) / (world.max() - world.min())
+    sharp, right = world[:, :W], world[:, 3:3 + W]
+    return {"sharp": sharp, "blurry": cv2.blur(sharp, (9, 1)), "right": right,
+            "wrong": rng.random((H, W, 3), dtype=np.float32)}
+
+
+def test_a_wrong_reference_of_fine_texture_is_kept_out_and_the_right_one_transferred():
+    """Low-passed, fine noise is flat grey, so that the agreement cue alone would pass
+    other noise: the frame-wide structure check keeps it out."""
+    scene = _noise_pan()
+    blurry, sharp = scene["blurry"], scene["sharp"]
+    wrong = transfer_reference(blurry, scene["wrong"])
+    assert np.abs(wrong - blurry).max() < 1e-6
+    right = transfer_reference(blurry, scene["right"])
+    assert _psnr(right, sharp) > _psnr(blurry, sharp) + 10.0
+    from dataclasses import replace
+
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
+
+    unchecked = replace(DEFAULT_TRANSFER, shared_structure=(0.0, 0.0))  # the check off
+    assert _psnr(transfer_reference(blurry, scene["wrong"], unchecked), sharp) < \
+        _psnr(blurry, sharp) - 0.5
+
+
+def test_shared_structure_is_a_normalised_correlation_of_the_band():
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, shared_structure
+
+    scene, everywhere = _noise_pan(), np.ones((H, W), np.float32)
+    image = scene["sharp"]
+    assert shared_structure(image, image, everywhere, DEFAULT_TRANSFER) == pytest.approx(1.0)
+    assert shared_structure(1.0 - image, image, everywhere, DEFAULT_TRANSFER) == \
+        pytest.approx(-1.0, abs=1e-5)
+    flat = np.full_like(image, 0.5)
+    assert shared_structure(flat, image, everywhere, DEFAULT_TRANSFER) == 1.0  # nothing to tell
+    # against numpy's correlation coefficient of the same band (its mean is close to 0)
+    band = [cv2.GaussianBlur(x.mean(-1), (0, 0), 0.25) - cv2.GaussianBlur(x.mean(-1), (0, 0), 2)
+            for x in (scene["right"], image)]
+    assert shared_structure(scene["right"], image, everywhere, DEFAULT_TRANSFER) == \
+        pytest.approx(np.corrcoef(band[0].ravel(), band[1].ravel())[0, 1], abs=0.02)

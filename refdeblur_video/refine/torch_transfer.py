@@ -209,4 +209,21 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     if settings.confidence_blur_px > 0:
         confidence = gaussian_blur(confidence, settings.confidence_blur_px * scale)
     weight = confidence * within
+    if settings.shared_structure[1] > 0:
+        weight = weight * _structure_trust(aligned, restored, within, scale, settings)
     return (restored + weight * (aligned - restored)).clamp(0.0, 1.0)
+
+
+def _structure_trust(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
+                     settings: TransferSettings) -> Tensor:
+    """Per frame (N, 1, 1, 1), :func:`.transfer.structure_trust` of the correlation of
+    :func:`.transfer.shared_structure`."""
+    fine, coarse = settings.structure_fine_px * scale, settings.smoothing_px * scale
+    theirs, mine = ((gaussian_blur(luma, fine) - gaussian_blur(luma, coarse)) * within
+                    for luma in (channel_mean(aligned), channel_mean(restored)))
+    energy = torch.sqrt((theirs * theirs).sum((1, 2, 3)) * (mine * mine).sum((1, 2, 3)))
+    correlation = torch.where(energy > 0, (theirs * mine).sum((1, 2, 3)) /
+                              energy.clamp_min(1e-30), torch.ones_like(energy))
+    low, high = settings.shared_structure
+    trust = ((correlation - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
+    return trust.view(-1, 1, 1, 1)

@@ -123,6 +123,15 @@ class TransferSettings:
     # 720p, at the frame's corners): the output's flow cannot place the frame more exactly
     # than that, the sharp pair can (0: no prior is used)
     prior_max_px: float = 4.0
+    # a frame-wide check that the aligned reference shares the output's structure: their
+    # normalised correlation between a fine scale (structure_fine_px, at 720p) and the
+    # agreement's low-pass, where the reference lands inside the frame. The agreement cue
+    # compares low-passed images, which a wrong reference of fine texture (noise, gravel,
+    # distant foliage) passes as two flat greys; at this band another scene shares nothing
+    # with the frame, while the right one, even under long blur, shares its coarser part.
+    # No trust at or below the first value, full trust from the second ((0, 0): off)
+    structure_fine_px: float = 1.0
+    shared_structure: tuple[float, float] = (0.1, 0.3)
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
@@ -232,11 +241,38 @@ class TransferCues:
     consistency: np.ndarray
     sharpness: np.ndarray
     inside: np.ndarray  # 1 where the flow samples inside the reference
+    structure: float = 1.0  # the frame-wide trust of :func:`structure_trust`
 
     @property
     def confidence(self) -> np.ndarray:
         """The hand-made confidence: the product of the cues."""
         return self.agreement * self.consistency * self.sharpness * self.inside
+
+
+def shared_structure(aligned: np.ndarray, restored: np.ndarray, inside: np.ndarray,
+                     settings: TransferSettings) -> float:
+    """The normalised correlation (-1 .. 1) of the aligned reference with the output in
+    the band between ``structure_fine_px`` and ``smoothing_px``, over the pixels the
+    reference covers; 1 where the band is empty in either (flat onto flat is harmless)."""
+    scale = _scale(restored, settings)
+    fine, coarse = settings.structure_fine_px * scale, settings.smoothing_px * scale
+    bands = []
+    for image in (aligned, restored):
+        luma = _channel_mean(image)
+        bands.append((gaussian_low_pass(luma, fine) - gaussian_low_pass(luma, coarse)) * inside)
+    theirs, mine = bands
+    energy = math.sqrt(float(np.dot(theirs.ravel(), theirs.ravel())) *
+                       float(np.dot(mine.ravel(), mine.ravel())))
+    return float(np.dot(theirs.ravel(), mine.ravel())) / energy if energy > 0 else 1.0
+
+
+def structure_trust(correlation: float, settings: TransferSettings) -> float:
+    """The factor on the whole frame's trust for the correlation of
+    :func:`shared_structure`: 0 up to ``shared_structure[0]``, 1 from its second value."""
+    low, high = settings.shared_structure
+    if high <= 0:
+        return 1.0
+    return float(np.clip((correlation - low) / max(high - low, 1e-6), 0.0, 1.0))
 
 
 def _scale(image: np.ndarray, settings: TransferSettings) -> float:
@@ -476,6 +512,9 @@ def transfer_cues(
     confidence = best.confidence
     for pair, size in alignments:
         confidence = _keep_better(best, confidence, _cues_for_patch(pair, size, prior))
+    if settings.shared_structure[1] > 0:
+        best.structure = structure_trust(
+            shared_structure(best.aligned, restored, best.inside, settings), settings)
     return best
 
 
@@ -537,11 +576,12 @@ PREALIGNERS = {"flow": flow_align, "homography": homography_align}
 def blend_weight(confidence: np.ndarray, cues: TransferCues,
                  settings: TransferSettings = DEFAULT_TRANSFER) -> np.ndarray:
     """The per-pixel weight the blend uses: ``confidence`` smoothed by
-    ``confidence_blur_px`` and kept at 0 where the flow leaves the reference."""
+    ``confidence_blur_px``, kept at 0 where the flow leaves the reference, and times the
+    frame-wide trust in the reference's structure (:attr:`TransferCues.structure`)."""
     if settings.confidence_blur_px <= 0:
-        return confidence * cues.inside
+        return confidence * (cues.inside * cues.structure)
     sigma = settings.confidence_blur_px * _scale(confidence, settings)
-    return gaussian_low_pass(confidence, sigma) * cues.inside
+    return gaussian_low_pass(confidence, sigma) * (cues.inside * cues.structure)
 
 
 def transfer_confidence(
@@ -583,6 +623,8 @@ __all__ = [
     "homography_of_grid",
     "homography_spacing",
     "project",
+    "shared_structure",
+    "structure_trust",
     "forward_finest_scale",
     "transfer_cues",
     "transfer_confidence",
