@@ -1,5 +1,7 @@
 """What a restored photo keeps of its file's metadata: the EXIF (camera, time, place) and the
 colour description (ICC profile, CICP), read and written by OpenCV's metadata codecs.
+A profile of another colour space than the samples written (CMYK, which OpenCV decodes to
+RGB) is left out.
 
 The restored samples are written upright (the EXIF orientation is applied on reading), so
 the kept EXIF says orientation 1; its thumbnail, a small copy of the blurry photo, is left
@@ -20,6 +22,8 @@ import numpy as np
 METADATA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 _KEPT = (cv2.IMAGE_METADATA_EXIF, cv2.IMAGE_METADATA_ICCP, cv2.IMAGE_METADATA_CICP)
+# the colour spaces (ICC header, bytes 16-19) of the samples written: RGB, or grey as read
+_WRITTEN_SPACES = (b"RGB ", b"GRAY")
 _ORIENTATION_TAG = 0x0112
 _SHORT = 3
 
@@ -41,6 +45,8 @@ class PhotoMetadata:
             kind, data = int(kind), np.asarray(chunk, np.uint8).tobytes()
             if kind == cv2.IMAGE_METADATA_EXIF:
                 data = upright_exif(data)
+            elif kind == cv2.IMAGE_METADATA_ICCP and data[16:20] not in _WRITTEN_SPACES:
+                data = b""  # a CMYK or Lab profile would misdescribe the RGB samples written
             if kind in _KEPT and data:
                 kept[kind] = data
         return cls(kept)

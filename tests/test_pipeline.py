@@ -968,6 +968,18 @@ def test_the_kept_exif_loses_its_thumbnail_and_a_broken_one_is_dropped():
     assert upright_exif(b"not exif at all") == b""
 
 
+def test_a_colour_profile_of_another_space_than_the_written_samples_is_left_out():
+    from PIL import ImageCms
+
+    from refdeblur_video.photo_metadata import PhotoMetadata
+
+    rgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cmyk = rgb[:16] + b"CMYK" + rgb[20:]  # OpenCV decodes a CMYK JPEG to RGB samples
+    for profile, kept in ((rgb, True), (cmyk, False)):
+        metadata = PhotoMetadata.kept_from([cv2.IMAGE_METADATA_ICCP],
+                                           [np.frombuffer(profile, np.uint8)])
+        assert (cv2.IMAGE_METADATA_ICCP in metadata.chunks) == kept
+
 def test_quality_sets_a_restored_jpeg_s_quantisation(tmp_path, restorer):
     from PIL import Image
 
