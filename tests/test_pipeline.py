@@ -925,7 +925,7 @@ def _camera_photo(path, orientation=6):
     exif[0x0112] = orientation
     exif[0x010F] = "TestCam"
     exif.get_ifd(0x8769)[0x9003] = "2026:12:06 10:00:00"  # DateTimeOriginal
-    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     Image.fromarray(make_image(size=(96, 64))).save(path, exif=exif, icc_profile=profile,
                                                     quality=95)
     return profile
