@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import numpy as np
 
 from .errors import UserError
 from .photo_metadata import PhotoMetadata
+
+log = logging.getLogger("refdeblur_video")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -50,20 +54,23 @@ def _file_bytes(path: str | Path) -> tuple[Path, np.ndarray]:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
 
-def _checked(image: np.ndarray | None, path: Path) -> np.ndarray:
+def _checked(image: np.ndarray | None, path: Path, data: np.ndarray) -> np.ndarray:
     """The decoded samples turned as shown, or one line on what is wrong."""
     if image is None:
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
-    # OpenCV leaves the samples as stored when it keeps every channel and bit
-    return _as_shown(image, _exif_orientation(path))
+    # OpenCV leaves the samples as stored when it keeps every channel and bit, except in a
+    # TIFF, whose orientation its decoder applies itself
+    tiff = bytes(data[:4]) in (b"II*\0", b"MM\0*")
+    return image if tiff else _as_shown(image, _exif_orientation(path))
 
 
 def _decoded(path: str | Path) -> np.ndarray:
     """The file's samples as OpenCV decodes them: H x W grey, or BGR / BGRA."""
     path, data = _file_bytes(path)
-    return _checked(cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None, path)
+    return _checked(cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None, path,
+                    data)
 
 
 # EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
@@ -82,9 +89,11 @@ def _exif_orientation(path: Path) -> int:
     """The EXIF orientation tag of a photo (1, upright, where it has none)."""
     from PIL import Image, UnidentifiedImageError  # Pillow reads only the header here
 
-    try:
-        with Image.open(path) as photo:
-            return int(photo.getexif().get(0x0112, 1))
+    try:  # a damaged EXIF block is no orientation, not a message for the user
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as photo:
+                return int(photo.getexif().get(0x0112, 1))
     except (UnidentifiedImageError, OSError, ValueError, TypeError, SyntaxError):
         return 1
 
@@ -124,7 +133,7 @@ def read_photo(path: str | Path) -> Photo:
     path, data = _file_bytes(path)
     image, types, chunks = (cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
                             if data.size else (None, (), ()))
-    image = _checked(image, path)
+    image = _checked(image, path, data)
     alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
     grey = image.ndim == 2 or (alpha is not None and bool(
@@ -154,6 +163,10 @@ def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
     flag = {".webp": cv2.IMWRITE_WEBP_QUALITY}.get(suffix, cv2.IMWRITE_JPEG_QUALITY)
     params = [flag, quality] if quality is not None and suffix in QUALITY_SUFFIXES else []
     ok, data = (metadata or PhotoMetadata()).encode(suffix, samples, params)
+    if not ok and metadata:  # the image without what its file carried beside it
+        log.warning("the photo's metadata could not be written into %s and is left out",
+                    path.suffix)
+        ok, data = cv2.imencode(suffix, samples, params)
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix}")
     path.write_bytes(data.tobytes())  # a full disk raises with its errno

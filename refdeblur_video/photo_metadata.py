@@ -20,12 +20,18 @@ import numpy as np
 
 # the output formats OpenCV writes EXIF and colour profiles into
 METADATA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+# the most a JPEG marker segment holds, less its header (OpenCV splits no chunk over several)
+JPEG_SEGMENT_BYTES = 65_000
 
-_KEPT = (cv2.IMAGE_METADATA_EXIF, cv2.IMAGE_METADATA_ICCP, cv2.IMAGE_METADATA_CICP)
+_NAMES = {cv2.IMAGE_METADATA_EXIF: "EXIF", cv2.IMAGE_METADATA_ICCP: "colour profile",
+          cv2.IMAGE_METADATA_CICP: "colour description"}
+_KEPT = tuple(_NAMES)
 # the colour spaces (ICC header, bytes 16-19) of the samples written: RGB, or grey as read
 _WRITTEN_SPACES = (b"RGB ", b"GRAY")
 _ORIENTATION_TAG = 0x0112
-_SHORT = 3
+_UNSIGNED = {3: "H", 4: "I"}  # the orientation's TIFF types, SHORT (as the standard has it)
+# and LONG (as some writers store it), by their struct format
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,32 @@ class PhotoMetadata:
                 kept[kind] = data
         return cls(kept)
 
+    def too_large_for(self, suffix: str) -> list[str]:
+        """What a file of ``suffix`` cannot hold for its size, by name and size: a JPEG
+        holds each chunk in one marker segment of at most 64 KiB."""
+        if suffix not in JPEG_SUFFIXES:
+            return []
+        return [f"{_NAMES[kind]} ({len(data) // 1024} KiB)"
+                for kind, data in self.chunks.items() if len(data) > JPEG_SEGMENT_BYTES]
+
     def encode(self, suffix: str, samples: np.ndarray,
                params: list[int]) -> tuple[bool, np.ndarray]:
-        """``cv2.imencode`` with these chunks written in (where ``suffix`` holds them)."""
-        if not self.chunks or suffix not in METADATA_SUFFIXES:
+        """``cv2.imencode`` with these chunks written in, where ``suffix`` holds them (and
+        their size, :meth:`too_large_for`)."""
+        kept = {kind: data for kind, data in self.chunks.items()
+                if suffix not in JPEG_SUFFIXES or len(data) <= JPEG_SEGMENT_BYTES}
+        if not kept or suffix not in METADATA_SUFFIXES:
             return cv2.imencode(suffix, samples, params)
-        kinds = list(self.chunks)
-        data = [np.frombuffer(self.chunks[k], np.uint8) for k in kinds]
-        return cv2.imencodeWithMetadata(suffix, samples, kinds, data, params)
+        kinds = list(kept)
+        data = [np.frombuffer(kept[k], np.uint8) for k in kinds]
+        quiet = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # we say it
+        try:
+            return cv2.imencodeWithMetadata(suffix, samples, kinds, data, params)
+        except cv2.error:
+            return False, np.empty(0, np.uint8)
+        finally:
+            cv2.utils.logging.setLogLevel(quiet)
 
 
 def upright_exif(exif: bytes) -> bytes:
@@ -77,7 +101,7 @@ def upright_exif(exif: bytes) -> bytes:
         return b""
     for entry in range(ifd + 2, end, 12):
         tag, kind = struct.unpack_from(order + "HH", data, entry)
-        if tag == _ORIENTATION_TAG and kind == _SHORT:  # a SHORT sits at the value's start
-            struct.pack_into(order + "H", data, entry + 8, 1)
+        if tag == _ORIENTATION_TAG and kind in _UNSIGNED:  # one value, at the value's start
+            struct.pack_into(order + _UNSIGNED[kind], data, entry + 8, 1)
     struct.pack_into(order + "I", data, end, 0)  # no next IFD: the thumbnail is not linked
     return bytes(data)

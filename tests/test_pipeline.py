@@ -887,17 +887,18 @@ def test_a_reference_photo_of_a_turned_video_is_taken_as_the_video_is_shown(
     np.testing.assert_array_equal(fitted[0], clip.frames[2])  # the coded orientation
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])  # OpenCV turns a TIFF itself
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_a_photo_is_read_as_its_exif_orientation_shows_it(tmp_path, orientation):
+def test_a_photo_is_read_as_its_exif_orientation_shows_it(tmp_path, orientation, suffix):
     from PIL import Image, ImageOps
 
     from refdeblur_video.image_files import read_image, read_photo
 
     stored = make_image(size=(48, 32), index=orientation)
-    path = tmp_path / "photo.png"
+    path = tmp_path / f"photo{suffix}"
     exif = Image.Exif()
     exif[0x0112] = orientation
-    Image.fromarray(stored).save(path, exif=exif)
+    Image.fromarray(stored).save(path, exif=exif, lossless=True)
     with Image.open(path) as photo:  # Pillow's own reading of the tag, independently
         shown = np.asarray(ImageOps.exif_transpose(photo).convert("RGB"))
     np.testing.assert_array_equal(read_image(path), shown)
@@ -965,6 +966,12 @@ def test_the_kept_exif_loses_its_thumbnail_and_a_broken_one_is_dropped():
     assert before[0x0112] == 8 and before.get_ifd(ExifTags.IFD.IFD1)
     assert after[0x0112] == 1 and not after.get_ifd(ExifTags.IFD.IFD1)
     assert upright_exif(b"II*\0" + struct.pack("<I", 4000)) == b""
+    # an orientation stored as a LONG, big-endian, as some writers do
+    long = b"MM\0*" + struct.pack(">I", 8) + struct.pack(">H", 1) + \
+        struct.pack(">HHII", 0x0112, 4, 1, 6) + struct.pack(">I", 0)
+    turned = Image.Exif()
+    turned.load(upright_exif(long))
+    assert turned[0x0112] == 1
     assert upright_exif(b"not exif at all") == b""
 
 
@@ -979,6 +986,25 @@ def test_a_colour_profile_of_another_space_than_the_written_samples_is_left_out(
         metadata = PhotoMetadata.kept_from([cv2.IMAGE_METADATA_ICCP],
                                            [np.frombuffer(profile, np.uint8)])
         assert (cv2.IMAGE_METADATA_ICCP in metadata.chunks) == kept
+
+def test_metadata_too_large_for_a_jpeg_is_left_out_with_a_warning_and_kept_in_a_png(
+        tmp_path, restorer, caplog):
+    from PIL import Image, ImageCms
+
+    import struct
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes() + \
+        bytes(70_000)  # a JPEG marker segment holds at most 64 KiB
+    profile = struct.pack(">I", len(profile)) + profile[4:]  # its header's size field
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "in.png", icc_profile=profile)
+    with caplog.at_level("WARNING"):
+        deblur_image(tmp_path / "in.png", tmp_path / "out.jpg", restorer)
+        deblur_image(tmp_path / "in.png", tmp_path / "out.png", restorer)
+    said = [r.getMessage() for r in caplog.records if "too large" in r.getMessage()]
+    assert said == ["the photo's colour profile (68 KiB) is too large for a JPEG and is left "
+                    "out (PNG and WebP keep it)"]
+    with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.png") as png:
+        assert "icc_profile" not in jpeg.info and png.info["icc_profile"] == profile
 
 def test_quality_sets_a_restored_jpeg_s_quantisation(tmp_path, restorer):
     from PIL import Image

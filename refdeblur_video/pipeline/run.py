@@ -270,6 +270,9 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if photo.metadata and Path(output).suffix.lower() not in METADATA_SUFFIXES:
         log.warning("the photo's EXIF and colour profile are not kept: the tool writes them "
                     "into JPEG, PNG and WebP, not %s", Path(output).suffix)
+    for chunk in photo.metadata.too_large_for(Path(output).suffix.lower()):
+        log.warning("the photo's %s is too large for a JPEG and is left out (PNG and WebP "
+                    "keep it)", chunk)
     if alpha is not None and Path(output).suffix.lower() not in ALPHA_SUFFIXES:
         log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
                     "do)", Path(output).suffix)
