@@ -195,10 +195,13 @@ def test_compare_video_ground_truth_and_frame_log(clip, tmp_path):
         expected = psnr(restored, truth, y_channel=True)
         assert number(row["psnr_output"]) == pytest.approx(expected, abs=1e-6)
     assert [number(r["reference"]) for r in rows][:2] == [None, 0]
-    assert [r["blurry"] for r in rows][:2] == ["0", "1"]
+    assert [r["restored"] for r in rows][:2] == ["0", "1"]
     assert number(rows[3]["time_s"]) == pytest.approx(3 / 25)
     summary = json.loads((report / "summary.json").read_text())
     assert summary["y_channel"] is True and "Y channel" in summary["convention"]
+    restored = [number(r["psnr_gain"]) for r in rows if r["restored"] == "1"]
+    assert summary["n_restored"] == len(restored) > 0
+    assert summary["restored_frames"]["psnr_gain"]["mean"] == pytest.approx(np.mean(restored))
     page = (report / "report.html").read_text()
     assert "Y channel" in page and "reference (frame" in page
     assert_self_contained(page, min_images=1 + 3 + 4)  # the worst frame is a sharp one
@@ -248,12 +251,12 @@ def test_noref_reports_sharpness_and_the_logged_references(clip, tmp_path, log_n
         assert number(row["sharpness_input"]) == pytest.approx(sharpness(decoded[i]), rel=1e-6)
         assert number(row["sharpness_output"]) == pytest.approx(
             sharpness(clip["restored"][i]), rel=1e-6)
-        assert row["blurry"] == ("1" if i in BLURRY else "0")
+        assert row["restored"] == ("1" if i in BLURRY else "0")
         assert number(row["reference"]) == (i - 1 if i in BLURRY else None)
     summary = json.loads((report / "summary.json").read_text())
-    assert summary["n_blurry"] == len(BLURRY)
-    restored_blurry = summary["blurry_frames"]["sharpness_output"]["mean"]
-    assert restored_blurry > summary["blurry_frames"]["sharpness_input"]["mean"]
+    assert summary["n_restored"] == len(BLURRY)
+    restored_blurry = summary["restored_frames"]["sharpness_output"]["mean"]
+    assert restored_blurry > summary["restored_frames"]["sharpness_input"]["mean"]
     page = (report / "report.html").read_text()
     assert "used as references" in page
     assert_self_contained(page, min_images=1 + 2 * 3)  # plot; input, output, reference crops
@@ -310,7 +313,7 @@ def test_frame_log_reference_dropped_by_the_check_counts_as_none(tmp_path):
     for name in ("frames.csv", "frames.json"):
         write_frame_log(tmp_path / name, records)
         frames = read_frame_log(tmp_path / name)
-        assert [(f.blurry, f.reference) for f in frames.values()] == [
+        assert [(f.restored, f.reference) for f in frames.values()] == [
             (False, None), (True, 0), (True, None)]
 
 
@@ -320,8 +323,8 @@ def test_frame_log_restored_column_decides_what_the_evaluator_counts(tmp_path):
     new, old = tmp_path / "new.csv", tmp_path / "old.csv"
     new.write_text("index,blurry,restored,reference\n0,0,1,-1\n1,1,1,0\n2,0,0,-1\n")
     old.write_text("index,blurry,reference\n0,0,-1\n1,1,0\n")
-    assert [f.blurry for f in read_frame_log(new).values()] == [True, True, False]
-    assert [f.blurry for f in read_frame_log(old).values()] == [False, True]
+    assert [f.restored for f in read_frame_log(new).values()] == [True, True, False]
+    assert [f.restored for f in read_frame_log(old).values()] == [False, True]
 
 
 def test_frame_log_errors_are_user_errors(tmp_path):

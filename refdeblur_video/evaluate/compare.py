@@ -38,7 +38,7 @@ def evaluate_compare(
     """Score ``output`` (and ``blurry`` when given) against ``truth``, frame by frame.
 
     The sources are videos, folders of images or single images with equal frame counts.
-    ``log`` (the pipeline's frame log) adds which frames were blurry and which reference
+    ``log`` (the pipeline's frame log) adds which frames were restored and which reference
     each one used.
     """
     sources = {"output": output, "ground truth": truth}
@@ -64,7 +64,7 @@ def evaluate_compare(
             row["psnr_gain"] = gain(row["psnr_output"], row["psnr_input"])
             row["ssim_gain"] = gain(row["ssim_output"], row["ssim_input"])
         if logged is not None:
-            row["blurry"] = logged.blurry
+            row["restored"] = logged.restored
             row["reference"] = logged.reference
         rows.append(row)
         bar.update()
@@ -74,7 +74,7 @@ def evaluate_compare(
     if any(row["time_s"] is not None for row in rows):
         columns.insert(1, "time_s")
     if frame_log:
-        columns += ["blurry", "reference"]
+        columns += ["restored", "reference"]
     rank_by = "psnr_gain" if blurry is not None else "psnr_output"
     chosen = pick_extremes(rows, rank_by, examples)
     summary = {
@@ -87,6 +87,10 @@ def evaluate_compare(
         "examples": [{"kind": kind, "frame": rows[i]["frame"], rank_by: rows[i][rank_by]}
                      for kind, i in chosen],
     }
+    if frame_log:  # the frames the pipeline restored: the others are untouched
+        restored = [row for row in rows if row.get("restored")]
+        summary["n_restored"] = len(restored)
+        summary["restored_frames"] = summarize(restored, metric_columns(METRICS, variants))
     evaluation = Evaluation(
         mode="compare",
         title="Restoration vs ground truth",

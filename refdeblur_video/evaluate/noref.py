@@ -1,5 +1,5 @@
 """``noref`` mode: no ground truth -- per-frame no-reference sharpness of the input and the
-restored output, plus which frames the pipeline called blurry and which reference each used
+restored output, plus which frames the pipeline restored and which reference each used
 (from its frame log)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def evaluate_noref(
     quiet: bool = False,
     examples: int = 1,
 ) -> Evaluation:
-    """Sharpness before/after for every frame; ``log`` adds blurry flags and references."""
+    """Sharpness before/after for every frame; ``log`` adds which frames were restored, and their references."""
     sources = {"input": blurry, "output": output}
     frame_log = read_frame_log(log) if log is not None else {}
     rows = []
@@ -57,37 +57,37 @@ def evaluate_noref(
             "frame": position, "time_s": time_s,
             "sharpness_input": before, "sharpness_output": after,
             "sharpness_gain": gain(after, before),
-            "blurry": logged.blurry if logged else None,
+            "restored": logged.restored if logged else None,
             "reference": logged.reference if logged else None,
         })
         bar.update()
     bar.close()
 
     # with a log, the interesting frames are the ones the pipeline restored
-    candidates = [r for r in rows if r["blurry"]] if frame_log else rows
+    candidates = [r for r in rows if r["restored"]] if frame_log else rows
     chosen = [(kind, candidates[i]["frame"])
               for kind, i in pick_extremes(candidates, "sharpness_gain", examples)]
     columns = ["frame", "time_s", *COLUMNS]
     if frame_log:
-        columns += ["blurry", "reference"]
+        columns += ["restored", "reference"]
     summary = {
         "mode": "noref",
         "sources": {k: str(v) for k, v in sources.items()}
         | ({"frame log": str(log)} if log is not None else {}),
         "n_frames": len(rows),
-        "n_blurry": sum(1 for r in rows if r["blurry"]) if frame_log else None,
+        "n_restored": sum(1 for r in rows if r["restored"]) if frame_log else None,
         "metrics": summarize(rows, COLUMNS),
         "examples": [{"kind": kind, "frame": frame, "sharpness_gain": rows[frame]["sharpness_gain"]}
                      for kind, frame in chosen],
     }
     notes = []
     if frame_log:
-        blurry_rows = [r for r in rows if r["blurry"]]
-        summary["blurry_frames"] = summarize(blurry_rows, COLUMNS)
-        before = summary["blurry_frames"]["sharpness_input"]["mean"]
-        after = summary["blurry_frames"]["sharpness_output"]["mean"]
-        if blurry_rows:
-            notes.append(f"The {len(blurry_rows)} frames the pipeline found blurry: mean "
+        restored_rows = [r for r in rows if r["restored"]]
+        summary["restored_frames"] = summarize(restored_rows, COLUMNS)
+        before = summary["restored_frames"]["sharpness_input"]["mean"]
+        after = summary["restored_frames"]["sharpness_output"]["mean"]
+        if restored_rows:
+            notes.append(f"The {len(restored_rows)} frames the pipeline restored: mean "
                          f"sharpness {before:.4g} -> {after:.4g}.")
     evaluation = Evaluation(
         mode="noref",
@@ -114,12 +114,12 @@ def _timeline(rows: list[dict], with_log: bool) -> tuple[str, bytes]:
     png = plots.sharpness_timeline(
         x, [r["sharpness_input"] for r in rows], [r["sharpness_output"] for r in rows],
         xlabel="time (s)" if timed else "frame",
-        blurry=[bool(r["blurry"]) for r in rows] if with_log else (),
+        blurry=[bool(r["restored"]) for r in rows] if with_log else (),
         references=[r["reference"] for r in rows] if with_log else (),
     )
     caption = "No-reference sharpness of every frame before and after restoration"
     if with_log:
-        caption += ("; x: frames the pipeline found blurry, triangles: frames used as references;"
+        caption += ("; x: frames the pipeline restored, triangles: frames used as references;"
                     " lower panel: the reference each frame used")
     return caption + ".", png
 

@@ -101,7 +101,7 @@ def _pair_row(position, previous, frames, shown, frame_log) -> dict:
     row["tof_gt"] = 0.0
     if frame_log:
         logged = [frame_log.get(i) for i in (position - 1, position)]
-        row["restored"] = int(any(f is not None and f.blurry for f in logged))
+        row["restored"] = int(any(f is not None and f.restored for f in logged))
     return row
 
 

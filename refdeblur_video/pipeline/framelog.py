@@ -69,7 +69,7 @@ class LoggedFrame:
     index: int
     time_s: float | None
     sharpness: float | None
-    blurry: bool  # the pipeline restored it (the log's ``restored``, else its ``blurry``)
+    restored: bool  # went through the network (the log's ``restored``, else its ``blurry``)
     reference: int | None  # None: no reference used
 
 
@@ -126,7 +126,7 @@ def _parse_row(row: dict) -> LoggedFrame:
         index=int(float(row["index"])),
         time_s=_optional_float(row.get("time_s")),
         sharpness=_optional_float(row.get("sharpness")),
-        blurry=_truthy(row.get("restored", row.get("blurry"))),
+        restored=_truthy(row.get("restored", row.get("blurry"))),
         reference=None if reference is None or reference < 0 else int(reference),
     )
 
