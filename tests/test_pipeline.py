@@ -163,7 +163,12 @@ def test_the_transfer_borrows_from_both_sides_unless_one_reference(make_test_cli
     for name in ("one", "none"):
         assert all(r["second_reference"] == -1 for r in rows[name].values()), name
     for index, (a, b) in enumerate(zip(frames["both"], frames["one"], strict=True)):
-        assert np.array_equal(a, b) == (index not in (5, 6, 7)), index
+        if index not in (5, 6, 7):
+            assert np.array_equal(a, b), index
+    # frame 5's other side (8, three frames on) shares too little with this random
+    # network's output after the first transfer, and the structure check keeps it out
+    assert not np.array_equal(frames["both"][6], frames["one"][6])
+    assert not np.array_equal(frames["both"][7], frames["one"][7])
 
 
 def test_the_other_reference_is_only_offered_after_the_first_was_used():
@@ -258,9 +263,13 @@ def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
     cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
     summary = deblur_video(clip.path, tmp_path / "b.mp4", checking, quiet=True,
                            ref=str(noise), log=str(log))
-    assert [(r["reference"], r["reference_used"]) for r in read_log(log)
-            if r["blurry"] == "1"] == [("-2", "0")]
-    assert summary.restored == 1 and summary.references_dropped == 1
+    # the wrong --ref is dropped for the frame's own nearest sharp frame, as without --ref
+    [row] = [r for r in read_log(log) if r["blurry"] == "1"]
+    assert row["reference"] == restored["reference"] and row["reference_used"] == "1"
+    assert summary.restored == 1 and summary.references_dropped == 0
+    for (_, wrong), (_, none) in zip(decoded(tmp_path / "b.mp4"), decoded(tmp_path / "a.mp4"),
+                                     strict=True):
+        np.testing.assert_array_equal(wrong, none)
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), cv2.cvtColor(clip.frames[3], cv2.COLOR_RGB2BGR))
     summary = deblur_image(photo, tmp_path / "out.png", checking, ref=str(noise))
@@ -524,8 +533,9 @@ def test_cli_says_when_the_shipped_models_check_drops_a_wrong_ref(tmp_path, caps
     code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--ref", str(noise)])
     captured = capsys.readouterr()
     assert code == 0
-    assert "2 restored (2 without their reference)" in captured.out
-    assert "--ref image does not show the video's scene" in caplog.text  # stderr in a shell
+    assert "2 restored," in captured.out
+    assert "--ref image does not show the video's scene (reference check) in 2 of 2 " \
+        "restored frames: they were restored against a nearby sharp frame instead" in caplog.text
     code = cli_main([str(clip.path), str(tmp_path / "out2.mp4")])  # its own neighbours
     captured = capsys.readouterr()
     assert code == 0 and "2 restored," in captured.out and "without" not in captured.out

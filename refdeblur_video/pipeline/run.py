@@ -243,13 +243,30 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         finally:
             bar.close()  # ends the bar's line before any message is printed
     summary.seconds = time.perf_counter() - start
-    if forced is not None and summary.references_dropped:
-        log.warning("the --ref image does not show the video's scene (reference check): %d "
-                    "of %d restored frames were restored with themselves as reference",
-                    summary.references_dropped, summary.restored)
+    if forced is not None:
+        _say_forced_dropped(summary.records)
     if opts.log:
         write_frame_log(opts.log, summary.records)
     return summary
+
+
+def _say_forced_dropped(records: list[FrameRecord]) -> None:
+    """One warning for the restored frames the reference check kept the ``--ref`` image
+    from, and what they were restored against instead."""
+    dropped = [r for r in records if r.reference_used is not None and r.reference != -2]
+    if not dropped:
+        return
+    neighbour = sum(r.reference_used == 1 and r.reference >= 0 for r in dropped)
+    restored = sum(r.reference_used is not None for r in records)
+    if neighbour == len(dropped):
+        instead = "they were restored against a nearby sharp frame instead, as without --ref"
+    elif not neighbour:
+        instead = "they were restored against themselves"
+    else:
+        instead = (f"{neighbour} were restored against a nearby sharp frame instead, "
+                   f"{len(dropped) - neighbour} against themselves")
+    log.warning("the --ref image does not show the video's scene (reference check) in %d of "
+                "%d restored frames: %s", len(dropped), restored, instead)
 
 
 def deblur_image(input: str | os.PathLike, output: str | os.PathLike,

@@ -56,11 +56,19 @@ class WorkItem:
     reference_used: bool | None = None  # False: the reference check put the frame in its place
     second_used: bool = False  # the output was restored against ``second``
     forced: bool = False  # ``reference`` is the caller's one image for every frame
+    # with ``forced``, what the planner chose (reference, second and their times), taken
+    # instead where the check rejects the forced image: a wrong --ref is no worse than none
+    planned: tuple | None = None
     seconds: float = 0.0
     ends_batch: bool = False  # the last frame of a network batch (the refine step's groups)
     # presentation times (s) of the frame's reference and second, where the stream has them
     reference_time: float | None = None
     second_time: float | None = None
+
+    def unforce(self) -> None:
+        """Drop the forced image for the planner's choice, as without it."""
+        self.reference, self.second, self.reference_time, self.second_time = self.planned
+        self.forced, self.planned = False, None
 
     @property
     def used_reference(self) -> np.ndarray | None:
@@ -153,9 +161,7 @@ def plan_frames(
             reference = second = None
             times: list[float | None] = [None, None]
             if decision.blurry:
-                if forced_reference is not None:
-                    reference = forced_reference
-                elif decision.reference >= 0:
+                if decision.reference >= 0:
                     reference = buffer[decision.reference].image
                     times[0] = buffer[decision.reference].time_s
                     if decision.second >= 0:
@@ -166,9 +172,12 @@ def plan_frames(
             keep_from = decision.index + 1 - planner.max_offset
             for index in [i for i in buffer if i < keep_from]:
                 del buffer[index]
-            yield WorkItem(frame, decision, reference, second,
-                           forced=forced_reference is not None, reference_time=times[0],
-                           second_time=times[1])
+            if forced_reference is not None and decision.blurry:
+                yield WorkItem(frame, decision, forced_reference, forced=True,
+                               planned=(reference, second, *times))
+            else:
+                yield WorkItem(frame, decision, reference, second, reference_time=times[0],
+                               second_time=times[1])
 
     for frame in frames:
         buffer[frame.index] = frame
@@ -182,8 +191,9 @@ def restore_batch(
     blurry: list[WorkItem],
 ) -> None:
     """Run the network on these blurry frames with their references (``output``,
-    ``reference_used``, ``seconds``); a frame whose reference was not used is restored again
-    against its planner's second choice, when there is one."""
+    ``reference_used``, ``seconds``); a frame whose forced reference image was not used is
+    restored again against the planner's choice, and one whose planned reference was not
+    used against its planner's second choice, when there is one."""
     if not blurry:
         return
     start = time.perf_counter()
@@ -191,6 +201,22 @@ def restore_batch(
     each = (time.perf_counter() - start) / len(blurry)
     for item, output, kept in zip(blurry, outputs, used, strict=True):
         item.output, item.reference_used, item.seconds = output, bool(kept), each
+    unforced = []
+    for item in [i for i in blurry if i.forced and not i.reference_used]:
+        # the forced image was rejected: the planner's choice, as without it
+        item.unforce()
+        if item.reference is item.frame.image:  # restored so already, the check passing
+            item.reference_used = True
+        else:
+            unforced.append(item)
+    if unforced:
+        start = time.perf_counter()
+        outputs, used = restore([i.frame.image for i in unforced],
+                                [i.reference for i in unforced])
+        each = (time.perf_counter() - start) / len(unforced)
+        for item, output, kept in zip(unforced, outputs, used, strict=True):
+            item.output, item.reference_used = output, bool(kept)
+            item.seconds += each
     retry = [i for i in blurry if not i.reference_used and i.second is not None]
     if retry:  # the first choice was rejected: try the planner's second choice
         start = time.perf_counter()
