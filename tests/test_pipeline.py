@@ -999,9 +999,9 @@ def test_a_colour_profile_of_another_space_than_the_written_samples_is_left_out(
 
 def test_metadata_too_large_for_a_jpeg_is_left_out_with_a_warning_and_kept_in_a_png(
         tmp_path, restorer, caplog):
-    from PIL import Image, ImageCms
-
     import struct
+
+    from PIL import Image, ImageCms
 
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes() + \
         bytes(70_000)  # a JPEG marker segment holds at most 64 KiB

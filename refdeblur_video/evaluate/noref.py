@@ -38,7 +38,8 @@ def evaluate_noref(
     quiet: bool = False,
     examples: int = 1,
 ) -> Evaluation:
-    """Sharpness before/after for every frame; ``log`` adds which frames were restored, and their references."""
+    """Sharpness before/after for every frame; ``log`` adds which frames were restored, and
+    their references."""
     sources = {"input": blurry, "output": output}
     frame_log = read_frame_log(log) if log is not None else {}
     rows = []

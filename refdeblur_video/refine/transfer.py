@@ -123,6 +123,12 @@ class TransferSettings:
     # 720p, at the frame's corners): the output's flow cannot place the frame more exactly
     # than that, the sharp pair can (0: no prior is used)
     prior_max_px: float = 4.0
+    # the prior's placement is kept unless the reference so placed shares this much less of
+    # the output's structure (the correlation of shared_structure, below) than placed by
+    # the fit: on a blurry output the fit follows the blur, and the prior, right there, may
+    # read lower by a few hundredths or, rarely, more than a tenth; a camera that did not
+    # move evenly between the sharp frames misplaces it by more, which a sharp output shows
+    prior_structure_margin: float = 0.2
     # a frame-wide check that the aligned reference shares the output's structure: their
     # normalised correlation between a fine scale (structure_fine_px, at 720p) and the
     # agreement's low-pass, where the reference lands inside the frame. The agreement cue
@@ -448,8 +454,31 @@ def _alignment(pair: _Pair, forward: np.ndarray, prior: np.ndarray | None
         return forward, maps, maps, settings.consistency_px
     guided = guided_homography(fitted, prior, settings, pair.scale, grid[0].shape)
     warp = maps if guided is fitted else homography_maps(guided, grid) or maps
+    if warp is not maps and _placed_worse(pair, warp, maps):
+        warp = maps
     flow = np.dstack((maps[0] - grid[0], maps[1] - grid[1]))
     return flow, maps, warp, settings.homography_consistency_px
+
+
+def _inside(maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """1 where ``maps`` sample inside the image they warp, else 0 (float32)."""
+    h, w = maps[0].shape
+    return ((maps[0] >= 0) & (maps[0] <= w - 1) & (maps[1] >= 0)
+            & (maps[1] <= h - 1)).astype(np.float32)
+
+
+def _placed_worse(pair: _Pair, warp: tuple[np.ndarray, np.ndarray],
+                  fitted: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the reference warped by ``warp`` (the prior's) shares less of the output's
+    structure than warped by the fit to the output's own flow (:func:`shared_structure`):
+    where the camera did not move evenly between the two sharp frames, the prior misplaces
+    it, which a sharp output shows and a blurry one may not."""
+    settings = pair.settings
+    if settings.shared_structure[1] <= 0:
+        return False
+    found = [shared_structure(_remap(pair.reference, *maps), pair.restored, _inside(maps),
+                              settings) for maps in (warp, fitted)]
+    return found[0] < found[1] - settings.prior_structure_margin
 
 
 def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) -> TransferCues:
