@@ -144,6 +144,22 @@ def test_a_prior_far_from_the_fit_or_switched_off_changes_nothing(lopsided):
                                   transfer_reference(output, reference, flow))
 
 
+
+def test_a_prior_that_misplaces_a_sharp_output_s_reference_gives_way_to_the_fit(lopsided):
+    """A camera that did not move evenly between the two sharp frames: the prior is 1.5 px
+    off, and the output, sharp, shows it; the reference is placed by the fit instead."""
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, transfer_reference
+
+    sharp, _, reference, truth = lopsided
+    wide = replace(DEFAULT_TRANSFER, prior_max_px=20.0)  # 6.7 px here: near enough to try
+    off = truth.copy()
+    off[1, 2] += 1.5
+    plain = transfer_reference(sharp, reference, wide)
+    np.testing.assert_array_equal(transfer_reference(sharp, reference, wide, off), plain)
+    always = replace(wide, prior_structure_margin=2.0)  # the prior kept whatever it shows
+    misplaced = transfer_reference(sharp, reference, always, off)
+    assert _psnr(plain, sharp) > _psnr(misplaced, sharp) + 5
+
 def test_the_motion_between_two_sharp_frames_is_fitted(lopsided):
     from refdeblur_video.refine.transfer import fitted_homography
 
@@ -332,3 +348,26 @@ def test_frames_between_the_same_sharp_pair_fit_its_motion_once(monkeypatch):
     assert calls == [(True, True)]
     refine(output, from_float(output, np.uint8), second, first, 0.5)  # another pair
     assert len(calls) == 2
+
+
+def test_the_torch_transfer_lets_a_misplacing_prior_give_way_on_a_sharp_output(lopsided):
+    import torch
+
+    from refdeblur_video.refine.torch_transfer import transfer_reference_torch
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER
+
+    sharp, output, reference, truth = lopsided
+    wide = replace(DEFAULT_TRANSFER, prior_max_px=60.0)
+    off = truth.copy()
+    off[1, 2] += 1.5
+
+    def fused(image, prior, settings=wide) -> np.ndarray:
+        tensors = (torch.from_numpy(x).permute(2, 0, 1)[None] for x in (image, reference))
+        return transfer_reference_torch(*tensors, settings, [prior])[0].permute(1, 2, 0).numpy()
+
+    plain = fused(sharp, None)
+    np.testing.assert_allclose(fused(sharp, off), plain, atol=1e-6)  # the fit, as the CPU's
+    misplaced = fused(sharp, off, replace(wide, prior_structure_margin=2.0))
+    assert _psnr(plain, sharp) > _psnr(misplaced, sharp) + 5
+    # a blurry (smeared) output keeps the prior: it cannot place the reference itself
+    assert not np.allclose(fused(output, truth), fused(output, None), atol=1e-3)

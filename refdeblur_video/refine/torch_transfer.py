@@ -141,6 +141,8 @@ def _cues(target: Tensor, reference: Tensor, patch: int, settings: TransferSetti
                                      for flow, prior in zip(dense, priors, strict=True)),
                                    strict=True)
     forward, warp = torch.stack(forwards), torch.stack(warps)
+    if any(w is not f for f, w in zip(forwards, warps, strict=True)):
+        warp = _prior_checked(target, reference, mine, forward, warp, settings, scale)
     extent = torch.tensor(extents, device=forward.device,
                           dtype=forward.dtype).view(-1, 1, 1, 1)
     aligned = remap(reference, warp)
@@ -214,16 +216,36 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     return (restored + weight * (aligned - restored)).clamp(0.0, 1.0)
 
 
-def _structure_trust(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
-                     settings: TransferSettings) -> Tensor:
-    """Per frame (N, 1, 1, 1), :func:`.transfer.structure_trust` of the correlation of
-    :func:`.transfer.shared_structure`."""
+def _shared_structure(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
+                      settings: TransferSettings) -> Tensor:
+    """Per frame (N,), :func:`.transfer.shared_structure`."""
     fine, coarse = settings.structure_fine_px * scale, settings.smoothing_px * scale
     theirs, mine = ((gaussian_blur(luma, fine) - gaussian_blur(luma, coarse)) * within
                     for luma in (channel_mean(aligned), channel_mean(restored)))
     energy = torch.sqrt((theirs * theirs).sum((1, 2, 3)) * (mine * mine).sum((1, 2, 3)))
-    correlation = torch.where(energy > 0, (theirs * mine).sum((1, 2, 3)) /
-                              energy.clamp_min(1e-30), torch.ones_like(energy))
+    return torch.where(energy > 0, (theirs * mine).sum((1, 2, 3)) / energy.clamp_min(1e-30),
+                       torch.ones_like(energy))
+
+
+def _structure_trust(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
+                     settings: TransferSettings) -> Tensor:
+    """Per frame (N, 1, 1, 1), :func:`.transfer.structure_trust` of the correlation of
+    :func:`.transfer.shared_structure`."""
+    correlation = _shared_structure(aligned, restored, within, scale, settings)
     low, high = settings.shared_structure
     trust = ((correlation - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
     return trust.view(-1, 1, 1, 1)
+
+
+def _prior_checked(target: Tensor, reference: Tensor, mine: Tensor, fitted: Tensor,
+                   warp: Tensor, settings: TransferSettings, scale: float) -> Tensor:
+    """``warp`` (N, 2, H, W), with the fit's flow in place of a prior's where the prior
+    places the reference clearly worse on a sharp output (:func:`.transfer._placed_worse`)."""
+    if settings.shared_structure[1] <= 0:
+        return warp
+    theirs = fine_detail(reference, scale).mean((1, 2, 3))
+    sharp = mine.mean((1, 2, 3)) / theirs.clamp_min(1e-6) >= settings.prior_sharp_output
+    found = [_shared_structure(remap(reference, flow), target, inside(flow), scale, settings)
+             for flow in (warp, fitted)]
+    worse = sharp & (found[0] < found[1] - settings.prior_structure_margin)
+    return torch.where(worse.view(-1, 1, 1, 1), fitted, warp)

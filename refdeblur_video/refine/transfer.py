@@ -129,6 +129,11 @@ class TransferSettings:
     # read lower by a few hundredths or, rarely, more than a tenth; a camera that did not
     # move evenly between the sharp frames misplaces it by more, which a sharp output shows
     prior_structure_margin: float = 0.2
+    # ... and only where the output holds at least this share of the reference's fine
+    # detail: a blurry output cannot place its reference better than the prior (a blur
+    # that lingers at one end of its path leaves the output off its true place, and the
+    # fit follows it), a sharp one can
+    prior_sharp_output: float = 0.45
     # a frame-wide check that the aligned reference shares the output's structure: their
     # normalised correlation between a fine scale (structure_fine_px, at 720p) and the
     # agreement's low-pass, where the reference lands inside the frame. The agreement cue
@@ -469,13 +474,16 @@ def _inside(maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
 
 def _placed_worse(pair: _Pair, warp: tuple[np.ndarray, np.ndarray],
                   fitted: tuple[np.ndarray, np.ndarray]) -> bool:
-    """Whether the reference warped by ``warp`` (the prior's) shares less of the output's
-    structure than warped by the fit to the output's own flow (:func:`shared_structure`):
-    where the camera did not move evenly between the two sharp frames, the prior misplaces
-    it, which a sharp output shows and a blurry one may not."""
+    """Whether the reference warped by ``warp`` (the prior's) shares clearly less of a
+    sharp output's structure than warped by the fit to the output's own flow
+    (:func:`shared_structure`): where the camera did not move evenly between the two sharp
+    frames, the prior misplaces it, which a sharp output shows."""
     settings = pair.settings
     if settings.shared_structure[1] <= 0:
         return False
+    theirs = float(_detail(pair.reference, pair.scale).mean())
+    if float(pair.detail.mean()) < settings.prior_sharp_output * theirs:
+        return False  # blurry: the output cannot place its reference better than the prior
     found = [shared_structure(_remap(pair.reference, *maps), pair.restored, _inside(maps),
                               settings) for maps in (warp, fitted)]
     return found[0] < found[1] - settings.prior_structure_margin
