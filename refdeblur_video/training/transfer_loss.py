@@ -6,10 +6,11 @@ alone competes with that step: it learns to restore what the transfer would have
 sharper outputs lower the transfer's trust. Taking part of the loss after the transfer trains
 it for the pixels the transfer cannot fix.
 
-The alignment (flows, homography) and its consistency come from OpenCV on the detached output,
-as on a CPU at inference; the two cues that depend on the output's pixels (agreement with the
-aligned reference, and whether the reference holds at least the output's fine detail) are
-recomputed in PyTorch on the output itself, so that the gradient sees how the output moves
+The alignment (flows, homography), its consistency and the frame-wide structure check come
+from OpenCV on the detached output, as on a CPU at inference; the two cues that depend on
+the output's pixels (agreement with the aligned reference, and whether the reference holds
+at least the output's fine detail) are recomputed in PyTorch on the output itself, so that
+the gradient sees how the output moves
 the transfer's trust.
 """
 
@@ -49,7 +50,11 @@ def transferred_output(output: Tensor, reference: Tensor,
     scale = extent_scale(*output.shape[-2:], settings)
     trust = output_cues(output, aligned, fine_detail(output, scale), scale, settings)
     weight = gaussian_blur(trust * fixed, settings.confidence_blur_px * scale) * within
-    return output + weight * (aligned - output)
+    # the frame-wide trust in the reference's structure, from the detached output as the
+    # alignment is
+    structure = torch.tensor([c.structure for c in cues], device=output.device,
+                             dtype=output.dtype).view(-1, 1, 1, 1)
+    return output + weight * structure * (aligned - output)
 
 
 __all__ = ["transferred_output"]
