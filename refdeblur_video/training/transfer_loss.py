@@ -10,8 +10,7 @@ The alignment (flows, homography), its consistency and the frame-wide structure 
 from OpenCV on the detached output, as on a CPU at inference; the two cues that depend on
 the output's pixels (agreement with the aligned reference, and whether the reference holds
 at least the output's fine detail) are recomputed in PyTorch on the output itself, so that
-the gradient sees how the output moves
-the transfer's trust.
+the gradient sees how the output moves the transfer's trust.
 """
 
 from __future__ import annotations
