@@ -61,8 +61,8 @@ def _checked(image: np.ndarray | None, path: Path, data: np.ndarray) -> np.ndarr
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
     # OpenCV leaves the samples as stored when it keeps every channel and bit, except in a
-    # TIFF, whose orientation its decoder applies itself
-    tiff = bytes(data[:4]) in (b"II*\0", b"MM\0*")
+    # TIFF (or BigTIFF), whose orientation its decoder applies itself
+    tiff = bytes(data[:4]) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
     return image if tiff else _as_shown(image, _exif_orientation(path))
 
 
@@ -145,8 +145,8 @@ def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
                 alpha: np.ndarray | None = None, metadata: PhotoMetadata | None = None) -> None:
     """Write an RGB (or H x W grey) ``uint8``/``uint16`` array, with ``alpha`` where given
     and the format holds it (:data:`ALPHA_SUFFIXES`), and ``metadata`` where the format holds
-    it; the format follows the suffix (``quality``, 1-100, of JPEG and WebP: OpenCV's
-    default, 95, where None)."""
+    it; the format follows the suffix (``quality``, 1-100, of JPEG and WebP; where None
+    OpenCV's defaults: JPEG 95, WebP lossless)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if image.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):

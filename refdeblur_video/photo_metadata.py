@@ -1,7 +1,8 @@
 """What a restored photo keeps of its file's metadata: the EXIF (camera, time, place) and the
 colour description (ICC profile, CICP), read and written by OpenCV's metadata codecs.
-A profile of another colour space than the samples written (CMYK, which OpenCV decodes to
-RGB) is left out.
+A profile of another colour space than the samples written is left out: CMYK (which
+OpenCV decodes to RGB), and a grey profile on colour samples or the reverse (a grey photo
+with transparency is written as three equal colours).
 
 The restored samples are written upright (the EXIF orientation is applied on reading), so
 the kept EXIF says orientation 1; its thumbnail, a small copy of the blurry photo, is left
@@ -69,8 +70,10 @@ class PhotoMetadata:
                params: list[int]) -> tuple[bool, np.ndarray]:
         """``cv2.imencode`` with these chunks written in, where ``suffix`` holds them (and
         their size, :meth:`too_large_for`)."""
+        space = b"GRAY" if samples.ndim == 2 else b"RGB "  # as written, not as read
         kept = {kind: data for kind, data in self.chunks.items()
-                if suffix not in JPEG_SUFFIXES or len(data) <= JPEG_SEGMENT_BYTES}
+                if (suffix not in JPEG_SUFFIXES or len(data) <= JPEG_SEGMENT_BYTES)
+                and (kind != cv2.IMAGE_METADATA_ICCP or data[16:20] == space)}
         if not kept or suffix not in METADATA_SUFFIXES:
             return cv2.imencode(suffix, samples, params)
         kinds = list(kept)

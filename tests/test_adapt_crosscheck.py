@@ -77,7 +77,7 @@ def test_a_budget_too_short_for_one_step_says_so_and_how_long_the_rest_took():
     outcome = _decide(restorer, result, AdaptSettings(seconds=20.0), 23.4)
     assert not outcome.adopted and outcome.restorer is restorer
     assert "no training step fitted in --adapt-seconds 20 " in outcome.message
-    assert "took 23 s); give it more time" in outcome.message
+    assert "other work took 23 s); give it more time" in outcome.message
 
 
 def test_a_blurred_neighbour_does_not_reward_a_finished_frame_for_being_blurred_alike():

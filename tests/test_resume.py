@@ -123,6 +123,33 @@ def test_an_interrupted_run_resumes_to_the_same_output(make_test_clip, restorer,
     assert log_rows(tmp_path / "out.json") == log_rows(tmp_path / "whole.json")
 
 
+
+def test_a_run_with_a_wrong_ref_resumes_to_the_same_output(make_test_clip, tmp_path,
+                                                          pooled_phi):
+    """The check rejects the --ref image, and the frames take the planner's choice: the
+    resumed run must recognise those frames as its own."""
+    import cv2
+
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY, TINY_MATCH)
+    net.phi = pooled_phi
+    checking = Restorer(net, torch.device("cpu"), trained=True, amp=False,
+                        reference_check=0.55)
+    clip = make_test_clip("in.mp4", n_frames=32, blurry={3, 10, 19, 27})
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
+    options = {"quiet": True, "batch": 1, "segment_seconds": SEGMENT, "ref": str(noise)}
+    whole = tmp_path / "whole.mp4"
+    deblur_video(clip.path, whole, checking, log=str(tmp_path / "whole.json"), **options)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        deblur_video(clip.path, out, StopsAfter(checking, 5), **options)
+    summary = deblur_video(clip.path, out, checking, resume=True,
+                           log=str(tmp_path / "out.json"), **options)
+    assert summary.resumed > 0
+    assert_same_output(out, whole)
+    assert log_rows(tmp_path / "out.json") == log_rows(tmp_path / "whole.json")
+
 def test_a_full_disk_is_one_line_and_resume_goes_on_once_there_is_room(
         make_test_clip, restorer, tmp_path, monkeypatch):
     """The disk fills in the third segment: one line that says so and what is kept, no

@@ -279,8 +279,8 @@ def _decide(restorer: Restorer, result: TuneResult, settings: AdaptSettings,
                f"({cross_gain:+.2f} dB against their other sharp neighbour, "
                f"{gain:+.2f} dB on held-back frames, after {result.steps} steps)")
     elif not result.steps:
-        why = (f"no training step fitted in --adapt-seconds {settings.seconds:g} (reading the "
-               f"video and scoring the original took {seconds:.0f} s); give it more time")
+        why = (f"no training step fitted in --adapt-seconds {settings.seconds:g} (the adaptation's "
+               f"other work took {seconds:.0f} s); give it more time")
     elif not math.isfinite(gain):
         why = f"the adapted copy broke down (non-finite output after {result.steps} steps)"
     else:

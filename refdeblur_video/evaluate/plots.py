@@ -155,7 +155,7 @@ def sharpness_timeline(
     if marked_blurry:
         ax.scatter(
             [x[i] for i in marked_blurry], [before[i] for i in marked_blurry], marker="x",
-            color=COLOURS["input"], s=22, label="blurry (log)", zorder=3,
+            color=COLOURS["input"], s=22, label="restored (log)", zorder=3,
         )
     used = sorted({r for r in references if r is not None and 0 <= r < len(x)})
     if used:

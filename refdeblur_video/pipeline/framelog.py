@@ -31,11 +31,11 @@ class FrameRecord:
     time_s: float | None
     shot: int  # 0, 1, ...: a new number after each detected cut
     sharpness: float
-    blurry: int  # 1: below the sharpness threshold
+    blurry: int  # 1: below the sharpness threshold (a photo: 1)
     restored: int  # 1: sent to the network (blurry, or every frame with --all-frames)
     reference: int
     reference_used: int | None  # 1/0: the reference passed/failed the check; None: not restored
-    second_reference: int  # the frame the transfer also borrowed from, after ``reference``
+    second_reference: int  # the frame the transfer was also given, after ``reference``
     seconds: float
 
 

@@ -63,7 +63,8 @@ _SAMPLE_BYTES = 1 << 20  # hashed from each end of the input
 # options that change neither a decision nor an output sample beyond float rounding; the
 # model is compared by its weights, --ref by its content
 _FREE_OPTIONS = frozenset({"model", "device", "batch", "tile", "queue_size", "log",
-                           "overwrite", "quiet", "resume", "save_adapted"})
+                           "overwrite", "quiet", "resume", "save_adapted",
+                           "quality"})  # a photo's: a video takes none
 
 __all__ = ["RunState", "Segment", "SegmentedOutput", "UnfinishedRun", "kept_frames",
            "model_identity", "open_state", "run_manifest", "segment_frames", "state_dir"]

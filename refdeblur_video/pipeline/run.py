@@ -410,12 +410,21 @@ def _replay_check(records: list[FrameRecord], state: RunState) -> Callable[[Work
         same = (row.pts == item.frame.pts and row.shot == decision.shot
                 and row.restored == int(decision.blurry)
                 and row.sharpness == round(decision.score, 4)
-                and row.reference in (item.reference_index, decision.second))
+                and row.reference in _loggable_references(item))
         if not same:
             raise UserError(f"frame {row.index} does not match the unfinished run in "
                             f"{state.folder}; use --overwrite to start again")
 
     return check
+
+
+def _loggable_references(item: WorkItem) -> tuple[int, ...]:
+    """The references the frame log may hold for a frame the stream has just planned:
+    its first choice, its second (the first rejected), and with a forced image the
+    planner's own first choice (the forced image rejected; -1 where there is none)."""
+    decision = item.decision
+    found = (item.reference_index, decision.second)
+    return (*found, decision.reference) if item.forced else found
 
 
 def shard(files: list[Path]) -> list[Path]:

@@ -265,8 +265,10 @@ def run_stream(
     """Run the four stages; ``write`` is called in frame order on the calling thread.
 
     ``restore(frames, references)`` returns the network's outputs and, for each, whether its
-    reference was used (:meth:`Restorer.restore_floats`). A frame whose reference was not
-    used is restored again against its planner's second choice, when there is one.
+    reference was used (:meth:`Restorer.restore_floats`). A frame whose forced reference
+    image was not used is restored again against the planner's choice, and one whose
+    planned reference was not used against its planner's second choice, when there is one
+    (:func:`restore_batch`).
     ``refine(output, frame, reference, second, fraction)`` turns an output into the frame to
     write (:class:`refdeblur_video.refine.Refiner`; ``reference`` None: the frame was its
     own; ``second``: :attr:`WorkItem.other_reference`; ``fraction``:

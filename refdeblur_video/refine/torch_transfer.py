@@ -241,8 +241,6 @@ def _prior_checked(target: Tensor, reference: Tensor, mine: Tensor, fitted: Tens
                    warp: Tensor, settings: TransferSettings, scale: float) -> Tensor:
     """``warp`` (N, 2, H, W), with the fit's flow in place of a prior's where the prior
     places the reference clearly worse on a sharp output (:func:`.transfer._placed_worse`)."""
-    if settings.shared_structure[1] <= 0:
-        return warp
     theirs = fine_detail(reference, scale).mean((1, 2, 3))
     sharp = mine.mean((1, 2, 3)) / theirs.clamp_min(1e-6) >= settings.prior_sharp_output
     found = [_shared_structure(remap(reference, flow), target, inside(flow), scale, settings)

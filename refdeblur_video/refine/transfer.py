@@ -13,6 +13,10 @@ product of three terms:
 - sharpness: the aligned reference has at least as much fine detail as the output there (a
   blurry reference never makes the output blurrier).
 
+The whole frame's confidence is then scaled by one more check: the aligned reference must
+share the output's structure between a fine scale and the agreement's (``shared_structure``),
+which another scene of fine texture, flat grey once low-passed, does not.
+
 By default (``alignment="homography"``) the reference is not warped by the dense flow itself
 but by the one homography that best explains it (RANSAC over a grid of its vectors): on a
 blurry output the dense flow drifts by a pixel or more wherever blur hides the texture, and
@@ -22,7 +26,9 @@ the same three cues, its consistency the distance of the dense flow from the hom
 with a looser extent (``homography_consistency_px``), so the scene that does not follow the
 camera (a person walking, strong parallax) and a reference that does not match stay out as
 before. ``alignment="flow"`` warps by the dense flow itself, checked against a backward flow
-(the round trip); where no homography fits, so does the default.
+(the round trip); where no homography fits, so does the default. A prior homography (the
+camera's motion between the sharp frames on both sides) places the reference instead where
+it is near the fit, unless the output is sharp and shows the prior misplacing it.
 
 The smoothing and consistency extents are given for a 720-pixel-high frame and scale with
 the frame's short side; the flow's patch size and stride are pixels at any size.
@@ -128,7 +134,7 @@ class TransferSettings:
     # the fit: on a blurry output the fit follows the blur, and the prior, right there, may
     # read lower by a few hundredths or, rarely, more than a tenth; a camera that did not
     # move evenly between the sharp frames misplaces it by more, which a sharp output shows
-    prior_structure_margin: float = 0.2
+    prior_structure_margin: float = 0.2  # 2 or more: the prior never gives way
     # ... and only where the output holds at least this share of the reference's fine
     # detail: a blurry output cannot place its reference better than the prior (a blur
     # that lingers at one end of its path leaves the output off its true place, and the
@@ -479,8 +485,6 @@ def _placed_worse(pair: _Pair, warp: tuple[np.ndarray, np.ndarray],
     (:func:`shared_structure`): where the camera did not move evenly between the two sharp
     frames, the prior misplaces it, which a sharp output shows."""
     settings = pair.settings
-    if settings.shared_structure[1] <= 0:
-        return False
     theirs = float(_detail(pair.reference, pair.scale).mean())
     if float(pair.detail.mean()) < settings.prior_sharp_output * theirs:
         return False  # blurry: the output cannot place its reference better than the prior

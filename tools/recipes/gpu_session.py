@@ -79,7 +79,7 @@ def shrink(photos: list[Path], dest: Path, quality: int = 90) -> list[Path]:
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         out = dest / f"{path.stem}.jpg"
-        write_image(out, small, jpeg_quality=quality)
+        write_image(out, small, quality=quality)
         written.append(out)
     return written
 
