@@ -132,6 +132,24 @@ def test_untouched_yuv_frames_pass_through_bit_exactly(make_test_clip, restorer,
         assert unchanged == (index not in blurry), index
 
 
+
+def test_full_range_yuvj_frames_pass_through_bit_exactly_into_ffv1(make_test_clip, restorer,
+                                                                    tmp_path, planes_of):
+    """FFV1 takes no yuvj format: the plain one carries the same samples, tagged full range
+    (phone footage and MJPEG are yuvj)."""
+    clip = make_test_clip("in.mkv", blurry={3, 7}, codec="mjpeg", pix_fmt="yuvj420p")
+    out, log = tmp_path / "out.mkv", tmp_path / "frames.csv"
+    deblur_video(clip.path, out, restorer, quiet=True, codec="ffv1", log=str(log))
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.pix_fmt, stream.codec_context.color_range) == \
+            ("yuv420p", 2)  # AVCOL_RANGE_JPEG
+    restored = {int(r["index"]) for r in read_log(log) if r["restored"] == "1"}
+    assert {3, 7} <= restored and len(restored) < len(clip.frames) - 4
+    for index, (a, b) in enumerate(zip(planes_of(clip.path), planes_of(out), strict=True)):
+        unchanged = all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+        assert unchanged == (index not in restored), index
+
 def test_expected_reference_on_known_blur_pattern(make_test_clip, restorer, tmp_path):
     # frames 5, 6 and 7 blurry: 6's nearest sharp neighbours are 4 and 8 (2 away)
     clip = make_test_clip("in.mp4", n_frames=14, blurry={5, 6, 7})

@@ -226,6 +226,12 @@ def choose_pix_fmt(codec_name: str, source_pix_fmt: str, requested: str | None =
     return min(enumerate(supported), key=key)[1]
 
 
+def _plain_yuv(pix_fmt: str | None) -> str | None:
+    """A pixel format with FFmpeg's full-range ``yuvj`` spelling as its plain ``yuv`` one:
+    the samples are laid out alike (the range goes in the stream's colour tags)."""
+    return "yuv" + pix_fmt[4:] if pix_fmt and pix_fmt.startswith("yuvj") else pix_fmt
+
+
 def _has_avx512() -> bool:
     """Whether this CPU runs AVX-512 (as NumPy's own dispatch detected it)."""
     try:
@@ -478,6 +484,9 @@ class VideoWriter:
                 colour["color_range"] = 0
         elif in_rgb:  # RGB source into YUV: pick an explicit, common matrix
             colour.update(colorspace=_AVCOL_SPC_BT709, color_range=_AVCOL_RANGE_MPEG)
+        elif (info.pix_fmt or "").startswith("yuvj"):  # full range by its format's name: the
+            # plain format that carries its samples must say so
+            colour["color_range"] = _AVCOL_RANGE_JPEG
         if _traits_or_none(self.pix_fmt, "gray") and (
                 not info.color_range or not _traits_or_none(info.pix_fmt, "gray")):
             # grey samples are full range as FFmpeg makes them (swscale's RGB to grey, and
@@ -585,7 +594,8 @@ class VideoWriter:
         was passed through in that format, else converted from its RGB image."""
         image = self._checked_image(frame)
         planes = frame.planes
-        if planes is None or frame.pix_fmt != self.pix_fmt or self._layout is None:
+        if planes is None or self._layout is None or \
+                _plain_yuv(frame.pix_fmt) != _plain_yuv(self.pix_fmt):
             if self._converter is None:
                 return self._swscale_frame(image, frame.alpha if self._alpha else None)
             planes = self._converter.from_rgb(np.ascontiguousarray(image))
