@@ -19,7 +19,7 @@ from refdeblur_video.safe_output import atomic_output
 from refdeblur_video.video.hdr import Hdr10
 from refdeblur_video.video.metadata import VideoInfo, _announced_frames, probe
 from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
-from refdeblur_video.video.synthetic import make_demo_clip, render_frame
+from refdeblur_video.video.synthetic import make_clip, make_demo_clip, render_frame
 from refdeblur_video.video.writer import VideoWriter, choose_pix_fmt
 
 BT709 = {"color_range": 1, "color_primaries": 1, "color_trc": 1, "colorspace": 1}
@@ -1050,6 +1050,25 @@ def test_a_transport_stream_whose_clock_wraps_keeps_every_frame_and_its_sound(tm
         with av.open(str(tmp_path / f"out{suffix}")) as container:  # nothing before 0
             assert min(p.pts for p in container.demux() if p.pts is not None) >= 0
 
+
+
+def test_a_clip_that_starts_late_plays_its_own_length_in_matroska(tmp_path):
+    """Matroska writes the end time as the duration: a recording that starts at 10 s is
+    moved to start at 0, its sound alike, or it would claim to last 10 s more."""
+    source = tmp_path / "late.ts"
+    make_clip(source, n_frames=20, audio=True, container_options={"output_ts_offset": "10"})
+    with av.open(str(source)) as container:
+        length, starts = container.duration, {s.type: float(s.start_time * s.time_base)
+                                               for s in container.streams}
+    assert starts["video"] == pytest.approx(10.0, abs=0.01)
+    out = tmp_path / "out.mkv"
+    transcode(source, out)
+    with av.open(str(out)) as container:
+        moved = {s.type: float(s.start_time * s.time_base) for s in container.streams}
+        assert container.duration == pytest.approx(length, abs=0.02 * av.time_base)
+    assert min(moved.values()) == pytest.approx(0.0, abs=0.002)
+    assert moved["video"] - moved["audio"] == pytest.approx(
+        starts["video"] - starts["audio"], abs=0.002)  # the sound still in step
 
 def test_a_cover_picture_is_not_taken_for_the_video():
     from types import SimpleNamespace

@@ -407,6 +407,15 @@ class VideoWriter:
         # before 0 and Matroska lose their timestamps
         start = info.start_pts
         self._shift = -int(start) if start is not None and start < 0 else 0
+        # Matroska writes the end time as the file's duration: a clip from another
+        # container that starts later than 0 (an MPEG-TS recording, a cut) would claim a
+        # length of its start time more. It starts at 0 instead, every stream moved alike,
+        # as FFmpeg's own remux does; a Matroska input already claims its end time
+        matroska = ("matroska", "webm")
+        self._to_zero = (self.format_name in matroska and bool(start and start > 0)
+                         and not info.container_format.startswith(matroska))
+        if self._to_zero:
+            self._shift = -int(start)
         self._colour = self._output_colour(traits.rgb)
         self._layout = plane_layout(self.pix_fmt)
         self._converter = yuv_converter(self.pix_fmt, self._colour["colorspace"],
@@ -560,8 +569,12 @@ class VideoWriter:
             self._packets = self._source.demux(wanted)
             if self._shift:  # every stream moves by as much as the earliest needs
                 earliest = min((Fraction(s.start_time) * s.time_base for s in wanted
-                                if s.start_time is not None and s.time_base), default=0)
-                self._shift = max(self._shift, math.ceil(-earliest / self.time_base))
+                                if s.start_time is not None and s.time_base), default=None)
+                if earliest is not None and self._to_zero:  # the earliest stream at 0
+                    self._shift = max(self._shift, -math.floor(earliest / self.time_base))
+                    self._shift = min(self._shift, 0)
+                elif earliest is not None:
+                    self._shift = max(self._shift, math.ceil(-earliest / self.time_base))
         else:
             self._source.close()
             self._source = None
