@@ -1114,3 +1114,12 @@ def test_quality_given_for_a_video_points_to_crf(make_test_clip, tmp_path, resto
     with caplog.at_level("WARNING"):
         deblur(str(clip.path), str(tmp_path / "out.mp4"), quiet=True, quality=80)
     assert "a video's is --crf" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_the_progress_bar_expects_a_matroska_clips_frames_from_its_duration(make_test_clip):
+    from refdeblur_video.pipeline.run import _expected_frames
+
+    clip = make_test_clip("in.mkv", n_frames=20)
+    info = probe(clip.path)
+    assert info.frame_count is None  # Matroska announces none
+    assert _expected_frames(info) == 20

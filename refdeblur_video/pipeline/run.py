@@ -198,7 +198,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         writer = VideoWriter(tmp, info, codec=opts.codec, crf=opts.crf, preset=opts.preset,
                              pix_fmt=opts.pix_fmt, copy_streams_from=input, audio=opts.audio,
                              subtitles=opts.audio)
-        bar = tqdm(total=info.frame_count, unit="frame", desc=Path(input).name,
+        bar = tqdm(total=_expected_frames(info), unit="frame", desc=Path(input).name,
                    disable=opts.quiet, dynamic_ncols=True, leave=True)
         segments: SegmentedOutput | None = None
         try:
@@ -235,6 +235,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             segments.finish()
             writer.close()
             finish_now()  # the output is complete: a signal no longer stops the run
+            bar.total = bar.n  # an estimated total ends where the frames did
         except BaseException:
             if segments is not None:
                 segments.abort()
@@ -248,6 +249,16 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     if opts.log:
         write_frame_log(opts.log, summary.records)
     return summary
+
+
+def _expected_frames(info) -> int | None:
+    """The progress bar's total: the header's frame count, or where the container gives
+    none (Matroska, WebM, MPEG-TS) the duration times the frame rate."""
+    if info.frame_count:
+        return info.frame_count
+    if info.duration_s and info.fps:
+        return max(1, round(info.duration_s * float(info.fps)))
+    return None
 
 
 def _say_forced_dropped(records: list[FrameRecord]) -> None:
