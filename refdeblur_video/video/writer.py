@@ -417,6 +417,12 @@ class VideoWriter:
         if self._to_zero:
             self._shift = -int(start)
         self._colour = self._output_colour(traits.rgb)
+        # a yuvj source's planes go into the plain yuv format as they are (and the reverse)
+        # only where both sides are full range
+        full_in = info.pix_fmt.startswith("yuvj") or info.color_range == _AVCOL_RANGE_JPEG
+        full_out = (self.pix_fmt.startswith("yuvj")
+                    or self._colour["color_range"] == _AVCOL_RANGE_JPEG)
+        self._range_kept = full_in == full_out
         self._layout = plane_layout(self.pix_fmt)
         self._converter = yuv_converter(self.pix_fmt, self._colour["colorspace"],
                                         self._colour["color_range"], info.width, info.height)
@@ -607,8 +613,9 @@ class VideoWriter:
         was passed through in that format, else converted from its RGB image."""
         image = self._checked_image(frame)
         planes = frame.planes
-        if planes is None or self._layout is None or \
-                _plain_yuv(frame.pix_fmt) != _plain_yuv(self.pix_fmt):
+        same = frame.pix_fmt == self.pix_fmt or (
+            self._range_kept and _plain_yuv(frame.pix_fmt) == _plain_yuv(self.pix_fmt))
+        if planes is None or self._layout is None or not same:
             if self._converter is None:
                 return self._swscale_frame(image, frame.alpha if self._alpha else None)
             planes = self._converter.from_rgb(np.ascontiguousarray(image))
