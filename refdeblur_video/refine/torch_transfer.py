@@ -219,9 +219,24 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
 def _shared_structure(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
                       settings: TransferSettings) -> Tensor:
     """Per frame (N,), :func:`.transfer.shared_structure`."""
+    return _band_correlation(channel_mean(aligned), channel_mean(restored), within, scale,
+                             settings)
+
+
+def _grey_structure(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
+                    settings: TransferSettings) -> Tensor:
+    """Per frame (N,), the correlation of :func:`.transfer._placed_worse`: as
+    :func:`_shared_structure`, on the greys the flows use."""
+    return _band_correlation(grey(aligned), grey(restored), within, scale, settings)
+
+
+def _band_correlation(theirs: Tensor, mine: Tensor, within: Tensor, scale: float,
+                      settings: TransferSettings) -> Tensor:
+    """Per frame (N,), the normalised correlation of two lumas ``(N, 1, H, W)`` between
+    ``structure_fine_px`` and ``smoothing_px``, where ``within``; 1 where either is empty."""
     fine, coarse = settings.structure_fine_px * scale, settings.smoothing_px * scale
     theirs, mine = ((gaussian_blur(luma, fine) - gaussian_blur(luma, coarse)) * within
-                    for luma in (channel_mean(aligned), channel_mean(restored)))
+                    for luma in (theirs, mine))
     energy = torch.sqrt((theirs * theirs).sum((1, 2, 3)) * (mine * mine).sum((1, 2, 3)))
     return torch.where(energy > 0, (theirs * mine).sum((1, 2, 3)) / energy.clamp_min(1e-30),
                        torch.ones_like(energy))
@@ -243,7 +258,7 @@ def _prior_checked(target: Tensor, reference: Tensor, mine: Tensor, fitted: Tens
     places the reference clearly worse on a sharp output (:func:`.transfer._placed_worse`)."""
     theirs = fine_detail(reference, scale).mean((1, 2, 3))
     sharp = mine.mean((1, 2, 3)) / theirs.clamp_min(1e-6) >= settings.prior_sharp_output
-    found = [_shared_structure(remap(reference, flow), target, inside(flow), scale, settings)
+    found = [_grey_structure(remap(reference, flow), target, inside(flow), scale, settings)
              for flow in (warp, fitted)]
     worse = sharp & (found[0] < found[1] - settings.prior_structure_margin)
     return torch.where(worse.view(-1, 1, 1, 1), fitted, warp)

@@ -272,12 +272,18 @@ def shared_structure(aligned: np.ndarray, restored: np.ndarray, inside: np.ndarr
     the band between ``structure_fine_px`` and ``smoothing_px``, over the pixels the
     reference covers; 1 where the band is empty in either (flat onto flat is harmless)."""
     scale = _scale(restored, settings)
-    fine, coarse = settings.structure_fine_px * scale, settings.smoothing_px * scale
-    bands = []
-    for image in (aligned, restored):
-        luma = _channel_mean(image)
-        bands.append((gaussian_low_pass(luma, fine) - gaussian_low_pass(luma, coarse)) * inside)
-    theirs, mine = bands
+    return _correlation(_band(_channel_mean(aligned), scale, settings) * inside,
+                        _band(_channel_mean(restored), scale, settings) * inside)
+
+
+def _band(luma: np.ndarray, scale: float, settings: TransferSettings) -> np.ndarray:
+    """``luma`` (H x W float32) between ``structure_fine_px`` and ``smoothing_px``."""
+    return (gaussian_low_pass(luma, settings.structure_fine_px * scale)
+            - gaussian_low_pass(luma, settings.smoothing_px * scale))
+
+
+def _correlation(theirs: np.ndarray, mine: np.ndarray) -> float:
+    """Normalised correlation of two bands; 1 where either is empty."""
     energy = math.sqrt(float(np.dot(theirs.ravel(), theirs.ravel())) *
                        float(np.dot(mine.ravel(), mine.ravel())))
     return float(np.dot(theirs.ravel(), mine.ravel())) / energy if energy > 0 else 1.0
@@ -484,12 +490,18 @@ def _placed_worse(pair: _Pair, warp: tuple[np.ndarray, np.ndarray],
     sharp output's structure than warped by the fit to the output's own flow
     (:func:`shared_structure`): where the camera did not move evenly between the two sharp
     frames, the prior misplaces it, which a sharp output shows."""
-    settings = pair.settings
-    theirs = float(_detail(pair.reference, pair.scale).mean())
+    settings, scale = pair.settings, pair.scale
+    theirs = float(_detail(pair.reference, scale).mean())
     if float(pair.detail.mean()) < settings.prior_sharp_output * theirs:
         return False  # blurry: the output cannot place its reference better than the prior
-    found = [shared_structure(_remap(pair.reference, *maps), pair.restored, _inside(maps),
-                              settings) for maps in (warp, fitted)]
+    # on the greys the flows use (one channel: the check costs a few hundredths of the
+    # transfer's time), the output's band once
+    mine = _band(pair.grey[0].astype(np.float32), scale, settings)
+    found = []
+    for maps in (warp, fitted):
+        inside = _inside(maps)
+        aligned = _band(_remap(pair.grey[1], *maps).astype(np.float32), scale, settings)
+        found.append(_correlation(aligned * inside, mine * inside))
     return found[0] < found[1] - settings.prior_structure_margin
 
 
