@@ -487,8 +487,12 @@ def test_inputs_that_would_be_written_under_one_name_are_refused(make_test_clip,
     (tmp_path / "in").mkdir()
     make_test_clip("in/a.avi", n_frames=2)
     make_test_clip("in/a.mkv", n_frames=2)
-    with pytest.raises(UserError, match="would both be written as a.mkv"):
+    make_test_clip("in/b.avi", n_frames=2)
+    make_test_clip("in/b.mkv", n_frames=2)
+    with pytest.raises(UserError) as refused:  # every clash in one message
         deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
+    assert "would both be written as a.mkv; " in str(refused.value)
+    assert "would both be written as b.mkv; give them different names" in str(refused.value)
     assert not (tmp_path / "out").exists()
 
 

@@ -83,12 +83,14 @@ def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
         raise UserError(f"output {outdir} names a video file, but the input is many videos: "
                         f"give a folder (end it with {os.sep} to make one by that name)")
     taken: dict[str, Path] = {}
+    clashes = []
     for source in files:
         name = output_name(source)
-        if name.lower() in taken:
-            raise UserError(f"{taken[name.lower()].name} and {source.name} would both be "
-                            f"written as {name}; give them different names")
-        taken[name.lower()] = source
+        first = taken.setdefault(name.lower(), source)
+        if first is not source:
+            clashes.append(f"{first.name} and {source.name} would both be written as {name}")
+    if clashes:  # every one at once, not one a run
+        raise UserError(f"{'; '.join(clashes)}; give them different names")
     if not outdir.exists():
         return
     for source in files:
@@ -159,12 +161,14 @@ def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
     if not kinds:
         return
     seen: dict[str, Path] = {}
+    clashes = []
     for source in files:
         first = seen.setdefault(source.stem.lower(), source)
         if first is not source:
-            raise UserError(f"{first.name} and {source.name} would share one "
-                            f"{' and one '.join(kinds)} (named {source.stem}.*); give them "
-                            "different names")
+            clashes.append(f"{first.name} and {source.name} would share one "
+                           f"{' and one '.join(kinds)} (named {source.stem}.*)")
+    if clashes:  # every one at once, not one a run
+        raise UserError(f"{'; '.join(clashes)}; give them different names")
 
 
 def check_reader(name: str) -> None:
