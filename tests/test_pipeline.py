@@ -453,6 +453,29 @@ def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch,
     assert len(decoded(outdir / "b.mp4")) == 6
 
 
+
+def test_a_file_another_run_is_making_is_skipped_not_an_error(make_test_clip, tmp_path,
+                                                              monkeypatch, restorer):
+    """Two runs over one folder of inputs share the work: the file the other holds is
+    skipped, and this run ends well."""
+    import fcntl
+
+    from refdeblur_video.pipeline.resume import state_dir
+
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/a.mp4", n_frames=6, blurry={2})
+    make_test_clip("in/b.mp4", n_frames=6, blurry={2})
+    outdir = tmp_path / "out"
+    state = state_dir(outdir / "a.mp4")
+    state.mkdir(parents=True)
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    with open(state / "lock", "w") as held:  # the other run, making a.mp4
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        results = deblur_many(str(tmp_path / "in"), outdir, quiet=True)
+    assert [(r.skipped, r.error) for r in results] == [(True, None), (False, None)]
+    assert results[0].closing_line().endswith("a.mp4: another run is making it, skipped")
+    assert len(decoded(outdir / "b.mp4")) == 6
+
 def test_one_bad_file_of_many_is_reported_and_the_others_are_made(make_test_clip, tmp_path):
     (tmp_path / "batch").mkdir()
     make_test_clip("batch/b.mp4", n_frames=6, blurry={2})

@@ -66,7 +66,7 @@ _FREE_OPTIONS = frozenset({"model", "device", "batch", "tile", "queue_size", "lo
                            "overwrite", "quiet", "resume", "save_adapted",
                            "quality"})  # a photo's: a video takes none
 
-__all__ = ["RunState", "Segment", "SegmentedOutput", "UnfinishedRun", "kept_frames",
+__all__ = ["BusyOutput", "RunState", "Segment", "SegmentedOutput", "UnfinishedRun", "kept_frames",
            "model_identity", "open_state", "run_manifest", "segment_frames", "state_dir"]
 
 
@@ -79,6 +79,10 @@ def state_dir(output: str | os.PathLike) -> Path:
 def segment_frames(seconds: float, fps: float | None) -> int:
     """Frames per segment for ``seconds`` of video at ``fps`` (25 when unknown)."""
     return max(MIN_SEGMENT_FRAMES, round(seconds * (fps or 25)))
+
+
+class BusyOutput(UserError):
+    """Another run holds the output's state: it is making that output now."""
 
 
 class UnfinishedRun(UserError):
@@ -552,6 +556,6 @@ def _lock(folder: Path, output: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise UserError(f"another run is writing {output} (its state {folder} is locked)"
-                        ) from exc
+        raise BusyOutput(f"another run is writing {output} (its state {folder} is locked)"
+                         ) from exc
     return fd

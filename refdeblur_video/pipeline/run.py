@@ -49,6 +49,7 @@ from .preflight import (
     output_name,
 )
 from .resume import (
+    BusyOutput,
     RunState,
     SegmentedOutput,
     UnfinishedRun,
@@ -76,6 +77,7 @@ class RunSummary:
     restored: int = 0
     seconds: float = 0.0
     skipped: bool = False
+    skipped_why: str = "already done"  # many files: why this one was skipped
     references_dropped: int = 0  # restored frames whose reference failed the reference check
     shots: int = 1  # shots found (cuts + 1)
     resumed: int = 0  # frames taken from an interrupted run's state (--resume)
@@ -86,7 +88,7 @@ class RunSummary:
     def closing_line(self) -> str:
         """The line the command ends with for this output."""
         if self.skipped:
-            return f"{self.output}: already done, skipped"
+            return f"{self.output}: {self.skipped_why}, skipped"
         if self.error:
             return f"{self.output}: not made (see the error above)"
         dropped = (f" ({self.references_dropped} without their reference)"
@@ -502,6 +504,8 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
         save_adapted=_adapted_path(opts.save_adapted, source))
     try:
         return deblur_video(source, target, restorer, options=per_file)
+    except BusyOutput:  # two runs sharing one folder of inputs: the other one makes it
+        return RunSummary(str(target), skipped=True, skipped_why="another run is making it")
     except UserError as exc:  # one bad file of many: say so, go on with the rest
         message = exc.describe("--resume") if isinstance(exc, UnfinishedRun) else str(exc)
         log.error("%s", message)
