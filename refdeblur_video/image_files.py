@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .photo_metadata import PhotoMetadata
+from .photo_metadata import PhotoMetadata, exif_orientation
 
 log = logging.getLogger("refdeblur_video")
 
@@ -44,33 +43,31 @@ QUALITY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
 
 
-def _file_bytes(path: str | Path) -> tuple[Path, np.ndarray]:
+def _decode(path: str | Path) -> tuple[np.ndarray, tuple, tuple]:
+    """The file's samples as OpenCV decodes them (H x W grey, or BGR / BGRA), turned as a
+    viewer shows them, and its metadata chunks (``cv2.imdecodeWithMetadata``'s types and
+    chunks); one line on what is wrong otherwise."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
     try:
-        return path, np.fromfile(str(path), dtype=np.uint8)  # also handles non-ASCII paths
+        data = np.fromfile(str(path), dtype=np.uint8)  # also handles non-ASCII paths
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
-
-
-def _checked(image: np.ndarray | None, path: Path, data: np.ndarray) -> np.ndarray:
-    """The decoded samples turned as shown, or one line on what is wrong."""
+    image, types, chunks = (cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+                            if data.size else (None, (), ()))
     if image is None:
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
     # OpenCV leaves the samples as stored when it keeps every channel and bit, except in a
     # TIFF (or BigTIFF), whose orientation its decoder applies itself
-    tiff = bytes(data[:4]) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
-    return image if tiff else _as_shown(image, _exif_orientation(path))
-
-
-def _decoded(path: str | Path) -> np.ndarray:
-    """The file's samples as OpenCV decodes them: H x W grey, or BGR / BGRA."""
-    path, data = _file_bytes(path)
-    return _checked(cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None, path,
-                    data)
+    if bytes(data[:4]) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        exif = [c for t, c in zip(types, chunks, strict=True)
+                if t == cv2.IMAGE_METADATA_EXIF]
+        if exif:
+            image = _as_shown(image, exif_orientation(np.asarray(exif[0], np.uint8).tobytes()))
+    return image, types, chunks
 
 
 # EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
@@ -83,19 +80,6 @@ _ORIENTED = {
     7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
-
-
-def _exif_orientation(path: Path) -> int:
-    """The EXIF orientation tag of a photo (1, upright, where it has none)."""
-    from PIL import Image, UnidentifiedImageError  # Pillow reads only the header here
-
-    try:  # a damaged EXIF block is no orientation, not a message for the user
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as photo:
-                return int(photo.getexif().get(0x0112, 1))
-    except (UnidentifiedImageError, OSError, ValueError, TypeError, SyntaxError):
-        return 1
 
 
 def _as_shown(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -114,7 +98,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB (``uint8``, or ``uint16`` for 16-bit files)."""
-    return _as_rgb(_decoded(path))
+    return _as_rgb(_decode(path)[0])
 
 
 @dataclass(frozen=True)
@@ -130,10 +114,7 @@ class Photo:
 
 def read_photo(path: str | Path) -> Photo:
     """An image file with what a restored photo needs to be written back in its own form."""
-    path, data = _file_bytes(path)
-    image, types, chunks = (cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
-                            if data.size else (None, (), ()))
-    image = _checked(image, path, data)
+    image, types, chunks = _decode(path)
     alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
     grey = image.ndim == 2 or (alpha is not None and bool(

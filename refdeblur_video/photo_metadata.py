@@ -88,23 +88,51 @@ class PhotoMetadata:
             cv2.utils.logging.setLogLevel(quiet)
 
 
+def exif_orientation(exif: bytes) -> int:
+    """The orientation tag (1-8) of ``exif`` (as :func:`upright_exif` takes it); 1, upright,
+    where it has none or cannot be parsed."""
+    found = _ifd0(bytearray(exif))
+    if found is None or found.orientation is None:
+        return 1
+    return struct.unpack_from(found.orientation, found.data, found.orientation_at)[0]
+
+
 def upright_exif(exif: bytes) -> bytes:
     """``exif`` (TIFF-structured, an ``Exif\\0\\0`` header allowed) with orientation 1 and
     no thumbnail (IFD1); empty where it cannot be parsed."""
-    data = bytearray(exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    found = _ifd0(bytearray(exif))
+    if found is None:
+        return b""
+    if found.orientation is not None:
+        struct.pack_into(found.orientation, found.data, found.orientation_at, 1)
+    struct.pack_into(found.order + "I", found.data, found.end, 0)  # the thumbnail unlinked
+    return bytes(found.data)
+
+
+@dataclass
+class _Ifd0:
+    order: str  # struct's byte-order prefix
+    data: bytearray  # the TIFF structure, its Exif header dropped
+    end: int  # past IFD0's last entry: where the link to the next IFD sits
+    orientation: str | None = None  # the orientation value's struct format, where present
+    orientation_at: int = 0  # and its offset
+
+
+def _ifd0(exif: bytearray) -> _Ifd0 | None:
+    """IFD0 of ``exif`` (an ``Exif\\0\\0`` header allowed), None where it cannot be parsed."""
+    data = exif[6:] if exif.startswith(b"Exif\0\0") else exif
     order = {b"II": "<", b"MM": ">"}.get(bytes(data[:2]))
     if order is None or len(data) < 8:
-        return b""
+        return None
     (ifd,) = struct.unpack_from(order + "I", data, 4)
     if ifd + 2 > len(data):
-        return b""
+        return None
     (count,) = struct.unpack_from(order + "H", data, ifd)
-    end = ifd + 2 + 12 * count
-    if end + 4 > len(data):
-        return b""
-    for entry in range(ifd + 2, end, 12):
+    found = _Ifd0(order, data, ifd + 2 + 12 * count)
+    if found.end + 4 > len(data):
+        return None
+    for entry in range(ifd + 2, found.end, 12):
         tag, kind = struct.unpack_from(order + "HH", data, entry)
         if tag == _ORIENTATION_TAG and kind in _UNSIGNED:  # one value, at the value's start
-            struct.pack_into(order + _UNSIGNED[kind], data, entry + 8, 1)
-    struct.pack_into(order + "I", data, end, 0)  # no next IFD: the thumbnail is not linked
-    return bytes(data)
+            found.orientation, found.orientation_at = order + _UNSIGNED[kind], entry + 8
+    return found

@@ -89,8 +89,15 @@ class DeblurOptions:
 
     def video_only_given(self) -> list[str]:
         """The options given (set away from their defaults) that do nothing for a photo."""
+        return self._given(_VIDEO_ONLY)
+
+    def photo_only_given(self) -> list[str]:
+        """The options given that do nothing for a video."""
+        return self._given(_PHOTO_ONLY)
+
+    def _given(self, flags: dict[str, str]) -> list[str]:
         default = DeblurOptions()
-        return [flag for name, flag in _VIDEO_ONLY.items()
+        return [flag for name, flag in flags.items()
                 if getattr(self, name) != getattr(default, name)]
 
 
@@ -101,3 +108,5 @@ _VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fm
                "reader": "--reader", "resume": "--resume",
                "segment_seconds": "--segment-seconds", "both_sides": "--one-reference",
                "motion_prior": "--no-motion-prior"}
+# options that only a photo has a use for
+_PHOTO_ONLY = {"quality": "--quality"}

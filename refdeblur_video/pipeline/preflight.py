@@ -10,6 +10,7 @@ import contextlib
 import glob
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError, invalid_yaml, unknown_device
@@ -82,15 +83,9 @@ def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
             and not named.endswith(os.sep)):  # a typo, most likely: not a folder to make
         raise UserError(f"output {outdir} names a video file, but the input is many videos: "
                         f"give a folder (end it with {os.sep} to make one by that name)")
-    taken: dict[str, Path] = {}
-    clashes = []
-    for source in files:
-        name = output_name(source)
-        first = taken.setdefault(name.lower(), source)
-        if first is not source:
-            clashes.append(f"{first.name} and {source.name} would both be written as {name}")
-    if clashes:  # every one at once, not one a run
-        raise UserError(f"{'; '.join(clashes)}; give them different names")
+    _refuse_clashes([f"{first.name} and {source.name} would both be written as "
+                     f"{output_name(source)}"
+                     for first, source in _sharing(files, lambda p: output_name(p).lower())])
     if not outdir.exists():
         return
     for source in files:
@@ -160,14 +155,25 @@ def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
                                       ("adapted weights file", options.save_adapted)) if given]
     if not kinds:
         return
-    seen: dict[str, Path] = {}
-    clashes = []
+    _refuse_clashes([f"{first.name} and {source.name} would share one "
+                     f"{' and one '.join(kinds)} (named {source.stem}.*)"
+                     for first, source in _sharing(files, lambda p: p.stem.lower())])
+
+
+def _sharing(files: list[Path], key: Callable[[Path], str]) -> list[tuple[Path, Path]]:
+    """Each file whose ``key`` an earlier one has, with that earlier one."""
+    first: dict[str, Path] = {}
+    pairs = []
     for source in files:
-        first = seen.setdefault(source.stem.lower(), source)
-        if first is not source:
-            clashes.append(f"{first.name} and {source.name} would share one "
-                           f"{' and one '.join(kinds)} (named {source.stem}.*)")
-    if clashes:  # every one at once, not one a run
+        earlier = first.setdefault(key(source), source)
+        if earlier is not source:
+            pairs.append((earlier, source))
+    return pairs
+
+
+def _refuse_clashes(clashes: list[str]) -> None:
+    """Every name clash at once, not one a run."""
+    if clashes:
         raise UserError(f"{'; '.join(clashes)}; give them different names")
 
 

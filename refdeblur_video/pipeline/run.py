@@ -24,6 +24,7 @@ from ..frames.shots import CutDetector
 from ..image_files import (
     ALPHA_SUFFIXES,
     QUALITY_SUFFIXES,
+    Photo,
     is_image_path,
     read_image,
     read_photo,
@@ -292,20 +293,9 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if ignored:
         log.warning("for a photo %s %s nothing (video options)", ", ".join(ignored),
                     "does" if len(ignored) == 1 else "do")
-    if opts.quality is not None and Path(output).suffix.lower() not in QUALITY_SUFFIXES:
-        log.warning("--quality does nothing for %s, which is written losslessly",
-                    Path(output).suffix)
     photo = read_photo(input)
+    _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     blurry, alpha = photo.image, photo.alpha
-    if photo.metadata and Path(output).suffix.lower() not in METADATA_SUFFIXES:
-        log.warning("the photo's EXIF and colour profile are not kept: the tool writes them "
-                    "into JPEG, PNG and WebP, not %s", Path(output).suffix)
-    for chunk in photo.metadata.too_large_for(Path(output).suffix.lower()):
-        log.warning("the photo's %s is too large for a JPEG and is left out (PNG and WebP "
-                    "keep it)", chunk)
-    if alpha is not None and Path(output).suffix.lower() not in ALPHA_SUFFIXES:
-        log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
-                    "do)", Path(output).suffix)
     if opts.ref is None:
         log.warning("no --ref given: the photo is restored with itself as reference")
         reference = blurry
@@ -333,16 +323,31 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                       seconds=seconds, records=[record])
 
 
+def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -> None:
+    """One warning for each part of ``photo``, or ``--quality``, that an output of
+    ``suffix`` does not keep."""
+    kind = suffix.lower()
+    if quality is not None and kind not in QUALITY_SUFFIXES:
+        log.warning("--quality does nothing for %s, which is written losslessly", suffix)
+    if photo.metadata and kind not in METADATA_SUFFIXES:
+        log.warning("the photo's EXIF and colour profile are not kept: the tool writes them "
+                    "into JPEG, PNG and WebP, not %s", suffix)
+    for chunk in photo.metadata.too_large_for(kind):
+        log.warning("the photo's %s is too large for a JPEG and is left out (PNG and WebP "
+                    "keep it)", chunk)
+    if photo.alpha is not None and kind not in ALPHA_SUFFIXES:
+        log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
+                    "do)", suffix)
+
+
 def _restore_photo(restorer: Restorer, blurry: np.ndarray, reference: np.ndarray,
                    opts: DeblurOptions, name: str) -> tuple[np.ndarray, bool]:
     """The network and the step after it on one photo, with a progress bar (over the
     network's tiles, then the step after) where it takes more than a moment."""
-    steps = restorer.steps_for(*blurry.shape[:2]) if hasattr(restorer, "steps_for") else 0
-    bar = tqdm(total=steps + 1, unit="step", desc=name, disable=opts.quiet or not steps,
-               dynamic_ncols=True, leave=False, delay=1.0)
-    counting = restorer.reporting(bar.update) if steps else contextlib.nullcontext()
+    bar = tqdm(total=restorer.steps_for(*blurry.shape[:2]) + 1, unit="step", desc=name,
+               disable=opts.quiet, dynamic_ncols=True, leave=False, delay=1.0)
     with bar:  # closed before any message is printed
-        with counting:
+        with restorer.reporting(bar.update):
             (restored,), (used,) = restore_step(restorer, not opts.cpu_transfer)([blurry],
                                                                                   [reference])
         restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
@@ -512,13 +517,6 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
         return RunSummary(str(target), error=message)
 
 
-def _given(options: dict, name: str) -> bool:
-    """Whether the keyword options (or their ready ``options=``) set ``name``."""
-    ready = options.get("options")
-    value = getattr(ready, name) if ready is not None else options.get(name)
-    return value is not None
-
-
 def _readable_video(path: Path) -> bool:
     """Whether ``path`` opens as a video (a finished output of an earlier run)."""
     try:
@@ -532,14 +530,17 @@ def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None 
            **options) -> list[RunSummary]:
     """Dispatch on the input: a folder or glob (many videos), an image, or one video.
     ``report`` is given each file's summary as soon as that file is done."""
-    if not is_image_path(input) and _given(options, "quality"):
-        log.warning("--quality sets a photo's JPEG or WebP quality; a video's is --crf")
+    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    ignored = [] if is_image_path(input) else opts.photo_only_given()
+    if ignored:
+        log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
+                    ", ".join(ignored))
     if is_many(input, output):
-        return deblur_many(input, output, report, **options)
+        return deblur_many(input, output, report, options=opts)
     if is_image_path(input):
-        results = [deblur_image(input, output, **options)]
+        results = [deblur_image(input, output, options=opts)]
     else:
-        results = [deblur_video(input, output, **options)]
+        results = [deblur_video(input, output, options=opts)]
     if report is not None:
         report(results[0])
     return results

@@ -55,9 +55,9 @@ class WorkItem:
     output: np.ndarray | None = None  # the network's float output, then the final image
     reference_used: bool | None = None  # False: the reference check put the frame in its place
     second_used: bool = False  # the output was restored against ``second``
-    forced: bool = False  # ``reference`` is the caller's one image for every frame
-    # with ``forced``, what the planner chose (reference, second and their times), taken
-    # instead where the check rejects the forced image: a wrong --ref is no worse than none
+    # where ``reference`` is the caller's one image for every frame (forced), what the
+    # planner chose (reference, second and their times), taken instead where the check
+    # rejects the forced image: a wrong --ref is no worse than none
     planned: tuple | None = None
     seconds: float = 0.0
     ends_batch: bool = False  # the last frame of a network batch (the refine step's groups)
@@ -65,10 +65,15 @@ class WorkItem:
     reference_time: float | None = None
     second_time: float | None = None
 
+    @property
+    def forced(self) -> bool:
+        """``reference`` is the caller's one image for every frame."""
+        return self.planned is not None
+
     def unforce(self) -> None:
         """Drop the forced image for the planner's choice, as without it."""
         self.reference, self.second, self.reference_time, self.second_time = self.planned
-        self.forced, self.planned = False, None
+        self.planned = None
 
     @property
     def used_reference(self) -> np.ndarray | None:
@@ -173,7 +178,7 @@ def plan_frames(
             for index in [i for i in buffer if i < keep_from]:
                 del buffer[index]
             if forced_reference is not None and decision.blurry:
-                yield WorkItem(frame, decision, forced_reference, forced=True,
+                yield WorkItem(frame, decision, forced_reference,
                                planned=(reference, second, *times))
             else:
                 yield WorkItem(frame, decision, reference, second, reference_time=times[0],
@@ -196,11 +201,8 @@ def restore_batch(
     used against its planner's second choice, when there is one."""
     if not blurry:
         return
-    start = time.perf_counter()
-    outputs, used = restore([i.frame.image for i in blurry], [i.reference for i in blurry])
-    each = (time.perf_counter() - start) / len(blurry)
-    for item, output, kept in zip(blurry, outputs, used, strict=True):
-        item.output, item.reference_used, item.seconds = output, bool(kept), each
+    for item, (output, kept, each) in zip(blurry, _timed(restore, blurry), strict=True):
+        item.output, item.reference_used, item.seconds = output, kept, each
     unforced = []
     for item in [i for i in blurry if i.forced and not i.reference_used]:
         # the forced image was rejected: the planner's choice, as without it
@@ -209,23 +211,31 @@ def restore_batch(
             item.reference_used = True
         else:
             unforced.append(item)
-    if unforced:
-        start = time.perf_counter()
-        outputs, used = restore([i.frame.image for i in unforced],
-                                [i.reference for i in unforced])
-        each = (time.perf_counter() - start) / len(unforced)
-        for item, output, kept in zip(unforced, outputs, used, strict=True):
-            item.output, item.reference_used = output, bool(kept)
-            item.seconds += each
+    for item, (output, kept, each) in zip(unforced, _timed(restore, unforced), strict=True):
+        item.output, item.reference_used = output, kept
+        item.seconds += each
     retry = [i for i in blurry if not i.reference_used and i.second is not None]
-    if retry:  # the first choice was rejected: try the planner's second choice
-        start = time.perf_counter()
-        outputs, used = restore([i.frame.image for i in retry], [i.second for i in retry])
-        each = (time.perf_counter() - start) / len(retry)
-        for item, output, kept in zip(retry, outputs, used, strict=True):
-            item.seconds += each
-            if kept:
-                item.output, item.reference_used, item.second_used = output, True, True
+    # the first choice was rejected: try the planner's second choice
+    for item, (output, kept, each) in zip(retry, _timed(restore, retry, second=True),
+                                          strict=True):
+        item.seconds += each
+        if kept:
+            item.output, item.reference_used, item.second_used = output, True, True
+
+
+def _timed(restore: Callable[[list[np.ndarray], list[np.ndarray]],
+                             tuple[list[np.ndarray], list[bool]]],
+           items: list[WorkItem], second: bool = False) -> list[tuple[np.ndarray, bool, float]]:
+    """The network on ``items`` against their references (``second``: their second
+    choices): per item its output, whether that reference was used, and its share of the
+    time."""
+    if not items:
+        return []
+    start = time.perf_counter()
+    outputs, used = restore([i.frame.image for i in items],
+                            [i.second if second else i.reference for i in items])
+    each = (time.perf_counter() - start) / len(items)
+    return [(output, bool(kept), each) for output, kept in zip(outputs, used, strict=True)]
 
 
 #: what the frames waiting in the queues between the stages may take together

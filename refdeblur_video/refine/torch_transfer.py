@@ -216,20 +216,6 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     return (restored + weight * (aligned - restored)).clamp(0.0, 1.0)
 
 
-def _shared_structure(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
-                      settings: TransferSettings) -> Tensor:
-    """Per frame (N,), :func:`.transfer.shared_structure`."""
-    return _band_correlation(channel_mean(aligned), channel_mean(restored), within, scale,
-                             settings)
-
-
-def _grey_structure(aligned: Tensor, restored: Tensor, within: Tensor, scale: float,
-                    settings: TransferSettings) -> Tensor:
-    """Per frame (N,), the correlation of :func:`.transfer._placed_worse`: as
-    :func:`_shared_structure`, on the greys the flows use."""
-    return _band_correlation(grey(aligned), grey(restored), within, scale, settings)
-
-
 def _band_correlation(theirs: Tensor, mine: Tensor, within: Tensor, scale: float,
                       settings: TransferSettings) -> Tensor:
     """Per frame (N,), the normalised correlation of two lumas ``(N, 1, H, W)`` between
@@ -246,7 +232,8 @@ def _structure_trust(aligned: Tensor, restored: Tensor, within: Tensor, scale: f
                      settings: TransferSettings) -> Tensor:
     """Per frame (N, 1, 1, 1), :func:`.transfer.structure_trust` of the correlation of
     :func:`.transfer.shared_structure`."""
-    correlation = _shared_structure(aligned, restored, within, scale, settings)
+    correlation = _band_correlation(channel_mean(aligned), channel_mean(restored), within,
+                                    scale, settings)  # as transfer.shared_structure
     low, high = settings.shared_structure
     trust = ((correlation - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
     return trust.view(-1, 1, 1, 1)
@@ -258,7 +245,7 @@ def _prior_checked(target: Tensor, reference: Tensor, mine: Tensor, fitted: Tens
     places the reference clearly worse on a sharp output (:func:`.transfer._placed_worse`)."""
     theirs = fine_detail(reference, scale).mean((1, 2, 3))
     sharp = mine.mean((1, 2, 3)) / theirs.clamp_min(1e-6) >= settings.prior_sharp_output
-    found = [_grey_structure(remap(reference, flow), target, inside(flow), scale, settings)
-             for flow in (warp, fitted)]
+    found = [_band_correlation(grey(remap(reference, flow)), grey(target), inside(flow),
+                               scale, settings) for flow in (warp, fitted)]
     worse = sharp & (found[0] < found[1] - settings.prior_structure_margin)
     return torch.where(worse.view(-1, 1, 1, 1), fitted, warp)

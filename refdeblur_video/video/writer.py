@@ -402,20 +402,17 @@ class VideoWriter:
                 self.pix_fmt,
             )
         self.time_base = Fraction(info.time_base)
-        # a video that starts before 0 (an MPEG-TS whose 33-bit clock wrapped just after it
-        # began): every stream is moved later by as much, since MP4 would drop the frames
-        # before 0 and Matroska lose their timestamps
+        # every stream is moved alike (_move_start) where the video starts before 0, and
+        # into Matroska, which writes the end time as the file's duration, where a clip from
+        # another container starts later than 0 (an MPEG-TS recording, a cut): it would
+        # claim a length of its start time more. It starts at 0 instead, as FFmpeg's own
+        # remux does; a Matroska input already claims its end time
         start = info.start_pts
-        self._shift = -int(start) if start is not None and start < 0 else 0
-        # Matroska writes the end time as the file's duration: a clip from another
-        # container that starts later than 0 (an MPEG-TS recording, a cut) would claim a
-        # length of its start time more. It starts at 0 instead, every stream moved alike,
-        # as FFmpeg's own remux does; a Matroska input already claims its end time
         matroska = ("matroska", "webm")
         self._to_zero = (self.format_name in matroska and bool(start and start > 0)
                          and not info.container_format.startswith(matroska))
-        if self._to_zero:
-            self._shift = -int(start)
+        self._shift = 0
+        self._move_start(Fraction(start) if start is not None else None)
         self._colour = self._output_colour(traits.rgb)
         # a yuvj source's planes go into the plain yuv format as they are (and the reverse)
         # only where both sides are full range
@@ -574,13 +571,9 @@ class VideoWriter:
         if wanted:
             self._packets = self._source.demux(wanted)
             if self._shift:  # every stream moves by as much as the earliest needs
-                earliest = min((Fraction(s.start_time) * s.time_base for s in wanted
-                                if s.start_time is not None and s.time_base), default=None)
-                if earliest is not None and self._to_zero:  # the earliest stream at 0
-                    self._shift = max(self._shift, -math.floor(earliest / self.time_base))
-                    self._shift = min(self._shift, 0)
-                elif earliest is not None:
-                    self._shift = max(self._shift, math.ceil(-earliest / self.time_base))
+                starts = [Fraction(s.start_time) * s.time_base / self.time_base for s in wanted
+                          if s.start_time is not None and s.time_base]
+                self._move_start(min([-Fraction(self._shift), *starts]))
         else:
             self._source.close()
             self._source = None
@@ -754,6 +747,17 @@ class VideoWriter:
             packet.stream = self._copy_map[packet.stream.index]
             self._out.mux(packet)
             self._pending = None
+
+    def _move_start(self, earliest: Fraction | None) -> None:
+        """Set ``_shift`` (video ticks) from the earliest start of the streams written:
+        a video that starts before 0 (an MPEG-TS whose 33-bit clock wrapped just after it
+        began) is moved later, since MP4 would drop the frames before 0 and Matroska lose
+        their timestamps; one that goes to Matroska from a late start (``_to_zero``) is
+        moved to start at 0, never later."""
+        if earliest is None or not (earliest < 0 or self._to_zero):
+            return
+        shift = -math.floor(earliest)
+        self._shift = min(shift, 0) if self._to_zero else shift
 
     def _move_by_shift(self, packet: av.Packet) -> None:
         """A copied packet moved as the video is (see ``_shift``)."""
