@@ -19,14 +19,16 @@ DIRECT_UP_TO_PX = 8.0  # every low-pass of a 720p frame runs directly, as before
 SMALLEST_LEFT_PX = 4.0  # the Gaussian still blurs by at least this much at the smaller size
 
 
-def gaussian_low_pass(image: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian_low_pass(image: np.ndarray, sigma: float,
+                      direct_up_to: float = DIRECT_UP_TO_PX) -> np.ndarray:
     """``cv2.GaussianBlur(image, (0, 0), sigma)`` (float32, H x W or H x W x C), computed
-    at a smaller size where sigma is large; equal to it within a small fraction of the
-    image's local contrast."""
-    if sigma <= DIRECT_UP_TO_PX:
+    at a smaller size where sigma is above ``direct_up_to`` and at least
+    ``2 * SMALLEST_LEFT_PX``; equal to it within a small fraction of the image's local
+    contrast."""
+    if sigma <= direct_up_to or sigma < 2 * SMALLEST_LEFT_PX:
         return cv2.GaussianBlur(image, (0, 0), sigma)
     h, w = image.shape[:2]
-    # at least 2, since sigma > DIRECT_UP_TO_PX = 2 * SMALLEST_LEFT_PX
+    # at least 2, since sigma >= 2 * SMALLEST_LEFT_PX
     factor = int(sigma // SMALLEST_LEFT_PX)
     # mirror the border as GaussianBlur does (reflect-101) for three sigmas, to a size the
     # factor divides, so that the frame's edges are low-passed alike

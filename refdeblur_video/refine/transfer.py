@@ -45,14 +45,15 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
 
 from ..image_files import to_float
 from .global_shift import initial_flow
-from .lowpass import gaussian_low_pass
+from .lowpass import DIRECT_UP_TO_PX, gaussian_low_pass
 from .motion import homography_distance
 
 
@@ -149,6 +150,12 @@ class TransferSettings:
     # No trust at or below the first value, full trust from the second ((0, 0): off)
     structure_fine_px: float = 1.0
     shared_structure: tuple[float, float] = (0.1, 0.3)
+    # a reference noisier than the frame by more than this (noise std, in [0, 1] units:
+    # 2.5 levels of 255) is low-passed until it is not (refine/noise.py), since the
+    # sharpness cue takes noise for detail (0: off). A sharp neighbour in the same video
+    # carries the frame's own noise, and an estimate reads a clean photo's texture as a
+    # level or two of noise: neither comes near
+    noise_allowance: float = 0.01
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
@@ -259,6 +266,8 @@ class TransferCues:
     sharpness: np.ndarray
     inside: np.ndarray  # 1 where the flow samples inside the reference
     structure: float = 1.0  # the frame-wide trust of :func:`structure_trust`
+    # the reference's band of shared_structure, placed as ``aligned`` (None: not checked)
+    aligned_band: np.ndarray | None = None
 
     @property
     def confidence(self) -> np.ndarray:
@@ -276,10 +285,12 @@ def shared_structure(aligned: np.ndarray, restored: np.ndarray, inside: np.ndarr
                         _band(_channel_mean(restored), scale, settings) * inside)
 
 
-def _band(luma: np.ndarray, scale: float, settings: TransferSettings) -> np.ndarray:
-    """``luma`` (H x W float32) between ``structure_fine_px`` and ``smoothing_px``."""
+def _band(luma: np.ndarray, scale: float, settings: TransferSettings,
+          direct_up_to: float = DIRECT_UP_TO_PX) -> np.ndarray:
+    """``luma`` (H x W float32) between ``structure_fine_px`` and ``smoothing_px``; the
+    coarse low-pass computed at a smaller size above ``direct_up_to`` pixels."""
     return (gaussian_low_pass(luma, settings.structure_fine_px * scale)
-            - gaussian_low_pass(luma, settings.smoothing_px * scale))
+            - gaussian_low_pass(luma, settings.smoothing_px * scale, direct_up_to))
 
 
 def _correlation(theirs: np.ndarray, mine: np.ndarray) -> float:
@@ -319,6 +330,59 @@ class _Pair:
         self.detail = _detail(self.restored, self.scale)  # the output's fine detail
         self.backward: dict[int, np.ndarray] = {}  # backward flows by patch size
         self.backward_grey = self.grey  # the greys the backward flows are computed on
+        # shared with the low-passed pair (a shallow copy): measured on the output as it is
+        self.structure = _Structure(self.restored, self.reference, self.scale, self.settings)
+
+
+# the coarse low-pass of the structure bands at a smaller size from this sigma (pixels of
+# the frame): a frame-wide statistic needs no more, and it is the checks' largest cost
+STRUCTURE_DIRECT_UP_TO_PX = 4.0
+
+
+@dataclass
+class _Structure:
+    """The structure checks' images of one (output, reference) pair, each computed once
+    and only where a check asks for it: the band of :func:`shared_structure` of both lumas
+    and the reference's mean fine detail. An alignment's correlation warps the
+    reference's band, which low-passing and a near-identity warp let commute: one remap
+    per alignment in place of two low-passes, and the reference's own content (not the
+    border) just inside its edge."""
+
+    restored: np.ndarray
+    reference: np.ndarray
+    scale: float
+    settings: TransferSettings
+    _placed: list = field(default_factory=list)  # (maps, the band they place), as computed
+
+    def _band_of(self, image: np.ndarray) -> np.ndarray:
+        return _band(_channel_mean(image), self.scale, self.settings,
+                     STRUCTURE_DIRECT_UP_TO_PX)
+
+    @cached_property
+    def output_band(self) -> np.ndarray:
+        return self._band_of(self.restored)
+
+    @cached_property
+    def reference_band(self) -> np.ndarray:
+        return self._band_of(self.reference)
+
+    @cached_property
+    def reference_detail(self) -> float:
+        return float(_detail(self.reference, self.scale).mean())
+
+    def aligned_band(self, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The reference's band as ``maps`` place it on the output (the same maps twice:
+        the same array, which the caller must not change)."""
+        for known, band in self._placed:
+            if known[0] is maps[0] and known[1] is maps[1]:
+                return band
+        band = _remap(self.reference_band, *maps)
+        self._placed.append((maps, band))
+        return band
+
+    def correlation(self, aligned_band: np.ndarray, inside: np.ndarray) -> float:
+        """:func:`shared_structure`'s correlation of a placed band, where ``inside``."""
+        return _correlation(aligned_band * inside, self.output_band * inside)
 
 
 def _pairs(restored: np.ndarray, reference: np.ndarray,
@@ -490,23 +554,16 @@ def _placed_worse(pair: _Pair, warp: tuple[np.ndarray, np.ndarray],
     sharp output's structure than warped by the fit to the output's own flow
     (:func:`shared_structure`): where the camera did not move evenly between the two sharp
     frames, the prior misplaces it, which a sharp output shows."""
-    settings, scale = pair.settings, pair.scale
-    theirs = float(_detail(pair.reference, scale).mean())
-    if float(pair.detail.mean()) < settings.prior_sharp_output * theirs:
+    settings, structure = pair.settings, pair.structure
+    if float(pair.detail.mean()) < settings.prior_sharp_output * structure.reference_detail:
         return False  # blurry: the output cannot place its reference better than the prior
-    # on the greys the flows use (one channel: the check costs a few hundredths of the
-    # transfer's time), the output's band once
-    mine = _band(pair.grey[0].astype(np.float32), scale, settings)
-    found = []
-    for maps in (warp, fitted):
-        inside = _inside(maps)
-        aligned = _band(_remap(pair.grey[1], *maps).astype(np.float32), scale, settings)
-        found.append(_correlation(aligned * inside, mine * inside))
+    found = [structure.correlation(structure.aligned_band(maps), _inside(maps))
+             for maps in (warp, fitted)]
     return found[0] < found[1] - settings.prior_structure_margin
 
 
 def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) -> TransferCues:
-    settings, scale, a = pair.settings, pair.scale, pair.grey[0]
+    settings, scale = pair.settings, pair.scale
     dense = _forward_flow(pair.grey, patch, settings)
     forward, (map_x, map_y), warp, extent = _alignment(pair, dense, prior)
     aligned = _remap(pair.reference, *warp)
@@ -522,10 +579,11 @@ def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) ->
     mine, theirs = pair.detail, _detail(aligned, scale)
     sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
 
-    h, w = a.shape
-    inside = (warp[0] >= 0) & (warp[0] <= w - 1) & (warp[1] >= 0) & (warp[1] <= h - 1)
+    band = (pair.structure.aligned_band(warp) if settings.shared_structure[1] > 0
+            else None)
     return TransferCues(aligned, *(x.astype(np.float32) for x in
-                                   (agreement, consistency, sharpness, inside)))
+                                   (agreement, consistency, sharpness)), _inside(warp),
+                        aligned_band=band)
 
 
 def _keep_better(best: TransferCues, best_confidence: np.ndarray,
@@ -537,6 +595,8 @@ def _keep_better(best: TransferCues, best_confidence: np.ndarray,
     for name in ("agreement", "consistency", "sharpness", "inside"):
         np.copyto(getattr(best, name), getattr(other, name), where=better)
     np.copyto(best.aligned, other.aligned, where=better[..., None])
+    if best.aligned_band is not None and other.aligned_band is not None:
+        best.aligned_band = np.where(better, other.aligned_band, best.aligned_band)
     return np.maximum(best_confidence, confidence)
 
 
@@ -565,9 +625,9 @@ def transfer_cues(
     confidence = best.confidence
     for pair, size in alignments:
         confidence = _keep_better(best, confidence, _cues_for_patch(pair, size, prior))
-    if settings.shared_structure[1] > 0:
+    if best.aligned_band is not None:  # shared_structure, from the bands placed above
         best.structure = structure_trust(
-            shared_structure(best.aligned, restored, best.inside, settings), settings)
+            pairs[0].structure.correlation(best.aligned_band, best.inside), settings)
     return best
 
 
