@@ -1150,3 +1150,25 @@ def test_the_progress_bar_expects_a_matroska_clips_frames_from_its_duration(make
     info = probe(clip.path)
     assert info.frame_count is None  # Matroska announces none
     assert _expected_frames(info) == 20
+
+
+def test_the_closing_line_s_time_includes_loading_the_model(make_test_clip, tmp_path,
+                                                            monkeypatch, restorer):
+    """A user times the whole command: a slow model load counts, for a video and a photo."""
+    import time
+
+    def slow_load(opts):
+        time.sleep(0.6)
+        return restorer
+
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", slow_load)
+    clip = make_test_clip("in.mp4", n_frames=4, blurry={2})
+    video = deblur_video(clip.path, tmp_path / "out.mp4", quiet=True)
+    blurry, sharp = tmp_path / "blurry.png", tmp_path / "sharp.png"
+    make_image(blurry, blurry=True)
+    make_image(sharp, index=1)
+    photo = deblur_image(blurry, tmp_path / "out.png", ref=str(sharp))
+    for summary in (video, photo):
+        assert summary.seconds >= 0.6 + summary.restoring_seconds
+        assert summary.restoring_seconds > 0
+        assert f"{summary.seconds:.1f} s" in summary.closing_line()

@@ -76,7 +76,8 @@ class RunSummary:
     output: str
     frames: int = 0
     restored: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole file, loading the model and --adapt included
+    restoring_seconds: float = 0.0  # from the first frame restored to the output's close
     skipped: bool = False
     skipped_why: str = "already done"  # many files: why this one was skipped
     references_dropped: int = 0  # restored frames whose reference failed the reference check
@@ -113,18 +114,20 @@ def make_restorer(options: DeblurOptions) -> Restorer:
                       reference_check=options.reference_check)
 
 
-def make_refiner(options: DeblurOptions, restorer: Restorer) -> Refiner:
+def make_refiner(options: DeblurOptions, restorer: Restorer,
+                 foreign: np.ndarray | None = None) -> Refiner:
     """The step after the network: the reference transfer unless ``--no-transfer``, or an
     untrained network (which returns its input unchanged, and should keep doing so); from
     the sharp frames on both sides of a blurry one unless ``--one-reference``; references
-    warped by the dense flow with ``--flow-alignment``."""
+    warped by the dense flow with ``--flow-alignment``; ``foreign``: the ``--ref`` image,
+    not transferred from where it is much noisier than the frame."""
     from ..refine import Refiner, transfer_for
 
     trained = getattr(restorer, "trained", True)
     settings = transfer_for(restorer, flow_alignment=options.flow_alignment,
                             motion_prior=options.motion_prior)
     return Refiner(settings if options.transfer and trained else None,
-                   both_sides=options.both_sides)
+                   both_sides=options.both_sides, foreign=foreign)
 
 
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -179,6 +182,7 @@ def _storage_errors_reported(output: str | os.PathLike,
 
 def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                   restorer: Restorer | None, **options) -> RunSummary:
+    begun = time.perf_counter()
     opts = _checked_options(input, output, options)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     reader = open_reader(input, backend=opts.reader)
@@ -214,7 +218,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             summary.resumed = _replay(state, writer, summary)
             bar.update(summary.resumed)
             segments = SegmentedOutput(state, writer, size, summary.resumed)
-            refiner = make_refiner(opts, restorer)
+            refiner = make_refiner(opts, restorer, forced)
 
             def write(item: WorkItem) -> None:
                 frame = item.frame
@@ -246,7 +250,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             raise
         finally:
             bar.close()  # ends the bar's line before any message is printed
-    summary.seconds = time.perf_counter() - start
+    summary.restoring_seconds = time.perf_counter() - start
+    summary.seconds = time.perf_counter() - begun
     if forced is not None:
         _say_forced_dropped(summary.records)
     if opts.log:
@@ -286,6 +291,7 @@ def _say_forced_dropped(records: list[FrameRecord]) -> None:
 def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                  restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur one photo with ``ref`` (another photo of the same scene) as reference."""
+    begun = time.perf_counter()
     opts = _checked_options(input, output, options)
     if opts.adapt:
         raise UserError("--adapt learns from a video's own sharp frames: it needs a video")
@@ -320,7 +326,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         with _storage_errors_reported(opts.log, unfinished=False):  # the photo is written
             write_frame_log(opts.log, [record])
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
-                      seconds=seconds, records=[record])
+                      seconds=time.perf_counter() - begun, restoring_seconds=seconds,
+                      records=[record])
 
 
 def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -> None:
@@ -350,7 +357,8 @@ def _restore_photo(restorer: Restorer, blurry: np.ndarray, reference: np.ndarray
         with restorer.reporting(bar.update):
             (restored,), (used,) = restore_step(restorer, not opts.cpu_transfer)([blurry],
                                                                                   [reference])
-        restored = make_refiner(opts, restorer)(restored, blurry, reference if used else None)
+        restored = make_refiner(opts, restorer, reference)(restored, blurry,
+                                                           reference if used else None)
         bar.update()
     return restored, used
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,7 +11,10 @@ import numpy as np
 
 from ..image_files import from_float, peak_value, to_float
 from .motion import interpolated_priors
+from .noise import noise_level, noisier
 from .transfer import DEFAULT_TRANSFER, TransferSettings, fitted_homography, transfer_reference
+
+log = logging.getLogger("refdeblur_video")
 
 # (the network's output: an array or a DeviceOutput, the blurry frame, its reference, the
 # second reference, where the frame sits in time between the two: 0 at the reference, 1 at
@@ -55,9 +59,15 @@ class Refiner:
     """
 
     def __init__(self, settings: TransferSettings | None = DEFAULT_TRANSFER,
-                 both_sides: bool = True) -> None:
+                 both_sides: bool = True, foreign: np.ndarray | None = None) -> None:
         self.settings = settings
         self.both_sides = both_sides  # False: a ``second`` reference is ignored
+        # an image from outside the video (--ref): not transferred from where it is clearly
+        # noisier than the frame. A sharp frame of the same video shares the frame's noise,
+        # and an estimate cannot tell its fine texture from noise, so it is not checked
+        self.foreign = foreign
+        self._foreign_noise: float | None = None
+        self._said_noisy = False
         # the last sharp pair's motion: the blurry frames between two sharp ones share it
         self._last_pair: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
@@ -80,7 +90,8 @@ class Refiner:
 
     def _transfers(self, frame: np.ndarray, reference: np.ndarray | None) -> bool:
         return self.settings is not None and reference is not None and not (
-            reference is frame or np.array_equal(reference, frame))
+            reference is frame or np.array_equal(reference, frame)
+        ) and self._quiet_enough(reference, frame)
 
     def _sides(self, frame: np.ndarray, reference: np.ndarray | None,
                second: np.ndarray | None, fraction: float | None
@@ -109,6 +120,30 @@ class Refiner:
             if image is not None:
                 restored = transfer_reference(restored, to_float(image), self.settings, prior)
         return from_float(restored, frame.dtype)
+
+    def _quiet_enough(self, reference: np.ndarray, frame: np.ndarray) -> bool:
+        """Whether ``reference``, where it is the ``foreign`` image, is no noisier than
+        ``frame`` by more than the settings' ``noise_allowance`` (:mod:`.noise`); a
+        warning the first time it is."""
+        allowance = self.settings.noise_allowance
+        if reference is not self.foreign or allowance <= 0:
+            return True
+        if self._foreign_noise is None:
+            self._foreign_noise = noise_level(to_float(reference))
+        theirs = self._foreign_noise
+        # no frame is less noisy than none: a clean image needs no look at the frame
+        if theirs <= allowance:
+            return True
+        own = noise_level(to_float(frame))
+        if not noisier(theirs, own, allowance):
+            return True
+        if not self._said_noisy:
+            self._said_noisy = True
+            peak = peak_value(frame.dtype)
+            log.warning("the reference image is much noisier than the frame (noise %.1f "
+                        "against %.1f of %d): the network still uses it, but its detail is "
+                        "not copied in", theirs * peak, own * peak, peak)
+        return False
 
     def many(self, requests: Sequence[Request]) -> list[np.ndarray]:
         """The call on each ``(restored, frame, reference, second, fraction)`` of

@@ -81,7 +81,7 @@ def measure(clip: Path, budgets: list[float], restorer, work: Path,
         summary = deblur_video(video, out, restorer, codec="ffv1", log=str(log), quiet=True,
                                overwrite=True, transfer=transfer, **extra)
         row = {"clip": clip.name, "budget_s": budget, "restored": summary.restored,
-               "restore_s": round(summary.seconds, 1), "adaptation": summary.adaptation}
+               "restore_s": round(summary.restoring_seconds, 1), "adaptation": summary.adaptation}
         if budget is not None:
             meta = read_checkpoint_metadata(saved)
             details = json.loads(meta["adapt_settings"])
