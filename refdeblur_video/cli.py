@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-cuts", dest="cuts", action="store_false",
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")
-    f.add_argument("--ref", help="one reference image for every blurry frame")
+    f.add_argument("--ref", help="one reference image for every blurry frame (one much "
+                   "noisier than the video is given to the network only: its noise would "
+                   "be copied in as detail)")
     f.add_argument("--reader", choices=("pyav", "decord"),
                    help="video decoder: pyav (default; every format, damaged streams "
                    "salvaged) or decord (if installed)")
