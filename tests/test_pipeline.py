@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -40,6 +41,19 @@ def restorer() -> Restorer:
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     return Restorer(net, torch.device("cpu"), trained=True)
+
+
+def _makes_files(folder: str) -> bool:
+    """Whether a file can be made in ``folder`` (as whoever runs the tests)."""
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
 
 
 def decoded(path):
@@ -1172,3 +1186,40 @@ def test_the_closing_line_s_time_includes_loading_the_model(make_test_clip, tmp_
         assert summary.seconds >= 0.6 + summary.restoring_seconds
         assert summary.restoring_seconds > 0
         assert f"{summary.seconds:.1f} s" in summary.closing_line()
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel") or _makes_files("/sys/kernel"),
+                    reason="needs a folder no one may write in")
+def test_a_log_or_weights_file_in_a_folder_nobody_may_write_is_refused_first(
+        make_test_clip, tmp_path, capsys):
+    """Even root cannot make files in /sys: the command says so before any work, in one
+    line, and writes nothing (permissions alone let root through)."""
+    clip = make_test_clip("in.mp4", n_frames=4, blurry={2})
+    out = tmp_path / "out.mp4"
+    for extra, name in ((["--log", "/sys/kernel/frames.csv"], "--log"),
+                        (["--adapt", "--save-adapted", "/sys/kernel/w.safetensors"],
+                         "--save-adapted")):
+        assert cli_main([str(clip.path), str(out), "-q", *extra]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines == [f"error: {name} folder /sys/kernel is not writable (Permission "
+                         "denied)"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_log_that_cannot_be_written_says_the_video_was(make_test_clip, tmp_path,
+                                                          monkeypatch, restorer):
+    import errno
+
+    clip = make_test_clip("in.mp4", n_frames=6, blurry={2})
+    out, log = tmp_path / "out.mp4", tmp_path / "frames.csv"
+
+    def full(self, rows):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", full)
+    with pytest.raises(UserError) as error:
+        deblur_video(clip.path, out, restorer, quiet=True, log=str(log))
+    assert str(error.value) == (f"cannot write the frame log {log} (No space left on "
+                                f"device); {out} was written")
+    assert len(decoded(out)) == 6  # complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]  # no log part

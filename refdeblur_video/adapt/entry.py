@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.weights import load_weights_into, read_checkpoint_metadata, save_checkpoint
+from ..safe_output import check_writable_file
 from ..video.reader import open_reader
 from .crosscheck import Baseline, score, score_original
 from .fit import estimate_noise, fit_strengths
@@ -76,6 +77,7 @@ def check_save_path(path: str | None, overwrite: bool) -> None:
         raise UserError(f"--save-adapted: folder not found: {target.parent}")
     if target.exists() and not overwrite:
         raise UserError(f"--save-adapted: {path} exists (-y/--overwrite replaces it)")
+    check_writable_file(target, "--save-adapted")
 
 
 def adapted_path(option: str | None, source: Path) -> str | None:
@@ -294,5 +296,8 @@ def _save(outcome: AdaptOutcome, path: str | None, metadata: dict[str, str]) -> 
     """The weights the video is restored with, with where and how they were adapted."""
     if path is None:
         return
-    save_checkpoint(path, outcome.restorer.model, outcome.restorer.config, extra=metadata,
-                    settings=outcome.restorer.settings)
+    try:
+        save_checkpoint(path, outcome.restorer.model, outcome.restorer.config,
+                        extra=metadata, settings=outcome.restorer.settings)
+    except OSError as exc:  # a disk that filled up since the check before the run
+        raise UserError(f"cannot write --save-adapted {path} ({exc.strerror or exc})") from exc

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ..data.shake import render_path_blur, sample_camera_path
 from ..data.trajectory import trajectory_blur
 from ..frames.sharpness import sharpness
+from ..image_files import peak_value
+from ..refine.noise import FLATTEST_PERCENT, block_noise
 from .kernels import BlurKernel
 
 STRENGTHS = np.array([0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0])
@@ -115,20 +116,15 @@ def fit_strengths(thumbnails: list[np.ndarray], blurry_ratios: list[float],
                        tuple(float(t) for t in target), noise_sigma, lengths=lengths)
 
 
-def estimate_noise(crops: list[np.ndarray], block: int = 16) -> float:
+def estimate_noise(crops: list[np.ndarray]) -> float:
     """Noise sigma of sharp crops in 8-bit levels, per channel as :func:`degrade` adds it:
-    Immerkaer's fast estimate on the green channel in small blocks, the 10th percentile
-    over all blocks (texture passes for noise, so the flattest blocks tell), capped at
-    :data:`MAX_NOISE`."""
-    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    values = []
-    for crop in crops:
-        scale = 255.0 / (65535.0 if crop.dtype == np.uint16 else 255.0)
-        green = np.ascontiguousarray(crop[..., 1]).astype(np.float32) * scale
-        response = np.abs(cv2.filter2D(green, -1, kernel)[1:-1, 1:-1])
-        h, w = (n // block * block for n in response.shape)
-        if not h or not w:
-            continue
-        cells = response[:h, :w].reshape(h // block, block, w // block, block).mean((1, 3))
-        values.extend((np.sqrt(np.pi / 2) / 6 * cells).ravel().tolist())
-    return float(min(MAX_NOISE, np.percentile(values, 10))) if values else 0.0
+    Immerkaer's fast estimate on the green channel in small blocks
+    (:func:`~refdeblur_video.refine.noise.block_noise`), the flattest tenth over all
+    blocks, capped at :data:`MAX_NOISE`."""
+    values = [block_noise(np.ascontiguousarray(crop[..., 1]).astype(np.float32)
+                          * (255.0 / peak_value(crop.dtype)), peak=255.0)
+              for crop in crops]
+    found = np.concatenate(values) if values else np.zeros(0)
+    if not found.size:
+        return 0.0
+    return float(min(MAX_NOISE, np.percentile(found, FLATTEST_PERCENT)))

@@ -47,14 +47,18 @@ def write_frame_log(path: str | Path, records: list[FrameRecord]) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     rows = [asdict(r) for r in records]
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        if path.suffix.lower() == ".json":
-            json.dump({"frames": rows}, handle, indent=1)
-        else:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            if path.suffix.lower() == ".json":
+                json.dump({"frames": rows}, handle, indent=1)
+            else:
+                writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: no half-written log is left
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -163,11 +163,9 @@ def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
 
 
 @contextlib.contextmanager
-def _storage_errors_reported(output: str | os.PathLike,
-                             unfinished: bool = True) -> Iterator[None]:
-    """A disk that is full, read-only or failing becomes one line (a :class:`UserError`);
-    with ``unfinished``, the line says that ``output`` was not written and what is kept
-    for --resume."""
+def _storage_errors_reported(output: str | os.PathLike) -> Iterator[None]:
+    """A disk that is full, read-only or failing becomes one line (a :class:`UserError`)
+    that says that ``output`` was not written and what is kept for --resume."""
     try:
         yield
     except OSError as exc:
@@ -177,7 +175,7 @@ def _storage_errors_reported(output: str | os.PathLike,
         if exc.errno not in _STORAGE_ERRNOS:
             raise
         head = f"cannot write {output} ({exc.strerror or exc})"
-        raise UserError(unfinished_line(str(output), head) if unfinished else head) from exc
+        raise UserError(unfinished_line(str(output), head)) from exc
 
 
 def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
@@ -255,8 +253,18 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     if forced is not None:
         _say_forced_dropped(summary.records)
     if opts.log:
-        write_frame_log(opts.log, summary.records)
+        _write_log(opts.log, summary.records, output)
     return summary
+
+
+def _write_log(path: str | os.PathLike, records: list[FrameRecord],
+               output: str | os.PathLike) -> None:
+    """The frame log, written once ``output`` is: a failure is one line that says so."""
+    try:
+        write_frame_log(path, records)
+    except OSError as exc:
+        raise UserError(f"cannot write the frame log {path} ({exc.strerror or exc}); "
+                        f"{output} was written") from exc
 
 
 def _expected_frames(info) -> int | None:
@@ -323,8 +331,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                          reference=-2 if opts.ref else -1, reference_used=_used(used),
                          second_reference=-1, seconds=round(seconds, 4))
     if opts.log:
-        with _storage_errors_reported(opts.log, unfinished=False):  # the photo is written
-            write_frame_log(opts.log, [record])
+        _write_log(opts.log, [record], output)
     return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
                       seconds=time.perf_counter() - begun, restoring_seconds=seconds,
                       records=[record])

@@ -28,27 +28,37 @@ SATURATED = 3.0 / 255.0  # a block that reaches this near black or white is left
 MIN_BLOCKS = 16  # fewer usable blocks: no estimate (0)
 
 
-def noise_level(image: np.ndarray) -> float:
-    """The estimated standard deviation of the noise in ``image``'s luma (H x W x 3 or
-    H x W float32 in [0, 1]), in the same units; 0 where the image is too small or too
-    saturated to tell."""
-    luma = image if image.ndim == 2 else cv2.transform(
-        image, np.full((1, image.shape[2]), 1.0 / image.shape[2], np.float32))
-    h, w = (size - size % BLOCK_PX for size in luma.shape[:2])
+def block_noise(plane: np.ndarray, peak: float = 1.0) -> np.ndarray:
+    """Per BLOCK_PX block of ``plane`` (H x W float32, white at ``peak``) that reaches
+    neither black nor white, the standard deviation of noise that Immerkaer's kernel reads
+    there (texture reads as noise too: the flattest blocks tell); 1-D, in ``plane``'s
+    units."""
+    h, w = (size - size % BLOCK_PX for size in plane.shape[:2])
     if h == 0 or w == 0:
-        return 0.0
-    response = np.abs(cv2.filter2D(luma, -1, NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+        return np.zeros(0, np.float32)
+    response = np.abs(cv2.filter2D(plane, -1, NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
 
     def blocks(values: np.ndarray) -> np.ndarray:
         return values[:h, :w].reshape(h // BLOCK_PX, BLOCK_PX, w // BLOCK_PX, BLOCK_PX)
 
-    inside = blocks(luma)
-    usable = (inside.min(axis=(1, 3)) > SATURATED) & (inside.max(axis=(1, 3)) < 1 - SATURATED)
-    if int(usable.sum()) < MIN_BLOCKS:
-        return 0.0
-    means = blocks(response).mean(axis=(1, 3))[usable]
+    inside = blocks(plane)
+    usable = ((inside.min(axis=(1, 3)) > SATURATED * peak)
+              & (inside.max(axis=(1, 3)) < (1 - SATURATED) * peak))
     # the mean absolute value of a zero-mean Gaussian is its std times sqrt(2 / pi)
-    return float(np.percentile(means, FLATTEST_PERCENT)) * math.sqrt(math.pi / 2) / 6.0
+    return blocks(response).mean(axis=(1, 3))[usable] * (math.sqrt(math.pi / 2) / 6.0)
+
+
+def noise_level(image: np.ndarray) -> float:
+    """The estimated standard deviation of the noise in ``image``'s luma (H x W x 3 or
+    H x W float32 in [0, 1]), in the same units, read off the flattest
+    ``FLATTEST_PERCENT`` of its blocks; 0 where the image is too small or too saturated
+    to tell."""
+    luma = image if image.ndim == 2 else cv2.transform(
+        image, np.full((1, image.shape[2]), 1.0 / image.shape[2], np.float32))
+    found = block_noise(luma)
+    if found.size < MIN_BLOCKS:
+        return 0.0
+    return float(np.percentile(found, FLATTEST_PERCENT))
 
 
 def noisier(reference_noise: float, frame_noise: float, allowance: float) -> bool:
@@ -57,4 +67,4 @@ def noisier(reference_noise: float, frame_noise: float, allowance: float) -> boo
     return allowance > 0 and reference_noise > frame_noise + allowance
 
 
-__all__ = ["noise_level", "noisier"]
+__all__ = ["block_noise", "noise_level", "noisier"]
