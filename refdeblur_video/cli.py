@@ -101,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-offset", type=int,
                    help=f"how far a reference may be, frames ({d.max_offset})")
     f.add_argument("--all-frames", action="store_true",
-                   help="run every frame through the network; frames judged sharp get "
-                   "no detail copied from a neighbour, which would be no sharper than they "
-                   "are")
+                   help="run every frame through the network, for a video blurred evenly "
+                   "throughout; frames that were sharp come out a little softer, and get no "
+                   "detail copied from a neighbour, which would be no sharper than they are")
     f.add_argument("--no-cuts", dest="cuts", action="store_false",
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")

@@ -45,6 +45,22 @@ def test_the_noise_level_reads_the_noise_added_to_a_textured_image(std):
     assert noise_level(np.zeros((288, 384, 3), np.float32)) == 0.0  # saturated: no estimate
 
 
+def test_fine_texture_is_not_taken_for_noise_on_a_sharp_image():
+    from refdeblur_video.image_files import to_float
+    from refdeblur_video.refine.noise import texture_free_noise_level
+    from refdeblur_video.video.synthetic import render_frame
+
+    blocks = to_float(render_frame(1, (384, 288)))  # 2x2-pixel random blocks everywhere
+    scene = _scene(0, (288, 384))
+    allowance = DEFAULT_TRANSFER.noise_allowance
+    assert noise_level(blocks) > allowance  # every block is textured: the flattest too
+    assert texture_free_noise_level(blocks) < allowance / 5
+    assert texture_free_noise_level(scene) < allowance / 5
+    noise = np.random.default_rng(2).normal(0, 0.05, scene.shape).astype(np.float32)
+    assert texture_free_noise_level(np.clip(scene + noise, 0, 1)) == pytest.approx(
+        float(noise.mean(axis=2).std()), rel=0.2)
+
+
 def test_a_noisy_reference_of_the_right_scene_is_not_transferred_from(scene, caplog):
     sharp, soft, blurry, noisy = (scene[k] for k in ("sharp", "soft", "blurry", "noisy"))
     raw = Refiner(UNCHECKED, foreign=noisy)(soft, blurry, noisy)

@@ -18,6 +18,7 @@ import torch
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
+from refdeblur_video.evaluate.metrics import psnr
 from refdeblur_video.frames.references import FrameDecision, ReferencePlanner, plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
@@ -953,12 +954,41 @@ def test_a_reference_photo_of_a_turned_video_is_taken_as_the_video_is_shown(
     photo = tmp_path / "photo.png"  # the sharp frame as the user sees the video
     cv2.imwrite(str(photo), cv2.cvtColor(_as_ffmpeg_shows(clip.frames[2], rotation),
                                          cv2.COLOR_RGB2BGR))
-    fitted = []
-    real = run._fit_reference
-    monkeypatch.setattr(run, "_fit_reference",
-                        lambda image, *args: fitted.append(image) or real(image, *args))
+    given = []
+    real = run.run_stream
+    monkeypatch.setattr(run, "run_stream", lambda *args, **kwargs: given.append(
+        kwargs["forced_reference"]) or real(*args, **kwargs))
     deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, ref=str(photo))
-    np.testing.assert_array_equal(fitted[0], clip.frames[2])  # the coded orientation
+    np.testing.assert_array_equal(given[0], clip.frames[2])  # the coded orientation
+
+
+def test_a_reference_of_another_size_is_named_as_the_turned_video_is_shown(
+        make_test_clip, restorer, tmp_path, caplog):
+    clip = make_test_clip("phone.mp4", n_frames=6, blurry={3}, rotation=90)
+    h, w = clip.frames[2].shape[:2]
+    photo = tmp_path / "stored.png"  # the frame as stored, not as the user sees it
+    cv2.imwrite(str(photo), cv2.cvtColor(clip.frames[2], cv2.COLOR_RGB2BGR))
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, ref=str(photo))
+    assert f"the reference image is {w}x{h}, the frames as shown {h}x{w}: resizing it" \
+        in caplog.text
+
+
+def test_a_grey_photo_takes_a_colour_reference_of_its_scene(tmp_path):
+    from refdeblur_video.model import load_model
+
+    network = load_model("default", "cpu", amp=False)
+    sharp = make_image(size=(192, 128), index=1)
+    blurry = make_image(size=(192, 128), blurry=True, index=1)
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(blurry, cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(tmp_path / "colour.png"), cv2.cvtColor(sharp, cv2.COLOR_RGB2BGR))
+    summary = deblur_image(tmp_path / "grey.png", tmp_path / "out.png", network,
+                           ref=str(tmp_path / "colour.png"))
+    assert summary.records[0].reference_used == 1  # not taken for another scene
+    out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    truth = cv2.cvtColor(sharp, cv2.COLOR_RGB2GRAY)
+    assert out.ndim == 2  # still grey
+    assert psnr(out, truth) > psnr(cv2.cvtColor(blurry, cv2.COLOR_RGB2GRAY), truth) + 3
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])  # OpenCV turns a TIFF itself

@@ -130,11 +130,18 @@ def make_refiner(options: DeblurOptions, restorer: Restorer,
                    both_sides=options.both_sides, foreign=foreign)
 
 
-def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
+def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
+                   against: str = "the frames", grey: bool = False) -> np.ndarray:
+    """The ``--ref`` image at ``shape`` (``against`` names what has that size in the
+    warning) in ``dtype``; a colour one made grey for a ``grey`` photo, whose colours the
+    reference check would otherwise take for another scene."""
     if reference.shape[:2] != shape[:2]:
-        log.warning("the reference image is %dx%d, the frames %dx%d: resizing it",
-                    reference.shape[1], reference.shape[0], shape[1], shape[0])
+        log.warning("the reference image is %dx%d, %s %dx%d: resizing it",
+                    reference.shape[1], reference.shape[0], against, shape[1], shape[0])
         reference = cv2.resize(reference, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    if grey:
+        reference = cv2.cvtColor(cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY),
+                                 cv2.COLOR_GRAY2RGB)
     if reference.dtype != dtype:
         scale = 257 if dtype == np.uint16 else 1 / 257
         reference = np.clip(np.round(reference.astype(np.float64) * scale), 0,
@@ -189,8 +196,11 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     if ref_image is not None:  # fitted once to the stream's size and sample type
         frame_dtype = np.uint16 if info.bit_depth > 8 else np.uint8
         # a --ref photo shows the scene as the video is shown, turned by its rotation
-        forced = _fit_reference(to_coded_orientation(ref_image, info.rotation),
-                                (info.height, info.width), frame_dtype)
+        shown = ((info.width, info.height) if info.rotation % 180 == 90
+                 else (info.height, info.width))
+        forced = to_coded_orientation(
+            _fit_reference(ref_image, shown, frame_dtype, "the frames as shown"),
+            info.rotation)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
@@ -314,7 +324,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         log.warning("no --ref given: the photo is restored with itself as reference")
         reference = blurry
     else:
-        reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype)
+        reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype,
+                                   "the photo", grey=photo.grey)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
     restored, used = _restore_photo(restorer, blurry, reference, opts, Path(input).name)

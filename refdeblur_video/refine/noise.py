@@ -1,16 +1,21 @@
-"""How noisy an image is: a reference clearly noisier than its frame is not transferred from.
+"""How noisy an image is: a ``--ref`` clearly noisier than its frame is not transferred from.
 
 The transfer's sharpness cue takes noise for detail: a still photo of the right scene taken
-at high ISO, given as ``--ref``, would have its noise copied into a clean frame. A sharp
-neighbour of the same video carries the frame's own noise and is transferred from as
-before. The network itself is still given the noisy reference: it gains from it, noise and
-all. Denoising the reference first (OpenCV's non-local means) was tried: a denoiser also
-removes fine texture, which the cues then copy in as detail (docs/EXPERIMENTS.md).
+at high ISO, given as ``--ref``, would have its noise copied into a clean frame. The
+network itself is still given the noisy reference: it gains from it, noise and all.
+Denoising the reference first (OpenCV's non-local means) was tried: a denoiser also removes
+fine texture, which the cues then copy in as detail (docs/EXPERIMENTS.md).
 
-The noise is measured as Immerkaer (1996) does, by the response to a kernel that cancels
-smooth image content (a difference of two Laplacians), on the flattest part of the image:
-the low percentile of the response's block means, unsaturated blocks only, so that texture
-and clipped skies do not pass for noise.
+Noise is measured as Immerkaer (1996) does, by the response to a kernel that cancels smooth
+image content (a difference of two Laplacians), per block, leaving out blocks that reach
+black or white (clipped noise reads low). Fine texture answers the kernel too, so:
+
+- on a blurry frame, whose texture the blur has taken, the flattest tenth of the blocks
+  tells (:func:`noise_level`); what texture is left only makes the frame read noisier;
+- on a sharp image, texture may fill every block (gravel, foliage, the tests' 2x2 random
+  blocks). Averaging 2 x 2 pixels halves white noise's response and leaves texture's about
+  as it was (a natural image's detail is alike from one scale to the next), so the part of
+  the response that the halving takes away is noise (:func:`texture_free_noise_level`).
 """
 
 from __future__ import annotations
@@ -20,51 +25,80 @@ import math
 import cv2
 import numpy as np
 
-# the kernel's response to white noise of std s has std 6 s (the root of its squares' sum)
+# the kernel's response to white noise of std s has std 6 s (the root of its squares' sum),
+# and a mean absolute value sqrt(2 / pi) times that
 NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+PER_MEAN_RESPONSE = math.sqrt(math.pi / 2) / 6.0
 BLOCK_PX = 16
-FLATTEST_PERCENT = 10.0  # the blocks the level is read from: the flattest tenth
+FLATTEST_PERCENT = 10.0  # the blurry frame's level: its flattest tenth of blocks
 SATURATED = 3.0 / 255.0  # a block that reaches this near black or white is left out
 MIN_BLOCKS = 16  # fewer usable blocks: no estimate (0)
+
+
+def _block_means(plane: np.ndarray, block: int) -> np.ndarray:
+    """The kernel's mean absolute response per ``block`` x ``block`` block (2-D)."""
+    h, w = (size - size % block for size in plane.shape[:2])
+    response = np.abs(cv2.filter2D(plane, -1, NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+    return response[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+
+
+def _unsaturated(plane: np.ndarray, peak: float) -> np.ndarray:
+    """Per BLOCK_PX block (2-D), whether it reaches neither black nor white."""
+    h, w = (size - size % BLOCK_PX for size in plane.shape[:2])
+    blocks = plane[:h, :w].reshape(h // BLOCK_PX, BLOCK_PX, w // BLOCK_PX, BLOCK_PX)
+    return ((blocks.min(axis=(1, 3)) > SATURATED * peak)
+            & (blocks.max(axis=(1, 3)) < (1 - SATURATED) * peak))
 
 
 def block_noise(plane: np.ndarray, peak: float = 1.0) -> np.ndarray:
     """Per BLOCK_PX block of ``plane`` (H x W float32, white at ``peak``) that reaches
     neither black nor white, the standard deviation of noise that Immerkaer's kernel reads
-    there (texture reads as noise too: the flattest blocks tell); 1-D, in ``plane``'s
-    units."""
-    h, w = (size - size % BLOCK_PX for size in plane.shape[:2])
-    if h == 0 or w == 0:
+    there, texture included; 1-D, in ``plane``'s units."""
+    if min(plane.shape[:2]) < BLOCK_PX:
         return np.zeros(0, np.float32)
-    response = np.abs(cv2.filter2D(plane, -1, NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+    return _block_means(plane, BLOCK_PX)[_unsaturated(plane, peak)] * PER_MEAN_RESPONSE
 
-    def blocks(values: np.ndarray) -> np.ndarray:
-        return values[:h, :w].reshape(h // BLOCK_PX, BLOCK_PX, w // BLOCK_PX, BLOCK_PX)
 
-    inside = blocks(plane)
-    usable = ((inside.min(axis=(1, 3)) > SATURATED * peak)
-              & (inside.max(axis=(1, 3)) < (1 - SATURATED) * peak))
-    # the mean absolute value of a zero-mean Gaussian is its std times sqrt(2 / pi)
-    return blocks(response).mean(axis=(1, 3))[usable] * (math.sqrt(math.pi / 2) / 6.0)
+def _luma(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    return cv2.transform(image, np.full((1, image.shape[2]), 1.0 / image.shape[2], np.float32))
 
 
 def noise_level(image: np.ndarray) -> float:
-    """The estimated standard deviation of the noise in ``image``'s luma (H x W x 3 or
-    H x W float32 in [0, 1]), in the same units, read off the flattest
-    ``FLATTEST_PERCENT`` of its blocks; 0 where the image is too small or too saturated
-    to tell."""
-    luma = image if image.ndim == 2 else cv2.transform(
-        image, np.full((1, image.shape[2]), 1.0 / image.shape[2], np.float32))
-    found = block_noise(luma)
+    """The standard deviation of the noise in a blurry ``image``'s luma (H x W x 3 or
+    H x W float32 in [0, 1]), in the same units, read off its flattest tenth of blocks;
+    0 where the image is too small or too saturated to tell."""
+    found = block_noise(_luma(image))
     if found.size < MIN_BLOCKS:
         return 0.0
     return float(np.percentile(found, FLATTEST_PERCENT))
 
 
+def texture_free_noise_level(image: np.ndarray) -> float:
+    """The standard deviation of the noise in a sharp ``image``'s luma (as
+    :func:`noise_level`), fine texture left out: per block, the part of the kernel's
+    response that averaging 2 x 2 pixels takes away (white noise's falls by half, so its
+    square by 3/4 of the full one), the median over the blocks."""
+    luma = _luma(image)
+    h, w = (size - size % BLOCK_PX for size in luma.shape[:2])
+    if h == 0 or w == 0:
+        return 0.0
+    luma = np.ascontiguousarray(luma[:h, :w])
+    usable = _unsaturated(luma, 1.0)
+    if int(usable.sum()) < MIN_BLOCKS:
+        return 0.0
+    full = _block_means(luma, BLOCK_PX)[usable] * PER_MEAN_RESPONSE
+    half = cv2.resize(luma, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    coarse = _block_means(half, BLOCK_PX // 2)[usable] * PER_MEAN_RESPONSE
+    taken = np.maximum(full**2 - coarse**2, 0.0) * (4.0 / 3.0)
+    return float(np.sqrt(np.median(taken)))
+
+
 def noisier(reference_noise: float, frame_noise: float, allowance: float) -> bool:
     """Whether a reference's noise exceeds the frame's by more than ``allowance`` (all
-    noise levels of :func:`noise_level`; ``allowance`` 0: never, the check is off)."""
+    noise levels as above; ``allowance`` 0: never, the check is off)."""
     return allowance > 0 and reference_noise > frame_noise + allowance
 
 
-__all__ = ["block_noise", "noise_level", "noisier"]
+__all__ = ["block_noise", "noise_level", "noisier", "texture_free_noise_level"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..image_files import from_float, peak_value, to_float
 from .motion import interpolated_priors
-from .noise import noise_level, noisier
+from .noise import noise_level, noisier, texture_free_noise_level
 from .transfer import DEFAULT_TRANSFER, TransferSettings, fitted_homography, transfer_reference
 
 log = logging.getLogger("refdeblur_video")
@@ -63,8 +63,7 @@ class Refiner:
         self.settings = settings
         self.both_sides = both_sides  # False: a ``second`` reference is ignored
         # an image from outside the video (--ref): not transferred from where it is clearly
-        # noisier than the frame. A sharp frame of the same video shares the frame's noise,
-        # and an estimate cannot tell its fine texture from noise, so it is not checked
+        # noisier than the frame. A sharp frame of the same video shares the frame's noise
         self.foreign = foreign
         self._foreign_noise: float | None = None
         self._said_noisy = False
@@ -129,7 +128,7 @@ class Refiner:
         if reference is not self.foreign or allowance <= 0:
             return True
         if self._foreign_noise is None:
-            self._foreign_noise = noise_level(to_float(reference))
+            self._foreign_noise = texture_free_noise_level(to_float(reference))
         theirs = self._foreign_noise
         # no frame is less noisy than none: a clean image needs no look at the frame
         if theirs <= allowance:
