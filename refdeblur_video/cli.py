@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(**dataclasses.asdict(d))
     m = p.add_argument_group("model")
     m.add_argument("--model",
-                   help="default (shipped weights), lite, paper, or PATH.safetensors/.yaml")
+                   help="default (the shipped weights; lite is the same), paper (the paper's "
+                   "configuration: no weights are shipped, so pass its trained .safetensors), "
+                   "or PATH.safetensors/.yaml")
     m.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     m.add_argument("--fp32", action="store_true",
                    help="run in float32 (no bf16/fp16 autocast on GPUs and bf16-capable CPUs)")
@@ -97,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"sharpness relative to the best of its window below which a frame "
                    f"is blurry ({d.threshold})")
     f.add_argument("--window", type=int,
-                   help=f"half-width of the normalising window, frames ({d.window})")
+                   help="a frame is judged blurry against the sharpest of this many frames "
+                   f"on each side ({d.window})")
     f.add_argument("--max-offset", type=int,
                    help=f"how far a reference may be, frames ({d.max_offset})")
     f.add_argument("--all-frames", action="store_true",

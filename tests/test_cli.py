@@ -58,6 +58,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "cannot tell the container of 'out.xyz'": ["in.mp4", "out.xyz"],
         "unknown video encoder": ["in.mp4", "o3.mp4", "--codec", "not-a-codec"],
         "--batch must be at least 1": ["in.mp4", "o4.mp4", "--batch", "0"],
+        "--window and --max-offset must be at least 1": ["in.mp4", "o15.mp4", "--window", "0"],
         "output folder batch holds the input videos": ["batch/*.mp4", "batch/"],
         # the log is written after the whole run: too late to fail then
         "--log folder nodir does not exist": ["in.mp4", "o5.mp4", "--log", "nodir/f.csv"],

@@ -353,6 +353,18 @@ def test_an_rgb_input_coded_as_yuv_says_so(make_test_clip, tmp_path, caplog):
     assert probe(tmp_path / "yuv.mkv").colorspace == 1  # tagged BT.709
 
 
+def test_an_encoder_that_drops_chroma_or_depth_says_so(make_test_clip, tmp_path, caplog):
+    clip = make_test_clip("full.mkv", n_frames=3, codec="ffv1", pix_fmt="yuv444p10le")
+    with caplog.at_level("WARNING"):
+        transcode(clip.path, tmp_path / "kept.mkv", codec="ffv1")  # keeps both: no word
+        transcode(clip.path, tmp_path / "lost.mkv", codec="mpeg4")  # 4:2:0 8-bit only
+    said = [r.getMessage() for r in caplog.records if "losing" in r.getMessage()]
+    assert said == ["the input is yuv444p10le; mpeg4 codes it as yuv420p, losing its chroma "
+                    "resolution and 10-bit samples: --codec ffv1 into .mkv keeps them"]
+    assert probe(tmp_path / "kept.mkv").pix_fmt == "yuv444p10le"
+    assert probe(tmp_path / "lost.mkv").pix_fmt == "yuv420p"
+
+
 def test_ten_bit_stays_ten_bit(make_test_clip, tmp_path):
     clip = make_test_clip("t.mp4", n_frames=4, pix_fmt="yuv420p10le")
     info, frames = read_all(clip.path)

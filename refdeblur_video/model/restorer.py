@@ -87,7 +87,8 @@ def resolve_model(spec: str | Path | ModelConfig | None = None) -> ModelSource:
         return ModelSource(config, None, settings)
     if path.suffix or "/" in spec:
         raise UserError(
-            f"--model must be lite, paper, a .yaml config or a .safetensors file: {spec}"
+            f"--model must be default, lite, paper, a .yaml config or a .safetensors file: "
+            f"{spec}"
         )
     config, settings = load_model_yaml(spec)
     shipped = PACKAGE_WEIGHTS / f"{spec}.safetensors"

@@ -68,8 +68,9 @@ class DeblurOptions:
             raise UserError("--reference-check must be in [0, 1]")
         if not 0 < self.threshold <= 1:
             raise UserError("--threshold must be in (0, 1]")
-        if self.window < 0 or self.max_offset < 1:
-            raise UserError("--window must be >= 0 and --max-offset >= 1")
+        if self.window < 1 or self.max_offset < 1:  # window 0: no frame has a sharper one
+            raise UserError("--window and --max-offset must be at least 1: a frame is judged "
+                            "and restored against its neighbours")
         if self.log is not None and not self.log.lower().endswith((".csv", ".json")):
             raise UserError("--log must end in .csv or .json")
         if not 0 < self.segment_seconds <= 86400:

@@ -379,6 +379,11 @@ class VideoWriter:
             log.warning("the input is RGB (%s); %s codes it as %s (BT.709, limited range): "
                         "--codec libx264rgb or ffv1 keeps RGB", info.pix_fmt, self.codec_name,
                         self.pix_fmt)
+        lost = _lost_detail(info.pix_fmt, traits) if pix_fmt is None else []
+        if lost:
+            log.warning("the input is %s; %s codes it as %s, losing its %s: --codec ffv1 "
+                        "into .mkv keeps them", info.pix_fmt, self.codec_name, self.pix_fmt,
+                        " and ".join(lost))
         self._alpha = traits.alpha
         if _traits_or_none(info.pix_fmt, "alpha") and not traits.alpha:
             log.warning("the input's transparency (alpha, %s) is not kept: the output is "
@@ -880,6 +885,23 @@ def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
     frame with alpha, exactly: swscale's conversion from RGBA moves some values by one."""
     values = alpha_samples(alpha, frame.format.components[-1].bits)
     plane_samples(frame.planes[-1], values.dtype)[:] = values
+
+
+def _lost_detail(source_pix_fmt: str, chosen: _FormatTraits) -> list[str]:
+    """What of a YUV or grey source's samples an encoder format drops: chroma resolution,
+    bit depth (an RGB source has its own warning)."""
+    try:
+        source = _traits(source_pix_fmt)
+    except (ValueError, TypeError):
+        return []
+    if source.rgb or chosen.rgb:
+        return []
+    lost = []
+    if not source.gray and (chosen.sub_w > source.sub_w or chosen.sub_h > source.sub_h):
+        lost.append("chroma resolution")
+    if chosen.bits < source.bits:
+        lost.append(f"{source.bits}-bit samples")
+    return lost
 
 
 def _traits_or_none(pix_fmt: str, what: str) -> bool:
