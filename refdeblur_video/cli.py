@@ -111,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")
     f.add_argument("--ref", help="one reference image for every blurry frame (one much "
-                   "noisier than the video is given to the network only: its noise would "
-                   "be copied in as detail)")
+                   "noisier than a frame is set aside for it, as its noise would be copied "
+                   "in as detail: a photo is restored with it but copies nothing from it, "
+                   "a video's frame is restored as without --ref)")
     f.add_argument("--reader", choices=("pyav", "decord"),
                    help="video decoder: pyav (default; every format, damaged streams "
                    "salvaged) or decord (if installed)")

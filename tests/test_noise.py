@@ -119,3 +119,56 @@ def test_the_command_copies_no_detail_from_a_noisy_ref_photo(tmp_path, scene, ca
     cv2.imwrite(str(clean), scene["reference"][..., ::-1])
     assert main([str(blurry), str(tmp_path / "clean_out.png"), "--ref", str(clean), "-q"]) == 0
     assert not np.array_equal(cv2.imread(str(tmp_path / "clean_out.png")), alone)
+
+
+def _pan_clip(path, n_frames: int, blurry: set[int]) -> list[np.ndarray]:
+    """A lossless clip panning 3 px a frame over a smooth textured scene (whose noise reads
+    as it is, unlike the 2x2 blocks of the synthetic clips), motion-blurred at ``blurry``;
+    its frames as RGB uint8."""
+    import av
+
+    big = from_float(_scene(7, (H + 16, W + 3 * n_frames + 16)), np.uint8)
+    frames = []
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "bgr0"
+        for i in range(n_frames):
+            frame = np.ascontiguousarray(big[8:8 + H, 8 + 3 * i:8 + 3 * i + W])
+            if i in blurry:
+                frame = cv2.blur(frame, (15, 1))
+            frames.append(frame)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return frames
+
+
+def test_a_video_with_a_noisy_ref_is_restored_as_without_it(tmp_path, caplog):
+    """As a user runs it: a noisy still of the scene as ``--ref`` would lend less than the
+    video's own sharp frames; the output is the one without ``--ref``, and it says why."""
+    from refdeblur_video.cli import main
+    from refdeblur_video.video.reader import open_reader
+
+    frames = _pan_clip(tmp_path / "in.mkv", 8, {2, 5})
+    still = frames[1] + np.random.default_rng(5).normal(0, 15, frames[1].shape)
+    cv2.imwrite(str(tmp_path / "still.png"), np.clip(still, 0, 255).astype(np.uint8)[..., ::-1])
+    common = ["--codec", "ffv1", "--pix-fmt", "bgr0", "-q"]
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        assert main([str(tmp_path / "in.mkv"), str(tmp_path / "with.mkv"), "--ref",
+                     str(tmp_path / "still.png"), *common]) == 0
+    assert "--ref image is much noisier than the video" in caplog.text
+    assert "in 2 of 2 restored frames: they were restored as without --ref" in caplog.text
+    assert "reference check" not in caplog.text
+    assert main([str(tmp_path / "in.mkv"), str(tmp_path / "without.mkv"), *common]) == 0
+
+    def decoded(name):
+        with open_reader(tmp_path / name) as reader:
+            return [frame.image for frame in reader]
+
+    assert all(np.array_equal(a, b) for a, b in zip(decoded("with.mkv"),
+                                                    decoded("without.mkv"), strict=True))
+    clean = tmp_path / "clean.png"  # the same still, clean: it is used (the frames change)
+    cv2.imwrite(str(clean), frames[1][..., ::-1])
+    assert main([str(tmp_path / "in.mkv"), str(tmp_path / "clean.mkv"), "--ref", str(clean),
+                 *common]) == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(decoded("clean.mkv"),
+                                                        decoded("without.mkv"), strict=True))

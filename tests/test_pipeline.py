@@ -292,8 +292,8 @@ def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
     assert restored["reference"] in ("2", "4") and restored["reference_used"] == "1"
     assert {r["reference_used"] for r in rows if r["blurry"] == "0"} == {""}
     assert summary.references_dropped == 0
-    noise = tmp_path / "noise.png"
-    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
+    noise = tmp_path / "other.png"  # another scene (clean: a noisy one is set aside first)
+    cv2.imwrite(str(noise), 255 - make_image(size=(96, 64), seed=3))
     summary = deblur_video(clip.path, tmp_path / "b.mp4", checking, quiet=True,
                            ref=str(noise), log=str(log))
     # the wrong --ref is dropped for the frame's own nearest sharp frame, as without --ref
@@ -593,8 +593,9 @@ def run_cli(args, capsys):
 def test_cli_says_when_the_shipped_models_check_drops_a_wrong_ref(tmp_path, capsys, caplog,
                                                                    make_test_clip):
     clip = make_test_clip("in.mp4", n_frames=8, blurry={2, 5})
-    noise = tmp_path / "noise.png"
-    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
+    noise = tmp_path / "other.png"  # another scene (clean: a noisy one is set aside first)
+    stripes = (np.arange(96) // 4 % 2 * 255).astype(np.uint8)
+    cv2.imwrite(str(noise), np.tile(stripes[None, :, None], (64, 1, 3)))
     code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--ref", str(noise)])
     captured = capsys.readouterr()
     assert code == 0

@@ -25,6 +25,7 @@ from refdeblur_video.pipeline import deblur_video
 from refdeblur_video.pipeline.resume import UnfinishedRun, state_dir
 from refdeblur_video.safe_output import remove_stale_temps
 from refdeblur_video.video.reader import open_reader
+from refdeblur_video.video.synthetic import make_image
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
                    phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
@@ -124,10 +125,12 @@ def test_an_interrupted_run_resumes_to_the_same_output(make_test_clip, restorer,
 
 
 
+@pytest.mark.parametrize("wrong", ["noise", "another scene"])
 def test_a_run_with_a_wrong_ref_resumes_to_the_same_output(make_test_clip, tmp_path,
-                                                          pooled_phi):
-    """The check rejects the --ref image, and the frames take the planner's choice: the
-    resumed run must recognise those frames as its own."""
+                                                          pooled_phi, wrong):
+    """The --ref image is set aside (as much noisier than the frames) or rejected by the
+    reference check, and the frames take the planner's choice: the resumed run must
+    recognise those frames as its own."""
     import cv2
 
     torch.manual_seed(0)
@@ -136,14 +139,20 @@ def test_a_run_with_a_wrong_ref_resumes_to_the_same_output(make_test_clip, tmp_p
     checking = Restorer(net, torch.device("cpu"), trained=True, amp=False,
                         reference_check=0.55)
     clip = make_test_clip("in.mp4", n_frames=32, blurry={3, 10, 19, 27})
-    noise = tmp_path / "noise.png"
-    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
+    noise = tmp_path / "ref.png"
+    if wrong == "noise":  # set aside before the network as much noisier than the frames
+        image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)
+    else:  # another scene: the reference check drops it
+        image = 255 - make_image(size=(96, 64), seed=3)
+    cv2.imwrite(str(noise), image)
     options = {"quiet": True, "batch": 1, "segment_seconds": SEGMENT, "ref": str(noise)}
     whole = tmp_path / "whole.mp4"
     deblur_video(clip.path, whole, checking, log=str(tmp_path / "whole.json"), **options)
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
-        deblur_video(clip.path, out, StopsAfter(checking, 5), **options)
+        # a rejected frame is restored twice (the --ref image, then the planner's choice)
+        deblur_video(clip.path, out, StopsAfter(checking, 5 if wrong == "another scene"
+                                                else 3), **options)
     summary = deblur_video(clip.path, out, checking, resume=True,
                            log=str(tmp_path / "out.json"), **options)
     assert summary.resumed > 0

@@ -26,15 +26,18 @@ from ..image_files import (
     QUALITY_SUFFIXES,
     Photo,
     is_image_path,
+    peak_value,
     read_image,
     read_photo,
     write_image,
 )
 from ..interrupts import finishing
 from ..photo_metadata import METADATA_SUFFIXES
+from ..refine.noise import QuietEnough
 from ..refine.step import restore_step
+from ..refine.transfer import DEFAULT_TRANSFER
 from ..safe_output import atomic_output
-from ..video.frame import to_coded_orientation
+from ..video.frame import Frame, to_coded_orientation
 from ..video.metadata import probe
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
@@ -201,6 +204,17 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         forced = to_coded_orientation(
             _fit_reference(ref_image, shown, frame_dtype, "the frames as shown"),
             info.rotation)
+    # a --ref much noisier than a frame: that frame is restored as without it (its
+    # neighbours lend more than a noisy still, whose noise the transfer would copy in)
+    quiet = None if forced is None else QuietEnough(forced, DEFAULT_TRANSFER.noise_allowance)
+    set_aside: set[int] = set()  # the frames it was not for
+
+    def forced_fits(frame: Frame) -> bool:
+        fits = quiet(frame.image)
+        if not fits:
+            set_aside.add(frame.index)
+        return fits
+
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
@@ -226,7 +240,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             summary.resumed = _replay(state, writer, summary)
             bar.update(summary.resumed)
             segments = SegmentedOutput(state, writer, size, summary.resumed)
-            refiner = make_refiner(opts, restorer, forced)
+            refiner = make_refiner(opts, restorer)
 
             def write(item: WorkItem) -> None:
                 frame = item.frame
@@ -243,6 +257,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             run_stream(reader, planner, restore_step(restorer, not opts.cpu_transfer), refiner,
                        write,
                        batch=opts.batch, forced_reference=forced,
+                       forced_fits=None if quiet is None else forced_fits,
                        queue_size=opts.queue_size or queue_size_for(
                            info.width, info.height, info.bit_depth, opts.batch),
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -261,7 +276,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     summary.restoring_seconds = time.perf_counter() - start
     summary.seconds = time.perf_counter() - begun
     if forced is not None:
-        _say_forced_dropped(summary.records)
+        _say_forced_dropped(summary.records, set_aside)
+        _say_forced_noisy(quiet, len(set_aside), summary.records, forced.dtype)
     if opts.log:
         _write_log(opts.log, summary.records, output)
     return summary
@@ -287,10 +303,12 @@ def _expected_frames(info) -> int | None:
     return None
 
 
-def _say_forced_dropped(records: list[FrameRecord]) -> None:
+def _say_forced_dropped(records: list[FrameRecord], set_aside: set[int]) -> None:
     """One warning for the restored frames the reference check kept the ``--ref`` image
-    from, and what they were restored against instead."""
-    dropped = [r for r in records if r.reference_used is not None and r.reference != -2]
+    from (not those it was ``set_aside`` for before the network), and what they were
+    restored against instead."""
+    dropped = [r for r in records if r.reference_used is not None and r.reference != -2
+               and r.index not in set_aside]
     if not dropped:
         return
     neighbour = sum(r.reference_used == 1 and r.reference >= 0 for r in dropped)
@@ -304,6 +322,19 @@ def _say_forced_dropped(records: list[FrameRecord]) -> None:
                    f"{len(dropped) - neighbour} against themselves")
     log.warning("the --ref image does not show the video's scene (reference check) in %d of "
                 "%d restored frames: %s", len(dropped), restored, instead)
+
+
+def _say_forced_noisy(quiet: QuietEnough, set_aside: int, records: list[FrameRecord],
+                     dtype) -> None:
+    """One warning for the blurry frames the ``--ref`` image was set aside for as much
+    noisier than they are (``set_aside`` of them, in this run)."""
+    if not set_aside:
+        return
+    restored = sum(r.reference_used is not None for r in records)
+    peak = peak_value(dtype)
+    log.warning("the --ref image is much noisier than the video (noise %.1f against up to %.1f "
+                "of %d) in %d of %d restored frames: they were restored as without --ref",
+                quiet.level * peak, quiet.frame_level * peak, peak, set_aside, restored)
 
 
 def deblur_image(input: str | os.PathLike, output: str | os.PathLike,

@@ -154,10 +154,12 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
 
 def plan_frames(
     frames: Iterable[Frame], planner: ReferencePlanner, forced_reference: np.ndarray | None,
-    cuts: CutDetector | None = None,
+    cuts: CutDetector | None = None, forced_fits: Callable[[Frame], bool] | None = None,
 ) -> Iterator[WorkItem]:
     """Score frames (and find shot cuts, with ``cuts``), release decisions in order, attach
-    each blurry frame's reference."""
+    each blurry frame's reference: ``forced_reference`` where given, unless
+    ``forced_fits(frame)`` says it does not suit that frame (then the planner's choice, as
+    without it)."""
     buffer: dict[int, Frame] = {}
 
     def release(decisions: list[FrameDecision]) -> Iterator[WorkItem]:
@@ -177,7 +179,8 @@ def plan_frames(
             keep_from = decision.index + 1 - planner.max_offset
             for index in [i for i in buffer if i < keep_from]:
                 del buffer[index]
-            if forced_reference is not None and decision.blurry:
+            if forced_reference is not None and decision.blurry and (
+                    forced_fits is None or forced_fits(frame)):
                 yield WorkItem(frame, decision, forced_reference,
                                planned=(reference, second, *times))
             else:
@@ -267,6 +270,7 @@ def run_stream(
     batch: int,
     queue_size: int,
     forced_reference: np.ndarray | None = None,
+    forced_fits: Callable[[Frame], bool] | None = None,
     cuts: CutDetector | None = None,
     start: int = 0,
     segment: int | None = None,
@@ -286,6 +290,9 @@ def run_stream(
     reference, second, fraction)) -> list of frames``, the outputs of a network batch that
     are still on the device are finished by one call.
 
+    ``forced_reference`` is every blurry frame's reference where ``forced_fits(frame)``
+    (if given) allows it, else the planner's choice is (:func:`plan_frames`).
+
     Frames before ``start`` are decoded, scored and planned (so that later decisions are the
     same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
     them instead, on the decoding thread. With ``segment``, a batch never spans a multiple
@@ -297,8 +304,8 @@ def run_stream(
     """
     share_malloc_arenas()
     _Stream(frames, planner, restore, refine, batch=batch, queue_size=queue_size,
-            forced_reference=forced_reference, cuts=cuts, start=start, segment=segment,
-            replayed=replayed).run(write)
+            forced_reference=forced_reference, forced_fits=forced_fits, cuts=cuts,
+            start=start, segment=segment, replayed=replayed).run(write)
 
 
 class _Stream:
@@ -311,6 +318,7 @@ class _Stream:
         refine: Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None,
                       float | None], np.ndarray], *,
         batch: int, queue_size: int, forced_reference: np.ndarray | None,
+        forced_fits: Callable[[Frame], bool] | None,
         cuts: CutDetector | None, start: int, segment: int | None,
         replayed: Callable[[WorkItem], None] | None,
     ) -> None:
@@ -319,6 +327,7 @@ class _Stream:
         self.many: Callable[[list[tuple]], list[np.ndarray]] | None = getattr(
             refine, "many", None)
         self.batch, self.queue_size, self.forced_reference = batch, queue_size, forced_reference
+        self.forced_fits = forced_fits
         self.start, self.segment, self.replayed = start, segment, replayed
         self.stop = threading.Event()  # the producing stages stop (the end, an error, a signal)
         self.halt = threading.Event()  # everything stops: the calling thread has left
@@ -329,7 +338,8 @@ class _Stream:
 
     def decode(self) -> None:
         """Stage 1: decode, score and plan; frames before ``start`` go to ``replayed``."""
-        for item in plan_frames(self.frames, self.planner, self.forced_reference, self.cuts):
+        for item in plan_frames(self.frames, self.planner, self.forced_reference, self.cuts,
+                                self.forced_fits):
             if item.frame.index < self.start:
                 if self.replayed is not None:
                     self.replayed(item)

@@ -95,10 +95,40 @@ def texture_free_noise_level(image: np.ndarray) -> float:
     return float(np.sqrt(np.median(taken)))
 
 
-def noisier(reference_noise: float, frame_noise: float, allowance: float) -> bool:
-    """Whether a reference's noise exceeds the frame's by more than ``allowance`` (all
-    noise levels as above; ``allowance`` 0: never, the check is off)."""
-    return allowance > 0 and reference_noise > frame_noise + allowance
+class QuietEnough:
+    """Whether a reference from outside the video (``--ref``) is no noisier than a frame
+    by more than ``allowance`` (0: the check is off); counts the frames it is not for,
+    and the noisiest such frame, for one message at the end."""
+
+    def __init__(self, reference: np.ndarray, allowance: float) -> None:
+        self.reference, self.allowance = reference, allowance
+        self._level: float | None = None  # the reference's, once asked
+        self.refused = 0
+        self.frame_level = 0.0  # the highest noise of a frame it was refused for
+
+    @property
+    def level(self) -> float:
+        """The reference's noise (:func:`texture_free_noise_level`), in [0, 1] units."""
+        if self._level is None:
+            self._level = texture_free_noise_level(_as_float(self.reference))
+        return self._level
+
+    def __call__(self, frame: np.ndarray) -> bool:
+        # no frame is less noisy than none: a clean reference needs no look at the frame
+        if self.allowance <= 0 or self.level <= self.allowance:
+            return True
+        own = noise_level(_as_float(frame))
+        if self.level <= own + self.allowance:
+            return True
+        self.refused += 1
+        self.frame_level = max(self.frame_level, own)
+        return False
 
 
-__all__ = ["block_noise", "noise_level", "noisier", "texture_free_noise_level"]
+def _as_float(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.float32:
+        return image
+    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+
+
+__all__ = ["QuietEnough", "block_noise", "noise_level", "texture_free_noise_level"]

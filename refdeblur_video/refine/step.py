@@ -11,7 +11,7 @@ import numpy as np
 
 from ..image_files import from_float, peak_value, to_float
 from .motion import interpolated_priors
-from .noise import noise_level, noisier, texture_free_noise_level
+from .noise import QuietEnough
 from .transfer import DEFAULT_TRANSFER, TransferSettings, fitted_homography, transfer_reference
 
 log = logging.getLogger("refdeblur_video")
@@ -64,9 +64,8 @@ class Refiner:
         self.both_sides = both_sides  # False: a ``second`` reference is ignored
         # an image from outside the video (--ref): not transferred from where it is clearly
         # noisier than the frame. A sharp frame of the same video shares the frame's noise
-        self.foreign = foreign
-        self._foreign_noise: float | None = None
-        self._said_noisy = False
+        self._foreign_check = (None if foreign is None or settings is None
+                               else QuietEnough(foreign, settings.noise_allowance))
         # the last sharp pair's motion: the blurry frames between two sharp ones share it
         self._last_pair: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
@@ -124,24 +123,14 @@ class Refiner:
         """Whether ``reference``, where it is the ``foreign`` image, is no noisier than
         ``frame`` by more than the settings' ``noise_allowance`` (:mod:`.noise`); a
         warning the first time it is."""
-        allowance = self.settings.noise_allowance
-        if reference is not self.foreign or allowance <= 0:
+        check = self._foreign_check
+        if check is None or reference is not check.reference or check(frame):
             return True
-        if self._foreign_noise is None:
-            self._foreign_noise = texture_free_noise_level(to_float(reference))
-        theirs = self._foreign_noise
-        # no frame is less noisy than none: a clean image needs no look at the frame
-        if theirs <= allowance:
-            return True
-        own = noise_level(to_float(frame))
-        if not noisier(theirs, own, allowance):
-            return True
-        if not self._said_noisy:
-            self._said_noisy = True
+        if check.refused == 1:
             peak = peak_value(frame.dtype)
             log.warning("the reference image is much noisier than the frame (noise %.1f "
                         "against %.1f of %d): the network still uses it, but its detail is "
-                        "not copied in", theirs * peak, own * peak, peak)
+                        "not copied in", check.level * peak, check.frame_level * peak, peak)
         return False
 
     def many(self, requests: Sequence[Request]) -> list[np.ndarray]:
