@@ -40,16 +40,17 @@ def check_writable_file(path: str | os.PathLike, name: str) -> None:
     folder = target.parent
     if not folder.is_dir():
         raise UserError(f"{name} folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{name} folder {folder} is not writable")
     # permissions do not tell everything (root, a read-only mount, /sys): make a file there
     try:
         handle, probe = tempfile.mkstemp(prefix=".refdeblur-probe-", dir=folder)
     except OSError as exc:
         raise UserError(f"{name} folder {folder} is not writable "
                         f"({exc.strerror or exc})") from exc
-    os.close(handle)
-    os.unlink(probe)
+    try:
+        os.close(handle)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.PathLike,

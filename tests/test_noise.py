@@ -172,3 +172,16 @@ def test_a_video_with_a_noisy_ref_is_restored_as_without_it(tmp_path, caplog):
                  *common]) == 0
     assert not all(np.array_equal(a, b) for a, b in zip(decoded("clean.mkv"),
                                                         decoded("without.mkv"), strict=True))
+
+
+def test_the_noise_check_reads_sixteen_bit_and_float_images_alike(scene):
+    from refdeblur_video.refine.noise import QuietEnough
+
+    noisy, blurry = scene["noisy"], scene["blurry"]
+    for convert in (lambda x: x, lambda x: x.astype(np.uint16) * 257,
+                    lambda x: x.astype(np.float32) / 255):
+        check = QuietEnough(convert(noisy), DEFAULT_TRANSFER.noise_allowance)
+        assert not check(convert(blurry))  # a noisy reference for a clean frame
+        assert check(convert(scene["noisy_frame"]))  # as noisy as the frame
+        assert check.refused == 1
+        assert check.level == pytest.approx(QuietEnough(noisy, 0.01).level, abs=1e-3)

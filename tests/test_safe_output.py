@@ -52,9 +52,25 @@ def test_unwritable_folder_is_refused(tmp_path: Path):
 
 
 def test_unwritable_folder_is_refused_even_for_root(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr("refdeblur_video.safe_output.os.access", lambda *args, **kwargs: False)
-    with pytest.raises(UserError, match="not writable"), atomic_output(tmp_path / "o.mp4"):
+    """A read-only mount refuses root too: the probe file finds it, as permissions do not."""
+    import errno
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr("refdeblur_video.safe_output.tempfile.mkstemp", read_only)
+    with pytest.raises(UserError, match=r"not writable \(Read-only file system\)"), \
+            atomic_output(tmp_path / "o.mp4"):
         pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writability_probe_leaves_nothing_behind(tmp_path: Path, monkeypatch):
+    from refdeblur_video.safe_output import check_writable_file
+
+    monkeypatch.chdir(tmp_path)
+    check_writable_file("o.mp4", "output")  # a file in the current folder
+    check_writable_file(tmp_path / "o.mp4", "output")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -676,3 +676,35 @@ def test_shared_structure_is_a_normalised_correlation_of_the_band():
             for x in (scene["right"], image)]
     assert shared_structure(scene["right"], image, everywhere, DEFAULT_TRANSFER) == \
         pytest.approx(np.corrcoef(band[0].ravel(), band[1].ravel())[0, 1], abs=0.02)
+
+
+@pytest.mark.parametrize("other", ["right", "unrelated"])
+def test_the_structure_checks_fast_path_reads_as_shared_structure(other):
+    """The transfer filters each image's band once and warps the reference's band per
+    placement, its coarse part low-passed at half size (720p): the correlation it decides
+    by stays that of :func:`shared_structure` (warped first, then filtered at full size)."""
+    from refdeblur_video.refine.transfer import (
+        DEFAULT_TRANSFER,
+        _inside,
+        _Pair,
+        _pixel_grid,
+        _remap,
+        shared_structure,
+    )
+
+    h, w = 720, 960
+    big = _scene(4, (h + 16, w + 16))
+    sharp = big[8:8 + h, 8:8 + w]
+    dy, dx = SHIFT
+    reference = (big[8 - dy:8 - dy + h, 8 - dx:8 - dx + w] if other == "right"
+                 else _scene(5, (h, w)))
+    soft = cv2.GaussianBlur(sharp, (0, 0), 2.0)
+    xs, ys = _pixel_grid(h, w)
+    maps = (xs + dx, ys + dy)  # places the right reference onto the frame
+    inside = _inside(maps)
+    structure = _Pair(soft, np.ascontiguousarray(reference), DEFAULT_TRANSFER).structure
+    fast = structure.correlation(structure.aligned_band(maps), inside)
+    plain = shared_structure(_remap(np.ascontiguousarray(reference), *maps), soft, inside,
+                             DEFAULT_TRANSFER)
+    assert fast == pytest.approx(plain, abs=0.02)
+    assert (plain > 0.5) if other == "right" else (abs(plain) < 0.1)

@@ -234,9 +234,13 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
     outcome.metadata = {"adapted_from": Path(input).name,
                         "adapt_result": "adapted" if outcome.adopted else "original",
                         "adapt_settings": json.dumps(details, sort_keys=True)}
-    if kept is not None:
+    if kept is not None:  # the run's state: its errors are the run's (what --resume keeps)
         _save(outcome, str(kept), outcome.metadata)
-    _save(outcome, opts.save_adapted, outcome.metadata)
+    try:
+        _save(outcome, opts.save_adapted, outcome.metadata)
+    except OSError as exc:  # a disk that filled up since the check before the run
+        raise UserError(f"cannot write --save-adapted {opts.save_adapted} "
+                        f"({exc.strerror or exc})") from exc
     return outcome
 
 
@@ -296,8 +300,5 @@ def _save(outcome: AdaptOutcome, path: str | None, metadata: dict[str, str]) -> 
     """The weights the video is restored with, with where and how they were adapted."""
     if path is None:
         return
-    try:
-        save_checkpoint(path, outcome.restorer.model, outcome.restorer.config,
-                        extra=metadata, settings=outcome.restorer.settings)
-    except OSError as exc:  # a disk that filled up since the check before the run
-        raise UserError(f"cannot write --save-adapted {path} ({exc.strerror or exc})") from exc
+    save_checkpoint(path, outcome.restorer.model, outcome.restorer.config, extra=metadata,
+                    settings=outcome.restorer.settings)

@@ -119,8 +119,9 @@ def fit_strengths(thumbnails: list[np.ndarray], blurry_ratios: list[float],
 def estimate_noise(crops: list[np.ndarray]) -> float:
     """Noise sigma of sharp crops in 8-bit levels, per channel as :func:`degrade` adds it:
     Immerkaer's fast estimate on the green channel in small blocks
-    (:func:`~refdeblur_video.refine.noise.block_noise`), the flattest tenth over all
-    blocks, capped at :data:`MAX_NOISE`."""
+    (:func:`~refdeblur_video.refine.noise.block_noise`: those that reach black or white,
+    where noise is clipped, left out since session 45), the flattest tenth over all the
+    crops' blocks, capped at :data:`MAX_NOISE`."""
     values = [block_noise(np.ascontiguousarray(crop[..., 1]).astype(np.float32)
                           * (255.0 / peak_value(crop.dtype)), peak=255.0)
               for crop in crops]

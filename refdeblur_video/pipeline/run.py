@@ -79,7 +79,9 @@ class RunSummary:
     output: str
     frames: int = 0
     restored: int = 0
-    seconds: float = 0.0  # the whole file, loading the model and --adapt included
+    # the whole file: --adapt included, and loading the model where this call does (many
+    # files load it once, before the first)
+    seconds: float = 0.0
     restoring_seconds: float = 0.0  # from the first frame restored to the output's close
     skipped: bool = False
     skipped_why: str = "already done"  # many files: why this one was skipped
@@ -206,7 +208,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             info.rotation)
     # a --ref much noisier than a frame: that frame is restored as without it (its
     # neighbours lend more than a noisy still, whose noise the transfer would copy in)
-    quiet = None if forced is None else QuietEnough(forced, DEFAULT_TRANSFER.noise_allowance)
+    quiet = (QuietEnough(forced, DEFAULT_TRANSFER.noise_allowance)
+             if forced is not None and opts.transfer else None)
     set_aside: set[int] = set()  # the frames it was not for
 
     def forced_fits(frame: Frame) -> bool:

@@ -25,6 +25,8 @@ import math
 import cv2
 import numpy as np
 
+from ..image_files import to_float
+
 # the kernel's response to white noise of std s has std 6 s (the root of its squares' sum),
 # and a mean absolute value sqrt(2 / pi) times that
 NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -97,8 +99,8 @@ def texture_free_noise_level(image: np.ndarray) -> float:
 
 class QuietEnough:
     """Whether a reference from outside the video (``--ref``) is no noisier than a frame
-    by more than ``allowance`` (0: the check is off); counts the frames it is not for,
-    and the noisiest such frame, for one message at the end."""
+    by more than ``allowance`` (0: the check is off); counts the calls that said no, and
+    keeps the noisiest such frame's level, for the messages."""
 
     def __init__(self, reference: np.ndarray, allowance: float) -> None:
         self.reference, self.allowance = reference, allowance
@@ -126,9 +128,10 @@ class QuietEnough:
 
 
 def _as_float(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.float32:
-        return image
-    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    """An integer image scaled to [0, 1], a float one as float32 (taken as in [0, 1])."""
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32, copy=False)
+    return to_float(image)
 
 
 __all__ = ["QuietEnough", "block_noise", "noise_level", "texture_free_noise_level"]

@@ -150,11 +150,9 @@ class TransferSettings:
     # No trust at or below the first value, full trust from the second ((0, 0): off)
     structure_fine_px: float = 1.0
     shared_structure: tuple[float, float] = (0.1, 0.3)
-    # a reference noisier than the frame by more than this (noise std, in [0, 1] units:
-    # 2.5 levels of 255) is low-passed until it is not (refine/noise.py), since the
-    # sharpness cue takes noise for detail (0: off). A sharp neighbour in the same video
-    # carries the frame's own noise, and an estimate reads a clean photo's texture as a
-    # level or two of noise: neither comes near
+    # a --ref image noisier than the frame by more than this (noise std, in [0, 1] units:
+    # 2.5 levels of 255) is not transferred from (refine/noise.py), since the sharpness
+    # cue takes noise for detail (0: off). A clean photo reads well under a level
     noise_allowance: float = 0.01
 
     def __post_init__(self) -> None:
@@ -335,7 +333,8 @@ class _Pair:
 
 
 # the coarse low-pass of the structure bands at a smaller size from this sigma (pixels of
-# the frame): a frame-wide statistic needs no more, and it is the checks' largest cost
+# the frame; gaussian_low_pass shrinks from 8 px at the least, so at 720p and up): a
+# frame-wide statistic needs no more, and it was the checks' largest cost
 STRUCTURE_DIRECT_UP_TO_PX = 4.0
 
 
@@ -352,7 +351,8 @@ class _Structure:
     reference: np.ndarray
     scale: float
     settings: TransferSettings
-    _placed: list = field(default_factory=list)  # (maps, the band they place), as computed
+    # (maps, the band they place) of the last two placements (a prior's and the fit's)
+    _placed: list = field(default_factory=list, init=False, repr=False)
 
     def _band_of(self, image: np.ndarray) -> np.ndarray:
         return _band(_channel_mean(image), self.scale, self.settings,
@@ -377,7 +377,7 @@ class _Structure:
             if known[0] is maps[0] and known[1] is maps[1]:
                 return band
         band = _remap(self.reference_band, *maps)
-        self._placed.append((maps, band))
+        self._placed = [*self._placed[-1:], (maps, band)]
         return band
 
     def correlation(self, aligned_band: np.ndarray, inside: np.ndarray) -> float:
