@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "JPEG, lossless WebP); a video's is --crf")
     o = p.add_argument_group("output")
     o.add_argument("--log", help="per-frame log, frames.csv or frames.json")
-    o.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    o.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace existing outputs (and --log, --save-adapted files)")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     o.add_argument("--resume", action="store_true",
                    help="go on from the work an interrupted run of the same command kept "

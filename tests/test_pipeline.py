@@ -295,7 +295,7 @@ def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
     noise = tmp_path / "other.png"  # another scene (clean: a noisy one is set aside first)
     cv2.imwrite(str(noise), 255 - make_image(size=(96, 64), seed=3))
     summary = deblur_video(clip.path, tmp_path / "b.mp4", checking, quiet=True,
-                           ref=str(noise), log=str(log))
+                           ref=str(noise), log=str(log), overwrite=True)
     # the wrong --ref is dropped for the frame's own nearest sharp frame, as without --ref
     [row] = [r for r in read_log(log) if r["blurry"] == "1"]
     assert row["reference"] == restored["reference"] and row["reference_used"] == "1"
@@ -386,9 +386,10 @@ def test_shot_cuts_are_found_and_not_crossed(make_test_clip, restorer, tmp_path,
     code = cli_main([str(clip.path), str(tmp_path / "cli.mp4"), "--model", "lite"])
     assert code == 0 and "12 frames in 2 shots, 3 restored" in capsys.readouterr().out
     # --no-cuts: one shot, and frame 6 borrows from the other shot
-    code = cli_main([str(clip.path), str(tmp_path / "one.mp4"), "--no-cuts", "--log", str(log),
-                     "--model", "lite", "--reference-check", "0"])
-    rows = json.loads(log.read_text())["frames"]
+    one_log = tmp_path / "one.json"
+    code = cli_main([str(clip.path), str(tmp_path / "one.mp4"), "--no-cuts", "--log",
+                     str(one_log), "--model", "lite", "--reference-check", "0"])
+    rows = json.loads(one_log.read_text())["frames"]
     assert code == 0 and {r["shot"] for r in rows} == {0}
     assert [r["index"] for r in rows if r["blurry"]] == [5, 6, 7] and rows[6]["reference"] == 4
     assert "12 frames, 3 restored" in capsys.readouterr().out
@@ -1235,6 +1236,21 @@ def test_a_log_or_weights_file_in_a_folder_nobody_may_write_is_refused_first(
         assert lines == [f"error: {name} folder /sys/kernel is not writable (Permission "
                          "denied)"]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_an_existing_log_is_kept_unless_overwrite(make_test_clip, tmp_path, capsys):
+    clip = make_test_clip("in.mp4", n_frames=4, blurry={2})
+    log = tmp_path / "frames.csv"
+    log.write_text("an earlier run's log")
+    code = cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--log", str(log), "-q"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --log {log} already exists (use --overwrite to replace it)"]
+    assert log.read_text() == "an earlier run's log"
+    assert not (tmp_path / "out.mp4").exists()
+    assert cli_main([str(clip.path), str(tmp_path / "out.mp4"), "--log", str(log), "-q",
+                     "--overwrite"]) == 0
+    assert read_log(log)[0]["index"] == "0"
 
 
 def test_a_log_that_cannot_be_written_says_the_video_was(make_test_clip, tmp_path,

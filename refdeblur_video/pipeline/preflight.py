@@ -113,11 +113,15 @@ def check_reference(ref: str | os.PathLike | None) -> None:
         raise UserError(f"reference image (--ref) {what}: {ref}")
 
 
-def check_log(log: str | os.PathLike | None) -> None:
-    """Refuse a ``--log`` that could not be written: it is written after the whole run, too
-    late to say so in one line."""
-    if log is not None:
-        check_writable_file(log, "--log")
+def check_log(log: str | os.PathLike | None, overwrite: bool = False) -> None:
+    """Refuse a ``--log`` that could not be written (it is written after the whole run, too
+    late to say so in one line), or that exists, unless ``overwrite``: an earlier run's
+    log is kept as its output is."""
+    if log is None:
+        return
+    if Path(log).exists() and not overwrite and not Path(log).is_dir():
+        raise UserError(f"--log {log} already exists (use --overwrite to replace it)")
+    check_writable_file(log, "--log")
 
 
 def check_single(input: str | os.PathLike, output: str | os.PathLike,
@@ -132,7 +136,7 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     check_reference(options.ref)
     if options.ref is not None:
         check_not_same_file(options.ref, output, "--ref")
-    check_log(options.log)
+    check_log(options.log, options.overwrite)
     from ..image_files import IMAGE_SUFFIXES, is_image_path  # OpenCV: after the path checks
 
     if is_image_path(input):

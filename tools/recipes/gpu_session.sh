@@ -82,7 +82,7 @@ pack
 stamp "the main job on 02_cups (${DEVICE:-cuda})"
 begin=$(date +%s.%N)
 timeout -k 10 60 "$PY" -m refdeblur_video.cli "$V/02_cups.mp4" "$RUNS/cups.mp4" \
-  --device "${DEVICE:-cuda}" --log "$RUNS/cups.csv" >"$RUNS/cups.log" 2>&1
+  --device "${DEVICE:-cuda}" --log "$RUNS/cups.csv" --overwrite >"$RUNS/cups.log" 2>&1
 echo "rc $? wall $(awk "BEGIN {print $(date +%s.%N) - $begin}") s" >>"$RUNS/cups.log"
 rm -f "$RUNS/cups.mp4"
 pack
