@@ -703,7 +703,9 @@ def test_the_structure_checks_fast_path_reads_as_shared_structure(other):
     maps = (xs + dx, ys + dy)  # places the right reference onto the frame
     inside = _inside(maps)
     structure = _Pair(soft, np.ascontiguousarray(reference), DEFAULT_TRANSFER).structure
-    fast = structure.correlation(structure.aligned_band(maps), inside)
+    band, placed_inside = structure.placed(maps)
+    assert np.array_equal(placed_inside, inside)
+    fast = structure.correlation(band, inside)
     plain = shared_structure(_remap(np.ascontiguousarray(reference), *maps), soft, inside,
                              DEFAULT_TRANSFER)
     assert fast == pytest.approx(plain, abs=0.02)

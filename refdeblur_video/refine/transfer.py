@@ -351,7 +351,7 @@ class _Structure:
     reference: np.ndarray
     scale: float
     settings: TransferSettings
-    # (maps, the band they place) of the last two placements (a prior's and the fit's)
+    # (maps, (band, inside)) of the last two placements (a prior's and the fit's)
     _placed: list = field(default_factory=list, init=False, repr=False)
 
     def _band_of(self, image: np.ndarray) -> np.ndarray:
@@ -370,15 +370,16 @@ class _Structure:
     def reference_detail(self) -> float:
         return float(_detail(self.reference, self.scale).mean())
 
-    def aligned_band(self, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """The reference's band as ``maps`` place it on the output (the same maps twice:
-        the same array, which the caller must not change)."""
-        for known, band in self._placed:
+    def placed(self, maps: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The reference's band as ``maps`` place it on the output, and where they sample
+        inside it (:func:`_inside`); the same maps twice: the same arrays, which the caller
+        must not change."""
+        for known, found in self._placed:
             if known[0] is maps[0] and known[1] is maps[1]:
-                return band
-        band = _remap(self.reference_band, *maps)
-        self._placed = [*self._placed[-1:], (maps, band)]
-        return band
+                return found
+        found = _remap(self.reference_band, *maps), _inside(maps)
+        self._placed = [*self._placed[-1:], (maps, found)]
+        return found
 
     def correlation(self, aligned_band: np.ndarray, inside: np.ndarray) -> float:
         """:func:`shared_structure`'s correlation of a placed band, where ``inside``."""
@@ -557,8 +558,7 @@ def _placed_worse(pair: _Pair, warp: tuple[np.ndarray, np.ndarray],
     settings, structure = pair.settings, pair.structure
     if float(pair.detail.mean()) < settings.prior_sharp_output * structure.reference_detail:
         return False  # blurry: the output cannot place its reference better than the prior
-    found = [structure.correlation(structure.aligned_band(maps), _inside(maps))
-             for maps in (warp, fitted)]
+    found = [structure.correlation(*structure.placed(maps)) for maps in (warp, fitted)]
     return found[0] < found[1] - settings.prior_structure_margin
 
 
@@ -579,10 +579,11 @@ def _cues_for_patch(pair: _Pair, patch: int, prior: np.ndarray | None = None) ->
     mine, theirs = pair.detail, _detail(aligned, scale)
     sharpness = np.clip((theirs - mine) / (settings.sharpness_margin * mine + 1e-5) + 1.0, 0, 1)
 
-    band = (pair.structure.aligned_band(warp) if settings.shared_structure[1] > 0
-            else None)
+    # the structure check's placement, where it runs, holds the inside mask already
+    band, inside = (pair.structure.placed(warp) if settings.shared_structure[1] > 0
+                    else (None, _inside(warp)))
     return TransferCues(aligned, *(x.astype(np.float32) for x in
-                                   (agreement, consistency, sharpness)), _inside(warp),
+                                   (agreement, consistency, sharpness)), inside.copy(),
                         aligned_band=band)
 
 
