@@ -32,7 +32,7 @@ EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
   refdeblur-video blurry.jpg restored.png --ref sharp.jpg
   refdeblur-video 'clips/*.mp4' restored/ --log frames.csv
-  torchrun --nproc-per-node 4 -m refdeblur_video.cli clips/ restored/
+  torchrun --nproc-per-node 4 -m refdeblur_video.cli in/ out/ --frame-log f.csv
 """
 
 
@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality of a restored JPEG or WebP photo, 1-100 (default: 95 for "
                    "JPEG, lossless WebP); a video's is --crf")
     o = p.add_argument_group("output")
-    o.add_argument("--log", help="per-frame log, frames.csv or frames.json")
+    o.add_argument("--log", "--frame-log", dest="log",
+                   help="per-frame log, frames.csv or frames.json (under torchrun write "
+                   "--frame-log: torchrun reads --log as its own --log-dir)")
     o.add_argument("-y", "--overwrite", action="store_true",
                    help="replace existing outputs (and --log, --save-adapted files)")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -17,7 +17,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 
-__all__ = ["Interrupted", "deferred", "finishing", "handle_signals"]
+__all__ = ["Interrupted", "deferred", "finishing", "handle_signals", "settle"]
 
 HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                 if hasattr(signal, name))
@@ -70,12 +70,14 @@ def handle_signals() -> Iterator[None]:
         previous[signum] = current
         signal.signal(signum, _handler)
     _State.installed, _State.fired, _State.pending = True, False, None
+    _State.ignoring = False
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _State.installed = False
+        _State.ignoring = False
 
 
 @contextlib.contextmanager
@@ -105,3 +107,10 @@ def finishing() -> Iterator[Callable[[], None]]:
         yield start
     finally:
         _State.ignoring = False
+
+
+def settle() -> None:
+    """Every file of the run is done: from now on signals are ignored until
+    :func:`handle_signals` ends (a launcher stopping the process as it exits cuts nothing off
+    and makes it print nothing)."""
+    _State.ignoring = _State.installed

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import pytest
 import torch
 import yaml
@@ -226,3 +227,26 @@ def test_option_help_wraps_to_the_terminal(monkeypatch):
     text = build_parser().format_help()
     too_wide = [line for line in text.splitlines() if len(line) > 80]
     assert not too_wide, too_wide
+
+
+def test_torchrun_bad_file_does_not_cut_the_others_short(tmp_path, make_test_clip):
+    """torchrun stops every process when one exits with an error: the process whose file
+    was bad waits for the others, so each good file is still made (and logged)."""
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a_bad.mp4").write_bytes(os.urandom(4096))  # rank 0's share
+    # rank 1's share, long enough to be cut off (seconds, where rank 0 fails in a moment)
+    make_test_clip("clips/b_good.mp4", n_frames=48, size=(320, 240), blurry=range(2, 48, 3))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY.to_dict(),
+                                                        **TINY_SETTINGS.to_dict()}))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", "--monitor-interval", "0.1",
+               "-m", "refdeblur_video.cli", "clips", "out", "--model", "tiny.yaml",
+               "--frame-log", "frames.csv", "-q"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode != 0  # the bad file is still an error
+    assert "error: clips/a_bad.mp4" in done.stderr
+    assert "interrupted" not in done.stderr, done.stderr[-2000:]
+    with av.open(str(tmp_path / "out" / "b_good.mp4")) as made:
+        assert sum(1 for _ in made.decode(video=0)) == 48
+    assert len((tmp_path / "out" / "b_good.csv").read_text().splitlines()) == 49

@@ -52,6 +52,7 @@ from .preflight import (
     is_many,
     output_name,
 )
+from .ranks import shard, wait_for_other_ranks
 from .resume import (
     BusyOutput,
     RunState,
@@ -505,12 +506,6 @@ def _loggable_references(item: WorkItem) -> tuple[int, ...]:
     return (*found, decision.reference) if item.forced else found
 
 
-def shard(files: list[Path]) -> list[Path]:
-    """This process's share of ``files`` under torchrun (RANK / WORLD_SIZE), else all."""
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    return files[rank::world]
-
-
 def deblur_many(inputs: str, outdir: str | os.PathLike,
                 report: Callable[[RunSummary], None] | None = None,
                 **options) -> list[RunSummary]:
@@ -557,6 +552,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
         results.append(result)
         if report is not None:
             report(result)
+    wait_for_other_ranks()  # torchrun stops every process when one exits with an error
     return results
 
 
