@@ -233,7 +233,7 @@ def hdr_side_data(path) -> dict[str, bytes]:
     return {d.type.name: bytes(d) for d in frame.side_data if d.type.name in wanted}
 
 
-def test_hdr10_metadata_is_read_and_written_again(make_test_clip, tmp_path):
+def test_hdr10_metadata_is_read_and_written_again(make_test_clip, tmp_path, caplog):
     clip = make_test_clip("hdr.mkv", n_frames=3, codec="libx265", pix_fmt="yuv420p10le",
                           color=PQ_BT2020, options={"preset": "ultrafast",
                                                     "x265-params": "log-level=error:"
@@ -241,11 +241,19 @@ def test_hdr10_metadata_is_read_and_written_again(make_test_clip, tmp_path):
     assert probe(clip.path).hdr10 == Hdr10(
         (34000, 16000, 13250, 34500, 7500, 3000, 15635, 16450), (10000000, 1), (1000, 400))
     out = tmp_path / "out.mp4"
-    transcode(clip.path, out, preset="ultrafast")
+    with caplog.at_level("WARNING"):
+        transcode(clip.path, out, preset="ultrafast")
+    assert not [r for r in caplog.records if "HDR10" in r.getMessage()]
     written = hdr_side_data(out)
     assert set(written) == {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"}
     assert written == hdr_side_data(clip.path)
     assert (probe(out).color_trc, probe(out).color_primaries) == (16, 9)
+    with caplog.at_level("WARNING"):  # other encoders: the colour tags only, and a warning
+        transcode(clip.path, tmp_path / "lossless.mkv", codec="ffv1")
+    assert [r for r in caplog.records if "HDR10 metadata" in r.getMessage()]
+    assert hdr_side_data(tmp_path / "lossless.mkv") == {}
+    assert (probe(tmp_path / "lossless.mkv").color_trc,
+            probe(tmp_path / "lossless.mkv").color_primaries) == (16, 9)
     plain = make_test_clip("sdr.mkv", n_frames=3, codec="libx265", pix_fmt="yuv420p10le")
     assert probe(plain.path).hdr10 is None
     transcode(plain.path, tmp_path / "sdr_out.mkv", preset="ultrafast")

@@ -384,6 +384,10 @@ class VideoWriter:
             log.warning("the input is %s; %s codes it as %s, losing its %s: --codec ffv1 "
                         "into .mkv keeps them", info.pix_fmt, self.codec_name, self.pix_fmt,
                         " and ".join(lost))
+        if info.hdr10 is not None and self.codec_name != "libx265":
+            log.warning("the input's HDR10 metadata (mastering display, light level) is "
+                        "written only by libx265: %s keeps its colour tags, not that; "
+                        "--codec libx265 keeps it", self.codec_name)
         self._alpha = traits.alpha
         if _traits_or_none(info.pix_fmt, "alpha") and not traits.alpha:
             log.warning("the input's transparency (alpha, %s) is not kept: the output is "
