@@ -11,8 +11,13 @@ from typing import NoReturn
 class OneLineParser(argparse.ArgumentParser):
     """:class:`argparse.ArgumentParser` whose errors are one line naming ``--help``."""
 
+    # what to add to "unrecognized arguments" (a command that takes one input and one
+    # output can say how to give many)
+    extra_arguments_hint = ""
+
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} ({self.prog} --help lists the options)\n")
+        hint = self.extra_arguments_hint if message.startswith("unrecognized arguments") else ""
+        sys.stderr.write(f"error: {message}{hint} ({self.prog} --help lists the options)\n")
         sys.exit(2)
 
 

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Remove motion blur from a video (or photo) by borrowing detail from\n"
         "nearby sharp frames.",
     )
+    # an unquoted glob reaches the command as many inputs
+    p.extra_arguments_hint = ("; it takes one input and one output: for many videos give a "
+                              "folder or a quoted glob ('clips/*.mp4') and an output folder")
     p.add_argument("input", help="video, image, folder of videos, or glob pattern")
     p.add_argument("output", help="output file, or folder (for a folder/glob input)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

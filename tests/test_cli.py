@@ -78,6 +78,7 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "input fifo.mkv is not a regular file (a pipe or device?)": ["fifo.mkv", "o13.mkv"],
         "output in.mp4 is the --ref file": ["bad.yaml", "in.mp4", "--ref", "in.mp4", "-y"],
         "output o14.png is an image, but in.mp4 is none of the images": ["in.mp4", "o14.png"],
+        "standard input or output (-) cannot be used": ["-", "o16.mp4"],
     }
     (tmp_path / "bad.yaml").write_text("x: [\n")
     os.mkfifo(tmp_path / "fifo.mkv")
@@ -218,6 +219,13 @@ def test_a_bad_argument_is_one_line_naming_help(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: argument --batch"), err
     assert "refdeblur-video --help" in err[0]
+    with pytest.raises(SystemExit) as stop:  # an unquoted glob: many inputs
+        cli_main(["a.mp4", "b.mp4", "c.mp4", "out/"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unrecognized arguments: c.mp4 out/; "
+                                               "it takes one input and one output"), err
+    assert "a quoted glob ('clips/*.mp4')" in err[0]
 
 
 def test_option_help_wraps_to_the_terminal(monkeypatch):

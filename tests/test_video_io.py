@@ -632,6 +632,22 @@ def test_file_without_video_stream_is_a_user_error(tmp_path):
         open_reader(srt)
 
 
+def test_a_recording_cut_short_is_one_clear_error_wherever_it_stops(make_test_clip, tmp_path):
+    """An MP4 writes its index last: cut before it, the file is no video, and where what is
+    left of the index still parses into a stream without video or audio, the error says
+    the file may be cut short."""
+    data = make_test_clip("rec.mp4", n_frames=20, audio=True).path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    said = set()
+    for lost in range(100, 4000, 100):
+        cut.write_bytes(data[:-lost])
+        try:
+            probe(cut)
+        except UserError as error:
+            said.add(str(error).partition(" ")[2].split(":")[0])
+    assert "holds no video or audio" in said, said
+
+
 def test_video_stream_without_decodable_frames_is_a_user_error(tmp_path):
     broken = tmp_path / "garbage.mkv"
     with av.open(str(broken), "w") as out:

@@ -83,7 +83,7 @@ def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
             and not named.endswith(os.sep)):  # a typo, most likely: not a folder to make
         raise UserError(f"output {outdir} names a video file, but the input is many videos: "
                         f"give a folder (end it with {os.sep} to make one by that name)")
-    _refuse_clashes([f"{first.name} and {source.name} would both be written as "
+    _refuse_clashes([f"{first} and {source} would both be written as "
                      f"{output_name(source)}"
                      for first, source in _sharing(files, lambda p: output_name(p).lower())])
     if not outdir.exists():
@@ -219,6 +219,10 @@ def check_model(spec: str) -> None:
 def preflight(input: str | os.PathLike, output: str | os.PathLike,
               options: DeblurOptions) -> None:
     """Check what can be checked before the model is loaded; raise :class:`UserError`."""
+    if "-" in (str(input), str(output)):
+        raise UserError("standard input or output (-) cannot be used: the video is read more "
+                        "than once, and the output appears only once it is complete; give "
+                        "file names")
     check_device(options.device)
     check_model(options.model)
     check_reader(options.reader)

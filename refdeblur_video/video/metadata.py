@@ -216,6 +216,11 @@ def _sample_aspect_ratio(stream: av.video.stream.VideoStream) -> Fraction | None
 
 
 def _probe_container(container: av.container.InputContainer, path: str) -> VideoInfo:
+    streams = container.streams
+    if not (streams.video or streams.audio or streams.subtitles):
+        # e.g. an MP4 or MOV whose index, written last, is missing or cut
+        raise UserError(f"{path} holds no video or audio: not a video, or one cut short (an "
+                        "MP4 or MOV stopped before its end has lost its index)")
     if not container.streams.video:
         raise UserError(f"{path} has no video stream")
     stream = main_video_stream(container)
