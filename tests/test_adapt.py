@@ -301,6 +301,7 @@ def test_adapted_weights_are_saved_and_restore_again_with_model(clip, fast, tiny
     assert metadata["adapted_from"] == "in.mp4" and metadata["adapt_result"] == "adapted"
     details = json.loads(metadata["adapt_settings"])
     assert details["settings"]["seconds"] == 4 and details["steps"] > 0
+    assert details["seconds"] <= details["total_seconds"]  # the tuning within the whole
     assert len(details["fit"]["strengths"]) == 10
     assert details["held_psnr_adapted"] > details["held_psnr_original"]
     assert cli_main(args) == 2  # the weights file exists: refused, not replaced

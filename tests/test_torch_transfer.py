@@ -387,3 +387,20 @@ def test_torch_transfer_keeps_a_wrong_reference_of_fine_texture_out_as_the_openc
     assert np.abs(right - _a(transfer_reference_torch(_t(blurry), _t(scene["right"]),
                                                       unchecked))).max() < 1e-6
     assert psnr(_u8(right), _u8(sharp)) > psnr(_u8(blurry), _u8(sharp)) + 3.0
+
+
+def test_torch_level_shift_matches_the_opencv_one(warped):
+    from refdeblur_video.refine.torch_transfer import _level_shift
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, level_shift, transfer_cues
+
+    restored = cv2.GaussianBlur(warped["target"], (0, 0), 1.5)
+    reference = warped["source"]
+    darker = np.clip(restored - 2 / 255, 0, 1).astype(np.float32)
+    cues = transfer_cues(darker, reference)
+    expected = level_shift(darker, cues.aligned, cues.inside, 0.5, DEFAULT_TRANSFER)
+    assert np.abs(expected * 255 - 1.0).max() < 0.3  # half of the 2 levels, at trust 0.5
+
+    found = _level_shift(_t(darker), _t(cues.aligned),
+                         torch.from_numpy(cues.inside)[None, None].float(),
+                         torch.full((1, 1, 1, 1), 0.5), DEFAULT_TRANSFER)
+    assert np.allclose(found.view(3).numpy(), expected, atol=2e-6)

@@ -95,7 +95,11 @@ def test_blurred_confidence_stays_local_and_inside_the_reference(frames):
     assert np.abs(fused[right] - unblurred[right]).mean() < 0.01
     outside = transfer_cues(soft, reference).inside == 0
     assert outside.any()  # the shift moves some pixels out of the reference
-    assert np.array_equal(fused[outside], soft[outside])
+    unanchored = transfer_reference(soft, reference, replace(DEFAULT_TRANSFER, level_anchor=0))
+    assert np.array_equal(unanchored[outside], soft[outside])
+    # the brightness anchor moves them by one shift, at most level_anchor
+    moved = fused[outside] - soft[outside]
+    assert np.abs(moved).max() <= DEFAULT_TRANSFER.level_anchor + 1e-6
 
 
 def _copied_in_the_wrong_place(frames: dict[str, np.ndarray]) -> np.ndarray:
@@ -238,8 +242,10 @@ def test_aligning_on_the_low_passed_output_too_ignores_copied_detail(frames):
     assert _psnr(transfer_reference(frames["soft"], reference, smoothed), sharp) > \
         _psnr(frames["soft"], sharp) + 6
     weight = cv2.GaussianBlur(ours.confidence, (0, 0), 4.0 * 0.25) * ours.inside
-    expected = np.clip(copied + weight[..., None] * (ours.aligned - copied), 0, 1)
-    assert np.allclose(transfer_reference(copied, reference, smoothed), expected, atol=1e-5)
+    weight = weight[..., None] * ours.structure
+    expected = np.clip(copied + weight * (ours.aligned - copied), 0, 1)
+    unanchored = replace(smoothed, level_anchor=0.0)
+    assert np.allclose(transfer_reference(copied, reference, unanchored), expected, atol=1e-5)
 
 
 def test_the_second_alignment_costs_one_forward_flow(frames, monkeypatch):
@@ -710,3 +716,37 @@ def test_the_structure_checks_fast_path_reads_as_shared_structure(other):
                              DEFAULT_TRANSFER)
     assert fast == pytest.approx(plain, abs=0.02)
     assert (plain > 0.5) if other == "right" else (abs(plain) < 0.1)
+
+
+def test_the_output_is_brought_to_its_references_brightness_within_the_cap(frames):
+    """A network output darker than the sharp frames around it (blur averaged in sRGB
+    brightens less than the linear-light blur the network learnt to undo) is moved to the
+    aligned reference's brightness where the reference is not blended in too; a reference
+    whose brightness is far off (another exposure) moves nothing."""
+    from dataclasses import replace
+
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, level_shift, transfer_cues
+
+    soft, reference = frames["soft"], frames["reference"]
+    inner = (slice(16, -16), slice(16, -16))
+    off = replace(DEFAULT_TRANSFER, level_anchor=0.0)
+    for levels in (-2.0, 2.5):
+        shifted = np.clip(soft + levels / 255, 0, 1)
+        cues = transfer_cues(shifted, reference)
+        shift = level_shift(shifted, cues.aligned, cues.inside, cues.structure,
+                            DEFAULT_TRANSFER)
+        assert np.allclose(shift * 255, -levels, atol=0.3), shift * 255
+        anchored, plain = (transfer_reference(shifted, reference, s)
+                           for s in (DEFAULT_TRANSFER, off))
+        gap = [abs(float((image[inner] - soft[inner]).mean()) * 255)
+               for image in (anchored, plain)]
+        assert gap[0] < 0.1 < gap[1], gap  # where no detail is copied the shift stayed
+    brighter = np.clip(reference + 30 / 255, 0, 1)
+    cues = transfer_cues(soft, brighter)
+    assert not level_shift(soft, cues.aligned, cues.inside, cues.structure,
+                           DEFAULT_TRANSFER).any()
+    capped = replace(DEFAULT_TRANSFER, level_anchor=1 / 255)
+    shifted = np.clip(soft - 3 / 255, 0, 1)
+    cues = transfer_cues(shifted, reference)
+    assert np.allclose(level_shift(shifted, cues.aligned, cues.inside, cues.structure,
+                                   capped) * 255, 1.0, atol=1e-4)

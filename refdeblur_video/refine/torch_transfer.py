@@ -15,13 +15,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .global_shift import coarse_size, far_shift
 from .torch_flow import FlowSettings, dense_flow
 from .torch_ops import channel_mean, gaussian_blur, grey, half_size, inside, remap, resize_flow
 from .transfer import (
+    ANCHOR_BLOCK_PX,
     DEFAULT_TRANSFER,
+    LUMA_WEIGHTS,
+    MIN_ANCHOR_SHARE,
     TransferSettings,
     camera_homography,
     dis_coarsest_scale,
@@ -211,9 +215,32 @@ def transfer_reference_torch(restored: Tensor, reference: Tensor,
     if settings.confidence_blur_px > 0:
         confidence = gaussian_blur(confidence, settings.confidence_blur_px * scale)
     weight = confidence * within
+    trust = torch.ones_like(restored[:, :1, :1, :1])
     if settings.shared_structure[1] > 0:
-        weight = weight * _structure_trust(aligned, restored, within, scale, settings)
-    return (restored + weight * (aligned - restored)).clamp(0.0, 1.0)
+        trust = _structure_trust(aligned, restored, within, scale, settings)
+    shift = _level_shift(restored, aligned, within, trust, settings)
+    fused = restored + weight * trust * (aligned - restored) + (1.0 - weight * trust) * shift
+    return fused.clamp(0.0, 1.0)
+
+
+def _level_shift(restored: Tensor, aligned: Tensor, within: Tensor, trust: Tensor,
+                 settings: TransferSettings) -> Tensor:
+    """Per frame and channel (N, 3, 1, 1), :func:`.transfer.level_shift`."""
+    limit, block = settings.level_anchor, ANCHOR_BLOCK_PX
+    none = torch.zeros_like(restored[:, :, :1, :1])
+    if limit <= 0 or min(restored.shape[-2:]) < block:
+        return none
+    difference = F.avg_pool2d(aligned, block) - F.avg_pool2d(restored, block)  # (N, 3, h, w)
+    whole = -F.max_pool2d(-within, block) > 0.5
+    luma = torch.as_tensor(LUMA_WEIGHTS, dtype=restored.dtype,
+                           device=restored.device).view(1, 3, 1, 1)
+    agree = (whole & ((difference * luma).sum(1, keepdim=True).abs() < settings.tolerance))
+    agree = agree.to(restored.dtype)
+    count = agree.sum((2, 3), keepdim=True)
+    mean = (difference * agree).sum((2, 3), keepdim=True) / count.clamp_min(1.0)
+    enough = count >= MIN_ANCHOR_SHARE * agree.shape[-2] * agree.shape[-1]
+    shift = mean.clamp(-limit, limit) * trust
+    return torch.where(enough, shift, none)
 
 
 def _band_correlation(theirs: Tensor, mine: Tensor, within: Tensor, scale: float,

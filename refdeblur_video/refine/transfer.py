@@ -56,6 +56,11 @@ from .global_shift import initial_flow
 from .lowpass import DIRECT_UP_TO_PX, gaussian_low_pass
 from .motion import homography_distance
 
+# level_shift: the block size, the least share of the blocks that must agree, and luma
+ANCHOR_BLOCK_PX = 8
+MIN_ANCHOR_SHARE = 0.25
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
 
 @dataclass(frozen=True)
 class TransferSettings:
@@ -154,6 +159,15 @@ class TransferSettings:
     # 2.5 levels of 255) is not transferred from (refine/noise.py), since the sharpness
     # cue takes noise for detail (0: off). A clean photo reads well under a level
     noise_allowance: float = 0.01
+    # where the reference is not blended in, the output is moved per channel by the mean
+    # difference of the aligned reference's 8 px block means from the output's, over the
+    # blocks inside the reference whose luma differs by under ``tolerance`` (at least a
+    # quarter of them; times the frame-wide structure trust), by at most this ([0, 1]
+    # units: 4 levels of 255; 0: off). The network undoes the brightening that blur in
+    # linear light gives an sRGB frame; a blur that brightened less (one averaged in sRGB)
+    # would come out darker than the sharp frames around it, a flicker. Block means leave
+    # detail out; the cap keeps a real change of exposure
+    level_anchor: float = 4.0 / 255.0
 
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
@@ -717,9 +731,32 @@ def transfer_reference(
     (H x W x 3 float32 RGB in [0, 1] in and out), weighted by :func:`blend_weight`;
     ``prior`` as in :func:`transfer_cues`."""
     cues = transfer_cues(restored, reference, settings, prior)
-    confidence = blend_weight(cues.confidence, cues, settings)
-    fused = restored + confidence[..., None] * (cues.aligned - restored)
+    weight = blend_weight(cues.confidence, cues, settings)[..., None]
+    shift = level_shift(restored, cues.aligned, cues.inside, cues.structure, settings)
+    fused = restored + weight * (cues.aligned - restored) + (1.0 - weight) * shift
     return np.clip(fused, 0.0, 1.0)
+
+
+def level_shift(restored: np.ndarray, aligned: np.ndarray, inside: np.ndarray, trust: float,
+                settings: TransferSettings) -> np.ndarray:
+    """Per channel (3,), how far ``restored``'s brightness sits under the ``aligned``
+    reference's (``settings.level_anchor``'s comment), times ``trust``; 0 where too few
+    blocks agree."""
+    limit, block = settings.level_anchor, ANCHOR_BLOCK_PX
+    h, w = (restored.shape[0] // block) * block, (restored.shape[1] // block) * block
+    if limit <= 0 or trust <= 0 or not h or not w:
+        return np.zeros(3, np.float32)
+
+    def blocks(image: np.ndarray) -> np.ndarray:
+        return image[:h, :w].reshape(h // block, block, w // block, block, -1)
+
+    difference = (blocks(aligned).mean((1, 3), dtype=np.float64)
+                  - blocks(restored).mean((1, 3), dtype=np.float64)).reshape(-1, 3)
+    whole = blocks(inside).min((1, 3)).reshape(-1) > 0.5
+    agree = whole & (np.abs(difference @ LUMA_WEIGHTS) < settings.tolerance)
+    if agree.mean() < MIN_ANCHOR_SHARE:
+        return np.zeros(3, np.float32)
+    return (np.clip(difference[agree].mean(0), -limit, limit) * trust).astype(np.float32)
 
 
 __all__ = [
@@ -736,6 +773,7 @@ __all__ = [
     "homography_of_flow",
     "homography_of_grid",
     "homography_spacing",
+    "level_shift",
     "project",
     "shared_structure",
     "structure_trust",
