@@ -16,7 +16,9 @@ class OneLineParser(argparse.ArgumentParser):
     extra_arguments_hint = ""
 
     def error(self, message: str) -> NoReturn:
-        hint = self.extra_arguments_hint if message.startswith("unrecognized arguments") else ""
+        extra = message.partition("unrecognized arguments:")[2].split()
+        # only where a word that is no option was left over (not a mistyped option)
+        hint = self.extra_arguments_hint if any(not w.startswith("-") for w in extra) else ""
         sys.stderr.write(f"error: {message}{hint} ({self.prog} --help lists the options)\n")
         sys.exit(2)
 

@@ -404,3 +404,34 @@ def test_torch_level_shift_matches_the_opencv_one(warped):
                          torch.from_numpy(cues.inside)[None, None].float(),
                          torch.full((1, 1, 1, 1), 0.5), DEFAULT_TRANSFER)
     assert np.allclose(found.view(3).numpy(), expected, atol=2e-6)
+
+
+def test_torch_level_shift_batches_frames_alone_and_skips_a_nan_block():
+    """Per frame of a batch (its own trust, the quarter rule, the cap) as the OpenCV
+    function gives it; a NaN pixel leaves its block out in both."""
+    from dataclasses import replace
+
+    from refdeblur_video.refine.torch_transfer import _level_shift
+    from refdeblur_video.refine.transfer import DEFAULT_TRANSFER, level_shift
+
+    rng = np.random.default_rng(3)
+    settings = replace(DEFAULT_TRANSFER, level_anchor=3 / 255)
+    restored = rng.random((4, 37, 61, 3), dtype=np.float32)
+    aligned = np.clip(restored + np.array([2, 6, 1, 0], np.float32)[:, None, None, None] / 255
+                      + rng.normal(0, 0.01, restored.shape).astype(np.float32), 0, 1)
+    inside = np.ones((4, 37, 61), np.float32)
+    inside[2, :, 12:] = 0  # under a quarter of its blocks inside: no shift
+    restored[0, 5, 5, 0] = np.nan
+    trusts = np.array([1.0, 0.5, 1.0, 0.0], np.float32)
+    expected = np.stack([level_shift(restored[k], aligned[k], inside[k], float(trusts[k]),
+                                     settings) for k in range(4)])
+    found = _level_shift(torch.from_numpy(restored).permute(0, 3, 1, 2),
+                         torch.from_numpy(aligned).permute(0, 3, 1, 2),
+                         torch.from_numpy(inside)[:, None],
+                         torch.from_numpy(trusts).view(4, 1, 1, 1), settings)
+    found = found.view(4, 3).numpy()
+    assert np.isfinite(found).all()
+    assert np.allclose(found, expected, atol=1e-6)
+    assert np.allclose(expected[0] * 255, 2.0, atol=0.3)  # the shift itself
+    assert np.allclose(expected[1] * 255, 1.5, atol=1e-3)  # capped at 3, times trust 0.5
+    assert not expected[2].any() and not expected[3].any()

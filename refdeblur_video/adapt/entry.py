@@ -230,9 +230,10 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
                        held_psnr_adapted=round(result.psnr_after, 3),
                        crosscheck_frames=[c.index for c in sample.crosschecks],
                        crosscheck_gain_db=None if cross_gain is None else round(cross_gain, 3))
-        outcome = _decide(restorer, result, settings, time.monotonic() - start, cross_gain)
-        # "seconds" is the tuning's; this is the whole adaptation's, as the closing line says
-        details["total_seconds"] = round(time.monotonic() - start, 1)
+        elapsed = time.monotonic() - start
+        outcome = _decide(restorer, result, settings, elapsed, cross_gain)
+    # "seconds" is the tuning's; this is the whole adaptation's, as the closing line says
+    details["total_seconds"] = round(time.monotonic() - start if skip else elapsed, 1)
     outcome.metadata = {"adapted_from": Path(input).name,
                         "adapt_result": "adapted" if outcome.adopted else "original",
                         "adapt_settings": json.dumps(details, sort_keys=True)}

@@ -52,7 +52,7 @@ from .preflight import (
     is_many,
     output_name,
 )
-from .ranks import shard, wait_for_other_ranks
+from .ranks import RankBarrier, shard
 from .resume import (
     BusyOutput,
     RunState,
@@ -529,6 +529,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
         if torch.cuda.is_available():
             opts.device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     files = shard(all_files)
+    barrier = RankBarrier()  # torchrun stops every process when one exits with an error
     log_suffix = Path(opts.log).suffix if opts.log else None
     restorer: Restorer | None = None
     results = []
@@ -552,7 +553,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
         results.append(result)
         if report is not None:
             report(result)
-    wait_for_other_ranks()  # torchrun stops every process when one exits with an error
+    barrier.wait()
     return results
 
 

@@ -235,9 +235,10 @@ def _level_shift(restored: Tensor, aligned: Tensor, within: Tensor, trust: Tenso
     luma = torch.as_tensor(LUMA_WEIGHTS, dtype=restored.dtype,
                            device=restored.device).view(1, 3, 1, 1)
     agree = (whole & ((difference * luma).sum(1, keepdim=True).abs() < settings.tolerance))
-    agree = agree.to(restored.dtype)
-    count = agree.sum((2, 3), keepdim=True)
-    mean = (difference * agree).sum((2, 3), keepdim=True) / count.clamp_min(1.0)
+    count = agree.to(restored.dtype).sum((2, 3), keepdim=True)
+    # where, not a product: a NaN block left out must not make the sum NaN
+    kept = torch.where(agree, difference, torch.zeros_like(difference))
+    mean = kept.sum((2, 3), keepdim=True) / count.clamp_min(1.0)
     enough = count >= MIN_ANCHOR_SHARE * agree.shape[-2] * agree.shape[-1]
     shift = mean.clamp(-limit, limit) * trust
     return torch.where(enough, shift, none)

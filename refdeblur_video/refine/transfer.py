@@ -59,7 +59,7 @@ from .motion import homography_distance
 # level_shift: the block size, the least share of the blocks that must agree, and luma
 ANCHOR_BLOCK_PX = 8
 MIN_ANCHOR_SHARE = 0.25
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ class TransferSettings:
     # difference of the aligned reference's 8 px block means from the output's, over the
     # blocks inside the reference whose luma differs by under ``tolerance`` (at least a
     # quarter of them; times the frame-wide structure trust), by at most this ([0, 1]
-    # units: 4 levels of 255; 0: off). The network undoes the brightening that blur in
+    # units: 4 levels of 255; 0: off) per reference transferred from (a second one measures
+    # what the first left). The network undoes the brightening that blur in
     # linear light gives an sRGB frame; a blur that brightened less (one averaged in sRGB)
     # would come out darker than the sharp frames around it, a flicker. Block means leave
     # detail out; the cap keeps a real change of exposure
