@@ -734,7 +734,8 @@ def transfer_reference(
     cues = transfer_cues(restored, reference, settings, prior)
     weight = blend_weight(cues.confidence, cues, settings)[..., None]
     shift = level_shift(restored, cues.aligned, cues.inside, cues.structure, settings)
-    fused = restored + weight * (cues.aligned - restored) + (1.0 - weight) * shift
+    base = restored + shift if shift.any() else restored  # the shift where not blended in
+    fused = base + weight * (cues.aligned - base)
     return np.clip(fused, 0.0, 1.0)
 
 
@@ -744,16 +745,15 @@ def level_shift(restored: np.ndarray, aligned: np.ndarray, inside: np.ndarray, t
     reference's (``settings.level_anchor``'s comment), times ``trust``; 0 where too few
     blocks agree."""
     limit, block = settings.level_anchor, ANCHOR_BLOCK_PX
-    h, w = (restored.shape[0] // block) * block, (restored.shape[1] // block) * block
+    h, w = restored.shape[0] // block, restored.shape[1] // block
     if limit <= 0 or trust <= 0 or not h or not w:
         return np.zeros(3, np.float32)
 
-    def blocks(image: np.ndarray) -> np.ndarray:
-        return image[:h, :w].reshape(h // block, block, w // block, block, -1)
+    def means(image: np.ndarray) -> np.ndarray:  # block means (INTER_AREA at a whole factor)
+        return cv2.resize(image[:h * block, :w * block], (w, h), interpolation=cv2.INTER_AREA)
 
-    difference = (blocks(aligned).mean((1, 3), dtype=np.float64)
-                  - blocks(restored).mean((1, 3), dtype=np.float64)).reshape(-1, 3)
-    whole = blocks(inside).min((1, 3)).reshape(-1) > 0.5
+    difference = (means(aligned) - means(restored)).reshape(-1, 3).astype(np.float64)
+    whole = means(inside.astype(np.float32)).reshape(-1) > 1.0 - 1e-4
     agree = whole & (np.abs(difference @ LUMA_WEIGHTS) < settings.tolerance)
     if agree.mean() < MIN_ANCHOR_SHARE:
         return np.zeros(3, np.float32)
