@@ -222,6 +222,24 @@ def test_compare_rejects_different_frame_counts(clip, tmp_path, capsys):
     assert not (tmp_path / "r2" / "frames.csv").exists()
 
 
+@pytest.mark.parametrize("mode", ["compare", "noref", "temporal"])
+def test_a_frame_log_of_another_length_is_refused(clip, tmp_path, capsys, mode):
+    """A log cut short (or of a longer run) would name the wrong frames as restored."""
+    for name, rows in (("short", pipeline_log_rows()[:5]),
+                       ("long", pipeline_log_rows() + [{**pipeline_log_rows()[-1],
+                                                        "index": N_FRAMES}])):
+        log = write_log(tmp_path / f"{name}.csv", rows)
+        sources = (["--input", str(clip["root"] / "blurry.mp4")] if mode == "noref" else
+                   ["--gt", str(clip["root"] / "sharp.mp4")])
+        code = main([mode, "--output", str(clip["restored_dir"]), *sources, "--log", str(log),
+                     "--report", str(tmp_path / f"r_{mode}_{name}"), "--quiet"])
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: frame log {log} has rows for {len(rows)} frames (numbered 0 "
+                       f"to {len(rows) - 1}), the video {N_FRAMES}: a log of another run?"]
+        assert not (tmp_path / f"r_{mode}_{name}" / "frames.csv").exists()
+
+
 def test_compare_rejects_different_frame_sizes(clip, tmp_path, capsys):
     small = write_folder(tmp_path / "small", [f[:32, :32] for f in clip["restored"]])
     code = main(["compare", "--output", str(small), "--gt", str(clip["sharp_dir"]),

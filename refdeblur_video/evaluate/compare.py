@@ -17,7 +17,7 @@ from refdeblur_video.evaluate.runner import (
     walk_in_step,
 )
 from refdeblur_video.evaluate.stats import gain, summarize
-from refdeblur_video.pipeline.framelog import read_frame_log
+from refdeblur_video.pipeline.framelog import check_log_matches, read_frame_log
 from refdeblur_video.video.sources import fetch_frames
 
 METRICS = ["psnr", "ssim"]
@@ -69,6 +69,7 @@ def evaluate_compare(
         rows.append(row)
         bar.update()
     bar.close()
+    check_log_matches(frame_log, len(rows), log)
 
     columns = ["frame", *metric_columns(METRICS, variants)]
     if any(row["time_s"] is not None for row in rows):

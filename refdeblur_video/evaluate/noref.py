@@ -19,7 +19,7 @@ from refdeblur_video.evaluate.runner import (
 )
 from refdeblur_video.evaluate.stats import gain, summarize
 from refdeblur_video.frames.sharpness import sharpness  # the pipeline's own score
-from refdeblur_video.pipeline.framelog import read_frame_log
+from refdeblur_video.pipeline.framelog import check_log_matches, read_frame_log
 from refdeblur_video.video.sources import fetch_frames
 
 LABELS = {"input": "input", "output": "output", "gain": "gain (output - input)"}
@@ -63,6 +63,7 @@ def evaluate_noref(
         })
         bar.update()
     bar.close()
+    check_log_matches(frame_log, len(rows), log)
 
     # with a log, the interesting frames are the ones the pipeline restored
     candidates = [r for r in rows if r["restored"]] if frame_log else rows

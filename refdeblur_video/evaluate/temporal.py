@@ -22,7 +22,7 @@ from refdeblur_video.evaluate.runner import (
     walk_in_step,
 )
 from refdeblur_video.evaluate.stats import summarize
-from refdeblur_video.pipeline.framelog import read_frame_log
+from refdeblur_video.pipeline.framelog import check_log_matches, read_frame_log
 
 METRICS = ["warp", "tof"]
 LABELS = {"input": "input", "output": "output", "gt": "ground truth"}
@@ -64,6 +64,7 @@ def evaluate_temporal(
     bar.close()
     if not rows:
         raise UserError("the temporal metrics need at least two frames")
+    check_log_matches(frame_log, len(rows) + 1, log)
 
     variants = [*shown, "gt"]
     columns = ["frame", *metric_columns(METRICS, variants), "valid"]

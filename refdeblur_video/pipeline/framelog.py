@@ -102,6 +102,17 @@ def read_frame_log(path: str | Path) -> dict[int, LoggedFrame]:
     return frames
 
 
+def check_log_matches(frames: dict[int, LoggedFrame], n_frames: int,
+                      path: str | Path) -> None:
+    """Refuse a frame log whose rows are not frames 0 .. ``n_frames`` - 1 of the video it
+    is read with (a log of another run, or cut short): its restored frames would be
+    wrong."""
+    if frames and sorted(frames) != list(range(n_frames)):
+        raise UserError(f"frame log {path} has rows for {len(frames)} frames (numbered "
+                        f"{min(frames)} to {max(frames)}), the video {n_frames}: a log of "
+                        "another run?")
+
+
 def _csv_rows(text: str) -> list[dict]:
     reader = csv.DictReader(text.splitlines())
     return [{key.strip(): value for key, value in row.items() if key} for row in reader]
