@@ -73,6 +73,24 @@ def test_resume_without_state_is_a_clear_error(train_config, tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # nothing written for a run that never started
 
 
+def test_a_bad_model_or_init_leaves_no_run_folder(train_config, tmp_path, capsys):
+    (tmp_path / "fake.safetensors").write_bytes(b"not weights")
+    for setting in ("model=no_such_model", f"init={tmp_path / 'fake.safetensors'}"):
+        assert train_main(["--config", str(train_config), "--set", setting, "--quiet"]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not (tmp_path / "run").exists(), setting
+
+
+def test_a_run_stopped_early_or_already_done_says_so(train_config, tmp_path, capsys):
+    assert train_main(["--config", str(train_config), "--max-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped at step 1 of 6 (--max-steps or --time-limit): state saved; continue " \
+        "with --resume" in out
+    assert train_main(["--config", str(train_config), "--resume", "--quiet"]) == 0
+    assert train_main(["--config", str(train_config), "--resume"]) == 0  # at step 6 of 6
+    assert "already at step 6 of train.steps 6: nothing to do" in capsys.readouterr().out
+
+
 def test_a_fresh_run_does_not_replace_an_earlier_one_unless_told(train_config, tmp_path,
                                                                  capsys):
     assert train_main(["--config", str(train_config), "--max-steps", "2", "--quiet"]) == 0

@@ -300,6 +300,8 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) ->
     rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     device = choose_device(rank)
     torch.manual_seed(opt.seed + 1000 * rank.rank)
+    # the model YAML and the init weights are checked before the run's folder is touched
+    model, settings = _build_model(cfg)
     if rank.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:  # a fresh run's logs start empty (an overwritten run's would mix in)
@@ -307,7 +309,6 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) ->
                 (out_dir / name).unlink(missing_ok=True)
         (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
-    model, settings = _build_model(cfg)
     model = model.to(device).to(memory_format=torch.channels_last)
     if opt.freeze_phi:  # matching features as initialised: the confidences cannot drift
         model.phi.requires_grad_(False)
@@ -492,6 +493,9 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     weights = LossWeights(opt.content_weight, opt.frequency_weight, opt.adversarial_weight)
     margin = getattr(train_set, "margin", 0)
     last_step = opt.steps if max_steps is None else min(opt.steps, run.step + max_steps)
+    if run.step >= opt.steps and rank.main and not quiet:
+        print(f"the run is already at step {run.step} of train.steps {opt.steps}: nothing "
+              "to do (a larger train.steps goes on)")
     scores: dict[str, float] = {}
     epoch = run.step // max(1, len(loader))
     run.model.train()
@@ -526,6 +530,9 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                 if run.step % opt.ckpt_every == 0 or run.step == last_step:
                     run.save()
             epoch += 1
+        if run.step < opt.steps and rank.main and not quiet:
+            print(f"stopped at step {run.step} of {opt.steps} (--max-steps or "
+                  "--time-limit): state saved; continue with --resume")
     except KeyboardInterrupt:
         if rank.main:
             run.save()
