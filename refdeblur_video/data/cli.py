@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "validation":
         where = f"{args.outdir}/generators.json"
     else:
-        where = f"{args.outdir}/manifest.jsonl"
+        where = str(Path(args.outdir) / "manifest.jsonl")
     summary = ", ".join(f"{split} {n}" for split, n in sorted(counts.items()))
     print(f"{len(triplets)} triplets ({summary}) -> {where}")
     return 0

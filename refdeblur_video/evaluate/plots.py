@@ -7,6 +7,7 @@ global backend and any interactive session of the caller are left alone.
 from __future__ import annotations
 
 import io
+import warnings
 import math
 from collections.abc import Sequence
 
@@ -40,7 +41,9 @@ def _finite_or_nan(values: Sequence[float | None]) -> list[float]:
 def _to_png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    with warnings.catch_warnings():  # a tiny report's axes may not fit: drawn as they are
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
+        figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
 
 

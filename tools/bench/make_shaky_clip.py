@@ -26,7 +26,7 @@ from refdeblur_video.video.writer import VideoWriter
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("source")
     parser.add_argument("shaky")
     parser.add_argument("ground_truth")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 truth.write(frame)
             shaky.close()
             truth.close()
-        return f"wrote {args.shaky} (every {args.every}th frame blurred) and {args.ground_truth}"
+        return f"wrote {args.shaky} (one frame in {args.every} blurred) and {args.ground_truth}"
 
     return run_reporting(write)
 
