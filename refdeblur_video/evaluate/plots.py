@@ -7,8 +7,8 @@ global backend and any interactive session of the caller are left alone.
 from __future__ import annotations
 
 import io
-import warnings
 import math
+import warnings
 from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
