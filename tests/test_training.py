@@ -413,3 +413,11 @@ def test_an_out_that_is_a_file_or_a_config_that_is_not_text_is_one_line(train_co
     assert capsys.readouterr().err.strip() == (
         f"error: train config {taken} is not a text (YAML) file")
     assert taken.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
+
+
+def test_resume_and_overwrite_together_are_refused(train_config, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--config", str(train_config), "--resume", "--overwrite"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite: not allowed with argument --resume" in err[0], err

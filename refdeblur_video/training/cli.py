@@ -21,8 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "GPUs/machines with torchrun).",
     )
     parser.add_argument("--config", required=True, help="training YAML (configs/train/*.yaml)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
-    parser.add_argument("--overwrite", action="store_true",
+    start = parser.add_mutually_exclusive_group()  # continue or start again, not both
+    start.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    start.add_argument("--overwrite", action="store_true",
                         help="start afresh in an OUT that holds an earlier run (its checkpoints "
                         "are replaced)")
     parser.add_argument("--max-steps", type=int, default=None,

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -478,6 +479,9 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     opt = cfg.train
     # before the data, which may take minutes to load
     state_path = _check_out(Path(cfg.out), resume, overwrite)
+    if cfg.data.blur_on == "gpu" and not torch.cuda.is_available():
+        print("warning: data.blur_on is gpu but there is no GPU: the batched blur runs on "
+              "the CPU", file=sys.stderr)
     # the data is checked before the run's folder is touched (--overwrite clears its logs)
     train_set, val_samples = build_datasets(cfg)
     _check_batch(cfg, len(train_set))
