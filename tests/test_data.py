@@ -329,6 +329,16 @@ def test_video_triplets_split_by_video(tmp_path: Path) -> None:
         build_video_triplets(videos, tmp_path / "x", val_videos=["nope"])
 
 
+def test_more_triplets_asked_than_frames_is_said(tmp_path: Path, caplog) -> None:
+    videos = _videos(tmp_path, 2, frames=6)
+    with caplog.at_level("WARNING"):
+        made = build_video_triplets(videos, tmp_path / "t", frames_per_video=50,
+                                    val_videos=["video1"])
+    assert len(made) == 12  # one per frame
+    said = [r.getMessage() for r in caplog.records]
+    assert "video0: 6 frames give 6 triplets, not --frames-per-video 50" in said, said
+
+
 def _two_shots(frames: int = 8) -> list[np.ndarray]:
     """A clip that cuts to another shot (another texture, in negative) at frame ``frames``."""
     first = [np.roll(_texture(48, 64, seed=1), k, axis=1) for k in range(frames)]

@@ -304,6 +304,9 @@ def _fetch_planned(path: Path, plans: list[dict[int, list[int]]],
 def _video_samples(path: Path, name: str, split: str, length: int, job: _VideoJob, bar):
     """Yield ``(triplet, meta)`` for one video of ``length`` frames, writing its PNGs."""
     plans = _plan(path, name, length, job)
+    if len(plans) < job.count:
+        log.warning("%s: %d frames give %d triplets, not --frames-per-video %d", name, length,
+                    len(plans), job.count)
     frames = _fetch_planned(path, plans, job)
     folder = job.outdir / split / name
     for k, plan in enumerate(plans):
