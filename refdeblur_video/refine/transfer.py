@@ -753,7 +753,7 @@ def level_shift(restored: np.ndarray, aligned: np.ndarray, inside: np.ndarray, t
         return cv2.resize(image[:h * block, :w * block], (w, h), interpolation=cv2.INTER_AREA)
 
     difference = (means(aligned) - means(restored)).reshape(-1, 3).astype(np.float64)
-    whole = means(inside.astype(np.float32)).reshape(-1) > 1.0 - 1e-4
+    whole = means((inside > 0.5).astype(np.float32)).reshape(-1) > 1.0 - 1e-4
     agree = whole & (np.abs(difference @ LUMA_WEIGHTS) < settings.tolerance)
     if agree.mean() < MIN_ANCHOR_SHARE:
         return np.zeros(3, np.float32)

@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from refdeblur_video.argparsing import OneLineParser
+from refdeblur_video.argparsing import OneLineParser, at_least_one
 
 from ..errors import UserError
 from ..interrupts import handle_signals
@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     start.add_argument("--overwrite", action="store_true",
                         help="start afresh in an OUT that holds an earlier run (its checkpoints "
                         "are replaced)")
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--max-steps", type=at_least_one, default=None,
                         help="stop after this many more steps (the schedule spans train.steps)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.steps=100 --set out=runs/x")

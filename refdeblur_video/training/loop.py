@@ -479,7 +479,8 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     opt = cfg.train
     # before the data, which may take minutes to load
     state_path = _check_out(Path(cfg.out), resume, overwrite)
-    if cfg.data.blur_on == "gpu" and not torch.cuda.is_available():
+    if (cfg.data.source == "videos" and cfg.data.blur_on == "gpu"
+            and not torch.cuda.is_available() and os.environ.get("RANK", "0") == "0"):
         print("warning: data.blur_on is gpu but there is no GPU: the batched blur runs on "
               "the CPU", file=sys.stderr)
     # the data is checked before the run's folder is touched (--overwrite clears its logs)
