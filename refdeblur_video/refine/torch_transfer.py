@@ -24,7 +24,6 @@ from .torch_ops import channel_mean, gaussian_blur, grey, half_size, inside, rem
 from .transfer import (
     ANCHOR_BLOCK_PX,
     DEFAULT_TRANSFER,
-    LUMA_WEIGHTS,
     MIN_ANCHOR_SHARE,
     TransferSettings,
     camera_homography,
@@ -232,9 +231,7 @@ def _level_shift(restored: Tensor, aligned: Tensor, within: Tensor, trust: Tenso
         return none
     difference = F.avg_pool2d(aligned, block) - F.avg_pool2d(restored, block)  # (N, 3, h, w)
     whole = -F.max_pool2d(-within, block) > 0.5
-    luma = torch.as_tensor(LUMA_WEIGHTS, dtype=restored.dtype,
-                           device=restored.device).view(1, 3, 1, 1)
-    agree = (whole & ((difference * luma).sum(1, keepdim=True).abs() < settings.tolerance))
+    agree = whole & (grey(difference).abs() < settings.tolerance)
     count = agree.to(restored.dtype).sum((2, 3), keepdim=True)
     # where, not a product: a NaN block left out must not make the sum NaN
     kept = torch.where(agree, difference, torch.zeros_like(difference))

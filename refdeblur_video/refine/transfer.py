@@ -59,6 +59,7 @@ from .motion import homography_distance
 # level_shift: the block size, the least share of the blocks that must agree, and luma
 ANCHOR_BLOCK_PX = 8
 MIN_ANCHOR_SHARE = 0.25
+# OpenCV's RGB -> grey, as torch_ops.GREY_WEIGHTS (that module loads PyTorch)
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
 
