@@ -338,6 +338,32 @@ def test_file_and_stream_tags_and_the_timecode_are_kept(tmp_path, source, target
             assert [s.type for s in container.streams] == ["video", "data"]
 
 
+PHONE_TAGS = {"com.apple.quicktime.location.ISO6709": "+48.8584+002.2945+035.000/",
+              "com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15",
+              "com.apple.quicktime.creationdate": "2026-11-30T11:11:12+0100",
+              "com.android.capture.fps": "240.000000"}
+
+
+@pytest.mark.parametrize("target", ["o.mov", "o.mp4", "o.mkv"])
+def test_a_phones_own_tags_are_kept(tmp_path, target):
+    """iPhone and Android tags have reverse-DNS names (the place, the camera, the local
+    time, a slow-motion clip's capture rate), which the MP4 muxer drops unless told."""
+    with av.open(str(tmp_path / "IMG_0001.MOV"), "w",
+                 options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata.update(PHONE_TAGS, title="At the tower")
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    assert PHONE_TAGS.items() <= dict(probe(tmp_path / "IMG_0001.MOV").container_tags).items()
+    transcode(tmp_path / "IMG_0001.MOV", tmp_path / target, preset="ultrafast")
+    tags, _, _ = _tags_of(tmp_path / target)
+    assert {k.lower(): v for k, v in PHONE_TAGS.items()}.items() <= tags.items()
+    assert tags["title"] == "At the tower"
+
+
 @pytest.mark.parametrize("timecode_on", ["stream", "file"])
 def test_a_timecode_no_track_can_count_is_dropped_with_a_warning(tmp_path, caplog, timecode_on):
     _tagged_clip(tmp_path / "fast.mkv", fps=480, timecode_on=timecode_on)

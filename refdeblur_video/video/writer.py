@@ -457,6 +457,12 @@ class VideoWriter:
         self._container_options = (
             {"avoid_negative_ts": "disabled"} if self.format_name in ("matroska", "webm") else {}
         )
+        file_tags, video_tags = _tags_to_write(info)
+        if self.format_name in ("mp4", "mov") and any("." in key for key in file_tags):
+            # a phone's own tags (com.apple.quicktime.location.ISO6709, make, model, the
+            # local creation date; com.android.capture.fps) have reverse-DNS names, which
+            # the MP4 muxer writes only as keyed metadata, and drops otherwise
+            self._container_options["movflags"] = "use_metadata_tags"
         try:
             self._out = av.open(self.path, "w", format=self.format_name,
                                 options=self._container_options)
@@ -464,7 +470,6 @@ class VideoWriter:
             raise UserError(f"cannot create {self.path}: {exc}") from exc
         try:
             self._stream = self._add_video_stream(crf, preset, options)
-            file_tags, video_tags = _tags_to_write(info)
             self._out.metadata.update(file_tags)
             self._stream.metadata.update(video_tags)
             if info.chapters:
