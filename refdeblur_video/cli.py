@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how far a reference may be, frames ({d.max_offset})")
     f.add_argument("--all-frames", action="store_true",
                    help="run every frame through the network, for a video blurred evenly "
-                   "throughout; frames that were sharp come out a little softer, and get no "
-                   "detail copied from a neighbour, which would be no sharper than they are")
+                   "throughout; a frame it does not sharpen is kept as it came, and one "
+                   "that was sharp gets no detail copied from a neighbour, which would be no "
+                   "sharper than it is")
     f.add_argument("--no-cuts", dest="cuts", action="store_false",
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")

@@ -133,7 +133,8 @@ def test_warnings_and_errors_have_one_style_and_their_own_lines(tmp_path, make_t
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2
     assert [line for line in screen(done.stderr) if "error" in line] == [
-        "error: unknown video encoder 'not-a-codec'"]
+        "error: unknown video encoder 'not-a-codec': FFmpeg's encoder names, e.g. libx264, "
+        "libx265, libsvtav1, libvpx-vp9, ffv1"]
 
 
 def checkpoint_variant(tmp_path: Path, kind: str) -> Path:

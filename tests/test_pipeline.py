@@ -159,8 +159,11 @@ def test_full_range_yuvj_frames_pass_through_bit_exactly_into_ffv1(make_test_cli
         stream = container.streams.video[0]
         assert (stream.codec_context.pix_fmt, stream.codec_context.color_range) == \
             ("yuv420p", 2)  # AVCOL_RANGE_JPEG
-    restored = {int(r["index"]) for r in read_log(log) if r["restored"] == "1"}
+    rows = read_log(log)
+    restored = {int(r["index"]) for r in rows if r["restored"] == "1"}
     assert {3, 7} <= restored and len(restored) < len(clip.frames) - 4
+    # a frame restored no sharper than it came is written as it came
+    restored -= {int(r["index"]) for r in rows if r["unchanged"] == "1"}
     for index, (a, b) in enumerate(zip(planes_of(clip.path), planes_of(out), strict=True)):
         unchanged = all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
         assert unchanged == (index not in restored), index
@@ -241,7 +244,8 @@ def test_all_frames_mode_restores_every_frame(make_test_clip, restorer, tmp_path
     log = tmp_path / "frames.csv"
     summary = deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True,
                            all_frames=True, log=str(log))
-    assert summary.restored == 6
+    # this random network hardly changes a frame: those it does not sharpen stay as they came
+    assert summary.restored + summary.unchanged == 6
     rows = read_log(log)
     # the log still says which frame was blurry, apart from which went through the network
     assert [r["index"] for r in rows if r["blurry"] == "1"] == ["2"]
@@ -316,7 +320,10 @@ def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
 
 
 def test_a_reference_from_another_shot_is_replaced_by_one_from_the_same_shot(
-        make_test_clip, tmp_path, pooled_phi):
+        make_test_clip, tmp_path, pooled_phi, monkeypatch):
+    import refdeblur_video.pipeline.run as run
+
+    monkeypatch.setattr(run, "sharpened", lambda *_: True)  # the reference check alone
     torch.manual_seed(0)
     net = RefDeblurNet(TINY, TINY_MATCH)
     for p in net.parameters():  # so that the reference changes the output
@@ -455,17 +462,24 @@ def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch,
     a = make_test_clip("a.mp4", n_frames=6, blurry={2})
     make_test_clip("b.mp4", n_frames=6, blurry={2})
     make_test_clip("c.mp4", n_frames=6, blurry={2})
+    make_test_clip("d.mp4", n_frames=6, blurry={2})
     outdir = tmp_path / "done"
     outdir.mkdir()
-    finished = make_test_clip("done/a.mp4", n_frames=3).path.read_bytes()
+    finished = make_test_clip("done/a.mp4", n_frames=6).path.read_bytes()
     (outdir / "c.mp4").write_bytes(b"not a video")  # someone else's file: left alone
+    # another video of the same name (phones repeat IMG_0001.MOV): not this input's output
+    other = make_test_clip("done/d.mp4", n_frames=3).path.read_bytes()
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
     results = deblur_many(str(a.path.parent / "*.mp4"), outdir, quiet=True)
-    assert [r.skipped for r in results] == [True, False, False]
-    assert [bool(r.error) for r in results] == [False, False, True]
+    assert [r.skipped for r in results] == [True, False, False, False]
+    assert [bool(r.error) for r in results] == [False, False, True, True]
     assert "exists but is no readable video" in results[2].error
+    assert results[3].error == (f"output {outdir / 'd.mp4'} exists but is not made from "
+                                f"{a.path.parent / 'd.mp4'} (frames 3 against 6, length "
+                                "0.12 s against 0.24 s): remove it, or use --overwrite")
     assert (outdir / "a.mp4").read_bytes() == finished
     assert (outdir / "c.mp4").read_bytes() == b"not a video"
+    assert (outdir / "d.mp4").read_bytes() == other
     assert len(decoded(outdir / "b.mp4")) == 6
 
 
@@ -1175,7 +1189,8 @@ def test_a_run_that_restores_nothing_says_how_to_restore_every_frame(make_test_c
         "every frame)" in summary.closing_line()
     forced = deblur_video(clip.path, tmp_path / "all.mp4", restorer, quiet=True,
                           all_frames=True)
-    assert forced.restored == 6 and "--all-frames" not in forced.closing_line()
+    assert forced.restored + forced.unchanged == 6
+    assert "--all-frames" not in forced.closing_line()
 
 
 def test_quality_given_for_a_video_points_to_crf(make_test_clip, tmp_path, restorer, caplog,
@@ -1270,3 +1285,72 @@ def test_a_log_that_cannot_be_written_says_the_video_was(make_test_clip, tmp_pat
                                 f"device); {out} was written")
     assert len(decoded(out)) == 6  # complete
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]  # no log part
+
+
+def _filtering_restorer(filter_image) -> Restorer:
+    """A restorer whose "network" returns ``filter_image`` of each frame (float RGB)."""
+    from refdeblur_video.image_files import to_float
+
+    class Filtering(Restorer):
+        def restore_floats(self, blurry, references):
+            _, used = super().restore_floats(blurry, references)
+            return [filter_image(to_float(image)) for image in blurry], used
+
+    torch.manual_seed(0)
+    return Filtering(RefDeblurNet(TINY, TINY_MATCH), torch.device("cpu"), trained=True)
+
+
+def _soften(image):
+    return cv2.GaussianBlur(image, (0, 0), 1.5)
+
+
+def _sharpen(image):
+    return np.clip(image + 1.5 * (image - cv2.GaussianBlur(image, (0, 0), 1.5)), 0, 1)
+
+
+@pytest.mark.parametrize("all_frames", [False, True])
+def test_a_frame_the_network_does_not_sharpen_is_written_as_it_came(make_test_clip, tmp_path,
+                                                                    all_frames):
+    clip = make_test_clip("in.mkv", n_frames=10, blurry={3, 7}, codec="ffv1", pix_fmt="bgr0")
+    results = {}
+    for name, filter_image in (("soft", _soften), ("sharp", _sharpen)):
+        out, log = tmp_path / f"{name}.mkv", tmp_path / f"{name}.csv"
+        summary = deblur_video(clip.path, out, _filtering_restorer(filter_image), quiet=True,
+                               codec="ffv1", pix_fmt="bgr0", log=str(log), transfer=False,
+                               all_frames=all_frames)
+        rows = read_log(log)
+        changed = [not np.array_equal(a, b) for (_, a), (_, b)
+                   in zip(decoded(clip.path), decoded(out), strict=True)]
+        results[name] = summary, rows, changed
+    sent = 10 if all_frames else 2
+    summary, rows, changed = results["soft"]
+    assert not any(changed)  # every frame as it came, bit-exact
+    assert sum(r["restored"] == "1" for r in rows) == sent  # all went through the network
+    assert [r["unchanged"] for r in rows if r["restored"] == "1"] == ["1"] * sent
+    assert (summary.restored, summary.unchanged) == (0, sent)
+    assert f"0 restored, {sent} more left as they were (the network did not sharpen them)" \
+        in summary.closing_line()
+    assert "--all-frames restores" not in summary.closing_line()
+    summary, rows, changed = results["sharp"]
+    assert sum(changed) == sent and all(changed[i] for i in (3, 7))
+    assert {r["unchanged"] for r in rows} == {"0"}
+    assert (summary.restored, summary.unchanged) == (sent, 0)
+
+
+def test_many_files_into_a_read_only_folder_say_so_once(make_test_clip, tmp_path, monkeypatch,
+                                                        capsys):
+    import errno
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        make_test_clip(f"in/{name}", n_frames=4, blurry={2})
+    (tmp_path / "out").mkdir()
+
+    def read_only(*args, **kwargs):  # a read-only mount refuses root too
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr("refdeblur_video.safe_output.tempfile.mkstemp", read_only)
+    assert cli_main([str(tmp_path / "in"), str(tmp_path / "out"), "-q"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: output folder {tmp_path / 'out'} is not writable (Read-only file system)"]
+    assert list((tmp_path / "out").iterdir()) == []

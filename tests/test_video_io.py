@@ -619,6 +619,8 @@ def test_bad_codec_container_and_pixel_format_are_user_errors(small_clip, tmp_pa
     info = probe(small_clip.path)
     with pytest.raises(UserError, match="unknown video encoder"):
         VideoWriter(tmp_path / "a.mp4", info, codec="no-such-codec")
+    with pytest.raises(UserError, match="'h265': did you mean libx265?"):
+        VideoWriter(tmp_path / "a.mp4", info, codec="h265")
     with pytest.raises(UserError, match="cannot hold"):
         VideoWriter(tmp_path / "b.webm", info, codec="libx264", audio=False)
     with pytest.raises(UserError, match="container"):

@@ -15,7 +15,8 @@ Rules (the same for :func:`plan_references` and the streaming :class:`ReferenceP
    Default threshold 0.8: motion blur of a few pixels typically cuts the variance of the
    Laplacian by well over half, while sharp frames of one shot vary by roughly 10-20% as the
    content moves; 0.8 still catches mild blur, and a sharp frame wrongly sent to the model
-   only costs time (it is restored against an even sharper reference).
+   costs time only: the pipeline writes a frame the network did not sharpen as it came
+   (``sharpness.sharpened``).
 3. **Reference.** For a blurry frame, the sharpest frame within ``+-max_offset`` frames,
    excluding itself. Scores within ``TIE_RATIO`` (90 %) of that best score count as ties
    (sharp frames of one shot differ by about that much as the content moves), and ties go

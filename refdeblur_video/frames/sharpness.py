@@ -21,9 +21,17 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_SIDE", "sharpness", "sharpness_scores", "grey_thumbnail"]
+__all__ = ["DEFAULT_MAX_SIDE", "SHARPENED_AT_LEAST", "sharpened", "sharpness", "sharpness_scores",
+           "grey_thumbnail"]
 
 DEFAULT_MAX_SIDE = 320
+# a frame restored must score at least this many times its own score, or it is written as
+# it came: the network is not the identity on a frame that is sharp already, which reaches
+# it when the planner takes a sharp frame a little under its neighbours for blurry (content
+# moving through the window) and under --all-frames, and a result no sharper than its input
+# has only been softened. A little over 1, where the validation's training generators put
+# it (docs/EXPERIMENTS.md): a frame the network merely repaints scores about the same
+SHARPENED_AT_LEAST = 1.1
 
 
 def grey_thumbnail(image: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
@@ -63,3 +71,9 @@ def sharpness(image: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> float:
 def sharpness_scores(images: Iterable[np.ndarray], max_side: int = DEFAULT_MAX_SIDE) -> list[float]:
     """:func:`sharpness` of each image, in order."""
     return [sharpness(img, max_side) for img in images]
+
+
+def sharpened(restored: np.ndarray, score: float, max_side: int = DEFAULT_MAX_SIDE) -> bool:
+    """Whether ``restored`` is sharper than the frame it came from, whose :func:`sharpness`
+    was ``score``, by ``SHARPENED_AT_LEAST`` (a flat frame, score 0, always is)."""
+    return sharpness(restored, max_side) >= SHARPENED_AT_LEAST * score

@@ -37,6 +37,8 @@ class FrameRecord:
     reference_used: int | None  # 1/0: the reference passed/failed the check; None: not restored
     second_reference: int  # the frame the transfer was also given, after ``reference``
     seconds: float
+    # 1: restored, but no sharper than it came, so written as it came (frames.sharpness)
+    unchanged: int = 0
 
 
 COLUMNS = tuple(f.name for f in fields(FrameRecord))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..frames.references import ReferencePlanner
-from ..frames.sharpness import sharpness
+from ..frames.sharpness import sharpened, sharpness
 from ..frames.shots import CutDetector
 from ..image_files import (
     ALPHA_SUFFIXES,
@@ -36,7 +36,7 @@ from ..photo_metadata import METADATA_SUFFIXES
 from ..refine.noise import QuietEnough
 from ..refine.step import restore_step
 from ..refine.transfer import DEFAULT_TRANSFER
-from ..safe_output import atomic_output
+from ..safe_output import atomic_output, check_writable_file
 from ..video.frame import Frame, to_coded_orientation
 from ..video.metadata import probe
 from ..video.reader import open_reader
@@ -87,6 +87,7 @@ class RunSummary:
     skipped: bool = False
     skipped_why: str = "already done"  # many files: why this one was skipped
     references_dropped: int = 0  # restored frames whose reference failed the reference check
+    unchanged: int = 0  # frames restored no sharper than they came: written as they came
     shots: int = 1  # shots found (cuts + 1)
     resumed: int = 0  # frames taken from an interrupted run's state (--resume)
     adaptation: str | None = None  # what --adapt did (for the closing line)
@@ -101,15 +102,17 @@ class RunSummary:
             return f"{self.output}: not made (see the error above)"
         dropped = (f" ({self.references_dropped} without their reference)"
                    if self.references_dropped else "")
+        unchanged = (f", {self.unchanged} more left as they were (the network did not "
+                     "sharpen them)" if self.unchanged else "")
         shots = f" in {self.shots} shots" if self.shots > 1 else ""
         resumed = f", resumed at frame {self.resumed}" if self.resumed else ""
         adapted = f"; {self.adaptation}" if self.adaptation else ""
         frames = f"{self.frames} frame{'' if self.frames == 1 else 's'}"
         # a video blurred evenly throughout has no frame blurrier than its neighbours
         hint = (" (none was much blurrier than its neighbours; --all-frames restores every "
-                "frame)" if self.frames > 1 and not self.restored else "")
+                "frame)" if self.frames > 1 and not self.restored and not self.unchanged else "")
         return (f"{self.output}: {frames}{shots}, {self.restored} restored{hint}"
-                f"{dropped}, {self.seconds:.1f} s{resumed}{adapted}")
+                f"{dropped}{unchanged}, {self.seconds:.1f} s{resumed}{adapted}")
 
 
 def make_restorer(options: DeblurOptions) -> Restorer:
@@ -248,8 +251,13 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
 
             def write(item: WorkItem) -> None:
                 frame = item.frame
+                # a frame the network did not sharpen (a sharp one the planner sent it, or
+                # any under --all-frames) is better as it came
+                item.unchanged = item.output is not None and not sharpened(
+                    item.output, item.decision.score)
                 # an untouched frame keeps its decoded planes: written from them, bit-exact
-                writer.write(frame if item.output is None else frame.with_image(item.output))
+                writer.write(frame if item.output is None or item.unchanged
+                             else frame.with_image(item.output))
                 request = item.transfer_request
                 record = _frame_record(item, refiner.takes_second(
                     request.frame, request.reference, request.other))
@@ -449,14 +457,15 @@ def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
         sharpness=round(decision.score, 4), blurry=int(not decision.sharp),
         restored=int(decision.blurry), reference=item.reference_index,
         reference_used=_used(item.reference_used), second_reference=second,
-        seconds=round(item.seconds, 4))
+        seconds=round(item.seconds, 4), unchanged=int(item.unchanged))
 
 
 def _count(summary: RunSummary, record: FrameRecord) -> None:
     """Add one written frame to the summary."""
     summary.frames += 1
-    summary.restored += record.reference_used is not None
-    summary.references_dropped += record.reference_used == 0
+    summary.restored += record.reference_used is not None and not record.unchanged
+    summary.unchanged += record.unchanged
+    summary.references_dropped += record.reference_used == 0 and not record.unchanged
     summary.shots = record.shot + 1
     summary.records.append(record)
 
@@ -523,6 +532,8 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
     outdir.mkdir(parents=True, exist_ok=True)
+    if all_files:  # one line for a folder no output can go into, not one per input
+        check_writable_file(outdir / output_name(all_files[0]), "output")
     if opts.device == "auto" and "LOCAL_RANK" in os.environ:
         import torch
 
@@ -539,14 +550,13 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
             log.info("%s is written as %s (the tool writes %s)", source.name, target.name,
                      ", ".join(s.lstrip(".").upper() for s in WRITABLE_SUFFIXES))
         if target.exists() and not opts.overwrite:
-            if _readable_video(target):
+            why_not = _not_made_from(source, target)
+            if why_not is None:
                 log.info("skipping %s: %s is already done", source, target)
                 result = RunSummary(str(target), skipped=True)
             else:  # not ours to replace without being told
-                message = (f"output {target} exists but is no readable video: remove it, or "
-                           "use --overwrite")
-                log.error("%s", message)
-                result = RunSummary(str(target), error=message)
+                log.error("%s", why_not)
+                result = RunSummary(str(target), error=why_not)
         else:
             restorer = restorer or make_restorer(opts)
             result = _deblur_one_of_many(source, target, restorer, opts, outdir, log_suffix)
@@ -574,13 +584,31 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
         return RunSummary(str(target), error=message)
 
 
-def _readable_video(path: Path) -> bool:
-    """Whether ``path`` opens as a video (a finished output of an earlier run)."""
+def _not_made_from(source: Path, target: Path) -> str | None:
+    """None where ``target`` can be the finished output of ``source`` (a video of its size,
+    turn and length: an earlier run's), else why not, as an error line. A folder's names
+    repeat (IMG_0001.MOV from another day or phone): a video of another length is not done."""
     try:
-        probe(path)
+        made = probe(target)
     except UserError:
-        return False
-    return True
+        return f"output {target} exists but is no readable video: remove it, or use --overwrite"
+    try:
+        info = probe(source)
+    except UserError as exc:  # the input's own trouble, as its run would say it
+        return str(exc)
+    differs = [f"{name} {mine} against {theirs}" for name, mine, theirs in (
+        ("frames", made.frame_count, info.frame_count),
+        ("size", f"{made.width}x{made.height}", f"{info.width}x{info.height}"),
+        ("turn", made.rotation, info.rotation)) if None not in (mine, theirs) and mine != theirs]
+    # a container that does not count its frames (Matroska) still says how long it lasts
+    interval = float(1 / info.fps) if info.fps else 0.05
+    if (made.duration_s is not None and info.duration_s is not None
+            and abs(made.duration_s - info.duration_s) > 2 * interval + 1e-3):
+        differs.append(f"length {made.duration_s:.2f} s against {info.duration_s:.2f} s")
+    if not differs:
+        return None
+    return (f"output {target} exists but is not made from {source} ({', '.join(differs)}): "
+            "remove it, or use --overwrite")
 
 
 def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None = None,

@@ -55,6 +55,9 @@ class WorkItem:
     output: np.ndarray | None = None  # the network's float output, then the final image
     reference_used: bool | None = None  # False: the reference check put the frame in its place
     second_used: bool = False  # the output was restored against ``second``
+    # restored, but no sharper than it came (``frames.sharpness.sharpened``): the caller
+    # writes it as it came
+    unchanged: bool = False
     # where ``reference`` is the caller's one image for every frame (forced), what the
     # planner chose (reference, second and their times), taken instead where the check
     # rejects the forced image: a wrong --ref is no worse than none

@@ -269,6 +269,11 @@ _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "l
 
 _QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
 
+# what people call an encoder that FFmpeg names otherwise (h264, hevc, vp9 and av1 it
+# maps to an encoder itself)
+_ENCODER_NICKNAMES = {"h265": "libx265", "h.265": "libx265", "x265": "libx265",
+                      "h.264": "libx264", "x264": "libx264", "avc": "libx264"}
+
 
 _TOP_FIELD_FIRST = (2, 4)  # AVFieldOrder values; 3 and 5 are bottom field first
 _INTERLACED = (2, 3, 4, 5)
@@ -367,7 +372,11 @@ class VideoWriter:
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
-            raise UserError(f"unknown video encoder {self.codec_name!r}") from exc
+            meant = _ENCODER_NICKNAMES.get(self.codec_name.lower())
+            raise UserError(f"unknown video encoder {self.codec_name!r}: " + (
+                f"did you mean {meant}?" if meant else
+                "FFmpeg's encoder names, e.g. libx264, libx265, libsvtav1, libvpx-vp9, ffv1")
+            ) from exc
         if av_codec.type != "video":
             raise UserError(f"{self.codec_name!r} is not a video encoder")
         # the encoder FFmpeg picks for a format's name (h264: libx264), whose own options
