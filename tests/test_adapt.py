@@ -274,7 +274,7 @@ def test_the_tuning_bar_ends_at_its_end_without_a_warning(capsys):
 def _sent_to_the_network(line: str) -> int:
     """The frames a closing line says were restored, those left as they were included
     (a tiny random network sharpens few)."""
-    found = re.search(r", (\d+) restored(?:, (\d+) more left as they were)?", line)
+    found = re.search(r", (\d+) restored(?:, (\d+) kept as they came)?", line)
     return int(found[1]) + int(found[2] or 0)
 
 

@@ -282,7 +282,10 @@ def test_forced_reference_image_is_used(make_test_clip, restorer, tmp_path):
 
 
 def test_log_and_summary_say_when_the_reference_check_dropped_a_reference(
-        make_test_clip, tmp_path, caplog, pooled_phi):
+        make_test_clip, tmp_path, caplog, pooled_phi, monkeypatch):
+    import refdeblur_video.pipeline.run as run
+
+    monkeypatch.setattr(run, "sharpened", lambda *_: True)  # the reference check alone
     torch.manual_seed(0)
     net = RefDeblurNet(TINY, TINY_MATCH)
     net.phi = pooled_phi
@@ -475,8 +478,8 @@ def test_many_files_skip_finished_outputs(make_test_clip, tmp_path, monkeypatch,
     assert [bool(r.error) for r in results] == [False, False, True, True]
     assert "exists but is no readable video" in results[2].error
     assert results[3].error == (f"output {outdir / 'd.mp4'} exists but is not made from "
-                                f"{a.path.parent / 'd.mp4'} (frames 3 against 6, length "
-                                "0.12 s against 0.24 s): remove it, or use --overwrite")
+                                f"{a.path.parent / 'd.mp4'} (frames 3 in it, 6 in the "
+                                "input): remove it, or use --overwrite")
     assert (outdir / "a.mp4").read_bytes() == finished
     assert (outdir / "c.mp4").read_bytes() == b"not a video"
     assert (outdir / "d.mp4").read_bytes() == other
@@ -1328,7 +1331,7 @@ def test_a_frame_the_network_does_not_sharpen_is_written_as_it_came(make_test_cl
     assert sum(r["restored"] == "1" for r in rows) == sent  # all went through the network
     assert [r["unchanged"] for r in rows if r["restored"] == "1"] == ["1"] * sent
     assert (summary.restored, summary.unchanged) == (0, sent)
-    assert f"0 restored, {sent} more left as they were (the network did not sharpen them)" \
+    assert f"0 restored, {sent} kept as they came (the network did not sharpen them)" \
         in summary.closing_line()
     assert "--all-frames restores" not in summary.closing_line()
     summary, rows, changed = results["sharp"]
@@ -1354,3 +1357,40 @@ def test_many_files_into_a_read_only_folder_say_so_once(make_test_clip, tmp_path
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: output folder {tmp_path / 'out'} is not writable (Read-only file system)"]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(("made", "why"), [
+    ({"n_frames": 30}, None),  # the earlier run's: done
+    ({"n_frames": 29}, None),  # a damaged input's last frame never decoded
+    ({"n_frames": 12}, "length 0.48 s in it, 1.20 s in the input"),  # Matroska counts none
+    ({"n_frames": 30, "size": (80, 64)}, "size 80x64 in it, 96x64 in the input"),
+    ({"n_frames": 30, "rotation": 90}, "rotation 90 in it, 0 in the input"),
+])
+def test_an_existing_output_counts_as_done_only_if_it_can_be_this_inputs(make_test_clip,
+                                                                         tmp_path, made, why):
+    from refdeblur_video.pipeline.run import _not_made_from
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    source = make_test_clip("in/a.mkv", n_frames=30, size=(96, 64)).path
+    target = make_test_clip("out/a.mkv", **{"size": (96, 64), **made}).path
+    assert probe(source).frame_count is None  # the length decides
+    found = _not_made_from(source, target)
+    if why is None:
+        assert found is None
+    else:
+        assert found == (f"output {target} exists but is not made from {source} ({why}): "
+                         "remove it, or use --overwrite")
+
+
+def test_an_unreadable_input_beside_an_existing_output_says_what_is_wrong_with_it(
+        make_test_clip, tmp_path):
+    from refdeblur_video.pipeline.run import _not_made_from
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    source = tmp_path / "in" / "a.mp4"
+    source.write_bytes(b"not a video")
+    target = make_test_clip("out/a.mp4", n_frames=4).path
+    assert "a.mp4" in _not_made_from(source, target)
+    assert "exists but" not in _not_made_from(source, target)

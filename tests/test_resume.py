@@ -118,7 +118,8 @@ def test_an_interrupted_run_resumes_to_the_same_output(make_test_clip, restorer,
     summary = deblur_video(clip.path, out, restorer, quiet=True, batch=1,
                            segment_seconds=SEGMENT, resume=True, log=str(tmp_path / "out.json"))
     assert summary.resumed == 24
-    assert (summary.frames, summary.restored) == (once.frames, once.restored)
+    assert (summary.frames, summary.restored, summary.unchanged) == \
+        (once.frames, once.restored, once.unchanged)
     assert not state.exists()
     assert_same_output(out, whole)
     assert log_rows(tmp_path / "out.json") == log_rows(tmp_path / "whole.json")

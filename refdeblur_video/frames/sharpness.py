@@ -75,5 +75,6 @@ def sharpness_scores(images: Iterable[np.ndarray], max_side: int = DEFAULT_MAX_S
 
 def sharpened(restored: np.ndarray, score: float, max_side: int = DEFAULT_MAX_SIDE) -> bool:
     """Whether ``restored`` is sharper than the frame it came from, whose :func:`sharpness`
-    was ``score``, by ``SHARPENED_AT_LEAST`` (a flat frame, score 0, always is)."""
-    return sharpness(restored, max_side) >= SHARPENED_AT_LEAST * score
+    was ``score``, by ``SHARPENED_AT_LEAST``. A flat frame (score 0: black, a fade) has no
+    detail to bring back: whatever the network adds there is not sharpening."""
+    return score > 0 and sharpness(restored, max_side) >= SHARPENED_AT_LEAST * score

@@ -75,7 +75,9 @@ class LoggedFrame:
     index: int
     time_s: float | None
     sharpness: float | None
-    restored: bool  # went through the network (the log's ``restored``, else its ``blurry``)
+    # the network's output was written (the log's ``restored``, else its ``blurry``; not
+    # where ``unchanged`` says it came out no sharper and the frame was written as it came)
+    restored: bool
     reference: int | None  # None: no reference used
 
 
@@ -143,7 +145,9 @@ def _parse_row(row: dict) -> LoggedFrame:
         index=int(float(row["index"])),
         time_s=_optional_float(row.get("time_s")),
         sharpness=_optional_float(row.get("sharpness")),
-        restored=_truthy(row.get("restored", row.get("blurry"))),
+        # a frame the network did not sharpen was written as it came: not a restored one
+        restored=(_truthy(row.get("restored", row.get("blurry")))
+                  and not _truthy(row.get("unchanged", 0))),
         reference=None if reference is None or reference < 0 else int(reference),
     )
 

@@ -57,7 +57,7 @@ except ImportError:  # not POSIX: no lock (two runs on one output are then the u
 
 log = logging.getLogger("refdeblur_video")
 
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 MIN_SEGMENT_FRAMES = 8  # above any encoder's reordering delay (x264: 2 frames)
 _SAMPLE_BYTES = 1 << 20  # hashed from each end of the input
 # options that change neither a decision nor an output sample beyond float rounding; the

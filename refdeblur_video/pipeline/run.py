@@ -102,8 +102,8 @@ class RunSummary:
             return f"{self.output}: not made (see the error above)"
         dropped = (f" ({self.references_dropped} without their reference)"
                    if self.references_dropped else "")
-        unchanged = (f", {self.unchanged} more left as they were (the network did not "
-                     "sharpen them)" if self.unchanged else "")
+        unchanged = (f", {self.unchanged} kept as they came (the network did not sharpen "
+                     "them)" if self.unchanged else "")
         shots = f" in {self.shots} shots" if self.shots > 1 else ""
         resumed = f", resumed at frame {self.resumed}" if self.resumed else ""
         adapted = f"; {self.adaptation}" if self.adaptation else ""
@@ -319,12 +319,12 @@ def _say_forced_dropped(records: list[FrameRecord], set_aside: set[int]) -> None
     """One warning for the restored frames the reference check kept the ``--ref`` image
     from (not those it was ``set_aside`` for before the network), and what they were
     restored against instead."""
-    dropped = [r for r in records if r.reference_used is not None and r.reference != -2
+    dropped = [r for r in records if _restored(r) and r.reference != -2
                and r.index not in set_aside]
     if not dropped:
         return
     neighbour = sum(r.reference_used == 1 and r.reference >= 0 for r in dropped)
-    restored = sum(r.reference_used is not None for r in records)
+    restored = sum(map(_restored, records))
     if neighbour == len(dropped):
         instead = "they were restored against a nearby sharp frame instead, as without --ref"
     elif not neighbour:
@@ -342,7 +342,7 @@ def _say_forced_noisy(quiet: QuietEnough, set_aside: int, records: list[FrameRec
     noisier than they are (``set_aside`` of them, in this run)."""
     if not set_aside:
         return
-    restored = sum(r.reference_used is not None for r in records)
+    restored = sum(map(_restored, records))
     peak = peak_value(dtype)
     log.warning("the --ref image is much noisier than the video (noise %.1f against up to %.1f "
                 "of %d) in %d of %d restored frames: they were restored as without --ref",
@@ -460,12 +460,17 @@ def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
         seconds=round(item.seconds, 4), unchanged=int(item.unchanged))
 
 
+def _restored(record: FrameRecord) -> bool:
+    """Whether the frame written is the network's (not the frame as it came)."""
+    return record.reference_used is not None and not record.unchanged
+
+
 def _count(summary: RunSummary, record: FrameRecord) -> None:
     """Add one written frame to the summary."""
     summary.frames += 1
-    summary.restored += record.reference_used is not None and not record.unchanged
+    summary.restored += _restored(record)
     summary.unchanged += record.unchanged
-    summary.references_dropped += record.reference_used == 0 and not record.unchanged
+    summary.references_dropped += _restored(record) and record.reference_used == 0
     summary.shots = record.shot + 1
     summary.records.append(record)
 
@@ -532,8 +537,9 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
     outdir.mkdir(parents=True, exist_ok=True)
-    if all_files:  # one line for a folder no output can go into, not one per input
-        check_writable_file(outdir / output_name(all_files[0]), "output")
+    missing = [f for f in all_files if not (outdir / output_name(f)).exists()]
+    if missing:  # one line for a folder no output can go into, not one per input
+        check_writable_file(outdir / output_name(missing[0]), "output")
     if opts.device == "auto" and "LOCAL_RANK" in os.environ:
         import torch
 
@@ -586,7 +592,7 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
 
 def _not_made_from(source: Path, target: Path) -> str | None:
     """None where ``target`` can be the finished output of ``source`` (a video of its size,
-    turn and length: an earlier run's), else why not, as an error line. A folder's names
+    rotation and length: an earlier run's), else why not, as an error line. A folder's names
     repeat (IMG_0001.MOV from another day or phone): a video of another length is not done."""
     try:
         made = probe(target)
@@ -596,18 +602,25 @@ def _not_made_from(source: Path, target: Path) -> str | None:
         info = probe(source)
     except UserError as exc:  # the input's own trouble, as its run would say it
         return str(exc)
-    differs = [f"{name} {mine} against {theirs}" for name, mine, theirs in (
-        ("frames", made.frame_count, info.frame_count),
+    differs = [f"{name} {output} in it, {input} in the input" for name, output, input in (
         ("size", f"{made.width}x{made.height}", f"{info.width}x{info.height}"),
-        ("turn", made.rotation, info.rotation)) if None not in (mine, theirs) and mine != theirs]
-    # a container that does not count its frames (Matroska) still says how long it lasts
-    interval = float(1 / info.fps) if info.fps else 0.05
-    if (made.duration_s is not None and info.duration_s is not None
-            and abs(made.duration_s - info.duration_s) > 2 * interval + 1e-3):
-        differs.append(f"length {made.duration_s:.2f} s against {info.duration_s:.2f} s")
+        ("rotation", made.rotation % 360, info.rotation % 360)) if output != input]
+    # a damaged input's header counts frames that never decode: some slack
+    if (None not in (made.frame_count, info.frame_count)
+            and abs(made.frame_count - info.frame_count) > max(2, info.frame_count // 100)):
+        differs.append(f"frames {made.frame_count} in it, {info.frame_count} in the input")
+    if None in (made.frame_count, info.frame_count) and None not in (made.duration_s,
+                                                                     info.duration_s):
+        # a container that does not count its frames (Matroska) still says how long it
+        # lasts; the same slack (a last frame's duration is the muxer's guess)
+        interval = float(1 / info.fps) if info.fps else 0.04
+        if abs(made.duration_s - info.duration_s) > max(2 * interval + 1e-3,
+                                                        info.duration_s / 100):
+            differs.append(f"length {made.duration_s:.2f} s in it, {info.duration_s:.2f} s in "
+                           "the input")
     if not differs:
         return None
-    return (f"output {target} exists but is not made from {source} ({', '.join(differs)}): "
+    return (f"output {target} exists but is not made from {source} ({'; '.join(differs)}): "
             "remove it, or use --overwrite")
 
 

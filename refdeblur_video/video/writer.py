@@ -248,6 +248,32 @@ def _has_avx512() -> bool:
 _TIMECODE_MAX_FPS = 255
 
 
+# the keyed (QuickTime "mdta") names of the tags the MP4 muxer otherwise writes as atoms
+_KEYED_NAMES = {"title": "com.apple.quicktime.title", "comment": "com.apple.quicktime.comment",
+                "artist": "com.apple.quicktime.artist",
+                "location": "com.apple.quicktime.location.ISO6709"}
+
+
+def _encoder_meant(name: str) -> str | None:
+    """The encoder a name FFmpeg does not know most likely means (FFmpeg's names are lower
+    case: HEVC is hevc), or None."""
+    lower = name.lower()
+    if lower in _ENCODER_NICKNAMES:
+        return _ENCODER_NICKNAMES[lower]
+    try:
+        av.Codec(lower, "w")
+    except (ValueError, av.FFmpegError):
+        return None
+    return lower if lower != name else None
+
+
+def _with_keyed_names(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` with the keyed name of each classic one added where it is missing."""
+    found = {key.lower(): value for key, value in tags.items()}
+    return {**{keyed: found[plain] for plain, keyed in _KEYED_NAMES.items()
+               if plain in found and keyed not in found}, **tags}
+
+
 def _tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
     """The input's file and video stream tags to write again: a start timecode (on either)
     only at a frame rate a timecode track can count."""
@@ -372,7 +398,7 @@ class VideoWriter:
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
-            meant = _ENCODER_NICKNAMES.get(self.codec_name.lower())
+            meant = _encoder_meant(self.codec_name)
             raise UserError(f"unknown video encoder {self.codec_name!r}: " + (
                 f"did you mean {meant}?" if meant else
                 "FFmpeg's encoder names, e.g. libx264, libx265, libsvtav1, libvpx-vp9, ffv1")
@@ -470,8 +496,11 @@ class VideoWriter:
         if self.format_name in ("mp4", "mov") and any("." in key for key in file_tags):
             # a phone's own tags (com.apple.quicktime.location.ISO6709, make, model, the
             # local creation date; com.android.capture.fps) have reverse-DNS names, which
-            # the MP4 muxer writes only as keyed metadata, and drops otherwise
+            # the MP4 muxer writes only as keyed metadata, and drops otherwise. Keyed, it
+            # writes no classic atoms (a title's, a location's) either: their keyed names
+            # too, which Apple's readers take
             self._container_options["movflags"] = "use_metadata_tags"
+            file_tags = _with_keyed_names(file_tags)
         try:
             self._out = av.open(self.path, "w", format=self.format_name,
                                 options=self._container_options)
