@@ -367,6 +367,31 @@ def test_a_phones_own_tags_are_kept(tmp_path, target):
         assert b"com.apple.quicktime.title" in (tmp_path / target).read_bytes()
 
 
+def test_a_dropped_data_track_is_named(tmp_path):
+    """An action camera's telemetry (GPS, gyro) rides in a data track, which the output does
+    not keep: the user is told, by the track's name."""
+    from fractions import Fraction
+
+    with av.open(str(tmp_path / "GX010001.MP4"), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        data = out.add_data_stream("bin_data")
+        data.metadata["handler_name"] = "GoPro MET"
+        for i in range(3):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+        for j in range(2):
+            packet = av.Packet(b"DEVC" + bytes(12))
+            packet.stream, packet.time_base = data, Fraction(1, 1000)
+            packet.pts = packet.dts = 50 * j
+            out.mux(packet)
+    with pytest.warns(UserWarning, match=re.escape("data track (GoPro MET) is not kept")):
+        transcode(tmp_path / "GX010001.MP4", tmp_path / "o.mp4", preset="ultrafast")
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        assert [s.type for s in container.streams] == ["video"]
+
+
 @pytest.mark.parametrize("timecode_on", ["stream", "file"])
 def test_a_timecode_no_track_can_count_is_dropped_with_a_warning(tmp_path, caplog, timecode_on):
     _tagged_clip(tmp_path / "fast.mkv", fps=480, timecode_on=timecode_on)

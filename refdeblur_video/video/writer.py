@@ -248,6 +248,20 @@ def _has_avx512() -> bool:
 _TIMECODE_MAX_FPS = 255
 
 
+def _say_dropped_data(source: av.container.InputContainer) -> None:
+    """One warning for the input's data tracks the output does not keep (a GoPro's
+    telemetry, GPS and gyro, in its "GoPro MET" track): the tool copies audio and subtitle
+    streams only; a timecode track is written again from its start (not a loss)."""
+    dropped = [stream.metadata.get("handler_name") or stream.metadata.get("title")
+               or f"#{stream.index}" for stream in source.streams
+               if stream.type in ("data", "attachment")
+               and not any(key.lower() == "timecode" for key in stream.metadata)]
+    if dropped:
+        warnings.warn(f"the input's data track{'s' * (len(dropped) > 1)} "
+                      f"({', '.join(dropped)}) {'are' if len(dropped) > 1 else 'is'} not kept: "
+                      "the output holds video, audio and subtitles only", stacklevel=3)
+
+
 # the keyed (QuickTime "mdta") names of the tags the MP4 muxer otherwise writes as atoms
 _KEYED_NAMES = {"title": "com.apple.quicktime.title", "comment": "com.apple.quicktime.comment",
                 "artist": "com.apple.quicktime.artist",
@@ -598,6 +612,7 @@ class VideoWriter:
             self._source = av.open(source, "r")
         except (av.FFmpegError, OSError) as exc:
             raise UserError(f"cannot read audio/subtitles from {source}: {exc}") from exc
+        _say_dropped_data(self._source)
         wanted = []
         for stream in self._source.streams:
             if (stream.type == "audio" and audio) or (stream.type == "subtitle" and subtitles):
