@@ -1086,7 +1086,9 @@ def test_chapters_are_kept(make_test_clip, tmp_path, suffix):
         for frame in frames:
             out.write(frame)
     again = tmp_path / f"again{suffix}"
-    transcode(tmp_path / f"chaptered{suffix}", again)  # as the tool rewrites a real file
+    with warnings.catch_warnings():  # MP4 keeps chapters in a text track: no data lost
+        warnings.simplefilter("error")
+        transcode(tmp_path / f"chaptered{suffix}", again)  # as the tool rewrites a real file
 
     def kept(path):
         with av.open(str(path)) as container:

@@ -248,14 +248,24 @@ def _has_avx512() -> bool:
 _TIMECODE_MAX_FPS = 255
 
 
+def _text_track(stream: av.stream.Stream) -> bool:
+    """Whether a data stream is a MOV/MP4 text track: how those hold a chapter list, which
+    the output writes again from the file's chapters."""
+    handler = stream.metadata.get("handler_name", "").lower()
+    return stream.codec_context is None and any(
+        kind in handler for kind in ("subtitle", "chapter", "text"))
+
+
 def _say_dropped_data(source: av.container.InputContainer) -> None:
     """One warning for the input's data tracks the output does not keep (a GoPro's
     telemetry, GPS and gyro, in its "GoPro MET" track): the tool copies audio and subtitle
     streams only; a timecode track is written again from its start (not a loss)."""
+    chaptered = bool(source.chapters())
     dropped = [stream.metadata.get("handler_name") or stream.metadata.get("title")
                or f"#{stream.index}" for stream in source.streams
                if stream.type in ("data", "attachment")
-               and not any(key.lower() == "timecode" for key in stream.metadata)]
+               and not any(key.lower() == "timecode" for key in stream.metadata)
+               and not (chaptered and _text_track(stream))]
     if dropped:
         warnings.warn(f"the input's data track{'s' * (len(dropped) > 1)} "
                       f"({', '.join(dropped)}) {'are' if len(dropped) > 1 else 'is'} not kept: "
