@@ -367,6 +367,40 @@ def test_a_phones_own_tags_are_kept(tmp_path, target):
         assert b"com.apple.quicktime.title" in (tmp_path / target).read_bytes()
 
 
+@pytest.mark.parametrize("target", ["o.mp4", "o.mov", "o.mkv"])
+def test_audio_track_names_are_kept(tmp_path, target):
+    """A camera's second microphone or a commentary track is named in the player's menu: in
+    MP4/MOV by its handler name, in Matroska by its title."""
+    from fractions import Fraction
+
+    with av.open(str(tmp_path / "two.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        sounds = []
+        for language, name in (("eng", "SoundHandler"), ("deu", "Commentary")):
+            sound = out.add_stream("aac", rate=48000, layout="mono")
+            sound.metadata.update(language=language, handler_name=name)
+            sounds.append(sound)
+        for i in range(3):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+        for sound in sounds:
+            for start in range(0, 4096, 1024):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32),
+                                                   format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                frame.time_base = Fraction(1, 48000)
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    transcode(tmp_path / "two.mp4", tmp_path / target, preset="ultrafast")
+    with av.open(str(tmp_path / target)) as container:
+        tags = [{k.lower(): v for k, v in s.metadata.items()} for s in container.streams.audio]
+    name = "title" if target == "o.mkv" else "handler_name"
+    assert tags[1].get(name) == "Commentary"
+    assert tags[1].get("language") in ("deu", "ger")  # the MOV muxer knows the old code
+
+
 def test_a_dropped_data_track_is_named(tmp_path):
     """An action camera's telemetry (GPS, gyro) rides in a data track, which the output does
     not keep: the user is told, by the track's name."""

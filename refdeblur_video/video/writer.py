@@ -248,6 +248,35 @@ def _has_avx512() -> bool:
 _TIMECODE_MAX_FPS = 255
 
 
+def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
+    """A copied track's tags that players show in their track menus: its language and
+    title, and in MP4/MOV its handler name ("Commentary"), which is the name there (a
+    title from another container becomes it)."""
+    found = {key.lower(): value for key, value in tags.items() if value}
+    names = {key: found[key] for key in ("language", "title") if key in found}
+    if format_name == "mov" and names.get("language") in _BIBLIOGRAPHIC:
+        # QuickTime's language codes are ISO 639-2/B: the MOV muxer drops deu, takes ger
+        names["language"] = _BIBLIOGRAPHIC[names["language"]]
+    handler = found.get("handler_name")
+    if format_name in ("mp4", "mov"):
+        if handler or "title" in found:
+            names["handler_name"] = handler or found["title"]
+    elif handler and handler not in _MUXER_HANDLER_NAMES and "title" not in names:
+        names["title"] = handler  # Matroska names a track by its title
+    return names
+
+
+# ISO 639-2/T language codes whose /B form differs
+_BIBLIOGRAPHIC = {"deu": "ger", "fra": "fre", "nld": "dut", "zho": "chi", "ces": "cze",
+                  "ell": "gre", "fas": "per", "hye": "arm", "isl": "ice", "kat": "geo",
+                  "mkd": "mac", "mri": "mao", "msa": "may", "mya": "bur", "ron": "rum",
+                  "slk": "slo", "sqi": "alb", "bod": "tib", "cym": "wel", "eus": "baq"}
+
+# the handler names muxers write when a track has none of its own (FFmpeg's, Apple's)
+_MUXER_HANDLER_NAMES = {"SoundHandler", "VideoHandler", "SubtitleHandler", "DataHandler",
+                        "Core Media Audio", "Core Media Video", "Core Media Data"}
+
+
 def _text_track(stream: av.stream.Stream) -> bool:
     """Whether a data stream is a MOV/MP4 text track: how those hold a chapter list, which
     the output writes again from the file's chapters."""
@@ -640,9 +669,7 @@ class VideoWriter:
                     )
                     continue
                 copied = self._out.add_stream_from_template(stream)
-                for key in ("language", "title"):  # what players show in track menus
-                    if stream.metadata.get(key):
-                        copied.metadata[key] = stream.metadata[key]
+                copied.metadata.update(_track_names(stream.metadata, self.format_name))
                 self._copy_map[stream.index] = copied
                 wanted.append(stream)
         if wanted:
