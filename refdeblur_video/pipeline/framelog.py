@@ -40,6 +40,11 @@ class FrameRecord:
     # 1: restored, but no sharper than it came, so written as it came (frames.sharpness)
     unchanged: int = 0
 
+    @property
+    def network_written(self) -> bool:
+        """Whether the frame written is the network's (not the frame as it came)."""
+        return self.reference_used is not None and not self.unchanged
+
 
 COLUMNS = tuple(f.name for f in fields(FrameRecord))
 

@@ -88,6 +88,11 @@ class RunSummary:
     skipped_why: str = "already done"  # many files: why this one was skipped
     references_dropped: int = 0  # restored frames whose reference failed the reference check
     unchanged: int = 0  # frames restored no sharper than they came: written as they came
+
+    @property
+    def sent_to_network(self) -> int:
+        """The frames the network ran on: those restored and those kept as they came."""
+        return self.restored + self.unchanged
     shots: int = 1  # shots found (cuts + 1)
     resumed: int = 0  # frames taken from an interrupted run's state (--resume)
     adaptation: str | None = None  # what --adapt did (for the closing line)
@@ -319,12 +324,12 @@ def _say_forced_dropped(records: list[FrameRecord], set_aside: set[int]) -> None
     """One warning for the restored frames the reference check kept the ``--ref`` image
     from (not those it was ``set_aside`` for before the network), and what they were
     restored against instead."""
-    dropped = [r for r in records if _restored(r) and r.reference != -2
+    dropped = [r for r in records if r.network_written and r.reference != -2
                and r.index not in set_aside]
     if not dropped:
         return
     neighbour = sum(r.reference_used == 1 and r.reference >= 0 for r in dropped)
-    restored = sum(map(_restored, records))
+    restored = sum(r.network_written for r in records)
     if neighbour == len(dropped):
         instead = "they were restored against a nearby sharp frame instead, as without --ref"
     elif not neighbour:
@@ -342,7 +347,7 @@ def _say_forced_noisy(quiet: QuietEnough, set_aside: int, records: list[FrameRec
     noisier than they are (``set_aside`` of them, in this run)."""
     if not set_aside:
         return
-    restored = sum(map(_restored, records))
+    restored = sum(r.network_written for r in records)
     peak = peak_value(dtype)
     log.warning("the --ref image is much noisier than the video (noise %.1f against up to %.1f "
                 "of %d) in %d of %d restored frames: they were restored as without --ref",
@@ -460,17 +465,12 @@ def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
         seconds=round(item.seconds, 4), unchanged=int(item.unchanged))
 
 
-def _restored(record: FrameRecord) -> bool:
-    """Whether the frame written is the network's (not the frame as it came)."""
-    return record.reference_used is not None and not record.unchanged
-
-
 def _count(summary: RunSummary, record: FrameRecord) -> None:
     """Add one written frame to the summary."""
     summary.frames += 1
-    summary.restored += _restored(record)
+    summary.restored += record.network_written
     summary.unchanged += record.unchanged
-    summary.references_dropped += _restored(record) and record.reference_used == 0
+    summary.references_dropped += record.network_written and record.reference_used == 0
     summary.shots = record.shot + 1
     summary.records.append(record)
 
@@ -537,9 +537,10 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
     outdir.mkdir(parents=True, exist_ok=True)
-    missing = [f for f in all_files if not (outdir / output_name(f)).exists()]
+    targets = {source: outdir / output_name(source) for source in all_files}
+    missing = [target for target in targets.values() if not target.exists()]
     if missing:  # one line for a folder no output can go into, not one per input
-        check_writable_file(outdir / output_name(missing[0]), "output")
+        check_writable_file(missing[0], "output")
     if opts.device == "auto" and "LOCAL_RANK" in os.environ:
         import torch
 
@@ -551,7 +552,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     restorer: Restorer | None = None
     results = []
     for source in files:
-        target = outdir / output_name(source)
+        target = targets[source]
         if target.name != source.name:
             log.info("%s is written as %s (the tool writes %s)", source.name, target.name,
                      ", ".join(s.lstrip(".").upper() for s in WRITABLE_SUFFIXES))

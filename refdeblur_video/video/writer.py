@@ -248,6 +248,10 @@ def _has_avx512() -> bool:
 _TIMECODE_MAX_FPS = 255
 
 
+# the formats of FFmpeg's mov muxer: tags as atoms or keyed metadata, tracks named by handler
+_QUICKTIME_FORMATS = ("mp4", "mov")
+
+
 def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
     """A copied track's tags that players show in their track menus: its language and
     title, and in MP4/MOV its handler name ("Commentary"), which is the name there (a
@@ -258,7 +262,7 @@ def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
         # QuickTime's language codes are ISO 639-2/B: the MOV muxer drops deu, takes ger
         names["language"] = _BIBLIOGRAPHIC[names["language"]]
     handler = found.get("handler_name")
-    if format_name in ("mp4", "mov"):
+    if format_name in _QUICKTIME_FORMATS:
         if handler or "title" in found:
             names["handler_name"] = handler or found["title"]
     elif handler and handler not in _MUXER_HANDLER_NAMES and "title" not in names:
@@ -307,6 +311,12 @@ _KEYED_NAMES = {"title": "com.apple.quicktime.title", "comment": "com.apple.quic
                 "location": "com.apple.quicktime.location.ISO6709"}
 
 
+# what people call an encoder that FFmpeg names otherwise (h264, hevc, vp9 and av1 it
+# maps to an encoder itself)
+_ENCODER_NICKNAMES = {"h265": "libx265", "h.265": "libx265", "x265": "libx265",
+                      "h.264": "libx264", "x264": "libx264", "avc": "libx264"}
+
+
 def _encoder_meant(name: str) -> str | None:
     """The encoder a name FFmpeg does not know most likely means (FFmpeg's names are lower
     case: HEVC is hevc), or None."""
@@ -347,11 +357,6 @@ _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "l
 
 
 _QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
-
-# what people call an encoder that FFmpeg names otherwise (h264, hevc, vp9 and av1 it
-# maps to an encoder itself)
-_ENCODER_NICKNAMES = {"h265": "libx265", "h.265": "libx265", "x265": "libx265",
-                      "h.264": "libx264", "x264": "libx264", "avc": "libx264"}
 
 
 _TOP_FIELD_FIRST = (2, 4)  # AVFieldOrder values; 3 and 5 are bottom field first
@@ -546,7 +551,7 @@ class VideoWriter:
             {"avoid_negative_ts": "disabled"} if self.format_name in ("matroska", "webm") else {}
         )
         file_tags, video_tags = _tags_to_write(info)
-        if self.format_name in ("mp4", "mov") and any("." in key for key in file_tags):
+        if self.format_name in _QUICKTIME_FORMATS and any("." in key for key in file_tags):
             # a phone's own tags (com.apple.quicktime.location.ISO6709, make, model, the
             # local creation date; com.android.capture.fps) have reverse-DNS names, which
             # the MP4 muxer writes only as keyed metadata, and drops otherwise. Keyed, it

@@ -115,9 +115,7 @@ def _end_to_end(clip: str, out: str, model: str, batch: int, log: str, all_frame
                            overwrite=True, log=log, all_frames=all_frames)
     seconds = time.perf_counter() - start
     first_half, second_half = sampler.halves()
-    # every frame the network ran on, those then kept as they came included
-    sent = summary.restored + summary.unchanged
-    q.put({"seconds": seconds, "frames": summary.frames, "restored": sent,
+    q.put({"seconds": seconds, "frames": summary.frames, "restored": summary.sent_to_network,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "rss_first_half_mb": first_half, "rss_second_half_mb": second_half})
 
@@ -218,8 +216,7 @@ def _variant_run(clip: str, out: str, variant: str, q) -> None:
             restorer = TransferInNetworkStage(restorer, TRANSFER_2026_11)
         summary = deblur_video(clip, out, restorer, quiet=True, overwrite=True,
                                transfer=not before)
-    q.put({"seconds": time.perf_counter() - start,
-           "restored": summary.restored + summary.unchanged})  # all the network ran on
+    q.put({"seconds": time.perf_counter() - start, "restored": summary.sent_to_network})
 
 
 def compare(args: argparse.Namespace) -> dict:
