@@ -175,6 +175,58 @@ def test_audio_the_container_cannot_hold_is_a_user_error(make_test_clip, tmp_pat
     VideoWriter(out, info, audio=False).close()  # the way out it names
 
 
+def _pcm_in_matroska(path: Path) -> None:
+    """A camera-style clip with 16-bit PCM sound in Matroska, whose channels carry no order
+    (Matroska stores only their count)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=48000, layout="stereo")
+        for i in range(3):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+        for start in range(0, 4800, 1600):
+            frame = av.AudioFrame.from_ndarray(np.full((1, 3200), 100 + start, np.int16),
+                                               format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            frame.time_base = Fraction(1, 48000)
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+
+
+def _samples(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+
+
+def test_pcm_sound_from_matroska_goes_into_mp4_whole_with_a_warning(tmp_path):
+    """MP4 refuses PCM channels without an order only as it writes its index, after every
+    frame: the copy takes FFmpeg's default order for the count instead, and the user hears
+    that few players play PCM in MP4."""
+    _pcm_in_matroska(tmp_path / "cam.mkv")
+    with pytest.warns(UserWarning, match="PCM audio .* many players"):
+        transcode(tmp_path / "cam.mkv", tmp_path / "out.mp4", preset="ultrafast")
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].codec_context.layout.name == "stereo"
+    assert np.array_equal(_samples(tmp_path / "out.mp4"), _samples(tmp_path / "cam.mkv"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # MOV holds PCM as cameras write it: nothing to say
+        transcode(tmp_path / "cam.mkv", tmp_path / "out.mov", preset="ultrafast")
+
+
+def test_a_muxer_that_refuses_the_finished_file_is_one_line(tmp_path, monkeypatch):
+    """Should a muxer refuse the file only when closing it, the user gets its complaint and
+    a way out, not a libav traceback."""
+    import refdeblur_video.video.writer as writer_module
+
+    _pcm_in_matroska(tmp_path / "cam.mkv")
+    monkeypatch.setattr(writer_module, "_audio_copy_settled", lambda *args: None)
+    with pytest.raises(UserError, match=r"the mp4 muxer could not finish the output "
+                       r"\(unsupported channel layout.*\.mkv holds any"):
+        transcode(tmp_path / "cam.mkv", tmp_path / "out.mp4", preset="ultrafast")
+
+
 def test_webm_defaults_to_vp9_and_copies_opus(make_test_clip, tmp_path):
     clip = make_test_clip("w.webm", n_frames=6, audio=True)
     out = tmp_path / "out.webm"

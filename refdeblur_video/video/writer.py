@@ -675,6 +675,8 @@ class VideoWriter:
                     continue
                 copied = self._out.add_stream_from_template(stream)
                 copied.metadata.update(_track_names(stream.metadata, self.format_name))
+                if stream.type == "audio":
+                    _audio_copy_settled(stream, copied, self.format_name)
                 self._copy_map[stream.index] = copied
                 wanted.append(stream)
         if wanted:
@@ -878,17 +880,27 @@ class VideoWriter:
     # -- finishing ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush the encoder, copy the remaining audio/subtitles and finalise the file."""
+        """Flush the encoder, copy the remaining audio/subtitles and finalise the file.
+
+        A muxer that refuses the finished file (its index, written last) is a
+        :class:`UserError` quoting its complaint, not a libav traceback."""
         if self._closed:
             return
         try:
-            self._mux_video(self._encode(None))
-            self._fix_last_duration()
-            self._mux_held()
-            self._copy_until(math.inf)
-        finally:
-            self._closed = True
-            self._release()
+            with _encoder_complaints() as said:
+                try:
+                    self._mux_video(self._encode(None))
+                    self._fix_last_duration()
+                    self._mux_held()
+                    self._copy_until(math.inf)
+                finally:
+                    self._closed = True
+                    self._release()
+        except av.FFmpegError as exc:
+            complaint = _last_complaint(said) or str(exc)
+            raise UserError(f"the {self.format_name} muxer could not finish the output "
+                            f"({complaint.rstrip('.')}); try another output container "
+                            "(.mkv holds any stream)") from exc
 
     def abort(self) -> None:
         """Stop without flushing (after an error); the partial file is left to the caller."""
@@ -1083,6 +1095,32 @@ def _muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
         complaint = _last_complaint(said)
         return f" ({complaint.rstrip('.')})" if complaint else ""
     return None
+
+
+# FFmpeg's default layout for a channel count (av_channel_layout_default), as its command
+# line guesses one for a track that does not say which channel is which
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1",
+                    7: "6.1", 8: "7.1"}
+
+
+def _audio_copy_settled(source: av.stream.Stream, copied: av.stream.Stream,
+                        format_name: str) -> None:
+    """Make a copied audio track one that ``format_name`` can finish, and say where the
+    copy plays in few players.
+
+    A track whose channels carry no order (Matroska's PCM: "2 channels") gets FFmpeg's
+    default layout for their count: MP4/MOV refuse an unordered layout only when writing
+    their index, after every frame is done. PCM copied into MP4 is stored as ISO ``ipcm``,
+    which many players do not play; MOV and Matroska hold it as cameras write it."""
+    layout = copied.codec_context.layout
+    guessed = _DEFAULT_LAYOUTS.get(layout.nb_channels)
+    if guessed and layout.name == f"{layout.nb_channels} channels":
+        copied.codec_context.layout = guessed
+    codec = source.codec_context.name if source.codec_context else ""
+    if format_name == "mp4" and codec.startswith("pcm_"):
+        warnings.warn(f"the input's PCM audio ({codec}) is copied into MP4, where many "
+                      "players do not play it; a .mov or .mkv output keeps it playable",
+                      stacklevel=4)
 
 
 def _last_complaint(said: list) -> str | None:
