@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
 from refdeblur_video.pipeline.stream import WorkItem, queue_size_for, run_stream
 from refdeblur_video.video.metadata import probe
-from refdeblur_video.video.reader import Frame, open_reader
+from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
 from refdeblur_video.video.synthetic import make_image, render_frames
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
@@ -1214,6 +1215,17 @@ def test_the_progress_bar_expects_a_matroska_clips_frames_from_its_duration(make
     info = probe(clip.path)
     assert info.frame_count is None  # Matroska announces none
     assert _expected_frames(info) == 20
+
+
+def test_the_progress_bar_of_a_file_whose_timestamps_are_all_0(zero_pts_clip, tmp_path,
+                                                                restorer, capsys):
+    """Such a file's duration reads one frame: the bar counts frames with no total (not
+    "0/1", then "8/1") and ends at the frames there were."""
+    with pytest.warns(CorruptVideoWarning, match="timestamps do not increase"):
+        deblur_video(zero_pts_clip, tmp_path / "out.mp4", restorer)
+    bar = capsys.readouterr().err
+    assert re.search(r"\b\d+/1 ", bar) is None
+    assert "8/8" in bar.rsplit("\r", 1)[-1] or "8/8" in bar.splitlines()[-1]
 
 
 def test_the_closing_line_s_time_includes_loading_the_model(make_test_clip, tmp_path,

@@ -268,6 +268,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                     request.frame, request.reference, request.other))
                 _count(summary, record)
                 segments.frame(record)
+                if bar.total is not None and bar.n >= bar.total:
+                    bar.total = None  # an estimate the frames outran: a count, not "60/1"
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
@@ -312,11 +314,13 @@ def _write_log(path: str | os.PathLike, records: list[FrameRecord],
 
 def _expected_frames(info) -> int | None:
     """The progress bar's total: the header's frame count, or where the container gives
-    none (Matroska, WebM, MPEG-TS) the duration times the frame rate."""
+    none (Matroska, WebM, MPEG-TS) the duration times the frame rate; None (a count with no
+    total) where that is under two frames, as in a file whose timestamps are all 0."""
     if info.frame_count:
         return info.frame_count
     if info.duration_s and info.fps:
-        return max(1, round(info.duration_s * float(info.fps)))
+        estimate = round(info.duration_s * float(info.fps))
+        return estimate if estimate >= 2 else None
     return None
 
 
