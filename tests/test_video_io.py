@@ -122,6 +122,49 @@ def test_timestamps_that_do_not_increase_are_renumbered_with_one_warning(zero_pt
     assert [f.pts for f in frames] == [k * step for k in range(8)]
 
 
+def test_first_frames_without_timestamps_are_timed_before_the_first_with_sound_kept(
+        make_test_clip, tmp_path):
+    """A Matroska muxer told not to move negative timestamps stores none for the first
+    frames (their pts were before 0): they are placed one frame apart before the first
+    timed frame, with one warning, and the output moves every stream later alike, so the
+    sound keeps its offset to each frame (before: a traceback on "pts does not increase")."""
+    from refdeblur_video.video.synthetic import add_tone_stream, write_tone
+
+    clip = make_test_clip("src.mp4", n_frames=10, blurry={5})
+    path = tmp_path / "untimed.mkv"
+    with av.open(str(clip.path)) as source, \
+            av.open(str(path), "w", options={"avoid_negative_ts": "disabled"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        tone = add_tone_stream(out, ".mkv")
+        for k, frame in enumerate(source.decode(video=0)):
+            frame.pts, frame.time_base = k - 3, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+        write_tone(out, tone, 0.28, 0)
+    with av.open(str(path)) as check:
+        assert [f.pts for f in check.decode(video=0)][:4] == [None, None, None, 0]
+    sound_at = _first_sound_s(path)  # where the tone starts against the frame timed 0
+
+    with pytest.warns(CorruptVideoWarning, match="the first 3 frames have no timestamps"):
+        info, frames = read_all(path)
+    assert [f.pts for f in frames] == [40 * (k - 3) for k in range(10)]
+    for target in ("out.mkv", "out.mp4"):
+        with pytest.warns(CorruptVideoWarning):
+            transcode(path, tmp_path / target, preset="ultrafast")
+        with av.open(str(tmp_path / target)) as out:
+            times = [float(f.pts * f.time_base) for f in out.decode(video=0)]
+        assert times == pytest.approx([0.04 * k for k in range(10)], abs=1e-3)
+        assert _first_sound_s(tmp_path / target) == pytest.approx(times[3] + sound_at,
+                                                                  abs=0.002)
+
+
+def _first_sound_s(path: Path) -> float:
+    with av.open(str(path)) as container:
+        sound = container.streams.audio[0]
+        return min(float(p.pts * sound.time_base) for p in container.demux(sound) if p.size)
+
+
 # -- streams copied ------------------------------------------------------------------------------
 
 
@@ -451,6 +494,59 @@ def test_audio_track_names_are_kept(tmp_path, target):
     name = "title" if target == "o.mkv" else "handler_name"
     assert tags[1].get(name) == "Commentary"
     assert tags[1].get("language") in ("deu", "ger")  # the MOV muxer knows the old code
+
+
+@pytest.mark.parametrize("target", ["o.mp4", "o.mkv"])
+def test_audio_track_flags_are_kept(tmp_path, target):
+    """Which track a player starts with (default) and what a track is (commentary, a dub)
+    are kept: without them an MP4 player started the first track, the commentary."""
+    flags = av.stream.Disposition
+    with av.open(str(tmp_path / "two.mkv"), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        sounds = []
+        for disposition in (flags.comment, flags.default | flags.dub):
+            sound = out.add_stream("aac", rate=48000, layout="mono")
+            sound.disposition = disposition
+            sounds.append(sound)
+        for i in range(3):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+        for sound in sounds:
+            for start in range(0, 4096, 1024):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32),
+                                                   format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                frame.time_base = Fraction(1, 48000)
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    transcode(tmp_path / "two.mkv", tmp_path / target, preset="ultrafast")
+    with av.open(str(tmp_path / target)) as container:
+        kept = [s.disposition for s in container.streams.audio]
+    assert kept == [flags.comment, flags.default | flags.dub]
+
+
+def test_a_second_video_track_dropped_is_named(tmp_path):
+    """A second camera angle in the same file is not restored or kept: the user is told."""
+    with av.open(str(tmp_path / "two.mkv"), "w") as out:
+        streams = []
+        for title in ("main", "second angle"):
+            stream = out.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            stream.metadata["title"] = title
+            streams.append(stream)
+        for i in range(4):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            for stream in streams:
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        for stream in streams:
+            out.mux(stream.encode())
+    with pytest.warns(UserWarning, match=r"other video track \(second angle\) is not kept"):
+        transcode(tmp_path / "two.mkv", tmp_path / "out.mkv", preset="ultrafast")
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert len(container.streams.video) == 1
+        assert container.streams.video[0].metadata.get("title") == "main"
 
 
 def test_a_dropped_data_track_is_named(tmp_path):

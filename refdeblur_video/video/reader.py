@@ -65,6 +65,9 @@ def _warn_once(key: tuple[str, str], message: str) -> None:
 
 BACKENDS = ("pyav", "decord")
 _MAX_DEMUX_RETRIES = 16
+# leading frames without timestamps held until one has a timestamp (a B-frame delay's worth
+# in a file muxed from negative ones); beyond, they are numbered from 0 as they come
+_MAX_UNTIMED_LEAD = 16
 
 
 class CorruptVideoWarning(UserWarning):
@@ -198,6 +201,7 @@ class VideoReader:
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
             formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
             increasing = _IncreasingPts(self.path, self.info.fps)
+            untimed: list[Frame] = []  # the first frames, while none has had a timestamp
             if self._display_pts is None:  # one pass over the packets per reader
                 self._display_pts = (_display_order_pts(self.path, container),)
             display = self._display_pts[0]
@@ -227,17 +231,46 @@ class VideoReader:
                 current = Frame(index, increasing(index, frame.pts, time_base), time_base,
                                 image, duration, planes, pix_fmt if planes is not None else None,
                                 self._alpha(frame, planes))
+                if current.pts is None and increasing.last is None \
+                        and len(untimed) < _MAX_UNTIMED_LEAD:
+                    untimed.append(current)  # timed once the first timestamp is known
+                    continue
+                if untimed:
+                    for lead in self._time_lead(untimed, current):
+                        if held is not None:
+                            yield held
+                        held = lead
+                    untimed = []
+                    continue
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:
                         held.duration = current.pts - held.pts
                         gap_s = float(held.duration * held.time_base)
                     yield held
                 held = current
+            for lead in untimed:  # no frame had a timestamp: the writer numbers them
+                if held is not None:
+                    yield held
+                held = lead
             if held is not None:
                 self._finish_last(stream, held, gap_s)
                 yield held
         finally:
             self.close()
+
+    def _time_lead(self, untimed: list[Frame], first_timed: Frame) -> list[Frame]:
+        """``untimed`` (the first frames, which came without timestamps: a muxer could not
+        store their negative ones) placed one frame interval apart before ``first_timed``,
+        then ``first_timed``; the writer moves a start before 0 later, with the sound."""
+        step = frame_interval(self.info.fps, first_timed.time_base)
+        for back, frame in zip(range(len(untimed), 0, -1), untimed, strict=True):
+            frame.time_base = first_timed.time_base
+            frame.pts = first_timed.pts - back * step
+            frame.duration = step
+        warnings.warn(f"{self.path}: the first {len(untimed)} frames have no timestamps; "
+                      f"they are timed {float(self.info.fps or 25):g} per second before "
+                      "the first that has one", CorruptVideoWarning, stacklevel=3)
+        return [*untimed, first_timed]
 
     def _conversion(self, pix_fmt: str) -> tuple[PlaneLayout | None, YuvConverter | None]:
         """How frames of ``pix_fmt`` are kept and turned into RGB: the stream's tags, as the

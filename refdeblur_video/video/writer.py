@@ -79,7 +79,7 @@ from refdeblur_video.errors import UserError
 from refdeblur_video.video.containers import CONTAINERS
 from refdeblur_video.video.frame import frame_interval
 from refdeblur_video.video.hdr import Hdr10, x265_params
-from refdeblur_video.video.metadata import VideoInfo
+from refdeblur_video.video.metadata import VideoInfo, main_video_stream
 from refdeblur_video.video.presets import X264_PRESETS
 from refdeblur_video.video.reader import Frame
 from refdeblur_video.video.yuv import (
@@ -303,6 +303,21 @@ def _say_dropped_data(source: av.container.InputContainer) -> None:
         warnings.warn(f"the input's data track{'s' * (len(dropped) > 1)} "
                       f"({', '.join(dropped)}) {'are' if len(dropped) > 1 else 'is'} not kept: "
                       "the output holds video, audio and subtitles only", stacklevel=3)
+
+
+def _say_dropped_video(source: av.container.InputContainer) -> None:
+    """One warning for the input's video tracks besides the one restored (a second camera
+    angle, a proxy): the output holds one video track. Cover pictures are not named."""
+    restored = main_video_stream(source)
+    others = [stream.metadata.get("title") or stream.metadata.get("handler_name")
+              or f"#{stream.index}" for stream in source.streams.video
+              if stream is not restored
+              and not stream.disposition & av.stream.Disposition.attached_pic]
+    if others:
+        warnings.warn(f"the input's other video track{'s' * (len(others) > 1)} "
+                      f"({', '.join(others)}) {'are' if len(others) > 1 else 'is'} not kept: "
+                      f"the output holds the restored one (#{restored.index}) only",
+                      stacklevel=3)
 
 
 # the keyed (QuickTime "mdta") names of the tags the MP4 muxer otherwise writes as atoms
@@ -535,6 +550,7 @@ class VideoWriter:
         self._closed = False
         self._source: av.container.InputContainer | None = None
         self._copy_map: dict[int, av.stream.Stream] = {}
+        self._copied_starts: list[Fraction] = []  # in video ticks
         self._pending: av.Packet | None = None
         self._packets = None
         # segments (end_segment): the encoder in use, None until the next frame starts one
@@ -657,6 +673,7 @@ class VideoWriter:
         except (av.FFmpegError, OSError) as exc:
             raise UserError(f"cannot read audio/subtitles from {source}: {exc}") from exc
         _say_dropped_data(self._source)
+        _say_dropped_video(self._source)
         wanted = []
         for stream in self._source.streams:
             if (stream.type == "audio" and audio) or (stream.type == "subtitle" and subtitles):
@@ -675,16 +692,18 @@ class VideoWriter:
                     continue
                 copied = self._out.add_stream_from_template(stream)
                 copied.metadata.update(_track_names(stream.metadata, self.format_name))
+                # which track a player starts with, and which is commentary, a dub, ...
+                copied.disposition = stream.disposition
                 if stream.type == "audio":
                     _audio_copy_settled(stream, copied, self.format_name)
                 self._copy_map[stream.index] = copied
                 wanted.append(stream)
         if wanted:
             self._packets = self._source.demux(wanted)
+            self._copied_starts = [Fraction(s.start_time) * s.time_base / self.time_base
+                                   for s in wanted if s.start_time is not None and s.time_base]
             if self._shift:  # every stream moves by as much as the earliest needs
-                starts = [Fraction(s.start_time) * s.time_base / self.time_base for s in wanted
-                          if s.start_time is not None and s.time_base]
-                self._move_start(min([-Fraction(self._shift), *starts]))
+                self._move_start(min([-Fraction(self._shift), *self._copied_starts]))
         else:
             self._source.close()
             self._source = None
@@ -775,6 +794,10 @@ class VideoWriter:
         return vf
 
     def _next_pts(self, frame: Frame) -> int:
+        if self._last_pts is None and frame.pts is not None and not self._shift \
+                and frame.pts < 0:  # frames the container's start left out (the reader's)
+            video = Fraction(frame.pts) * Fraction(frame.time_base) / self.time_base
+            self._move_start(min([video, *self._copied_starts]))
         if frame.pts is None:
             step = frame_interval(self.info.fps, self.time_base)
             pts = 0 if self._last_pts is None else self._last_pts + step
