@@ -245,6 +245,33 @@ def test_adaptation_keeps_its_budget_and_leaves_the_original_alone(clip, fast):
     assert outcome.message.startswith("adapted to this video")
 
 
+def test_a_budget_spent_before_tuning_skips_it_at_once(clip, fast, monkeypatch):
+    """Where reading the video and scoring the original on its real blurry frames use up
+    --adapt-seconds, the tuning is not started: its own check of the original would run
+    the budget over again (a user's 20 s budget took 52 s)."""
+    from refdeblur_video.adapt.crosscheck import Baseline
+    from refdeblur_video.pipeline.run import make_refiner
+
+    def slow_baseline(restorer, refiner, checks):
+        time.sleep(1.2)
+        return Baseline(psnr=30.0, seconds=1.2)
+
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("the tuning started without time left for it")
+
+    monkeypatch.setattr("refdeblur_video.adapt.entry.score_original", slow_baseline)
+    monkeypatch.setattr("refdeblur_video.adapt.entry._tune", no_tuning)
+    restorer = tiny_restorer()
+    outcome = adapt_restorer(restorer, clip.path, DeblurOptions(adapt=True, adapt_seconds=1,
+                                                                quiet=True),
+                             refiner=make_refiner(DeblurOptions(), restorer))
+    assert not outcome.adopted and outcome.restorer is restorer
+    assert outcome.message.startswith("adaptation skipped (--adapt-seconds 1 was spent "
+                                      "reading the video and scoring the original")
+    details = json.loads(outcome.metadata["adapt_settings"])
+    assert "steps" not in details and details["total_seconds"] < 3
+
+
 def test_a_step_cap_stops_the_adaptation_before_its_budget(clip, fast):
     fast(max_steps=3)
     start = time.monotonic()
