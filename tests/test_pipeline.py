@@ -916,6 +916,20 @@ def test_hidden_files_of_an_input_folder_are_left_out(make_test_clip, tmp_path, 
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["clip.mp4"]
 
 
+def test_a_folder_s_videos_of_every_common_container_are_restored(make_test_clip, tmp_path,
+                                                                  monkeypatch, restorer):
+    """A camcorder's .mpg, a phone's .3gp and a web .flv in a folder are taken, as they are
+    when named alone (before, they were passed over without a word); other files are not."""
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    (tmp_path / "in").mkdir()
+    for name, codec in (("a.mpg", "mpeg2video"), ("b.3gp", "libx264"), ("c.flv", "libx264")):
+        make_test_clip(f"in/{name}", n_frames=5, blurry={2}, codec=codec)
+    (tmp_path / "in" / "notes.txt").write_text("shot on the beach")
+    results = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
+    assert [r.error for r in results] == [None, None, None]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.mkv"]
+
+
 def _size_changing_ts(path, sizes=((96, 64), (128, 80)), frames_each=4) -> None:
     """An MPEG-TS whose H.264 stream changes its frame size mid-way (TS captures do)."""
     with av.open(str(path), "w") as out:

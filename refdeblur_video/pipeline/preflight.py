@@ -18,7 +18,11 @@ from ..safe_output import check_not_same_file, check_output_path, check_writable
 from ..video.containers import CONTAINERS
 from .options import DeblurOptions
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
+# what a folder of videos is taken to hold (a camera card, a phone, an old camcorder, the
+# web); any other file there is left alone, since folders of footage hold other files
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".m2ts", ".ts",
+                  ".mpg", ".mpeg", ".vob", ".3gp", ".3g2", ".flv", ".wmv", ".asf", ".mxf",
+                  ".ogv", ".dv")
 # the suffixes the writer can write
 WRITABLE_SUFFIXES = tuple(CONTAINERS)
 # what an input of another container becomes among many: Matroska holds any codec and audio
