@@ -1021,7 +1021,28 @@ def test_an_output_that_cannot_hold_transparency_says_so(tmp_path, caplog):
     _clip_with_alpha(source, "yuva420p", n_frames=2)
     with caplog.at_level("WARNING"):
         transcode(source, tmp_path / "out.mp4")
-    assert any("transparency" in r.getMessage() for r in caplog.records)
+    assert sum("transparency" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_opaque_clip_with_an_alpha_format_loses_nothing_and_hears_nothing(tmp_path, caplog):
+    """A GIF decodes with alpha (bgra) whether or not a pixel is transparent: where none
+    is, the output loses nothing, and is not warned about."""
+    with av.open(str(tmp_path / "opaque.gif"), "w") as container:
+        stream = container.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb8"
+        for i in range(3):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[:, 10 * i: 10 * i + 20] = (200, 40, 90)
+            frame = av.VideoFrame.from_ndarray(image, "rgb24").reformat(format="rgb8")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert probe(tmp_path / "opaque.gif").pix_fmt == "bgra"
+    with caplog.at_level("WARNING"):
+        transcode(tmp_path / "opaque.gif", tmp_path / "out.mp4")
+    assert not any("transparency" in r.getMessage() for r in caplog.records)
 
 
 def _grey_ramp_clip(path: Path, pix_fmt: str, codec: str, n_frames: int = 3) -> None:

@@ -497,10 +497,9 @@ class VideoWriter:
                         "written only by libx265: %s keeps its colour tags, not that; "
                         "--codec libx265 keeps it", self.codec_name)
         self._alpha = traits.alpha
-        if _traits_or_none(info.pix_fmt, "alpha") and not traits.alpha:
-            log.warning("the input's transparency (alpha, %s) is not kept: the output is "
-                        "opaque %s; --codec ffv1 into .mkv keeps it", info.pix_fmt,
-                        self.pix_fmt)
+        # said at the first frame that is not opaque throughout: a GIF decodes with alpha
+        # whether or not any pixel is transparent
+        self._alpha_lost = _traits_or_none(info.pix_fmt, "alpha") and not traits.alpha
         self.width, self.height = info.width, info.height
         if self.codec_name not in _ODD_SIZE_CODECS:
             self.width += info.width % 2 if traits.sub_w else 0
@@ -714,6 +713,11 @@ class VideoWriter:
         """Encode one frame, keeping its pts (rescaled only if its time base differs)."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
+        if self._alpha_lost and frame.alpha is not None and not _opaque(frame.alpha):
+            log.warning("the input's transparency (alpha, %s) is not kept: the output is "
+                        "opaque %s; --codec ffv1 into .mkv keeps it", self.info.pix_fmt,
+                        self.pix_fmt)
+            self._alpha_lost = False
         vf = self._video_frame(frame)
         for key, value in self._colour.items():
             setattr(vf, key, value)
@@ -1017,6 +1021,13 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _opaque(alpha: np.ndarray) -> bool:
+    """Whether an alpha plane (8 or 16 bits; deeper samples shifted up, so a 10-bit
+    opaque one reads 65472) is opaque everywhere."""
+    low, high = int(alpha.min()), int(alpha.max())
+    return low == high and high >= np.iinfo(alpha.dtype).max - 255 * (alpha.itemsize > 1)
 
 
 def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
