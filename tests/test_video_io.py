@@ -165,6 +165,25 @@ def _first_sound_s(path: Path) -> float:
         return min(float(p.pts * sound.time_base) for p in container.demux(sound) if p.size)
 
 
+def test_an_avi_with_a_skipped_frame_is_read_whole_without_a_warning(tmp_path):
+    """AVI's header counts an empty chunk (a frame a capture skipped) as a frame, which
+    decodes to nothing: the file is whole, and is not called truncated."""
+    path = tmp_path / "skip.avi"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), "rgb24")
+            frame.pts = i + (i >= 5)  # slot 5 skipped
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    assert probe(path).frame_count == 11
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, frames = read_all(path)
+    assert [f.pts for f in frames] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
+
+
 # -- streams copied ------------------------------------------------------------------------------
 
 

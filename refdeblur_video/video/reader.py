@@ -179,6 +179,11 @@ class VideoReader:
             raise UserError(f"{self.path}: every one of its {self.frames_read} video frames "
                             "is corrupt (the decoder concealed them all); nothing to restore")
         expected = self.info.frame_count
+        display = self._display_pts[0] if self._display_pts is not None else None
+        if expected is not None and display:
+            # AVI counts its empty chunks (a frame skipped in capture, an encoder's delay),
+            # which decode to nothing: the slots its frame-numbered timestamps pass over
+            expected -= max(0, display[-1] - display[0] + 1 - len(display))
         if expected is not None and self.frames_read < expected:
             self.problems.append(f"{expected} frames announced")
         if self.problems:
