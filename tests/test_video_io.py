@@ -323,6 +323,18 @@ def test_the_input_format_is_coded_again_where_the_container_holds_it(
         assert found.pix_fmt == pix_fmt  # depth and chroma kept too
 
 
+def test_h264_coded_as_rgb_stays_rgb(make_test_clip, tmp_path, caplog):
+    """x264's RGB mode (a screen recording, a lossless master) is coded again by it: the
+    output stays RGB, with nothing lost to a YUV matrix and nothing to warn about."""
+    clip = make_test_clip("rgb.mkv", n_frames=3, codec="libx264rgb", pix_fmt="bgr0")
+    assert probe(clip.path).pix_fmt == "gbrp"
+    with caplog.at_level("WARNING"):
+        transcode(clip.path, tmp_path / "out.mkv", preset="ultrafast")
+    found = probe(tmp_path / "out.mkv")
+    assert (found.codec_name, found.pix_fmt) == ("h264", "gbrp")
+    assert not any("RGB" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize("out_name", ["out.mp4", "out.mov"])
 def test_hevc_in_mp4_and_mov_is_tagged_for_apple_players(make_test_clip, tmp_path, out_name):
     clip = make_test_clip("phone.mov", n_frames=3, codec="libx265", pix_fmt="yuv420p10le")

@@ -139,11 +139,15 @@ _SAME_FORMAT = {
 _CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
 
 
-def default_codec(container_format: str, source_codec: str = "") -> str:
+def default_codec(container_format: str, source_codec: str = "", source_pix_fmt: str = ""
+                  ) -> str:
     """The encoder of ``source_codec``'s format (the input's, as FFmpeg names the format:
     h264, hevc, vp9, vp8, av1, prores, ffv1) where the container holds it and the encoder is
-    built in; otherwise libvpx-vp9 for WebM and libx264 for everything else."""
+    built in (H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb, which keeps it RGB);
+    otherwise libvpx-vp9 for WebM and libx264 for everything else."""
     encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
+    if encoder == "libx264" and _traits_or_none(source_pix_fmt, "rgb"):
+        encoder = "libx264rgb"
     if container_format in containers and encoder in av.codecs_available:
         return encoder
     return "libvpx-vp9" if container_format == "webm" else "libx264"
@@ -467,7 +471,8 @@ class VideoWriter:
         self.path = str(path)
         self.info = info
         self.format_name = container_for(path, container_format)
-        self.codec_name = codec or default_codec(self.format_name, info.codec_name)
+        self.codec_name = codec or default_codec(self.format_name, info.codec_name,
+                                                 info.pix_fmt)
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
