@@ -335,6 +335,24 @@ def test_h264_coded_as_rgb_stays_rgb(make_test_clip, tmp_path, caplog):
     assert not any("RGB" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("out_name", ["out.mkv", "out.mp4"])
+def test_mpeg2_is_coded_in_its_own_frame_rate(make_test_clip, tmp_path, out_name):
+    """MPEG-2 (a DVD's, a broadcast's) counts its time in frames: coded at the stream's
+    time base it was refused ("does not support 12800/1 fps") for every input."""
+    clip = make_test_clip("in.mp4", n_frames=6, fps=25)
+    transcode(clip.path, tmp_path / out_name, codec="mpeg2video")
+    with av.open(str(tmp_path / out_name)) as out:
+        assert out.streams.video[0].codec_context.name == "mpeg2video"
+        times = [float(f.time) for f in out.decode(video=0)]
+    assert times == pytest.approx([k / 25 for k in range(6)], abs=1e-3)
+
+
+def test_mpeg2_refuses_a_variable_frame_rate_in_one_line(make_test_clip, tmp_path):
+    clip = make_test_clip("vfr.mkv", n_frames=20, vfr=True)
+    with pytest.raises(UserError, match="mpeg2video codes a constant frame rate"):
+        transcode(clip.path, tmp_path / "out.mkv", codec="mpeg2video")
+
+
 @pytest.mark.parametrize("out_name", ["out.mp4", "out.mov"])
 def test_hevc_in_mp4_and_mov_is_tagged_for_apple_players(make_test_clip, tmp_path, out_name):
     clip = make_test_clip("phone.mov", n_frames=3, codec="libx265", pix_fmt="yuv420p10le")

@@ -136,6 +136,8 @@ _SAME_FORMAT = {
     "ffv1": ("ffv1", frozenset({"matroska"})),
 }
 # Apple's players take HEVC in MP4/MOV only under this sample entry (FFmpeg writes hev1)
+# encoders whose time base must be one frame (a standard rate): their streams count in it
+_FRAME_RATE_TIMED = frozenset({"mpeg1video", "mpeg2video"})
 _CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
 
 
@@ -545,6 +547,8 @@ class VideoWriter:
         self._converter = yuv_converter(self.pix_fmt, self._colour["colorspace"],
                                         self._colour["color_range"], info.width, info.height)
         self._last_pts: int | None = None
+        self._last_tick: int | None = None  # in the encoder's frame ticks (_frame_ticks)
+        self._frame_ticks: Fraction | None = None
         self._durations: dict[int, int] = {}
         self._end_pts: int | None = None
         self._held: av.Packet | None = None
@@ -652,7 +656,12 @@ class VideoWriter:
             stream.codec_tag = tag
         stream.time_base = self.time_base
         ctx = stream.codec_context
-        ctx.time_base = self.time_base
+        # MPEG-1/2 code one of their standard frame rates as the encoder's time base; the
+        # frames' timestamps are rescaled into it and back
+        ctx.time_base = (1 / Fraction(rate) if self.codec_name in _FRAME_RATE_TIMED
+                         else self.time_base)
+        self._frame_ticks = Fraction(ctx.time_base) if ctx.time_base != self.time_base \
+            else None
         for key, value in self._colour.items():
             setattr(ctx, key, value)
         if self.info.sample_aspect_ratio:  # else players show non-square samples squeezed
@@ -818,9 +827,21 @@ class VideoWriter:
             raise ValueError(
                 f"frame {frame.index}: pts {pts} does not increase (previous {self._last_pts})"
             )
+        if self._frame_ticks is not None:
+            self._check_frame_tick(pts, frame.index)
         self._last_pts = pts
         self._dts.frame(pts)
         return pts
+
+    def _check_frame_tick(self, pts: int, index: int) -> None:
+        """An encoder timed in whole frames (MPEG-1/2) takes one frame per tick: a
+        variable frame rate that puts two frames in one is a :class:`UserError`."""
+        tick = round(pts * self.time_base / self._frame_ticks)
+        if self._last_tick is not None and tick <= self._last_tick:
+            raise UserError(f"{self.codec_name} codes a constant frame rate, and this video's "
+                            f"frame rate varies (frame {index} falls in the previous frame's "
+                            "time): choose another --codec")
+        self._last_tick = tick
 
     def _encode(self, vf: av.VideoFrame | None) -> list[av.Packet]:
         if self._encoder is None:
