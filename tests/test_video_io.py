@@ -638,8 +638,8 @@ def test_an_rgb_input_coded_as_yuv_says_so(make_test_clip, tmp_path, caplog):
     clip = make_test_clip("rgb.mkv", n_frames=3, codec="libx264rgb", pix_fmt="bgr0",
                           options={"preset": "ultrafast", "crf": "0"})
     with caplog.at_level("WARNING"):
-        transcode(clip.path, tmp_path / "yuv.mkv", preset="ultrafast")
-        transcode(clip.path, tmp_path / "rgb.mkv", codec="libx264rgb", preset="ultrafast")
+        transcode(clip.path, tmp_path / "yuv.mkv", codec="libx264", preset="ultrafast")
+        transcode(clip.path, tmp_path / "rgb.mkv", preset="ultrafast")  # libx264rgb
     said = [r.getMessage() for r in caplog.records if "input is RGB" in r.getMessage()]
     assert len(said) == 1 and "yuv444p" in said[0] and "--codec libx264rgb" in said[0]
     assert probe(tmp_path / "yuv.mkv").pix_fmt == "yuv444p"
