@@ -639,11 +639,26 @@ def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, make_test_cli
             out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    song = tmp_path / "song.mp3"  # sound with album art: its one "video" stream a cover
+    with av.open(str(song), "w") as out:
+        sound = out.add_stream("libmp3lame", rate=44100, layout="mono")
+        cover = out.add_stream("png")
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        out.mux(cover.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8),
+                                                        "rgb24")))
+        out.mux(cover.encode())
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate = 44100
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode())
     clip = make_test_clip("ok.mp4", n_frames=4)
     cases = [
         [str(tmp_path / "missing.mp4"), str(tmp_path / "o1.mp4")],
         [str(not_video), str(tmp_path / "o2.mp4")],
         [str(audio_only), str(tmp_path / "o3.mp4")],
+        [str(song), str(tmp_path / "o3b.mp4")],
         [str(clip.path), str(tmp_path / "no" / "such" / "dir" / "o4.mp4")],
         [str(clip.path), str(tmp_path / "o5.webm"), "--codec", "prores_ks"],
         [str(clip.path), str(tmp_path / "o6.mp4"), "--codec", "not-a-codec"],
@@ -655,7 +670,7 @@ def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, make_test_cli
         assert code == 2, args
         assert len(errors) == 1 and errors[0].startswith("error: "), (args, err)
     leftovers = {p.name for p in tmp_path.iterdir()}
-    assert leftovers == {"audio.m4a", "notes.mp4", "ok.mp4"}, leftovers
+    assert leftovers == {"audio.m4a", "notes.mp4", "ok.mp4", "song.mp3"}, leftovers
 
 
 def test_zero_frame_video_is_refused(tmp_path, restorer):

@@ -224,6 +224,9 @@ def _probe_container(container: av.container.InputContainer, path: str) -> Video
     if not container.streams.video:
         raise UserError(f"{path} has no video stream")
     stream = main_video_stream(container)
+    if stream.disposition & av.stream.Disposition.attached_pic and streams.audio:
+        # an MP3's or M4A's album art: sound, not a video of one frame
+        raise UserError(f"{path} has no video stream (only a cover picture)")
     ctx = stream.codec_context
     if ctx is None or not ctx.width or not ctx.height:
         raise UserError(f"{path}: the video stream cannot be decoded (unknown codec or size)")
