@@ -277,6 +277,32 @@ def test_pcm_sound_from_matroska_goes_into_mp4_whole_with_a_warning(tmp_path):
         transcode(tmp_path / "cam.mkv", tmp_path / "out.mov", preset="ultrafast")
 
 
+@pytest.mark.parametrize("target", ["out.mp4", "out.mov"])
+def test_alac_from_matroska_keeps_its_last_packet(tmp_path, target):
+    """Matroska gives ALAC packets no duration; MP4 and MOV take a sample's length from the
+    next one and dropped the last, 93 ms of sound, until each packet got its gap."""
+    with av.open(str(tmp_path / "cam.mkv"), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("alac", rate=44100, layout="stereo")
+        for i in range(6):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+        tone = (3000 * np.sin(np.arange(21168) / 9)).astype(np.int16)  # 0.48 s
+        for start in range(0, len(tone), 4096):
+            chunk = np.repeat(tone[start:start + 4096], 2)[None]
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 44100, start
+            frame.time_base = Fraction(1, 44100)
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+    assert len(packets(tmp_path / "cam.mkv", "audio")) == 6
+    transcode(tmp_path / "cam.mkv", tmp_path / target, preset="ultrafast")
+    assert [p[2] for p in packets(tmp_path / target, "audio")] == \
+        [p[2] for p in packets(tmp_path / "cam.mkv", "audio")]
+
+
 def test_a_muxer_that_refuses_the_finished_file_is_one_line(tmp_path, monkeypatch):
     """Should a muxer refuse the file only when closing it, the user gets its complaint and
     a way out, not a libav traceback."""

@@ -559,6 +559,7 @@ class VideoWriter:
         self._source: av.container.InputContainer | None = None
         self._copy_map: dict[int, av.stream.Stream] = {}
         self._copied_starts: list[Fraction] = []  # in video ticks
+        self._audio_pts: dict[int, int] = {}  # each copied audio track's last packet's pts
         self._pending: av.Packet | None = None
         self._packets = None
         # segments (end_segment): the encoder in use, None until the next frame starts one
@@ -908,9 +909,22 @@ class VideoWriter:
             ts = packet.dts if packet.dts is not None else packet.pts
             if ts is not None and float(ts * packet.time_base) > seconds:
                 break
+            if packet.stream.type == "audio":
+                self._give_audio_duration(packet)
             packet.stream = self._copy_map[packet.stream.index]
             self._out.mux(packet)
             self._pending = None
+
+    def _give_audio_duration(self, packet: av.Packet) -> None:
+        """An audio packet that came without a duration (Matroska's ALAC) gets the gap
+        before it: MP4 and MOV take a sample's length from the next one, and drop the last
+        sample, which has none."""
+        index, pts = packet.stream.index, packet.pts
+        previous = self._audio_pts.get(index)
+        if not packet.duration and previous is not None and pts is not None and pts > previous:
+            packet.duration = pts - previous
+        if pts is not None:
+            self._audio_pts[index] = pts
 
     def _move_start(self, earliest: Fraction | None) -> None:
         """Set ``_shift`` (video ticks) from the earliest start of the streams written:
