@@ -53,6 +53,20 @@ def check_writable_file(path: str | os.PathLike, name: str) -> None:
             os.unlink(probe)
 
 
+def check_save_path(path: str | None, overwrite: bool) -> None:
+    """Refuse a ``--save-adapted`` path that cannot be written, before any work."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.suffix != ".safetensors":
+        raise UserError(f"--save-adapted must name a .safetensors file: {path}")
+    if not target.parent.is_dir():
+        raise UserError(f"--save-adapted: folder not found: {target.parent}")
+    if target.exists() and not overwrite:
+        raise UserError(f"--save-adapted: {path} exists (-y/--overwrite replaces it)")
+    check_writable_file(target, "--save-adapted")
+
+
 def check_not_same_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
                         what: str = "input") -> None:
     """Refuse writing the output over the input, or another file the run reads (``what``

@@ -224,6 +224,18 @@ def test_bad_adaptation_options_are_one_line_errors(tmp_path):
         deblur_image(image, tmp_path / "out.png", tiny_restorer(), adapt=True)
 
 
+def test_a_save_adapted_folder_that_is_missing_is_refused_before_the_model_loads(
+        clip, tmp_path, monkeypatch):
+    def no_model(options):
+        raise AssertionError("the model loaded before the paths were checked")
+
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", no_model)
+    with pytest.raises(UserError, match="--save-adapted: folder not found"):
+        deblur_video(clip.path, tmp_path / "out.mp4", adapt=True,
+                     save_adapted=str(tmp_path / "missing" / "w.safetensors"))
+    assert not (tmp_path / "out.mp4").exists()
+
+
 # -- adapting --------------------------------------------------------------------------------
 
 

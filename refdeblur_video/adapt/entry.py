@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.weights import load_weights_into, read_checkpoint_metadata, save_checkpoint
-from ..safe_output import check_writable_file
+from ..safe_output import check_save_path
 from ..video.reader import open_reader
 from .crosscheck import Baseline, score, score_original
 from .fit import estimate_noise, fit_strengths
@@ -64,20 +64,6 @@ class AdaptOutcome:
     adopted: bool
     message: str
     metadata: dict[str, str] = field(default_factory=dict)
-
-
-def check_save_path(path: str | None, overwrite: bool) -> None:
-    """Refuse a ``--save-adapted`` path that cannot be written, before any work."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.suffix != ".safetensors":
-        raise UserError(f"--save-adapted must name a .safetensors file: {path}")
-    if not target.parent.is_dir():
-        raise UserError(f"--save-adapted: folder not found: {target.parent}")
-    if target.exists() and not overwrite:
-        raise UserError(f"--save-adapted: {path} exists (-y/--overwrite replaces it)")
-    check_writable_file(target, "--save-adapted")
 
 
 def adapted_path(option: str | None, source: Path) -> str | None:

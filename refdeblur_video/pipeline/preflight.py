@@ -14,7 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError, invalid_yaml, unknown_device
-from ..safe_output import check_not_same_file, check_output_path, check_writable_file
+from ..safe_output import (
+    check_not_same_file,
+    check_output_path,
+    check_save_path,
+    check_writable_file,
+)
 from ..video.containers import CONTAINERS
 from .options import DeblurOptions
 
@@ -141,6 +146,8 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     if options.ref is not None:
         check_not_same_file(options.ref, output, "--ref")
     check_log(options.log, options.overwrite)
+    # before the model loads (seconds); a resumed run may have written its file already
+    check_save_path(options.save_adapted, options.overwrite or options.resume)
     from ..image_files import IMAGE_SUFFIXES, is_image_path  # OpenCV: after the path checks
 
     if is_image_path(input):
