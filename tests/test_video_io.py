@@ -624,6 +624,31 @@ def test_a_second_video_track_dropped_is_named(tmp_path):
         assert container.streams.video[0].metadata.get("title") == "main"
 
 
+def test_a_mov_keeps_each_language_in_the_spelling_its_muxer_takes(tmp_path):
+    """Matroska spells languages ISO 639-2/B (fre, ger); QuickTime's table spells some /B,
+    some /T, and the MOV muxer drops any other spelling: French and German are kept."""
+    with av.open(str(tmp_path / "two.mkv"), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        sounds = []
+        for language in ("fre", "deu"):
+            sound = out.add_stream("aac", rate=48000, layout="mono")
+            sound.metadata["language"] = language
+            sounds.append(sound)
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8),
+                                                         format="rgb24")))
+        out.mux(stream.encode())
+        for sound in sounds:
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32),
+                                               format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, 0
+            out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    transcode(tmp_path / "two.mkv", tmp_path / "o.mov", preset="ultrafast")
+    with av.open(str(tmp_path / "o.mov")) as container:
+        assert [s.metadata.get("language") for s in container.streams.audio] == ["fra", "ger"]
+
+
 def test_a_dropped_data_track_is_named(tmp_path):
     """An action camera's telemetry (GPS, gyro) rides in a data track, which the output does
     not keep: the user is told, by the track's name."""

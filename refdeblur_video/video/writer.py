@@ -264,9 +264,8 @@ def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
     title from another container becomes it)."""
     found = {key.lower(): value for key, value in tags.items() if value}
     names = {key: found[key] for key in ("language", "title") if key in found}
-    if format_name == "mov" and names.get("language") in _BIBLIOGRAPHIC:
-        # QuickTime's language codes are ISO 639-2/B: the MOV muxer drops deu, takes ger
-        names["language"] = _BIBLIOGRAPHIC[names["language"]]
+    if format_name == "mov" and names.get("language") in _MOV_LANGUAGES:
+        names["language"] = _MOV_LANGUAGES[names["language"]]  # the spelling it keeps
     handler = found.get("handler_name")
     if format_name in _QUICKTIME_FORMATS:
         if handler or "title" in found:
@@ -276,11 +275,13 @@ def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
     return names
 
 
-# ISO 639-2/T language codes whose /B form differs
-_BIBLIOGRAPHIC = {"deu": "ger", "fra": "fre", "nld": "dut", "zho": "chi", "ces": "cze",
-                  "ell": "gre", "fas": "per", "hye": "arm", "isl": "ice", "kat": "geo",
-                  "mkd": "mac", "mri": "mao", "msa": "may", "mya": "bur", "ron": "rum",
-                  "slk": "slo", "sqi": "alb", "bod": "tib", "cym": "wel", "eus": "baq"}
+# the MOV muxer stores a language as QuickTime's old Macintosh code where it has one, and its
+# table spells some in ISO 639-2/B (ger), some in /T (fra): any other spelling of those is
+# dropped (checked one by one with FFmpeg 8's muxer). Matroska writes /B, MP4 takes either
+_MOV_LANGUAGES = {"deu": "ger", "nld": "dut", "zho": "chi", "ell": "gre", "fas": "per",
+                  "hye": "arm", "isl": "ice", "kat": "geo", "mkd": "mac", "msa": "may",
+                  "mya": "bur", "sqi": "alb", "bod": "tib", "cym": "wel", "eus": "baq",
+                  "fre": "fra", "cze": "ces", "rum": "ron", "slo": "slk"}
 
 # the handler names muxers write when a track has none of its own (FFmpeg's, Apple's)
 _MUXER_HANDLER_NAMES = {"SoundHandler", "VideoHandler", "SubtitleHandler", "DataHandler",
