@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -74,6 +75,29 @@ def zero_pts_clip(make_test_clip, tmp_path: Path) -> Path:
         out.mux(stream.encode())
     with av.open(str(path)) as check:
         assert {frame.pts for frame in check.decode(video=0)} == {0}
+    return path
+
+
+@pytest.fixture()
+def untimed_lead_clip(make_test_clip, tmp_path: Path) -> Path:
+    """10 frames (frame 5 blurry) with a tone, in Matroska written without moving negative
+    timestamps: the first three frames, once at -3..-1 frame intervals, have none."""
+    from refdeblur_video.video.synthetic import add_tone_stream, write_tone
+
+    clip = make_test_clip("src.mp4", n_frames=10, blurry={5})
+    path = tmp_path / "untimed.mkv"
+    with av.open(str(clip.path)) as source, \
+            av.open(str(path), "w", options={"avoid_negative_ts": "disabled"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        tone = add_tone_stream(out, ".mkv")
+        for k, frame in enumerate(source.decode(video=0)):
+            frame.pts, frame.time_base = k - 3, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+        write_tone(out, tone, 0.28, 0)
+    with av.open(str(path)) as check:
+        assert [f.pts for f in check.decode(video=0)][:4] == [None, None, None, 0]
     return path
 
 

@@ -24,7 +24,7 @@ from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur_video
 from refdeblur_video.pipeline.resume import UnfinishedRun, state_dir
 from refdeblur_video.safe_output import remove_stale_temps
-from refdeblur_video.video.reader import open_reader
+from refdeblur_video.video.reader import CorruptVideoWarning, open_reader
 from refdeblur_video.video.synthetic import make_image
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
@@ -277,6 +277,24 @@ def test_segments_keep_variable_frame_rate_timestamps(make_test_clip, restorer, 
     dts = [p.dts for p in video if p.dts is not None]
     assert dts == sorted(set(dts)) and all(p.dts is None or p.dts <= p.pts for p in video)
     assert sum(p.is_keyframe for p in video) >= 30 // 8  # a keyframe at each segment
+
+
+def test_a_run_that_moved_its_start_later_resumes_to_the_same_output(untimed_lead_clip,
+                                                                      restorer, tmp_path):
+    """A video whose first frames fell before 0 is moved later, sound with it, at its first
+    frame: a resumed run moves the sound it copies again as the stored frames were moved
+    (before: the frames after the stored ones did not follow them, a traceback)."""
+    options = {"quiet": True, "batch": 1, "segment_seconds": 0.12, "all_frames": True}
+    whole, out = tmp_path / "whole.mkv", tmp_path / "out.mkv"
+    with pytest.warns(CorruptVideoWarning):
+        deblur_video(untimed_lead_clip, whole, restorer, **options)
+    with pytest.warns(CorruptVideoWarning), pytest.raises(KeyboardInterrupt):
+        deblur_video(untimed_lead_clip, out, StopsAfter(restorer, 10), **options)
+    assert (state_dir(out) / "000000.json").exists()
+    with pytest.warns(CorruptVideoWarning):
+        summary = deblur_video(untimed_lead_clip, out, restorer, resume=True, **options)
+    assert summary.resumed >= 3
+    assert_same_output(out, whole)
 
 
 def test_stale_temporary_outputs_are_removed(tmp_path):

@@ -486,6 +486,8 @@ def _replay(state: RunState, writer: VideoWriter, summary: RunSummary) -> int:
         return 0
     snapshot = None
     for segment, data in state.committed():
+        if snapshot is None:
+            writer.shift_as(segment.writer)
         offset = 0
         for pts, dts, duration, keyframe, size in segment.packets:
             writer.mux_stored(data[offset:offset + size], pts, dts, duration, bool(keyframe))

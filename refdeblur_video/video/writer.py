@@ -1009,7 +1009,15 @@ class VideoWriter:
             raise ValueError("snapshot() inside a segment: call end_segment() first")
         return {"last_pts": self._last_pts, "first_pts": self._first_pts,
                 "end_pts": self._end_pts, "frames": self._frames_written,
-                "dts": self._dts.state()}
+                "dts": self._dts.state(), "shift": self._shift}
+
+    def shift_as(self, snapshot: dict) -> None:
+        """Move every stream as the writer of ``snapshot`` did (a start before 0 found at
+        its first frame, :meth:`_next_pts`): before any stored packet is muxed, so that the
+        sound copied again lines up with the stored frames."""
+        if self._frames_written or self._held is not None:
+            raise ValueError("shift_as() only on a new VideoWriter")
+        self._shift = snapshot.get("shift", self._shift)
 
     def mux_stored(self, data: bytes, pts: int | None, dts: int | None, duration: int,
                    keyframe: bool) -> None:
