@@ -17,7 +17,8 @@ from pathlib import Path
 
 from refdeblur_video.errors import UserError
 
-__all__ = ["atomic_output", "check_not_same_file", "check_output_path", "remove_stale_temps"]
+__all__ = ["atomic_output", "check_not_same_file", "check_output_path", "check_save_path",
+           "check_writable_file", "remove_stale_temps"]
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -144,10 +144,51 @@ def test_first_frames_without_timestamps_are_timed_before_the_first_with_sound_k
                                                                   abs=0.002)
 
 
+def test_frames_timed_before_a_late_start_are_kept_in_matroska(make_test_clip, tmp_path):
+    """A recording that starts late (an MPEG-TS) goes to Matroska from 0; a frame the reader
+    timed before its start (a lead without timestamps) moves that start, and keeps its
+    timestamp, instead of falling before 0."""
+    clip = make_test_clip("in.ts", n_frames=6)
+    info, frames = read_all(clip.path)
+    late = round(10 / info.time_base)  # a recording's clock 10 s in
+    info = dataclasses.replace(info, start_pts=frames[0].pts + late)
+    step = frames[1].pts - frames[0].pts
+    lead = dataclasses.replace(frames[0], index=0, pts=frames[0].pts + late - step)
+    frames = [lead] + [dataclasses.replace(f, index=f.index + 1, pts=f.pts + late)
+                       for f in frames]
+    with VideoWriter(tmp_path / "out.mkv", info) as writer:
+        for frame in frames:
+            writer.write(frame)
+    with av.open(str(tmp_path / "out.mkv")) as out:
+        times = [f.time for f in out.decode(video=0)]
+    assert times == pytest.approx([k * float(step * info.time_base) for k in range(7)],
+                                  abs=2e-3)
+
+
 def _first_sound_s(path: Path) -> float:
     with av.open(str(path)) as container:
         sound = container.streams.audio[0]
         return min(float(p.pts * sound.time_base) for p in container.demux(sound) if p.size)
+
+
+def test_a_raw_h264_stream_has_no_timestamps_and_is_numbered_as_it_comes(make_test_clip,
+                                                                          tmp_path):
+    """An elementary H.264 stream (.h264) times no frame: more than the reader holds while
+    waiting for a first timestamp, and the writer numbers them one frame apart."""
+    clip = make_test_clip("src.mp4", n_frames=24)
+    with av.open(str(clip.path)) as source, \
+            av.open(str(tmp_path / "raw.h264"), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for frame in source.decode(video=0):
+            frame.pts = None
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    frames = transcode(tmp_path / "raw.h264", tmp_path / "out.mkv", preset="ultrafast")
+    assert len(frames) == 24 and {f.pts for f in frames} == {None}
+    with av.open(str(tmp_path / "out.mkv")) as out:
+        times = [float(f.time) for f in out.decode(video=0)]
+    assert times == pytest.approx([k / 25 for k in range(24)], abs=1e-3)
 
 
 def test_an_avi_with_a_skipped_frame_is_read_whole_without_a_warning(tmp_path):
@@ -262,6 +303,57 @@ def test_pcm_sound_from_matroska_goes_into_mp4_whole_with_a_warning(tmp_path):
         transcode(tmp_path / "cam.mkv", tmp_path / "out.mov", preset="ultrafast")
 
 
+def test_a_full_disk_at_close_stays_a_disk_error(make_test_clip, tmp_path, monkeypatch):
+    """Only a muxer's own refusal becomes the container advice: a disk that fills up as
+    the index is written stays an OSError, which the pipeline reports with --resume."""
+    import errno
+
+    clip = make_test_clip("in.mp4", n_frames=3)
+    info, frames = read_all(clip.path)
+    writer = VideoWriter(tmp_path / "out.mp4", info)
+    for frame in frames:
+        writer.write(frame)
+
+    def full(*args):
+        raise av.error.OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(VideoWriter, "_release", full)
+    with pytest.raises(OSError) as error:
+        writer.close()
+    assert error.value.errno == errno.ENOSPC and not isinstance(error.value, UserError)
+
+
+def test_unordered_audio_of_more_channels_than_a_default_is_refused_before_work(tmp_path):
+    """Ten channels without an order have no default layout to take: MP4 would refuse them
+    only at the end, so the writer refuses them at the start."""
+    with av.open(str(tmp_path / "many.mkv"), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=48000, layout="10 channels")
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8),
+                                                         format="rgb24")))
+        out.mux(stream.encode())
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 10 * 480), np.int16), format="s16",
+                                           layout="10 channels")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+    info = probe(tmp_path / "many.mkv")
+    with pytest.raises(UserError, match="cannot hold the input's 10 audio channels"):
+        VideoWriter(tmp_path / "out.mp4", info)
+    VideoWriter(tmp_path / "out.mkv", info).close()  # the way out it names
+
+
+def test_ten_bit_rgb_h264_is_not_given_eight_bit_rgb():
+    """x264's RGB mode is 8-bit: a deeper RGB H.264 keeps its depth in x264's YUV 4:4:4
+    (with the RGB warning) rather than losing it without one."""
+    from refdeblur_video.video.writer import default_codec
+
+    assert default_codec("matroska", "h264", "gbrp") == "libx264rgb"
+    assert default_codec("matroska", "h264", "gbrp10le") == "libx264"
+    assert default_codec("mp4", "h264", "yuv420p") == "libx264"
+
+
 @pytest.mark.parametrize("target", ["out.mp4", "out.mov"])
 def test_alac_from_matroska_keeps_its_last_packet(tmp_path, target):
     """Matroska gives ALAC packets no duration; MP4 and MOV take a sample's length from the
@@ -351,9 +443,15 @@ def test_mpeg2_is_coded_in_its_own_frame_rate(make_test_clip, tmp_path, out_name
     """MPEG-2 (a DVD's, a broadcast's) counts its time in frames: coded at the stream's
     time base it was refused ("does not support 12800/1 fps") for every input."""
     clip = make_test_clip("in.mp4", n_frames=6, fps=25)
-    transcode(clip.path, tmp_path / out_name, codec="mpeg2video")
+    info, frames = read_all(clip.path)
+    with VideoWriter(tmp_path / out_name, info, codec="mpeg2video") as writer:
+        for frame in frames:
+            writer.write(frame)
+            if frame.index == 2:  # a segment ends, as a run's do every few seconds
+                writer.end_segment()
     with av.open(str(tmp_path / out_name)) as out:
         assert out.streams.video[0].codec_context.name == "mpeg2video"
+        assert out.duration / 1e6 == pytest.approx(6 / 25, abs=1e-3)
         times = [float(f.time) for f in out.decode(video=0)]
     assert times == pytest.approx([k / 25 for k in range(6)], abs=1e-3)
 

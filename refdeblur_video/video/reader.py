@@ -207,6 +207,7 @@ class VideoReader:
             formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
             increasing = _IncreasingPts(self.path, self.info.fps)
             untimed: list[Frame] = []  # the first frames, while none has had a timestamp
+            holding = True  # until _MAX_UNTIMED_LEAD of them came without one
             if self._display_pts is None:  # one pass over the packets per reader
                 self._display_pts = (_display_order_pts(self.path, container),)
             display = self._display_pts[0]
@@ -236,16 +237,20 @@ class VideoReader:
                 current = Frame(index, increasing(index, frame.pts, time_base), time_base,
                                 image, duration, planes, pix_fmt if planes is not None else None,
                                 self._alpha(frame, planes))
-                if current.pts is None and increasing.last is None \
-                        and len(untimed) < _MAX_UNTIMED_LEAD:
-                    untimed.append(current)  # timed once the first timestamp is known
-                    continue
-                if untimed:
-                    for lead in self._time_lead(untimed, current):
+                leads = None
+                if holding and current.pts is None and increasing.last is None:
+                    if len(untimed) < _MAX_UNTIMED_LEAD:
+                        untimed.append(current)  # timed once the first timestamp is known
+                        continue
+                    # a stream without timestamps (raw H.264): numbered as they come
+                    holding, leads, untimed = False, [*untimed, current], []
+                elif untimed:
+                    leads, untimed = self._time_lead(untimed, current), []
+                if leads is not None:
+                    for lead in leads:
                         if held is not None:
                             yield held
                         held = lead
-                    untimed = []
                     continue
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:

@@ -62,6 +62,7 @@ so that a failure never leaves a partial file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import math
@@ -135,9 +136,9 @@ _SAME_FORMAT = {
     "prores": ("prores_ks", frozenset({"mov", "matroska"})),
     "ffv1": ("ffv1", frozenset({"matroska"})),
 }
-# Apple's players take HEVC in MP4/MOV only under this sample entry (FFmpeg writes hev1)
 # encoders whose time base must be one frame (a standard rate): their streams count in it
 _FRAME_RATE_TIMED = frozenset({"mpeg1video", "mpeg2video"})
+# Apple's players take HEVC in MP4/MOV only under this sample entry (FFmpeg writes hev1)
 _CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
 
 
@@ -145,10 +146,11 @@ def default_codec(container_format: str, source_codec: str = "", source_pix_fmt:
                   ) -> str:
     """The encoder of ``source_codec``'s format (the input's, as FFmpeg names the format:
     h264, hevc, vp9, vp8, av1, prores, ffv1) where the container holds it and the encoder is
-    built in (H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb, which keeps it RGB);
+    built in (8-bit H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb, which keeps it RGB);
     otherwise libvpx-vp9 for WebM and libx264 for everything else."""
     encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
-    if encoder == "libx264" and _traits_or_none(source_pix_fmt, "rgb"):
+    if encoder == "libx264" and _traits_or_none(source_pix_fmt, "rgb") \
+            and _traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
         encoder = "libx264rgb"
     if container_format in containers and encoder in av.codecs_available:
         return encoder
@@ -281,7 +283,8 @@ def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
 _MOV_LANGUAGES = {"deu": "ger", "nld": "dut", "zho": "chi", "ell": "gre", "fas": "per",
                   "hye": "arm", "isl": "ice", "kat": "geo", "mkd": "mac", "msa": "may",
                   "mya": "bur", "sqi": "alb", "bod": "tib", "cym": "wel", "eus": "baq",
-                  "fre": "fra", "cze": "ces", "rum": "ron", "slo": "slk"}
+                  "fre": "fra", "cze": "ces", "rum": "ron", "slo": "slk", "swe": "sve",
+                  "nob": "nor", "nno": "nor"}
 
 # the handler names muxers write when a track has none of its own (FFmpeg's, Apple's)
 _MUXER_HANDLER_NAMES = {"SoundHandler", "VideoHandler", "SubtitleHandler", "DataHandler",
@@ -312,12 +315,18 @@ def _say_dropped_data(source: av.container.InputContainer) -> None:
                       "the output holds video, audio and subtitles only", stacklevel=3)
 
 
+def _own_handler(stream: av.stream.Stream) -> str | None:
+    """A track's handler name where it is its own, not a muxer's default."""
+    handler = stream.metadata.get("handler_name")
+    return handler if handler not in _MUXER_HANDLER_NAMES else None
+
+
 def _say_dropped_video(source: av.container.InputContainer) -> None:
     """One warning for the input's video tracks besides the one restored (a second camera
     angle, a proxy): the output holds one video track. Cover pictures are not named."""
     restored = main_video_stream(source)
-    others = [stream.metadata.get("title") or stream.metadata.get("handler_name")
-              or f"#{stream.index}" for stream in source.streams.video
+    others = [stream.metadata.get("title") or _own_handler(stream) or f"#{stream.index}"
+              for stream in source.streams.video
               if stream is not restored
               and not stream.disposition & av.stream.Disposition.attached_pic]
     if others:
@@ -814,10 +823,10 @@ class VideoWriter:
         return vf
 
     def _next_pts(self, frame: Frame) -> int:
-        if self._last_pts is None and frame.pts is not None and not self._shift \
-                and frame.pts < 0:  # frames the container's start left out (the reader's)
+        if self._last_pts is None and frame.pts is not None:
             video = Fraction(frame.pts) * Fraction(frame.time_base) / self.time_base
-            self._move_start(min([video, *self._copied_starts]))
+            if video + self._shift < 0:  # frames timed before the start (the reader's lead)
+                self._move_start(min([video, *self._copied_starts]))
         if frame.pts is None:
             step = frame_interval(self.info.fps, self.time_base)
             pts = 0 if self._last_pts is None else self._last_pts + step
@@ -854,6 +863,8 @@ class VideoWriter:
 
     def _mux_video(self, packets) -> None:
         for packet in packets:
+            if self._frame_ticks is not None:  # from the encoder's frame ticks
+                _rescaled(packet, self.time_base)
             packet.stream = self._stream
             self._dts.packet(packet)
             duration = self._durations.pop(packet.pts, None)
@@ -965,6 +976,8 @@ class VideoWriter:
                     self._closed = True
                     self._release()
         except av.FFmpegError as exc:
+            if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
+                raise  # a full or failing disk: the pipeline says so, and how to resume
             complaint = _last_complaint(said) or str(exc)
             raise UserError(f"the {self.format_name} muxer could not finish the output "
                             f"({complaint.rstrip('.')}); try another output container "
@@ -1070,6 +1083,15 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _rescaled(packet: av.Packet, time_base: Fraction) -> None:
+    """``packet``'s timestamps and duration moved into ``time_base`` (rounded)."""
+    factor = Fraction(packet.time_base) / time_base
+    packet.pts = None if packet.pts is None else round(packet.pts * factor)
+    packet.dts = None if packet.dts is None else round(packet.dts * factor)
+    packet.duration = round(packet.duration * factor) if packet.duration else 0
+    packet.time_base = time_base
 
 
 def _opaque(alpha: np.ndarray) -> bool:
@@ -1196,9 +1218,14 @@ def _audio_copy_settled(source: av.stream.Stream, copied: av.stream.Stream,
     their index, after every frame is done. PCM copied into MP4 is stored as ISO ``ipcm``,
     which many players do not play; MOV and Matroska hold it as cameras write it."""
     layout = copied.codec_context.layout
-    guessed = _DEFAULT_LAYOUTS.get(layout.nb_channels)
-    if guessed and layout.name == f"{layout.nb_channels} channels":
-        copied.codec_context.layout = guessed
+    if layout.name == f"{layout.nb_channels} channels":  # no order given
+        guessed = _DEFAULT_LAYOUTS.get(layout.nb_channels)
+        if guessed:
+            copied.codec_context.layout = guessed
+        elif format_name in _QUICKTIME_FORMATS:  # refused at the end, after every frame
+            raise UserError(f"the {format_name} container cannot hold the input's "
+                            f"{layout.nb_channels} audio channels without their order; choose "
+                            "another output container (.mkv holds any) or --no-audio")
     codec = source.codec_context.name if source.codec_context else ""
     if format_name == "mp4" and codec.startswith("pcm_"):
         warnings.warn(f"the input's PCM audio ({codec}) is copied into MP4, where many "
