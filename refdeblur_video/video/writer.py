@@ -24,9 +24,10 @@ What :class:`VideoWriter` preserves:
   Matroska/WebM projection pose; checked with the FFmpeg 8 libraries in PyAV 18). Frames
   are not rotated.
 - **Audio and subtitles** are stream-copied packet for packet (bytes and pts unchanged) from
-  ``copy_streams_from`` and interleaved by time with the video. Audio the container cannot
-  hold is a :class:`UserError` (silently losing sound is worse than stopping); subtitles it
-  cannot hold are dropped with a warning (e.g. SRT into MP4).
+  ``copy_streams_from`` and interleaved by time with the video, with their flags (default,
+  commentary, dub). Audio the container cannot hold is a :class:`UserError` (silently
+  losing sound is worse than stopping); subtitles it cannot hold are dropped with a warning
+  (e.g. SRT into MP4).
 
 - **Tags**: the file's own (title, recording time, ...) and the video stream's language,
   title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
@@ -36,8 +37,9 @@ What :class:`VideoWriter` preserves:
   codes the output; other encoders keep only the colour tags.
 
 Not kept: Dolby Vision (its base layer's colour tags are kept), display-matrix flips (only
-the rotation is read), data streams (e.g. camera telemetry tracks; a timecode track only as
-its start timecode) and attachments (e.g. fonts for ASS subtitles in Matroska).
+the rotation is read), video tracks besides the one restored, data streams (e.g. camera
+telemetry tracks; a timecode track only as its start timecode), each named in a warning,
+and attachments (e.g. fonts for ASS subtitles in Matroska).
 Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
 track length matches the input even with B-frames.
 
