@@ -60,19 +60,31 @@ def small_clip(make_test_clip) -> SyntheticClip:
     return make_test_clip("small.mp4", blurry={3, 7})
 
 
+def encoded_without_timestamps(source: Path, path: Path) -> None:
+    """``source``'s 96x64 frames encoded again into ``path`` (its suffix's container) with
+    their timestamps cleared: MOV then stores them all at 0, a raw .h264 stores none."""
+    with av.open(str(source)) as decoded, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for frame in decoded.decode(video=0):
+            frame.pts = None
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.fixture()
+def without_timestamps() -> Callable[[Path, Path], None]:
+    """:func:`encoded_without_timestamps`, for a test to make its own such file."""
+    return encoded_without_timestamps
+
+
 @pytest.fixture()
 def zero_pts_clip(make_test_clip, tmp_path: Path) -> Path:
     """8 frames (frame 3 blurry) whose timestamps are all 0, as a broken muxer writes them:
     decoded frames encoded again with their pts cleared (MOV)."""
     clip = make_test_clip("source.mp4", n_frames=8, blurry={3})
     path = tmp_path / "zero_pts.mov"
-    with av.open(str(clip.path)) as source, av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for frame in source.decode(video=0):
-            frame.pts = None
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    encoded_without_timestamps(clip.path, path)
     with av.open(str(path)) as check:
         assert {frame.pts for frame in check.decode(video=0)} == {0}
     return path

@@ -171,19 +171,12 @@ def _first_sound_s(path: Path) -> float:
         return min(float(p.pts * sound.time_base) for p in container.demux(sound) if p.size)
 
 
-def test_a_raw_h264_stream_has_no_timestamps_and_is_numbered_as_it_comes(make_test_clip,
-                                                                          tmp_path):
+def test_a_raw_h264_stream_has_no_timestamps_and_is_numbered_as_it_comes(
+        make_test_clip, without_timestamps, tmp_path):
     """An elementary H.264 stream (.h264) times no frame: more than the reader holds while
     waiting for a first timestamp, and the writer numbers them one frame apart."""
     clip = make_test_clip("src.mp4", n_frames=24)
-    with av.open(str(clip.path)) as source, \
-            av.open(str(tmp_path / "raw.h264"), "w", format="h264") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for frame in source.decode(video=0):
-            frame.pts = None
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    without_timestamps(clip.path, tmp_path / "raw.h264")
     frames = transcode(tmp_path / "raw.h264", tmp_path / "out.mkv", preset="ultrafast")
     assert len(frames) == 24 and {f.pts for f in frames} == {None}
     with av.open(str(tmp_path / "out.mkv")) as out:
@@ -263,24 +256,32 @@ def test_audio_the_container_cannot_hold_is_a_user_error(make_test_clip, tmp_pat
     VideoWriter(out, info, audio=False).close()  # the way out it names
 
 
-def _pcm_in_matroska(path: Path) -> None:
-    """A camera-style clip with 16-bit PCM sound in Matroska, whose channels carry no order
-    (Matroska stores only their count)."""
+def _clip_with_sound(path: Path, codec: str, rate: int, samples: np.ndarray,
+                     n_frames: int = 3, chunk: int = 1600) -> None:
+    """A 64x48 clip of ``n_frames`` at 25 fps with one stereo ``codec`` track holding the
+    int16 ``samples`` (interleaved L, R), encoded ``chunk`` samples at a time."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
+        stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        sound = out.add_stream("pcm_s16le", rate=48000, layout="stereo")
-        for i in range(3):
+        sound = out.add_stream(codec, rate=rate, layout="stereo")
+        for i in range(n_frames):
             image = np.full((48, 64, 3), 40 * i, np.uint8)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode())
-        for start in range(0, 4800, 1600):
-            frame = av.AudioFrame.from_ndarray(np.full((1, 3200), 100 + start, np.int16),
-                                               format="s16", layout="stereo")
-            frame.sample_rate, frame.pts = 48000, start
-            frame.time_base = Fraction(1, 48000)
+        for start in range(0, len(samples) // 2, chunk):
+            part = np.ascontiguousarray(samples[2 * start:2 * (start + chunk)])[None]
+            frame = av.AudioFrame.from_ndarray(part, format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = rate, start
+            frame.time_base = Fraction(1, rate)
             out.mux(sound.encode(frame))
         out.mux(sound.encode())
+
+
+def _pcm_in_matroska(path: Path) -> None:
+    """A camera-style clip with 16-bit PCM sound in Matroska, whose channels carry no order
+    (Matroska stores only their count)."""
+    ramp = np.repeat(100 + np.arange(4800) // 1600 * 1600, 2).astype(np.int16)
+    _clip_with_sound(path, "pcm_s16le", 48000, ramp)
 
 
 def _samples(path: Path) -> np.ndarray:
@@ -358,22 +359,9 @@ def test_ten_bit_rgb_h264_is_not_given_eight_bit_rgb():
 def test_alac_from_matroska_keeps_its_last_packet(tmp_path, target):
     """Matroska gives ALAC packets no duration; MP4 and MOV take a sample's length from the
     next one and dropped the last, 93 ms of sound, until each packet got its gap."""
-    with av.open(str(tmp_path / "cam.mkv"), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        sound = out.add_stream("alac", rate=44100, layout="stereo")
-        for i in range(6):
-            image = np.full((48, 64, 3), 40 * i, np.uint8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode())
-        tone = (3000 * np.sin(np.arange(21168) / 9)).astype(np.int16)  # 0.48 s
-        for start in range(0, len(tone), 4096):
-            chunk = np.repeat(tone[start:start + 4096], 2)[None]
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
-            frame.sample_rate, frame.pts = 44100, start
-            frame.time_base = Fraction(1, 44100)
-            out.mux(sound.encode(frame))
-        out.mux(sound.encode())
+    tone = (3000 * np.sin(np.arange(21168) / 9)).astype(np.int16)  # 0.48 s
+    _clip_with_sound(tmp_path / "cam.mkv", "alac", 44100, np.repeat(tone, 2), n_frames=6,
+                     chunk=4096)
     assert len(packets(tmp_path / "cam.mkv", "audio")) == 6
     transcode(tmp_path / "cam.mkv", tmp_path / target, preset="ultrafast")
     assert [p[2] for p in packets(tmp_path / target, "audio")] == \
@@ -620,19 +608,16 @@ def test_a_phones_own_tags_are_kept(tmp_path, target):
         assert b"com.apple.quicktime.title" in (tmp_path / target).read_bytes()
 
 
-@pytest.mark.parametrize("target", ["o.mp4", "o.mov", "o.mkv"])
-def test_audio_track_names_are_kept(tmp_path, target):
-    """A camera's second microphone or a commentary track is named in the player's menu: in
-    MP4/MOV by its handler name, in Matroska by its title."""
-    from fractions import Fraction
-
-    with av.open(str(tmp_path / "two.mp4"), "w") as out:
+def _two_sound_tracks(path: Path, setups: list) -> None:
+    """A short clip with one silent mono AAC track per ``setups`` entry, each called on its
+    track (to tag it) before anything is written."""
+    with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         sounds = []
-        for language, name in (("eng", "SoundHandler"), ("deu", "Commentary")):
+        for setup in setups:
             sound = out.add_stream("aac", rate=48000, layout="mono")
-            sound.metadata.update(language=language, handler_name=name)
+            setup(sound)
             sounds.append(sound)
         for i in range(3):
             image = np.full((48, 64, 3), 40 * i, np.uint8)
@@ -646,6 +631,15 @@ def test_audio_track_names_are_kept(tmp_path, target):
                 frame.time_base = Fraction(1, 48000)
                 out.mux(sound.encode(frame))
             out.mux(sound.encode())
+
+
+@pytest.mark.parametrize("target", ["o.mp4", "o.mov", "o.mkv"])
+def test_audio_track_names_are_kept(tmp_path, target):
+    """A camera's second microphone or a commentary track is named in the player's menu: in
+    MP4/MOV by its handler name, in Matroska by its title."""
+    _two_sound_tracks(tmp_path / "two.mp4", [
+        lambda sound: sound.metadata.update(language="eng", handler_name="SoundHandler"),
+        lambda sound: sound.metadata.update(language="deu", handler_name="Commentary")])
     transcode(tmp_path / "two.mp4", tmp_path / target, preset="ultrafast")
     with av.open(str(tmp_path / target)) as container:
         tags = [{k.lower(): v for k, v in s.metadata.items()} for s in container.streams.audio]
@@ -659,26 +653,9 @@ def test_audio_track_flags_are_kept(tmp_path, target):
     """Which track a player starts with (default) and what a track is (commentary, a dub)
     are kept: without them an MP4 player started the first track, the commentary."""
     flags = av.stream.Disposition
-    with av.open(str(tmp_path / "two.mkv"), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        sounds = []
-        for disposition in (flags.comment, flags.default | flags.dub):
-            sound = out.add_stream("aac", rate=48000, layout="mono")
-            sound.disposition = disposition
-            sounds.append(sound)
-        for i in range(3):
-            image = np.full((48, 64, 3), 40 * i, np.uint8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode())
-        for sound in sounds:
-            for start in range(0, 4096, 1024):
-                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32),
-                                                   format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = 48000, start
-                frame.time_base = Fraction(1, 48000)
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode())
+    _two_sound_tracks(tmp_path / "two.mkv", [
+        lambda sound: setattr(sound, "disposition", flags.comment),
+        lambda sound: setattr(sound, "disposition", flags.default | flags.dub)])
     transcode(tmp_path / "two.mkv", tmp_path / target, preset="ultrafast")
     with av.open(str(tmp_path / target)) as container:
         kept = [s.disposition for s in container.streams.audio]
