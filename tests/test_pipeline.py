@@ -920,6 +920,38 @@ def test_a_file_whose_name_looks_like_a_pattern_is_that_file(make_test_clip, tmp
         "Holiday [dQw4w9WgXcQ].mp4", "one.mp4", "two.mp4", "what?.mp4"]
 
 
+def test_a_file_another_run_finished_meanwhile_is_skipped_not_failed(make_test_clip, tmp_path,
+                                                                     monkeypatch, restorer):
+    """Two runs on one folder: when the other run finishes a file between this run's check
+    and its start on it, the file is done, not failed (before: "already exists", exit 2)."""
+    import shutil
+
+    import refdeblur_video.pipeline.run as run
+
+    monkeypatch.setattr(run, "make_restorer", lambda opts: restorer)
+    (tmp_path / "in").mkdir()
+    clip = make_test_clip("in/a.mp4", n_frames=5, blurry={2})
+
+    def finished_by_another_run(source, target, *args, **kwargs):
+        shutil.copy(clip.path, target)  # the other run's output: this input's size, length
+        raise UserError(f"output {target} already exists (use --overwrite to replace it)")
+
+    monkeypatch.setattr(run, "deblur_video", finished_by_another_run)
+    results = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
+    assert [(r.error, r.skipped) for r in results] == [(None, True)]
+    assert results[0].closing_line().endswith("already done by another run, skipped")
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(make_test_clip, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/a.mp4", n_frames=3)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    code = cli_main([str(tmp_path / "in"), str(tmp_path / "notes.txt" / "out") + os.sep])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: cannot make the output folder") and "Not a directory" in err[0]
+
+
 def test_hidden_files_of_an_input_folder_are_left_out(make_test_clip, tmp_path, monkeypatch,
                                                       restorer):
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)

@@ -542,7 +542,11 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     all_files = expand_inputs(inputs)
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, a read-only or missing place
+        raise UserError(f"cannot make the output folder {outdir}: "
+                        f"{exc.strerror or exc}") from exc
     targets = {source: outdir / output_name(source) for source in all_files}
     missing = [target for target in targets.values() if not target.exists()]
     if missing:  # one line for a folder no output can go into, not one per input
@@ -563,13 +567,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
             log.info("%s is written as %s (the tool writes %s)", source.name, target.name,
                      ", ".join(s.lstrip(".").upper() for s in WRITABLE_SUFFIXES))
         if target.exists() and not opts.overwrite:
-            why_not = _not_made_from(source, target)
-            if why_not is None:
-                log.info("skipping %s: %s is already done", source, target)
-                result = RunSummary(str(target), skipped=True)
-            else:  # not ours to replace without being told
-                log.error("%s", why_not)
-                result = RunSummary(str(target), error=why_not)
+            result = _existing(source, target)
         else:
             restorer = restorer or make_restorer(opts)
             result = _deblur_one_of_many(source, target, restorer, opts, outdir, log_suffix)
@@ -592,9 +590,22 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
     except BusyOutput:  # two runs sharing one folder of inputs: the other one makes it
         return RunSummary(str(target), skipped=True, skipped_why="another run is making it")
     except UserError as exc:  # one bad file of many: say so, go on with the rest
+        if target.exists() and not opts.overwrite:  # another run finished it meanwhile
+            return _existing(source, target, "already done by another run")
         message = exc.describe("--resume") if isinstance(exc, UnfinishedRun) else str(exc)
         log.error("%s", message)
         return RunSummary(str(target), error=message)
+
+
+def _existing(source: Path, target: Path, why: str = "already done") -> RunSummary:
+    """The summary of an input whose output exists already: skipped where the output can
+    be this input's (:func:`_not_made_from`), else an error (not ours to replace)."""
+    why_not = _not_made_from(source, target)
+    if why_not is not None:
+        log.error("%s", why_not)
+        return RunSummary(str(target), error=why_not)
+    log.info("skipping %s: %s is already done", source, target)
+    return RunSummary(str(target), skipped=True, skipped_why=why)
 
 
 def _not_made_from(source: Path, target: Path) -> str | None:
