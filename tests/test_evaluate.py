@@ -126,6 +126,27 @@ def test_sixteen_bit_and_grey_images_become_rgb_uint8(tmp_path):
         list(iter_frames(tmp_path / "missing"))
 
 
+def test_a_table_s_psnr_means_cover_the_same_frames_so_the_gain_is_their_difference():
+    """An untouched frame identical to the truth in the input (inf) but not quite in the
+    output (a player's YUV conversion, 71 dB) was in the output's mean and not the input's:
+    the table read input 13.8, output 60.6, gain +2.3."""
+    from refdeblur_video.evaluate.stats import summarize
+
+    rows = [{"psnr_input": 14.0, "psnr_output": 16.0, "psnr_gain": 2.0, "ssim_output": 0.5},
+            {"psnr_input": 12.0, "psnr_output": 15.0, "psnr_gain": 3.0, "ssim_output": 0.4},
+            {"psnr_input": math.inf, "psnr_output": 71.0, "psnr_gain": -math.inf,
+             "ssim_output": 1.0},
+            {"psnr_input": math.inf, "psnr_output": math.inf, "psnr_gain": None,
+             "ssim_output": 1.0}]
+    stats = summarize(rows, ["psnr_input", "psnr_output", "psnr_gain", "ssim_output"])
+    assert stats["psnr_input"]["mean"] == pytest.approx(13.0)
+    assert stats["psnr_output"]["mean"] == pytest.approx(15.5)
+    assert stats["psnr_gain"]["mean"] == pytest.approx(2.5)
+    assert (stats["psnr_output"]["n"], stats["psnr_output"]["n_infinite"]) == (4, 2)
+    assert (stats["psnr_gain"]["n"], stats["psnr_gain"]["n_infinite"]) == (3, 1)
+    assert stats["ssim_output"]["mean"] == pytest.approx(0.725)  # SSIM has no infinity
+
+
 def test_statistics_leave_out_infinite_and_missing_values():
     stats = column_stats([1.0, math.inf, 3.0, None, 8.0])
     assert stats["n"] == 4 and stats["n_infinite"] == 1

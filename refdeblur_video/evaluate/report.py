@@ -133,7 +133,8 @@ def summary_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
 
 
 def infinite_note(evaluation: Evaluation) -> str | None:
-    """A sentence naming the columns whose statistics left out infinite values, if any."""
+    """A sentence naming the columns whose statistics left out frames (see
+    :mod:`.stats`), if any."""
     counts = [
         f"{column} {stats['n_infinite']} of {stats['n']}"
         for column, stats in evaluation.summary.get("metrics", {}).items()
@@ -141,7 +142,8 @@ def infinite_note(evaluation: Evaluation) -> str | None:
     ]
     if not counts:
         return None
-    return ("Infinite values (identical images) are left out of means and medians: "
+    return ("Frames with an infinite PSNR in any column (identical images) are left out of "
+            "the PSNR means and medians, so that every row covers the same frames: "
             + ", ".join(counts) + " frames.")
 
 

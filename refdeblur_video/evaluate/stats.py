@@ -1,8 +1,10 @@
 """Summary statistics of per-frame metric columns (means, medians, per sequence).
 
-Frames with an infinite PSNR (identical images) would make every mean infinite, so the
-statistics are taken over the finite values and the number of infinite ones is reported
-beside them (``n_infinite``). Empty values (``None``, e.g. no input given) are skipped.
+Frames with an infinite PSNR (identical images) would make every mean infinite, so they are
+left out, and their number is reported beside the statistics (``n_infinite``). In a table
+(:func:`summarize`) a frame infinite in any PSNR column is left out of every PSNR column,
+so that the input's, the output's and the gain's means cover the same frames and the gain
+is the difference of the means. Empty values (``None``, e.g. no input given) are skipped.
 """
 
 from __future__ import annotations
@@ -31,8 +33,25 @@ def column_stats(values: Sequence[float | None]) -> dict:
 
 
 def summarize(rows: Sequence[dict], columns: Sequence[str]) -> dict[str, dict]:
-    """:func:`column_stats` of each named column over ``rows``."""
-    return {c: column_stats([row.get(c) for row in rows]) for c in columns}
+    """:func:`column_stats` of each named column over ``rows``; the PSNR columns over the
+    rows where none of them is infinite (``n``: the column's values, ``n_infinite``: those
+    left out)."""
+    psnr = [c for c in columns if "psnr" in c]
+    common = [row for row in rows if not any(_infinite(row.get(c)) for c in psnr)]
+    summary = {}
+    for column in columns:
+        if column not in psnr:
+            summary[column] = column_stats([row.get(column) for row in rows])
+            continue
+        stats = column_stats([row.get(column) for row in common])
+        everywhere = column_stats([row.get(column) for row in rows])["n"]
+        stats.update(n=everywhere, n_infinite=everywhere - stats["n"])
+        summary[column] = stats
+    return summary
+
+
+def _infinite(value: float | None) -> bool:
+    return value is not None and math.isinf(float(value))
 
 
 def summarize_groups(rows: Sequence[dict], columns: Sequence[str], key: str) -> dict[str, dict]:
