@@ -963,6 +963,21 @@ def test_hidden_files_of_an_input_folder_are_left_out(make_test_clip, tmp_path, 
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["clip.mp4"]
 
 
+def test_photos_in_a_folder_of_videos_are_named_once_as_left_alone(make_test_clip, tmp_path,
+                                                                   monkeypatch, restorer,
+                                                                   caplog):
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    (tmp_path / "trip").mkdir()
+    make_test_clip("trip/clip.mp4", n_frames=5, blurry={2})
+    make_image(tmp_path / "trip" / "IMG_1.jpg")
+    make_image(tmp_path / "trip" / "IMG_2.png")
+    with caplog.at_level("WARNING"):
+        code = cli_main([str(tmp_path / "trip"), str(tmp_path / "out"), "-q"])
+    said = [r.getMessage() for r in caplog.records if "left alone" in r.getMessage()]
+    assert code == 0 and len(said) == 1 and "2 photos (IMG_1.jpg, ...)" in said[0]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["clip.mp4"]
+
+
 def test_a_folder_s_videos_of_every_common_container_are_restored(make_test_clip, tmp_path,
                                                                   monkeypatch, restorer):
     """A camcorder's .mpg, a phone's .3gp and a web .flv in a folder are taken, as they are

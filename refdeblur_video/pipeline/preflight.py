@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from ..safe_output import (
 )
 from ..video.containers import CONTAINERS
 from .options import DeblurOptions
+
+log = logging.getLogger(__name__)
 
 # what a folder of videos is taken to hold (a camera card, a phone, an old camcorder, the
 # web); any other file there is left alone, since folders of footage hold other files
@@ -54,16 +57,18 @@ def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
             or str(output).endswith(os.sep) or Path(output).is_dir())
 
 
-def expand_inputs(pattern: str) -> list[Path]:
+def expand_inputs(pattern: str, say: bool = False) -> list[Path]:
     """Video files of a folder, or of a glob pattern, in sorted order; hidden files (a
     camera card's ``._*`` companions among them) are left out of a folder, as a glob
-    leaves them out."""
+    leaves them out. ``say``: warn once of a folder's photos, which are left alone."""
     path = Path(pattern)
     if path.is_file():
         files = [path] if path.suffix.lower() in VIDEO_SUFFIXES else []
     elif path.is_dir():
-        files = [p for p in path.iterdir()
-                 if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")]
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        files = [p for p in entries if p.suffix.lower() in VIDEO_SUFFIXES]
+        if say:
+            _say_photos_passed_over(path, entries)
     else:
         files = [Path(p) for p in glob.glob(pattern)
                  if Path(p).suffix.lower() in VIDEO_SUFFIXES]
@@ -71,6 +76,18 @@ def expand_inputs(pattern: str) -> list[Path]:
     if not files:
         raise UserError(f"no video files found in {pattern}")
     return files
+
+
+def _say_photos_passed_over(folder: Path, entries: list[Path]) -> None:
+    """One warning for the photos of a folder of videos, which folder mode leaves alone:
+    a photo needs its own output name, and its reference, given alone."""
+    from ..image_files import IMAGE_SUFFIXES  # OpenCV: only for a folder
+
+    photos = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if photos:
+        log.warning("%s: %d photo%s (%s%s) left alone: a folder run restores videos; give "
+                    "a photo alone (refdeblur-video PHOTO OUT.png)", folder, len(photos),
+                    "s" * (len(photos) > 1), photos[0].name, ", ..." * (len(photos) > 1))
 
 
 def _same_folder(a: Path, b: Path) -> bool:

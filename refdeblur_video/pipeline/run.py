@@ -539,7 +539,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     """
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
     outdir = Path(outdir)
-    all_files = expand_inputs(inputs)
+    all_files = expand_inputs(inputs, say=True)
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
     try:
