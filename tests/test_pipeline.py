@@ -963,6 +963,29 @@ def test_hidden_files_of_an_input_folder_are_left_out(make_test_clip, tmp_path, 
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["clip.mp4"]
 
 
+def test_the_frame_logs_of_many_files_go_where_log_points(make_test_clip, tmp_path,
+                                                          monkeypatch, restorer):
+    """`--log logs/frames.csv` puts each video's log in logs/ (before: in the output folder,
+    logs/ ignored); a bare name keeps them in the output folder; a missing folder is one
+    line before any work."""
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/a.mp4", n_frames=5, blurry={2})
+    make_test_clip("in/b.mp4", n_frames=5, blurry={2})
+    (tmp_path / "logs").mkdir()
+    deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True,
+                log=str(tmp_path / "logs" / "frames.csv"))
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+    monkeypatch.chdir(tmp_path)
+    deblur_many("in", tmp_path / "out2", quiet=True, log="frames.json")
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == [
+        "a.json", "a.mp4", "b.json", "b.mp4"]
+    with pytest.raises(UserError, match="--log: folder not found: nowhere"):
+        deblur_many("in", tmp_path / "out3", quiet=True, log="nowhere/frames.csv")
+    assert not (tmp_path / "out3").exists()
+
+
 def test_photos_in_a_folder_of_videos_are_named_once_as_left_alone(make_test_clip, tmp_path,
                                                                    monkeypatch, restorer,
                                                                    caplog):

@@ -532,7 +532,8 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     """Deblur every video of a folder or glob into ``outdir``, skipping finished outputs.
 
     Under ``torchrun`` each rank takes every WORLD_SIZE-th file (and, with ``device=auto``,
-    its LOCAL_RANK GPU). With ``log`` set, each video gets ``<outdir>/<stem>.<log suffix>``.
+    its LOCAL_RANK GPU). With ``log`` set, each video gets ``<stem>.<log suffix>`` in the
+    folder ``log`` names, else in ``outdir``.
     A file that cannot be made (unreadable, say) is reported as an error and the others go
     on; its summary carries the ``error``. ``report`` is given each file's summary as soon
     as that file is done, so a run stopped later has said what it finished.
@@ -542,6 +543,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     all_files = expand_inputs(inputs, say=True)
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
+    log_folder = _log_folder(opts.log, outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, a read-only or missing place
@@ -570,7 +572,8 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
             result = _existing(source, target)
         else:
             restorer = restorer or make_restorer(opts)
-            result = _deblur_one_of_many(source, target, restorer, opts, outdir, log_suffix)
+            result = _deblur_one_of_many(source, target, restorer, opts, log_folder,
+                                         log_suffix)
         results.append(result)
         if report is not None:
             report(result)
@@ -578,12 +581,23 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     return results
 
 
+def _log_folder(log: str | None, outdir: Path) -> Path:
+    """Where the frame logs of many files go: the folder ``--log`` names (``logs/f.csv``),
+    else the output folder (``f.csv``)."""
+    folder = Path(log).parent if log else Path(".")
+    if folder == Path("."):
+        return outdir
+    if not folder.is_dir():
+        raise UserError(f"--log: folder not found: {folder}")
+    return folder
+
+
 def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: DeblurOptions,
-                        outdir: Path, log_suffix: str | None) -> RunSummary:
-    """One file of :func:`deblur_many`, with its own frame log and adapted weights; a file
-    that cannot be made is an error summary, not an exception."""
+                        log_folder: Path, log_suffix: str | None) -> RunSummary:
+    """One file of :func:`deblur_many`, with its own frame log (in ``log_folder``) and
+    adapted weights; a file that cannot be made is an error summary, not an exception."""
     per_file = dataclasses.replace(
-        opts, log=str(outdir / f"{source.stem}{log_suffix}") if log_suffix else None,
+        opts, log=str(log_folder / f"{source.stem}{log_suffix}") if log_suffix else None,
         save_adapted=_adapted_path(opts.save_adapted, source))
     try:
         return deblur_video(source, target, restorer, options=per_file)
