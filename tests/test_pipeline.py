@@ -1494,6 +1494,20 @@ def test_an_existing_output_counts_as_done_only_if_it_can_be_this_inputs(make_te
                          "remove it, or use --overwrite")
 
 
+def test_an_odd_sized_input_s_padded_output_counts_as_done(make_test_clip, tmp_path):
+    """libx264 pads a 97x55 frame to 98x56: that output is the input's, and a rerun of the
+    folder skips it (before: "not made from", an error on every rerun)."""
+    from refdeblur_video.pipeline.run import _not_made_from
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    source = make_test_clip("in/a.mkv", n_frames=6, size=(97, 55), codec="libvpx-vp9").path
+    padded = make_test_clip("out/a.mkv", n_frames=6, size=(98, 56)).path
+    assert _not_made_from(source, padded) is None
+    larger = make_test_clip("out/b.mkv", n_frames=6, size=(100, 56)).path
+    assert "size 100x56 in it, 97x55 in the input" in _not_made_from(source, larger)
+
+
 def test_an_unreadable_input_beside_an_existing_output_says_what_is_wrong_with_it(
         make_test_clip, tmp_path):
     from refdeblur_video.pipeline.run import _not_made_from

@@ -634,9 +634,15 @@ def _not_made_from(source: Path, target: Path) -> str | None:
         info = probe(source)
     except UserError as exc:  # the input's own trouble, as its run would say it
         return str(exc)
-    differs = [f"{name} {output} in it, {input} in the input" for name, output, input in (
-        ("size", f"{made.width}x{made.height}", f"{info.width}x{info.height}"),
-        ("rotation", made.rotation % 360, info.rotation % 360)) if output != input]
+    differs = []
+    # an odd size is padded by one pixel where the encoder needs even ones (4:2:0)
+    padded = (info.width + info.width % 2, info.height + info.height % 2)
+    if (made.width, made.height) not in ((info.width, info.height), padded):
+        differs.append(f"size {made.width}x{made.height} in it, {info.width}x{info.height} "
+                       "in the input")
+    if made.rotation % 360 != info.rotation % 360:
+        differs.append(f"rotation {made.rotation % 360} in it, {info.rotation % 360} in the "
+                       "input")
     # a damaged input's header counts frames that never decode: some slack
     if (None not in (made.frame_count, info.frame_count)
             and abs(made.frame_count - info.frame_count) > max(2, info.frame_count // 100)):
