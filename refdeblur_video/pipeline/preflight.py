@@ -37,7 +37,7 @@ WRITABLE_SUFFIXES = tuple(CONTAINERS)
 FALLBACK_SUFFIX = ".mkv"
 
 __all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_single",
-           "expand_inputs", "is_many", "output_name", "preflight"]
+           "expand_inputs", "is_many", "output_name", "per_file_log_folder", "preflight"]
 
 
 def output_name(source: Path) -> str:
@@ -190,6 +190,17 @@ def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
     _refuse_clashes([f"{first.name} and {source.name} would share one "
                      f"{' and one '.join(kinds)} (named {source.stem}.*)"
                      for first, source in _sharing(files, lambda p: p.stem.lower())])
+
+
+def per_file_log_folder(log: str | None, outdir: Path) -> Path:
+    """Where the frame logs of many files go: the folder ``--log`` names (``logs/f.csv``),
+    else the output folder (``f.csv``)."""
+    folder = Path(log).parent if log else Path(".")
+    if folder == Path("."):
+        return outdir
+    if not folder.is_dir():
+        raise UserError(f"--log: folder not found: {folder}")
+    return folder
 
 
 def _sharing(files: list[Path], key: Callable[[Path], str]) -> list[tuple[Path, Path]]:

@@ -51,6 +51,7 @@ from .preflight import (
     expand_inputs,
     is_many,
     output_name,
+    per_file_log_folder,
 )
 from .ranks import RankBarrier, shard
 from .resume import (
@@ -88,16 +89,16 @@ class RunSummary:
     skipped_why: str = "already done"  # many files: why this one was skipped
     references_dropped: int = 0  # restored frames whose reference failed the reference check
     unchanged: int = 0  # frames restored no sharper than they came: written as they came
-
-    @property
-    def sent_to_network(self) -> int:
-        """The frames the network ran on: those restored and those kept as they came."""
-        return self.restored + self.unchanged
     shots: int = 1  # shots found (cuts + 1)
     resumed: int = 0  # frames taken from an interrupted run's state (--resume)
     adaptation: str | None = None  # what --adapt did (for the closing line)
     error: str | None = None  # many files: why this one was not made (the others go on)
     records: list[FrameRecord] = field(default_factory=list, repr=False)
+
+    @property
+    def sent_to_network(self) -> int:
+        """The frames the network ran on: those restored and those kept as they came."""
+        return self.restored + self.unchanged
 
     def closing_line(self) -> str:
         """The line the command ends with for this output."""
@@ -543,7 +544,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     all_files = expand_inputs(inputs, say=True)
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
-    log_folder = _log_folder(opts.log, outdir)
+    log_folder = per_file_log_folder(opts.log, outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, a read-only or missing place
@@ -579,17 +580,6 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
             report(result)
     barrier.wait()
     return results
-
-
-def _log_folder(log: str | None, outdir: Path) -> Path:
-    """Where the frame logs of many files go: the folder ``--log`` names (``logs/f.csv``),
-    else the output folder (``f.csv``)."""
-    folder = Path(log).parent if log else Path(".")
-    if folder == Path("."):
-        return outdir
-    if not folder.is_dir():
-        raise UserError(f"--log: folder not found: {folder}")
-    return folder
 
 
 def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: DeblurOptions,

@@ -204,69 +204,71 @@ class VideoReader:
             stream.thread_type = "AUTO"
             held: Frame | None = None  # one frame of delay: its duration is the pts gap
             gap_s = 1 / float(self.info.fps) if self.info.fps else 0.04
-            formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
-            increasing = _IncreasingPts(self.path, self.info.fps)
-            untimed: list[Frame] = []  # the first frames, while none has had a timestamp
-            holding = True  # until _MAX_UNTIMED_LEAD of them came without one
-            if self._display_pts is None:  # one pass over the packets per reader
-                self._display_pts = (_display_order_pts(self.path, container),)
-            display = self._display_pts[0]
-            for index, frame in enumerate(self._decoded_frames(container, stream)):
-                if index == 0 and frame.interlaced_frame:
-                    _warn_once(("interlaced", self.path),
-                               f"{self.path} is interlaced: the output keeps its field "
-                               "order, but a blurry frame's two fields are restored "
-                               "together, as one picture")
-                if (frame.width, frame.height) != (self.info.width, self.info.height):
-                    raise FrameSizeError(
-                        f"{self.path}: the frame size changes at frame {index} (from "
-                        f"{self.info.width}x{self.info.height} to {frame.width}x"
-                        f"{frame.height}), which is not supported: cut the video there and "
-                        "restore each part")
-                if display is not None:
-                    frame.pts = display[index] if index < len(display) else None
-                if frame.is_corrupt:
-                    self.frames_concealed += 1
-                    self._problem("a corrupt frame was concealed")
-                pix_fmt = frame.format.name
-                if pix_fmt not in formats:
-                    formats[pix_fmt] = self._conversion(pix_fmt)
-                image, planes = self._pixels(frame, *formats[pix_fmt])
-                time_base = Fraction(frame.time_base or stream.time_base or self.info.time_base)
-                duration = int(frame.duration) if frame.duration else None
-                current = Frame(index, increasing(index, frame.pts, time_base), time_base,
-                                image, duration, planes, pix_fmt if planes is not None else None,
-                                self._alpha(frame, planes))
-                leads = None
-                if holding and current.pts is None and increasing.last is None:
-                    if len(untimed) < _MAX_UNTIMED_LEAD:
-                        untimed.append(current)  # timed once the first timestamp is known
-                        continue
-                    # a stream without timestamps (raw H.264): numbered as they come
-                    holding, leads, untimed = False, [*untimed, current], []
-                elif untimed:
-                    leads, untimed = self._time_lead(untimed, current), []
-                if leads is not None:
-                    for lead in leads:
-                        if held is not None:
-                            yield held
-                        held = lead
-                    continue
+            for current in self._lead_timed(self._pyav_frames(container, stream)):
                 if held is not None:
                     if None not in (held.pts, current.pts) and current.pts > held.pts:
                         held.duration = current.pts - held.pts
                         gap_s = float(held.duration * held.time_base)
                     yield held
                 held = current
-            for lead in untimed:  # no frame had a timestamp: the writer numbers them
-                if held is not None:
-                    yield held
-                held = lead
             if held is not None:
                 self._finish_last(stream, held, gap_s)
                 yield held
         finally:
             self.close()
+
+    def _pyav_frames(self, container, stream) -> Iterator[Frame]:
+        """The decoded frames as :class:`Frame`, their timestamps made increasing (those
+        missing left None)."""
+        formats: dict[str, tuple[PlaneLayout | None, YuvConverter | None]] = {}
+        increasing = _IncreasingPts(self.path, self.info.fps)
+        if self._display_pts is None:  # one pass over the packets per reader
+            self._display_pts = (_display_order_pts(self.path, container),)
+        display = self._display_pts[0]
+        for index, frame in enumerate(self._decoded_frames(container, stream)):
+            if index == 0 and frame.interlaced_frame:
+                _warn_once(("interlaced", self.path),
+                           f"{self.path} is interlaced: the output keeps its field "
+                           "order, but a blurry frame's two fields are restored "
+                           "together, as one picture")
+            if (frame.width, frame.height) != (self.info.width, self.info.height):
+                raise FrameSizeError(
+                    f"{self.path}: the frame size changes at frame {index} (from "
+                    f"{self.info.width}x{self.info.height} to {frame.width}x"
+                    f"{frame.height}), which is not supported: cut the video there and "
+                    "restore each part")
+            if display is not None:
+                frame.pts = display[index] if index < len(display) else None
+            if frame.is_corrupt:
+                self.frames_concealed += 1
+                self._problem("a corrupt frame was concealed")
+            pix_fmt = frame.format.name
+            if pix_fmt not in formats:
+                formats[pix_fmt] = self._conversion(pix_fmt)
+            image, planes = self._pixels(frame, *formats[pix_fmt])
+            time_base = Fraction(frame.time_base or stream.time_base or self.info.time_base)
+            duration = int(frame.duration) if frame.duration else None
+            yield Frame(index, increasing(index, frame.pts, time_base), time_base,
+                        image, duration, planes, pix_fmt if planes is not None else None,
+                        self._alpha(frame, planes))
+
+    def _lead_timed(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        """``frames``, the first ones that came without timestamps (up to
+        :data:`_MAX_UNTIMED_LEAD`) timed before the first that has one (:meth:`_time_lead`);
+        a stream with none at all (raw H.264) passes as it is, numbered by the writer."""
+        untimed: list[Frame] = []
+        holding = True  # until a frame with a timestamp, or too many without one
+        for frame in frames:
+            if holding and frame.pts is None and len(untimed) < _MAX_UNTIMED_LEAD:
+                untimed.append(frame)
+                continue
+            if untimed and frame.pts is not None:
+                yield from self._time_lead(untimed, frame)
+            else:
+                yield from untimed
+                yield frame
+            untimed, holding = [], False
+        yield from untimed
 
     def _time_lead(self, untimed: list[Frame], first_timed: Frame) -> list[Frame]:
         """``untimed`` (the first frames, which came without timestamps: a muxer could not

@@ -306,36 +306,38 @@ def _say_dropped_data(source: av.container.InputContainer) -> None:
     telemetry, GPS and gyro, in its "GoPro MET" track): the tool copies audio and subtitle
     streams only; a timecode track is written again from its start (not a loss)."""
     chaptered = bool(source.chapters())
-    dropped = [stream.metadata.get("handler_name") or stream.metadata.get("title")
-               or f"#{stream.index}" for stream in source.streams
-               if stream.type in ("data", "attachment")
-               and not any(key.lower() == "timecode" for key in stream.metadata)
-               and not (chaptered and _text_track(stream))]
-    if dropped:
-        warnings.warn(f"the input's data track{'s' * (len(dropped) > 1)} "
-                      f"({', '.join(dropped)}) {'are' if len(dropped) > 1 else 'is'} not kept: "
-                      "the output holds video, audio and subtitles only", stacklevel=3)
-
-
-def _own_handler(stream: av.stream.Stream) -> str | None:
-    """A track's handler name where it is its own, not a muxer's default."""
-    handler = stream.metadata.get("handler_name")
-    return handler if handler not in _MUXER_HANDLER_NAMES else None
+    _say_not_kept("data", [stream for stream in source.streams
+                           if stream.type in ("data", "attachment")
+                           and not any(key.lower() == "timecode" for key in stream.metadata)
+                           and not (chaptered and _text_track(stream))],
+                  "the output holds video, audio and subtitles only")
 
 
 def _say_dropped_video(source: av.container.InputContainer) -> None:
     """One warning for the input's video tracks besides the one restored (a second camera
     angle, a proxy): the output holds one video track. Cover pictures are not named."""
     restored = main_video_stream(source)
-    others = [stream.metadata.get("title") or _own_handler(stream) or f"#{stream.index}"
-              for stream in source.streams.video
-              if stream is not restored
-              and not stream.disposition & av.stream.Disposition.attached_pic]
-    if others:
-        warnings.warn(f"the input's other video track{'s' * (len(others) > 1)} "
-                      f"({', '.join(others)}) {'are' if len(others) > 1 else 'is'} not kept: "
-                      f"the output holds the restored one (#{restored.index}) only",
-                      stacklevel=3)
+    _say_not_kept("other video", [stream for stream in source.streams.video
+                                  if stream is not restored
+                                  and not stream.disposition & av.stream.Disposition.attached_pic],
+                  f"the output holds the restored one (#{restored.index}) only")
+
+
+def _say_not_kept(kind: str, streams: list[av.stream.Stream], holds: str) -> None:
+    """One warning naming ``streams`` (the input's ``kind`` tracks) as not kept."""
+    if not streams:
+        return
+    names = [stream.metadata.get("title") or _own_handler(stream) or f"#{stream.index}"
+             for stream in streams]
+    many = len(names) > 1
+    warnings.warn(f"the input's {kind} track{'s' * many} ({', '.join(names)}) "
+                  f"{'are' if many else 'is'} not kept: {holds}", stacklevel=4)
+
+
+def _own_handler(stream: av.stream.Stream) -> str | None:
+    """A track's handler name where it is its own, not a muxer's default."""
+    handler = stream.metadata.get("handler_name")
+    return handler if handler not in _MUXER_HANDLER_NAMES else None
 
 
 # the keyed (QuickTime "mdta") names of the tags the MP4 muxer otherwise writes as atoms
