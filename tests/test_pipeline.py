@@ -25,6 +25,7 @@ from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
+from refdeblur_video.pipeline.preflight import expand_inputs
 from refdeblur_video.pipeline.stream import WorkItem, queue_size_for, run_stream
 from refdeblur_video.video.metadata import probe
 from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
@@ -1519,3 +1520,32 @@ def test_an_unreadable_input_beside_an_existing_output_says_what_is_wrong_with_i
     target = make_test_clip("out/a.mp4", n_frames=4).path
     assert "a.mp4" in _not_made_from(source, target)
     assert "exists but" not in _not_made_from(source, target)
+
+
+def test_videos_in_subfolders_are_named_as_not_searched(make_test_clip, tmp_path, monkeypatch,
+                                                       restorer, caplog):
+    """A card copied with its day folders: a folder run restores the top level only, and says
+    which subfolders hold videos it leaves alone; the output folder inside is not one."""
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    for name in ("trip/clip.mp4", "trip/day2/a.mp4", "trip/restored/clip.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        make_test_clip(name, n_frames=5, blurry={2})
+    (tmp_path / "trip" / "empty").mkdir()
+    with caplog.at_level("WARNING"):
+        code = cli_main([str(tmp_path / "trip"), str(tmp_path / "trip" / "restored"), "-q",
+                         "--overwrite"])
+    said = [r.getMessage() for r in caplog.records if "not searched" in r.getMessage()]
+    assert code == 0 and len(said) == 1
+    assert "subfolder day2 holds videos" in said[0]  # one subfolder named: not the output
+
+
+def test_a_folder_whose_videos_are_all_in_subfolders_says_so(make_test_clip, tmp_path,
+                                                            capsys):
+    (tmp_path / "card" / "100GOPRO").mkdir(parents=True)
+    make_test_clip("card/100GOPRO/GX01.mp4", n_frames=5, blurry={2})
+    code = cli_main([str(tmp_path / "card"), str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert code != 0 and "no video files found" in err and "100GOPRO holds videos" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    glob = err.split("quoted glob such as '")[1].split("'")[0]
+    assert expand_inputs(glob) == [tmp_path / "card" / "100GOPRO" / "GX01.mp4"]  # it works

@@ -57,10 +57,12 @@ def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
             or str(output).endswith(os.sep) or Path(output).is_dir())
 
 
-def expand_inputs(pattern: str, say: bool = False) -> list[Path]:
+def expand_inputs(pattern: str, say: bool = False,
+                  outdir: str | os.PathLike | None = None) -> list[Path]:
     """Video files of a folder, or of a glob pattern, in sorted order; hidden files (a
     camera card's ``._*`` companions among them) are left out of a folder, as a glob
-    leaves them out. ``say``: warn once of a folder's photos, which are left alone."""
+    leaves them out. ``say``: warn once of a folder's photos and of its subfolders that
+    hold videos (``outdir`` aside), which are left alone."""
     path = Path(pattern)
     if path.is_file():
         files = [path] if path.suffix.lower() in VIDEO_SUFFIXES else []
@@ -70,12 +72,39 @@ def expand_inputs(pattern: str, say: bool = False) -> list[Path]:
         if say:
             _say_photos_passed_over(path, entries)
     else:
-        files = [Path(p) for p in glob.glob(pattern)
+        files = [Path(p) for p in glob.glob(pattern, recursive=True)  # '**' for subfolders
                  if Path(p).suffix.lower() in VIDEO_SUFFIXES]
     files = sorted(p for p in files if p.is_file())
+    nested = [sub for sub in (_subfolders_with_videos(path) if path.is_dir() else [])
+              if outdir is None or not _same_folder(sub, Path(outdir))]
     if not files:
-        raise UserError(f"no video files found in {pattern}")
+        raise UserError(f"no video files found in {pattern}"
+                        + (f" ({_not_searched(nested)})" if nested else ""))
+    if say and nested:
+        log.warning("%s: %s", path, _not_searched(nested))
     return files
+
+
+def _subfolders_with_videos(folder: Path) -> list[Path]:
+    """The visible subfolders of ``folder`` that hold video files themselves (one level down:
+    a folder run does not search below its folder)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            with contextlib.suppress(OSError):
+                if any(not f.name.startswith(".") and f.suffix.lower() in VIDEO_SUFFIXES
+                       and f.is_file() for f in sub.iterdir()):
+                    found.append(sub)
+    return found
+
+
+def _not_searched(subfolders: list[Path]) -> str:
+    """The words for videos in subfolders, which a folder run leaves alone."""
+    names = ", ".join(p.name for p in subfolders[:3]) + ", ..." * (len(subfolders) > 3)
+    one = len(subfolders) == 1
+    return (f"subfolder{'' if one else 's'} {names} hold{'s' if one else ''} videos, but "
+            "subfolders are not searched: give each folder as its own run, or a quoted glob "
+            f"such as '{Path(subfolders[0].parent) / '**' / '*.mp4'}'")
 
 
 def _say_photos_passed_over(folder: Path, entries: list[Path]) -> None:
@@ -270,7 +299,7 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
             raise UserError(f"output {output} is a folder, but the input is one file: name "
                             f"the output file (e.g. {Path(output) / Path(input).name})")
         check_reference(options.ref)
-        files = expand_inputs(str(input))
+        files = expand_inputs(str(input), outdir=output)
         check_outdir(files, output)
         check_per_file_names(files, options)
     else:

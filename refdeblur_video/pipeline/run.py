@@ -541,7 +541,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     """
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
     outdir = Path(outdir)
-    all_files = expand_inputs(inputs, say=True)
+    all_files = expand_inputs(inputs, say=True, outdir=outdir)
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
     log_folder = per_file_log_folder(opts.log, outdir)
