@@ -709,9 +709,11 @@ def test_a_mov_keeps_each_language_in_the_spelling_its_muxer_takes(tmp_path):
         assert [s.metadata.get("language") for s in container.streams.audio] == ["fra", "ger"]
 
 
-def test_a_dropped_data_track_is_named(tmp_path):
+@pytest.mark.parametrize("audio", [True, False])
+def test_a_dropped_data_track_is_named(tmp_path, audio):
     """An action camera's telemetry (GPS, gyro) rides in a data track, which the output does
-    not keep: the user is told, by the track's name."""
+    not keep: the user is told, by the track's name, also where sound and subtitles are
+    dropped on request (--no-audio asks for those only)."""
     from fractions import Fraction
 
     with av.open(str(tmp_path / "GX010001.MP4"), "w") as out:
@@ -729,7 +731,8 @@ def test_a_dropped_data_track_is_named(tmp_path):
             packet.pts = packet.dts = 50 * j
             out.mux(packet)
     with pytest.warns(UserWarning, match=re.escape("data track (GoPro MET) is not kept")):
-        transcode(tmp_path / "GX010001.MP4", tmp_path / "o.mp4", preset="ultrafast")
+        transcode(tmp_path / "GX010001.MP4", tmp_path / "o.mp4", preset="ultrafast",
+                  audio=audio, subtitles=audio)
     with av.open(str(tmp_path / "o.mp4")) as container:
         assert [s.type for s in container.streams] == ["video"]
 

@@ -323,6 +323,14 @@ def _say_dropped_video(source: av.container.InputContainer) -> None:
                   f"the output holds the restored one (#{restored.index}) only")
 
 
+def _say_tracks_dropped_from(source: str) -> None:
+    """The warnings for data and other video tracks where no stream of ``source`` is
+    copied (an unreadable source is reported where it is read)."""
+    with contextlib.suppress(av.FFmpegError, OSError), av.open(source, "r") as container:
+        _say_dropped_data(container)
+        _say_dropped_video(container)
+
+
 def _say_not_kept(kind: str, streams: list[av.stream.Stream], holds: str) -> None:
     """One warning naming ``streams`` (the input's ``kind`` tracks) as not kept."""
     if not streams:
@@ -612,6 +620,8 @@ class VideoWriter:
             source = copy_streams_from if copy_streams_from is not None else info.path
             if source and (audio or subtitles):
                 self._add_copied_streams(str(source), audio, subtitles)
+            elif source:  # audio and subtitles dropped on request: other tracks are not asked
+                _say_tracks_dropped_from(str(source))
             try:
                 with _encoder_complaints() as said:
                     self._out.start_encoding()
