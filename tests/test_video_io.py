@@ -1542,3 +1542,17 @@ def test_a_cover_picture_is_not_taken_for_the_video():
     assert main_video_stream(SimpleNamespace(streams=SimpleNamespace(
         video=[cover, video]))) is video
     assert main_video_stream(SimpleNamespace(streams=SimpleNamespace(video=[cover]))) is cover
+
+
+def test_hdr_asked_into_8_bits_is_warned_of_banding(make_test_clip, tmp_path, caplog):
+    """--pix-fmt yuv420p on a PQ video is the user's choice, but 8 bits band visibly under
+    PQ, which few know: one warning, naming a 10-bit format; 10 bits asked get none."""
+    clip = make_test_clip("pq.mkv", n_frames=3, codec="libx265", pix_fmt="yuv420p10le",
+                          color=PQ_BT2020, options={"preset": "ultrafast",
+                                                    "x265-params": "log-level=error"})
+    with caplog.at_level("WARNING"):
+        transcode(clip.path, tmp_path / "eight.mkv", preset="ultrafast", pix_fmt="yuv420p")
+        transcode(clip.path, tmp_path / "ten.mkv", preset="ultrafast", pix_fmt="yuv420p10le")
+    said = [r.getMessage() for r in caplog.records if "band" in r.getMessage()]
+    assert len(said) == 1 and "HDR (PQ)" in said[0] and "yuv420p10le" in said[0]
+    assert probe(tmp_path / "eight.mkv").pix_fmt == "yuv420p"  # the choice is kept

@@ -254,6 +254,10 @@ def _has_avx512() -> bool:
     return bool(__cpu_features__.get("AVX512F"))
 
 
+# FFmpeg's transfer characteristics of HDR video, whose code values span far more light
+# than SDR's, so that 8 bits leave steps the eye sees (banding)
+_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+
 # a MOV/MP4 timecode track counts frames per second in one byte (FFmpeg refuses more)
 _TIMECODE_MAX_FPS = 255
 
@@ -521,6 +525,10 @@ class VideoWriter:
             log.warning("the input is %s; %s codes it as %s, losing its %s: --codec ffv1 "
                         "into .mkv keeps them", info.pix_fmt, self.codec_name, self.pix_fmt,
                         " and ".join(lost))
+        if pix_fmt is not None and info.color_trc in _HDR_TRANSFERS and traits.bits < 10:
+            log.warning("the input is HDR (%s); %s has %d-bit samples, which band visibly "
+                        "under its transfer: a 10-bit --pix-fmt (yuv420p10le) keeps it smooth",
+                        _HDR_TRANSFERS[info.color_trc], self.pix_fmt, traits.bits)
         if info.hdr10 is not None and self.codec_name != "libx265":
             log.warning("the input's HDR10 metadata (mastering display, light level) is "
                         "written only by libx265: %s keeps its colour tags, not that; "
