@@ -1549,3 +1549,25 @@ def test_a_folder_whose_videos_are_all_in_subfolders_says_so(make_test_clip, tmp
     assert "Traceback" not in err and not (tmp_path / "out").exists()
     glob = err.split("quoted glob such as '")[1].split("'")[0]
     assert expand_inputs(glob) == [tmp_path / "card" / "100GOPRO" / "GX01.mp4"]  # it works
+
+
+def test_a_finished_file_rerun_with_a_log_says_it_has_none(make_test_clip, tmp_path,
+                                                           monkeypatch, restorer):
+    """--log added on a rerun: the files already done are skipped, and each says that it has
+    no frame log and how to get one, instead of a log folder that silently lacks them."""
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/a.mp4", n_frames=5, blurry={2})
+    deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    again = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True,
+                        log=str(logs / "f.csv"))
+    assert again[0].skipped and "no frame log a.csv" in again[0].closing_line()
+    assert "--overwrite" in again[0].closing_line() and not (logs / "a.csv").exists()
+    redone = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True,
+                         log=str(logs / "f.csv"), overwrite=True)
+    assert not redone[0].skipped and (logs / "a.csv").exists()
+    last = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True,
+                       log=str(logs / "f.csv"))
+    assert last[0].closing_line().endswith(": already done, skipped")
