@@ -228,12 +228,42 @@ def test_audio_and_subtitles_copied_in_matroska(make_test_clip, tmp_path):
         assert packets(out, kind) == packets(clip.path, kind)
 
 
-def test_subtitles_the_container_cannot_hold_are_dropped_with_warning(make_test_clip, tmp_path):
+def cues(path) -> list[tuple[float, float, str]]:
+    """Each subtitle cue of a file as (start s, end s, its words), decoded by libav."""
+    found = []
+    with av.open(str(path)) as container:
+        stream = container.streams.subtitles[0]
+        for packet in container.demux(stream):
+            decoded = stream.codec_context.decode2(packet) if packet.size else None
+            words = [re.sub(r"\{[^}]*\}", "", r.ass.decode().split(",", 8)[-1])
+                     for r in (decoded or []) if r.type == b"ass"]
+            if words and any(words):
+                start = float(packet.pts * packet.time_base)
+                found.append((round(start, 3),
+                              round(start + float(packet.duration * packet.time_base), 3),
+                              " ".join(words)))
+    return found
+
+
+def test_text_subtitles_the_container_cannot_hold_are_converted(make_test_clip, tmp_path):
+    """SRT from Matroska has no place in MP4, MP4's timed text none in Matroska, neither
+    in WebM: each is converted to the output's own text format (as ffmpeg does), words and
+    times kept, instead of being dropped."""
     clip = make_test_clip("s.mkv", n_frames=6, audio=True, subtitles=True)
-    with pytest.warns(UserWarning, match="subtitles"):
-        transcode(clip.path, tmp_path / "out.mp4", preset="ultrafast")
-    info = probe(tmp_path / "out.mp4")
-    assert info.has_audio and not info.has_subtitles
+    transcode(clip.path, tmp_path / "out.mp4", preset="ultrafast")
+    transcode(tmp_path / "out.mp4", tmp_path / "back.mkv", preset="ultrafast")
+    silent = make_test_clip("silent.mkv", n_frames=6, subtitles=True)  # WebM takes no AAC
+    transcode(silent.path, tmp_path / "out.webm", codec="libvpx-vp9",
+              options={"deadline": "realtime", "cpu-used": "8"})
+    source = cues(clip.path)
+    assert [words for _, _, words in source] == ["first cue", "second cue"]
+    with av.open(str(clip.path)) as container:  # libav names Matroska's SRT "srt"
+        srt = container.streams.subtitles[0].codec_context.name
+    for name, codec in (("out.mp4", "mov_text"), ("back.mkv", srt), ("out.webm", "webvtt")):
+        with av.open(str(tmp_path / name)) as container:
+            assert [s.codec_context.name for s in container.streams.subtitles] == [codec]
+        assert cues(tmp_path / name) == source, name
+    assert probe(tmp_path / "out.mp4").has_audio
 
 
 @pytest.mark.parametrize(("name", "codec", "out_name"), [

@@ -26,8 +26,9 @@ What :class:`VideoWriter` preserves:
 - **Audio and subtitles** are stream-copied packet for packet (bytes and pts unchanged) from
   ``copy_streams_from`` and interleaved by time with the video, with their flags (default,
   commentary, dub). Audio the container cannot hold is a :class:`UserError` (silently
-  losing sound is worse than stopping); subtitles it cannot hold are dropped with a warning
-  (e.g. SRT into MP4).
+  losing sound is worse than stopping); text subtitles it cannot hold are converted to its own
+  text format (SRT into MP4 becomes timed text: :mod:`.subtitles`), picture ones dropped
+  with a warning.
 
 - **Tags**: the file's own (title, recording time, ...) and the video stream's language,
   title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
@@ -85,6 +86,7 @@ from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.metadata import VideoInfo, main_video_stream
 from refdeblur_video.video.presets import X264_PRESETS
 from refdeblur_video.video.reader import Frame
+from refdeblur_video.video.subtitles import SubtitleConverter, text_format_for
 from refdeblur_video.video.yuv import (
     alpha_samples,
     pad_planes,
@@ -588,6 +590,7 @@ class VideoWriter:
         self._closed = False
         self._source: av.container.InputContainer | None = None
         self._copy_map: dict[int, av.stream.Stream] = {}
+        self._converters: dict[int, SubtitleConverter] = {}  # text subtitles, by source index
         self._copied_starts: list[Fraction] = []  # in video ticks
         self._audio_pts: dict[int, int] = {}  # each copied audio track's last packet's pts
         self._pending: av.Packet | None = None
@@ -731,12 +734,18 @@ class VideoWriter:
                             f"the {self.format_name} container cannot hold the input's {codec} "
                             f"audio{refusal}; choose another output container (.mkv holds "
                             "any) or --no-audio")
-                    warnings.warn(
-                        f"{codec} subtitles cannot be stored in {self.format_name}; dropped",
-                        stacklevel=3,
-                    )
-                    continue
-                copied = self._out.add_stream_from_template(stream)
+                    text = text_format_for(self.format_name, stream)
+                    if text is None:
+                        warnings.warn(f"{codec} subtitles cannot be stored in "
+                                      f"{self.format_name}; dropped", stacklevel=3)
+                        continue
+                    converter = SubtitleConverter(stream, self._out, text)
+                    self._converters[stream.index] = converter
+                    log.info("%s subtitles are converted to %s (%s holds no %s)", codec,
+                             text, self.format_name, codec)
+                copied = (self._converters[stream.index].stream
+                          if stream.index in self._converters
+                          else self._out.add_stream_from_template(stream))
                 copied.metadata.update(_track_names(stream.metadata, self.format_name))
                 # which track a player starts with, and which is commentary, a dub, ...
                 copied.disposition = stream.disposition
@@ -945,8 +954,13 @@ class VideoWriter:
                 break
             if packet.stream.type == "audio":
                 self._give_audio_duration(packet)
-            packet.stream = self._copy_map[packet.stream.index]
-            self._out.mux(packet)
+            converter = self._converters.get(packet.stream.index)
+            if converter is not None:
+                packet = converter.convert(packet)
+            else:
+                packet.stream = self._copy_map[packet.stream.index]
+            if packet is not None:
+                self._out.mux(packet)
             self._pending = None
 
     def _give_audio_duration(self, packet: av.Packet) -> None:
@@ -994,6 +1008,8 @@ class VideoWriter:
                     self._fix_last_duration()
                     self._mux_held()
                     self._copy_until(math.inf)
+                    for converter in self._converters.values():
+                        converter.close()
                 finally:
                     self._closed = True
                     self._release()
