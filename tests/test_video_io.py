@@ -1586,3 +1586,17 @@ def test_hdr_asked_into_8_bits_is_warned_of_banding(make_test_clip, tmp_path, ca
     said = [r.getMessage() for r in caplog.records if "band" in r.getMessage()]
     assert len(said) == 1 and "HDR (PQ)" in said[0] and "yuv420p10le" in said[0]
     assert probe(tmp_path / "eight.mkv").pix_fmt == "yuv420p"  # the choice is kept
+
+
+def test_decord_on_a_video_with_alpha_says_it_reads_none(make_test_clip, caplog):
+    """decord gives RGB only: a video with transparency comes back opaque, which the writer
+    cannot see (its frames carry no alpha to check), so the reader says so as it opens."""
+    pytest.importorskip("decord")
+    clip = make_test_clip("a.mkv", n_frames=3, codec="ffv1", pix_fmt="yuva420p")
+    plain = make_test_clip("p.mkv", n_frames=3, codec="ffv1", pix_fmt="yuv420p")
+    with caplog.at_level("WARNING"):
+        for path in (clip.path, plain.path):
+            with open_reader(path, backend="decord"):
+                pass
+    said = [r.getMessage() for r in caplog.records if "transparency" in r.getMessage()]
+    assert len(said) == 1 and "a.mkv's yuva420p frames" in said[0]
