@@ -1026,8 +1026,11 @@ def test_bad_codec_container_and_pixel_format_are_user_errors(small_clip, tmp_pa
         VideoWriter(tmp_path / "a.mp4", info, codec="h265")
     with pytest.raises(UserError, match=re.escape("'HEVC': did you mean hevc?")):
         VideoWriter(tmp_path / "a.mp4", info, codec="HEVC")
-    with pytest.raises(UserError, match="cannot hold"):
+    with pytest.raises(UserError, match="cannot hold libx264 video; name the output .mp4 or "
+                       r"\.m4v or \.mkv or \.mov"):
         VideoWriter(tmp_path / "b.webm", info, codec="libx264", audio=False)
+    with pytest.raises(UserError, match="cannot hold huffyuv video; no output .* ffv1"):
+        VideoWriter(tmp_path / "b.mkv", info, codec="huffyuv", audio=False)
     with pytest.raises(UserError, match="container"):
         VideoWriter(tmp_path / "c.avi", info)
     with pytest.raises(UserError, match="pixel format"):

@@ -682,9 +682,8 @@ class VideoWriter:
         try:
             stream = (out or self._out).add_stream(self.codec_name, rate=rate)
         except ValueError as exc:
-            raise UserError(
-                f"the {self.format_name} container cannot hold {self.codec_name} video"
-            ) from exc
+            raise UserError(f"the {self.format_name} container cannot hold {self.codec_name} "
+                            f"video; {_codec_elsewhere(self.codec_name)}") from exc
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self.pix_fmt
         tag = _CODEC_TAGS.get((self.codec_name, self.format_name))
@@ -1161,6 +1160,21 @@ def _lost_detail(source_pix_fmt: str, chosen: _FormatTraits) -> list[str]:
     if chosen.bits < source.bits:
         lost.append(f"{source.bits}-bit samples")
     return lost
+
+
+def _codec_elsewhere(codec_name: str) -> str:
+    """Where a video encoder's output can go instead: the output suffixes whose container
+    holds it, or (none does: huffyuv, utvideo go in AVI only) a lossless codec that fits."""
+    suffixes = []
+    for suffix, format_name in CONTAINERS.items():
+        with contextlib.suppress(ValueError, av.FFmpegError), \
+                av.open(io.BytesIO(), "w", format=format_name) as scratch:
+            scratch.add_stream(codec_name, rate=25)
+            suffixes.append(suffix)
+    if suffixes:
+        return f"name the output {' or '.join(suffixes)}"
+    return ("no output this tool writes can (AVI is read only); --codec ffv1 into .mkv is "
+            "lossless too")
 
 
 def _traits_or_none(pix_fmt: str, what: str) -> bool:
