@@ -389,3 +389,34 @@ def test_placed_references_are_jittered_only_when_asked():
     for (plain, sharp), (jittered, _) in zip(refs[0.0], refs[2.0], strict=True):
         assert psnr(plain, sharp) > 30  # placed exactly
         assert psnr(jittered, sharp) < psnr(plain, sharp) - 3  # placed with an error
+
+
+def test_a_drawn_camera_response_sets_how_blur_brightens():
+    """Flat frames 10, 40, 70, ... averaged five at a time: in sRGB's linear light the mean
+    is brighter than the middle frame (the brightening a network learns to undo); with a
+    response of gamma 1 (decoded frames averaged) it is the middle frame's level exactly,
+    as the plain arithmetic mean says; gamma 2.2 brightens by its own power mean."""
+    frames = [np.full((96, 128, 3), 10 + 30 * k, np.uint8) for k in range(9)]
+
+    def brightening(**response) -> float:
+        mix = BlurMix(generators={"average": 1.0}, average_frames=(5, 5), self_ref_prob=0.0,
+                      defocus_prob=0.0, **response)
+        data = OnlineVideoTriplets([frames], crop=64, mix=mix, seed=1, augment=False,
+                                   unrelated_ref_prob=0.0)
+        items = [data[i] for i in range(6)]
+        return {round(float(it["sharp"].mean()) * 255): float(it["blur"].mean()) * 255
+                for it in items}
+
+    srgb = brightening()
+    plain = brightening(response_prob=1.0, response_gamma=(1.0, 1.0))
+    power = brightening(response_prob=1.0, response_gamma=(2.2, 2.2))
+    for middle, blur in plain.items():
+        assert blur == pytest.approx(middle, abs=0.01)
+    for middle, blur in power.items():  # the power law's own mean of the five levels
+        levels = [middle + 30 * d for d in range(-2, 3)]
+        expected = np.mean(np.array(levels, float) ** 2.2) ** (1 / 2.2)
+        assert blur == pytest.approx(expected, abs=0.6) and blur > middle + 5
+    for middle, blur in srgb.items():
+        assert blur > middle + 5
+    with pytest.raises(ValueError, match="response_gamma"):
+        BlurMix(response_gamma=(2.0, 1.0))

@@ -41,6 +41,7 @@ from refdeblur_video.data.photo_clips import load_video_frames
 from refdeblur_video.data.shake import (
     DEFAULT_SHAKE,
     CameraShake,
+    camera_response,
     degrade,
     render_path_blur,
     sample_camera_path,
@@ -430,9 +431,16 @@ class OnlineVideoTriplets(_Seeded, Dataset):
 
     def _mixed_item(self, v: int, i: int, y: int, x: int,
                     rng: np.random.Generator) -> dict[str, Any]:
-        """A sample whose blur comes from a generator drawn from :attr:`mix`; with a
-        pre-aligned reference (``mix.aligned_ref_prob``) everything is rendered on a wider
-        region first, aligned there, and cropped at the end."""
+        """A sample whose blur comes from a generator drawn from :attr:`mix`, through a
+        camera response drawn from it; with a pre-aligned reference
+        (``mix.aligned_ref_prob``) everything is rendered on a wider region first, aligned
+        there, and cropped at the end."""
+        assert self.mix is not None
+        with camera_response(self.mix.draw_response(rng)):
+            return self._mixed_sample(v, i, y, x, rng)
+
+    def _mixed_sample(self, v: int, i: int, y: int, x: int,
+                      rng: np.random.Generator) -> dict[str, Any]:
         mix, frames, c = self.mix, self.videos[v], self.crop
         assert mix is not None
         generator = mix.draw(rng)

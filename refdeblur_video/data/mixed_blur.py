@@ -75,7 +75,12 @@ class BlurMix:
     where it fails on footage it was not tuned on; ``shake_centre``: where the camera
     shake's target sits on its path (:class:`~refdeblur_video.data.shake.CameraShake`
     ``centre``: ``middle`` of the exposure, or ``centroid``, as the trajectory kernels have
-    it), so that all generators can agree on one convention.
+    it), so that all generators can agree on one convention; ``response_prob`` /
+    ``response_gamma``: chance that a sample's blur integrates light through a power-law
+    camera response of a gamma drawn in (lowest, highest) instead of sRGB's curve
+    (:func:`~refdeblur_video.data.shake.camera_response`; gamma 1 is blur averaged on the
+    coded values, as when decoded frames are averaged), so that the network does not learn
+    one response's brightening of blurred highlights as a constant.
     """
 
     generators: dict[str, float] = field(
@@ -98,6 +103,8 @@ class BlurMix:
     textured_crop_prob: float = 0.0
     textured_candidates: int = 4
     shake_centre: str = "middle"
+    response_prob: float = 0.0
+    response_gamma: tuple[float, float] = (1.0, 2.2)
 
     @property
     def marks_in_place(self) -> bool:
@@ -118,10 +125,20 @@ class BlurMix:
                              "to homography")
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
+        if not 0 < self.response_gamma[0] <= self.response_gamma[1]:
+            raise ValueError("response_gamma must be (lowest, highest) with 0 < lowest <= "
+                             "highest")
         low, high = self.trajectory_length
         if not 0 < low <= high:
             raise ValueError("trajectory_length must be (shortest, longest) with 0 < shortest "
                              "<= longest")
+
+    def draw_response(self, rng: np.random.Generator) -> float | None:
+        """A sample's camera response gamma, or None for sRGB's curve (no draw at all when
+        ``response_prob`` is 0, so that mixes without it keep their samples)."""
+        if self.response_prob <= 0 or rng.random() >= self.response_prob:
+            return None
+        return float(rng.uniform(*self.response_gamma))
 
     def draw(self, rng: np.random.Generator) -> str:
         """One generator name, drawn by weight."""

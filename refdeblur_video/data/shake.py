@@ -23,7 +23,9 @@ Pixel extents are given for a 720-pixel-high frame and scale with the frame's sh
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,16 +59,43 @@ _LUT8 = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
 
+# the camera response the blur generators assume: None for sRGB's curve, else a power law
+# of this gamma (1.0: blur averaged on the coded values, as when decoded frames are averaged)
+_RESPONSE_GAMMA: ContextVar[float | None] = ContextVar("response_gamma", default=None)
+
+
+@contextmanager
+def camera_response(gamma: float | None) -> Iterator[None]:
+    """Within the block, :func:`to_linear` / :func:`from_linear` (and so every blur that
+    integrates light through them) take a power-law response of ``gamma`` instead of sRGB's
+    (None keeps sRGB): a real camera's curve is not sRGB's, and blur made by averaging
+    decoded frames integrates no light at all."""
+    token = _RESPONSE_GAMMA.set(gamma)
+    try:
+        yield
+    finally:
+        _RESPONSE_GAMMA.reset(token)
+
+
 def to_linear(image: np.ndarray) -> np.ndarray:
-    """``uint8``/``uint16`` sRGB image -> float32 linear light in [0, 1]."""
+    """``uint8``/``uint16`` sRGB image -> float32 linear light in [0, 1] (under
+    :func:`camera_response`, that response's)."""
+    gamma = _RESPONSE_GAMMA.get()
+    if gamma is not None:
+        return np.power(image.astype(np.float32) / peak_value(image.dtype), np.float32(gamma))
     if image.dtype == np.uint8:
         return _LUT8[image]
     return srgb_to_linear(image.astype(np.float32) / peak_value(image.dtype))
 
 
 def from_linear(linear: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
-    """Float linear light -> sRGB image of ``dtype`` (rounded, clipped)."""
+    """Float linear light -> sRGB image of ``dtype`` (rounded, clipped; under
+    :func:`camera_response`, that response's)."""
     peak = peak_value(np.dtype(dtype))
+    gamma = _RESPONSE_GAMMA.get()
+    if gamma is not None:
+        coded = np.power(np.clip(np.asarray(linear, np.float32), 0.0, 1.0), np.float32(1 / gamma))
+        return np.rint(coded * peak).astype(dtype)
     return np.rint(linear_to_srgb(linear) * peak).astype(dtype)
 
 

@@ -108,6 +108,11 @@
 #       # SHAKE_CENTRE: where the camera shake's target sits on its path: middle (of the
 #       # exposure; the default) or centroid, as the trajectory kernels have it, so that the
 #       # generators agree and the network is not taught two places for one blur
+#   NAME=general_response RESPONSE=0.3 (and the rest as general_after10, docs/TRAINING.md)
+#       # RESPONSE: the share of samples whose blur integrates light through a power-law
+#       # camera response of gamma 1.0-2.2 instead of sRGB's curve (gamma 1: decoded frames
+#       # averaged), so that the network does not learn sRGB's brightening of blurred
+#       # highlights as a constant and darken blur that brightened less (0: sRGB only)
 #   NAME=general_match MATCH_WEIGHT=0.1 STEPS=1500 LR=3.0e-5 \
 #     INIT=runs/phi_match.safetensors bash tools/recipes/train_general.sh
 #       # MATCH_WEIGHT: the contrastive matching loss that teaches the (otherwise frozen)
@@ -190,7 +195,7 @@ run=(nice -n 10 "$PY" -m refdeblur_video.training.cli \
   --set data.workers=${WORKERS:-1} --set data.batch=${BATCH:-8} --set data.crop=${CROP:-192} \
   --set "data.strength=[${WEAKEST:-0.3}, ${STRONGEST:-1.8}]" --set data.unrelated_ref_prob=0.15 \
   --set data.noise_sigma=4 --set "data.jpeg_quality=[40, 95]" \
-  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, ref_degrade_prob: ${REF_DEGRADE:-0}, aligned_ref_prob: ${ALIGNED_REF:-0}, aligned_ref_by: ${ALIGNED_BY:-flow}, aligned_ref_gate: ${ALIGNED_GATE:-false}, aligned_ref_in_place: ${ALIGNED_IN_PLACE:-false}, aligned_ref_jitter: ${ALIGNED_JITTER:-0}, textured_crop_prob: ${TEXTURED:-0}, shake_centre: ${SHAKE_CENTRE:-middle}}" \
+  --set "data.mix={generators: {shake: 0.35, trajectory: 0.3, average: 0.2, object: 0.15}, self_ref_prob: ${SELF_REF:-0.2}, trajectory_length: [${SHORTEST:-6}, 96], defocus_prob: 0.15, scene_defocus_prob: ${SCENE_DEFOCUS:-0.2}, ref_degrade_prob: ${REF_DEGRADE:-0}, aligned_ref_prob: ${ALIGNED_REF:-0}, aligned_ref_by: ${ALIGNED_BY:-flow}, aligned_ref_gate: ${ALIGNED_GATE:-false}, aligned_ref_in_place: ${ALIGNED_IN_PLACE:-false}, aligned_ref_jitter: ${ALIGNED_JITTER:-0}, textured_crop_prob: ${TEXTURED:-0}, shake_centre: ${SHAKE_CENTRE:-middle}, response_prob: ${RESPONSE:-0}}" \
   --set train.lr=${LR:-1.0e-4} --set train.steps=${STEPS:-11000} \
   --set train.warmup_steps=${WARMUP:-200} \
   --set train.match_weight=${MATCH_WEIGHT:-0} \
