@@ -410,3 +410,30 @@ def test_temporal_mode_scores_a_flickering_output_worse(tmp_path):
     assert spikes[2] > 6 and spikes[3] > 6 and max(spikes[0], spikes[1], spikes[4]) < 0.5
     assert (flickering.summary["metrics"]["warp_output"]["mean"]
             > steady.summary["metrics"]["warp_output"]["mean"] + 2)
+
+
+def test_a_validation_draw_can_blur_through_another_camera_response(tmp_path, monkeypatch,
+                                                                   capsys):
+    """`validation --response-gamma 1` blurs as averaging decoded frames does: the blurry
+    frames keep their sharp frames' mean level, where sRGB's linear light brightens them."""
+    from refdeblur_video.data.cli import main as triplets_main
+
+    frames = [np.roll(make_image(size=(64, 48)), k, axis=1) for k in range(12)]
+
+    def small_set(out, videos, photos, seed):  # a real shake set of one small clip
+        return validation.shake_triplets(out, {"clip": frames}, seed), ["clip"]
+
+    monkeypatch.setattr(validation, "BUILDERS", {name: small_set for name in
+                                                 validation.GENERATORS})
+
+    def brightening(out, *extra) -> float:
+        assert triplets_main(["validation", str(out), "--only", "shake", *extra]) == 0
+        pairs = [(cv2.imread(str(t.blur)), cv2.imread(str(t.sharp)))
+                 for t in read_manifest(out / "shake" / "manifest.jsonl")]
+        return float(np.mean([b.mean() - s.mean() for b, s in pairs]))
+
+    srgb = brightening(tmp_path / "srgb")
+    plain = brightening(tmp_path / "plain", "--response-gamma", "1")
+    assert srgb > 0.5 and abs(plain) < 0.25 * srgb
+    assert triplets_main(["validation", str(tmp_path / "x"), "--response-gamma", "0"]) != 0
+    assert "--response-gamma must be positive" in capsys.readouterr().err

@@ -3,7 +3,8 @@
     refdeblur-triplets gopro ROOT OUT_MANIFEST [--dmin 2 --dmax 6 --seed 0 --val-sequences A,B]
     refdeblur-triplets hfr SRC [SRC ...] OUTDIR [--min-frames 7 --max-frames 13 ...]
     refdeblur-triplets video VIDEO [VIDEO ...] OUTDIR [--frames-per-video 20 --val-videos A ...]
-    refdeblur-triplets validation OUTDIR [--videos DIR --photos DIR --seed 0 --only NAMES]
+    refdeblur-triplets validation OUTDIR [--videos DIR --photos DIR --seed 0 --only NAMES
+                                         --response-gamma G]
 
 Argument parsing only: the work is done by :mod:`refdeblur_video.data.gopro` and
 :mod:`refdeblur_video.data.triplets` (and :mod:`refdeblur_video.data.validation`).
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--only", action="append", metavar="NAMES",
                      help="build only these generators (comma-separated, repeatable)")
     val.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    val.add_argument("--response-gamma", type=float, metavar="G",
+                     help="blur the shake and average sets through a power-law camera "
+                     "response of gamma G instead of sRGB's curve (1: on the coded values, as "
+                     "averaging decoded frames does), to see how a model takes blur that "
+                     "brightens less; rs6dof keeps its own")
     return parser
 
 
@@ -211,10 +217,14 @@ def _build(args: argparse.Namespace, outdir: str | None) -> list:
             default_split=args.default_split, reader=args.reader,
         )
     if args.command == "validation":
+        from refdeblur_video.data.shake import camera_response
         from refdeblur_video.data.validation import build_validation
 
-        return build_validation(outdir, args.videos, args.photos, seed=args.seed,
-                                only=_names(args.only))
+        if args.response_gamma is not None and args.response_gamma <= 0:
+            raise UserError("--response-gamma must be positive")
+        with camera_response(args.response_gamma):
+            return build_validation(outdir, args.videos, args.photos, seed=args.seed,
+                                    only=_names(args.only))
     from refdeblur_video.data.shake import CameraShake
     from refdeblur_video.data.triplets import build_video_triplets
 
