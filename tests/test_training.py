@@ -107,6 +107,37 @@ def test_a_fresh_run_does_not_replace_an_earlier_one_unless_told(train_config, t
     assert steps_logged(run) == [1]
 
 
+def test_a_fresh_run_keeps_a_folder_s_checkpoints_without_a_training_state(
+        train_config, tmp_path, capsys):
+    """A copied model, or a log of one's own, in the run's folder (no last.safetensors):
+    before, a fresh run replaced them without asking."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"the model I keep")
+    (run / "train_log.csv").write_text("my notes\n")
+    assert train_main(["--config", str(train_config), "--max-steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "holds an earlier run (model.safetensors, train_log.csv)" in err[0]
+    assert "--resume" not in err[0] and "--overwrite" in err[0]
+    assert (run / "model.safetensors").read_bytes() == b"the model I keep"
+    assert (run / "train_log.csv").read_text() == "my notes\n"
+
+
+def test_an_overwriting_run_leaves_nothing_of_the_old_run_beside_its_own(train_config,
+                                                                         tmp_path):
+    """--overwrite stopped early: before, the old run's best.safetensors stayed beside the
+    new run's step-1 checkpoints, one folder holding two runs."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.safetensors").write_bytes(b"an old run's best")
+    assert train_main(["--config", str(train_config), "--max-steps", "1", "--quiet",
+                       "--overwrite"]) == 0
+    for name in ("best.safetensors", "last.safetensors", "model.safetensors"):
+        if (run / name).exists():
+            with safe_open(str(run / name), "pt") as handle:
+                assert handle.metadata()["step"] == "1", name
+
+
 def test_config_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {source: videos, train_videos: [a.mp4], colour: 3}\n")

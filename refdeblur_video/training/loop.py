@@ -261,17 +261,27 @@ class _Run:
                                    "ema_decay": repr(self.cfg.train.ema_decay)})
 
 
+# what a run writes into its folder besides train_config.json: a fresh run starts none of
+# them over an earlier run's unasked, and with --overwrite removes them all, so that an
+# interrupted new run never leaves the old run's best checkpoint beside its own
+RUN_FILES = ("last.safetensors", "model.safetensors", "best.safetensors", "ema.safetensors",
+             "train_log.csv", "val_log.csv")
+
+
 def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
     """The run's state file; refused before anything is written when ``resume`` finds none,
-    or when a fresh run would replace an earlier one's checkpoints (``overwrite`` allows)."""
+    or when a fresh run would replace an earlier one's checkpoints or logs (``overwrite``
+    allows)."""
     state_path = out_dir / "last.safetensors"
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"out {out_dir} is a file; give a folder for the run")
     if resume and not state_path.is_file():
         raise UserError(f"--resume: no training state at {state_path}")
-    if not resume and not overwrite and state_path.is_file():
-        raise UserError(f"{out_dir} holds an earlier run ({state_path.name}): --resume "
-                        "continues it, --overwrite starts again over it")
+    earlier = [name for name in RUN_FILES if (out_dir / name).is_file()]
+    if not resume and not overwrite and earlier:
+        how = ("--resume continues it, " if state_path.is_file() else "")
+        raise UserError(f"{out_dir} holds an earlier run ({', '.join(earlier)}): {how}"
+                        "--overwrite starts again over it, or give another out")
     return state_path
 
 
@@ -305,8 +315,8 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) ->
     model, settings = _build_model(cfg)
     if rank.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:  # a fresh run's logs start empty (an overwritten run's would mix in)
-            for name in ("train_log.csv", "val_log.csv", "ema.safetensors"):
+        if not resume:  # a fresh run starts with nothing of an overwritten run's to mix in
+            for name in RUN_FILES:
                 (out_dir / name).unlink(missing_ok=True)
         (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
