@@ -124,18 +124,22 @@ def test_a_fresh_run_keeps_a_folder_s_checkpoints_without_a_training_state(
 
 
 def test_an_overwriting_run_leaves_nothing_of_the_old_run_beside_its_own(train_config,
-                                                                         tmp_path):
-    """--overwrite stopped early: before, the old run's best.safetensors stayed beside the
-    new run's step-1 checkpoints, one folder holding two runs."""
+                                                                         tmp_path,
+                                                                         monkeypatch):
+    """--overwrite interrupted at its first step: before, the old run's best.safetensors
+    stayed beside the new run's checkpoints, one folder holding two runs."""
+    from refdeblur_video.model.net import RefDeblurNet
+
     run = tmp_path / "run"
     run.mkdir()
     (run / "best.safetensors").write_bytes(b"an old run's best")
-    assert train_main(["--config", str(train_config), "--max-steps", "1", "--quiet",
-                       "--overwrite"]) == 0
-    for name in ("best.safetensors", "last.safetensors", "model.safetensors"):
-        if (run / name).exists():
-            with safe_open(str(run / name), "pt") as handle:
-                assert handle.metadata()["step"] == "1", name
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RefDeblurNet, "forward", interrupted)
+    assert train_main(["--config", str(train_config), "--quiet", "--overwrite"]) == 130
+    assert not (run / "best.safetensors").exists()
 
 
 def test_config_errors(tmp_path):
