@@ -36,6 +36,24 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as stored: a PNG's from its header alone (a
+    dataset's thousands of frames are checked in moments), other formats by decoding."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(24)
+    except OSError as exc:
+        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    image = _decode(path)[0]
+    return image.shape[1], image.shape[0]
+
+
 # formats written lossily, at a quality that can be set
 QUALITY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 

@@ -505,6 +505,53 @@ def test_cli_gopro_ok_and_bad_input(gopro_root: Path, tmp_path: Path, capsys) ->
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
 
 
+def test_cli_gopro_never_writes_over_a_file_unasked(gopro_root: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    """A manifest named after a frame of the dataset (a slip) used to replace that frame;
+    an existing manifest was replaced silently."""
+    frame = gopro_root / "train" / "seqA" / "sharp" / "000000.png"
+    before = frame.read_bytes()
+    assert cli.main(["gopro", str(gopro_root), str(frame)]) == 2
+    assert "must end in .jsonl" in capsys.readouterr().err and frame.read_bytes() == before
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("mine\n")
+    assert cli.main(["gopro", str(gopro_root), str(manifest)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "exists: --overwrite replaces it" in err[0]
+    assert manifest.read_text() == "mine\n"
+    assert cli.main(["gopro", str(gopro_root), str(manifest), "--overwrite"]) == 0
+    assert len(read_manifest(manifest)) == 28
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_cli_gopro_finds_frames_of_different_sizes_before_training(gopro_root: Path,
+                                                                   tmp_path: Path,
+                                                                   capsys) -> None:
+    write_png(gopro_root / "train" / "seqB" / "sharp" / "000004.png",
+              np.zeros((10, 12, 3), np.uint8))
+    assert cli.main(["gopro", str(gopro_root), str(tmp_path / "m.jsonl")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "the frames of sequence seqB differ in size" in err[0]
+    assert "12x8" in err[0] and "000004.png 12x10" in err[0]
+    assert not (tmp_path / "m.jsonl").exists()
+    (gopro_root / "train" / "seqB" / "blur" / "000002.png").write_bytes(b"not an image")
+    write_png(gopro_root / "train" / "seqB" / "sharp" / "000004.png",
+              np.zeros((8, 12, 3), np.uint8))
+    assert cli.main(["gopro", str(gopro_root), str(tmp_path / "m.jsonl")]) == 2
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def test_cli_gopro_says_when_sequences_are_too_short_for_dmin(gopro_root: Path,
+                                                              tmp_path: Path,
+                                                              caplog) -> None:
+    with caplog.at_level("WARNING"):
+        assert cli.main(["gopro", str(gopro_root), str(tmp_path / "m.jsonl"),
+                         "--dmin", "8", "--dmax", "10"]) == 0
+    closer = [t for t in read_manifest(tmp_path / "m.jsonl") if abs(t.offset) < 8]
+    said = [r.getMessage() for r in caplog.records if "closer than --dmin 8" in r.getMessage()]
+    assert closer and len(said) == 1 and said[0].startswith(f"{len(closer)} of 28 triplets")
+
+
 @pytest.mark.parametrize(("option", "says"), [
     (["--min-exposure", "2"], "--min-exposure must be above 0 and at most 1"),
     (["--max-translation", "-5"], "--max-translation must be at least 0"),

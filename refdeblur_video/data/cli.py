@@ -1,6 +1,7 @@
 """``refdeblur-triplets``: build (blurry, sharp, reference) training triplets.
 
-    refdeblur-triplets gopro ROOT OUT_MANIFEST [--dmin 2 --dmax 6 --seed 0 --val-sequences A,B]
+    refdeblur-triplets gopro ROOT OUT_MANIFEST [--dmin 2 --dmax 6 --seed 0 --val-sequences A,B
+                                                --overwrite]
     refdeblur-triplets hfr SRC [SRC ...] OUTDIR [--min-frames 7 --max-frames 13 ...]
     refdeblur-triplets video VIDEO [VIDEO ...] OUTDIR [--frames-per-video 20 --val-videos A ...]
     refdeblur-triplets validation OUTDIR [--videos DIR --photos DIR --seed 0 --only NAMES
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--blur-dir", default="blur", help="blurry folder name (blur, blur_gamma)")
     g.add_argument("--default-split", choices=("train", "val", "test"), default="train",
                    help="split of sequences outside train/test folders (default train)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing manifest (else it is refused)")
     _add_split(g, "sequences")
 
     h = sub.add_parser("hfr", help="GoPro-style triplets from high-frame-rate videos/frames")
@@ -167,6 +170,17 @@ def _fresh_folder(outdir: str) -> Path:
     return out
 
 
+def _check_manifest_path(manifest: Path, overwrite: bool) -> None:
+    """Refuse a manifest name that is not a .jsonl file (an image of the dataset, given by
+    a slip, would be written over), and an existing manifest unless ``overwrite``."""
+    if manifest.is_dir():
+        raise UserError(f"output manifest {manifest} is a folder; give a .jsonl file")
+    if manifest.suffix.lower() != ".jsonl":
+        raise UserError(f"output manifest {manifest} must end in .jsonl (it is JSON Lines)")
+    if manifest.exists() and not overwrite:
+        raise UserError(f"output manifest {manifest} exists: --overwrite replaces it")
+
+
 @contextlib.contextmanager
 def _built_then_moved(out: Path) -> Iterator[Path]:
     """A hidden folder beside ``out`` to build in, renamed to ``out`` once all is written:
@@ -191,8 +205,8 @@ def _run(args: argparse.Namespace) -> list:
         out = _fresh_folder(args.outdir)
         with _built_then_moved(out) as work:
             return _build(args, str(work))
-    if args.command == "gopro" and Path(args.manifest).is_dir():
-        raise UserError(f"output manifest {args.manifest} is a folder; give a .jsonl file")
+    if args.command == "gopro":
+        _check_manifest_path(Path(args.manifest), args.overwrite)
     return _build(args, args.outdir if args.command == "validation" else None)
 
 

@@ -18,6 +18,7 @@ window. Output: ``OUT/<split>/<sequence>/{blur,sharp,ref}/<middle>.png`` plus
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -36,8 +37,16 @@ from refdeblur_video.data.triplets import (
     unique_names,
 )
 from refdeblur_video.errors import UserError
-from refdeblur_video.image_files import IMAGE_SUFFIXES, list_images, natural_key, write_png
+from refdeblur_video.image_files import (
+    IMAGE_SUFFIXES,
+    image_size,
+    list_images,
+    natural_key,
+    write_png,
+)
 from refdeblur_video.video.sources import count_frames, iter_frames
+
+log = logging.getLogger(__name__)
 
 SHARP_DIRS = ("sharp", "gt", "GT")
 _SPLIT_WORDS = {
@@ -165,9 +174,28 @@ def gopro_triplets(
                                     seq.name, d, split))
     if not triplets:
         raise UserError(f"no triplets under {root}: every sequence has a single sharp frame")
+    for seq in sequences:
+        _check_one_size(seq)
+    closer = sum(abs(t.offset) < dmin for t in triplets)
+    if closer:
+        log.warning("%d of %d triplets have their reference closer than --dmin %d: their "
+                    "sequences are too short for it", closer, len(triplets), dmin)
     if manifest is not None:
         write_manifest(manifest, triplets)
     return triplets
+
+
+def _check_one_size(seq: PairedSequence) -> None:
+    """Refuse a sequence whose frames differ in size (a blurry frame and its target must
+    line up, and so must the reference): found here, not hours into training."""
+    first = None
+    for path in [*seq.sharp, *seq.blur.values()]:
+        size = image_size(path)
+        first = first or (path, size)
+        if size != first[1]:
+            raise UserError(
+                f"the frames of sequence {seq.name} differ in size: {first[0]} is "
+                f"{first[1][0]}x{first[1][1]}, {path} {size[0]}x{size[1]}")
 
 
 # ---------------------------------------------------------------- high-frame-rate sources

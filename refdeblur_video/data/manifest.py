@@ -48,11 +48,17 @@ def write_manifest(path: str | Path, triplets: Iterable[Triplet]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent
-    with path.open("w", encoding="utf-8") as out:
-        for t in triplets:
-            row = {key: relative_to(getattr(t, key), folder) for key in _IMAGES}
-            row.update(sequence=t.sequence, offset=t.offset, split=t.split)
-            out.write(json.dumps(row) + "\n")
+    # written beside and renamed over: an interrupted write leaves the earlier manifest
+    partial = folder / f".{path.name}.partial"
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            for t in triplets:
+                row = {key: relative_to(getattr(t, key), folder) for key in _IMAGES}
+                row.update(sequence=t.sequence, offset=t.offset, split=t.split)
+                out.write(json.dumps(row) + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
