@@ -23,6 +23,17 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def positive_seconds(text: str) -> float:
+    """An ``argparse`` type: a time in seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, not {text}")
+    return value
+
+
 def at_least_one(text: str) -> int:
     """An ``argparse`` type: a whole number of 1 or more."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 
@@ -12,6 +13,18 @@ class UserError(Exception):
 
 class FrameSizeError(UserError):
     """The frames of one video or frame folder are not all of one size."""
+
+
+def one_line(exc: UserError) -> str:
+    """The message of ``exc`` as one line: a UserError raised in a PyTorch DataLoader
+    worker comes back with the worker's whole traceback in its message, ending in the
+    original ``module.UserError: message`` line."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = text.strip().splitlines()[-1]
+    found = re.match(r"[\w.]+: (.*)", last)
+    return found.group(1) if found else last
 
 
 def unknown_device(name: str) -> UserError:

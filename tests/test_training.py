@@ -456,3 +456,43 @@ def test_resume_and_overwrite_together_are_refused(train_config, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--overwrite: not allowed with argument --resume" in err[0], err
+
+
+def test_a_bad_training_image_found_by_a_loader_worker_is_one_line(tmp_path, make_test_clip,
+                                                                  capsys):
+    """With data.workers > 0 a UserError raised in a worker came back wrapped in the
+    worker's traceback (about 15 lines); it is the one line it is with workers=0."""
+    from refdeblur_video.data.manifest import read_manifest
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL))
+    manifest = _tiny_manifest(tmp_path, make_test_clip, 0.5)
+    for triplet in read_manifest(manifest, "train"):
+        Path(triplet.sharp).write_bytes(b"not an image")
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
+        "model": str(tmp_path / "tiny.yaml"), "out": str(tmp_path / "run"),
+        "data": {"source": "manifest", "manifest": str(manifest), "crop": 32, "batch": 2,
+                 "workers": 1, "val_crop": 32},
+        "train": {"steps": 2}}))
+    assert train_main(["--config", str(tmp_path / "t.yaml"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot read image "), err
+
+
+def test_a_negative_time_limit_is_refused(train_config, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--config", str(train_config), "--time-limit", "-1"])
+    assert stop.value.code == 2
+    assert "--time-limit: must be above 0 seconds" in capsys.readouterr().err
+
+
+def test_ctrl_c_before_the_first_step_says_nothing_was_saved(train_config, tmp_path,
+                                                             monkeypatch, capsys):
+    import refdeblur_video.training.loop as loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_build_model", interrupted)
+    assert train_main(["--config", str(train_config), "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted before the first step: no training state was saved")

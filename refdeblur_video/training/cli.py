@@ -7,9 +7,9 @@ import sys
 
 import yaml
 
-from refdeblur_video.argparsing import OneLineParser, at_least_one
+from refdeblur_video.argparsing import OneLineParser, at_least_one, positive_seconds
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..interrupts import handle_signals
 from .config import load_train_config
 
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stop after this many more steps (the schedule spans train.steps)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.steps=100 --set out=runs/x")
-    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--time-limit", type=positive_seconds, default=None, metavar="SECONDS",
                         help="save and stop after this much wall time (continue with --resume)")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -59,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
                   time_limit=args.time_limit, overwrite=args.overwrite)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "state_saved", False):
+            print("interrupted before the first step: no training state was saved",
+                  file=sys.stderr)
         return 130
     return 0
 

@@ -548,10 +548,11 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
         if run.step < opt.steps and rank.main and not quiet:
             print(f"stopped at step {run.step} of {opt.steps} (--max-steps or "
                   "--time-limit): state saved; continue with --resume")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if rank.main:
             run.save()
             print(f"interrupted: state saved at step {run.step}; continue with --resume")
+        exc.state_saved = True  # the command line says nothing more
         raise
     finally:
         try:
