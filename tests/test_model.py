@@ -148,17 +148,24 @@ def test_vgg19_initialisation_from_torchvision_layout(tmp_path):
         state[f"features.{index}.weight"] = torch.randn(out_ch, in_ch, 3, 3)
         state[f"features.{index}.bias"] = torch.randn(out_ch)
     state["classifier.0.weight"] = torch.randn(4, 4)
-    for suffix in (".pth", ".safetensors"):
-        path = tmp_path / f"vgg19{suffix}"
-        if suffix == ".pth":
-            torch.save(state, path)
-        else:
-            save_file(state, str(path))
-        encoder = MatchingEncoder((64, 128, 256))
-        load_vgg19_weights(encoder, path)
-        assert torch.equal(encoder.features[10].weight, state["features.10.weight"])
+    save_file(state, str(tmp_path / "vgg19.safetensors"))
+    encoder = MatchingEncoder((64, 128, 256))
+    load_vgg19_weights(encoder, tmp_path / "vgg19.safetensors")
+    assert torch.equal(encoder.features[10].weight, state["features.10.weight"])
     with pytest.raises(UserError, match="needs"):
         load_vgg19_weights(MatchingEncoder((8, 16, 16)), tmp_path / "vgg19.safetensors")
+
+
+def test_vgg19_weights_that_are_pickled_or_broken_are_one_error(tmp_path):
+    """A torchvision .pth is pickled: refused, not loaded (nothing is unpickled); a
+    truncated safetensors file is a UserError, not safetensors' own traceback."""
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "vgg19.pth")
+    with pytest.raises(UserError, match="must be a .safetensors file"):
+        load_vgg19_weights(MatchingEncoder((64, 128, 256)), tmp_path / "vgg19.pth")
+    save_file({"features.0.weight": torch.zeros(64, 3, 3, 3)}, str(tmp_path / "v.safetensors"))
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "v.safetensors").read_bytes()[:40])
+    with pytest.raises(UserError, match="is not a safetensors VGG19 state dict"):
+        load_vgg19_weights(MatchingEncoder((64, 128, 256)), tmp_path / "cut.safetensors")
 
 
 def test_tiled_restore_matches_whole_frame():

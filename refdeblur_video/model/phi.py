@@ -2,7 +2,8 @@
 
 The paper uses a pretrained VGG. Weights cannot be downloaded at run time, so phi is
 trained end to end; a user who has torchvision VGG19 weights on disk can initialise from
-them with :func:`load_vgg19_weights` (only for the paper widths 64/128/256).
+them with :func:`load_vgg19_weights` (a safetensors file; only for the paper widths
+64/128/256).
 """
 
 from __future__ import annotations
@@ -42,22 +43,18 @@ class MatchingEncoder(nn.Module):
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """The tensors of a safetensors file; a pickled ``.pth`` is refused, not unpickled."""
+    from .weights import read_safetensors  # its module builds models: imported when needed
 
-        return load_file(str(path))
-    try:
-        # weights_only=True uses PyTorch's restricted loader: tensors only, no arbitrary code.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure is the user's file
-        raise UserError(f"cannot read VGG19 weights from {path}: {exc}") from None
-    if not isinstance(state, dict):
-        raise UserError(f"{path} does not hold a state dict")
-    return state
+    if path.suffix.lower() != ".safetensors":
+        raise UserError(f"VGG19 weights must be a .safetensors file, not {path.name}: nothing "
+                        "is unpickled (convert torchvision's .pth with safetensors.torch."
+                        "save_file where you trust it)")
+    return read_safetensors(path, "", "VGG19 state dict")[0]
 
 
 def load_vgg19_weights(encoder: MatchingEncoder, path: str | Path) -> None:
-    """Initialise ``encoder`` from a torchvision VGG19 state dict (.pth or .safetensors)."""
+    """Initialise ``encoder`` from a torchvision VGG19 state dict saved as safetensors."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"VGG19 weights not found: {path}")
