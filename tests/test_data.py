@@ -185,6 +185,26 @@ def test_hfr_average_in_linear_light_and_reference_outside(tmp_path: Path) -> No
     assert src.is_dir()
 
 
+def test_hfr_refuses_a_blur_sharp_tree_and_leaves_out_earlier_outputs(
+        gopro_root: Path, tmp_path: Path, caplog) -> None:
+    """A GoPro blur/sharp tree given to hfr was taken as high-frame-rate sequences named
+    blur, sharp, ... (blur averaged again); an earlier output inside a source folder was
+    read as more sequences."""
+    with pytest.raises(UserError, match="blur/ and sharp/ folders.*refdeblur-triplets gopro"):
+        build_hfr_triplets([gopro_root], tmp_path / "wrong", min_frames=3, max_frames=3,
+                           ref_min=2, ref_max=4)
+    assert not (tmp_path / "wrong").exists()
+    seq = _frame_folder(tmp_path / "src" / "seq",
+                        [np.full((4, 4, 3), 3 * k, np.uint8) for k in range(30)])
+    first = build_hfr_triplets([tmp_path / "src"], seq / "out", min_frames=3, max_frames=3,
+                               ref_min=2, ref_max=4, seed=0)
+    with caplog.at_level("WARNING"):
+        again = build_hfr_triplets([tmp_path / "src"], tmp_path / "again", min_frames=3,
+                                   max_frames=3, ref_min=2, ref_max=4, seed=0)
+    assert {t.sequence for t in again} == {"seq"} and len(again) == len(first)
+    assert [r for r in caplog.records if "triplets already built" in r.getMessage()]
+
+
 def test_hfr_varies_window_size_deterministically(tmp_path: Path) -> None:
     _frame_folder(tmp_path / "seq", [np.full((4, 4, 3), 3 * k, np.uint8) for k in range(80)])
     a = build_hfr_triplets([tmp_path / "seq"], tmp_path / "a", seed=7)

@@ -221,6 +221,17 @@ def find_frame_sources(sources: Sequence[str | Path]) -> list[FrameSource]:
             continue
         for folder, dirs, files in os.walk(source):
             dirs.sort(key=natural_key)
+            sharp_name = next((d for d in SHARP_DIRS if d in dirs), None)
+            if sharp_name is not None and any(d.startswith("blur") for d in dirs):
+                raise UserError(
+                    f"{folder} holds blur/ and {sharp_name}/ folders: a blurry/sharp pair "
+                    "tree, not high-frame-rate frames; refdeblur-triplets gopro builds its "
+                    "manifest")
+            if MANIFEST_NAME in files:  # an earlier output of these tools: not a source
+                log.warning("%s holds triplets already built (%s): left out", folder,
+                            MANIFEST_NAME)
+                dirs[:] = []
+                continue
             if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
                 rel = Path(folder).relative_to(source)
                 parts = (source.resolve().name, *rel.parts)
