@@ -515,7 +515,7 @@ def test_triplets_cli_with_the_lite_model(manifest, tmp_path, capsys):
     assert_self_contained((report / "report.html").read_text(), min_images=2 + 2 * 6)
     assert main(["triplets", str(manifest), "--model", "lite", "--device", "cpu",
                  "--split", "val", "--reference-check", "0", "--report", str(report),
-                 "--quiet"]) == 0
+                 "--quiet", "--overwrite"]) == 0
     assert "The reference check is off" in capsys.readouterr().out
 
 
@@ -534,3 +534,25 @@ def test_a_batch_of_no_triplets_is_refused(capsys):
         main(["triplets", "manifest.jsonl", "--batch-size", "0"])
     assert stop.value.code == 2
     assert "--batch-size: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_report_never_replaces_an_earlier_one_or_lands_among_other_files(clip, tmp_path,
+                                                                           capsys):
+    """Before, a second run replaced the first run's fuller report without a word, and a
+    report was written into any folder, the ground truth's frames among them."""
+    args = ["compare", "--output", str(clip["restored_dir"]), "--gt", str(clip["sharp_dir"]),
+            "--quiet", "--report"]
+    report = tmp_path / "report"
+    assert main([*args, str(report), "--input", str(clip["blurry_dir"])]) == 0
+    before = {p.name: p.read_bytes() for p in report.iterdir()}
+    capsys.readouterr()
+    assert main([*args, str(report)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "holds an earlier report: --overwrite replaces it" in err[0]
+    assert {p.name: p.read_bytes() for p in report.iterdir()} == before
+    frames = sorted(p.name for p in clip["sharp_dir"].iterdir())
+    assert main([*args, str(clip["sharp_dir"]), "--overwrite"]) == 2
+    assert "holds other files" in capsys.readouterr().err
+    assert sorted(p.name for p in clip["sharp_dir"].iterdir()) == frames
+    assert main([*args, str(report), "--overwrite"]) == 0
+    assert (report / "frames.csv").read_bytes() != before["frames.csv"]  # no gain column

@@ -9,5 +9,5 @@ mkdir -p demo
 .venv/bin/refdeblur-video demo/sample.mp4 demo/sample_deblurred.mp4 --overwrite \
   --log demo/frames.csv "$@"
 .venv/bin/refdeblur-eval noref --input demo/sample.mp4 --output demo/sample_deblurred.mp4 \
-  --log demo/frames.csv --report demo/report --quiet
+  --log demo/frames.csv --report demo/report --overwrite --quiet
 echo "done: demo/sample_deblurred.mp4, per-frame log demo/frames.csv, report demo/report/report.html"

@@ -14,7 +14,10 @@ DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.ht
 
 def _common(parser: argparse.ArgumentParser, *, y_channel: bool = True) -> None:
     parser.add_argument("--report", required=True, metavar="DIR",
-                        help="folder for frames.csv, summary.json and report.html")
+                        help="folder for frames.csv, summary.json and report.html (new or "
+                        "empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier report in DIR (else it is refused)")
     parser.add_argument("--examples", type=int, default=1, metavar="N",
                         help="best and worst frames shown as crops in the HTML (default 1 each)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="override the model's reference check (0: off)")
     generators.add_argument("--report", required=True, metavar="DIR",
                             help="folder for generators.json and one triplet report per "
-                            "generator")
+                            "generator (new or empty)")
+    generators.add_argument("--overwrite", action="store_true",
+                            help="replace an earlier report in DIR (else it is refused)")
     generators.add_argument("--examples", type=int, default=0, metavar="N",
                             help="best and worst triplets shown per report (default 0: each "
                             "costs four more model runs)")
@@ -139,11 +144,13 @@ def _evaluate(args: argparse.Namespace):
 
 def _generators(args: argparse.Namespace) -> int:
     from refdeblur_video.evaluate.generators import evaluate_generators, format_generators
+    from refdeblur_video.evaluate.report import check_report_folder
 
     only = [n.strip() for v in args.only or () for n in v.split(",") if n.strip()]
     try:
         if args.examples < 0:
             raise UserError("--examples must be 0 or more")
+        check_report_folder(args.report, args.overwrite)
         table = evaluate_generators(
             args.valdir, args.model, args.report, device=args.device,
             batch_size=args.batch_size, reference_check=args.reference_check,
@@ -173,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _compare_modes(args: argparse.Namespace) -> int:
     from refdeblur_video.evaluate.report import (
+        check_report_folder,
         check_report_spares,
         format_table,
         infinite_note,
@@ -183,6 +191,7 @@ def _compare_modes(args: argparse.Namespace) -> int:
     try:
         check_report_spares(args.report, getattr(args, "log", None),
                             *(getattr(args, name, None) for name in ("input", "output", "gt")))
+        check_report_folder(args.report, args.overwrite)
         evaluation = _evaluate(args)
         paths = write_report(evaluation, args.report)
     except UserError as exc:

@@ -50,6 +50,27 @@ def report_paths(folder: str | Path) -> dict[str, Path]:
             "html": folder / "report.html"}
 
 
+# the files the reports write (the generator table's report adds one folder per generator)
+REPORT_FILES = ("frames.csv", "summary.json", "report.html", "generators.json")
+
+
+def check_report_folder(folder: str | Path, overwrite: bool) -> None:
+    """Refuse a report folder that holds anything but an earlier report (the ground
+    truth's frames, say), and an earlier report unless ``overwrite``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--report {folder} is a file; give a folder")
+    if not folder.is_dir():
+        return
+    found = [p for p in folder.rglob("*") if p.is_file()]
+    foreign = [p for p in found if p.name not in REPORT_FILES]
+    if foreign:
+        raise UserError(f"--report {folder} holds other files ({foreign[0].name}"
+                        f"{', ...' * (len(foreign) > 1)}): give a new or empty folder")
+    if found and not overwrite:
+        raise UserError(f"--report {folder} holds an earlier report: --overwrite replaces it")
+
+
 def check_report_spares(folder: str | Path, *inputs: str | Path | None) -> None:
     """Refuse a report that would be written over one of its own ``inputs`` (a frame log
     named frames.csv in the report's folder, say)."""

@@ -178,7 +178,7 @@ case "$MODE" in
     val_triplets
     "$PY" -m refdeblur_video.evaluate.cli triplets "$RUNS/val_triplets/manifest.jsonl" \
       --model "$model" --ablation-self-ref --ablation-unrelated-ref --ablation-network-only \
-      --report "$RUNS/eval_lite"
+      --report "$RUNS/eval_lite" --overwrite
     ;;
   *) echo "usage: $0 gpu|cpu|cpu3|cpu4|cpu5|cpu6|cpu7|cpu8|val_triplets|eval" >&2; exit 2 ;;
 esac
