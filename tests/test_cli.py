@@ -74,6 +74,9 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
                                                    "none.safetensors"],
         "model config bad.yaml is not valid YAML (line 2, column 1:": [
             "in.mp4", "o12.mp4", "--model", "bad.yaml"],
+        # it would write a copy of the input and exit 0
+        "no trained weights are installed for the paper model": [
+            "in.mp4", "o15.mp4", "--model", "paper"],
         # read more than once: a FIFO would hang the second read
         "input fifo.mkv is not a regular file (a pipe or device?)": ["fifo.mkv", "o13.mkv"],
         "output in.mp4 is the --ref file": ["bad.yaml", "in.mp4", "--ref", "in.mp4", "-y"],

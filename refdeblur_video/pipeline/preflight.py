@@ -265,10 +265,23 @@ def check_device(name: str) -> None:
         raise unknown_device(name)
 
 
+# the package's model configs and shipped weights, by name (no torch imported to find them)
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
 def check_model(spec: str) -> None:
-    """Refuse a model file that is missing, or a model YAML that does not parse (shipped
-    names, and what the files hold, are checked when the model loads)."""
+    """Refuse a model file that is missing, a model YAML that does not parse, and a
+    shipped model name with no trained weights installed (``paper``: it would return its
+    input unchanged); what the files hold is checked when the model loads. A YAML of one's
+    own stays allowed untrained (a pipeline check: frames come back as they were)."""
     path = Path(spec)
+    if (spec not in ("default", "")
+            and (_PACKAGE / "configs" / "model" / f"{spec}.yaml").is_file()
+            and not (_PACKAGE / "weights" / f"{spec}.safetensors").is_file()):
+        raise UserError(f"no trained weights are installed for the {spec} model, so it "
+                        f"cannot restore anything: pass its trained checkpoint (--model "
+                        f"PATH.safetensors; refdeblur-train --config "
+                        f"configs/train/{spec}.yaml trains one)")
     if path.suffix.lower() not in (".safetensors", ".yaml", ".yml"):
         return
     if not path.is_file():
