@@ -189,10 +189,12 @@ def _close(result: RunSummary) -> None:
     print(result.closing_line(), flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; SIGINT, SIGTERM and SIGHUP stop it alike (exit 130, one line)."""
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Run the command; SIGINT, SIGTERM and SIGHUP stop it alike (exit 130, one line).
+    ``exiting``: the process ends when this returns (:func:`run`), so a signal after the
+    run is ignored rather than cutting the interpreter's shutdown short."""
     share_malloc_arenas()  # before PyTorch and the codecs start their threads
-    with handle_signals():
+    with handle_signals(then_ignore=exiting):
         args = vars(build_parser().parse_args(argv))
         route_messages()
         source, target = args.pop("input"), args.pop("output")
@@ -223,5 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``refdeblur-video`` program: :func:`main`, then exit with its status."""
+    sys.exit(main(exiting=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -59,9 +59,12 @@ def _handler(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def handle_signals() -> Iterator[None]:
+def handle_signals(*, then_ignore: bool = False) -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into :class:`Interrupted` while the block runs (main
-    thread only; the previous handlers come back afterwards)."""
+    thread only; the previous handlers come back afterwards). ``then_ignore``: the process
+    exits after the block, so the signals are ignored from then on instead: one arriving
+    while the interpreter shuts down (threads joined, libraries unloaded) would otherwise
+    end a finished run with status 130 and nothing said."""
     previous: dict[int, object] = {}
     for signum in HANDLED:
         current = signal.getsignal(signum)
@@ -75,7 +78,7 @@ def handle_signals() -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         _State.installed = False
         _State.ignoring = False
 

@@ -446,3 +446,34 @@ def test_a_state_folder_removed_under_a_run_is_one_line(make_test_clip, tmp_path
     assert len(err) == 1 and err[0].startswith(f"error: cannot write {out}: ")
     assert err[0].endswith("was removed while the run was writing it")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("then_ignore", [False, True])
+def test_a_signal_after_the_program_s_run_does_not_change_its_status(then_ignore):
+    """refdeblur-video ends with handle_signals(then_ignore=True): a Ctrl-C that lands
+    while the interpreter shuts down, after a finished run, used to end it with status 130
+    and nothing said (the output complete). A real signal to a real process."""
+    program = ("import os, signal, sys, time\n"
+               "from refdeblur_video.interrupts import handle_signals\n"
+               f"with handle_signals(then_ignore={then_ignore}):\n"
+               "    pass\n"
+               "os.kill(os.getpid(), signal.SIGINT)\n"
+               "time.sleep(0.2)\n"
+               "sys.exit(0)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode == 0) == then_ignore, done.stderr
+
+
+def test_the_installed_program_ends_ignoring_signals(monkeypatch):
+    from pathlib import Path
+
+    import refdeblur_video.cli as cli
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'refdeblur-video = "refdeblur_video.cli:run"' in pyproject  # (tomllib: 3.11+)
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv=None, *, exiting=False: seen.append(exiting))
+    with pytest.raises(SystemExit):
+        cli.run()
+    assert seen == [True]
