@@ -465,13 +465,18 @@ def test_a_signal_after_the_program_s_run_does_not_change_its_status(then_ignore
     assert (done.returncode == 0) == then_ignore, done.stderr
 
 
-def test_the_installed_program_ends_ignoring_signals(monkeypatch):
+@pytest.mark.parametrize(("program", "module"), [
+    ("refdeblur-video", "refdeblur_video.cli"),
+    ("refdeblur-train", "refdeblur_video.training.cli"),
+    ("refdeblur-eval", "refdeblur_video.evaluate.cli"),
+    ("refdeblur-triplets", "refdeblur_video.data.cli")])
+def test_the_installed_programs_end_ignoring_signals(monkeypatch, program, module):
+    import importlib
     from pathlib import Path
 
-    import refdeblur_video.cli as cli
-
+    cli = importlib.import_module(module)
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
-    assert 'refdeblur-video = "refdeblur_video.cli:run"' in pyproject  # (tomllib: 3.11+)
+    assert f'{program} = "{module}:run"' in pyproject  # (tomllib: 3.11+)
     seen = []
     monkeypatch.setattr(cli, "main", lambda argv=None, *, exiting=False: seen.append(exiting))
     with pytest.raises(SystemExit):

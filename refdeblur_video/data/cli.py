@@ -257,12 +257,12 @@ def _build(args: argparse.Namespace, outdir: str | None) -> list:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
     """Entry point of ``refdeblur-triplets``; returns the exit status."""
     args = build_parser().parse_args(argv)
     route_messages()
     try:
-        with handle_signals():
+        with handle_signals(then_ignore=exiting):
             triplets = _run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -282,5 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``refdeblur-triplets`` program: :func:`main`, then exit with its status
+    (signals from then on are ignored: the run is over)."""
+    sys.exit(main(exiting=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -166,12 +166,12 @@ def _generators(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     """Entry point of ``refdeblur-eval``; SIGINT, SIGTERM and SIGHUP stop it with one line
     (exit 130), and no report is written."""
     args = build_parser().parse_args(argv)
     try:
-        with handle_signals():
+        with handle_signals(then_ignore=exiting):
             return _generators(args) if args.mode == "generators" else _compare_modes(args)
     except KeyboardInterrupt as exc:
         print(f"interrupted ({exc or 'SIGINT'}): no report was written", file=sys.stderr)
@@ -206,5 +206,11 @@ def _compare_modes(args: argparse.Namespace) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``refdeblur-eval`` program: :func:`main`, then exit with its status (signals from then
+    on are ignored: the run is over)."""
+    sys.exit(main(exiting=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

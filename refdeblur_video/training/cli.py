@@ -46,7 +46,7 @@ def _overrides(pairs: list[str]) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     args = parse_args(argv)
     try:
         from .loop import train
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM and SIGHUP (`kill PID`, a closed terminal) stop training as Ctrl-C does:
         # the state is saved first. A job started in the background from a script ignores
         # SIGINT, so without this `kill` would lose the steps since the last state.
-        with handle_signals():
+        with handle_signals(then_ignore=exiting):
             train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
                   time_limit=args.time_limit, overwrite=args.overwrite)
     except UserError as exc:
@@ -69,5 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``refdeblur-train`` program: :func:`main`, then exit with its status (signals from then
+    on are ignored: the run is over)."""
+    sys.exit(main(exiting=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
