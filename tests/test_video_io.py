@@ -245,6 +245,28 @@ def cues(path) -> list[tuple[float, float, str]]:
     return found
 
 
+@pytest.mark.parametrize("why", ["pictures", "no encoder"])
+def test_subtitles_that_cannot_be_converted_are_dropped_with_a_warning(make_test_clip,
+                                                                       tmp_path, monkeypatch,
+                                                                       why):
+    """Picture subtitles (DVD, Blu-ray) have no text to convert, and a PyAV before 16.1
+    encodes none: the track is dropped with a warning, the sound kept."""
+    import refdeblur_video.video.writer as writer
+
+    def unable(*args, **kwargs):
+        raise AttributeError("encode_subtitle")
+
+    if why == "pictures":
+        monkeypatch.setattr(writer, "text_format_for", lambda *args: None)
+    else:
+        monkeypatch.setattr(writer, "SubtitleConverter", unable)
+    clip = make_test_clip("s.mkv", n_frames=6, audio=True, subtitles=True)
+    with pytest.warns(UserWarning, match="subtitles cannot be stored in mp4; dropped"):
+        transcode(clip.path, tmp_path / "out.mp4", preset="ultrafast")
+    info = probe(tmp_path / "out.mp4")
+    assert info.has_audio and not info.has_subtitles
+
+
 def test_text_subtitles_the_container_cannot_hold_are_converted(make_test_clip, tmp_path):
     """SRT from Matroska has no place in MP4, MP4's timed text none in Matroska, neither
     in WebM: each is converted to the output's own text format (as ffmpeg does), words and

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import av
+import av.subtitles.codeccontext
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,17 @@ __all__ = ["SubtitleConverter", "text_format_for"]
 _TEXT_FORMATS = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
 
 
+# PyAV encodes subtitles from 16.1 on; with an older one they are dropped as before
+_ENCODES_SUBTITLES = hasattr(av.subtitles.codeccontext.SubtitleCodecContext,
+                             "encode_subtitle")
+
+
 def text_format_for(format_name: str, stream: av.stream.Stream) -> str | None:
     """The text format a subtitle ``stream`` is converted to for ``format_name``, or None
-    where it has no text (pictures) or the container has no text format."""
+    where it has no text (pictures), the container has no text format, or this PyAV cannot
+    encode subtitles."""
     context = stream.codec_context
-    if context is None or not context.codec.text_sub:
+    if not _ENCODES_SUBTITLES or context is None or not context.codec.text_sub:
         return None
     return _TEXT_FORMATS.get(format_name)
 

@@ -734,11 +734,14 @@ class VideoWriter:
                             f"audio{refusal}; choose another output container (.mkv holds "
                             "any) or --no-audio")
                     text = text_format_for(self.format_name, stream)
-                    if text is None:
+                    converter = None
+                    if text is not None:
+                        with contextlib.suppress(av.FFmpegError, ValueError, AttributeError):
+                            converter = SubtitleConverter(stream, self._out, text)
+                    if converter is None:
                         warnings.warn(f"{codec} subtitles cannot be stored in "
                                       f"{self.format_name}; dropped", stacklevel=3)
                         continue
-                    converter = SubtitleConverter(stream, self._out, text)
                     self._converters[stream.index] = converter
                     log.info("%s subtitles are converted to %s (%s holds no %s)", codec,
                              text, self.format_name, codec)
