@@ -1537,18 +1537,19 @@ def test_videos_in_subfolders_are_named_as_not_searched(make_test_clip, tmp_path
     said = [r.getMessage() for r in caplog.records if "not searched" in r.getMessage()]
     assert code == 0 and len(said) == 1
     assert "subfolder day2 holds videos" in said[0]  # one subfolder named: not the output
+    assert "glob" not in said[0]  # '**' would take the outputs inside the folder too
 
 
 def test_a_folder_whose_videos_are_all_in_subfolders_says_so(make_test_clip, tmp_path,
                                                             capsys):
     (tmp_path / "card" / "100GOPRO").mkdir(parents=True)
-    make_test_clip("card/100GOPRO/GX01.mp4", n_frames=5, blurry={2})
+    make_test_clip("card/100GOPRO/GX01.MP4", n_frames=5, blurry={2})  # as cameras spell it
     code = cli_main([str(tmp_path / "card"), str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert code != 0 and "no video files found" in err and "100GOPRO holds videos" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
     glob = err.split("quoted glob such as '")[1].split("'")[0]
-    assert expand_inputs(glob) == [tmp_path / "card" / "100GOPRO" / "GX01.mp4"]  # it works
+    assert expand_inputs(glob) == [tmp_path / "card" / "100GOPRO" / "GX01.MP4"]  # it works
 
 
 def test_a_finished_file_rerun_with_a_log_says_it_has_none(make_test_clip, tmp_path,

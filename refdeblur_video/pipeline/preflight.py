@@ -75,36 +75,51 @@ def expand_inputs(pattern: str, say: bool = False,
         files = [Path(p) for p in glob.glob(pattern, recursive=True)  # '**' for subfolders
                  if Path(p).suffix.lower() in VIDEO_SUFFIXES]
     files = sorted(p for p in files if p.is_file())
-    nested = [sub for sub in (_subfolders_with_videos(path) if path.is_dir() else [])
+    nested = [(sub, suffix) for sub, suffix in
+              (_subfolders_with_videos(path) if path.is_dir() else [])
               if outdir is None or not _same_folder(sub, Path(outdir))]
+    # a glob over the subfolders would take the outputs too where they are written inside
+    inside = outdir is not None and _within(Path(outdir), path)
     if not files:
         raise UserError(f"no video files found in {pattern}"
-                        + (f" ({_not_searched(nested)})" if nested else ""))
+                        + (f" ({_not_searched(path, nested, inside)})" if nested else ""))
     if say and nested:
-        log.warning("%s: %s", path, _not_searched(nested))
+        log.warning("%s: %s", path, _not_searched(path, nested, inside))
     return files
 
 
-def _subfolders_with_videos(folder: Path) -> list[Path]:
+def _subfolders_with_videos(folder: Path) -> list[tuple[Path, str]]:
     """The visible subfolders of ``folder`` that hold video files themselves (one level down:
-    a folder run does not search below its folder)."""
+    a folder run does not search below its folder), each with its first video's suffix as
+    it is spelled (a camera's ``.MP4``)."""
     found = []
     with contextlib.suppress(OSError):
         for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
             with contextlib.suppress(OSError):
-                if any(not f.name.startswith(".") and f.suffix.lower() in VIDEO_SUFFIXES
-                       and f.is_file() for f in sub.iterdir()):
-                    found.append(sub)
+                suffix = next((f.suffix for f in sub.iterdir() if not f.name.startswith(".")
+                               and f.suffix.lower() in VIDEO_SUFFIXES and f.is_file()), None)
+                if suffix is not None:
+                    found.append((sub, suffix))
     return found
 
 
-def _not_searched(subfolders: list[Path]) -> str:
-    """The words for videos in subfolders, which a folder run leaves alone."""
-    names = ", ".join(p.name for p in subfolders[:3]) + ", ..." * (len(subfolders) > 3)
+def _within(inner: Path, outer: Path) -> bool:
+    """Whether ``inner`` is ``outer`` or lies under it (neither need exist)."""
+    inner, outer = inner.resolve(), outer.resolve()
+    return inner == outer or outer in inner.parents
+
+
+def _not_searched(folder: Path, subfolders: list[tuple[Path, str]], outdir_inside: bool) -> str:
+    """The words for videos in subfolders, which a folder run leaves alone: a quoted glob
+    takes them (globs are case-sensitive: it names the suffix as the files spell it), except
+    where the output folder lies inside, whose outputs it would take too."""
+    names = ", ".join(p.name for p, _ in subfolders[:3]) + ", ..." * (len(subfolders) > 3)
     one = len(subfolders) == 1
-    return (f"subfolder{'' if one else 's'} {names} hold{'s' if one else ''} videos, but "
-            "subfolders are not searched: give each folder as its own run, or a quoted glob "
-            f"such as '{Path(subfolders[0].parent) / '**' / '*.mp4'}'")
+    said = (f"subfolder{'' if one else 's'} {names} hold{'s' if one else ''} videos, but "
+            "subfolders are not searched: give each folder as its own run")
+    if outdir_inside:
+        return said
+    return f"{said}, or a quoted glob such as '{folder / '**' / ('*' + subfolders[0][1])}'"
 
 
 def _say_photos_passed_over(folder: Path, entries: list[Path]) -> None:
