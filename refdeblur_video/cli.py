@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .argparsing import OneLineParser
 from .errors import UserError
-from .interrupts import Interrupted, handle_signals
+from .interrupts import Interrupted, exit_after, handle_signals
 from .malloc import share_malloc_arenas
 from .messages import route_messages, say
 from .pipeline.options import DeblurOptions
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
 
 def run() -> None:
     """The ``refdeblur-video`` program: :func:`main`, then exit with its status."""
-    sys.exit(main(exiting=True))
+    exit_after(main)
 
 
 if __name__ == "__main__":

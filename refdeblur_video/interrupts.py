@@ -13,11 +13,15 @@ completes).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
-__all__ = ["Interrupted", "deferred", "finishing", "handle_signals", "settle"]
+__all__ = ["Interrupted", "deferred", "exit_after", "finishing", "handle_signals", "settle"]
 
 HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                 if hasattr(signal, name))
@@ -46,6 +50,7 @@ class _State:
     deferring = 0  # nesting depth of deferred()
     pending: int | None = None  # a signal that arrived while deferring
     ignoring = False  # finishing(): the run completes whatever arrives
+    parked: tuple[int, ...] = ()  # set to SIG_IGN by handle_signals(then_ignore=True)
 
 
 def _handler(signum: int, frame: object) -> None:
@@ -62,9 +67,9 @@ def _handler(signum: int, frame: object) -> None:
 def handle_signals(*, then_ignore: bool = False) -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into :class:`Interrupted` while the block runs (main
     thread only; the previous handlers come back afterwards). ``then_ignore``: the process
-    exits after the block, so the signals are ignored from then on instead: one arriving
-    while the interpreter shuts down (threads joined, libraries unloaded) would otherwise
-    end a finished run with status 130 and nothing said."""
+    exits after the block, so the signals are ignored from then on instead (until
+    :func:`exit_after` takes them): one arriving while the interpreter shuts down would
+    otherwise end a finished run with status 130 and nothing said."""
     previous: dict[int, object] = {}
     for signum in HANDLED:
         current = signal.getsignal(signum)
@@ -79,6 +84,7 @@ def handle_signals(*, then_ignore: bool = False) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
+        _State.parked = tuple(previous) if then_ignore else ()
         _State.installed = False
         _State.ignoring = False
 
@@ -117,3 +123,34 @@ def settle() -> None:
     :func:`handle_signals` ends (a launcher stopping the process as it exits cuts nothing off
     and makes it print nothing)."""
     _State.ignoring = _State.installed
+
+
+def exit_after(main: Callable[..., int]) -> NoReturn:
+    """A program's entry point: run ``main(exiting=True)`` and exit with its status.
+
+    While the interpreter shuts down (threads joined, exit handlers run) a signal ends the
+    process at once with that same status: a finished run never reads as interrupted, and
+    a shutdown that hangs can still be stopped. From the last exit handler on the signals
+    are ignored: past it the interpreter resets Python-level handlers to the default, under
+    which a late Ctrl-C would kill the finished run with status 130 and nothing said."""
+    status = main(exiting=True)
+
+    def leave(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+    for signum in _State.parked:  # those the run handled (not those ignored from the start)
+        signal.signal(signum, leave)
+    sys.exit(status)
+
+
+def _ignore_parked_signals() -> None:
+    for signum in _State.parked:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+# registered when the command line imports this module, before PyTorch or PyAV register
+# theirs: exit handlers run last-registered first, so this one runs after them
+atexit.register(_ignore_parked_signals)

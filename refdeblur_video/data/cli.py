@@ -23,7 +23,7 @@ from pathlib import Path
 
 from refdeblur_video.argparsing import OneLineParser
 from refdeblur_video.errors import UserError
-from refdeblur_video.interrupts import handle_signals
+from refdeblur_video.interrupts import exit_after, handle_signals
 from refdeblur_video.messages import route_messages
 
 
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
 def run() -> None:
     """The ``refdeblur-triplets`` program: :func:`main`, then exit with its status
     (signals from then on are ignored: the run is over)."""
-    sys.exit(main(exiting=True))
+    exit_after(main)
 
 
 if __name__ == "__main__":

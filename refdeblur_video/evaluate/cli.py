@@ -7,7 +7,7 @@ import sys
 
 from refdeblur_video.argparsing import OneLineParser, at_least_one
 from refdeblur_video.errors import UserError
-from refdeblur_video.interrupts import handle_signals
+from refdeblur_video.interrupts import exit_after, handle_signals
 
 DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
 
@@ -209,7 +209,7 @@ def _compare_modes(args: argparse.Namespace) -> int:
 def run() -> None:
     """The ``refdeblur-eval`` program: :func:`main`, then exit with its status (signals from then
     on are ignored: the run is over)."""
-    sys.exit(main(exiting=True))
+    exit_after(main)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import yaml
 from refdeblur_video.argparsing import OneLineParser, at_least_one, positive_seconds
 
 from ..errors import UserError, one_line
-from ..interrupts import handle_signals
+from ..interrupts import exit_after, handle_signals
 from .config import load_train_config
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
 def run() -> None:
     """The ``refdeblur-train`` program: :func:`main`, then exit with its status (signals from then
     on are ignored: the run is over)."""
-    sys.exit(main(exiting=True))
+    exit_after(main)
 
 
 if __name__ == "__main__":
