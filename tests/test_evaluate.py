@@ -556,3 +556,27 @@ def test_a_report_never_replaces_an_earlier_one_or_lands_among_other_files(clip,
     assert sorted(p.name for p in clip["sharp_dir"].iterdir()) == frames
     assert main([*args, str(report), "--overwrite"]) == 0
     assert (report / "frames.csv").read_bytes() != before["frames.csv"]  # no gain column
+
+
+def test_an_overwritten_generator_table_leaves_no_report_of_a_generator_it_left_out(tmp_path):
+    """--only shake --overwrite over a table of three generators: the rs6dof and average
+    reports were left beside a generators.json that no longer listed them."""
+    from refdeblur_video.evaluate.generators import written_files
+    from refdeblur_video.evaluate.report import check_report_folder, drop_stale, report_paths
+
+    report = tmp_path / "eval"
+    for name in ("rs6dof", "shake", "average"):
+        for path in report_paths(report / name).values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("earlier")
+    (report / "generators.json").write_text("{}")
+    (report / ".DS_Store").write_text("a viewer's")  # hidden: neither foreign nor refused
+    with pytest.raises(UserError, match="holds an earlier report"):
+        check_report_folder(report, overwrite=False)
+    earlier = check_report_folder(report, overwrite=True)
+    assert len(earlier) == 10
+    for path in written_files(report, {"generators": [{"name": "shake"}]}):
+        path.write_text("new")
+    drop_stale(earlier, written_files(report, {"generators": [{"name": "shake"}]}))
+    assert sorted(p.name for p in report.iterdir()) == [".DS_Store", "generators.json", "shake"]
+    assert {p.read_text() for p in (report / "shake").iterdir()} == {"new"}

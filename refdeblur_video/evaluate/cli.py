@@ -143,18 +143,23 @@ def _evaluate(args: argparse.Namespace):
 
 
 def _generators(args: argparse.Namespace) -> int:
-    from refdeblur_video.evaluate.generators import evaluate_generators, format_generators
-    from refdeblur_video.evaluate.report import check_report_folder
+    from refdeblur_video.evaluate.generators import (
+        evaluate_generators,
+        format_generators,
+        written_files,
+    )
+    from refdeblur_video.evaluate.report import check_report_folder, drop_stale
 
     only = [n.strip() for v in args.only or () for n in v.split(",") if n.strip()]
     try:
         if args.examples < 0:
             raise UserError("--examples must be 0 or more")
-        check_report_folder(args.report, args.overwrite)
+        earlier = check_report_folder(args.report, args.overwrite)
         table = evaluate_generators(
             args.valdir, args.model, args.report, device=args.device,
             batch_size=args.batch_size, reference_check=args.reference_check,
             examples=args.examples, only=only, quiet=args.quiet)
+        drop_stale(earlier, written_files(args.report, table))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.evaluate.report import format_table, write_report
+from refdeblur_video.evaluate.report import format_table, report_paths, write_report
 from refdeblur_video.evaluate.triplets import evaluate_triplets
 
 VARIANTS = {
@@ -106,6 +106,14 @@ def evaluate_generators(
     report.mkdir(parents=True, exist_ok=True)
     (report / "generators.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     return table
+
+
+def written_files(report: str | Path, table: dict) -> list[Path]:
+    """The files :func:`evaluate_generators` wrote for ``table`` into ``report``."""
+    report = Path(report)
+    return [report / "generators.json",
+            *(path for entry in table["generators"]
+              for path in report_paths(report / entry["name"]).values())]
 
 
 def format_generators(table: dict) -> str:

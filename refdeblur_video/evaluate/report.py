@@ -7,10 +7,12 @@ the style sheet is inline, and there are no scripts or links to other files.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,21 +56,37 @@ def report_paths(folder: str | Path) -> dict[str, Path]:
 REPORT_FILES = ("frames.csv", "summary.json", "report.html", "generators.json")
 
 
-def check_report_folder(folder: str | Path, overwrite: bool) -> None:
+def check_report_folder(folder: str | Path, overwrite: bool) -> list[Path]:
     """Refuse a report folder that holds anything but an earlier report (the ground
-    truth's frames, say), and an earlier report unless ``overwrite``."""
+    truth's frames, say; hidden files such as .DS_Store aside), and an earlier report
+    unless ``overwrite``. Returns the earlier report's files, for :func:`drop_stale`."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--report {folder} is a file; give a folder")
-    if not folder.is_dir():
-        return
-    found = [p for p in folder.rglob("*") if p.is_file()]
-    foreign = [p for p in found if p.name not in REPORT_FILES]
-    if foreign:
-        raise UserError(f"--report {folder} holds other files ({foreign[0].name}"
-                        f"{', ...' * (len(foreign) > 1)}): give a new or empty folder")
-    if found and not overwrite:
+    earlier: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                continue
+            if name not in REPORT_FILES:
+                raise UserError(f"--report {folder} holds other files ({name}): give a new "
+                                "or empty folder")
+            earlier.append(Path(root) / name)
+    if earlier and not overwrite:
         raise UserError(f"--report {folder} holds an earlier report: --overwrite replaces it")
+    return earlier
+
+
+def drop_stale(earlier: list[Path], written: list[Path]) -> None:
+    """Remove the earlier report's files the new one did not write again (a generator left
+    out of the new table), and the folders that leaves empty."""
+    kept = {path.resolve() for path in written}
+    for path in earlier:
+        if path.resolve() not in kept:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                path.parent.rmdir()  # only when empty
 
 
 def check_report_spares(folder: str | Path, *inputs: str | Path | None) -> None:
