@@ -23,6 +23,17 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def positive_number(text: str) -> float:
+    """An ``argparse`` type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     """An ``argparse`` type: a time in seconds above 0."""
     try:

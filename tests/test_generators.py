@@ -435,5 +435,15 @@ def test_a_validation_draw_can_blur_through_another_camera_response(tmp_path, mo
     srgb = brightening(tmp_path / "srgb")
     plain = brightening(tmp_path / "plain", "--response-gamma", "1")
     assert srgb > 0.5 and abs(plain) < 0.25 * srgb
-    assert triplets_main(["validation", str(tmp_path / "x"), "--response-gamma", "0"]) != 0
-    assert "--response-gamma must be positive" in capsys.readouterr().err
+    index = json.loads((tmp_path / "plain" / "generators.json").read_text())
+    assert [g.get("response_gamma") for g in index["generators"]] == [1.0]  # recorded
+    assert "response_gamma" not in json.loads(
+        (tmp_path / "srgb" / "generators.json").read_text())["generators"][0]
+    capsys.readouterr()
+    # one folder, one response: another set built into it under another is refused
+    assert triplets_main(["validation", str(tmp_path / "plain"), "--only", "average"]) == 2
+    assert "built with response gamma 1.0" in capsys.readouterr().err
+    for bad in ("0", "nan", "-1"):
+        with pytest.raises(SystemExit):
+            triplets_main(["validation", str(tmp_path / "x"), "--response-gamma", bad])
+        assert "--response-gamma: must be a number above 0" in capsys.readouterr().err

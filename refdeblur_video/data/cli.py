@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from refdeblur_video.argparsing import OneLineParser
+from refdeblur_video.argparsing import OneLineParser, positive_number
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import exit_after, handle_signals
 from refdeblur_video.messages import route_messages
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--only", action="append", metavar="NAMES",
                      help="build only these generators (comma-separated, repeatable)")
     val.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    val.add_argument("--response-gamma", type=float, metavar="G",
+    val.add_argument("--response-gamma", type=positive_number, metavar="G",
                      help="blur the shake and average sets through a power-law camera "
                      "response of gamma G instead of sRGB's curve (1: on the coded values, as "
                      "averaging decoded frames does), to see how a model takes blur that "
@@ -231,14 +231,10 @@ def _build(args: argparse.Namespace, outdir: str | None) -> list:
             default_split=args.default_split, reader=args.reader,
         )
     if args.command == "validation":
-        from refdeblur_video.data.shake import camera_response
         from refdeblur_video.data.validation import build_validation
 
-        if args.response_gamma is not None and args.response_gamma <= 0:
-            raise UserError("--response-gamma must be positive")
-        with camera_response(args.response_gamma):
-            return build_validation(outdir, args.videos, args.photos, seed=args.seed,
-                                    only=_names(args.only))
+        return build_validation(outdir, args.videos, args.photos, seed=args.seed,
+                                only=_names(args.only), response_gamma=args.response_gamma)
     from refdeblur_video.data.shake import CameraShake
     from refdeblur_video.data.triplets import build_video_triplets
 

@@ -30,6 +30,7 @@ the generators, left-out one first. Every choice is drawn from ``seed``.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 from refdeblur_video.data.manifest import MANIFEST_NAME, Triplet, read_manifest, write_manifest
 from refdeblur_video.data.photo_clips import load_video_frames, pan_clip, seed_for
 from refdeblur_video.data.rs6dof_triplets import Rs6DofSource, build_rs6dof_triplets
-from refdeblur_video.data.shake import average_linear
+from refdeblur_video.data.shake import average_linear, camera_response
 from refdeblur_video.data.triplets import (
     build_video_triplets,
     stable_rng,
@@ -204,18 +205,29 @@ def build_validation(
     *,
     seed: int = 0,
     only: Sequence[str] | None = None,
+    response_gamma: float | None = None,
 ) -> list[Triplet]:
     """Build the generators' sets (``only``: a subset) into ``outdir`` and write
-    ``outdir/generators.json``; returns every triplet written."""
+    ``outdir/generators.json``; returns every triplet written. ``response_gamma``: blur
+    the shake and average sets through that power-law camera response instead of sRGB's
+    (:func:`~refdeblur_video.data.shake.camera_response`; rs6dof keeps its own), recorded
+    in the index; one folder holds one response."""
     outdir, videos, photos = Path(outdir), Path(videos), Path(photos)
     chosen = list(only) if only else list(GENERATORS)
     unknown = sorted(set(chosen) - set(GENERATORS))
     if unknown:
         raise UserError(f"unknown generators {', '.join(unknown)} (have {', '.join(GENERATORS)})")
+    if response_gamma is not None and not (0 < response_gamma < math.inf):
+        raise UserError(f"the response gamma must be a positive number, not {response_gamma}")
     index_path = outdir / "generators.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     entries = {entry["name"]: entry for entry in index.get("generators", [])}
     built = [name for name in GENERATORS if name in chosen]
+    for name, entry in entries.items():
+        if name not in built and entry.get("response_gamma") != response_gamma:
+            raise UserError(f"{outdir}'s {name} set was built with response gamma "
+                            f"{entry.get('response_gamma') or 'of sRGB'}, this one would be "
+                            f"{response_gamma or 'of sRGB'}: build it into another folder")
     # each set is built in a hidden folder; when all are built, the earlier sets are moved
     # aside, the new ones in and the index replaced (renames, no copying), and only then are
     # the earlier ones deleted: an interrupted or failed build leaves them and their index
@@ -225,10 +237,13 @@ def build_validation(
     try:
         for name in built:
             _remove(partial[name])  # what a killed run left
-            triplets, sources = BUILDERS[name](partial[name], videos, photos, seed)
+            with camera_response(response_gamma):
+                triplets, sources = BUILDERS[name](partial[name], videos, photos, seed)
             entries[name] = {"name": name, "left_out": name == LEFT_OUT,
                              "manifest": f"{name}/{MANIFEST_NAME}", "triplets": len(triplets),
                              "sources": sources, "about": ABOUT[name], "seed": seed}
+            if response_gamma is not None:
+                entries[name]["response_gamma"] = response_gamma
         index = {"left_out": LEFT_OUT,
                  "generators": [entries[name] for name in GENERATORS if name in entries]}
         written = index_path.with_name(f".{index_path.name}.partial")
