@@ -40,8 +40,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file as stored: a PNG's from its header alone (a
-    dataset's thousands of frames are checked in moments), other formats by decoding."""
+    """(width, height) of an image file: a PNG's from its header alone (a dataset's
+    thousands of frames are checked in moments; a damaged body is found when it is read),
+    other formats by decoding (turned as a viewer shows them)."""
     path = Path(path)
     try:
         with path.open("rb") as handle:

@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 
 from ..errors import UserError, invalid_yaml
+from ..package_files import MODEL_CONFIGS
 from .inference import InferenceSettings, split_settings
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "model"
+CONFIG_DIR = MODEL_CONFIGS
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from safetensors.torch import save
 from torch import nn
 
 from ..errors import UserError
+from ..package_files import PACKAGE_WEIGHTS
 from .config import ModelConfig, parse_config
 from .inference import InferenceSettings
 
 FORMAT = "refdeblur-video/1"
-PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lite.safetensors"
 
 

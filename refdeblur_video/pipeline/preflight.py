@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError, invalid_yaml, unknown_device
+from ..package_files import MODEL_CONFIGS, PACKAGE_WEIGHTS
 from ..safe_output import (
     check_not_same_file,
     check_output_path,
@@ -280,23 +281,19 @@ def check_device(name: str) -> None:
         raise unknown_device(name)
 
 
-# the package's model configs and shipped weights, by name (no torch imported to find them)
-_PACKAGE = Path(__file__).resolve().parent.parent
-
-
 def check_model(spec: str) -> None:
     """Refuse a model file that is missing, a model YAML that does not parse, and a
     shipped model name with no trained weights installed (``paper``: it would return its
     input unchanged); what the files hold is checked when the model loads. A YAML of one's
     own stays allowed untrained (a pipeline check: frames come back as they were)."""
     path = Path(spec)
-    if (spec not in ("default", "")
-            and (_PACKAGE / "configs" / "model" / f"{spec}.yaml").is_file()
-            and not (_PACKAGE / "weights" / f"{spec}.safetensors").is_file()):
-        raise UserError(f"no trained weights are installed for the {spec} model, so it "
+    name = "lite" if spec == "default" else spec
+    if ((MODEL_CONFIGS / f"{name}.yaml").is_file()
+            and not (PACKAGE_WEIGHTS / f"{name}.safetensors").is_file()):
+        raise UserError(f"no trained weights are installed for the {name} model, so it "
                         f"cannot restore anything: pass its trained checkpoint (--model "
                         f"PATH.safetensors; refdeblur-train --config "
-                        f"configs/train/{spec}.yaml trains one)")
+                        f"configs/train/{name}.yaml trains one)")
     if path.suffix.lower() not in (".safetensors", ".yaml", ".yml"):
         return
     if not path.is_file():

@@ -574,7 +574,8 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
             frame_log = log_folder / f"{source.stem}{log_suffix}" if log_suffix else None
             if result.skipped and frame_log is not None and not frame_log.exists():
                 result.skipped_why += (f" (no frame log {frame_log.name}: a finished file is "
-                                       "not read again; --overwrite restores it with one)")
+                                       "not read again; restoring it alone with --log and "
+                                       "--overwrite writes one)")
         else:
             restorer = restorer or make_restorer(opts)
             result = _deblur_one_of_many(source, target, restorer, opts, log_folder,

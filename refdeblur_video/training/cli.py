@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import yaml
@@ -62,9 +63,12 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        if not getattr(exc, "state_saved", False):
-            print("interrupted before the first step: no training state was saved",
-                  file=sys.stderr)
+        # the training loop says where it saved; before it runs, say what is left (once,
+        # under torchrun too)
+        if not getattr(exc, "state_saved", False) and os.environ.get("RANK", "0") == "0":
+            kept = ("the run's saved state is as it was" if args.resume
+                    else "no training state was saved")
+            print(f"interrupted before the first step: {kept}", file=sys.stderr)
         return 130
     return 0
 
