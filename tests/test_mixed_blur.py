@@ -420,3 +420,7 @@ def test_a_drawn_camera_response_sets_how_blur_brightens():
         assert blur > middle + 5
     with pytest.raises(ValueError, match="response_gamma"):
         BlurMix(response_gamma=(2.0, 1.0))
+    with pytest.raises(UserError, match="data.mix: response_gamma"):  # one line, no TypeError
+        blur_mix({"response_gamma": 2.2})
+    with pytest.raises(UserError, match="data.mix: response_prob must lie in 0..1"):
+        blur_mix({"response_prob": 1.5})

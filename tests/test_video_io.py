@@ -1609,8 +1609,13 @@ def test_hdr_asked_into_8_bits_is_warned_of_banding(make_test_clip, tmp_path, ca
         transcode(clip.path, tmp_path / "eight.mkv", preset="ultrafast", pix_fmt="yuv420p")
         transcode(clip.path, tmp_path / "ten.mkv", preset="ultrafast", pix_fmt="yuv420p10le")
     said = [r.getMessage() for r in caplog.records if "band" in r.getMessage()]
-    assert len(said) == 1 and "HDR (PQ)" in said[0] and "yuv420p10le" in said[0]
+    assert len(said) == 1 and "HDR (PQ)" in said[0] and "--pix-fmt yuv420p10le" in said[0]
     assert probe(tmp_path / "eight.mkv").pix_fmt == "yuv420p"  # the choice is kept
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # an encoder with no 10-bit format: another codec
+        transcode(clip.path, tmp_path / "m.mkv", codec="mpeg4", pix_fmt="yuv420p")
+    said = [r.getMessage() for r in caplog.records if "band" in r.getMessage()]
+    assert len(said) == 1 and "a codec with 10-bit samples" in said[0]
 
 
 def test_decord_on_a_video_with_alpha_says_it_reads_none(make_test_clip, caplog):

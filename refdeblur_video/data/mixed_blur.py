@@ -125,7 +125,11 @@ class BlurMix:
                              "to homography")
         if self.textured_candidates < 1:
             raise ValueError("textured_candidates must be at least 1")
-        if not 0 < self.response_gamma[0] <= self.response_gamma[1]:
+        if not 0 <= self.response_prob <= 1:
+            raise ValueError("response_prob must lie in 0..1")
+        gamma = self.response_gamma
+        if not (isinstance(gamma, tuple) and len(gamma) == 2
+                and all(isinstance(g, int | float) for g in gamma) and 0 < gamma[0] <= gamma[1]):
             raise ValueError("response_gamma must be (lowest, highest) with 0 < lowest <= "
                              "highest")
         low, high = self.trajectory_length

@@ -528,9 +528,12 @@ class VideoWriter:
                         "into .mkv keeps them", info.pix_fmt, self.codec_name, self.pix_fmt,
                         " and ".join(lost))
         if pix_fmt is not None and info.color_trc in _HDR_TRANSFERS and traits.bits < 10:
+            deep = _deeper_format(self.codec_name, traits)
             log.warning("the input is HDR (%s); %s has %d-bit samples, which band visibly "
-                        "under its transfer: a 10-bit --pix-fmt (yuv420p10le) keeps it smooth",
-                        _HDR_TRANSFERS[info.color_trc], self.pix_fmt, traits.bits)
+                        "under its transfer: %s keeps it smooth",
+                        _HDR_TRANSFERS[info.color_trc], self.pix_fmt, traits.bits,
+                        f"--pix-fmt {deep}" if deep else "a codec with 10-bit samples "
+                        "(libx265, or libx264 into .mkv/.mp4)")
         if info.hdr10 is not None and self.codec_name != "libx265":
             log.warning("the input's HDR10 metadata (mastering display, light level) is "
                         "written only by libx265: %s keeps its colour tags, not that; "
@@ -1163,6 +1166,19 @@ def _lost_detail(source_pix_fmt: str, chosen: _FormatTraits) -> list[str]:
     if chosen.bits < source.bits:
         lost.append(f"{source.bits}-bit samples")
     return lost
+
+
+def _deeper_format(codec_name: str, traits: _FormatTraits) -> str | None:
+    """The encoder's format of 10 bits or more nearest ``traits`` (same chroma layout and
+    family first), or None where it has none (mpeg4, VP8)."""
+    candidates = []
+    for fmt in av.Codec(codec_name, "w").video_formats or []:
+        with contextlib.suppress(ValueError, TypeError):
+            other = _traits(fmt.name)
+            if other.bits >= 10 and not other.alpha and not other.odd:
+                candidates.append((other.sub_w != traits.sub_w or other.sub_h != traits.sub_h,
+                                   other.rgb != traits.rgb, other.bits, fmt.name))
+    return min(candidates)[-1] if candidates else None
 
 
 def _codec_elsewhere(codec_name: str) -> str:

@@ -108,7 +108,7 @@
 #       # SHAKE_CENTRE: where the camera shake's target sits on its path: middle (of the
 #       # exposure; the default) or centroid, as the trajectory kernels have it, so that the
 #       # generators agree and the network is not taught two places for one blur
-#   NAME=general_response RESPONSE=0.3 (and the rest as general_after10, docs/TRAINING.md)
+#   NAME=general_resp RESPONSE=0.3 (and the rest as general_long, docs/TRAINING.md)
 #       # RESPONSE: the share of samples whose blur integrates light through a power-law
 #       # camera response of gamma 1.0-2.2 instead of sRGB's curve (gamma 1: decoded frames
 #       # averaged), so that the network does not learn sRGB's brightening of blurred
