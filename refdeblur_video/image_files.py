@@ -39,10 +39,10 @@ def list_images(folder: str | Path) -> list[Path]:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file: a PNG's from its header alone (a dataset's
-    thousands of frames are checked in moments; a damaged body is found when it is read),
-    other formats by decoding (turned as a viewer shows them)."""
+def png_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) of a PNG file from its header alone (a dataset's thousands of frames
+    are checked in moments; a damaged body is found when it is read); None for a file that
+    is not a PNG."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -51,6 +51,15 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file: a PNG's from its header (:func:`png_size`), other
+    formats by decoding (turned as a viewer shows them)."""
+    size = png_size(path)
+    if size is not None:
+        return size
     image = _decode(path)[0]
     return image.shape[1], image.shape[0]
 

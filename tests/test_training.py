@@ -496,3 +496,27 @@ def test_ctrl_c_before_the_first_step_says_nothing_was_saved(train_config, tmp_p
     assert train_main(["--config", str(train_config), "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == (
         "interrupted before the first step: no training state was saved")
+
+
+def test_a_manifest_with_pairs_of_different_sizes_is_refused_before_training(
+        tmp_path, make_test_clip, capsys):
+    """A manifest merged by hand: before, a pair of different sizes was found only when a
+    loader drew it (after some steps, or hours into a long run)."""
+    import numpy as np
+
+    from refdeblur_video.data.manifest import read_manifest
+    from refdeblur_video.image_files import write_png
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL))
+    manifest = _tiny_manifest(tmp_path, make_test_clip, 0.5)
+    odd = read_manifest(manifest, "train")[-1].sharp
+    write_png(odd, np.zeros((40, 48, 3), np.uint8))
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
+        "model": str(tmp_path / "tiny.yaml"), "out": str(tmp_path / "run"),
+        "data": {"source": "manifest", "manifest": str(manifest), "crop": 32, "batch": 2,
+                 "workers": 0, "val_crop": 32},
+        "train": {"steps": 2}}))
+    assert train_main(["--config", str(tmp_path / "t.yaml"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "blurry and sharp sizes differ" in err[0] and "48x40" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -51,7 +51,7 @@ from refdeblur_video.data.trajectory import trajectory_blur
 from refdeblur_video.data.triplets import choose_offset
 from refdeblur_video.errors import UserError
 from refdeblur_video.frames.shots import split_shots
-from refdeblur_video.image_files import read_image, to_uint8
+from refdeblur_video.image_files import png_size, read_image, to_uint8
 from refdeblur_video.refine import transfer
 from refdeblur_video.refine.prealign import placed_reference
 
@@ -159,6 +159,7 @@ class TripletDataset(_Seeded, Dataset):
         self.items = read_manifest(manifest, split)
         if not self.items:
             raise UserError(f"manifest {manifest} has no triplets of split {split!r}")
+        _check_pairs(manifest, self.items)
         self.crop, self.augment, self.seed = crop, augment, seed
         self.ref_jitter, self.ref_crop = ref_jitter, ref_crop or crop
         if crop is not None and self.ref_crop < crop:
@@ -191,6 +192,20 @@ class TripletDataset(_Seeded, Dataset):
         if self.augment:
             blur, sharp, ref = augment_same((blur, sharp, ref), rng)
         return {"blur": to_tensor(blur), "sharp": to_tensor(sharp), "ref": to_tensor(ref)}
+
+
+def _check_pairs(manifest: str | Path, items: list) -> None:
+    """Refuse a manifest whose images are missing, or whose blurry and sharp PNGs differ in
+    size (from their headers: other formats are found when read), before training starts
+    rather than hours into it (a manifest merged or written by hand)."""
+    for item in items:
+        for path in (item.blur, item.sharp, item.ref):
+            if not Path(path).is_file():
+                raise UserError(f"manifest {manifest}: image not found: {path}")
+        blur, sharp = png_size(item.blur), png_size(item.sharp)
+        if blur is not None and sharp is not None and blur != sharp:
+            raise UserError(f"manifest {manifest}: blurry and sharp sizes differ: {item.blur} "
+                            f"is {blur[0]}x{blur[1]}, {item.sharp} {sharp[0]}x{sharp[1]}")
 
 
 def _padded_crop(frame: np.ndarray, y: int, x: int, size: int, margin: int) -> np.ndarray:
