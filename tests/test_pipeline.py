@@ -738,7 +738,28 @@ def test_dispatch_picks_image_mode(tmp_path, restorer, monkeypatch):
     make_image(tmp_path / "b.png", blurry=True)
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
     [summary] = deblur(str(tmp_path / "b.png"), str(tmp_path / "o.png"))
-    assert summary.restored == 1 and (tmp_path / "o.png").is_file()
+    assert summary.sent_to_network == 1 and (tmp_path / "o.png").is_file()
+
+
+def test_a_photo_the_network_does_not_sharpen_comes_back_as_it_came(tmp_path, restorer,
+                                                                    monkeypatch):
+    """Video frames the network made no sharper are written as they came; a photo was
+    written softer (a new user's sharp photo came back 3 dB worse). The same gate now."""
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    make_image(tmp_path / "sharp.png")
+    softened = lambda image: cv2.GaussianBlur(image, (0, 0), 2.0)  # noqa: E731
+    monkeypatch.setattr("refdeblur_video.pipeline.run._restore_photo",
+                        lambda restorer, blurry, reference, opts, name: (softened(blurry), True))
+    [summary] = deblur(str(tmp_path / "sharp.png"), str(tmp_path / "o.png"))
+    assert (summary.restored, summary.unchanged) == (0, 1)
+    assert "1 kept as they came" in summary.closing_line()
+    assert np.array_equal(cv2.imread(str(tmp_path / "o.png")),
+                          cv2.imread(str(tmp_path / "sharp.png")))
+    sharpened = lambda image: cv2.addWeighted(image, 2.0, softened(image), -1.0, 0)  # noqa: E731
+    monkeypatch.setattr("refdeblur_video.pipeline.run._restore_photo",
+                        lambda restorer, blurry, reference, opts, name: (sharpened(blurry), True))
+    [summary] = deblur(str(tmp_path / "sharp.png"), str(tmp_path / "p.png"), overwrite=True)
+    assert (summary.restored, summary.unchanged) == (1, 0)
 
 
 def test_decord_reader_gives_the_same_result(make_test_clip, restorer, tmp_path):

@@ -385,18 +385,26 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if opts.ref is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")
+    score = sharpness(blurry)
+    # a photo the network did not sharpen (a sharp one, or one it cannot help) is better as
+    # it came, as a video's frames are
+    unchanged = not sharpened(restored, score)
+    if unchanged:
+        restored = blurry
     if photo.grey:  # written back as grey, as it came
         restored = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)
     with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
         write_image(tmp, restored, quality=opts.quality, alpha=alpha, metadata=photo.metadata)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
-                         sharpness=round(sharpness(blurry), 4), blurry=1, restored=1,
+                         sharpness=round(score, 4), blurry=1, restored=1,
                          reference=-2 if opts.ref else -1, reference_used=_used(used),
-                         second_reference=-1, seconds=round(seconds, 4))
+                         second_reference=-1, seconds=round(seconds, 4),
+                         unchanged=int(unchanged))
     if opts.log:
         _write_log(opts.log, [record], output)
-    return RunSummary(str(output), frames=1, restored=1, references_dropped=int(not used),
+    return RunSummary(str(output), frames=1, restored=int(not unchanged),
+                      unchanged=int(unchanged), references_dropped=int(not used),
                       seconds=time.perf_counter() - begun, restoring_seconds=seconds,
                       records=[record])
 
