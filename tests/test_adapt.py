@@ -394,16 +394,22 @@ def test_resume_goes_on_with_the_adapted_weights(clip, fast, tmp_path, monkeypat
             raise KeyboardInterrupt
         return restore(self, blurry, refs)
 
-    saved = tmp_path / "w.safetensors"  # written before the interruption, by the same run
+    # an earlier --save-adapted file, replaced only once the output is written: before,
+    # the interrupted run had already written over it while saying nothing was written
+    saved = tmp_path / "w.safetensors"
+    saved.write_bytes(b"an earlier run's weights")
     options = dict(adapt=True, quiet=True, batch=1, segment_seconds=0.32,  # 8 frames
-                   save_adapted=str(saved))
+                   save_adapted=str(saved), overwrite=True)
     with monkeypatch.context() as patch:
         patch.setattr(Restorer, "restore_floats", stops_at_the_fourth_call)
         with pytest.raises(KeyboardInterrupt):
             deblur_video(clip.path, out, tiny_restorer(), **options)
-    assert (state_dir(out) / "adapted.safetensors").is_file() and saved.is_file()
-    summary = deblur_video(clip.path, out, tiny_restorer(), resume=True, **options)
-    assert saved.is_file()
+    assert (state_dir(out) / "adapted.safetensors").is_file()
+    assert saved.read_bytes() == b"an earlier run's weights"
+    summary = deblur_video(clip.path, out, tiny_restorer(),
+                           **{**options, "resume": True, "overwrite": False})
+    with safe_open(str(saved), "pt") as handle:  # written by the finished run
+        assert handle.metadata()["adapted_from"] == "in.mp4"
     assert summary.resumed >= 8 and summary.restored + summary.unchanged == 6
     assert summary.adaptation in ("adapted weights of the interrupted run reused",
                                   "restored with the original model, as before the "

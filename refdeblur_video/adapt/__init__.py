@@ -8,8 +8,8 @@ to match its blurry ones, fine-tune a copy of the network before it restores the
 - :mod:`.entry`: :func:`adapt_restorer`, what the pipeline calls.
 """
 
-from .entry import AdaptOutcome, adapt_restorer, adapted_path, check_save_path
+from .entry import AdaptOutcome, adapt_restorer, adapted_path, check_save_path, save_adapted
 from .settings import AdaptSettings, settings_for
 
 __all__ = ["AdaptOutcome", "AdaptSettings", "adapt_restorer", "adapted_path",
-           "check_save_path", "settings_for"]
+           "check_save_path", "save_adapted", "settings_for"]

@@ -181,7 +181,6 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
     if reusing:
         outcome = _reuse(restorer, kept)
         outcome.metadata = {k: v for k, v in outcome.metadata.items() if k in ADAPT_KEYS}
-        _save(outcome, opts.save_adapted, outcome.metadata)
         return outcome
     settings = settings_for(restorer.device.type, opts.adapt_seconds, os.cpu_count() or 1)
     _warm_up()
@@ -235,12 +234,18 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
                         "adapt_settings": json.dumps(details, sort_keys=True)}
     if kept is not None:  # the run's state: its errors are the run's (what --resume keeps)
         _save(outcome, str(kept), outcome.metadata)
-    try:
-        _save(outcome, opts.save_adapted, outcome.metadata)
-    except OSError as exc:  # a disk that filled up since the check before the run
-        raise UserError(f"cannot write --save-adapted {opts.save_adapted} "
-                        f"({exc.strerror or exc})") from exc
     return outcome
+
+
+def save_adapted(outcome: AdaptOutcome, path: str | None, output: str | os.PathLike) -> None:
+    """Write the weights ``output`` was restored with to ``path`` (``--save-adapted``),
+    once ``output`` is written: an interrupted or failed run leaves an earlier file there
+    as it was."""
+    try:
+        _save(outcome, path, outcome.metadata)
+    except OSError as exc:  # a disk that filled up since the check before the run
+        raise UserError(f"cannot write --save-adapted {path} ({exc.strerror or exc}); "
+                        f"{output} was written") from exc
 
 
 def _warm_up() -> None:

@@ -68,6 +68,7 @@ from .resume import (
 from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
+    from ..adapt import AdaptOutcome
     from ..model.restorer import Restorer
     from ..refine import Refiner
 
@@ -246,7 +247,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         try:
             restorer = restorer or make_restorer(opts)
             if opts.adapt:  # a copy, fine-tuned on this video (the original is left as it is)
-                restorer, summary.adaptation = _adapt(restorer, input, opts, state)
+                adapted = _adapt(restorer, input, opts, state)
+                restorer, summary.adaptation = adapted.restorer, adapted.message
                 bar.reset()  # the frames' rate and ETA start now
             state.check_model(model_identity(restorer))
             start = time.perf_counter()
@@ -300,6 +302,10 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         _say_forced_noisy(quiet, len(set_aside), summary.records, forced.dtype)
     if opts.log:
         _write_log(opts.log, summary.records, output)
+    if opts.adapt and opts.save_adapted:
+        from ..adapt import save_adapted
+
+        save_adapted(adapted, opts.save_adapted, output)
     return summary
 
 
@@ -443,14 +449,13 @@ def _restore_photo(restorer: Restorer, blurry: np.ndarray, reference: np.ndarray
 
 
 def _adapt(restorer: Restorer, input: str | os.PathLike, opts: DeblurOptions,
-           state: RunState) -> tuple[Restorer, str]:
+           state: RunState) -> AdaptOutcome:
     """``--adapt``: the restorer to use and what adaptation did; the weights used are kept
     in the run's state, so that ``--resume`` goes on with the same ones."""
     from ..adapt import adapt_restorer
 
-    outcome = adapt_restorer(restorer, input, opts, keep_in=state.folder,
-                             resuming=state.resuming, refiner=make_refiner(opts, restorer))
-    return outcome.restorer, outcome.message
+    return adapt_restorer(restorer, input, opts, keep_in=state.folder,
+                          resuming=state.resuming, refiner=make_refiner(opts, restorer))
 
 
 def _adapted_path(option: str | None, source: Path) -> str | None:
