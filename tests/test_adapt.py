@@ -477,3 +477,18 @@ def test_ctrl_c_while_adapting_ends_the_run_like_elsewhere(make_test_clip, tiny_
     lines = err.strip().splitlines()
     assert lines == ["interrupted: no output was written"], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "tiny.safetensors"]
+
+
+def test_many_files_with_a_single_save_adapted_file_are_refused_up_front(make_test_clip,
+                                                                        tmp_path, capsys):
+    """It was found only as the first file adapted (an empty output folder left), and not
+    at all where every file was already done."""
+    (tmp_path / "in").mkdir()
+    make_test_clip("in/a.mp4", n_frames=5, size=(96, 64), blurry={2})
+    args = [str(tmp_path / "in"), str(tmp_path / "out"), "--adapt", "-q",
+            "--save-adapted", str(tmp_path / "w.safetensors")]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: with many inputs, --save-adapted names a folder (one file per "
+                   "video)"]
+    assert not (tmp_path / "out").exists()

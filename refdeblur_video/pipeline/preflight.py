@@ -227,7 +227,10 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
 
 def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
     """Among many inputs, each gets its own ``--log`` and ``--save-adapted`` file, named by
-    its stem: refuse two inputs whose stems would share one."""
+    its stem: refuse two inputs whose stems would share one, and a ``--save-adapted`` that
+    names one file rather than the folder for them."""
+    if options.save_adapted and Path(options.save_adapted).suffix == ".safetensors":
+        raise UserError("with many inputs, --save-adapted names a folder (one file per video)")
     kinds = [what for what, given in (("frame log", options.log),
                                       ("adapted weights file", options.save_adapted)) if given]
     if not kinds:
