@@ -209,8 +209,9 @@ def adapt_restorer(restorer: Restorer, input: str | os.PathLike, opts: DeblurOpt
         fixed = baseline.seconds if baseline is not None else 0.0
         if time.monotonic() + fixed >= deadline - reserve:
             spent = "reading the video" + (" and scoring the original" if baseline else "")
-            skip = (f"--adapt-seconds {settings.seconds:g} was spent {spent}, "
-                    f"{time.monotonic() - start:.0f} s: give it more time")
+            skip = (f"{spent} took {time.monotonic() - start:.0f} s of --adapt-seconds "
+                    f"{settings.seconds:g}; the rest cannot hold the tuning's checks: give "
+                    "it more time")
             outcome = AdaptOutcome(restorer, False, f"adaptation skipped ({skip}): restored "
                                    "with the original model")
     if skip is None:
@@ -266,7 +267,7 @@ def _cross_gain(restorer: Restorer, result: TuneResult, refiner: Refiner | None,
 
 def _skip_reason(sample: VideoSample) -> str | None:
     if not sample.blurry_ratios:
-        return "no blurry frames"
+        return "no frame is blurrier than its neighbours: no blur to fit"
     if len(sample.train) < MIN_TRAIN_REGIONS or not sample.held:
         return f"{sample.sharp_frames} sharp frames are too few to learn from"
     return None
