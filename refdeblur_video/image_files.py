@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,34 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return image.shape[1], image.shape[0]
 
 
+# a TIFF's first directory's tags for what a photo's metadata holds, by what they are
+_TIFF_METADATA_TAGS = {34675: "colour profile", 34665: "EXIF", 700: "XMP"}
+
+
+def tiff_metadata_names(path: str | Path) -> tuple[str, ...]:
+    """What of a colour profile, EXIF and XMP a TIFF file's first directory holds (none for
+    a file that is no TIFF, or one that cannot be parsed)."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(8)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or len(head) < 8 or struct.unpack(order + "H", head[2:4])[0] != 42:
+                return ()
+            handle.seek(struct.unpack(order + "I", head[4:8])[0])
+            count = struct.unpack(order + "H", handle.read(2))[0]
+            entries = handle.read(12 * count)
+    except (OSError, struct.error):
+        return ()
+    tags = {struct.unpack(order + "H", entries[i:i + 2])[0]
+            for i in range(0, len(entries) - 11, 12)}
+    return tuple(name for tag, name in _TIFF_METADATA_TAGS.items() if tag in tags)
+
+
 # formats written lossily, at a quality that can be set
 QUALITY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+
+# formats that hold 8-bit samples only (a 16-bit photo is written as 8-bit)
+EIGHT_BIT_SUFFIXES = (".jpg", ".jpeg", ".webp", ".bmp")
 
 # formats whose files hold a transparency channel (OpenCV writes one from BGRA)
 ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp")
@@ -138,6 +165,8 @@ class Photo:
     alpha: np.ndarray | None
     grey: bool
     metadata: PhotoMetadata
+    # a TIFF's own metadata, which OpenCV does not read: named so that its loss is said
+    tiff_metadata: tuple[str, ...] = ()
 
 
 def read_photo(path: str | Path) -> Photo:
@@ -147,7 +176,8 @@ def read_photo(path: str | Path) -> Photo:
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
     grey = image.ndim == 2 or (alpha is not None and bool(
         (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()))
-    return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks))
+    return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
+                 tiff_metadata_names(path))
 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
@@ -158,7 +188,7 @@ def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
     OpenCV's defaults: JPEG 95, WebP lossless)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if image.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
+    if image.dtype == np.uint16 and suffix in EIGHT_BIT_SUFFIXES:
         image = to_uint8(image)
         alpha = None if alpha is None else to_uint8(alpha)
     if image.ndim == 2 and (alpha is None or suffix not in ALPHA_SUFFIXES):

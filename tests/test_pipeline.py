@@ -1593,3 +1593,27 @@ def test_a_finished_file_rerun_with_a_log_says_it_has_none(make_test_clip, tmp_p
     last = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True,
                        log=str(logs / "f.csv"))
     assert last[0].closing_line().endswith(": already done, skipped")
+
+
+def test_what_a_photo_s_output_format_cannot_keep_is_said(tmp_path, restorer, monkeypatch,
+                                                          caplog):
+    """A TIFF's colour profile (OpenCV reads no TIFF metadata) and a 16-bit photo written
+    as JPEG were lost without a word."""
+    from PIL import Image, ImageCms
+
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    make_image(tmp_path / "p.png")
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.open(tmp_path / "p.png").save(tmp_path / "p.tiff", icc_profile=profile)
+    deep = (cv2.imread(str(tmp_path / "p.png")).astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    with caplog.at_level("WARNING"):
+        deblur(str(tmp_path / "p.tiff"), str(tmp_path / "o.png"))
+        deblur(str(tmp_path / "deep.png"), str(tmp_path / "o.jpg"))
+        deblur(str(tmp_path / "p.png"), str(tmp_path / "plain.png"))
+    said = [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()
+            or "16-bit" in r.getMessage()]
+    assert said == ["the TIFF's colour profile is not kept: the tool reads a photo's "
+                    "metadata from JPEG, PNG and WebP",
+                    "the photo's 16-bit samples are written as 8-bit: .jpg holds no more "
+                    "(PNG and TIFF keep 16)"], said

@@ -23,6 +23,7 @@ from ..frames.sharpness import sharpened, sharpness
 from ..frames.shots import CutDetector
 from ..image_files import (
     ALPHA_SUFFIXES,
+    EIGHT_BIT_SUFFIXES,
     QUALITY_SUFFIXES,
     Photo,
     is_image_path,
@@ -430,6 +431,12 @@ def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -
     if photo.alpha is not None and kind not in ALPHA_SUFFIXES:
         log.warning("the photo's transparency is not kept: %s holds none (PNG, TIFF and WebP "
                     "do)", suffix)
+    if photo.image.dtype == np.uint16 and kind in EIGHT_BIT_SUFFIXES:
+        log.warning("the photo's 16-bit samples are written as 8-bit: %s holds no more (PNG "
+                    "and TIFF keep 16)", suffix)
+    if photo.tiff_metadata:
+        log.warning("the TIFF's %s is not kept: the tool reads a photo's metadata from JPEG, "
+                    "PNG and WebP", " and ".join(photo.tiff_metadata))
 
 
 def _restore_photo(restorer: Restorer, blurry: np.ndarray, reference: np.ndarray,
