@@ -206,6 +206,12 @@ def test_the_held_back_check_pools_errors_so_flat_crops_do_not_outweigh_textured
     assert good == pytest.approx(-10 * np.log10((1e-6 + 1e-4) / 2), abs=1e-3)
     assert bad == pytest.approx(-10 * np.log10((1e-8 + 2.5e-3) / 2), abs=1e-3)
     assert bad < good - 10  # the mean of per-crop PSNRs would put "worse" 3 dB ahead
+    # a check the budget's deadline has passed stops: no score (on a busy machine the
+    # original's check alone outlasted a 20 s budget, then trained nothing)
+    import time
+
+    assert math.isnan(held_psnr(model, batches, cpu, None, stop_at=time.monotonic() - 1))
+    assert held_psnr(model, batches, cpu, None, stop_at=time.monotonic() + 60) == good
 
 
 def test_bad_adaptation_options_are_one_line_errors(tmp_path):

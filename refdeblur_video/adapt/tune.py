@@ -88,16 +88,21 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
 
 @torch.no_grad()
 def held_psnr(model: nn.Module, batches: list[dict[str, torch.Tensor]],
-              device: torch.device, amp: torch.dtype | None) -> float:
+              device: torch.device, amp: torch.dtype | None,
+              stop_at: float | None = None) -> float:
     """PSNR (dB, peak 1) of ``model`` on the held-back batches, pooled: of the mean squared
     error over all their crops' pixels, as a whole frame's PSNR is. (The mean of per-crop
     PSNRs let flat crops, whose PSNR swings by dBs on tiny errors, outweigh the textured
     ones where deblurring shows: it ranked kept copies worse against their true gain,
-    ``tools/experiments/held_check_variants.py``.)"""
+    ``tools/experiments/held_check_variants.py``.) NaN where ``stop_at``
+    (``time.monotonic()``) passes before the last batch: the budget ran out."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
+        if stop_at is not None and time.monotonic() >= stop_at:
+            count = 0
+            break
         batch = to_device(batch, device)
         with _autocast(device, amp):
             out = model(batch["blur"], batch["ref"]).float()
@@ -186,8 +191,12 @@ def tune(model: nn.Module, regions: list[Region], held: list[dict[str, torch.Ten
     its learning-rate schedule follows.
     """
     start = time.monotonic()
-    before = held_psnr(model, held, device, amp)
+    # on a busy machine the original's check alone can outlast the budget: stopped there,
+    # no step is taken (the original is used), and the budget is kept
+    before = held_psnr(model, held, device, amp, stop_at=deadline)
     check_s = time.monotonic() - start  # scoring the copy will take about as long
+    if not math.isfinite(before):
+        return TuneResult(model, 0, check_s, before, before, float("nan"), check_s)
     tuned = copy.deepcopy(model)
     optimizer = make_optimizer(tuned, settings.lr)
     tuned.train()
