@@ -40,23 +40,28 @@ class PhotoMetadata:
     """Metadata chunks as OpenCV's ``imencodeWithMetadata`` takes them, by type."""
 
     chunks: dict[int, bytes] = field(default_factory=dict)
+    left_out: tuple[str, ...] = ()  # what the file held that is not kept (XMP), by name
 
     def __bool__(self) -> bool:
         return bool(self.chunks)
 
     @classmethod
     def kept_from(cls, types: tuple | list, chunks: tuple | list) -> PhotoMetadata:
-        """The chunks a restored photo keeps, from ``cv2.imdecodeWithMetadata``'s output."""
+        """The chunks a restored photo keeps, from ``cv2.imdecodeWithMetadata``'s output,
+        and what is left out by name."""
         kept: dict[int, bytes] = {}
+        left_out: list[str] = []
         for kind, chunk in zip(types, chunks, strict=True):
             kind, data = int(kind), np.asarray(chunk, np.uint8).tobytes()
+            if kind == cv2.IMAGE_METADATA_XMP and data.strip(b"\0 "):
+                left_out.append("XMP")
             if kind == cv2.IMAGE_METADATA_EXIF:
                 data = upright_exif(data)
             elif kind == cv2.IMAGE_METADATA_ICCP and data[16:20] not in _WRITTEN_SPACES:
                 data = b""  # a CMYK or Lab profile would misdescribe the RGB samples written
             if kind in _KEPT and data:
                 kept[kind] = data
-        return cls(kept)
+        return cls(kept, tuple(left_out))
 
     def too_large_for(self, suffix: str) -> list[str]:
         """What a file of ``suffix`` cannot hold for its size, by name and size: a JPEG

@@ -1607,13 +1607,19 @@ def test_what_a_photo_s_output_format_cannot_keep_is_said(tmp_path, restorer, mo
     Image.open(tmp_path / "p.png").save(tmp_path / "p.tiff", icc_profile=profile)
     deep = (cv2.imread(str(tmp_path / "p.png")).astype(np.uint16) * 257)
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+           b'1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>')
+    Image.open(tmp_path / "p.png").save(tmp_path / "x.jpg", xmp=xmp)
     with caplog.at_level("WARNING"):
         deblur(str(tmp_path / "p.tiff"), str(tmp_path / "o.png"))
         deblur(str(tmp_path / "deep.png"), str(tmp_path / "o.jpg"))
+        deblur(str(tmp_path / "x.jpg"), str(tmp_path / "x_out.jpg"))
         deblur(str(tmp_path / "p.png"), str(tmp_path / "plain.png"))
     said = [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()
-            or "16-bit" in r.getMessage()]
+            or "16-bit" in r.getMessage() or "left out" in r.getMessage()]
     assert said == ["the TIFF's colour profile is not kept: the tool reads a photo's "
                     "metadata from JPEG, PNG and WebP",
                     "the photo's 16-bit samples are written as 8-bit: .jpg holds no more "
-                    "(PNG and TIFF keep 16)"], said
+                    "(PNG and TIFF keep 16)",
+                    "the photo's XMP is left out: it may describe the original samples (an "
+                    "orientation, edits), not the restored ones"], said

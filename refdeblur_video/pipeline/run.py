@@ -434,6 +434,10 @@ def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -
     if photo.image.dtype == np.uint16 and kind in EIGHT_BIT_SUFFIXES:
         log.warning("the photo's 16-bit samples are written as 8-bit: %s holds no more (PNG "
                     "and TIFF keep 16)", suffix)
+    if photo.metadata.left_out:  # the orientation and edits it may hold are the original's
+        log.warning("the photo's %s is left out: it may describe the original samples (an "
+                    "orientation, edits), not the restored ones", " and ".join(
+                        photo.metadata.left_out))
     if photo.tiff_metadata:
         log.warning("the TIFF's %s is not kept: the tool reads a photo's metadata from JPEG, "
                     "PNG and WebP", " and ".join(photo.tiff_metadata))
