@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "automatic: from the memory budget, and on a CPU 768 above 1080p, where "
                    "tiles run faster than the whole frame)")
     m.add_argument("--reference-check", type=float, metavar="R",
-                   help="use a frame as its own reference when the chosen reference matches "
-                   "it less than R times as well as the frame matches itself (a scene cut, a "
-                   "wrong --ref); default: the model's (0.85 for the shipped one), 0: off")
+                   help="drop the chosen reference (for the sharp frame on the other side, else "
+                   "the frame itself) when it matches the frame less than R times as well as "
+                   "the frame matches itself (a scene cut, a wrong --ref); default: the "
+                   "model's (0.85 for the shipped one), 0: off")
     m.add_argument("--no-transfer", dest="transfer", action="store_false",
                    help="leave out the flow-guided reference transfer after the network "
                    "(aligns the reference by optical flow and copies its detail where it is "
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "output container holds it, so the result plays where the input did; "
                    "else libx264, or vp9 for webm)")
     e.add_argument("--crf", type=int, help="constant rate factor: lower is better quality, 0 "
-                   f"lossless ({d.crf})")
+                   f"lossless with libx264/libx265 ({d.crf})")
     e.add_argument("--preset", help="encoder speed, x264's names ultrafast .. placebo, mapped "
                    "onto VP9's and AV1's speeds; every untouched frame passes through the "
                    "encoder, so on a long HEVC or 4K video a faster preset shortens the whole "
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--frame-log: torchrun reads --log as its own --log-dir)")
     o.add_argument("-y", "--overwrite", action="store_true",
                    help="replace existing outputs (and --log, --save-adapted files)")
-    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    o.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar or closing line")
     o.add_argument("--resume", action="store_true",
                    help="go on from the work an interrupted run of the same command kept "
                    "(in .OUTPUT.refdeblur/ beside the output)")

@@ -12,14 +12,17 @@ from refdeblur_video.interrupts import exit_after, handle_signals
 DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
 
 
-def _common(parser: argparse.ArgumentParser, *, y_channel: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser, *, y_channel: bool = True,
+            examples: bool = True) -> None:
     parser.add_argument("--report", required=True, metavar="DIR",
                         help="folder for frames.csv, summary.json and report.html (new or "
                         "empty)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier report in DIR (else it is refused)")
-    parser.add_argument("--examples", type=int, default=1, metavar="N",
-                        help="best and worst frames shown as crops in the HTML (default 1 each)")
+    if examples:
+        parser.add_argument("--examples", type=int, default=1, metavar="N",
+                            help="best and worst frames shown as crops in the HTML (default 1 "
+                            "each)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     if y_channel:
         parser.add_argument("--y-channel", action="store_true",
@@ -82,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     temporal.add_argument("--input", metavar="VIDEO|DIR", help="the blurry input, for comparison")
     temporal.add_argument("--log", metavar="FRAMES.csv|json",
                           help="the pipeline's frame log (marks pairs holding a restored frame)")
-    _common(temporal, y_channel=False)
+    _common(temporal, y_channel=False, examples=False)  # its page shows no crops
 
     generators = modes.add_parser(
         "generators", help="one model on every blur generator's held-out set, in one table "
@@ -111,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace):
-    if args.examples < 0:
+    if getattr(args, "examples", 0) < 0:  # temporal shows no examples
         raise UserError("--examples must be 0 or more")
     if args.mode == "compare":
         from refdeblur_video.evaluate.compare import evaluate_compare
