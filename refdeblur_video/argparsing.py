@@ -23,26 +23,26 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def positive_number(text: str) -> float:
-    """An ``argparse`` type: a finite number above 0."""
+def _above_zero(text: str, what: str, unit: str) -> float:
+    """``text`` as a finite number above 0 (NaN and infinity refused), or an
+    ``ArgumentTypeError`` naming ``what`` it should be."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):  # NaN too
-        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be {unit}above 0, not {text}")
     return value
+
+
+def positive_number(text: str) -> float:
+    """An ``argparse`` type: a finite number above 0."""
+    return _above_zero(text, "a number", "a number ")
 
 
 def positive_seconds(text: str) -> float:
     """An ``argparse`` type: a time in seconds above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be above 0 seconds, not {text}")
-    return value
+    return _above_zero(text, "seconds", "")
 
 
 def at_least_one(text: str) -> int:

@@ -412,6 +412,17 @@ def _tiny_manifest(tmp_path: Path, make_test_clip, val_fraction: float) -> Path:
     return tmp_path / "trip" / "manifest.jsonl"
 
 
+def _manifest_run(tmp_path: Path, manifest: Path, workers: int) -> Path:
+    """A two-step training config of the tiny model on ``manifest``, out in ``run``."""
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": str(tmp_path / "tiny.yaml"), "out": str(tmp_path / "run"),
+        "data": {"source": "manifest", "manifest": str(manifest), "crop": 32, "batch": 2,
+                 "workers": workers, "val_crop": 32},
+        "train": {"steps": 2}}))
+    return config
+
+
 def test_a_batch_larger_than_the_triplets_or_no_validation_split_is_one_line(
         tmp_path, make_test_clip, capsys):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL))
@@ -468,12 +479,8 @@ def test_a_bad_training_image_found_by_a_loader_worker_is_one_line(tmp_path, mak
     manifest = _tiny_manifest(tmp_path, make_test_clip, 0.5)
     for triplet in read_manifest(manifest, "train"):
         Path(triplet.sharp).write_bytes(b"not an image")
-    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
-        "model": str(tmp_path / "tiny.yaml"), "out": str(tmp_path / "run"),
-        "data": {"source": "manifest", "manifest": str(manifest), "crop": 32, "batch": 2,
-                 "workers": 1, "val_crop": 32},
-        "train": {"steps": 2}}))
-    assert train_main(["--config", str(tmp_path / "t.yaml"), "--quiet"]) == 2
+    assert train_main(["--config", str(_manifest_run(tmp_path, manifest, workers=1)),
+                       "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot read image "), err
 
@@ -482,7 +489,7 @@ def test_a_negative_time_limit_is_refused(train_config, capsys):
     with pytest.raises(SystemExit) as stop:
         train_main(["--config", str(train_config), "--time-limit", "-1"])
     assert stop.value.code == 2
-    assert "--time-limit: must be above 0 seconds" in capsys.readouterr().err
+    assert "--time-limit: must be above 0, not -1" in capsys.readouterr().err
 
 
 def test_ctrl_c_before_the_first_step_says_nothing_was_saved(train_config, tmp_path,
@@ -511,12 +518,8 @@ def test_a_manifest_with_pairs_of_different_sizes_is_refused_before_training(
     manifest = _tiny_manifest(tmp_path, make_test_clip, 0.5)
     odd = read_manifest(manifest, "train")[-1].sharp
     write_png(odd, np.zeros((40, 48, 3), np.uint8))
-    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
-        "model": str(tmp_path / "tiny.yaml"), "out": str(tmp_path / "run"),
-        "data": {"source": "manifest", "manifest": str(manifest), "crop": 32, "batch": 2,
-                 "workers": 0, "val_crop": 32},
-        "train": {"steps": 2}}))
-    assert train_main(["--config", str(tmp_path / "t.yaml"), "--quiet"]) == 2
+    assert train_main(["--config", str(_manifest_run(tmp_path, manifest, workers=0)),
+                       "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "blurry and sharp sizes differ" in err[0] and "48x40" in err[0]
     assert not (tmp_path / "run").exists()
