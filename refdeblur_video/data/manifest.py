@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.safe_output import atomic_output
 
 __all__ = ["MANIFEST_NAME", "Triplet", "read_manifest", "relative_to", "write_manifest"]
 
@@ -49,16 +50,12 @@ def write_manifest(path: str | Path, triplets: Iterable[Triplet]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent
     # written beside and renamed over: an interrupted write leaves the earlier manifest
-    partial = folder / f".{path.name}.partial"
-    try:
-        with partial.open("w", encoding="utf-8") as out:
-            for t in triplets:
-                row = {key: relative_to(getattr(t, key), folder) for key in _IMAGES}
-                row.update(sequence=t.sequence, offset=t.offset, split=t.split)
-                out.write(json.dumps(row) + "\n")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(path, overwrite=True) as partial, \
+            partial.open("w", encoding="utf-8") as out:
+        for t in triplets:
+            row = {key: relative_to(getattr(t, key), folder) for key in _IMAGES}
+            row.update(sequence=t.sequence, offset=t.offset, split=t.split)
+            out.write(json.dumps(row) + "\n")
     return path
 
 

@@ -76,11 +76,12 @@ def expand_inputs(pattern: str, say: bool = False,
         files = [Path(p) for p in glob.glob(pattern, recursive=True)  # '**' for subfolders
                  if Path(p).suffix.lower() in VIDEO_SUFFIXES]
     files = sorted(p for p in files if p.is_file())
+    # listed only where said: a run expands its inputs twice (preflight, then the run)
     nested = [(sub, suffix) for sub, suffix in
-              (_subfolders_with_videos(path) if path.is_dir() else [])
+              (_subfolders_with_videos(path) if path.is_dir() and (say or not files) else [])
               if outdir is None or not _same_folder(sub, Path(outdir))]
     # a glob over the subfolders would take the outputs too where they are written inside
-    inside = outdir is not None and _within(Path(outdir), path)
+    inside = outdir is not None and Path(outdir).resolve().is_relative_to(path.resolve())
     if not files:
         raise UserError(f"no video files found in {pattern}"
                         + (f" ({_not_searched(path, nested, inside)})" if nested else ""))
@@ -102,12 +103,6 @@ def _subfolders_with_videos(folder: Path) -> list[tuple[Path, str]]:
                 if suffix is not None:
                     found.append((sub, suffix))
     return found
-
-
-def _within(inner: Path, outer: Path) -> bool:
-    """Whether ``inner`` is ``outer`` or lies under it (neither need exist)."""
-    inner, outer = inner.resolve(), outer.resolve()
-    return inner == outer or outer in inner.parents
 
 
 def _not_searched(folder: Path, subfolders: list[tuple[Path, str]], outdir_inside: bool) -> str:
