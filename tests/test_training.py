@@ -81,6 +81,31 @@ def test_a_bad_model_or_init_leaves_no_run_folder(train_config, tmp_path, capsys
         assert not (tmp_path / "run").exists(), setting
 
 
+def test_a_run_that_fails_before_its_first_step_leaves_nothing_changed(
+        train_config, tmp_path, capsys, monkeypatch):
+    """Before, the run's settings were written as it started: a fresh run that failed left
+    a folder holding only them, and a resume that failed replaced the earlier settings."""
+    from refdeblur_video.training import loop
+
+    def fail(*args, **kwargs):
+        raise UserError("a data worker failed")
+
+    real_step = loop._train_step
+    monkeypatch.setattr(loop, "_train_step", fail)
+    assert train_main(["--config", str(train_config), "--quiet"]) == 2
+    assert "a data worker failed" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert not run.exists()
+    monkeypatch.setattr(loop, "_train_step", real_step)
+    assert train_main(["--config", str(train_config), "--max-steps", "1", "--quiet"]) == 0
+    settings = (run / "train_config.json").read_text()
+    assert '"steps": 6' in settings
+    monkeypatch.setattr(loop, "_train_step", fail)
+    assert train_main(["--config", str(train_config), "--resume", "--quiet",
+                       "--set", "train.steps=8"]) == 2
+    assert (run / "train_config.json").read_text() == settings
+
+
 def test_a_run_stopped_early_or_already_done_says_so(train_config, tmp_path, capsys):
     assert train_main(["--config", str(train_config), "--max-steps", "1"]) == 0
     out = capsys.readouterr().out
