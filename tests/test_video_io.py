@@ -1630,3 +1630,27 @@ def test_decord_on_a_video_with_alpha_says_it_reads_none(make_test_clip, caplog)
                 pass
     said = [r.getMessage() for r in caplog.records if "transparency" in r.getMessage()]
     assert len(said) == 1 and "a.mkv's yuva420p frames" in said[0]
+
+
+@pytest.mark.parametrize(("name", "bits", "subsampling", "rgb", "alpha", "gray"), [
+    ("yuv420p", 8, (1, 1), False, False, False),
+    ("yuv422p10le", 10, (1, 0), False, False, False),
+    ("yuva444p", 8, (0, 0), False, True, False),
+    ("rgba", 8, (0, 0), True, True, False),
+    ("gbrp12le", 12, (0, 0), True, False, False),
+    ("gray16le", 16, (0, 0), False, False, True),
+])
+def test_pixel_format_traits_follow_the_format_s_definition(name, bits, subsampling, rgb,
+                                                             alpha, gray):
+    from refdeblur_video.video.pixel_formats import format_traits, has_alpha
+
+    traits = format_traits(name)
+    assert (traits.bits, (traits.sub_w, traits.sub_h), traits.rgb, traits.alpha,
+            traits.gray) == (bits, subsampling, rgb, alpha, gray)
+    assert has_alpha(name) is alpha
+
+
+def test_an_unknown_or_missing_pixel_format_has_no_alpha():
+    from refdeblur_video.video.pixel_formats import has_alpha
+
+    assert has_alpha(None) is False and has_alpha("no_such_format") is False

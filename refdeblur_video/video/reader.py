@@ -42,6 +42,7 @@ from refdeblur_video.video.metadata import (
     probe,
     video_duration_s,
 )
+from refdeblur_video.video.pixel_formats import has_alpha
 from refdeblur_video.video.yuv import (
     PlaneLayout,
     YuvConverter,
@@ -152,7 +153,7 @@ class VideoReader:
                        "--reader decord gives RGB through FFmpeg's default conversion (about "
                        "one level darker) and no YUV planes, so no frame comes back "
                        "unchanged; --reader pyav keeps untouched frames exact")
-            if _has_alpha(self.info.pix_fmt):
+            if has_alpha(self.info.pix_fmt):
                 _warn_once(("decord alpha", self.path),
                            f"--reader decord reads no transparency: {self.path}'s "
                            f"{self.info.pix_fmt} frames come back opaque where they are not; "
@@ -413,14 +414,6 @@ def _packet_pts(path: str) -> list[int] | None:
     if any(p is None for p in pts):
         return None
     return sorted(pts)
-
-
-def _has_alpha(pix_fmt: str | None) -> bool:
-    """Whether frames of ``pix_fmt`` carry an alpha plane (a GIF's palette decodes so)."""
-    try:
-        return any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
-    except (ValueError, TypeError):
-        return False
 
 
 def _import_decord():

@@ -72,7 +72,6 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -84,6 +83,7 @@ from refdeblur_video.video.containers import CONTAINERS
 from refdeblur_video.video.frame import frame_interval
 from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.metadata import VideoInfo, main_video_stream
+from refdeblur_video.video.pixel_formats import FormatTraits, format_traits
 from refdeblur_video.video.presets import X264_PRESETS
 from refdeblur_video.video.reader import Frame
 from refdeblur_video.video.subtitles import SubtitleConverter, text_format_for
@@ -154,41 +154,11 @@ def default_codec(container_format: str, source_codec: str = "", source_pix_fmt:
     otherwise libvpx-vp9 for WebM and libx264 for everything else."""
     encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
     if encoder == "libx264" and _traits_or_none(source_pix_fmt, "rgb") \
-            and _traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
+            and format_traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
         encoder = "libx264rgb"
     if container_format in containers and encoder in av.codecs_available:
         return encoder
     return "libvpx-vp9" if container_format == "webm" else "libx264"
-
-
-@dataclass(frozen=True)
-class _FormatTraits:
-    name: str
-    bits: int
-    sub_w: int  # log2 horizontal chroma subsampling
-    sub_h: int
-    rgb: bool
-    alpha: bool
-    gray: bool
-    odd: bool  # palette / bayer / bitstream / float: never chosen by default
-
-
-def _traits(name: str) -> _FormatTraits:
-    fmt = av.VideoFormat(name)
-    comps = list(fmt.components)
-    colour = [c for c in comps if not c.is_alpha]
-    return _FormatTraits(
-        name=name,
-        bits=max((c.bits for c in colour), default=8),
-        sub_w=0 if fmt.chroma_width(2) == 2 else 1,
-        sub_h=0 if fmt.chroma_height(2) == 2 else 1,
-        rgb=bool(fmt.is_rgb),
-        alpha=any(c.is_alpha for c in comps),
-        gray=len(colour) == 1,
-        odd=bool(
-            fmt.has_palette or fmt.is_bayer or fmt.is_bit_stream or "f16" in name or "f32" in name
-        ),
-    )
 
 
 def choose_pix_fmt(codec_name: str, source_pix_fmt: str, requested: str | None = None) -> str:
@@ -211,13 +181,13 @@ def choose_pix_fmt(codec_name: str, source_pix_fmt: str, requested: str | None =
     if not supported or source_pix_fmt in supported:
         return source_pix_fmt or (supported[0] if supported else "yuv420p")
     try:
-        src = _traits(source_pix_fmt)
+        src = format_traits(source_pix_fmt)
     except (ValueError, TypeError):
-        src = _traits("yuv420p")
+        src = format_traits("yuv420p")
 
     def key(item: tuple[int, str]) -> tuple:
         index, name = item
-        c = _traits(name)
+        c = format_traits(name)
         depth_loss = max(0, src.bits - c.bits)
         chroma_loss = max(0, c.sub_w - src.sub_w) + max(0, c.sub_h - src.sub_h)
         chroma_excess = max(0, src.sub_w - c.sub_w) + max(0, src.sub_h - c.sub_h)
@@ -517,7 +487,7 @@ class VideoWriter:
         # (CRF, preset, lossless, its MP4 tag) the settings below are written for
         self.codec_name = av_codec.name
         self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
-        traits = _traits(self.pix_fmt)
+        traits = format_traits(self.pix_fmt)
         if pix_fmt is None and _traits_or_none(info.pix_fmt, "rgb") and not traits.rgb:
             log.warning("the input is RGB (%s); %s codes it as %s (BT.709, limited range): "
                         "--codec libx264rgb or ffv1 keeps RGB", info.pix_fmt, self.codec_name,
@@ -1151,11 +1121,11 @@ def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
     plane_samples(frame.planes[-1], values.dtype)[:] = values
 
 
-def _lost_detail(source_pix_fmt: str, chosen: _FormatTraits) -> list[str]:
+def _lost_detail(source_pix_fmt: str, chosen: FormatTraits) -> list[str]:
     """What of a YUV or grey source's samples an encoder format drops: chroma resolution,
     bit depth (an RGB source has its own warning)."""
     try:
-        source = _traits(source_pix_fmt)
+        source = format_traits(source_pix_fmt)
     except (ValueError, TypeError):
         return []
     if source.rgb or chosen.rgb:
@@ -1168,13 +1138,13 @@ def _lost_detail(source_pix_fmt: str, chosen: _FormatTraits) -> list[str]:
     return lost
 
 
-def _deeper_format(codec_name: str, traits: _FormatTraits) -> str | None:
+def _deeper_format(codec_name: str, traits: FormatTraits) -> str | None:
     """The encoder's format of 10 bits or more nearest ``traits`` (same chroma layout and
     family first), or None where it has none (mpeg4, VP8)."""
     candidates = []
     for fmt in av.Codec(codec_name, "w").video_formats or []:
         with contextlib.suppress(ValueError, TypeError):
-            other = _traits(fmt.name)
+            other = format_traits(fmt.name)
             if other.bits >= 10 and not other.alpha and not other.odd:
                 candidates.append((other.sub_w != traits.sub_w or other.sub_h != traits.sub_h,
                                    other.rgb != traits.rgb, other.bits, fmt.name))
@@ -1198,7 +1168,7 @@ def _codec_elsewhere(codec_name: str) -> str:
 
 def _traits_or_none(pix_fmt: str, what: str) -> bool:
     try:
-        return getattr(_traits(pix_fmt), what)
+        return getattr(format_traits(pix_fmt), what)
     except (ValueError, TypeError):
         return False
 
