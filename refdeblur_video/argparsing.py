@@ -45,12 +45,22 @@ def positive_seconds(text: str) -> float:
     return _above_zero(text, "seconds", "")
 
 
-def at_least_one(text: str) -> int:
-    """An ``argparse`` type: a whole number of 1 or more."""
+def _whole_number_from(text: str, least: int) -> int:
+    """``text`` as a whole number of ``least`` or more, or an ``ArgumentTypeError``."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
     return value
+
+
+def at_least_one(text: str) -> int:
+    """An ``argparse`` type: a whole number of 1 or more."""
+    return _whole_number_from(text, 1)
+
+
+def zero_or_more(text: str) -> int:
+    """An ``argparse`` type: a whole number of 0 or more."""
+    return _whole_number_from(text, 0)

@@ -536,6 +536,17 @@ def test_a_batch_of_no_triplets_is_refused(capsys):
     assert "--batch-size: must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("mode", [["compare", "--output", "o", "--gt", "g"],
+                                  ["triplets", "manifest.jsonl"], ["noref", "i", "o"],
+                                  ["generators", "valdir"]])
+def test_a_negative_number_of_examples_is_refused_by_every_mode_that_shows_them(mode, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([*mode, "--report", "r", "--examples", "-1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "--examples: must be at least 0, not -1" in err[0]
+
+
 def test_a_report_never_replaces_an_earlier_one_or_lands_among_other_files(clip, tmp_path,
                                                                            capsys):
     """Before, a second run replaced the first run's fuller report without a word, and a

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from refdeblur_video.argparsing import OneLineParser, at_least_one
+from refdeblur_video.argparsing import OneLineParser, at_least_one, zero_or_more
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import exit_after, handle_signals
 
@@ -20,7 +20,7 @@ def _common(parser: argparse.ArgumentParser, *, y_channel: bool = True,
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier report in DIR (else it is refused)")
     if examples:
-        parser.add_argument("--examples", type=int, default=1, metavar="N",
+        parser.add_argument("--examples", type=zero_or_more, default=1, metavar="N",
                             help="best and worst frames shown as crops in the HTML (default 1 "
                             "each)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "generator (new or empty)")
     generators.add_argument("--overwrite", action="store_true",
                             help="replace an earlier report in DIR (else it is refused)")
-    generators.add_argument("--examples", type=int, default=0, metavar="N",
+    generators.add_argument("--examples", type=zero_or_more, default=0, metavar="N",
                             help="best and worst triplets shown per report (default 0: each "
                             "costs four more model runs)")
     generators.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -114,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace):
-    if getattr(args, "examples", 0) < 0:  # temporal shows no examples
-        raise UserError("--examples must be 0 or more")
     if args.mode == "compare":
         from refdeblur_video.evaluate.compare import evaluate_compare
 
@@ -155,8 +153,6 @@ def _generators(args: argparse.Namespace) -> int:
 
     only = [n.strip() for v in args.only or () for n in v.split(",") if n.strip()]
     try:
-        if args.examples < 0:
-            raise UserError("--examples must be 0 or more")
         earlier = check_report_folder(args.report, args.overwrite)
         table = evaluate_generators(
             args.valdir, args.model, args.report, device=args.device,
