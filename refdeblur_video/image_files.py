@@ -88,6 +88,26 @@ def tiff_metadata_names(path: str | Path) -> tuple[str, ...]:
     return tuple(name for tag, name in _TIFF_METADATA_TAGS.items() if tag in tags)
 
 
+# the first bytes of each format the tool writes, by the suffixes that name it
+_SIGNATURES = {(".png",): (_PNG_SIGNATURE,), (".jpg", ".jpeg"): (b"\xff\xd8\xff",),
+               (".tif", ".tiff"): (b"II*\0", b"MM\0*"), (".bmp",): (b"BM",)}
+
+
+def is_in_format_of(path: str | Path, suffix: str) -> bool:
+    """Whether the file at ``path`` is in the format an output named with ``suffix`` is
+    written in, by its first bytes (not its name): then a copy of it is such a file."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    kind = suffix.lower()
+    if kind == ".webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    return any(head.startswith(signatures)
+               for suffixes, signatures in _SIGNATURES.items() if kind in suffixes)
+
+
 # formats written lossily, at a quality that can be set
 QUALITY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 

@@ -46,6 +46,13 @@ def restorer() -> Restorer:
     return Restorer(net, torch.device("cpu"), trained=True)
 
 
+@pytest.fixture()
+def network_sharpens(monkeypatch):
+    """Every restored photo or frame counts as sharper than it came, so that it is written
+    as the network made it: tests of what a restored output keeps need one."""
+    monkeypatch.setattr("refdeblur_video.pipeline.run.sharpened", lambda *args: True)
+
+
 def _makes_files(folder: str) -> bool:
     """Whether a file can be made in ``folder`` (as whoever runs the tests)."""
     import tempfile
@@ -762,6 +769,37 @@ def test_a_photo_the_network_does_not_sharpen_comes_back_as_it_came(tmp_path, re
     assert (summary.restored, summary.unchanged) == (1, 0)
 
 
+def test_a_photo_kept_as_it_came_is_the_file_itself_where_the_format_allows(
+        tmp_path, restorer, monkeypatch, caplog):
+    """A photo the network did not sharpen was encoded again: a JPEG came back a little
+    worse, and its XMP was dropped as if the samples had changed."""
+    from PIL import Image
+
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
+    monkeypatch.setattr("refdeblur_video.pipeline.run.sharpened", lambda *args: False)
+    _camera_photo(tmp_path / "camera.jpg")  # turned by its EXIF, with a colour profile
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+           b'1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>')
+    with Image.open(tmp_path / "camera.jpg") as photo:
+        photo.save(tmp_path / "xmp.jpg", xmp=xmp, exif=photo.getexif(), quality=90)
+    with caplog.at_level("WARNING"):
+        for name in ("camera.jpg", "xmp.jpg"):
+            [summary] = deblur(str(tmp_path / name), str(tmp_path / f"out_{name}"))
+            assert summary.unchanged == 1
+            assert (tmp_path / f"out_{name}").read_bytes() == (tmp_path / name).read_bytes()
+    assert not [r for r in caplog.records if "left out" in r.getMessage()]
+    # another format, or an encoding asked for, is written from the samples (upright)
+    deblur(str(tmp_path / "camera.jpg"), str(tmp_path / "out.png"))
+    deblur(str(tmp_path / "camera.jpg"), str(tmp_path / "q.jpg"), quality=60)
+    for name in ("out.png", "q.jpg"):
+        with Image.open(tmp_path / name) as written:
+            assert written.size == (64, 96) and written.getexif().get(0x0112, 1) == 1
+    # a file whose name says JPEG but which holds a PNG: the output named .jpg is a JPEG
+    (tmp_path / "named.jpg").write_bytes(cv2.imencode(".png", make_image(size=(96, 64)))[1])
+    deblur(str(tmp_path / "named.jpg"), str(tmp_path / "named_out.jpg"))
+    assert (tmp_path / "named_out.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+
+
 def test_decord_reader_gives_the_same_result(make_test_clip, restorer, tmp_path):
     pytest.importorskip("decord")
     clip = make_test_clip("in.mkv", n_frames=10, blurry={4}, codec="ffv1", pix_fmt="bgr0")
@@ -1179,7 +1217,8 @@ def _camera_photo(path, orientation=6):
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
 def test_a_restored_photo_keeps_its_exif_upright_and_its_colour_profile(tmp_path, restorer,
-                                                                         suffix):
+                                                                         suffix,
+                                                                         network_sharpens):
     from PIL import Image
 
     profile = _camera_photo(tmp_path / "camera.jpg")
@@ -1255,7 +1294,8 @@ def test_metadata_too_large_for_a_jpeg_is_left_out_with_a_warning_and_kept_in_a_
 @pytest.mark.parametrize(("mode", "profile_space", "kept"),
                          [("L", "sRGB", False), ("LA", "GRAY", False), ("L", "GRAY", True)])
 def test_a_grey_photo_keeps_only_a_profile_of_the_samples_written(tmp_path, restorer, mode,
-                                                                  profile_space, kept):
+                                                                  profile_space, kept,
+                                                                  network_sharpens):
     """A grey photo is written grey, and a grey one with transparency as three equal colours
     with it: the profile kept must describe what is written."""
     from PIL import Image, ImageCms
@@ -1596,7 +1636,7 @@ def test_a_finished_file_rerun_with_a_log_says_it_has_none(make_test_clip, tmp_p
 
 
 def test_what_a_photo_s_output_format_cannot_keep_is_said(tmp_path, restorer, monkeypatch,
-                                                          caplog):
+                                                          caplog, network_sharpens):
     """A TIFF's colour profile (OpenCV reads no TIFF metadata) and a 16-bit photo written
     as JPEG were lost without a word."""
     from PIL import Image, ImageCms

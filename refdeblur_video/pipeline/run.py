@@ -7,6 +7,7 @@ import dataclasses
 import errno
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ..image_files import (
     QUALITY_SUFFIXES,
     Photo,
     is_image_path,
+    is_in_format_of,
     peak_value,
     read_image,
     read_photo,
@@ -378,7 +380,6 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         log.warning("for a photo %s %s nothing (video options)", ", ".join(ignored),
                     "does" if len(ignored) == 1 else "do")
     photo = read_photo(input)
-    _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     blurry, alpha = photo.image, photo.alpha
     if opts.ref is None:
         log.warning("no --ref given: the photo is restored with itself as reference")
@@ -396,12 +397,22 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     # a photo the network did not sharpen (a sharp one, or one it cannot help) is better as
     # it came, as a video's frames are
     unchanged = not sharpened(restored, score)
+    # as it came means the file itself where the output is of its format: encoded again, a
+    # JPEG would lose a little more, and its metadata is the original's, still true of it
+    # (an encoding asked for with --quality is made)
+    copied = unchanged and opts.quality is None and is_in_format_of(input, Path(output).suffix)
     if unchanged:
         restored = blurry
     if photo.grey:  # written back as grey, as it came
         restored = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)
+    if not copied:
+        _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
-        write_image(tmp, restored, quality=opts.quality, alpha=alpha, metadata=photo.metadata)
+        if copied:
+            shutil.copyfile(input, tmp)
+        else:
+            write_image(tmp, restored, quality=opts.quality, alpha=alpha,
+                        metadata=photo.metadata)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
                          sharpness=round(score, 4), blurry=1, restored=1,
