@@ -960,7 +960,7 @@ def test_a_missing_decord_is_refused_before_anything_loads(monkeypatch):
 
 def test_the_preflight_knows_the_containers_the_writer_writes():
     from refdeblur_video.pipeline.preflight import WRITABLE_SUFFIXES
-    from refdeblur_video.video.writer import CONTAINERS
+    from refdeblur_video.video.containers import CONTAINERS
 
     assert set(WRITABLE_SUFFIXES) == set(CONTAINERS)
 

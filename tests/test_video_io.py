@@ -17,11 +17,12 @@ from refdeblur_video.evaluate.metrics import psnr
 from refdeblur_video.frames import plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.safe_output import atomic_output
+from refdeblur_video.video.encoding_choice import choose_pix_fmt
 from refdeblur_video.video.hdr import Hdr10
 from refdeblur_video.video.metadata import VideoInfo, _announced_frames, probe
 from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
 from refdeblur_video.video.synthetic import make_clip, make_demo_clip, render_frame
-from refdeblur_video.video.writer import VideoWriter, choose_pix_fmt
+from refdeblur_video.video.writer import VideoWriter
 
 BT709 = {"color_range": 1, "color_primaries": 1, "color_trc": 1, "colorspace": 1}
 
@@ -400,7 +401,7 @@ def test_unordered_audio_of_more_channels_than_a_default_is_refused_before_work(
 def test_ten_bit_rgb_h264_is_not_given_eight_bit_rgb():
     """x264's RGB mode is 8-bit: a deeper RGB H.264 keeps its depth in x264's YUV 4:4:4
     (with the RGB warning) rather than losing it without one."""
-    from refdeblur_video.video.writer import default_codec
+    from refdeblur_video.video.encoding_choice import default_codec
 
     assert default_codec("matroska", "h264", "gbrp") == "libx264rgb"
     assert default_codec("matroska", "h264", "gbrp10le") == "libx264"
@@ -426,7 +427,7 @@ def test_a_muxer_that_refuses_the_finished_file_is_one_line(tmp_path, monkeypatc
     import refdeblur_video.video.writer as writer_module
 
     _pcm_in_matroska(tmp_path / "cam.mkv")
-    monkeypatch.setattr(writer_module, "_audio_copy_settled", lambda *args: None)
+    monkeypatch.setattr(writer_module, "audio_copy_settled", lambda *args: None)
     with pytest.raises(UserError, match=r"the mp4 muxer could not finish the output "
                        r"\(unsupported channel layout.*\.mkv holds any"):
         transcode(tmp_path / "cam.mkv", tmp_path / "out.mp4", preset="ultrafast")

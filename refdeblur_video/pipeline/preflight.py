@@ -215,7 +215,7 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
         raise UserError(f"output {output} is an image, but {input} is none of the images the "
                         f"tool reads ({', '.join(IMAGE_SUFFIXES)}); a video needs a video "
                         "output")
-    from ..video.writer import container_for  # PyAV: after the path checks
+    from ..video.encoding_choice import container_for  # PyAV: after the path checks
 
     container_for(output)
 

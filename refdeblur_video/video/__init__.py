@@ -14,7 +14,7 @@ _WHERE = {
     "VideoInfo": "metadata",
     "VideoReader": "reader",
     "VideoWriter": "writer",
-    "choose_pix_fmt": "writer",
+    "choose_pix_fmt": "encoding_choice",
     "open_reader": "reader",
     "probe": "metadata",
 }

@@ -40,10 +40,16 @@ def format_traits(name: str) -> FormatTraits:
     )
 
 
+def traits_or_none(pix_fmt: str | None, what: str) -> bool:
+    """The trait ``what`` (rgb, alpha, gray) of ``pix_fmt``; False for no format or one
+    libav does not know."""
+    try:
+        return getattr(format_traits(pix_fmt), what)
+    except (ValueError, TypeError):
+        return False
+
+
 def has_alpha(pix_fmt: str | None) -> bool:
     """Whether frames of ``pix_fmt`` carry an alpha plane (a GIF's palette decodes so);
     False for no format or one libav does not know."""
-    try:
-        return format_traits(pix_fmt).alpha
-    except (ValueError, TypeError):
-        return False
+    return traits_or_none(pix_fmt, "alpha")

@@ -9,9 +9,10 @@ What :class:`VideoWriter` preserves:
   (AAC priming) is switched off, so video pts stay as they were.
 - **Pixel format.** By default the input's chroma layout and bit depth are kept when the
   encoder supports them, otherwise the nearest format it does support (see
-  :func:`choose_pix_fmt`); 10-bit stays 10-bit.
+  :func:`.encoding_choice.choose_pix_fmt`); 10-bit stays 10-bit.
 - **Format.** The input's video format (H.264, HEVC, VP9, AV1, ProRes, FFV1) is coded again
-  where the container holds it (:func:`default_codec`), so the output plays where the input did.
+  where the container holds it (:mod:`.encoding_choice`: the encoder, its pixel format and
+  options), so the output plays where the input did.
 - **Untouched frames.** A frame that still carries its decoded planes (``Frame.planes``, see
   :meth:`Frame.with_image`) is encoded from them, never through RGB, when the output pixel
   format is the input's: with a lossless codec (ffv1, or libx264/libx265 with ``crf=0``,
@@ -32,15 +33,16 @@ What :class:`VideoWriter` preserves:
 
 - **Tags**: the file's own (title, recording time, ...) and the video stream's language,
   title and start timecode (:attr:`VideoInfo.container_tags`, :attr:`VideoInfo.video_tags`);
-  MP4 and MOV write the timecode as a timecode track again. **Chapters** and their titles.
+  MP4 and MOV write the timecode as a timecode track again; copied tracks keep their names
+  (:mod:`.tracks`). **Chapters** and their titles.
 - **Sample aspect ratio** (non-square samples: DV, DVD, HDV).
 - **HDR10's metadata** (mastering display, content light level: :mod:`.hdr`) where x265
   codes the output; other encoders keep only the colour tags.
 
 Not kept: Dolby Vision (its base layer's colour tags are kept), display-matrix flips (only
 the rotation is read), video tracks besides the one restored, data streams (e.g. camera
-telemetry tracks; a timecode track only as its start timecode), each named in a warning,
-and attachments (e.g. fonts for ASS subtitles in Matroska).
+telemetry tracks; a timecode track only as its start timecode), each named in a warning
+(:mod:`.tracks`), and attachments (e.g. fonts for ASS subtitles in Matroska).
 Durations: each frame's duration is passed on, and in MP4/MOV the last packet is sized so the
 track length matches the input even with B-frames.
 
@@ -71,22 +73,43 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.video.containers import CONTAINERS
+from refdeblur_video.video.encoding_choice import (
+    CODEC_TAGS,
+    INTERLACED,
+    choose_pix_fmt,
+    codec_elsewhere,
+    container_for,
+    deeper_format,
+    default_codec,
+    encoder_meant,
+    encoder_options,
+    lost_detail,
+    settings_note,
+)
 from refdeblur_video.video.frame import frame_interval
-from refdeblur_video.video.hdr import Hdr10, x265_params
-from refdeblur_video.video.metadata import VideoInfo, main_video_stream
-from refdeblur_video.video.pixel_formats import FormatTraits, format_traits
-from refdeblur_video.video.presets import X264_PRESETS
+from refdeblur_video.video.libav_log import encoder_complaints, last_complaint
+from refdeblur_video.video.metadata import VideoInfo
+from refdeblur_video.video.pixel_formats import format_traits, traits_or_none
 from refdeblur_video.video.reader import Frame
 from refdeblur_video.video.subtitles import SubtitleConverter, text_format_for
+from refdeblur_video.video.tracks import (
+    QUICKTIME_FORMATS,
+    audio_copy_settled,
+    muxer_refusal,
+    say_dropped_data,
+    say_dropped_video,
+    say_tracks_dropped_from,
+    tags_to_write,
+    track_names,
+    with_keyed_names,
+)
 from refdeblur_video.video.yuv import (
     alpha_samples,
     pad_planes,
@@ -96,7 +119,7 @@ from refdeblur_video.video.yuv import (
     yuv_converter,
 )
 
-__all__ = ["VideoWriter", "choose_pix_fmt", "container_for", "default_codec", "CONTAINERS"]
+__all__ = ["VideoWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -112,331 +135,18 @@ _ODD_SIZE_CODECS = frozenset({"ffv1", "libvpx-vp9", "libsvtav1"})
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 
 
-def container_for(path: str | os.PathLike, container_format: str | None = None) -> str:
-    """FFmpeg muxer name for ``path`` (its suffix) unless ``container_format`` is given."""
-    if container_format:
-        try:
-            av.ContainerFormat(container_format, "w")
-        except (ValueError, av.FFmpegError) as exc:
-            raise UserError(f"unknown output container format {container_format!r}") from exc
-        return container_format
-    suffix = Path(path).suffix.lower()
-    if suffix not in CONTAINERS:
-        known = ", ".join(CONTAINERS)
-        raise UserError(f"cannot tell the container of {Path(path).name!r}; use one of {known}")
-    return CONTAINERS[suffix]
-
-
-#: The encoder that codes each source format again, and the containers that hold it. The
-#: output then plays wherever the input did: a phone's 10-bit HEVC re-coded as H.264 would
-#: be 10-bit H.264, which hardly any player or browser decodes; a ProRes or FFV1 master
-#: stays an editing or archival file.
-_SAME_FORMAT = {
-    "h264": ("libx264", frozenset({"mp4", "mov", "matroska"})),
-    "hevc": ("libx265", frozenset({"mp4", "mov", "matroska"})),
-    "vp9": ("libvpx-vp9", frozenset({"mp4", "matroska", "webm"})),
-    "vp8": ("libvpx", frozenset({"matroska", "webm"})),
-    "av1": ("libsvtav1", frozenset({"mp4", "matroska", "webm"})),
-    "prores": ("prores_ks", frozenset({"mov", "matroska"})),
-    "ffv1": ("ffv1", frozenset({"matroska"})),
-}
 # encoders whose time base must be one frame (a standard rate): their streams count in it
 _FRAME_RATE_TIMED = frozenset({"mpeg1video", "mpeg2video"})
-# Apple's players take HEVC in MP4/MOV only under this sample entry (FFmpeg writes hev1)
-_CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
 
-
-def default_codec(container_format: str, source_codec: str = "", source_pix_fmt: str = ""
-                  ) -> str:
-    """The encoder of ``source_codec``'s format (the input's, as FFmpeg names the format:
-    h264, hevc, vp9, vp8, av1, prores, ffv1) where the container holds it and the encoder is
-    built in (8-bit H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb, which keeps it RGB);
-    otherwise libvpx-vp9 for WebM and libx264 for everything else."""
-    encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
-    if encoder == "libx264" and _traits_or_none(source_pix_fmt, "rgb") \
-            and format_traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
-        encoder = "libx264rgb"
-    if container_format in containers and encoder in av.codecs_available:
-        return encoder
-    return "libvpx-vp9" if container_format == "webm" else "libx264"
-
-
-def choose_pix_fmt(codec_name: str, source_pix_fmt: str, requested: str | None = None) -> str:
-    """The encoder pixel format: ``requested`` if the codec takes it, else the source's own
-    format if supported, else the nearest supported one (no depth loss > no extra chroma
-    subsampling > same RGB/YUV family > smallest change; alpha, gray and palette avoided)."""
-    codec = av.Codec(codec_name, "w")
-    supported = [f.name for f in codec.video_formats or []]
-    if requested:
-        try:
-            av.VideoFormat(requested)
-        except (ValueError, TypeError) as exc:
-            raise UserError(f"unknown pixel format {requested!r}") from exc
-        if supported and requested not in supported:
-            raise UserError(
-                f"encoder {codec_name} cannot take pixel format {requested}; "
-                f"it supports {', '.join(supported)}"
-            )
-        return requested
-    if not supported or source_pix_fmt in supported:
-        return source_pix_fmt or (supported[0] if supported else "yuv420p")
-    try:
-        src = format_traits(source_pix_fmt)
-    except (ValueError, TypeError):
-        src = format_traits("yuv420p")
-
-    def key(item: tuple[int, str]) -> tuple:
-        index, name = item
-        c = format_traits(name)
-        depth_loss = max(0, src.bits - c.bits)
-        chroma_loss = max(0, c.sub_w - src.sub_w) + max(0, c.sub_h - src.sub_h)
-        chroma_excess = max(0, src.sub_w - c.sub_w) + max(0, src.sub_h - c.sub_h)
-        unwanted = (c.alpha and not src.alpha) + (c.gray and not src.gray) + 4 * c.odd
-        legacy = name.startswith(("yuvj", "nv"))
-        return (
-            unwanted,
-            depth_loss > 0,
-            chroma_loss,
-            c.rgb != src.rgb,
-            depth_loss,
-            chroma_excess,
-            max(0, c.bits - src.bits),
-            legacy,
-            index,
-        )
-
-    return min(enumerate(supported), key=key)[1]
+# FFmpeg's transfer characteristics of HDR video, whose code values span far more light
+# than SDR's, so that 8 bits leave steps the eye sees (banding)
+_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 
 
 def _plain_yuv(pix_fmt: str | None) -> str | None:
     """A pixel format with FFmpeg's full-range ``yuvj`` spelling as its plain ``yuv`` one:
     the samples are laid out alike (the range goes in the stream's colour tags)."""
     return "yuv" + pix_fmt[4:] if pix_fmt and pix_fmt.startswith("yuvj") else pix_fmt
-
-
-def _has_avx512() -> bool:
-    """Whether this CPU runs AVX-512 (as NumPy's own dispatch detected it)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # NumPy 1.x
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__
-        except ImportError:
-            return False
-    return bool(__cpu_features__.get("AVX512F"))
-
-
-# FFmpeg's transfer characteristics of HDR video, whose code values span far more light
-# than SDR's, so that 8 bits leave steps the eye sees (banding)
-_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
-
-# a MOV/MP4 timecode track counts frames per second in one byte (FFmpeg refuses more)
-_TIMECODE_MAX_FPS = 255
-
-
-# the formats of FFmpeg's mov muxer: tags as atoms or keyed metadata, tracks named by handler
-_QUICKTIME_FORMATS = ("mp4", "mov")
-
-
-def _track_names(tags: dict[str, str], format_name: str) -> dict[str, str]:
-    """A copied track's tags that players show in their track menus: its language and
-    title, and in MP4/MOV its handler name ("Commentary"), which is the name there (a
-    title from another container becomes it)."""
-    found = {key.lower(): value for key, value in tags.items() if value}
-    names = {key: found[key] for key in ("language", "title") if key in found}
-    if format_name == "mov" and names.get("language") in _MOV_LANGUAGES:
-        names["language"] = _MOV_LANGUAGES[names["language"]]  # the spelling it keeps
-    handler = found.get("handler_name")
-    if format_name in _QUICKTIME_FORMATS:
-        if handler or "title" in found:
-            names["handler_name"] = handler or found["title"]
-    elif handler and handler not in _MUXER_HANDLER_NAMES and "title" not in names:
-        names["title"] = handler  # Matroska names a track by its title
-    return names
-
-
-# the MOV muxer stores a language as QuickTime's old Macintosh code where it has one, and its
-# table spells some in ISO 639-2/B (ger), some in /T (fra): any other spelling of those is
-# dropped (checked one by one with FFmpeg 8's muxer). Matroska writes /B, MP4 takes either
-_MOV_LANGUAGES = {"deu": "ger", "nld": "dut", "zho": "chi", "ell": "gre", "fas": "per",
-                  "hye": "arm", "isl": "ice", "kat": "geo", "mkd": "mac", "msa": "may",
-                  "mya": "bur", "sqi": "alb", "bod": "tib", "cym": "wel", "eus": "baq",
-                  "fre": "fra", "cze": "ces", "rum": "ron", "slo": "slk", "swe": "sve",
-                  "nob": "nor", "nno": "nor"}
-
-# the handler names muxers write when a track has none of its own (FFmpeg's, Apple's)
-_MUXER_HANDLER_NAMES = {"SoundHandler", "VideoHandler", "SubtitleHandler", "DataHandler",
-                        "Core Media Audio", "Core Media Video", "Core Media Data"}
-
-
-def _text_track(stream: av.stream.Stream) -> bool:
-    """Whether a data stream is a MOV/MP4 text track: how those hold a chapter list, which
-    the output writes again from the file's chapters."""
-    handler = stream.metadata.get("handler_name", "").lower()
-    return stream.codec_context is None and any(
-        kind in handler for kind in ("subtitle", "chapter", "text"))
-
-
-def _say_dropped_data(source: av.container.InputContainer) -> None:
-    """One warning for the input's data tracks the output does not keep (a GoPro's
-    telemetry, GPS and gyro, in its "GoPro MET" track): the tool copies audio and subtitle
-    streams only; a timecode track is written again from its start (not a loss)."""
-    chaptered = bool(source.chapters())
-    _say_not_kept("data", [stream for stream in source.streams
-                           if stream.type in ("data", "attachment")
-                           and not any(key.lower() == "timecode" for key in stream.metadata)
-                           and not (chaptered and _text_track(stream))],
-                  "the output holds video, audio and subtitles only")
-
-
-def _say_dropped_video(source: av.container.InputContainer) -> None:
-    """One warning for the input's video tracks besides the one restored (a second camera
-    angle, a proxy): the output holds one video track. Cover pictures are not named."""
-    restored = main_video_stream(source)
-    _say_not_kept("other video", [stream for stream in source.streams.video
-                                  if stream is not restored
-                                  and not stream.disposition & av.stream.Disposition.attached_pic],
-                  f"the output holds the restored one (#{restored.index}) only")
-
-
-def _say_tracks_dropped_from(source: str) -> None:
-    """The warnings for data and other video tracks where no stream of ``source`` is
-    copied (an unreadable source is reported where it is read)."""
-    with contextlib.suppress(av.FFmpegError, OSError), av.open(source, "r") as container:
-        _say_dropped_data(container)
-        _say_dropped_video(container)
-
-
-def _say_not_kept(kind: str, streams: list[av.stream.Stream], holds: str) -> None:
-    """One warning naming ``streams`` (the input's ``kind`` tracks) as not kept."""
-    if not streams:
-        return
-    names = [stream.metadata.get("title") or _own_handler(stream) or f"#{stream.index}"
-             for stream in streams]
-    many = len(names) > 1
-    warnings.warn(f"the input's {kind} track{'s' * many} ({', '.join(names)}) "
-                  f"{'are' if many else 'is'} not kept: {holds}", stacklevel=4)
-
-
-def _own_handler(stream: av.stream.Stream) -> str | None:
-    """A track's handler name where it is its own, not a muxer's default."""
-    handler = stream.metadata.get("handler_name")
-    return handler if handler not in _MUXER_HANDLER_NAMES else None
-
-
-# the keyed (QuickTime "mdta") names of the tags the MP4 muxer otherwise writes as atoms
-_KEYED_NAMES = {"title": "com.apple.quicktime.title", "comment": "com.apple.quicktime.comment",
-                "artist": "com.apple.quicktime.artist",
-                "location": "com.apple.quicktime.location.ISO6709"}
-
-
-# what people call an encoder that FFmpeg names otherwise (h264, hevc, vp9 and av1 it
-# maps to an encoder itself)
-_ENCODER_NICKNAMES = {"h265": "libx265", "h.265": "libx265", "x265": "libx265",
-                      "h.264": "libx264", "x264": "libx264", "avc": "libx264"}
-
-
-def _encoder_meant(name: str) -> str | None:
-    """The encoder a name FFmpeg does not know most likely means (FFmpeg's names are lower
-    case: HEVC is hevc), or None."""
-    lower = name.lower()
-    if lower in _ENCODER_NICKNAMES:
-        return _ENCODER_NICKNAMES[lower]
-    try:
-        av.Codec(lower, "w")
-    except (ValueError, av.FFmpegError):
-        return None
-    return lower if lower != name else None
-
-
-def _with_keyed_names(tags: dict[str, str]) -> dict[str, str]:
-    """``tags`` with the keyed name of each classic one added where it is missing."""
-    found = {key.lower(): value for key, value in tags.items()}
-    return {**{keyed: found[plain] for plain, keyed in _KEYED_NAMES.items()
-               if plain in found and keyed not in found}, **tags}
-
-
-def _tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
-    """The input's file and video stream tags to write again: a start timecode (on either)
-    only at a frame rate a timecode track can count."""
-    tags = dict(info.container_tags), dict(info.video_tags)
-    if info.fps and info.fps <= _TIMECODE_MAX_FPS:
-        return tags
-    for found in tags:
-        for key in [k for k in found if k.lower() == "timecode"]:
-            log.warning("the start timecode %s is dropped: a timecode track cannot count %s "
-                        "frames per second", found.pop(key), info.fps or "unknown")
-    return tags
-
-
-#: the highest constant rate factor each encoder takes (x264 and x265 clamp a higher one to
-#: their worst quality without a word)
-_MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63,
-            "libsvtav1": 63, "libaom-av1": 63, "mjpeg": 51}
-
-
-_QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
-
-
-_TOP_FIELD_FIRST = (2, 4)  # AVFieldOrder values; 3 and 5 are bottom field first
-_INTERLACED = (2, 3, 4, 5)
-
-
-def _encoder_options(codec_name: str, crf: int | None, preset: str | None,
-                     hdr: Hdr10 | None = None, field_order: int = 0) -> dict[str, str]:
-    highest = _MAX_CRF.get(codec_name)
-    if crf is not None and highest is not None and crf > highest:
-        raise UserError(f"--crf {crf} is beyond {codec_name}'s range (0 to {highest}; lower "
-                        "is better quality)")
-    opts: dict[str, str] = {}
-    speed = X264_PRESETS.index(preset) if preset in X264_PRESETS else 5
-    if codec_name in ("libx264", "libx264rgb") and _has_avx512():
-        # x264's AVX-512 routines (its macroblock-tree lookahead) read memory they never
-        # wrote: the same frames then encode to different files from run to run, and a
-        # resumed run no longer matches an uninterrupted one. Its AVX2 code does not, and
-        # is as fast here.
-        opts["x264-params"] = "asm=AVX2"
-    if field_order in _INTERLACED and codec_name in ("libx264", "libx264rgb"):
-        # code the fields as fields, so that a player deinterlaces them again (other
-        # encoders have the field order in the stream's tags only)
-        opts["flags"] = "+ildct+ilme"
-        first = "tff=1" if field_order in _TOP_FIELD_FIRST else "bff=1"
-        opts["x264-params"] = ":".join(filter(None, (opts.get("x264-params"), first)))
-    if codec_name in ("libx264", "libx264rgb", "libx265"):
-        # CRF 0 asks for lossless, which x264 gives only at 8 bits (its CRF scale moves by 6
-        # per extra bit) and x265 never: QP 0 and x265's lossless mode are, at any depth.
-        if crf == 0 and codec_name != "libx265":
-            opts["qp"] = "0"
-        elif crf is not None:
-            opts["crf"] = str(crf)
-        if preset:
-            opts["preset"] = preset
-        if codec_name == "libx265":
-            params = ["log-level=error"] + ["lossless=1"] * (crf == 0)
-            if hdr is not None:
-                params.append(x265_params(hdr))
-            opts["x265-params"] = ":".join(params)
-    elif codec_name in ("libvpx-vp9", "libvpx"):
-        if crf is not None:
-            opts.update(crf=str(crf), b="0")
-        opts.update({"row-mt": "1", "deadline": "good", "cpu-used": str(max(0, 8 - speed))})
-    elif codec_name == "libsvtav1":
-        if crf is not None:
-            opts["crf"] = str(crf)
-        opts["preset"] = str(min(12, 4 + 8 - speed))
-    elif codec_name == "libaom-av1":
-        if crf is not None:
-            opts.update(crf=str(crf), b="0")
-        opts["cpu-used"] = str(min(8, 8 - speed))
-    elif codec_name == "mjpeg":
-        # JPEG's standard range is full; the video's own (limited) range is kept and tagged,
-        # which FFmpeg calls unofficial, rather than every sample converted
-        opts["strict"] = "unofficial"
-        # a fixed quantiser (FFmpeg's -q:v, 1 best to 31) instead of its default 200 kb/s:
-        # CRF 0-51 mapped onto q 1-7 (16, the default, is 2; JPEG past q 7 looks broken)
-        quality = max(1, round((16 if crf is None else crf) / 8))
-        opts.update(flags="+qscale", global_quality=str(quality * _QP_TO_LAMBDA))
-    return opts
 
 
 class VideoWriter:
@@ -476,7 +186,7 @@ class VideoWriter:
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
-            meant = _encoder_meant(self.codec_name)
+            meant = encoder_meant(self.codec_name)
             raise UserError(f"unknown video encoder {self.codec_name!r}: " + (
                 f"did you mean {meant}?" if meant else
                 "FFmpeg's encoder names, e.g. libx264, libx265, libsvtav1, libvpx-vp9, ffv1")
@@ -488,17 +198,17 @@ class VideoWriter:
         self.codec_name = av_codec.name
         self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
         traits = format_traits(self.pix_fmt)
-        if pix_fmt is None and _traits_or_none(info.pix_fmt, "rgb") and not traits.rgb:
+        if pix_fmt is None and traits_or_none(info.pix_fmt, "rgb") and not traits.rgb:
             log.warning("the input is RGB (%s); %s codes it as %s (BT.709, limited range): "
                         "--codec libx264rgb or ffv1 keeps RGB", info.pix_fmt, self.codec_name,
                         self.pix_fmt)
-        lost = _lost_detail(info.pix_fmt, traits) if pix_fmt is None else []
+        lost = lost_detail(info.pix_fmt, traits) if pix_fmt is None else []
         if lost:
             log.warning("the input is %s; %s codes it as %s, losing its %s: --codec ffv1 "
                         "into .mkv keeps them", info.pix_fmt, self.codec_name, self.pix_fmt,
                         " and ".join(lost))
         if pix_fmt is not None and info.color_trc in _HDR_TRANSFERS and traits.bits < 10:
-            deep = _deeper_format(self.codec_name, traits)
+            deep = deeper_format(self.codec_name, traits)
             log.warning("the input is HDR (%s); %s has %d-bit samples, which band visibly "
                         "under its transfer: %s keeps it smooth",
                         _HDR_TRANSFERS[info.color_trc], self.pix_fmt, traits.bits,
@@ -511,7 +221,7 @@ class VideoWriter:
         self._alpha = traits.alpha
         # said at the first frame that is not opaque throughout: a GIF decodes with alpha
         # whether or not any pixel is transparent
-        self._alpha_lost = _traits_or_none(info.pix_fmt, "alpha") and not traits.alpha
+        self._alpha_lost = traits_or_none(info.pix_fmt, "alpha") and not traits.alpha
         self.width, self.height = info.width, info.height
         if self.codec_name not in _ODD_SIZE_CODECS:
             self.width += info.width % 2 if traits.sub_w else 0
@@ -581,15 +291,15 @@ class VideoWriter:
         self._container_options = (
             {"avoid_negative_ts": "disabled"} if self.format_name in ("matroska", "webm") else {}
         )
-        file_tags, video_tags = _tags_to_write(info)
-        if self.format_name in _QUICKTIME_FORMATS and any("." in key for key in file_tags):
+        file_tags, video_tags = tags_to_write(info)
+        if self.format_name in QUICKTIME_FORMATS and any("." in key for key in file_tags):
             # a phone's own tags (com.apple.quicktime.location.ISO6709, make, model, the
             # local creation date; com.android.capture.fps) have reverse-DNS names, which
             # the MP4 muxer writes only as keyed metadata, and drops otherwise. Keyed, it
             # writes no classic atoms (a title's, a location's) either: their keyed names
             # too, which Apple's readers take
             self._container_options["movflags"] = "use_metadata_tags"
-            file_tags = _with_keyed_names(file_tags)
+            file_tags = with_keyed_names(file_tags)
         try:
             self._out = av.open(self.path, "w", format=self.format_name,
                                 options=self._container_options)
@@ -605,17 +315,17 @@ class VideoWriter:
             if source and (audio or subtitles):
                 self._add_copied_streams(str(source), audio, subtitles)
             elif source:  # audio and subtitles dropped on request: other tracks are not asked
-                _say_tracks_dropped_from(str(source))
+                say_tracks_dropped_from(str(source))
             try:
-                with _encoder_complaints() as said:
+                with encoder_complaints() as said:
                     self._out.start_encoding()
             except (av.FFmpegError, ValueError) as exc:
                 # FFmpeg's text repeats the whole option dictionary: the encoder's own
                 # complaint, else the error's reason, says more in one line
-                reason = _last_complaint(said) or getattr(exc, "strerror", None) or str(exc)
+                reason = last_complaint(said) or getattr(exc, "strerror", None) or str(exc)
                 raise UserError(
                     f"cannot encode {self.codec_name} into {self.format_name}: {reason}"
-                    f"{_settings_note(crf, preset)}"
+                    f"{settings_note(crf, preset)}"
                 ) from None
             self._encoder = self._stream.codec_context
         except BaseException:
@@ -632,7 +342,7 @@ class VideoWriter:
             "color_trc": info.color_trc,
             "colorspace": info.colorspace,
         }
-        in_rgb = info.colorspace == _AVCOL_SPC_RGB or _traits_or_none(info.pix_fmt, "rgb")
+        in_rgb = info.colorspace == _AVCOL_SPC_RGB or traits_or_none(info.pix_fmt, "rgb")
         if out_rgb:  # RGB planes must say so, or decoders read them as YUV
             colour["colorspace"] = _AVCOL_SPC_RGB
             if not in_rgb:
@@ -642,8 +352,8 @@ class VideoWriter:
         elif (info.pix_fmt or "").startswith("yuvj"):  # full range by its format's name: the
             # plain format that carries its samples must say so
             colour["color_range"] = _AVCOL_RANGE_JPEG
-        if _traits_or_none(self.pix_fmt, "gray") and (
-                not info.color_range or not _traits_or_none(info.pix_fmt, "gray")):
+        if traits_or_none(self.pix_fmt, "gray") and (
+                not info.color_range or not traits_or_none(info.pix_fmt, "gray")):
             # grey samples are full range as FFmpeg makes them (swscale's RGB to grey, and
             # an untagged grey source), while an untagged 4:0:0 H.264/HEVC stream is read as
             # limited range: say so, or players stretch its contrast
@@ -656,10 +366,10 @@ class VideoWriter:
             stream = (out or self._out).add_stream(self.codec_name, rate=rate)
         except ValueError as exc:
             raise UserError(f"the {self.format_name} container cannot hold {self.codec_name} "
-                            f"video; {_codec_elsewhere(self.codec_name)}") from exc
+                            f"video; {codec_elsewhere(self.codec_name)}") from exc
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self.pix_fmt
-        tag = _CODEC_TAGS.get((self.codec_name, self.format_name))
+        tag = CODEC_TAGS.get((self.codec_name, self.format_name))
         if tag:
             stream.codec_tag = tag
         stream.time_base = self.time_base
@@ -674,10 +384,10 @@ class VideoWriter:
             setattr(ctx, key, value)
         if self.info.sample_aspect_ratio:  # else players show non-square samples squeezed
             ctx.sample_aspect_ratio = self.info.sample_aspect_ratio
-        if self.info.field_order in _INTERLACED:  # the order a player takes the fields in
+        if self.info.field_order in INTERLACED:  # the order a player takes the fields in
             ctx.field_order = self.info.field_order
-        opts = _encoder_options(self.codec_name, crf, preset, self.info.hdr10,
-                                self.info.field_order)
+        opts = encoder_options(self.codec_name, crf, preset, self.info.hdr10,
+                               self.info.field_order)
         opts.update(options or {})
         ctx.options = opts
         if self.codec_name == "libsvtav1":
@@ -693,13 +403,13 @@ class VideoWriter:
             self._source = av.open(source, "r")
         except (av.FFmpegError, OSError) as exc:
             raise UserError(f"cannot read audio/subtitles from {source}: {exc}") from exc
-        _say_dropped_data(self._source)
-        _say_dropped_video(self._source)
+        say_dropped_data(self._source)
+        say_dropped_video(self._source)
         wanted = []
         for stream in self._source.streams:
             if (stream.type == "audio" and audio) or (stream.type == "subtitle" and subtitles):
                 codec = stream.codec_context.name if stream.codec_context else "unknown"
-                refusal = _muxer_refusal(self.format_name, stream)
+                refusal = muxer_refusal(self.format_name, stream)
                 if refusal is not None:
                     if stream.type == "audio":
                         raise UserError(
@@ -721,11 +431,11 @@ class VideoWriter:
                 copied = (self._converters[stream.index].stream
                           if stream.index in self._converters
                           else self._out.add_stream_from_template(stream))
-                copied.metadata.update(_track_names(stream.metadata, self.format_name))
+                copied.metadata.update(track_names(stream.metadata, self.format_name))
                 # which track a player starts with, and which is commentary, a dub, ...
                 copied.disposition = stream.disposition
                 if stream.type == "audio":
-                    _audio_copy_settled(stream, copied, self.format_name)
+                    audio_copy_settled(stream, copied, self.format_name)
                 self._copy_map[stream.index] = copied
                 wanted.append(stream)
         if wanted:
@@ -977,7 +687,7 @@ class VideoWriter:
         if self._closed:
             return
         try:
-            with _encoder_complaints() as said:
+            with encoder_complaints() as said:
                 try:
                     self._mux_video(self._encode(None))
                     self._fix_last_duration()
@@ -991,7 +701,7 @@ class VideoWriter:
         except av.FFmpegError as exc:
             if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
                 raise  # a full or failing disk: the pipeline says so, and how to resume
-            complaint = _last_complaint(said) or str(exc)
+            complaint = last_complaint(said) or str(exc)
             raise UserError(f"the {self.format_name} muxer could not finish the output "
                             f"({complaint.rstrip('.')}); try another output container "
                             "(.mkv holds any stream)") from exc
@@ -1121,58 +831,6 @@ def _put_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> None:
     plane_samples(frame.planes[-1], values.dtype)[:] = values
 
 
-def _lost_detail(source_pix_fmt: str, chosen: FormatTraits) -> list[str]:
-    """What of a YUV or grey source's samples an encoder format drops: chroma resolution,
-    bit depth (an RGB source has its own warning)."""
-    try:
-        source = format_traits(source_pix_fmt)
-    except (ValueError, TypeError):
-        return []
-    if source.rgb or chosen.rgb:
-        return []
-    lost = []
-    if not source.gray and (chosen.sub_w > source.sub_w or chosen.sub_h > source.sub_h):
-        lost.append("chroma resolution")
-    if chosen.bits < source.bits:
-        lost.append(f"{source.bits}-bit samples")
-    return lost
-
-
-def _deeper_format(codec_name: str, traits: FormatTraits) -> str | None:
-    """The encoder's format of 10 bits or more nearest ``traits`` (same chroma layout and
-    family first), or None where it has none (mpeg4, VP8)."""
-    candidates = []
-    for fmt in av.Codec(codec_name, "w").video_formats or []:
-        with contextlib.suppress(ValueError, TypeError):
-            other = format_traits(fmt.name)
-            if other.bits >= 10 and not other.alpha and not other.odd:
-                candidates.append((other.sub_w != traits.sub_w or other.sub_h != traits.sub_h,
-                                   other.rgb != traits.rgb, other.bits, fmt.name))
-    return min(candidates)[-1] if candidates else None
-
-
-def _codec_elsewhere(codec_name: str) -> str:
-    """Where a video encoder's output can go instead: the output suffixes whose container
-    holds it, or (none does: huffyuv, utvideo go in AVI only) a lossless codec that fits."""
-    suffixes = []
-    for suffix, format_name in CONTAINERS.items():
-        with contextlib.suppress(ValueError, av.FFmpegError), \
-                av.open(io.BytesIO(), "w", format=format_name) as scratch:
-            scratch.add_stream(codec_name, rate=25)
-            suffixes.append(suffix)
-    if suffixes:
-        return f"name the output {' or '.join(suffixes)}"
-    return ("no output this tool writes can (AVI is read only); --codec ffv1 into .mkv is "
-            "lossless too")
-
-
-def _traits_or_none(pix_fmt: str, what: str) -> bool:
-    try:
-        return getattr(format_traits(pix_fmt), what)
-    except (ValueError, TypeError):
-        return False
-
-
 class _DtsChain:
     """Decode timestamps that stay increasing across restarted encoders.
 
@@ -1216,79 +874,3 @@ class _DtsChain:
     @classmethod
     def from_state(cls, state: dict) -> _DtsChain:
         return cls(state["delay"], state["pts"])
-
-
-
-def _settings_note(crf: int | None, preset: str | None) -> str:
-    """The rate and speed settings an encoder refused, for its error line."""
-    given = [f"--{name} {value}" for name, value in (("crf", crf), ("preset", preset))
-             if value is not None]
-    return f" (with {' '.join(given)})" if given else ""
-
-
-def _muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
-    """None where the ``format_name`` muxer takes a copy of ``stream``, else why not (`` (its
-    complaint)``, or ``""``). Tried alone on a header written to memory: some muxers accept
-    the stream and refuse it only there (Opus in MOV), and the error would then blame the
-    video encoder."""
-    said: list = []
-    try:
-        with av.open(io.BytesIO(), "w", format=format_name) as scratch:
-            scratch.add_stream_from_template(stream)
-            with _encoder_complaints() as said:
-                scratch.start_encoding()
-    except (av.FFmpegError, ValueError):
-        complaint = _last_complaint(said)
-        return f" ({complaint.rstrip('.')})" if complaint else ""
-    return None
-
-
-# FFmpeg's default layout for a channel count (av_channel_layout_default), as its command
-# line guesses one for a track that does not say which channel is which
-_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1",
-                    7: "6.1", 8: "7.1"}
-
-
-def _audio_copy_settled(source: av.stream.Stream, copied: av.stream.Stream,
-                        format_name: str) -> None:
-    """Make a copied audio track one that ``format_name`` can finish, and say where the
-    copy plays in few players.
-
-    A track whose channels carry no order (Matroska's PCM: "2 channels") gets FFmpeg's
-    default layout for their count: MP4/MOV refuse an unordered layout only when writing
-    their index, after every frame is done. PCM copied into MP4 is stored as ISO ``ipcm``,
-    which many players do not play; MOV and Matroska hold it as cameras write it."""
-    layout = copied.codec_context.layout
-    if layout.name == f"{layout.nb_channels} channels":  # no order given
-        guessed = _DEFAULT_LAYOUTS.get(layout.nb_channels)
-        if guessed:
-            copied.codec_context.layout = guessed
-        elif format_name in _QUICKTIME_FORMATS:  # refused at the end, after every frame
-            raise UserError(f"the {format_name} container cannot hold the input's "
-                            f"{layout.nb_channels} audio channels without their order; choose "
-                            "another output container (.mkv holds any) or --no-audio")
-    codec = source.codec_context.name if source.codec_context else ""
-    if format_name == "mp4" and codec.startswith("pcm_"):
-        warnings.warn(f"the input's PCM audio ({codec}) is copied into MP4, where many "
-                      "players do not play it; a .mov or .mkv output keeps it playable",
-                      stacklevel=4)
-
-
-def _last_complaint(said: list) -> str | None:
-    """The last error libav logged among ``said`` (:func:`_encoder_complaints`), if any."""
-    complaints = [m.strip() for level, _, m in said if level <= av.logging.ERROR and m.strip()]
-    return complaints[-1] if complaints else None
-
-
-@contextlib.contextmanager
-def _encoder_complaints() -> Iterator[list]:
-    """Collect what libav logs while an encoder opens, (level, name, message) tuples,
-    instead of letting it print to the terminal (a bad preset, say): the error line quotes
-    it. libav's messages reach Python only while PyAV has a log level set."""
-    before = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture() as said:
-            yield said
-    finally:
-        av.logging.set_level(before)

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """Encoding speed of each output format the writer codes, on real 720p frames.
 
-The output keeps the input's format where its container holds it (``writer.default_codec``),
-so a long video with few blurry frames pays that format's encoder for every frame that
-passes through. This times :class:`VideoWriter` itself, with the pipeline's defaults (CRF 16,
-preset medium and what each encoder maps them to), on the first ``--frames`` frames of a real
-clip decoded once into memory: frames as decoded (their planes pass straight through, as an
-untouched frame does) and, with ``--restored``, frames that carry only RGB (as a restored
-frame does, so the RGB-to-YUV conversion is timed too). Each row is the median of
-``--repeats`` runs taken in turns.
+The output keeps the input's format where its container holds it
+(``encoding_choice.default_codec``), so a long video with few blurry frames pays that format's
+encoder for every frame that passes through. This times :class:`VideoWriter` itself, with the
+pipeline's defaults (CRF 16, preset medium and what each encoder maps them to), on the first
+``--frames`` frames of a real clip decoded once into memory: frames as decoded (their planes
+pass straight through, as an untouched frame does) and, with ``--restored``, frames that carry
+only RGB (as a restored frame does, so the RGB-to-YUV conversion is timed too). Each row is the
+median of ``--repeats`` runs taken in turns.
 
     python tools/bench/bench_encoders.py --frames 60 --repeats 3 --json encoders.json
     python tools/bench/bench_encoders.py --rows libx265:medium libx265:fast libx265:veryfast
