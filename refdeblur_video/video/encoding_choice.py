@@ -32,7 +32,7 @@ import av
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.containers import CONTAINERS
 from refdeblur_video.video.hdr import Hdr10, x265_params
-from refdeblur_video.video.pixel_formats import FormatTraits, format_traits, traits_or_none
+from refdeblur_video.video.pixel_formats import FormatTraits, format_traits, has_trait
 from refdeblur_video.video.presets import X264_PRESETS
 
 __all__ = ["CODEC_TAGS", "INTERLACED", "choose_pix_fmt", "codec_elsewhere", "container_for",
@@ -79,7 +79,7 @@ def default_codec(container_format: str, source_codec: str = "", source_pix_fmt:
     built in (8-bit H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb, which keeps it RGB);
     otherwise libvpx-vp9 for WebM and libx264 for everything else."""
     encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
-    if encoder == "libx264" and traits_or_none(source_pix_fmt, "rgb") \
+    if encoder == "libx264" and has_trait(source_pix_fmt, "rgb") \
             and format_traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
         encoder = "libx264rgb"
     if container_format in containers and encoder in av.codecs_available:

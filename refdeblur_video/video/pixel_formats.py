@@ -40,9 +40,9 @@ def format_traits(name: str) -> FormatTraits:
     )
 
 
-def traits_or_none(pix_fmt: str | None, what: str) -> bool:
-    """The trait ``what`` (rgb, alpha, gray) of ``pix_fmt``; False for no format or one
-    libav does not know."""
+def has_trait(pix_fmt: str | None, what: str) -> bool:
+    """Whether ``pix_fmt`` has the trait ``what`` (rgb, alpha, gray); False for no format or
+    one libav does not know."""
     try:
         return getattr(format_traits(pix_fmt), what)
     except (ValueError, TypeError):
@@ -52,4 +52,4 @@ def traits_or_none(pix_fmt: str | None, what: str) -> bool:
 def has_alpha(pix_fmt: str | None) -> bool:
     """Whether frames of ``pix_fmt`` carry an alpha plane (a GIF's palette decodes so);
     False for no format or one libav does not know."""
-    return traits_or_none(pix_fmt, "alpha")
+    return has_trait(pix_fmt, "alpha")

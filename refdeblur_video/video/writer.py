@@ -96,7 +96,7 @@ from refdeblur_video.video.encoding_choice import (
 from refdeblur_video.video.frame import frame_interval
 from refdeblur_video.video.libav_log import encoder_complaints, last_complaint
 from refdeblur_video.video.metadata import VideoInfo
-from refdeblur_video.video.pixel_formats import format_traits, traits_or_none
+from refdeblur_video.video.pixel_formats import format_traits, has_trait
 from refdeblur_video.video.reader import Frame
 from refdeblur_video.video.subtitles import SubtitleConverter, text_format_for
 from refdeblur_video.video.tracks import (
@@ -198,7 +198,7 @@ class VideoWriter:
         self.codec_name = av_codec.name
         self.pix_fmt = choose_pix_fmt(self.codec_name, info.pix_fmt, pix_fmt)
         traits = format_traits(self.pix_fmt)
-        if pix_fmt is None and traits_or_none(info.pix_fmt, "rgb") and not traits.rgb:
+        if pix_fmt is None and has_trait(info.pix_fmt, "rgb") and not traits.rgb:
             log.warning("the input is RGB (%s); %s codes it as %s (BT.709, limited range): "
                         "--codec libx264rgb or ffv1 keeps RGB", info.pix_fmt, self.codec_name,
                         self.pix_fmt)
@@ -221,7 +221,7 @@ class VideoWriter:
         self._alpha = traits.alpha
         # said at the first frame that is not opaque throughout: a GIF decodes with alpha
         # whether or not any pixel is transparent
-        self._alpha_lost = traits_or_none(info.pix_fmt, "alpha") and not traits.alpha
+        self._alpha_lost = has_trait(info.pix_fmt, "alpha") and not traits.alpha
         self.width, self.height = info.width, info.height
         if self.codec_name not in _ODD_SIZE_CODECS:
             self.width += info.width % 2 if traits.sub_w else 0
@@ -342,7 +342,7 @@ class VideoWriter:
             "color_trc": info.color_trc,
             "colorspace": info.colorspace,
         }
-        in_rgb = info.colorspace == _AVCOL_SPC_RGB or traits_or_none(info.pix_fmt, "rgb")
+        in_rgb = info.colorspace == _AVCOL_SPC_RGB or has_trait(info.pix_fmt, "rgb")
         if out_rgb:  # RGB planes must say so, or decoders read them as YUV
             colour["colorspace"] = _AVCOL_SPC_RGB
             if not in_rgb:
@@ -352,8 +352,8 @@ class VideoWriter:
         elif (info.pix_fmt or "").startswith("yuvj"):  # full range by its format's name: the
             # plain format that carries its samples must say so
             colour["color_range"] = _AVCOL_RANGE_JPEG
-        if traits_or_none(self.pix_fmt, "gray") and (
-                not info.color_range or not traits_or_none(info.pix_fmt, "gray")):
+        if has_trait(self.pix_fmt, "gray") and (
+                not info.color_range or not has_trait(info.pix_fmt, "gray")):
             # grey samples are full range as FFmpeg makes them (swscale's RGB to grey, and
             # an untagged grey source), while an untagged 4:0:0 H.264/HEVC stream is read as
             # limited range: say so, or players stretch its contrast
