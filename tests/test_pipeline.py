@@ -535,7 +535,7 @@ def test_one_bad_file_of_many_is_reported_and_the_others_are_made(make_test_clip
         "error: batch/c.mp4 "), done.stderr
 
 
-def test_many_files_in_containers_the_tool_cannot_write_become_matroska(
+def test_many_files_in_a_container_the_tool_cannot_write_become_matroska(
         make_test_clip, tmp_path, monkeypatch, restorer):
     (tmp_path / "in").mkdir()
     for name in ("a.avi", "b.ts", "c.m4v"):
@@ -543,8 +543,8 @@ def test_many_files_in_containers_the_tool_cannot_write_become_matroska(
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", lambda opts: restorer)
     results = deblur_many(str(tmp_path / "in"), tmp_path / "out", quiet=True)
     assert [r.error for r in results] == [None, None, None]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.m4v"]
-    for name in ("a.mkv", "b.mkv", "c.m4v"):
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.ts", "c.m4v"]
+    for name in ("a.mkv", "b.ts", "c.m4v"):
         assert len(decoded(tmp_path / "out" / name)) == 4
 
 
@@ -767,6 +767,44 @@ def test_a_photo_the_network_does_not_sharpen_comes_back_as_it_came(tmp_path, re
                         lambda restorer, blurry, reference, opts, name: (sharpened(blurry), True))
     [summary] = deblur(str(tmp_path / "sharp.png"), str(tmp_path / "p.png"), overwrite=True)
     assert (summary.restored, summary.unchanged) == (1, 0)
+
+
+def _first_times(path) -> dict[str, float]:
+    """Each stream's first presentation time in seconds, by its type."""
+    with av.open(str(path)) as container:
+        firsts: dict[str, float] = {}
+        for packet in container.demux():
+            if packet.size and packet.pts is not None:
+                kind = packet.stream.type
+                time = float(packet.pts * packet.stream.time_base)
+                firsts[kind] = min(firsts.get(kind, time), time)
+    return firsts
+
+
+@pytest.mark.parametrize(("suffix", "packet_bytes"), [(".ts", 188), (".mts", 192),
+                                                      (".m2ts", 192)])
+def test_an_mpeg_ts_output_keeps_sound_in_step_and_names_what_it_cannot_hold(
+        make_test_clip, restorer, tmp_path, caplog, suffix, packet_bytes):
+    """A camcorder's .MTS, a broadcast's .ts: the output may keep the input's container.
+    Before, such names were refused."""
+    clip = make_test_clip("phone.mp4", n_frames=12, blurry={5}, audio=True, rotation=90)
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level("WARNING"):
+        summary = deblur_video(clip.path, out, restorer, quiet=True)
+    assert summary.restored == 1
+    data = out.read_bytes()  # BDAV packets carry a 4-byte arrival time before each
+    assert len(data) % packet_bytes == 0
+    assert data[packet_bytes - 188] == 0x47 and data[2 * packet_bytes - 188] == 0x47
+    with av.open(str(out)) as container:
+        assert container.format.name == "mpegts"
+        assert [s.type for s in container.streams] == ["video", "audio"]
+    before, after = _first_times(clip.path), _first_times(out)
+    assert after["audio"] - after["video"] == pytest.approx(before["audio"] - before["video"],
+                                                            abs=1e-4)
+    assert len(decoded(out)) == 12
+    said = [r.getMessage() for r in caplog.records if "MPEG-TS" in r.getMessage()]
+    assert said == ["an MPEG-TS output does not keep the input's rotation (90 degrees: it "
+                    "plays unturned): .mkv, .mp4 and .mov do"]
 
 
 def test_a_photo_kept_as_it_came_is_the_file_itself_where_the_format_allows(

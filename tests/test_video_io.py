@@ -1054,6 +1054,10 @@ def test_bad_codec_container_and_pixel_format_are_user_errors(small_clip, tmp_pa
         VideoWriter(tmp_path / "b.webm", info, codec="libx264", audio=False)
     with pytest.raises(UserError, match="cannot hold huffyuv video; no output .* ffv1"):
         VideoWriter(tmp_path / "b.mkv", info, codec="huffyuv", audio=False)
+    # MPEG-TS's muxer takes any stream, but one it has no stream type for no player decodes
+    with pytest.raises(UserError, match="mpegts container cannot hold libvpx-vp9 video; name "
+                       r"the output \.mp4 or \.m4v or \.mkv or \.mov or \.webm"):
+        VideoWriter(tmp_path / "b.ts", info, codec="libvpx-vp9", audio=False)
     with pytest.raises(UserError, match="container"):
         VideoWriter(tmp_path / "c.avi", info)
     with pytest.raises(UserError, match="pixel format"):
@@ -1066,6 +1070,29 @@ def test_bad_codec_container_and_pixel_format_are_user_errors(small_clip, tmp_pa
         VideoWriter(tmp_path / "g.webm", info, crf=64, audio=False)
     VideoWriter(tmp_path / "h.webm", info, crf=63, audio=False).close()  # its worst, allowed
     assert not [p.name for p in tmp_path.iterdir() if p.name[0] in "fg"]  # nothing left
+
+
+def test_sound_mpeg_ts_has_no_stream_type_for_is_refused_not_hidden_as_data(tmp_path):
+    from fractions import Fraction
+
+    with av.open(str(tmp_path / "pcm.mov"), "w") as out:  # a camera's MOV with PCM sound
+        video, sound = out.add_stream("libx264", rate=25), out.add_stream("pcm_s16le", 48000)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), "rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 3840), np.int16), format="s16",
+                                                 layout="stereo")
+            samples.sample_rate, samples.pts = 48000, 1920 * i
+            out.mux(sound.encode(samples))
+        out.mux(video.encode())
+        out.mux(sound.encode())
+    info = probe(tmp_path / "pcm.mov")
+    with pytest.raises(UserError, match=r"cannot hold the input's pcm_s16le audio \(mpegts "
+                       r"holds pcm_s16le only as data no player reads\)"):
+        VideoWriter(tmp_path / "out.ts", info)
+    VideoWriter(tmp_path / "out.mkv", info).close()
 
 
 def test_missing_file_is_a_user_error(tmp_path):

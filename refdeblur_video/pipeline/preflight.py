@@ -43,7 +43,7 @@ __all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_single"
 
 def output_name(source: Path) -> str:
     """The name an input of many gets in the output folder: its own, or, where the tool
-    cannot write its container (AVI, MPEG-TS), its stem as ``FALLBACK_SUFFIX``."""
+    cannot write its container (AVI), its stem as ``FALLBACK_SUFFIX``."""
     if source.suffix.lower() in WRITABLE_SUFFIXES:
         return source.name
     return source.stem + FALLBACK_SUFFIX

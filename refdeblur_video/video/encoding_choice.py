@@ -30,7 +30,7 @@ from pathlib import Path
 import av
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.video.containers import CONTAINERS
+from refdeblur_video.video.containers import CONTAINERS, container_holds
 from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.pixel_formats import FormatTraits, format_traits, has_trait
 from refdeblur_video.video.presets import X264_PRESETS
@@ -60,8 +60,8 @@ def container_for(path: str | os.PathLike, container_format: str | None = None) 
 #: be 10-bit H.264, which hardly any player or browser decodes; a ProRes or FFV1 master
 #: stays an editing or archival file.
 _SAME_FORMAT = {
-    "h264": ("libx264", frozenset({"mp4", "mov", "matroska"})),
-    "hevc": ("libx265", frozenset({"mp4", "mov", "matroska"})),
+    "h264": ("libx264", frozenset({"mp4", "mov", "matroska", "mpegts"})),
+    "hevc": ("libx265", frozenset({"mp4", "mov", "matroska", "mpegts"})),
     "vp9": ("libvpx-vp9", frozenset({"mp4", "matroska", "webm"})),
     "vp8": ("libvpx", frozenset({"matroska", "webm"})),
     "av1": ("libsvtav1", frozenset({"mp4", "matroska", "webm"})),
@@ -273,6 +273,14 @@ def encoder_meant(name: str) -> str | None:
     return lower if lower != name else None
 
 
+def coded_format(encoder: str) -> str:
+    """The format (FFmpeg's codec name) that ``encoder`` writes: h264 for libx264."""
+    try:
+        return av.Codec(encoder, "w").canonical_name
+    except (ValueError, av.FFmpegError):
+        return encoder
+
+
 def codec_elsewhere(codec_name: str) -> str:
     """Where a video encoder's output can go instead: the output suffixes whose container
     holds it, or (none does: huffyuv, utvideo go in AVI only) a lossless codec that fits."""
@@ -281,7 +289,8 @@ def codec_elsewhere(codec_name: str) -> str:
         with contextlib.suppress(ValueError, av.FFmpegError), \
                 av.open(io.BytesIO(), "w", format=format_name) as scratch:
             scratch.add_stream(codec_name, rate=25)
-            suffixes.append(suffix)
+            if container_holds(format_name, coded_format(codec_name)):
+                suffixes.append(suffix)
     if suffixes:
         return f"name the output {' or '.join(suffixes)}"
     return ("no output this tool writes can (AVI is read only); --codec ffv1 into .mkv is "

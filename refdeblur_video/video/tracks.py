@@ -26,6 +26,7 @@ import warnings
 import av
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.containers import container_holds
 from refdeblur_video.video.libav_log import encoder_complaints, last_complaint
 from refdeblur_video.video.metadata import VideoInfo, main_video_stream
 
@@ -156,11 +157,36 @@ def tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
     return tags
 
 
+# what MPEG-TS keeps of a file's tags (its service's description); a stream's language it
+# writes for sound and subtitles only
+_MPEGTS_TAGS = {"service_name", "service_provider"}
+
+
+def say_what_mpegts_drops(info: VideoInfo, file_tags: dict[str, str],
+                          video_tags: dict[str, str]) -> None:
+    """One warning naming what of the input an MPEG-TS output has no place for: its rotation
+    (it plays unturned), its chapters and its tags."""
+    lost = []
+    if info.rotation:
+        lost.append(f"rotation ({info.rotation} degrees: it plays unturned)")
+    if info.chapters:
+        lost.append(f"chapters ({len(info.chapters)})")
+    tags = sorted({key for key in file_tags if key not in _MPEGTS_TAGS}
+                  | {key for key in video_tags if key != "language"})
+    if tags:
+        lost.append(f"tags ({', '.join(tags)})")
+    if lost:
+        log.warning("an MPEG-TS output does not keep the input's %s: .mkv, .mp4 and .mov do",
+                    ", ".join(lost))
+
+
 def muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
     """None where the ``format_name`` muxer takes a copy of ``stream``, else why not (`` (its
     complaint)``, or ``""``). Tried alone on a header written to memory: some muxers accept
     the stream and refuse it only there (Opus in MOV), and the error would then blame the
     video encoder."""
+    if not container_holds(format_name, stream.codec_context.name):
+        return f" ({format_name} holds {stream.codec_context.name} only as data no player reads)"
     said: list = []
     try:
         with av.open(io.BytesIO(), "w", format=format_name) as scratch:

@@ -6,7 +6,9 @@ What :class:`VideoWriter` preserves:
   ``pts``, so variable frame rate survives. (A muxer may impose its own time base, e.g.
   Matroska 1/1000; timestamps are then rescaled exactly as FFmpeg does, and times in seconds
   still match.) Matroska's shift of all streams when a copied audio packet starts before 0
-  (AAC priming) is switched off, so video pts stay as they were.
+  (AAC priming) is switched off, so video pts stay as they were. MPEG-TS holds no decode
+  time before 0: where B-frames put the first one there, its muxer starts every stream
+  alike that much later.
 - **Pixel format.** By default the input's chroma layout and bit depth are kept when the
   encoder supports them, otherwise the nearest format it does support (see
   :func:`.encoding_choice.choose_pix_fmt`); 10-bit stays 10-bit.
@@ -23,7 +25,8 @@ What :class:`VideoWriter` preserves:
   is tagged BT.709 limited range; YUV encoded as RGB is tagged RGB.)
 - **Rotation**: the input's display matrix is written again (MP4/MOV ``tkhd`` matrix;
   Matroska/WebM projection pose; checked with the FFmpeg 8 libraries in PyAV 18). Frames
-  are not rotated.
+  are not rotated. MPEG-TS holds no rotation, chapters or tags; one warning names what of
+  them the input had (:func:`.tracks.say_what_mpegts_drops`).
 - **Audio and subtitles** are stream-copied packet for packet (bytes and pts unchanged) from
   ``copy_streams_from`` and interleaved by time with the video, with their flags (default,
   commentary, dub). Audio the container cannot hold is a :class:`UserError` (silently
@@ -80,11 +83,13 @@ import av
 import numpy as np
 
 from refdeblur_video.errors import UserError
+from refdeblur_video.video.containers import M2TS_SUFFIXES, container_holds
 from refdeblur_video.video.encoding_choice import (
     CODEC_TAGS,
     INTERLACED,
     choose_pix_fmt,
     codec_elsewhere,
+    coded_format,
     container_for,
     deeper_format,
     default_codec,
@@ -106,6 +111,7 @@ from refdeblur_video.video.tracks import (
     say_dropped_data,
     say_dropped_video,
     say_tracks_dropped_from,
+    say_what_mpegts_drops,
     tags_to_write,
     track_names,
     with_keyed_names,
@@ -292,6 +298,8 @@ class VideoWriter:
             {"avoid_negative_ts": "disabled"} if self.format_name in ("matroska", "webm") else {}
         )
         file_tags, video_tags = tags_to_write(info)
+        if os.path.splitext(self.path)[1].lower() in M2TS_SUFFIXES:
+            self._container_options["mpegts_m2ts_mode"] = "1"
         if self.format_name in QUICKTIME_FORMATS and any("." in key for key in file_tags):
             # a phone's own tags (com.apple.quicktime.location.ISO6709, make, model, the
             # local creation date; com.android.capture.fps) have reverse-DNS names, which
@@ -307,6 +315,8 @@ class VideoWriter:
             raise UserError(f"cannot create {self.path}: {exc}") from exc
         try:
             self._stream = self._add_video_stream(crf, preset, options)
+            if self.format_name == "mpegts":
+                say_what_mpegts_drops(info, file_tags, video_tags)
             self._out.metadata.update(file_tags)
             self._stream.metadata.update(video_tags)
             if info.chapters:
@@ -363,6 +373,8 @@ class VideoWriter:
     def _add_video_stream(self, crf, preset, options, out=None):
         rate = self.info.fps or Fraction(1, 1) / self.time_base
         try:
+            if not container_holds(self.format_name, coded_format(self.codec_name)):
+                raise ValueError("no stream type for it")
             stream = (out or self._out).add_stream(self.codec_name, rate=rate)
         except ValueError as exc:
             raise UserError(f"the {self.format_name} container cannot hold {self.codec_name} "
