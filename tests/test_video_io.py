@@ -1682,3 +1682,19 @@ def test_an_unknown_or_missing_pixel_format_has_no_alpha():
     from refdeblur_video.video.pixel_formats import has_alpha
 
     assert has_alpha(None) is False and has_alpha("no_such_format") is False
+
+
+def test_what_an_mpeg_ts_output_cannot_hold_is_named_once(small_clip, caplog):
+    import dataclasses
+
+    from refdeblur_video.video.tracks import say_what_mpegts_drops
+
+    info = dataclasses.replace(probe(small_clip.path), rotation=0, chapters=({"id": 1},) * 3)
+    with caplog.at_level("WARNING"):
+        say_what_mpegts_drops(info, {"title": "Holiday", "service_name": "S1"},
+                              {"language": "eng", "timecode": "00:00:01:00"})
+        say_what_mpegts_drops(dataclasses.replace(info, chapters=()), {"service_name": "S1"},
+                              {"language": "eng"})
+    assert [r.getMessage() for r in caplog.records] == [
+        "an MPEG-TS output does not keep the input's chapters (3), tags (timecode, title): "
+        ".mkv, .mp4 and .mov do"]
