@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.extra_arguments_hint = ("; it takes one input and one output: for many videos give a "
                               "folder or a quoted glob ('clips/*.mp4') and an output folder")
     p.add_argument("input", help="video, image, folder of videos, or glob pattern")
-    p.add_argument("output", help="output file, or folder (for a folder/glob input)")
+    p.add_argument("output", nargs="?",
+                   help="output file, or folder (for a folder/glob input); none with "
+                   "--dry-run")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.set_defaults(**dataclasses.asdict(d))
     m = p.add_argument_group("model")
@@ -115,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-cuts", dest="cuts", action="store_false",
                    help="treat the video as one shot (by default sharpness is not compared, "
                    "nor a reference taken, across a detected shot cut)")
+    f.add_argument("--dry-run", action="store_true",
+                   help="decode and plan only, without PyTorch or the network (a small "
+                   "part of a run's time): say which frames would be restored, against which "
+                   "frames; "
+                   "--log writes the plan. The reference checks need the network, so a run "
+                   "may still set a planned reference aside. Nothing else is written")
     f.add_argument("--ref", help="one reference image for every blurry frame (one much "
                    "noisier than a frame is set aside for it, as its noise would be copied "
                    "in as detail: a photo is restored with it but copies nothing from it, "
@@ -197,11 +205,20 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     run is ignored rather than cutting the interpreter's shutdown short."""
     share_malloc_arenas()  # before PyTorch and the codecs start their threads
     with handle_signals(then_ignore=exiting):
-        args = vars(build_parser().parse_args(argv))
+        parser = build_parser()
+        args = vars(parser.parse_args(argv))
+        if args["output"] is None and not args["dry_run"]:
+            parser.error("the following arguments are required: output")
         route_messages()
         source, target = args.pop("input"), args.pop("output")
         try:
             options = DeblurOptions.from_kwargs(**args)
+            if options.dry_run:
+                from .pipeline.dry_run import plan
+
+                results = plan(source, report=None if args["quiet"] else _close,
+                               options=options)
+                return 2 if any(result.error for result in results) else 0
             preflight(source, target, options)  # before the slow imports below
             from .pipeline.run import deblur
 
@@ -218,7 +235,8 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         except KeyboardInterrupt as exc:
             by = getattr(exc, "signum", signal.SIGINT)
             with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-                say(interrupted_line(target, None if by == signal.SIGINT else exc.name))
+                say(interrupted_line(target, None if by == signal.SIGINT else exc.name)
+                    if target is not None else "interrupted: nothing was written")
             if isinstance(exc, Interrupted):
                 _exit_now(exc.exit_code)
             return 130

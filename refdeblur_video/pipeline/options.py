@@ -50,6 +50,7 @@ class DeblurOptions:
     adapt: bool = False  # fine-tune a copy of the network on the video's own sharp frames
     adapt_seconds: float | None = None  # its budget; None: the device's default
     save_adapted: str | None = None  # keep the weights used (.safetensors; many files: a folder)
+    dry_run: bool = False  # plan only: which frames would be restored, nothing written
 
     def __post_init__(self) -> None:
         if self.crf is not None and self.crf < 0:

@@ -1,0 +1,148 @@
+"""``--dry-run``: which frames a run would restore, and against which references, from the
+decoding and sharpness pass alone (a small part of a run's time on a CPU: the network does
+not run). The reference checks, which need the network or the reference's noise, are not
+made, so a run may still drop a planned reference for the frame itself or the other side."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..frames.references import FrameDecision, ReferencePlanner
+from ..frames.shots import CutDetector
+from ..image_files import is_image_path
+from ..video.reader import open_reader
+from .framelog import FrameRecord, write_frame_log
+from .options import DeblurOptions
+from .preflight import check_input_file, check_log, check_per_file_names, expand_inputs
+from .stream import plan_frames
+
+log = logging.getLogger("refdeblur_video")
+
+#: frame ranges the closing line names before it only counts the rest
+SHOWN_RANGES = 12
+
+
+@dataclass
+class PlanSummary:
+    """What a run of one video would do, as its closing line says it."""
+
+    input: str
+    frames: int = 0
+    shots: int = 1
+    to_restore: list[int] = field(default_factory=list)  # frame indices, in order
+    on_their_own: int = 0  # of them, frames with no sharper neighbour (their own reference)
+    seconds: float = 0.0
+    error: str | None = None  # many files: why this one was not planned
+    records: list[FrameRecord] = field(default_factory=list, repr=False)
+
+    def closing_line(self) -> str:
+        """The line the command ends with for this input."""
+        if self.error:
+            return f"{self.input}: not planned (see the error above)"
+        shots = f" in {self.shots} shots" if self.shots > 1 else ""
+        count = len(self.to_restore)
+        which = f" (frames {frame_ranges(self.to_restore)})" if count else ""
+        alone = (f", {self.on_their_own} with no sharper frame near (restored against "
+                 "themselves)" if self.on_their_own else "")
+        return (f"{self.input}: {self.frames} frames{shots}, {count} would be restored"
+                f"{which}{alone}; planned in {self.seconds:.1f} s, no video written")
+
+
+def frame_ranges(indices: list[int], shown: int = SHOWN_RANGES) -> str:
+    """``3-5, 17, 90-93``: sorted indices as runs, the first ``shown`` runs named and the
+    rest counted."""
+    runs: list[list[int]] = []
+    for index in sorted(indices):
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    named = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:shown]]
+    rest = len(runs) - shown
+    return ", ".join(named) + (f" and {rest} more run{'s' * (rest > 1)}" if rest > 0 else "")
+
+
+def plan_video(input: str | os.PathLike, opts: DeblurOptions,
+               log_path: str | os.PathLike | None = None) -> PlanSummary:
+    """Decode ``input`` once and plan it as a run with ``opts`` would; the plan goes to
+    ``log_path`` (a frame log whose ``restored`` column is 0 throughout) where given."""
+    begun = time.perf_counter()
+    check_input_file(input)
+    planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
+                               threshold=opts.threshold, all_frames=opts.all_frames)
+    summary = PlanSummary(str(input))
+    with open_reader(input, backend=opts.reader) as reader, tqdm(
+            unit="frame", desc=Path(input).name, disable=opts.quiet, dynamic_ncols=True,
+            leave=False, delay=1.0) as bar:
+        for item in plan_frames(reader, planner, None,
+                                CutDetector() if opts.cuts else None):
+            record = _planned_record(item.frame, item.decision, opts.ref is not None)
+            summary.records.append(record)
+            summary.frames += 1
+            summary.shots = record.shot + 1
+            if item.decision.blurry:
+                summary.to_restore.append(record.index)
+                summary.on_their_own += record.reference == -1
+            bar.update(1)
+    if log_path is not None:
+        try:
+            write_frame_log(log_path, summary.records)
+        except OSError as exc:
+            raise UserError(f"cannot write the plan {log_path} ({exc.strerror or exc})") from exc
+    summary.seconds = time.perf_counter() - begun
+    return summary
+
+
+def _planned_record(frame, decision: FrameDecision, forced: bool) -> FrameRecord:
+    """The frame log's row of a planned frame: its verdict and planned references, none
+    restored (``reference`` -2: the ``--ref`` image)."""
+    reference = -1
+    if decision.blurry:
+        reference = -2 if forced else decision.reference
+    return FrameRecord(
+        index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
+        sharpness=round(decision.score, 4), blurry=int(not decision.sharp), restored=0,
+        reference=reference, reference_used=None,
+        second_reference=decision.second if decision.blurry and not forced else -1,
+        seconds=0.0)
+
+
+def plan(input: str, report: Callable[[PlanSummary], None] | None = None,
+         **options) -> list[PlanSummary]:
+    """Plan one video, or every video of a folder or glob (each with its own ``--log``,
+    ``<stem>.<suffix>`` in the folder ``log`` names); ``report`` is given each summary as
+    soon as it is made. A file that cannot be read is an error summary; the others go on."""
+    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    if is_image_path(input):
+        raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
+    many = Path(input).is_dir() or (not Path(input).exists() and any(c in input for c in "*?["))
+    files = expand_inputs(input, say=True) if many else [Path(input)]
+    if many:
+        check_per_file_names(files, opts)
+    else:
+        check_log(opts.log, opts.overwrite)
+    results = []
+    for source in files:
+        log_path = opts.log
+        if many and opts.log:
+            log_path = str(Path(opts.log).parent / f"{source.stem}{Path(opts.log).suffix}")
+            check_log(log_path, opts.overwrite)
+        try:
+            result = plan_video(source, opts, log_path)
+        except UserError as exc:
+            if not many:
+                raise
+            log.error("%s", exc)
+            result = PlanSummary(str(source), error=str(exc))
+        results.append(result)
+        if report is not None:
+            report(result)
+    return results
