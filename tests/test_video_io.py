@@ -1386,6 +1386,45 @@ def test_an_interlaced_input_is_named_once_and_stays_interlaced(tmp_path, caplog
             assert all(frame.interlaced_frame for frame in container.decode(stream))
 
 
+def _mpeg2_clip(path: Path, interlaced: bool) -> list[np.ndarray]:
+    """A DVB-like MPEG-2 recording in MPEG-TS, its frames coded as fields or not."""
+    shown = [render_frame(i, (96, 64)) for i in range(8)]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"flags": "+qscale+ildct+ilme" if interlaced else "+qscale",
+                          "global_quality": str(2 * 118)}
+        for i, image in enumerate(shown):
+            frame = av.VideoFrame.from_ndarray(image, "rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return shown
+
+
+def test_mpeg2_stays_mpeg2_in_mpeg_ts_unless_its_fields_would_be_lost(tmp_path, caplog):
+    """A DVB recording played where it came from; before, it became H.264 without a word,
+    and --codec mpeg2video coded it at FFmpeg's default 200 kb/s (about 25 dB)."""
+    _mpeg2_clip(tmp_path / "dvb.ts", interlaced=False)
+    frames = transcode(tmp_path / "dvb.ts", tmp_path / "out.ts")
+    with av.open(str(tmp_path / "out.ts")) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg2video"
+        again = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert min(psnr(a, b.image) for a, b in zip(again, frames, strict=True)) > 30
+    # interlaced: PyAV cannot mark a frame's field order for the MPEG-2 encoder, x264 codes it
+    _mpeg2_clip(tmp_path / "576i.ts", interlaced=True)
+    order = probe(tmp_path / "576i.ts").field_order
+    assert order in (2, 3, 4, 5)
+    transcode(tmp_path / "576i.ts", tmp_path / "out_i.ts")
+    with av.open(str(tmp_path / "out_i.ts")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.field_order) == ("h264", order)
+    with caplog.at_level("WARNING"):  # asked for: coded as progressive, and said so
+        transcode(tmp_path / "576i.ts", tmp_path / "out_m2.ts", codec="mpeg2video")
+    assert any("does not keep the input's field order (mpeg2video codes the frames as "
+               "progressive" in r.getMessage() for r in caplog.records)
+
+
 # -- optional decord backend ---------------------------------------------------------------------
 
 
@@ -1698,3 +1737,86 @@ def test_what_an_mpeg_ts_output_cannot_hold_is_named_once(small_clip, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "an MPEG-TS output does not keep the input's chapters (3), tags (timecode, title): "
         ".mkv, .mp4 and .mov do"]
+
+
+def _ts_recording(path: Path, sound: str) -> None:
+    """A camera's or a receiver's recording: H.264 and ``sound`` (pcm_bluray: an AVCHD
+    camera's LPCM, in BDAV) or MP2 with a DVB subtitle track (in plain MPEG-TS)."""
+    bdav = sound == "pcm_bluray"
+    with av.open(str(path), "w", format="mpegts",
+                 options={"mpegts_m2ts_mode": "1" if bdav else "0"}) as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        audio = container.add_stream(sound, rate=48000)
+        audio.layout, audio.format = "stereo", "s16"
+        subtitles = None if bdav else container.add_stream("dvbsub")
+        video.time_base = Fraction(1, 90000)  # a clock started a second before
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(render_frame(i, (96, 64)), "rgb24")
+            frame.pts, frame.time_base = 90000 + 3600 * i, Fraction(1, 90000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        step = audio.codec_context.frame_size or 1920
+        for i in range(10):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 2 * step), np.int16),
+                                                 format="s16", layout="stereo")
+            samples.sample_rate, samples.pts = 48000, 48000 + step * i
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode())
+        if subtitles is not None:  # a page composition (no regions), an end of display set
+            packet = av.Packet(bytes([0x0F, 0x10, 0x00, 0x01, 0x00, 0x02, 5, 0x04,
+                                      0x0F, 0x80, 0x00, 0x01, 0x00, 0x00]))
+            packet.stream, packet.time_base = subtitles, Fraction(1, 90000)
+            packet.pts = packet.dts = 99000
+            container.mux(packet)
+
+
+def test_a_recording_s_tracks_are_kept_in_its_own_container_and_refused_by_name_elsewhere(
+        tmp_path):
+    """Before, the decoders' names (dvbsub, dca) were looked up where the formats' names
+    (dvb_subtitle, dts) are listed: DVB subtitles were dropped from TS into TS; and LPCM
+    was refused by every output, Matroska's refusal saying that .mkv holds any."""
+    _ts_recording(tmp_path / "dvb.ts", "mp2")
+    transcode(tmp_path / "dvb.ts", tmp_path / "out.ts")
+    with av.open(str(tmp_path / "out.ts")) as container:
+        kept = [(s.type, s.codec_context.name) for s in container.streams]
+    assert kept == [("video", "h264"), ("audio", "mp2"), ("subtitle", "dvbsub")]
+    assert packets(tmp_path / "out.ts", "subtitle") == packets(tmp_path / "dvb.ts", "subtitle")
+    _ts_recording(tmp_path / "cam.MTS", "pcm_bluray")
+    transcode(tmp_path / "cam.MTS", tmp_path / "out.m2ts")
+    assert packets(tmp_path / "out.m2ts", "audio") == packets(tmp_path / "cam.MTS", "audio")
+    with pytest.raises(UserError, match=r"matroska container cannot hold the input's "
+                       r"pcm_bluray audio.*; name the output \.mts or \.m2ts, or give "
+                       "--no-audio"):
+        transcode(tmp_path / "cam.MTS", tmp_path / "out.mkv")
+
+
+def test_a_default_sound_track_not_first_is_named_for_mpeg_ts(tmp_path, caplog):
+    with av.open(str(tmp_path / "two.mkv"), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        tracks = [container.add_stream("aac", rate=48000) for _ in range(2)]
+        for track, language in zip(tracks, ("eng", "fra"), strict=True):
+            track.layout, track.metadata["language"] = "stereo", language
+        tracks[0].disposition = av.stream.Disposition(0)
+        tracks[1].disposition = av.stream.Disposition.default
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 50 * i, np.uint8),
+                                               "rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        for track in tracks:
+            for i in range(5):
+                samples = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32),
+                                                     format="fltp", layout="stereo")
+                samples.sample_rate, samples.pts = 48000, 1024 * i
+                container.mux(track.encode(samples))
+            container.mux(track.encode())
+    with caplog.at_level("WARNING"):
+        transcode(tmp_path / "two.mkv", tmp_path / "out.ts")
+        transcode(tmp_path / "two.mkv", tmp_path / "out.mkv")
+    said = [r.getMessage() for r in caplog.records if "default" in r.getMessage()]
+    assert said == ["the input's default audio track (fra) is not marked so in MPEG-TS, which "
+                    "has no such mark: players start with the first; .mkv, .mp4 and .mov "
+                    "keep the mark"]

@@ -21,10 +21,16 @@ MPEGTS_CODECS = frozenset({
 })
 
 
-def container_holds(format_name: str, codec: str) -> bool:
-    """Whether the ``format_name`` muxer stores ``codec`` (FFmpeg's format name) so that
-    players know it; only MPEG-TS is checked here, the other muxers refuse what they lack."""
-    return format_name != "mpegts" or codec in MPEGTS_CODECS
+#: What BDAV (.mts, .m2ts) holds besides: a Blu-ray's or AVCHD camera's LPCM sound.
+BDAV_CODECS = frozenset({"pcm_bluray"})
 
 
-__all__ = ["CONTAINERS", "M2TS_SUFFIXES", "MPEGTS_CODECS", "container_holds"]
+def container_holds(format_name: str, codec: str, bdav: bool = False) -> bool:
+    """Whether the ``format_name`` muxer (written as BDAV, where ``bdav``) stores ``codec``
+    (FFmpeg's format name: dvb_subtitle, not the decoder's dvbsub) so that players know it;
+    only MPEG-TS is checked here, the other muxers refuse what they lack."""
+    return (format_name != "mpegts" or codec in MPEGTS_CODECS
+            or (bdav and codec in BDAV_CODECS))
+
+
+__all__ = ["BDAV_CODECS", "CONTAINERS", "M2TS_SUFFIXES", "MPEGTS_CODECS", "container_holds"]

@@ -67,18 +67,24 @@ _SAME_FORMAT = {
     "av1": ("libsvtav1", frozenset({"mp4", "matroska", "webm"})),
     "prores": ("prores_ks", frozenset({"mov", "matroska"})),
     "ffv1": ("ffv1", frozenset({"matroska"})),
+    # a DVB or DVD recording: the set-top box or player that took it takes it back
+    "mpeg2video": ("mpeg2video", frozenset({"mpegts", "matroska"})),
 }
 # Apple's players take HEVC in MP4/MOV only under this sample entry (FFmpeg writes hev1)
 CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
 
 
-def default_codec(container_format: str, source_codec: str = "", source_pix_fmt: str = ""
-                  ) -> str:
+def default_codec(container_format: str, source_codec: str = "", source_pix_fmt: str = "",
+                  interlaced: bool = False) -> str:
     """The encoder of ``source_codec``'s format (the input's, as FFmpeg names the format:
-    h264, hevc, vp9, vp8, av1, prores, ffv1) where the container holds it and the encoder is
-    built in (8-bit H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb, which keeps it RGB);
-    otherwise libvpx-vp9 for WebM and libx264 for everything else."""
+    h264, hevc, vp9, vp8, av1, prores, ffv1, mpeg2video) where the container holds it and
+    the encoder is built in (8-bit H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb,
+    which keeps it RGB); otherwise libvpx-vp9 for WebM and libx264 for everything else, and
+    for ``interlaced`` MPEG-2 (its encoder here codes the frames as progressive, since PyAV
+    cannot mark a frame's field order: x264 codes the fields)."""
     encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
+    if interlaced and encoder == "mpeg2video":
+        encoder = ""
     if encoder == "libx264" and has_trait(source_pix_fmt, "rgb") \
             and format_traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
         encoder = "libx264rgb"
@@ -179,7 +185,11 @@ def _has_avx512() -> bool:
 #: the highest constant rate factor each encoder takes (x264 and x265 clamp a higher one to
 #: their worst quality without a word)
 _MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63,
-            "libsvtav1": 63, "libaom-av1": 63, "mjpeg": 51}
+            "libsvtav1": 63, "libaom-av1": 63, "mjpeg": 51, "mpeg2video": 51,
+            "mpeg1video": 51, "mpeg4": 51}
+
+# encoders with no rate factor: a fixed quantiser instead of FFmpeg's default 200 kb/s
+_QUANTISED = ("mjpeg", "mpeg2video", "mpeg1video", "mpeg4")
 
 
 _QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
@@ -236,10 +246,11 @@ def encoder_options(codec_name: str, crf: int | None, preset: str | None,
         if crf is not None:
             opts.update(crf=str(crf), b="0")
         opts["cpu-used"] = str(min(8, 8 - speed))
-    elif codec_name == "mjpeg":
-        # JPEG's standard range is full; the video's own (limited) range is kept and tagged,
-        # which FFmpeg calls unofficial, rather than every sample converted
-        opts["strict"] = "unofficial"
+    elif codec_name in _QUANTISED:
+        if codec_name == "mjpeg":
+            # JPEG's standard range is full; the video's own (limited) range is kept and
+            # tagged, which FFmpeg calls unofficial, rather than every sample converted
+            opts["strict"] = "unofficial"
         # a fixed quantiser (FFmpeg's -q:v, 1 best to 31) instead of its default 200 kb/s:
         # CRF 0-51 mapped onto q 1-7 (16, the default, is 2; JPEG past q 7 looks broken)
         quality = max(1, round((16 if crf is None else crf) / 8))

@@ -234,9 +234,8 @@ class VideoReader:
         for index, frame in enumerate(self._decoded_frames(container, stream)):
             if index == 0 and frame.interlaced_frame:
                 _warn_once(("interlaced", self.path),
-                           f"{self.path} is interlaced: the output keeps its field "
-                           "order, but a blurry frame's two fields are restored "
-                           "together, as one picture")
+                           f"{self.path} is interlaced: a blurry frame's two fields "
+                           "are restored together, as one picture")
             if (frame.width, frame.height) != (self.info.width, self.info.height):
                 raise FrameSizeError(
                     f"{self.path}: the frame size changes at frame {index} (from "

@@ -26,12 +26,14 @@ import warnings
 import av
 
 from refdeblur_video.errors import UserError
-from refdeblur_video.video.containers import container_holds
+from refdeblur_video.video.containers import CONTAINERS, M2TS_SUFFIXES, container_holds
 from refdeblur_video.video.libav_log import encoder_complaints, last_complaint
 from refdeblur_video.video.metadata import VideoInfo, main_video_stream
 
 __all__ = ["QUICKTIME_FORMATS", "audio_copy_settled", "muxer_refusal", "say_dropped_data",
-           "say_dropped_video", "say_tracks_dropped_from", "tags_to_write", "track_names",
+           "say_defaults_mpegts_drops", "say_dropped_video", "say_tracks_dropped_from",
+           "say_what_mpegts_drops",
+           "stored_format", "suffixes_holding", "tags_to_write", "track_names",
            "with_keyed_names"]
 
 log = logging.getLogger(__name__)
@@ -162,11 +164,20 @@ def tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
 _MPEGTS_TAGS = {"service_name", "service_provider"}
 
 
+# the encoders that code an interlaced frame's fields (the others are tagged so by the
+# container, where it has a tag for it: MPEG-TS has none)
+_FIELD_CODERS = ("libx264", "libx264rgb")
+
+
 def say_what_mpegts_drops(info: VideoInfo, file_tags: dict[str, str],
-                          video_tags: dict[str, str]) -> None:
+                          video_tags: dict[str, str], encoder: str = "libx264") -> None:
     """One warning naming what of the input an MPEG-TS output has no place for: its rotation
-    (it plays unturned), its chapters and its tags."""
+    (it plays unturned), its chapters and its tags, and an interlaced video's field order
+    where ``encoder`` does not code the fields."""
     lost = []
+    if info.field_order in (2, 3, 4, 5) and encoder not in _FIELD_CODERS:
+        lost.append(f"field order ({encoder} codes the frames as progressive, which players "
+                    "do not deinterlace; libx264 codes the fields)")
     if info.rotation:
         lost.append(f"rotation ({info.rotation} degrees: it plays unturned)")
     if info.chapters:
@@ -180,16 +191,45 @@ def say_what_mpegts_drops(info: VideoInfo, file_tags: dict[str, str],
                     ", ".join(lost))
 
 
-def muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
-    """None where the ``format_name`` muxer takes a copy of ``stream``, else why not (`` (its
-    complaint)``, or ``""``). Tried alone on a header written to memory: some muxers accept
-    the stream and refuse it only there (Opus in MOV), and the error would then blame the
-    video encoder."""
-    if not container_holds(format_name, stream.codec_context.name):
-        return f" ({format_name} holds {stream.codec_context.name} only as data no player reads)"
-    said: list = []
+def stored_format(stream: av.stream.Stream) -> str:
+    """The format of ``stream``'s packets as FFmpeg names formats (dvb_subtitle, dts), not
+    as it names their decoder (dvbsub, dca)."""
+    context = stream.codec_context
+    if context is None:
+        return "unknown"
     try:
-        with av.open(io.BytesIO(), "w", format=format_name) as scratch:
+        return context.codec.canonical_name
+    except (AttributeError, ValueError, av.FFmpegError):
+        return context.name
+
+
+def say_defaults_mpegts_drops(streams: list[av.stream.Stream]) -> None:
+    """A warning for each copied track marked default that is not the first of its kind:
+    MPEG-TS has no such mark, and players start with the first."""
+    for kind in ("audio", "subtitle"):
+        tracks = [s for s in streams if s.type == kind]
+        for stream in tracks[1:]:
+            if stream.disposition & av.stream.Disposition.default:
+                name = (stream.metadata.get("title") or stream.metadata.get("language")
+                        or f"#{stream.index}")
+                log.warning("the input's default %s track (%s) is not marked so in MPEG-TS, "
+                            "which has no such mark: players start with the first; .mkv, "
+                            ".mp4 and .mov keep the mark", kind, name)
+
+
+def muxer_refusal(format_name: str, stream: av.stream.Stream,
+                  bdav: bool = False) -> str | None:
+    """None where the ``format_name`` muxer (as BDAV, where ``bdav``) takes a copy of
+    ``stream``, else why not (`` (its complaint)``, or ``""``). Tried alone on a header
+    written to memory: some muxers accept the stream and refuse it only there (Opus in
+    MOV), and the error would then blame the video encoder."""
+    kind = stored_format(stream)
+    if not container_holds(format_name, kind, bdav):
+        return f" ({format_name} holds {kind} only as data no player reads)"
+    said: list = []
+    options = {"mpegts_m2ts_mode": "1"} if bdav else {}
+    try:
+        with av.open(io.BytesIO(), "w", format=format_name, options=options) as scratch:
             scratch.add_stream_from_template(stream)
             with encoder_complaints() as said:
                 scratch.start_encoding()
@@ -203,6 +243,12 @@ def muxer_refusal(format_name: str, stream: av.stream.Stream) -> str | None:
 # line guesses one for a track that does not say which channel is which
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1",
                     7: "6.1", 8: "7.1"}
+
+
+def suffixes_holding(stream: av.stream.Stream) -> list[str]:
+    """The output suffixes whose container takes a copy of ``stream``."""
+    return [suffix for suffix, format_name in CONTAINERS.items()
+            if muxer_refusal(format_name, stream, suffix in M2TS_SUFFIXES) is None]
 
 
 def audio_copy_settled(source: av.stream.Stream, copied: av.stream.Stream,

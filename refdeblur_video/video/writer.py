@@ -108,10 +108,13 @@ from refdeblur_video.video.tracks import (
     QUICKTIME_FORMATS,
     audio_copy_settled,
     muxer_refusal,
+    say_defaults_mpegts_drops,
     say_dropped_data,
     say_dropped_video,
     say_tracks_dropped_from,
     say_what_mpegts_drops,
+    stored_format,
+    suffixes_holding,
     tags_to_write,
     track_names,
     with_keyed_names,
@@ -188,7 +191,7 @@ class VideoWriter:
         self.info = info
         self.format_name = container_for(path, container_format)
         self.codec_name = codec or default_codec(self.format_name, info.codec_name,
-                                                 info.pix_fmt)
+                                                 info.pix_fmt, info.field_order in INTERLACED)
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
@@ -298,7 +301,8 @@ class VideoWriter:
             {"avoid_negative_ts": "disabled"} if self.format_name in ("matroska", "webm") else {}
         )
         file_tags, video_tags = tags_to_write(info)
-        if os.path.splitext(self.path)[1].lower() in M2TS_SUFFIXES:
+        self._bdav = os.path.splitext(self.path)[1].lower() in M2TS_SUFFIXES
+        if self._bdav:
             self._container_options["mpegts_m2ts_mode"] = "1"
         if self.format_name in QUICKTIME_FORMATS and any("." in key for key in file_tags):
             # a phone's own tags (com.apple.quicktime.location.ISO6709, make, model, the
@@ -316,7 +320,7 @@ class VideoWriter:
         try:
             self._stream = self._add_video_stream(crf, preset, options)
             if self.format_name == "mpegts":
-                say_what_mpegts_drops(info, file_tags, video_tags)
+                say_what_mpegts_drops(info, file_tags, video_tags, self.codec_name)
             self._out.metadata.update(file_tags)
             self._stream.metadata.update(video_tags)
             if info.chapters:
@@ -420,14 +424,16 @@ class VideoWriter:
         wanted = []
         for stream in self._source.streams:
             if (stream.type == "audio" and audio) or (stream.type == "subtitle" and subtitles):
-                codec = stream.codec_context.name if stream.codec_context else "unknown"
-                refusal = muxer_refusal(self.format_name, stream)
+                codec = stored_format(stream)
+                refusal = muxer_refusal(self.format_name, stream, self._bdav)
                 if refusal is not None:
                     if stream.type == "audio":
+                        elsewhere = " or ".join(suffixes_holding(stream))
                         raise UserError(
                             f"the {self.format_name} container cannot hold the input's {codec} "
-                            f"audio{refusal}; choose another output container (.mkv holds "
-                            "any) or --no-audio")
+                            f"audio{refusal}; "
+                            + (f"name the output {elsewhere}, or give " if elsewhere
+                               else "give ") + "--no-audio")
                     text = text_format_for(self.format_name, stream)
                     converter = None
                     if text is not None:
@@ -450,6 +456,8 @@ class VideoWriter:
                     audio_copy_settled(stream, copied, self.format_name)
                 self._copy_map[stream.index] = copied
                 wanted.append(stream)
+        if self.format_name == "mpegts":
+            say_defaults_mpegts_drops(wanted)
         if wanted:
             self._packets = self._source.demux(wanted)
             self._copied_starts = [Fraction(s.start_time) * s.time_base / self.time_base
