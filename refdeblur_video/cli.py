@@ -26,6 +26,7 @@ from .pipeline.preflight import preflight
 from .pipeline.resume import UnfinishedRun, interrupted_line
 
 if TYPE_CHECKING:  # the pipeline loads PyTorch: only once the arguments are checked
+    from .pipeline.dry_run import PlanSummary
     from .pipeline.run import RunSummary
 
 EPILOG = """examples:
@@ -120,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dry-run", action="store_true",
                    help="decode and plan only, without PyTorch or the network (a small "
                    "part of a run's time): say which frames would be restored, against which "
-                   "frames; "
-                   "--log writes the plan. The reference checks need the network, so a run "
-                   "may still set a planned reference aside. Nothing else is written")
+                   "frames; --log writes the plan (with many files: in the output folder, "
+                   "if given, unless --log names one). The reference checks, which need the "
+                   "network or the noise of --ref, are not made, so a run may still set a "
+                   "planned reference aside. Nothing else is written")
     f.add_argument("--ref", help="one reference image for every blurry frame (one much "
                    "noisier than a frame is set aside for it, as its noise would be copied "
                    "in as detail: a photo is restored with it but copies nothing from it, "
@@ -194,7 +196,7 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _close(result: RunSummary) -> None:
+def _close(result: RunSummary | PlanSummary) -> None:
     """A file's closing line, as soon as it is done."""
     print(result.closing_line(), flush=True)
 
@@ -213,10 +215,10 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         source, target = args.pop("input"), args.pop("output")
         try:
             options = DeblurOptions.from_kwargs(**args)
-            if options.dry_run:
+            if options.dry_run:  # no preflight: it checks the output, and none is made
                 from .pipeline.dry_run import plan
 
-                results = plan(source, report=None if args["quiet"] else _close,
+                results = plan(source, target, None if args["quiet"] else _close,
                                options=options)
                 return 2 if any(result.error for result in results) else 0
             preflight(source, target, options)  # before the slow imports below
@@ -235,8 +237,9 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         except KeyboardInterrupt as exc:
             by = getattr(exc, "signum", signal.SIGINT)
             with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-                say(interrupted_line(target, None if by == signal.SIGINT else exc.name)
-                    if target is not None else "interrupted: nothing was written")
+                say("interrupted: no video was written (plans of the files done are kept)"
+                    if args["dry_run"] else
+                    interrupted_line(target, None if by == signal.SIGINT else exc.name))
             if isinstance(exc, Interrupted):
                 _exit_now(exc.exit_code)
             return 130

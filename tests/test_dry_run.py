@@ -52,7 +52,9 @@ def test_a_dry_run_names_the_blurry_frames_and_writes_only_its_plan(make_test_cl
     with (tmp_path / "plan.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["index"]) for r in rows if r["blurry"] == "1"] == [6, 7, 8, 20]
-    assert {r["restored"] for r in rows} == {"0"}  # a plan restores nothing
+    # would be sent to the network, as a run's log says it; nothing checked or timed
+    assert [int(r["index"]) for r in rows if r["restored"] == "1"] == [6, 7, 8, 20]
+    assert {r["reference_used"] for r in rows} == {""}
     planned = {int(r["index"]): int(r["reference"]) for r in rows if r["blurry"] == "1"}
     assert all(ref not in planned and abs(ref - i) <= 5 for i, ref in planned.items())
     # without --dry-run the output is needed, as before
@@ -110,3 +112,33 @@ def test_frame_ranges_name_runs_and_count_the_rest():
     assert frame_ranges([20, 6, 7, 8]) == "6-8, 20"
     assert frame_ranges(list(range(0, 40, 2)), shown=3) == "0, 2, 4 and 17 more runs"
     assert frame_ranges([1, 2, 9], shown=1) == "1-2 and 1 more run"
+
+
+def test_a_dry_run_refuses_at_once_what_a_run_would(make_test_clip, tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "plans").mkdir()
+    make_test_clip("clips/a.mp4", n_frames=8, blurry={3})
+    make_test_clip("clips/b.mp4", n_frames=8)
+    (tmp_path / "plans" / "b.csv").write_text("an earlier plan\n")
+    for args, says in (([], "--log plans/b.csv already exists"),
+                       (["--ref", "nope.png"], "reference image (--ref) not found"),
+                       (["--model", "nope.safetensors"], "nope.safetensors")):
+        code, _, _, out, err = run_program(["clips", "--dry-run", "--log", "plans/p.csv",
+                                            *args], tmp_path)
+        assert code == 2 and out == "" and says in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "plans").iterdir()) == ["b.csv"]
+
+
+def test_every_frame_is_planned_under_all_frames_and_the_api_plans_too(make_test_clip,
+                                                                       tmp_path):
+    from refdeblur_video.pipeline import deblur
+
+    clip = make_test_clip("clip.mp4", n_frames=10, blurry={4})
+    [planned] = deblur(str(clip.path), str(tmp_path / "out.mp4"), dry_run=True,
+                       all_frames=True, quiet=True, log=str(tmp_path / "plan.json"))
+    assert planned.to_restore == list(range(10))
+    assert not (tmp_path / "out.mp4").exists()  # a plan writes no video
+    rows = json.loads((tmp_path / "plan.json").read_text())["frames"]
+    assert [r["restored"] for r in rows] == [1] * 10
+    assert [r["blurry"] for r in rows] == [int(i == 4) for i in range(10)]

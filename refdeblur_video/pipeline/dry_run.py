@@ -1,7 +1,7 @@
 """``--dry-run``: which frames a run would restore, and against which references, from the
 decoding and sharpness pass alone (a small part of a run's time on a CPU: the network does
-not run). The reference checks, which need the network or the reference's noise, are not
-made, so a run may still drop a planned reference for the frame itself or the other side."""
+not run, PyTorch is not loaded). The reference checks, which need the network or a
+``--ref``'s noise, are not made, so a run may still set a planned reference aside."""
 
 from __future__ import annotations
 
@@ -21,7 +21,18 @@ from ..image_files import is_image_path
 from ..video.reader import open_reader
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
-from .preflight import check_input_file, check_log, check_per_file_names, expand_inputs
+from .preflight import (
+    check_device,
+    check_input_file,
+    check_log,
+    check_model,
+    check_per_file_names,
+    check_reader,
+    check_reference,
+    expand_inputs,
+    names_many,
+    per_file_log_folder,
+)
 from .stream import plan_frames
 
 log = logging.getLogger("refdeblur_video")
@@ -73,7 +84,7 @@ def frame_ranges(indices: list[int], shown: int = SHOWN_RANGES) -> str:
 def plan_video(input: str | os.PathLike, opts: DeblurOptions,
                log_path: str | os.PathLike | None = None) -> PlanSummary:
     """Decode ``input`` once and plan it as a run with ``opts`` would; the plan goes to
-    ``log_path`` (a frame log whose ``restored`` column is 0 throughout) where given."""
+    ``log_path`` (a frame log, :func:`_planned_record`) where given."""
     begun = time.perf_counter()
     check_input_file(input)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
@@ -102,39 +113,49 @@ def plan_video(input: str | os.PathLike, opts: DeblurOptions,
 
 
 def _planned_record(frame, decision: FrameDecision, forced: bool) -> FrameRecord:
-    """The frame log's row of a planned frame: its verdict and planned references, none
-    restored (``reference`` -2: the ``--ref`` image)."""
+    """The frame log's row of a planned frame: its verdict, whether it would be sent to
+    the network (``restored``, as a run's log has it) and its planned references
+    (``reference`` -2: the ``--ref`` image); the checks are not made (``reference_used``
+    empty) and no time is spent."""
     reference = -1
     if decision.blurry:
         reference = -2 if forced else decision.reference
     return FrameRecord(
         index=frame.index, pts=frame.pts, time_s=frame.time_s, shot=decision.shot,
-        sharpness=round(decision.score, 4), blurry=int(not decision.sharp), restored=0,
+        sharpness=round(decision.score, 4), blurry=int(not decision.sharp),
+        restored=int(decision.blurry),
         reference=reference, reference_used=None,
         second_reference=decision.second if decision.blurry and not forced else -1,
         seconds=0.0)
 
 
-def plan(input: str, report: Callable[[PlanSummary], None] | None = None,
-         **options) -> list[PlanSummary]:
-    """Plan one video, or every video of a folder or glob (each with its own ``--log``,
-    ``<stem>.<suffix>`` in the folder ``log`` names); ``report`` is given each summary as
-    soon as it is made. A file that cannot be read is an error summary; the others go on."""
+def plan(input: str, output: str | None = None,
+         report: Callable[[PlanSummary], None] | None = None, **options) -> list[PlanSummary]:
+    """Plan one video, or every video of a folder or glob, each with its own ``--log``
+    (``<stem>.<suffix>`` in the folder ``log`` names, else in the ``output`` folder where
+    one is given, else here); ``report`` is given each summary as soon as it is made. What
+    a run would refuse at once is refused; a file that cannot be read is an error summary,
+    and the others go on. Nothing but the plans is written."""
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    check_device(opts.device)
+    check_model(opts.model)
+    check_reader(opts.reader)
+    check_reference(opts.ref)
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
-    many = Path(input).is_dir() or (not Path(input).exists() and any(c in input for c in "*?["))
+    many = names_many(input)
     files = expand_inputs(input, say=True) if many else [Path(input)]
-    if many:
+    logs = {source: opts.log for source in files}
+    if many and opts.log:
         check_per_file_names(files, opts)
-    else:
-        check_log(opts.log, opts.overwrite)
+        folder = per_file_log_folder(opts.log, Path(output) if output else Path("."))
+        logs = {source: str(folder / f"{source.stem}{Path(opts.log).suffix}")
+                for source in files}
+    for log_path in logs.values():  # every one before any file is planned
+        check_log(log_path, opts.overwrite)
     results = []
     for source in files:
-        log_path = opts.log
-        if many and opts.log:
-            log_path = str(Path(opts.log).parent / f"{source.stem}{Path(opts.log).suffix}")
-            check_log(log_path, opts.overwrite)
+        log_path = logs[source]
         try:
             result = plan_video(source, opts, log_path)
         except UserError as exc:

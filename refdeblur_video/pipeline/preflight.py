@@ -34,7 +34,8 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".m2t
                   ".ogv", ".dv")
 # the suffixes the writer can write
 WRITABLE_SUFFIXES = tuple(CONTAINERS)
-# what an input of another container becomes among many: Matroska holds any codec and audio
+# what an input of another container (AVI) becomes among many: Matroska holds nearly any
+# codec and sound
 FALLBACK_SUFFIX = ".mkv"
 
 __all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_single",
@@ -49,13 +50,17 @@ def output_name(source: Path) -> str:
     return source.stem + FALLBACK_SUFFIX
 
 
-def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
-    """Whether ``input``/``output`` name many files: a folder or glob in, a folder out. A
-    file that exists is one file, whatever its name holds (``Title [id].mp4``)."""
+def names_many(input: str | os.PathLike) -> bool:
+    """Whether ``input`` names many files: a folder, or a glob. A file that exists is one
+    file, whatever its name holds (``Title [id].mp4``)."""
     text = str(input)
-    glob_pattern = not Path(text).is_file() and any(c in text for c in "*?[")
-    return (Path(text).is_dir() or glob_pattern
-            or str(output).endswith(os.sep) or Path(output).is_dir())
+    return Path(text).is_dir() or (not Path(text).is_file() and any(c in text for c in "*?["))
+
+
+def is_many(input: str | os.PathLike, output: str | os.PathLike) -> bool:
+    """Whether ``input``/``output`` name many files: a folder or glob in
+    (:func:`names_many`), a folder out."""
+    return names_many(input) or str(output).endswith(os.sep) or Path(output).is_dir()
 
 
 def expand_inputs(pattern: str, say: bool = False,

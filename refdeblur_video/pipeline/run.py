@@ -697,6 +697,10 @@ def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None 
     """Dispatch on the input: a folder or glob (many videos), an image, or one video.
     ``report`` is given each file's summary as soon as that file is done."""
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    if opts.dry_run:
+        from .dry_run import plan
+
+        return plan(input, output, report, options=opts)
     ignored = [] if is_image_path(input) else opts.photo_only_given()
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",

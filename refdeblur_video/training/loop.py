@@ -237,8 +237,7 @@ class _Run:
     match_rng: torch.Generator | None = None
     logs_checked: set[Path] = field(default_factory=set)  # logs whose columns were checked
     ema: AveragedModel | None = None  # the moving average of the weights (train.ema_decay)
-    made_out_dir: bool = False  # this run made its folder (removed if it fails empty)
-    config_written: bool = False  # train_config.json goes with the run's first save
+    config_written: bool = False  # train_config.json: once the run has trained or saves
 
     def transfer(self, crop: int) -> TransferSettings:
         """The reference transfer that finishes this model's outputs at inference (without
@@ -249,9 +248,11 @@ class _Run:
         return replace(transfer_for(self.settings, motion_prior=False), reference_height=crop)
 
     def record_settings(self) -> None:
-        """The run's settings (train_config.json), once it has trained a step or saves:
-        a run that fails before then leaves an earlier run's settings as they were."""
+        """The run's settings (train_config.json), and its folder, once it has trained a
+        step or saves: a run that fails before then leaves no folder of its own, and an
+        earlier run's settings as they were."""
         if not self.config_written:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             with atomic_output(self.out_dir / "train_config.json", overwrite=True) as partial:
                 partial.write_text(json.dumps(self.cfg.to_dict(), indent=2))
             self.config_written = True
@@ -325,12 +326,9 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) ->
     torch.manual_seed(opt.seed + 1000 * rank.rank)
     # the model YAML and the init weights are checked before the run's folder is touched
     model, settings = _build_model(cfg)
-    made_out_dir = rank.main and not out_dir.exists()
-    if rank.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:  # a fresh run starts with nothing of an overwritten run's to mix in
-            for name in RUN_FILES:
-                (out_dir / name).unlink(missing_ok=True)
+    if rank.main and not resume:  # a fresh run mixes in nothing of an overwritten run's
+        for name in RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
     # channels-last runs this network's thin convolutions faster on CPUs and GPUs
     model = model.to(device).to(memory_format=torch.channels_last)
     if opt.freeze_phi:  # matching features as initialised: the confidences cannot drift
@@ -345,8 +343,7 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) ->
     disc = PatchDiscriminator().to(device) if use_gan else None
     optimizer_d = torch.optim.Adam(disc.parameters(), lr=opt.lr) if disc is not None else None
     run = _Run(cfg, rank, device, model, settings, optimizer, disc, optimizer_d, out_dir,
-               match_rng=torch.Generator().manual_seed(opt.seed + 1000 * rank.rank),
-               made_out_dir=made_out_dir)
+               match_rng=torch.Generator().manual_seed(opt.seed + 1000 * rank.rank))
     if opt.ema_decay > 0:
         run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opt.ema_decay),
                                 use_buffers=True)
@@ -568,9 +565,6 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
             print(f"interrupted: state saved at step {run.step}; continue with --resume")
         exc.state_saved = True  # the command line says nothing more
         raise
-    except BaseException:
-        _remove_if_left_empty(run)
-        raise
     finally:
         try:
             _end_workers(loader)
@@ -579,12 +573,6 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                 dist.barrier()
                 dist.destroy_process_group()
     return scores
-
-
-def _remove_if_left_empty(run: _Run) -> None:
-    """The folder a failed run made, where nothing was written into it."""
-    if run.made_out_dir and run.out_dir.is_dir() and not any(run.out_dir.iterdir()):
-        run.out_dir.rmdir()
 
 
 def _to_device(value: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """How the output is encoded: its container, encoder, pixel format and encoder options.
 
 - **Container**: the output's suffix names it (:func:`container_for`), unless given.
-- **Encoder**: the input's video format (H.264, HEVC, VP9, VP8, AV1, ProRes, FFV1) is coded
-  again where the container holds it and the encoder is built in (:func:`default_codec`), so
+- **Encoder**: the input's video format (H.264, HEVC, VP9, VP8, AV1, ProRes, FFV1, MPEG-2)
+  is coded again where the container holds it, the encoder is built in and takes the pixel
+  format asked for (:func:`default_codec`), so
   the output plays where the input did; 8-bit RGB H.264 stays RGB (libx264rgb); otherwise
   libvpx-vp9 for WebM and libx264 for everything else. HEVC in MP4/MOV gets the ``hvc1``
   sample entry Apple's players take (:data:`CODEC_TAGS`). A name FFmpeg does not know is
@@ -35,9 +36,9 @@ from refdeblur_video.video.hdr import Hdr10, x265_params
 from refdeblur_video.video.pixel_formats import FormatTraits, format_traits, has_trait
 from refdeblur_video.video.presets import X264_PRESETS
 
-__all__ = ["CODEC_TAGS", "INTERLACED", "choose_pix_fmt", "codec_elsewhere", "container_for",
-           "deeper_format", "default_codec", "encoder_meant", "encoder_options",
-           "lost_detail", "settings_note"]
+__all__ = ["CODEC_TAGS", "FIELD_CODERS", "INTERLACED", "choose_pix_fmt", "codec_elsewhere",
+           "coded_format", "container_for", "deeper_format", "default_codec", "encoder_meant",
+           "encoder_options", "lost_detail", "settings_note"]
 
 
 def container_for(path: str | os.PathLike, container_format: str | None = None) -> str:
@@ -75,16 +76,21 @@ CODEC_TAGS = {("libx265", "mp4"): "hvc1", ("libx265", "mov"): "hvc1"}
 
 
 def default_codec(container_format: str, source_codec: str = "", source_pix_fmt: str = "",
-                  interlaced: bool = False) -> str:
+                  interlaced: bool = False, pix_fmt: str | None = None) -> str:
     """The encoder of ``source_codec``'s format (the input's, as FFmpeg names the format:
     h264, hevc, vp9, vp8, av1, prores, ffv1, mpeg2video) where the container holds it and
     the encoder is built in (8-bit H.264 coded as RGB, ``source_pix_fmt`` gbrp: libx264rgb,
     which keeps it RGB); otherwise libvpx-vp9 for WebM and libx264 for everything else, and
     for ``interlaced`` MPEG-2 (its encoder here codes the frames as progressive, since PyAV
-    cannot mark a frame's field order: x264 codes the fields)."""
+    cannot mark a frame's field order: x264 codes the fields). A ``pix_fmt`` asked for that
+    the input's encoder does not take (10-bit from MPEG-2) goes to the fallback too."""
     encoder, containers = _SAME_FORMAT.get(source_codec, ("", frozenset()))
     if interlaced and encoder == "mpeg2video":
         encoder = ""
+    if pix_fmt and encoder in av.codecs_available:
+        taken = av.Codec(encoder, "w").video_formats or []
+        if pix_fmt not in {f.name for f in taken}:
+            encoder = ""
     if encoder == "libx264" and has_trait(source_pix_fmt, "rgb") \
             and format_traits(source_pix_fmt).bits <= 8:  # x264's RGB mode is 8-bit only
         encoder = "libx264rgb"
@@ -197,6 +203,9 @@ _QP_TO_LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA
 
 _TOP_FIELD_FIRST = (2, 4)  # AVFieldOrder values; 3 and 5 are bottom field first
 INTERLACED = (2, 3, 4, 5)
+#: the encoders that code an interlaced frame's fields as fields (the others' output is
+#: interlaced only by its container's tag, where the container has one)
+FIELD_CODERS = ("libx264", "libx264rgb")
 
 
 def encoder_options(codec_name: str, crf: int | None, preset: str | None,
@@ -214,7 +223,7 @@ def encoder_options(codec_name: str, crf: int | None, preset: str | None,
         # resumed run no longer matches an uninterrupted one. Its AVX2 code does not, and
         # is as fast here.
         opts["x264-params"] = "asm=AVX2"
-    if field_order in INTERLACED and codec_name in ("libx264", "libx264rgb"):
+    if field_order in INTERLACED and codec_name in FIELD_CODERS:
         # code the fields as fields, so that a player deinterlaces them again (other
         # encoders have the field order in the stream's tags only)
         opts["flags"] = "+ildct+ilme"
@@ -252,7 +261,7 @@ def encoder_options(codec_name: str, crf: int | None, preset: str | None,
             # tagged, which FFmpeg calls unofficial, rather than every sample converted
             opts["strict"] = "unofficial"
         # a fixed quantiser (FFmpeg's -q:v, 1 best to 31) instead of its default 200 kb/s:
-        # CRF 0-51 mapped onto q 1-7 (16, the default, is 2; JPEG past q 7 looks broken)
+        # CRF 0-51 mapped onto q 1-6 (16, the default, is 2; JPEG past q 7 looks broken)
         quality = max(1, round((16 if crf is None else crf) / 8))
         opts.update(flags="+qscale", global_quality=str(quality * _QP_TO_LAMBDA))
     return opts

@@ -29,8 +29,9 @@ def format_traits(name: str) -> FormatTraits:
     return FormatTraits(
         name=name,
         bits=max((c.bits for c in colour), default=8),
-        sub_w=0 if fmt.chroma_width(2) == 2 else 1,
-        sub_h=0 if fmt.chroma_height(2) == 2 else 1,
+        # log2 of the subsampling: 16 samples over their chroma count (4:1:1 is 2)
+        sub_w=(16 // fmt.chroma_width(16)).bit_length() - 1,
+        sub_h=(16 // fmt.chroma_height(16)).bit_length() - 1,
         rgb=bool(fmt.is_rgb),
         alpha=any(c.is_alpha for c in comps),
         gray=len(colour) == 1,

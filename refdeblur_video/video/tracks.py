@@ -10,6 +10,9 @@ again, and the warnings for the tracks it drops.
 - **Tags**: the file's and the video stream's (:func:`tags_to_write`), a start timecode only at
   a frame rate a timecode track can count; in MP4/MOV a phone's reverse-DNS tags are written as
   keyed metadata, the classic ones then under their keyed names too (:func:`with_keyed_names`).
+- **MPEG-TS**: one warning names what of the input it has no place for (rotation, chapters,
+  tags, a field order the encoder does not code: :func:`say_what_mpegts_drops`), and one
+  each default track that is not the first of its kind (:func:`say_defaults_mpegts_drops`).
 - **Dropped tracks**: one warning names the input's data tracks (camera telemetry; a timecode
   track is written again from its start, a MOV/MP4 text track of chapters from the chapters)
   and one its video tracks besides the restored one (:func:`say_dropped_data`,
@@ -27,6 +30,7 @@ import av
 
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.containers import CONTAINERS, M2TS_SUFFIXES, container_holds
+from refdeblur_video.video.encoding_choice import FIELD_CODERS, INTERLACED
 from refdeblur_video.video.libav_log import encoder_complaints, last_complaint
 from refdeblur_video.video.metadata import VideoInfo, main_video_stream
 
@@ -164,18 +168,13 @@ def tags_to_write(info: VideoInfo) -> tuple[dict[str, str], dict[str, str]]:
 _MPEGTS_TAGS = {"service_name", "service_provider"}
 
 
-# the encoders that code an interlaced frame's fields (the others are tagged so by the
-# container, where it has a tag for it: MPEG-TS has none)
-_FIELD_CODERS = ("libx264", "libx264rgb")
-
-
 def say_what_mpegts_drops(info: VideoInfo, file_tags: dict[str, str],
                           video_tags: dict[str, str], encoder: str = "libx264") -> None:
     """One warning naming what of the input an MPEG-TS output has no place for: its rotation
     (it plays unturned), its chapters and its tags, and an interlaced video's field order
     where ``encoder`` does not code the fields."""
     lost = []
-    if info.field_order in (2, 3, 4, 5) and encoder not in _FIELD_CODERS:
+    if info.field_order in INTERLACED and encoder not in FIELD_CODERS:
         lost.append(f"field order ({encoder} codes the frames as progressive, which players "
                     "do not deinterlace; libx264 codes the fields)")
     if info.rotation:
@@ -193,10 +192,11 @@ def say_what_mpegts_drops(info: VideoInfo, file_tags: dict[str, str],
 
 def stored_format(stream: av.stream.Stream) -> str:
     """The format of ``stream``'s packets as FFmpeg names formats (dvb_subtitle, dts), not
-    as it names their decoder (dvbsub, dca)."""
+    as it names their decoder (dvbsub, dca); for a format this PyAV has no decoder for
+    (DVB teletext), ``"a format this PyAV does not read"``."""
     context = stream.codec_context
     if context is None:
-        return "unknown"
+        return "a format this PyAV does not read"
     try:
         return context.codec.canonical_name
     except (AttributeError, ValueError, av.FFmpegError):
@@ -268,7 +268,8 @@ def audio_copy_settled(source: av.stream.Stream, copied: av.stream.Stream,
         elif format_name in QUICKTIME_FORMATS:  # refused at the end, after every frame
             raise UserError(f"the {format_name} container cannot hold the input's "
                             f"{layout.nb_channels} audio channels without their order; choose "
-                            "another output container (.mkv holds any) or --no-audio")
+                            "another output container (.mkv holds PCM of any channels) or "
+                            "--no-audio")
     codec = source.codec_context.name if source.codec_context else ""
     if format_name == "mp4" and codec.startswith("pcm_"):
         warnings.warn(f"the input's PCM audio ({codec}) is copied into MP4, where many "

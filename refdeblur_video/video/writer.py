@@ -12,9 +12,9 @@ What :class:`VideoWriter` preserves:
 - **Pixel format.** By default the input's chroma layout and bit depth are kept when the
   encoder supports them, otherwise the nearest format it does support (see
   :func:`.encoding_choice.choose_pix_fmt`); 10-bit stays 10-bit.
-- **Format.** The input's video format (H.264, HEVC, VP9, AV1, ProRes, FFV1) is coded again
-  where the container holds it (:mod:`.encoding_choice`: the encoder, its pixel format and
-  options), so the output plays where the input did.
+- **Format.** The input's video format (H.264, HEVC, VP9, AV1, ProRes, FFV1, MPEG-2) is
+  coded again where the container holds it (:mod:`.encoding_choice`: the encoder, its pixel
+  format and options), so the output plays where the input did.
 - **Untouched frames.** A frame that still carries its decoded planes (``Frame.planes``, see
   :meth:`Frame.with_image`) is encoded from them, never through RGB, when the output pixel
   format is the input's: with a lossless codec (ffv1, or libx264/libx265 with ``crf=0``,
@@ -191,7 +191,8 @@ class VideoWriter:
         self.info = info
         self.format_name = container_for(path, container_format)
         self.codec_name = codec or default_codec(self.format_name, info.codec_name,
-                                                 info.pix_fmt, info.field_order in INTERLACED)
+                                                 info.pix_fmt, info.field_order in INTERLACED,
+                                                 pix_fmt)
         try:
             av_codec = av.Codec(self.codec_name, "w")
         except (ValueError, av.FFmpegError) as exc:
@@ -440,8 +441,9 @@ class VideoWriter:
                         with contextlib.suppress(av.FFmpegError, ValueError, AttributeError):
                             converter = SubtitleConverter(stream, self._out, text)
                     if converter is None:
-                        warnings.warn(f"{codec} subtitles cannot be stored in "
-                                      f"{self.format_name}; dropped", stacklevel=3)
+                        warnings.warn(f"the input's subtitle track #{stream.index} ({codec}) "
+                                      f"cannot be stored in {self.format_name}; dropped",
+                                      stacklevel=3)
                         continue
                     self._converters[stream.index] = converter
                     log.info("%s subtitles are converted to %s (%s holds no %s)", codec,
@@ -724,7 +726,7 @@ class VideoWriter:
             complaint = last_complaint(said) or str(exc)
             raise UserError(f"the {self.format_name} muxer could not finish the output "
                             f"({complaint.rstrip('.')}); try another output container "
-                            "(.mkv holds any stream)") from exc
+                            "(.mkv holds most streams)") from exc
 
     def abort(self) -> None:
         """Stop without flushing (after an error); the partial file is left to the caller."""
