@@ -113,6 +113,9 @@
 #       # camera response of gamma 1.0-2.2 instead of sRGB's curve (gamma 1: decoded frames
 #       # averaged), so that the network does not learn sRGB's brightening of blurred
 #       # highlights as a constant and darken blur that brightened less (0: sRGB only)
+#   NAME=general_blindmix SELF_REF=0.5 INIT=runs/general_resp/ema.safetensors (and the rest
+#       as general_resp): half the crops with no other reference, for the pixels where the
+#       transfer cannot help (occlusions, moving subjects), from general_resp's average
 #   NAME=general_match MATCH_WEIGHT=0.1 STEPS=1500 LR=3.0e-5 \
 #     INIT=runs/phi_match.safetensors bash tools/recipes/train_general.sh
 #       # MATCH_WEIGHT: the contrastive matching loss that teaches the (otherwise frozen)
