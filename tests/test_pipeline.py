@@ -1408,7 +1408,7 @@ def test_quality_given_for_a_video_points_to_crf(make_test_clip, tmp_path, resto
 
 
 def test_the_progress_bar_expects_a_matroska_clips_frames_from_its_duration(make_test_clip):
-    from refdeblur_video.pipeline.run import _expected_frames
+    from refdeblur_video.video.metadata import expected_frames as _expected_frames
 
     clip = make_test_clip("in.mkv", n_frames=20)
     info = probe(clip.path)

@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.shots import CutDetector
 from ..image_files import is_image_path
+from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
@@ -91,8 +92,8 @@ def plan_video(input: str | os.PathLike, opts: DeblurOptions,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = PlanSummary(str(input))
     with open_reader(input, backend=opts.reader) as reader, tqdm(
-            unit="frame", desc=Path(input).name, disable=opts.quiet, dynamic_ncols=True,
-            leave=False, delay=1.0) as bar:
+            total=expected_frames(reader.info), unit="frame", desc=Path(input).name,
+            disable=opts.quiet, dynamic_ncols=True, leave=False, delay=1.0) as bar:
         for item in plan_frames(reader, planner, None,
                                 CutDetector() if opts.cuts else None):
             record = _planned_record(item.frame, item.decision, opts.ref is not None)

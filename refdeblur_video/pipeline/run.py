@@ -41,7 +41,7 @@ from ..refine.step import restore_step
 from ..refine.transfer import DEFAULT_TRANSFER
 from ..safe_output import atomic_output, check_writable_file
 from ..video.frame import Frame, to_coded_orientation
-from ..video.metadata import probe
+from ..video.metadata import expected_frames, probe
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
 from .framelog import FrameRecord, write_frame_log
@@ -244,7 +244,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         writer = VideoWriter(tmp, info, codec=opts.codec, crf=opts.crf, preset=opts.preset,
                              pix_fmt=opts.pix_fmt, copy_streams_from=input, audio=opts.audio,
                              subtitles=opts.audio)
-        bar = tqdm(total=_expected_frames(info), unit="frame", desc=Path(input).name,
+        bar = tqdm(total=expected_frames(info), unit="frame", desc=Path(input).name,
                    disable=opts.quiet, dynamic_ncols=True, leave=True)
         segments: SegmentedOutput | None = None
         try:
@@ -320,18 +320,6 @@ def _write_log(path: str | os.PathLike, records: list[FrameRecord],
     except OSError as exc:
         raise UserError(f"cannot write the frame log {path} ({exc.strerror or exc}); "
                         f"{output} was written") from exc
-
-
-def _expected_frames(info) -> int | None:
-    """The progress bar's total: the header's frame count, or where the container gives
-    none (Matroska, WebM, MPEG-TS) the duration times the frame rate; None (a count with no
-    total) where that is under two frames, as in a file whose timestamps are all 0."""
-    if info.frame_count:
-        return info.frame_count
-    if info.duration_s and info.fps:
-        estimate = round(info.duration_s * float(info.fps))
-        return estimate if estimate >= 2 else None
-    return None
 
 
 def _say_forced_dropped(records: list[FrameRecord], set_aside: set[int]) -> None:

@@ -13,7 +13,8 @@ import av
 from refdeblur_video.errors import UserError
 from refdeblur_video.video.hdr import Hdr10, hdr10_of
 
-__all__ = ["VideoInfo", "probe", "open_container", "pix_fmt_bit_depth", "video_duration_s"]
+__all__ = ["VideoInfo", "expected_frames", "open_container", "pix_fmt_bit_depth", "probe",
+           "video_duration_s"]
 
 
 @dataclass(frozen=True)
@@ -299,3 +300,15 @@ def _tags(container: av.container.InputContainer, stream: av.video.stream.VideoS
     if timecode and "timecode" not in _lowered(own):
         video["timecode"] = timecode
     return tuple(own.items()), tuple(video.items())
+
+
+def expected_frames(info: VideoInfo) -> int | None:
+    """The progress bar's total: the header's frame count, or where the container gives
+    none (Matroska, WebM, MPEG-TS) the duration times the frame rate; None (a count with no
+    total) where that is under two frames, as in a file whose timestamps are all 0."""
+    if info.frame_count:
+        return info.frame_count
+    if info.duration_s and info.fps:
+        estimate = round(info.duration_s * float(info.fps))
+        return estimate if estimate >= 2 else None
+    return None
