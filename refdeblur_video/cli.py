@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "frames; --log writes the plan (with many files: in the output folder, "
                    "if given, unless --log names one). The reference checks, which need the "
                    "network or the noise of --ref, are not made, so a run may still set a "
-                   "planned reference aside. Nothing else is written")
+                   "planned reference aside. With an output named, what a run would refuse at once "
+                   "(an existing file, an encoder its container cannot hold) is refused "
+                   "too. Nothing else is written")
     f.add_argument("--ref", help="one reference image for every blurry frame (one much "
                    "noisier than a frame is set aside for it, as its noise would be copied "
                    "in as detail: a photo is restored with it but copies nothing from it, "

@@ -142,3 +142,42 @@ def test_every_frame_is_planned_under_all_frames_and_the_api_plans_too(make_test
     rows = json.loads((tmp_path / "plan.json").read_text())["frames"]
     assert [r["restored"] for r in rows] == [1] * 10
     assert [r["blurry"] for r in rows] == [int(i == 4) for i in range(10)]
+
+
+@pytest.mark.parametrize("output, args", [("out.mp4", ["--codec", "no-such-encoder"]),
+                                          ("out.ts", ["--codec", "ffv1"]),
+                                          ("out.mp4", ["--crf", "99"]),
+                                          ("out.xyz", []),
+                                          ("taken.mp4", [])])
+def test_a_dry_run_with_an_output_refuses_what_the_run_refuses(make_test_clip, tmp_path,
+                                                               output, args):
+    make_test_clip("clip.mp4", n_frames=6, blurry={3})
+    (tmp_path / "taken.mp4").write_bytes(b"an earlier output")
+    runs = [run_program(["clip.mp4", output, *args, *dry], tmp_path)
+            for dry in (["--dry-run"], [])]
+    (code, torch_loaded, files, out, err), (run_code, _, run_files, _, run_err) = runs
+    assert not torch_loaded and code == run_code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err == run_err  # the run's own words
+    assert files == run_files == ["clip.mp4", "taken.mp4"]
+
+
+def test_a_dry_run_into_a_folder_leaves_out_what_a_run_would_skip(make_test_clip, tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "done").mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        make_test_clip(f"clips/{name}", n_frames=8, blurry={3})
+    (tmp_path / "done" / "a.mp4").hardlink_to(tmp_path / "clips" / "a.mp4")  # finished
+    make_test_clip("done/b.mp4", n_frames=3)  # not made from clips/b.mp4
+    code, torch_loaded, _, out, err = run_program(["clips", "done", "--dry-run"], tmp_path)
+    assert code == 2 and not torch_loaded
+    assert out.splitlines() == [
+        "clips/a.mp4: not planned: done/a.mp4 is already done (a run leaves it; "
+        "--overwrite makes it again)",
+        "clips/b.mp4: not planned (see the error above)",
+        out.splitlines()[2]]
+    assert out.splitlines()[2].startswith("clips/c.mp4: 8 frames, 1 would be restored")
+    assert "done/b.mp4 exists but is not made from clips/b.mp4 (frames 3 in it" in err
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["a.mp4", "b.mp4"]
+    # an output folder that does not exist yet is not made by a plan
+    code, _, files, _, _ = run_program(["clips", "new/", "--dry-run"], tmp_path)
+    assert code == 0 and "new" not in files

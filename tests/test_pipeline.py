@@ -1579,14 +1579,14 @@ def test_many_files_into_a_read_only_folder_say_so_once(make_test_clip, tmp_path
 ])
 def test_an_existing_output_counts_as_done_only_if_it_can_be_this_inputs(make_test_clip,
                                                                          tmp_path, made, why):
-    from refdeblur_video.pipeline.run import _not_made_from
+    from refdeblur_video.pipeline.preflight import not_made_from
 
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     source = make_test_clip("in/a.mkv", n_frames=30, size=(96, 64)).path
     target = make_test_clip("out/a.mkv", **{"size": (96, 64), **made}).path
     assert probe(source).frame_count is None  # the length decides
-    found = _not_made_from(source, target)
+    found = not_made_from(source, target)
     if why is None:
         assert found is None
     else:
@@ -1597,28 +1597,28 @@ def test_an_existing_output_counts_as_done_only_if_it_can_be_this_inputs(make_te
 def test_an_odd_sized_input_s_padded_output_counts_as_done(make_test_clip, tmp_path):
     """libx264 pads a 97x55 frame to 98x56: that output is the input's, and a rerun of the
     folder skips it (before: "not made from", an error on every rerun)."""
-    from refdeblur_video.pipeline.run import _not_made_from
+    from refdeblur_video.pipeline.preflight import not_made_from
 
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     source = make_test_clip("in/a.mkv", n_frames=6, size=(97, 55), codec="libvpx-vp9").path
     padded = make_test_clip("out/a.mkv", n_frames=6, size=(98, 56)).path
-    assert _not_made_from(source, padded) is None
+    assert not_made_from(source, padded) is None
     larger = make_test_clip("out/b.mkv", n_frames=6, size=(100, 56)).path
-    assert "size 100x56 in it, 97x55 in the input" in _not_made_from(source, larger)
+    assert "size 100x56 in it, 97x55 in the input" in not_made_from(source, larger)
 
 
 def test_an_unreadable_input_beside_an_existing_output_says_what_is_wrong_with_it(
         make_test_clip, tmp_path):
-    from refdeblur_video.pipeline.run import _not_made_from
+    from refdeblur_video.pipeline.preflight import not_made_from
 
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     source = tmp_path / "in" / "a.mp4"
     source.write_bytes(b"not a video")
     target = make_test_clip("out/a.mp4", n_frames=4).path
-    assert "a.mp4" in _not_made_from(source, target)
-    assert "exists but" not in _not_made_from(source, target)
+    assert "a.mp4" in not_made_from(source, target)
+    assert "exists but" not in not_made_from(source, target)
 
 
 def test_videos_in_subfolders_are_named_as_not_searched(make_test_clip, tmp_path, monkeypatch,

@@ -22,6 +22,7 @@ from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
+from .output_writer import check_encoding
 from .preflight import (
     check_device,
     check_input_file,
@@ -31,8 +32,12 @@ from .preflight import (
     check_reader,
     check_reference,
     expand_inputs,
+    is_many,
     names_many,
+    not_made_from,
+    output_name,
     per_file_log_folder,
+    preflight,
 )
 from .stream import plan_frames
 
@@ -53,12 +58,15 @@ class PlanSummary:
     on_their_own: int = 0  # of them, frames with no sharper neighbour (their own reference)
     seconds: float = 0.0
     error: str | None = None  # many files: why this one was not planned
+    skipped: str | None = None  # many files: the finished output a run would leave alone
     records: list[FrameRecord] = field(default_factory=list, repr=False)
 
     def closing_line(self) -> str:
         """The line the command ends with for this input."""
         if self.error:
             return f"{self.input}: not planned (see the error above)"
+        if self.skipped:
+            return f"{self.input}: not planned: {self.skipped}"
         shots = f" in {self.shots} shots" if self.shots > 1 else ""
         count = len(self.to_restore)
         which = f" (frames {frame_ranges(self.to_restore)})" if count else ""
@@ -83,17 +91,36 @@ def frame_ranges(indices: list[int], shown: int = SHOWN_RANGES) -> str:
 
 
 def plan_video(input: str | os.PathLike, opts: DeblurOptions,
-               log_path: str | os.PathLike | None = None) -> PlanSummary:
+               log_path: str | os.PathLike | None = None,
+               output: str | os.PathLike | None = None) -> PlanSummary:
     """Decode ``input`` once and plan it as a run with ``opts`` would; the plan goes to
-    ``log_path`` (a frame log, :func:`_planned_record`) where given."""
+    ``log_path`` (a frame log, :func:`_planned_record`) where given. With an ``output``,
+    its encoder and tracks are checked first (:func:`.output_writer.check_encoding`)."""
     begun = time.perf_counter()
     check_input_file(input)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = PlanSummary(str(input))
-    with open_reader(input, backend=opts.reader) as reader, tqdm(
-            total=expected_frames(reader.info), unit="frame", desc=Path(input).name,
-            disable=opts.quiet, dynamic_ncols=True, leave=False, delay=1.0) as bar:
+    with open_reader(input, backend=opts.reader) as reader:
+        if output is not None:
+            check_encoding(output, reader.info, input, opts)
+        _plan_frames(reader, planner, opts, summary)
+    if log_path is not None:
+        try:
+            write_frame_log(log_path, summary.records)
+        except OSError as exc:
+            raise UserError(f"cannot write the plan {log_path} ({exc.strerror or exc})") from exc
+    summary.seconds = time.perf_counter() - begun
+    return summary
+
+
+def _plan_frames(reader, planner: ReferencePlanner, opts: DeblurOptions,
+                 summary: PlanSummary) -> None:
+    """The sharpness pass of ``reader``'s frames into ``summary``, with a progress bar."""
+    with tqdm(
+            total=expected_frames(reader.info), unit="frame",
+            desc=Path(summary.input).name, disable=opts.quiet, dynamic_ncols=True,
+            leave=False, delay=1.0) as bar:
         for item in plan_frames(reader, planner, None,
                                 CutDetector() if opts.cuts else None):
             record = _planned_record(item.frame, item.decision, opts.ref is not None)
@@ -104,13 +131,6 @@ def plan_video(input: str | os.PathLike, opts: DeblurOptions,
                 summary.to_restore.append(record.index)
                 summary.on_their_own += record.reference == -1
             bar.update(1)
-    if log_path is not None:
-        try:
-            write_frame_log(log_path, summary.records)
-        except OSError as exc:
-            raise UserError(f"cannot write the plan {log_path} ({exc.strerror or exc})") from exc
-    summary.seconds = time.perf_counter() - begun
-    return summary
 
 
 def _planned_record(frame, decision: FrameDecision, forced: bool) -> FrameRecord:
@@ -134,18 +154,23 @@ def plan(input: str, output: str | None = None,
          report: Callable[[PlanSummary], None] | None = None, **options) -> list[PlanSummary]:
     """Plan one video, or every video of a folder or glob, each with its own ``--log``
     (``<stem>.<suffix>`` in the folder ``log`` names, else in the ``output`` folder where
-    one is given, else here); ``report`` is given each summary as soon as it is made. What
-    a run would refuse at once is refused; a file that cannot be read is an error summary,
-    and the others go on. Nothing but the plans is written."""
+    one is given, else here); ``report`` is given each summary as soon as it is made.
+    What a run would refuse at once is refused: with an ``output``, its path and the
+    encoder it would get too, and among many files one whose output is finished is left
+    out as a run leaves it. A file that cannot be read is an error summary, and the others
+    go on. Nothing but the plans is written."""
     opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
-    check_device(opts.device)
-    check_model(opts.model)
-    check_reader(opts.reader)
-    check_reference(opts.ref)
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
-    many = names_many(input)
-    files = expand_inputs(input, say=True) if many else [Path(input)]
+    if output is not None:
+        preflight(input, output, opts)
+    else:
+        check_device(opts.device)
+        check_model(opts.model)
+        check_reader(opts.reader)
+        check_reference(opts.ref)
+    many = names_many(input) if output is None else is_many(input, output)
+    files = expand_inputs(input, say=True, outdir=output) if many else [Path(input)]
     logs = {source: opts.log for source in files}
     if many and opts.log:
         check_per_file_names(files, opts)
@@ -156,15 +181,29 @@ def plan(input: str, output: str | None = None,
         check_log(log_path, opts.overwrite)
     results = []
     for source in files:
-        log_path = logs[source]
-        try:
-            result = plan_video(source, opts, log_path)
-        except UserError as exc:
-            if not many:
-                raise
-            log.error("%s", exc)
-            result = PlanSummary(str(source), error=str(exc))
+        target = None if output is None else (Path(output) / output_name(source) if many
+                                              else Path(output))
+        result = _plan_one(source, target, opts, logs[source], many)
         results.append(result)
         if report is not None:
             report(result)
     return results
+
+
+def _plan_one(source: Path, target: Path | None, opts: DeblurOptions, log_path: str | None,
+              many: bool) -> PlanSummary:
+    """One file of :func:`plan`; among ``many``, trouble is its summary's, not raised."""
+    if many and target is not None and target.exists() and not opts.overwrite:
+        why_not = not_made_from(source, target)
+        if why_not is None:
+            return PlanSummary(str(source), skipped=f"{target} is already done (a run "
+                               "leaves it; --overwrite makes it again)")
+        log.error("%s", why_not)
+        return PlanSummary(str(source), error=why_not)
+    try:
+        return plan_video(source, opts, log_path, target)
+    except UserError as exc:
+        if not many:
+            raise
+        log.error("%s", exc)
+        return PlanSummary(str(source), error=str(exc))

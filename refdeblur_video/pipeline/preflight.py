@@ -332,3 +332,45 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
         check_per_file_names(files, options)
     else:
         check_single(input, output, options)
+
+
+def not_made_from(source: Path, target: Path) -> str | None:
+    """None where ``target`` can be the finished output of ``source`` (a video of its size,
+    rotation and length: an earlier run's), else why not, as an error line. A folder's names
+    repeat (IMG_0001.MOV from another day or phone): a video of another length is not done."""
+    from ..video.metadata import probe  # PyAV: only where an output exists
+
+    try:
+        made = probe(target)
+    except UserError:
+        return f"output {target} exists but is no readable video: remove it, or use --overwrite"
+    try:
+        info = probe(source)
+    except UserError as exc:  # the input's own trouble, as its run would say it
+        return str(exc)
+    differs = []
+    # an odd size is padded by one pixel where the encoder needs even ones (4:2:0)
+    padded = (info.width + info.width % 2, info.height + info.height % 2)
+    if (made.width, made.height) not in ((info.width, info.height), padded):
+        differs.append(f"size {made.width}x{made.height} in it, {info.width}x{info.height} "
+                       "in the input")
+    if made.rotation % 360 != info.rotation % 360:
+        differs.append(f"rotation {made.rotation % 360} in it, {info.rotation % 360} in the "
+                       "input")
+    # a damaged input's header counts frames that never decode: some slack
+    if (None not in (made.frame_count, info.frame_count)
+            and abs(made.frame_count - info.frame_count) > max(2, info.frame_count // 100)):
+        differs.append(f"frames {made.frame_count} in it, {info.frame_count} in the input")
+    if None in (made.frame_count, info.frame_count) and None not in (made.duration_s,
+                                                                     info.duration_s):
+        # a container that does not count its frames (Matroska) still says how long it
+        # lasts; the same slack (a last frame's duration is the muxer's guess)
+        interval = float(1 / info.fps) if info.fps else 0.04
+        if abs(made.duration_s - info.duration_s) > max(2 * interval + 1e-3,
+                                                        info.duration_s / 100):
+            differs.append(f"length {made.duration_s:.2f} s in it, {info.duration_s:.2f} s in "
+                           "the input")
+    if not differs:
+        return None
+    return (f"output {target} exists but is not made from {source} ({'; '.join(differs)}): "
+            "remove it, or use --overwrite")

@@ -41,11 +41,12 @@ from ..refine.step import restore_step
 from ..refine.transfer import DEFAULT_TRANSFER
 from ..safe_output import atomic_output, check_writable_file
 from ..video.frame import Frame, to_coded_orientation
-from ..video.metadata import expected_frames, probe
+from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
+from .output_writer import open_writer
 from .preflight import (
     WRITABLE_SUFFIXES,
     check_outdir,
@@ -53,6 +54,7 @@ from .preflight import (
     check_single,
     expand_inputs,
     is_many,
+    not_made_from,
     output_name,
     per_file_log_folder,
 )
@@ -241,9 +243,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
           atomic_output(output, opts.overwrite) as tmp):
         state.check_run(run_manifest(input, info, opts, size))
         # the writer checks the encoder and pixel format: before the model's slow start
-        writer = VideoWriter(tmp, info, codec=opts.codec, crf=opts.crf, preset=opts.preset,
-                             pix_fmt=opts.pix_fmt, copy_streams_from=input, audio=opts.audio,
-                             subtitles=opts.audio)
+        writer = open_writer(tmp, info, input, opts)
         bar = tqdm(total=expected_frames(info), unit="frame", desc=Path(input).name,
                    disable=opts.quiet, dynamic_ncols=True, leave=True)
         segments: SegmentedOutput | None = None
@@ -631,53 +631,13 @@ def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: De
 
 def _existing(source: Path, target: Path, why: str = "already done") -> RunSummary:
     """The summary of an input whose output exists already: skipped where the output can
-    be this input's (:func:`_not_made_from`), else an error (not ours to replace)."""
-    why_not = _not_made_from(source, target)
+    be this input's (:func:`~.preflight.not_made_from`), else an error (not ours to replace)."""
+    why_not = not_made_from(source, target)
     if why_not is not None:
         log.error("%s", why_not)
         return RunSummary(str(target), error=why_not)
     log.info("skipping %s: %s is already done", source, target)
     return RunSummary(str(target), skipped=True, skipped_why=why)
-
-
-def _not_made_from(source: Path, target: Path) -> str | None:
-    """None where ``target`` can be the finished output of ``source`` (a video of its size,
-    rotation and length: an earlier run's), else why not, as an error line. A folder's names
-    repeat (IMG_0001.MOV from another day or phone): a video of another length is not done."""
-    try:
-        made = probe(target)
-    except UserError:
-        return f"output {target} exists but is no readable video: remove it, or use --overwrite"
-    try:
-        info = probe(source)
-    except UserError as exc:  # the input's own trouble, as its run would say it
-        return str(exc)
-    differs = []
-    # an odd size is padded by one pixel where the encoder needs even ones (4:2:0)
-    padded = (info.width + info.width % 2, info.height + info.height % 2)
-    if (made.width, made.height) not in ((info.width, info.height), padded):
-        differs.append(f"size {made.width}x{made.height} in it, {info.width}x{info.height} "
-                       "in the input")
-    if made.rotation % 360 != info.rotation % 360:
-        differs.append(f"rotation {made.rotation % 360} in it, {info.rotation % 360} in the "
-                       "input")
-    # a damaged input's header counts frames that never decode: some slack
-    if (None not in (made.frame_count, info.frame_count)
-            and abs(made.frame_count - info.frame_count) > max(2, info.frame_count // 100)):
-        differs.append(f"frames {made.frame_count} in it, {info.frame_count} in the input")
-    if None in (made.frame_count, info.frame_count) and None not in (made.duration_s,
-                                                                     info.duration_s):
-        # a container that does not count its frames (Matroska) still says how long it
-        # lasts; the same slack (a last frame's duration is the muxer's guess)
-        interval = float(1 / info.fps) if info.fps else 0.04
-        if abs(made.duration_s - info.duration_s) > max(2 * interval + 1e-3,
-                                                        info.duration_s / 100):
-            differs.append(f"length {made.duration_s:.2f} s in it, {info.duration_s:.2f} s in "
-                           "the input")
-    if not differs:
-        return None
-    return (f"output {target} exists but is not made from {source} ({'; '.join(differs)}): "
-            "remove it, or use --overwrite")
 
 
 def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None = None,

@@ -1,0 +1,32 @@
+"""The run's video writer, opened from its options, and the same writer opened on a scratch
+file and dropped, so that ``--dry-run`` meets the refusals and warnings a run would (an
+encoder the container cannot hold, a pixel format or ``--crf`` the encoder refuses, a sound
+track the output has no place for)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..video.metadata import VideoInfo
+from ..video.writer import VideoWriter
+from .options import DeblurOptions
+
+
+def open_writer(path: str | os.PathLike, info: VideoInfo, source: str | os.PathLike,
+                opts: DeblurOptions) -> VideoWriter:
+    """A writer of ``source``'s restored frames into ``path`` as ``opts`` ask (encoder,
+    quality, pixel format, and the sound and subtitles copied from ``source``)."""
+    return VideoWriter(path, info, codec=opts.codec, crf=opts.crf, preset=opts.preset,
+                       pix_fmt=opts.pix_fmt, copy_streams_from=source, audio=opts.audio,
+                       subtitles=opts.audio)
+
+
+def check_encoding(output: str | os.PathLike, info: VideoInfo, source: str | os.PathLike,
+                   opts: DeblurOptions) -> None:
+    """Open and drop the writer ``output`` would get, in a scratch folder: raise the
+    :class:`~refdeblur_video.errors.UserError` a run would, and say its warnings."""
+    with tempfile.TemporaryDirectory(prefix="refdeblur-dry-run-") as scratch:
+        writer = open_writer(Path(scratch) / f"check{Path(output).suffix}", info, source, opts)
+        writer.abort()
