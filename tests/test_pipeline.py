@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+import refdeblur_video.pipeline.run as run_module
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
 from refdeblur_video.evaluate.metrics import psnr
@@ -424,7 +425,7 @@ def test_image_mode(tmp_path, restorer):
 
 
 def test_a_photo_keeps_its_transparency_and_a_grey_photo_stays_grey(tmp_path, restorer,
-                                                                     caplog):
+                                                                     caplog, monkeypatch):
     rgb = make_image(blurry=True)
     alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
     cv2.imwrite(str(tmp_path / "rgba.png"), np.dstack((rgb[..., ::-1], alpha)))
@@ -432,9 +433,19 @@ def test_a_photo_keeps_its_transparency_and_a_grey_photo_stays_grey(tmp_path, re
     written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
     assert written.shape == (*rgb.shape[:2], 4)
     np.testing.assert_array_equal(written[..., 3], alpha)
+    network = run_module._restore_photo
+
+    def said_then_restored(*args, **kwargs):
+        run_module.log.warning("the network starts")
+        return network(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "_restore_photo", said_then_restored)
     with caplog.at_level("WARNING"):
         deblur_image(tmp_path / "rgba.png", tmp_path / "out.jpg", restorer)
-    assert any("transparency is not kept" in r.getMessage() for r in caplog.records)
+    said = [r.getMessage() for r in caplog.records]
+    # said before the network's minutes, not after them
+    assert [m for m in said if "transparency is not kept" in m or "network" in m] == [
+        next(m for m in said if "transparency is not kept" in m), "the network starts"]
     cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     deblur_image(tmp_path / "grey.png", tmp_path / "grey_out.png", restorer)
     assert cv2.imread(str(tmp_path / "grey_out.png"), cv2.IMREAD_UNCHANGED).ndim == 2

@@ -375,6 +375,12 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     else:
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype,
                                    "the photo", grey=photo.grey)
+    # as it came means the file itself where the output is of its format: encoded again, a
+    # JPEG would lose a little more, and its metadata is the original's, still true of it
+    # (an encoding asked for with --quality is made)
+    may_copy = opts.quality is None and is_in_format_of(input, Path(output).suffix)
+    if not may_copy:  # before the network's minutes, as the options' own warnings are
+        _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
     restored, used = _restore_photo(restorer, blurry, reference, opts, Path(input).name)
@@ -385,15 +391,12 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     # a photo the network did not sharpen (a sharp one, or one it cannot help) is better as
     # it came, as a video's frames are
     unchanged = not sharpened(restored, score)
-    # as it came means the file itself where the output is of its format: encoded again, a
-    # JPEG would lose a little more, and its metadata is the original's, still true of it
-    # (an encoding asked for with --quality is made)
-    copied = unchanged and opts.quality is None and is_in_format_of(input, Path(output).suffix)
+    copied = unchanged and may_copy
     if unchanged:
         restored = blurry
     if photo.grey:  # written back as grey, as it came
         restored = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)
-    if not copied:
+    if may_copy and not copied:  # encoded after all
         _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
         if copied:
