@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
+from .photo_extras import PNG_SIGNATURE, PhotoExtras
 from .photo_metadata import PhotoMetadata, exif_orientation
 
 log = logging.getLogger("refdeblur_video")
@@ -37,9 +38,6 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def png_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) of a PNG file from its header alone (a dataset's thousands of frames
     are checked in moments; a damaged body is found when it is read); None for a file that
@@ -50,7 +48,7 @@ def png_size(path: str | Path) -> tuple[int, int] | None:
             head = handle.read(24)
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     return None
 
@@ -89,7 +87,7 @@ def tiff_metadata_names(path: str | Path) -> tuple[str, ...]:
 
 
 # the first bytes of each format the tool writes, by the suffixes that name it
-_SIGNATURES = {(".png",): (_PNG_SIGNATURE,), (".jpg", ".jpeg"): (b"\xff\xd8\xff",),
+_SIGNATURES = {(".png",): (PNG_SIGNATURE,), (".jpg", ".jpeg"): (b"\xff\xd8\xff",),
                (".tif", ".tiff"): (b"II*\0", b"MM\0*"), (".bmp",): (b"BM",)}
 
 
@@ -187,6 +185,8 @@ class Photo:
     metadata: PhotoMetadata
     # a TIFF's own metadata, which OpenCV does not read: named so that its loss is said
     tiff_metadata: tuple[str, ...] = ()
+    # its pixel density and a PNG's text, which OpenCV neither reads nor writes
+    extras: PhotoExtras = PhotoExtras()
 
 
 def read_photo(path: str | Path) -> Photo:
@@ -196,16 +196,20 @@ def read_photo(path: str | Path) -> Photo:
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
     grey = image.ndim == 2 or (alpha is not None and bool(
         (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()))
+    exif = [c for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
+    turned = bool(exif) and exif_orientation(np.asarray(exif[0], np.uint8).tobytes()) >= 5
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
-                 tiff_metadata_names(path))
+                 tiff_metadata_names(path), PhotoExtras.read(Path(path).read_bytes(), turned))
 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
-                alpha: np.ndarray | None = None, metadata: PhotoMetadata | None = None) -> None:
+                alpha: np.ndarray | None = None, metadata: PhotoMetadata | None = None,
+                extras: PhotoExtras | None = None) -> None:
     """Write an RGB (or H x W grey) ``uint8``/``uint16`` array, with ``alpha`` where given
-    and the format holds it (:data:`ALPHA_SUFFIXES`), and ``metadata`` where the format holds
-    it; the format follows the suffix (``quality``, 1-100, of JPEG and WebP; where None
-    OpenCV's defaults: JPEG 95, WebP lossless)."""
+    and the format holds it (:data:`ALPHA_SUFFIXES`), and ``metadata`` and ``extras`` where
+    the format holds them; the format follows the suffix (``quality``, 1-100, of JPEG and
+    WebP; where None OpenCV's defaults: JPEG 95, WebP lossless)."""
+    extras = extras or PhotoExtras()
     path = Path(path)
     suffix = path.suffix.lower()
     if image.dtype == np.uint16 and suffix in EIGHT_BIT_SUFFIXES:
@@ -221,6 +225,7 @@ def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
         samples = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     flag = {".webp": cv2.IMWRITE_WEBP_QUALITY}.get(suffix, cv2.IMWRITE_JPEG_QUALITY)
     params = [flag, quality] if quality is not None and suffix in QUALITY_SUFFIXES else []
+    params += extras.encoder_params(suffix)
     ok, data = (metadata or PhotoMetadata()).encode(suffix, samples, params)
     if not ok and metadata:  # the image without what its file carried beside it
         log.warning("the photo's metadata could not be written into %s and is left out",
@@ -228,7 +233,8 @@ def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,
         ok, data = cv2.imencode(suffix, samples, params)
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix}")
-    path.write_bytes(data.tobytes())  # a full disk raises with its errno
+    # a full disk raises with its errno
+    path.write_bytes(extras.written_into(suffix, data.tobytes()))
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

@@ -1281,6 +1281,52 @@ def test_a_restored_photo_keeps_its_exif_upright_and_its_colour_profile(tmp_path
         assert photo.info.get("icc_profile") == profile
 
 
+@pytest.mark.parametrize("suffix, kept", [(".png", {"dpi", "text"}), (".jpg", {"dpi"}),
+                                           (".tif", {"dpi"}), (".webp", set())])
+def test_a_restored_photo_keeps_its_pixel_density_and_png_text(tmp_path, restorer, suffix,
+                                                               kept, network_sharpens,
+                                                               caplog):
+    from PIL import Image, PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Title", "A dog")
+    text.add_text("Copyright", "Zoë", zip=True)
+    text.add_itxt("Author", "Zoë Ünal")
+    text.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta/>")  # XMP: left out, as elsewhere
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "scan.png", dpi=(300, 150),
+                                                    pnginfo=text)
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level("WARNING"):
+        deblur_image(tmp_path / "scan.png", out, restorer)
+    with Image.open(out) as photo:  # read back by Pillow, independently
+        photo.load()
+        dpi = photo.info.get("dpi")
+        assert ("dpi" in kept) == (dpi is not None)
+        if dpi is not None:
+            assert dpi == pytest.approx((300, 150), abs=0.05)  # PNG stores dots per metre
+        found = {k: v for k, v in photo.info.items() if k in ("Title", "Copyright", "Author")}
+        assert found == ({"Title": "A dog", "Copyright": "Zoë", "Author": "Zoë Ünal"}
+                         if "text" in kept else {})
+        assert "XML:com.adobe.xmp" not in photo.info
+        assert np.asarray(photo).shape[:2] == (64, 96)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert ("pixel density (300 dpi) is not kept" in said) == ("dpi" not in kept)
+    assert ("text (Title, Copyright, Author) is not kept" in said) == ("text" not in kept)
+
+
+def test_a_jpeg_s_density_is_kept_turned_as_the_photo_is(tmp_path, restorer,
+                                                          network_sharpens):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown a quarter turn from its samples
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "cam.jpg", exif=exif,
+                                                    dpi=(200, 100), quality=95)
+    deblur_image(tmp_path / "cam.jpg", tmp_path / "out.jpg", restorer)
+    with Image.open(tmp_path / "out.jpg") as photo:
+        assert photo.size == (64, 96) and photo.info["dpi"] == (100, 200)
+
+
 def test_the_kept_exif_loses_its_thumbnail_and_a_broken_one_is_dropped():
     import struct
 
@@ -1712,3 +1758,15 @@ def test_what_a_photo_s_output_format_cannot_keep_is_said(tmp_path, restorer, mo
                     "(PNG and TIFF keep 16)",
                     "the photo's XMP is left out: it may describe the original samples (an "
                     "orientation, edits), not the restored ones"], said
+
+
+def test_photo_extras_of_a_damaged_or_plain_file_are_none():
+    from refdeblur_video.photo_extras import PNG_SIGNATURE, PhotoExtras
+
+    cut = PNG_SIGNATURE + b"\0\0\0\x09pHYs\0\0"  # a chunk that runs past the end
+    assert PhotoExtras.read(cut) == PhotoExtras()
+    aspect_only = PNG_SIGNATURE + b"\0\0\0\x09pHYs" + bytes(8) + b"\0" + bytes(4)
+    assert PhotoExtras.read(aspect_only).dots_per_metre is None
+    assert PhotoExtras.read(b"\xff\xd8\xff\xdb no JFIF header") == PhotoExtras()
+    ok, encoded = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    assert PhotoExtras().written_into(".jpg", encoded.tobytes()) == encoded.tobytes()

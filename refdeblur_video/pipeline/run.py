@@ -403,7 +403,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
             shutil.copyfile(input, tmp)
         else:
             write_image(tmp, restored, quality=opts.quality, alpha=alpha,
-                        metadata=photo.metadata)
+                        metadata=photo.metadata, extras=photo.extras)
     seconds = time.perf_counter() - start
     record = FrameRecord(index=0, pts=None, time_s=None, shot=0,
                          sharpness=round(score, 4), blurry=1, restored=1,
@@ -440,6 +440,8 @@ def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -
         log.warning("the photo's %s is left out: it may describe the original samples (an "
                     "orientation, edits), not the restored ones", " and ".join(
                         photo.metadata.left_out))
+    for lost in photo.extras.left_out_by(kind):
+        log.warning("the photo's %s is not kept: %s has no place for it", lost, suffix)
     if photo.tiff_metadata:
         log.warning("the TIFF's %s is not kept: the tool reads a photo's metadata from JPEG, "
                     "PNG and WebP", " and ".join(photo.tiff_metadata))

@@ -1,0 +1,142 @@
+"""What a photo file carries beside its samples that OpenCV neither reads nor writes: its
+pixel density (a JPEG's JFIF header, a PNG's ``pHYs`` chunk: the size it prints at) and a
+PNG's text (``tEXt``, ``zTXt``, ``iTXt``: a title, an author, a copyright). They are read
+from the input's bytes and written into the encoded output's, where its format has a
+place for them; what has none is named, so that its loss is said.
+
+A PNG's XMP, an ``iTXt`` chunk of its own keyword, is left out as the other formats' XMP
+is (:mod:`refdeblur_video.photo_metadata`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import cv2
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+_XMP_KEYWORD = b"XML:com.adobe.xmp"
+_METRES_PER_INCH = 0.0254
+_JFIF = b"JFIF\0"
+# JFIF units: 1 dots per inch, 2 dots per centimetre (0: an aspect ratio, no size)
+_JFIF_METRES = {1: _METRES_PER_INCH, 2: 0.01}
+
+
+@dataclass(frozen=True)
+class PhotoExtras:
+    """A photo's pixel density and PNG text, as its file holds them."""
+
+    dots_per_metre: tuple[float, float] | None = None  # (x, y) as shown; None: no size
+    png_text: tuple[bytes, ...] = ()  # whole chunks (length, type, data, CRC), in order
+
+    @classmethod
+    def read(cls, data: bytes, turned: bool = False) -> PhotoExtras:
+        """From a file's bytes (a JPEG or PNG; other formats hold none of these here);
+        ``turned``: the photo is shown a quarter turn from its samples (EXIF), so its
+        horizontal density is the stored vertical one."""
+        density, text = None, ()
+        if data.startswith(PNG_SIGNATURE):
+            chunks = list(_png_chunks(data))
+            text = tuple(whole for kind, body, whole in chunks if kind in _TEXT_CHUNKS
+                         and not (kind == b"iTXt" and body.startswith(_XMP_KEYWORD + b"\0")))
+            density = next((_png_density(body) for kind, body, _ in chunks
+                            if kind == b"pHYs"), None)
+        elif data.startswith(b"\xff\xd8"):
+            density = _jfif_density(data)
+        if density is not None and turned:
+            density = density[::-1]
+        return cls(density, text)
+
+    def left_out_by(self, suffix: str) -> list[str]:
+        """What an output of ``suffix`` has no place for, by name."""
+        kind = suffix.lower()
+        lost = []
+        if self.dots_per_metre and kind not in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+            lost.append(f"pixel density ({self.dots_per_inch()[0]:g} dpi)")
+        if self.png_text and kind != ".png":
+            lost.append("text (" + ", ".join(_keywords(self.png_text)) + ")")
+        return lost
+
+    def dots_per_inch(self) -> tuple[float, float]:
+        x, y = self.dots_per_metre or (0.0, 0.0)
+        return round(x * _METRES_PER_INCH, 2), round(y * _METRES_PER_INCH, 2)
+
+    def encoder_params(self, suffix: str) -> list[int]:
+        """``cv2.imencode`` parameters that carry them (a TIFF's resolution tags)."""
+        if not self.dots_per_metre or suffix.lower() not in (".tif", ".tiff"):
+            return []
+        x, y = self.dots_per_inch()
+        return [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, max(1, round(x)),
+                cv2.IMWRITE_TIFF_YDPI, max(1, round(y))]
+
+    def written_into(self, suffix: str, encoded: bytes) -> bytes:
+        """``encoded`` (OpenCV's file of ``suffix``) with them written in where it has a
+        place: a PNG's ``pHYs`` and text chunks after its header, a JPEG's JFIF density."""
+        kind = suffix.lower()
+        if kind == ".png" and encoded.startswith(PNG_SIGNATURE):
+            added = b"".join(self.png_text)
+            if self.dots_per_metre:
+                x, y = (max(1, round(v)) for v in self.dots_per_metre)
+                added = _png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)) + added
+            header_end = len(PNG_SIGNATURE) + 8 + 13 + 4  # IHDR: 13 bytes of data
+            return encoded[:header_end] + added + encoded[header_end:]
+        if kind in (".jpg", ".jpeg") and self.dots_per_metre and _has_jfif(encoded):
+            x, y = self.dots_per_inch()
+            dpi = struct.pack(">BHH", 1, min(65535, max(1, round(x))),
+                              min(65535, max(1, round(y))))
+            return encoded[:13] + dpi + encoded[18:]
+        return encoded
+
+
+def _png_chunks(data: bytes):
+    """(type, data, whole chunk) of each chunk of a PNG file, until IEND or damage."""
+    at = len(PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        end = at + 12 + length
+        if end > len(data):
+            return
+        yield kind, data[at + 8:at + 8 + length], data[at:end]
+        if kind == b"IEND":
+            return
+        at = end
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return (struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+
+def _png_density(body: bytes) -> tuple[float, float] | None:
+    if len(body) != 9:
+        return None
+    x, y, unit = struct.unpack(">IIB", body)
+    return (float(x), float(y)) if unit == 1 and x and y else None  # 0: aspect only
+
+
+def _has_jfif(data: bytes) -> bool:
+    """A JFIF header (APP0) right after the start of image, long enough to hold a
+    density."""
+    return (data[2:4] == b"\xff\xe0" and data[6:11] == _JFIF
+            and struct.unpack(">H", data[4:6])[0] >= 16 and len(data) >= 18)
+
+
+def _jfif_density(data: bytes) -> tuple[float, float] | None:
+    if not _has_jfif(data):
+        return None
+    unit, x, y = struct.unpack(">BHH", data[13:18])
+    metres = _JFIF_METRES.get(unit)
+    return (x / metres, y / metres) if metres and x and y else None
+
+
+def _keywords(chunks: tuple[bytes, ...]) -> list[str]:
+    """The keywords of PNG text chunks (the text before its first zero byte)."""
+    names = []
+    for chunk in chunks:
+        keyword = chunk[8:].split(b"\0", 1)[0].decode("latin-1")
+        if keyword not in names:
+            names.append(keyword)
+    return names
