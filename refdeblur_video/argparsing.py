@@ -4,6 +4,7 @@ every other mistake is, instead of argparse's usage block."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from typing import NoReturn
 
@@ -17,10 +18,20 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         extra = message.partition("unrecognized arguments:")[2].split()
-        # only where a word that is no option was left over (not a mistyped option)
-        hint = self.extra_arguments_hint if any(not w.startswith("-") for w in extra) else ""
+        unknown = [w.partition("=")[0] for w in extra if w.startswith("--")]
+        hint = ""
+        if unknown:  # a mistyped option, named with the nearest real one
+            message = f"unknown option {unknown[0]}{self._nearest(unknown[0])}"
+        elif any(not w.startswith("-") for w in extra):  # a word that is no option
+            hint = self.extra_arguments_hint
         sys.stderr.write(f"error: {message}{hint} ({self.prog} --help lists the options)\n")
         sys.exit(2)
+
+    def _nearest(self, option: str) -> str:
+        """`` (did you mean --x?)`` for the option most like ``option``, or nothing."""
+        options = [name for name in self._option_string_actions if name.startswith("--")]
+        close = difflib.get_close_matches(option, options, n=1, cutoff=0.7)
+        return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _above_zero(text: str, what: str, unit: str) -> float:

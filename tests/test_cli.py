@@ -233,7 +233,13 @@ def test_a_bad_argument_is_one_line_naming_help(capsys):
     with pytest.raises(SystemExit):  # a mistyped option is not taken for many inputs
         cli_main(["a.mp4", "out.mp4", "--bogus"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("error: unrecognized arguments: --bogus (refdeblur-video"), err
+    assert err == ["error: unknown option --bogus (refdeblur-video --help lists the options)"]
+    for typed in (["--treshold", "0.5"], ["--treshold=0.5"]):  # its value is no input
+        with pytest.raises(SystemExit):
+            cli_main(["a.mp4", "out.mp4", *typed])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: unknown option --treshold (did you mean --threshold?) "
+                       "(refdeblur-video --help lists the options)"]
 
 
 def test_option_help_wraps_to_the_terminal(monkeypatch):

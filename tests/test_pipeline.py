@@ -1770,3 +1770,38 @@ def test_photo_extras_of_a_damaged_or_plain_file_are_none():
     assert PhotoExtras.read(b"\xff\xd8\xff\xdb no JFIF header") == PhotoExtras()
     ok, encoded = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
     assert PhotoExtras().written_into(".jpg", encoded.tobytes()) == encoded.tobytes()
+
+
+def test_the_api_takes_keywords_over_an_options_object_and_checks_both(make_test_clip,
+                                                                       tmp_path):
+    from refdeblur_video import DeblurOptions, UserError, deblur
+
+    assert deblur is run_module.deblur  # the package's own name for the entry point
+    clip = make_test_clip("clip.mp4", n_frames=8, blurry={4})
+    base = DeblurOptions(quiet=True, model="lite")
+    out = tmp_path / "out.mp4"
+    [plain] = deblur(clip.path, out, options=base, log=tmp_path / "frames.json")
+    assert plain.restored + plain.unchanged == 1  # the blurry frame alone
+    assert (tmp_path / "frames.json").is_file()  # a Path is taken where a text is
+    # keywords given beside options= are applied over it, not dropped
+    [every] = deblur(clip.path, out, options=base, all_frames=True, overwrite=True)
+    assert every.restored + every.unchanged == 8
+    changed = DeblurOptions(quiet=True)
+    changed.window = 0  # set after the object was made: checked when it is used
+    with pytest.raises(UserError, match="--window"):
+        deblur(clip.path, tmp_path / "other.mp4", options=changed)
+    for wrong, says in ((dict(threshold="0.5"), "option threshold must be a number"),
+                        (dict(batch=1.5), "option batch must be a whole number"),
+                        (dict(transfer="no"), "option transfer must be True or False"),
+                        (dict(options={"quiet": True}), "must be a DeblurOptions")):
+        with pytest.raises(TypeError, match=says):
+            deblur(clip.path, tmp_path / "other.mp4", **wrong)
+    # NumPy's numbers are numbers
+    opts = DeblurOptions(threshold=np.float32(0.5), window=np.int64(3))
+    assert (type(opts.threshold), type(opts.window)) == (float, int)
+    assert not (tmp_path / "other.mp4").exists()
+    # a plan needs no output, and says it is one
+    [planned] = deblur(clip.path, dry_run=True, quiet=True)
+    assert planned.to_restore == [4]
+    with pytest.raises(TypeError, match="needs an output"):
+        deblur(clip.path)

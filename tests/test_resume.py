@@ -114,8 +114,11 @@ def test_an_interrupted_run_resumes_to_the_same_output(make_test_clip, restorer,
     assert not out.exists() and sorted(p.name for p in state.glob("*.json")) == [
         "000000.json", "000001.json", "manifest.json"]
     assert not list(tmp_path.glob(f".out.*.part{suffix}"))
-    with pytest.raises(UnfinishedRun, match=done):
+    with pytest.raises(UnfinishedRun, match=done) as refused:
         deblur_video(clip.path, out, restorer, quiet=True, segment_seconds=SEGMENT)
+    # in the API's words, not the command's
+    assert str(refused.value).endswith("continue it with resume=True, or start again with "
+                                       "overwrite=True")
     with pytest.raises(KeyboardInterrupt):  # resumed, and interrupted again at frame 27
         deblur_video(clip.path, out, StopsAfter(restorer, 2), quiet=True, batch=1,
                      segment_seconds=SEGMENT, resume=True)

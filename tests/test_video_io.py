@@ -112,6 +112,22 @@ def test_non_increasing_pts_is_refused(small_clip, tmp_path):
             writer.write(frames[0])
 
 
+def test_a_damaged_input_is_said_each_time_it_is_read(zero_pts_clip):
+    """Python shows a warning once per place by default: a notebook cell run again on the
+    same damaged file would say nothing the second time."""
+    import subprocess
+    import sys
+
+    reads_twice = ("import sys\nfrom refdeblur_video.video.reader import open_reader\n"
+                   "for _ in range(2):\n"
+                   "    with open_reader(sys.argv[1]) as reader:\n"
+                   "        list(reader)\n")
+    done = subprocess.run([sys.executable, "-c", reads_twice, str(zero_pts_clip)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("CorruptVideoWarning: ") == 2
+
+
 def test_timestamps_that_do_not_increase_are_renumbered_with_one_warning(zero_pts_clip):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

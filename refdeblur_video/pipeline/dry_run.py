@@ -159,7 +159,7 @@ def plan(input: str, output: str | None = None,
     encoder it would get too, and among many files one whose output is finished is left
     out as a run leaves it. A file that cannot be read is an error summary, and the others
     go on. Nothing but the plans is written."""
-    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    opts = DeblurOptions.resolve(options)
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
     if output is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +55,7 @@ class DeblurOptions:
     dry_run: bool = False  # plan only: which frames would be restored, nothing written
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.crf is not None and self.crf < 0:
             raise UserError("--crf must be 0 (lossless) or more")
         # every encoder's speed is set from these names (x264 would print its own
@@ -81,6 +84,23 @@ class DeblurOptions:
         if not self.adapt and (self.adapt_seconds is not None or self.save_adapted):
             raise UserError("--adapt-seconds and --save-adapted need --adapt")
 
+    def _check_types(self) -> None:
+        """Each value as its field's type (a path as its text, a NumPy number as Python's),
+        or a :class:`TypeError` naming the option: the command line parses them, the Python
+        API takes what it is given."""
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            kind, *rest = spec.type.split(" | ")
+            if value is None and rest == ["None"]:
+                continue
+            if kind == "str" and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            wanted, convert = _TYPES[kind]
+            if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
+                raise TypeError(f"option {spec.name} must be {_TYPE_NAMES[kind]}"
+                                f"{' or None' if rest else ''}, not {value!r}")
+            setattr(self, spec.name, convert(value))
+
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> DeblurOptions:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -88,6 +108,17 @@ class DeblurOptions:
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
         return cls(**kwargs)
+
+    @classmethod
+    def resolve(cls, keywords: dict[str, Any]) -> DeblurOptions:
+        """The options of an entry point's keywords: ``options=`` (a
+        :class:`DeblurOptions`, checked afresh since it may have been changed since it was
+        made) with any other keywords set over it."""
+        base = keywords.pop("options", None)
+        if base is not None and not isinstance(base, cls):
+            raise TypeError(f"options must be a DeblurOptions, not {type(base).__name__}")
+        given = dataclasses.asdict(base) if base is not None else {}
+        return cls.from_kwargs(**{**given, **keywords})
 
     def video_only_given(self) -> list[str]:
         """The options given (set away from their defaults) that do nothing for a photo."""
@@ -102,6 +133,12 @@ class DeblurOptions:
         return [flag for name, flag in flags.items()
                 if getattr(self, name) != getattr(default, name)]
 
+
+# each field type's accepted values and how they are stored
+_TYPES = {"bool": (bool, bool), "int": (numbers.Integral, int),
+          "float": (numbers.Real, float), "str": (str, str)}
+_TYPE_NAMES = {"bool": "True or False", "int": "a whole number", "float": "a number",
+               "str": "a text or a path"}
 
 # options that only a video has a use for, by the option's name on the command line
 _VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fmt": "--pix-fmt",

@@ -90,13 +90,14 @@ class UnfinishedRun(UserError):
 
     def __init__(self, output: Path, state: Path, frames: int, total: int | None) -> None:
         self.output, self.state, self.frames, self.total = output, state, frames, total
-        super().__init__(self.describe("resume=True"))
+        super().__init__(self.describe("resume=True", "overwrite=True"))  # the API's words
 
-    def describe(self, how: str) -> str:
-        """The one-line message, with ``how`` to continue (an option or a command)."""
+    def describe(self, how: str, again: str = "--overwrite") -> str:
+        """The one-line message, with ``how`` to continue (an option or a command) and
+        ``again`` to start afresh."""
         done = f"{self.frames} of {self.total}" if self.total else f"{self.frames}"
         return (f"{self.output} has an unfinished run ({done} frames done, kept in "
-                f"{self.state}); continue it with {how}, or start again with --overwrite")
+                f"{self.state}); continue it with {how}, or start again with {again}")
 
 
 # -- what a run depends on -------------------------------------------------------------------

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from ..adapt import AdaptOutcome
     from ..model.restorer import Restorer
     from ..refine import Refiner
+    from .dry_run import PlanSummary
 
 log = logging.getLogger("refdeblur_video")
 
@@ -173,7 +174,7 @@ def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
 def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
                      options: dict) -> DeblurOptions:
     """Options from keywords (or a ready ``options=``), after the input/output checks."""
-    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    opts = DeblurOptions.resolve(options)
     check_single(input, output, opts)
     return opts
 
@@ -567,7 +568,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     on; its summary carries the ``error``. ``report`` is given each file's summary as soon
     as that file is done, so a run stopped later has said what it finished.
     """
-    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+    opts = DeblurOptions.resolve(options)
     outdir = Path(outdir)
     all_files = expand_inputs(inputs, say=True, outdir=outdir)
     check_outdir(all_files, outdir)
@@ -645,21 +646,31 @@ def _existing(source: Path, target: Path, why: str = "already done") -> RunSumma
     return RunSummary(str(target), skipped=True, skipped_why=why)
 
 
-def deblur(input: str, output: str, report: Callable[[RunSummary], None] | None = None,
-           **options) -> list[RunSummary]:
-    """Dispatch on the input: a folder or glob (many videos), an image, or one video.
-    ``report`` is given each file's summary as soon as that file is done."""
-    opts = options.pop("options", None) or DeblurOptions.from_kwargs(**options)
+def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
+           report: Callable[[RunSummary], None] | None = None,
+           **options) -> list[RunSummary] | list[PlanSummary]:
+    """Deblur a video, a photo, or every video of a folder or glob (into the folder
+    ``output``), as ``refdeblur-video`` does: one :class:`RunSummary` per file, and
+    ``report`` is given each as soon as that file is done. ``options`` are
+    :class:`DeblurOptions`' fields as keywords, over ``options=`` where one is given as
+    well. With ``dry_run=True`` nothing is restored: the :class:`.dry_run.PlanSummary` of
+    each video is returned (``output`` may then be None). Mistakes in the input, the output
+    or an option's value raise :class:`~refdeblur_video.errors.UserError`, whose text is
+    the command's one line."""
+    opts = DeblurOptions.resolve(options)
     if opts.dry_run:
         from .dry_run import plan
 
-        return plan(input, output, report, options=opts)
+        return plan(str(input), None if output is None else str(output), report,
+                    options=opts)
+    if output is None:
+        raise TypeError("deblur() needs an output, unless dry_run=True")
     ignored = [] if is_image_path(input) else opts.photo_only_given()
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
     if is_many(input, output):
-        return deblur_many(input, output, report, options=opts)
+        return deblur_many(str(input), output, report, options=opts)
     if is_image_path(input):
         results = [deblur_image(input, output, options=opts)]
     else:

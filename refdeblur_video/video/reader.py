@@ -76,6 +76,11 @@ class CorruptVideoWarning(UserWarning):
     its timestamps did not increase and were renumbered."""
 
 
+# said every time a file is read, not once per process as Python's default has it: a
+# notebook cell run again on the same damaged file says so again
+warnings.filterwarnings("always", category=CorruptVideoWarning)
+
+
 class _IncreasingPts:
     """Timestamps that always increase, as the writer (and every player) needs them: a
     frame whose pts is not after the previous frame's (a broken muxer wrote them all 0, or
