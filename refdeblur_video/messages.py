@@ -18,6 +18,11 @@ def say(line: str) -> None:
         print(line, file=sys.stderr)
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``: a count with its noun, in the plural where it needs it."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     say(f"warning: {message}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import re
@@ -226,6 +227,30 @@ def test_compare_video_ground_truth_and_frame_log(clip, tmp_path):
     page = (report / "report.html").read_text()
     assert "Y channel" in page and "reference (frame" in page
     assert_self_contained(page, min_images=1 + 3 + 4)  # the worst frame is a sharp one
+
+
+def test_compare_says_the_restored_frames_own_gain_and_a_lossy_re_encoding(clip, tmp_path,
+                                                                          capsys):
+    log = write_log(tmp_path / "frames.csv", pipeline_log_rows())
+    sources = ["--gt", str(clip["sharp_dir"]), "--input", str(clip["blurry_dir"]),
+               "--log", str(log), "--quiet"]
+    assert main(["compare", "--output", str(clip["restored_dir"]), *sources,
+                 "--report", str(tmp_path / "exact")]) == 0
+    said = capsys.readouterr().out
+    gains = [psnr(clip["restored"][i], clip["sharp"][i]) - psnr(clip["blurry"][i],
+                                                                 clip["sharp"][i])
+             for i in sorted(BLURRY)]
+    line = next(x for x in said.splitlines() if x.startswith("The 3 frames the pipeline"))
+    assert f"gain {np.mean(gains):+.2f} dB" in line  # on the console, as in the report
+    assert line in html.unescape((tmp_path / "exact" / "report.html").read_text())
+    assert "re-encoded" not in said  # the kept frames are the input's own
+    darker = [frame if i in BLURRY else (frame - (frame > 0)).astype(np.uint8)
+              for i, frame in enumerate(clip["restored"])]  # one code value darker
+    assert main(["compare", "--output", str(write_folder(tmp_path / "darker", darker)),
+                 *sources, "--report", str(tmp_path / "lossy")]) == 0
+    said = capsys.readouterr().out
+    assert "Frames the pipeline kept as they came differ from the input (5 of 5" in said
+    assert "--codec ffv1" in said
 
 
 def test_compare_rejects_different_frame_counts(clip, tmp_path, capsys):
@@ -527,6 +552,11 @@ def test_no_examples_asked_means_none_picked():
     assert pick_extremes(rows, "gain", 1) == [("best", 2), ("worst", 1)]
     assert pick_extremes(rows, "gain", 2) == [("best", 2), ("best", 4), ("worst", 1),
                                               ("worst", 0)]
+    # more asked for than there are rows: each named for its own end, the middle one best
+    assert pick_extremes(rows, "gain", 50) == [("best", 2), ("best", 4), ("worst", 1),
+                                               ("worst", 0)]
+    assert pick_extremes(rows[:3], "gain", 50) == [("best", 2), ("best", 0), ("worst", 1)]
+    assert pick_extremes(rows[:1], "gain", 3) == [("best", 0)]
 
 
 def test_a_batch_of_no_triplets_is_refused(capsys):

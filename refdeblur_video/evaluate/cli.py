@@ -8,6 +8,7 @@ import sys
 from refdeblur_video.argparsing import OneLineParser, at_least_one, zero_or_more
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import exit_after, handle_signals
+from refdeblur_video.messages import counted
 
 DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
 
@@ -201,7 +202,8 @@ def _compare_modes(args: argparse.Namespace) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{evaluation.title}: {len(evaluation.rows)} frames ({evaluation.convention})")
+    print(f"{evaluation.title}: {counted(len(evaluation.rows), 'frame')} "
+          f"({evaluation.convention})")
     print(format_table(*summary_table(evaluation)))
     for note in [*evaluation.notes, infinite_note(evaluation)]:
         if note:

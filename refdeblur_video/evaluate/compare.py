@@ -17,6 +17,7 @@ from refdeblur_video.evaluate.runner import (
     walk_in_step,
 )
 from refdeblur_video.evaluate.stats import gain, summarize
+from refdeblur_video.messages import counted
 from refdeblur_video.pipeline.framelog import check_log_matches, read_frame_log
 from refdeblur_video.video.sources import fetch_frames
 
@@ -88,10 +89,12 @@ def evaluate_compare(
         "examples": [{"kind": kind, "frame": rows[i]["frame"], rank_by: rows[i][rank_by]}
                      for kind, i in chosen],
     }
+    notes = []
     if frame_log:  # the frames the pipeline restored: the others are untouched
         restored = [row for row in rows if row.get("restored")]
         summary["n_restored"] = len(restored)
         summary["restored_frames"] = summarize(restored, metric_columns(METRICS, variants))
+        notes = _log_notes(rows, summary["restored_frames"], blurry is not None)
     evaluation = Evaluation(
         mode="compare",
         title="Restoration vs ground truth",
@@ -104,11 +107,37 @@ def evaluate_compare(
         summary=summary,
         sources={k: str(v) for k, v in sources.items()}
         | ({"frame log": str(log)} if log is not None else {}),
+        notes=notes,
     )
     if rows:
         evaluation.figures.append(_curves(rows, variants))
         evaluation.examples = _examples(chosen, rows, sources, rank_by)
     return evaluation
+
+
+def _log_notes(rows: list[dict], restored: dict[str, dict], with_input: bool) -> list[str]:
+    """What the frame log tells of the scores: the restored frames' own (the whole clip's
+    mean dilutes them with the untouched ones), and with the input, whether the frames the
+    pipeline kept came out as they went in (a lossy encoder changes them a little)."""
+    notes = []
+    count = restored["psnr_output"]["n"]
+    if count:
+        psnr = restored["psnr_output"]["mean"]
+        line = f"The {counted(count, 'frame')} the pipeline restored: mean PSNR {psnr:.2f} dB"
+        if with_input:
+            before, gained = restored["psnr_input"]["mean"], restored["psnr_gain"]["mean"]
+            line += f" (input {before:.2f} dB, gain {gained:+.2f} dB)"
+        notes.append(line + ".")
+    kept = [row for row in rows if not row.get("restored")]
+    changed = [row for row in kept if with_input and row["psnr_gain"] is not None
+               and row["psnr_output"] != row["psnr_input"]]
+    if changed:
+        mean = sum(row["psnr_gain"] for row in changed) / len(changed)
+        notes.append(f"Frames the pipeline kept as they came differ from the input ("
+                     f"{len(changed)} of {len(kept)}, mean gain {mean:+.2f} dB): re-encoded by a "
+                     "lossy encoder; a lossless one (--codec ffv1) keeps them exact, to "
+                     "score the restoration alone.")
+    return notes
 
 
 def _curves(rows: list[dict], variants: list[str]) -> tuple[str, bytes]:

@@ -47,7 +47,9 @@ def convention_label(y_channel: bool = False) -> str:
         )
     return (
         "RGB uint8: PSNR peak 255, no crop, averaged per frame; SSIM 11x11 Gaussian window, "
-        "sigma 1.5, per channel then averaged (scikit-image, use_sample_covariance=False)"
+        "sigma 1.5, per channel then averaged (scikit-image, use_sample_covariance=False); "
+        "a video's frames made RGB by its own matrix and range, chroma upsampled bilinearly "
+        "(not swscale's default, which reads a few tenths of a dB apart)"
     )
 
 

@@ -19,6 +19,7 @@ from refdeblur_video.evaluate.runner import (
 )
 from refdeblur_video.evaluate.stats import gain, summarize
 from refdeblur_video.frames.sharpness import sharpness  # the pipeline's own score
+from refdeblur_video.messages import counted
 from refdeblur_video.pipeline.framelog import check_log_matches, read_frame_log
 from refdeblur_video.video.sources import fetch_frames
 
@@ -89,7 +90,7 @@ def evaluate_noref(
         before = summary["restored_frames"]["sharpness_input"]["mean"]
         after = summary["restored_frames"]["sharpness_output"]["mean"]
         if restored_rows:
-            notes.append(f"The {len(restored_rows)} frames the pipeline restored: mean "
+            notes.append(f"The {counted(len(restored_rows), 'frame')} the pipeline restored: mean "
                          f"sharpness {before:.4g} -> {after:.4g}.")
     evaluation = Evaluation(
         mode="noref",

@@ -79,13 +79,14 @@ def expected_length(sources: dict[str, str | Path]) -> int | None:
 
 
 def pick_extremes(rows: Sequence[dict], key: str, count: int = 1) -> list[tuple[str, int]]:
-    """``("best"|"worst", row position)`` of the rows with the largest and smallest ``key``."""
+    """``("best"|"worst", row position)`` of the ``count`` rows with the largest and the
+    ``count`` with the smallest ``key``; where there are fewer than twice as many, the upper
+    half (with the middle row) is the best and the rest the worst, so that no row is
+    named for the other end."""
     ranked = [i for i in range(len(rows)) if rows[i].get(key) is not None]
     ranked.sort(key=lambda i: rows[i][key], reverse=True)
-    if count <= 0:  # ranked[-0:] would be every row
-        return []
-    best = ranked[:count]
-    worst = [i for i in reversed(ranked[-count:]) if i not in best]
+    best = ranked[:max(0, min(count, (len(ranked) + 1) // 2))]
+    worst = ranked[len(best):][::-1][:max(0, count)]
     return [("best", i) for i in best] + [("worst", i) for i in worst]
 
 
