@@ -396,6 +396,10 @@ def test_frame_log_errors_are_user_errors(tmp_path):
     bad.write_text("index,pts\n0,0\n")
     with pytest.raises(UserError, match="lacks the column"):
         read_frame_log(bad)
+    video = tmp_path / "out.csv"
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom\x80\xff")  # a video given as the log
+    with pytest.raises(UserError, match="is no frame log .*: it is not text$"):
+        read_frame_log(video)
 
 
 # --- triplets ----------------------------------------------------------------------------------

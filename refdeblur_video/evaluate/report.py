@@ -189,8 +189,8 @@ def infinite_note(evaluation: Evaluation) -> str | None:
 def _number(value, metric: str, signed: bool = False) -> str:
     if value is None:
         return "-"
-    if metric not in ("psnr", "ssim"):  # e.g. sharpness: scale depends on the measure
-        return f"{value:+.4g}" if signed else f"{value:.4g}"
+    if metric not in ("psnr", "ssim"):  # e.g. sharpness: one notation down a column
+        return f"{value:+.3e}" if signed else f"{value:.3e}"
     digits = 4 if metric == "ssim" else 2
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 

@@ -93,8 +93,11 @@ def read_frame_log(path: str | Path) -> dict[int, LoggedFrame]:
         raise UserError(f"no such frame log: {path}")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read frame log {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is no frame log (a .csv or .json that refdeblur-video "
+                        "--log writes): it is not text") from None
+    except OSError as exc:
+        raise UserError(f"cannot read frame log {path}: {exc.strerror or exc}") from None
     rows = _json_rows(text, path) if path.suffix.lower() in (".json", ".jsonl") else _csv_rows(text)
     if not rows:
         raise UserError(f"frame log {path} has no rows")

@@ -93,7 +93,7 @@ class RunSummary:
     seconds: float = 0.0
     restoring_seconds: float = 0.0  # from the first frame restored to the output's close
     skipped: bool = False
-    skipped_why: str = "already done"  # many files: why this one was skipped
+    skipped_why: str = ""  # many files: why this one was skipped
     references_dropped: int = 0  # restored frames whose reference failed the reference check
     unchanged: int = 0  # frames restored no sharper than they came: written as they came
     shots: int = 1  # shots found (cuts + 1)
