@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 import pytest
@@ -90,6 +91,32 @@ def test_yaml_configs_load_and_reject_unknown_keys(tmp_path):
         load_config(bad)
     with pytest.raises(UserError, match="unknown model config"):
         load_config("nope")
+
+
+@pytest.mark.parametrize("line, says", [
+    ("channels: abc", "channels must be 3 positive integers, not 'abc'"),
+    ('channels: "488"', "channels must be 3 positive integers, not '488'"),  # not 4, 8, 8
+    ("channels: [8, 8, true]", "channels must be 3 positive integers"),
+    ("n_resblocks: two", "n_resblocks must be one or three positive integers"),
+    ("fusion_gate: maybe", "fusion_gate must be true or false, not 'maybe'"),
+    ("match_radius: four", "match_radius must be a whole number, not 'four'"),
+    ("reference_check: high", "reference_check must be a number, not 'high'"),
+])
+def test_a_model_yaml_of_the_wrong_types_is_one_line_naming_the_key(tmp_path, line, says):
+    from refdeblur_video.model.config import load_model_yaml
+
+    good = {"channels": "[8, 8, 8]", "n_resblocks": "1", "fusion_gate": "true",
+            "match_radius": "4"}
+    key = line.partition(":")[0]
+    text = "".join(f"{k}: {v}\n" for k, v in good.items() if k != key) + line + "\n"
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(UserError, match=re.escape(f"model config: {says}")):
+        load_model_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "good.yaml").write_text("".join(f"{k}: {v}\n" for k, v in good.items()))
+    config, settings = load_model_yaml(tmp_path / "good.yaml")
+    assert (config.channels, config.n_resblocks, config.fusion_gate) == (
+        (8, 8, 8), (1, 1, 1), True)
+    assert settings.match_radius == 4
 
 
 def test_checkpoint_round_trip_keeps_config_and_weights(tmp_path):

@@ -1792,7 +1792,7 @@ def test_the_api_takes_keywords_over_an_options_object_and_checks_both(make_test
         deblur(clip.path, tmp_path / "other.mp4", options=changed)
     for wrong, says in ((dict(threshold="0.5"), "option threshold must be a number"),
                         (dict(batch=1.5), "option batch must be a whole number"),
-                        (dict(transfer="no"), "option transfer must be True or False"),
+                        (dict(transfer="no"), "option transfer must be true or false"),
                         (dict(options={"quiet": True}), "must be a DeblurOptions")):
         with pytest.raises(TypeError, match=says):
             deblur(clip.path, tmp_path / "other.mp4", **wrong)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -67,6 +68,40 @@ def test_train_resume_and_checkpoints(train_config, tmp_path):
     assert load_model(run / "model.safetensors", "cpu").trained
 
 
+def test_a_resumed_run_keeps_its_own_settings(train_config, tmp_path, capsys):
+    run = tmp_path / "run"
+    started = ["--config", str(train_config), "--set", "data.crop=32", "--set",
+               "train.lr=3e-4", "--set", "train.steps=4", "--set", "train.gan_start=null"]
+    assert train_main([*started, "--max-steps", "2", "--quiet"]) == 0
+    # resumed as the docs show it, with the plain config: its crop, rate and length are not
+    # the run's, and are not used
+    assert train_main(["--config", str(train_config), "--resume", "--max-steps", "1"]) == 0
+    said = capsys.readouterr().out
+    assert ("--resume goes on with the run's own settings: the config's data.crop, "
+            "train.gan_start, train.lr, train.steps (which differ from them) are not used"
+            ) in said
+    assert "stopped at step 3 of 4" in said  # the run's length, not the config's 6
+    with safe_open(str(run / "last.safetensors"), "pt") as handle:
+        kept = json.loads(handle.metadata()["train_config"])
+    assert (kept["data"]["crop"], kept["train"]["lr"]) == (32, 3e-4)
+    assert json.loads((run / "train_config.json").read_text())["data"]["crop"] == 32
+    # a setting the command names that differs is refused, with what differs
+    assert train_main(["--config", str(train_config), "--set", "data.crop=64",
+                       "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --resume goes on with the run's own settings, and these differ: "
+                   "data.crop: 32 in the run, 64 now; only data.workers, train.ckpt_every, "
+                   "train.log_every, train.steps, train.val_every can change (another out "
+                   "starts a new run)"]
+    assert steps_logged(run) == [1, 2, 3]  # nothing trained by the refused command
+    # how long it goes on can change; its end names what it made
+    assert train_main([*started, "--set", "train.steps=5", "--resume"]) == 0
+    assert steps_logged(run) == [1, 2, 3, 4, 5]
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"finished at step 5: {run / 'model.safetensors'} (the last "
+                           f"weights), {run / 'best.safetensors'} (the best on validation, ")
+
+
 def test_resume_without_state_is_a_clear_error(train_config, tmp_path, capsys):
     assert train_main(["--config", str(train_config), "--resume", "--quiet"]) == 2
     assert "no training state" in capsys.readouterr().err
@@ -75,10 +110,15 @@ def test_resume_without_state_is_a_clear_error(train_config, tmp_path, capsys):
 
 def test_a_bad_model_or_init_leaves_no_run_folder(train_config, tmp_path, capsys):
     (tmp_path / "fake.safetensors").write_bytes(b"not weights")
-    for setting in ("model=no_such_model", f"init={tmp_path / 'fake.safetensors'}"):
+    for setting in ("model=no_such_model", f"init={tmp_path / 'fake.safetensors'}",
+                    "model=default", f"model={tmp_path / 'fake.safetensors'}"):
         assert train_main(["--config", str(train_config), "--set", setting, "--quiet"]) == 2
-        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
         assert not (tmp_path / "run").exists(), setting
+        if setting.startswith("model=") and setting != "model=no_such_model":
+            # not "unknown ... (known: default, ...safetensors)", which lists it as valid
+            assert "to start from a checkpoint's weights give init=PATH" in err[0]
 
 
 def test_a_run_that_fails_before_its_first_step_leaves_nothing_changed(
@@ -297,9 +337,14 @@ def test_the_matching_loss_trains_a_frozen_phi_and_is_logged(train_config, tmp_p
     # a state saved with phi trained cannot resume with phi frozen: one clear line
     capsys.readouterr()
     assert train_main(["--config", str(train_config), "--set", f"out={out}",
-                       "--set", "train.steps=4", "--set", "train.freeze_phi=true", "--quiet",
-                       "--resume"]) != 0
-    assert "another set of trainable parameters" in capsys.readouterr().err
+                       "--set", "train.steps=4", "--set", "train.match_weight=0", "--quiet",
+                       "--resume"]) == 2
+    assert "train.match_weight: 1.0 in the run, 0.0 now" in capsys.readouterr().err
+    # resumed without naming it, it goes on training phi by the matching loss
+    assert train_main(["--config", str(train_config), "--set", f"out={out}",
+                       "--set", "train.steps=4", "--quiet", "--resume"]) == 0
+    with (out / "train_log.csv").open() as handle:
+        assert "match_accuracy" in list(csv.DictReader(handle))[-1]
 
 
 @pytest.mark.parametrize("workers, whole_group", [(0, False), (1, True)],
@@ -473,6 +518,25 @@ def test_a_batch_larger_than_the_triplets_or_no_validation_split_is_one_line(
     assert not (tmp_path / "run").exists()  # refused before the run's folder was touched
 
 
+def test_validating_on_the_test_split_or_never_leaving_warm_up_is_said(
+        tmp_path, make_test_clip, capsys):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL))
+    manifest = _tiny_manifest(tmp_path, make_test_clip, 0.5)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({**row, "split": "test" if row["split"] == "val"
+                                            else row["split"]}) + "\n" for row in rows))
+    config = _manifest_run(tmp_path, manifest, workers=0)
+    assert train_main(["--config", str(config), "--quiet", "--set",
+                       "train.warmup_steps=2"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"warning: {manifest} has no val triplets: validating, and choosing "
+        "best.safetensors, on its test triplets (refdeblur-triplets --val-sequences or "
+        "--val-fraction keeps a val split apart)",
+        "warning: train.warmup_steps (2) is not below train.steps (2): the learning rate "
+        "never reaches train.lr"]
+
+
 def test_an_out_that_is_a_file_or_a_config_that_is_not_text_is_one_line(train_config,
                                                                         tmp_path, capsys):
     taken = tmp_path / "clip.mp4"
@@ -528,6 +592,15 @@ def test_ctrl_c_before_the_first_step_says_nothing_was_saved(train_config, tmp_p
     assert train_main(["--config", str(train_config), "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == (
         "interrupted before the first step: no training state was saved")
+    monkeypatch.undo()
+    # in the first step itself, after the run has started: no untrained state either
+    monkeypatch.setattr(loop, "_train_step", interrupted)
+    assert train_main(["--config", str(train_config), "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted before the first step: no training state was saved")
+    assert not (tmp_path / "run" / "last.safetensors").exists()
+    monkeypatch.undo()  # nothing blocks a fresh start
+    assert train_main(["--config", str(train_config), "--quiet", "--max-steps", "1"]) == 0
 
 
 def test_a_manifest_with_pairs_of_different_sizes_is_refused_before_training(

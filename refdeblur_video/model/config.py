@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 
 from ..errors import UserError, invalid_yaml
 from ..package_files import MODEL_CONFIGS
+from ..typed_fields import check_scalar_fields
 from .inference import InferenceSettings, split_settings
 
 CONFIG_DIR = MODEL_CONFIGS
@@ -41,20 +43,22 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_scalar_fields(self, model_config_error)
         for name, size in (("channels", 3), ("ref_channels", 3), ("phi_channels", 3),
                            ("sffm_hidden", 2)):
-            value = tuple(int(v) for v in getattr(self, name))
-            if len(value) != size or min(value) < 1:
-                raise UserError(f"model config: {name} must be {size} positive integers")
+            value = _whole_numbers(getattr(self, name))
+            if value is None or len(value) != size or min(value) < 1:
+                raise UserError(f"model config: {name} must be {size} positive integers, "
+                                f"not {getattr(self, name)!r}")
             object.__setattr__(self, name, value)
-        blocks = self.n_resblocks
-        try:
-            blocks = (int(blocks),) * 3 if isinstance(blocks, int) else tuple(map(int, blocks))
-        except (TypeError, ValueError):
-            blocks = ()
-        if len(blocks) != 3 or min(blocks) < 1:
-            raise UserError("model config: n_resblocks must be one or three positive integers")
+        given = self.n_resblocks
+        blocks = _whole_numbers(given if isinstance(given, (list, tuple)) else [given] * 3)
+        if blocks is None or len(blocks) != 3 or min(blocks) < 1:
+            raise UserError("model config: n_resblocks must be one or three positive "
+                            f"integers, not {self.n_resblocks!r}")
         object.__setattr__(self, "n_resblocks", blocks)
+        if self.ref_blur_factor < 1:
+            raise UserError("model config: ref_blur_factor must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -82,6 +86,20 @@ class ModelConfig:
         if unknown:
             raise UserError(f"model config: unknown keys {', '.join(unknown)}")
         return cls(**data)
+
+
+def model_config_error(text: str) -> UserError:
+    """The error of a model config's value of the wrong type."""
+    return UserError(f"model config: {text}")
+
+
+def _whole_numbers(values: Any) -> tuple[int, ...] | None:
+    """``values`` as a tuple of ints where it is a list of whole numbers (not a text, whose
+    characters would pass one by one, nor true or false), else None."""
+    if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+        return None
+    return tuple(int(v) for v in values)
 
 
 def named_configs() -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
+from ..typed_fields import check_scalar_fields
 
 MATCH_MODES = ("local", "global", "identity")
 PREALIGN_CHOICES = (False, True, "flow", "homography")
@@ -34,6 +35,7 @@ class Matching:
     prior: float = 0.0
 
     def __post_init__(self) -> None:
+        check_scalar_fields(self, lambda text: UserError(f"model config: match_{text}"))
         if self.mode not in MATCH_MODES:
             raise UserError(f"model config: match_mode must be one of {', '.join(MATCH_MODES)}")
         if self.radius < 1:
@@ -67,6 +69,7 @@ class InferenceSettings:
     transfer_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        check_scalar_fields(self, lambda text: UserError(f"model config: {text}"))
         self.matching  # noqa: B018 - validates the matching fields
         if self.prealign not in PREALIGN_CHOICES:
             raise UserError("model config: prealign must be false, true (flow) or homography")

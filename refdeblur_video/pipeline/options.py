@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
 from ..frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from ..typed_fields import check_scalar_fields
 from ..video.presets import X264_PRESETS
 
 
@@ -55,7 +54,8 @@ class DeblurOptions:
     dry_run: bool = False  # plan only: which frames would be restored, nothing written
 
     def __post_init__(self) -> None:
-        self._check_types()
+        # the command line parses the values; the Python API takes what it is given
+        check_scalar_fields(self, lambda text: TypeError(f"option {text}"), paths=True)
         if self.crf is not None and self.crf < 0:
             raise UserError("--crf must be 0 (lossless) or more")
         # every encoder's speed is set from these names (x264 would print its own
@@ -83,23 +83,6 @@ class DeblurOptions:
             raise UserError("--adapt-seconds must be in (0, 86400]")
         if not self.adapt and (self.adapt_seconds is not None or self.save_adapted):
             raise UserError("--adapt-seconds and --save-adapted need --adapt")
-
-    def _check_types(self) -> None:
-        """Each value as its field's type (a path as its text, a NumPy number as Python's),
-        or a :class:`TypeError` naming the option: the command line parses them, the Python
-        API takes what it is given."""
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            kind, *rest = spec.type.split(" | ")
-            if value is None and rest == ["None"]:
-                continue
-            if kind == "str" and isinstance(value, os.PathLike):
-                value = os.fspath(value)
-            wanted, convert = _TYPES[kind]
-            if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
-                raise TypeError(f"option {spec.name} must be {_TYPE_NAMES[kind]}"
-                                f"{' or None' if rest else ''}, not {value!r}")
-            setattr(self, spec.name, convert(value))
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> DeblurOptions:
@@ -133,12 +116,6 @@ class DeblurOptions:
         return [flag for name, flag in flags.items()
                 if getattr(self, name) != getattr(default, name)]
 
-
-# each field type's accepted values and how they are stored
-_TYPES = {"bool": (bool, bool), "int": (numbers.Integral, int),
-          "float": (numbers.Real, float), "str": (str, str)}
-_TYPE_NAMES = {"bool": "True or False", "int": "a whole number", "float": "a number",
-               "str": "a text or a path"}
 
 # options that only a video has a use for, by the option's name on the command line
 _VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fmt": "--pix-fmt",

@@ -23,7 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--config", required=True, help="training YAML (configs/train/*.yaml)")
     start = parser.add_mutually_exclusive_group()  # continue or start again, not both
-    start.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    start.add_argument("--resume", action="store_true",
+                       help="continue from OUT/last.safetensors with the run's own settings "
+                       "(--set may change train.steps and how often it logs, validates and "
+                       "saves)")
     start.add_argument("--overwrite", action="store_true",
                         help="start afresh in an OUT that holds an earlier run (its checkpoints "
                         "are replaced)")
@@ -52,13 +55,15 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     try:
         from .loop import train
 
-        cfg = load_train_config(args.config, _overrides(args.set))
+        overrides = _overrides(args.set)
+        cfg = load_train_config(args.config, overrides)
         # SIGTERM and SIGHUP (`kill PID`, a closed terminal) stop training as Ctrl-C does:
         # the state is saved first. A job started in the background from a script ignores
         # SIGINT, so without this `kill` would lose the steps since the last state.
         with handle_signals(then_ignore=exiting):
             train(cfg, resume=args.resume, max_steps=args.max_steps, quiet=args.quiet,
-                  time_limit=args.time_limit, overwrite=args.overwrite)
+                  time_limit=args.time_limit, overwrite=args.overwrite,
+                  explicit=overrides.keys())
     except UserError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

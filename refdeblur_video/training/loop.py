@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from ..refine.transfer import TransferSettings, transfer_reference
 from ..safe_output import atomic_output
 from .config import TrainConfig
 from .match_loss import matching_loss
+from .resume_settings import resumed_config
 from .state import load_training_state, save_training_state
 from .transfer_loss import transferred_output
 
@@ -139,13 +141,20 @@ def _check_batch(cfg: TrainConfig, count: int) -> None:
 
 
 def _validation_triplets(d) -> TripletDataset:
-    """The manifest's ``val`` triplets, else its ``test`` ones."""
+    """The manifest's ``val`` triplets, else its ``test`` ones (said: the run's best
+    weights are then chosen on the test set, whose scores no longer measure them fairly)."""
     for split in ("val", "test"):
         try:
-            return TripletDataset(d.manifest, crop=d.val_crop, split=split, augment=False,
-                                  seed=1234)
+            found = TripletDataset(d.manifest, crop=d.val_crop, split=split, augment=False,
+                                   seed=1234)
         except UserError:
             continue
+        if split == "test" and os.environ.get("RANK", "0") == "0":
+            print(f"warning: {d.manifest} has no val triplets: validating, and choosing "
+                  "best.safetensors, on its test triplets (refdeblur-triplets "
+                  "--val-sequences or --val-fraction keeps a val split apart)",
+                  file=sys.stderr)
+        return found
     raise UserError(f"manifest {d.manifest} has no validation triplets (split val or test): "
                     "build it with refdeblur-triplets and --val-videos or --val-sequences "
                     "NAMES, or --val-fraction F")
@@ -204,6 +213,10 @@ def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: t
 def _build_model(cfg: TrainConfig) -> tuple[RefDeblurNet, InferenceSettings]:
     """The network of ``cfg.model`` (its initial weights per ``cfg``) and the model YAML's
     inference settings, which the run's checkpoints carry as their defaults."""
+    if cfg.model == "default" or cfg.model.lower().endswith(".safetensors"):
+        raise UserError(f"train config: model is the architecture to train (lite, paper or a "
+                        f"model .yaml), not {cfg.model!r}: to start from a checkpoint's "
+                        "weights give init=PATH")
     config, settings = load_model_yaml(cfg.model)
     model = RefDeblurNet(config, settings.matching)
     if cfg.init:
@@ -298,29 +311,22 @@ def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
     return state_path
 
 
-def _keep_the_average(cfg: TrainConfig, state_path: Path, quiet: bool) -> None:
-    """A run that kept a moving average of its weights goes on keeping it, with its decay,
-    where the resuming command does not say (a recipe that passes ``ema_decay=0`` by
-    default would otherwise drop it for good)."""
-    if cfg.train.ema_decay > 0:
-        return
-    metadata = read_safetensors(state_path, None, "training state")[1]
-    try:
-        decay = float(json.loads(metadata.get("train_config", "{}"))["train"]["ema_decay"])
-    except (KeyError, TypeError, ValueError):
-        return
-    if decay > 0:
-        cfg.train.ema_decay = decay
-        if not quiet:
-            print(f"the run keeps its moving average of the weights (ema_decay {decay})")
+def _resumed(cfg: TrainConfig, state_path: Path, explicit: Collection[str] | None,
+             quiet: bool) -> TrainConfig:
+    """The settings a resumed run goes on with (:func:`.resume_settings.resumed_config`),
+    saying which of the config's differ from the run's and are not used."""
+    saved = read_safetensors(state_path, None, "training state")[1].get("train_config")
+    cfg, unused = resumed_config(cfg, saved, explicit)
+    if unused and not quiet and os.environ.get("RANK", "0") == "0":
+        print("--resume goes on with the run's own settings: the config's "
+              f"{', '.join(unused)} (which differ from them) are not used")
+    return cfg
 
 
 def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) -> _Run:
     """Model, optimisers and output folder of a run, resumed from its state if asked."""
     opt = cfg.train
     out_dir = Path(cfg.out)
-    if resume:
-        _keep_the_average(cfg, state_path, quiet)
     rank = init_distributed("cuda" if torch.cuda.is_available() else "cpu")
     device = choose_device(rank)
     torch.manual_seed(opt.seed + 1000 * rank.rank)
@@ -487,18 +493,23 @@ def _validate_and_keep_best(run: _Run, val_samples: list[dict[str, torch.Tensor]
 
 def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
           quiet: bool = False, time_limit: float | None = None,
-          overwrite: bool = False) -> dict[str, float]:
+          overwrite: bool = False, explicit: Collection[str] | None = None
+          ) -> dict[str, float]:
     """Train per ``cfg``; checkpoints go to ``cfg.out``. Returns the last validation scores.
 
     ``max_steps`` and ``time_limit`` (seconds) end this run early, after saving a state that
     ``resume=True`` continues from; the learning-rate schedule always spans ``train.steps``.
-    A fresh run into a folder that holds an earlier run's state is refused unless
-    ``overwrite``.
+    A resumed run goes on with its own settings: of ``cfg``, only the ``explicit`` ones
+    (None: all) among :data:`.resume_settings.CHANGEABLE` apply, and another explicit one
+    that differs is refused. A fresh run into a folder that holds an earlier run's state
+    is refused unless ``overwrite``.
     """
     started = time.monotonic()
-    opt = cfg.train
     # before the data, which may take minutes to load
     state_path = _check_out(Path(cfg.out), resume, overwrite)
+    if resume:
+        cfg = _resumed(cfg, state_path, explicit, quiet)
+    opt = cfg.train
     if (cfg.data.source == "videos" and cfg.data.blur_on == "gpu"
             and not torch.cuda.is_available() and os.environ.get("RANK", "0") == "0"):
         print("warning: data.blur_on is gpu but there is no GPU: the batched blur runs on "
@@ -506,7 +517,11 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     # the data is checked before the run's folder is touched (--overwrite clears its logs)
     train_set, val_samples = build_datasets(cfg)
     _check_batch(cfg, len(train_set))
+    if opt.warmup_steps >= opt.steps and not resume and os.environ.get("RANK", "0") == "0":
+        print(f"warning: train.warmup_steps ({opt.warmup_steps}) is not below train.steps "
+              f"({opt.steps}): the learning rate never reaches train.lr", file=sys.stderr)
     run = _start_run(cfg, resume, quiet, state_path)
+    first_step = run.step
     rank, device = run.rank, run.device
     net: nn.Module = run.model
     if rank.world > 1:
@@ -559,7 +574,11 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
         if run.step < opt.steps and rank.main and not quiet:
             print(f"stopped at step {run.step} of {opt.steps} (--max-steps or "
                   "--time-limit): state saved; continue with --resume")
+        elif run.step > first_step and rank.main and not quiet:
+            print(_finished_line(run))
     except KeyboardInterrupt as exc:
+        if run.step == first_step:  # nothing trained: an untrained state would look like a run
+            raise
         if rank.main:
             run.save()
             print(f"interrupted: state saved at step {run.step}; continue with --resume")
@@ -573,6 +592,17 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
                 dist.barrier()
                 dist.destroy_process_group()
     return scores
+
+
+def _finished_line(run: _Run) -> str:
+    """What a run that has reached its last step leaves, and where."""
+    made = [f"{run.out_dir / 'model.safetensors'} (the last weights)"]
+    if run.ema is not None:
+        made.append(f"{run.out_dir / 'ema.safetensors'} (their moving average)")
+    if run.best is not None:
+        made.append(f"{run.out_dir / 'best.safetensors'} (the best on validation, "
+                    f"{run.best:.2f} dB)")
+    return f"finished at step {run.step}: " + ", ".join(made)
 
 
 def _to_device(value: torch.Tensor, device: torch.device) -> torch.Tensor:
