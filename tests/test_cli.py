@@ -72,6 +72,9 @@ def test_argument_errors_come_before_pytorch_is_imported(tmp_path, make_test_cli
         "output batch/ is a folder, but the input is one file": ["bad.yaml", "batch/"],
         "model file not found: none.safetensors": ["in.mp4", "o11.mp4", "--model",
                                                    "none.safetensors"],
+        # a training run's folder, its weights named
+        "--model batch is a folder: give a model file": ["in.mp4", "o17.mp4", "--model",
+                                                         "batch"],
         "model config bad.yaml is not valid YAML (line 2, column 1:": [
             "in.mp4", "o12.mp4", "--model", "bad.yaml"],
         # it would write a copy of the input and exit 0

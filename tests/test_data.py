@@ -144,6 +144,12 @@ def test_manifest_roundtrip_absolute_paths(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "sub" / "m.jsonl").read_text())["blur"] == "../a/b.png"
     back = read_manifest(tmp_path / "sub" / "m.jsonl")[0]
     assert Path(back.blur) == (tmp_path / "a/b.png").resolve() and back.offset == -3
+    # a split no reader takes is refused, not left out of every one
+    record = json.loads((tmp_path / "sub" / "m.jsonl").read_text())
+    (tmp_path / "bad.jsonl").write_text(json.dumps({**record, "split": "training"}) + "\n")
+    with pytest.raises(UserError, match="line 1: split must be train, val, test or absent, "
+                       "not 'training'"):
+        read_manifest(tmp_path / "bad.jsonl")
 
 
 # ---------------------------------------------------------------- linear light, HFR
@@ -183,6 +189,18 @@ def test_hfr_average_in_linear_light_and_reference_outside(tmp_path: Path) -> No
         assert abs(t.offset) >= 2 and abs(t.offset) <= 6  # outside the 3-frame window
         assert np.all(read_image(t.ref) == values[ref_index])
     assert src.is_dir()
+
+
+def test_hfr_says_when_a_video_is_of_an_ordinary_frame_rate(make_test_clip, tmp_path: Path,
+                                                            caplog) -> None:
+    clip = make_test_clip("clip.mp4", n_frames=20)  # 25 fps
+    with caplog.at_level("WARNING"):
+        triplets = build_hfr_triplets([clip.path], tmp_path / "hfr", min_frames=3,
+                                      max_frames=5, ref_min=2, ref_max=6, seed=1)
+    assert triplets
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["clip.mp4 runs at 25 fps: windows of 3-5 of its frames span 0.12-0.20 s, "
+                    "far more motion than the 240 fps footage this averaging is made for"]
 
 
 def test_hfr_refuses_a_blur_sharp_tree_and_leaves_out_earlier_outputs(
@@ -570,6 +588,23 @@ def test_cli_gopro_says_when_sequences_are_too_short_for_dmin(gopro_root: Path,
     closer = [t for t in read_manifest(tmp_path / "m.jsonl") if abs(t.offset) < 8]
     said = [r.getMessage() for r in caplog.records if "closer than --dmin 8" in r.getMessage()]
     assert closer and len(said) == 1 and said[0].startswith(f"{len(closer)} of 28 triplets")
+
+
+def test_cli_gopro_says_what_frames_are_missing_and_refuses_a_file(gopro_root: Path,
+                                                                   tmp_path: Path, caplog,
+                                                                   capsys) -> None:
+    seq = gopro_root / "train" / "seqA"
+    (seq / "sharp" / "000003.png").unlink()  # blurry 3 has no partner; the numbers skip
+    with caplog.at_level("WARNING"):
+        assert cli.main(["gopro", str(gopro_root), str(tmp_path / "m.jsonl")]) == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert f"{Path('train/seqA')}: 1 blurry frame without a sharp frame of the same name or " \
+           "number left out" in said
+    assert any(m.startswith(f"{Path('train/seqA')}: its sharp frames skip 1 number:")
+               for m in said)
+    assert all("seqB" not in m for m in said)  # whole sequences are not named
+    assert cli.main(["gopro", str(tmp_path / "m.jsonl"), str(tmp_path / "n.jsonl")]) == 2
+    assert "m.jsonl is a file: give the dataset's folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("option", "says"), [

@@ -526,6 +526,24 @@ def test_the_main_jobs_column_leaves_frames_as_sharp_as_their_reference(tmp_path
                                   + evaluation.rows[1]["psnr_model"]) / 2)
 
 
+def test_the_eval_says_its_warnings_as_its_own_lines(manifest, tmp_path):
+    """A model YAML has no weights: the warning is a `warning:` line, as refdeblur-video
+    says it, not Python's (with its file, line number and source line)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "tiny.yaml").write_text("channels: [8, 8, 8]\nn_resblocks: 1\n"
+                                        "ref_channels: [4, 4, 4]\nphi_channels: [4, 4, 4]\n"
+                                        "sffm_hidden: [4, 4]\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "refdeblur_video.evaluate.cli", "triplets", str(manifest),
+         "--model", str(tmp_path / "tiny.yaml"), "--device", "cpu", "--report",
+         str(tmp_path / "report"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("warning: no trained weights"), done.stderr
+    assert "UserWarning" not in done.stderr and ".py:" not in done.stderr
+
+
 def test_triplets_cli_with_the_lite_model(manifest, tmp_path, capsys):
     report = tmp_path / "report"
     code = main(["triplets", str(manifest), "--model", "lite", "--device", "cpu",

@@ -44,6 +44,7 @@ from refdeblur_video.image_files import (
     natural_key,
     write_png,
 )
+from refdeblur_video.messages import counted
 from refdeblur_video.video.sources import count_frames, iter_frames
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,9 @@ def scan_pairs(
 ) -> list[PairedSequence]:
     """All sequences under ``root`` with a ``blur_dir`` folder beside a sharp/gt folder."""
     root = Path(root)
+    if root.is_file():
+        raise UserError(f"{root} is a file: give the dataset's folder (ROOT/train/SEQ/blur, "
+                        "sharp)")
     if not root.is_dir():
         raise UserError(f"dataset folder not found: {root}")
     found = []
@@ -112,7 +116,9 @@ def scan_pairs(
             continue
         here = Path(folder)
         sharp = list_images(here / sharp_name)
-        pairs = _pair(list_images(here / blur_dir), sharp)
+        blurry = list_images(here / blur_dir)
+        pairs = _pair(blurry, sharp)
+        _say_what_is_missing(here.relative_to(root), len(blurry) - len(pairs), sharp)
         if pairs:
             rel = here.relative_to(root)
             split = split_from_path((root.resolve().name, *rel.parts), default_split)
@@ -127,6 +133,19 @@ def scan_pairs(
     if len(set(names)) < len(names):  # same folder name twice: use relative paths
         return [PairedSequence(rel.as_posix(), s.split, s.sharp, s.blur) for rel, s in found]
     return [s for _, s in found]
+
+
+def _say_what_is_missing(sequence: Path, unpaired: int, sharp: list[Path]) -> None:
+    """Warn of blurry frames with no sharp partner (left out) and of sharp frames whose
+    numbers skip (a reference offset counts the frames there are, not the numbers)."""
+    if unpaired:
+        log.warning("%s: %s without a sharp frame of the same name or number left out",
+                    sequence, counted(unpaired, "blurry frame"))
+    numbers = [_last_number(p.name) for p in sharp]
+    if None not in numbers and numbers and numbers[-1] - numbers[0] + 1 > len(numbers):
+        log.warning("%s: its sharp frames skip %s: a reference offset counts the frames "
+                    "there are, so a reference may be farther than --dmax", sequence,
+                    counted(numbers[-1] - numbers[0] + 1 - len(numbers), "number"))
 
 
 def _carve_val(sequences: Sequence, val_sequences: Iterable[str], val_fraction: float,
@@ -305,6 +324,7 @@ def build_hfr_triplets(
     outdir = Path(outdir)
     triplets: list[Triplet] = []
     for src in found:
+        _say_when_slow(src.path, min_frames, max_frames)
         split = "val" if src.name in val else src.split
         windows = plan_windows(count_frames(src.path, reader), stable_rng(seed, src.name),
                                min_frames, max_frames, ref_min, ref_max, gap, max_per_sequence)
@@ -313,6 +333,25 @@ def build_hfr_triplets(
         raise UserError(f"sequences too short for a {min_frames}-frame window plus a reference")
     write_manifest(outdir / MANIFEST_NAME, triplets)
     return triplets
+
+
+#: below this a video is not the high-rate footage the averaging windows are made for
+_HIGH_RATE_FPS = 100
+
+
+def _say_when_slow(path: Path, min_frames: int, max_frames: int) -> None:
+    """Warn where a video is of an ordinary frame rate: its windows span many times the
+    exposure a 240 fps source's do (a folder of frames has no rate to check)."""
+    if Path(path).is_dir():
+        return
+    from refdeblur_video.video.metadata import probe
+
+    fps = probe(path).fps
+    if fps and float(fps) < _HIGH_RATE_FPS:
+        log.warning("%s runs at %.3g fps: windows of %d-%d of its frames span %.2f-%.2f s, "
+                    "far more motion than the 240 fps footage this averaging is made for",
+                    Path(path).name, float(fps), min_frames, max_frames,
+                    min_frames / float(fps), max_frames / float(fps))
 
 
 def _render_windows(src: FrameSource, split: str, windows: list[_Window], folder: Path,

@@ -99,9 +99,12 @@ def _parse(line: str, manifest: Path, number: int) -> Triplet:
     if missing:
         raise UserError(f"{where}: missing {', '.join(missing)}")
     folder = manifest.parent.resolve()
+    split = entry.get("split")
+    if split is not None and split not in SPLITS:  # a row no split would ever take
+        raise UserError(f"{where}: split must be {', '.join(SPLITS)} or absent, not "
+                        f"{split!r}")
     try:
         offset = entry.get("offset")
-        split = entry.get("split")
         return Triplet(
             *(os.path.normpath(folder / entry[k]) for k in _IMAGES),
             sequence=str(entry["sequence"]),

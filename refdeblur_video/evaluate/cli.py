@@ -8,7 +8,7 @@ import sys
 from refdeblur_video.argparsing import OneLineParser, at_least_one, zero_or_more
 from refdeblur_video.errors import UserError
 from refdeblur_video.interrupts import exit_after, handle_signals
-from refdeblur_video.messages import counted
+from refdeblur_video.messages import counted, route_messages
 
 DESCRIPTION = "Per-frame evaluation reports (frames.csv, summary.json, report.html)."
 
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     """Entry point of ``refdeblur-eval``; SIGINT, SIGTERM and SIGHUP stop it with one line
     (exit 130), and no report is written."""
     args = build_parser().parse_args(argv)
+    route_messages()  # warnings as the commands' own lines, not Python's
     try:
         with handle_signals(then_ignore=exiting):
             return _generators(args) if args.mode == "generators" else _compare_modes(args)

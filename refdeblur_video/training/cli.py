@@ -12,6 +12,7 @@ from refdeblur_video.argparsing import OneLineParser, at_least_one, positive_sec
 
 from ..errors import UserError, one_line
 from ..interrupts import exit_after, handle_signals
+from ..messages import route_messages
 from .config import load_train_config
 
 
@@ -52,6 +53,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     args = parse_args(argv)
+    route_messages()  # warnings as the commands' own lines, not Python's
     try:
         from .loop import train
 

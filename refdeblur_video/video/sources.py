@@ -117,7 +117,8 @@ def count_frames(source: str | Path, reader: str = "auto") -> int:
         except ImportError:
             pass
         except Exception as exc:
-            raise UserError(f"cannot read video {source}: {exc}") from None
+            why = getattr(exc, "strerror", None) or exc  # libav's words, not its error number
+            raise UserError(f"cannot read video {source}: {why}") from None
     return sum(1 for _ in iter_frames(source, reader=reader))
 
 
