@@ -224,6 +224,9 @@ def test_config_errors(tmp_path):
     ({"data.strength": [2, 1]}, "data.strength must be [LOW, HIGH]"),
     ({"data.train_videos": "a.mp4"}, "data.train_videos must be a list"),
     ({"train.amp": "yes"}, "train.amp must be a bool"),
+    ({"data.blur_on": "gpux"}, "train config: data.blur_on must be 'cpu' or 'gpu', not 'gpux'"),
+    ({"data.source": "manifest", "data.manifest": "m.jsonl", "data.blur_on": "gpux"},
+     "data.blur_on must be 'cpu' or 'gpu'"),  # checked for a manifest run too
 ])
 def test_values_of_the_wrong_type_or_range_are_one_clear_error(override, says):
     from refdeblur_video.training.config import train_config_from_dict
@@ -535,6 +538,10 @@ def test_validating_on_the_test_split_or_never_leaving_warm_up_is_said(
         "--val-fraction keeps a val split apart)",
         "warning: train.warmup_steps (2) is not below train.steps (2): the learning rate "
         "never reaches train.lr"]
+    # a mistake in the blur mix is one on a manifest too, though it makes no blur there
+    assert train_main(["--config", str(config), "--quiet", "--overwrite", "--set",
+                       "data.mix={foo: 1}"]) == 2
+    assert "unknown keys in 'data.mix': foo" in capsys.readouterr().err
 
 
 def test_an_out_that_is_a_file_or_a_config_that_is_not_text_is_one_line(train_config,

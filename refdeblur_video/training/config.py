@@ -195,6 +195,9 @@ def train_config_from_dict(
     _check_ranges(config)
     if config.data.source not in ("videos", "manifest"):
         raise UserError("train config: data.source must be 'videos' or 'manifest'")
+    if config.data.blur_on not in ("cpu", "gpu"):  # checked for a manifest run too
+        raise UserError(f"train config: data.blur_on must be 'cpu' or 'gpu', not "
+                        f"{config.data.blur_on!r}")
     if config.data.source == "manifest" and not config.data.manifest:
         raise UserError("train config: data.manifest is required when data.source is manifest")
     if config.data.source == "videos" and not config.data.train_videos:

@@ -109,6 +109,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
     """The training dataset and a fixed list of validation samples."""
     d = cfg.data
     if d.source == "manifest":
+        blur_mix(d.mix)  # a mistake in it is one all the same, though no blur is made
         train = TripletDataset(d.manifest, crop=d.crop, split="train", augment=True,
                                ref_jitter=d.ref_jitter, unrelated_ref_prob=d.unrelated_ref_prob)
         val_set = _validation_triplets(d)
