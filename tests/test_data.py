@@ -344,6 +344,24 @@ def _videos(tmp_path: Path, count: int, frames: int = 12) -> list[Path]:
     return out
 
 
+def test_video_triplets_refuse_a_repeated_input_and_say_a_renamed_one(tmp_path: Path,
+                                                                       caplog) -> None:
+    first, second = _videos(tmp_path, 2)
+    twin = second.rename(tmp_path / "elsewhere")
+    (tmp_path / "x").mkdir()
+    renamed = twin.rename(tmp_path / "x" / first.name)  # another folder, the same name
+    with pytest.raises(UserError, match=f"{first} is given twice"):
+        build_video_triplets([first, first], tmp_path / "o1", frames_per_video=1)
+    with caplog.at_level("WARNING"):
+        triplets = build_video_triplets([first, renamed], tmp_path / "o2",
+                                        frames_per_video=1, val_videos=["video0_2"])
+    assert {t.sequence for t in triplets} == {"video0", "video0_2"}
+    assert {t.sequence for t in triplets if t.split == "val"} == {"video0_2"}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{renamed} is named video0_2 in the manifest, as another input is named video0 "
+        "(--val-videos takes the new name)"]
+
+
 def test_video_triplets_split_by_video(tmp_path: Path) -> None:
     videos = _videos(tmp_path, 4)
     out = tmp_path / "trip"

@@ -111,6 +111,17 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
+def _refuse_repeats(paths: Sequence[Path]) -> None:
+    """One input given twice would make the same triplets twice, or put one video in two
+    splits."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        key = path.resolve()
+        if key in seen:
+            raise UserError(f"{path} is given twice (as {seen[key]} too)")
+        seen[key] = path
+
+
 def sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian of a grey copy with short side <= 360 (higher = sharper)."""
     grey = cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2GRAY)
@@ -214,7 +225,13 @@ def build_video_triplets(
     for p in paths:
         if not p.exists():
             raise UserError(f"video not found: {p}")
+    _refuse_repeats(paths)
     names = unique_names(paths)
+    for name, path in zip(names, paths, strict=True):
+        own = path.stem if path.is_file() else path.name
+        if name != own:
+            log.warning("%s is named %s in the manifest, as another input is named %s "
+                        "(--val-videos takes the new name)", path, name, own)
     val = split_val(names, _listed_names(names, paths, val_videos), val_fraction, seed)
     blur = _Blur(strength, shake, noise_sigma, poisson_peak, jpeg_quality)
     job = _VideoJob(Path(outdir), frames_per_video, dmin, dmax, seed, blur, pick_sharpest,
