@@ -26,8 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     start = parser.add_mutually_exclusive_group()  # continue or start again, not both
     start.add_argument("--resume", action="store_true",
                        help="continue from OUT/last.safetensors with the run's own settings "
-                       "(--set may change train.steps and how often it logs, validates and "
-                       "saves)")
+                       "(the config file's are not used; what --set names is, each change "
+                       "said)")
     start.add_argument("--overwrite", action="store_true",
                         help="start afresh in an OUT that holds an earlier run (its checkpoints "
                         "are replaced)")

@@ -211,15 +211,20 @@ def validate(model: nn.Module, samples: list[dict[str, torch.Tensor]], device: t
     return {k: float(np.mean(v)) if v else float("inf") for k, v in finite.items()}
 
 
-def _build_model(cfg: TrainConfig) -> tuple[RefDeblurNet, InferenceSettings]:
-    """The network of ``cfg.model`` (its initial weights per ``cfg``) and the model YAML's
-    inference settings, which the run's checkpoints carry as their defaults."""
+def _build_model(cfg: TrainConfig, initial_weights: bool = True
+                 ) -> tuple[RefDeblurNet, InferenceSettings]:
+    """The network of ``cfg.model`` (its initial weights per ``cfg`` where
+    ``initial_weights``; a resumed run's come from its state, so its init file need not
+    exist any more) and the model YAML's inference settings, which the run's checkpoints
+    carry as their defaults."""
     if cfg.model == "default" or cfg.model.lower().endswith(".safetensors"):
         raise UserError(f"train config: model is the architecture to train (lite, paper or a "
                         f"model .yaml), not {cfg.model!r}: to start from a checkpoint's "
                         "weights give init=PATH")
     config, settings = load_model_yaml(cfg.model)
     model = RefDeblurNet(config, settings.matching)
+    if not initial_weights:
+        return model, settings
     if cfg.init:
         # warm start: the init weights may be of a smaller model that `model` grows
         source = resolve_model(cfg.init)
@@ -313,15 +318,31 @@ def _check_out(out_dir: Path, resume: bool, overwrite: bool) -> Path:
 
 
 def _resumed(cfg: TrainConfig, state_path: Path, explicit: Collection[str] | None,
-             quiet: bool) -> TrainConfig:
+             quiet: bool) -> tuple[TrainConfig, bool]:
     """The settings a resumed run goes on with (:func:`.resume_settings.resumed_config`),
-    saying which of the config's differ from the run's and are not used."""
+    saying what of the config is not used and what the command changed; and whether the
+    validation set changed (its best score so far is then no measure)."""
     saved = read_safetensors(state_path, None, "training state")[1].get("train_config")
-    cfg, unused = resumed_config(cfg, saved, explicit)
-    if unused and not quiet and os.environ.get("RANK", "0") == "0":
-        print("--resume goes on with the run's own settings: the config's "
-              f"{', '.join(unused)} (which differ from them) are not used")
-    return cfg
+    resumed = resumed_config(cfg, saved, explicit)
+    if not quiet and os.environ.get("RANK", "0") == "0":
+        if resumed.unused:
+            print("--resume goes on with the run's own settings: the config's "
+                  f"{', '.join(resumed.unused)} (which differ from them) are not used")
+        if resumed.changed:
+            print("--resume with changed settings: " + "; ".join(
+                f"{key} {_setting(was)} -> {_setting(now)}"
+                for key, (was, now) in resumed.changed.items()))
+        if resumed.kept_average:
+            print(f"the run keeps its moving average of the weights (ema_decay "
+                  f"{resumed.kept_average})")
+        if resumed.validation_changed:
+            print("the validation set changed: best.safetensors is chosen afresh from here")
+    return resumed.config, resumed.validation_changed
+
+
+def _setting(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) -> _Run:
@@ -332,7 +353,7 @@ def _start_run(cfg: TrainConfig, resume: bool, quiet: bool, state_path: Path) ->
     device = choose_device(rank)
     torch.manual_seed(opt.seed + 1000 * rank.rank)
     # the model YAML and the init weights are checked before the run's folder is touched
-    model, settings = _build_model(cfg)
+    model, settings = _build_model(cfg, initial_weights=not resume)
     if rank.main and not resume:  # a fresh run mixes in nothing of an overwritten run's
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
@@ -508,8 +529,9 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
     started = time.monotonic()
     # before the data, which may take minutes to load
     state_path = _check_out(Path(cfg.out), resume, overwrite)
+    fresh_best = False
     if resume:
-        cfg = _resumed(cfg, state_path, explicit, quiet)
+        cfg, fresh_best = _resumed(cfg, state_path, explicit, quiet)
     opt = cfg.train
     if (cfg.data.source == "videos" and cfg.data.blur_on == "gpu"
             and not torch.cuda.is_available() and os.environ.get("RANK", "0") == "0"):
@@ -522,6 +544,8 @@ def train(cfg: TrainConfig, resume: bool = False, max_steps: int | None = None,
         print(f"warning: train.warmup_steps ({opt.warmup_steps}) is not below train.steps "
               f"({opt.steps}): the learning rate never reaches train.lr", file=sys.stderr)
     run = _start_run(cfg, resume, quiet, state_path)
+    if fresh_best:
+        run.best = None
     first_step = run.step
     rank, device = run.rank, run.device
     net: nn.Module = run.model

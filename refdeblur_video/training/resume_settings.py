@@ -3,24 +3,40 @@ whatever the resuming command's YAML says today: a run started with ``--set`` ov
 resumed with the plain config would otherwise change its crops, batch, schedule and
 validation set without a word, and keep a best score measured on another set.
 
-The command may still say how long the run goes on and how often it logs, validates and
-saves (:data:`CHANGEABLE`); any other setting it names that differs from the run's is
-refused, with what differs.
+What the command sets on purpose (``--set``) still applies, each change named: a longer
+schedule, another learning rate, a branch copied to another folder. The run's folder is
+always the one the command names, where its state was found.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UserError
 from .config import TrainConfig, train_config_from_dict
 
-# what a resumed run may be told anew: how long it goes on (the schedule spans the new
-# train.steps), how often it logs, validates and saves, and how its data is loaded
-CHANGEABLE = frozenset({"train.steps", "train.log_every", "train.val_every",
-                        "train.ckpt_every", "data.workers"})
+# settings that decide what the validation scores measure: when one changes, the best score
+# so far was measured on another set and cannot be compared
+VALIDATION_KEYS = frozenset({"data.source", "data.manifest", "data.val_videos",
+                             "data.val_count", "data.val_crop", "data.val_strength",
+                             "data.max_side", "data.max_frames"})
+
+
+@dataclass
+class Resumed:
+    """The settings a resumed run goes on with, and how they came about."""
+
+    config: TrainConfig
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # key: (run's, now)
+    unused: list[str] = field(default_factory=list)  # the config's, not the run's, not set
+    kept_average: float | None = None  # the run's moving-average decay kept over a 0
+
+    @property
+    def validation_changed(self) -> bool:
+        return bool(VALIDATION_KEYS & self.changed.keys())
 
 
 def flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -36,37 +52,30 @@ def flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def resumed_config(cfg: TrainConfig, saved: str | None,
-                   explicit: Collection[str] | None) -> tuple[TrainConfig, list[str]]:
-    """The config a resumed run goes on with, and the names of ``cfg``'s values that differ
-    from the run's and are not used (those of its YAML, not of ``explicit``).
-
-    ``saved``: the run's settings as its state holds them (JSON); a state without them
-    goes on with ``cfg``. ``explicit``: the settings the caller chose (the command's
-    ``--set`` names); None: every one of ``cfg``'s. Those among :data:`CHANGEABLE` apply;
-    any other that differs from the run's is a :class:`UserError`."""
-    if not saved:
-        return cfg, []
+                   explicit: Collection[str] | None) -> Resumed:
+    """The run's ``saved`` settings (JSON, as its state holds them; a state without them goes
+    on with ``cfg``), with ``cfg``'s ``explicit`` ones over them (the command's ``--set``
+    names; None: every one of ``cfg``'s) and ``cfg``'s ``out``. A moving average the run
+    keeps is kept where the command asks for none (a recipe's default of 0)."""
     try:
-        before_raw = json.loads(saved)
-        before = flat_settings(train_config_from_dict(before_raw).to_dict())
+        before_raw = json.loads(saved) if saved else None
+        before = flat_settings(train_config_from_dict(before_raw).to_dict()) if saved else {}
     except (ValueError, UserError):  # a state of an older layout: as the command says
-        return cfg, []
+        before_raw = None
+    if before_raw is None:
+        return Resumed(cfg)
     now = flat_settings(cfg.to_dict())
     chosen = set(now) if explicit is None else set(explicit)
-    differing = sorted(k for k in now if now[k] != before.get(k))
-    refused = [k for k in differing if k in chosen and k not in CHANGEABLE]
-    if refused:
-        shown = "; ".join(f"{k}: {_short(before.get(k))} in the run, {_short(now[k])} now"
-                          for k in refused[:4])
-        more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
-        raise UserError(f"--resume goes on with the run's own settings, and these differ: "
-                        f"{shown}{more}; only {', '.join(sorted(CHANGEABLE))} can change "
-                        "(another out starts a new run)")
-    applied = {k: now[k] for k in differing if k in chosen}
-    return (train_config_from_dict(before_raw, applied),
-            [k for k in differing if k not in applied])
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    differing = [k for k in sorted(now) if k != "out" and now[k] != before.get(k)]
+    result = Resumed(cfg)
+    applied: dict[str, Any] = {"out": cfg.out}
+    for key in differing:
+        if key not in chosen:
+            result.unused.append(key)
+        elif key == "train.ema_decay" and not now[key] and before.get(key):
+            result.kept_average = before[key]
+        else:
+            applied[key] = now[key]
+            result.changed[key] = (before.get(key), now[key])
+    result.config = train_config_from_dict(before_raw, applied)
+    return result
