@@ -5,8 +5,9 @@ From Python::
     from refdeblur_video import deblur
     [summary] = deblur("shaky.mp4", "steady.mp4", threshold=0.7)
 
-``deblur`` takes the command's options as keywords (:class:`DeblurOptions`' fields) and
-raises :class:`UserError` with the command's one line for a mistake.
+``deblur`` takes the command's options as keywords (:class:`DeblurOptions`' fields:
+``cuts=False`` for ``--no-cuts``) and raises :class:`UserError` with the command's one line
+for a mistake in a path or value (a :class:`TypeError` for a value of the wrong type).
 """
 
 from __future__ import annotations

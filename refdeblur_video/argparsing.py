@@ -29,7 +29,11 @@ class OneLineParser(argparse.ArgumentParser):
 
     def _nearest(self, option: str) -> str:
         """`` (did you mean --x?)`` for the option most like ``option``, or nothing."""
-        options = [name for name in self._option_string_actions if name.startswith("--")]
+        parsers = [self, *(sub for action in self._actions
+                           if isinstance(action, argparse._SubParsersAction)
+                           for sub in action.choices.values())]  # a mode's own options
+        options = sorted({name for parser in parsers for name in parser._option_string_actions
+                          if name.startswith("--")})
         close = difflib.get_close_matches(option, options, n=1, cutoff=0.7)
         return f" (did you mean {close[0]}?)" if close else ""
 

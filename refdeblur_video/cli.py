@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         source, target = args.pop("input"), args.pop("output")
         try:
             options = DeblurOptions.from_kwargs(**args)
-            if options.dry_run:  # no preflight: it checks the output, and none is made
+            if options.dry_run:  # its own checks: the output is optional there
                 from .pipeline.dry_run import plan
 
                 results = plan(source, target, None if args["quiet"] else _close,

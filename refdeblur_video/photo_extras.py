@@ -4,8 +4,9 @@ PNG's text (``tEXt``, ``zTXt``, ``iTXt``: a title, an author, a copyright). They
 from the input's bytes and written into the encoded output's, where its format has a
 place for them; what has none is named, so that its loss is said.
 
-A PNG's XMP, an ``iTXt`` chunk of its own keyword, is left out as the other formats' XMP
-is (:mod:`refdeblur_video.photo_metadata`).
+A PNG's XMP (a text chunk of its own keyword) and the profiles ImageMagick stores as text
+are left out, as the other formats' XMP is (:mod:`refdeblur_video.photo_metadata`): they
+may describe the original samples' orientation or colours.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _XMP_KEYWORD = b"XML:com.adobe.xmp"
 _METRES_PER_INCH = 0.0254
 _JFIF = b"JFIF\0"
+# the outputs the pixel density is written into
+_DENSITY_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # JFIF units: 1 dots per inch, 2 dots per centimetre (0: an aspect ratio, no size)
 _JFIF_METRES = {1: _METRES_PER_INCH, 2: 0.01}
 
@@ -40,8 +43,8 @@ class PhotoExtras:
         density, text = None, ()
         if data.startswith(PNG_SIGNATURE):
             chunks = list(_png_chunks(data))
-            text = tuple(whole for kind, body, whole in chunks if kind in _TEXT_CHUNKS
-                         and not (kind == b"iTXt" and body.startswith(_XMP_KEYWORD + b"\0")))
+            text = tuple(whole for kind, body, whole in chunks
+                         if kind in _TEXT_CHUNKS and not _describes_the_samples(body))
             density = next((_png_density(body) for kind, body, _ in chunks
                             if kind == b"pHYs"), None)
         elif data.startswith(b"\xff\xd8"):
@@ -54,7 +57,7 @@ class PhotoExtras:
         """What an output of ``suffix`` has no place for, by name."""
         kind = suffix.lower()
         lost = []
-        if self.dots_per_metre and kind not in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        if self.dots_per_metre and kind not in _DENSITY_SUFFIXES:
             lost.append(f"pixel density ({self.dots_per_inch()[0]:g} dpi)")
         if self.png_text and kind != ".png":
             lost.append("text (" + ", ".join(_keywords(self.png_text)) + ")")
@@ -89,6 +92,14 @@ class PhotoExtras:
                               min(65535, max(1, round(y))))
             return encoded[:13] + dpi + encoded[18:]
         return encoded
+
+
+def _describes_the_samples(body: bytes) -> bool:
+    """A text chunk that is XMP or a profile stored as text (ImageMagick's ``Raw profile
+    type exif``, ``xmp``, ``icc``, ...): it may hold the original's orientation or colour
+    space, which the restored file describes anew, so it is left out as XMP is."""
+    keyword = body.split(b"\0", 1)[0]
+    return keyword == _XMP_KEYWORD or keyword.startswith(b"Raw profile type")
 
 
 def _png_chunks(data: bytes):

@@ -10,10 +10,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 # the annotations checked, with the values each accepts and how it stores them; a field of
 # another annotation is left to its class's own checks
 _KINDS: dict[str, tuple[type | tuple[type, ...], Callable[[Any], Any], str]] = {
-    "bool": (bool, bool, "true or false"),
+    "bool": ((bool, np.bool_), bool, "true or false"),
     "int": (numbers.Integral, int, "a whole number"),
     "float": (numbers.Real, float, "a number"),
     "str": (str, str, "a text"),
@@ -36,7 +38,8 @@ def check_scalar_fields(instance: Any, error: Callable[[str], Exception],
         if paths and kind == "str" and isinstance(value, os.PathLike):
             value = os.fspath(value)
         accepted, store, what = _KINDS[kind]
-        if not isinstance(value, accepted) or (kind != "bool" and isinstance(value, bool)):
+        if not isinstance(value, accepted) or (kind != "bool"
+                                               and isinstance(value, (bool, np.bool_))):
             raise error(f"{spec.name} must be {what}{' or None' if rest else ''}, "
                         f"not {value!r}")
         object.__setattr__(instance, spec.name, store(value))

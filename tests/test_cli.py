@@ -280,3 +280,32 @@ def test_torchrun_bad_file_does_not_cut_the_others_short(tmp_path, make_test_cli
     with av.open(str(tmp_path / "out" / "b_good.mp4")) as made:
         assert sum(1 for _ in made.decode(video=0)) == 48
     assert len((tmp_path / "out" / "b_good.csv").read_text().splitlines()) == 49
+
+
+def test_a_folder_named_as_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):
+    """Outputs sorted into a folder per model: the shipped names still name the models."""
+    from refdeblur_video.errors import UserError
+    from refdeblur_video.pipeline.preflight import check_model
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("default", "lite", "run"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"")
+    check_model("default")
+    check_model("lite")
+    with pytest.raises(UserError, match=r"--model run is a folder: give a model file "
+                       r"\(model.safetensors there\)"):
+        check_model("run")
+
+
+def test_a_mistyped_option_of_a_mode_is_named_with_the_mode_s_own(capsys):
+    from refdeblur_video.evaluate.cli import main as eval_main
+
+    with pytest.raises(SystemExit) as stop:
+        eval_main(["compare", "--output", "a", "--gt", "b", "--report", "c", "--exmaples",
+                   "3"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: unknown option --exmaples (did you mean --examples?) (refdeblur-eval --help "
+        "lists the options)")
+

@@ -621,6 +621,14 @@ def test_cli_gopro_says_what_frames_are_missing_and_refuses_a_file(gopro_root: P
     assert any(m.startswith(f"{Path('train/seqA')}: its sharp frames skip 1 number:")
                for m in said)
     assert all("seqB" not in m for m in said)  # whole sequences are not named
+    caplog.clear()
+    for k in range(6):  # every 8th frame of a faster source: a regular rate, not a gap
+        image = np.full((8, 12, 3), 8 * k, np.uint8)
+        for kind in ("blur", "sharp"):
+            write_png(tmp_path / "EVERY8" / "train" / "s" / kind / f"{8 * k:06d}.png", image)
+    with caplog.at_level("WARNING"):
+        assert cli.main(["gopro", str(tmp_path / "EVERY8"), str(tmp_path / "e.jsonl")]) == 0
+    assert not [r for r in caplog.records if "skip" in r.getMessage()]
     assert cli.main(["gopro", str(tmp_path / "m.jsonl"), str(tmp_path / "n.jsonl")]) == 2
     assert "m.jsonl is a file: give the dataset's folder" in capsys.readouterr().err
 

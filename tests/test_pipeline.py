@@ -1293,6 +1293,7 @@ def test_a_restored_photo_keeps_its_pixel_density_and_png_text(tmp_path, restore
     text.add_text("Copyright", "Zoë", zip=True)
     text.add_itxt("Author", "Zoë Ünal")
     text.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta/>")  # XMP: left out, as elsewhere
+    text.add_text("Raw profile type exif", "\nexif\n  6\n457869660000\n", zip=True)  # too
     Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "scan.png", dpi=(300, 150),
                                                     pnginfo=text)
     out = tmp_path / f"out{suffix}"
@@ -1308,6 +1309,7 @@ def test_a_restored_photo_keeps_its_pixel_density_and_png_text(tmp_path, restore
         assert found == ({"Title": "A dog", "Copyright": "Zoë", "Author": "Zoë Ünal"}
                          if "text" in kept else {})
         assert "XML:com.adobe.xmp" not in photo.info
+        assert "Raw profile type exif" not in photo.info
         assert np.asarray(photo).shape[:2] == (64, 96)
     said = " ".join(r.getMessage() for r in caplog.records)
     assert ("pixel density (300 dpi) is not kept" in said) == ("dpi" not in kept)
@@ -1796,9 +1798,11 @@ def test_the_api_takes_keywords_over_an_options_object_and_checks_both(make_test
                         (dict(options={"quiet": True}), "must be a DeblurOptions")):
         with pytest.raises(TypeError, match=says):
             deblur(clip.path, tmp_path / "other.mp4", **wrong)
-    # NumPy's numbers are numbers
-    opts = DeblurOptions(threshold=np.float32(0.5), window=np.int64(3))
-    assert (type(opts.threshold), type(opts.window)) == (float, int)
+    # NumPy's numbers are numbers, and its booleans booleans
+    opts = DeblurOptions(threshold=np.float32(0.5), window=np.int64(3), fp32=np.True_)
+    assert (type(opts.threshold), type(opts.window), opts.fp32) == (float, int, True)
+    with pytest.raises(TypeError, match="option batch must be a whole number"):
+        DeblurOptions(batch=np.True_)
     assert not (tmp_path / "other.mp4").exists()
     # a plan needs no output, and says it is one
     [planned] = deblur(clip.path, dry_run=True, quiet=True)

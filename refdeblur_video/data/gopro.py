@@ -80,7 +80,9 @@ def _last_number(name: str) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def _pair(blur_files: list[Path], sharp_files: list[Path]) -> dict[int, Path]:
+def _pair(blur_files: list[Path], sharp_files: list[Path]) -> tuple[dict[int, Path], int]:
+    """Blurry files by the index of their sharp partner, and how many found none (a second
+    blurry file for one partner is not counted: it is the first's twin)."""
     by_name = {p.name: k for k, p in enumerate(sharp_files)}
     by_number: dict[int, int] = {}
     for k, p in enumerate(sharp_files):
@@ -88,6 +90,7 @@ def _pair(blur_files: list[Path], sharp_files: list[Path]) -> dict[int, Path]:
         if number is not None:
             by_number.setdefault(number, k)
     pairs = {}
+    unpaired = 0
     for b in blur_files:
         k = by_name.get(b.name)
         if k is None:
@@ -95,7 +98,9 @@ def _pair(blur_files: list[Path], sharp_files: list[Path]) -> dict[int, Path]:
             k = by_number.get(number) if number is not None else None
         if k is not None:
             pairs[k] = b
-    return pairs
+        else:
+            unpaired += 1
+    return pairs, unpaired
 
 
 def scan_pairs(
@@ -117,8 +122,8 @@ def scan_pairs(
         here = Path(folder)
         sharp = list_images(here / sharp_name)
         blurry = list_images(here / blur_dir)
-        pairs = _pair(blurry, sharp)
-        _say_what_is_missing(here.relative_to(root), len(blurry) - len(pairs), sharp)
+        pairs, unpaired = _pair(blurry, sharp)
+        _say_what_is_missing(here.relative_to(root), unpaired, sharp)
         if pairs:
             rel = here.relative_to(root)
             split = split_from_path((root.resolve().name, *rel.parts), default_split)
@@ -142,7 +147,9 @@ def _say_what_is_missing(sequence: Path, unpaired: int, sharp: list[Path]) -> No
         log.warning("%s: %s without a sharp frame of the same name or number left out",
                     sequence, counted(unpaired, "blurry frame"))
     numbers = [_last_number(p.name) for p in sharp]
-    if None not in numbers and numbers and numbers[-1] - numbers[0] + 1 > len(numbers):
+    steps = ({b - a for a, b in zip(numbers, numbers[1:], strict=False)}
+             if None not in numbers else set())
+    if len(steps) > 1 and numbers[-1] - numbers[0] + 1 > len(numbers):  # not a regular rate
         log.warning("%s: its sharp frames skip %s: a reference offset counts the frames "
                     "there are, so a reference may be farther than --dmax", sequence,
                     counted(numbers[-1] - numbers[0] + 1 - len(numbers), "number"))

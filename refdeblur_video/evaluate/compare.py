@@ -120,13 +120,19 @@ def _log_notes(rows: list[dict], restored: dict[str, dict], with_input: bool) ->
     mean dilutes them with the untouched ones), and with the input, whether the frames the
     pipeline kept came out as they went in (a lossy encoder changes them a little)."""
     notes = []
-    count = restored["psnr_output"]["n"]
-    if count:
-        psnr = restored["psnr_output"]["mean"]
-        line = f"The {counted(count, 'frame')} the pipeline restored: mean PSNR {psnr:.2f} dB"
+    output = restored["psnr_output"]
+    count = output["n"] - output.get("n_infinite", 0)  # the frames the means are over
+    if output["n"] and not count:
+        notes.append(f"The {counted(output['n'], 'frame')} the pipeline restored "
+                     f"{'is' if output['n'] == 1 else 'are'} identical to the ground truth.")
+    elif count:
+        line = (f"The {counted(output['n'], 'frame')} the pipeline restored: mean PSNR "
+                f"{output['mean']:.2f} dB")
         if with_input:
             before, gained = restored["psnr_input"]["mean"], restored["psnr_gain"]["mean"]
             line += f" (input {before:.2f} dB, gain {gained:+.2f} dB)"
+        if count < output["n"]:
+            line += f", over the {count} not identical to the ground truth"
         notes.append(line + ".")
     kept = [row for row in rows if not row.get("restored")]
     changed = [row for row in kept if with_input and row["psnr_gain"] is not None

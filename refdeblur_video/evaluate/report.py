@@ -189,8 +189,10 @@ def infinite_note(evaluation: Evaluation) -> str | None:
 def _number(value, metric: str, signed: bool = False) -> str:
     if value is None:
         return "-"
-    if metric not in ("psnr", "ssim"):  # e.g. sharpness: one notation down a column
+    if metric == "sharpness":  # thousandths to millionths: one notation down a column
         return f"{value:+.3e}" if signed else f"{value:.3e}"
+    if metric not in ("psnr", "ssim"):  # e.g. warping error: scale depends on the measure
+        return f"{value:+.4g}" if signed else f"{value:.4g}"
     digits = 4 if metric == "ssim" else 2
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 

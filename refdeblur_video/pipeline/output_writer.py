@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import UserError
 from ..video.metadata import VideoInfo
 from ..video.writer import VideoWriter
 from .options import DeblurOptions
@@ -27,6 +28,13 @@ def check_encoding(output: str | os.PathLike, info: VideoInfo, source: str | os.
                    opts: DeblurOptions) -> None:
     """Open and drop the writer ``output`` would get, in a scratch folder: raise the
     :class:`~refdeblur_video.errors.UserError` a run would, and say its warnings."""
-    with tempfile.TemporaryDirectory(prefix="refdeblur-dry-run-") as scratch:
-        writer = open_writer(Path(scratch) / f"check{Path(output).suffix}", info, source, opts)
-        writer.abort()
+    try:
+        with tempfile.TemporaryDirectory(prefix="refdeblur-dry-run-") as scratch:
+            path = Path(scratch) / f"check{Path(output).suffix}"
+            try:
+                open_writer(path, info, source, opts).abort()
+            except UserError as exc:  # in the user's words: the output, not the scratch file
+                raise UserError(str(exc).replace(str(path), str(output))) from exc
+    except OSError as exc:
+        raise UserError(f"cannot check the encoder for {output}: no scratch folder "
+                        f"({exc.strerror or exc})") from exc

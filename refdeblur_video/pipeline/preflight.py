@@ -297,7 +297,8 @@ def check_model(spec: str) -> None:
                         f"cannot restore anything: pass its trained checkpoint (--model "
                         f"PATH.safetensors; refdeblur-train --config "
                         f"configs/train/{name}.yaml trains one)")
-    if path.is_dir():  # a training run's folder, most likely
+    shipped = spec == "default" or (MODEL_CONFIGS / f"{spec}.yaml").is_file()
+    if path.is_dir() and not shipped:  # a training run's folder, most likely
         inside = [p.name for p in sorted(path.glob("*.safetensors"))
                   if p.name != "last.safetensors"]
         raise UserError(f"--model {path} is a folder: give a model file"

@@ -442,7 +442,8 @@ def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -
                     "orientation, edits), not the restored ones", " and ".join(
                         photo.metadata.left_out))
     for lost in photo.extras.left_out_by(kind):
-        log.warning("the photo's %s is not kept: %s has no place for it", lost, suffix)
+        log.warning("the photo's %s is not kept: the tool does not write it into %s", lost,
+                    suffix)
     if photo.tiff_metadata:
         log.warning("the TIFF's %s is not kept: the tool reads a photo's metadata from JPEG, "
                     "PNG and WebP", " and ".join(photo.tiff_metadata))
@@ -656,7 +657,8 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
     well. With ``dry_run=True`` nothing is restored: the :class:`.dry_run.PlanSummary` of
     each video is returned (``output`` may then be None). Mistakes in the input, the output
     or an option's value raise :class:`~refdeblur_video.errors.UserError`, whose text is
-    the command's one line."""
+    the command's one line; an unknown option, or a value of the wrong type, a
+    :class:`TypeError`."""
     opts = DeblurOptions.resolve(options)
     if opts.dry_run:
         from .dry_run import plan
