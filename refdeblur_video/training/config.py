@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +184,7 @@ def train_config_from_dict(
 ) -> TrainConfig:
     if not isinstance(raw, dict):
         raise UserError("train config: the file must be a mapping (model, data, train, out)")
-    raw = dict(raw)
+    raw = copy.deepcopy(raw)  # the overrides go into its sections, not the caller's
     for key, value in (overrides or {}).items():
         section, _, name = key.rpartition(".")
         target = raw.setdefault(section, {}) if section else raw
