@@ -556,6 +556,11 @@ def test_validating_on_the_test_split_or_never_leaving_warm_up_is_said(
         "--val-fraction keeps a val split apart)",
         "warning: train.warmup_steps (2) is not below train.steps (2): the learning rate "
         "never reaches train.lr"]
+    # crops larger than the frames are said (the tiny clips are 96x80)
+    assert train_main(["--config", str(config), "--quiet", "--overwrite", "--set",
+                       "data.crop=128", "--set", "train.steps=1"]) == 0
+    assert "warning: data.crop 128 is larger than the triplets' frames (96x80" in \
+        capsys.readouterr().err
     # a mistake in the blur mix is one on a manifest too, though it makes no blur there
     assert train_main(["--config", str(config), "--quiet", "--overwrite", "--set",
                        "data.mix={foo: 1}"]) == 2

@@ -27,7 +27,7 @@ from ..data.dataset import OnlineVideoTriplets, TripletDataset, finish_gpu_batch
 from ..data.mixed_blur import BlurMix
 from ..errors import UserError
 from ..evaluate.metrics import psnr, ssim
-from ..image_files import from_float, to_float
+from ..image_files import from_float, image_size, to_float
 from ..model.config import load_model_yaml
 from ..model.device import autocast_dtype
 from ..model.discriminator import PatchDiscriminator
@@ -112,6 +112,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
         blur_mix(d.mix)  # a mistake in it is one all the same, though no blur is made
         train = TripletDataset(d.manifest, crop=d.crop, split="train", augment=True,
                                ref_jitter=d.ref_jitter, unrelated_ref_prob=d.unrelated_ref_prob)
+        _say_when_crops_outgrow(train.items[0].blur if train.items else None, d.crop)
         val_set = _validation_triplets(d)
     else:
         common = dict(dmin=d.dmin, dmax=d.dmax, max_side=d.max_side, max_frames=d.max_frames)
@@ -129,6 +130,18 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[dict[str, torch.Tens
         )
     count = min(len(val_set), d.val_count)
     return train, [val_set[i] for i in range(count)]
+
+
+def _say_when_crops_outgrow(image: str | None, crop: int) -> None:
+    """Warn where the training crops are larger than a triplet's frames: they would be
+    mostly the reflected padding that fills them out."""
+    if image is None or os.environ.get("RANK", "0") != "0":
+        return
+    width, height = image_size(image)
+    if crop > min(width, height):
+        print(f"warning: data.crop {crop} is larger than the triplets' frames ({width}x"
+              f"{height}, e.g. {image}): the crops are filled out by reflection",
+              file=sys.stderr)
 
 
 def _check_batch(cfg: TrainConfig, count: int) -> None:
