@@ -230,6 +230,11 @@ def test_config_errors(tmp_path):
     bad.write_text("data: {source: videos, train_videos: [a.mp4], colour: 3}\n")
     with pytest.raises(UserError, match="unknown keys in 'data': colour"):
         load_train_config(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("data: {source: videos, train_videos: [a.mp4]}\ntrain: {stpes: 5}\n")
+    with pytest.raises(UserError, match=r"unknown keys in 'train': stpes \(did you mean "
+                       r"steps\?\)"):
+        load_train_config(typo)
     with pytest.raises(UserError, match="not found"):
         load_train_config(tmp_path / "missing.yaml")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,9 @@ def _build(cls, values: dict[str, Any] | None, section: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserError(f"train config: unknown keys in '{section}': {', '.join(unknown)}")
+        near = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.7)
+        raise UserError(f"train config: unknown keys in '{section}': {', '.join(unknown)}"
+                        + (f" (did you mean {near[0]}?)" if near else ""))
     types = {f.name: f.type for f in dataclasses.fields(cls)}
     return cls(**{k: _number(v, types[k], f"{section}.{k}") for k, v in values.items()})
 
