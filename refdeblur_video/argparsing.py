@@ -4,9 +4,10 @@ every other mistake is, instead of argparse's usage block."""
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from typing import NoReturn
+
+from .messages import did_you_mean
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -32,10 +33,9 @@ class OneLineParser(argparse.ArgumentParser):
         parsers = [self, *(sub for action in self._actions
                            if isinstance(action, argparse._SubParsersAction)
                            for sub in action.choices.values())]  # a mode's own options
-        options = sorted({name for parser in parsers for name in parser._option_string_actions
-                          if name.startswith("--")})
-        close = difflib.get_close_matches(option, options, n=1, cutoff=0.7)
-        return f" (did you mean {close[0]}?)" if close else ""
+        return did_you_mean(option, {name for parser in parsers
+                                     for name in parser._option_string_actions
+                                     if name.startswith("--")})
 
 
 def _above_zero(text: str, what: str, unit: str) -> float:

@@ -3,9 +3,11 @@ progress bar."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 import warnings
+from collections.abc import Iterable
 
 
 def say(line: str) -> None:
@@ -16,6 +18,12 @@ def say(line: str) -> None:
         tqdm.write(line, file=sys.stderr)
     else:
         print(line, file=sys.stderr)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the choice most like a mistyped ``word``, or nothing."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def counted(count: int, noun: str) -> str:

@@ -89,6 +89,9 @@ def test_yaml_configs_load_and_reject_unknown_keys(tmp_path):
     bad.write_text("channels: [8, 8, 8]\nwidth: 3\n")
     with pytest.raises(UserError, match="unknown keys width"):
         load_config(bad)
+    bad.write_text("chanels: [8, 8, 8]\n")
+    with pytest.raises(UserError, match=r"unknown keys chanels \(did you mean channels\?\)"):
+        load_config(bad)
     with pytest.raises(UserError, match="unknown model config"):
         load_config("nope")
 

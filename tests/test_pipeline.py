@@ -1795,7 +1795,8 @@ def test_the_api_takes_keywords_over_an_options_object_and_checks_both(make_test
     for wrong, says in ((dict(threshold="0.5"), "option threshold must be a number"),
                         (dict(batch=1.5), "option batch must be a whole number"),
                         (dict(transfer="no"), "option transfer must be true or false"),
-                        (dict(options={"quiet": True}), "must be a DeblurOptions")):
+                        (dict(options={"quiet": True}), "must be a DeblurOptions"),
+                        (dict(treshold=0.5), r"treshold \(did you mean threshold\?\)")):
         with pytest.raises(TypeError, match=says):
             deblur(clip.path, tmp_path / "other.mp4", **wrong)
     # NumPy's numbers are numbers, and its booleans booleans

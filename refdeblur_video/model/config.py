@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError, invalid_yaml
+from ..messages import did_you_mean
 from ..package_files import MODEL_CONFIGS
 from ..typed_fields import check_scalar_fields
 from .inference import InferenceSettings, split_settings
@@ -84,7 +85,8 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UserError(f"model config: unknown keys {', '.join(unknown)}")
+            raise UserError(f"model config: unknown keys {', '.join(unknown)}"
+                            + did_you_mean(unknown[0], known))
         return cls(**data)
 
 

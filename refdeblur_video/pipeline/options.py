@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..frames.references import DEFAULT_MAX_OFFSET, DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from ..messages import did_you_mean
 from ..typed_fields import check_scalar_fields
 from ..video.presets import X264_PRESETS
 
@@ -89,7 +90,8 @@ class DeblurOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}"
+                            + did_you_mean(unknown[0], known))
         return cls(**kwargs)
 
     @classmethod

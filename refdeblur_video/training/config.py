@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError, invalid_yaml
+from ..messages import did_you_mean
 
 
 @dataclass
@@ -101,9 +101,8 @@ def _build(cls, values: dict[str, Any] | None, section: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.7)
         raise UserError(f"train config: unknown keys in '{section}': {', '.join(unknown)}"
-                        + (f" (did you mean {near[0]}?)" if near else ""))
+                        + did_you_mean(unknown[0], known))
     types = {f.name: f.type for f in dataclasses.fields(cls)}
     return cls(**{k: _number(v, types[k], f"{section}.{k}") for k, v in values.items()})
 
