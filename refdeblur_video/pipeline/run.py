@@ -36,6 +36,7 @@ from ..image_files import (
 )
 from ..interrupts import finishing
 from ..photo_metadata import METADATA_SUFFIXES
+from ..refine.exposure import matched_exposure
 from ..refine.noise import QuietEnough
 from ..refine.step import restore_step
 from ..refine.transfer import DEFAULT_TRANSFER
@@ -376,6 +377,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     else:
         reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype,
                                    "the photo", grey=photo.grey)
+        reference, gains = matched_exposure(blurry, reference)
+        if gains is not None:  # its levels would be blended in with its detail
+            log.warning("the reference is exposed otherwise than the photo (%s): matched "
+                        "to the photo before its detail is borrowed", _exposure_words(gains))
     # as it came means the file itself where the output is of its format: encoded again, a
     # JPEG would lose a little more, and its metadata is the original's, still true of it
     # (an encoding asked for with --quality is made)
@@ -417,6 +422,16 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                       unchanged=int(unchanged), references_dropped=int(not used),
                       seconds=time.perf_counter() - begun, restoring_seconds=seconds,
                       records=[record])
+
+
+def _exposure_words(gains: np.ndarray) -> str:
+    """How a reference's exposure differs, from the gains that match it to its photo:
+    ``5 % brighter`` where the channels agree, else each channel's."""
+    percent = [round(100 * (1.0 / gain - 1.0)) for gain in gains]  # the reference's
+    if max(percent) - min(percent) <= 1:
+        amount = round(sum(percent) / 3)
+        return f"{abs(amount)} % {'brighter' if amount > 0 else 'darker'}"
+    return ", ".join(f"{name} {value:+d} %" for name, value in zip("RGB", percent, strict=True))
 
 
 def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -> None:
