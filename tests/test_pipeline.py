@@ -1198,8 +1198,43 @@ def test_a_reference_of_another_size_is_named_as_the_turned_video_is_shown(
     cv2.imwrite(str(photo), cv2.cvtColor(clip.frames[2], cv2.COLOR_RGB2BGR))
     with caplog.at_level("WARNING", logger="refdeblur_video"):
         deblur_video(clip.path, tmp_path / "out.mp4", restorer, quiet=True, ref=str(photo))
-    assert f"the reference image is {w}x{h}, the frames as shown {h}x{w}: resizing it" \
-        in caplog.text
+    assert (f"the reference image is {w}x{h}, the frames as shown {h}x{w}: scaling it to "
+            "fit and filling the rest from its edges (its aspect differs)") in caplog.text
+
+
+def test_a_reference_of_another_aspect_is_scaled_by_one_factor_and_filled_out(caplog):
+    """Stretched to the photo's aspect, a wider shot of a photo's scene no longer matched
+    it, and was dropped as another scene."""
+    from skimage import data
+
+    scene = data.chelsea()  # 451 x 300
+    wide = scene[40:40 + 240, :]  # a wider view of the scene at its scale: 451 x 240
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        fitted = run_module._fit_reference(wide, (300, 451, 3), np.uint8, "the photo")
+    assert fitted.shape == (300, 451, 3) and "its aspect differs" in caplog.text
+    np.testing.assert_array_equal(fitted[30:270], wide)  # its scale and place kept
+    assert (fitted[:30] == wide[:1]).all() and (fitted[270:] == wide[-1:]).all()
+    twice = cv2.resize(scene, (902, 600))  # the same aspect: plainly resized
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        assert run_module._fit_reference(twice, (300, 451, 3), np.uint8).shape == (300, 451, 3)
+    assert caplog.text.rstrip().endswith("resizing it")
+
+
+def test_a_black_and_white_reference_of_a_colour_photo_is_set_aside(tmp_path, restorer,
+                                                                     caplog):
+    """Its grey would be blended into the photo's colours; before, it was said to show
+    another scene."""
+    make_image(tmp_path / "blurry.png", size=(96, 64), blurry=True, index=1)
+    grey = cv2.cvtColor(make_image(size=(96, 64), index=1), cv2.COLOR_RGB2GRAY)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        summary = deblur_image(tmp_path / "blurry.png", tmp_path / "out.png", restorer,
+                               ref=str(tmp_path / "grey.png"), quiet=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("the reference is black and white, the photo in colour") for m in said)
+    assert not any("does not show the photo's scene" in m for m in said)
+    assert summary.references_dropped == 1 and summary.records[0].reference_used == 0
 
 
 def test_a_grey_photo_takes_a_colour_reference_of_its_scene(tmp_path):

@@ -159,9 +159,7 @@ def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
     warning) in ``dtype``; a colour one made grey for a ``grey`` photo, whose colours the
     reference check would otherwise take for another scene."""
     if reference.shape[:2] != shape[:2]:
-        log.warning("the reference image is %dx%d, %s %dx%d: resizing it",
-                    reference.shape[1], reference.shape[0], against, shape[1], shape[0])
-        reference = cv2.resize(reference, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        reference = _scaled_to_fit(reference, shape[:2], against)
     if grey:
         reference = cv2.cvtColor(cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY),
                                  cv2.COLOR_GRAY2RGB)
@@ -170,6 +168,31 @@ def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
         reference = np.clip(np.round(reference.astype(np.float64) * scale), 0,
                             np.iinfo(dtype).max).astype(dtype)
     return reference
+
+
+def _is_grey(image: np.ndarray) -> bool:
+    """Whether an RGB image's three channels are one (a black-and-white photo as read)."""
+    return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
+
+
+def _scaled_to_fit(reference: np.ndarray, size: tuple[int, int], against: str
+                   ) -> np.ndarray:
+    """``reference`` scaled by one factor until it fits inside ``size`` (h, w), the rest
+    filled by its edge rows or columns: stretched to another aspect its scene would no longer
+    match, and a crop of the photo's own shot (a wider or taller view) keeps its scale."""
+    height, width = reference.shape[:2]
+    factor = min(size[0] / height, size[1] / width)
+    fitted_h = min(size[0], max(1, round(height * factor)))
+    fitted_w = min(size[1], max(1, round(width * factor)))
+    same_aspect = (fitted_h, fitted_w) == tuple(size)
+    log.warning("the reference image is %dx%d, %s %dx%d: %s", width, height, against,
+                size[1], size[0], "resizing it" if same_aspect else
+                "scaling it to fit and filling the rest from its edges (its aspect differs)")
+    scaled = cv2.resize(reference, (fitted_w, fitted_h),
+                        interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+    top, left = (size[0] - fitted_h) // 2, (size[1] - fitted_w) // 2
+    return cv2.copyMakeBorder(scaled, top, size[0] - fitted_h - top, left,
+                              size[1] - fitted_w - left, cv2.BORDER_REPLICATE)
 
 
 def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
@@ -371,12 +394,19 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                     "does" if len(ignored) == 1 else "do")
     photo = read_photo(input)
     blurry, alpha = photo.image, photo.alpha
-    if opts.ref is None:
-        log.warning("no --ref given: the photo is restored with itself as reference")
+    given = None if opts.ref is None else read_image(opts.ref)
+    if given is not None and _is_grey(given) and not photo.grey:
+        log.warning("the reference is black and white, the photo in colour: its grey would "
+                    "be blended into the photo's colours, so the photo is restored with "
+                    "itself as reference")
+        given = None
+    if given is None:
+        if opts.ref is None:
+            log.warning("no --ref given: the photo is restored with itself as reference")
         reference = blurry
     else:
-        reference = _fit_reference(read_image(opts.ref), blurry.shape, blurry.dtype,
-                                   "the photo", grey=photo.grey)
+        reference = _fit_reference(given, blurry.shape, blurry.dtype, "the photo",
+                                   grey=photo.grey)
         reference, gains = matched_exposure(blurry, reference)
         if gains is not None:  # its levels would be blended in with its detail
             log.warning("the reference is exposed otherwise than the photo (%s): matched "
@@ -390,9 +420,10 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
     restored, used = _restore_photo(restorer, blurry, reference, opts, Path(input).name)
-    if opts.ref is not None and not used:
+    if given is not None and not used:
         log.warning("the reference does not show the photo's scene (reference check): "
                     "the photo was restored with itself as reference")
+    used = used and (given is not None or opts.ref is None)  # a set-aside --ref: not used
     score = sharpness(blurry)
     # a photo the network did not sharpen (a sharp one, or one it cannot help) is better as
     # it came, as a video's frames are
