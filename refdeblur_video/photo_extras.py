@@ -1,8 +1,8 @@
 """What a photo file carries beside its samples that OpenCV neither reads nor writes: its
-pixel density (a JPEG's JFIF header, a PNG's ``pHYs`` chunk: the size it prints at) and a
-PNG's text (``tEXt``, ``zTXt``, ``iTXt``: a title, an author, a copyright). They are read
-from the input's bytes and written into the encoded output's, where its format has a
-place for them; what has none is named, so that its loss is said.
+pixel density (a JPEG's JFIF header, a PNG's ``pHYs`` chunk: the size it prints at), a
+PNG's text (``tEXt``, ``zTXt``, ``iTXt``: a title, an author, a copyright) and a JPEG's
+IPTC record. They are read from the input's bytes and written into the encoded output's,
+where its format has a place for them; what has none is named, so that its loss is said.
 
 A PNG's XMP (a text chunk of its own keyword) and the profiles ImageMagick stores as text
 are left out, as the other formats' XMP is (:mod:`refdeblur_video.photo_metadata`): they
@@ -16,6 +16,8 @@ import zlib
 from dataclasses import dataclass
 
 import cv2
+
+from .photo_iptc import iptc_record, with_iptc
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -34,13 +36,14 @@ class PhotoExtras:
 
     dots_per_metre: tuple[float, float] | None = None  # (x, y) as shown; None: no size
     png_text: tuple[bytes, ...] = ()  # whole chunks (length, type, data, CRC), in order
+    iptc: bytes | None = None  # a JPEG's IPTC record (:mod:`refdeblur_video.photo_iptc`)
 
     @classmethod
     def read(cls, data: bytes, turned: bool = False) -> PhotoExtras:
         """From a file's bytes (a JPEG or PNG; other formats hold none of these here);
         ``turned``: the photo is shown a quarter turn from its samples (EXIF), so its
         horizontal density is the stored vertical one."""
-        density, text = None, ()
+        density, text, iptc = None, (), None
         if data.startswith(PNG_SIGNATURE):
             chunks = list(_png_chunks(data))
             text = tuple(whole for kind, body, whole in chunks
@@ -48,10 +51,10 @@ class PhotoExtras:
             density = next((_png_density(body) for kind, body, _ in chunks
                             if kind == b"pHYs"), None)
         elif data.startswith(b"\xff\xd8"):
-            density = _jfif_density(data)
+            density, iptc = _jfif_density(data), iptc_record(data)
         if density is not None and turned:
             density = density[::-1]
-        return cls(density, text)
+        return cls(density, text, iptc)
 
     def left_out_by(self, suffix: str) -> list[str]:
         """What an output of ``suffix`` has no place for, by name."""
@@ -61,6 +64,8 @@ class PhotoExtras:
             lost.append(f"pixel density ({self.dots_per_inch()[0]:g} dpi)")
         if self.png_text and kind != ".png":
             lost.append("text (" + ", ".join(_keywords(self.png_text)) + ")")
+        if self.iptc and kind not in (".jpg", ".jpeg"):
+            lost.append("IPTC record (caption, keywords, copyright)")
         return lost
 
     def dots_per_inch(self) -> tuple[float, float]:
@@ -86,11 +91,14 @@ class PhotoExtras:
                 added = _png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)) + added
             header_end = len(PNG_SIGNATURE) + 8 + 13 + 4  # IHDR: 13 bytes of data
             return encoded[:header_end] + added + encoded[header_end:]
-        if kind in (".jpg", ".jpeg") and self.dots_per_metre and _has_jfif(encoded):
-            x, y = self.dots_per_inch()
-            dpi = struct.pack(">BHH", 1, min(65535, max(1, round(x))),
-                              min(65535, max(1, round(y))))
-            return encoded[:13] + dpi + encoded[18:]
+        if kind in (".jpg", ".jpeg"):
+            if self.dots_per_metre and _has_jfif(encoded):
+                x, y = self.dots_per_inch()
+                dpi = struct.pack(">BHH", 1, min(65535, max(1, round(x))),
+                                  min(65535, max(1, round(y))))
+                encoded = encoded[:13] + dpi + encoded[18:]
+            if self.iptc:
+                encoded = with_iptc(encoded, self.iptc)
         return encoded
 
 

@@ -1845,3 +1845,39 @@ def test_the_api_takes_keywords_over_an_options_object_and_checks_both(make_test
     assert planned.to_restore == [4]
     with pytest.raises(TypeError, match="needs an output"):
         deblur(clip.path)
+
+
+def _iptc_app13(caption: bytes, thumbnail: bytes) -> bytes:
+    """A Photoshop APP13 segment as a camera or editor writes it: an IPTC record (caption,
+    copyright) and a thumbnail resource."""
+    import struct
+
+    datasets = (b"\x1c\x02\x78" + struct.pack(">H", len(caption)) + caption
+                + b"\x1c\x02\x74" + struct.pack(">H", 8) + b"(c) Jane")
+
+    def resource(ident: int, data: bytes) -> bytes:
+        return (b"8BIM" + struct.pack(">HBBI", ident, 0, 0, len(data)) + data
+                + b"\x00" * (len(data) % 2))
+
+    block = b"Photoshop 3.0\x00" + resource(0x040C, thumbnail) + resource(0x0404, datasets)
+    return b"\xff\xed" + struct.pack(">H", len(block) + 2) + block
+
+
+@pytest.mark.parametrize("suffix, kept", [(".jpg", True), (".png", False)])
+def test_a_restored_jpeg_keeps_its_iptc_record_and_not_the_old_thumbnail(
+        tmp_path, restorer, network_sharpens, caplog, suffix, kept):
+    from PIL import Image, IptcImagePlugin
+
+    ok, encoded = cv2.imencode(".jpg", make_image(size=(96, 64), blurry=True)[..., ::-1])
+    data = encoded.tobytes()
+    (tmp_path / "agency.jpg").write_bytes(
+        data[:2] + _iptc_app13(b"A dog, blurred", b"OLD THUMBNAIL") + data[2:])
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level("WARNING"):
+        deblur_image(tmp_path / "agency.jpg", out, restorer)
+    with Image.open(out) as photo:  # Pillow's own reading of the record
+        found = IptcImagePlugin.getiptcinfo(photo) or {}
+    assert found == ({(2, 120): b"A dog, blurred", (2, 116): b"(c) Jane"} if kept else {})
+    assert b"OLD THUMBNAIL" not in out.read_bytes()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert ("IPTC record (caption, keywords, copyright) is not kept" in said) == (not kept)
