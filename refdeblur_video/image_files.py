@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import struct
@@ -13,7 +14,7 @@ import numpy as np
 
 from .errors import UserError
 from .photo_extras import PNG_SIGNATURE, PhotoExtras
-from .photo_metadata import PhotoMetadata, exif_orientation
+from .photo_metadata import PhotoMetadata, exif_density, exif_orientation
 
 log = logging.getLogger("refdeblur_video")
 
@@ -196,10 +197,16 @@ def read_photo(path: str | Path) -> Photo:
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
     grey = image.ndim == 2 or (alpha is not None and bool(
         (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()))
-    exif = [c for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
-    turned = bool(exif) and exif_orientation(np.asarray(exif[0], np.uint8).tobytes()) >= 5
+    exif = [np.asarray(c, np.uint8).tobytes()
+            for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
+    turned = bool(exif) and exif_orientation(exif[0]) >= 5
+    extras = PhotoExtras.read(Path(path).read_bytes(), turned)
+    density = exif_density(exif[0]) if exif and extras.dots_per_metre is None else None
+    if density is not None:  # a camera's JPEG: its density in the EXIF alone
+        extras = dataclasses.replace(extras, dots_per_metre=density[::-1] if turned
+                                     else density)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
-                 tiff_metadata_names(path), PhotoExtras.read(Path(path).read_bytes(), turned))
+                 tiff_metadata_names(path), extras)
 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,

@@ -31,6 +31,8 @@ _KEPT = tuple(_NAMES)
 # the colour spaces (ICC header, bytes 16-19) of the samples written: RGB, or grey as read
 _WRITTEN_SPACES = (b"RGB ", b"GRAY")
 _ORIENTATION_TAG = 0x0112
+_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
+_RATIONAL = 5
 _UNSIGNED = {3: "H", 4: "I"}  # the orientation's TIFF types, SHORT (as the standard has it)
 # and LONG (as some writers store it), by their struct format
 
@@ -100,6 +102,32 @@ def exif_orientation(exif: bytes) -> int:
     if found is None or found.orientation is None:
         return 1
     return struct.unpack_from(found.orientation, found.data, found.orientation_at)[0]
+
+
+def exif_density(exif: bytes) -> tuple[float, float] | None:
+    """The pixel density (x, y) in dots per metre that ``exif``'s IFD0 gives (X/YResolution
+    and ResolutionUnit), or None: a camera's JPEG often has no JFIF header to hold it."""
+    found = _ifd0(bytearray(exif))
+    if found is None:
+        return None
+    data, order = found.data, found.order
+    rational: dict[int, float] = {}
+    unit = 2  # inches, where the tag is absent
+    (ifd,) = struct.unpack_from(order + "I", data, 4)
+    for entry in range(ifd + 2, found.end, 12):
+        tag, kind, count = struct.unpack_from(order + "HHI", data, entry)
+        if tag in (_X_RESOLUTION, _Y_RESOLUTION) and kind == _RATIONAL and count == 1:
+            (offset,) = struct.unpack_from(order + "I", data, entry + 8)
+            if offset + 8 <= len(data):
+                top, bottom = struct.unpack_from(order + "II", data, offset)
+                if top and bottom:
+                    rational[tag] = top / bottom
+        elif tag == _RESOLUTION_UNIT and kind in _UNSIGNED:
+            unit = struct.unpack_from(order + _UNSIGNED[kind], data, entry + 8)[0]
+    metres = {2: 0.0254, 3: 0.01}.get(unit)
+    if metres is None or len(rational) < 2:
+        return None
+    return rational[_X_RESOLUTION] / metres, rational[_Y_RESOLUTION] / metres
 
 
 def upright_exif(exif: bytes) -> bytes:

@@ -1235,6 +1235,10 @@ def test_a_black_and_white_reference_of_a_colour_photo_is_set_aside(tmp_path, re
     assert any(m.startswith("the reference is black and white, the photo in colour") for m in said)
     assert not any("does not show the photo's scene" in m for m in said)
     assert summary.references_dropped == 1 and summary.records[0].reference_used == 0
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_image(tmp_path / "blurry.png", tmp_path / "alone.png", restorer, quiet=True)
+    assert "a sharp photo of the same scene (--ref) lends it the detail" in caplog.text
 
 
 def test_a_grey_photo_takes_a_colour_reference_of_its_scene(tmp_path):
@@ -1362,6 +1366,15 @@ def test_a_jpeg_s_density_is_kept_turned_as_the_photo_is(tmp_path, restorer,
     deblur_image(tmp_path / "cam.jpg", tmp_path / "out.jpg", restorer)
     with Image.open(tmp_path / "out.jpg") as photo:
         assert photo.size == (64, 96) and photo.info["dpi"] == (100, 200)
+    # a camera's JPEG: its density in the EXIF only (the JFIF header, if any, gives none)
+    exif[0x011A], exif[0x011B], exif[0x0128] = 300.0, 300.0, 2
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "camera.jpg", exif=exif,
+                                                    quality=95)
+    with Image.open(tmp_path / "camera.jpg") as photo:
+        assert photo.info.get("jfif_density", (1, 1)) == (1, 1)  # no density of its own
+    deblur_image(tmp_path / "camera.jpg", tmp_path / "out.png", restorer)
+    with Image.open(tmp_path / "out.png") as photo:
+        assert photo.info["dpi"] == pytest.approx((300, 300), abs=0.05)
 
 
 def test_the_kept_exif_loses_its_thumbnail_and_a_broken_one_is_dropped():

@@ -402,7 +402,9 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
         given = None
     if given is None:
         if opts.ref is None:
-            log.warning("no --ref given: the photo is restored with itself as reference")
+            log.warning("no --ref given: the photo is restored with itself as reference, "
+                        "which the network sharpens little; a sharp photo of the same scene "
+                        "(--ref) lends it the detail")
         reference = blurry
     else:
         reference = _fit_reference(given, blurry.shape, blurry.dtype, "the photo",
