@@ -309,3 +309,17 @@ def test_a_mistyped_option_of_a_mode_is_named_with_the_mode_s_own(capsys):
         "error: unknown option --exmaples (did you mean --examples?) (refdeblur-eval --help "
         "lists the options)")
 
+
+
+def test_a_folder_of_photos_says_how_a_photo_is_restored(tmp_path, capsys):
+    from refdeblur_video.cli import main as cli_main
+    from refdeblur_video.video.synthetic import make_image
+
+    (tmp_path / "photos").mkdir()
+    for name in ("a.jpg", "b.png"):
+        make_image(tmp_path / "photos" / name)
+    assert cli_main([str(tmp_path / "photos"), str(tmp_path / "out") + "/"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no video files found in {tmp_path / 'photos'} (it holds 2 photos: a photo "
+        "is restored alone, refdeblur-video PHOTO OUT.png --ref SHARP.jpg)")
+    assert not (tmp_path / "out").exists()

@@ -88,8 +88,13 @@ def expand_inputs(pattern: str, say: bool = False,
     # a glob over the subfolders would take the outputs too where they are written inside
     inside = outdir is not None and Path(outdir).resolve().is_relative_to(path.resolve())
     if not files:
+        why = [_not_searched(path, nested, inside)] if nested else []
+        photos = _photos_in(path) if path.is_dir() else []
+        if photos:  # a folder of photos: each is restored alone, with its own reference
+            why.append(f"it holds {len(photos)} photo{'s' * (len(photos) > 1)}: a photo is "
+                       "restored alone, refdeblur-video PHOTO OUT.png --ref SHARP.jpg")
         raise UserError(f"no video files found in {pattern}"
-                        + (f" ({_not_searched(path, nested, inside)})" if nested else ""))
+                        + (f" ({'; '.join(why)})" if why else ""))
     if say and nested:
         log.warning("%s: %s", path, _not_searched(path, nested, inside))
     return files
@@ -126,13 +131,20 @@ def _not_searched(folder: Path, subfolders: list[tuple[Path, str]], outdir_insid
 def _say_photos_passed_over(folder: Path, entries: list[Path]) -> None:
     """One warning for the photos of a folder of videos, which folder mode leaves alone:
     a photo needs its own output name, and its reference, given alone."""
-    from ..image_files import IMAGE_SUFFIXES  # OpenCV: only for a folder
-
-    photos = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    photos = _photos_in(folder, entries)
     if photos:
         log.warning("%s: %d photo%s (%s%s) left alone: a folder run restores videos; give "
                     "a photo alone (refdeblur-video PHOTO OUT.png)", folder, len(photos),
                     "s" * (len(photos) > 1), photos[0].name, ", ..." * (len(photos) > 1))
+
+
+def _photos_in(folder: Path, entries: list[Path] | None = None) -> list[Path]:
+    """The visible photos of ``folder`` (of ``entries`` where given), sorted."""
+    from ..image_files import IMAGE_SUFFIXES  # OpenCV: only for a folder
+
+    if entries is None:
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _same_folder(a: Path, b: Path) -> bool:
