@@ -200,9 +200,13 @@ def read_photo(path: str | Path) -> Photo:
     exif = [np.asarray(c, np.uint8).tobytes()
             for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
     turned = bool(exif) and exif_orientation(exif[0]) >= 5
-    extras = PhotoExtras.read(Path(path).read_bytes(), turned)
-    density = exif_density(exif[0]) if exif and extras.dots_per_metre is None else None
-    if density is not None:  # a camera's JPEG: its density in the EXIF alone
+    data = Path(path).read_bytes()
+    extras = PhotoExtras.read(data, turned)
+    density = None
+    if extras.dots_per_metre is None:  # a camera's JPEG has it in its EXIF, a TIFF in its tags
+        tiff = data[:4] in (b"II*\0", b"MM\0*")
+        density = exif_density(data) if tiff else exif_density(exif[0]) if exif else None
+    if density is not None:
         extras = dataclasses.replace(extras, dots_per_metre=density[::-1] if turned
                                      else density)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),

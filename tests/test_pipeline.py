@@ -1375,6 +1375,11 @@ def test_a_jpeg_s_density_is_kept_turned_as_the_photo_is(tmp_path, restorer,
     deblur_image(tmp_path / "camera.jpg", tmp_path / "out.png", restorer)
     with Image.open(tmp_path / "out.png") as photo:
         assert photo.info["dpi"] == pytest.approx((300, 300), abs=0.05)
+    # a TIFF's resolution tags
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "scan.tif", dpi=(600, 600))
+    deblur_image(tmp_path / "scan.tif", tmp_path / "scan.png", restorer)
+    with Image.open(tmp_path / "scan.png") as photo:
+        assert photo.info["dpi"] == pytest.approx((600, 600), abs=0.05)
 
 
 def test_the_kept_exif_loses_its_thumbnail_and_a_broken_one_is_dropped():
