@@ -3,9 +3,11 @@
 A second shot of a scene is rarely exposed alike, and the reference transfer blends the
 reference's pixels in where it trusts them, levels and all: a reference 5 % brighter made
 the restored photo about 4 levels brighter, a warmer one tinted it. Motion blur moves light
-around but keeps each region's mean, so the gain per channel that takes the reference's
-regions onto the blurry photo's, once the reference is placed on it by the camera's
-homography, is the difference of exposure and colour balance between the two shots.
+around but keeps each region's mean light, so the gain per channel that takes the
+reference's regions onto the blurry photo's in linear light, once the reference is placed
+on it by the camera's homography, is the difference of exposure and colour balance between
+the two shots (coded values would not do: a blur averaged in light brightens a textured
+region's coded mean).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..data.shake import linear_to_srgb, srgb_to_linear
 from .transfer import fitted_homography, homography_maps
 
 # regions compared (px): large enough that a blur of tens of pixels keeps their means
@@ -55,6 +58,8 @@ def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | No
 
     unit = _unit(target)
     mine, theirs = means(unit), means(placed)
+    # blur and exposure act on light, not on coded values: compared in linear light
+    lit_mine, lit_theirs = means(srgb_to_linear(unit)), means(srgb_to_linear(placed.clip(0)))
     # a region is compared where the placed reference covers it and no sample of either
     # is clipped (a brighter shot clips highlights the other kept: no gain explains that)
     whole = (placed >= 0).all(axis=2) & ~_clipped(unit) & ~_clipped(placed)
@@ -64,7 +69,7 @@ def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | No
         np.maximum(mine, theirs).max(axis=1) < BRIGHTEST)
     if usable.mean() < MIN_SHARE:
         return None
-    ratios = mine[usable] / theirs[usable]
+    ratios = lit_mine[usable] / lit_theirs[usable]
     gains = np.median(ratios, axis=0)
     # one exposure moves every region alike; regions that disagree are another scene
     spread = np.median(np.abs(ratios - gains), axis=0) / gains
@@ -80,11 +85,11 @@ def matched_exposure(target: np.ndarray, reference: np.ndarray
     gains = exposure_gains(target, reference)
     if gains is None or np.abs(gains - 1.0).max() <= TOLERANCE:
         return reference, None
+    exposed = linear_to_srgb(np.clip(srgb_to_linear(_unit(reference)) * gains, 0.0, 1.0))
     if reference.dtype == np.float32:
-        return np.clip(reference * gains, 0.0, 1.0), gains
+        return exposed.astype(np.float32), gains
     peak = np.iinfo(reference.dtype).max
-    scaled = np.round(reference.astype(np.float32) * gains)
-    return np.clip(scaled, 0, peak).astype(reference.dtype), gains
+    return np.clip(np.round(exposed * peak), 0, peak).astype(reference.dtype), gains
 
 
 def _clipped(image: np.ndarray) -> np.ndarray:
