@@ -107,6 +107,8 @@ def is_in_format_of(path: str | Path, suffix: str) -> bool:
                for suffixes, signatures in _SIGNATURES.items() if kind in suffixes)
 
 
+_FORMAT_NAMES = {".jpg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".webp": "WebP", ".bmp": "BMP"}
+
 # formats written lossily, at a quality that can be set
 QUALITY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 
@@ -131,6 +133,11 @@ def _decode(path: str | Path) -> tuple[np.ndarray, tuple, tuple]:
     image, types, chunks = (cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
                             if data.size else (None, (), ()))
     if image is None:
+        kind = next((suffix for suffix in (".jpg", ".png", ".tif", ".webp", ".bmp")
+                     if is_in_format_of(path, suffix)), None)
+        if kind is not None:  # its format's signature, but no image: damaged or cut short
+            raise UserError(f"cannot read image {path}: it is a {_FORMAT_NAMES[kind]} file, "
+                            "but damaged or cut short")
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")

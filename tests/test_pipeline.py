@@ -1899,3 +1899,16 @@ def test_a_restored_jpeg_keeps_its_iptc_record_and_not_the_old_thumbnail(
     assert b"OLD THUMBNAIL" not in out.read_bytes()
     said = " ".join(r.getMessage() for r in caplog.records)
     assert ("IPTC record (caption, keywords, copyright) is not kept" in said) == (not kept)
+
+
+def test_a_damaged_photo_is_named_as_damaged_and_a_non_image_as_none(tmp_path):
+    from refdeblur_video.errors import UserError
+    from refdeblur_video.image_files import read_photo
+
+    ok, encoded = cv2.imencode(".jpg", make_image(size=(96, 64)))
+    (tmp_path / "cut.jpg").write_bytes(encoded.tobytes()[:200])  # its header alone
+    with pytest.raises(UserError, match="it is a JPEG file, but damaged or cut short"):
+        read_photo(tmp_path / "cut.jpg")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(UserError, match=r"\(not an image, or a format OpenCV lacks\)"):
+        read_photo(tmp_path / "notes.png")
