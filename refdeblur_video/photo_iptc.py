@@ -9,34 +9,19 @@ from __future__ import annotations
 
 import struct
 
-_SOI = b"\xff\xd8"
+from .jpeg_segments import PAYLOAD_LIMIT, SOI, after_app_segments, segment, segments
+
 _APP13 = 0xED
 _PHOTOSHOP = b"Photoshop 3.0\x00"
 _RESOURCE = b"8BIM"
 _IPTC_ID = 0x0404
-_SEGMENT_LIMIT = 65533  # a segment's payload, less its length field
-
-
-def _segments(data: bytes):
-    """(marker, payload, start, end) of a JPEG's segments before its image data."""
-    at = len(_SOI)
-    while at + 4 <= len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker == 0xDA:  # start of scan: the image data follows
-            return
-        length = struct.unpack(">H", data[at + 2:at + 4])[0]
-        end = at + 2 + length
-        if length < 2 or end > len(data):
-            return
-        yield marker, data[at + 4:end], at, end
-        at = end
 
 
 def iptc_record(data: bytes) -> bytes | None:
     """The IPTC record of a JPEG file's bytes (its datasets), or None."""
-    if not data.startswith(_SOI):
+    if not data.startswith(SOI):
         return None
-    for marker, payload, _, _ in _segments(data):
+    for marker, payload, _, _ in segments(data):
         if marker == _APP13 and payload.startswith(_PHOTOSHOP):
             found = _resource(payload[len(_PHOTOSHOP):], _IPTC_ID)
             if found:
@@ -66,12 +51,6 @@ def with_iptc(encoded: bytes, record: bytes) -> bytes:
     APPn segments (JFIF, EXIF, ICC); unchanged where it does not fit one segment."""
     block = (_PHOTOSHOP + _RESOURCE + struct.pack(">HBBI", _IPTC_ID, 0, 0, len(record))
              + record + b"\x00" * (len(record) % 2))
-    if len(block) > _SEGMENT_LIMIT or not encoded.startswith(_SOI):
+    if len(block) > PAYLOAD_LIMIT or not encoded.startswith(SOI):
         return encoded
-    at = len(_SOI)
-    for marker, _, _, end in _segments(encoded):
-        if not 0xE0 <= marker <= 0xEF:
-            break
-        at = end
-    segment = b"\xff" + bytes([_APP13]) + struct.pack(">H", len(block) + 2) + block
-    return encoded[:at] + segment + encoded[at:]
+    return after_app_segments(encoded, segment(_APP13, block))

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .jpeg_segments import PAYLOAD_LIMIT, after_app_segments, segment
+
 # the output formats OpenCV writes EXIF and colour profiles into
 METADATA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -30,6 +32,8 @@ _NAMES = {cv2.IMAGE_METADATA_EXIF: "EXIF", cv2.IMAGE_METADATA_ICCP: "colour prof
 _KEPT = tuple(_NAMES)
 # the colour spaces (ICC header, bytes 16-19) of the samples written: RGB, or grey as read
 _WRITTEN_SPACES = (b"RGB ", b"GRAY")
+_APP2 = 0xE2
+_ICC_HEADER = b"ICC_PROFILE\x00"
 _ORIENTATION_TAG = 0x0112
 _X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
 _RATIONAL = 5
@@ -67,11 +71,13 @@ class PhotoMetadata:
 
     def too_large_for(self, suffix: str) -> list[str]:
         """What a file of ``suffix`` cannot hold for its size, by name and size: a JPEG
-        holds each chunk in one marker segment of at most 64 KiB."""
+        holds its EXIF in one marker segment of at most 64 KiB (a colour profile is split
+        over several, as the ICC specifies)."""
         if suffix not in JPEG_SUFFIXES:
             return []
         return [f"{_NAMES[kind]} ({len(data) // 1024} KiB)"
-                for kind, data in self.chunks.items() if len(data) > JPEG_SEGMENT_BYTES]
+                for kind, data in self.chunks.items()
+                if len(data) > JPEG_SEGMENT_BYTES and kind != cv2.IMAGE_METADATA_ICCP]
 
     def encode(self, suffix: str, samples: np.ndarray,
                params: list[int]) -> tuple[bool, np.ndarray]:
@@ -79,8 +85,20 @@ class PhotoMetadata:
         their size, :meth:`too_large_for`)."""
         space = b"GRAY" if samples.ndim == 2 else b"RGB "  # as written, not as read
         kept = {kind: data for kind, data in self.chunks.items()
-                if (suffix not in JPEG_SUFFIXES or len(data) <= JPEG_SEGMENT_BYTES)
-                and (kind != cv2.IMAGE_METADATA_ICCP or data[16:20] == space)}
+                if kind != cv2.IMAGE_METADATA_ICCP or data[16:20] == space}
+        split = None  # a JPEG's profile over one segment: written after OpenCV, in parts
+        if suffix in JPEG_SUFFIXES:
+            if len(kept.get(cv2.IMAGE_METADATA_ICCP, b"")) > JPEG_SEGMENT_BYTES:
+                split = kept.pop(cv2.IMAGE_METADATA_ICCP)
+            kept = {k: v for k, v in kept.items() if len(v) <= JPEG_SEGMENT_BYTES}
+        ok, encoded = self._encoded(suffix, samples, params, kept)
+        if ok and split is not None:
+            encoded = np.frombuffer(with_icc_segments(encoded.tobytes(), split), np.uint8)
+        return ok, encoded
+
+    @staticmethod
+    def _encoded(suffix: str, samples: np.ndarray, params: list[int],
+                 kept: dict[int, bytes]) -> tuple[bool, np.ndarray]:
         if not kept or suffix not in METADATA_SUFFIXES:
             return cv2.imencode(suffix, samples, params)
         kinds = list(kept)
@@ -93,6 +111,18 @@ class PhotoMetadata:
             return False, np.empty(0, np.uint8)
         finally:
             cv2.utils.logging.setLogLevel(quiet)
+
+
+def with_icc_segments(encoded: bytes, profile: bytes) -> bytes:
+    """A JPEG's bytes with ``profile`` in numbered ``ICC_PROFILE`` APP2 segments (the ICC
+    specification's way for a profile larger than one segment)."""
+    room = PAYLOAD_LIMIT - len(_ICC_HEADER) - 2  # each part: header, number, count
+    parts = [profile[at:at + room] for at in range(0, len(profile), room)]
+    if len(parts) > 255:
+        return encoded
+    added = b"".join(segment(_APP2, _ICC_HEADER + bytes([number, len(parts)]) + part)
+                     for number, part in enumerate(parts, start=1))
+    return after_app_segments(encoded, added)
 
 
 def exif_orientation(exif: bytes) -> int:

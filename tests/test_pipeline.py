@@ -1422,24 +1422,32 @@ def test_a_colour_profile_of_another_space_than_the_written_samples_is_left_out(
                                            [np.frombuffer(profile, np.uint8)])
         assert (cv2.IMAGE_METADATA_ICCP in metadata.chunks) == kept
 
-def test_metadata_too_large_for_a_jpeg_is_left_out_with_a_warning_and_kept_in_a_png(
-        tmp_path, restorer, caplog):
+def test_a_large_colour_profile_is_split_in_a_jpeg_and_a_large_exif_left_out(
+        tmp_path, restorer, caplog, network_sharpens):
     import struct
 
     from PIL import Image, ImageCms
 
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes() + \
-        bytes(70_000)  # a JPEG marker segment holds at most 64 KiB
+        bytes(140_000)  # a JPEG marker segment holds at most 64 KiB: three of them
     profile = struct.pack(">I", len(profile)) + profile[4:]  # its header's size field
-    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "in.png", icc_profile=profile)
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif[0x9286] = b"ASCII\0\0\0" + b"x" * 70_000  # UserComment: EXIF over a segment
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "in.png", icc_profile=profile,
+                                                    exif=exif)
     with caplog.at_level("WARNING"):
         deblur_image(tmp_path / "in.png", tmp_path / "out.jpg", restorer)
         deblur_image(tmp_path / "in.png", tmp_path / "out.png", restorer)
     said = [r.getMessage() for r in caplog.records if "too large" in r.getMessage()]
-    assert said == ["the photo's colour profile (68 KiB) is too large for a JPEG and is left "
-                    "out (PNG and WebP keep it)"]
+    assert said == ["the photo's EXIF (68 KiB) is too large for a JPEG and is left out (PNG "
+                    "and WebP keep it)"]
+    # Pillow reassembles the profile from its numbered segments, independently
     with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.png") as png:
-        assert "icc_profile" not in jpeg.info and png.info["icc_profile"] == profile
+        assert jpeg.info["icc_profile"] == profile and png.info["icc_profile"] == profile
+        assert png.getexif()[0x010F] == "TestCam"
+    data = (tmp_path / "out.jpg").read_bytes()
+    assert data.count(b"ICC_PROFILE\x00") == 3
 
 
 @pytest.mark.parametrize(("mode", "profile_space", "kept"),
