@@ -137,7 +137,7 @@ def _decode(path: str | Path) -> tuple[np.ndarray, tuple, tuple]:
                      if is_in_format_of(path, suffix)), None)
         if kind is not None:  # its format's signature, but no image: damaged or cut short
             raise UserError(f"cannot read image {path}: it is a {_FORMAT_NAMES[kind]} file, "
-                            "but damaged or cut short")
+                            "but damaged, cut short, or of a kind OpenCV cannot decode")
         raise UserError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
     if image.dtype not in (np.uint8, np.uint16):
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
@@ -215,7 +215,7 @@ def read_photo(path: str | Path) -> Photo:
         density = exif_density(data) if tiff else exif_density(exif[0]) if exif else None
     if density is not None:
         extras = dataclasses.replace(extras, dots_per_metre=density[::-1] if turned
-                                     else density)
+                                     else density, density_in_exif=not tiff)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
                  tiff_metadata_names(path), extras)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 
 from .photo_iptc import iptc_record, with_iptc
+from .photo_metadata import METADATA_SUFFIXES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -37,6 +38,7 @@ class PhotoExtras:
     dots_per_metre: tuple[float, float] | None = None  # (x, y) as shown; None: no size
     png_text: tuple[bytes, ...] = ()  # whole chunks (length, type, data, CRC), in order
     iptc: bytes | None = None  # a JPEG's IPTC record (:mod:`refdeblur_video.photo_iptc`)
+    density_in_exif: bool = False  # the density came from the EXIF, which carries it along
 
     @classmethod
     def read(cls, data: bytes, turned: bool = False) -> PhotoExtras:
@@ -60,7 +62,8 @@ class PhotoExtras:
         """What an output of ``suffix`` has no place for, by name."""
         kind = suffix.lower()
         lost = []
-        if self.dots_per_metre and kind not in _DENSITY_SUFFIXES:
+        in_exif = self.density_in_exif and kind in METADATA_SUFFIXES  # kept there
+        if self.dots_per_metre and kind not in _DENSITY_SUFFIXES and not in_exif:
             lost.append(f"pixel density ({self.dots_per_inch()[0]:g} dpi)")
         if self.png_text and kind != ".png":
             lost.append("text (" + ", ".join(_keywords(self.png_text)) + ")")

@@ -37,6 +37,7 @@ _ICC_HEADER = b"ICC_PROFILE\x00"
 _ORIENTATION_TAG = 0x0112
 _X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
 _RATIONAL = 5
+_SANE_DPI = (1.0, 100_000.0)  # a resolution outside is a writer's mistake, not a size
 _UNSIGNED = {3: "H", 4: "I"}  # the orientation's TIFF types, SHORT (as the standard has it)
 # and LONG (as some writers store it), by their struct format
 
@@ -157,7 +158,9 @@ def exif_density(exif: bytes) -> tuple[float, float] | None:
     metres = {2: 0.0254, 3: 0.01}.get(unit)
     if metres is None or len(rational) < 2:
         return None
-    return rational[_X_RESOLUTION] / metres, rational[_Y_RESOLUTION] / metres
+    density = rational[_X_RESOLUTION] / metres, rational[_Y_RESOLUTION] / metres
+    low, high = (dpi / 0.0254 for dpi in _SANE_DPI)
+    return density if all(low <= d <= high for d in density) else None
 
 
 def upright_exif(exif: bytes) -> bytes:

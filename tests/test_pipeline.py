@@ -1220,6 +1220,36 @@ def test_a_reference_of_another_aspect_is_scaled_by_one_factor_and_filled_out(ca
     with caplog.at_level("WARNING", logger="refdeblur_video"):
         assert run_module._fit_reference(twice, (300, 451, 3), np.uint8).shape == (300, 451, 3)
     assert caplog.text.rstrip().endswith("resizing it")
+    # within a percent (a phone's 4000x2252 "16:9"): plainly resized, no filled edges
+    phone = cv2.resize(scene, (400, 225))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        fitted = run_module._fit_reference(phone, (216, 384, 3), np.uint8)
+    np.testing.assert_array_equal(fitted, cv2.resize(phone, (384, 216),
+                                                     interpolation=cv2.INTER_AREA))
+    assert caplog.text.rstrip().endswith("resizing it")
+    # anamorphic video (HDV: 1440x1080 stored, shown 1920x1080): a 16:9 photo is stretched
+    # to the stored samples, as they show it
+    wide_photo = cv2.resize(scene, (480, 270))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        fitted = run_module._fit_reference(wide_photo, (270, 360, 3), np.uint8,
+                                           "the frames as shown", sample_aspect=4 / 3)
+    np.testing.assert_array_equal(fitted, cv2.resize(wide_photo, (360, 270),
+                                                     interpolation=cv2.INTER_AREA))
+    assert "the frames as shown 480x270: resizing it" in caplog.text
+
+
+def test_a_black_and_white_photo_stored_as_colour_takes_its_black_and_white_reference(
+        tmp_path, restorer, caplog):
+    grey = cv2.cvtColor(make_image(size=(96, 64), blurry=True, index=1), cv2.COLOR_RGB2GRAY)
+    sharp = cv2.cvtColor(make_image(size=(96, 64), index=1), cv2.COLOR_RGB2GRAY)
+    for name, image in (("bw.png", grey), ("bw_ref.png", sharp)):  # three equal colours
+        cv2.imwrite(str(tmp_path / name), cv2.merge([image, image, image]))
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_image(tmp_path / "bw.png", tmp_path / "out.png", restorer,
+                     ref=str(tmp_path / "bw_ref.png"), quiet=True)
+    assert "black and white" not in caplog.text
 
 
 def test_a_black_and_white_reference_of_a_colour_photo_is_set_aside(tmp_path, restorer,
@@ -1357,7 +1387,7 @@ def test_a_restored_photo_keeps_its_pixel_density_and_png_text(tmp_path, restore
 
 
 def test_a_jpeg_s_density_is_kept_turned_as_the_photo_is(tmp_path, restorer,
-                                                          network_sharpens):
+                                                          network_sharpens, caplog):
     from PIL import Image
 
     exif = Image.Exif()
@@ -1376,6 +1406,11 @@ def test_a_jpeg_s_density_is_kept_turned_as_the_photo_is(tmp_path, restorer,
     deblur_image(tmp_path / "camera.jpg", tmp_path / "out.png", restorer)
     with Image.open(tmp_path / "out.png") as photo:
         assert photo.info["dpi"] == pytest.approx((300, 300), abs=0.05)
+    # WebP keeps the EXIF, and with it the density: nothing to warn of
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        deblur_image(tmp_path / "camera.jpg", tmp_path / "out.webp", restorer)
+    assert "pixel density" not in caplog.text
     # a TIFF's resolution tags
     Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "scan.tif", dpi=(600, 600))
     deblur_image(tmp_path / "scan.tif", tmp_path / "scan.png", restorer)
@@ -1910,13 +1945,38 @@ def test_a_restored_jpeg_keeps_its_iptc_record_and_not_the_old_thumbnail(
     assert ("IPTC record (caption, keywords, copyright) is not kept" in said) == (not kept)
 
 
+def test_a_large_iptc_record_goes_over_several_segments_and_back():
+    from refdeblur_video.photo_iptc import iptc_record, with_iptc
+
+    ok, encoded = cv2.imencode(".jpg", make_image(size=(96, 64)))
+    caption = b"x" * 30_000
+    record = b"".join(b"\x1c\x02\x78" + len(caption).to_bytes(2, "big") + caption
+                      for _ in range(3))  # 90 kB: two segments' worth
+    written = with_iptc(encoded.tobytes(), record)
+    assert written.count(b"Photoshop 3.0\x00") == 2
+    assert iptc_record(written) == record
+    cut = written[:written.rindex(b"Photoshop 3.0\x00")]  # the second segment lost
+    assert iptc_record(cut) is None  # cut short: not written back half
+
+
+def test_an_absurd_exif_resolution_is_no_density(tmp_path):
+    from PIL import Image
+
+    from refdeblur_video.image_files import read_photo
+
+    exif = Image.Exif()
+    exif[0x011A], exif[0x011B], exif[0x0128] = 200_000_000.0, 200_000_000.0, 2
+    Image.fromarray(make_image(size=(96, 64))).save(tmp_path / "odd.jpg", exif=exif)
+    assert read_photo(tmp_path / "odd.jpg").extras.dots_per_metre is None
+
+
 def test_a_damaged_photo_is_named_as_damaged_and_a_non_image_as_none(tmp_path):
     from refdeblur_video.errors import UserError
     from refdeblur_video.image_files import read_photo
 
     ok, encoded = cv2.imencode(".jpg", make_image(size=(96, 64)))
     (tmp_path / "cut.jpg").write_bytes(encoded.tobytes()[:200])  # its header alone
-    with pytest.raises(UserError, match="it is a JPEG file, but damaged or cut short"):
+    with pytest.raises(UserError, match="it is a JPEG file, but damaged, cut short, or of"):
         read_photo(tmp_path / "cut.jpg")
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(UserError, match=r"\(not an image, or a format OpenCV lacks\)"):

@@ -154,12 +154,14 @@ def make_refiner(options: DeblurOptions, restorer: Restorer,
 
 
 def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
-                   against: str = "the frames", grey: bool = False) -> np.ndarray:
+                   against: str = "the frames", grey: bool = False,
+                   sample_aspect: float = 1.0) -> np.ndarray:
     """The ``--ref`` image at ``shape`` (``against`` names what has that size in the
-    warning) in ``dtype``; a colour one made grey for a ``grey`` photo, whose colours the
+    warning; ``sample_aspect``: the width a stored sample is shown at, anamorphic video's
+    not 1) in ``dtype``; a colour one made grey for a ``grey`` photo, whose colours the
     reference check would otherwise take for another scene."""
     if reference.shape[:2] != shape[:2]:
-        reference = _scaled_to_fit(reference, shape[:2], against)
+        reference = _scaled_to_fit(reference, shape[:2], against, sample_aspect)
     if grey:
         reference = cv2.cvtColor(cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY),
                                  cv2.COLOR_GRAY2RGB)
@@ -175,24 +177,34 @@ def _is_grey(image: np.ndarray) -> bool:
     return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
 
 
-def _scaled_to_fit(reference: np.ndarray, size: tuple[int, int], against: str
-                   ) -> np.ndarray:
-    """``reference`` scaled by one factor until it fits inside ``size`` (h, w), the rest
-    filled by its edge rows or columns: stretched to another aspect its scene would no longer
-    match, and a crop of the photo's own shot (a wider or taller view) keeps its scale."""
+def _scaled_to_fit(reference: np.ndarray, size: tuple[int, int], against: str,
+                   sample_aspect: float = 1.0) -> np.ndarray:
+    """``reference`` scaled by one factor until it fits inside ``size`` (h, w) as shown
+    (its width times ``sample_aspect``), the rest filled by its edge rows or columns, then
+    stored at ``size``: stretched to another aspect its scene would no longer match, and a
+    crop of the photo's own shot (a wider or taller view) keeps its scale. Within a
+    percent of the aspect it is plainly resized."""
     height, width = reference.shape[:2]
-    factor = min(size[0] / height, size[1] / width)
-    fitted_h = min(size[0], max(1, round(height * factor)))
-    fitted_w = min(size[1], max(1, round(width * factor)))
-    same_aspect = (fitted_h, fitted_w) == tuple(size)
+    shown = (size[0], max(1, round(size[1] * sample_aspect)))
+    factor = min(shown[0] / height, shown[1] / width)
+    fitted = (min(shown[0], max(1, round(height * factor))),
+              min(shown[1], max(1, round(width * factor))))
+    plain = all(abs(a - b) <= max(2, 0.01 * b) for a, b in zip(fitted, shown, strict=True))
     log.warning("the reference image is %dx%d, %s %dx%d: %s", width, height, against,
-                size[1], size[0], "resizing it" if same_aspect else
+                shown[1], shown[0], "resizing it" if plain else
                 "scaling it to fit and filling the rest from its edges (its aspect differs)")
-    scaled = cv2.resize(reference, (fitted_w, fitted_h),
-                        interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
-    top, left = (size[0] - fitted_h) // 2, (size[1] - fitted_w) // 2
-    return cv2.copyMakeBorder(scaled, top, size[0] - fitted_h - top, left,
-                              size[1] - fitted_w - left, cv2.BORDER_REPLICATE)
+    def resized(image: np.ndarray, to: tuple[int, int]) -> np.ndarray:  # (h, w)
+        smaller = to[0] <= image.shape[0] and to[1] <= image.shape[1]
+        return cv2.resize(image, (to[1], to[0]),
+                          interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
+
+    if plain:
+        return resized(reference, size)
+    scaled = resized(reference, fitted)
+    top, left = (shown[0] - fitted[0]) // 2, (shown[1] - fitted[1]) // 2
+    filled = cv2.copyMakeBorder(scaled, top, shown[0] - fitted[0] - top, left,
+                                shown[1] - fitted[1] - left, cv2.BORDER_REPLICATE)
+    return filled if shown == tuple(size) else resized(filled, size)
 
 
 def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
@@ -244,9 +256,12 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         # a --ref photo shows the scene as the video is shown, turned by its rotation
         shown = ((info.width, info.height) if info.rotation % 180 == 90
                  else (info.height, info.width))
+        sar = float(info.sample_aspect_ratio or 1)
+        if info.rotation % 180 == 90:  # turned, a sample's width is shown upright
+            sar = 1.0 / sar
         forced = to_coded_orientation(
-            _fit_reference(ref_image, shown, frame_dtype, "the frames as shown"),
-            info.rotation)
+            _fit_reference(ref_image, shown, frame_dtype, "the frames as shown",
+                           sample_aspect=sar), info.rotation)
     # a --ref much noisier than a frame: that frame is restored as without it (its
     # neighbours lend more than a noisy still, whose noise the transfer would copy in)
     quiet = (QuietEnough(forced, DEFAULT_TRANSFER.noise_allowance)
@@ -395,7 +410,9 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     photo = read_photo(input)
     blurry, alpha = photo.image, photo.alpha
     given = None if opts.ref is None else read_image(opts.ref)
-    if given is not None and _is_grey(given) and not photo.grey:
+    # grey by its samples: a black-and-white photo is often stored as three equal colours
+    grey = photo.grey or _is_grey(blurry)
+    if given is not None and _is_grey(given) and not grey:
         log.warning("the reference is black and white, the photo in colour: its grey would "
                     "be blended into the photo's colours, so the photo is restored with "
                     "itself as reference")
@@ -407,8 +424,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                         "(--ref) lends it the detail")
         reference = blurry
     else:
-        reference = _fit_reference(given, blurry.shape, blurry.dtype, "the photo",
-                                   grey=photo.grey)
+        reference = _fit_reference(given, blurry.shape, blurry.dtype, "the photo", grey=grey)
         reference, gains = matched_exposure(blurry, reference)
         if gains is not None:  # its levels would be blended in with its detail
             log.warning("the reference is exposed otherwise than the photo (%s): matched "
