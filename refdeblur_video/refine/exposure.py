@@ -18,8 +18,12 @@ import numpy as np
 from ..data.shake import linear_to_srgb, srgb_to_linear
 from .transfer import fitted_homography, homography_maps
 
-# regions compared (px): large enough that a blur of tens of pixels keeps their means
+# the size (px across) the gains are measured at
+MEASURED_SIDE = 1024
+# regions compared (px at that size): large enough that a blur keeps their means
 BLOCK_PX = 32
+# the fewest regions a gain is trusted from
+MIN_REGIONS = 12
 # regions near black or white are left out: clipping there is no exposure
 DARKEST, BRIGHTEST = 0.04, 0.92
 # the share of the photo's regions that must be compared for a gain to be trusted
@@ -36,13 +40,19 @@ LOWEST_GAIN, HIGHEST_GAIN = 0.5, 2.0
 
 
 def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
-    """Per channel (3,), what ``reference`` is multiplied by to be exposed as ``target``
-    (both H x W x 3 RGB of one size, uint8, uint16 or float in [0, 1]); None where the
-    reference cannot be placed on the target or too few regions can be compared."""
-    fitted = fitted_homography(target, reference)
+    """Per channel (3,), what ``reference``'s light is multiplied by to be exposed as
+    ``target``'s (both H x W x 3 RGB of one size, uint8, uint16 or float in [0, 1]); None
+    where the reference cannot be placed on the target or too few regions can be compared.
+    Measured at most :data:`MEASURED_SIDE` px across: the gains are the whole photo's, and
+    light shrinks without its means changing."""
+    # blur and exposure act on light, not on coded values: compared in linear light
+    lit_target, lit_reference = (_shrunk(srgb_to_linear(_unit(image)))
+                                 for image in (target, reference))
+    unit, their_unit = linear_to_srgb(lit_target), linear_to_srgb(lit_reference)
+    fitted = fitted_homography(unit, their_unit)
     if fitted is None:
         return None
-    h, w = target.shape[:2]
+    h, w = unit.shape[:2]
     rows, cols = h // BLOCK_PX, w // BLOCK_PX
     if not rows or not cols:
         return None
@@ -50,25 +60,28 @@ def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | No
     maps = homography_maps(fitted, (grid[0], grid[1]))
     if maps is None:
         return None
-    placed = cv2.remap(_unit(reference), *maps, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1))
+
+    def placed(image: np.ndarray, outside: float = 0.0) -> np.ndarray:
+        return cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(outside,) * 3)
 
     def means(image: np.ndarray) -> np.ndarray:
         cut = image[:rows * BLOCK_PX, :cols * BLOCK_PX]
         return cv2.resize(cut, (cols, rows), interpolation=cv2.INTER_AREA).reshape(-1, 3)
 
-    unit = _unit(target)
-    mine, theirs = means(unit), means(placed)
-    # blur and exposure act on light, not on coded values: compared in linear light
-    lit_mine, lit_theirs = means(srgb_to_linear(unit)), means(srgb_to_linear(placed.clip(0)))
-    # a region is compared where the placed reference covers it and no sample of either
-    # is clipped (a brighter shot clips highlights the other kept: no gain explains that)
-    whole = (placed >= 0).all(axis=2) & ~_clipped(unit) & ~_clipped(placed)
+    theirs_unit = placed(their_unit)
+    mine, theirs = means(unit), means(theirs_unit)
+    lit_mine, lit_theirs = means(lit_target), means(placed(lit_reference))
+    # a region is compared where the placed reference covers every pixel (no border blended
+    # in) and no sample of either is clipped (a brighter shot clips highlights the other
+    # kept: no gain explains that)
+    covered = placed(np.ones_like(unit))[..., 0] > 1.0 - 1e-4
+    whole = covered & ~_clipped(unit) & ~_clipped(theirs_unit)
     usable = (means(np.repeat(whole[..., None], 3, axis=2).astype(np.float32))[:, 0]
               > 1.0 - 1e-4)
     usable &= (np.minimum(mine, theirs).min(axis=1) > DARKEST) & (
         np.maximum(mine, theirs).max(axis=1) < BRIGHTEST)
-    if usable.mean() < MIN_SHARE:
+    if usable.sum() < MIN_REGIONS or usable.mean() < MIN_SHARE:
         return None
     ratios = lit_mine[usable] / lit_theirs[usable]
     gains = np.median(ratios, axis=0)
@@ -77,6 +90,16 @@ def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | No
     if spread.max() > MAX_SPREAD or not np.all((gains > LOWEST_GAIN) & (gains < HIGHEST_GAIN)):
         return None
     return gains.astype(np.float32)
+
+
+def _shrunk(light: np.ndarray) -> np.ndarray:
+    """``light`` at most :data:`MEASURED_SIDE` px across (area-averaged: means kept)."""
+    h, w = light.shape[:2]
+    scale = MEASURED_SIDE / max(h, w)
+    if scale >= 1:
+        return light
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(light, size, interpolation=cv2.INTER_AREA)
 
 
 def matched_exposure(target: np.ndarray, reference: np.ndarray
