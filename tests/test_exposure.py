@@ -79,3 +79,35 @@ def test_a_photo_restored_with_a_brighter_reference_keeps_its_own_levels(tmp_pat
     out = read_image(tmp_path / "out.png").astype(np.float64)
     # the scene's own levels (5 levels up before)
     assert np.abs(out.mean((0, 1)) - sharp.mean((0, 1))).max() < 1.0
+
+
+def test_a_video_s_brighter_ref_is_matched_to_each_frame_it_lends_to(tmp_path, caplog):
+    """A still taken apart from the video, brighter: its levels stay out of the frames."""
+    import av
+
+    from refdeblur_video.image_files import write_image
+    from refdeblur_video.pipeline import deblur_video
+    from refdeblur_video.video.reader import open_reader
+
+    photo = _photo()
+    frames = [photo[k:k + 240, k:k + 320] for k in range(6)]  # a slow pan
+    light = cv2.filter2D(to_linear(frames[3]), -1, np.full((1, 11), 1 / 11, np.float32),
+                         borderType=cv2.BORDER_REFLECT)
+    frames[3] = from_linear(light)  # one blurry frame
+    with av.open(str(tmp_path / "pan.mkv"), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "bgr0"
+        for image in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image[..., ::-1].copy(),
+                                                             format="bgr24")))
+        out.mux(stream.encode())
+    write_image(tmp_path / "still.png", from_linear(np.clip(
+        to_linear(photo[3:243, 3:323]) * 1.1, 0, 1)))
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video(tmp_path / "pan.mkv", tmp_path / "out.mkv", model="lite", quiet=True,
+                     codec="ffv1", all_frames=False, ref=str(tmp_path / "still.png"))
+    assert "the reference is exposed otherwise than frame 3 (10 % brighter)" in caplog.text
+    with open_reader(tmp_path / "out.mkv") as reader:
+        restored = [f.image for f in reader][3].astype(np.float64)
+    sharp = photo[3:243, 3:323].astype(np.float64)
+    assert np.abs(restored.mean((0, 1)) - sharp.mean((0, 1))).max() < 1.5

@@ -323,6 +323,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                        write,
                        batch=opts.batch, forced_reference=forced,
                        forced_fits=None if quiet is None else forced_fits,
+                       fit_forced=None if forced is None else _exposed_for_frames(),
                        queue_size=opts.queue_size or queue_size_for(
                            info.width, info.height, info.bit_depth, opts.batch),
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -471,6 +472,23 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                       unchanged=int(unchanged), references_dropped=int(not used),
                       seconds=time.perf_counter() - begun, restoring_seconds=seconds,
                       records=[record])
+
+
+def _exposed_for_frames() -> Callable[[Frame, np.ndarray], np.ndarray]:
+    """The ``--ref`` image exposed as each frame it lends to (:func:`matched_exposure`),
+    said the first time it differs: a video's exposure drifts, a still is one moment."""
+    said: list[int] = []
+
+    def exposed(frame: Frame, reference: np.ndarray) -> np.ndarray:
+        matched, gains = matched_exposure(frame.image, reference)
+        if gains is not None and not said:
+            said.append(frame.index)
+            log.warning("the reference is exposed otherwise than frame %d (%s): matched to "
+                        "each frame it lends its detail to", frame.index,
+                        _exposure_words(gains))
+        return matched
+
+    return exposed
 
 
 def _exposure_words(gains: np.ndarray) -> str:

@@ -274,6 +274,7 @@ def run_stream(
     queue_size: int,
     forced_reference: np.ndarray | None = None,
     forced_fits: Callable[[Frame], bool] | None = None,
+    fit_forced: Callable[[Frame, np.ndarray], np.ndarray] | None = None,
     cuts: CutDetector | None = None,
     start: int = 0,
     segment: int | None = None,
@@ -294,7 +295,9 @@ def run_stream(
     are still on the device are finished by one call.
 
     ``forced_reference`` is every blurry frame's reference where ``forced_fits(frame)``
-    (if given) allows it, else the planner's choice is (:func:`plan_frames`).
+    (if given) allows it, else the planner's choice is (:func:`plan_frames`);
+    ``fit_forced(frame, reference)`` makes it that frame's (its exposure matched), for the
+    frames restored only.
 
     Frames before ``start`` are decoded, scored and planned (so that later decisions are the
     same as in a run from the beginning) but neither restored nor written: ``replayed`` gets
@@ -307,8 +310,9 @@ def run_stream(
     """
     share_malloc_arenas()
     _Stream(frames, planner, restore, refine, batch=batch, queue_size=queue_size,
-            forced_reference=forced_reference, forced_fits=forced_fits, cuts=cuts,
-            start=start, segment=segment, replayed=replayed).run(write)
+            forced_reference=forced_reference, forced_fits=forced_fits,
+            fit_forced=fit_forced, cuts=cuts, start=start, segment=segment,
+            replayed=replayed).run(write)
 
 
 class _Stream:
@@ -322,6 +326,7 @@ class _Stream:
                       float | None], np.ndarray], *,
         batch: int, queue_size: int, forced_reference: np.ndarray | None,
         forced_fits: Callable[[Frame], bool] | None,
+        fit_forced: Callable[[Frame, np.ndarray], np.ndarray] | None,
         cuts: CutDetector | None, start: int, segment: int | None,
         replayed: Callable[[WorkItem], None] | None,
     ) -> None:
@@ -330,7 +335,7 @@ class _Stream:
         self.many: Callable[[list[tuple]], list[np.ndarray]] | None = getattr(
             refine, "many", None)
         self.batch, self.queue_size, self.forced_reference = batch, queue_size, forced_reference
-        self.forced_fits = forced_fits
+        self.forced_fits, self.fit_forced = forced_fits, fit_forced
         self.start, self.segment, self.replayed = start, segment, replayed
         self.stop = threading.Event()  # the producing stages stop (the end, an error, a signal)
         self.halt = threading.Event()  # everything stops: the calling thread has left
@@ -346,7 +351,10 @@ class _Stream:
             if item.frame.index < self.start:
                 if self.replayed is not None:
                     self.replayed(item)
-            elif not _put(self.planned, item, self.stop):
+                continue
+            if self.fit_forced is not None and item.forced:
+                item.reference = self.fit_forced(item.frame, item.reference)
+            if not _put(self.planned, item, self.stop):
                 return
         _put(self.planned, _END, self.stop)
 
