@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import struct
@@ -14,7 +13,7 @@ import numpy as np
 
 from .errors import UserError
 from .photo_extras import PNG_SIGNATURE, PhotoExtras
-from .photo_metadata import PhotoMetadata, exif_density, exif_orientation
+from .photo_metadata import PhotoMetadata, exif_orientation
 
 log = logging.getLogger("refdeblur_video")
 
@@ -123,6 +122,12 @@ def _decode(path: str | Path) -> tuple[np.ndarray, tuple, tuple]:
     """The file's samples as OpenCV decodes them (H x W grey, or BGR / BGRA), turned as a
     viewer shows them, and its metadata chunks (``cv2.imdecodeWithMetadata``'s types and
     chunks); one line on what is wrong otherwise."""
+    return _decode_file(path)[:3]
+
+
+def _decode_file(path: str | Path) -> tuple[np.ndarray, tuple, tuple, np.ndarray]:
+    """:func:`_decode`'s, and the file's bytes (read once: a photo's extras come from
+    them too)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
@@ -148,7 +153,7 @@ def _decode(path: str | Path) -> tuple[np.ndarray, tuple, tuple]:
                 if t == cv2.IMAGE_METADATA_EXIF]
         if exif:
             image = _as_shown(image, exif_orientation(np.asarray(exif[0], np.uint8).tobytes()))
-    return image, types, chunks
+    return image, types, chunks, data
 
 
 # EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
@@ -177,6 +182,12 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def is_grey(image: np.ndarray) -> bool:
+    """Whether an image's first three channels are one (grey stored as colour)."""
+    return bool((image[..., 0] == image[..., 1]).all()
+                and (image[..., 1] == image[..., 2]).all())
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB (``uint8``, or ``uint16`` for 16-bit files)."""
     return _as_rgb(_decode(path)[0])
@@ -199,23 +210,14 @@ class Photo:
 
 def read_photo(path: str | Path) -> Photo:
     """An image file with what a restored photo needs to be written back in its own form."""
-    image, types, chunks = _decode(path)
+    image, types, chunks, raw = _decode_file(path)
     alpha = image[..., 3].copy() if image.ndim == 3 and image.shape[2] == 4 else None
     # OpenCV gives a grey photo with transparency as four channels, its three colours equal
-    grey = image.ndim == 2 or (alpha is not None and bool(
-        (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()))
+    grey = image.ndim == 2 or (alpha is not None and is_grey(image))
     exif = [np.asarray(c, np.uint8).tobytes()
             for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
     turned = bool(exif) and exif_orientation(exif[0]) >= 5
-    data = Path(path).read_bytes()
-    extras = PhotoExtras.read(data, turned)
-    density = None
-    if extras.dots_per_metre is None:  # a camera's JPEG has it in its EXIF, a TIFF in its tags
-        tiff = data[:4] in (b"II*\0", b"MM\0*")
-        density = exif_density(data) if tiff else exif_density(exif[0]) if exif else None
-    if density is not None:
-        extras = dataclasses.replace(extras, dots_per_metre=density[::-1] if turned
-                                     else density, density_in_exif=not tiff)
+    extras = PhotoExtras.read(raw.tobytes(), turned, exif[0] if exif else None)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
                  tiff_metadata_names(path), extras)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 
 from .photo_iptc import iptc_record, with_iptc
-from .photo_metadata import METADATA_SUFFIXES
+from .photo_metadata import METADATA_SUFFIXES, exif_density
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -41,11 +41,13 @@ class PhotoExtras:
     density_in_exif: bool = False  # the density came from the EXIF, which carries it along
 
     @classmethod
-    def read(cls, data: bytes, turned: bool = False) -> PhotoExtras:
-        """From a file's bytes (a JPEG or PNG; other formats hold none of these here);
-        ``turned``: the photo is shown a quarter turn from its samples (EXIF), so its
+    def read(cls, data: bytes, turned: bool = False, exif: bytes | None = None
+             ) -> PhotoExtras:
+        """From a file's bytes (a JPEG, PNG or TIFF; other formats hold none of these here)
+        and its ``exif``, whose resolution stands in where the file gives none (a camera's
+        JPEG); ``turned``: the photo is shown a quarter turn from its samples (EXIF), so its
         horizontal density is the stored vertical one."""
-        density, text, iptc = None, (), None
+        density, text, iptc, in_exif = None, (), None, False
         if data.startswith(PNG_SIGNATURE):
             chunks = list(_png_chunks(data))
             text = tuple(whole for kind, body, whole in chunks
@@ -54,9 +56,14 @@ class PhotoExtras:
                             if kind == b"pHYs"), None)
         elif data.startswith(b"\xff\xd8"):
             density, iptc = _jfif_density(data), iptc_record(data)
+        if density is None and data[:4] in (b"II*\0", b"MM\0*"):  # a TIFF's own tags
+            density = exif_density(data)
+        elif density is None and exif:
+            density = exif_density(exif)
+            in_exif = density is not None
         if density is not None and turned:
             density = density[::-1]
-        return cls(density, text, iptc)
+        return cls(density, text, iptc, in_exif)
 
     def left_out_by(self, suffix: str) -> list[str]:
         """What an output of ``suffix`` has no place for, by name."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError, invalid_yaml, unknown_device
+from ..messages import counted
 from ..package_files import MODEL_CONFIGS, PACKAGE_WEIGHTS
 from ..safe_output import (
     check_not_same_file,
@@ -89,10 +90,10 @@ def expand_inputs(pattern: str, say: bool = False,
     inside = outdir is not None and Path(outdir).resolve().is_relative_to(path.resolve())
     if not files:
         why = [_not_searched(path, nested, inside)] if nested else []
-        photos = _photos_in(path) if path.is_dir() else []
+        photos = _photos_in(entries) if path.is_dir() else []
         if photos:  # a folder of photos: each is restored alone, with its own reference
-            why.append(f"it holds {len(photos)} photo{'s' * (len(photos) > 1)}: a photo is "
-                       "restored alone, refdeblur-video PHOTO OUT.png --ref SHARP.jpg")
+            why.append(f"it holds {counted(len(photos), 'photo')}: a photo is restored "
+                       "alone, refdeblur-video PHOTO OUT.png --ref SHARP.jpg")
         raise UserError(f"no video files found in {pattern}"
                         + (f" ({'; '.join(why)})" if why else ""))
     if say and nested:
@@ -131,19 +132,17 @@ def _not_searched(folder: Path, subfolders: list[tuple[Path, str]], outdir_insid
 def _say_photos_passed_over(folder: Path, entries: list[Path]) -> None:
     """One warning for the photos of a folder of videos, which folder mode leaves alone:
     a photo needs its own output name, and its reference, given alone."""
-    photos = _photos_in(folder, entries)
+    photos = _photos_in(entries)
     if photos:
         log.warning("%s: %d photo%s (%s%s) left alone: a folder run restores videos; give "
                     "a photo alone (refdeblur-video PHOTO OUT.png)", folder, len(photos),
                     "s" * (len(photos) > 1), photos[0].name, ", ..." * (len(photos) > 1))
 
 
-def _photos_in(folder: Path, entries: list[Path] | None = None) -> list[Path]:
-    """The visible photos of ``folder`` (of ``entries`` where given), sorted."""
+def _photos_in(entries: list[Path]) -> list[Path]:
+    """The photos among a folder's ``entries``, sorted."""
     from ..image_files import IMAGE_SUFFIXES  # OpenCV: only for a folder
 
-    if entries is None:
-        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 

@@ -27,6 +27,7 @@ from ..image_files import (
     EIGHT_BIT_SUFFIXES,
     QUALITY_SUFFIXES,
     Photo,
+    is_grey,
     is_image_path,
     is_in_format_of,
     peak_value,
@@ -36,7 +37,7 @@ from ..image_files import (
 )
 from ..interrupts import finishing
 from ..photo_metadata import METADATA_SUFFIXES
-from ..refine.exposure import matched_exposure
+from ..refine.exposure import exposure_matcher, matched_exposure
 from ..refine.noise import QuietEnough
 from ..refine.step import restore_step
 from ..refine.transfer import DEFAULT_TRANSFER
@@ -170,11 +171,6 @@ def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
         reference = np.clip(np.round(reference.astype(np.float64) * scale), 0,
                             np.iinfo(dtype).max).astype(dtype)
     return reference
-
-
-def _is_grey(image: np.ndarray) -> bool:
-    """Whether an RGB image's three channels are one (a black-and-white photo as read)."""
-    return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
 
 
 def _scaled_to_fit(reference: np.ndarray, size: tuple[int, int], against: str,
@@ -323,7 +319,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                        write,
                        batch=opts.batch, forced_reference=forced,
                        forced_fits=None if quiet is None else forced_fits,
-                       fit_forced=None if forced is None else _exposed_for_frames(),
+                       fit_forced=None if forced is None else _exposed_for_frames(forced),
                        queue_size=opts.queue_size or queue_size_for(
                            info.width, info.height, info.bit_depth, opts.batch),
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -412,8 +408,8 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     blurry, alpha = photo.image, photo.alpha
     given = None if opts.ref is None else read_image(opts.ref)
     # grey by its samples: a black-and-white photo is often stored as three equal colours
-    grey = photo.grey or _is_grey(blurry)
-    if given is not None and _is_grey(given) and not grey:
+    grey = photo.grey or is_grey(blurry)
+    if given is not None and is_grey(given) and not grey:
         log.warning("the reference is black and white, the photo in colour: its grey would "
                     "be blended into the photo's colours, so the photo is restored with "
                     "itself as reference")
@@ -474,13 +470,15 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                       records=[record])
 
 
-def _exposed_for_frames() -> Callable[[Frame, np.ndarray], np.ndarray]:
-    """The ``--ref`` image exposed as each frame it lends to (:func:`matched_exposure`),
-    said the first time it differs: a video's exposure drifts, a still is one moment."""
+def _exposed_for_frames(reference: np.ndarray) -> Callable[[Frame, np.ndarray], np.ndarray]:
+    """The ``--ref`` image exposed as each frame it lends to (measured once:
+    :func:`exposure_matcher`), said the first time it differs: a video's exposure drifts, a
+    still is one moment."""
     said: list[int] = []
+    matcher = exposure_matcher(reference)
 
-    def exposed(frame: Frame, reference: np.ndarray) -> np.ndarray:
-        matched, gains = matched_exposure(frame.image, reference)
+    def exposed(frame: Frame, _reference: np.ndarray) -> np.ndarray:
+        matched, gains = matcher(frame.image)
         if gains is not None and not said:
             said.append(frame.index)
             log.warning("the reference is exposed otherwise than frame %d (%s): matched to "

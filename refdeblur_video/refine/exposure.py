@@ -12,11 +12,15 @@ region's coded mean).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
-from ..data.shake import linear_to_srgb, srgb_to_linear
-from .transfer import fitted_homography, homography_maps
+from ..data.shake import from_linear, linear_to_srgb, srgb_to_linear, to_linear
+from ..image_files import resize_max_side
+from .transfer import _pixel_grid, block_means, fitted_homography, homography_maps
 
 # the size (px across) the gains are measured at
 MEASURED_SIDE = 1024
@@ -39,51 +43,60 @@ MAX_SPREAD = 0.03
 LOWEST_GAIN, HIGHEST_GAIN = 0.5, 2.0
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """An image as its gains are measured: in light, and coded, at most
+    :data:`MEASURED_SIDE` px across (light shrinks without its means changing)."""
+
+    light: np.ndarray  # whole size, linear light
+    small_light: np.ndarray
+    small_coded: np.ndarray  # float32 in [0, 1]
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> _Measured:
+        light = _light(image)
+        small = resize_max_side(light, MEASURED_SIDE)
+        return cls(light, small, linear_to_srgb(small).astype(np.float32))
+
+
 def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
     """Per channel (3,), what ``reference``'s light is multiplied by to be exposed as
     ``target``'s (both H x W x 3 RGB of one size, uint8, uint16 or float in [0, 1]); None
-    where the reference cannot be placed on the target or too few regions can be compared.
-    Measured at most :data:`MEASURED_SIDE` px across: the gains are the whole photo's, and
-    light shrinks without its means changing."""
-    # blur and exposure act on light, not on coded values: compared in linear light
-    lit_target, lit_reference = (_shrunk(srgb_to_linear(_unit(image)))
-                                 for image in (target, reference))
-    unit, their_unit = linear_to_srgb(lit_target), linear_to_srgb(lit_reference)
-    fitted = fitted_homography(unit, their_unit)
-    if fitted is None:
-        return None
+    where the reference cannot be placed on the target or too few regions can be compared."""
+    return _gains(_Measured.of(target), _Measured.of(reference))
+
+
+def _gains(mine: _Measured, theirs: _Measured) -> np.ndarray | None:
+    unit = mine.small_coded
+    fitted = fitted_homography(unit, theirs.small_coded)
     h, w = unit.shape[:2]
-    rows, cols = h // BLOCK_PX, w // BLOCK_PX
-    if not rows or not cols:
+    if fitted is None or h < BLOCK_PX or w < BLOCK_PX:
         return None
-    grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    maps = homography_maps(fitted, (grid[0], grid[1]))
+    maps = homography_maps(fitted, _pixel_grid(h, w))
     if maps is None:
         return None
 
-    def placed(image: np.ndarray, outside: float = 0.0) -> np.ndarray:
+    def placed(image: np.ndarray) -> np.ndarray:
         return cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=(outside,) * 3)
+                         borderValue=(0.0, 0.0, 0.0))
 
-    def means(image: np.ndarray) -> np.ndarray:
-        cut = image[:rows * BLOCK_PX, :cols * BLOCK_PX]
-        return cv2.resize(cut, (cols, rows), interpolation=cv2.INTER_AREA).reshape(-1, 3)
+    def means(image: np.ndarray) -> np.ndarray:  # one row per region
+        return block_means(image, BLOCK_PX).reshape((h // BLOCK_PX) * (w // BLOCK_PX), -1)
 
-    theirs_unit = placed(their_unit)
-    mine, theirs = means(unit), means(theirs_unit)
-    lit_mine, lit_theirs = means(lit_target), means(placed(lit_reference))
+    coded_mine = means(unit)
+    their_unit = placed(theirs.small_coded)
+    coded_theirs = means(their_unit)
     # a region is compared where the placed reference covers every pixel (no border blended
     # in) and no sample of either is clipped (a brighter shot clips highlights the other
     # kept: no gain explains that)
     covered = placed(np.ones_like(unit))[..., 0] > 1.0 - 1e-4
-    whole = covered & ~_clipped(unit) & ~_clipped(theirs_unit)
-    usable = (means(np.repeat(whole[..., None], 3, axis=2).astype(np.float32))[:, 0]
-              > 1.0 - 1e-4)
-    usable &= (np.minimum(mine, theirs).min(axis=1) > DARKEST) & (
-        np.maximum(mine, theirs).max(axis=1) < BRIGHTEST)
+    whole = (covered & ~_clipped(unit) & ~_clipped(their_unit)).astype(np.float32)
+    usable = means(whole)[:, 0] > 1.0 - 1e-4
+    usable &= (np.minimum(coded_mine, coded_theirs).min(axis=1) > DARKEST) & (
+        np.maximum(coded_mine, coded_theirs).max(axis=1) < BRIGHTEST)
     if usable.sum() < MIN_REGIONS or usable.mean() < MIN_SHARE:
         return None
-    ratios = lit_mine[usable] / lit_theirs[usable]
+    ratios = means(mine.small_light)[usable] / means(placed(theirs.small_light))[usable]
     gains = np.median(ratios, axis=0)
     # one exposure moves every region alike; regions that disagree are another scene
     spread = np.median(np.abs(ratios - gains), axis=0) / gains
@@ -92,37 +105,38 @@ def exposure_gains(target: np.ndarray, reference: np.ndarray) -> np.ndarray | No
     return gains.astype(np.float32)
 
 
-def _shrunk(light: np.ndarray) -> np.ndarray:
-    """``light`` at most :data:`MEASURED_SIDE` px across (area-averaged: means kept)."""
-    h, w = light.shape[:2]
-    scale = MEASURED_SIDE / max(h, w)
-    if scale >= 1:
-        return light
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(light, size, interpolation=cv2.INTER_AREA)
-
-
 def matched_exposure(target: np.ndarray, reference: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray | None]:
     """``reference`` exposed as ``target`` (its type kept), and the gains applied; the
     reference itself and None where they are exposed alike or no gain can be trusted."""
-    gains = exposure_gains(target, reference)
-    if gains is None or np.abs(gains - 1.0).max() <= TOLERANCE:
-        return reference, None
-    exposed = linear_to_srgb(np.clip(srgb_to_linear(_unit(reference)) * gains, 0.0, 1.0))
-    if reference.dtype == np.float32:
-        return exposed.astype(np.float32), gains
-    peak = np.iinfo(reference.dtype).max
-    return np.clip(np.round(exposed * peak), 0, peak).astype(reference.dtype), gains
+    return exposure_matcher(reference)(target)
+
+
+def exposure_matcher(reference: np.ndarray
+                     ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
+    """:func:`matched_exposure` for one ``reference`` and many targets (a video's frames):
+    the reference is measured once."""
+    theirs = _Measured.of(reference)
+
+    def matched(target: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        gains = _gains(_Measured.of(target), theirs)
+        if gains is None or np.abs(gains - 1.0).max() <= TOLERANCE:
+            return reference, None
+        light = np.clip(theirs.light * gains, 0.0, 1.0)
+        if reference.dtype == np.float32:
+            return linear_to_srgb(light).astype(np.float32), gains
+        return from_linear(light, reference.dtype), gains
+
+    return matched
+
+
+def _light(image: np.ndarray) -> np.ndarray:
+    """``image`` in linear light, float32 (a float one is taken as coded values in [0, 1])."""
+    if image.dtype == np.float32:
+        return srgb_to_linear(image).astype(np.float32)
+    return to_linear(image)
 
 
 def _clipped(image: np.ndarray) -> np.ndarray:
     """Where any channel of ``image`` (float in [0, 1]) sits at black or white."""
     return ((image <= CLIPPED) | (image >= 1.0 - CLIPPED)).any(axis=2)
-
-
-def _unit(image: np.ndarray) -> np.ndarray:
-    """``image`` as float32 in [0, 1]."""
-    if image.dtype == np.float32:
-        return image
-    return image.astype(np.float32) / float(np.iinfo(image.dtype).max)

@@ -740,6 +740,13 @@ def transfer_reference(
     return np.clip(fused, 0.0, 1.0)
 
 
+def block_means(image: np.ndarray, block: int) -> np.ndarray:
+    """The means of ``image``'s whole ``block`` x ``block`` squares (INTER_AREA at a whole
+    factor), a partial last row or column of them left out."""
+    h, w = image.shape[0] // block, image.shape[1] // block
+    return cv2.resize(image[:h * block, :w * block], (w, h), interpolation=cv2.INTER_AREA)
+
+
 def level_shift(restored: np.ndarray, aligned: np.ndarray, inside: np.ndarray, trust: float,
                 settings: TransferSettings) -> np.ndarray:
     """Per channel (3,), how far ``restored``'s brightness sits under the ``aligned``
@@ -750,8 +757,8 @@ def level_shift(restored: np.ndarray, aligned: np.ndarray, inside: np.ndarray, t
     if limit <= 0 or trust <= 0 or not h or not w:
         return np.zeros(3, np.float32)
 
-    def means(image: np.ndarray) -> np.ndarray:  # block means (INTER_AREA at a whole factor)
-        return cv2.resize(image[:h * block, :w * block], (w, h), interpolation=cv2.INTER_AREA)
+    def means(image: np.ndarray) -> np.ndarray:
+        return block_means(image, block)
 
     difference = (means(aligned) - means(restored)).reshape(-1, 3).astype(np.float64)
     whole = means((inside > 0.5).astype(np.float32)).reshape(-1) > 1.0 - 1e-4
@@ -766,6 +773,7 @@ __all__ = [
     "TransferCues",
     "TransferSettings",
     "blend_weight",
+    "block_means",
     "camera_homography",
     "fitted_homography",
     "guided_homography",

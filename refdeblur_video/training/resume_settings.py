@@ -57,25 +57,25 @@ def resumed_config(cfg: TrainConfig, saved: str | None,
     on with ``cfg``), with ``cfg``'s ``explicit`` ones over them (the command's ``--set``
     names; None: every one of ``cfg``'s) and ``cfg``'s ``out``. A moving average the run
     keeps is kept where the command asks for none (a recipe's default of 0)."""
+    if not saved:
+        return Resumed(cfg)
     try:
-        before_raw = json.loads(saved) if saved else None
-        before = flat_settings(train_config_from_dict(before_raw).to_dict()) if saved else {}
+        before_raw = json.loads(saved)
+        before = flat_settings(train_config_from_dict(before_raw).to_dict())
     except (ValueError, UserError):  # a state of an older layout: as the command says
-        before_raw = None
-    if before_raw is None:
         return Resumed(cfg)
     now = flat_settings(cfg.to_dict())
     chosen = set(now) if explicit is None else set(explicit)
-    differing = [k for k in sorted(now) if k != "out" and now[k] != before.get(k)]
+    differing = [k for k in sorted(now) if k != "out" and now[k] != before[k]]
     result = Resumed(cfg)
     applied: dict[str, Any] = {"out": cfg.out}
     for key in differing:
         if key not in chosen:
             result.unused.append(key)
-        elif key == "train.ema_decay" and not now[key] and before.get(key):
+        elif key == "train.ema_decay" and not now[key] and before[key]:
             result.kept_average = before[key]
         else:
             applied[key] = now[key]
-            result.changed[key] = (before.get(key), now[key])
+            result.changed[key] = (before[key], now[key])
     result.config = train_config_from_dict(before_raw, applied)
     return result
