@@ -36,7 +36,7 @@ from .preflight import (
     names_many,
     not_made_from,
     output_name,
-    per_file_log_folder,
+    per_file_logs,
     preflight,
 )
 from .stream import plan_frames
@@ -174,9 +174,7 @@ def plan(input: str, output: str | None = None,
     logs = {source: opts.log for source in files}
     if many and opts.log:
         check_per_file_names(files, opts)
-        folder = per_file_log_folder(opts.log, Path(output) if output else Path("."))
-        logs = {source: str(folder / f"{source.stem}{Path(opts.log).suffix}")
-                for source in files}
+        logs = per_file_logs(files, opts.log, Path(output) if output else Path("."))
     for log_path in logs.values():  # every one before any file is planned
         check_log(log_path, opts.overwrite)
     results = []

@@ -40,7 +40,7 @@ WRITABLE_SUFFIXES = tuple(CONTAINERS)
 FALLBACK_SUFFIX = ".mkv"
 
 __all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_single",
-           "expand_inputs", "is_many", "output_name", "per_file_log_folder", "preflight"]
+           "expand_inputs", "is_many", "output_name", "per_file_logs", "preflight"]
 
 
 def output_name(source: Path) -> str:
@@ -251,15 +251,17 @@ def check_per_file_names(files: list[Path], options: DeblurOptions) -> None:
                      for first, source in _sharing(files, lambda p: p.stem.lower())])
 
 
-def per_file_log_folder(log: str | None, outdir: Path) -> Path:
-    """Where the frame logs of many files go: the folder ``--log`` names (``logs/f.csv``),
-    else the output folder (``f.csv``)."""
-    folder = Path(log).parent if log else Path(".")
+def per_file_logs(files: list[Path], log: str | None, outdir: Path) -> dict[Path, str | None]:
+    """Each of many files' frame log: ``<stem>.<suffix>`` of ``--log`` in the folder it
+    names (``logs/f.csv``), else in the output folder (``f.csv``); None without ``--log``."""
+    if not log:
+        return {source: None for source in files}
+    folder = Path(log).parent
     if folder == Path("."):
-        return outdir
-    if not folder.is_dir():
+        folder = outdir
+    elif not folder.is_dir():
         raise UserError(f"--log: folder not found: {folder}")
-    return folder
+    return {source: str(folder / f"{source.stem}{Path(log).suffix}") for source in files}
 
 
 def _sharing(files: list[Path], key: Callable[[Path], str]) -> list[tuple[Path, Path]]:

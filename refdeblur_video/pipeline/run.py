@@ -58,7 +58,7 @@ from .preflight import (
     is_many,
     not_made_from,
     output_name,
-    per_file_log_folder,
+    per_file_logs,
 )
 from .ranks import RankBarrier, shard
 from .resume import (
@@ -654,7 +654,7 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
     all_files = expand_inputs(inputs, say=True, outdir=outdir)
     check_outdir(all_files, outdir)
     check_per_file_names(all_files, opts)
-    log_folder = per_file_log_folder(opts.log, outdir)
+    logs = per_file_logs(all_files, opts.log, outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, a read-only or missing place
@@ -671,7 +671,6 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
             opts.device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     files = shard(all_files)
     barrier = RankBarrier()  # torchrun stops every process when one exits with an error
-    log_suffix = Path(opts.log).suffix if opts.log else None
     restorer: Restorer | None = None
     results = []
     for source in files:
@@ -681,15 +680,14 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
                      ", ".join(s.lstrip(".").upper() for s in WRITABLE_SUFFIXES))
         if target.exists() and not opts.overwrite:
             result = _existing(source, target)
-            frame_log = log_folder / f"{source.stem}{log_suffix}" if log_suffix else None
-            if result.skipped and frame_log is not None and not frame_log.exists():
-                result.skipped_why += (f" (no frame log {frame_log.name}: a finished file is "
+            frame_log = logs[source]
+            if result.skipped and frame_log is not None and not Path(frame_log).exists():
+                result.skipped_why += (f" (no frame log {Path(frame_log).name}: a finished file is "
                                        "not read again; restoring it alone with --log and "
                                        "--overwrite writes one)")
         else:
             restorer = restorer or make_restorer(opts)
-            result = _deblur_one_of_many(source, target, restorer, opts, log_folder,
-                                         log_suffix)
+            result = _deblur_one_of_many(source, target, restorer, opts, logs[source])
         results.append(result)
         if report is not None:
             report(result)
@@ -698,12 +696,11 @@ def deblur_many(inputs: str, outdir: str | os.PathLike,
 
 
 def _deblur_one_of_many(source: Path, target: Path, restorer: Restorer, opts: DeblurOptions,
-                        log_folder: Path, log_suffix: str | None) -> RunSummary:
-    """One file of :func:`deblur_many`, with its own frame log (in ``log_folder``) and
-    adapted weights; a file that cannot be made is an error summary, not an exception."""
-    per_file = dataclasses.replace(
-        opts, log=str(log_folder / f"{source.stem}{log_suffix}") if log_suffix else None,
-        save_adapted=_adapted_path(opts.save_adapted, source))
+                        frame_log: str | None) -> RunSummary:
+    """One file of :func:`deblur_many`, with its own frame log and adapted weights; a file
+    that cannot be made is an error summary, not an exception."""
+    per_file = dataclasses.replace(opts, log=frame_log,
+                                   save_adapted=_adapted_path(opts.save_adapted, source))
     try:
         return deblur_video(source, target, restorer, options=per_file)
     except BusyOutput:  # two runs sharing one folder of inputs: the other one makes it
