@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 
 from .errors import UserError
 from .photo_extras import PNG_SIGNATURE, PhotoExtras
-from .photo_metadata import PhotoMetadata, exif_orientation
+from .photo_metadata import PhotoMetadata, exif_orientation, ifd0_tags
 
 log = logging.getLogger("refdeblur_video")
 
@@ -67,22 +66,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
 _TIFF_METADATA_TAGS = {34675: "colour profile", 34665: "EXIF", 700: "XMP"}
 
 
-def tiff_metadata_names(path: str | Path) -> tuple[str, ...]:
-    """What of a colour profile, EXIF and XMP a TIFF file's first directory holds (none for
-    a file that is no TIFF, or one that cannot be parsed)."""
-    try:
-        with Path(path).open("rb") as handle:
-            head = handle.read(8)
-            order = {b"II": "<", b"MM": ">"}.get(head[:2])
-            if order is None or len(head) < 8 or struct.unpack(order + "H", head[2:4])[0] != 42:
-                return ()
-            handle.seek(struct.unpack(order + "I", head[4:8])[0])
-            count = struct.unpack(order + "H", handle.read(2))[0]
-            entries = handle.read(12 * count)
-    except (OSError, struct.error):
+def tiff_metadata_names(data: bytes) -> tuple[str, ...]:
+    """What of a colour profile, EXIF and XMP a file's bytes hold where they are a TIFF's,
+    by its first directory's tags (none for another format, or a TIFF that cannot be
+    parsed)."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):
         return ()
-    tags = {struct.unpack(order + "H", entries[i:i + 2])[0]
-            for i in range(0, len(entries) - 11, 12)}
+    tags = ifd0_tags(data)
     return tuple(name for tag, name in _TIFF_METADATA_TAGS.items() if tag in tags)
 
 
@@ -217,9 +207,10 @@ def read_photo(path: str | Path) -> Photo:
     exif = [np.asarray(c, np.uint8).tobytes()
             for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
     turned = bool(exif) and exif_orientation(exif[0]) >= 5
-    extras = PhotoExtras.read(raw.tobytes(), turned, exif[0] if exif else None)
+    data = raw.tobytes()
+    extras = PhotoExtras.read(data, turned, exif[0] if exif else None)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
-                 tiff_metadata_names(path), extras)
+                 tiff_metadata_names(data), extras)
 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,

@@ -163,6 +163,17 @@ def exif_density(exif: bytes) -> tuple[float, float] | None:
     return density if all(low <= d <= high for d in density) else None
 
 
+def ifd0_tags(tiff: bytes) -> set[int]:
+    """The tags IFD0 of ``tiff`` (a TIFF file's bytes or an EXIF block) holds; none where it
+    cannot be parsed."""
+    found = _ifd0(bytearray(tiff))
+    if found is None:
+        return set()
+    (ifd,) = struct.unpack_from(found.order + "I", found.data, 4)
+    return {struct.unpack_from(found.order + "H", found.data, entry)[0]
+            for entry in range(ifd + 2, found.end, 12)}
+
+
 def upright_exif(exif: bytes) -> bytes:
     """``exif`` (TIFF-structured, an ``Exif\\0\\0`` header allowed) with orientation 1 and
     no thumbnail (IFD1); empty where it cannot be parsed."""
