@@ -26,6 +26,7 @@ from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_image, deblur_many, deblur_video
+from refdeblur_video.pipeline.forced_reference import fit_reference
 from refdeblur_video.pipeline.preflight import expand_inputs
 from refdeblur_video.pipeline.stream import WorkItem, queue_size_for, run_stream
 from refdeblur_video.video.metadata import probe
@@ -1211,20 +1212,20 @@ def test_a_reference_of_another_aspect_is_scaled_by_one_factor_and_filled_out(ca
     scene = data.chelsea()  # 451 x 300
     wide = scene[40:40 + 240, :]  # a wider view of the scene at its scale: 451 x 240
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        fitted = run_module._fit_reference(wide, (300, 451, 3), np.uint8, "the photo")
+        fitted = fit_reference(wide, (300, 451, 3), np.uint8, "the photo")
     assert fitted.shape == (300, 451, 3) and "its aspect differs" in caplog.text
     np.testing.assert_array_equal(fitted[30:270], wide)  # its scale and place kept
     assert (fitted[:30] == wide[:1]).all() and (fitted[270:] == wide[-1:]).all()
     twice = cv2.resize(scene, (902, 600))  # the same aspect: plainly resized
     caplog.clear()
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        assert run_module._fit_reference(twice, (300, 451, 3), np.uint8).shape == (300, 451, 3)
+        assert fit_reference(twice, (300, 451, 3), np.uint8).shape == (300, 451, 3)
     assert caplog.text.rstrip().endswith("resizing it")
     # within a percent (a phone's 4000x2252 "16:9"): plainly resized, no filled edges
     phone = cv2.resize(scene, (400, 225))
     caplog.clear()
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        fitted = run_module._fit_reference(phone, (216, 384, 3), np.uint8)
+        fitted = fit_reference(phone, (216, 384, 3), np.uint8)
     np.testing.assert_array_equal(fitted, cv2.resize(phone, (384, 216),
                                                      interpolation=cv2.INTER_AREA))
     assert caplog.text.rstrip().endswith("resizing it")
@@ -1233,7 +1234,7 @@ def test_a_reference_of_another_aspect_is_scaled_by_one_factor_and_filled_out(ca
     wide_photo = cv2.resize(scene, (480, 270))
     caplog.clear()
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        fitted = run_module._fit_reference(wide_photo, (270, 360, 3), np.uint8,
+        fitted = fit_reference(wide_photo, (270, 360, 3), np.uint8,
                                            "the frames as shown", sample_aspect=4 / 3)
     np.testing.assert_array_equal(fitted, cv2.resize(wide_photo, (360, 270),
                                                      interpolation=cv2.INTER_AREA))

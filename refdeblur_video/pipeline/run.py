@@ -30,22 +30,19 @@ from ..image_files import (
     is_grey,
     is_image_path,
     is_in_format_of,
-    peak_value,
     read_image,
     read_photo,
     write_image,
 )
 from ..interrupts import finishing
 from ..photo_metadata import METADATA_SUFFIXES
-from ..refine.exposure import exposure_matcher, matched_exposure
-from ..refine.noise import QuietEnough
+from ..refine.exposure import matched_exposure
 from ..refine.step import restore_step
-from ..refine.transfer import DEFAULT_TRANSFER
 from ..safe_output import atomic_output, check_writable_file
-from ..video.frame import Frame, to_coded_orientation
 from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
+from .forced_reference import ForcedReference, exposure_words, fit_reference
 from .framelog import FrameRecord, write_frame_log
 from .options import DeblurOptions
 from .output_writer import open_writer
@@ -154,55 +151,6 @@ def make_refiner(options: DeblurOptions, restorer: Restorer,
                    both_sides=options.both_sides, foreign=foreign)
 
 
-def _fit_reference(reference: np.ndarray, shape: tuple[int, ...], dtype,
-                   against: str = "the frames", grey: bool = False,
-                   sample_aspect: float = 1.0) -> np.ndarray:
-    """The ``--ref`` image at ``shape`` (``against`` names what has that size in the
-    warning; ``sample_aspect``: the width a stored sample is shown at, anamorphic video's
-    not 1) in ``dtype``; a colour one made grey for a ``grey`` photo, whose colours the
-    reference check would otherwise take for another scene."""
-    if reference.shape[:2] != shape[:2]:
-        reference = _scaled_to_fit(reference, shape[:2], against, sample_aspect)
-    if grey:
-        reference = cv2.cvtColor(cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY),
-                                 cv2.COLOR_GRAY2RGB)
-    if reference.dtype != dtype:
-        scale = 257 if dtype == np.uint16 else 1 / 257
-        reference = np.clip(np.round(reference.astype(np.float64) * scale), 0,
-                            np.iinfo(dtype).max).astype(dtype)
-    return reference
-
-
-def _scaled_to_fit(reference: np.ndarray, size: tuple[int, int], against: str,
-                   sample_aspect: float = 1.0) -> np.ndarray:
-    """``reference`` scaled by one factor until it fits inside ``size`` (h, w) as shown
-    (its width times ``sample_aspect``), the rest filled by its edge rows or columns, then
-    stored at ``size``: stretched to another aspect its scene would no longer match, and a
-    crop of the photo's own shot (a wider or taller view) keeps its scale. Within a
-    percent of the aspect it is plainly resized."""
-    height, width = reference.shape[:2]
-    shown = (size[0], max(1, round(size[1] * sample_aspect)))
-    factor = min(shown[0] / height, shown[1] / width)
-    fitted = (min(shown[0], max(1, round(height * factor))),
-              min(shown[1], max(1, round(width * factor))))
-    plain = all(abs(a - b) <= max(2, 0.01 * b) for a, b in zip(fitted, shown, strict=True))
-    log.warning("the reference image is %dx%d, %s %dx%d: %s", width, height, against,
-                shown[1], shown[0], "resizing it" if plain else
-                "scaling it to fit and filling the rest from its edges (its aspect differs)")
-    def resized(image: np.ndarray, to: tuple[int, int]) -> np.ndarray:  # (h, w)
-        smaller = to[0] <= image.shape[0] and to[1] <= image.shape[1]
-        return cv2.resize(image, (to[1], to[0]),
-                          interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
-
-    if plain:
-        return resized(reference, size)
-    scaled = resized(reference, fitted)
-    top, left = (shown[0] - fitted[0]) // 2, (shown[1] - fitted[1]) // 2
-    filled = cv2.copyMakeBorder(scaled, top, shown[0] - fitted[0] - top, left,
-                                shown[1] - fitted[1] - left, cv2.BORDER_REPLICATE)
-    return filled if shown == tuple(size) else resized(filled, size)
-
-
 def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
                      options: dict) -> DeblurOptions:
     """Options from keywords (or a ready ``options=``), after the input/output checks."""
@@ -246,30 +194,11 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     reader = open_reader(input, backend=opts.reader)
     info = reader.info
-    forced = None
-    if ref_image is not None:  # fitted once to the stream's size and sample type
-        frame_dtype = np.uint16 if info.bit_depth > 8 else np.uint8
-        # a --ref photo shows the scene as the video is shown, turned by its rotation
-        shown = ((info.width, info.height) if info.rotation % 180 == 90
-                 else (info.height, info.width))
-        sar = float(info.sample_aspect_ratio or 1)
-        if info.rotation % 180 == 90:  # turned, a sample's width is shown upright
-            sar = 1.0 / sar
-        forced = to_coded_orientation(
-            _fit_reference(ref_image, shown, frame_dtype, "the frames as shown",
-                           sample_aspect=sar), info.rotation)
-    # a --ref much noisier than a frame: that frame is restored as without it (its
-    # neighbours lend more than a noisy still, whose noise the transfer would copy in)
-    quiet = (QuietEnough(forced, DEFAULT_TRANSFER.noise_allowance)
-             if forced is not None and opts.transfer else None)
-    set_aside: set[int] = set()  # the frames it was not for
-
-    def forced_fits(frame: Frame) -> bool:
-        fits = quiet(frame.image)
-        if not fits:
-            set_aside.add(frame.index)
-        return fits
-
+    # fitted once to the stream's size and sample type, as the frames are shown
+    forced = None if ref_image is None else ForcedReference.for_frames(
+        ref_image, (info.height, info.width),
+        np.uint16 if info.bit_depth > 8 else np.uint8, opts.transfer,
+        rotation=info.rotation, sample_aspect=float(info.sample_aspect_ratio or 1))
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
@@ -317,9 +246,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
 
             run_stream(reader, planner, restore_step(restorer, not opts.cpu_transfer), refiner,
                        write,
-                       batch=opts.batch, forced_reference=forced,
-                       forced_fits=None if quiet is None else forced_fits,
-                       fit_forced=None if forced is None else _exposed_for_frames(forced),
+                       batch=opts.batch, **(forced.stream_options() if forced else {}),
                        queue_size=opts.queue_size or queue_size_for(
                            info.width, info.height, info.bit_depth, opts.batch),
                        cuts=CutDetector() if opts.cuts else None, start=summary.resumed,
@@ -338,8 +265,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     summary.restoring_seconds = time.perf_counter() - start
     summary.seconds = time.perf_counter() - begun
     if forced is not None:
-        _say_forced_dropped(summary.records, set_aside)
-        _say_forced_noisy(quiet, len(set_aside), summary.records, forced.dtype)
+        forced.say_what_was_set_aside(summary.records)
     if opts.log:
         _write_log(opts.log, summary.records, output)
     if opts.adapt and opts.save_adapted:
@@ -357,40 +283,6 @@ def _write_log(path: str | os.PathLike, records: list[FrameRecord],
     except OSError as exc:
         raise UserError(f"cannot write the frame log {path} ({exc.strerror or exc}); "
                         f"{output} was written") from exc
-
-
-def _say_forced_dropped(records: list[FrameRecord], set_aside: set[int]) -> None:
-    """One warning for the restored frames the reference check kept the ``--ref`` image
-    from (not those it was ``set_aside`` for before the network), and what they were
-    restored against instead."""
-    dropped = [r for r in records if r.network_written and r.reference != -2
-               and r.index not in set_aside]
-    if not dropped:
-        return
-    neighbour = sum(r.reference_used == 1 and r.reference >= 0 for r in dropped)
-    restored = sum(r.network_written for r in records)
-    if neighbour == len(dropped):
-        instead = "they were restored against a nearby sharp frame instead, as without --ref"
-    elif not neighbour:
-        instead = "they were restored against themselves"
-    else:
-        instead = (f"{neighbour} were restored against a nearby sharp frame instead, "
-                   f"{len(dropped) - neighbour} against themselves")
-    log.warning("the --ref image does not show the video's scene (reference check) in %d of "
-                "%d restored frames: %s", len(dropped), restored, instead)
-
-
-def _say_forced_noisy(quiet: QuietEnough, set_aside: int, records: list[FrameRecord],
-                     dtype) -> None:
-    """One warning for the blurry frames the ``--ref`` image was set aside for as much
-    noisier than they are (``set_aside`` of them, in this run)."""
-    if not set_aside:
-        return
-    restored = sum(r.network_written for r in records)
-    peak = peak_value(dtype)
-    log.warning("the --ref image is much noisier than the video (noise %.1f against up to %.1f "
-                "of %d) in %d of %d restored frames: they were restored as without --ref",
-                quiet.level * peak, quiet.frame_level * peak, peak, set_aside, restored)
 
 
 def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
@@ -421,11 +313,11 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                         "(--ref) lends it the detail")
         reference = blurry
     else:
-        reference = _fit_reference(given, blurry.shape, blurry.dtype, "the photo", grey=grey)
+        reference = fit_reference(given, blurry.shape, blurry.dtype, "the photo", grey=grey)
         reference, gains = matched_exposure(blurry, reference)
         if gains is not None:  # its levels would be blended in with its detail
             log.warning("the reference is exposed otherwise than the photo (%s): matched "
-                        "to the photo before its detail is borrowed", _exposure_words(gains))
+                        "to the photo before its detail is borrowed", exposure_words(gains))
     # as it came means the file itself where the output is of its format: encoded again, a
     # JPEG would lose a little more, and its metadata is the original's, still true of it
     # (an encoding asked for with --quality is made)
@@ -468,35 +360,6 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                       unchanged=int(unchanged), references_dropped=int(not used),
                       seconds=time.perf_counter() - begun, restoring_seconds=seconds,
                       records=[record])
-
-
-def _exposed_for_frames(reference: np.ndarray) -> Callable[[Frame, np.ndarray], np.ndarray]:
-    """The ``--ref`` image exposed as each frame it lends to (measured once:
-    :func:`exposure_matcher`), said the first time it differs: a video's exposure drifts, a
-    still is one moment."""
-    said: list[int] = []
-    matcher = exposure_matcher(reference)
-
-    def exposed(frame: Frame, _reference: np.ndarray) -> np.ndarray:
-        matched, gains = matcher(frame.image)
-        if gains is not None and not said:
-            said.append(frame.index)
-            log.warning("the reference is exposed otherwise than frame %d (%s): matched to "
-                        "each frame it lends its detail to", frame.index,
-                        _exposure_words(gains))
-        return matched
-
-    return exposed
-
-
-def _exposure_words(gains: np.ndarray) -> str:
-    """How a reference's exposure differs, from the gains that match it to its photo:
-    ``5 % brighter`` where the channels agree, else each channel's."""
-    percent = [round(100 * (1.0 / gain - 1.0)) for gain in gains]  # the reference's
-    if max(percent) - min(percent) <= 1:
-        amount = round(sum(percent) / 3)
-        return f"{abs(amount)} % {'brighter' if amount > 0 else 'darker'}"
-    return ", ".join(f"{name} {value:+d} %" for name, value in zip("RGB", percent, strict=True))
 
 
 def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -> None:
