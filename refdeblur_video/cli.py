@@ -33,6 +33,7 @@ EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
   refdeblur-video blurry.jpg restored.png --ref sharp.jpg
   refdeblur-video 'clips/*.mp4' restored/ --log frames.csv
+  refdeblur-video frames/ restored/          (a folder of images: one image sequence)
   torchrun --nproc-per-node 4 -m refdeblur_video.cli in/ out/ --frame-log f.csv
 """
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     # an unquoted glob reaches the command as many inputs
     p.extra_arguments_hint = ("; it takes one input and one output: for many videos give a "
                               "folder or a quoted glob ('clips/*.mp4') and an output folder")
-    p.add_argument("input", help="video, image, folder of videos, or glob pattern")
+    p.add_argument("input", help="video, image, folder of videos, glob pattern, or folder "
+                   "of images (one image sequence, written under the same names)")
     p.add_argument("output", nargs="?",
                    help="output file, or folder (for a folder/glob input); none with "
                    "--dry-run")
@@ -241,7 +243,8 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
             with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
                 say("interrupted: no video was written (plans of the files done are kept)"
                     if args["dry_run"] else
-                    interrupted_line(target, None if by == signal.SIGINT else exc.name))
+                    interrupted_line(target, None if by == signal.SIGINT else exc.name,
+                                     source))
             if isinstance(exc, Interrupted):
                 _exit_now(exc.exit_code)
             return 130

@@ -8,6 +8,7 @@ the container from the file name (``.mp4``, ``.mkv``...) still do.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -19,6 +20,11 @@ from refdeblur_video.errors import UserError
 
 __all__ = ["atomic_output", "check_not_same_file", "check_output_path", "check_save_path",
            "check_writable_file", "remove_stale_temps"]
+
+
+#: an output that cannot be written for want of room or a working disk: one line, not a
+#: traceback (the finished segments are kept for --resume where there were any)
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:

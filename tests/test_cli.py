@@ -311,15 +311,17 @@ def test_a_mistyped_option_of_a_mode_is_named_with_the_mode_s_own(capsys):
 
 
 
-def test_a_folder_of_photos_says_how_a_photo_is_restored(tmp_path, capsys):
+def test_a_glob_of_photos_says_how_photos_are_restored(tmp_path, capsys):
     from refdeblur_video.cli import main as cli_main
     from refdeblur_video.video.synthetic import make_image
 
     (tmp_path / "photos").mkdir()
-    for name in ("a.jpg", "b.png"):
+    for name in ("a.jpg", "b.jpg"):
         make_image(tmp_path / "photos" / name)
-    assert cli_main([str(tmp_path / "photos"), str(tmp_path / "out") + "/"]) == 2
+    pattern = str(tmp_path / "photos" / "*.jpg")
+    assert cli_main([pattern, str(tmp_path / "out") + "/"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: no video files found in {tmp_path / 'photos'} (it holds 2 photos: a photo "
-        "is restored alone, refdeblur-video PHOTO OUT.png --ref SHARP.jpg)")
+        f"error: no video files found in {pattern} (it names 2 images: a folder of images is "
+        "restored as one image sequence, given as the folder, and a photo alone as "
+        "refdeblur-video PHOTO OUT.png --ref SHARP.jpg)")
     assert not (tmp_path / "out").exists()

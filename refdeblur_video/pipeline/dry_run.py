@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..frames.references import FrameDecision, ReferencePlanner
 from ..frames.shots import CutDetector
-from ..image_files import is_image_path
+from ..image_files import is_image_path, list_images
+from ..video.frame import Frame
 from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from .framelog import FrameRecord, write_frame_log
@@ -31,14 +32,17 @@ from .preflight import (
     check_per_file_names,
     check_reader,
     check_reference,
+    check_sequence,
     expand_inputs,
     is_many,
+    is_sequence,
     names_many,
     not_made_from,
     output_name,
     per_file_logs,
     preflight,
 )
+from .sequence import sequence_frames
 from .stream import plan_frames
 
 log = logging.getLogger("refdeblur_video")
@@ -98,30 +102,50 @@ def plan_video(input: str | os.PathLike, opts: DeblurOptions,
     its encoder and tracks are checked first (:func:`.output_writer.check_encoding`)."""
     begun = time.perf_counter()
     check_input_file(input)
-    planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
-                               threshold=opts.threshold, all_frames=opts.all_frames)
+    planner = _planner(opts)
     summary = PlanSummary(str(input))
     with open_reader(input, backend=opts.reader) as reader:
         if output is not None:
             check_encoding(output, reader.info, input, opts)
-        _plan_frames(reader, planner, opts, summary)
+        _plan_frames(reader, expected_frames(reader.info), planner, opts, summary)
+    _write_plan(log_path, summary)
+    summary.seconds = time.perf_counter() - begun
+    return summary
+
+
+def plan_sequence(folder: Path, opts: DeblurOptions,
+                  log_path: str | os.PathLike | None = None) -> PlanSummary:
+    """:func:`plan_video` for the image sequence in ``folder``."""
+    begun = time.perf_counter()
+    summary = PlanSummary(str(folder))
+    _plan_frames(sequence_frames(folder), len(list_images(folder)),
+                 _planner(opts), opts, summary)
+    _write_plan(log_path, summary)
+    summary.seconds = time.perf_counter() - begun
+    return summary
+
+
+def _planner(opts: DeblurOptions) -> ReferencePlanner:
+    return ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
+                            threshold=opts.threshold, all_frames=opts.all_frames)
+
+
+def _write_plan(log_path: str | os.PathLike | None, summary: PlanSummary) -> None:
     if log_path is not None:
         try:
             write_frame_log(log_path, summary.records)
         except OSError as exc:
             raise UserError(f"cannot write the plan {log_path} ({exc.strerror or exc})") from exc
-    summary.seconds = time.perf_counter() - begun
-    return summary
 
 
-def _plan_frames(reader, planner: ReferencePlanner, opts: DeblurOptions,
-                 summary: PlanSummary) -> None:
-    """The sharpness pass of ``reader``'s frames into ``summary``, with a progress bar."""
+def _plan_frames(frames: Iterable[Frame], total: int | None, planner: ReferencePlanner,
+                 opts: DeblurOptions, summary: PlanSummary) -> None:
+    """The sharpness pass of ``frames`` into ``summary``, with a progress bar."""
     with tqdm(
-            total=expected_frames(reader.info), unit="frame",
+            total=total, unit="frame",
             desc=Path(summary.input).name, disable=opts.quiet, dynamic_ncols=True,
             leave=False, delay=1.0) as bar:
-        for item in plan_frames(reader, planner, None,
+        for item in plan_frames(frames, planner, None,
                                 CutDetector() if opts.cuts else None):
             record = _planned_record(item.frame, item.decision, opts.ref is not None)
             summary.records.append(record)
@@ -162,6 +186,18 @@ def plan(input: str, output: str | None = None,
     opts = DeblurOptions.resolve(options)
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
+    if is_sequence(input):
+        if output is not None:
+            check_sequence(Path(input), Path(output), opts)
+        else:
+            check_reference(opts.ref)
+            check_log(opts.log, opts.overwrite)
+        check_device(opts.device)
+        check_model(opts.model)
+        summary = plan_sequence(Path(input), opts, opts.log)
+        if report is not None:
+            report(summary)
+        return [summary]
     if output is not None:
         preflight(input, output, opts)
     else:

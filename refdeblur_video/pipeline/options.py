@@ -109,6 +109,10 @@ class DeblurOptions:
         """The options given (set away from their defaults) that do nothing for a photo."""
         return self._given(_VIDEO_ONLY)
 
+    def encoder_only_given(self) -> list[str]:
+        """The options given that do nothing where the frames are written as images."""
+        return self._given(_ENCODER_ONLY)
+
     def photo_only_given(self) -> list[str]:
         """The options given that do nothing for a video."""
         return self._given(_PHOTO_ONLY)
@@ -126,5 +130,9 @@ _VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fm
                "reader": "--reader", "resume": "--resume",
                "segment_seconds": "--segment-seconds", "both_sides": "--one-reference",
                "motion_prior": "--no-motion-prior"}
+# of those, the ones that only encoding a video file has a use for
+_ENCODER_ONLY = {name: flag for name, flag in _VIDEO_ONLY.items()
+                 if name in ("codec", "crf", "preset", "pix_fmt", "audio", "reader", "resume",
+                             "segment_seconds")}
 # options that only a photo has a use for
 _PHOTO_ONLY = {"quality": "--quality"}

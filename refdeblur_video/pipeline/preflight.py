@@ -39,8 +39,9 @@ WRITABLE_SUFFIXES = tuple(CONTAINERS)
 # codec and sound
 FALLBACK_SUFFIX = ".mkv"
 
-__all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_single",
-           "expand_inputs", "is_many", "output_name", "per_file_logs", "preflight"]
+__all__ = ["VIDEO_SUFFIXES", "WRITABLE_SUFFIXES", "check_outdir", "check_sequence",
+           "check_single", "expand_inputs", "is_many", "is_sequence", "output_name",
+           "per_file_logs", "preflight"]
 
 
 def output_name(source: Path) -> str:
@@ -90,10 +91,12 @@ def expand_inputs(pattern: str, say: bool = False,
     inside = outdir is not None and Path(outdir).resolve().is_relative_to(path.resolve())
     if not files:
         why = [_not_searched(path, nested, inside)] if nested else []
-        photos = _photos_in(entries) if path.is_dir() else []
-        if photos:  # a folder of photos: each is restored alone, with its own reference
-            why.append(f"it holds {counted(len(photos), 'photo')}: a photo is restored "
-                       "alone, refdeblur-video PHOTO OUT.png --ref SHARP.jpg")
+        images = (_photos_in(entries) if path.is_dir() else
+                  _photos_in([Path(p) for p in glob.glob(pattern, recursive=True)]))
+        if images:  # a glob of images: their folder is an image sequence
+            why.append(f"it names {counted(len(images), 'image')}: a folder of images is "
+                       "restored as one image sequence, given as the folder, and a photo "
+                       "alone as refdeblur-video PHOTO OUT.png --ref SHARP.jpg")
         raise UserError(f"no video files found in {pattern}"
                         + (f" ({'; '.join(why)})" if why else ""))
     if say and nested:
@@ -341,7 +344,9 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
     check_device(options.device)
     check_model(options.model)
     check_reader(options.reader)
-    if is_many(input, output):
+    if is_sequence(input):
+        check_sequence(Path(input), Path(output), options)
+    elif is_many(input, output):
         if Path(input).is_file() and Path(input).suffix.lower() not in VIDEO_SUFFIXES:
             raise UserError(f"output {output} is a folder, but the input is one file: name "
                             f"the output file (e.g. {Path(output) / Path(input).name})")
@@ -351,6 +356,53 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
         check_per_file_names(files, options)
     else:
         check_single(input, output, options)
+
+
+def is_sequence(input: str | os.PathLike) -> bool:
+    """Whether ``input`` is a folder of images and no videos: one image sequence."""
+    folder = Path(input)
+    if not folder.is_dir():
+        return False
+    try:
+        names = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+    except OSError:
+        return False
+    from ..image_files import IMAGE_SUFFIXES  # OpenCV: only for a folder
+
+    return (not any(p.suffix.lower() in VIDEO_SUFFIXES for p in names)
+            and any(p.suffix.lower() in IMAGE_SUFFIXES for p in names))
+
+
+def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path, Path]:
+    """Everything a run of the image sequence in ``folder`` would refuse, before the
+    network loads; each frame's file (in natural order) with its output's."""
+    from ..image_files import list_images  # OpenCV: only for a folder
+
+    files = list_images(folder)
+    if opts.adapt:
+        raise UserError("--adapt learns from a video's own frames: an image sequence is not "
+                        "adapted to yet")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would make it
+        raise UserError("an image sequence is one job: run it without torchrun")
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"an image sequence is written as images into a folder: {outdir} "
+                        "is a file; give a folder as the output")
+    if outdir.suffix.lower() in VIDEO_SUFFIXES and not outdir.exists():
+        raise UserError(f"an image sequence is written as images into a folder, not into a "
+                        f"video ({outdir}); give a folder as the output")
+    with contextlib.suppress(FileNotFoundError):
+        if outdir.resolve() == folder.resolve() or os.path.samefile(outdir, folder):
+            raise UserError(f"the output folder {outdir} is the input folder: the frames "
+                            "would replace themselves; choose another output folder")
+    targets = {source: outdir / source.name for source in files}
+    taken = [t for t in targets.values() if t.exists() or t.is_symlink()]
+    if taken and not opts.overwrite:
+        raise UserError(f"{outdir} already holds {len(taken)} of the sequence's "
+                        f"{len(files)} file names ({taken[0].name}"
+                        f"{', ...' if len(taken) > 1 else ''}); --overwrite replaces them")
+    check_reference(opts.ref)
+    check_log(opts.log, opts.overwrite)
+    return targets
 
 
 def not_made_from(source: Path, target: Path) -> str | None:

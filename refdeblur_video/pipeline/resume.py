@@ -49,6 +49,7 @@ from ..interrupts import deferred
 from ..safe_output import remove_stale_temps
 from .framelog import FrameRecord
 from .options import DeblurOptions
+from .preflight import is_sequence
 
 try:
     import fcntl
@@ -507,10 +508,13 @@ def kept_frames(output: str | os.PathLike) -> int:
     return segments[-1].end if segments else 0
 
 
-def interrupted_line(target: str, signal_name: str | None = None) -> str:
-    """The one line an interrupted run ends with: what is left, and how to go on
-    (``signal_name``: the signal that stopped it, when it was not Ctrl-C)."""
+def interrupted_line(target: str, signal_name: str | None = None,
+                     source: str | None = None) -> str:
+    """The one line an interrupted run of ``source`` ends with: what is left, and how to go
+    on (``signal_name``: the signal that stopped it, when it was not Ctrl-C)."""
     head = "interrupted" if signal_name is None else f"interrupted ({signal_name})"
+    if source is not None and is_sequence(source):  # its frames are moved in at the end
+        return f"{head}: no frame of the sequence was written ({target} is as it was)"
     return unfinished_line(target, head)
 
 

@@ -38,7 +38,7 @@ from ..interrupts import finishing
 from ..photo_metadata import METADATA_SUFFIXES
 from ..refine.exposure import matched_exposure
 from ..refine.step import restore_step
-from ..safe_output import atomic_output, check_writable_file
+from ..safe_output import STORAGE_ERRNOS, atomic_output, check_writable_file
 from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from ..video.writer import VideoWriter
@@ -53,6 +53,7 @@ from .preflight import (
     check_single,
     expand_inputs,
     is_many,
+    is_sequence,
     not_made_from,
     output_name,
     per_file_logs,
@@ -69,6 +70,7 @@ from .resume import (
     segment_frames,
     unfinished_line,
 )
+from .sequence import deblur_sequence
 from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
@@ -159,11 +161,6 @@ def _checked_options(input: str | os.PathLike, output: str | os.PathLike,
     return opts
 
 
-#: an output that cannot be written for want of room or a working disk: one line, not a
-#: traceback (the finished segments are kept for --resume where there were any)
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-
-
 def deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                  restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur one video file into ``output`` (see :class:`DeblurOptions` for ``options``)."""
@@ -181,7 +178,7 @@ def _storage_errors_reported(output: str | os.PathLike) -> Iterator[None]:
         if exc.errno == errno.ENOENT and exc.filename:  # removed under the run's feet
             raise UserError(f"cannot write {output}: {exc.filename} was removed while the "
                             "run was writing it") from exc
-        if exc.errno not in _STORAGE_ERRNOS:
+        if exc.errno not in STORAGE_ERRNOS:
             raise
         head = f"cannot write {output} ({exc.strerror or exc})"
         raise UserError(unfinished_line(str(output), head)) from exc
@@ -235,9 +232,9 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 writer.write(frame if item.output is None or item.unchanged
                              else frame.with_image(item.output))
                 request = item.transfer_request
-                record = _frame_record(item, refiner.takes_second(
+                record = frame_record(item, refiner.takes_second(
                     request.frame, request.reference, request.other))
-                _count(summary, record)
+                count_frame(summary, record)
                 segments.frame(record)
                 if bar.total is not None and bar.n >= bar.total:
                     bar.total = None  # an estimate the frames outran: a count, not "60/1"
@@ -267,7 +264,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     if forced is not None:
         forced.say_what_was_set_aside(summary.records)
     if opts.log:
-        _write_log(opts.log, summary.records, output)
+        write_log(opts.log, summary.records, output)
     if opts.adapt and opts.save_adapted:
         from ..adapt import save_adapted
 
@@ -275,7 +272,7 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     return summary
 
 
-def _write_log(path: str | os.PathLike, records: list[FrameRecord],
+def write_log(path: str | os.PathLike, records: list[FrameRecord],
                output: str | os.PathLike) -> None:
     """The frame log, written once ``output`` is: a failure is one line that says so."""
     try:
@@ -323,7 +320,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     # (an encoding asked for with --quality is made)
     may_copy = opts.quality is None and is_in_format_of(input, Path(output).suffix)
     if not may_copy:  # before the network's minutes, as the options' own warnings are
-        _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
+        say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     restorer = restorer or make_restorer(opts)
     start = time.perf_counter()
     restored, used = _restore_photo(restorer, blurry, reference, opts, Path(input).name)
@@ -341,7 +338,7 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
     if photo.grey:  # written back as grey, as it came
         restored = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)
     if may_copy and not copied:  # encoded after all
-        _say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
+        say_what_the_format_drops(photo, Path(output).suffix, opts.quality)
     with _storage_errors_reported(output), atomic_output(output, opts.overwrite) as tmp:
         if copied:
             shutil.copyfile(input, tmp)
@@ -355,14 +352,14 @@ def deblur_image(input: str | os.PathLike, output: str | os.PathLike,
                          second_reference=-1, seconds=round(seconds, 4),
                          unchanged=int(unchanged))
     if opts.log:
-        _write_log(opts.log, [record], output)
+        write_log(opts.log, [record], output)
     return RunSummary(str(output), frames=1, restored=int(not unchanged),
                       unchanged=int(unchanged), references_dropped=int(not used),
                       seconds=time.perf_counter() - begun, restoring_seconds=seconds,
                       records=[record])
 
 
-def _say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -> None:
+def say_what_the_format_drops(photo: Photo, suffix: str, quality: int | None) -> None:
     """One warning for each part of ``photo``, or ``--quality``, that an output of
     ``suffix`` does not keep."""
     kind = suffix.lower()
@@ -430,7 +427,7 @@ def _used(reference_used: bool | None) -> int | None:
     return None if reference_used is None else int(reference_used)
 
 
-def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
+def frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
     """The frame log's row of a frame the stream has finished (``took_second``: the refine
     step transferred from :attr:`WorkItem.other_reference`)."""
     frame, decision = item.frame, item.decision
@@ -443,7 +440,7 @@ def _frame_record(item: WorkItem, took_second: bool) -> FrameRecord:
         seconds=round(item.seconds, 4), unchanged=int(item.unchanged))
 
 
-def _count(summary: RunSummary, record: FrameRecord) -> None:
+def count_frame(summary: RunSummary, record: FrameRecord) -> None:
     """Add one written frame to the summary."""
     summary.frames += 1
     summary.restored += record.network_written
@@ -467,7 +464,7 @@ def _replay(state: RunState, writer: VideoWriter, summary: RunSummary) -> int:
             writer.mux_stored(data[offset:offset + size], pts, dts, duration, bool(keyframe))
             offset += size
         for row in segment.records:
-            _count(summary, FrameRecord(**row))
+            count_frame(summary, FrameRecord(**row))
         snapshot = segment.writer
     if snapshot is not None:
         writer.restore(snapshot)
@@ -607,13 +604,15 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
                     options=opts)
     if output is None:
         raise TypeError("deblur() needs an output, unless dry_run=True")
-    ignored = [] if is_image_path(input) else opts.photo_only_given()
+    ignored = [] if is_image_path(input) or is_sequence(input) else opts.photo_only_given()
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
-    if is_many(input, output):
+    if is_sequence(input):
+        results = [deblur_sequence(input, output, options=opts)]
+    elif is_many(input, output):
         return deblur_many(str(input), output, report, options=opts)
-    if is_image_path(input):
+    elif is_image_path(input):
         results = [deblur_image(input, output, options=opts)]
     else:
         results = [deblur_video(input, output, options=opts)]
