@@ -259,17 +259,25 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
             raise
         finally:
             bar.close()  # ends the bar's line before any message is printed
-    summary.restoring_seconds = time.perf_counter() - start
-    summary.seconds = time.perf_counter() - begun
-    if forced is not None:
-        forced.say_what_was_set_aside(summary.records)
-    if opts.log:
-        write_log(opts.log, summary.records, output)
+    close_summary(summary, begun, start, forced, opts.log, output)
     if opts.adapt and opts.save_adapted:
         from ..adapt import save_adapted
 
         save_adapted(adapted, opts.save_adapted, output)
     return summary
+
+
+def close_summary(summary: RunSummary, begun: float, start: float,
+                  forced: ForcedReference | None, log_path: str | None,
+                  output: str | os.PathLike) -> None:
+    """Once ``output`` is written: the run's times (``begun``: the call, ``start``: the
+    first frame), what became of the ``--ref`` image, and the frame log."""
+    summary.restoring_seconds = time.perf_counter() - start
+    summary.seconds = time.perf_counter() - begun
+    if forced is not None:
+        forced.say_what_was_set_aside(summary.records)
+    if log_path:
+        write_log(log_path, summary.records, output)
 
 
 def write_log(path: str | os.PathLike, records: list[FrameRecord],

@@ -80,7 +80,14 @@ def deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
 
 def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                      restorer: Restorer | None, **options) -> RunSummary:
-    from .run import RunSummary, count_frame, frame_record, make_refiner, make_restorer, write_log
+    from .run import (
+        RunSummary,
+        close_summary,
+        count_frame,
+        frame_record,
+        make_refiner,
+        make_restorer,
+    )
 
     begun = time.perf_counter()
     opts = DeblurOptions.resolve(options)
@@ -132,12 +139,7 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
             bar.close()
         finish_now()  # every frame is made: a signal no longer stops the run
         _move_into_place(staging, targets, opts.overwrite)
-    summary.restoring_seconds = time.perf_counter() - start
-    summary.seconds = time.perf_counter() - begun
-    if forced is not None:
-        forced.say_what_was_set_aside(summary.records)
-    if opts.log:
-        write_log(opts.log, summary.records, outdir)
+    close_summary(summary, begun, start, forced, opts.log, outdir)
     return summary
 
 
