@@ -33,7 +33,7 @@ EPILOG = """examples:
   refdeblur-video shaky.mp4 steady.mp4
   refdeblur-video blurry.jpg restored.png --ref sharp.jpg
   refdeblur-video 'clips/*.mp4' restored/ --log frames.csv
-  refdeblur-video frames/ restored/          (a folder of images: one image sequence)
+  refdeblur-video frames/ restored/     (a folder of images: one sequence)
   torchrun --nproc-per-node 4 -m refdeblur_video.cli in/ out/ --frame-log f.csv
 """
 

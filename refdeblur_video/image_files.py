@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ def is_image_path(path: str | Path) -> bool:
 
 def natural_key(name: str) -> list:
     """Sort key ordering embedded numbers by value (``f2.png`` before ``f10.png``)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+    return [int(part) if part.isascii() and part.isdigit() else part.lower()
+            for part in re.split(r"([0-9]+)", name)]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -138,12 +140,17 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, tuple, tuple, np.ndarray
         raise UserError(f"image {path} has unsupported sample type {image.dtype}")
     # OpenCV leaves the samples as stored when it keeps every channel and bit, except in a
     # TIFF (or BigTIFF), whose orientation its decoder applies itself
-    if bytes(data[:4]) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+    if not _is_tiff(data):
         exif = [c for t, c in zip(types, chunks, strict=True)
                 if t == cv2.IMAGE_METADATA_EXIF]
         if exif:
             image = _as_shown(image, exif_orientation(np.asarray(exif[0], np.uint8).tobytes()))
     return image, types, chunks, data
+
+
+def _is_tiff(data: np.ndarray) -> bool:
+    """Whether a file's bytes are a TIFF's (or a BigTIFF's)."""
+    return bytes(data[:4]) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
 # EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
@@ -158,9 +165,24 @@ _ORIENTED = {
 }
 
 
+# and back, from the picture as shown to the samples as stored
+_STORED = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, 1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, -1),
+}
+
+
 def _as_shown(image: np.ndarray, orientation: int) -> np.ndarray:
     """The stored samples turned and mirrored as a viewer shows them (EXIF orientation)."""
     step = _ORIENTED.get(orientation)
+    return image if step is None else np.ascontiguousarray(step(image))
+
+
+def as_stored(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The picture as shown turned back to the samples a file of EXIF ``orientation``
+    stores (:func:`_as_shown` undone)."""
+    step = _STORED.get(orientation)
     return image if step is None else np.ascontiguousarray(step(image))
 
 
@@ -196,6 +218,23 @@ class Photo:
     tiff_metadata: tuple[str, ...] = ()
     # its pixel density and a PNG's text, which OpenCV neither reads nor writes
     extras: PhotoExtras = PhotoExtras()
+    # the EXIF orientation its samples were turned by to be shown (1: as stored)
+    orientation: int = 1
+
+    def as_stored(self, image: np.ndarray) -> Photo:
+        """``image`` (as this photo is shown) as its file stores its samples, with its
+        transparency, EXIF orientation and pixel density turned alike: a restored frame
+        of an image sequence then lies as its copied neighbours do."""
+        if self.orientation == 1:
+            return dataclasses.replace(self, image=image)
+        turned = self.orientation >= 5
+        density = self.extras.dots_per_metre
+        return dataclasses.replace(
+            self, image=as_stored(image, self.orientation),
+            alpha=None if self.alpha is None else as_stored(self.alpha, self.orientation),
+            metadata=self.metadata.oriented(self.orientation), orientation=1,
+            extras=dataclasses.replace(self.extras, dots_per_metre=density[::-1])
+            if turned and density is not None else self.extras)
 
 
 def read_photo(path: str | Path) -> Photo:
@@ -206,11 +245,13 @@ def read_photo(path: str | Path) -> Photo:
     grey = image.ndim == 2 or (alpha is not None and is_grey(image))
     exif = [np.asarray(c, np.uint8).tobytes()
             for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
+    # a TIFF's decoder applies its orientation itself, and OpenCV writes a TIFF no EXIF
+    orientation = exif_orientation(exif[0]) if exif and not _is_tiff(raw) else 1
     turned = bool(exif) and exif_orientation(exif[0]) >= 5
     data = raw.tobytes()
     extras = PhotoExtras.read(data, turned, exif[0] if exif else None)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),
-                 tiff_metadata_names(data), extras)
+                 tiff_metadata_names(data), extras, orientation)
 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int | None = None,

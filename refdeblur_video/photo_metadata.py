@@ -70,6 +70,16 @@ class PhotoMetadata:
                 kept[kind] = data
         return cls(kept, tuple(left_out))
 
+    def oriented(self, orientation: int) -> PhotoMetadata:
+        """These chunks with the EXIF saying ``orientation``: for samples written back as
+        the file stored them."""
+        exif = self.chunks.get(cv2.IMAGE_METADATA_EXIF)
+        if exif is None or orientation == 1:
+            return self
+        return PhotoMetadata({**self.chunks,
+                              cv2.IMAGE_METADATA_EXIF: upright_exif(exif, orientation)},
+                             self.left_out)
+
     def too_large_for(self, suffix: str) -> list[str]:
         """What a file of ``suffix`` cannot hold for its size, by name and size: a JPEG
         holds its EXIF in one marker segment of at most 64 KiB (a colour profile is split
@@ -174,14 +184,15 @@ def ifd0_tags(tiff: bytes) -> set[int]:
             for entry in range(ifd + 2, found.end, 12)}
 
 
-def upright_exif(exif: bytes) -> bytes:
-    """``exif`` (TIFF-structured, an ``Exif\\0\\0`` header allowed) with orientation 1 and
-    no thumbnail (IFD1); empty where it cannot be parsed."""
+def upright_exif(exif: bytes, orientation: int = 1) -> bytes:
+    """``exif`` (TIFF-structured, an ``Exif\\0\\0`` header allowed) with ``orientation``
+    (1, upright, unless the samples are written as stored) and no thumbnail (IFD1); empty
+    where it cannot be parsed."""
     found = _ifd0(bytearray(exif))
     if found is None:
         return b""
     if found.orientation is not None:
-        struct.pack_into(found.orientation, found.data, found.orientation_at, 1)
+        struct.pack_into(found.orientation, found.data, found.orientation_at, orientation)
     struct.pack_into(found.order + "I", found.data, found.end, 0)  # the thumbnail unlinked
     return bytes(found.data)
 

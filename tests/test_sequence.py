@@ -3,6 +3,7 @@ same names; untouched frames byte for byte, nothing written unless every frame i
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from refdeblur_video.cli import main as cli_main
+from refdeblur_video.errors import UserError
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur
@@ -73,6 +75,9 @@ def test_blurry_frames_are_restored_and_the_others_copied_byte_for_byte(
             assert made == source.read_bytes()
     rows = read_frame_log(tmp_path / "log.csv")
     assert sorted(i for i, r in rows.items() if r.restored) == sorted(BLURRY)
+    header = (tmp_path / "log.csv").read_text().splitlines()[0]
+    assert header.endswith(",unchanged,file")
+    assert (tmp_path / "log.csv").read_text().splitlines()[4].endswith(",frame_4.png")
 
 
 def test_a_restored_frame_keeps_its_bit_depth_and_transparency(tmp_path, restorer,
@@ -136,16 +141,137 @@ def test_an_output_the_sequence_cannot_go_to_is_one_line(tmp_path, capsys, monke
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_frames_of_different_sizes_are_one_line_and_leave_nothing(tmp_path, capsys):
+def test_frames_of_different_sizes_are_refused_before_the_network(tmp_path, capsys,
+                                                                    monkeypatch):
     folder = tmp_path / "photos"
-    write_sequence(folder, n_frames=3, blurry=())
-    write_sequence(tmp_path / "other", n_frames=1, size=(80, 64), blurry=())
-    (tmp_path / "other" / "frame_1.png").rename(folder / "frame_2.png")
-    assert cli_main([str(folder), str(tmp_path / "out"), "-q", "--model", "lite"]) == 2
+    write_sequence(folder, n_frames=30, blurry=())
+    write_sequence(tmp_path / "other", n_frames=1, size=(96, 62), blurry=())
+    (tmp_path / "other" / "frame_1.png").replace(folder / "frame_30.png")  # the last
+
+    def no_network(*args):
+        raise AssertionError("the network was loaded")
+
+    monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", no_network)
+    assert cli_main([str(folder), str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: the frames of {folder} differ in size") and \
-        "restore photos of their own one at a time" in err, err
+    assert err == (f"error: the frames of {folder} differ in size: frame_1.png is 96x64, "
+                   "frame_30.png 96x62: a folder of images is restored as one image sequence; "
+                   "restore photos of their own one at a time (refdeblur-video PHOTO OUT.png "
+                   "--ref SHARP.jpg)")
     assert not (tmp_path / "out").exists()
+
+
+def test_frames_of_different_bit_depths_are_named_by_file(tmp_path):
+    folder = tmp_path / "frames"
+    paths = write_sequence(folder, n_frames=4, blurry=())
+    deep = cv2.imread(str(paths[2]), cv2.IMREAD_UNCHANGED).astype(np.uint16) * 257
+    cv2.imwrite(str(paths[2]), deep)
+    with pytest.raises(UserError, match="differ in bit depth: frame_1.png is 8-bit, "
+                                        "frame_3.png 16-bit"):
+        deblur_sequence(folder, tmp_path / "out", quiet=True, model="lite")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_burst_s_restored_frame_lies_as_its_copied_neighbours(tmp_path, restorer,
+                                                                network_sharpens):
+    """A phone's burst stores its frames on their side with EXIF orientation 6; a restored
+    frame written upright beside copies stored turned made a sequence whose frame size
+    changes for tools that ignore the EXIF."""
+    from PIL import Image
+
+    folder = tmp_path / "burst"
+    folder.mkdir()
+    for index, image in enumerate(render_frames((96, 64), 8, BLURRY)):
+        stored = np.ascontiguousarray(np.rot90(image, 1))  # shown turned 90 clockwise
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(stored).save(folder / f"IMG_{index:04d}.JPG", exif=exif.tobytes(),
+                                     quality=95)
+    deblur_sequence(folder, tmp_path / "out", restorer, quiet=True)
+    restored, copied = tmp_path / "out" / "IMG_0003.JPG", tmp_path / "out" / "IMG_0002.JPG"
+    assert copied.read_bytes() == (folder / "IMG_0002.JPG").read_bytes()
+    for path in (restored, copied):
+        with Image.open(path) as written:
+            assert written.size == (64, 96)  # stored on its side, as the camera wrote it
+            assert written.getexif().get(0x0112) == 6
+    shown = cv2.imread(str(restored))  # OpenCV turns it upright by its EXIF
+    assert shown.shape == (64, 96, 3)
+    truth = render_frames((96, 64), 8)[3][..., ::-1]
+    assert np.abs(shown.astype(int) - truth).mean() < 60  # the scene, the right way up
+
+
+def test_a_frame_that_cannot_be_moved_in_leaves_the_folder_as_it_was(tmp_path, restorer,
+                                                                      monkeypatch):
+    frames = write_sequence(tmp_path / "frames", n_frames=6, blurry={2})
+    out = tmp_path / "out"
+    out.mkdir()
+    for path in frames[:4]:
+        (out / path.name).write_bytes(b"earlier " + path.name.encode())
+    real_replace, moved_in = os.replace, []
+
+    def failing(src, dst):
+        if Path(dst).parent == out:
+            moved_in.append(dst)
+            if len(moved_in) == 4:
+                raise PermissionError(1, "Operation not permitted", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("refdeblur_video.pipeline.sequence.os.replace", failing)
+    with pytest.raises(UserError, match="cannot write .*frame_4.png .*Operation not permitted.*"
+                                        ": no frame of the sequence was written"):
+        deblur_sequence(tmp_path / "frames", out, restorer, quiet=True, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in frames[:4]]
+    for path in frames[:4]:
+        assert (out / path.name).read_bytes() == b"earlier " + path.name.encode()
+
+
+def test_a_folder_under_a_frame_s_name_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    write_sequence(tmp_path / "frames", n_frames=4)
+    (tmp_path / "out" / "frame_3.png").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["frames", "out", "--overwrite"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {Path('out') / 'frame_3.png'} is a folder: a frame of the sequence would be "
+        "written under its name; move it or choose another output folder")
+    assert (tmp_path / "out" / "frame_3.png").is_dir()
+
+
+def test_a_killed_run_s_staging_folder_is_removed_and_a_live_one_kept(tmp_path, restorer):
+    write_sequence(tmp_path / "frames", n_frames=5, blurry=())
+    out = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale, live = out / f".refdeblur-{dead}-abc.part", out / f".refdeblur-{os.getpid()}-x.part"
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "frame_1.png").write_bytes(b"half")
+    deblur_sequence(tmp_path / "frames", out, restorer, quiet=True)
+    assert not stale.exists() and live.exists()
+
+
+def test_copies_and_restored_frames_keep_their_times(tmp_path, restorer, network_sharpens):
+    frames = write_sequence(tmp_path / "frames", n_frames=8)
+    for index, path in enumerate(frames):  # a burst: a second apart
+        os.utime(path, (1_600_000_000 + index, 1_600_000_000 + index))
+    deblur_sequence(tmp_path / "frames", tmp_path / "out", restorer, quiet=True)
+    for path in frames:
+        assert (tmp_path / "out" / path.name).stat().st_mtime == path.stat().st_mtime
+
+
+def test_the_plan_names_a_sequence_s_files(tmp_path):
+    write_sequence(tmp_path / "frames")
+    [plan] = deblur(tmp_path / "frames", dry_run=True, quiet=True)
+    assert plan.closing_line().startswith(
+        f"{tmp_path / 'frames'}: 12 frames, 2 would be restored (files frame_4.png, "
+        "frame_8.png); planned in")
+    assert plan.closing_line().endswith("nothing written")
+
+
+def test_a_number_like_character_in_a_name_sorts_without_error():
+    from refdeblur_video.image_files import natural_key
+
+    names = ["f10.png", "f1²2.png", "f2.png"]
+    assert sorted(names, key=natural_key) == ["f1²2.png", "f2.png", "f10.png"]
 
 
 def test_a_signal_mid_sequence_ends_in_one_line_with_nothing_written(tmp_path):

@@ -61,6 +61,7 @@ class PlanSummary:
     to_restore: list[int] = field(default_factory=list)  # frame indices, in order
     on_their_own: int = 0  # of them, frames with no sharper neighbour (their own reference)
     seconds: float = 0.0
+    files: list[str] | None = None  # an image sequence's file names, by frame
     error: str | None = None  # many files: why this one was not planned
     skipped: str | None = None  # many files: the finished output a run would leave alone
     records: list[FrameRecord] = field(default_factory=list, repr=False)
@@ -73,23 +74,31 @@ class PlanSummary:
             return f"{self.input}: not planned: {self.skipped}"
         shots = f" in {self.shots} shots" if self.shots > 1 else ""
         count = len(self.to_restore)
-        which = f" (frames {frame_ranges(self.to_restore)})" if count else ""
+        named = "" if self.files is None else "files "
+        which = (f" ({named or 'frames '}{frame_ranges(self.to_restore, names=self.files)})"
+                 if count else "")
         alone = (f", {self.on_their_own} with no sharper frame near (restored against "
                  "themselves)" if self.on_their_own else "")
+        written = "nothing written" if self.files is not None else "no video written"
         return (f"{self.input}: {self.frames} frames{shots}, {count} would be restored"
-                f"{which}{alone}; planned in {self.seconds:.1f} s, no video written")
+                f"{which}{alone}; planned in {self.seconds:.1f} s, {written}")
 
 
-def frame_ranges(indices: list[int], shown: int = SHOWN_RANGES) -> str:
+def frame_ranges(indices: list[int], shown: int = SHOWN_RANGES,
+                 names: list[str] | None = None) -> str:
     """``3-5, 17, 90-93``: sorted indices as runs, the first ``shown`` runs named and the
-    rest counted."""
+    rest counted; with ``names`` (by index), ``f4.png to f6.png, f18.png, ...``."""
     runs: list[list[int]] = []
     for index in sorted(indices):
         if runs and index == runs[-1][1] + 1:
             runs[-1][1] = index
         else:
             runs.append([index, index])
-    named = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:shown]]
+    def name(index: int) -> str:
+        return str(index) if names is None else names[index]
+
+    joined = "-" if names is None else " to "
+    named = [name(a) if a == b else f"{name(a)}{joined}{name(b)}" for a, b in runs[:shown]]
     rest = len(runs) - shown
     return ", ".join(named) + (f" and {rest} more run{'s' * (rest > 1)}" if rest > 0 else "")
 
@@ -117,9 +126,11 @@ def plan_sequence(folder: Path, opts: DeblurOptions,
                   log_path: str | os.PathLike | None = None) -> PlanSummary:
     """:func:`plan_video` for the image sequence in ``folder``."""
     begun = time.perf_counter()
-    summary = PlanSummary(str(folder))
-    _plan_frames(sequence_frames(folder), len(list_images(folder)),
-                 _planner(opts), opts, summary)
+    files = list_images(folder)
+    summary = PlanSummary(str(folder), files=[path.name for path in files])
+    _plan_frames(sequence_frames(files), len(files), _planner(opts), opts, summary)
+    for record in summary.records:
+        record.file = files[record.index].name
     _write_plan(log_path, summary)
     summary.seconds = time.perf_counter() - begun
     return summary

@@ -39,6 +39,7 @@ class FrameRecord:
     seconds: float
     # 1: restored, but no sharper than it came, so written as it came (frames.sharpness)
     unchanged: int = 0
+    file: str | None = None  # an image sequence's frame: its file's name (a log's last column)
 
     @property
     def network_written(self) -> bool:
@@ -46,20 +47,22 @@ class FrameRecord:
         return self.reference_used is not None and not self.unchanged
 
 
-COLUMNS = tuple(f.name for f in fields(FrameRecord))
+COLUMNS = tuple(f.name for f in fields(FrameRecord) if f.name != "file")
 
 
 def write_frame_log(path: str | Path, records: list[FrameRecord]) -> None:
     """Write records as CSV or JSON (by suffix) through a temporary file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    rows = [asdict(r) for r in records]
+    columns = (*COLUMNS, "file") if any(r.file is not None for r in records) else COLUMNS
+    rows = [{name: value for name, value in asdict(r).items() if name in columns}
+            for r in records]
     try:
         with tmp.open("w", newline="", encoding="utf-8") as handle:
             if path.suffix.lower() == ".json":
                 json.dump({"frames": rows}, handle, indent=1)
             else:
-                writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+                writer = csv.DictWriter(handle, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(rows)
         os.replace(tmp, path)

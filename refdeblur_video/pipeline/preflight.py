@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError, invalid_yaml, unknown_device
 from ..messages import counted
@@ -25,6 +26,9 @@ from ..safe_output import (
 )
 from ..video.containers import CONTAINERS
 from .options import DeblurOptions
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,13 @@ def expand_inputs(pattern: str, say: bool = False,
             why.append(f"it names {counted(len(images), 'image')}: a folder of images is "
                        "restored as one image sequence, given as the folder, and a photo "
                        "alone as refdeblur-video PHOTO OUT.png --ref SHARP.jpg")
-        raise UserError(f"no video files found in {pattern}"
+        nor = ""
+        if path.is_dir() and not images and not nested:  # frames in a format not read
+            from ..image_files import IMAGE_SUFFIXES
+
+            nor = (f" nor images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}, an "
+                   "image sequence)")
+        raise UserError(f"no video files{nor} found in {pattern}"
                         + (f" ({'; '.join(why)})" if why else ""))
     if say and nested:
         log.warning("%s: %s", path, _not_searched(path, nested, inside))
@@ -376,7 +386,7 @@ def is_sequence(input: str | os.PathLike) -> bool:
 def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path, Path]:
     """Everything a run of the image sequence in ``folder`` would refuse, before the
     network loads; each frame's file (in natural order) with its output's."""
-    from ..image_files import list_images  # OpenCV: only for a folder
+    from ..image_files import IMAGE_SUFFIXES, list_images  # OpenCV: only for a folder
 
     files = list_images(folder)
     if opts.adapt:
@@ -387,22 +397,67 @@ def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"an image sequence is written as images into a folder: {outdir} "
                         "is a file; give a folder as the output")
-    if outdir.suffix.lower() in VIDEO_SUFFIXES and not outdir.exists():
-        raise UserError(f"an image sequence is written as images into a folder, not into a "
-                        f"video ({outdir}); give a folder as the output")
+    if outdir.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES and not outdir.exists():
+        kind = "a video" if outdir.suffix.lower() in VIDEO_SUFFIXES else "one image"
+        raise UserError(f"an image sequence is written as images into a folder, not into "
+                        f"{kind} ({outdir}); give a folder as the output")
     with contextlib.suppress(FileNotFoundError):
         if outdir.resolve() == folder.resolve() or os.path.samefile(outdir, folder):
             raise UserError(f"the output folder {outdir} is the input folder: the frames "
                             "would replace themselves; choose another output folder")
     targets = {source: outdir / source.name for source in files}
+    folders = [t for t in targets.values() if t.is_dir() and not t.is_symlink()]
+    if folders:
+        raise UserError(f"{folders[0]} is a folder: a frame of the sequence would be written "
+                        "under its name; move it or choose another output folder")
     taken = [t for t in targets.values() if t.exists() or t.is_symlink()]
     if taken and not opts.overwrite:
         raise UserError(f"{outdir} already holds {len(taken)} of the sequence's "
                         f"{len(files)} file names ({taken[0].name}"
                         f"{', ...' if len(taken) > 1 else ''}); --overwrite replaces them")
+    if outdir.is_dir():  # a folder the run would make is checked as it is made
+        check_writable_file(outdir / files[0].name, "output")
+    _check_sizes(folder, files)
     check_reference(opts.ref)
     check_log(opts.log, opts.overwrite)
     return targets
+
+
+def _check_sizes(folder: Path, files: list[Path]) -> None:
+    """Refuse frames of different sizes where their headers tell at once (PNG): a long
+    sequence would otherwise be found out only when the odd frame is reached."""
+    from ..image_files import png_size
+
+    first = None
+    for path in files:
+        size = png_size(path)
+        if size is None:
+            continue
+        if first is None:
+            first = path, size
+        elif size != first[1]:
+            raise UserError(unlike_frames(folder, first, (path, size)))
+
+
+def unlike_frames(folder: Path, one: tuple[Path, np.ndarray | tuple[int, int]],
+                  other: tuple[Path, np.ndarray | tuple[int, int]]) -> str:
+    """The error for two frames of an image sequence that differ in size or bit depth; each
+    given with its image, or its (width, height)."""
+    def size(image) -> str:
+        width, height = (image.shape[1], image.shape[0]) if hasattr(image, "shape") else image
+        return f"{width}x{height}"
+
+    def depth(image) -> str:
+        return f"{8 * image.itemsize}-bit" if hasattr(image, "itemsize") else ""
+
+    (a, a_image), (b, b_image) = one, other
+    if size(a_image) != size(b_image):
+        what = f"size: {a.name} is {size(a_image)}, {b.name} {size(b_image)}"
+    else:
+        what = f"bit depth: {a.name} is {depth(a_image)}, {b.name} {depth(b_image)}"
+    return (f"the frames of {folder} differ in {what}: a folder of images is restored as "
+            "one image sequence; restore photos of their own one at a time (refdeblur-video "
+            "PHOTO OUT.png --ref SHARP.jpg)")
 
 
 def not_made_from(source: Path, target: Path) -> str | None:

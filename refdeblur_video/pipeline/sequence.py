@@ -10,12 +10,15 @@ done, so an interrupted or failed run leaves the output folder as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import FrameSizeError, UserError
+from ..errors import UserError
 from ..frames.references import ReferencePlanner
 from ..frames.sharpness import sharpened
 from ..frames.shots import CutDetector
@@ -32,10 +35,9 @@ from ..interrupts import finishing
 from ..refine.step import restore_step
 from ..safe_output import STORAGE_ERRNOS
 from ..video.frame import Frame
-from ..video.sources import iter_frames
 from .forced_reference import ForcedReference
 from .options import DeblurOptions
-from .preflight import check_sequence
+from .preflight import check_sequence, unlike_frames
 from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
@@ -46,23 +48,21 @@ __all__ = ["deblur_sequence", "sequence_frames"]
 
 log = logging.getLogger("refdeblur_video")
 
-def sequence_frames(folder: Path) -> Iterator[Frame]:
-    """The frames of ``folder`` in natural order of their names, all of one size and sample
-    type (a frame and its reference must line up), as one clear error where they are not."""
-    first = None
-    try:
-        for frame in iter_frames(folder):
-            first = first if first is not None else frame.image.dtype
-            if frame.image.dtype != first:
-                raise UserError(f"the frames of {folder} differ in bit depth (frame "
-                                f"{frame.index} is {8 * frame.image.itemsize}-bit, the first "
-                                f"{8 * np.dtype(first).itemsize}-bit): an image sequence is "
-                                "restored as one video")
-            yield frame
-    except FrameSizeError as exc:
-        raise UserError(f"{exc}: a folder of images is restored as one image sequence; "
-                        "restore photos of their own one at a time (refdeblur-video PHOTO "
-                        "OUT.png --ref SHARP.jpg)") from None
+# the hidden folder a run makes its frames in, followed by its process id
+_STAGING = ".refdeblur-"
+
+def sequence_frames(files: list[Path]) -> Iterator[Frame]:
+    """The frames of an image sequence's ``files`` (in natural order), all of one size and
+    sample type (a frame and its reference must line up), as one error naming the files
+    where they are not."""
+    first: tuple[Path, np.ndarray] | None = None
+    for index, path in enumerate(files):
+        image = read_image(path)
+        if first is None:
+            first = path, image
+        elif image.shape[:2] != first[1].shape[:2] or image.dtype != first[1].dtype:
+            raise UserError(unlike_frames(path.parent, (first[0], first[1]), (path, image)))
+        yield Frame(index, None, Fraction(1), image)
 
 
 def deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
@@ -93,11 +93,18 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
     opts = DeblurOptions.resolve(options)
     folder, outdir = Path(input), Path(output)
     targets = check_sequence(folder, outdir, opts)
-    ignored = opts.encoder_only_given()
+    files = list(targets)
+    ignored = [flag for flag in opts.encoder_only_given() if flag != "--resume"]
     if ignored:
         log.warning("for an image sequence %s %s nothing (the frames are written as "
                     "images)", ", ".join(ignored), "does" if len(ignored) == 1 else "do")
-    files = list(targets)
+    if opts.resume:
+        log.warning("--resume does nothing for an image sequence: a stopped run leaves "
+                    "nothing to go on from, and the sequence is restored from its start")
+    if len(files) == 1:
+        log.warning("%s holds one image: with no neighbours it is restored only as a photo "
+                    "(refdeblur-video %s OUT%s --ref SHARP.jpg)", folder, files[0],
+                    files[0].suffix)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     first = read_image(files[0])
     forced = None if ref_image is None else ForcedReference.for_frames(
@@ -118,18 +125,21 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                 source = files[item.frame.index]
                 item.unchanged = item.output is not None and not sharpened(
                     item.output, item.decision.score)
+                made = staging / source.name
                 if item.output is None or item.unchanged:  # bit-exact, metadata and all
-                    shutil.copyfile(source, staging / source.name)
+                    shutil.copyfile(source, made)
                 else:
-                    _write_like(source, item.output, staging / source.name, opts.quality,
-                                said_once)
+                    _write_like(source, item.output, made, opts.quality, said_once)
+                shutil.copystat(source, made)  # a burst sorted by date stays in order
                 request = item.transfer_request
-                count_frame(summary, frame_record(item, refiner.takes_second(
-                    request.frame, request.reference, request.other)))
+                record = frame_record(item, refiner.takes_second(
+                    request.frame, request.reference, request.other))
+                record.file = source.name
+                count_frame(summary, record)
                 bar.update(1)
                 bar.set_postfix(restored=summary.restored, refresh=False)
 
-            run_stream(sequence_frames(folder), planner,
+            run_stream(sequence_frames(files), planner,
                        restore_step(restorer, not opts.cpu_transfer), refiner, write,
                        batch=opts.batch, **(forced.stream_options() if forced else {}),
                        queue_size=opts.queue_size or queue_size_for(
@@ -155,20 +165,42 @@ def _write_like(source: Path, restored: np.ndarray, target: Path, quality: int |
     if source.suffix.lower() not in said_once:
         said_once.add(source.suffix.lower())
         say_what_the_format_drops(photo, source.suffix, quality)
-    write_image(target, restored, quality=quality, alpha=photo.alpha,
-                metadata=photo.metadata, extras=photo.extras)
+    stored = photo.as_stored(restored)  # as its copied neighbours lie (EXIF orientation)
+    write_image(target, stored.image, quality=quality, alpha=stored.alpha,
+                metadata=stored.metadata, extras=stored.extras)
 
 
 def _move_into_place(staging: Path, targets: dict[Path, Path], overwrite: bool) -> None:
-    """Every made frame moved from ``staging`` to its output name; refused before any is
-    moved where another run made one of them meanwhile."""
+    """Every made frame moved from ``staging`` to its output name, the files they replace
+    kept aside until all are in: where one cannot be moved, those moved are taken back and
+    the replaced ones put back, so the output folder is as it was (one error line)."""
     if not overwrite:
-        appeared = [t for t in targets.values() if t.exists()]
+        appeared = [t for t in targets.values() if t.exists() or t.is_symlink()]
         if appeared:
             raise UserError(f"{appeared[0]} appeared while the sequence was being restored; "
                             "nothing was replaced")
-    for source, target in targets.items():
-        os.replace(staging / source.name, target)
+    replaced = staging / ".replaced"
+    replaced.mkdir()
+    done: list[tuple[Path, bool]] = []  # each target moved in, and whether it replaced one
+    try:
+        for source, target in targets.items():
+            if target.is_dir() and not target.is_symlink():  # not a file of ours to replace
+                raise IsADirectoryError(errno.EISDIR, "a folder has its name", str(target))
+            had = target.exists() or target.is_symlink()
+            if had:
+                os.replace(target, replaced / source.name)
+            done.append((target, had))
+            os.replace(staging / source.name, target)
+    except OSError as exc:
+        failed = target
+        for moved, had in reversed(done):
+            with contextlib.suppress(OSError):
+                if not (staging / moved.name).exists():  # the made frame went in
+                    moved.unlink()
+                if had:
+                    os.replace(replaced / moved.name, moved)
+        raise UserError(f"cannot write {failed} ({exc.strerror or exc}): no frame of the "
+                        "sequence was written") from exc
 
 
 @contextlib.contextmanager
@@ -178,7 +210,9 @@ def _staging_folder(outdir: Path) -> Iterator[Path]:
     made = [parent for parent in (outdir, *outdir.parents) if not parent.exists()]
     try:
         outdir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".refdeblur-", suffix=".part", dir=outdir))
+        _remove_stale_staging(outdir)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", suffix=".part",
+                                        dir=outdir))
     except OSError as exc:
         raise UserError(f"cannot write in the output folder {outdir} "
                         f"({exc.strerror or exc})") from exc
@@ -189,3 +223,19 @@ def _staging_folder(outdir: Path) -> Iterator[Path]:
         for folder in made:  # innermost first; only while empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def _remove_stale_staging(outdir: Path) -> None:
+    """Remove the staging folders in ``outdir`` of runs that no longer run (killed outright,
+    which leaves no chance to clean up); a live run's is left alone."""
+    pattern = re.compile(re.escape(_STAGING) + r"(\d+)-\w+\.part")
+    for entry in outdir.iterdir():
+        found = pattern.fullmatch(entry.name)
+        if found is None or not entry.is_dir() or entry.is_symlink():
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:  # gone: its frames are of no use to anyone
+            shutil.rmtree(entry, ignore_errors=True)
+        except (PermissionError, OverflowError):  # another user's live run; a bad number
+            pass
