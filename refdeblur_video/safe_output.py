@@ -16,6 +16,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (two runs on one output are then the user's lookout)
+    fcntl = None
+
 from refdeblur_video.errors import UserError
 
 __all__ = ["atomic_output", "check_not_same_file", "check_output_path", "check_save_path",
@@ -25,6 +30,24 @@ __all__ = ["atomic_output", "check_not_same_file", "check_output_path", "check_s
 #: an output that cannot be written for want of room or a working disk: one line, not a
 #: traceback (the finished segments are kept for --resume where there were any)
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def try_lock(path: str | os.PathLike) -> int | None:
+    """Open (making it) and lock the file ``path`` for this process: its descriptor, held
+    until closed, or None where another process holds the lock (where the system has no
+    locks, the lock is always had)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:

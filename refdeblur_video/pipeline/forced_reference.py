@@ -37,16 +37,17 @@ class ForcedReference:
     @classmethod
     def for_frames(cls, image: np.ndarray, size: tuple[int, int], dtype, transfer: bool,
                    rotation: int = 0, sample_aspect: float = 1.0,
-                   of_what: str = "the video") -> ForcedReference:
+                   of_what: str = "the video", grey: bool = False) -> ForcedReference:
         """``image`` for frames of coded ``size`` (h, w) and ``dtype``, shown turned by
         ``rotation`` (degrees counter-clockwise) with samples ``sample_aspect`` wide; a
         photo shows the scene as the frames are shown. ``transfer``: the transfer runs,
-        which would copy a noisy reference's noise in."""
+        which would copy a noisy reference's noise in; ``grey`` frames are lent it grey
+        (the reference check would take its colours for another scene)."""
         shown = size[::-1] if rotation % 180 == 90 else size
         if rotation % 180 == 90:  # turned, a sample's width is shown upright
             sample_aspect = 1.0 / sample_aspect
         fitted = to_coded_orientation(
-            fit_reference(image, shown, dtype, "the frames as shown",
+            fit_reference(image, shown, dtype, "the frames as shown", grey=grey,
                           sample_aspect=sample_aspect), rotation)
         quiet = QuietEnough(fitted, DEFAULT_TRANSFER.noise_allowance) if transfer else None
         return cls(fitted, quiet, of_what)

@@ -2,7 +2,8 @@
 pipeline, read back by the evaluator.
 
 One row per frame, the fields of :class:`FrameRecord` in order (:data:`COLUMNS`; their
-meaning: docs/CONVENTIONS.md). ``blurry`` is 0/1, the sharpness verdict; ``restored`` is
+meaning: docs/CONVENTIONS.md), and an image sequence's file names as a last column.
+``blurry`` is 0/1, the sharpness verdict; ``restored`` is
 0/1, whether the frame went through the network (every frame under ``--all-frames``);
 ``reference`` the index of the reference frame, -1 when none; where ``reference_used`` is 0
 the reference check put the frame itself in its place, so no reference was used. Reading

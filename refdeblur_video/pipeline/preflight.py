@@ -405,6 +405,11 @@ def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path
         if outdir.resolve() == folder.resolve() or os.path.samefile(outdir, folder):
             raise UserError(f"the output folder {outdir} is the input folder: the frames "
                             "would replace themselves; choose another output folder")
+    clashes = _sharing(files, lambda path: path.name.casefold())
+    if clashes:  # one file on a disk that ignores case (macOS, exFAT): a frame lost
+        one, other = clashes[0]
+        raise UserError(f"{one.name} and {other.name} in {folder} differ only in case: on "
+                        "many disks they are one file; rename one")
     targets = {source: outdir / source.name for source in files}
     folders = [t for t in targets.values() if t.is_dir() and not t.is_symlink()]
     if folders:

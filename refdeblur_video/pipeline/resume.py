@@ -46,15 +46,10 @@ from typing import Any
 from .. import __version__
 from ..errors import UserError
 from ..interrupts import deferred
-from ..safe_output import remove_stale_temps
+from ..safe_output import remove_stale_temps, try_lock
 from .framelog import FrameRecord
 from .options import DeblurOptions
 from .preflight import is_sequence
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no lock (two runs on one output are then the user's lookout)
-    fcntl = None
 
 log = logging.getLogger("refdeblur_video")
 
@@ -554,13 +549,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _lock(folder: Path, output: Path) -> int | None:
     """Hold ``folder/lock`` for this process; refuse when another run holds it."""
-    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o666)
-    if fcntl is None:
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        raise BusyOutput(f"another run is writing {output} (its state {folder} is locked)"
-                         ) from exc
+    fd = try_lock(folder / "lock")
+    if fd is None:
+        raise BusyOutput(f"another run is writing {output} (its state {folder} is locked)")
     return fd

@@ -9,13 +9,9 @@ done, so an interrupted or failed run leaves the output folder as it was.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
-import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -33,11 +29,11 @@ from ..frames.shots import CutDetector
 from ..image_files import read_image, read_photo, write_image
 from ..interrupts import finishing
 from ..refine.step import restore_step
-from ..safe_output import STORAGE_ERRNOS
 from ..video.frame import Frame
 from .forced_reference import ForcedReference
 from .options import DeblurOptions
 from .preflight import check_sequence, unlike_frames
+from .staged_folder import StagedFolder
 from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
@@ -71,11 +67,10 @@ def deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
     frame under its own name (see :class:`DeblurOptions` for ``options``)."""
     try:
         return _deblur_sequence(input, output, restorer, **options)
-    except OSError as exc:  # a full, read-only or failing disk: one line
-        if exc.errno not in STORAGE_ERRNOS:
-            raise
-        raise UserError(f"cannot write {output} ({exc.strerror or exc}): no frame of the "
-                        "sequence was written") from exc
+    except OSError as exc:  # a full disk, a frame removed meanwhile: nothing is in place yet
+        where = exc.filename or output
+        raise UserError(f"cannot make the sequence in {output}: {where}: "
+                        f"{exc.strerror or exc}; no frame of it was written") from exc
 
 
 def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
@@ -106,14 +101,17 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                     "(refdeblur-video %s OUT%s --ref SHARP.jpg)", folder, files[0],
                     files[0].suffix)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
-    first = read_image(files[0])
+    first = read_photo(files[0])  # a grey sequence is lent a grey --ref
     forced = None if ref_image is None else ForcedReference.for_frames(
-        ref_image, first.shape[:2], first.dtype, opts.transfer, of_what="the sequence")
+        ref_image, first.image.shape[:2], first.image.dtype, opts.transfer,
+        of_what="the sequence", grey=first.grey)
+    first = first.image
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(outdir))
     said_once: set[str] = set()
-    with finishing() as finish_now, _staging_folder(outdir) as staging:
+    with finishing() as finish_now, StagedFolder(outdir) as staged:
+        staging = staged.path
         bar = tqdm(total=len(files), unit="frame", desc=folder.name or str(folder),
                    disable=opts.quiet, dynamic_ncols=True, leave=True)
         try:
@@ -130,7 +128,8 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                     shutil.copyfile(source, made)
                 else:
                     _write_like(source, item.output, made, opts.quality, said_once)
-                shutil.copystat(source, made)  # a burst sorted by date stays in order
+                times = source.stat()  # a burst sorted by date stays in order
+                os.utime(made, ns=(times.st_atime_ns, times.st_mtime_ns))
                 request = item.transfer_request
                 record = frame_record(item, refiner.takes_second(
                     request.frame, request.reference, request.other))
@@ -148,8 +147,9 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
         finally:
             bar.close()
         finish_now()  # every frame is made: a signal no longer stops the run
-        _move_into_place(staging, targets, opts.overwrite)
-    close_summary(summary, begun, start, forced, opts.log, outdir)
+        staged.commit({source.name: target for source, target in targets.items()},
+                      opts.overwrite)
+        close_summary(summary, begun, start, forced, opts.log, outdir)
     return summary
 
 
@@ -168,74 +168,3 @@ def _write_like(source: Path, restored: np.ndarray, target: Path, quality: int |
     stored = photo.as_stored(restored)  # as its copied neighbours lie (EXIF orientation)
     write_image(target, stored.image, quality=quality, alpha=stored.alpha,
                 metadata=stored.metadata, extras=stored.extras)
-
-
-def _move_into_place(staging: Path, targets: dict[Path, Path], overwrite: bool) -> None:
-    """Every made frame moved from ``staging`` to its output name, the files they replace
-    kept aside until all are in: where one cannot be moved, those moved are taken back and
-    the replaced ones put back, so the output folder is as it was (one error line)."""
-    if not overwrite:
-        appeared = [t for t in targets.values() if t.exists() or t.is_symlink()]
-        if appeared:
-            raise UserError(f"{appeared[0]} appeared while the sequence was being restored; "
-                            "nothing was replaced")
-    replaced = staging / ".replaced"
-    replaced.mkdir()
-    done: list[tuple[Path, bool]] = []  # each target moved in, and whether it replaced one
-    try:
-        for source, target in targets.items():
-            if target.is_dir() and not target.is_symlink():  # not a file of ours to replace
-                raise IsADirectoryError(errno.EISDIR, "a folder has its name", str(target))
-            had = target.exists() or target.is_symlink()
-            if had:
-                os.replace(target, replaced / source.name)
-            done.append((target, had))
-            os.replace(staging / source.name, target)
-    except OSError as exc:
-        failed = target
-        for moved, had in reversed(done):
-            with contextlib.suppress(OSError):
-                if not (staging / moved.name).exists():  # the made frame went in
-                    moved.unlink()
-                if had:
-                    os.replace(replaced / moved.name, moved)
-        raise UserError(f"cannot write {failed} ({exc.strerror or exc}): no frame of the "
-                        "sequence was written") from exc
-
-
-@contextlib.contextmanager
-def _staging_folder(outdir: Path) -> Iterator[Path]:
-    """A hidden folder inside ``outdir`` for the frames as they are made, removed however
-    the run ends, with ``outdir`` itself where the run made it and nothing came of it."""
-    made = [parent for parent in (outdir, *outdir.parents) if not parent.exists()]
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_staging(outdir)
-        staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", suffix=".part",
-                                        dir=outdir))
-    except OSError as exc:
-        raise UserError(f"cannot write in the output folder {outdir} "
-                        f"({exc.strerror or exc})") from exc
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        for folder in made:  # innermost first; only while empty
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-
-def _remove_stale_staging(outdir: Path) -> None:
-    """Remove the staging folders in ``outdir`` of runs that no longer run (killed outright,
-    which leaves no chance to clean up); a live run's is left alone."""
-    pattern = re.compile(re.escape(_STAGING) + r"(\d+)-\w+\.part")
-    for entry in outdir.iterdir():
-        found = pattern.fullmatch(entry.name)
-        if found is None or not entry.is_dir() or entry.is_symlink():
-            continue
-        try:
-            os.kill(int(found.group(1)), 0)
-        except ProcessLookupError:  # gone: its frames are of no use to anyone
-            shutil.rmtree(entry, ignore_errors=True)
-        except (PermissionError, OverflowError):  # another user's live run; a bad number
-            pass
