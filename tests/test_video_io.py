@@ -18,7 +18,7 @@ from refdeblur_video.frames import plan_references
 from refdeblur_video.frames.sharpness import sharpness
 from refdeblur_video.safe_output import atomic_output
 from refdeblur_video.video.encoding_choice import choose_pix_fmt
-from refdeblur_video.video.hdr import Hdr10
+from refdeblur_video.video.hdr import Hdr10, side_data_of
 from refdeblur_video.video.metadata import VideoInfo, _announced_frames, probe
 from refdeblur_video.video.reader import CorruptVideoWarning, Frame, open_reader
 from refdeblur_video.video.synthetic import make_clip, make_demo_clip, render_frame
@@ -542,7 +542,7 @@ def hdr_side_data(path) -> dict[str, bytes]:
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
     wanted = ("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL")
-    return {d.type.name: bytes(d) for d in frame.side_data if d.type.name in wanted}
+    return {name: data for name, data in side_data_of(frame).items() if name in wanted}
 
 
 def test_hdr10_metadata_is_read_and_written_again(make_test_clip, tmp_path, caplog):

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import av
 
-__all__ = ["Hdr10", "hdr10_of", "x265_params"]
+__all__ = ["Hdr10", "hdr10_of", "side_data_of", "x265_params"]
 
 # AVMasteringDisplayMetadata: display_primaries[3][2] (r, g, b) and white_point[2] as
 # AVRationals, min_luminance, max_luminance (AVRationals), has_primaries, has_luminance
@@ -36,10 +36,18 @@ def _ratio(numerator: int, denominator: int, unit: int) -> int:
     return round(Fraction(numerator, denominator or 1) * unit)
 
 
+def side_data_of(frame: av.VideoFrame) -> dict[str, bytes]:
+    """A decoded frame's side data as bytes, by type name. PyAV iterates a frame's side
+    data as the data itself up to 18.1.0, as its types from 18.1.1 (a mapping)."""
+    side = frame.side_data
+    items = (key if hasattr(key, "type") else side[key] for key in side)
+    return {data.type.name: bytes(data) for data in items}
+
+
 def hdr10_of(frame: av.VideoFrame) -> Hdr10 | None:
     """The HDR10 metadata a decoded frame carries; None without a complete mastering
     display (x265 needs its primaries and luminance both)."""
-    found = {data.type.name: bytes(data) for data in frame.side_data}
+    found = side_data_of(frame)
     mastering = found.get("MASTERING_DISPLAY_METADATA", b"")
     if len(mastering) < _MASTERING.size:
         return None
