@@ -34,8 +34,8 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 
 def try_lock(path: str | os.PathLike) -> int | None:
     """Open (making it) and lock the file ``path`` for this process: its descriptor, held
-    until closed, or None where another process holds the lock (where the system has no
-    locks, the lock is always had)."""
+    until closed, or None where another process holds the lock (where the system or the
+    disk has no locks, the lock is always had)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     if fcntl is None:
         return fd
@@ -44,7 +44,9 @@ def try_lock(path: str | os.PathLike) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP):  # a disk without locks (NFS)
+            return fd
         os.close(fd)
         raise
     return fd

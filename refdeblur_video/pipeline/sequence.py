@@ -44,8 +44,6 @@ __all__ = ["deblur_sequence", "sequence_frames"]
 
 log = logging.getLogger("refdeblur_video")
 
-# the hidden folder a run makes its frames in, followed by its process id
-_STAGING = ".refdeblur-"
 
 def sequence_frames(files: list[Path]) -> Iterator[Frame]:
     """The frames of an image sequence's ``files`` (in natural order), all of one size and
@@ -101,11 +99,11 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                     "(refdeblur-video %s OUT%s --ref SHARP.jpg)", folder, files[0],
                     files[0].suffix)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
-    first = read_photo(files[0])  # a grey sequence is lent a grey --ref
+    first_photo = read_photo(files[0])  # a grey sequence is lent a grey --ref
+    first = first_photo.image
     forced = None if ref_image is None else ForcedReference.for_frames(
-        ref_image, first.image.shape[:2], first.image.dtype, opts.transfer,
-        of_what="the sequence", grey=first.grey)
-    first = first.image
+        ref_image, first.shape[:2], first.dtype, opts.transfer, of_what="the sequence",
+        grey=first_photo.grey)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(outdir))
