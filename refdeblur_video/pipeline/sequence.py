@@ -9,6 +9,7 @@ done, so an interrupted or failed run leaves the output folder as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -164,5 +165,8 @@ def _write_like(source: Path, restored: np.ndarray, target: Path, quality: int |
         said_once.add(source.suffix.lower())
         say_what_the_format_drops(photo, source.suffix, quality)
     stored = photo.as_stored(restored)  # as its copied neighbours lie (EXIF orientation)
+    if any(name.startswith("EXIF") for name in photo.metadata.too_large_for(
+            source.suffix.lower())):  # no EXIF to say it lies turned: upright, as shown
+        stored = dataclasses.replace(photo, image=restored)
     write_image(target, stored.image, quality=quality, alpha=stored.alpha,
                 metadata=stored.metadata, extras=stored.extras)
