@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
+from .jpeg_segments import SOI, segments
 from .photo_extras import PNG_SIGNATURE, PhotoExtras
 from .photo_metadata import PhotoMetadata, exif_orientation, ifd0_tags
 
@@ -51,6 +53,34 @@ def png_size(path: str | Path) -> tuple[int, int] | None:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+# start-of-frame markers, whose segment gives a JPEG's size (not DHT, JPG or DAC)
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_HEAD_BYTES = 1 << 18  # enough for the EXIF and colour profile segments before it
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) as shown from a PNG's or JPEG's header alone (a JPEG turned by its
+    EXIF orientation); None for another format, or a header that does not tell."""
+    size = png_size(path)
+    if size is not None:
+        return size
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(_JPEG_HEAD_BYTES)
+    except OSError as exc:
+        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if not head.startswith(SOI):
+        return None
+    orientation = 1
+    for marker, payload, _, _ in segments(head):
+        if marker == 0xE1 and payload.startswith(b"Exif\0\0"):
+            orientation = exif_orientation(payload)
+        elif marker in _JPEG_SOF and len(payload) >= 5:
+            height, width = struct.unpack(">HH", payload[1:5])
+            return (height, width) if orientation >= 5 else (width, height)
     return None
 
 

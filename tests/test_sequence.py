@@ -141,12 +141,13 @@ def test_an_output_the_sequence_cannot_go_to_is_one_line(tmp_path, capsys, monke
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_frames_of_different_sizes_are_refused_before_the_network(tmp_path, capsys,
-                                                                    monkeypatch):
+                                                                    monkeypatch, suffix):
     folder = tmp_path / "photos"
-    write_sequence(folder, n_frames=30, blurry=())
-    write_sequence(tmp_path / "other", n_frames=1, size=(96, 62), blurry=())
-    (tmp_path / "other" / "frame_1.png").replace(folder / "frame_30.png")  # the last
+    write_sequence(folder, suffix, n_frames=30, blurry=())
+    write_sequence(tmp_path / "other", suffix, n_frames=1, size=(96, 62), blurry=())
+    (tmp_path / "other" / f"frame_1{suffix}").replace(folder / f"frame_30{suffix}")  # last
 
     def no_network(*args):
         raise AssertionError("the network was loaded")
@@ -154,10 +155,10 @@ def test_frames_of_different_sizes_are_refused_before_the_network(tmp_path, caps
     monkeypatch.setattr("refdeblur_video.pipeline.run.make_restorer", no_network)
     assert cli_main([str(folder), str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: the frames of {folder} differ in size: frame_1.png is 96x64, "
-                   "frame_30.png 96x62: a folder of images is restored as one image sequence; "
-                   "restore photos of their own one at a time (refdeblur-video PHOTO OUT.png "
-                   "--ref SHARP.jpg)")
+    assert err == (f"error: the frames of {folder} differ in size: frame_1{suffix} is 96x64, "
+                   f"frame_30{suffix} 96x62: a folder of images is restored as one image "
+                   "sequence; restore photos of their own one at a time (refdeblur-video "
+                   "PHOTO OUT.png --ref SHARP.jpg)")
     assert not (tmp_path / "out").exists()
 
 
@@ -312,3 +313,19 @@ def test_a_signal_mid_sequence_ends_in_one_line_with_nothing_written(tmp_path):
     assert run.returncode == 130, (run.returncode, err)
     assert err.strip() == "interrupted: no frame of the sequence was written (out is as it was)"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_a_jpeg_s_size_from_its_header_is_its_size_as_shown(tmp_path, orientation):
+    from PIL import Image
+
+    from refdeblur_video.image_files import header_size
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "f.jpg"
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(path, exif=exif.tobytes())
+    shown = cv2.imread(str(path))  # OpenCV decodes and turns it by its EXIF
+    assert header_size(path) == (shown.shape[1], shown.shape[0])
+    (tmp_path / "f.bmp").write_bytes(cv2.imencode(".bmp", shown)[1].tobytes())
+    assert header_size(tmp_path / "f.bmp") is None  # no header read: found when decoded

@@ -429,13 +429,13 @@ def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path
 
 
 def _check_sizes(folder: Path, files: list[Path]) -> None:
-    """Refuse frames of different sizes where their headers tell at once (PNG): a long
-    sequence would otherwise be found out only when the odd frame is reached."""
-    from ..image_files import png_size
+    """Refuse frames of different sizes where their headers tell at once (PNG, JPEG): a
+    long sequence would otherwise be found out only when the odd frame is reached."""
+    from ..image_files import header_size
 
     first = None
     for path in files:
-        size = png_size(path)
+        size = header_size(path)
         if size is None:
             continue
         if first is None:
