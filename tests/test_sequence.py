@@ -329,3 +329,15 @@ def test_a_jpeg_s_size_from_its_header_is_its_size_as_shown(tmp_path, orientatio
     assert header_size(path) == (shown.shape[1], shown.shape[0])
     (tmp_path / "f.bmp").write_bytes(cv2.imencode(".bmp", shown)[1].tobytes())
     assert header_size(tmp_path / "f.bmp") is None  # no header read: found when decoded
+
+
+def test_videos_in_a_subfolder_of_a_sequence_are_named_as_left_alone(tmp_path, restorer,
+                                                                     make_test_clip, caplog):
+    write_sequence(tmp_path / "holiday", n_frames=4, blurry=())
+    (tmp_path / "holiday" / "clips").mkdir()
+    make_test_clip("holiday/clips/a.mp4", n_frames=3)
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        summary = deblur_sequence(tmp_path / "holiday", tmp_path / "out", restorer, quiet=True)
+    assert summary.frames == 4
+    assert (f"{tmp_path / 'holiday'}: its images are restored as one image sequence; the "
+            "videos in clips are left alone (give that folder as its own run)") in caplog.text

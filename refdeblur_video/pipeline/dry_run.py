@@ -41,6 +41,7 @@ from .preflight import (
     output_name,
     per_file_logs,
     preflight,
+    say_subfolder_videos,
 )
 from .sequence import sequence_frames
 from .stream import plan_frames
@@ -127,6 +128,7 @@ def plan_sequence(folder: Path, opts: DeblurOptions,
     """:func:`plan_video` for the image sequence in ``folder``."""
     begun = time.perf_counter()
     files = list_images(folder)
+    say_subfolder_videos(folder)
     summary = PlanSummary(str(folder), files=[path.name for path in files])
     _plan_frames(sequence_frames(files), len(files), _planner(opts), opts, summary)
     for record in summary.records:

@@ -383,6 +383,16 @@ def is_sequence(input: str | os.PathLike) -> bool:
             and any(p.suffix.lower() in IMAGE_SUFFIXES for p in names))
 
 
+def say_subfolder_videos(folder: Path) -> None:
+    """One warning where subfolders of an image sequence's ``folder`` hold videos: a
+    sequence run leaves them alone (a folder of photos beside a folder of clips)."""
+    nested = _subfolders_with_videos(folder)
+    if nested:
+        names = ", ".join(p.name for p, _ in nested[:3]) + ", ..." * (len(nested) > 3)
+        log.warning("%s: its images are restored as one image sequence; the videos in %s "
+                    "are left alone (give that folder as its own run)", folder, names)
+
+
 def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path, Path]:
     """Everything a run of the image sequence in ``folder`` would refuse, before the
     network loads; each frame's file (in natural order) with its output's."""

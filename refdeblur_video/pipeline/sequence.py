@@ -33,7 +33,7 @@ from ..refine.step import restore_step
 from ..video.frame import Frame
 from .forced_reference import ForcedReference
 from .options import DeblurOptions
-from .preflight import check_sequence, unlike_frames
+from .preflight import check_sequence, say_subfolder_videos, unlike_frames
 from .staged_folder import StagedFolder
 from .stream import WorkItem, queue_size_for, run_stream
 
@@ -88,6 +88,7 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
     folder, outdir = Path(input), Path(output)
     targets = check_sequence(folder, outdir, opts)
     files = list(targets)
+    say_subfolder_videos(folder)
     ignored = [flag for flag in opts.encoder_only_given() if flag != "--resume"]
     if ignored:
         log.warning("for an image sequence %s %s nothing (the frames are written as "
