@@ -15,7 +15,7 @@ import numpy as np
 from .errors import UserError
 from .jpeg_segments import SOI, segments
 from .photo_extras import PNG_SIGNATURE, PhotoExtras
-from .photo_metadata import PhotoMetadata, exif_orientation, ifd0_tags
+from .photo_metadata import TIFF_SIGNATURES, PhotoMetadata, exif_orientation, ifd0_tags
 
 log = logging.getLogger("refdeblur_video")
 
@@ -45,12 +45,19 @@ def png_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) of a PNG file from its header alone (a dataset's thousands of frames
     are checked in moments; a damaged body is found when it is read); None for a file that
     is not a PNG."""
-    path = Path(path)
+    return _png_size(_head(path, 24))
+
+
+def _head(path: str | Path, size: int) -> bytes:
+    """A file's first ``size`` bytes (fewer where it is shorter)."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(24)
+        with Path(path).open("rb") as handle:
+            return handle.read(size)
     except OSError as exc:
         raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
+def _png_size(head: bytes) -> tuple[int, int] | None:
     if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     return None
@@ -64,16 +71,9 @@ _JPEG_HEAD_BYTES = 1 << 18  # enough for the EXIF and colour profile segments be
 def header_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) as shown from a PNG's or JPEG's header alone (a JPEG turned by its
     EXIF orientation); None for another format, or a header that does not tell."""
-    size = png_size(path)
-    if size is not None:
-        return size
-    try:
-        with Path(path).open("rb") as handle:
-            head = handle.read(_JPEG_HEAD_BYTES)
-    except OSError as exc:
-        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    head = _head(path, _JPEG_HEAD_BYTES)
     if not head.startswith(SOI):
-        return None
+        return _png_size(head)
     orientation = 1
     for marker, payload, _, _ in segments(head):
         if marker == 0xE1 and payload.startswith(b"Exif\0\0"):
@@ -102,7 +102,7 @@ def tiff_metadata_names(data: bytes) -> tuple[str, ...]:
     """What of a colour profile, EXIF and XMP a file's bytes hold where they are a TIFF's,
     by its first directory's tags (none for another format, or a TIFF that cannot be
     parsed)."""
-    if data[:4] not in (b"II*\0", b"MM\0*"):
+    if data[:4] not in TIFF_SIGNATURES:
         return ()
     tags = ifd0_tags(data)
     return tuple(name for tag, name in _TIFF_METADATA_TAGS.items() if tag in tags)
@@ -110,7 +110,7 @@ def tiff_metadata_names(data: bytes) -> tuple[str, ...]:
 
 # the first bytes of each format the tool writes, by the suffixes that name it
 _SIGNATURES = {(".png",): (PNG_SIGNATURE,), (".jpg", ".jpeg"): (b"\xff\xd8\xff",),
-               (".tif", ".tiff"): (b"II*\0", b"MM\0*"), (".bmp",): (b"BM",)}
+               (".tif", ".tiff"): TIFF_SIGNATURES, (".bmp",): (b"BM",)}
 
 
 def is_in_format_of(path: str | Path, suffix: str) -> bool:
@@ -180,7 +180,7 @@ def _decode_file(path: str | Path) -> tuple[np.ndarray, tuple, tuple, np.ndarray
 
 def _is_tiff(data: np.ndarray) -> bool:
     """Whether a file's bytes are a TIFF's (or a BigTIFF's)."""
-    return bytes(data[:4]) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+    return bytes(data[:4]) in (*TIFF_SIGNATURES, b"II+\0", b"MM\0+")
 
 
 # EXIF orientations (2-8) as numpy steps from the stored samples to the picture as shown
@@ -275,9 +275,10 @@ def read_photo(path: str | Path) -> Photo:
     grey = image.ndim == 2 or (alpha is not None and is_grey(image))
     exif = [np.asarray(c, np.uint8).tobytes()
             for t, c in zip(types, chunks, strict=True) if t == cv2.IMAGE_METADATA_EXIF]
+    shown_by = exif_orientation(exif[0]) if exif else 1
+    turned = shown_by >= 5
     # a TIFF's decoder applies its orientation itself, and OpenCV writes a TIFF no EXIF
-    orientation = exif_orientation(exif[0]) if exif and not _is_tiff(raw) else 1
-    turned = bool(exif) and exif_orientation(exif[0]) >= 5
+    orientation = 1 if _is_tiff(raw) else shown_by
     data = raw.tobytes()
     extras = PhotoExtras.read(data, turned, exif[0] if exif else None)
     return Photo(_as_rgb(image), alpha, grey, PhotoMetadata.kept_from(types, chunks),

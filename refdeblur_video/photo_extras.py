@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import cv2
 
+from .jpeg_segments import SOI
 from .photo_iptc import iptc_record, with_iptc
-from .photo_metadata import METADATA_SUFFIXES, exif_density
+from .photo_metadata import METADATA_SUFFIXES, TIFF_SIGNATURES, exif_density
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -54,9 +55,9 @@ class PhotoExtras:
                          if kind in _TEXT_CHUNKS and not _describes_the_samples(body))
             density = next((_png_density(body) for kind, body, _ in chunks
                             if kind == b"pHYs"), None)
-        elif data.startswith(b"\xff\xd8"):
+        elif data.startswith(SOI):
             density, iptc = _jfif_density(data), iptc_record(data)
-        if density is None and data[:4] in (b"II*\0", b"MM\0*"):  # a TIFF's own tags
+        if density is None and data[:4] in TIFF_SIGNATURES:  # a TIFF's own tags
             density = exif_density(data)
         elif density is None and exif:
             density = exif_density(exif)

@@ -32,6 +32,8 @@ _NAMES = {cv2.IMAGE_METADATA_EXIF: "EXIF", cv2.IMAGE_METADATA_ICCP: "colour prof
 _KEPT = tuple(_NAMES)
 # the colour spaces (ICC header, bytes 16-19) of the samples written: RGB, or grey as read
 _WRITTEN_SPACES = (b"RGB ", b"GRAY")
+# a (classic) TIFF file's first bytes, by byte order: the structure an EXIF block shares
+TIFF_SIGNATURES = (b"II*\0", b"MM\0*")
 _APP2 = 0xE2
 _ICC_HEADER = b"ICC_PROFILE\x00"
 _ORIENTATION_TAG = 0x0112
@@ -139,7 +141,7 @@ def with_icc_segments(encoded: bytes, profile: bytes) -> bytes:
 def exif_orientation(exif: bytes) -> int:
     """The orientation tag (1-8) of ``exif`` (as :func:`upright_exif` takes it); 1, upright,
     where it has none or cannot be parsed."""
-    found = _ifd0(bytearray(exif))
+    found = _ifd0(exif)
     if found is None or found.orientation is None:
         return 1
     return struct.unpack_from(found.orientation, found.data, found.orientation_at)[0]
@@ -148,14 +150,13 @@ def exif_orientation(exif: bytes) -> int:
 def exif_density(exif: bytes) -> tuple[float, float] | None:
     """The pixel density (x, y) in dots per metre that ``exif``'s IFD0 gives (X/YResolution
     and ResolutionUnit), or None: a camera's JPEG often has no JFIF header to hold it."""
-    found = _ifd0(bytearray(exif))
+    found = _ifd0(exif)
     if found is None:
         return None
     data, order = found.data, found.order
     rational: dict[int, float] = {}
     unit = 2  # inches, where the tag is absent
-    (ifd,) = struct.unpack_from(order + "I", data, 4)
-    for entry in range(ifd + 2, found.end, 12):
+    for entry in range(found.first, found.end, 12):
         tag, kind, count = struct.unpack_from(order + "HHI", data, entry)
         if tag in (_X_RESOLUTION, _Y_RESOLUTION) and kind == _RATIONAL and count == 1:
             (offset,) = struct.unpack_from(order + "I", data, entry + 8)
@@ -176,12 +177,11 @@ def exif_density(exif: bytes) -> tuple[float, float] | None:
 def ifd0_tags(tiff: bytes) -> set[int]:
     """The tags IFD0 of ``tiff`` (a TIFF file's bytes or an EXIF block) holds; none where it
     cannot be parsed."""
-    found = _ifd0(bytearray(tiff))
+    found = _ifd0(tiff)
     if found is None:
         return set()
-    (ifd,) = struct.unpack_from(found.order + "I", found.data, 4)
     return {struct.unpack_from(found.order + "H", found.data, entry)[0]
-            for entry in range(ifd + 2, found.end, 12)}
+            for entry in range(found.first, found.end, 12)}
 
 
 def upright_exif(exif: bytes, orientation: int = 1) -> bytes:
@@ -200,14 +200,16 @@ def upright_exif(exif: bytes, orientation: int = 1) -> bytes:
 @dataclass
 class _Ifd0:
     order: str  # struct's byte-order prefix
-    data: bytearray  # the TIFF structure, its Exif header dropped
+    data: bytes | bytearray  # the TIFF structure, its Exif header dropped
+    first: int  # IFD0's first entry
     end: int  # past IFD0's last entry: where the link to the next IFD sits
     orientation: str | None = None  # the orientation value's struct format, where present
     orientation_at: int = 0  # and its offset
 
 
-def _ifd0(exif: bytearray) -> _Ifd0 | None:
-    """IFD0 of ``exif`` (an ``Exif\\0\\0`` header allowed), None where it cannot be parsed."""
+def _ifd0(exif: bytes | bytearray) -> _Ifd0 | None:
+    """IFD0 of ``exif`` (an ``Exif\\0\\0`` header allowed; a bytearray to be patched, bytes
+    to be read, not copied), None where it cannot be parsed."""
     data = exif[6:] if exif.startswith(b"Exif\0\0") else exif
     order = {b"II": "<", b"MM": ">"}.get(bytes(data[:2]))
     if order is None or len(data) < 8:
@@ -216,10 +218,10 @@ def _ifd0(exif: bytearray) -> _Ifd0 | None:
     if ifd + 2 > len(data):
         return None
     (count,) = struct.unpack_from(order + "H", data, ifd)
-    found = _Ifd0(order, data, ifd + 2 + 12 * count)
+    found = _Ifd0(order, data, ifd + 2, ifd + 2 + 12 * count)
     if found.end + 4 > len(data):
         return None
-    for entry in range(ifd + 2, found.end, 12):
+    for entry in range(found.first, found.end, 12):
         tag, kind = struct.unpack_from(order + "HH", data, entry)
         if tag == _ORIENTATION_TAG and kind in _UNSIGNED:  # one value, at the value's start
             found.orientation, found.orientation_at = order + _UNSIGNED[kind], entry + 8

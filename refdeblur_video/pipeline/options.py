@@ -132,7 +132,7 @@ _VIDEO_ONLY = {"codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fm
                "motion_prior": "--no-motion-prior"}
 # of those, the ones that only encoding a video file has a use for
 _ENCODER_ONLY = {name: flag for name, flag in _VIDEO_ONLY.items()
-                 if name in ("codec", "crf", "preset", "pix_fmt", "audio", "reader", "resume",
+                 if name in ("codec", "crf", "preset", "pix_fmt", "audio", "reader",
                              "segment_seconds")}
 # options that only a photo has a use for
 _PHOTO_ONLY = {"quality": "--quality"}

@@ -612,11 +612,12 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
                     options=opts)
     if output is None:
         raise TypeError("deblur() needs an output, unless dry_run=True")
-    ignored = [] if is_image_path(input) or is_sequence(input) else opts.photo_only_given()
+    sequence = is_sequence(input)
+    ignored = [] if is_image_path(input) or sequence else opts.photo_only_given()
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
-    if is_sequence(input):
+    if sequence:
         results = [deblur_sequence(input, output, options=opts)]
     elif is_many(input, output):
         return deblur_many(str(input), output, report, options=opts)

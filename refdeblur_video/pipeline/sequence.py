@@ -89,7 +89,7 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
     targets = check_sequence(folder, outdir, opts)
     files = list(targets)
     say_subfolder_videos(folder)
-    ignored = [flag for flag in opts.encoder_only_given() if flag != "--resume"]
+    ignored = opts.encoder_only_given()
     if ignored:
         log.warning("for an image sequence %s %s nothing (the frames are written as "
                     "images)", ", ".join(ignored), "does" if len(ignored) == 1 else "do")

@@ -757,11 +757,9 @@ def level_shift(restored: np.ndarray, aligned: np.ndarray, inside: np.ndarray, t
     if limit <= 0 or trust <= 0 or not h or not w:
         return np.zeros(3, np.float32)
 
-    def means(image: np.ndarray) -> np.ndarray:
-        return block_means(image, block)
-
-    difference = (means(aligned) - means(restored)).reshape(-1, 3).astype(np.float64)
-    whole = means((inside > 0.5).astype(np.float32)).reshape(-1) > 1.0 - 1e-4
+    difference = (block_means(aligned, block) - block_means(restored, block)).reshape(
+        -1, 3).astype(np.float64)
+    whole = block_means((inside > 0.5).astype(np.float32), block).reshape(-1) > 1.0 - 1e-4
     agree = whole & (np.abs(difference @ LUMA_WEIGHTS) < settings.tolerance)
     if agree.mean() < MIN_ANCHOR_SHARE:
         return np.zeros(3, np.float32)
