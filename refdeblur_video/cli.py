@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video, image, folder of videos, glob pattern, or folder "
                    "of images (one image sequence, written under the same names)")
     p.add_argument("output", nargs="?",
-                   help="output file, or folder (for a folder/glob input); none with "
-                   "--dry-run")
+                   help="output file, or folder (for a folder/glob input), or numbered "
+                   "images ('frames/%%06d.png': every frame of a video as an image, from "
+                   "000000.png); none with --dry-run")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.set_defaults(**dataclasses.asdict(d))
     m = p.add_argument_group("model")

@@ -42,7 +42,7 @@ def restorer() -> Restorer:
 @pytest.fixture()
 def network_sharpens(monkeypatch):
     """Every restored frame counts as sharper than it came, so it is written as made."""
-    monkeypatch.setattr("refdeblur_video.pipeline.sequence.sharpened", lambda *args: True)
+    monkeypatch.setattr("refdeblur_video.pipeline.into_folder.sharpened", lambda *args: True)
 
 
 def write_sequence(folder: Path, suffix: str = ".png", n_frames: int = 12,

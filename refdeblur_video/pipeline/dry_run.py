@@ -22,6 +22,7 @@ from ..video.frame import Frame
 from ..video.metadata import expected_frames
 from ..video.reader import open_reader
 from .framelog import FrameRecord, write_frame_log
+from .numbered_images import frame_names, is_frame_pattern
 from .options import DeblurOptions
 from .output_writer import check_encoding
 from .preflight import (
@@ -109,15 +110,22 @@ def plan_video(input: str | os.PathLike, opts: DeblurOptions,
                output: str | os.PathLike | None = None) -> PlanSummary:
     """Decode ``input`` once and plan it as a run with ``opts`` would; the plan goes to
     ``log_path`` (a frame log, :func:`_planned_record`) where given. With an ``output``,
-    its encoder and tracks are checked first (:func:`.output_writer.check_encoding`)."""
+    its encoder and tracks are checked first (:func:`.output_writer.check_encoding`); an
+    ``output`` of numbered images (:func:`.frames_out.is_frame_pattern`) names the frames'
+    files."""
     begun = time.perf_counter()
     check_input_file(input)
     planner = _planner(opts)
     summary = PlanSummary(str(input))
+    images_out = output is not None and is_frame_pattern(output)
     with open_reader(input, backend=opts.reader) as reader:
-        if output is not None:
+        if output is not None and not images_out:
             check_encoding(output, reader.info, input, opts)
         _plan_frames(reader, expected_frames(reader.info), planner, opts, summary)
+    if images_out:  # the closing line and the log name the images
+        summary.files = frame_names(output, summary.frames)
+        for record in summary.records:
+            record.file = summary.files[record.index]
     _write_plan(log_path, summary)
     summary.seconds = time.perf_counter() - begun
     return summary

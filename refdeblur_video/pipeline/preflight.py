@@ -354,7 +354,11 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
     check_device(options.device)
     check_model(options.model)
     check_reader(options.reader)
-    if is_sequence(input):
+    from .numbered_images import check_frames_output, is_frame_pattern
+
+    if is_frame_pattern(output):
+        check_frames_output(input, output, options)
+    elif is_sequence(input):
         check_sequence(Path(input), Path(output), options)
     elif is_many(input, output):
         if Path(input).is_file() and Path(input).suffix.lower() not in VIDEO_SUFFIXES:

@@ -48,6 +48,7 @@ from ..errors import UserError
 from ..interrupts import deferred
 from ..safe_output import remove_stale_temps, try_lock
 from .framelog import FrameRecord
+from .numbered_images import is_frame_pattern
 from .options import DeblurOptions
 from .preflight import is_sequence
 
@@ -510,6 +511,8 @@ def interrupted_line(target: str, signal_name: str | None = None,
     head = "interrupted" if signal_name is None else f"interrupted ({signal_name})"
     if source is not None and is_sequence(source):  # its frames are moved in at the end
         return f"{head}: no frame of the sequence was written ({target} is as it was)"
+    if is_frame_pattern(target):  # so are a video's numbered images
+        return f"{head}: no frame was written ({Path(target).parent} is as it was)"
     return unfinished_line(target, head)
 
 

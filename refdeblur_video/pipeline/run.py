@@ -44,6 +44,8 @@ from ..video.reader import open_reader
 from ..video.writer import VideoWriter
 from .forced_reference import ForcedReference, exposure_words, fit_reference
 from .framelog import FrameRecord, write_frame_log
+from .frames_out import deblur_video_to_frames
+from .numbered_images import is_frame_pattern
 from .options import DeblurOptions
 from .output_writer import open_writer
 from .preflight import (
@@ -612,12 +614,15 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
                     options=opts)
     if output is None:
         raise TypeError("deblur() needs an output, unless dry_run=True")
-    sequence = is_sequence(input)
-    ignored = [] if is_image_path(input) or sequence else opts.photo_only_given()
+    sequence, images_out = is_sequence(input), is_frame_pattern(output)
+    ignored = ([] if is_image_path(input) or sequence or images_out
+               else opts.photo_only_given())
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
-    if sequence:
+    if images_out:
+        results = [deblur_video_to_frames(input, output, options=opts)]
+    elif sequence:
         results = [deblur_sequence(input, output, options=opts)]
     elif is_many(input, output):
         return deblur_many(str(input), output, report, options=opts)

@@ -21,21 +21,15 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
-from ..frames.references import ReferencePlanner
-from ..frames.sharpness import sharpened
-from ..frames.shots import CutDetector
 from ..image_files import read_image, read_photo, write_image
-from ..interrupts import finishing
-from ..refine.step import restore_step
 from ..video.frame import Frame
 from .forced_reference import ForcedReference
+from .into_folder import restore_into_folder
 from .options import DeblurOptions
 from .preflight import check_sequence, say_subfolder_videos, unlike_frames
-from .staged_folder import StagedFolder
-from .stream import WorkItem, queue_size_for, run_stream
+from .stream import WorkItem
 
 if TYPE_CHECKING:
     from ..model.restorer import Restorer
@@ -74,14 +68,7 @@ def deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
 
 def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                      restorer: Restorer | None, **options) -> RunSummary:
-    from .run import (
-        RunSummary,
-        close_summary,
-        count_frame,
-        frame_record,
-        make_refiner,
-        make_restorer,
-    )
+    from .run import RunSummary, make_restorer
 
     begun = time.perf_counter()
     opts = DeblurOptions.resolve(options)
@@ -106,50 +93,25 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
     forced = None if ref_image is None else ForcedReference.for_frames(
         ref_image, first.shape[:2], first.dtype, opts.transfer, of_what="the sequence",
         grey=first_photo.grey)
-    planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
-                               threshold=opts.threshold, all_frames=opts.all_frames)
+    restorer = restorer or make_restorer(opts)
     summary = RunSummary(output=str(outdir))
     said_once: set[str] = set()
-    with finishing() as finish_now, StagedFolder(outdir) as staged:
-        staging = staged.path
-        bar = tqdm(total=len(files), unit="frame", desc=folder.name or str(folder),
-                   disable=opts.quiet, dynamic_ncols=True, leave=True)
-        try:
-            restorer = restorer or make_restorer(opts)
-            refiner = make_refiner(opts, restorer)
-            start = time.perf_counter()
 
-            def write(item: WorkItem) -> None:
-                source = files[item.frame.index]
-                item.unchanged = item.output is not None and not sharpened(
-                    item.output, item.decision.score)
-                made = staging / source.name
-                if item.output is None or item.unchanged:  # bit-exact, metadata and all
-                    shutil.copyfile(source, made)
-                else:
-                    _write_like(source, item.output, made, opts.quality, said_once)
-                times = source.stat()  # a burst sorted by date stays in order
-                os.utime(made, ns=(times.st_atime_ns, times.st_mtime_ns))
-                request = item.transfer_request
-                record = frame_record(item, refiner.takes_second(
-                    request.frame, request.reference, request.other))
-                record.file = source.name
-                count_frame(summary, record)
-                bar.update(1)
-                bar.set_postfix(restored=summary.restored, refresh=False)
+    def save(item: WorkItem, staging: Path) -> str:
+        source = files[item.frame.index]
+        made = staging / source.name
+        if item.output is None or item.unchanged:  # bit-exact, metadata and all
+            shutil.copyfile(source, made)
+        else:
+            _write_like(source, item.output, made, opts.quality, said_once)
+        times = source.stat()  # a burst sorted by date stays in order
+        os.utime(made, ns=(times.st_atime_ns, times.st_mtime_ns))
+        return source.name
 
-            run_stream(sequence_frames(files), planner,
-                       restore_step(restorer, not opts.cpu_transfer), refiner, write,
-                       batch=opts.batch, **(forced.stream_options() if forced else {}),
-                       queue_size=opts.queue_size or queue_size_for(
-                           first.shape[1], first.shape[0], 8 * first.itemsize, opts.batch),
-                       cuts=CutDetector() if opts.cuts else None)
-        finally:
-            bar.close()
-        finish_now()  # every frame is made: a signal no longer stops the run
-        staged.commit({source.name: target for source, target in targets.items()},
-                      opts.overwrite)
-        close_summary(summary, begun, start, forced, opts.log, outdir)
+    restore_into_folder(sequence_frames(files), outdir, restorer, opts, summary, save,
+                        desc=folder.name or str(folder), total=len(files), forced=forced,
+                        frame_bytes=(first.shape[1], first.shape[0], 8 * first.itemsize),
+                        begun=begun)
     return summary
 
 

@@ -149,7 +149,7 @@ _FRAME_RATE_TIMED = frozenset({"mpeg1video", "mpeg2video"})
 
 # FFmpeg's transfer characteristics of HDR video, whose code values span far more light
 # than SDR's, so that 8 bits leave steps the eye sees (banding)
-_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 
 
 def _plain_yuv(pix_fmt: str | None) -> str | None:
@@ -217,11 +217,11 @@ class VideoWriter:
             log.warning("the input is %s; %s codes it as %s, losing its %s: --codec ffv1 "
                         "into .mkv keeps them", info.pix_fmt, self.codec_name, self.pix_fmt,
                         " and ".join(lost))
-        if pix_fmt is not None and info.color_trc in _HDR_TRANSFERS and traits.bits < 10:
+        if pix_fmt is not None and info.color_trc in HDR_TRANSFERS and traits.bits < 10:
             deep = deeper_format(self.codec_name, traits)
             log.warning("the input is HDR (%s); %s has %d-bit samples, which band visibly "
                         "under its transfer: %s keeps it smooth",
-                        _HDR_TRANSFERS[info.color_trc], self.pix_fmt, traits.bits,
+                        HDR_TRANSFERS[info.color_trc], self.pix_fmt, traits.bits,
                         f"--pix-fmt {deep}" if deep else "a codec with 10-bit samples "
                         "(libx265, or libx264 into .mkv/.mp4)")
         if info.hdr10 is not None and self.codec_name != "libx265":

@@ -1,0 +1,188 @@
+"""A video written as numbered images (``in.mp4 'frames/%06d.png'``): every frame as an
+image, untouched ones as decoded, upright, 16-bit where the video has more than 8 bits;
+refusals in one line; nothing written unless every frame is."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from refdeblur_video.cli import main as cli_main
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
+from refdeblur_video.model.restorer import Restorer
+from refdeblur_video.pipeline import deblur
+from refdeblur_video.pipeline.frames_out import deblur_video_to_frames
+from refdeblur_video.pipeline.framelog import read_frame_log
+from refdeblur_video.video.reader import open_reader
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+BLURRY = {3, 7}
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    """A small network with random weights: it changes every frame it touches."""
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY, InferenceSettings(match_radius=2).matching)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    return Restorer(net, torch.device("cpu"), trained=True)
+
+
+@pytest.fixture()
+def network_sharpens(monkeypatch):
+    """Every restored frame counts as sharper than it came, so it is written as made."""
+    monkeypatch.setattr("refdeblur_video.pipeline.into_folder.sharpened", lambda *args: True)
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    """The video's frames as the tool decodes them (coded orientation, RGB)."""
+    with open_reader(path) as reader:
+        return [frame.image for frame in reader]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as RGB, in its stored bit depth (OpenCV, not the tool's reader)."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, path
+    return image[..., ::-1]
+
+
+def test_every_frame_is_written_untouched_ones_as_decoded(tmp_path, make_test_clip, restorer,
+                                                         network_sharpens):
+    clip = make_test_clip("in.mp4", blurry=BLURRY)
+    summary = deblur_video_to_frames(clip.path, tmp_path / "frames" / "f_%04d.png", restorer,
+                                     quiet=True, log=str(tmp_path / "log.csv"))
+    names = [f"f_{index:04d}.png" for index in range(12)]
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == names  # none hidden left
+    assert (summary.frames, summary.restored) == (12, len(BLURRY))
+    assert summary.closing_line().startswith(
+        f"{tmp_path / 'frames' / 'f_0000.png'} to f_0011.png: 12 frames, 2 restored")
+    for index, (name, frame) in enumerate(zip(names, decoded(clip.path), strict=True)):
+        image = read_rgb(tmp_path / "frames" / name)
+        assert image.dtype == np.uint8 and image.shape == frame.shape
+        assert np.array_equal(image, frame) == (index not in BLURRY), index
+    rows = read_frame_log(tmp_path / "log.csv")
+    assert sorted(i for i, row in rows.items() if row.restored) == sorted(BLURRY)
+    assert (tmp_path / "log.csv").read_text().splitlines()[4].endswith(",f_0003.png")
+
+
+def test_a_turned_video_s_frames_are_written_upright(tmp_path, make_test_clip, restorer):
+    clip = make_test_clip("phone.mp4", n_frames=6, rotation=90)  # shown a quarter turn left
+    deblur_video_to_frames(clip.path, tmp_path / "%d.png", restorer, quiet=True)
+    image = read_rgb(tmp_path / "0.png")
+    coded = decoded(clip.path)[0]
+    assert image.shape == (96, 64, 3)  # coded 96x64, shown 64 wide
+    assert np.array_equal(image, np.rot90(coded, 1))
+    # the scene's green rises from the coded top to its bottom: turned left, the top row
+    # is the left column
+    assert image[:, :8, 1].mean() < image[:, -8:, 1].mean() - 50
+
+
+def test_more_than_8_bits_are_kept_in_16_bit_png_and_rounded_in_jpeg(tmp_path, make_test_clip,
+                                                                     restorer, caplog):
+    clip = make_test_clip("deep.mkv", n_frames=6, codec="ffv1", pix_fmt="yuv444p10le")
+    frames = decoded(clip.path)
+    assert frames[0].dtype == np.uint16
+    deblur_video_to_frames(clip.path, tmp_path / "png" / "%03d.png", restorer, quiet=True)
+    assert np.array_equal(read_rgb(tmp_path / "png" / "002.png"), frames[2])
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video_to_frames(clip.path, tmp_path / "jpg" / "%03d.jpg", restorer,
+                               quiet=True, quality=100)
+    assert ".jpg holds 8 bits a sample: the video's 10-bit samples are rounded" in caplog.text
+    jpeg = read_rgb(tmp_path / "jpg" / "002.jpg")
+    assert jpeg.dtype == np.uint8
+    # JPEG halves the colours' resolution: compared on 8x8 blocks' means
+    blocks = [cv2.resize(image.astype(np.float32), (12, 8), interpolation=cv2.INTER_AREA)
+              for image in (jpeg, frames[2] / 257.0)]
+    assert np.abs(blocks[0] - blocks[1]).mean() < 2
+
+
+def test_the_sound_is_said_not_to_be_written(tmp_path, make_test_clip, restorer, caplog):
+    clip = make_test_clip("talk.mp4", n_frames=6, audio=True)
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video_to_frames(clip.path, tmp_path / "%06d.png", restorer, quiet=True)
+    assert "the sound is not written" in caplog.text
+
+
+def test_names_already_there_are_refused_then_replaced_and_later_ones_named(
+        tmp_path, make_test_clip, restorer, caplog, capsys):
+    long_clip = make_test_clip("long.mp4", n_frames=10)
+    short_clip = make_test_clip("short.mp4", n_frames=6)
+    pattern = str(tmp_path / "frames" / "%06d.png")
+    deblur_video_to_frames(long_clip.path, pattern, restorer, quiet=True)
+    before = (tmp_path / "frames" / "000002.png").read_bytes()
+    assert cli_main([str(short_clip.path), pattern, "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'frames'} already holds 10 images named as %06d.png "
+        "(000000.png, ...); --overwrite replaces them")
+    assert (tmp_path / "frames" / "000002.png").read_bytes() == before
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video_to_frames(short_clip.path, pattern, restorer, quiet=True, overwrite=True)
+    assert np.array_equal(read_rgb(tmp_path / "frames" / "000002.png"),
+                          decoded(short_clip.path)[2])
+    assert "still holds 4 earlier image(s) named as %06d.png after this video's last frame " \
+           "(000006.png, ...)" in caplog.text
+
+
+@pytest.mark.parametrize(("output", "says"), [
+    ("frames/%d_%d.png", "numbered images take one frame number in their name"),
+    ("frames/%s.png", "numbered images take one frame number in their name"),
+    ("in.mp4/%04d.png", "in.mp4 is a file: numbered images are written into a folder"),
+])
+def test_a_wrong_pattern_is_one_line(tmp_path, make_test_clip, output, says, capsys,
+                                     monkeypatch):
+    make_test_clip("in.mp4", n_frames=4)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["in.mp4", output]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_only_a_video_is_written_as_numbered_images(tmp_path, make_test_clip, capsys,
+                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stills").mkdir()
+    for index in range(3):
+        cv2.imwrite(str(tmp_path / "stills" / f"{index}.png"), np.zeros((8, 8, 3), np.uint8))
+    assert cli_main(["stills", "out/%04d.png"]) == 2
+    assert "an image sequence is written under its own file names" in capsys.readouterr().err
+    assert cli_main(["stills/0.png", "out/%04d.png"]) == 2
+    assert "is a photo: it is restored into one image" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_plan_names_the_images_a_run_would_write(tmp_path, make_test_clip):
+    clip = make_test_clip("in.mp4", blurry=BLURRY)
+    [plan] = deblur(clip.path, tmp_path / "out" / "%03d.png", dry_run=True, quiet=True)
+    assert "2 would be restored (files 003.png, 007.png)" in plan.closing_line()
+    assert plan.closing_line().endswith("nothing written")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_signal_mid_run_ends_in_one_line_with_nothing_written(tmp_path, make_test_clip):
+    make_test_clip("in.mp4", n_frames=24, size=(640, 384), blurry={3, 9})
+    run = subprocess.Popen([sys.executable, "-m", "refdeblur_video.cli", "in.mp4",
+                            "out/%04d.png", "--all-frames", "--batch", "8", "-q"],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    end = time.monotonic() + 60
+    while run.poll() is None and time.monotonic() < end and not any(
+            p.is_dir() and any(p.iterdir()) for p in (tmp_path / "out").glob(".refdeblur-*")):
+        time.sleep(0.05)  # until the first frame is made
+    assert run.poll() is None, "the run ended before the signal"
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (run.returncode, err)
+    assert err.strip() == "interrupted: no frame was written (out is as it was)"
+    assert not (tmp_path / "out").exists()
