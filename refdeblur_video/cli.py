@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quality", type=int, metavar="Q",
                    help="quality of a restored JPEG or WebP photo, 1-100 (default: 95 for "
                    "JPEG, lossless WebP); a video's is --crf")
+    e.add_argument("--fps", metavar="RATE",
+                   help="frame rate of an image sequence made into a video: 24, 29.97, "
+                   "30000/1001 (default: 25, as FFmpeg reads image sequences)")
     o = p.add_argument_group("output")
     o.add_argument("--log", "--frame-log", dest="log",
                    help="per-frame log, frames.csv or frames.json (under torchrun write "

@@ -19,8 +19,8 @@ from refdeblur_video.cli import main as cli_main
 from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
 from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur
-from refdeblur_video.pipeline.frames_out import deblur_video_to_frames
 from refdeblur_video.pipeline.framelog import read_frame_log
+from refdeblur_video.pipeline.frames_out import deblur_video_to_frames
 from refdeblur_video.video.reader import open_reader
 
 TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),

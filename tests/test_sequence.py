@@ -124,7 +124,8 @@ def test_an_interrupted_run_leaves_the_output_folder_as_it_was(tmp_path, restore
 
 @pytest.mark.parametrize(("output", "said"), [
     ("frames", "the output folder frames is the input folder"),
-    ("out.mp4", "an image sequence is written as images into a folder, not into a video"),
+    ("out.png", "an image sequence is written as images into a folder, or into a video, "
+                "not into one image"),
     ("taken", "taken already holds 1 of the sequence's 12 file names (frame_2.png); "
               "--overwrite replaces them"),
 ])

@@ -37,6 +37,7 @@ from .preflight import (
     expand_inputs,
     is_many,
     is_sequence,
+    makes_video,
     names_many,
     not_made_from,
     output_name,
@@ -44,7 +45,7 @@ from .preflight import (
     preflight,
     say_subfolder_videos,
 )
-from .sequence import sequence_frames
+from .sequence import SequenceSource, sequence_frames
 from .stream import plan_frames
 
 log = logging.getLogger("refdeblur_video")
@@ -208,7 +209,10 @@ def plan(input: str, output: str | None = None,
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
     if is_sequence(input):
-        if output is not None:
+        if output is not None and makes_video(output):  # its writer, as a run opens it
+            preflight(input, output, opts)
+            check_encoding(output, SequenceSource(input, opts.rate).info, input, opts)
+        elif output is not None:
             check_sequence(Path(input), Path(output), opts)
         else:
             check_reference(opts.ref)

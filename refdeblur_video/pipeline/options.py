@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ..errors import UserError
@@ -53,6 +54,9 @@ class DeblurOptions:
     adapt_seconds: float | None = None  # its budget; None: the device's default
     save_adapted: str | None = None  # keep the weights used (.safetensors; many files: a folder)
     dry_run: bool = False  # plan only: which frames would be restored, nothing written
+    # an image sequence made into a video: its frame rate ("25", "29.97", "30000/1001");
+    # None: 25, as FFmpeg reads image sequences
+    fps: str | float | None = None
 
     def __post_init__(self) -> None:
         # the command line parses the values; the Python API takes what it is given
@@ -82,8 +86,15 @@ class DeblurOptions:
             raise UserError("--segment-seconds must be in (0, 86400]")
         if self.adapt_seconds is not None and not 0 < self.adapt_seconds <= 86400:
             raise UserError("--adapt-seconds must be in (0, 86400]")
+        if self.fps is not None:
+            sequence_rate(self.fps)  # refused here, before anything is read
         if not self.adapt and (self.adapt_seconds is not None or self.save_adapted):
             raise UserError("--adapt-seconds and --save-adapted need --adapt")
+
+    @property
+    def rate(self) -> Fraction:
+        """An image sequence's frame rate as a video (``--fps``; 25 where not given)."""
+        return sequence_rate(self.fps) if self.fps is not None else Fraction(25)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> DeblurOptions:
@@ -136,3 +147,20 @@ _ENCODER_ONLY = {name: flag for name, flag in _VIDEO_ONLY.items()
                              "segment_seconds")}
 # options that only a photo has a use for
 _PHOTO_ONLY = {"quality": "--quality"}
+
+
+def sequence_rate(text: str | float) -> Fraction:
+    """``--fps``'s frame rate: a number (``29.97``) or a ratio (``30000/1001``); 29.97,
+    23.976 and 59.94 are taken as the NTSC rates they stand for."""
+    try:
+        rate = Fraction(str(text).strip()) if not isinstance(text, bool) else Fraction(0)
+    except (ValueError, ZeroDivisionError):
+        rate = Fraction(0)
+    if not 0 < rate <= 1000:
+        raise UserError(f"--fps must be a frame rate in (0, 1000], as 25, 29.97 or "
+                        f"30000/1001 (not {text!r})")
+    for ntsc in (24, 30, 60):  # the rounded names of 24000/1001, 30000/1001, 60000/1001
+        exact = Fraction(ntsc * 1000, 1001)
+        if rate != exact and abs(rate - exact) < Fraction(1, 100):
+            return exact
+    return rate

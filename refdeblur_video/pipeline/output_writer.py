@@ -18,9 +18,11 @@ from .options import DeblurOptions
 def open_writer(path: str | os.PathLike, info: VideoInfo, source: str | os.PathLike,
                 opts: DeblurOptions) -> VideoWriter:
     """A writer of ``source``'s restored frames into ``path`` as ``opts`` ask (encoder,
-    quality, pixel format, and the sound and subtitles copied from ``source``)."""
+    quality, pixel format, and the sound and subtitles copied from ``source`` where it is a
+    video file)."""
+    copied = source if Path(source).is_file() else ""  # an image sequence has no sound
     return VideoWriter(path, info, codec=opts.codec, crf=opts.crf, preset=opts.preset,
-                       pix_fmt=opts.pix_fmt, copy_streams_from=source, audio=opts.audio,
+                       pix_fmt=opts.pix_fmt, copy_streams_from=copied, audio=opts.audio,
                        subtitles=opts.audio)
 
 

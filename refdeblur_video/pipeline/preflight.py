@@ -221,8 +221,13 @@ def check_log(log: str | os.PathLike | None, overwrite: bool = False) -> None:
 
 def check_single(input: str | os.PathLike, output: str | os.PathLike,
                  options: DeblurOptions) -> None:
-    """The checks of one input file and its output, cheapest first."""
-    check_input_file(input)
+    """The checks of one input file (or an image sequence made into a video) and its
+    output, cheapest first."""
+    sequence = is_sequence(input)
+    if sequence:
+        _check_sequence_job(options)
+    else:
+        check_input_file(input)
     check_not_same_file(input, output)
     if options.resume and not options.overwrite and Path(output).is_file():
         raise UserError(f"output {output} already exists: that run finished (--resume goes on "
@@ -236,7 +241,11 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     check_save_path(options.save_adapted, options.overwrite or options.resume)
     from ..image_files import IMAGE_SUFFIXES, is_image_path  # OpenCV: after the path checks
 
-    if is_image_path(input):
+    if sequence:
+        from ..image_files import list_images
+
+        _check_sizes(Path(input), list_images(input))
+    elif is_image_path(input):
         if not is_image_path(output):
             raise UserError(f"output {output} must be an image file (.png, .jpg, .tif, ...)")
         return
@@ -358,9 +367,9 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
 
     if is_frame_pattern(output):
         check_frames_output(input, output, options)
-    elif is_sequence(input):
+    elif is_sequence(input) and not makes_video(output):
         check_sequence(Path(input), Path(output), options)
-    elif is_many(input, output):
+    elif is_many(input, output) and not is_sequence(input):  # not one made into a video
         if Path(input).is_file() and Path(input).suffix.lower() not in VIDEO_SUFFIXES:
             raise UserError(f"output {output} is a folder, but the input is one file: name "
                             f"the output file (e.g. {Path(output) / Path(input).name})")
@@ -397,24 +406,33 @@ def say_subfolder_videos(folder: Path) -> None:
                     "are left alone (give that folder as its own run)", folder, names)
 
 
+def makes_video(output: str | os.PathLike) -> bool:
+    """Whether ``output`` names a video file (an image sequence is made into one)."""
+    return Path(output).suffix.lower() in VIDEO_SUFFIXES and not Path(output).is_dir()
+
+
+def _check_sequence_job(opts: DeblurOptions) -> None:
+    """What an image sequence's run, into images or a video, cannot do."""
+    if opts.adapt:
+        raise UserError("--adapt learns from a video's own frames: an image sequence is not "
+                        "adapted to yet")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would make it
+        raise UserError("an image sequence is one job: run it without torchrun")
+
+
 def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path, Path]:
     """Everything a run of the image sequence in ``folder`` would refuse, before the
     network loads; each frame's file (in natural order) with its output's."""
     from ..image_files import IMAGE_SUFFIXES, list_images  # OpenCV: only for a folder
 
     files = list_images(folder)
-    if opts.adapt:
-        raise UserError("--adapt learns from a video's own frames: an image sequence is not "
-                        "adapted to yet")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would make it
-        raise UserError("an image sequence is one job: run it without torchrun")
+    _check_sequence_job(opts)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"an image sequence is written as images into a folder: {outdir} "
                         "is a file; give a folder as the output")
-    if outdir.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES and not outdir.exists():
-        kind = "a video" if outdir.suffix.lower() in VIDEO_SUFFIXES else "one image"
-        raise UserError(f"an image sequence is written as images into a folder, not into "
-                        f"{kind} ({outdir}); give a folder as the output")
+    if outdir.suffix.lower() in IMAGE_SUFFIXES and not outdir.exists():
+        raise UserError(f"an image sequence is written as images into a folder, or into a "
+                        f"video, not into one image ({outdir}); give a folder or a video")
     with contextlib.suppress(FileNotFoundError):
         if outdir.resolve() == folder.resolve() or os.path.samefile(outdir, folder):
             raise UserError(f"the output folder {outdir} is the input folder: the frames "

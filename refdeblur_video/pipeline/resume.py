@@ -50,7 +50,7 @@ from ..safe_output import remove_stale_temps, try_lock
 from .framelog import FrameRecord
 from .numbered_images import is_frame_pattern
 from .options import DeblurOptions
-from .preflight import is_sequence
+from .preflight import is_sequence, makes_video
 
 log = logging.getLogger("refdeblur_video")
 
@@ -123,14 +123,27 @@ def run_manifest(input: str | os.PathLike, info: Any, opts: DeblurOptions,
     source = Path(input)
     return {
         "format": STATE_FORMAT,
-        "input": {"size": source.stat().st_size,  # not its name: it may have been moved
-                  "sample_sha256": _file_sample_hash(source), "frames": info.frame_count,
+        "input": {**_identity(source), "frames": info.frame_count,
                   "size_px": [info.width, info.height], "time_base": str(info.time_base)},
         "options": options,
         "segment_frames": frames_per_segment,
         "versions": {"refdeblur_video": __version__, "av": av.__version__,
                      "libavcodec": list(av.library_versions.get("libavcodec", ()))},
     }
+
+
+def _identity(source: Path) -> dict:
+    """What tells an input file again (not its name: it may have been moved); an image
+    sequence's folder, by its files' names, sizes and times."""
+    if not source.is_dir():
+        return {"size": source.stat().st_size, "sample_sha256": _file_sample_hash(source)}
+    from ..image_files import list_images
+
+    digest = hashlib.sha256()
+    for path in list_images(source):
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return {"images_sha256": digest.hexdigest()}
 
 
 def model_identity(restorer: Any) -> dict:
@@ -509,7 +522,8 @@ def interrupted_line(target: str, signal_name: str | None = None,
     """The one line an interrupted run of ``source`` ends with: what is left, and how to go
     on (``signal_name``: the signal that stopped it, when it was not Ctrl-C)."""
     head = "interrupted" if signal_name is None else f"interrupted ({signal_name})"
-    if source is not None and is_sequence(source):  # its frames are moved in at the end
+    if source is not None and is_sequence(source) and not makes_video(target):
+        # its frames are moved in at the end
         return f"{head}: no frame of the sequence was written ({target} is as it was)"
     if is_frame_pattern(target):  # so are a video's numbered images
         return f"{head}: no frame was written ({Path(target).parent} is as it was)"

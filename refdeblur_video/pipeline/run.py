@@ -56,6 +56,7 @@ from .preflight import (
     expand_inputs,
     is_many,
     is_sequence,
+    makes_video,
     not_made_from,
     output_name,
     per_file_logs,
@@ -72,7 +73,7 @@ from .resume import (
     segment_frames,
     unfinished_line,
 )
-from .sequence import deblur_sequence
+from .sequence import SequenceSource, deblur_sequence
 from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
@@ -191,7 +192,9 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     begun = time.perf_counter()
     opts = _checked_options(input, output, options)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
-    reader = open_reader(input, backend=opts.reader)
+    reader = (SequenceSource(input, opts.rate) if is_sequence(input)
+              else open_reader(input, backend=opts.reader))
+    files = getattr(reader, "files", None)  # an image sequence's: the log names them
     info = reader.info
     # fitted once to the stream's size and sample type, as the frames are shown
     forced = None if ref_image is None else ForcedReference.for_frames(
@@ -236,6 +239,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
                 request = item.transfer_request
                 record = frame_record(item, refiner.takes_second(
                     request.frame, request.reference, request.other))
+                if files is not None:
+                    record.file = files[frame.index].name
                 count_frame(summary, record)
                 segments.frame(record)
                 if bar.total is not None and bar.n >= bar.total:
@@ -614,17 +619,21 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
                     options=opts)
     if output is None:
         raise TypeError("deblur() needs an output, unless dry_run=True")
-    sequence, images_out = is_sequence(input), is_frame_pattern(output)
+    images_out = is_frame_pattern(output)
+    sequence = is_sequence(input) and not makes_video(output)  # into images, by name
     ignored = ([] if is_image_path(input) or sequence or images_out
                else opts.photo_only_given())
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
+    if opts.fps is not None and not (is_sequence(input) and makes_video(output)):
+        log.warning("--fps does nothing here: it is the frame rate of an image sequence made "
+                    "into a video (a video keeps its own timing)")
     if images_out:
         results = [deblur_video_to_frames(input, output, options=opts)]
     elif sequence:
         results = [deblur_sequence(input, output, options=opts)]
-    elif is_many(input, output):
+    elif is_many(input, output) and not is_sequence(input):  # not one made into a video
         return deblur_many(str(input), output, report, options=opts)
     elif is_image_path(input):
         results = [deblur_image(input, output, options=opts)]

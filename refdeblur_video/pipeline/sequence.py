@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..model.restorer import Restorer
     from .run import RunSummary
 
-__all__ = ["deblur_sequence", "sequence_frames"]
+__all__ = ["SequenceSource", "deblur_sequence", "sequence_frames"]
 
 log = logging.getLogger("refdeblur_video")
 
@@ -52,6 +52,39 @@ def sequence_frames(files: list[Path]) -> Iterator[Frame]:
         elif image.shape[:2] != first[1].shape[:2] or image.dtype != first[1].dtype:
             raise UserError(unlike_frames(path.parent, (first[0], first[1]), (path, image)))
         yield Frame(index, None, Fraction(1), image)
+
+
+class SequenceSource:
+    """An image sequence read as a video at ``rate`` frames a second, for a run that makes
+    it into one: :attr:`info` (the video it makes: the frames' size, yuv420p, 10-bit from
+    16-bit images, BT.709 colour, no sound) and its frames, timed; use it in ``with``, as
+    a video's reader."""
+
+    def __init__(self, folder: str | os.PathLike, rate: Fraction) -> None:
+        from ..image_files import list_images
+        from ..video.metadata import VideoInfo
+
+        self.files = list_images(folder)
+        self.rate = rate
+        first = read_image(self.files[0])
+        deep = first.dtype != np.uint8
+        untagged = VideoInfo.for_frames(first.shape[1], first.shape[0], rate,
+                                        bit_depth=10 if deep else 8)
+        bt709 = 1  # FFmpeg's value of BT.709 primaries, transfer, matrix; 1 is limited range
+        self.info = dataclasses.replace(
+            untagged, frame_count=len(self.files),
+            duration_s=float(len(self.files) / rate), color_range=1,
+            color_primaries=bt709, color_trc=bt709, colorspace=bt709)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in sequence_frames(self.files):
+            yield Frame(frame.index, frame.index, 1 / self.rate, frame.image, duration=1)
+
+    def __enter__(self) -> SequenceSource:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
 
 
 def deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,

@@ -1,0 +1,172 @@
+"""An image sequence made into a video (``frames/ out.mp4 --fps 29.97``): its frames
+restored and encoded at the rate given, tagged BT.709, resumable as a video's run is."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from refdeblur_video.cli import main as cli_main
+from refdeblur_video.errors import UserError
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
+from refdeblur_video.model.restorer import Restorer
+from refdeblur_video.pipeline import deblur, deblur_video
+from refdeblur_video.pipeline.framelog import read_frame_log
+from refdeblur_video.pipeline.options import sequence_rate
+from refdeblur_video.pipeline.resume import state_dir
+from refdeblur_video.video.reader import open_reader
+from refdeblur_video.video.synthetic import render_frames
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+BLURRY = {3, 7}
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    """A small network with random weights: it changes every frame it touches."""
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY, InferenceSettings(match_radius=2).matching)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    return Restorer(net, torch.device("cpu"), trained=True)
+
+
+class StopsAfter:
+    """The restorer, interrupted (as by Ctrl-C) at its ``calls``-th call."""
+
+    def __init__(self, restorer: Restorer, calls: int) -> None:
+        self._restorer, self._left = restorer, calls
+
+    def __getattr__(self, name):
+        return getattr(self._restorer, name)
+
+    def restore_floats(self, blurry, refs):
+        self._left -= 1
+        if self._left <= 0:
+            raise KeyboardInterrupt
+        return self._restorer.restore_floats(blurry, refs)
+
+
+def write_sequence(folder: Path, n_frames: int = 12, blurry=BLURRY,
+                   deep: bool = False) -> list[np.ndarray]:
+    """The synthetic scene's frames as ``f1.png`` ... (natural order, not sorted order);
+    16-bit where ``deep``. Returns the RGB images written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for index, image in enumerate(render_frames((96, 64), n_frames, blurry)):
+        if deep:
+            image = image.astype(np.uint16) * 257
+        assert cv2.imwrite(str(folder / f"f{index + 1}.png"),
+                           np.ascontiguousarray(image[..., ::-1]))
+        images.append(image)
+    return images
+
+
+def test_a_sequence_becomes_a_video_at_the_rate_given(tmp_path, restorer):
+    images = write_sequence(tmp_path / "frames")
+    out = tmp_path / "out.mkv"
+    summary = deblur_video(tmp_path / "frames", out, restorer, quiet=True, fps="29.97",
+                           codec="ffv1", pix_fmt="yuv444p", log=str(tmp_path / "log.csv"))
+    assert (summary.frames, summary.restored) == (12, len(BLURRY))
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == Fraction(30000, 1001)
+        context = stream.codec_context
+        # BT.709 primaries, transfer and matrix, limited range: what players assume of HD
+        assert (context.color_primaries, context.color_trc, context.colorspace,
+                context.color_range) == (1, 1, 1, 1)
+        times = [float(frame.time) for frame in container.decode(stream)]
+    assert np.allclose(times, np.arange(12) * 1001 / 30000, atol=1e-3)
+    with open_reader(out) as reader:
+        decoded = [frame.image for frame in reader]
+    for index, (image, frame) in enumerate(zip(images, decoded, strict=True)):
+        error = np.abs(image.astype(int) - frame.astype(int)).max()
+        if index in BLURRY:
+            assert error > 20, index  # the network's output
+        else:
+            assert error <= 2, index  # 8-bit RGB through 8-bit YUV 4:4:4 and back
+    rows = read_frame_log(tmp_path / "log.csv")
+    assert sorted(i for i, row in rows.items() if row.restored) == sorted(BLURRY)
+    assert (tmp_path / "log.csv").read_text().splitlines()[11].endswith(",f11.png")
+
+
+def test_sixteen_bit_images_make_a_ten_bit_video(tmp_path, restorer):
+    write_sequence(tmp_path / "frames", n_frames=6, blurry=(), deep=True)
+    deblur_video(tmp_path / "frames", tmp_path / "out.mp4", restorer, quiet=True)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.pix_fmt == "yuv420p10le"
+        assert stream.average_rate == 25  # FFmpeg's rate for image sequences
+
+
+def test_an_interrupted_sequence_resumes_to_the_same_video(tmp_path, restorer):
+    write_sequence(tmp_path / "frames", n_frames=32, blurry={3, 10, 19, 27})
+    options = {"quiet": True, "batch": 1, "segment_seconds": 0.32, "fps": 25}
+    whole = deblur_video(tmp_path / "frames", tmp_path / "whole.mp4", restorer, **options)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):  # at frame 19, in the third segment
+        deblur_video(tmp_path / "frames", out, StopsAfter(restorer, 3), **options)
+    assert not out.exists() and (state_dir(out) / "000001.json").exists()
+    summary = deblur_video(tmp_path / "frames", out, restorer, resume=True, **options)
+    assert summary.resumed == 16 and summary.restored == whole.restored
+    with open_reader(out) as a, open_reader(tmp_path / "whole.mp4") as b:
+        for x, y in zip(a, b, strict=True):
+            assert x.pts == y.pts and np.array_equal(x.image, y.image)
+
+
+def test_a_changed_sequence_is_not_resumed_from(tmp_path, restorer):
+    write_sequence(tmp_path / "frames", n_frames=32, blurry={3, 10, 19, 27})
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        deblur_video(tmp_path / "frames", out, StopsAfter(restorer, 3), quiet=True, batch=1,
+                     segment_seconds=0.32)
+    cv2.imwrite(str(tmp_path / "frames" / "f2.png"), np.zeros((64, 96, 3), np.uint8))
+    with pytest.raises(UserError, match="was made with another input"):
+        deblur_video(tmp_path / "frames", out, restorer, quiet=True, batch=1,
+                     segment_seconds=0.32, resume=True)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("text", "rate"), [("25", Fraction(25)), ("29.97", Fraction(30000, 1001)),
+                                            ("23.976", Fraction(24000, 1001)),
+                                            ("30000/1001", Fraction(30000, 1001)),
+                                            ("12.5", Fraction(25, 2)), (50, Fraction(50))])
+def test_frame_rates_are_read_as_written_and_ntsc_names_as_ntsc(text, rate):
+    assert sequence_rate(text) == rate
+
+
+@pytest.mark.parametrize("args", [["frames", "out.mp4", "--fps", "0"],
+                                  ["frames", "out.mp4", "--fps", "fast"],
+                                  ["frames", "out.mp4", "--adapt"]])
+def test_what_a_sequence_made_into_a_video_refuses_is_one_line(tmp_path, monkeypatch, capsys,
+                                                               args):
+    write_sequence(tmp_path / "frames", n_frames=4)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_fps_for_a_video_is_said_to_do_nothing(make_test_clip, tmp_path, caplog):
+    clip = make_test_clip("in.mp4", n_frames=4)
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        [summary] = deblur(clip.path, tmp_path / "out.mp4", quiet=True, fps=30)
+    assert "--fps does nothing here" in caplog.text and summary.frames == 4
+
+
+def test_the_plan_of_a_sequence_made_into_a_video_checks_its_encoder(tmp_path):
+    write_sequence(tmp_path / "frames")
+    [plan] = deblur(tmp_path / "frames", tmp_path / "out.mp4", dry_run=True, quiet=True)
+    assert "12 frames, 2 would be restored (files f4.png, f8.png)" in plan.closing_line()
+    with pytest.raises(Exception, match="unknown video encoder"):
+        deblur(tmp_path / "frames", tmp_path / "out.mp4", dry_run=True, quiet=True,
+               codec="libnothing")
+    assert not (tmp_path / "out.mp4").exists()
