@@ -34,6 +34,8 @@ EPILOG = """examples:
   refdeblur-video blurry.jpg restored.png --ref sharp.jpg
   refdeblur-video 'clips/*.mp4' restored/ --log frames.csv
   refdeblur-video frames/ restored/     (a folder of images: one sequence)
+  refdeblur-video frames/ restored.mp4 --fps 24
+  refdeblur-video shaky.mp4 'frames/%06d.png'
   torchrun --nproc-per-node 4 -m refdeblur_video.cli in/ out/ --frame-log f.csv
 """
 
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.extra_arguments_hint = ("; it takes one input and one output: for many videos give a "
                               "folder or a quoted glob ('clips/*.mp4') and an output folder")
     p.add_argument("input", help="video, image, folder of videos, glob pattern, or folder "
-                   "of images (one image sequence, written under the same names)")
+                   "of images (one image sequence: written under the same names into an "
+                   "output folder, or made into an output video)")
     p.add_argument("output", nargs="?",
                    help="output file, or folder (for a folder/glob input), or numbered "
                    "images ('frames/%%06d.png': every frame of a video as an image, from "
