@@ -6,6 +6,8 @@ fps, blurry, vfr, audio, rotation, codec, pix_fmt, seed, subtitles, color, ...) 
 :class:`SyntheticClip` (path, the RGB frames that were encoded, the blurry indices).
 ``lossless_clip`` is an FFV1/bgr0 Matroska clip whose decoded frames equal ``frames`` exactly.
 ``planes_of(path)`` gives every frame's decoded planes, read with plain PyAV (not the reader).
+``random_restorer`` is a small network with random weights, which changes every frame it
+touches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,22 @@ import numpy as np
 import pytest
 import torch
 
+from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
+from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.video.synthetic import make_clip
+
+TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
+                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
+
+
+@pytest.fixture(scope="module")
+def random_restorer() -> Restorer:
+    """A small network with random weights: it changes every frame it touches."""
+    torch.manual_seed(0)
+    net = RefDeblurNet(TINY, InferenceSettings(match_radius=2).matching)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    return Restorer(net, torch.device("cpu"), trained=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,29 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from refdeblur_video.cli import main as cli_main
-from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
-from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur
 from refdeblur_video.pipeline.framelog import read_frame_log
 from refdeblur_video.pipeline.frames_out import deblur_video_to_frames
 from refdeblur_video.video.reader import open_reader
 
-TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
 BLURRY = {3, 7}
-
-
-@pytest.fixture(scope="module")
-def restorer() -> Restorer:
-    """A small network with random weights: it changes every frame it touches."""
-    torch.manual_seed(0)
-    net = RefDeblurNet(TINY, InferenceSettings(match_radius=2).matching)
-    for p in net.parameters():
-        p.data.normal_(0, 0.05)
-    return Restorer(net, torch.device("cpu"), trained=True)
 
 
 @pytest.fixture()
@@ -57,10 +42,10 @@ def read_rgb(path: Path) -> np.ndarray:
     return image[..., ::-1]
 
 
-def test_every_frame_is_written_untouched_ones_as_decoded(tmp_path, make_test_clip, restorer,
+def test_every_frame_is_written_untouched_ones_as_decoded(tmp_path, make_test_clip, random_restorer,
                                                          network_sharpens):
     clip = make_test_clip("in.mp4", blurry=BLURRY)
-    summary = deblur_video_to_frames(clip.path, tmp_path / "frames" / "f_%04d.png", restorer,
+    summary = deblur_video_to_frames(clip.path, tmp_path / "frames" / "f_%04d.png", random_restorer,
                                      quiet=True, log=str(tmp_path / "log.csv"))
     names = [f"f_{index:04d}.png" for index in range(12)]
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == names  # none hidden left
@@ -76,9 +61,9 @@ def test_every_frame_is_written_untouched_ones_as_decoded(tmp_path, make_test_cl
     assert (tmp_path / "log.csv").read_text().splitlines()[4].endswith(",f_0003.png")
 
 
-def test_a_turned_video_s_frames_are_written_upright(tmp_path, make_test_clip, restorer):
+def test_a_turned_video_s_frames_are_written_upright(tmp_path, make_test_clip, random_restorer):
     clip = make_test_clip("phone.mp4", n_frames=6, rotation=90)  # shown a quarter turn left
-    deblur_video_to_frames(clip.path, tmp_path / "%d.png", restorer, quiet=True)
+    deblur_video_to_frames(clip.path, tmp_path / "%d.png", random_restorer, quiet=True)
     image = read_rgb(tmp_path / "0.png")
     coded = decoded(clip.path)[0]
     assert image.shape == (96, 64, 3)  # coded 96x64, shown 64 wide
@@ -89,14 +74,14 @@ def test_a_turned_video_s_frames_are_written_upright(tmp_path, make_test_clip, r
 
 
 def test_more_than_8_bits_are_kept_in_16_bit_png_and_rounded_in_jpeg(tmp_path, make_test_clip,
-                                                                     restorer, caplog):
+                                                                     random_restorer, caplog):
     clip = make_test_clip("deep.mkv", n_frames=6, codec="ffv1", pix_fmt="yuv444p10le")
     frames = decoded(clip.path)
     assert frames[0].dtype == np.uint16
-    deblur_video_to_frames(clip.path, tmp_path / "png" / "%03d.png", restorer, quiet=True)
+    deblur_video_to_frames(clip.path, tmp_path / "png" / "%03d.png", random_restorer, quiet=True)
     assert np.array_equal(read_rgb(tmp_path / "png" / "002.png"), frames[2])
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        deblur_video_to_frames(clip.path, tmp_path / "jpg" / "%03d.jpg", restorer,
+        deblur_video_to_frames(clip.path, tmp_path / "jpg" / "%03d.jpg", random_restorer,
                                quiet=True, quality=100)
     assert ".jpg holds 8 bits a sample: the video's 10-bit samples are rounded" in caplog.text
     jpeg = read_rgb(tmp_path / "jpg" / "002.jpg")
@@ -107,19 +92,19 @@ def test_more_than_8_bits_are_kept_in_16_bit_png_and_rounded_in_jpeg(tmp_path, m
     assert np.abs(blocks[0] - blocks[1]).mean() < 2
 
 
-def test_the_sound_is_said_not_to_be_written(tmp_path, make_test_clip, restorer, caplog):
+def test_the_sound_is_said_not_to_be_written(tmp_path, make_test_clip, random_restorer, caplog):
     clip = make_test_clip("talk.mp4", n_frames=6, audio=True)
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        deblur_video_to_frames(clip.path, tmp_path / "%06d.png", restorer, quiet=True)
+        deblur_video_to_frames(clip.path, tmp_path / "%06d.png", random_restorer, quiet=True)
     assert "the sound is not written" in caplog.text
 
 
 def test_names_already_there_are_refused_then_replaced_and_later_ones_named(
-        tmp_path, make_test_clip, restorer, caplog, capsys):
+        tmp_path, make_test_clip, random_restorer, caplog, capsys):
     long_clip = make_test_clip("long.mp4", n_frames=10)
     short_clip = make_test_clip("short.mp4", n_frames=6)
     pattern = str(tmp_path / "frames" / "%06d.png")
-    deblur_video_to_frames(long_clip.path, pattern, restorer, quiet=True)
+    deblur_video_to_frames(long_clip.path, pattern, random_restorer, quiet=True)
     before = (tmp_path / "frames" / "000002.png").read_bytes()
     assert cli_main([str(short_clip.path), pattern, "-q"]) == 2
     assert capsys.readouterr().err.strip() == (
@@ -127,7 +112,8 @@ def test_names_already_there_are_refused_then_replaced_and_later_ones_named(
         "(000000.png, ...); --overwrite replaces them")
     assert (tmp_path / "frames" / "000002.png").read_bytes() == before
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        deblur_video_to_frames(short_clip.path, pattern, restorer, quiet=True, overwrite=True)
+        deblur_video_to_frames(short_clip.path, pattern, random_restorer, quiet=True,
+                               overwrite=True)
     assert np.array_equal(read_rgb(tmp_path / "frames" / "000002.png"),
                           decoded(short_clip.path)[2])
     assert "still holds 4 earlier image(s) named as %06d.png after this video's last frame " \

@@ -13,30 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
-from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
-from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur
 from refdeblur_video.pipeline.framelog import read_frame_log
 from refdeblur_video.pipeline.sequence import deblur_sequence
 from refdeblur_video.video.synthetic import render_frames
 
-TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
 BLURRY = {3, 7}
-
-
-@pytest.fixture(scope="module")
-def restorer() -> Restorer:
-    """A small network with random weights: it changes every frame it touches."""
-    torch.manual_seed(0)
-    net = RefDeblurNet(TINY, InferenceSettings(match_radius=2).matching)
-    for p in net.parameters():
-        p.data.normal_(0, 0.05)
-    return Restorer(net, torch.device("cpu"), trained=True)
 
 
 @pytest.fixture()
@@ -59,9 +44,9 @@ def write_sequence(folder: Path, suffix: str = ".png", n_frames: int = 12,
 
 
 def test_blurry_frames_are_restored_and_the_others_copied_byte_for_byte(
-        tmp_path, restorer, network_sharpens):
+        tmp_path, random_restorer, network_sharpens):
     frames = write_sequence(tmp_path / "frames")
-    summary = deblur_sequence(tmp_path / "frames", tmp_path / "out", restorer, quiet=True,
+    summary = deblur_sequence(tmp_path / "frames", tmp_path / "out", random_restorer, quiet=True,
                               log=str(tmp_path / "log.csv"))
     assert (summary.frames, summary.restored) == (12, len(BLURRY))
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -80,7 +65,7 @@ def test_blurry_frames_are_restored_and_the_others_copied_byte_for_byte(
     assert (tmp_path / "log.csv").read_text().splitlines()[4].endswith(",frame_4.png")
 
 
-def test_a_restored_frame_keeps_its_bit_depth_and_transparency(tmp_path, restorer,
+def test_a_restored_frame_keeps_its_bit_depth_and_transparency(tmp_path, random_restorer,
                                                                 network_sharpens):
     folder = tmp_path / "frames16"
     folder.mkdir()
@@ -89,7 +74,7 @@ def test_a_restored_frame_keeps_its_bit_depth_and_transparency(tmp_path, restore
     for index, image in enumerate(render_frames((96, 64), 10, BLURRY)):
         deep = image[..., ::-1].astype(np.uint16) * 257
         cv2.imwrite(str(folder / f"{index:03d}.png"), np.dstack([deep, alpha]))
-    deblur_sequence(folder, tmp_path / "out", restorer, quiet=True)
+    deblur_sequence(folder, tmp_path / "out", random_restorer, quiet=True)
     made = cv2.imread(str(tmp_path / "out" / "003.png"), cv2.IMREAD_UNCHANGED)
     given = cv2.imread(str(folder / "003.png"), cv2.IMREAD_UNCHANGED)
     assert made.dtype == np.uint16 and made.shape == (64, 96, 4)
@@ -104,7 +89,7 @@ def test_the_dry_run_plans_the_blurry_frames(tmp_path):
     assert not (tmp_path / "out").exists()  # its output named, still nothing made
 
 
-def test_an_interrupted_run_leaves_the_output_folder_as_it_was(tmp_path, restorer,
+def test_an_interrupted_run_leaves_the_output_folder_as_it_was(tmp_path, random_restorer,
                                                                monkeypatch):
     write_sequence(tmp_path / "frames")
     out = tmp_path / "out"
@@ -116,7 +101,7 @@ def test_an_interrupted_run_leaves_the_output_folder_as_it_was(tmp_path, restore
 
     monkeypatch.setattr("refdeblur_video.pipeline.sequence._write_like", stopped)
     with pytest.raises(KeyboardInterrupt):
-        deblur_sequence(tmp_path / "frames", out, restorer, quiet=True, overwrite=True,
+        deblur_sequence(tmp_path / "frames", out, random_restorer, quiet=True, overwrite=True,
                         all_frames=True)
     assert [p.name for p in out.iterdir()] == ["frame_1.png"]
     assert (out / "frame_1.png").read_bytes() == b"the earlier result"
@@ -174,7 +159,7 @@ def test_frames_of_different_bit_depths_are_named_by_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_burst_s_restored_frame_lies_as_its_copied_neighbours(tmp_path, restorer,
+def test_a_burst_s_restored_frame_lies_as_its_copied_neighbours(tmp_path, random_restorer,
                                                                 network_sharpens):
     """A phone's burst stores its frames on their side with EXIF orientation 6; a restored
     frame written upright beside copies stored turned made a sequence whose frame size
@@ -189,7 +174,7 @@ def test_a_burst_s_restored_frame_lies_as_its_copied_neighbours(tmp_path, restor
         exif[0x0112] = 6
         Image.fromarray(stored).save(folder / f"IMG_{index:04d}.JPG", exif=exif.tobytes(),
                                      quality=95)
-    deblur_sequence(folder, tmp_path / "out", restorer, quiet=True)
+    deblur_sequence(folder, tmp_path / "out", random_restorer, quiet=True)
     restored, copied = tmp_path / "out" / "IMG_0003.JPG", tmp_path / "out" / "IMG_0002.JPG"
     assert copied.read_bytes() == (folder / "IMG_0002.JPG").read_bytes()
     for path in (restored, copied):
@@ -204,7 +189,7 @@ def test_a_burst_s_restored_frame_lies_as_its_copied_neighbours(tmp_path, restor
     assert upright < 0.75 * upside_down  # the scene the right way up (a random network)
 
 
-def test_a_frame_that_cannot_be_moved_in_leaves_the_folder_as_it_was(tmp_path, restorer,
+def test_a_frame_that_cannot_be_moved_in_leaves_the_folder_as_it_was(tmp_path, random_restorer,
                                                                       monkeypatch):
     frames = write_sequence(tmp_path / "frames", n_frames=6, blurry={2})
     out = tmp_path / "out"
@@ -223,7 +208,7 @@ def test_a_frame_that_cannot_be_moved_in_leaves_the_folder_as_it_was(tmp_path, r
     monkeypatch.setattr("refdeblur_video.pipeline.staged_folder.os.replace", failing)
     with pytest.raises(UserError, match=r"cannot write .*frame_4.png \(Operation not "
                                         r"permitted\): nothing was written$"):
-        deblur_sequence(tmp_path / "frames", out, restorer, quiet=True, overwrite=True)
+        deblur_sequence(tmp_path / "frames", out, random_restorer, quiet=True, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == [p.name for p in frames[:4]]
     for path in frames[:4]:
         assert (out / path.name).read_bytes() == b"earlier " + path.name.encode()
@@ -240,7 +225,7 @@ def test_a_folder_under_a_frame_s_name_is_refused_up_front(tmp_path, capsys, mon
     assert (tmp_path / "out" / "frame_3.png").is_dir()
 
 
-def test_a_killed_run_s_staging_folder_is_removed_and_a_live_one_kept(tmp_path, restorer,
+def test_a_killed_run_s_staging_folder_is_removed_and_a_live_one_kept(tmp_path, random_restorer,
                                                                       caplog):
     from refdeblur_video.safe_output import try_lock
 
@@ -256,7 +241,7 @@ def test_a_killed_run_s_staging_folder_is_removed_and_a_live_one_kept(tmp_path, 
     held = try_lock(live / ".lock")  # a run still making its frames
     try:
         with caplog.at_level("WARNING", logger="refdeblur_video"):
-            deblur_sequence(tmp_path / "frames", out, restorer, quiet=True)
+            deblur_sequence(tmp_path / "frames", out, random_restorer, quiet=True)
     finally:
         os.close(held)
     assert not stale.exists() and live.exists()
@@ -274,11 +259,11 @@ def test_names_that_differ_only_in_case_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_copies_and_restored_frames_keep_their_times(tmp_path, restorer, network_sharpens):
+def test_copies_and_restored_frames_keep_their_times(tmp_path, random_restorer, network_sharpens):
     frames = write_sequence(tmp_path / "frames", n_frames=8)
     for index, path in enumerate(frames):  # a burst: a second apart
         os.utime(path, (1_600_000_000 + index, 1_600_000_000 + index))
-    deblur_sequence(tmp_path / "frames", tmp_path / "out", restorer, quiet=True)
+    deblur_sequence(tmp_path / "frames", tmp_path / "out", random_restorer, quiet=True)
     for path in frames:
         assert (tmp_path / "out" / path.name).stat().st_mtime == path.stat().st_mtime
 
@@ -332,13 +317,14 @@ def test_a_jpeg_s_size_from_its_header_is_its_size_as_shown(tmp_path, orientatio
     assert header_size(tmp_path / "f.bmp") is None  # no header read: found when decoded
 
 
-def test_videos_in_a_subfolder_of_a_sequence_are_named_as_left_alone(tmp_path, restorer,
+def test_videos_in_a_subfolder_of_a_sequence_are_named_as_left_alone(tmp_path, random_restorer,
                                                                      make_test_clip, caplog):
     write_sequence(tmp_path / "holiday", n_frames=4, blurry=())
     (tmp_path / "holiday" / "clips").mkdir()
     make_test_clip("holiday/clips/a.mp4", n_frames=3)
     with caplog.at_level("WARNING", logger="refdeblur_video"):
-        summary = deblur_sequence(tmp_path / "holiday", tmp_path / "out", restorer, quiet=True)
+        summary = deblur_sequence(tmp_path / "holiday", tmp_path / "out", random_restorer,
+                                  quiet=True)
     assert summary.frames == 4
     assert (f"{tmp_path / 'holiday'}: its images are restored as one image sequence; the "
             "videos in clips are left alone (give that folder as its own run)") in caplog.text

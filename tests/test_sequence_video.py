@@ -10,12 +10,10 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
+from test_resume import StopsAfter
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.errors import UserError
-from refdeblur_video.model import InferenceSettings, ModelConfig, RefDeblurNet
-from refdeblur_video.model.restorer import Restorer
 from refdeblur_video.pipeline import deblur, deblur_video
 from refdeblur_video.pipeline.framelog import read_frame_log
 from refdeblur_video.pipeline.options import sequence_rate
@@ -23,35 +21,7 @@ from refdeblur_video.pipeline.resume import state_dir
 from refdeblur_video.video.reader import open_reader
 from refdeblur_video.video.synthetic import render_frames
 
-TINY = ModelConfig(name="tiny", channels=(8, 8, 8), n_resblocks=1, ref_channels=(4, 4, 4),
-                   phi_channels=(4, 4, 4), sffm_hidden=(4, 4))
 BLURRY = {3, 7}
-
-
-@pytest.fixture(scope="module")
-def restorer() -> Restorer:
-    """A small network with random weights: it changes every frame it touches."""
-    torch.manual_seed(0)
-    net = RefDeblurNet(TINY, InferenceSettings(match_radius=2).matching)
-    for p in net.parameters():
-        p.data.normal_(0, 0.05)
-    return Restorer(net, torch.device("cpu"), trained=True)
-
-
-class StopsAfter:
-    """The restorer, interrupted (as by Ctrl-C) at its ``calls``-th call."""
-
-    def __init__(self, restorer: Restorer, calls: int) -> None:
-        self._restorer, self._left = restorer, calls
-
-    def __getattr__(self, name):
-        return getattr(self._restorer, name)
-
-    def restore_floats(self, blurry, refs):
-        self._left -= 1
-        if self._left <= 0:
-            raise KeyboardInterrupt
-        return self._restorer.restore_floats(blurry, refs)
 
 
 def write_sequence(folder: Path, n_frames: int = 12, blurry=BLURRY,
@@ -69,10 +39,10 @@ def write_sequence(folder: Path, n_frames: int = 12, blurry=BLURRY,
     return images
 
 
-def test_a_sequence_becomes_a_video_at_the_rate_given(tmp_path, restorer):
+def test_a_sequence_becomes_a_video_at_the_rate_given(tmp_path, random_restorer):
     images = write_sequence(tmp_path / "frames")
     out = tmp_path / "out.mkv"
-    summary = deblur_video(tmp_path / "frames", out, restorer, quiet=True, fps="29.97",
+    summary = deblur_video(tmp_path / "frames", out, random_restorer, quiet=True, fps="29.97",
                            codec="ffv1", pix_fmt="yuv444p", log=str(tmp_path / "log.csv"))
     assert (summary.frames, summary.restored) == (12, len(BLURRY))
     with av.open(str(out)) as container:
@@ -97,39 +67,39 @@ def test_a_sequence_becomes_a_video_at_the_rate_given(tmp_path, restorer):
     assert (tmp_path / "log.csv").read_text().splitlines()[11].endswith(",f11.png")
 
 
-def test_sixteen_bit_images_make_a_ten_bit_video(tmp_path, restorer):
+def test_sixteen_bit_images_make_a_ten_bit_video(tmp_path, random_restorer):
     write_sequence(tmp_path / "frames", n_frames=6, blurry=(), deep=True)
-    deblur_video(tmp_path / "frames", tmp_path / "out.mp4", restorer, quiet=True)
+    deblur_video(tmp_path / "frames", tmp_path / "out.mp4", random_restorer, quiet=True)
     with av.open(str(tmp_path / "out.mp4")) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.pix_fmt == "yuv420p10le"
         assert stream.average_rate == 25  # FFmpeg's rate for image sequences
 
 
-def test_an_interrupted_sequence_resumes_to_the_same_video(tmp_path, restorer):
+def test_an_interrupted_sequence_resumes_to_the_same_video(tmp_path, random_restorer):
     write_sequence(tmp_path / "frames", n_frames=32, blurry={3, 10, 19, 27})
     options = {"quiet": True, "batch": 1, "segment_seconds": 0.32, "fps": 25}
-    whole = deblur_video(tmp_path / "frames", tmp_path / "whole.mp4", restorer, **options)
+    whole = deblur_video(tmp_path / "frames", tmp_path / "whole.mp4", random_restorer, **options)
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):  # at frame 19, in the third segment
-        deblur_video(tmp_path / "frames", out, StopsAfter(restorer, 3), **options)
+        deblur_video(tmp_path / "frames", out, StopsAfter(random_restorer, 3), **options)
     assert not out.exists() and (state_dir(out) / "000001.json").exists()
-    summary = deblur_video(tmp_path / "frames", out, restorer, resume=True, **options)
+    summary = deblur_video(tmp_path / "frames", out, random_restorer, resume=True, **options)
     assert summary.resumed == 16 and summary.restored == whole.restored
     with open_reader(out) as a, open_reader(tmp_path / "whole.mp4") as b:
         for x, y in zip(a, b, strict=True):
             assert x.pts == y.pts and np.array_equal(x.image, y.image)
 
 
-def test_a_changed_sequence_is_not_resumed_from(tmp_path, restorer):
+def test_a_changed_sequence_is_not_resumed_from(tmp_path, random_restorer):
     write_sequence(tmp_path / "frames", n_frames=32, blurry={3, 10, 19, 27})
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
-        deblur_video(tmp_path / "frames", out, StopsAfter(restorer, 3), quiet=True, batch=1,
+        deblur_video(tmp_path / "frames", out, StopsAfter(random_restorer, 3), quiet=True, batch=1,
                      segment_seconds=0.32)
     cv2.imwrite(str(tmp_path / "frames" / "f2.png"), np.zeros((64, 96, 3), np.uint8))
     with pytest.raises(UserError, match="was made with another input"):
-        deblur_video(tmp_path / "frames", out, restorer, quiet=True, batch=1,
+        deblur_video(tmp_path / "frames", out, random_restorer, quiet=True, batch=1,
                      segment_seconds=0.32, resume=True)
     assert not out.exists()
 
