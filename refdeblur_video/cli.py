@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import shlex
 import signal
@@ -244,6 +245,12 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
             return 2
         except UserError as exc:
             say(f"error: {exc}")
+            return 2
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            # a path checked before anything is written: nothing was made
+            say(f"error: a file name is too long for its disk: {exc.filename}")
             return 2
         except KeyboardInterrupt as exc:
             by = getattr(exc, "signum", signal.SIGINT)

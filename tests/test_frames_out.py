@@ -51,7 +51,7 @@ def test_every_frame_is_written_untouched_ones_as_decoded(tmp_path, make_test_cl
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == names  # none hidden left
     assert (summary.frames, summary.restored) == (12, len(BLURRY))
     assert summary.closing_line().startswith(
-        f"{tmp_path / 'frames' / 'f_0000.png'} to f_0011.png: 12 frames, 2 restored")
+        f"{tmp_path / 'frames' / 'f_0000.png'} to f_0011.png (25 fps): 12 frames, 2 restored")
     for index, (name, frame) in enumerate(zip(names, decoded(clip.path), strict=True)):
         image = read_rgb(tmp_path / "frames" / name)
         assert image.dtype == np.uint8 and image.shape == frame.shape
@@ -120,7 +120,43 @@ def test_names_already_there_are_refused_then_replaced_and_later_ones_named(
            "(000006.png, ...)" in caplog.text
 
 
+def test_names_follow_ffmpeg_s_patterns_and_only_those_they_make_are_taken(tmp_path):
+    from refdeblur_video.pipeline.numbered_images import existing_frames, frame_names
+
+    assert frame_names("f/%d.png", 2) == ["0.png", "1.png"]
+    assert frame_names("f/%5d.png", 1) == ["00000.png"]  # FFmpeg pads %5d with zeros too
+    assert frame_names("f/100%%_%03d.tif", 1) == ["100%_000.tif"]
+    (tmp_path / "f").mkdir()
+    for name in ("0.png", "12.png", "000012.png", "1234567.png", "0012345.png", "x000001.png"):
+        (tmp_path / "f" / name).touch()
+    assert [p.name for p in existing_frames(tmp_path / "f" / "%06d.png")] == [
+        "000012.png", "1234567.png"]
+    assert [p.name for p in existing_frames(tmp_path / "f" / "%d.png")] == [
+        "0.png", "12.png", "1234567.png"]
+
+
+def test_what_images_cannot_hold_is_said(tmp_path, make_test_clip, random_restorer, caplog):
+    clip = make_test_clip("vfr.mkv", n_frames=8, vfr=True)
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        summary = deblur_video_to_frames(clip.path, tmp_path / "%d.jpg", random_restorer,
+                                         quiet=True, quality=90)
+    assert "the video's frames are not evenly timed" in caplog.text
+    assert "fps" not in summary.closing_line()
+    caplog.clear()
+    clip = make_test_clip("alpha.mov", n_frames=4, codec="png", pix_fmt="rgba")
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video_to_frames(clip.path, tmp_path / "a" / "%d.jpg", random_restorer,
+                               quiet=True)
+        deblur_video_to_frames(clip.path, tmp_path / "b" / "%d.png", random_restorer,
+                               quiet=True, quality=90)
+    assert caplog.text.count("holds no transparency") == 1
+    assert "--quality does nothing for .png" in caplog.text
+
+
 @pytest.mark.parametrize(("output", "says"), [
+    ("frames/%06d.mp4", "numbered images are written as .png"),
+    ("frames/%06d/%06d.png", "the frame number goes in the file name"),
+    ("a" * 300 + "/%d.png", "a file name is too long for its disk"),
     ("frames/%d_%d.png", "numbered images take one frame number in their name"),
     ("frames/%s.png", "numbered images take one frame number in their name"),
     ("in.mp4/%04d.png", "in.mp4 is a file: numbered images are written into a folder"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from ..errors import UserError
 from ..image_files import EIGHT_BIT_SUFFIXES, read_image, write_image
 from .forced_reference import ForcedReference
 from .into_folder import restore_into_folder
-from .numbered_images import check_frames_output, existing_frames, frame_names
+from .numbered_images import check_frames_output, existing_frames, frame_name, frame_names
 from .options import DeblurOptions
 from .stream import WorkItem
 
@@ -57,7 +58,8 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
     begun = time.perf_counter()
     opts = DeblurOptions.resolve(options)
     check_frames_output(input, output, opts)
-    ignored = [flag for flag in opts.encoder_only_given() if flag != "--reader"]
+    ignored = [flag for flag in opts.encoder_only_given()
+               if flag not in ("--reader", "--no-audio")]  # those do what they say here
     if ignored:
         log.warning("for numbered images %s %s nothing (the frames are written as images)",
                     ", ".join(ignored), "does" if len(ignored) == 1 else "do")
@@ -68,7 +70,7 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     with open_reader(input, backend=opts.reader) as reader:
         info = reader.info
-        _say_what_images_drop(info, output)
+        _say_what_images_drop(info, output, opts)
         forced = None if ref_image is None else ForcedReference.for_frames(
             ref_image, (info.height, info.width),
             np.uint16 if info.bit_depth > 8 else np.uint8, opts.transfer,
@@ -83,11 +85,13 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
                                      refiner=make_refiner(opts, restorer))
             restorer, summary.adaptation = adapted.restorer, adapted.message
         turns = (info.rotation // 90) % 4 if info.rotation % 90 == 0 else 0
+        times: list[float | None] = []  # the images hold none: said if they were uneven
 
         def save(item: WorkItem, staging: Path) -> str:
             frame = item.frame
+            times.append(frame.time_s)
             image = frame.image if item.output is None or item.unchanged else item.output
-            name = output.name % frame.index
+            name = frame_name(output, frame.index)
             write_image(staging / name, _upright(image, turns), quality=opts.quality,
                         alpha=None if frame.alpha is None else _upright(frame.alpha, turns))
             return name
@@ -100,7 +104,7 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
     names = frame_names(output, summary.frames)
     if names:
         summary.output = str(output.parent / names[0]) + (
-            f" to {names[-1]}" if len(names) > 1 else "")
+            f" to {names[-1]}" if len(names) > 1 else "") + _rate_words(info.fps, times)
     left = [path.name for path in earlier if path.name not in set(names)]
     if left:
         log.warning("%s still holds %d earlier image(s) named as %s after this video's "
@@ -118,12 +122,33 @@ def _upright(image: np.ndarray, turns: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def _say_what_images_drop(info: VideoInfo, output: Path) -> None:
+def _rate_words(fps: Fraction | None, times: list[float | None]) -> str:
+    """`` (25 fps)``: the rate to encode the images at again, where the frames were evenly
+    timed; otherwise a warning that they were not, and nothing."""
+    gaps = np.diff([t for t in times if t is not None])
+    if len(gaps) and (None in times or gaps.max() - gaps.min() > 0.01 * gaps.mean()):
+        log.warning("the video's frames are not evenly timed (a variable frame rate): the "
+                    "images hold no times, the frame log's time_s column keeps them")
+        return ""
+    if fps is None:
+        return ""
+    exact = f" = {fps.numerator}/{fps.denominator}" if fps.denominator != 1 else ""
+    return f" ({float(fps):.5g} fps{exact})"
+
+
+def _say_what_images_drop(info: VideoInfo, output: Path, opts: DeblurOptions) -> None:
     """Say, once, what of the video the images cannot hold."""
+    from ..image_files import ALPHA_SUFFIXES, QUALITY_SUFFIXES
+    from ..video.pixel_formats import has_alpha
     from ..video.writer import HDR_TRANSFERS
 
     suffix = output.suffix.lower()
-    if info.has_audio:
+    if has_alpha(info.pix_fmt) and suffix not in ALPHA_SUFFIXES:
+        log.warning("%s holds no transparency: the video's is dropped (PNG, TIFF and WebP "
+                    "keep it)", suffix)
+    if opts.quality is not None and suffix not in QUALITY_SUFFIXES:
+        log.warning("--quality does nothing for %s, which is stored losslessly", suffix)
+    if info.has_audio and opts.audio:  # --no-audio: asked not to, said so already
         log.warning("the sound is not written: numbered images hold none (keep the input's "
                     "sound for when the frames are encoded again)")
     if info.bit_depth > 8 and suffix in EIGHT_BIT_SUFFIXES:

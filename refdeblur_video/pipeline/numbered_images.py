@@ -1,6 +1,7 @@
 """Numbered images as an output (``frames/%06d.png``): what names them, and what a run
-writing a video into them would refuse. Light: the command checks them before PyTorch and
-the codecs load."""
+writing a video into them would refuse. The pattern is read as FFmpeg reads an image
+sequence's (``%d``, ``%06d``, ``%6d`` zero-padded too, ``%%`` a ``%`` sign). Light: the
+command checks it before PyTorch and the codecs load."""
 
 from __future__ import annotations
 
@@ -11,32 +12,56 @@ from pathlib import Path
 from ..errors import UserError
 from .options import DeblurOptions
 
-__all__ = ["check_frames_output", "existing_frames", "frame_names", "is_frame_pattern"]
+__all__ = ["WRITTEN_AS", "check_frames_output", "existing_frames", "frame_name",
+           "frame_names", "is_frame_pattern"]
 
-# a frame number as FFmpeg's image sequences write it: %d, or %0Nd (N digits, zero-padded)
-_NUMBER = re.compile(r"%(0[1-9][0-9]*)?d")
+# a frame number as FFmpeg's image sequences write it: %d, or %Nd / %0Nd (N digits,
+# zero-padded either way, as FFmpeg pads); %% is a % sign
+_SPEC = re.compile(r"%%|%0*([1-9][0-9]*)?d")
+# the formats numbered images are written in (OpenCV writes each)
+WRITTEN_AS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def _numbers(name: str) -> list[re.Match]:
+    """The frame-number specifications in ``name`` (``%%`` left out)."""
+    return [m for m in _SPEC.finditer(name) if m.group(0) != "%%"]
 
 
 def is_frame_pattern(output: str | os.PathLike) -> bool:
-    """Whether ``output`` names numbered images (an image file name with a ``%``)."""
+    """Whether ``output`` names numbered images: a file name with a frame number, or an
+    image's name with a ``%`` (a frame number mistyped, refused by
+    :func:`check_frames_output`)."""
     name = Path(output).name
-    if "%" not in name:
-        return False
-    from ..image_files import IMAGE_SUFFIXES  # OpenCV: only for a name that may be one
+    return bool(_numbers(name)) or ("%" in name and Path(name).suffix.lower() in WRITTEN_AS)
 
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+def _split(name: str) -> tuple[str, int, str]:
+    """``name``'s text before its frame number, the number's width and the text after
+    (``%%`` made ``%``)."""
+    spec = _numbers(name)[0]
+    width = int(spec.group(1) or 0)
+    return (name[:spec.start()].replace("%%", "%"), width,
+            name[spec.end():].replace("%%", "%"))
+
+
+def frame_name(output: str | os.PathLike, index: int) -> str:
+    """The file name of frame ``index`` under the pattern ``output``."""
+    head, width, tail = _split(Path(output).name)
+    return f"{head}{str(index).zfill(width)}{tail}"
 
 
 def frame_names(output: str | os.PathLike, count: int) -> list[str]:
     """The file names of frames 0 to ``count - 1`` under the pattern ``output``."""
-    name = Path(output).name
-    return [name % index for index in range(count)]
+    return [frame_name(output, index) for index in range(count)]
 
 
 def existing_frames(output: Path) -> list[Path]:
-    """The files in ``output``'s folder that its pattern names (an earlier run's frames)."""
-    head, _, tail = Path(output).name.partition(_NUMBER.search(output.name).group(0))
-    named = re.compile(re.escape(head) + r"[0-9]+" + re.escape(tail))
+    """The files in ``output``'s folder that its pattern could have written (an earlier
+    run's frames)."""
+    head, width, tail = _split(output.name)
+    # a number of exactly ``width`` digits, or a longer one without a leading zero
+    number = r"(?:0|[1-9][0-9]*)" if width <= 1 else rf"(?:[0-9]{{{width}}}|[1-9][0-9]{{{width},}})"
+    named = re.compile(re.escape(head) + number + re.escape(tail))
     folder = output.parent
     if not folder.is_dir():
         return []
@@ -52,15 +77,25 @@ def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
     from .preflight import check_input_file, check_log, check_reference, is_sequence, names_many
 
     output = Path(output)
-    if len(_NUMBER.findall(output.name)) != 1 or output.name.count("%") != 1:
+    suffix = output.suffix.lower()
+    if suffix not in WRITTEN_AS:
+        what = f"not {suffix}" if suffix else "give one"
+        raise UserError(f"{output}: numbered images are written as "
+                        f"{', '.join(WRITTEN_AS)} ({what}); a video is one file, named "
+                        "without a frame number")
+    if len(_numbers(output.name)) != 1 or "%" in _SPEC.sub("", output.name):
         raise UserError(f"{output}: numbered images take one frame number in their name, "
-                        "%d or %0Nd (N digits, zero-padded): e.g. frames/%06d.png")
+                        "%d or %0Nd (N digits, zero-padded; %% for a % sign): e.g. "
+                        "frames/%06d.png")
+    if _numbers(str(output.parent)):
+        raise UserError(f"{output}: the frame number goes in the file name, not in the "
+                        "folder's")
     if is_sequence(input):
         raise UserError("an image sequence is written under its own file names: give the "
                         f"output folder ({output.parent}) rather than numbered names")
     if names_many(input):
-        raise UserError("many videos are restored into an output folder, each as a video; "
-                        "write one video's frames at a time")
+        raise UserError("numbered images are written from one video; a folder or glob is "
+                        "restored into an output folder")
     if is_image_path(input):
         raise UserError(f"{input} is a photo: it is restored into one image (name it, e.g. "
                         f"out{Path(input).suffix})")

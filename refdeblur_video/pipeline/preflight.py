@@ -252,7 +252,8 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     if is_image_path(output):  # an image out of what is no image the tool reads
         raise UserError(f"output {output} is an image, but {input} is none of the images the "
                         f"tool reads ({', '.join(IMAGE_SUFFIXES)}); a video needs a video "
-                        "output")
+                        f"output, or numbered images ({Path(output).parent / '%06d'}"
+                        f"{Path(output).suffix})")
     from ..video.encoding_choice import container_for  # PyAV: after the path checks
 
     container_for(output)
