@@ -4,15 +4,12 @@ refusals in one line; nothing written unless every frame is."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from test_sequence import interrupted_once_a_frame_is_made
 
 from refdeblur_video.cli import main as cli_main
 from refdeblur_video.pipeline import deblur
@@ -194,17 +191,8 @@ def test_the_plan_names_the_images_a_run_would_write(tmp_path, make_test_clip):
 
 def test_a_signal_mid_run_ends_in_one_line_with_nothing_written(tmp_path, make_test_clip):
     make_test_clip("in.mp4", n_frames=24, size=(640, 384), blurry={3, 9})
-    run = subprocess.Popen([sys.executable, "-m", "refdeblur_video.cli", "in.mp4",
-                            "out/%04d.png", "--all-frames", "--batch", "8", "-q"],
-                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
-    end = time.monotonic() + 60
-    while run.poll() is None and time.monotonic() < end and not any(
-            p.is_dir() and any(p.iterdir()) for p in (tmp_path / "out").glob(".refdeblur-*")):
-        time.sleep(0.05)  # until the first frame is made
-    assert run.poll() is None, "the run ended before the signal"
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=60)
-    assert run.returncode == 130, (run.returncode, err)
-    assert err.strip() == "interrupted: no frame was written (out is as it was)"
+    said = interrupted_once_a_frame_is_made(
+        ["in.mp4", "out/%04d.png", "--all-frames", "--batch", "8", "-q"], tmp_path,
+        tmp_path / "out")
+    assert said == "interrupted: no frame was written (out is as it was)"
     assert not (tmp_path / "out").exists()

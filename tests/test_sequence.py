@@ -284,20 +284,27 @@ def test_a_number_like_character_in_a_name_sorts_without_error():
     assert sorted(names, key=natural_key) == ["f1²2.png", "f2.png", "f10.png"]
 
 
-def test_a_signal_mid_sequence_ends_in_one_line_with_nothing_written(tmp_path):
-    write_sequence(tmp_path / "frames", n_frames=24, size=(640, 384), blurry={3, 9})
-    run = subprocess.Popen([sys.executable, "-m", "refdeblur_video.cli", "frames", "out",
-                            "--all-frames", "--batch", "8", "-q"], cwd=tmp_path,
+def interrupted_once_a_frame_is_made(args: list[str], cwd: Path, outdir: Path) -> str:
+    """Run the command ``args`` in ``cwd``, Ctrl-C it once its first frame is made in
+    ``outdir``'s hidden folder, and return what it said (it must exit 130)."""
+    run = subprocess.Popen([sys.executable, "-m", "refdeblur_video.cli", *args], cwd=cwd,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     end = time.monotonic() + 60
     while run.poll() is None and time.monotonic() < end and not any(
-            p.is_dir() and any(p.iterdir()) for p in (tmp_path / "out").glob(".refdeblur-*")):
-        time.sleep(0.05)  # until the first frame is made
+            p.is_dir() and any(p.iterdir()) for p in outdir.glob(".refdeblur-*")):
+        time.sleep(0.05)
     assert run.poll() is None, "the run ended before the signal"
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, (run.returncode, err)
-    assert err.strip() == "interrupted: no frame of the sequence was written (out is as it was)"
+    return err.strip()
+
+
+def test_a_signal_mid_sequence_ends_in_one_line_with_nothing_written(tmp_path):
+    write_sequence(tmp_path / "frames", n_frames=24, size=(640, 384), blurry={3, 9})
+    said = interrupted_once_a_frame_is_made(
+        ["frames", "out", "--all-frames", "--batch", "8", "-q"], tmp_path, tmp_path / "out")
+    assert said == "interrupted: no frame of the sequence was written (out is as it was)"
     assert not (tmp_path / "out").exists()
 
 
