@@ -112,9 +112,53 @@ def test_frame_rates_are_read_as_written_and_ntsc_names_as_ntsc(text, rate):
     assert sequence_rate(text) == rate
 
 
+def test_transparency_is_kept_where_the_pixel_format_holds_it(tmp_path, random_restorer,
+                                                              caplog):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, image in enumerate(render_frames((96, 64), 4, ())):
+        alpha = np.full((64, 96, 1), 200, np.uint8)
+        alpha[:8, :8] = 0
+        cv2.imwrite(str(folder / f"{index}.png"), np.dstack((image[..., ::-1], alpha)))
+    deblur_video(folder, tmp_path / "kept.mkv", random_restorer, quiet=True, codec="ffv1",
+                 pix_fmt="yuva444p")
+    with av.open(str(tmp_path / "kept.mkv")) as container:
+        frame = next(container.decode(video=0))
+        alpha = frame.to_ndarray(format="rgba")[..., 3]
+    assert frame.format.name == "yuva444p" and alpha[0, 0] == 0 and alpha[30, 30] == 200
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur_video(folder, tmp_path / "opaque.mp4", random_restorer, quiet=True)
+    assert "transparency (alpha, yuva420p) is not kept" in caplog.text
+
+
+def test_a_rate_s_names_are_one_rate(tmp_path, random_restorer):
+    from refdeblur_video.pipeline.options import DeblurOptions
+
+    assert DeblurOptions(fps=Fraction(30000, 1001)).fps == DeblurOptions(fps="29.97").fps
+    write_sequence(tmp_path / "frames", n_frames=4, blurry=())
+    deblur_video(tmp_path / "frames", tmp_path / "out.mp4", random_restorer, quiet=True,
+                 fps=Fraction(24000, 1001))
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video[0].average_rate == Fraction(24000, 1001)
+
+
+def test_the_plan_of_a_sequence_made_into_a_video_times_its_frames(tmp_path, make_test_clip,
+                                                                   caplog):
+    write_sequence(tmp_path / "frames")
+    [plan] = deblur(tmp_path / "frames", tmp_path / "out.mp4", dry_run=True, quiet=True,
+                    fps=50, log=str(tmp_path / "plan.csv"))
+    assert plan.closing_line().endswith("no video written (it would be 50 fps)")
+    assert read_frame_log(tmp_path / "plan.csv")[3].time_s == pytest.approx(0.06)
+    clip = make_test_clip("in.mp4", n_frames=4)
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        deblur(clip.path, dry_run=True, quiet=True, fps=50)
+    assert "--fps does nothing here" in caplog.text
+
+
 @pytest.mark.parametrize("args", [["frames", "out.mp4", "--fps", "0"],
                                   ["frames", "out.mp4", "--fps", "fast"],
-                                  ["frames", "out.mp4", "--adapt"]])
+                                  ["frames", "out.mp4", "--adapt"],
+                                  ["frames", "frames/out.mp4"]])
 def test_what_a_sequence_made_into_a_video_refuses_is_one_line(tmp_path, monkeypatch, capsys,
                                                                args):
     write_sequence(tmp_path / "frames", n_frames=4)
@@ -123,6 +167,7 @@ def test_what_a_sequence_made_into_a_video_refuses_is_one_line(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "out.mp4").exists()
+    assert not (tmp_path / "frames" / "out.mp4").exists()
 
 
 def test_fps_for_a_video_is_said_to_do_nothing(make_test_clip, tmp_path, caplog):

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
@@ -43,6 +44,7 @@ from .preflight import (
     output_name,
     per_file_logs,
     preflight,
+    say_if_fps_does_nothing,
     say_subfolder_videos,
 )
 from .sequence import SequenceSource, sequence_frames
@@ -65,6 +67,7 @@ class PlanSummary:
     on_their_own: int = 0  # of them, frames with no sharper neighbour (their own reference)
     seconds: float = 0.0
     files: list[str] | None = None  # an image sequence's file names, by frame
+    rate: Fraction | None = None  # an image sequence made into a video: its frame rate
     error: str | None = None  # many files: why this one was not planned
     skipped: str | None = None  # many files: the finished output a run would leave alone
     records: list[FrameRecord] = field(default_factory=list, repr=False)
@@ -82,7 +85,10 @@ class PlanSummary:
                  if count else "")
         alone = (f", {self.on_their_own} with no sharper frame near (restored against "
                  "themselves)" if self.on_their_own else "")
-        written = "nothing written" if self.files is not None else "no video written"
+        written = ("nothing written" if self.files is not None and self.rate is None
+                   else "no video written")
+        if self.rate is not None:
+            written += f" (it would be {float(self.rate):.5g} fps)"
         return (f"{self.input}: {self.frames} frames{shots}, {count} would be restored"
                 f"{which}{alone}; planned in {self.seconds:.1f} s, {written}")
 
@@ -133,13 +139,17 @@ def plan_video(input: str | os.PathLike, opts: DeblurOptions,
 
 
 def plan_sequence(folder: Path, opts: DeblurOptions,
-                  log_path: str | os.PathLike | None = None) -> PlanSummary:
-    """:func:`plan_video` for the image sequence in ``folder``."""
+                  log_path: str | os.PathLike | None = None,
+                  into_video: bool = False) -> PlanSummary:
+    """:func:`plan_video` for the image sequence in ``folder``; ``into_video``: made into a
+    video, whose frames are timed at ``--fps``."""
     begun = time.perf_counter()
     files = list_images(folder)
     say_subfolder_videos(folder)
-    summary = PlanSummary(str(folder), files=[path.name for path in files])
-    _plan_frames(sequence_frames(files), len(files), _planner(opts), opts, summary)
+    summary = PlanSummary(str(folder), files=[path.name for path in files],
+                          rate=opts.rate if into_video else None)
+    frames = SequenceSource(folder, opts.rate) if into_video else sequence_frames(files)
+    _plan_frames(frames, len(files), _planner(opts), opts, summary)
     for record in summary.records:
         record.file = files[record.index].name
     _write_plan(log_path, summary)
@@ -208,6 +218,7 @@ def plan(input: str, output: str | None = None,
     opts = DeblurOptions.resolve(options)
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
+    say_if_fps_does_nothing(input, output, opts)
     if is_sequence(input):
         if output is not None and makes_video(output):  # its writer, as a run opens it
             preflight(input, output, opts)
@@ -219,7 +230,8 @@ def plan(input: str, output: str | None = None,
             check_log(opts.log, opts.overwrite)
         check_device(opts.device)
         check_model(opts.model)
-        summary = plan_sequence(Path(input), opts, opts.log)
+        summary = plan_sequence(Path(input), opts, opts.log,
+                                into_video=output is not None and makes_video(output))
         if report is not None:
             report(summary)
         return [summary]

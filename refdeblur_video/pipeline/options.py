@@ -86,8 +86,9 @@ class DeblurOptions:
             raise UserError("--segment-seconds must be in (0, 86400]")
         if self.adapt_seconds is not None and not 0 < self.adapt_seconds <= 86400:
             raise UserError("--adapt-seconds must be in (0, 86400]")
-        if self.fps is not None:
-            sequence_rate(self.fps)  # refused here, before anything is read
+        if self.fps is not None:  # refused here, before anything is read; one rate, one
+            # text (29.97 and 30000/1001 resume each other's runs; a Fraction is stored)
+            self.fps = str(sequence_rate(self.fps))
         if not self.adapt and (self.adapt_seconds is not None or self.save_adapted):
             raise UserError("--adapt-seconds and --save-adapted need --adapt")
 

@@ -226,6 +226,10 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
     sequence = is_sequence(input)
     if sequence:
         _check_sequence_job(options)
+        if _same_folder(Path(output).parent, Path(input)):  # a video among its images
+            raise UserError(f"{output} would be written into the image sequence's own "
+                            "folder, which would then hold a video and be taken for a folder "
+                            "of videos; write it elsewhere")
     else:
         check_input_file(input)
     check_not_same_file(input, output)
@@ -410,6 +414,15 @@ def say_subfolder_videos(folder: Path) -> None:
 def makes_video(output: str | os.PathLike) -> bool:
     """Whether ``output`` names a video file (an image sequence is made into one)."""
     return Path(output).suffix.lower() in VIDEO_SUFFIXES and not Path(output).is_dir()
+
+
+def say_if_fps_does_nothing(input: str | os.PathLike, output: str | os.PathLike | None,
+                            opts: DeblurOptions) -> None:
+    """Warn of a ``--fps`` given where no image sequence is made into a video."""
+    if opts.fps is not None and not (
+            is_sequence(input) and output is not None and makes_video(output)):
+        log.warning("--fps does nothing here: it is the frame rate of an image sequence made "
+                    "into a video (a video keeps its own timing)")
 
 
 def _check_sequence_job(opts: DeblurOptions) -> None:

@@ -60,6 +60,7 @@ from .preflight import (
     not_made_from,
     output_name,
     per_file_logs,
+    say_if_fps_does_nothing,
 )
 from .ranks import RankBarrier, shard
 from .resume import (
@@ -626,9 +627,7 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
-    if opts.fps is not None and not (is_sequence(input) and makes_video(output)):
-        log.warning("--fps does nothing here: it is the frame rate of an image sequence made "
-                    "into a video (a video keeps its own timing)")
+    say_if_fps_does_nothing(input, output, opts)
     if images_out:
         results = [deblur_video_to_frames(input, output, options=opts)]
     elif sequence:

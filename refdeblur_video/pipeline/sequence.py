@@ -40,18 +40,20 @@ __all__ = ["SequenceSource", "deblur_sequence", "sequence_frames"]
 log = logging.getLogger("refdeblur_video")
 
 
-def sequence_frames(files: list[Path]) -> Iterator[Frame]:
+def sequence_frames(files: list[Path], alpha: bool = False) -> Iterator[Frame]:
     """The frames of an image sequence's ``files`` (in natural order), all of one size and
     sample type (a frame and its reference must line up), as one error naming the files
-    where they are not."""
+    where they are not; with ``alpha``, each with its transparency (where it has one)."""
     first: tuple[Path, np.ndarray] | None = None
     for index, path in enumerate(files):
-        image = read_image(path)
+        photo = read_photo(path) if alpha else None
+        image = photo.image if photo is not None else read_image(path)
         if first is None:
             first = path, image
         elif image.shape[:2] != first[1].shape[:2] or image.dtype != first[1].dtype:
             raise UserError(unlike_frames(path.parent, (first[0], first[1]), (path, image)))
-        yield Frame(index, None, Fraction(1), image)
+        yield Frame(index, None, Fraction(1), image,
+                    alpha=None if photo is None else photo.alpha)
 
 
 class SequenceSource:
@@ -66,19 +68,25 @@ class SequenceSource:
 
         self.files = list_images(folder)
         self.rate = rate
-        first = read_image(self.files[0])
+        photo = read_photo(self.files[0])
+        first = photo.image
         deep = first.dtype != np.uint8
         untagged = VideoInfo.for_frames(first.shape[1], first.shape[0], rate,
                                         bit_depth=10 if deep else 8)
+        # images with transparency: kept where the output's pixel format holds it (the
+        # writer says when it does not)
+        self.alpha = photo.alpha is not None
+        pix_fmt = untagged.pix_fmt.replace("yuv", "yuva") if self.alpha else untagged.pix_fmt
         bt709 = 1  # FFmpeg's value of BT.709 primaries, transfer, matrix; 1 is limited range
         self.info = dataclasses.replace(
-            untagged, frame_count=len(self.files),
+            untagged, pix_fmt=pix_fmt, frame_count=len(self.files),
             duration_s=float(len(self.files) / rate), color_range=1,
             color_primaries=bt709, color_trc=bt709, colorspace=bt709)
 
     def __iter__(self) -> Iterator[Frame]:
-        for frame in sequence_frames(self.files):
-            yield Frame(frame.index, frame.index, 1 / self.rate, frame.image, duration=1)
+        for frame in sequence_frames(self.files, alpha=self.alpha):
+            yield Frame(frame.index, frame.index, 1 / self.rate, frame.image, duration=1,
+                        alpha=frame.alpha)
 
     def __enter__(self) -> SequenceSource:
         return self
