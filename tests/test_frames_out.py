@@ -196,3 +196,11 @@ def test_a_signal_mid_run_ends_in_one_line_with_nothing_written(tmp_path, make_t
         tmp_path / "out")
     assert said == "interrupted: no frame was written (out is as it was)"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_photo_may_be_named_with_a_percent_sign(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("blurry.png", "sharp.png"):
+        cv2.imwrite(name, np.full((64, 96, 3), 128, np.uint8))
+    assert cli_main(["blurry.png", "sharp 50%.png", "--ref", "sharp.png", "-q"]) == 0
+    assert (tmp_path / "sharp 50%.png").is_file()

@@ -155,17 +155,23 @@ def test_the_plan_of_a_sequence_made_into_a_video_times_its_frames(tmp_path, mak
     assert "--fps does nothing here" in caplog.text
 
 
-@pytest.mark.parametrize("args", [["frames", "out.mp4", "--fps", "0"],
-                                  ["frames", "out.mp4", "--fps", "fast"],
-                                  ["frames", "out.mp4", "--adapt"],
-                                  ["frames", "frames/out.mp4"]])
+@pytest.mark.parametrize(("args", "says"), [
+    (["frames", "out.mp4", "--fps", "0"], "--fps must be a frame rate in (0, 1000]"),
+    (["frames", "out.mp4", "--fps", "fast"], "--fps must be a frame rate in (0, 1000]"),
+    (["frames", "out.mp4", "--adapt"], "an image sequence is not adapted to yet"),
+    (["frames", "frames/out.mp4"], "would be written into the image sequence's own folder"),
+    (["frames", "out/%04d.png"], "an image sequence is written under its own file names"),
+    (["frames", "out/%04d"], "an image sequence is written under its own file names"),
+])
 def test_what_a_sequence_made_into_a_video_refuses_is_one_line(tmp_path, monkeypatch, capsys,
-                                                               args):
+                                                               args, says):
     write_sequence(tmp_path / "frames", n_frames=4)
     monkeypatch.chdir(tmp_path)
     assert cli_main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and says in err, err
+    assert cli_main([*args, "--dry-run"]) == 2  # the plan refuses what the run does
+    assert capsys.readouterr().err == err
     assert not (tmp_path / "out.mp4").exists()
     assert not (tmp_path / "frames" / "out.mp4").exists()
 
@@ -181,7 +187,25 @@ def test_the_plan_of_a_sequence_made_into_a_video_checks_its_encoder(tmp_path):
     write_sequence(tmp_path / "frames")
     [plan] = deblur(tmp_path / "frames", tmp_path / "out.mp4", dry_run=True, quiet=True)
     assert "12 frames, 2 would be restored (files f4.png, f8.png)" in plan.closing_line()
-    with pytest.raises(Exception, match="unknown video encoder"):
+    with pytest.raises(UserError, match="unknown video encoder"):
         deblur(tmp_path / "frames", tmp_path / "out.mp4", dry_run=True, quiet=True,
                codec="libnothing")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_name_ending_in_a_slash_is_a_folder_whatever_its_suffix(tmp_path, random_restorer):
+    write_sequence(tmp_path / "frames", n_frames=4, blurry=())
+    deblur(tmp_path / "frames", f"{tmp_path / 'out.mp4'}/", quiet=True, model="default")
+    assert sorted(p.name for p in (tmp_path / "out.mp4").iterdir()) == [
+        "f1.png", "f2.png", "f3.png", "f4.png"]
+    with pytest.raises(UserError, match="names a video"):  # the images' entry point
+        from refdeblur_video.pipeline.sequence import deblur_sequence
+
+        deblur_sequence(tmp_path / "frames", tmp_path / "b.mp4", random_restorer, quiet=True)
+
+
+def test_an_interrupted_sequence_into_a_video_says_what_is_kept():
+    from refdeblur_video.pipeline.resume import interrupted_line
+
+    assert interrupted_line("out.mp4", None, "frames") == (
+        "interrupted: no output was written")

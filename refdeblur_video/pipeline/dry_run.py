@@ -34,16 +34,12 @@ from .preflight import (
     check_per_file_names,
     check_reader,
     check_reference,
-    check_sequence,
     expand_inputs,
-    is_many,
-    is_sequence,
-    makes_video,
-    names_many,
     not_made_from,
     output_name,
     per_file_logs,
     preflight,
+    route,
     say_if_fps_does_nothing,
     say_subfolder_videos,
 )
@@ -219,19 +215,19 @@ def plan(input: str, output: str | None = None,
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
     say_if_fps_does_nothing(input, output, opts)
-    if is_sequence(input):
-        if output is not None and makes_video(output):  # its writer, as a run opens it
+    mode = route(input, output)
+    if mode in ("sequence", "sequence_video"):
+        if output is not None:
             preflight(input, output, opts)
-            check_encoding(output, SequenceSource(input, opts.rate).info, input, opts)
-        elif output is not None:
-            check_sequence(Path(input), Path(output), opts)
         else:
+            check_device(opts.device)
+            check_model(opts.model)
             check_reference(opts.ref)
             check_log(opts.log, opts.overwrite)
-        check_device(opts.device)
-        check_model(opts.model)
+        if mode == "sequence_video":  # its writer, as a run opens it
+            check_encoding(output, SequenceSource(input, opts.rate).info, input, opts)
         summary = plan_sequence(Path(input), opts, opts.log,
-                                into_video=output is not None and makes_video(output))
+                                into_video=mode == "sequence_video")
         if report is not None:
             report(summary)
         return [summary]
@@ -242,7 +238,7 @@ def plan(input: str, output: str | None = None,
         check_model(opts.model)
         check_reader(opts.reader)
         check_reference(opts.ref)
-    many = names_many(input) if output is None else is_many(input, output)
+    many = mode == "many"
     files = expand_inputs(input, say=True, outdir=output) if many else [Path(input)]
     logs = {source: opts.log for source in files}
     if many and opts.log:

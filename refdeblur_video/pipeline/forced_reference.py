@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -17,6 +17,9 @@ from ..refine.noise import QuietEnough
 from ..refine.transfer import DEFAULT_TRANSFER
 from ..video.frame import Frame, to_coded_orientation
 from .framelog import FrameRecord
+
+if TYPE_CHECKING:
+    from ..video.metadata import VideoInfo
 
 log = logging.getLogger("refdeblur_video")
 
@@ -51,6 +54,16 @@ class ForcedReference:
                           sample_aspect=sample_aspect), rotation)
         quiet = QuietEnough(fitted, DEFAULT_TRANSFER.noise_allowance) if transfer else None
         return cls(fitted, quiet, of_what)
+
+    @classmethod
+    def for_video(cls, image: np.ndarray, info: VideoInfo, transfer: bool,
+                  grey: bool = False) -> ForcedReference:
+        """:meth:`for_frames` for the frames of a video of ``info`` (its coded size and
+        sample type, its rotation and sample shape)."""
+        return cls.for_frames(image, (info.height, info.width),
+                              np.uint16 if info.bit_depth > 8 else np.uint8, transfer,
+                              rotation=info.rotation,
+                              sample_aspect=float(info.sample_aspect_ratio or 1), grey=grey)
 
     def fits(self, frame: Frame) -> bool:
         """Whether the image may lend to ``frame`` (it is not much noisier)."""

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..image_files import EIGHT_BIT_SUFFIXES, read_image, write_image
+from ..video.frame import to_shown_orientation
 from .forced_reference import ForcedReference
-from .into_folder import restore_into_folder
+from .into_folder import restore_into_folder, say_what_images_ignore
 from .numbered_images import check_frames_output, existing_frames, frame_name, frame_names
 from .options import DeblurOptions
 from .stream import WorkItem
@@ -43,9 +44,9 @@ def deblur_video_to_frames(input: str | os.PathLike, output: str | os.PathLike,
     (``frames/%06d.png``; see :class:`DeblurOptions` for ``options``)."""
     try:
         return _deblur_to_frames(input, Path(output), restorer, **options)
-    except OSError as exc:  # a full disk, a folder removed meanwhile: nothing is in place yet
+    except OSError as exc:  # a full disk, a frame removed meanwhile: nothing is in place yet
         where = exc.filename or Path(output).parent
-        raise UserError(f"cannot write the frames {output}: {where}: "
+        raise UserError(f"cannot make the frames {output}: {where}: "
                         f"{exc.strerror or exc}; no frame was written") from exc
 
 
@@ -58,23 +59,15 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
     begun = time.perf_counter()
     opts = DeblurOptions.resolve(options)
     check_frames_output(input, output, opts)
-    ignored = [flag for flag in opts.encoder_only_given()
-               if flag not in ("--reader", "--no-audio")]  # those do what they say here
-    if ignored:
-        log.warning("for numbered images %s %s nothing (the frames are written as images)",
-                    ", ".join(ignored), "does" if len(ignored) == 1 else "do")
-    if opts.resume:
-        log.warning("--resume does nothing for numbered images: a stopped run leaves "
-                    "nothing to go on from, and the video is restored from its start")
+    # the reader decodes the video, and --no-audio does what it says
+    say_what_images_ignore(opts, "numbered images", kept=("--reader", "--no-audio"))
     earlier = existing_frames(output)  # replaced with --overwrite; those after the last stay
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     with open_reader(input, backend=opts.reader) as reader:
         info = reader.info
         _say_what_images_drop(info, output, opts)
-        forced = None if ref_image is None else ForcedReference.for_frames(
-            ref_image, (info.height, info.width),
-            np.uint16 if info.bit_depth > 8 else np.uint8, opts.transfer,
-            rotation=info.rotation, sample_aspect=float(info.sample_aspect_ratio or 1))
+        forced = None if ref_image is None else ForcedReference.for_video(
+            ref_image, info, opts.transfer)
         restorer = restorer or make_restorer(opts)
         summary = RunSummary(output=str(output))
         if opts.adapt:  # a copy, fine-tuned on this video
@@ -84,7 +77,6 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
             adapted = adapt_restorer(restorer, input, opts,
                                      refiner=make_refiner(opts, restorer))
             restorer, summary.adaptation = adapted.restorer, adapted.message
-        turns = (info.rotation // 90) % 4 if info.rotation % 90 == 0 else 0
         times: list[float | None] = []  # the images hold none: said if they were uneven
 
         def save(item: WorkItem, staging: Path) -> str:
@@ -92,8 +84,9 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
             times.append(frame.time_s)
             image = frame.image if item.output is None or item.unchanged else item.output
             name = frame_name(output, frame.index)
-            write_image(staging / name, _upright(image, turns), quality=opts.quality,
-                        alpha=None if frame.alpha is None else _upright(frame.alpha, turns))
+            write_image(staging / name, to_shown_orientation(image, info.rotation),
+                        quality=opts.quality, alpha=None if frame.alpha is None
+                        else to_shown_orientation(frame.alpha, info.rotation))
             return name
 
         restore_into_folder(reader, output.parent, restorer, opts, summary, save,
@@ -115,11 +108,6 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
 
         save_adapted(adapted, opts.save_adapted, output)
     return summary
-
-
-def _upright(image: np.ndarray, turns: int) -> np.ndarray:
-    """A coded frame turned as the video is shown (``turns`` quarter turns, anticlockwise)."""
-    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def _rate_words(fps: Fraction | None, times: list[float | None]) -> str:

@@ -5,6 +5,7 @@ failed run leaves the output folder as it was."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
     from ..model.restorer import Restorer
     from .run import RunSummary
 
-__all__ = ["restore_into_folder"]
+__all__ = ["restore_into_folder", "say_what_images_ignore"]
+
+log = logging.getLogger("refdeblur_video")
 
 
 def restore_into_folder(frames: Iterable[Frame], outdir: Path, restorer: Restorer,
@@ -80,3 +83,17 @@ def restore_into_folder(frames: Iterable[Frame], outdir: Path, restorer: Restore
         finish_now()  # every frame is made: a signal no longer stops the run
         staged.commit({name: outdir / name for name in names}, opts.overwrite)
         close_summary(summary, begun, start, forced, opts.log, outdir)
+
+
+def say_what_images_ignore(opts: DeblurOptions, what: str, kept: tuple[str, ...] = ()) -> None:
+    """Warn of the encoder options and ``--resume`` given where ``what`` (an image
+    sequence, numbered images) is written as images, where they do nothing (``kept``:
+    flags that do something there all the same)."""
+    ignored = [flag for flag in opts.encoder_only_given() if flag not in kept]
+    if ignored:
+        log.warning("for %s %s %s nothing (the frames are written as images)", what,
+                    ", ".join(ignored), "does" if len(ignored) == 1 else "do")
+    if opts.resume:
+        log.warning("--resume does nothing for %s: a stopped run leaves nothing to go on "
+                    "from, and it starts again from the first frame", what)
+

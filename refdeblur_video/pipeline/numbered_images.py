@@ -13,7 +13,7 @@ from ..errors import UserError
 from .options import DeblurOptions
 
 __all__ = ["WRITTEN_AS", "check_frames_output", "existing_frames", "frame_name",
-           "frame_names", "is_frame_pattern"]
+           "frame_names", "has_frame_number", "is_frame_pattern"]
 
 # a frame number as FFmpeg's image sequences write it: %d, or %Nd / %0Nd (N digits,
 # zero-padded either way, as FFmpeg pads); %% is a % sign
@@ -25,6 +25,11 @@ WRITTEN_AS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
 def _numbers(name: str) -> list[re.Match]:
     """The frame-number specifications in ``name`` (``%%`` left out)."""
     return [m for m in _SPEC.finditer(name) if m.group(0) != "%%"]
+
+
+def has_frame_number(name: str) -> bool:
+    """Whether the file or folder ``name`` holds a frame number (``%d``, ``%06d``)."""
+    return bool(_numbers(name))
 
 
 def is_frame_pattern(output: str | os.PathLike) -> bool:
@@ -65,7 +70,11 @@ def existing_frames(output: Path) -> list[Path]:
     folder = output.parent
     if not folder.is_dir():
         return []
-    return sorted(path for path in folder.iterdir() if named.fullmatch(path.name))
+    try:
+        return sorted(path for path in folder.iterdir() if named.fullmatch(path.name))
+    except OSError as exc:
+        raise UserError(f"cannot read the output folder {folder} "
+                        f"({exc.strerror or exc})") from exc
 
 
 def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
@@ -74,7 +83,14 @@ def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
     would refuse, before the network loads."""
     from ..image_files import is_image_path
     from ..safe_output import check_save_path, check_writable_file
-    from .preflight import check_input_file, check_log, check_reference, is_sequence, names_many
+    from .preflight import (
+        check_input_file,
+        check_log,
+        check_reference,
+        is_sequence,
+        names_many,
+        refuse_torchrun,
+    )
 
     output = Path(output)
     suffix = output.suffix.lower()
@@ -100,8 +116,7 @@ def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
         raise UserError(f"{input} is a photo: it is restored into one image (name it, e.g. "
                         f"out{Path(input).suffix})")
     check_input_file(input)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would write them all
-        raise UserError("a video written as images is one job: run it without torchrun")
+    refuse_torchrun("a video written as images")
     folder = output.parent
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file: numbered images are written into a folder")

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import UserError, invalid_yaml, unknown_device
 from ..messages import counted
@@ -232,6 +232,12 @@ def check_single(input: str | os.PathLike, output: str | os.PathLike,
                             "of videos; write it elsewhere")
     else:
         check_input_file(input)
+        from ..image_files import is_image_path  # OpenCV: only once the input is there
+        from .numbered_images import has_frame_number
+
+        if is_image_path(input) and has_frame_number(Path(output).name):
+            raise UserError(f"{input} is a photo: it is restored into one image (name it "
+                            f"without a frame number, e.g. out{Path(input).suffix})")
     check_not_same_file(input, output)
     if options.resume and not options.overwrite and Path(output).is_file():
         raise UserError(f"output {output} already exists: that run finished (--resume goes on "
@@ -368,13 +374,14 @@ def preflight(input: str | os.PathLike, output: str | os.PathLike,
     check_device(options.device)
     check_model(options.model)
     check_reader(options.reader)
-    from .numbered_images import check_frames_output, is_frame_pattern
+    from .numbered_images import check_frames_output
 
-    if is_frame_pattern(output):
+    mode = route(input, output)
+    if mode == "frames":
         check_frames_output(input, output, options)
-    elif is_sequence(input) and not makes_video(output):
+    elif mode == "sequence":
         check_sequence(Path(input), Path(output), options)
-    elif is_many(input, output) and not is_sequence(input):  # not one made into a video
+    elif mode == "many":
         if Path(input).is_file() and Path(input).suffix.lower() not in VIDEO_SUFFIXES:
             raise UserError(f"output {output} is a folder, but the input is one file: name "
                             f"the output file (e.g. {Path(output) / Path(input).name})")
@@ -411,9 +418,34 @@ def say_subfolder_videos(folder: Path) -> None:
                     "are left alone (give that folder as its own run)", folder, names)
 
 
+#: the jobs an input and an output name (:func:`route`)
+Mode = Literal["sequence", "sequence_video", "many", "photo", "frames", "video"]
+
+
+def route(input: str | os.PathLike, output: str | os.PathLike | None) -> Mode:
+    """Which job ``input`` and ``output`` name: an image sequence into a folder of images
+    or into a video, many files into a folder, one photo, a video into numbered images
+    (``frames/%06d.png``), or one video; the one place the run, its checks, its plan and
+    its closing lines tell them apart."""
+    from ..image_files import is_image_path  # OpenCV: only once the paths are checked
+    from .numbered_images import is_frame_pattern
+
+    if is_sequence(input):
+        return "sequence_video" if output is not None and makes_video(output) else "sequence"
+    if names_many(input) or (output is not None and is_many(input, output)):
+        return "many"
+    if is_image_path(input):
+        return "photo"
+    if output is not None and is_frame_pattern(output):
+        return "frames"
+    return "video"
+
+
 def makes_video(output: str | os.PathLike) -> bool:
-    """Whether ``output`` names a video file (an image sequence is made into one)."""
-    return Path(output).suffix.lower() in VIDEO_SUFFIXES and not Path(output).is_dir()
+    """Whether ``output`` names a video file (an image sequence is made into one); a name
+    that ends in a slash is a folder, whatever its suffix."""
+    return (Path(output).suffix.lower() in VIDEO_SUFFIXES and not Path(output).is_dir()
+            and not str(output).endswith(os.sep))
 
 
 def say_if_fps_does_nothing(input: str | os.PathLike, output: str | os.PathLike | None,
@@ -425,13 +457,18 @@ def say_if_fps_does_nothing(input: str | os.PathLike, output: str | os.PathLike 
                     "into a video (a video keeps its own timing)")
 
 
+def refuse_torchrun(what: str) -> None:
+    """Refuse a run of ``what`` under torchrun, whose every process would make it all."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError(f"{what} is one job: run it without torchrun")
+
+
 def _check_sequence_job(opts: DeblurOptions) -> None:
     """What an image sequence's run, into images or a video, cannot do."""
     if opts.adapt:
         raise UserError("--adapt learns from a video's own frames: an image sequence is not "
                         "adapted to yet")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would make it
-        raise UserError("an image sequence is one job: run it without torchrun")
+    refuse_torchrun("an image sequence")
 
 
 def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path, Path]:
@@ -444,6 +481,11 @@ def check_sequence(folder: Path, outdir: Path, opts: DeblurOptions) -> dict[Path
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"an image sequence is written as images into a folder: {outdir} "
                         "is a file; give a folder as the output")
+    from .numbered_images import has_frame_number
+
+    if has_frame_number(outdir.name) and not outdir.exists():
+        raise UserError(f"an image sequence is written under its own file names: give the "
+                        f"output folder ({outdir.parent}) rather than numbered names")
     if outdir.suffix.lower() in IMAGE_SUFFIXES and not outdir.exists():
         raise UserError(f"an image sequence is written as images into a folder, or into a "
                         f"video, not into one image ({outdir}); give a folder or a video")

@@ -48,9 +48,8 @@ from ..errors import UserError
 from ..interrupts import deferred
 from ..safe_output import remove_stale_temps, try_lock
 from .framelog import FrameRecord
-from .numbered_images import is_frame_pattern
 from .options import DeblurOptions
-from .preflight import is_sequence, makes_video
+from .preflight import route
 
 log = logging.getLogger("refdeblur_video")
 
@@ -59,9 +58,11 @@ MIN_SEGMENT_FRAMES = 8  # above any encoder's reordering delay (x264: 2 frames)
 _SAMPLE_BYTES = 1 << 20  # hashed from each end of the input
 # options that change neither a decision nor an output sample beyond float rounding; the
 # model is compared by its weights, --ref by its content
+# (--fps: a sequence's rate is in the manifest as its time base; a video takes none)
 _FREE_OPTIONS = frozenset({"model", "device", "batch", "tile", "queue_size", "log",
                            "overwrite", "quiet", "resume", "save_adapted",
-                           "quality"})  # a photo's: a video takes none
+                           "quality",  # a photo's: a video takes none
+                           "fps"})
 
 __all__ = ["BusyOutput", "RunState", "Segment", "SegmentedOutput", "UnfinishedRun", "kept_frames",
            "model_identity", "open_state", "run_manifest", "segment_frames", "state_dir"]
@@ -522,10 +523,10 @@ def interrupted_line(target: str, signal_name: str | None = None,
     """The one line an interrupted run of ``source`` ends with: what is left, and how to go
     on (``signal_name``: the signal that stopped it, when it was not Ctrl-C)."""
     head = "interrupted" if signal_name is None else f"interrupted ({signal_name})"
-    if source is not None and is_sequence(source) and not makes_video(target):
-        # its frames are moved in at the end
+    mode = route(source, target) if source is not None else None
+    if mode == "sequence":  # its frames are moved in at the end
         return f"{head}: no frame of the sequence was written ({target} is as it was)"
-    if is_frame_pattern(target):  # so are a video's numbered images
+    if mode == "frames":  # so are a video's numbered images
         return f"{head}: no frame was written ({Path(target).parent} is as it was)"
     return unfinished_line(target, head)
 

@@ -28,7 +28,6 @@ from ..image_files import (
     QUALITY_SUFFIXES,
     Photo,
     is_grey,
-    is_image_path,
     is_in_format_of,
     read_image,
     read_photo,
@@ -45,7 +44,6 @@ from ..video.writer import VideoWriter
 from .forced_reference import ForcedReference, exposure_words, fit_reference
 from .framelog import FrameRecord, write_frame_log
 from .frames_out import deblur_video_to_frames
-from .numbered_images import is_frame_pattern
 from .options import DeblurOptions
 from .output_writer import open_writer
 from .preflight import (
@@ -54,13 +52,13 @@ from .preflight import (
     check_per_file_names,
     check_single,
     expand_inputs,
-    is_many,
     is_sequence,
-    makes_video,
     not_made_from,
     output_name,
     per_file_logs,
+    route,
     say_if_fps_does_nothing,
+    say_subfolder_videos,
 )
 from .ranks import RankBarrier, shard
 from .resume import (
@@ -193,15 +191,17 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     begun = time.perf_counter()
     opts = _checked_options(input, output, options)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
-    reader = (SequenceSource(input, opts.rate) if is_sequence(input)
+    sequence = is_sequence(input)
+    if sequence:
+        say_subfolder_videos(Path(input))
+    reader = (SequenceSource(input, opts.rate) if sequence
               else open_reader(input, backend=opts.reader))
     files = getattr(reader, "files", None)  # an image sequence's: the log names them
     info = reader.info
-    # fitted once to the stream's size and sample type, as the frames are shown
-    forced = None if ref_image is None else ForcedReference.for_frames(
-        ref_image, (info.height, info.width),
-        np.uint16 if info.bit_depth > 8 else np.uint8, opts.transfer,
-        rotation=info.rotation, sample_aspect=float(info.sample_aspect_ratio or 1))
+    # fitted once to the stream's size and sample type, as the frames are shown (a grey
+    # sequence is lent it grey)
+    forced = None if ref_image is None else ForcedReference.for_video(
+        ref_image, info, opts.transfer, grey=getattr(reader, "grey", False))
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
@@ -620,21 +620,20 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
                     options=opts)
     if output is None:
         raise TypeError("deblur() needs an output, unless dry_run=True")
-    images_out = is_frame_pattern(output)
-    sequence = is_sequence(input) and not makes_video(output)  # into images, by name
-    ignored = ([] if is_image_path(input) or sequence or images_out
-               else opts.photo_only_given())
+    mode = route(input, output)
+    ignored = (opts.photo_only_given() if mode in ("video", "sequence_video", "many")
+               else [])
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
     say_if_fps_does_nothing(input, output, opts)
-    if images_out:
+    if mode == "frames":
         results = [deblur_video_to_frames(input, output, options=opts)]
-    elif sequence:
+    elif mode == "sequence":
         results = [deblur_sequence(input, output, options=opts)]
-    elif is_many(input, output) and not is_sequence(input):  # not one made into a video
+    elif mode == "many":
         return deblur_many(str(input), output, report, options=opts)
-    elif is_image_path(input):
+    elif mode == "photo":
         results = [deblur_image(input, output, options=opts)]
     else:
         results = [deblur_video(input, output, options=opts)]

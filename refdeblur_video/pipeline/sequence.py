@@ -26,9 +26,9 @@ from ..errors import UserError
 from ..image_files import read_image, read_photo, write_image
 from ..video.frame import Frame
 from .forced_reference import ForcedReference
-from .into_folder import restore_into_folder
+from .into_folder import restore_into_folder, say_what_images_ignore
 from .options import DeblurOptions
-from .preflight import check_sequence, say_subfolder_videos, unlike_frames
+from .preflight import check_sequence, makes_video, say_subfolder_videos, unlike_frames
 from .stream import WorkItem
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class SequenceSource:
         # images with transparency: kept where the output's pixel format holds it (the
         # writer says when it does not)
         self.alpha = photo.alpha is not None
+        self.grey = photo.grey  # a --ref is lent to it grey
         pix_fmt = untagged.pix_fmt.replace("yuv", "yuva") if self.alpha else untagged.pix_fmt
         bt709 = 1  # FFmpeg's value of BT.709 primaries, transfer, matrix; 1 is limited range
         self.info = dataclasses.replace(
@@ -113,17 +114,14 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
 
     begun = time.perf_counter()
     opts = DeblurOptions.resolve(options)
+    if makes_video(output):  # deblur_sequence(folder, "out.mp4") from Python
+        raise UserError(f"{output} names a video: an image sequence is made into one by "
+                        "deblur() or deblur_video(); this writes its images into a folder")
     folder, outdir = Path(input), Path(output)
     targets = check_sequence(folder, outdir, opts)
     files = list(targets)
     say_subfolder_videos(folder)
-    ignored = opts.encoder_only_given()
-    if ignored:
-        log.warning("for an image sequence %s %s nothing (the frames are written as "
-                    "images)", ", ".join(ignored), "does" if len(ignored) == 1 else "do")
-    if opts.resume:
-        log.warning("--resume does nothing for an image sequence: a stopped run leaves "
-                    "nothing to go on from, and the sequence is restored from its start")
+    say_what_images_ignore(opts, "an image sequence")
     if len(files) == 1:
         log.warning("%s holds one image: with no neighbours it is restored only as a photo "
                     "(refdeblur-video %s OUT%s --ref SHARP.jpg)", folder, files[0],

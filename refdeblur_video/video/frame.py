@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["Frame", "frame_interval", "to_coded_orientation"]
+__all__ = ["Frame", "frame_interval", "to_coded_orientation", "to_shown_orientation"]
 
 
 def to_coded_orientation(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -21,6 +21,14 @@ def to_coded_orientation(image: np.ndarray, rotation: int) -> np.ndarray:
     if rotation % 90 or not (rotation // 90) % 4:
         return image
     return np.ascontiguousarray(np.rot90(image, (-rotation // 90) % 4))
+
+
+def to_shown_orientation(image: np.ndarray, rotation: int) -> np.ndarray:
+    """A coded ``image`` turned as a video of display ``rotation`` (degrees
+    counter-clockwise) is shown: the inverse of :func:`to_coded_orientation`."""
+    if rotation % 90 or not (rotation // 90) % 4:
+        return image
+    return np.ascontiguousarray(np.rot90(image, (rotation // 90) % 4))
 
 
 @dataclass
