@@ -209,3 +209,12 @@ def test_an_interrupted_sequence_into_a_video_says_what_is_kept():
 
     assert interrupted_line("out.mp4", None, "frames") == (
         "interrupted: no output was written")
+
+
+def test_one_image_made_into_a_video_is_pointed_to_the_photo_command(tmp_path,
+                                                                    random_restorer, caplog):
+    write_sequence(tmp_path / "one", n_frames=1, blurry=())
+    with caplog.at_level("WARNING", logger="refdeblur_video"):
+        summary = deblur_video(tmp_path / "one", tmp_path / "one.mp4", random_restorer,
+                               quiet=True)
+    assert summary.frames == 1 and "holds one image: with no neighbours" in caplog.text

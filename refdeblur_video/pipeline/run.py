@@ -72,7 +72,7 @@ from .resume import (
     segment_frames,
     unfinished_line,
 )
-from .sequence import SequenceSource, deblur_sequence
+from .sequence import SequenceSource, deblur_sequence, say_if_one_image
 from .stream import WorkItem, queue_size_for, run_stream
 
 if TYPE_CHECKING:
@@ -197,6 +197,8 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
     reader = (SequenceSource(input, opts.rate) if sequence
               else open_reader(input, backend=opts.reader))
     files = getattr(reader, "files", None)  # an image sequence's: the log names them
+    if files is not None:
+        say_if_one_image(Path(input), files)
     info = reader.info
     # fitted once to the stream's size and sample type, as the frames are shown (a grey
     # sequence is lent it grey)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..model.restorer import Restorer
     from .run import RunSummary
 
-__all__ = ["SequenceSource", "deblur_sequence", "sequence_frames"]
+__all__ = ["SequenceSource", "deblur_sequence", "say_if_one_image", "sequence_frames"]
 
 log = logging.getLogger("refdeblur_video")
 
@@ -96,6 +96,15 @@ class SequenceSource:
         return None
 
 
+def say_if_one_image(folder: Path, files: list[Path]) -> None:
+    """Point a folder of one image, which has no neighbours to borrow from, to the photo
+    command."""
+    if len(files) == 1:
+        log.warning("%s holds one image: with no neighbours it is restored only as a photo "
+                    "(refdeblur-video %s OUT%s --ref SHARP.jpg)", folder, files[0],
+                    files[0].suffix)
+
+
 def deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
                     restorer: Restorer | None = None, **options) -> RunSummary:
     """Deblur the image sequence in the folder ``input`` into the folder ``output``, each
@@ -122,10 +131,7 @@ def _deblur_sequence(input: str | os.PathLike, output: str | os.PathLike,
     files = list(targets)
     say_subfolder_videos(folder)
     say_what_images_ignore(opts, "an image sequence")
-    if len(files) == 1:
-        log.warning("%s holds one image: with no neighbours it is restored only as a photo "
-                    "(refdeblur-video %s OUT%s --ref SHARP.jpg)", folder, files[0],
-                    files[0].suffix)
+    say_if_one_image(folder, files)
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     first_photo = read_photo(files[0])  # a grey sequence is lent a grey --ref
     first = first_photo.image
