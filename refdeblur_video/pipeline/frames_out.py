@@ -98,7 +98,8 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
     if names:
         summary.output = str(output.parent / names[0]) + (
             f" to {names[-1]}" if len(names) > 1 else "") + _rate_words(info.fps, times)
-    left = [path.name for path in earlier if path.name not in set(names)]
+    made = set(names)
+    left = [path.name for path in earlier if path.name not in made]
     if left:
         log.warning("%s still holds %d earlier image(s) named as %s after this video's "
                     "last frame (%s, ...): they are not this video's", output.parent,
