@@ -218,3 +218,17 @@ def test_one_image_made_into_a_video_is_pointed_to_the_photo_command(tmp_path,
         summary = deblur_video(tmp_path / "one", tmp_path / "one.mp4", random_restorer,
                                quiet=True)
     assert summary.frames == 1 and "holds one image: with no neighbours" in caplog.text
+
+
+def test_an_mjpeg_video_is_coded_with_the_matrix_its_decoders_read(tmp_path, random_restorer):
+    # FFmpeg's MJPEG decoder reads every frame as JFIF says, BT.601, whatever the stream's
+    # tag: coded with the sequence's BT.709 its colours came back off by 4.4 levels
+    images = write_sequence(tmp_path / "frames", n_frames=6, blurry=())
+    out = tmp_path / "out.mkv"
+    deblur_video(tmp_path / "frames", out, random_restorer, quiet=True, codec="mjpeg")
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.colorspace == 5
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    errors = [np.abs(cv2.blur(a.astype(float), (4, 4)) - cv2.blur(b.astype(float), (4, 4)))
+              .mean() for a, b in zip(images, decoded, strict=True)]
+    assert max(errors) < 2.5, errors

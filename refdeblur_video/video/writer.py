@@ -121,6 +121,7 @@ from refdeblur_video.video.tracks import (
 )
 from refdeblur_video.video.yuv import (
     alpha_samples,
+    matrix_of,
     pad_planes,
     plane_layout,
     plane_samples,
@@ -135,6 +136,7 @@ log = logging.getLogger(__name__)
 
 _AVCOL_SPC_RGB = 0
 _AVCOL_SPC_BT709 = 1
+_AVCOL_SPC_BT470BG = 5  # BT.601, 625 lines
 _AVCOL_RANGE_MPEG = 1
 _AVCOL_RANGE_JPEG = 2
 _DTS_TIMED_FORMATS = {"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
@@ -268,6 +270,9 @@ class VideoWriter:
         full_out = (self.pix_fmt.startswith("yuvj")
                     or self._colour["color_range"] == _AVCOL_RANGE_JPEG)
         self._range_kept = full_in == full_out
+        # a source's planes are kept only where the output reads them with their matrix
+        self._matrix_kept = (matrix_of(info.colorspace, info.width, info.height)
+                             == matrix_of(self._colour["colorspace"], info.width, info.height))
         self._layout = plane_layout(self.pix_fmt)
         self._converter = yuv_converter(self.pix_fmt, self._colour["colorspace"],
                                         self._colour["color_range"], info.width, info.height)
@@ -367,6 +372,9 @@ class VideoWriter:
         elif (info.pix_fmt or "").startswith("yuvj"):  # full range by its format's name: the
             # plain format that carries its samples must say so
             colour["color_range"] = _AVCOL_RANGE_JPEG
+        if self.codec_name == "mjpeg" and not out_rgb:  # decoders read JPEG frames as JFIF
+            # says, BT.601, whatever the stream is tagged
+            colour["colorspace"] = _AVCOL_SPC_BT470BG
         if has_trait(self.pix_fmt, "gray") and (
                 not info.color_range or not has_trait(info.pix_fmt, "gray")):
             # grey samples are full range as FFmpeg makes them (swscale's RGB to grey, and
@@ -503,8 +511,8 @@ class VideoWriter:
         was passed through in that format, else converted from its RGB image."""
         image = self._checked_image(frame)
         planes = frame.planes
-        same = frame.pix_fmt == self.pix_fmt or (
-            self._range_kept and _plain_yuv(frame.pix_fmt) == _plain_yuv(self.pix_fmt))
+        same = self._matrix_kept and (frame.pix_fmt == self.pix_fmt or (
+            self._range_kept and _plain_yuv(frame.pix_fmt) == _plain_yuv(self.pix_fmt)))
         if planes is None or self._layout is None or not same:
             if self._converter is None:
                 return self._swscale_frame(image, frame.alpha if self._alpha else None)

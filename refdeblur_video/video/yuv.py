@@ -25,8 +25,8 @@ import av
 import cv2
 import numpy as np
 
-__all__ = ["PlaneLayout", "YuvConverter", "alpha_samples", "frame_planes", "pad_planes",
-           "plane_layout", "plane_samples", "video_frame", "yuv_converter"]
+__all__ = ["PlaneLayout", "YuvConverter", "alpha_samples", "frame_planes", "matrix_of",
+           "pad_planes", "plane_layout", "plane_samples", "video_frame", "yuv_converter"]
 
 # AVColorSpace -> (Kr, Kb)
 _MATRICES = {
@@ -135,6 +135,14 @@ def pad_planes(planes: tuple[np.ndarray, ...], layout: PlaneLayout, width: int,
 
 def _default_matrix(width: int, height: int) -> int:
     return 1 if width >= 1280 or height > 576 else 6
+
+
+def matrix_of(colorspace: int, width: int, height: int) -> tuple[float, float] | None:
+    """The (Kr, Kb) that YUV samples tagged ``colorspace`` are read with in a frame of
+    ``width`` x ``height`` (an untagged one's guessed by its size); None where unknown."""
+    if colorspace in _UNSPECIFIED:
+        colorspace = _default_matrix(width, height)
+    return _MATRICES.get(colorspace)
 
 
 @dataclass(frozen=True)
