@@ -22,7 +22,8 @@ What :class:`VideoWriter` preserves:
 - **Colour tags** (range, primaries, transfer, matrix) on the stream and frames; the
   RGB -> YUV conversion of planar YUV (:mod:`refdeblur_video.video.yuv`) uses the same matrix
   and range the reader used the other way, rounding to nearest. (An RGB source encoded as YUV
-  is tagged BT.709 limited range; YUV encoded as RGB is tagged RGB.)
+  is tagged BT.709 limited range; YUV encoded as RGB is tagged RGB; MJPEG is coded and
+  tagged BT.601, as its decoders read every JPEG frame whatever the stream says.)
 - **Rotation**: the input's display matrix is written again (MP4/MOV ``tkhd`` matrix;
   Matroska/WebM projection pose; checked with the FFmpeg 8 libraries in PyAV 18). Frames
   are not rotated. MPEG-TS holds no rotation, chapters or tags; one warning names what of
