@@ -48,6 +48,13 @@ def png_size(path: str | Path) -> tuple[int, int] | None:
     return _png_size(_head(path, 24))
 
 
+def png_has_alpha(path: str | Path) -> bool:
+    """Whether a PNG file's header gives it an alpha channel (grey or colour with alpha);
+    False for a file that is not a PNG."""
+    head = _head(path, 26)
+    return _png_size(head) is not None and len(head) == 26 and head[25] in (4, 6)
+
+
 def _head(path: str | Path, size: int) -> bytes:
     """A file's first ``size`` bytes (fewer where it is shorter)."""
     try:

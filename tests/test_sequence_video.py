@@ -232,3 +232,18 @@ def test_an_mjpeg_video_is_coded_with_the_matrix_its_decoders_read(tmp_path, ran
     errors = [np.abs(cv2.blur(a.astype(float), (4, 4)) - cv2.blur(b.astype(float), (4, 4)))
               .mean() for a, b in zip(images, decoded, strict=True)]
     assert max(errors) < 2.5, errors
+
+
+def test_transparency_after_an_opaque_first_image_is_kept(tmp_path, random_restorer):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, image in enumerate(render_frames((96, 64), 3, ())):
+        bgr = image[..., ::-1]
+        alpha = np.full((64, 96, 1), 100, np.uint8)
+        cv2.imwrite(str(folder / f"{index}.png"),
+                    np.ascontiguousarray(bgr) if index == 0 else np.dstack((bgr, alpha)))
+    deblur_video(folder, tmp_path / "out.mkv", random_restorer, quiet=True, codec="ffv1",
+                 pix_fmt="yuva444p")
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        alphas = [frame.to_ndarray(format="rgba")[..., 3] for frame in container.decode(video=0)]
+    assert [int(a.mean()) for a in alphas] == [255, 100, 100]

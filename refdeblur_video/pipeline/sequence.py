@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-from ..image_files import read_image, read_photo, write_image
+from ..image_files import png_has_alpha, read_image, read_photo, write_image
 from ..video.frame import Frame
 from .forced_reference import ForcedReference
 from .into_folder import restore_into_folder, say_what_images_ignore
@@ -74,8 +74,9 @@ class SequenceSource:
         untagged = VideoInfo.for_frames(first.shape[1], first.shape[0], rate,
                                         bit_depth=10 if deep else 8)
         # images with transparency: kept where the output's pixel format holds it (the
-        # writer says when it does not)
-        self.alpha = photo.alpha is not None
+        # writer says when it does not); a PNG's header tells at once, other formats' from
+        # the first image
+        self.alpha = photo.alpha is not None or any(png_has_alpha(p) for p in self.files)
         self.grey = photo.grey  # a --ref is lent to it grey
         pix_fmt = untagged.pix_fmt.replace("yuv", "yuva") if self.alpha else untagged.pix_fmt
         bt709 = 1  # FFmpeg's value of BT.709 primaries, transfer, matrix; 1 is limited range
