@@ -204,3 +204,16 @@ def test_a_photo_may_be_named_with_a_percent_sign(tmp_path, monkeypatch):
         cv2.imwrite(name, np.full((64, 96, 3), 128, np.uint8))
     assert cli_main(["blurry.png", "sharp 50%.png", "--ref", "sharp.png", "-q"]) == 0
     assert (tmp_path / "sharp 50%.png").is_file()
+
+
+@pytest.mark.parametrize("many", ["vids", "vids/*.mp4"])
+def test_many_videos_into_numbered_images_are_refused(tmp_path, make_test_clip, capsys,
+                                                       monkeypatch, many):
+    (tmp_path / "vids").mkdir()
+    make_test_clip("vids/a.mp4", n_frames=4)
+    monkeypatch.chdir(tmp_path)
+    for dry in ([], ["--dry-run"]):
+        assert cli_main([many, "out/%06d.png", *dry]) == 2
+        assert "numbered images (%06d.png) are written from one video" in \
+            capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -171,9 +171,14 @@ def check_outdir(files: list[Path], outdir: str | os.PathLike) -> None:
     """Refuse an output folder that is a file, or that holds any of the input ``files``
     (each output takes its input's name there, :func:`output_name`), and inputs that
     would be written under one name."""
+    from .numbered_images import has_frame_number
+
     named, outdir = str(outdir), Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"output {outdir} is a file; give a folder for many inputs")
+    if has_frame_number(outdir.name) and not outdir.exists():
+        raise UserError(f"numbered images ({outdir.name}) are written from one video; many "
+                        "videos are restored into an output folder, each as a video")
     if (not outdir.exists() and outdir.suffix.lower() in VIDEO_SUFFIXES
             and not named.endswith(os.sep)):  # a typo, most likely: not a folder to make
         raise UserError(f"output {outdir} names a video file, but the input is many videos: "
