@@ -214,8 +214,8 @@ def plan(input: str, output: str | None = None,
     opts = DeblurOptions.resolve(options)
     if is_image_path(input):
         raise UserError("--dry-run plans a video's frames; a photo is restored as a whole")
-    say_if_fps_does_nothing(input, output, opts)
     mode = route(input, output)
+    say_if_fps_does_nothing(mode, opts)
     if mode in ("sequence", "sequence_video"):
         if output is not None:
             preflight(input, output, opts)

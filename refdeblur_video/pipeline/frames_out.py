@@ -24,7 +24,7 @@ from ..image_files import EIGHT_BIT_SUFFIXES, read_image, write_image
 from ..video.frame import to_shown_orientation
 from .forced_reference import ForcedReference
 from .into_folder import restore_into_folder, say_what_images_ignore
-from .numbered_images import check_frames_output, existing_frames, frame_name, frame_names
+from .numbered_images import check_frames_output, frame_name, frame_names
 from .options import DeblurOptions
 from .stream import WorkItem
 
@@ -58,10 +58,9 @@ def _deblur_to_frames(input: str | os.PathLike, output: Path, restorer: Restorer
 
     begun = time.perf_counter()
     opts = DeblurOptions.resolve(options)
-    check_frames_output(input, output, opts)
+    earlier = check_frames_output(input, output, opts)  # replaced; those after the last stay
     # the reader decodes the video, and --no-audio does what it says
     say_what_images_ignore(opts, "numbered images", kept=("--reader", "--no-audio"))
-    earlier = existing_frames(output)  # replaced with --overwrite; those after the last stay
     ref_image = read_image(opts.ref) if opts.ref is not None else None
     with open_reader(input, backend=opts.reader) as reader:
         info = reader.info

@@ -12,14 +12,12 @@ from pathlib import Path
 from ..errors import UserError
 from .options import DeblurOptions
 
-__all__ = ["WRITTEN_AS", "check_frames_output", "existing_frames", "frame_name",
+__all__ = ["check_frames_output", "existing_frames", "frame_name",
            "frame_names", "has_frame_number", "is_frame_pattern"]
 
 # a frame number as FFmpeg's image sequences write it: %d, or %Nd / %0Nd (N digits,
 # zero-padded either way, as FFmpeg pads); %% is a % sign
 _SPEC = re.compile(r"%%|%0*([1-9][0-9]*)?d")
-# the formats numbered images are written in (OpenCV writes each)
-WRITTEN_AS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def _numbers(name: str) -> list[re.Match]:
@@ -36,8 +34,10 @@ def is_frame_pattern(output: str | os.PathLike) -> bool:
     """Whether ``output`` names numbered images: a file name with a frame number, or an
     image's name with a ``%`` (a frame number mistyped, refused by
     :func:`check_frames_output`)."""
+    from ..image_files import IMAGE_SUFFIXES  # OpenCV: only once the paths are checked
+
     name = Path(output).name
-    return bool(_numbers(name)) or ("%" in name and Path(name).suffix.lower() in WRITTEN_AS)
+    return bool(_numbers(name)) or ("%" in name and Path(name).suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _split(name: str) -> tuple[str, int, str]:
@@ -78,10 +78,11 @@ def existing_frames(output: Path) -> list[Path]:
 
 
 def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
-                        opts: DeblurOptions) -> None:
+                        opts: DeblurOptions) -> list[Path]:
     """Everything a run writing the video ``input`` as the numbered images ``output``
-    would refuse, before the network loads."""
-    from ..image_files import is_image_path
+    would refuse, before the network loads; the images of an earlier run already there
+    (:func:`existing_frames`, which ``--overwrite`` replaces)."""
+    from ..image_files import IMAGE_SUFFIXES, is_image_path
     from ..safe_output import check_save_path, check_writable_file
     from .preflight import (
         check_input_file,
@@ -94,10 +95,10 @@ def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
 
     output = Path(output)
     suffix = output.suffix.lower()
-    if suffix not in WRITTEN_AS:
+    if suffix not in IMAGE_SUFFIXES:
         what = f"not {suffix}" if suffix else "give one"
         raise UserError(f"{output}: numbered images are written as "
-                        f"{', '.join(WRITTEN_AS)} ({what}); a video is one file, named "
+                        f"{', '.join(IMAGE_SUFFIXES)} ({what}); a video is one file, named "
                         "without a frame number")
     if len(_numbers(output.name)) != 1 or "%" in _SPEC.sub("", output.name):
         raise UserError(f"{output}: numbered images take one frame number in their name, "
@@ -130,7 +131,8 @@ def check_frames_output(input: str | os.PathLike, output: str | os.PathLike,
                         f"{output.name} ({existing[0].name}"
                         f"{', ...' if len(existing) > 1 else ''}); --overwrite replaces them")
     if folder.is_dir():  # a folder the run would make is checked as it is made
-        check_writable_file(folder / frame_names(output, 1)[0], "output")
+        check_writable_file(folder / frame_name(output, 0), "output")
     check_reference(opts.ref)
     check_log(opts.log, opts.overwrite)
     check_save_path(opts.save_adapted, opts.overwrite)
+    return existing

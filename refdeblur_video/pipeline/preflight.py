@@ -453,11 +453,10 @@ def makes_video(output: str | os.PathLike) -> bool:
             and not str(output).endswith(os.sep))
 
 
-def say_if_fps_does_nothing(input: str | os.PathLike, output: str | os.PathLike | None,
-                            opts: DeblurOptions) -> None:
-    """Warn of a ``--fps`` given where no image sequence is made into a video."""
-    if opts.fps is not None and not (
-            is_sequence(input) and output is not None and makes_video(output)):
+def say_if_fps_does_nothing(mode: Mode, opts: DeblurOptions) -> None:
+    """Warn of a ``--fps`` given where no image sequence is made into a video (``mode``:
+    the job, :func:`route`)."""
+    if opts.fps is not None and mode != "sequence_video":
         log.warning("--fps does nothing here: it is the frame rate of an image sequence made "
                     "into a video (a video keeps its own timing)")
 

@@ -196,14 +196,14 @@ def _deblur_video(input: str | os.PathLike, output: str | os.PathLike,
         say_subfolder_videos(Path(input))
     reader = (SequenceSource(input, opts.rate) if sequence
               else open_reader(input, backend=opts.reader))
-    files = getattr(reader, "files", None)  # an image sequence's: the log names them
+    files = reader.files if sequence else None  # an image sequence's: the log names them
     if files is not None:
         say_if_one_image(Path(input), files)
     info = reader.info
     # fitted once to the stream's size and sample type, as the frames are shown (a grey
     # sequence is lent it grey)
     forced = None if ref_image is None else ForcedReference.for_video(
-        ref_image, info, opts.transfer, grey=getattr(reader, "grey", False))
+        ref_image, info, opts.transfer, grey=sequence and reader.grey)
     planner = ReferencePlanner(window=opts.window, max_offset=opts.max_offset,
                                threshold=opts.threshold, all_frames=opts.all_frames)
     summary = RunSummary(output=str(output))
@@ -628,7 +628,7 @@ def deblur(input: str | os.PathLike, output: str | os.PathLike | None = None,
     if ignored:
         log.warning("for a video %s does nothing (a photo's option; a video's is --crf)",
                     ", ".join(ignored))
-    say_if_fps_does_nothing(input, output, opts)
+    say_if_fps_does_nothing(mode, opts)
     if mode == "frames":
         results = [deblur_video_to_frames(input, output, options=opts)]
     elif mode == "sequence":
